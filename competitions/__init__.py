@@ -1,0 +1,1 @@
+"""Competition declarations: one sub-package each, holding a `COMPETITION` value and its plans."""

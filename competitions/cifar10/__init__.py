@@ -1,0 +1,53 @@
+"""CIFAR-10 - Object Recognition in Images (https://www.kaggle.com/competitions/cifar-10)."""
+
+from pathlib import Path
+
+from kaggle_kit.competition import Competition
+from kaggle_kit.metrics import ACCURACY
+from kaggle_kit.recipe import AugmentSpec, Recipe
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+AUGMENTATIONS = {
+    "none": AugmentSpec(),
+    # the study: resize to 40x40, random crop of 0.64-1 of the area (aspect 1) back to 32x32, flip, noise
+    "paper": AugmentSpec(pre_resize=40, crop_scale=(0.64, 1.0), crop_ratio=(1.0, 1.0), hflip=True, noise_std=(0.01, 0.05)),
+    # the fast-ResNet anchor: flip, translate by up to 4 pixels, 12-pixel cutout
+    "modern": AugmentSpec(translate=4, hflip=True, cutout=12),
+}
+
+# The Dive-into-Deep-Learning settings the study followed: summed loss at lr 2e-4 = mean-loss lr 0.0256 at batch 128.
+PAPER = Recipe(
+    name="paper", arch="resnet18", stem="cifar", img_size=32, aug="paper", epochs=20, batch_size=128,
+    optimizer="sgd", lr=0.0256, momentum=0.9, weight_decay=5e-4, schedule="step", step_period=4, step_gamma=0.9,
+    amp=True, tta="off",
+)
+
+# Aimed at the published anchor: ResNet-18 (3x3 stem) 94% in 26 epochs with flip-and-translate TTA.
+FAST = Recipe(
+    name="fast", arch="resnet18", stem="cifar", img_size=32, aug="modern", epochs=26, batch_size=512,
+    optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
+    warmup_epochs=5, label_smoothing=0.2, tta="auto",
+)
+
+COMPETITION = Competition(
+    name="cifar10",
+    slug="cifar-10",
+    title="CIFAR-10 - Object Recognition in Images",
+    aliases=("cifar10", "cifar-10", "cifar"),
+    label_file="trainLabels.csv",
+    label_column="label",
+    sample_file="sampleSubmission.csv",
+    id_kind="int",
+    image_ext=".png",
+    metric=ACCURACY,
+    submission_kind="label",
+    class_source="declared",
+    declared_classes=CLASSES,
+    recipes={"fast": FAST, "paper": PAPER},
+    default_recipe="fast",
+    augmentations=AUGMENTATIONS,
+    nested_archives={"train.7z": "train", "test.7z": "test"},
+    native_size=32,
+    package_dir=Path(__file__).parent,
+)

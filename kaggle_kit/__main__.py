@@ -1,0 +1,3 @@
+from kaggle_kit.cli import main
+
+main()

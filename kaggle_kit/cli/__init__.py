@@ -1,0 +1,71 @@
+"""The `kaggle-kit` command: a thin typer shell over library calls.
+
+Each module here registers its commands on `app`; every one parses flags, calls one library
+function and prints the result. `main` turns `KitError` into one line on stderr and an exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from ..errors import KitError
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+app = typer.Typer(
+    name="kaggle-kit",
+    help="Train, predict and submit for Kaggle image-classification competitions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _register_commands() -> None:
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register:
+            register(app)
+
+
+_register_commands()
+
+
+def fail(message: str, exit_code: int = 2) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(exit_code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .. import progress
+
+    progress.enable(sys.stderr.isatty() or bool(os.environ.get("KAGGLE_KIT_PROGRESS")))
+    try:
+        app(args=argv, prog_name="kaggle-kit", standalone_mode=False)
+    except KitError as error:
+        fail(str(error).splitlines()[0] if str(error) else type(error).__name__, error.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except OSError as error:
+        # disk full, permission denied, read-only folder: the file and the reason, in one line
+        where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+        fail(f"{error.strerror or error}{where}: check free space and write permission there", 1)
+    except SystemExit:
+        raise
+    except Exception as error:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            raise SystemExit(error.exit_code) from None
+        if isinstance(error, click.exceptions.Abort):
+            fail("aborted", 130)
+        raise

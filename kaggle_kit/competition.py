@@ -1,0 +1,121 @@
+"""The `Competition` declaration and the registry that finds one from what a user types.
+
+Every competition-specific fact lives in `competitions/<name>/__init__.py` as one `Competition`
+value; shared code reads those facts and never asks which competition it is running.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from .errors import KitError
+from .metrics import Metric
+from .recipe import AugmentSpec, Recipe
+
+
+@dataclass(frozen=True)
+class Competition:
+    name: str  # short name, also the folder under competitions/
+    slug: str  # Kaggle's slug
+    title: str
+    aliases: tuple[str, ...]
+    label_file: str  # e.g. trainLabels.csv
+    label_column: str  # e.g. label / breed
+    sample_file: str  # e.g. sampleSubmission.csv
+    id_kind: Literal["int", "hex"]  # int ids sort numerically; hex ids are file stems
+    image_ext: str  # ".png" / ".jpg"
+    metric: Metric
+    submission_kind: Literal["label", "probabilities"]  # one label string, or one column per class
+    class_source: Literal["declared", "sample_columns"]
+    recipes: dict[str, Recipe]
+    default_recipe: str
+    augmentations: dict[str, AugmentSpec]
+    declared_classes: tuple[str, ...] = ()
+    id_column: str = "id"
+    train_dir: str = "train"
+    test_dir: str = "test"
+    # archives that may stand in for a folder or file inside the download: name -> what it holds
+    nested_archives: dict[str, str] = field(default_factory=dict)
+    native_size: int | None = None  # fixed image size (CIFAR: 32); None for photos of any size
+    package_dir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://www.kaggle.com/competitions/{self.slug}"
+
+    @property
+    def rules_url(self) -> str:
+        return f"{self.url}/rules"
+
+    @property
+    def archive_name(self) -> str:
+        return f"{self.slug}.zip"
+
+    @property
+    def plans_dir(self) -> Path | None:
+        return self.package_dir / "plans" if self.package_dir else None
+
+    def recipe(self, name: str | None = None) -> Recipe:
+        name = name or self.default_recipe
+        if name not in self.recipes:
+            raise KitError(
+                f"unknown recipe '{name}' for {self.name}{_did_you_mean(name, self.recipes)}: "
+                f"choose one of {', '.join(self.recipes)}"
+            )
+        return self.recipes[name]
+
+    def augmentation(self, name: str) -> AugmentSpec:
+        if name not in self.augmentations:
+            raise KitError(
+                f"unknown augmentation '{name}' for {self.name}{_did_you_mean(name, self.augmentations)}: "
+                f"choose one of {', '.join(self.augmentations)}"
+            )
+        return self.augmentations[name]
+
+
+def _did_you_mean(name: str, choices) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+def _normalise(text: str) -> str:
+    text = text.strip()
+    match = re.search(r"kaggle\.com/(?:c|competitions)/([^/?#\s]+)", text)
+    if match:
+        text = match.group(1)
+    return text.lower().replace("_", "-").strip("/")
+
+
+@cache
+def all_competitions() -> dict[str, Competition]:
+    """Every declaration under the `competitions` package, by short name."""
+    import competitions
+
+    found = {}
+    for info in pkgutil.iter_modules(competitions.__path__):
+        module = importlib.import_module(f"competitions.{info.name}")
+        comp = getattr(module, "COMPETITION", None)
+        if isinstance(comp, Competition):
+            found[comp.name] = comp
+    return found
+
+
+def resolve(name: str) -> Competition:
+    """Find a competition by short name, slug, alias or pasted URL; a near miss gets "did you mean"."""
+    wanted = _normalise(name)
+    names = {}
+    for comp in all_competitions().values():
+        for key in (comp.name, comp.slug, *comp.aliases):
+            names[_normalise(key)] = comp
+    if wanted in names:
+        return names[wanted]
+    hint = _did_you_mean(wanted, names)
+    known = ", ".join(sorted(all_competitions()))
+    raise KitError(f"unknown competition '{name}'{hint}: known competitions are {known}")

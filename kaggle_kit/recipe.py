@@ -1,0 +1,184 @@
+"""Every training setting in typed dataclasses, with overrides and a JSON round-trip.
+
+A run saves its resolved `Recipe` (augmentation spec included) as JSON, so any run can be
+re-run exactly from its `config.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+from typing import Any, get_type_hints
+
+from .errors import KitError
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    """Parameters of one augmentation pipeline, shared by the Albumentations and GPU paths.
+
+    Train-time order: optional pre-resize to `pre_resize` (square), random resized crop with
+    `crop_scale` (area fraction) and `crop_ratio` (aspect), or a padded random translate of up to
+    `translate` pixels, horizontal flip, colour jitter, Gaussian noise (std in [0, 1] pixel units),
+    cutout, normalisation. All off means resize/crop and normalise only.
+    """
+
+    pre_resize: int | None = None
+    crop_scale: tuple[float, float] | None = None
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    translate: int = 0
+    hflip: bool = False
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    noise_std: tuple[float, float] | None = None
+    cutout: int = 0
+
+    @property
+    def is_identity(self) -> bool:
+        return self == AugmentSpec()
+
+
+@dataclass
+class Recipe:
+    """All settings of one training run. Field names double as CLI flags (`--lr`, `--batch-size`)."""
+
+    name: str = "custom"
+    # model
+    arch: str = "resnet18"
+    stem: str = "imagenet"  # imagenet | cifar
+    head: str = "linear"  # linear | mlp (the study's Linear-ReLU-Linear output network)
+    head_hidden: int = 256
+    pretrained: bool = False
+    weights: str | None = None
+    freeze: bool = False
+    unfreeze_after: int | None = None
+    # data
+    img_size: int = 224
+    eval_resize: int | None = None  # shorter side before the centre crop; None = img_size
+    aug: str = "none"
+    val_fraction: float = 0.1
+    full_train: bool = False  # train on train+valid (the final model); no validation metric
+    skip_bad_images: bool = False
+    feature_cache_views: int = 0  # frozen backbone: cache features of K augmented views
+    gpu_data: bool | None = None  # None = auto (GPU-resident uint8 data when it fits)
+    workers: int | None = None  # None = auto
+    # optimisation
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # constant | step | cosine | onecycle
+    step_period: int = 4
+    step_gamma: float = 0.9
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None
+    ema: float | None = None  # EMA decay of weights, e.g. 0.999
+    # engine
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    sync_bn: bool = False
+    tta: str = "auto"  # auto | on | off (auto: on when it improves the validation metric)
+
+    def replace(self, **overrides: Any) -> "Recipe":
+        return apply_overrides(self, overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Recipe":
+        return apply_overrides(cls(), data)
+
+    def validate(self) -> "Recipe":
+        checks = [
+            (self.epochs >= 1, "epochs", f"{self.epochs}", "give --epochs 1 or more"),
+            (self.batch_size >= 1, "batch_size", f"{self.batch_size}", "give --batch-size 1 or more"),
+            (self.lr > 0 and self.lr < 100, "lr", f"{self.lr}", "give a learning rate such as --lr 0.05"),
+            (self.weight_decay >= 0, "weight_decay", f"{self.weight_decay}", "give --weight-decay 0 or more"),
+            (0 <= self.val_fraction < 1, "val_fraction", f"{self.val_fraction}", "use a fraction in [0, 1), e.g. 0.1"),
+            (self.img_size >= 8, "img_size", f"{self.img_size}", "give --img-size 8 or more"),
+            (self.stem in ("imagenet", "cifar"), "stem", self.stem, "use --stem imagenet or --stem cifar"),
+            (self.head in ("linear", "mlp"), "head", self.head, "use --head linear or --head mlp"),
+            (self.optimizer in ("sgd", "adamw"), "optimizer", self.optimizer, "use --optimizer sgd or adamw"),
+            (self.schedule in SCHEDULES, "schedule", self.schedule, f"use one of: {', '.join(SCHEDULES)}"),
+            (self.step_period >= 1, "step_period", f"{self.step_period}", "give --step-period 1 or more"),
+            (0 < self.step_gamma <= 1, "step_gamma", f"{self.step_gamma}", "use a gamma in (0, 1]"),
+            (0 <= self.label_smoothing < 1, "label_smoothing", f"{self.label_smoothing}", "use a value in [0, 1)"),
+            (self.ema is None or 0 < self.ema < 1, "ema", f"{self.ema}", "use a decay in (0, 1), e.g. 0.999"),
+            (self.tta in ("auto", "on", "off"), "tta", self.tta, "use auto, on or off"),
+            (self.warmup_epochs >= 0, "warmup_epochs", f"{self.warmup_epochs}", "give 0 or more"),
+        ]
+        for ok, name, value, fix in checks:
+            if not ok:
+                raise KitError(f"invalid setting {name}={value}: {fix}")
+        return self
+
+
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    """Turn JSON or CLI values into the field's type, with a one-line error when impossible."""
+    if value is None:
+        return None
+    text = str(hint)
+    try:
+        if "tuple" in text:
+            return tuple(float(v) for v in value) if value is not None else None
+        if text.startswith("bool") or text == "<class 'bool'>":
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if "int" in text and "float" not in text and "bool" not in text:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if "float" in text:
+            return float(value)
+        if "bool" in text:  # bool | None
+            return _coerce(name, bool, value)
+        return value
+    except (TypeError, ValueError):
+        raise KitError(f"invalid setting {name}={value!r}: expected {text.replace('<class ', '').rstrip('>')}") from None
+
+
+def apply_overrides(base: Any, overrides: dict[str, Any]) -> Any:
+    """A copy of dataclass `base` with `overrides` applied; unknown keys are an error with a hint."""
+    hints = get_type_hints(type(base))
+    names = {f.name for f in fields(base)}
+    changes = {}
+    for key, value in overrides.items():
+        key = key.replace("-", "_")
+        if key not in names:
+            import difflib
+
+            close = difflib.get_close_matches(key, sorted(names), n=3)
+            hint = f" - did you mean {', '.join(close)}?" if close else ""
+            raise KitError(f"unknown setting '{key}' for {type(base).__name__}{hint}")
+        if key == "aug_spec":
+            continue
+        changes[key] = _coerce(key, hints[key], value)
+    return dataclasses.replace(base, **changes)
+
+
+def augment_spec_from_dict(data: dict[str, Any]) -> AugmentSpec:
+    return apply_overrides(AugmentSpec(), data)
+
+
+__all__ = ["AugmentSpec", "Recipe", "SCHEDULES", "apply_overrides", "augment_spec_from_dict"]
