@@ -37,7 +37,10 @@ class Competition:
     recipes: dict[str, Recipe]
     default_recipe: str
     augmentations: dict[str, AugmentSpec]
+    # the class names; for class_source "sample_columns" only for generating samples and checks,
+    # since real runs read the classes from the sample submission itself
     declared_classes: tuple[str, ...] = ()
+    images_packed: bool = False  # the current download packs each image folder in an inner archive
     id_column: str = "id"
     train_dir: str = "train"
     test_dir: str = "test"

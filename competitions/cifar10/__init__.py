@@ -49,5 +49,6 @@ COMPETITION = Competition(
     augmentations=AUGMENTATIONS,
     nested_archives={"train.7z": "train", "test.7z": "test"},
     native_size=32,
+    images_packed=True,
     package_dir=Path(__file__).parent,
 )

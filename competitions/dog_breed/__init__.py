@@ -6,6 +6,8 @@ from kaggle_kit.competition import Competition
 from kaggle_kit.metrics import LOG_LOSS
 from kaggle_kit.recipe import AugmentSpec, Recipe
 
+from .breeds import BREEDS
+
 AUGMENTATIONS = {
     "none": AugmentSpec(),
     # the study: random resized crop over 0.64-1 of the area (aspect 3/4-4/3), brightness/contrast/saturation, noise
@@ -46,6 +48,7 @@ COMPETITION = Competition(
     metric=LOG_LOSS,
     submission_kind="probabilities",
     class_source="sample_columns",
+    declared_classes=BREEDS,
     recipes={"best": BEST, "paper": PAPER},
     default_recipe="best",
     augmentations=AUGMENTATIONS,

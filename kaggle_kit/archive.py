@@ -1,0 +1,210 @@
+"""Safe reading and extraction of the zip and 7z archives Kaggle hands out.
+
+Every member is checked before anything is written: no absolute paths, no `..`, no links, and an
+unpacked size that is plausible for the compressed size (a zip bomb is refused, not unpacked).
+Extraction goes to a temporary sibling folder that is renamed into place when complete, so an
+interrupted unpack is never mistaken for a finished one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterator
+
+from .errors import KitError
+
+# Images and CSVs compress at most ~10x; 1000x over a gigabyte is a bomb, not a dataset.
+MAX_EXPANSION = 1000
+BOMB_FLOOR_BYTES = 1 << 30
+
+
+def _check_member_name(archive: Path, name: str) -> None:
+    posix = PurePosixPath(name.replace("\\", "/"))
+    if posix.is_absolute() or ".." in posix.parts or (posix.parts and ":" in posix.parts[0]):
+        raise KitError(
+            f"{archive}: member '{name}' would land outside the target folder; "
+            "refusing to unpack - re-download the archive from Kaggle"
+        )
+
+
+def _check_expansion(archive: Path, packed: int, unpacked: int) -> None:
+    if unpacked > BOMB_FLOOR_BYTES and unpacked > MAX_EXPANSION * max(packed, 1):
+        raise KitError(
+            f"{archive}: would unpack {unpacked / 1e9:.1f} GB from {packed / 1e6:.1f} MB, which no image "
+            "dataset does; refusing to unpack - re-download the archive from Kaggle"
+        )
+
+
+def check_free_space(folder: Path, needed: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise KitError(
+            f"{folder}: unpacking needs {needed / 1e9:.2f} GB but only {free / 1e9:.2f} GB is free; "
+            "free some space or pass --data-dir on a larger disk"
+        )
+
+
+def zip_members(path: Path) -> list[zipfile.ZipInfo]:
+    """The checked member list of a zip file, with a clear error for a damaged one."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise KitError(f"{path}: not a readable zip file ({error}); delete it and download again") from None
+    for info in infos:
+        _check_member_name(path, info.filename)
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            raise KitError(f"{path}: member '{info.filename}' is a link; refusing to unpack - re-download the archive")
+    _check_expansion(path, sum(i.compress_size for i in infos), sum(i.file_size for i in infos))
+    return infos
+
+
+def sevenzip_names(path: Path) -> list[str]:
+    import py7zr
+
+    try:
+        with py7zr.SevenZipFile(path, "r") as archive:
+            infos = archive.list()
+    except (py7zr.exceptions.Bad7zFile, OSError, EOFError, KeyError, ValueError) as error:
+        raise KitError(f"{path}: not a readable 7z archive ({error}); delete it and download again") from None
+    names = []
+    for info in infos:
+        _check_member_name(path, info.filename)
+        if getattr(info, "is_symlink", False):
+            raise KitError(f"{path}: member '{info.filename}' is a link; refusing to unpack - re-download the archive")
+        if not info.is_directory:
+            names.append(info.filename)
+    _check_expansion(path, path.stat().st_size, sum(i.uncompressed or 0 for i in infos))
+    return names
+
+
+def extract(path: Path, dest: Path, strip_prefix: str = "") -> None:
+    """Unpack `path` (zip or 7z) into `dest`, atomically: all of it appears, or none of it.
+
+    `strip_prefix` drops a top-level folder some downloads wrap their files in.
+    """
+    staging = dest.parent / f".{dest.name}.unpacking"
+    if staging.exists():
+        shutil.rmtree(staging)  # left by an interrupted unpack: redo, never half-use
+    staging.mkdir(parents=True)
+    try:
+        if path.suffix == ".7z":
+            _extract_7z(path, staging)
+        else:
+            _extract_zip(path, staging, strip_prefix)
+        if dest.exists():
+            # merge into an existing folder (the download's root), member by member
+            for item in staging.iterdir():
+                target = dest / item.name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+                os.replace(item, target)
+            staging.rmdir()
+        else:
+            os.replace(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _extract_zip(path: Path, staging: Path, strip_prefix: str) -> None:
+    infos = zip_members(path)
+    check_free_space(staging, sum(i.file_size for i in infos))
+    with zipfile.ZipFile(path) as zf:
+        for info in infos:
+            name = info.filename
+            if strip_prefix and name.startswith(strip_prefix):
+                name = name[len(strip_prefix):]
+            if not name or info.is_dir():
+                continue
+            target = staging / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            except (zipfile.BadZipFile, EOFError, zlib_error()) as error:
+                raise KitError(f"{path}: member '{info.filename}' is damaged ({error}); delete the archive and download again") from None
+
+
+def zlib_error():
+    import zlib
+
+    return zlib.error
+
+
+def _extract_7z(path: Path, staging: Path) -> None:
+    import py7zr
+
+    names = sevenzip_names(path)
+    with py7zr.SevenZipFile(path, "r") as archive:
+        check_free_space(staging, sum(i.uncompressed or 0 for i in archive.list()))
+    try:
+        with py7zr.SevenZipFile(path, "r") as archive:
+            archive.extractall(path=staging)
+    except (py7zr.exceptions.Bad7zFile, py7zr.exceptions.CrcError, OSError, EOFError, ValueError) as error:
+        raise KitError(f"{path}: damaged 7z archive ({error}); delete it and download again") from None
+    del names
+
+
+def iter_zip_members(path: Path, names: list[str]) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of the named members, read straight from the zip without unpacking."""
+    zip_members(path)
+    with zipfile.ZipFile(path) as zf:
+        for name in names:
+            try:
+                yield name, zf.read(name)
+            except KeyError:
+                raise KitError(f"{path}: has no member '{name}'; the archive is incomplete - download it again") from None
+            except (zipfile.BadZipFile, EOFError, zlib_error()) as error:
+                raise KitError(f"{path}: member '{name}' is damaged ({error}); download the archive again") from None
+
+
+def stream_7z(path: Path, on_member: Callable[[str, bytes], None]) -> None:
+    """Decompress a 7z archive member by member, handing each payload to `on_member`; nothing touches disk."""
+    import py7zr
+    from py7zr.io import Py7zIO, WriterFactory
+
+    sevenzip_names(path)
+
+    class _Member(Py7zIO):
+        def __init__(self, name: str):
+            self.name = name
+            self.buffer = bytearray()
+
+        def write(self, s):
+            self.buffer += s
+            return len(s)
+
+        def read(self, size=None):
+            return bytes(self.buffer)
+
+        def seek(self, offset, whence=0):
+            return 0
+
+        def flush(self):
+            return None
+
+        def size(self):
+            return len(self.buffer)
+
+        def close(self):
+            on_member(self.name, bytes(self.buffer))
+            self.buffer = bytearray()
+
+    class _Factory(WriterFactory):
+        def create(self, filename):
+            return _Member(filename)
+
+    try:
+        with py7zr.SevenZipFile(path, "r") as archive:
+            archive.extract(targets=None, factory=_Factory())
+    except (py7zr.exceptions.Bad7zFile, py7zr.exceptions.CrcError, EOFError, ValueError) as error:
+        raise KitError(f"{path}: damaged 7z archive ({error}); delete it and download again") from None
