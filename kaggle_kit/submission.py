@@ -1,0 +1,582 @@
+"""Submission files: read the sample, write (atomically) in its exact format, validate, score.
+
+Kaggle rejects a submission whose header differs from the sample's or that lacks an id, and it matches
+rows by id, not order. So every file written here copies the sample's header line byte for byte and
+lists the sample's ids in the sample's order; `validate` checks a file the way Kaggle would before it
+is uploaded, and `score` computes the competition metric against a local answers file.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .competition import Competition
+from .errors import KitError
+
+# Kaggle rescales rows itself, but a row this far from 1 means the probabilities came out wrong
+# (e.g. a softmax over the batch axis instead of the class axis).
+ROW_SUM_TOLERANCE = 1e-3
+EXAMPLES_SHOWN = 3  # of each kind of problem, the first few are named; the rest are counted
+
+_BOM = "\ufeff"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_header_line(path: Path) -> tuple[str, str]:
+    """The first line of `path` exactly as written (BOM kept) and its line terminator."""
+    with open(path, "rb") as f:
+        raw = f.readline()
+    if raw.endswith(b"\r\n"):
+        terminator = "\r\n"
+    elif raw.endswith(b"\n"):
+        terminator = "\n"
+    else:
+        terminator = ""
+    return raw[: len(raw) - len(terminator)].decode("utf-8"), terminator
+
+
+def _split_header(line: str) -> list[str]:
+    return next(csv.reader([line.removeprefix(_BOM)]), [])
+
+
+def _short_header(columns: list[str], shown: int = 6) -> str:
+    """A header for a one-line message: the first few columns and how many there are."""
+    if not columns:
+        return "<empty>"
+    text = ",".join(columns[:shown])
+    return text + (f",... ({len(columns)} columns)" if len(columns) > shown else "")
+
+
+def _join_header(columns) -> str:
+    """A header line as a CSV writer would quote it (for samples not read by `read_sample`)."""
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(list(columns))
+    return buffer.getvalue()
+
+
+def _fixed_header(comp: Competition) -> list[str] | None:
+    """The exact header of a label submission, [id, label]; None for probability submissions, whose
+    class columns (and their order) only the sample file itself can say."""
+    if comp.submission_kind == "label":
+        return [comp.id_column, comp.label_column]
+    return None
+
+
+def _check_sample_header(path: Path, comp: Competition, columns: list[str]) -> None:
+    def wrong(why: str, expected: str) -> KitError:
+        return KitError(
+            f"sample submission {path} has the wrong header ({why}): expected {expected}, found "
+            f"{_short_header(columns)}; re-download the {comp.slug} data or pass the right --competition"
+        )
+
+    if not columns or columns[0] != comp.id_column:
+        raise wrong(f"first column must be '{comp.id_column}'", f"{comp.id_column},...")
+    fixed = _fixed_header(comp)
+    if fixed is not None:
+        if columns != fixed:
+            raise wrong("label submission", ",".join(fixed))
+        return
+    classes = columns[1:]
+    if not classes:
+        raise wrong("no class columns", f"{comp.id_column},<one column per class>")
+    duplicated = sorted({c for c in classes if classes.count(c) > 1})
+    if duplicated:
+        raise wrong(f"repeated class columns {', '.join(duplicated)}", "each class once")
+    if any(not c.strip() for c in classes):
+        raise wrong("a blank class column", "a name in every column")
+    if comp.declared_classes and set(classes) != set(comp.declared_classes):
+        missing = sorted(set(comp.declared_classes) - set(classes))
+        extra = sorted(set(classes) - set(comp.declared_classes))
+        raise wrong(
+            f"missing {_examples(missing)}; unexpected {_examples(extra)}",
+            f"{comp.id_column} and the {len(comp.declared_classes)} declared classes",
+        )
+
+
+def read_sample(path, comp: Competition) -> pd.DataFrame:
+    """The sample submission as a DataFrame with every id a string exactly as in the file.
+
+    The header is checked against `comp`'s declaration. `attrs["header_line"]` and
+    `attrs["line_terminator"]` keep the raw first line so that written files can copy it byte for byte.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise KitError(f"sample submission {path} not found: point --data-dir (or --sample) at the {comp.slug} download")
+    try:
+        header_line, terminator = _read_header_line(path)
+    except UnicodeDecodeError:
+        raise KitError(f"sample submission {path} is not UTF-8 text: re-download the {comp.slug} data") from None
+    if not header_line.removeprefix(_BOM).strip():
+        raise KitError(f"sample submission {path} is empty: re-download the {comp.slug} data")
+    columns = _split_header(header_line)
+    _check_sample_header(path, comp, columns)
+
+    try:
+        frame = pd.read_csv(path, dtype={comp.id_column: str}, na_filter=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
+        raise KitError(f"sample submission {path} is not a readable CSV ({_one_line(error)}): re-download the {comp.slug} data") from None
+    ids = frame[comp.id_column]
+    if len(frame) == 0:
+        raise KitError(f"sample submission {path} has a header but no rows: re-download the {comp.slug} data")
+    blank = ids.str.strip() == ""
+    if blank.any():
+        line = int(np.flatnonzero(blank.to_numpy())[0]) + 2
+        raise KitError(f"sample submission {path} has an empty id on line {line}: re-download the {comp.slug} data")
+    duplicated = ids[ids.duplicated()]
+    if len(duplicated):
+        raise KitError(
+            f"sample submission {path} repeats {len(duplicated)} ids ({_examples(duplicated.unique())}): "
+            f"re-download the {comp.slug} data"
+        )
+    frame.attrs["header_line"] = header_line
+    frame.attrs["line_terminator"] = terminator or "\n"
+    return frame
+
+
+def sample_classes(sample: pd.DataFrame, comp: Competition) -> list[str]:
+    """The classes a submission must use: the sample's columns (probabilities) or the declared labels."""
+    if comp.submission_kind == "probabilities":
+        return [str(c) for c in sample.columns[1:]]
+    return list(comp.declared_classes)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+@contextmanager
+def atomic_output(path):
+    """A binary file that appears under `path` only once fully written and synced.
+
+    The data goes to a hidden temporary file in the same folder (so the final rename never crosses
+    file systems), is flushed and fsynced, then `os.replace`d over `path`. Any exception, including
+    KeyboardInterrupt, removes the temporary file and leaves whatever was at `path` before untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".partial", delete=False)
+    temp = Path(handle.name)
+    try:
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        # NamedTemporaryFile creates the file private (0600); a submission gets the usual permissions
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    # makes the rename itself durable; not every platform lets a folder be opened for this
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _rows_in_sample_order(sample: pd.DataFrame, comp: Competition, ids: list[str]) -> np.ndarray:
+    """For each sample row, the index of its prediction in `ids` (matched by value, not position)."""
+    predicted = pd.Index([str(i) for i in ids])
+    if predicted.has_duplicates:
+        repeated = predicted[predicted.duplicated()].unique()
+        raise KitError(f"predictions repeat {len(repeated)} ids ({_examples(repeated)}): predict each test image once")
+    sample_ids = sample[comp.id_column].astype(str)
+    order = predicted.get_indexer(sample_ids)
+    missing = sample_ids[order < 0]
+    if len(missing):
+        raise KitError(
+            f"{len(missing)} ids of the sample submission have no prediction ({_examples(missing)}): "
+            f"predict every test image of the same data folder the sample came from"
+        )
+    if len(predicted) > len(sample_ids):
+        extra = predicted[~predicted.isin(sample_ids)]
+        raise KitError(
+            f"{len(extra)} predicted ids are not in the sample submission ({_examples(extra)}): "
+            f"the test images and the sample come from different data folders"
+        )
+    return order
+
+
+def _normalised_rows(probs: np.ndarray) -> np.ndarray:
+    # C order makes each row sum the same whatever column gather produced `probs`: reproducible bits
+    probs = np.ascontiguousarray(probs, dtype=np.float64)
+    bad = ~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1)
+    if bad.any():
+        raise KitError(
+            f"{int(bad.sum())} prediction rows hold NaN, infinite or negative probabilities (first: row "
+            f"{int(np.flatnonzero(bad)[0])}): check the model's output (softmax of finite logits)"
+        )
+    sums = probs.sum(axis=1, keepdims=True)
+    if (sums <= 0).any():
+        raise KitError(
+            f"{int((sums <= 0).sum())} prediction rows are all zero (first: row {int(np.flatnonzero(sums <= 0)[0])}): "
+            f"check the model's output"
+        )
+    return probs / sums
+
+
+def write_submission(path, comp: Competition, sample: pd.DataFrame, ids: list[str], probs: np.ndarray, classes: list[str]) -> Path:
+    """Write predictions in the sample's exact format; returns the path written.
+
+    `probs[i]` holds the probabilities of `ids[i]` over `classes` (any order; columns are matched by
+    name). Rows follow the sample's id order. Label competitions get the most probable class name;
+    probability competitions get every sample column, each row rescaled to sum to 1, floats written
+    at full (round-trip) precision. The header is the sample's header line, byte for byte.
+    """
+    path = Path(path)
+    probs = np.asarray(probs)
+    classes = [str(c) for c in classes]
+    if probs.ndim != 2 or probs.shape != (len(ids), len(classes)):
+        raise KitError(
+            f"predictions for {path} have shape {probs.shape}, expected ({len(ids)} ids, {len(classes)} classes): "
+            f"pass one row of class probabilities per id"
+        )
+    if len(set(classes)) != len(classes):
+        raise KitError(f"the class list for {path} repeats a class: pass each class once, in the model's output order")
+    order = _rows_in_sample_order(sample, comp, ids)
+    columns = [str(c) for c in sample.columns]
+    sample_ids = sample[comp.id_column].astype(str).to_numpy()
+
+    if comp.submission_kind == "label":
+        vocabulary = set(comp.declared_classes)
+        unknown = [c for c in classes if vocabulary and c not in vocabulary]
+        if unknown:
+            raise KitError(
+                f"classes {_examples(unknown)} are not {comp.name} labels: the run's class list must come from the competition"
+            )
+        best = np.asarray(probs, dtype=np.float64)[order].argmax(axis=1)
+        body = pd.DataFrame({columns[0]: sample_ids, columns[1]: np.asarray(classes, dtype=object)[best]})
+    else:
+        wanted = columns[1:]
+        missing = [c for c in wanted if c not in classes]
+        extra = [c for c in classes if c not in wanted]
+        if missing or extra:
+            raise KitError(
+                f"the model's classes do not match the sample's columns (sample only: {_examples(missing)}; "
+                f"model only: {_examples(extra)}): train with the classes taken from the sample submission"
+            )
+        position = {c: i for i, c in enumerate(classes)}
+        rows = _normalised_rows(probs[order][:, [position[c] for c in wanted]])
+        body = pd.DataFrame(rows, columns=wanted)
+        body.insert(0, columns[0], sample_ids)
+
+    header_line = sample.attrs.get("header_line") or _join_header(columns)
+    terminator = sample.attrs.get("line_terminator", "\n")
+    with atomic_output(path) as out:
+        out.write((header_line + terminator).encode("utf-8"))
+        # pandas writes floats as their shortest round-trip repr: nothing is lost to formatting
+        body.to_csv(out, header=False, index=False, lineterminator=terminator, encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- validating
+
+
+@dataclass
+class Validation:
+    """What `validate` found: problems (empty when the file is valid) and the file's shape."""
+
+    path: Path
+    sample_path: Path
+    problems: list[str] = field(default_factory=list)
+    rows: int = 0
+    columns: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _examples(values, limit: int = EXAMPLES_SHOWN, quote: bool = True) -> str:
+    """The first few values, quoted so that blanks and stray spaces show, and how many more there are."""
+    values = [str(v) for v in values]
+    if not values:
+        return "none"
+    shown = ", ".join((repr(v) if quote else v) for v in values[:limit])
+    more = len(values) - limit
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:200] if text else type(error).__name__
+
+
+def _header_problems(sample_line: str, found_line: str, expected: list[str], found: list[str]) -> list[str]:
+    if found_line == sample_line:
+        return []
+    if found != expected:
+        i = next((k for k, (a, b) in enumerate(zip(expected, found)) if a != b), min(len(expected), len(found)))
+        want = repr(expected[i]) if i < len(expected) else "no column"
+        got = repr(found[i]) if i < len(found) else "no column"
+        problem = f"header differs from the sample at column {i + 1}: expected {want}, found {got}"
+        if len(found) != len(expected):
+            problem += f" ({len(found)} columns, the sample has {len(expected)})"
+        elif sorted(found) == sorted(expected):
+            problem += " (same columns in another order)"
+        return [problem + ": copy the sample's header line exactly"]
+    if found_line.startswith(_BOM) != sample_line.startswith(_BOM):
+        which = "starts" if found_line.startswith(_BOM) else "does not start"
+        return [f"header bytes differ from the sample: the file {which} with a UTF-8 byte-order mark: save it as the sample is saved"]
+    return [
+        f"header bytes differ from the sample though the column names match (quoting or spaces): "
+        f"expected {sample_line[:80]!r}, found {found_line[:80]!r}: copy the sample's header line exactly"
+    ]
+
+
+def _id_problems(ids: pd.Series, sample_ids: pd.Series) -> list[str]:
+    problems = []
+    repeated = ids[ids.duplicated()]
+    if len(repeated):
+        problems.append(f"{len(repeated)} duplicate id rows ({_examples(repeated.unique())}): keep one row per id")
+    missing = sample_ids[~sample_ids.isin(ids)]
+    if len(missing):
+        problems.append(f"{len(missing)} ids of the sample are missing ({_examples(missing)}): Kaggle needs a row for every id")
+    extra = ids[~ids.isin(sample_ids)]
+    if len(extra):
+        problems.append(f"{len(extra)} ids are not in the sample ({_examples(extra)}): remove them or predict the right test set")
+    return problems
+
+
+def _label_problems(frame: pd.DataFrame, id_position: int, label_position: int, vocabulary: list[str]) -> list[str]:
+    labels = frame.iloc[:, label_position]
+    bad = ~labels.isin(vocabulary)
+    if not bad.any():
+        return []
+    ids = frame.iloc[:, id_position][bad]
+    values = labels[bad]
+    shown = ", ".join(f"{v!r} (id {i})" for v, i in zip(values.head(EXAMPLES_SHOWN), ids.head(EXAMPLES_SHOWN)))
+    extra = int(bad.sum()) - min(int(bad.sum()), EXAMPLES_SHOWN)
+    if extra:
+        shown = shown + f" and {extra} more"
+    return [f"{int(bad.sum())} labels are not class names ({shown}): use exactly {', '.join(vocabulary)}"]
+
+
+def _probability_values(text: pd.DataFrame) -> np.ndarray:
+    """The cells as float64, NaN where a cell is not a number (numpy's float parse first: it is fast)."""
+    try:
+        return text.to_numpy(dtype=np.float64)
+    except (ValueError, TypeError):
+        return text.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+
+
+def _probability_problems(frame: pd.DataFrame, id_position: int, class_positions: list[int], names: list[str]) -> list[str]:
+    ids = frame.iloc[:, id_position]
+    text = frame.iloc[:, class_positions]
+    values = _probability_values(text)
+    unparsed = np.isnan(values)
+    # what an unparsed cell held: nothing, the word NaN, or something else (only those cells are inspected)
+    empty = np.zeros_like(unparsed)
+    spelled_nan = np.zeros_like(unparsed)
+    rows, cols = np.nonzero(unparsed)
+    if len(rows):
+        cells_text = np.array([str(text.iat[r, c]).strip().lower() for r, c in zip(rows, cols)], dtype=object)
+        empty[rows, cols] = cells_text == ""
+        spelled_nan[rows, cols] = np.isin(cells_text, ["nan", "-nan", "+nan"])
+
+    def cells(mask: np.ndarray, what: str, fix: str) -> list[str]:
+        count = int(mask.sum())
+        if not count:
+            return []
+        rows, cols = np.nonzero(mask)
+        shown = [f"id {ids.iloc[r]} column {names[c]}" for r, c in zip(rows[:EXAMPLES_SHOWN], cols[:EXAMPLES_SHOWN])]
+        more = f" and {count - len(shown)} more" if count > len(shown) else ""
+        return [f"{count} {what} ({'; '.join(shown)}{more}): {fix}"]
+
+    problems = []
+    problems += cells(unparsed & ~empty & ~spelled_nan, "values are not numbers", "write plain decimal probabilities")
+    problems += cells(empty, "values are empty", "write a probability in every cell")
+    problems += cells(unparsed & spelled_nan, "values are NaN", "check the model's output for NaN")
+    problems += cells(np.isinf(values), "values are infinite", "check the model's output (softmax of finite logits)")
+    problems += cells(values < 0, "probabilities are negative", "write probabilities in [0, 1]")
+    problems += cells(values > 1, "probabilities are above 1", "write probabilities in [0, 1]")
+
+    finite = np.isfinite(values).all(axis=1)
+    sums = values.sum(axis=1)
+    off = finite & (np.abs(sums - 1) > ROW_SUM_TOLERANCE)
+    if off.any():
+        rows = np.flatnonzero(off)
+        shown = ", ".join(f"id {ids.iloc[r]} sums to {sums[r]:.6g}" for r in rows[:EXAMPLES_SHOWN])
+        more = f" and {len(rows) - EXAMPLES_SHOWN} more" if len(rows) > EXAMPLES_SHOWN else ""
+        problems.append(
+            f"{len(rows)} rows do not sum to 1 within {ROW_SUM_TOLERANCE:g} ({shown}{more}): Kaggle rescales each row, "
+            f"but this signals a bug (softmax over the wrong axis?)"
+        )
+    return problems
+
+
+def inspect_submission(path, comp: Competition, sample_path) -> Validation:
+    """Check a submission file the way Kaggle would, against the sample submission.
+
+    Raises KitError only when the sample itself is unusable; every fault of the file becomes a problem.
+    """
+    path, sample_path = Path(path), Path(sample_path)
+    sample = read_sample(sample_path, comp)
+    result = Validation(path=path, sample_path=sample_path)
+    problems = result.problems
+
+    if not path.is_file():
+        problems.append(f"cannot read {path}: {'it is a folder' if path.is_dir() else 'no such file'}")
+        return result
+    if path.stat().st_size == 0:
+        problems.append("the file is empty (0 bytes): write the submission again")
+        return result
+    try:
+        found_line, _ = _read_header_line(path)
+    except UnicodeDecodeError:
+        problems.append("the file is not a CSV (not UTF-8 text): submit the .csv written by predict, not an archive or image")
+        return result
+    except OSError as error:
+        problems.append(f"cannot read {path}: {error.strerror or error}")
+        return result
+
+    sample_line = sample.attrs["header_line"]
+    expected = [str(c) for c in sample.columns]
+    found = _split_header(found_line)
+    problems += _header_problems(sample_line, found_line, expected, found)
+
+    try:
+        frame = pd.read_csv(path, dtype=str, na_filter=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
+        problems.append(f"the file is not a valid CSV ({_one_line(error)}): write one row per id with the sample's columns")
+        return result
+    # positions, not names: a repeated column name would otherwise be renamed by pandas
+    frame.columns = range(frame.shape[1])
+    frame = frame.fillna("")
+    result.rows, result.columns = frame.shape
+
+    if len(frame) != len(sample):
+        problems.append(f"{len(frame)} rows, the sample has {len(sample)}: write one row per sample id")
+
+    if comp.id_column not in found:
+        problems.append(f"no '{comp.id_column}' column: ids cannot be checked")
+        return result
+    id_position = found.index(comp.id_column)
+    problems += _id_problems(frame[id_position], sample[comp.id_column].astype(str))
+
+    if comp.submission_kind == "label":
+        if comp.label_column in found and comp.declared_classes:
+            problems += _label_problems(frame, id_position, found.index(comp.label_column), list(comp.declared_classes))
+    else:
+        present = [c for c in expected[1:] if c in found]
+        if present:
+            problems += _probability_problems(frame, id_position, [found.index(c) for c in present], present)
+    return result
+
+
+def validate(path, comp: Competition, sample_path) -> list[str]:
+    """Every problem Kaggle would reject or a bug would cause, one line each; empty when valid."""
+    return inspect_submission(path, comp, sample_path).problems
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _read_for_scoring(path: Path, what: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise KitError(f"{what} {path} not found: check the path")
+    try:
+        frame = pd.read_csv(path, dtype=str, na_filter=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
+        raise KitError(f"{what} {path} is not a readable CSV ({_one_line(error)}): check the file") from None
+    return frame
+
+
+def score(path, answers_path, comp: Competition, classes: list[str] | None = None) -> float:
+    """The competition metric of a submission against an answers file (`id` + the label column).
+
+    Rows are matched by id. Submission ids without an answer (CIFAR-10's unscored test images) are
+    ignored; an answer without a submission row is an error. Probabilities get Kaggle's treatment:
+    rows rescaled to sum 1, then clipped to [1e-15, 1 - 1e-15]. `classes` orders the metric's class
+    indices; by default the competition's declared labels or the submission's class columns.
+    """
+    path, answers_path = Path(path), Path(answers_path)
+    submission = _read_for_scoring(path, "submission")
+    answers = _read_for_scoring(answers_path, "answers file")
+    for frame, name, needed in (
+        (answers, f"answers file {answers_path}", [comp.id_column, comp.label_column]),
+        (submission, f"submission {path}", [comp.id_column] + ([comp.label_column] if comp.submission_kind == "label" else [])),
+    ):
+        absent = [c for c in needed if c not in frame.columns]
+        if absent:
+            raise KitError(
+                f"{name} has no column {_examples(absent)} (found {_examples(list(frame.columns))}): "
+                f"expected the {comp.name} columns {', '.join(needed)}"
+            )
+
+    sub_ids = pd.Index(submission[comp.id_column])
+    if sub_ids.has_duplicates:
+        raise KitError(f"submission {path} repeats ids ({_examples(sub_ids[sub_ids.duplicated()].unique())}): run `kaggle-kit validate` and keep one row per id")
+    answer_ids = answers[comp.id_column]
+    if answer_ids.duplicated().any():
+        raise KitError(f"answers file {answers_path} repeats ids ({_examples(answer_ids[answer_ids.duplicated()].unique())}): keep one answer per id")
+    rows = sub_ids.get_indexer(answer_ids)
+    if (rows < 0).any():
+        missing = answer_ids[rows < 0]
+        raise KitError(
+            f"{len(missing)} answered ids have no row in submission {path} ({_examples(missing)}): "
+            f"the submission must cover every test id"
+        )
+    if len(answers) == 0:
+        raise KitError(f"answers file {answers_path} has no rows: nothing to score")
+
+    if classes is None:
+        if comp.submission_kind == "label":
+            classes = list(comp.declared_classes) or sorted(set(answers[comp.label_column]))
+        else:
+            classes = [c for c in submission.columns if c != comp.id_column]
+    classes = [str(c) for c in classes]
+    index = {c: i for i, c in enumerate(classes)}
+    truth = answers[comp.label_column].map(index)
+    if truth.isna().any():
+        unknown = answers[comp.label_column][truth.isna()].unique()
+        raise KitError(f"answers file {answers_path} has labels {_examples(unknown)} outside the class list: use the answers of {comp.name}")
+    labels = truth.to_numpy(dtype=np.int64)
+
+    if comp.submission_kind == "label":
+        # a label outside the vocabulary is simply wrong: it gets its own column no answer points at
+        predicted = submission[comp.label_column].iloc[rows].map(index).fillna(len(classes)).to_numpy(dtype=np.int64)
+        probs = np.zeros((len(rows), len(classes) + 1))
+        probs[np.arange(len(rows)), predicted] = 1.0
+    else:
+        columns = [c for c in submission.columns if c != comp.id_column]
+        if sorted(columns) != sorted(classes):
+            missing = [c for c in classes if c not in columns]
+            extra = [c for c in columns if c not in classes]
+            raise KitError(
+                f"submission {path} columns do not match the classes (missing {_examples(missing)}; "
+                f"unexpected {_examples(extra)}): run `kaggle-kit validate` against the sample"
+            )
+        probs = submission[classes].iloc[rows].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        broken = ~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1) | (probs.sum(axis=1) <= 0)
+        if broken.any():
+            first = answer_ids.iloc[int(np.flatnonzero(broken)[0])]
+            raise KitError(
+                f"submission {path} has {int(broken.sum())} scored rows with missing, non-numeric, infinite, negative "
+                f"or all-zero probabilities (first: id {first}): run `kaggle-kit validate` and fix the file"
+            )
+    # the metric itself applies Kaggle's row rescaling and clipping
+    return comp.metric(labels, probs)
