@@ -1,0 +1,221 @@
+"""The run folder: everything a run needs to be read, resumed, re-run and predicted from.
+
+    config.json          every resolved setting, versions, git commit, data fingerprint, seed
+    split.json           the validation ids
+    history.csv          one row per epoch
+    curves.png           loss, accuracy and the competition metric per epoch
+    best.pt / last.pt    checkpoints; last.pt also holds optimizer, scheduler, scaler, EMA and RNG state
+    val_predictions.npz  validation ids, labels and logits (calibration, scoring, ensembling)
+
+Every write is atomic (temporary file, fsync, rename). A checkpoint that fails to load (torn by a
+crash or a full disk) is reported, and the previous one (`last.prev.pt`) is used instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import KitError
+
+CONFIG = "config.json"
+HISTORY = "history.csv"
+HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_metric", "seconds", "images_per_s"]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict[str, str]:
+    import platform
+
+    found = {"python": platform.python_version()}
+    for name in ("torch", "timm", "albumentations", "numpy", "cv2", "kaggle_kit"):
+        try:
+            module = __import__(name)
+            found[name] = getattr(module, "__version__", "?")
+        except ImportError:
+            pass
+    return found
+
+
+def new_run_path(root: Path, competition: str, arch: str, recipe: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / competition / f"{stamp}-{arch.replace('/', '_')}-{recipe}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(root) / competition / f"{stamp}-{arch.replace('/', '_')}-{recipe}-{n}"
+    return path
+
+
+class RunDir:
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    # ------------------------------------------------------------------ config
+    def create(self, config: dict[str, Any]) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise KitError(f"cannot create run folder {self.path} ({error.strerror}); choose a writable --out") from None
+        if not os.access(self.path, os.W_OK):
+            raise KitError(f"run folder {self.path} is not writable; choose a writable --out")
+        self.write_config(config)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        atomic_write_text(self.file(CONFIG), json.dumps(config, indent=2, sort_keys=True, default=str))
+
+    def config(self) -> dict[str, Any]:
+        path = self.file(CONFIG)
+        if not path.is_file():
+            raise KitError(f"{self.path} is not a run folder (no {CONFIG}); pass a folder made by `kaggle-kit train`")
+        try:
+            return json.loads(path.read_text())
+        except ValueError as error:
+            raise KitError(f"{path}: unreadable ({error}); the run folder is damaged") from None
+
+    def update_config(self, **changes: Any) -> dict[str, Any]:
+        config = self.config()
+        config.update(changes)
+        self.write_config(config)
+        return config
+
+    # ------------------------------------------------------------------ history
+    def write_history(self, rows: list[dict[str, Any]]) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _fmt(row.get(k)) for k in HISTORY_COLUMNS})
+        atomic_write_text(self.file(HISTORY), buffer.getvalue())
+
+    def history(self):
+        import pandas as pd
+
+        path = self.file(HISTORY)
+        return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=HISTORY_COLUMNS)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, name: str, state: dict[str, Any], keep_previous: bool = False) -> Path:
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        path = self.file(f"{name}.pt")
+        if keep_previous and path.is_file():
+            os.replace(path, self.file(f"{name}.prev.pt"))
+        atomic_write_bytes(path, buffer.getvalue())
+        return path
+
+    def has_checkpoint(self, name: str) -> bool:
+        return self.file(f"{name}.pt").is_file() or self.file(f"{name}.prev.pt").is_file()
+
+    def load_checkpoint(self, name: str, map_location="cpu") -> dict[str, Any]:
+        """The named checkpoint, or its previous copy when the newest is torn; weights only."""
+        import torch
+
+        candidates = [self.file(f"{name}.pt"), self.file(f"{name}.prev.pt")]
+        problems = []
+        for path in candidates:
+            if not path.is_file():
+                continue
+            try:
+                state = torch.load(path, map_location=map_location, weights_only=True)
+                if problems:
+                    print(f"warning: {problems[0]}; using {path.name} instead", file=sys.stderr)
+                return state
+            except Exception as error:  # torn zip, truncated pickle: try the previous copy
+                problems.append(f"{path} is damaged ({type(error).__name__})")
+        if problems:
+            raise KitError(f"{problems[0]} and no earlier checkpoint loads; train again")
+        raise KitError(f"{self.path}: no {name}.pt checkpoint; train this run first (or pass --checkpoint last)")
+
+    # ------------------------------------------------------------------ predictions
+    def save_val_predictions(self, ids: list[str], labels: np.ndarray, logits: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, ids=np.array(ids, dtype=str), labels=np.asarray(labels, np.int64), logits=np.asarray(logits, np.float32))
+        atomic_write_bytes(self.file("val_predictions.npz"), buffer.getvalue())
+
+    def val_predictions(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        path = self.file("val_predictions.npz")
+        if not path.is_file():
+            raise KitError(f"{self.path}: no val_predictions.npz; the run has not finished an epoch with a validation split")
+        data = np.load(path, allow_pickle=False)
+        return data["ids"].tolist(), data["labels"], data["logits"]
+
+    # ------------------------------------------------------------------ plots
+    def plot_curves(self, metric_label: str) -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        history = self.history()
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+        epochs = history["epoch"]
+        axes[0].plot(epochs, history["train_loss"], label="train")
+        axes[0].plot(epochs, history["val_loss"], label="validation")
+        axes[0].set_title("loss")
+        axes[1].plot(epochs, history["train_accuracy"], label="train")
+        axes[1].plot(epochs, history["val_accuracy"], label="validation")
+        axes[1].set_title("accuracy")
+        axes[2].plot(epochs, history["val_metric"], color="tab:green", label="validation")
+        axes[2].set_title(f"validation {metric_label}")
+        for ax in axes:
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.suptitle(self.name)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=90)
+        plt.close(fig)
+        atomic_write_bytes(self.file("curves.png"), buffer.getvalue())
+        return self.file("curves.png")
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
