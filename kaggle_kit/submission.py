@@ -9,6 +9,7 @@ is uploaded, and `score` computes the competition metric against a local answers
 from __future__ import annotations
 
 import csv
+import io
 import os
 import tempfile
 from contextlib import contextmanager
@@ -59,8 +60,6 @@ def _short_header(columns: list[str], shown: int = 6) -> str:
 
 def _join_header(columns) -> str:
     """A header line as a CSV writer would quote it (for samples not read by `read_sample`)."""
-    import io
-
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="").writerow(list(columns))
     return buffer.getvalue()
@@ -310,12 +309,12 @@ class Validation:
         return not self.problems
 
 
-def _examples(values, limit: int = EXAMPLES_SHOWN, quote: bool = True) -> str:
+def _examples(values, limit: int = EXAMPLES_SHOWN) -> str:
     """The first few values, quoted so that blanks and stray spaces show, and how many more there are."""
     values = [str(v) for v in values]
     if not values:
         return "none"
-    shown = ", ".join((repr(v) if quote else v) for v in values[:limit])
+    shown = ", ".join(repr(v) for v in values[:limit])
     more = len(values) - limit
     return shown + (f" and {more} more" if more > 0 else "")
 
@@ -533,6 +532,8 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
                 f"expected the {comp.name} columns {', '.join(needed)}"
             )
 
+    if len(answers) == 0:
+        raise KitError(f"answers file {answers_path} has no rows: nothing to score")
     sub_ids = pd.Index(submission[comp.id_column])
     if sub_ids.has_duplicates:
         raise KitError(f"submission {path} repeats ids ({_examples(sub_ids[sub_ids.duplicated()].unique())}): run `kaggle-kit validate` and keep one row per id")
@@ -546,8 +547,6 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
             f"{len(missing)} answered ids have no row in submission {path} ({_examples(missing)}): "
             f"the submission must cover every test id"
         )
-    if len(answers) == 0:
-        raise KitError(f"answers file {answers_path} has no rows: nothing to score")
 
     if classes is None:
         if comp.submission_kind == "label":

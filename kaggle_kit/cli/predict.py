@@ -38,7 +38,7 @@ def _sample_path(comp: Competition, sample: Path | None, data_dir: Path | None) 
 
 
 def validate_command(
-    file: Path = typer.Argument(..., help="The submission CSV to check."),
+    file: Path = typer.Argument(..., metavar="FILE", help="The submission CSV to check."),
     competition: Optional[str] = typer.Option(None, "--competition", "-c", help="Competition name, slug or URL; default: from submissions/<competition>/ in the path."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="The competition's data folder or download, for its sample submission."),
     sample: Optional[Path] = typer.Option(None, "--sample", help="The sample submission to check against (instead of the data folder's)."),
@@ -61,7 +61,7 @@ def validate_command(
 
 
 def score_command(
-    target: Path = typer.Argument(..., help="A submission CSV."),
+    target: Path = typer.Argument(..., metavar="FILE", help="A submission CSV."),
     answers: Optional[Path] = typer.Option(None, "--answers", help="Answers CSV: id plus the label column (e.g. answers.csv beside a generated sample)."),
     competition: Optional[str] = typer.Option(None, "--competition", "-c", help="Competition name, slug or URL; default: from submissions/<competition>/ in the path."),
 ) -> None:
