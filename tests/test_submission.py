@@ -413,7 +413,7 @@ def test_validate_infinite_empty_and_non_numeric(tmp_path):
     out, sample_path = write_good_dog(tmp_path)
     set_cell(out, 1, 1, "inf")
     set_cell(out, 2, 1, "")
-    set_cell(out, 3, 1, "0,5".replace(",", ";"))
+    set_cell(out, 3, 1, "50%")
     problems = sub.validate(out, DOG, sample_path)
     kinds = [p.split(" (")[0] for p in problems]
     assert kinds == ["1 values are not numbers", "1 values are empty", "1 values are infinite"]
