@@ -19,6 +19,7 @@ from .errors import KitError
 
 # Images and CSVs compress at most ~10x; 1000x over a gigabyte is a bomb, not a dataset.
 MAX_EXPANSION = 1000
+STAGING = ".kaggle-kit-unpacking"
 BOMB_FLOOR_BYTES = 1 << 30
 
 
@@ -89,7 +90,8 @@ def extract(path: Path, dest: Path, strip_prefix: str = "") -> None:
 
     `strip_prefix` drops a top-level folder some downloads wrap their files in.
     """
-    staging = dest.parent / f".{dest.name}.unpacking"
+    # inside the target when it exists (the download's own folder), else beside it
+    staging = dest / STAGING if dest.is_dir() else dest.parent / f".{dest.name}{STAGING}"
     if staging.exists():
         shutil.rmtree(staging)  # left by an interrupted unpack: redo, never half-use
     staging.mkdir(parents=True)
@@ -143,15 +145,13 @@ def zlib_error():
 def _extract_7z(path: Path, staging: Path) -> None:
     import py7zr
 
-    names = sevenzip_names(path)
-    with py7zr.SevenZipFile(path, "r") as archive:
-        check_free_space(staging, sum(i.uncompressed or 0 for i in archive.list()))
+    sevenzip_names(path)  # checks every member before anything is written
     try:
         with py7zr.SevenZipFile(path, "r") as archive:
+            check_free_space(staging, sum(i.uncompressed or 0 for i in archive.list()))
             archive.extractall(path=staging)
-    except (py7zr.exceptions.Bad7zFile, py7zr.exceptions.CrcError, OSError, EOFError, ValueError) as error:
+    except (py7zr.exceptions.Bad7zFile, py7zr.exceptions.CrcError, EOFError, ValueError) as error:
         raise KitError(f"{path}: damaged 7z archive ({error}); delete it and download again") from None
-    del names
 
 
 def iter_zip_members(path: Path, names: list[str]) -> Iterator[tuple[str, bytes]]:

@@ -95,13 +95,16 @@ class RunDir:
 
     # ------------------------------------------------------------------ config
     def create(self, config: dict[str, Any]) -> None:
+        self.ensure()
+        self.write_config(config)
+
+    def ensure(self) -> None:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise KitError(f"cannot create run folder {self.path} ({error.strerror}); choose a writable --out") from None
         if not os.access(self.path, os.W_OK):
             raise KitError(f"run folder {self.path} is not writable; choose a writable --out")
-        self.write_config(config)
 
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_text(self.file(CONFIG), json.dumps(config, indent=2, sort_keys=True, default=str))

@@ -4,3 +4,52 @@ import os
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kaggle_kit.competition import resolve
+from kaggle_kit.sample import write_sample
+
+REPO = Path(__file__).resolve().parents[1]
+KAGGLE_KIT = [sys.executable, "-m", "kaggle_kit"]
+
+
+@pytest.fixture(scope="session")
+def sample_zips(tmp_path_factory):
+    """Pristine generated downloads, one folder per competition; copy before changing them."""
+    root = tmp_path_factory.mktemp("samples")
+    return {name: write_sample(resolve(name), root / name).parent for name in ("cifar10", "dog_breed")}
+
+
+@pytest.fixture
+def fresh_sample(sample_zips, tmp_path):
+    """A private copy of a competition's generated download folder."""
+
+    def copy(name: str) -> Path:
+        target = tmp_path / name
+        shutil.copytree(sample_zips[name], target)
+        return target
+
+    return copy
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The real entry point in a child process: exit code, stdout and stderr as a user sees them."""
+    import os
+
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([*KAGGLE_KIT, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]

@@ -1,0 +1,88 @@
+"""`kaggle-kit train`: every Recipe field is a flag (`--lr`, `--batch-size`, `--freeze/--no-freeze`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import sys
+from pathlib import Path
+from typing import Optional, get_type_hints
+
+import typer
+
+from ..recipe import FIELD_HELP, Recipe
+
+SKIPPED = {"name"}  # the recipe's name comes from --recipe
+
+
+def _recipe_parameters() -> list[inspect.Parameter]:
+    hints = get_type_hints(Recipe)
+    params = []
+    for field in dataclasses.fields(Recipe):
+        if field.name in SKIPPED:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        hint = hints[field.name]
+        text = str(hint)
+        if "bool" in text:
+            decls = [f"{flag}/--no-{flag[2:]}"]
+            kind = Optional[bool]
+        else:
+            decls = [flag]
+            kind = Optional[int] if "int" in text and "float" not in text else Optional[float] if "float" in text else Optional[str]
+        option = typer.Option(None, *decls, help=FIELD_HELP.get(field.name, field.name), rich_help_panel="Recipe overrides")
+        params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
+    return params
+
+
+def train(
+    competition: Optional[str] = typer.Argument(None, help="cifar10, dog_breed, a slug or a competition URL"),
+    data_dir: Optional[Path] = typer.Option(None, help="data folder or download zip (default data/<slug>, or /kaggle/input/<slug>)"),
+    recipe: Optional[str] = typer.Option(None, help="named recipe: paper (the study's) or the competition's best (default)"),
+    out: Optional[Path] = typer.Option(None, help="run folder (default runs/<competition>/<time>-<arch>-<recipe>)"),
+    resume: Optional[Path] = typer.Option(None, help="continue this run folder from its last checkpoint"),
+    nproc: int = typer.Option(1, help="processes (GPUs) on this machine, through torchrun's launcher"),
+    **overrides,
+) -> None:
+    """Train a model; every recipe setting can be overridden by its flag."""
+    from .. import distributed, trainer
+
+    if nproc > 1 and not distributed.is_distributed():
+        from ..launch import launch
+
+        raise SystemExit(launch(sys.argv[1:], nproc))
+    distributed.init_from_env()
+    try:
+        if resume:
+            result = trainer.resume(resume, data_dir)
+        else:
+            if not competition:
+                raise typer.BadParameter("give a COMPETITION (or --resume RUN_DIR)")
+            result = trainer.train(competition, data_dir, recipe, out, **overrides)
+    finally:
+        distributed.shutdown()
+    if not distributed.is_main():
+        return
+    from ..run import RunDir
+    from ..competition import resolve
+
+    metric = resolve(RunDir(result.run_dir).config()["competition"]).metric
+    if result.interrupted:
+        print(f"interrupted after {result.epochs_run} finished epoch(s); resume with: kaggle-kit train --resume {result.run_dir}", file=sys.stderr)
+        raise SystemExit(130)
+    best = "no validation split" if result.best_metric is None or result.best_metric != result.best_metric else (
+        f"best validation {metric.describe(result.best_metric)} at epoch {result.best_epoch}")
+    print(f"trained {result.epochs_run} epochs in {result.seconds:.0f}s: {best}")
+    print(f"run: {result.run_dir}")
+    print(f"next: kaggle-kit predict {result.run_dir}")
+
+
+def _with_recipe_flags(func):
+    signature = inspect.signature(func)
+    params = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+    func.__signature__ = signature.replace(parameters=params + _recipe_parameters())
+    return func
+
+
+def register(app: typer.Typer) -> None:
+    app.command(context_settings={"help_option_names": ["-h", "--help"]})(_with_recipe_flags(train))

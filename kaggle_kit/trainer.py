@@ -1,0 +1,515 @@
+"""`fit`: one training loop for every competition, readable top to bottom.
+
+    prepare data (cache, split) -> build model -> optimizer + per-batch schedule -> for each epoch:
+    train (AMP, channels_last, EMA, grad clip) -> validate (competition metric) -> checkpoints ->
+    history + curves
+
+Resume: `last.pt` holds model, optimizer, scheduler, grad scaler, EMA, RNG states, epoch and history,
+written atomically at the end of every epoch. Each epoch's data order and augmentation derive from
+(seed, epoch) alone, so a run killed at any moment and resumed ends where an uninterrupted one would.
+Distributed (torchrun / `--nproc`): the model is wrapped in DDP, training data is sharded by a
+DistributedSampler, validation predictions are gathered so every image counts exactly once, and
+only rank 0 writes the run folder.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import distributed, progress
+from .cache import ImageCache, load_images
+from .competition import Competition
+from .data import CachedImages, GpuBatches, default_workers, epoch_seed, loader, seed_everything
+from .errors import KitError
+from .layout import Layout
+from .recipe import Recipe
+from .run import RunDir, git_commit, versions
+from .schedules import build_scheduler
+from .split import load_split, save_split, stratified_split
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs_run: int
+    best_epoch: int | None
+    best_metric: float | None
+    final_metric: float | None
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+# --------------------------------------------------------------------------------------- setup
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if distributed.is_distributed() and torch.cuda.is_available():
+            return torch.device("cuda", distributed.local_rank())
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise KitError(f"invalid setting device={name!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise KitError(f"device {name} asked for, but no CUDA GPU is visible; use --device cpu or auto")
+    return device
+
+
+def cache_short_side(recipe: Recipe) -> int:
+    # the train crop and the evaluation resize both read from the cached copy: keep enough pixels for both
+    return max(recipe.img_size, recipe.eval_resize or recipe.img_size)
+
+
+def autocast_dtype(device: torch.device, recipe: Recipe) -> torch.dtype | None:
+    if not recipe.amp or device.type != "cuda":
+        return None  # CPU autocast slows convolutions down; fp32 there
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def run_config(comp: Competition, layout: Layout, recipe: Recipe, normalization, extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "competition": comp.name,
+        "slug": comp.slug,
+        "metric": comp.metric.name,
+        "higher_is_better": comp.metric.higher_is_better,
+        "recipe": recipe.to_dict(),
+        "augment": comp.augmentation(recipe.aug).__dict__ | {},
+        "classes": layout.classes,
+        "data_dir": str(layout.root.resolve()),
+        "fingerprint": layout.fingerprint(),
+        "versions": versions(),
+        "git": git_commit(),
+        "command": sys.argv,
+        "normalization": {"mean": list(normalization[0]), "std": list(normalization[1])},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **extra,
+    }
+
+
+def build_optimizer(model: torch.nn.Module, recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        # biases and norm weights are not decayed: standard for ResNets, harmless for the study's settings
+        (no_decay if param.ndim <= 1 else decay).append(param)
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = {"fused": True} if device.type == "cuda" else {}
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=recipe.lr, **fused)
+    return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0, **fused)
+
+
+# --------------------------------------------------------------------------------------- RNG state
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(tuple(state["python"][:1]) + (tuple(state["python"][1]),) + tuple(state["python"][2:]))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --------------------------------------------------------------------------------------- the data
+
+
+@dataclass
+class Data:
+    train_cache: ImageCache
+    labels: np.ndarray
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    ids: list[str]
+
+
+def prepare_data(layout: Layout, recipe: Recipe, run: RunDir | None, resume: bool) -> Data:
+    cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
+    ids = layout.train.ids
+    split_path = run.file("split.json") if run else None
+    if resume and split_path and split_path.is_file():
+        train_idx, val_idx = load_split(split_path, ids)
+    else:
+        train_idx, val_idx = stratified_split(layout.train_labels, recipe.val_fraction, recipe.seed)
+        if split_path and distributed.is_main():
+            save_split(split_path, ids, val_idx, recipe.val_fraction, recipe.seed)
+    if recipe.full_train:
+        train_idx = np.arange(len(ids))
+    if cache.bad_ids:
+        bad = {ids.index(i) for i in cache.bad_ids}
+        train_idx = np.array([i for i in train_idx if i not in bad], dtype=np.int64)
+        val_idx = np.array([i for i in val_idx if i not in bad], dtype=np.int64)
+    return Data(cache, layout.train_labels, train_idx, val_idx, ids)
+
+
+class Batches:
+    """Train and validation batches for one epoch, on the GPU-resident path or through DataLoaders."""
+
+    def __init__(self, data: Data, comp: Competition, recipe: Recipe, device: torch.device, mean, std):
+        from . import augment
+
+        self.data, self.recipe, self.device = data, recipe, device
+        spec = comp.augmentation(recipe.aug)
+        self.use_gpu_data = self._gpu_data_wanted(data.train_cache, recipe, device)
+        if self.use_gpu_data:
+            pixels = torch.from_numpy(np.ascontiguousarray(data.train_cache.uniform_array())).to(device)
+            self.images = pixels
+            self.labels = torch.as_tensor(data.labels, device=device)
+            self.train_transform = augment.GpuAugment(spec, recipe.img_size, mean, std)
+            self.eval_transform = augment.GpuEval(recipe.img_size, recipe.eval_resize, mean, std)
+        else:
+            self.train_transform = augment.build_train_transform(spec, recipe.img_size, mean, std)
+            self.eval_transform = augment.build_eval_transform(recipe.img_size, recipe.eval_resize, mean, std)
+            self.workers = recipe.workers if recipe.workers is not None else default_workers(device, len(data.train_idx))
+
+    @staticmethod
+    def _gpu_data_wanted(cache: ImageCache, recipe: Recipe, device: torch.device) -> bool:
+        if recipe.gpu_data is not None:
+            if recipe.gpu_data and not cache.is_uniform():
+                raise KitError("--gpu-data needs images of one fixed size (CIFAR-10); drop it for this competition")
+            return recipe.gpu_data
+        if device.type != "cuda" or not cache.is_uniform():
+            return False
+        free, _ = torch.cuda.mem_get_info(device)
+        return cache.nbytes() < 0.25 * free
+
+    def train(self, epoch: int):
+        recipe, data = self.recipe, self.data
+        indices = data.train_idx
+        sampler = None
+        if distributed.world_size() > 1:
+            # each rank takes a disjoint, seeded share of this epoch's shuffled order
+            rng = np.random.default_rng(epoch_seed(recipe.seed, epoch))
+            order = indices[rng.permutation(len(indices))]
+            per_rank = len(order) // distributed.world_size()
+            indices = order[distributed.rank() * per_rank : (distributed.rank() + 1) * per_rank]
+        if self.use_gpu_data:
+            return GpuBatches(self.images, self.labels, indices, recipe.batch_size, self.train_transform,
+                              shuffle=distributed.world_size() == 1, seed=recipe.seed, epoch=epoch,
+                              drop_last=len(indices) > recipe.batch_size)
+        dataset = CachedImages(data.train_cache, indices, data.labels, self.train_transform)
+        return loader(dataset, recipe.batch_size, shuffle=distributed.world_size() == 1, seed=recipe.seed, epoch=epoch,
+                      workers=self.workers, device=self.device, drop_last=len(indices) > recipe.batch_size, sampler=sampler)
+
+    def validation(self, indices: np.ndarray):
+        recipe, data = self.recipe, self.data
+        if self.use_gpu_data:
+            return GpuBatches(self.images, self.labels, indices, recipe.batch_size * 2, self.eval_transform,
+                              shuffle=False, seed=recipe.seed, epoch=0)
+        dataset = CachedImages(data.train_cache, indices, data.labels, self.eval_transform)
+        return loader(dataset, recipe.batch_size * 2, shuffle=False, seed=recipe.seed, epoch=0,
+                      workers=self.workers, device=self.device)
+
+
+# --------------------------------------------------------------------------------------- the loop
+
+
+def _to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device, channels_last: bool):
+    x = x.to(device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y.to(device, non_blocking=True)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, batches, device, dtype, channels_last: bool) -> np.ndarray:
+    """Logits (float32, n x classes) for every batch, in order."""
+    model.eval()
+    out = []
+    for x, _ in batches:
+        x, _ = _to_device(x, torch.zeros(0), device, channels_last)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            out.append(model(x).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def validate(model, batches: Batches, data: Data, comp: Competition, device, dtype, channels_last) -> dict[str, Any]:
+    """Competition metric, loss and accuracy on the validation split; each image counted once."""
+    share = distributed.shard(data.val_idx)  # ranks take disjoint slices, no padding rows
+    logits = evaluate(model, batches.validation(share), device, dtype, channels_last)
+    indices, logits = distributed.gather_rows(share, logits)
+    labels = data.labels[indices]
+    if len(indices) == 0:
+        return {"val_loss": float("nan"), "val_accuracy": float("nan"), "val_metric": float("nan"), "indices": indices, "logits": logits}
+    probs = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+    loss = float(F.cross_entropy(torch.from_numpy(logits).double(), torch.from_numpy(labels)).item())
+    return {
+        "val_loss": loss,
+        "val_accuracy": float((logits.argmax(1) == labels).mean()),
+        "val_metric": comp.metric(labels, probs),
+        "indices": indices,
+        "logits": logits,
+    }
+
+
+def fit(
+    comp: Competition,
+    layout: Layout,
+    recipe: Recipe,
+    run: RunDir,
+    resume: bool = False,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train `recipe` on `layout` into `run`; with `resume`, continue from the run's last checkpoint."""
+    from . import models
+
+    recipe.validate()
+    started = time.perf_counter()
+    device = resolve_device(recipe.device)
+    seed_everything(recipe.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    checkpoint = run.load_checkpoint("last") if resume and run.has_checkpoint("last") else None
+    if distributed.is_main():
+        run.ensure()
+    distributed.barrier()
+    data = prepare_data(layout, recipe, run, resume)
+    model = models.build_model(recipe, len(layout.classes))
+    mean, std = models.normalization(model)
+    if distributed.is_main() and not resume:
+        run.create(run_config(comp, layout, recipe, (mean, std), {"skipped_images": data.train_cache.bad_ids}))
+    if recipe.freeze:
+        models.set_backbone_frozen(model, True)
+    model.to(device)
+    channels_last = recipe.channels_last and device.type == "cuda"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if recipe.sync_bn and distributed.world_size() > 1:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+    batches = Batches(data, comp, recipe, device, mean, std)
+    steps_per_epoch = max(len(batches.train(0)), 1)
+    optimizer = build_optimizer(model, recipe, device)
+    scheduler = build_scheduler(optimizer, recipe, steps_per_epoch)
+    dtype = autocast_dtype(device, recipe)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    ema = None
+    if recipe.ema:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=recipe.ema, device=device)
+
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    best_metric = None
+    best_epoch = None
+    if checkpoint is not None:
+        train_state = checkpoint["train_state"]
+        model.load_state_dict(train_state["model"])
+        optimizer.load_state_dict(train_state["optimizer"])
+        scheduler.load_state_dict(train_state["scheduler"])
+        scaler.load_state_dict(train_state["scaler"])
+        if ema is not None and train_state.get("ema") is not None:
+            ema.module.load_state_dict(train_state["ema"])
+        start_epoch = checkpoint["epoch"] + 1
+        history = list(train_state["history"])
+        best_metric, best_epoch = train_state["best_metric"], train_state["best_epoch"]
+        set_rng_state(train_state["rng"])
+        if distributed.is_main():
+            run.write_history(history)
+
+    train_model = distributed.wrap(model, device)
+    eval_model = ema.module if ema is not None else model
+    if recipe.compile:
+        train_model = torch.compile(train_model)
+
+    total_steps = steps_per_epoch * (recipe.epochs - start_epoch)
+    interrupted = False
+    with progress.bar(total_steps if distributed.is_main() else None, f"training {run.name}") as bar:
+        try:
+            for epoch in range(start_epoch, recipe.epochs):
+                if recipe.freeze and recipe.unfreeze_after is not None and epoch >= recipe.unfreeze_after:
+                    models.set_backbone_frozen(model, False)
+                row = train_one_epoch(train_model, model, ema, batches.train(epoch), optimizer, scheduler, scaler,
+                                      device, dtype, channels_last, recipe, epoch, bar)
+                if len(data.val_idx):
+                    result = validate(eval_model, batches, data, comp, device, dtype, channels_last)
+                    row.update({k: result[k] for k in ("val_loss", "val_accuracy", "val_metric")})
+                else:
+                    result = None
+                    row.update(val_loss=float("nan"), val_accuracy=float("nan"), val_metric=float("nan"))
+                history.append(row)
+                improved = comp.metric.better(row["val_metric"], best_metric) or (result is None)
+                if improved:
+                    best_metric, best_epoch = row["val_metric"], epoch
+                if distributed.is_main():
+                    eval_state = _state_dict(eval_model)
+                    if improved:
+                        run.save_checkpoint("best", {"model": eval_state, "epoch": epoch, "metric": row["val_metric"]})
+                        if result is not None:
+                            run.save_val_predictions([data.ids[i] for i in result["indices"]], data.labels[result["indices"]], result["logits"])
+                    run.save_checkpoint("last", {
+                        "model": eval_state,
+                        "epoch": epoch,
+                        "metric": row["val_metric"],
+                        "train_state": {
+                            "model": _state_dict(model),
+                            "ema": _state_dict(ema.module) if ema is not None else None,
+                            "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(),
+                            "scaler": scaler.state_dict(),
+                            "rng": rng_state(),
+                            "history": history,
+                            "best_metric": best_metric,
+                            "best_epoch": best_epoch,
+                        },
+                    }, keep_previous=True)
+                    run.write_history(history)
+                    run.plot_curves(comp.metric.label)
+                    progress.say(_epoch_line(row, comp))
+                if on_epoch:
+                    on_epoch(row)
+        except KeyboardInterrupt:
+            interrupted = True
+    distributed.barrier()
+    return TrainResult(
+        run_dir=run.path,
+        epochs_run=len(history),
+        best_epoch=best_epoch,
+        best_metric=best_metric,
+        final_metric=history[-1]["val_metric"] if history else None,
+        seconds=time.perf_counter() - started,
+        history=history,
+        interrupted=interrupted,
+    )
+
+
+def _state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    model = getattr(model, "_orig_mod", model)
+    model = getattr(model, "module", model) if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def _epoch_line(row: dict[str, Any], comp: Competition) -> str:
+    return (
+        f"epoch {row['epoch']}: lr {row['lr']:.4g} train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f} | "
+        f"val loss {row['val_loss']:.4f} {comp.metric.label} {row['val_metric']:.4f} | "
+        f"{row['seconds']:.1f}s {row['images_per_s']:.0f} img/s"
+    )
+
+
+def train_one_epoch(train_model, model, ema, batches, optimizer, scheduler, scaler, device, dtype, channels_last,
+                    recipe: Recipe, epoch: int, bar) -> dict[str, Any]:
+    from . import models
+
+    # a pure function of (seed, epoch): dropout and worker-free augmentation replay exactly on resume
+    seed_everything(epoch_seed(recipe.seed, epoch, salt=1))
+    train_model.train()
+    if recipe.freeze and not models.backbone_trainable(model):
+        models.set_backbone_frozen(model, True)  # keeps frozen BatchNorm statistics fixed after .train()
+    lr = optimizer.param_groups[0]["lr"]
+    total_loss = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    seen = 0
+    start = time.perf_counter()
+    for x, y in batches:
+        x, y = _to_device(x, y, device, channels_last)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            logits = train_model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+        if not torch.isfinite(loss):
+            raise KitError(f"training diverged at epoch {epoch} (loss is {loss.item()}); lower --lr (now {recipe.lr})")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if recipe.grad_clip:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        if ema is not None:
+            ema.update(model)
+        total_loss += loss.detach().double() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
+        bar.advance(1, postfix=f"epoch {epoch + 1}/{recipe.epochs}")
+    seconds = time.perf_counter() - start
+    stats = distributed.sum_tensor(torch.stack([total_loss, correct.double(), torch.tensor(float(seen), device=device, dtype=torch.float64)]))
+    total_loss, correct_all, seen_all = stats.tolist()
+    return {
+        "epoch": epoch,
+        "lr": lr,
+        "train_loss": total_loss / max(seen_all, 1),
+        "train_accuracy": correct_all / max(seen_all, 1),
+        "seconds": seconds,
+        "images_per_s": seen_all / max(seconds, 1e-9),
+    }
+
+
+# --------------------------------------------------------------------------------------- one-line API
+
+
+def train(
+    competition: str | Competition,
+    data_dir: Path | str | None = None,
+    recipe: str | Recipe | None = None,
+    out: Path | str | None = None,
+    runs_root: Path | str = "runs",
+    **overrides: Any,
+) -> TrainResult:
+    """`train("dog_breed", arch="resnet34")`: resolve, read the data, train, and return the result."""
+    from .competition import resolve
+    from .layout import open_layout
+    from .run import new_run_path
+
+    comp = resolve(competition) if isinstance(competition, str) else competition
+    base = recipe if isinstance(recipe, Recipe) else comp.recipe(recipe)
+    resolved = base.replace(**{k: v for k, v in overrides.items() if v is not None}).validate()
+    comp.augmentation(resolved.aug)  # unknown augmentation names fail before any data is read
+    from . import models
+
+    models.check_arch(resolved.arch)
+    layout = open_layout(comp, data_dir)
+    path = Path(out) if out else new_run_path(Path(runs_root), comp.name, resolved.arch, resolved.name)
+    if out and (path / "config.json").exists():
+        raise KitError(f"{path} already holds a run; resume it with `kaggle-kit train --resume {path}` or choose another --out")
+    if distributed.is_distributed():
+        path = Path(distributed.broadcast_object(str(path)))
+    return fit(comp, layout, resolved, RunDir(path))
+
+
+def resume(run_dir: Path | str, data_dir: Path | str | None = None) -> TrainResult:
+    """Continue a run from its last checkpoint with exactly the settings it was started with."""
+    from .competition import resolve
+    from .layout import open_layout
+
+    run = RunDir(run_dir)
+    config = run.config()
+    comp = resolve(config["competition"])
+    recipe = Recipe.from_dict(config["recipe"])
+    layout = open_layout(comp, data_dir or config["data_dir"])
+    if layout.fingerprint() != config["fingerprint"]:
+        raise KitError(
+            f"the data in {layout.root} differs from the data {run.path} was trained on "
+            f"(fingerprint {layout.fingerprint()} vs {config['fingerprint']}); pass the original --data-dir"
+        )
+    history = run.history()
+    if len(history) >= recipe.epochs and run.has_checkpoint("last"):
+        raise KitError(f"{run.path} already finished all {recipe.epochs} epochs; nothing to resume")
+    return fit(comp, layout, recipe, run, resume=True)
