@@ -1,0 +1,596 @@
+"""A stand-in for Kaggle's competition API on loopback, speaking the wire protocol of kaggle 2.2.5 / kagglesdk 0.1.38.
+
+What the installed client sends and expects (kagglesdk/kaggle_http_client.py, competitions/services and
+competitions/types/competition_api_service.py, kaggle/api/kaggle_api_extended.py):
+
+- Every API call is `POST <base>/api/v1/<service>/<Method>` with a JSON body of the request type's
+  camelCase fields (defaults left out) and credentials as HTTP Basic `username:key` (legacy key) or
+  `Authorization: Bearer <token>`. The answer is the response type's camelCase JSON; enums travel as
+  their names ("PENDING", "COMPLETE", "ERROR"), datetimes as ISO 8601 with a `Z`, and
+  `publicScore`/`privateScore` as strings. Errors are `{"code": N, "message": ...}` with HTTP status N
+  and `Content-Type: application/json` (the client raises `requests.HTTPError(message)` from them).
+- `DownloadDataFiles {competitionName}` answers with a redirect to the bundle; `requests` follows it
+  and the client names the saved file `<competition>.<extension of the redirect target>`, honouring
+  `Content-Length`, `Last-Modified`, `ETag` and `Accept-Ranges` (for resuming with `Range`).
+- `StartSubmissionUpload {competitionName, fileName, contentLength, lastModifiedEpochSeconds}` ->
+  `{token, createUrl}`; the client then `PUT`s the file to `createUrl` with chunked transfer encoding
+  and no credentials (a signed URL on Kaggle), expecting 200 or 201; then
+  `CreateSubmission {competitionName, blobFileTokens, submissionDescription}` -> `{message, ref}`.
+- `GetSubmission {ref}` and `ListSubmissions {competitionName, sortBy, group, page, pageSize}` ->
+  `ApiSubmission` objects; `GetSubmissionLimits`, `ListDataFiles` and
+  `security.OAuthService/IntrospectToken` (used by token sign-in) are served too.
+
+Submissions stay PENDING for `score_delay` seconds, then are scored against the hidden answers with the
+competition's metric (kaggle_kit.submission.score, which uses `comp.metric`): the public score on the
+first half of the answer ids, the private on the rest. A file whose header or rows differ from the
+sample submission ends in ERROR with a reason, as on Kaggle.
+
+Faults on request (tests call the methods; by hand, the command-line flags): any status for a method
+(`fail`), with `Retry-After` for 429; a slow answer (`delay`); the next submission ending in ERROR with a
+given reason (`error_next_submission`). Method names are the API methods (`DownloadDataFiles`,
+`StartSubmissionUpload`, ...) plus `download` (the bundle GET) and `upload` (the PUT); `*` is all.
+
+By hand:  python tests/kaggle_server.py --competition dog_breed --bundle DIR --port 8765
+(DIR holds `<slug>.zip` and `answers.csv` from `kaggle-kit sample`; generated there when missing.)
+See docs/kaggle-dry-run.md for the whole loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import email.utils
+import hashlib
+import io
+import itertools
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+
+from kaggle_kit.competition import Competition, resolve
+from kaggle_kit.errors import KitError
+
+COMPETITIONS_SERVICE = "competitions.CompetitionApiService"
+OAUTH_SERVICE = "security.OAuthService"
+DEFAULT_USERNAME = "kk-test-user"
+DEFAULT_KEY = "kk-test-key-0123456789abcdef"
+DAILY_LIMIT = 5
+FIRST_REF = 40_000_001
+
+
+def _iso(moment: datetime) -> str:
+    """kagglesdk's DateTimeSerializer format: naive UTC, milliseconds, a trailing Z."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+@dataclass
+class Fault:
+    status: int
+    message: str
+    retry_after: str | None = None
+    times: int | None = None  # None: every time
+
+
+@dataclass
+class Submission:
+    ref: int
+    competition: str
+    file_name: str
+    description: str
+    data: bytes
+    date: datetime
+    ready_at: float
+    status: str = "PENDING"
+    public_score: str = ""
+    private_score: str = ""
+    error: str = ""
+    forced_error: str | None = None
+
+    def as_json(self) -> dict:
+        body = {
+            "ref": self.ref,
+            "totalBytes": len(self.data),
+            "date": _iso(self.date),
+            "description": self.description,
+            "fileName": self.file_name,
+            "status": self.status,
+            "submittedBy": DEFAULT_USERNAME,
+            "teamName": DEFAULT_USERNAME,
+            "url": f"/submissions/{self.ref}/{self.file_name}",
+        }
+        if self.status == "COMPLETE":
+            body["publicScore"], body["privateScore"] = self.public_score, self.private_score
+        if self.status == "ERROR":
+            body["errorDescription"] = self.error
+        return body
+
+
+@dataclass
+class _State:
+    comp: Competition
+    bundle: bytes
+    bundle_mtime: float
+    workdir: Path
+    username: str
+    key: str
+    token: str | None
+    score_delay: float
+    faults: dict[str, Fault] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)
+    uploads: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # token -> (file name, bytes)
+    submissions: list[Submission] = field(default_factory=list)
+    next_error: str | None = None
+    calls: Counter = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class KaggleServer:
+    """The fake Kaggle: `with KaggleServer(comp, bundle_dir) as server:` then point the client at `server.url`."""
+
+    def __init__(
+        self,
+        competition: Competition | str,
+        bundle_dir: Path | str,
+        username: str = DEFAULT_USERNAME,
+        key: str = DEFAULT_KEY,
+        token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        score_delay: float = 0.3,
+    ):
+        comp = competition if isinstance(competition, Competition) else resolve(competition)
+        bundle_dir = Path(bundle_dir)
+        zip_path = bundle_dir / comp.archive_name
+        answers = bundle_dir / "answers.csv"
+        if not zip_path.is_file() or not answers.is_file():
+            raise FileNotFoundError(f"{bundle_dir} needs {comp.archive_name} and answers.csv: run `kaggle-kit sample {comp.name} {bundle_dir}`")
+        workdir = Path(tempfile.mkdtemp(prefix="kaggle-server-"))
+        self._state = _State(
+            comp=comp,
+            bundle=zip_path.read_bytes(),
+            bundle_mtime=zip_path.stat().st_mtime,
+            workdir=workdir,
+            username=username,
+            key=key,
+            token=token,
+            score_delay=score_delay,
+        )
+        self._prepare_scoring(answers)
+        self._httpd = ThreadingHTTPServer((host, port), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.state = self._state
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ setup
+
+    def _prepare_scoring(self, answers_path: Path) -> None:
+        state = self._state
+        comp = state.comp
+        with zipfile.ZipFile(io.BytesIO(state.bundle)) as zf:
+            names = {n.rsplit("/", 1)[-1]: n for n in zf.namelist()}
+            if comp.sample_file in names:
+                sample = zf.read(names[comp.sample_file])
+            else:  # older downloads nest the sample in its own zip
+                with zipfile.ZipFile(io.BytesIO(zf.read(names[comp.sample_file + ".zip"]))) as inner:
+                    sample = inner.read(comp.sample_file)
+        (state.workdir / comp.sample_file).write_bytes(sample)
+        answers = pd.read_csv(answers_path, dtype=str, na_filter=False)
+        half = (len(answers) + 1) // 2
+        answers.iloc[:half].to_csv(state.workdir / "public.csv", index=False)
+        answers.iloc[half:].to_csv(state.workdir / "private.csv", index=False)
+
+    # ------------------------------------------------------------------ control
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def calls(self) -> Counter:
+        return self._state.calls
+
+    @property
+    def submissions(self) -> list[Submission]:
+        return list(self._state.submissions)
+
+    def fail(self, method: str, status: int, message: str | None = None, retry_after: str | None = None, times: int | None = None) -> None:
+        """Answer `method` (or `*`) with HTTP `status` and Kaggle's error JSON, `times` times (default: always)."""
+        self._state.faults[method] = Fault(status, message or _default_message(status), retry_after, times)
+
+    def delay(self, method: str, seconds: float) -> None:
+        self._state.delays[method] = seconds
+
+    def error_next_submission(self, reason: str) -> None:
+        """The next submission is scored as ERROR with `reason` as its errorDescription."""
+        self._state.next_error = reason
+
+    def clear(self) -> None:
+        self._state.faults.clear()
+        self._state.delays.clear()
+        self._state.next_error = None
+
+    def expected_scores(self, path: Path | str) -> tuple[float, float]:
+        """The (public, private) scores this server gives the file."""
+        return _score_file(self._state, Path(path).read_bytes())
+
+    def start(self) -> "KaggleServer":
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        shutil.rmtree(self._state.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "KaggleServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _default_message(status: int) -> str:
+    return {
+        401: "Unauthenticated",
+        403: "You must accept this competition's rules before you'll be able to submit or download files.",
+        404: "Not found",
+        429: "Too many requests",
+        500: "Internal server error",
+        503: "Service unavailable",
+    }.get(status, "Request failed")
+
+
+def _score_file(state: _State, data: bytes) -> tuple[float, float]:
+    from kaggle_kit.submission import score
+
+    path = state.workdir / f"scoring-{hashlib.sha256(data).hexdigest()[:16]}-{threading.get_ident()}.csv"
+    path.write_bytes(data)
+    try:
+        return (score(path, state.workdir / "public.csv", state.comp), score(path, state.workdir / "private.csv", state.comp))
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _kaggle_check(state: _State, data: bytes) -> str | None:
+    """Kaggle's own refusals: header and ids must match the sample. Returns the reason, or None."""
+    comp = state.comp
+    sample = pd.read_csv(state.workdir / comp.sample_file, dtype=str, na_filter=False)
+    try:
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, na_filter=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
+        return "Could not parse the submission file as CSV."
+    if list(frame.columns) != list(sample.columns):
+        return f"Submission column names do not match the sample submission: expected {','.join(list(sample.columns)[:4])}..."
+    if len(frame) != len(sample):
+        return f"Submission must have {len(sample)} rows"
+    missing = set(sample[comp.id_column]) - set(frame[comp.id_column])
+    if missing:
+        return f"Could not find ids {sorted(missing)[:3]} in the submission"
+    return None
+
+
+def _settle(state: _State, submission: Submission) -> None:
+    """Score a submission once its delay has passed (PENDING -> COMPLETE or ERROR)."""
+    if submission.status != "PENDING" or time.monotonic() < submission.ready_at:
+        return
+    if submission.forced_error is not None:
+        submission.status, submission.error = "ERROR", submission.forced_error
+        return
+    reason = _kaggle_check(state, submission.data)
+    if reason is None:
+        try:
+            public, private = _score_file(state, submission.data)
+        except KitError as error:
+            reason = str(error)
+        else:
+            submission.status = "COMPLETE"
+            submission.public_score, submission.private_score = f"{public:.5f}", f"{private:.5f}"
+            return
+    submission.status, submission.error = "ERROR", reason
+
+
+_refs = itertools.count(FIRST_REF)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "FakeKaggle/1.0"
+
+    def log_message(self, format, *args):  # quiet: the tests read results, not access logs
+        if os.environ.get("KAGGLE_SERVER_LOG"):
+            super().log_message(format, *args)
+
+    @property
+    def state(self) -> _State:
+        return self.server.state
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.headers.get('Host') or '%s:%d' % self.server.server_address[:2]}"
+
+    # ------------------------------------------------------------------ replies
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, payload: dict, status: int = 200) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _error(self, status: int, message: str, retry_after: str | None = None) -> None:
+        headers = {"Retry-After": retry_after} if retry_after else None
+        self._send(status, json.dumps({"code": status, "message": message}).encode(), "application/json", headers)
+
+    def _faulted(self, method: str) -> bool:
+        """Apply a configured delay and fault for `method`; True when an error was sent."""
+        state = self.state
+        state.calls[method] += 1
+        pause = state.delays.get(method, state.delays.get("*", 0.0))
+        if pause:
+            time.sleep(pause)
+        with state.lock:
+            fault = state.faults.get(method) or state.faults.get("*")
+            if fault is None:
+                return False
+            if fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    state.faults = {k: v for k, v in state.faults.items() if v is not fault}
+        self._error(fault.status, fault.message, fault.retry_after)
+        return True
+
+    def _signed_in(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        state = self.state
+        if header.startswith("Basic "):
+            try:
+                user, _, key = base64.b64decode(header[6:]).decode().partition(":")
+            except ValueError:
+                return False
+            return user == state.username and key == state.key
+        if header.startswith("Bearer "):
+            return state.token is not None and header[7:] == state.token
+        return False
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size_line = self.rfile.readline().strip()
+                size = int(size_line.split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()  # the CRLF after each chunk
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    # ------------------------------------------------------------------ verbs
+
+    def do_POST(self) -> None:
+        body = self._read_body()
+        parts = urlparse(self.path).path.strip("/").split("/")
+        if len(parts) != 4 or parts[:2] != ["api", "v1"]:
+            return self._error(404, f"no such API path {self.path}")
+        service, method = parts[2], parts[3]
+        if self._faulted(method):
+            return
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return self._error(400, "request body is not JSON")
+        if service == OAUTH_SERVICE and method == "IntrospectToken":
+            token = request.get("token", "")
+            active = self.state.token is not None and token == self.state.token
+            return self._json({"active": True, "username": self.state.username} if active else {})
+        if not self._signed_in():
+            return self._error(401, "Unauthenticated")
+        if service != COMPETITIONS_SERVICE:
+            return self._error(404, f"unknown service {service}")
+        handler = getattr(self, f"_api_{method}", None)
+        if handler is None:
+            return self._error(404, f"unknown method {method}")
+        handler(request)
+
+    def do_GET(self) -> None:
+        path = urlparse(self.path).path
+        if path != f"/download/{self.state.comp.archive_name}":
+            return self._error(404, f"no file at {path}")
+        if self._faulted("download"):
+            return
+        data = self.state.bundle
+        headers = {
+            "Last-Modified": email.utils.formatdate(self.state.bundle_mtime, usegmt=True),
+            "ETag": f'"{hashlib.sha256(data).hexdigest()[:20]}"',
+            "Accept-Ranges": "bytes",
+        }
+        wanted = self.headers.get("Range", "")
+        if wanted.startswith("bytes=") and wanted.endswith("-") and self.headers.get("If-Range") in (None, headers["ETag"]):
+            start = int(wanted[6:-1])
+            if start >= len(data):
+                return self._error(416, "range not satisfiable")
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+            return self._send(206, data[start:], "application/zip", headers)
+        self._send(200, data, "application/zip", headers)
+
+    def do_PUT(self) -> None:
+        body = self._read_body()
+        if self._faulted("upload"):
+            return
+        token = urlparse(self.path).path.rsplit("/", 1)[-1]
+        state = self.state
+        with state.lock:
+            if token not in state.uploads:
+                return self._error(404, "unknown upload URL")
+            state.uploads[token] = (state.uploads[token][0], body)
+        self._json({})
+
+    # ------------------------------------------------------------------ API methods
+
+    def _competition_known(self, request: dict) -> bool:
+        name = request.get("competitionName", "")
+        if name != self.state.comp.slug:
+            self._error(404, f"Competition '{name}' not found")
+            return False
+        return True
+
+    def _api_DownloadDataFiles(self, request: dict) -> None:
+        if not self._competition_known(request):
+            return
+        # Kaggle redirects to a signed storage URL; the query string mimics its signature
+        location = f"{self.base}/download/{self.state.comp.archive_name}?X-Goog-Signature=fake"
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _api_ListDataFiles(self, request: dict) -> None:
+        if not self._competition_known(request):
+            return
+        with zipfile.ZipFile(io.BytesIO(self.state.bundle)) as zf:
+            files = [
+                {"ref": i.filename, "name": i.filename, "totalBytes": i.file_size, "creationDate": _iso(datetime(*i.date_time, tzinfo=timezone.utc))}
+                for i in zf.infolist()
+                if not i.is_dir()
+            ]
+        self._json({"files": files, "nextPageToken": ""})
+
+    def _api_StartSubmissionUpload(self, request: dict) -> None:
+        if not self._competition_known(request):
+            return
+        token = hashlib.sha256(f"{request}{time.time_ns()}".encode()).hexdigest()[:24]
+        with self.state.lock:
+            self.state.uploads[token] = (str(request.get("fileName") or "submission.csv"), b"")
+        self._json({"token": token, "createUrl": f"{self.base}/upload/{token}"})
+
+    def _api_CreateSubmission(self, request: dict) -> None:
+        if not self._competition_known(request):
+            return
+        state = self.state
+        token = request.get("blobFileTokens", "")
+        with state.lock:
+            file_name, data = state.uploads.pop(token, ("", b""))
+            if not data:
+                return self._error(400, "The submission file was not uploaded (unknown blob token)")
+            submission = Submission(
+                ref=next(_refs),
+                competition=state.comp.slug,
+                file_name=file_name,
+                description=request.get("submissionDescription", ""),
+                data=data,
+                date=datetime.now(timezone.utc),
+                ready_at=time.monotonic() + state.score_delay,
+                forced_error=state.next_error,
+            )
+            state.next_error = None
+            state.submissions.append(submission)
+        self._json({"message": f"Successfully submitted to {state.comp.title}", "ref": submission.ref})
+
+    def _api_GetSubmission(self, request: dict) -> None:
+        ref = int(request.get("ref", 0))
+        state = self.state
+        with state.lock:
+            found = next((s for s in state.submissions if s.ref == ref), None)
+            if found is not None:
+                _settle(state, found)
+        if found is None:
+            return self._error(404, f"Submission {ref} not found")
+        self._json(found.as_json())
+
+    def _api_ListSubmissions(self, request: dict) -> None:
+        if not self._competition_known(request):
+            return
+        state = self.state
+        size = int(request.get("pageSize") or 20)
+        page = max(int(request.get("page") or 1), 1)
+        with state.lock:
+            for submission in state.submissions:
+                _settle(state, submission)
+            newest_first = sorted(state.submissions, key=lambda s: s.ref, reverse=True)
+        chunk = newest_first[(page - 1) * size : page * size]
+        more = len(newest_first) > page * size
+        self._json({"submissions": [s.as_json() for s in chunk], "nextPageToken": str(page + 1) if more else ""})
+
+    def _api_GetSubmissionLimits(self, request: dict) -> None:
+        if not self._competition_known(request):
+            return
+        today = len(self.state.submissions)
+        self._json({"numToday": today, "numTotal": today, "numAllowedNow": max(DAILY_LIMIT - today, 0)})
+
+
+def _parse_pairs(values: list[str], kind: type, what: str) -> dict:
+    found = {}
+    for value in values:
+        name, _, number = value.partition("=")
+        if not number:
+            raise SystemExit(f"{what} {value!r}: write METHOD=VALUE, e.g. StartSubmissionUpload=403")
+        found[name] = kind(number)
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="A local fake of Kaggle's competition API for dry runs of kaggle-kit (and the kaggle CLI).")
+    parser.add_argument("--competition", required=True, help="cifar10 or dog_breed")
+    parser.add_argument("--bundle", required=True, type=Path, help="folder with <slug>.zip and answers.csv (generated when missing)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--username", default=DEFAULT_USERNAME)
+    parser.add_argument("--key", default=DEFAULT_KEY)
+    parser.add_argument("--token", default=None, help="also accept this bearer token (KAGGLE_API_TOKEN)")
+    parser.add_argument("--score-delay", type=float, default=3.0, help="seconds a submission stays PENDING")
+    parser.add_argument("--fault", action="append", default=[], metavar="METHOD=STATUS", help="answer METHOD (or *) with this HTTP status")
+    parser.add_argument("--retry-after", default="60", help="Retry-After seconds sent with a 429 fault")
+    parser.add_argument("--delay", action="append", default=[], metavar="METHOD=SECONDS", help="answer METHOD (or *) slowly")
+    parser.add_argument("--error-reason", default=None, help="score the first submission as ERROR with this reason")
+    args = parser.parse_args(argv)
+
+    comp = resolve(args.competition)
+    if not (args.bundle / comp.archive_name).is_file():
+        from kaggle_kit.sample import write_sample
+
+        write_sample(comp, args.bundle)
+        print(f"generated {args.bundle / comp.archive_name} and answers.csv", flush=True)
+    server = KaggleServer(comp, args.bundle, args.username, args.key, args.token, args.host, args.port, args.score_delay)
+    for method, status in _parse_pairs(args.fault, int, "--fault").items():
+        server.fail(method, status, retry_after=args.retry_after if status == 429 else None)
+    for method, seconds in _parse_pairs(args.delay, float, "--delay").items():
+        server.delay(method, seconds)
+    if args.error_reason:
+        server.error_next_submission(args.error_reason)
+    print(f"fake Kaggle for {comp.slug} at {server.url}; point kaggle-kit at it with:", flush=True)
+    shown_key = args.key if args.key == DEFAULT_KEY else "<your --key>"  # the built-in fake key is no secret
+    print(f"  export KAGGLE_KIT_API_ENDPOINT={server.url} KAGGLE_USERNAME={args.username} KAGGLE_KEY={shown_key} NO_PROXY=127.0.0.1,localhost", flush=True)
+    server.start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
