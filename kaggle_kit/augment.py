@@ -1,0 +1,440 @@
+"""Augmentation pipelines from an AugmentSpec: Albumentations per image (the reference) and a GPU batch path.
+
+Train-time order (both paths, see `AugmentSpec`): pre-resize (square) -> random resized crop (area `crop_scale`,
+aspect `crop_ratio`) or resize/centre crop to `img_size` -> translate (reflect-pad by `translate`, random crop
+back) -> horizontal flip -> colour jitter -> Gaussian noise -> cutout -> normalisation.
+
+Albumentations path (`build_train_transform`, `build_eval_transform`): uint8 HxWx3 RGB numpy in, float32 CHW
+tensor out. Geometry and colour work on uint8; the image is then scaled to float [0, 1] so that the noise has
+exactly the spec's std (albumentations' GaussNoise on uint8 truncates the noise and shrinks its std by up to
+15%), then cutout fills the hole with the normalisation mean (zero after normalising, as in the fast-ResNet
+cutout), then Normalize and ToTensorV2. Compose runs with strict=True: a wrong argument name raises instead of
+warning and silently falling back to a default.
+
+GPU path (`GpuAugment`): the same spec on a whole uint8 batch on its own device: the same crop sampling rule
+as albumentations' RandomResizedCrop (10 tries, then the ratio-clamped centre crop), bilinear resampling with
+the same half-pixel convention as cv2, per-sample flip, jitter factors, noise std and cutout position.
+Differences, kept on purpose: colour jitter runs brightness -> contrast -> saturation in a fixed order
+(albumentations shuffles the order per image) and stays in float (no rounding to uint8 between steps).
+
+Workers: `seed_worker` (DataLoader `worker_init_fn`) seeds numpy, `random` and the dataset's Albumentations
+pipelines from `torch.initial_seed()`, and turns OpenCV's thread pool off. Pipelines built here also re-seed
+themselves on their first call in a new worker, so workers never repeat each other's augmentations even
+without `seed_worker` (kaggle-facts section 6).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # otherwise importing albumentations checks PyPI
+
+import functools  # noqa: E402
+import math  # noqa: E402
+import random  # noqa: E402
+from collections.abc import Iterator, Sequence  # noqa: E402
+from typing import Any  # noqa: E402
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from albumentations.pytorch import ToTensorV2  # noqa: E402
+from torch import nn  # noqa: E402
+
+from .errors import KitError  # noqa: E402
+from .recipe import AugmentSpec  # noqa: E402
+
+RGB_TO_GRAY = (0.299, 0.587, 0.114)  # what cv2.COLOR_RGB2GRAY, and so albumentations' ColorJitter, uses
+CROP_ATTEMPTS = 10  # RandomResizedCrop tries this many boxes before falling back to a centre crop
+# Reflection without repeating the edge pixel: cv2's BORDER_REFLECT_101 is torch's F.pad(mode="reflect").
+TRANSLATE_BORDER = cv2.BORDER_REFLECT_101
+
+
+# ---- spec checks -----------------------------------------------------------------------------------------
+
+
+def check_spec(spec: AugmentSpec, img_size: int) -> None:
+    """A KitError naming the first AugmentSpec field that no pipeline can apply at `img_size`."""
+    scale, ratio, noise = spec.crop_scale, spec.crop_ratio, spec.noise_std
+    checks = [
+        (spec.pre_resize is None or spec.pre_resize >= 1, "pre_resize", spec.pre_resize, "use a size of 1 or more"),
+        (scale is None or 0 < scale[0] <= scale[1] <= 1, "crop_scale", scale, "use 0 < min <= max <= 1, e.g. (0.64, 1.0)"),
+        (0 < ratio[0] <= ratio[1], "crop_ratio", ratio, "use 0 < min <= max, e.g. (0.75, 1.333)"),
+        (0 <= spec.translate < img_size, "translate", spec.translate, f"use 0 to {img_size - 1} pixels"),
+        (spec.brightness >= 0, "brightness", spec.brightness, "use 0 or more"),
+        (spec.contrast >= 0, "contrast", spec.contrast, "use 0 or more"),
+        (spec.saturation >= 0, "saturation", spec.saturation, "use 0 or more"),
+        (noise is None or 0 <= noise[0] <= noise[1] <= 1, "noise_std", noise, "use 0 <= min <= max <= 1, e.g. (0.01, 0.05)"),
+        (0 <= spec.cutout <= img_size, "cutout", spec.cutout, f"use 0 to {img_size} pixels"),
+    ]
+    for ok, name, value, fix in checks:
+        if not ok:
+            raise KitError(f"invalid augmentation setting {name}={value}: {fix}")
+
+
+# ---- Albumentations path ---------------------------------------------------------------------------------
+
+
+class WorkerSeededCompose(A.Compose):
+    """A Compose with one shared random state, re-seeded from the worker's torch seed in each DataLoader worker.
+
+    Why: a Compose draws from generators created in the main process; forked (or unpickled) workers get
+    identical copies and would repeat each other's augmentations. Why one shared state: `Compose(seed=int)`
+    gives every step its own identically seeded generator, which correlates e.g. flip and noise decisions.
+    """
+
+    def __init__(self, transforms: Sequence[Any], seed: int):
+        super().__init__(list(transforms), strict=True)
+        self.worker_seed: int | None = None
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        reseed_pipeline(self, seed)
+
+    def __call__(self, *args: Any, force_apply: bool = False, **data: Any) -> dict[str, Any]:
+        worker = torch.utils.data.get_worker_info()
+        if worker is not None and worker.seed != self.worker_seed:
+            self.worker_seed = worker.seed
+            self.reseed(worker.seed)
+        return super().__call__(*args, force_apply=force_apply, **data)
+
+
+def reseed_pipeline(pipeline: A.BaseCompose, seed: int) -> None:
+    """Give `pipeline` and all its steps one numpy and one Python generator seeded with `seed`."""
+    pipeline.set_random_state(np.random.default_rng(seed % 2**63), random.Random(seed))
+
+
+def build_train_transform(
+    spec: AugmentSpec, img_size: int, mean: Sequence[float], std: Sequence[float], *, seed: int | None = None
+) -> A.Compose:
+    """uint8 HxWx3 RGB -> augmented, normalised float32 3 x img_size x img_size tensor.
+
+    `seed` None takes `torch.initial_seed()`, so `torch.manual_seed` makes the main-process stream reproducible.
+    """
+    check_spec(spec, img_size)
+    steps = [
+        *_geometry_steps(spec, img_size),
+        *_colour_steps(spec),
+        A.ToFloat(max_value=255.0),
+        *_float_steps(spec, mean),
+        A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=1.0),
+        ToTensorV2(),
+    ]
+    return WorkerSeededCompose(steps, seed=torch.initial_seed() if seed is None else seed)
+
+
+def build_eval_transform(
+    img_size: int, eval_resize: int | None, mean: Sequence[float], std: Sequence[float]
+) -> A.Compose:
+    """Shorter side to `eval_resize` (default `img_size`), centre crop `img_size`, normalise, tensor."""
+    short_side = eval_resize or img_size
+    if short_side < img_size:
+        raise KitError(f"invalid setting eval_resize={eval_resize}: use at least img_size ({img_size}) or leave it unset")
+    steps = [*_resize_centre_crop_steps(short_side, img_size), A.Normalize(mean=tuple(mean), std=tuple(std)), ToTensorV2()]
+    return A.Compose(steps, strict=True)
+
+
+def _geometry_steps(spec: AugmentSpec, img_size: int) -> list[A.BasicTransform]:
+    steps: list[A.BasicTransform] = []
+    if spec.pre_resize:
+        steps.append(A.Resize(height=spec.pre_resize, width=spec.pre_resize))
+    if spec.crop_scale is not None:
+        steps.append(A.RandomResizedCrop(size=(img_size, img_size), scale=spec.crop_scale, ratio=spec.crop_ratio, p=1.0))
+    else:
+        steps += _resize_centre_crop_steps(img_size, img_size)
+    if spec.translate:
+        padded = img_size + 2 * spec.translate
+        steps.append(A.PadIfNeeded(min_height=padded, min_width=padded, position="center", border_mode=TRANSLATE_BORDER))
+        steps.append(A.RandomCrop(height=img_size, width=img_size))
+    if spec.hflip:
+        steps.append(A.HorizontalFlip(p=0.5))
+    return steps
+
+
+def _resize_centre_crop_steps(short_side: int, crop: int) -> list[A.BasicTransform]:
+    # both are no-ops on images already crop x crop (CIFAR at its native 32x32)
+    return [A.SmallestMaxSize(max_size=short_side), A.CenterCrop(height=crop, width=crop)]
+
+
+def _colour_steps(spec: AugmentSpec) -> list[A.BasicTransform]:
+    if not (spec.brightness or spec.contrast or spec.saturation):
+        return []
+    return [A.ColorJitter(brightness=spec.brightness, contrast=spec.contrast, saturation=spec.saturation, hue=0.0, p=1.0)]
+
+
+def _float_steps(spec: AugmentSpec, mean: Sequence[float]) -> list[A.BasicTransform]:
+    steps: list[A.BasicTransform] = []
+    if spec.noise_std is not None:
+        steps.append(A.GaussNoise(std_range=spec.noise_std, mean_range=(0.0, 0.0), per_channel=True, p=1.0))
+    if spec.cutout:
+        hole = (spec.cutout, spec.cutout)
+        steps.append(A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=hole, hole_width_range=hole,
+                                     fill=tuple(float(m) for m in mean), p=1.0))
+    return steps
+
+
+def effective_parameters(transform: A.BaseCompose | A.BasicTransform) -> dict[str, dict[str, Any]]:
+    """The parameters each step actually holds, keyed by class name in pipeline order ("Name#2" for repeats)."""
+    found: dict[str, dict[str, Any]] = {}
+    for step in _steps(transform):
+        name = key = type(step).__name__
+        count = 1
+        while key in found:
+            count += 1
+            key = f"{name}#{count}"
+        found[key] = {arg: getattr(step, arg) for arg in step.get_transform_init_args_names()} | {"p": step.p}
+    return found
+
+
+def _steps(transform: A.BaseCompose | A.BasicTransform) -> Iterator[A.BasicTransform]:
+    if isinstance(transform, A.BaseCompose):
+        for child in transform.transforms:
+            yield from _steps(child)
+    else:
+        yield transform
+
+
+# ---- DataLoader workers ----------------------------------------------------------------------------------
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader `worker_init_fn`: per-worker seeds for numpy, random and Albumentations; no OpenCV threads."""
+    seed = torch.initial_seed()  # base seed + worker id; the base seed is drawn afresh for every epoch's workers
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    cv2.setNumThreads(0)  # each worker is one process already; OpenCV's pool would oversubscribe the cores
+    worker = torch.utils.data.get_worker_info()
+    for pipeline in _pipelines_of(worker.dataset if worker else None):
+        reseed_pipeline(pipeline, seed)
+        if isinstance(pipeline, WorkerSeededCompose):
+            pipeline.worker_seed = worker.seed  # already seeded for this worker: no second re-seed on first call
+
+
+def _pipelines_of(dataset: Any, depth: int = 3) -> Iterator[A.BaseCompose]:
+    """Albumentations pipelines held by a dataset's attributes, looking through wrappers such as Subset."""
+    if dataset is None or depth == 0:
+        return
+    for value in vars(dataset).values() if hasattr(dataset, "__dict__") else ():
+        if isinstance(value, A.BaseCompose):
+            yield value
+        elif isinstance(value, torch.utils.data.Dataset):
+            yield from _pipelines_of(value, depth - 1)
+
+
+# ---- GPU path --------------------------------------------------------------------------------------------
+
+
+class GpuAugment(nn.Module):
+    """The AugmentSpec applied to a uint8 batch (NHWC or NCHW) on the batch's device -> normalised float NCHW.
+
+    `sample_params` draws every random choice for a batch; `apply` uses them; `forward` does both. The output
+    has channels_last memory layout. `seed` fixes the stream (one generator per device); None uses torch's
+    global generator, so `torch.manual_seed` makes it reproducible.
+    """
+
+    def __init__(self, spec: AugmentSpec, img_size: int, mean: Sequence[float], std: Sequence[float],
+                 seed: int | None = None):
+        super().__init__()
+        check_spec(spec, img_size)
+        self.spec, self.img_size, self.seed = spec, img_size, seed
+        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        images = to_float_nchw(batch)
+        params = self.sample_params(images.shape[0], images.shape[-2], images.shape[-1], images.device)
+        return self.apply(images, params)
+
+    # -- sampling
+
+    def sample_params(self, n: int, height: int, width: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        """Per-sample random choices for a batch of n images of height x width."""
+        spec, device = self.spec, torch.device(device)
+        params: dict[str, torch.Tensor] = {}
+        if spec.crop_scale is not None:
+            size = (spec.pre_resize, spec.pre_resize) if spec.pre_resize else (height, width)
+            params["crop"] = self.sample_crop_boxes(n, *size, device)
+        if spec.translate:
+            params["shift"] = self._randint(0, 2 * spec.translate + 1, (n, 2), device)
+        if spec.hflip:
+            params["flip"] = self._uniform(0, 1, n, device) < 0.5
+        for name in ("brightness", "contrast", "saturation"):
+            amount = getattr(spec, name)
+            if amount:
+                params[name] = self._uniform(max(0.0, 1 - amount), 1 + amount, n, device)
+        if spec.noise_std is not None:
+            params["noise_std"] = self._uniform(*spec.noise_std, n, device)
+        if spec.cutout:
+            params["cutout"] = self._randint(0, self.img_size - spec.cutout + 1, (n, 2), device)
+        return params
+
+    def sample_crop_boxes(self, n: int, height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """(n, 4) float boxes (x0, y0, w, h) drawn exactly as albumentations' RandomResizedCrop draws them."""
+        device = torch.device(device)
+        (scale_min, scale_max), (ratio_min, ratio_max) = self.spec.crop_scale, self.spec.crop_ratio
+        area = height * width * self._uniform(scale_min, scale_max, (n, CROP_ATTEMPTS), device)
+        aspect = torch.exp(self._uniform(math.log(ratio_min), math.log(ratio_max), (n, CROP_ATTEMPTS), device))
+        w, h = torch.round(torch.sqrt(area * aspect)), torch.round(torch.sqrt(area / aspect))
+        fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+        first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)  # the first box that fits, as in the loop
+        found = fits.any(dim=1)
+        w, h = w.gather(1, first).squeeze(1), h.gather(1, first).squeeze(1)
+        x0 = torch.floor((width - w + 1) * self._uniform(0, 1, n, device))
+        y0 = torch.floor((height - h + 1) * self._uniform(0, 1, n, device))
+        fallback_w, fallback_h = _fallback_crop(height, width, ratio_min, ratio_max)
+        w = torch.where(found, w, float(fallback_w))
+        h = torch.where(found, h, float(fallback_h))
+        x0 = torch.where(found, x0, float((width - fallback_w) // 2))
+        y0 = torch.where(found, y0, float((height - fallback_h) // 2))
+        return torch.stack([x0, y0, w, h], dim=1)
+
+    def _generator(self, device: torch.device) -> torch.Generator | None:
+        if self.seed is None:
+            return None
+        if device not in self._generators:
+            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generators[device]
+
+    def _uniform(self, low: float, high: float, shape: int | tuple[int, ...], device: torch.device) -> torch.Tensor:
+        shape = (shape,) if isinstance(shape, int) else shape
+        return low + (high - low) * torch.rand(shape, device=device, generator=self._generator(device))
+
+    def _randint(self, low: int, high: int, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        return torch.randint(low, high, shape, device=device, generator=self._generator(device))
+
+    # -- applying
+
+    def apply(self, images: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """float NCHW in [0, 1] + sampled params -> augmented, normalised float NCHW (channels_last)."""
+        x = self._geometry(images, params)
+        if "flip" in params:
+            x = torch.where(params["flip"].view(-1, 1, 1, 1), x.flip(-1), x)
+        x = _colour_jitter(x, params)
+        if "noise_std" in params:
+            noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=self._generator(x.device))
+            x = (x + noise * params["noise_std"].view(-1, 1, 1, 1)).clamp_(0, 1)
+        if "cutout" in params:
+            x = _cut_out(x, params["cutout"], self.spec.cutout, self.mean)
+        return _normalize(x, self.mean, self.std)
+
+    def _geometry(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        spec, size = self.spec, self.img_size
+        if spec.pre_resize:
+            x = F.interpolate(x, size=(spec.pre_resize, spec.pre_resize), mode="bilinear", align_corners=False)
+        x = resized_crops(x, params["crop"], size) if "crop" in params else resize_centre_crop(x, size, size)
+        if "shift" in params:
+            x = _translate(x, params["shift"], spec.translate)
+        return x
+
+
+def to_float_nchw(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 NHWC or NCHW (3 channels) -> float32 NCHW in [0, 1]; an NHWC input stays channels_last in memory."""
+    if batch.dtype != torch.uint8 or batch.ndim != 4:
+        raise ValueError(f"expected a uint8 image batch of 4 dims, got {batch.dtype} of shape {tuple(batch.shape)}")
+    if batch.shape[-1] == 3:
+        batch = batch.permute(0, 3, 1, 2)
+    elif batch.shape[1] != 3:
+        raise ValueError(f"expected 3 channels first or last, got shape {tuple(batch.shape)}")
+    return batch.float().div_(255.0)
+
+
+def gpu_normalize(batch_uint8: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Evaluation on the GPU: uint8 NHWC/NCHW -> normalised float NCHW (channels_last), no augmentation."""
+    return _normalize(to_float_nchw(batch_uint8), mean, std)
+
+
+def resized_crops(x: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Each image's (x0, y0, w, h) box resized to size x size, bilinear with cv2's half-pixel convention."""
+    n, _, height, width = x.shape
+    x0, y0, w, h = boxes.to(x.dtype).unbind(1)
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+    # output [-1, 1] maps onto the box's outer pixel edges [x0, x0 + w] in align_corners=False coordinates
+    theta[:, 0, 0] = w / width
+    theta[:, 0, 2] = (2 * x0 + w) / width - 1
+    theta[:, 1, 1] = h / height
+    theta[:, 1, 2] = (2 * y0 + h) / height - 1
+    grid = F.affine_grid(theta, [n, x.shape[1], size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def resize_centre_crop(x: torch.Tensor, short_side: int, crop: int) -> torch.Tensor:
+    """Shorter side to `short_side` (bilinear, like SmallestMaxSize), then the centre crop x crop."""
+    height, width = x.shape[-2:]
+    if min(height, width) != short_side:
+        scale = short_side / min(height, width)
+        new_h = short_side if height <= width else int(height * scale)
+        new_w = short_side if width < height else int(width * scale)
+        x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False)
+        height, width = new_h, new_w
+    top, left = (height - crop) // 2, (width - crop) // 2
+    return x[..., top:top + crop, left:left + crop]
+
+
+def _fallback_crop(height: int, width: int, ratio_min: float, ratio_max: float) -> tuple[int, int]:
+    """albumentations' centre crop when no random box fits: the whole image, clamped to the aspect range."""
+    aspect = width / height
+    if aspect < ratio_min:
+        return width, round(width / ratio_min)
+    if aspect > ratio_max:
+        return round(height * ratio_max), height
+    return width, height
+
+
+def _translate(x: torch.Tensor, shifts: torch.Tensor, pad: int) -> torch.Tensor:
+    """Reflect-pad by `pad` and cut each image's window at its (dx, dy) offset in [0, 2 * pad]."""
+    n, _, height, width = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect").permute(0, 2, 3, 1)  # NHWC for one gather
+    rows = shifts[:, 1, None] + torch.arange(height, device=x.device)
+    cols = shifts[:, 0, None] + torch.arange(width, device=x.device)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    return padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+@functools.lru_cache(maxsize=64)
+def _per_channel(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A (1, C, 1, 1) constant, made once per device: a fresh host-to-GPU copy per batch would cost a sync."""
+    return torch.tensor(values, device=device, dtype=dtype).view(1, -1, 1, 1)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    weights = _per_channel(RGB_TO_GRAY, x.device, x.dtype)
+    return (x * weights).sum(dim=1, keepdim=True)
+
+
+def _colour_jitter(x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """torchvision-style factors, as albumentations' ColorJitter applies them (blend with black, grey mean, grey)."""
+    if "brightness" in params:
+        x = (x * params["brightness"].view(-1, 1, 1, 1)).clamp(0, 1)
+    if "contrast" in params:
+        factor = params["contrast"].view(-1, 1, 1, 1)
+        x = (x * factor + _gray(x).mean(dim=(-2, -1), keepdim=True) * (1 - factor)).clamp(0, 1)
+    if "saturation" in params:
+        factor = params["saturation"].view(-1, 1, 1, 1)
+        x = (x * factor + _gray(x) * (1 - factor)).clamp(0, 1)
+    return x
+
+
+def _cut_out(x: torch.Tensor, corners: torch.Tensor, hole: int, fill: Sequence[float]) -> torch.Tensor:
+    """One hole x hole square per image at its (x0, y0) corner, filled with the mean (zero once normalised)."""
+    height, width = x.shape[-2:]
+    ys, xs = torch.arange(height, device=x.device), torch.arange(width, device=x.device)
+    in_rows = (ys >= corners[:, 1, None]) & (ys < corners[:, 1, None] + hole)
+    in_cols = (xs >= corners[:, 0, None]) & (xs < corners[:, 0, None] + hole)
+    inside = (in_rows[:, :, None] & in_cols[:, None, :])[:, None]
+    colour = _per_channel(tuple(fill), x.device, x.dtype)
+    return torch.where(inside, colour, x)
+
+
+def _normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    mean_t = _per_channel(tuple(float(m) for m in mean), x.device, x.dtype)
+    std_t = _per_channel(tuple(float(s) for s in std), x.device, x.dtype)
+    return ((x - mean_t) / std_t).contiguous(memory_format=torch.channels_last)
+
+
+__all__ = [
+    "GpuAugment", "WorkerSeededCompose", "build_eval_transform", "build_train_transform", "check_spec",
+    "effective_parameters", "gpu_normalize", "reseed_pipeline", "resize_centre_crop", "resized_crops",
+    "seed_worker", "to_float_nchw",
+]
