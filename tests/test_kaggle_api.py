@@ -1,0 +1,390 @@
+"""`kaggle-kit download`, `submit`, `submissions` and `doctor` end to end: the real CLI, the real `kaggle` client, a fake Kaggle.
+
+Each command runs as a subprocess (`python -m kaggle_kit ...`), so the `kaggle` package is imported
+fresh with the test's environment: credentials from KAGGLE_USERNAME/KAGGLE_KEY, HOME and
+KAGGLE_CONFIG_DIR in a temporary folder (nothing of the machine leaks in), and
+KAGGLE_KIT_API_ENDPOINT pointing the client kaggle-kit builds at `tests/kaggle_server.py` on an
+ephemeral loopback port. Nothing in the client is patched: the HTTP, JSON, redirect, chunked upload
+and download code that runs is the installed kaggle 2.2.5 / kagglesdk 0.1.38.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kaggle_kit.competition import resolve
+from kaggle_kit.ledger import Ledger
+from kaggle_kit.metrics import log_loss, softmax
+from kaggle_kit.sample import write_sample
+from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
+
+DOG = resolve("dog_breed")
+RULES_URL = "https://www.kaggle.com/competitions/dog-breed-identification/rules"
+PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+
+
+# --------------------------------------------------------------------------- fixtures and helpers
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bundle")
+    write_sample(DOG, folder, n_train=120, n_test=12)
+    return folder
+
+
+@pytest.fixture
+def server(bundle):
+    with KaggleServer(DOG, bundle, score_delay=0.3) as fake:
+        yield fake
+
+
+@pytest.fixture
+def work(tmp_path) -> Path:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def downloaded(work, bundle) -> Path:
+    """A working folder whose data/<slug>/ already holds the download, as `kaggle-kit download` leaves it."""
+    data = work / "data" / DOG.slug
+    data.mkdir(parents=True)
+    shutil.copy2(bundle / DOG.archive_name, data)
+    return work
+
+
+def kit_env(tmp_path: Path, endpoint: str, **changes) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE") and k.lower() not in PROXY_VARIABLES}
+    env.update(
+        HOME=str(tmp_path / "home"),
+        KAGGLE_CONFIG_DIR=str(tmp_path / "kaggle-config"),
+        KAGGLE_USERNAME=DEFAULT_USERNAME,
+        KAGGLE_KEY=DEFAULT_KEY,
+        KAGGLE_KIT_API_ENDPOINT=endpoint,
+        KAGGLE_KIT_HTTP_TIMEOUT="10",
+        NO_PROXY="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+    )
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def kit(args: list[str], cwd: Path, env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kaggle_kit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def assert_no_secret(proc: subprocess.CompletedProcess, *secrets: str) -> None:
+    for secret in (DEFAULT_KEY, *secrets):
+        assert secret not in proc.stdout + proc.stderr
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str, secrets: tuple[str, ...] = ()) -> str:
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert_no_secret(proc, *secrets)
+    return lines[0]
+
+
+def ledger_of(work: Path) -> Ledger:
+    path = work / "submissions" / "ledger.jsonl"
+    if path.exists():  # never a torn line: every line parses
+        assert all(json.loads(line) for line in path.read_text().splitlines())
+    return Ledger(path)
+
+
+def sample_frame(bundle: Path) -> pd.DataFrame:
+    with zipfile.ZipFile(bundle / DOG.archive_name) as zf:
+        return pd.read_csv(io.BytesIO(zf.read(DOG.sample_file)), dtype=str)
+
+
+def write_submission(work: Path, bundle: Path, run: str = "run-a", confidence: float = 0.6) -> Path:
+    """A valid Dog Breed submission leaning towards the right breed, at submissions/dog_breed/<run>.csv."""
+    sample = sample_frame(bundle)
+    classes = list(sample.columns[1:])
+    answers = pd.read_csv(bundle / "answers.csv", dtype=str).set_index("id")["breed"]
+    probs = np.full((len(sample), len(classes)), (1 - confidence) / (len(classes) - 1))
+    for row, image_id in enumerate(sample["id"]):
+        probs[row, classes.index(answers.get(image_id, classes[0]))] = confidence
+    frame = pd.DataFrame(probs, columns=classes)
+    frame.insert(0, "id", sample["id"])
+    path = work / "submissions" / "dog_breed" / f"{run}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False, float_format="%.12f")
+    return path
+
+
+def write_run(work: Path, name: str = "run-a", temperature: float = 1.5) -> float:
+    """A run folder with config.json and validation predictions; returns its validation log loss."""
+    run = work / "runs" / name
+    run.mkdir(parents=True)
+    recipe = {"name": "best", "arch": "resnet34", "epochs": 10, "batch_size": 64, "lr": 0.01, "schedule": "cosine", "aug": "modern"}
+    config = {"competition": "dog_breed", "recipe": recipe, "tta": True, "temperature": temperature}
+    (run / "config.json").write_text(json.dumps(config))
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 120, size=30)
+    logits = rng.normal(size=(30, 120)).astype(np.float32)
+    logits[np.arange(30), labels] += 4
+    np.savez(run / "val_predictions.npz", ids=np.array([f"{i:032x}" for i in range(30)]), labels=labels, logits=logits)
+    return log_loss(labels, softmax(logits, temperature))
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- download
+
+
+def test_download_unpacks_once_and_rerun_is_a_no_op(server, work, tmp_path):
+    env = kit_env(tmp_path, server.url)
+    # a pasted competition URL normalises to the slug
+    first = kit(["download", "https://www.kaggle.com/competitions/dog-breed-identification/data"], work, env)
+    assert first.returncode == 0, first.stderr
+    data = work / "data" / DOG.slug
+    assert "downloaded dog-breed-identification.zip" in first.stdout
+    assert "120 training images, 12 test images, 120 classes" in first.stdout
+    assert (data / DOG.archive_name).is_file() and (data / DOG.sample_file).is_file() and (data / "train").is_dir()
+    assert not list(data.glob("*.part*"))
+    assert server.calls["DownloadDataFiles"] == 1 and server.calls["download"] == 1
+
+    again = kit(["download", "dog_breed"], work, env)
+    assert again.returncode == 0, again.stderr
+    assert "already downloaded" in again.stdout
+    assert server.calls["DownloadDataFiles"] == 1 and server.calls["download"] == 1  # Kaggle not contacted
+    assert_no_secret(first)
+    assert_no_secret(again)
+
+
+def test_download_refused_for_rules_names_the_rules_page(server, work, tmp_path):
+    server.fail("DownloadDataFiles", 403)
+    proc = kit(["download", "dog_breed"], work, kit_env(tmp_path, server.url))
+    assert_one_line_error(proc, "403", RULES_URL, "spelled", "closed")
+    assert not (work / "data" / DOG.slug / DOG.archive_name).exists()
+
+
+def test_damaged_download_is_refused_and_removed(bundle, work, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy2(bundle / "answers.csv", broken)
+    data = bytearray((bundle / DOG.archive_name).read_bytes())
+    with zipfile.ZipFile(bundle / DOG.archive_name) as zf:
+        victim = next(i for i in zf.infolist() if i.filename.startswith("train/"))
+    start = victim.header_offset + 30 + len(victim.filename.encode()) + len(victim.extra)
+    data[start + victim.compress_size // 2] ^= 0xFF  # one flipped byte inside a training image
+    (broken / DOG.archive_name).write_bytes(bytes(data))
+    with KaggleServer(DOG, broken) as server:
+        proc = kit(["download", "dog_breed"], work, kit_env(tmp_path, server.url))
+    assert_one_line_error(proc, "damaged", victim.filename, "download dog_breed")
+    folder = work / "data" / DOG.slug
+    assert not (folder / DOG.archive_name).exists() and not list(folder.glob("*.part*"))
+
+
+# --------------------------------------------------------------------------- submit
+
+
+def test_submit_prints_scores_and_records_them(server, downloaded, bundle, tmp_path):
+    work = downloaded
+    local = write_run(work)
+    path = write_submission(work, bundle)
+    proc = kit(["submit", str(path.relative_to(work))], work, kit_env(tmp_path, server.url))
+    assert proc.returncode == 0, proc.stderr
+    public, private = server.expected_scores(path)
+    assert f"public score {public:.5f}" in proc.stdout and f"private score {private:.5f}" in proc.stdout
+    assert "log loss - lower is better" in proc.stdout
+    assert_no_secret(proc)
+
+    (record,) = ledger_of(work).records()
+    (made,) = server.submissions
+    assert record.status == "COMPLETE" and record.kaggle_ref == made.ref
+    assert record.public_score == pytest.approx(public, abs=1e-5) and record.private_score == pytest.approx(private, abs=1e-5)
+    assert record.competition == "dog_breed" and record.run == "run-a" and record.run_dir.endswith("runs/run-a")
+    assert record.local_score == pytest.approx(local) and record.metric == "log_loss"
+    assert record.recipe == "resnet34 best e10 bs64 lr0.01 cosine aug=modern"
+    import hashlib
+
+    assert record.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    # the default message: run name, short config, file hash; it is what Kaggle received
+    assert made.description == record.message
+    assert made.description.startswith("run-a | resnet34 best") and record.sha256[:12] in made.description
+    assert made.file_name == "run-a.csv" and made.data == path.read_bytes()
+
+
+def test_bad_file_is_refused_before_upload(server, downloaded, bundle, tmp_path):
+    path = write_submission(downloaded, bundle)
+    frame = pd.read_csv(path, dtype=str)
+    frame.drop(columns=["shih-tzu"]).iloc[:-1].to_csv(path, index=False)
+    proc = kit(["submit", str(path), "-m", "broken"], downloaded, kit_env(tmp_path, server.url))
+    assert_one_line_error(proc, "was not uploaded", "shih-tzu", "kaggle-kit validate")
+    assert server.calls["StartSubmissionUpload"] == 0 and not server.submissions
+    assert ledger_of(downloaded).records() == []
+
+
+def test_kaggle_error_reason_is_shown_and_recorded(server, downloaded, bundle, tmp_path):
+    server.error_next_submission("Submission contains a value outside [0, 1] in row 3")
+    path = write_submission(downloaded, bundle)
+    proc = kit(["submit", str(path)], downloaded, kit_env(tmp_path, server.url))
+    assert_one_line_error(proc, "could not score run-a.csv", "outside [0, 1] in row 3")
+    (record,) = ledger_of(downloaded).records()
+    assert record.status == "ERROR" and "row 3" in record.error and record.kaggle_ref == server.submissions[0].ref
+
+
+@pytest.mark.parametrize(
+    "method, status, retry_after, needles, ledger_status",
+    [
+        ("StartSubmissionUpload", 403, None, ("403", RULES_URL, "closed"), "UPLOAD_FAILED"),
+        ("StartSubmissionUpload", 429, "120", ("429", "wait 120 s", "does not retry"), "UPLOAD_FAILED"),
+        ("CreateSubmission", 500, None, ("500", "Kaggle's side", "try again"), "UPLOAD_FAILED"),
+        ("upload", 500, None, ("upload of run-a.csv", "nothing was submitted"), "UPLOAD_FAILED"),
+        ("GetSubmission", 404, None, ("still PENDING",), "PENDING"),
+    ],
+)
+def test_kaggle_failures_are_one_line(server, downloaded, bundle, tmp_path, method, status, retry_after, needles, ledger_status):
+    server.fail(method, status, retry_after=retry_after)
+    path = write_submission(downloaded, bundle)
+    proc = kit(["submit", str(path), "--timeout", "2"], downloaded, kit_env(tmp_path, server.url))
+    assert_one_line_error(proc, *needles)
+    if status == 429:
+        assert server.calls[method] == 1  # reported, not retried
+    (record,) = ledger_of(downloaded).records()
+    assert record.status == ledger_status
+
+
+def test_wrong_key_is_a_401_and_never_printed(server, downloaded, bundle, tmp_path):
+    wrong = "wrong-key-9f8e7d6c5b4a"
+    path = write_submission(downloaded, bundle)
+    proc = kit(["submit", str(path)], downloaded, kit_env(tmp_path, server.url, KAGGLE_KEY=wrong))
+    assert_one_line_error(proc, "401", "invalid or expired", "settings/api", "KAGGLE_USERNAME/KAGGLE_KEY", secrets=(wrong,))
+    assert ledger_of(downloaded).records()[0].status == "UPLOAD_FAILED"
+
+
+def test_no_credentials_says_how_to_create_them(server, downloaded, bundle, tmp_path):
+    path = write_submission(downloaded, bundle)
+    proc = kit(["submit", str(path)], downloaded, kit_env(tmp_path, server.url, KAGGLE_USERNAME=None, KAGGLE_KEY=None))
+    assert_one_line_error(proc, "no Kaggle credentials", "settings/api", "access_token")
+    assert ledger_of(downloaded).records() == [] and server.calls["StartSubmissionUpload"] == 0
+
+
+def test_slow_kaggle_times_out_after_the_submission_is_made(server, downloaded, bundle, tmp_path):
+    server.delay("GetSubmission", 4)
+    path = write_submission(downloaded, bundle)
+    proc = kit(["submit", str(path)], downloaded, kit_env(tmp_path, server.url, KAGGLE_KIT_HTTP_TIMEOUT="1"))
+    assert_one_line_error(proc, "did not answer within 1 s", "it was submitted", "kaggle-kit submissions dog_breed")
+    (record,) = ledger_of(downloaded).records()
+    assert record.status == "PENDING" and record.kaggle_ref == server.submissions[0].ref
+
+
+def test_network_down_is_one_line(downloaded, bundle, tmp_path):
+    path = write_submission(downloaded, bundle)
+    proc = kit(["submit", str(path)], downloaded, kit_env(tmp_path, f"http://127.0.0.1:{closed_port()}"))
+    assert_one_line_error(proc, "cannot reach Kaggle", "Connection refused", "kaggle-kit doctor")
+
+
+def test_two_concurrent_submits_are_both_recorded(server, downloaded, bundle, tmp_path):
+    env = kit_env(tmp_path, server.url)
+    paths = [write_submission(downloaded, bundle, run, confidence) for run, confidence in (("run-a", 0.5), ("run-b", 0.7))]
+    running = [
+        subprocess.Popen([sys.executable, "-m", "kaggle_kit", "submit", str(p)], cwd=downloaded, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for p in paths
+    ]
+    for process in running:
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+    records = ledger_of(downloaded).records()
+    assert sorted(r.run for r in records) == ["run-a", "run-b"]
+    assert all(r.status == "COMPLETE" and r.public_score is not None for r in records)
+    assert len({r.kaggle_ref for r in records}) == 2 and len(server.submissions) == 2
+
+
+# --------------------------------------------------------------------------- listing and doctor
+
+
+def test_submissions_join_kaggle_with_the_ledger(server, downloaded, bundle, tmp_path):
+    env = kit_env(tmp_path, server.url)
+    local = write_run(downloaded)
+    path = write_submission(downloaded, bundle)
+    sent = kit(["submit", str(path), "--no-wait"], downloaded, env)
+    assert sent.returncode == 0, sent.stderr
+    assert ledger_of(downloaded).records()[0].status == "PENDING"
+    time.sleep(0.4)  # the fake scores after 0.3 s
+
+    listing = kit(["submissions", "dog_breed"], downloaded, env)
+    assert listing.returncode == 0, listing.stderr
+    ref = server.submissions[0].ref
+    public, _ = server.expected_scores(path)
+    row = next(line for line in listing.stdout.splitlines() if line.startswith(str(ref)))
+    assert "COMPLETE" in row and f"{public:.5f}" in row and f"{local:.5f}" in row and "run-a" in row
+    (record,) = ledger_of(downloaded).records()
+    assert record.status == "COMPLETE" and record.public_score == pytest.approx(public, abs=1e-5)
+
+    as_csv = kit(["scores", "dog-breed-identification", "--csv"], downloaded, env)
+    assert as_csv.returncode == 0, as_csv.stderr
+    (parsed,) = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert parsed["ref"] == str(ref) and parsed["run"] == "run-a" and parsed["status"] == "COMPLETE"
+    assert float(parsed["local"]) == pytest.approx(local, abs=1e-5)
+    assert_no_secret(listing)
+    assert_no_secret(as_csv)
+
+
+def test_submissions_refused_for_rules(server, work, tmp_path):
+    server.fail("ListSubmissions", 403)
+    proc = kit(["submissions", "dog_breed"], work, kit_env(tmp_path, server.url))
+    assert_one_line_error(proc, RULES_URL)
+
+
+def test_doctor_names_the_source_and_fixes_permissions(server, work, tmp_path):
+    config = tmp_path / "kaggle-config"
+    config.mkdir()
+    kaggle_json = config / "kaggle.json"
+    kaggle_json.write_text(json.dumps({"username": DEFAULT_USERNAME, "key": DEFAULT_KEY}))
+    kaggle_json.chmod(0o644)
+    env = kit_env(tmp_path, server.url, KAGGLE_USERNAME=None, KAGGLE_KEY=None, HTTPS_PROXY="http://proxyuser:proxypass@10.0.0.1:3128")
+    loose = kit(["doctor", "--competition", "dog_breed"], work, env)
+    assert loose.returncode == 1
+    assert f"legacy key from {kaggle_json} (user {DEFAULT_USERNAME})" in loose.stdout
+    assert f"chmod 600 {kaggle_json}" in loose.stdout
+    assert "kaggle 2.2.5" in loose.stdout and "kagglesdk" in loose.stdout
+    assert "HTTPS_PROXY=http://***@10.0.0.1:3128" in loose.stdout and "proxypass" not in loose.stdout
+    assert "ok   kaggle call (dog_breed)" in loose.stdout
+    assert "Traceback" not in loose.stderr
+    assert_no_secret(loose)
+
+    kaggle_json.chmod(0o600)
+    tight = kit(["doctor", "--competition", "dog_breed"], work, kit_env(tmp_path, server.url, KAGGLE_USERNAME=None, KAGGLE_KEY=None))
+    assert tight.returncode == 0, tight.stdout + tight.stderr
+    assert "FAIL" not in tight.stdout
+    assert_no_secret(tight)
+
+
+def test_doctor_reports_a_refused_call_with_its_fix(server, work, tmp_path):
+    server.fail("ListSubmissions", 403)
+    proc = kit(["doctor", "-c", "dog_breed"], work, kit_env(tmp_path, server.url))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "FAIL kaggle call (dog_breed)" in proc.stdout and RULES_URL in proc.stdout
+    assert "legacy key from the KAGGLE_USERNAME/KAGGLE_KEY environment variables" in proc.stdout
+    assert_no_secret(proc)
