@@ -22,6 +22,7 @@ import pandas as pd
 from . import archive
 from .competition import Competition
 from .errors import KitError
+from .sample_submission import read_sample, sample_classes, sample_ids  # the one sample reader; `layout.read_sample` stays importable
 
 UNPACK_MARKER = ".kaggle-kit-unpacked.json"
 KAGGLE_INPUT = Path("/kaggle/input")
@@ -245,6 +246,9 @@ def sort_ids(ids: list[str], comp: Competition) -> list[str]:
 
 
 def _check_id(image_id: str, comp: Competition, where: str) -> None:
+    if image_id != image_id.strip():
+        # ids are matched as exact strings (file names, submission rows): a padded id matches nothing
+        raise KitError(f"{where}: id {image_id!r} has spaces around it; remove them or download the file again")
     ok = image_id.isdigit() if comp.id_kind == "int" else (len(image_id) > 0 and all(c in "0123456789abcdef" for c in image_id))
     if not ok:
         kind = "an integer" if comp.id_kind == "int" else "a lowercase hex string"
@@ -258,28 +262,6 @@ def read_csv(path: Path, what: str) -> pd.DataFrame:
         raise KitError(f"{path}: not a readable {what} CSV ({str(error).splitlines()[0]}); download it again") from None
 
 
-def read_sample(path: Path, comp: Competition) -> pd.DataFrame:
-    """The sample submission, ids as strings, header checked against the declaration."""
-    sample = read_csv(path, "sample submission")
-    columns = list(sample.columns)
-    if comp.submission_kind == "label":
-        expected = [comp.id_column, comp.label_column]
-        if columns != expected:
-            raise KitError(f"{path}: header is {','.join(columns)} but {comp.slug} expects {','.join(expected)}; download the sample submission again")
-    else:
-        if not columns or columns[0] != comp.id_column or len(columns) < 3 or len(set(columns)) != len(columns):
-            raise KitError(f"{path}: header must be '{comp.id_column}' then one column per class, each once; download the sample submission again")
-        if comp.class_source == "declared" and columns[1:] != list(comp.declared_classes):
-            raise KitError(f"{path}: class columns differ from the {comp.slug} classes; download the sample submission again")
-    return sample
-
-
-def classes_for(comp: Competition, sample: pd.DataFrame) -> list[str]:
-    if comp.class_source == "sample_columns":
-        return list(sample.columns[1:])
-    return list(comp.declared_classes)
-
-
 def read_labels(path: Path, comp: Competition, classes: list[str]) -> tuple[list[str], np.ndarray]:
     labels = read_csv(path, "labels")
     expected = [comp.id_column, comp.label_column]
@@ -289,7 +271,7 @@ def read_labels(path: Path, comp: Competition, classes: list[str]) -> tuple[list
             f"{path}: column {missing[0]!r} is missing (header is {','.join(labels.columns)}, expected {','.join(expected)}); "
             "download the labels file again"
         )
-    ids = labels[comp.id_column].str.strip().tolist()
+    ids = labels[comp.id_column].tolist()
     duplicated = labels[comp.id_column].duplicated()
     if duplicated.any():
         first = labels[comp.id_column][duplicated].iloc[0]
@@ -297,12 +279,12 @@ def read_labels(path: Path, comp: Competition, classes: list[str]) -> tuple[list
     for image_id in ids:
         _check_id(image_id, comp, str(path))
     index = {name: i for i, name in enumerate(classes)}
-    names = labels[comp.label_column].str.strip()
+    names = labels[comp.label_column]
     unknown = ~names.isin(index.keys())
     if unknown.any():
         row = labels[unknown].iloc[0]
         raise KitError(
-            f"{path}: id {row[comp.id_column]} has label '{row[comp.label_column]}', which is not one of the "
+            f"{path}: id {row[comp.id_column]} has label {row[comp.label_column]!r}, which is not one of the "
             f"{len(classes)} classes of {comp.slug}; fix that row (class names come from {comp.sample_file if comp.class_source == 'sample_columns' else 'the competition'})"
         )
     order = np.argsort(np.array([int(i) for i in ids])) if comp.id_kind == "int" else np.argsort(np.array(ids))
@@ -311,14 +293,24 @@ def read_labels(path: Path, comp: Competition, classes: list[str]) -> tuple[list
     return sorted_ids, label_idx
 
 
+def find_sample_path(comp: Competition, data_dir: Path | str | None = None) -> Path:
+    """The sample submission of a data folder or download, without listing or reading any image.
+
+    Unpacks the outer download zip once if that is what `data_dir` holds, and the sample's own nested
+    zip if the download packs it; for checking a submission file against the sample cheaply.
+    """
+    root = find_root(comp, Path(data_dir) if data_dir else None)
+    return _small_file(root, comp, comp.sample_file, work_dir_for(comp, root))
+
+
 def open_layout(comp: Competition, data_dir: Path | str | None = None) -> Layout:
     """Find, unpack (once) and read a competition's data folder, checking it against the declaration."""
     root = find_root(comp, Path(data_dir) if data_dir else None)
     work_dir = work_dir_for(comp, root)
     sample_path = _small_file(root, comp, comp.sample_file, work_dir)
     labels_path = _small_file(root, comp, comp.label_file, work_dir)
-    sample = read_sample(sample_path, comp)
-    classes = classes_for(comp, sample)
+    sample = read_sample(sample_path, comp)  # header, blank, padded and repeated ids are checked there
+    classes = sample_classes(sample, comp)
     train_ids, train_labels = read_labels(labels_path, comp, classes)
 
     train_source, train_prefix, train_names = _image_source(root, comp, comp.train_dir)
@@ -328,10 +320,7 @@ def open_layout(comp: Competition, data_dir: Path | str | None = None) -> Layout
             f"{train_source}: no image for labelled id {missing[0]} ({len(missing)} missing in all, expected "
             f"{comp.train_dir}/{missing[0]}{comp.image_ext}); download the competition again"
         )
-    test_ids = sample[comp.id_column].str.strip().tolist()
-    duplicated = sample[comp.id_column].duplicated()
-    if duplicated.any():
-        raise KitError(f"{sample_path}: id '{sample[comp.id_column][duplicated].iloc[0]}' appears twice; download the sample submission again")
+    test_ids = sample_ids(sample, comp)
     test_source, test_prefix, test_names = _image_source(root, comp, comp.test_dir)
     missing = [i for i in test_ids if f"{i}{comp.image_ext}" not in test_names]
     if missing:

@@ -1,4 +1,4 @@
-"""Submission files: read the sample, write (atomically) in its exact format, validate, score.
+"""Submission files: write (atomically) in the sample's exact format, validate, score.
 
 Kaggle rejects a submission whose header differs from the sample's or that lacks an id, and it matches
 rows by id, not order. So every file written here copies the sample's header line byte for byte and
@@ -8,8 +8,6 @@ is uploaded, and `score` computes the competition metric against a local answers
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import tempfile
 from contextlib import contextmanager
@@ -21,134 +19,21 @@ import pandas as pd
 
 from .competition import Competition
 from .errors import KitError
+from .sample_submission import (  # noqa: F401  (read_sample, sample_classes: part of this module's API)
+    BOM,
+    EXAMPLES_SHOWN,
+    join_header,
+    one_line,
+    quoted_examples,
+    read_header_line,
+    read_sample,
+    sample_classes,
+    split_header,
+)
 
 # Kaggle rescales rows itself, but a row this far from 1 means the probabilities came out wrong
 # (e.g. a softmax over the batch axis instead of the class axis).
 ROW_SUM_TOLERANCE = 1e-3
-EXAMPLES_SHOWN = 3  # of each kind of problem, the first few are named; the rest are counted
-
-_BOM = "\ufeff"
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def _read_header_line(path: Path) -> tuple[str, str]:
-    """The first line of `path` exactly as written (BOM kept) and its line terminator."""
-    with open(path, "rb") as f:
-        raw = f.readline()
-    if raw.endswith(b"\r\n"):
-        terminator = "\r\n"
-    elif raw.endswith(b"\n"):
-        terminator = "\n"
-    else:
-        terminator = ""
-    return raw[: len(raw) - len(terminator)].decode("utf-8"), terminator
-
-
-def _split_header(line: str) -> list[str]:
-    return next(csv.reader([line.removeprefix(_BOM)]), [])
-
-
-def _short_header(columns: list[str], shown: int = 6) -> str:
-    """A header for a one-line message: the first few columns and how many there are."""
-    if not columns:
-        return "<empty>"
-    text = ",".join(columns[:shown])
-    return text + (f",... ({len(columns)} columns)" if len(columns) > shown else "")
-
-
-def _join_header(columns) -> str:
-    """A header line as a CSV writer would quote it (for samples not read by `read_sample`)."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(list(columns))
-    return buffer.getvalue()
-
-
-def _fixed_header(comp: Competition) -> list[str] | None:
-    """The exact header of a label submission, [id, label]; None for probability submissions, whose
-    class columns (and their order) only the sample file itself can say."""
-    if comp.submission_kind == "label":
-        return [comp.id_column, comp.label_column]
-    return None
-
-
-def _check_sample_header(path: Path, comp: Competition, columns: list[str]) -> None:
-    def wrong(why: str, expected: str) -> KitError:
-        return KitError(
-            f"sample submission {path} has the wrong header ({why}): expected {expected}, found "
-            f"{_short_header(columns)}; re-download the {comp.slug} data or pass the right --competition"
-        )
-
-    if not columns or columns[0] != comp.id_column:
-        raise wrong(f"first column must be '{comp.id_column}'", f"{comp.id_column},...")
-    fixed = _fixed_header(comp)
-    if fixed is not None:
-        if columns != fixed:
-            raise wrong("label submission", ",".join(fixed))
-        return
-    classes = columns[1:]
-    if not classes:
-        raise wrong("no class columns", f"{comp.id_column},<one column per class>")
-    duplicated = sorted({c for c in classes if classes.count(c) > 1})
-    if duplicated:
-        raise wrong(f"repeated class columns {', '.join(duplicated)}", "each class once")
-    if any(not c.strip() for c in classes):
-        raise wrong("a blank class column", "a name in every column")
-    if comp.declared_classes and set(classes) != set(comp.declared_classes):
-        missing = sorted(set(comp.declared_classes) - set(classes))
-        extra = sorted(set(classes) - set(comp.declared_classes))
-        raise wrong(
-            f"missing {_examples(missing)}; unexpected {_examples(extra)}",
-            f"{comp.id_column} and the {len(comp.declared_classes)} declared classes",
-        )
-
-
-def read_sample(path, comp: Competition) -> pd.DataFrame:
-    """The sample submission as a DataFrame with every id a string exactly as in the file.
-
-    The header is checked against `comp`'s declaration. `attrs["header_line"]` and
-    `attrs["line_terminator"]` keep the raw first line so that written files can copy it byte for byte.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise KitError(f"sample submission {path} not found: point --data-dir (or --sample) at the {comp.slug} download")
-    try:
-        header_line, terminator = _read_header_line(path)
-    except UnicodeDecodeError:
-        raise KitError(f"sample submission {path} is not UTF-8 text: re-download the {comp.slug} data") from None
-    if not header_line.removeprefix(_BOM).strip():
-        raise KitError(f"sample submission {path} is empty: re-download the {comp.slug} data")
-    columns = _split_header(header_line)
-    _check_sample_header(path, comp, columns)
-
-    try:
-        frame = pd.read_csv(path, dtype={comp.id_column: str}, na_filter=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
-        raise KitError(f"sample submission {path} is not a readable CSV ({_one_line(error)}): re-download the {comp.slug} data") from None
-    ids = frame[comp.id_column]
-    if len(frame) == 0:
-        raise KitError(f"sample submission {path} has a header but no rows: re-download the {comp.slug} data")
-    blank = ids.str.strip() == ""
-    if blank.any():
-        line = int(np.flatnonzero(blank.to_numpy())[0]) + 2
-        raise KitError(f"sample submission {path} has an empty id on line {line}: re-download the {comp.slug} data")
-    duplicated = ids[ids.duplicated()]
-    if len(duplicated):
-        raise KitError(
-            f"sample submission {path} repeats {len(duplicated)} ids ({_examples(duplicated.unique())}): "
-            f"re-download the {comp.slug} data"
-        )
-    frame.attrs["header_line"] = header_line
-    frame.attrs["line_terminator"] = terminator or "\n"
-    return frame
-
-
-def sample_classes(sample: pd.DataFrame, comp: Competition) -> list[str]:
-    """The classes a submission must use: the sample's columns (probabilities) or the declared labels."""
-    if comp.submission_kind == "probabilities":
-        return [str(c) for c in sample.columns[1:]]
-    return list(comp.declared_classes)
 
 
 # --------------------------------------------------------------------------- writing
@@ -201,19 +86,19 @@ def _rows_in_sample_order(sample: pd.DataFrame, comp: Competition, ids: list[str
     predicted = pd.Index([str(i) for i in ids])
     if predicted.has_duplicates:
         repeated = predicted[predicted.duplicated()].unique()
-        raise KitError(f"predictions repeat {len(repeated)} ids ({_examples(repeated)}): predict each test image once")
+        raise KitError(f"predictions repeat {len(repeated)} ids ({quoted_examples(repeated)}): predict each test image once")
     sample_ids = sample[comp.id_column].astype(str)
     order = predicted.get_indexer(sample_ids)
     missing = sample_ids[order < 0]
     if len(missing):
         raise KitError(
-            f"{len(missing)} ids of the sample submission have no prediction ({_examples(missing)}): "
+            f"{len(missing)} ids of the sample submission have no prediction ({quoted_examples(missing)}): "
             f"predict every test image of the same data folder the sample came from"
         )
     if len(predicted) > len(sample_ids):
         extra = predicted[~predicted.isin(sample_ids)]
         raise KitError(
-            f"{len(extra)} predicted ids are not in the sample submission ({_examples(extra)}): "
+            f"{len(extra)} predicted ids are not in the sample submission ({quoted_examples(extra)}): "
             f"the test images and the sample come from different data folders"
         )
     return order
@@ -264,7 +149,7 @@ def write_submission(path, comp: Competition, sample: pd.DataFrame, ids: list[st
         unknown = [c for c in classes if vocabulary and c not in vocabulary]
         if unknown:
             raise KitError(
-                f"classes {_examples(unknown)} are not {comp.name} labels: the run's class list must come from the competition"
+                f"classes {quoted_examples(unknown)} are not {comp.name} labels: the run's class list must come from the competition"
             )
         best = np.asarray(probs, dtype=np.float64)[order].argmax(axis=1)
         body = pd.DataFrame({columns[0]: sample_ids, columns[1]: np.asarray(classes, dtype=object)[best]})
@@ -274,15 +159,15 @@ def write_submission(path, comp: Competition, sample: pd.DataFrame, ids: list[st
         extra = [c for c in classes if c not in wanted]
         if missing or extra:
             raise KitError(
-                f"the model's classes do not match the sample's columns (sample only: {_examples(missing)}; "
-                f"model only: {_examples(extra)}): train with the classes taken from the sample submission"
+                f"the model's classes do not match the sample's columns (sample only: {quoted_examples(missing)}; "
+                f"model only: {quoted_examples(extra)}): train with the classes taken from the sample submission"
             )
         position = {c: i for i, c in enumerate(classes)}
         rows = _normalised_rows(probs[order][:, [position[c] for c in wanted]])
         body = pd.DataFrame(rows, columns=wanted)
         body.insert(0, columns[0], sample_ids)
 
-    header_line = sample.attrs.get("header_line") or _join_header(columns)
+    header_line = sample.attrs.get("header_line") or join_header(columns)
     terminator = sample.attrs.get("line_terminator", "\n")
     with atomic_output(path) as out:
         out.write((header_line + terminator).encode("utf-8"))
@@ -309,21 +194,6 @@ class Validation:
         return not self.problems
 
 
-def _examples(values, limit: int = EXAMPLES_SHOWN) -> str:
-    """The first few values, quoted so that blanks and stray spaces show, and how many more there are."""
-    values = [str(v) for v in values]
-    if not values:
-        return "none"
-    shown = ", ".join(repr(v) for v in values[:limit])
-    more = len(values) - limit
-    return shown + (f" and {more} more" if more > 0 else "")
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text[:200] if text else type(error).__name__
-
-
 def _header_problems(sample_line: str, found_line: str, expected: list[str], found: list[str]) -> list[str]:
     if found_line == sample_line:
         return []
@@ -337,8 +207,8 @@ def _header_problems(sample_line: str, found_line: str, expected: list[str], fou
         elif sorted(found) == sorted(expected):
             problem += " (same columns in another order)"
         return [problem + ": copy the sample's header line exactly"]
-    if found_line.startswith(_BOM) != sample_line.startswith(_BOM):
-        which = "starts" if found_line.startswith(_BOM) else "does not start"
+    if found_line.startswith(BOM) != sample_line.startswith(BOM):
+        which = "starts" if found_line.startswith(BOM) else "does not start"
         return [f"header bytes differ from the sample: the file {which} with a UTF-8 byte-order mark: save it as the sample is saved"]
     return [
         f"header bytes differ from the sample though the column names match (quoting or spaces): "
@@ -350,13 +220,13 @@ def _id_problems(ids: pd.Series, sample_ids: pd.Series) -> list[str]:
     problems = []
     repeated = ids[ids.duplicated()]
     if len(repeated):
-        problems.append(f"{len(repeated)} duplicate id rows ({_examples(repeated.unique())}): keep one row per id")
+        problems.append(f"{len(repeated)} duplicate id rows ({quoted_examples(repeated.unique())}): keep one row per id")
     missing = sample_ids[~sample_ids.isin(ids)]
     if len(missing):
-        problems.append(f"{len(missing)} ids of the sample are missing ({_examples(missing)}): Kaggle needs a row for every id")
+        problems.append(f"{len(missing)} ids of the sample are missing ({quoted_examples(missing)}): Kaggle needs a row for every id")
     extra = ids[~ids.isin(sample_ids)]
     if len(extra):
-        problems.append(f"{len(extra)} ids are not in the sample ({_examples(extra)}): remove them or predict the right test set")
+        problems.append(f"{len(extra)} ids are not in the sample ({quoted_examples(extra)}): remove them or predict the right test set")
     return problems
 
 
@@ -449,7 +319,7 @@ def inspect_submission(path, comp: Competition, sample_path) -> Validation:
         problems.append("the file is empty (0 bytes): write the submission again")
         return result
     try:
-        found_line, _ = _read_header_line(path)
+        found_line, _ = read_header_line(path)
     except UnicodeDecodeError:
         problems.append("the file is not a CSV (not UTF-8 text): submit the .csv written by predict, not an archive or image")
         return result
@@ -459,13 +329,13 @@ def inspect_submission(path, comp: Competition, sample_path) -> Validation:
 
     sample_line = sample.attrs["header_line"]
     expected = [str(c) for c in sample.columns]
-    found = _split_header(found_line)
+    found = split_header(found_line)
     problems += _header_problems(sample_line, found_line, expected, found)
 
     try:
         frame = pd.read_csv(path, dtype=str, na_filter=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
-        problems.append(f"the file is not a valid CSV ({_one_line(error)}): write one row per id with the sample's columns")
+        problems.append(f"the file is not a valid CSV ({one_line(error)}): write one row per id with the sample's columns")
         return result
     # positions, not names: a repeated column name would otherwise be renamed by pandas
     frame.columns = range(frame.shape[1])
@@ -506,7 +376,7 @@ def _read_for_scoring(path: Path, what: str) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, dtype=str, na_filter=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
-        raise KitError(f"{what} {path} is not a readable CSV ({_one_line(error)}): check the file") from None
+        raise KitError(f"{what} {path} is not a readable CSV ({one_line(error)}): check the file") from None
     return frame
 
 
@@ -528,7 +398,7 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
         absent = [c for c in needed if c not in frame.columns]
         if absent:
             raise KitError(
-                f"{name} has no column {_examples(absent)} (found {_examples(list(frame.columns))}): "
+                f"{name} has no column {quoted_examples(absent)} (found {quoted_examples(list(frame.columns))}): "
                 f"expected the {comp.name} columns {', '.join(needed)}"
             )
 
@@ -536,15 +406,15 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
         raise KitError(f"answers file {answers_path} has no rows: nothing to score")
     sub_ids = pd.Index(submission[comp.id_column])
     if sub_ids.has_duplicates:
-        raise KitError(f"submission {path} repeats ids ({_examples(sub_ids[sub_ids.duplicated()].unique())}): run `kaggle-kit validate` and keep one row per id")
+        raise KitError(f"submission {path} repeats ids ({quoted_examples(sub_ids[sub_ids.duplicated()].unique())}): run `kaggle-kit validate` and keep one row per id")
     answer_ids = answers[comp.id_column]
     if answer_ids.duplicated().any():
-        raise KitError(f"answers file {answers_path} repeats ids ({_examples(answer_ids[answer_ids.duplicated()].unique())}): keep one answer per id")
+        raise KitError(f"answers file {answers_path} repeats ids ({quoted_examples(answer_ids[answer_ids.duplicated()].unique())}): keep one answer per id")
     rows = sub_ids.get_indexer(answer_ids)
     if (rows < 0).any():
         missing = answer_ids[rows < 0]
         raise KitError(
-            f"{len(missing)} answered ids have no row in submission {path} ({_examples(missing)}): "
+            f"{len(missing)} answered ids have no row in submission {path} ({quoted_examples(missing)}): "
             f"the submission must cover every test id"
         )
 
@@ -558,7 +428,7 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
     truth = answers[comp.label_column].map(index)
     if truth.isna().any():
         unknown = answers[comp.label_column][truth.isna()].unique()
-        raise KitError(f"answers file {answers_path} has labels {_examples(unknown)} outside the class list: use the answers of {comp.name}")
+        raise KitError(f"answers file {answers_path} has labels {quoted_examples(unknown)} outside the class list: use the answers of {comp.name}")
     labels = truth.to_numpy(dtype=np.int64)
 
     if comp.submission_kind == "label":
@@ -572,8 +442,8 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
             missing = [c for c in classes if c not in columns]
             extra = [c for c in columns if c not in classes]
             raise KitError(
-                f"submission {path} columns do not match the classes (missing {_examples(missing)}; "
-                f"unexpected {_examples(extra)}): run `kaggle-kit validate` against the sample"
+                f"submission {path} columns do not match the classes (missing {quoted_examples(missing)}; "
+                f"unexpected {quoted_examples(extra)}): run `kaggle-kit validate` against the sample"
             )
         probs = submission[classes].iloc[rows].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
         broken = ~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1) | (probs.sum(axis=1) <= 0)

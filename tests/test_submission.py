@@ -149,7 +149,7 @@ def test_read_sample_rejects_a_wrong_cifar_header(tmp_path, header, expected):
     with pytest.raises(KitError) as error:
         sub.read_sample(path, CIFAR)
     message = str(error.value)
-    assert str(path) in message and expected in message and f"found {header}" in message
+    assert f"{path}: header is {header}" in message and expected in message
     assert "re-download" in message and "\n" not in message
 
 
@@ -174,6 +174,47 @@ def test_read_sample_rejects_missing_empty_and_duplicated(tmp_path):
     duplicated = cifar_sample(tmp_path, order=[1, 2, 2, 3])
     with pytest.raises(KitError, match="repeats 1 ids \\('2'\\)"):
         sub.read_sample(duplicated, CIFAR)
+
+
+def test_read_sample_rejects_padded_ids_instead_of_stripping_them(tmp_path):
+    path = cifar_sample(tmp_path, order=["1", " 2", "3"])
+    with pytest.raises(KitError) as error:
+        sub.read_sample(path, CIFAR)
+    message = str(error.value)
+    assert "spaces around the id ' 2' on line 3" in message and "\n" not in message
+
+
+def test_layout_uses_the_same_reader_and_never_strips_ids(tmp_path):
+    from kaggle_kit import layout, sample_submission
+    from kaggle_kit.sample import write_sample
+
+    assert layout.read_sample is sample_submission.read_sample is sub.read_sample
+    write_sample(DOG, tmp_path, n_train=120, n_test=6)
+    opened = layout.open_layout(DOG, tmp_path)
+    labels_path = opened.labels_path
+    text = labels_path.read_text().splitlines()
+    first_id = text[1].split(",")[0]
+    text[1] = text[1].replace(first_id, f" {first_id}", 1)
+    labels_path.write_text("\n".join(text) + "\n")
+    with pytest.raises(KitError, match=f"id ' {first_id}' has spaces around it"):
+        layout.open_layout(DOG, tmp_path)
+
+
+def test_find_sample_path_reads_no_image(tmp_path, monkeypatch):
+    from kaggle_kit import layout
+    from kaggle_kit.sample import write_sample
+
+    write_sample(CIFAR, tmp_path / "data", n_train=20, n_test=10)
+
+    def no_listing(*args, **kwargs):
+        raise AssertionError("find_sample_path must not list images")
+
+    monkeypatch.setattr(layout, "_image_source", no_listing)
+    monkeypatch.setattr(layout.archive, "sevenzip_names", no_listing)
+    path = layout.find_sample_path(CIFAR, tmp_path / "data")
+    assert path.name == "sampleSubmission.csv" and len(sub.read_sample(path, CIFAR)) == 10
+    with pytest.raises(KitError, match="does not exist"):
+        layout.find_sample_path(CIFAR, tmp_path / "missing")
 
 
 # --------------------------------------------------------------------------- write_submission: exact format
