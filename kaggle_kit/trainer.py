@@ -484,7 +484,7 @@ def train(
     comp.augmentation(resolved.aug)  # unknown augmentation names fail before any data is read
     from . import models
 
-    models.check_arch(resolved.arch)
+    models.resolve_arch(resolved.arch)  # unknown names fail before any data is read
     layout = open_layout(comp, data_dir)
     path = Path(out) if out else new_run_path(Path(runs_root), comp.name, resolved.arch, resolved.name)
     if out and (path / "config.json").exists():
