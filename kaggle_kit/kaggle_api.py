@@ -280,6 +280,11 @@ def _api():
             with contextlib.redirect_stdout(noise):
                 api.authenticate()
         except SystemExit:
+            if source.kind == "token":  # the client drops a token Kaggle calls inactive, then finds nothing else
+                raise _error(
+                    f"Kaggle did not accept the API token from {source.where} (invalid or expired): create a new one "
+                    f"at {TOKEN_PAGE} and save it there"
+                ) from None
             raise _error(_no_credentials_message()) from None
     return api
 

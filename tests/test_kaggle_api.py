@@ -261,6 +261,7 @@ def test_kaggle_error_reason_is_shown_and_recorded(server, downloaded, bundle, t
         ("StartSubmissionUpload", 429, "120", ("429", "wait 120 s", "does not retry"), "UPLOAD_FAILED"),
         ("CreateSubmission", 500, None, ("500", "Kaggle's side", "try again"), "UPLOAD_FAILED"),
         ("upload", 500, None, ("upload of run-a.csv", "nothing was submitted"), "UPLOAD_FAILED"),
+        ("StartSubmissionUpload", 404, None, ("404", "check the competition slug 'dog-breed-identification'"), "UPLOAD_FAILED"),
         ("GetSubmission", 404, None, ("still PENDING",), "PENDING"),
     ],
 )
@@ -388,3 +389,18 @@ def test_doctor_reports_a_refused_call_with_its_fix(server, work, tmp_path):
     assert "FAIL kaggle call (dog_breed)" in proc.stdout and RULES_URL in proc.stdout
     assert "legacy key from the KAGGLE_USERNAME/KAGGLE_KEY environment variables" in proc.stdout
     assert_no_secret(proc)
+
+
+def test_api_token_signs_in_and_stays_secret(bundle, work, tmp_path):
+    token = "kk-token-5e4d3c2b1a0f9e8d"
+    with KaggleServer(DOG, bundle, token=token) as server:
+        env = kit_env(tmp_path, server.url, KAGGLE_USERNAME=None, KAGGLE_KEY=None, KAGGLE_API_TOKEN=token)
+        checked = kit(["doctor", "-c", "dog_breed"], work, env)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "token from the KAGGLE_API_TOKEN environment variable" in checked.stdout
+        listed = kit(["submissions", "dog_breed"], work, env)
+        assert listed.returncode == 0 and "no submissions to dog-breed-identification yet" in listed.stdout
+        expired = kit(["submissions", "dog_breed"], work, {**env, "KAGGLE_API_TOKEN": "kk-token-expired-000000"})
+    assert_one_line_error(expired, "did not accept the API token", "settings/api", secrets=(token, "kk-token-expired-000000"))
+    assert_no_secret(checked, token)
+    assert_no_secret(listed, token)
