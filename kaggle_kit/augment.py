@@ -5,11 +5,11 @@ aspect `crop_ratio`) or resize/centre crop to `img_size` -> translate (reflect-p
 back) -> horizontal flip -> colour jitter -> Gaussian noise -> cutout -> normalisation.
 
 Albumentations path (`build_train_transform`, `build_eval_transform`): uint8 HxWx3 RGB numpy in, float32 CHW
-tensor out. Geometry and colour work on uint8; the image is then scaled to float [0, 1] so that the noise has
-exactly the spec's std (albumentations' GaussNoise on uint8 truncates the noise and shrinks its std by up to
-15%), then cutout fills the hole with the normalisation mean (zero after normalising, as in the fast-ResNet
-cutout), then Normalize and ToTensorV2. Compose runs with strict=True: a wrong argument name raises instead of
-warning and silently falling back to a default.
+tensor out. Geometry and colour work on uint8. With noise or cutout the image is then scaled to float [0, 1]:
+the noise then has exactly the spec's std (GaussNoise on uint8 truncates the noise, shrinking its std by up to
+15%), and cutout fills its hole with the normalisation mean (zero once normalised, as in the fast-ResNet
+cutout). Without them Normalize stays on uint8, where it is a lookup table. Compose runs with strict=True: a
+wrong argument name raises instead of warning and silently falling back to a default.
 
 GPU path (`GpuAugment`): the same spec on a whole uint8 batch on its own device: the same crop sampling rule
 as albumentations' RandomResizedCrop (10 tries, then the ratio-clamped centre crop), bilinear resampling with
@@ -114,14 +114,13 @@ def build_train_transform(
     `seed` None takes `torch.initial_seed()`, so `torch.manual_seed` makes the main-process stream reproducible.
     """
     check_spec(spec, img_size)
-    steps = [
-        *_geometry_steps(spec, img_size),
-        *_colour_steps(spec),
-        A.ToFloat(max_value=255.0),
-        *_float_steps(spec, mean),
-        A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=1.0),
-        ToTensorV2(),
-    ]
+    steps = [*_geometry_steps(spec, img_size), *_colour_steps(spec)]
+    if spec.noise_std is not None or spec.cutout:
+        steps += [A.ToFloat(max_value=255.0), *_float_steps(spec, mean)]
+        steps.append(A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=1.0))
+    else:  # uint8 all the way: Normalize then uses a lookup table, several times faster than float maths
+        steps.append(A.Normalize(mean=tuple(mean), std=tuple(std)))
+    steps.append(ToTensorV2())
     return WorkerSeededCompose(steps, seed=torch.initial_seed() if seed is None else seed)
 
 

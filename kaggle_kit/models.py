@@ -82,7 +82,7 @@ def use_cifar_stem(model: nn.Module) -> None:
             f"--stem cifar needs a ResNet-family architecture (with conv1, bn1 and maxpool); "
             f"{_arch_name(model)} has no such stem: use --stem imagenet or an arch such as resnet18"
         )
-    first_conv = conv1 if isinstance(conv1, nn.Conv2d) else next(m for m in conv1.modules() if isinstance(m, nn.Conv2d))
+    first_conv = next(m for m in conv1.modules() if isinstance(m, nn.Conv2d))  # conv1 itself, or a deep stem's first
     stem = nn.Conv2d(first_conv.in_channels, bn1.num_features, kernel_size=3, stride=1, padding=1, bias=False)
     nn.init.kaiming_normal_(stem.weight, mode="fan_out", nonlinearity="relu")  # as timm initialises ResNet convs
     model.conv1 = stem
@@ -98,8 +98,8 @@ def use_mlp_head(model: nn.Module, hidden: int, num_classes: int) -> None:
 
 
 def _has_cifar_stem(model: nn.Module) -> bool:
-    conv1 = getattr(model, "conv1", None)
-    return isinstance(conv1, nn.Conv2d) and conv1.kernel_size == (3, 3) and isinstance(getattr(model, "maxpool", None), nn.Identity)
+    conv1, maxpool = getattr(model, "conv1", None), getattr(model, "maxpool", None)
+    return isinstance(conv1, nn.Conv2d) and conv1.kernel_size == (3, 3) and isinstance(maxpool, nn.Identity)
 
 
 # ---- head / backbone split, freezing, feature cache --------------------------------------------------------
@@ -238,7 +238,8 @@ def _mismatch_message(path: Path, arch: str, state: dict[str, torch.Tensor], mod
         problems.append(f"{len(unexpected)} tensors unknown to {arch} (first {unexpected[0]})")
     if reshaped:
         k = reshaped[0]
-        problems.append(f"{len(reshaped)} shapes differ (first {k}: file {tuple(given[k].shape)}, {arch} {tuple(expected[k].shape)})")
+        shapes = f"file {tuple(given[k].shape)}, {arch} {tuple(expected[k].shape)}"
+        problems.append(f"{len(reshaped)} tensors of another shape (first {k}: {shapes})")
     if not problems:
         return None
     return (
