@@ -188,6 +188,17 @@ def test_download_refused_for_rules_names_the_rules_page(server, work, tmp_path)
     assert not (work / "data" / DOG.slug / DOG.archive_name).exists()
 
 
+def test_failed_download_leaves_nothing_and_a_rerun_completes(server, work, tmp_path):
+    server.fail("download", 500, times=1)
+    env = kit_env(tmp_path, server.url)
+    failed = kit(["download", "dog_breed"], work, env)
+    assert_one_line_error(failed, "server error (500)", "try again")
+    assert not (work / "data" / DOG.slug / DOG.archive_name).exists()
+    retried = kit(["download", "dog_breed"], work, env)
+    assert retried.returncode == 0, retried.stderr
+    assert (work / "data" / DOG.slug / DOG.sample_file).is_file()
+
+
 def test_damaged_download_is_refused_and_removed(bundle, work, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -404,3 +415,25 @@ def test_api_token_signs_in_and_stays_secret(bundle, work, tmp_path):
     assert_one_line_error(expired, "did not accept the API token", "settings/api", secrets=(token, "kk-token-expired-000000"))
     assert_no_secret(checked, token)
     assert_no_secret(listed, token)
+
+
+def test_cifar10_download_and_submit_labels(work, tmp_path):
+    cifar = resolve("cifar10")
+    bundle = tmp_path / "cifar-bundle"
+    write_sample(cifar, bundle, n_train=40, n_test=30)
+    with KaggleServer(cifar, bundle, score_delay=0.2) as server:
+        env = kit_env(tmp_path, server.url)
+        fetched = kit(["download", "cifar-10"], work, env)
+        assert fetched.returncode == 0, fetched.stderr
+        assert "40 training images, 30 test images, 10 classes" in fetched.stdout
+        sample = pd.read_csv(work / "data" / cifar.slug / cifar.sample_file, dtype=str)
+        answers = pd.read_csv(bundle / "answers.csv", dtype=str).set_index("id")["label"]
+        sample["label"] = [answers.get(i, "cat") for i in sample["id"]]  # right on every scored id
+        path = work / "submissions" / "cifar10" / "perfect.csv"
+        path.parent.mkdir(parents=True)
+        sample.to_csv(path, index=False)
+        sent = kit(["submit", str(path)], work, env)
+    assert sent.returncode == 0, sent.stderr
+    assert "public score 1.00000 (accuracy - higher is better), private score 1.00000" in sent.stdout
+    (record,) = ledger_of(work).records()
+    assert record.competition == "cifar10" and record.metric == "accuracy" and record.public_score == 1.0
