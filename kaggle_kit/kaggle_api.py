@@ -44,7 +44,7 @@ from pathlib import Path
 from . import progress
 from .competition import Competition, all_competitions, resolve
 from .errors import KitError
-from .ledger import COMPLETE, ERROR, PENDING, UPLOAD_FAILED, Ledger, LedgerRecord
+from .ledger import COMPLETE, ERROR, PENDING, UPLOAD_FAILED, UPLOADING, Ledger, LedgerRecord
 
 ENDPOINT_ENV = "KAGGLE_KIT_API_ENDPOINT"
 TIMEOUT_ENV = "KAGGLE_KIT_HTTP_TIMEOUT"
@@ -842,10 +842,20 @@ def list_submissions(competition: Competition | str, ledger: Ledger | None = Non
         with _quiet_stdout():
             listed = api.competition_submissions(comp.slug, page_size=LISTING_PAGE_SIZE) or []
     known = ledger.by_ref(comp.name)
+    # a submit that died between the upload and writing Kaggle's ref: found again by its file and message
+    orphans = [r for r in ledger.records(comp.name) if r.kaggle_ref is None and r.status == UPLOADING]
     rows = []
     for item in listed:
         if item is None:
             continue
+        if int(item.ref) not in known:
+            for orphan in orphans:
+                if orphan.message == (item.description or "") and Path(orphan.file).name == (item.file_name or ""):
+                    ledger.update(orphan.id, kaggle_ref=int(item.ref))
+                    orphan.kaggle_ref = int(item.ref)
+                    known[orphan.kaggle_ref] = orphan
+                    orphans.remove(orphan)
+                    break
         status = item.status.name if item.status is not None else PENDING
         row = SubmissionRow(
             ref=int(item.ref),
@@ -861,7 +871,7 @@ def list_submissions(competition: Competition | str, ledger: Ledger | None = Non
         if record is not None:
             row.run, row.local_score, row.sha256 = record.run, record.local_score, record.sha256
             news = {}
-            if record.status != status and status in (COMPLETE, ERROR):
+            if record.status != status and (status in (COMPLETE, ERROR) or record.status == UPLOADING):
                 news["status"] = status
             if row.public_score is not None and record.public_score != row.public_score:
                 news["public_score"] = row.public_score

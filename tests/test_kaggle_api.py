@@ -363,6 +363,22 @@ def test_submissions_join_kaggle_with_the_ledger(server, downloaded, bundle, tmp
     assert_no_secret(as_csv)
 
 
+def test_listing_recovers_a_submit_that_died_after_the_upload(server, downloaded, bundle, tmp_path):
+    env = kit_env(tmp_path, server.url)
+    path = write_submission(downloaded, bundle)
+    sent = kit(["submit", str(path), "--no-wait"], downloaded, env)
+    assert sent.returncode == 0, sent.stderr
+    ledger_path = downloaded / "submissions" / "ledger.jsonl"
+    submit_line = ledger_path.read_text().splitlines()[0]
+    ledger_path.write_text(submit_line + "\n" + submit_line[:40])  # as if killed before recording the ref, mid-line
+    assert Ledger(ledger_path).records()[0].kaggle_ref is None  # the torn line is skipped
+    time.sleep(0.4)
+    listing = kit(["submissions", "dog_breed"], downloaded, env)
+    assert listing.returncode == 0, listing.stderr
+    (record,) = ledger_of(downloaded).records()
+    assert record.kaggle_ref == server.submissions[0].ref and record.status == "COMPLETE" and record.public_score is not None
+
+
 def test_submissions_refused_for_rules(server, work, tmp_path):
     server.fail("ListSubmissions", 403)
     proc = kit(["submissions", "dog_breed"], work, kit_env(tmp_path, server.url))
