@@ -367,6 +367,36 @@ def validate(path, comp: Competition, sample_path) -> list[str]:
     return inspect_submission(path, comp, sample_path).problems
 
 
+def write_checked_submission(path, comp: Competition, sample: pd.DataFrame, sample_path, ids: list[str],
+                             probs: np.ndarray, classes: list[str]) -> Validation:
+    """`write_submission`, then `inspect_submission` on the written bytes, and only then the final name.
+
+    The file is written under a hidden staging name in the same folder, checked as Kaggle would check
+    it, and renamed over `path` only when it passes; so a file already at `path` is replaced only by a
+    valid one. A failing file is kept beside it as `<name>.invalid.csv` for inspection, and a KitError
+    names its first problem. An interrupt at any point leaves no partial file under either name.
+    """
+    path = Path(path)
+    staged = path.with_name(f".{path.stem}.{os.getpid()}.staged{path.suffix}")
+    try:
+        write_submission(staged, comp, sample, ids, probs, classes)
+        result = inspect_submission(staged, comp, sample_path)
+        if not result.ok:
+            rejected = path.with_name(f"{path.stem}.invalid{path.suffix}")
+            os.replace(staged, rejected)
+            more = f" (and {len(result.problems) - 1} more problems)" if len(result.problems) > 1 else ""
+            raise KitError(
+                f"the predictions written for {path} fail validation: {result.problems[0]}{more}; "
+                f"kept as {rejected} for inspection, {path} left as it was - this is a bug, please report it"
+            )
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
+    _fsync_folder(path.parent)
+    result.path = path
+    return result
+
+
 # --------------------------------------------------------------------------- scoring
 
 

@@ -66,13 +66,22 @@ def train(
     from ..run import RunDir
     from ..competition import resolve
 
-    metric = resolve(RunDir(result.run_dir).config()["competition"]).metric
+    config = RunDir(result.run_dir).config()
+    metric = resolve(config["competition"]).metric
     if result.interrupted:
         print(f"interrupted after {result.epochs_run} finished epoch(s); resume with: kaggle-kit train --resume {result.run_dir}", file=sys.stderr)
         raise SystemExit(130)
     best = "no validation split" if result.best_metric is None or result.best_metric != result.best_metric else (
         f"best validation {metric.describe(result.best_metric)} at epoch {result.best_epoch}")
     print(f"trained {result.epochs_run} epochs in {result.seconds:.0f}s: {best}")
+    if result.best_epoch is not None:
+        from ..predict import calibrate_run
+
+        # TTA choice and temperature are measured once here, so predict and score read them from config.json
+        calibration = calibrate_run(result.run_dir, data_dir, device=config["recipe"].get("device", "auto"))
+        if calibration.get("validated"):
+            print(f"calibrated: TTA {'on' if calibration['tta'] else 'off'}, temperature {calibration['temperature']:.3f}, "
+                  f"validation {metric.describe(calibration['val_metric'])}")
     print(f"run: {result.run_dir}")
     print(f"next: kaggle-kit predict {result.run_dir}")
 

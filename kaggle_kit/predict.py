@@ -1,0 +1,550 @@
+"""Streamed inference with test-time augmentation and temperature -> a checked submission file.
+
+    run folder (config.json + best.pt/last.pt) -> model -> test images, batch by batch, from the uint8
+    cache -> logits averaged over the TTA views -> softmax(logits / T) -> write in the sample's exact
+    format (staged) -> validate -> rename into place
+
+Memory: images stay in the uint8 cache (a memory map) and only one batch at a time becomes floats, so
+CIFAR-10's 300,000 test images cost one batch of floats plus a (300,000 x 10) float32 logit array.
+
+TTA views: the image and its horizontal flip; at a competition's native size (CIFAR-10's 32x32) also
+the image shifted by 2 pixels left, right, up and down (reflect padding, as the training translation
+pads). Views are averaged in logit space, not probability space: one logit row per image keeps the
+temperature fit and the saved validation logits the same shape with or without TTA, and a logit mean
+is the renormalised geometric mean of the views' probabilities, which punishes a view's confident
+mistake less than it rewards agreement - no worse than a probability mean in published TTA results.
+
+Calibration (`calibrate_run`): the checkpoint is evaluated on the run's validation split with and
+without TTA; a temperature is fitted to each (minimising validation log loss, clipped as Kaggle clips);
+TTA is chosen when it improves the calibrated competition metric. The choice, both temperatures and the
+before/after numbers go into config.json (`calibration`, plus `tta` and `temperature` at the top level),
+and `predict_run` applies them. A recipe's `tta` "on"/"off" (or `predict --tta/--no-tta`) overrides
+the choice; "auto" follows it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import progress
+from .cache import ImageCache, load_images
+from .competition import Competition, all_competitions, resolve
+from .errors import KitError
+from .metrics import fit_temperature, log_loss, softmax
+from .recipe import Recipe
+from .run import RunDir
+
+CHECKPOINTS = ("best", "last")
+TTA_SHIFT = 2  # pixels; small next to the training translation (4), so a shifted view stays in-distribution
+IDENTITY, HFLIP = "identity", "hflip"
+SHIFTS = {"shift-left": (-TTA_SHIFT, 0), "shift-right": (TTA_SHIFT, 0), "shift-up": (0, -TTA_SHIFT), "shift-down": (0, TTA_SHIFT)}
+
+
+# --------------------------------------------------------------------------------------- the run
+
+
+@dataclass
+class LoadedRun:
+    """A run folder's settings and its model with the checkpoint's weights, ready to evaluate."""
+
+    run: RunDir
+    config: dict[str, Any]
+    competition: Competition
+    recipe: Recipe
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    model: torch.nn.Module
+    checkpoint: str
+    epoch: int | None
+    device: torch.device
+
+    @property
+    def channels_last(self) -> bool:
+        return self.recipe.channels_last and self.device.type == "cuda"
+
+
+def load_run(run_dir: Path | str, checkpoint: str = "best", device: str = "auto") -> LoadedRun:
+    """Read config.json, rebuild the model and load the checkpoint's evaluation weights onto `device`."""
+    from . import models
+    from .trainer import resolve_device
+
+    if checkpoint not in CHECKPOINTS:
+        raise KitError(f"unknown checkpoint '{checkpoint}': use --checkpoint best or --checkpoint last")
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise KitError(f"run folder {run.path} does not exist: pass a folder made by `kaggle-kit train` (runs/<competition>/...)")
+    config = run.config()
+    for key in ("competition", "recipe", "classes", "normalization"):
+        if key not in config:
+            raise KitError(f"{run.file('config.json')}: field '{key}' is missing; the run folder is damaged - train again")
+    competition = resolve(config["competition"])
+    # the checkpoint holds every weight: no ImageNet download, no weights file needed at predict time
+    recipe = Recipe.from_dict(config["recipe"]).replace(pretrained=False, weights=None)
+    classes = [str(c) for c in config["classes"]]
+    mean = tuple(float(v) for v in config["normalization"]["mean"])
+    std = tuple(float(v) for v in config["normalization"]["std"])
+    state = run.load_checkpoint(checkpoint)
+    if "model" not in state:
+        raise KitError(f"{run.file(checkpoint + '.pt')}: no 'model' weights inside; the checkpoint is not from `kaggle-kit train`")
+    model = models.build_model(recipe, len(classes))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
+        raise KitError(
+            f"{run.file(checkpoint + '.pt')} does not fit the model config.json describes ({recipe.arch}, "
+            f"{len(classes)} classes): {first[:160]}; the run folder is damaged or mixed - train again"
+        ) from None
+    target = resolve_device(device)
+    model.to(target).eval()
+    if recipe.channels_last and target.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    epoch = state.get("epoch")
+    return LoadedRun(run, config, competition, recipe, classes, mean, std, model, checkpoint,
+                     int(epoch) if epoch is not None else None, target)
+
+
+def open_run_layout(loaded: LoadedRun, data_dir: Path | str | None = None):
+    """The run's competition data (`data_dir`, else the folder it was trained on), classes checked."""
+    from .layout import open_layout
+
+    comp, config = loaded.competition, loaded.config
+    folder = Path(data_dir) if data_dir else Path(config.get("data_dir") or "")
+    other = _other_competition_in(folder, comp)
+    if other is not None:
+        raise KitError(
+            f"{folder} holds {other.slug} data but {loaded.run.path} is a {comp.name} run: "
+            f"pass the {comp.slug} data folder with --data-dir"
+        )
+    try:
+        layout = open_layout(comp, folder if str(folder) else None)
+    except KitError as error:
+        if data_dir:
+            raise
+        raise KitError(f"{error} (the run's data folder, from config.json; pass --data-dir to use another)") from None
+    if layout.classes != loaded.classes:
+        k = next((i for i, (a, b) in enumerate(zip(layout.classes, loaded.classes)) if a != b), min(len(layout.classes), len(loaded.classes)))
+        found = repr(layout.classes[k]) if k < len(layout.classes) else "nothing"
+        expected = repr(loaded.classes[k]) if k < len(loaded.classes) else "nothing"
+        raise KitError(
+            f"the classes of {layout.sample_path} differ from the run's at class {k + 1}: {found} where the run "
+            f"has {expected}; predict with the data the run was trained on"
+        )
+    return layout
+
+
+def _other_competition_in(folder: Path, comp: Competition) -> Competition | None:
+    """Another competition whose download or sample submission `folder` plainly holds (and `comp`'s does not)."""
+    if folder.is_file() and folder.suffix == ".zip":
+        folder, names = folder.parent, {folder.name}
+    elif folder.is_dir():
+        names = {entry.name for entry in os.scandir(folder)}
+    else:
+        return None
+
+    def holds(c: Competition) -> bool:
+        return bool(names & {c.archive_name, c.sample_file, f"{c.sample_file}.zip"})
+
+    if holds(comp):
+        return None
+    return next((c for c in all_competitions().values() if c.name != comp.name and holds(c)), None)
+
+
+# --------------------------------------------------------------------------------------- TTA views
+
+
+def tta_views(comp: Competition, recipe: Recipe) -> tuple[str, ...]:
+    """The TTA views for this competition and input size; the identity always comes first."""
+    views = (IDENTITY, HFLIP)
+    if comp.native_size and recipe.img_size == comp.native_size:
+        views += tuple(SHIFTS)
+    return views
+
+
+def apply_view(x: torch.Tensor, view: str) -> torch.Tensor:
+    """One TTA view of a normalised NCHW batch. Shifts move the content by (dx, dy) pixels, filling the
+    uncovered border by reflection (normalisation is per-channel affine, so reflecting normalised values
+    equals reflecting pixels)."""
+    if view == IDENTITY:
+        return x
+    if view == HFLIP:
+        return x.flip(-1)
+    if view not in SHIFTS:
+        raise ValueError(f"unknown TTA view {view!r}")
+    dx, dy = SHIFTS[view]
+    pad = TTA_SHIFT
+    height, width = x.shape[-2:]
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    top, left = pad - dy, pad - dx
+    return padded[..., top : top + height, left : left + width]
+
+
+# --------------------------------------------------------------------------------------- streaming
+
+
+def _array_path_possible(cache: ImageCache, recipe: Recipe, device: torch.device) -> bool:
+    """Whole uint8 batches from the memory map, converted in torch: for fixed-size caches. On a CPU only
+    when no resize is needed, where it equals the Albumentations eval transform exactly; on a GPU always
+    (bilinear resize there, as the trainer's GPU evaluation does)."""
+    if not cache.is_uniform():
+        return False
+    if device.type == "cuda":
+        return True
+    h, w, _ = (int(v) for v in cache.shapes[0])
+    short_side = recipe.eval_resize or recipe.img_size
+    return h == w == recipe.img_size and short_side == recipe.img_size
+
+
+def _array_batches(cache: ImageCache, indices: np.ndarray, batch_size: int, device: torch.device, recipe: Recipe, mean, std):
+    from .augment import gpu_normalize, resize_centre_crop
+
+    array = cache.uniform_array()
+    short_side = recipe.eval_resize or recipe.img_size
+    contiguous = len(indices) > 0 and bool((np.diff(indices) == 1).all())
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start : start + batch_size]
+        # a copy of just this batch: the memory map itself is read-only and never loaded whole
+        pixels = np.array(array[chunk[0] : chunk[-1] + 1] if contiguous else array[chunk])
+        x = torch.from_numpy(pixels).to(device, non_blocking=True)
+        x = gpu_normalize(x, mean, std)
+        if x.shape[-2:] != (recipe.img_size, recipe.img_size) or short_side != recipe.img_size:
+            x = resize_centre_crop(x, short_side, recipe.img_size)
+        yield x
+
+
+def _loader_batches(cache: ImageCache, indices: np.ndarray, batch_size: int, device: torch.device, recipe: Recipe, mean, std, workers):
+    from .augment import build_eval_transform
+    from .data import CachedImages, default_workers, loader
+
+    transform = build_eval_transform(recipe.img_size, recipe.eval_resize, mean, std)
+    if workers is None:
+        workers = recipe.workers if recipe.workers is not None else default_workers(device, len(indices))
+    dataset = CachedImages(cache, indices, None, transform)
+    for x, _ in loader(dataset, batch_size, shuffle=False, seed=0, epoch=0, workers=workers, device=device):
+        yield x.to(device, non_blocking=True)
+
+
+@dataclass
+class Logits:
+    """Per-image logits (float32, n x classes): averaged over the views, and of the identity view alone."""
+
+    mean: np.ndarray
+    identity: np.ndarray
+    views: tuple[str, ...]
+    seconds: float
+    path: str  # "array" or "loader": how the batches were made
+
+    @property
+    def images_per_s(self) -> float:
+        return len(self.mean) / max(self.seconds, 1e-9)
+
+
+@torch.inference_mode()
+def stream_logits(
+    model: torch.nn.Module,
+    cache: ImageCache,
+    indices: np.ndarray,
+    recipe: Recipe,
+    mean,
+    std,
+    device: torch.device,
+    views: tuple[str, ...] = (IDENTITY,),
+    batch_size: int | None = None,
+    workers: int | None = None,
+    description: str = "predicting",
+    batch_path: str = "auto",
+) -> Logits:
+    """The model's logits for `cache[indices]`, one batch of floats at a time, with a progress bar.
+
+    `batch_path`: "auto" (array when possible, see `_array_path_possible`), "array" or "loader".
+    """
+    from .trainer import autocast_dtype
+
+    if views[0] != IDENTITY:
+        raise ValueError("the identity view must come first")
+    indices = np.asarray(indices, dtype=np.int64)
+    batch_size = batch_size or recipe.batch_size * 2
+    dtype = autocast_dtype(device, recipe)
+    channels_last = recipe.channels_last and device.type == "cuda"
+    use_array = _array_path_possible(cache, recipe, device) if batch_path == "auto" else batch_path == "array"
+    batches = (_array_batches(cache, indices, batch_size, device, recipe, mean, std) if use_array
+               else _loader_batches(cache, indices, batch_size, device, recipe, mean, std, workers))
+    model.eval()
+    mean_logits: np.ndarray | None = None
+    identity_logits: np.ndarray | None = None
+    done = 0
+    started = time.perf_counter()
+    with progress.bar(len(indices), description) as bar:
+        for x in batches:
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            total = None
+            first = None
+            for view in views:
+                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                    out = model(apply_view(x, view)).float()
+                total = out if total is None else total + out
+                if first is None:
+                    first = out
+            if mean_logits is None:  # the class count is known from the first batch
+                mean_logits = np.empty((len(indices), total.shape[1]), np.float32)
+                identity_logits = np.empty_like(mean_logits) if len(views) > 1 else mean_logits
+            n = x.shape[0]
+            mean_logits[done : done + n] = (total / len(views)).cpu().numpy()
+            if len(views) > 1:
+                identity_logits[done : done + n] = first.cpu().numpy()
+            done += n
+            bar.advance(n, postfix=f"{len(views)} view{'s' if len(views) > 1 else ''}")
+    seconds = time.perf_counter() - started
+    if mean_logits is None:
+        mean_logits = identity_logits = np.zeros((0, 0), np.float32)
+    if done != len(indices):
+        raise RuntimeError(f"predicted {done} images of {len(indices)}")
+    return Logits(mean_logits, identity_logits, tuple(views), seconds, "array" if use_array else "loader")
+
+
+# --------------------------------------------------------------------------------------- calibration
+
+
+def _fitted_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The log-loss-minimising temperature, or 1.0 when the search does not beat leaving logits alone."""
+    fitted = fit_temperature(logits, labels)
+    return fitted if log_loss(labels, softmax(logits, fitted)) <= log_loss(labels, softmax(logits, 1.0)) else 1.0
+
+
+def _validation_indices(loaded: LoadedRun, layout, cache: ImageCache) -> tuple[np.ndarray, np.ndarray]:
+    """Cache positions and labels of the run's validation images (ids and labels from val_predictions.npz)."""
+    ids, labels, _ = loaded.run.val_predictions()
+    position = {image_id: n for n, image_id in enumerate(cache.ids)}
+    missing = [i for i in ids if i not in position]
+    if missing:
+        raise KitError(
+            f"validation id {missing[0]} of {loaded.run.file('val_predictions.npz')} is not in {layout.labels_path} "
+            f"({len(missing)} missing): pass the --data-dir the run was trained on"
+        )
+    indices = np.array([position[i] for i in ids], dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    changed = np.flatnonzero(layout.train_labels[indices] != labels)
+    if len(changed):
+        first = ids[int(changed[0])]
+        raise KitError(
+            f"{layout.labels_path}: id {first} is labelled {layout.classes[layout.train_labels[indices[changed[0]]]]!r} "
+            f"but the run validated it as {loaded.classes[labels[changed[0]]]!r} ({len(changed)} such ids): "
+            f"pass the --data-dir the run was trained on"
+        )
+    return indices, labels
+
+
+def calibrate_loaded(loaded: LoadedRun, layout, batch_size: int | None = None, workers: int | None = None) -> dict[str, Any]:
+    """Evaluate `loaded` on its validation split with and without TTA, fit temperatures, record the choice."""
+    from .trainer import cache_short_side
+
+    comp, recipe, run = loaded.competition, loaded.recipe, loaded.run
+    metric = comp.metric
+    views = tta_views(comp, recipe)
+    calibration: dict[str, Any] = {
+        "checkpoint": loaded.checkpoint,
+        "epoch": loaded.epoch,
+        "metric": metric.name,
+        "higher_is_better": metric.higher_is_better,
+        "tta_views": list(views),
+        "averaged_in": "logits",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if not run.file("val_predictions.npz").is_file():
+        # a full-train run has no held-out images: nothing to measure TTA or fit a temperature on
+        calibration.update(validated=False, tta=False, temperature=1.0, temperature_plain=1.0, temperature_tta=1.0,
+                           reason="no validation split (val_predictions.npz missing)")
+        run.update_config(calibration=calibration, tta=False, temperature=1.0)
+        return calibration
+
+    cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
+    indices, labels = _validation_indices(loaded, layout, cache)
+    logits = stream_logits(loaded.model, cache, indices, recipe, loaded.mean, loaded.std, loaded.device, views,
+                           batch_size=batch_size, workers=workers, description=f"calibrating {run.name}")
+    plain, tta = logits.identity.astype(np.float64), logits.mean.astype(np.float64)
+    t_plain, t_tta = _fitted_temperature(plain, labels), _fitted_temperature(tta, labels)
+    scores = {
+        "val_metric_plain": metric(labels, softmax(plain)),
+        "val_metric_tta": metric(labels, softmax(tta)),
+        "val_metric_plain_calibrated": metric(labels, softmax(plain, t_plain)),
+        "val_metric_tta_calibrated": metric(labels, softmax(tta, t_tta)),
+        "val_log_loss_plain": log_loss(labels, softmax(plain)),
+        "val_log_loss_tta": log_loss(labels, softmax(tta)),
+    }
+    # what gets submitted is calibrated, so the choice compares calibrated scores; a tie keeps the cheaper plain pass
+    use_tta = metric.better(scores["val_metric_tta_calibrated"], scores["val_metric_plain_calibrated"])
+    chosen, temperature = (tta, t_tta) if use_tta else (plain, t_plain)
+    calibration.update(
+        validated=True,
+        images=int(len(labels)),
+        tta=bool(use_tta),
+        temperature=float(temperature),
+        temperature_plain=float(t_plain),
+        temperature_tta=float(t_tta),
+        **{k: float(v) for k, v in scores.items()},
+        val_metric=float(metric(labels, softmax(chosen, temperature))),
+        val_log_loss_before=float(log_loss(labels, softmax(chosen))),
+        val_log_loss_after=float(log_loss(labels, softmax(chosen, temperature))),
+    )
+    run.update_config(calibration=calibration, tta=bool(use_tta), temperature=float(temperature))
+    return calibration
+
+
+def calibrate_run(run_dir: Path | str, data_dir: Path | str | None = None, checkpoint: str = "best", *,
+                  device: str = "auto", batch_size: int | None = None, workers: int | None = None) -> dict[str, Any]:
+    """Decide TTA on/off and fit the temperature on the run's validation split; stored in config.json."""
+    loaded = load_run(run_dir, checkpoint, device)
+    layout = open_run_layout(loaded, data_dir)
+    return calibrate_loaded(loaded, layout, batch_size, workers)
+
+
+def current_calibration(loaded: LoadedRun) -> dict[str, Any] | None:
+    """The run's stored calibration when it was made for this very checkpoint (same name and epoch)."""
+    calibration = loaded.run.config().get("calibration")
+    if not isinstance(calibration, dict):
+        return None
+    if calibration.get("checkpoint") != loaded.checkpoint or calibration.get("epoch") != loaded.epoch:
+        return None  # the run was resumed, or another checkpoint is asked for: measure again
+    return calibration
+
+
+# --------------------------------------------------------------------------------------- predicting
+
+
+@dataclass
+class PredictResult:
+    path: Path
+    competition: Competition
+    rows: int
+    tta: bool
+    views: tuple[str, ...]
+    temperature: float
+    tta_source: str  # why TTA is on or off: "--tta", "recipe", "calibration", ...
+    checkpoint: str
+    epoch: int | None
+    device: str
+    seconds: float
+    images_per_s: float
+    sample_path: Path
+    calibration: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _decide_tta(loaded: LoadedRun, tta: bool | None, calibration: dict[str, Any] | None) -> tuple[bool, str]:
+    if tta is not None:
+        return tta, "--tta" if tta else "--no-tta"
+    if loaded.recipe.tta in ("on", "off"):
+        return loaded.recipe.tta == "on", f"recipe tta={loaded.recipe.tta}"
+    if calibration is None or not calibration.get("validated"):
+        return False, "no validation split to measure it on"
+    return bool(calibration["tta"]), "calibration"
+
+
+def predict_run(
+    run_dir: Path | str,
+    data_dir: Path | str | None = None,
+    checkpoint: str = "best",
+    tta: bool | None = None,
+    out: Path | str | None = None,
+    *,
+    device: str = "auto",
+    batch_size: int | None = None,
+    workers: int | None = None,
+) -> PredictResult:
+    """Predict every test image of the run's competition and write a validated submission.
+
+    The file goes to `out`, default `submissions/<competition>/<run name>.csv`. `tta` None follows the
+    recipe (on/off) or the run's calibration (auto); the calibration is made first when missing or stale.
+    """
+    from .submission import read_sample, write_checked_submission
+    from .trainer import cache_short_side
+
+    loaded = load_run(run_dir, checkpoint, device)
+    comp, recipe, run = loaded.competition, loaded.recipe, loaded.run
+    layout = open_run_layout(loaded, data_dir)
+    path = Path(out) if out else Path("submissions") / comp.name / f"{run.name}.csv"
+    sample = read_sample(layout.sample_path, comp)  # a bad sample fails before minutes of inference
+
+    calibration = current_calibration(loaded)
+    # label submissions take the argmax, which no temperature changes: calibrate only when it can matter
+    temperature_matters = comp.submission_kind == "probabilities"
+    tta_needs_it = tta is None and recipe.tta == "auto"
+    if calibration is None and (temperature_matters or tta_needs_it):
+        calibration = calibrate_loaded(loaded, layout, batch_size, workers)
+    use_tta, tta_source = _decide_tta(loaded, tta, calibration)
+    temperature = 1.0
+    if calibration is not None and calibration.get("validated"):
+        temperature = float(calibration["temperature_tta" if use_tta else "temperature_plain"])
+
+    cache = load_images(layout, "test", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
+    warnings = []
+    if cache.bad_ids:
+        warnings.append(f"{len(cache.bad_ids)} test images do not decode ({', '.join(cache.bad_ids[:3])}...): "
+                        f"their rows are predicted from a grey placeholder")
+    views = tta_views(comp, recipe) if use_tta else (IDENTITY,)
+    logits = stream_logits(loaded.model, cache, np.arange(len(cache)), recipe, loaded.mean, loaded.std, loaded.device,
+                           views, batch_size=batch_size, workers=workers, description=f"predicting {run.name}")
+    probs = softmax(logits.mean, temperature)
+    validation = write_checked_submission(path, comp, sample, layout.sample_path, cache.ids, probs, loaded.classes)
+    return PredictResult(
+        path=path, competition=comp, rows=validation.rows, tta=use_tta, views=views, temperature=temperature,
+        tta_source=tta_source, checkpoint=checkpoint, epoch=loaded.epoch, device=str(loaded.device),
+        seconds=logits.seconds, images_per_s=logits.images_per_s, sample_path=layout.sample_path,
+        calibration=calibration, warnings=warnings,
+    )
+
+
+# --------------------------------------------------------------------------------------- scoring a run
+
+
+def score_run(run_dir: Path | str, data_dir: Path | str | None = None, checkpoint: str = "best", *,
+              recalibrate: bool = False, device: str = "auto") -> dict[str, Any]:
+    """The competition metric on the validation split, before and after TTA and calibration.
+
+    Uses the stored calibration of this checkpoint when there is one (it holds exactly these numbers),
+    otherwise measures and stores it.
+    """
+    loaded = load_run(run_dir, checkpoint, device)
+    calibration = None if recalibrate else current_calibration(loaded)
+    if calibration is None:
+        calibration = calibrate_loaded(loaded, open_run_layout(loaded, data_dir))
+    use_tta, source = _decide_tta(loaded, None, calibration)
+    return {"run": str(loaded.run.path), "competition": loaded.competition.name, "predict_tta": use_tta,
+            "predict_tta_source": source, **calibration}
+
+
+def describe_scores(scores: dict[str, Any]) -> list[str]:
+    """`score_run`'s numbers as lines for people, each metric with its direction in words."""
+    metric = resolve(scores["competition"]).metric
+    epoch = f", epoch {scores['epoch']}" if scores.get("epoch") is not None else ""
+    head = f"run {scores['run']} ({scores['checkpoint']}.pt{epoch})"
+    if not scores.get("validated"):
+        return [head, f"no validation score: {scores.get('reason', 'no validation split')}"]
+    views = len(scores["tta_views"])
+    rows = [
+        ("no TTA", scores["val_metric_plain"]),
+        (f"TTA ({views} views)", scores["val_metric_tta"]),
+        (f"no TTA, calibrated (T={scores['temperature_plain']:.3f})", scores["val_metric_plain_calibrated"]),
+        (f"TTA, calibrated (T={scores['temperature_tta']:.3f})", scores["val_metric_tta_calibrated"]),
+    ]
+    width = max(len(name) for name, _ in rows) + 1
+    lines = [f"{head}: {scores['images']} validation images"]
+    lines += [f"  {(name + ':').ljust(width)} {metric.describe(value)}" for name, value in rows]
+    lines.append(
+        f"  log loss before calibration {scores['val_log_loss_before']:.4f}, after {scores['val_log_loss_after']:.4f} - lower is better"
+        + ("" if metric.name == "log_loss" else " (the submitted labels do not change)")
+    )
+    tta = "on" if scores["predict_tta"] else "off"
+    temperature = scores["temperature_tta" if scores["predict_tta"] else "temperature_plain"]
+    lines.append(f"predict uses: TTA {tta} ({scores['predict_tta_source']}), temperature {temperature:.3f}")
+    return lines
