@@ -437,3 +437,18 @@ __all__ = [
     "effective_parameters", "gpu_normalize", "reseed_pipeline", "resize_centre_crop", "resized_crops",
     "seed_worker", "to_float_nchw",
 ]
+
+
+class GpuEval(nn.Module):
+    """The evaluation pipeline on the batch's device: shorter side to `eval_resize`, centre crop, normalise."""
+
+    def __init__(self, img_size: int, eval_resize: int | None, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.img_size, self.short_side = img_size, eval_resize or img_size
+        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        x = to_float_nchw(batch)
+        if x.shape[-2:] != (self.img_size, self.img_size):
+            x = resize_centre_crop(x, self.short_side, self.img_size)
+        return _normalize(x, self.mean, self.std)

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import archive, progress
 from .errors import KitError
+from .locks import exclusive
 from .layout import ImageSet, Layout
 
 CHUNK = 256  # images per decode task: large enough to amortise pickling, small enough to stream
@@ -141,7 +142,8 @@ def load_images(layout: Layout, split: str, short_side: int | None = None, skip_
     path = cache_dir(layout, split, short_side)
     cache = open_cache(path)
     if cache is None:
-        cache = _build(layout, images, path, split, short_side, skip_bad)
+        with exclusive(path.parent / f".{path.name}.lock"):  # DDP ranks share one build
+            cache = open_cache(path) or _build(layout, images, path, split, short_side, skip_bad)
     _check_bad(cache, images, skip_bad)
     return cache
 

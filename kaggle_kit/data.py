@@ -116,6 +116,6 @@ class GpuBatches:
             order = order[torch.randperm(len(order), generator=generator, device=order.device)]
         for b in range(len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            x = self.transform(self.images[idx], generator=generator)
+            x = self.transform(self.images[idx])
             y = self.labels[idx] if self.labels is not None else torch.full((len(idx),), -1, device=idx.device)
             yield x, y

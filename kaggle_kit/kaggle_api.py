@@ -446,27 +446,10 @@ def _check_free_space(folder: Path, needed: int, doing: str) -> None:
         )
 
 
-LAYOUT_LOCK = ".kaggle-kit-layout.lock"
-
-
 def _open_layout(comp: Competition, data_dir):
-    """`layout.open_layout`, one process at a time per data folder.
+    from .layout import open_layout
 
-    The first open unpacks the download; two submits (or a download and a submit) starting together
-    on a fresh folder would otherwise unpack into the same staging folder at once.
-    """
-    import fcntl
-
-    from .layout import default_data_dir, open_layout
-
-    folder = Path(data_dir) if data_dir else default_data_dir(comp)
-    if folder.is_file():
-        folder = folder.parent
-    if not (folder.is_dir() and os.access(folder, os.W_OK)):
-        return open_layout(comp, data_dir)  # read-only input (a Kaggle notebook): nothing gets unpacked there
-    with open(folder / LAYOUT_LOCK, "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        return open_layout(comp, data_dir)
+    return open_layout(comp, data_dir)  # unpacking takes its own lock: concurrent submits are safe
 
 
 def _unpack_and_read(comp: Competition, data_dir: Path, archive: Path | None, downloaded: bool) -> DownloadResult:

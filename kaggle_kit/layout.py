@@ -22,6 +22,7 @@ import pandas as pd
 from . import archive
 from .competition import Competition
 from .errors import KitError
+from .locks import exclusive
 from .sample_submission import read_sample, sample_classes, sample_ids  # the one sample reader; `layout.read_sample` stays importable
 
 UNPACK_MARKER = ".kaggle-kit-unpacked.json"
@@ -146,6 +147,12 @@ def _zip_prefix(path: Path, comp: Competition) -> str:
 
 def unpack_download(zip_path: Path, dest: Path, comp: Competition) -> None:
     """Unpack the outer download zip into `dest` once; a marker makes re-running a no-op."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with exclusive(dest / ".kaggle-kit.lock"):  # a second process waits, then finds the marker
+        _unpack_once(zip_path, dest, comp)
+
+
+def _unpack_once(zip_path: Path, dest: Path, comp: Competition) -> None:
     st = zip_path.stat()
     stamp = {"archive": zip_path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     marker = dest / UNPACK_MARKER

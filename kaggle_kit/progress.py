@@ -67,7 +67,7 @@ class _Lines(_Bar):
             elapsed = time.perf_counter() - self.start
             rate = self.done / max(elapsed, 1e-9)
             print(
-                f"{self.description}: {self.done}/{self.total} {rate:,.0f}/s eta {_fmt(self.eta or 0)} {self.postfix}",
+                f"{self.description}: {self.done}/{self.total} {rate:,.1f}/s eta {_fmt(self.eta or 0)} {self.postfix}",
                 file=sys.stderr,
                 flush=True,
             )

@@ -197,7 +197,12 @@ class Batches:
         return cache.nbytes() < 0.25 * free
 
     def train(self, epoch: int):
+        from .augment import reseed_pipeline
+
         recipe, data = self.recipe, self.data
+        if not self.use_gpu_data:
+            # the main-process stream restarts from (seed, epoch); workers reseed from the loader's per-epoch seed
+            reseed_pipeline(self.train_transform, epoch_seed(recipe.seed, epoch, salt=2))
         indices = data.train_idx
         sampler = None
         if distributed.world_size() > 1:
@@ -416,13 +421,9 @@ def _epoch_line(row: dict[str, Any], comp: Competition) -> str:
 
 def train_one_epoch(train_model, model, ema, batches, optimizer, scheduler, scaler, device, dtype, channels_last,
                     recipe: Recipe, epoch: int, bar) -> dict[str, Any]:
-    from . import models
-
     # a pure function of (seed, epoch): dropout and worker-free augmentation replay exactly on resume
     seed_everything(epoch_seed(recipe.seed, epoch, salt=1))
-    train_model.train()
-    if recipe.freeze and not models.backbone_trainable(model):
-        models.set_backbone_frozen(model, True)  # keeps frozen BatchNorm statistics fixed after .train()
+    train_model.train()  # frozen backbone BatchNorm layers stay in eval mode (models.set_backbone_frozen)
     lr = optimizer.param_groups[0]["lr"]
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
