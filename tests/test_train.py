@@ -1,0 +1,125 @@
+"""Training on generated samples through the real entry points: learning, schedules, freezing,
+reproducibility, the run folder, and bad input."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import assert_one_line_error, run_cli
+from kaggle_kit import models
+from kaggle_kit.competition import resolve
+from kaggle_kit.recipe import Recipe
+from kaggle_kit.run import HISTORY_COLUMNS, RunDir
+from kaggle_kit.schedules import build_scheduler, lr_factor
+from kaggle_kit.trainer import train
+
+TINY = dict(arch="test_resnet", img_size=32, batch_size=32, workers=0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def cifar_run(sample_zips, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "cifar"
+    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, "--epochs", "4",
+                     "--arch", "test_resnet", "--stem", "imagenet", "--batch-size", "32", "--lr", "0.05",
+                     "--schedule", "cosine", "--aug", "none", "--workers", "0", "--seed", "7")
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_cifar_learns_far_better_than_chance_and_writes_the_run_folder(cifar_run):
+    out, result = cifar_run
+    history = pd.read_csv(out / "history.csv")
+    assert list(history.columns) == HISTORY_COLUMNS and len(history) == 4
+    assert history["val_metric"].max() > 0.5  # chance is 0.1
+    config = json.loads((out / "config.json").read_text())
+    assert config["competition"] == "cifar10" and config["recipe"]["arch"] == "test_resnet"
+    assert config["recipe"]["seed"] == 7 and len(config["fingerprint"]) == 16 and config["versions"]["torch"]
+    assert config["augment"] == {k: (list(v) if isinstance(v, tuple) else v) for k, v in resolve("cifar10").augmentation("none").__dict__.items()}
+    split = json.loads((out / "split.json").read_text())
+    predictions = np.load(out / "val_predictions.npz")
+    assert sorted(predictions["ids"].tolist(), key=int) == sorted(split["val_ids"], key=int)
+    assert predictions["logits"].shape == (len(split["val_ids"]), 10)
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    best = RunDir(out).load_checkpoint("best")
+    assert best["metric"] == pytest.approx(history["val_metric"].max())
+    assert "best validation accuracy" in result.stdout and "higher is better" in result.stdout
+
+
+def test_dog_breed_log_loss_beats_a_uniform_guess(sample_zips, tmp_path):
+    result = train("dog_breed", sample_zips["dog_breed"], out=tmp_path / "dog", epochs=3, lr=0.05, aug="none",
+                   pretrained=False, freeze=False, unfreeze_after=None, eval_resize=None, val_fraction=0.25,
+                   **TINY)
+    assert result.best_metric < math.log(120) - 0.2  # a uniform guess scores ln(120) = 4.79
+
+
+def test_same_seed_same_cpu_run(sample_zips, tmp_path):
+    kwargs = dict(epochs=1, aug="modern", lr=0.05, seed=3, **TINY)
+    first = train("cifar10", sample_zips["cifar10"], out=tmp_path / "a", **kwargs)
+    second = train("cifar10", sample_zips["cifar10"], out=tmp_path / "b", **kwargs)
+    a = RunDir(first.run_dir).load_checkpoint("last")["model"]
+    b = RunDir(second.run_dir).load_checkpoint("last")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert first.history[0]["train_loss"] == second.history[0]["train_loss"]
+
+
+def test_freeze_changes_only_the_head(sample_zips, tmp_path):
+    result = train("cifar10", sample_zips["cifar10"], out=tmp_path / "frozen", epochs=1, freeze=True, aug="none", **TINY)
+    trained = RunDir(result.run_dir).load_checkpoint("last")["model"]
+    recipe = Recipe.from_dict(RunDir(result.run_dir).config()["recipe"]).replace(freeze=False)
+    torch.manual_seed(recipe.seed)
+    start = models.build_model(recipe, 10).state_dict()
+    head = {name for name, _ in models.build_model(recipe, 10).get_classifier().named_parameters()}
+    changed = {k for k in trained if trained[k].is_floating_point() and not torch.equal(trained[k], start[k])}
+    assert changed and all(k.split(".", 1)[-1] in head or k.startswith(("fc.", "head.")) for k in changed), changed
+
+
+@pytest.mark.parametrize("schedule,expected", [
+    ("constant", [1, 1, 1, 1, 1, 1]),
+    ("step", [1, 1, 0.5, 0.5, 0.25, 0.25]),
+    ("cosine", [1, 0.9330, 0.75, 0.5, 0.25, 0.0670]),
+])
+def test_each_schedule_yields_its_lr_curve(schedule, expected):
+    recipe = Recipe(schedule=schedule, epochs=6, step_period=2, step_gamma=0.5, lr=0.1)
+    assert [round(lr_factor(recipe, e), 4) for e in range(6)] == pytest.approx(expected, abs=1e-4)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = build_scheduler(optimizer, recipe, steps_per_epoch=3)
+    seen = []
+    for _ in range(18):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert seen[::3] == pytest.approx([0.1 * f for f in expected], abs=1e-5)
+
+
+def test_warmup_and_onecycle_shapes():
+    warm = Recipe(schedule="cosine", epochs=10, warmup_epochs=2)
+    assert lr_factor(warm, 0.5) == pytest.approx(0.25) and lr_factor(warm, 2) == pytest.approx(1.0)
+    cycle = Recipe(schedule="onecycle", epochs=10, warmup_epochs=3)
+    assert lr_factor(cycle, 1.5) == pytest.approx(0.5) and lr_factor(cycle, 3) == pytest.approx(1.0)
+    assert lr_factor(cycle, 6.5) == pytest.approx(0.5) and lr_factor(cycle, 10) == 0.0
+
+
+def test_train_help_lists_every_recipe_flag():
+    result = run_cli("train", "--help")
+    for flag in ("--arch", "--epochs", "--lr", "--batch-size", "--img-size", "--stem", "--pretrained", "--weights",
+                 "--freeze", "--unfreeze-after", "--aug", "--schedule", "--seed", "--device", "--resume", "--nproc"):
+        assert flag in result.stdout, flag
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--arch", "resnet33"], "resnet34"),
+    (["--lr", "-1"], "lr"),
+    (["--epochs", "0"], "epochs"),
+    (["--schedule", "triangle"], "schedule"),
+    (["--aug", "heavy"], "augmentation"),
+    (["--recipe", "papr"], "paper"),
+    (["--weights", "/nonexistent/w.safetensors"], "w.safetensors"),
+])
+def test_bad_training_input_is_one_line(sample_zips, tmp_path, args, needle):
+    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "r", "--epochs", "1", *args)
+    assert_one_line_error(result, needle)
+    assert not (tmp_path / "r" / "last.pt").exists()
