@@ -7,6 +7,7 @@ function and prints the result. `main` turns `KitError` into one line on stderr 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import typer
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     from .. import progress
 
     progress.enable(sys.stderr.isatty() or bool(os.environ.get("KAGGLE_KIT_PROGRESS")))
+    # a notebook or cluster stopping us sends SIGTERM: treat it as Ctrl-C so training saves and says how to resume
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         app(args=argv, prog_name="kaggle-kit", standalone_mode=False)
     except KitError as error:

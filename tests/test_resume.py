@@ -1,0 +1,107 @@
+"""Resume after SIGKILL at any moment, after a torn checkpoint, and after Ctrl-C: the resumed run ends
+exactly where an uninterrupted run with the same seed ends."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import KAGGLE_KIT, REPO, run_cli
+from kaggle_kit.run import RunDir
+
+ARGS = ["--epochs", "3", "--arch", "test_resnet", "--batch-size", "32", "--lr", "0.05", "--aug", "modern",
+        "--workers", "0", "--seed", "11", "--device", "cpu"]
+
+
+def _train(data, out, *extra):
+    result = run_cli("train", "cifar10", "--data-dir", data, "--out", out, *ARGS, *extra)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def _start(data, out):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([*KAGGLE_KIT, "train", "cifar10", "--data-dir", str(data), "--out", str(out), *ARGS],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for_epochs(out, n, process, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        history = out / "history.csv"
+        if history.is_file() and len(history.read_text().strip().splitlines()) > n:
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    raise AssertionError("training did not reach the epoch in time")
+
+
+def _final(out):
+    run = RunDir(out)
+    return run.history(), run.load_checkpoint("last")["model"]
+
+
+def _same_run(a, b):
+    history_a, weights_a = _final(a)
+    history_b, weights_b = _final(b)
+    columns = ["epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_metric"]
+    pd.testing.assert_frame_equal(history_a[columns], history_b[columns])
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(sample_zips, tmp_path_factory):
+    out = tmp_path_factory.mktemp("resume") / "whole"
+    _train(sample_zips["cifar10"], out)
+    return out
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(sample_zips, uninterrupted, tmp_path):
+    out = tmp_path / "killed"
+    process = _start(sample_zips["cifar10"], out)
+    _wait_for_epochs(out, 1, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(RunDir(out).history()) < 3
+    result = run_cli("train", "--resume", out)
+    assert result.returncode == 0, result.stderr
+    _same_run(uninterrupted, out)
+
+
+def test_torn_checkpoint_falls_back_to_the_previous_one(sample_zips, uninterrupted, tmp_path):
+    out = tmp_path / "torn"
+    process = _start(sample_zips["cifar10"], out)
+    _wait_for_epochs(out, 2, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    last = out / "last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # a crash mid-write on a disk without rename
+    result = run_cli("train", "--resume", out)
+    assert result.returncode == 0, result.stderr
+    assert "last.pt is damaged" in result.stderr and "last.prev.pt" in result.stderr
+    _same_run(uninterrupted, out)
+
+
+def test_ctrl_c_saves_and_prints_the_resume_command(sample_zips, uninterrupted, tmp_path):
+    out = tmp_path / "interrupted"
+    process = _start(sample_zips["cifar10"], out)
+    _wait_for_epochs(out, 1, process)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert f"kaggle-kit train --resume {out}" in stderr
+    assert RunDir(out).has_checkpoint("last")
+    result = run_cli("train", "--resume", out)
+    assert result.returncode == 0, result.stderr
+    _same_run(uninterrupted, out)
+
+
+def test_resuming_a_finished_run_is_refused(uninterrupted):
+    result = run_cli("train", "--resume", uninterrupted)
+    assert result.returncode == 2 and "nothing to resume" in result.stderr and "Traceback" not in result.stderr
