@@ -115,10 +115,11 @@ def load_run(run_dir: Path | str, checkpoint: str = "best", device: str = "auto"
 
 def open_run_layout(loaded: LoadedRun, data_dir: Path | str | None = None):
     """The run's competition data (`data_dir`, else the folder it was trained on), classes checked."""
-    from .layout import open_layout
+    from .layout import default_data_dir, open_layout
 
     comp, config = loaded.competition, loaded.config
-    folder = Path(data_dir) if data_dir else Path(config.get("data_dir") or "")
+    given = data_dir or config.get("data_dir")
+    folder = Path(given) if given else default_data_dir(comp)
     other = _other_competition_in(folder, comp)
     if other is not None:
         raise KitError(
@@ -126,7 +127,7 @@ def open_run_layout(loaded: LoadedRun, data_dir: Path | str | None = None):
             f"pass the {comp.slug} data folder with --data-dir"
         )
     try:
-        layout = open_layout(comp, folder if str(folder) else None)
+        layout = open_layout(comp, folder)
     except KitError as error:
         if data_dir:
             raise
@@ -486,11 +487,15 @@ def predict_run(
     if calibration is not None and calibration.get("validated"):
         temperature = float(calibration["temperature_tta" if use_tta else "temperature_plain"])
 
-    cache = load_images(layout, "test", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
+    # every test id needs a row, so an image that does not decode is predicted from the cache's grey
+    # placeholder and reported, rather than stopping the whole prediction
+    cache = load_images(layout, "test", cache_short_side(recipe), skip_bad=True)
     warnings = []
     if cache.bad_ids:
-        warnings.append(f"{len(cache.bad_ids)} test images do not decode ({', '.join(cache.bad_ids[:3])}...): "
-                        f"their rows are predicted from a grey placeholder")
+        shown = ", ".join(str(layout.test.path(i)) for i in cache.bad_ids[:3])
+        more = f" and {len(cache.bad_ids) - 3} more" if len(cache.bad_ids) > 3 else ""
+        warnings.append(f"{len(cache.bad_ids)} test image(s) do not decode ({shown}{more}): their rows are predicted "
+                        f"from a grey placeholder; download the data again for a true prediction")
     views = tta_views(comp, recipe) if use_tta else (IDENTITY,)
     logits = stream_logits(loaded.model, cache, np.arange(len(cache)), recipe, loaded.mean, loaded.std, loaded.device,
                            views, batch_size=batch_size, workers=workers, description=f"predicting {run.name}")

@@ -252,6 +252,17 @@ def test_full_train_run_without_validation_predicts_uncalibrated(runs, tmp_path)
     assert RunDir(run).config()["calibration"]["validated"] is False
 
 
+def test_undecodable_test_image_is_reported_and_still_gets_a_row(runs, tmp_path):
+    data = tmp_path / "dog-data"
+    shutil.copytree(runs.dog_data, data)  # already unpacked by the training run; mtimes kept, so not again
+    victim = sorted((data / "test").iterdir())[3]
+    victim.write_bytes(b"not a jpeg")
+    out = tmp_path / "dog.csv"
+    result = predict_run(copy_run(runs.dog, tmp_path), data, tta=False, out=out, device="cpu")
+    assert len(result.warnings) == 1 and victim.stem in result.warnings[0] and "grey placeholder" in result.warnings[0]
+    assert result.rows == DOG_TEST and victim.stem in pd.read_csv(out, dtype={"id": str})["id"].tolist()
+
+
 # ------------------------------------------------------------------------------------ atomic writes
 
 
