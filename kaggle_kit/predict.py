@@ -194,8 +194,8 @@ def apply_view(x: torch.Tensor, view: str) -> torch.Tensor:
 
 def _array_path_possible(cache: ImageCache, recipe: Recipe, device: torch.device) -> bool:
     """Whole uint8 batches from the memory map, converted in torch: for fixed-size caches. On a CPU only
-    when no resize is needed, where it equals the Albumentations eval transform exactly; on a GPU always
-    (bilinear resize there, as the trainer's GPU evaluation does)."""
+    when no resize is needed, where it equals the Albumentations eval transform exactly; on a GPU always,
+    through the trainer's own GPU evaluation transform (`augment.GpuEval`)."""
     if not cache.is_uniform():
         return False
     if device.type == "cuda":
@@ -206,20 +206,17 @@ def _array_path_possible(cache: ImageCache, recipe: Recipe, device: torch.device
 
 
 def _array_batches(cache: ImageCache, indices: np.ndarray, batch_size: int, device: torch.device, recipe: Recipe, mean, std):
-    from .augment import gpu_normalize, resize_centre_crop
+    from .augment import GpuEval
 
+    # the trainer's device-side evaluation transform, so predictions match the validation that chose the checkpoint
+    transform = GpuEval(recipe.img_size, recipe.eval_resize, mean, std)
     array = cache.uniform_array()
-    short_side = recipe.eval_resize or recipe.img_size
     contiguous = len(indices) > 0 and bool((np.diff(indices) == 1).all())
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
         # a copy of just this batch: the memory map itself is read-only and never loaded whole
         pixels = np.array(array[chunk[0] : chunk[-1] + 1] if contiguous else array[chunk])
-        x = torch.from_numpy(pixels).to(device, non_blocking=True)
-        x = gpu_normalize(x, mean, std)
-        if x.shape[-2:] != (recipe.img_size, recipe.img_size) or short_side != recipe.img_size:
-            x = resize_centre_crop(x, short_side, recipe.img_size)
-        yield x
+        yield transform(torch.from_numpy(pixels).to(device, non_blocking=True))
 
 
 def _loader_batches(cache: ImageCache, indices: np.ndarray, batch_size: int, device: torch.device, recipe: Recipe, mean, std, workers):
