@@ -67,10 +67,6 @@ class LoadedRun:
     epoch: int | None
     device: torch.device
 
-    @property
-    def channels_last(self) -> bool:
-        return self.recipe.channels_last and self.device.type == "cuda"
-
 
 def load_run(run_dir: Path | str, checkpoint: str = "best", device: str = "auto") -> LoadedRun:
     """Read config.json, rebuild the model and load the checkpoint's evaluation weights onto `device`."""
