@@ -1,0 +1,32 @@
+"""`kaggle-kit demo`: the whole loop on a generated sample, as the README's first command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def demo(
+    competition: str = typer.Argument("cifar10", help="cifar10 or dog_breed"),
+    out: Path = typer.Option(Path("demo"), help="folder for the sample data, the run and the submission"),
+    epochs: Optional[int] = typer.Option(None, help="training epochs (default 4)"),
+    arch: Optional[str] = typer.Option(None, help="timm architecture (default: the competition's best recipe)"),
+) -> None:
+    """Generate a sample download, train, predict, validate the submission and score it locally."""
+    from ..demo import run_demo
+
+    result = run_demo(competition, out, epochs=epochs, arch=arch)
+    metric = result.competition.metric
+    print(f"sample data:  {result.data_dir}")
+    print(f"run:          {result.run_dir}")
+    if result.best_val_metric is not None:
+        print(f"validation:   {metric.describe(result.best_val_metric)}")
+    print(f"submission:   {result.submission} (validated against the sample submission)")
+    print(f"test score:   {metric.describe(result.test_score)} (against the sample's hidden answers)")
+    print(f"took {result.seconds:.0f}s; on Kaggle data: kaggle-kit download {result.competition.name} && kaggle-kit train {result.competition.name}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)
