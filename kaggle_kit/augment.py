@@ -448,7 +448,6 @@ class GpuEval(nn.Module):
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        x = to_float_nchw(batch)
-        if x.shape[-2:] != (self.img_size, self.img_size):
-            x = resize_centre_crop(x, self.short_side, self.img_size)
+        # the same geometry as build_eval_transform; resize_centre_crop skips work already done
+        x = resize_centre_crop(to_float_nchw(batch), self.short_side, self.img_size)
         return _normalize(x, self.mean, self.std)

@@ -446,19 +446,15 @@ def _check_free_space(folder: Path, needed: int, doing: str) -> None:
         )
 
 
-def _open_layout(comp: Competition, data_dir):
-    from .layout import open_layout
-
-    return open_layout(comp, data_dir)  # unpacking takes its own lock: concurrent submits are safe
-
-
 def _unpack_and_read(comp: Competition, data_dir: Path, archive: Path | None, downloaded: bool) -> DownloadResult:
     from . import archive as archives
 
     if archive is not None and downloaded:
         members = archives.zip_members(archive)
         _check_free_space(data_dir, sum(m.file_size for m in members), f"unpacking {archive.name}")
-    layout = _open_layout(comp, data_dir)
+    from .layout import open_layout
+
+    layout = open_layout(comp, data_dir)  # unpacking takes its own lock: concurrent processes are safe
     return DownloadResult(
         competition=comp,
         data_dir=data_dir,
@@ -627,7 +623,10 @@ def describe_run(file: Path, competition: Competition | str | None = None, run_d
             "pass --competition"
         )
     if info.run_dir is not None:
-        info.local_score = _validation_score(info.run_dir, comp, info.config.get("temperature"))
+        calibration = info.config.get("calibration")
+        calibrated = calibration.get("val_metric") if isinstance(calibration, dict) else None
+        # the calibrated metric is what predict's submission reflects (its TTA choice and temperature)
+        info.local_score = calibrated if isinstance(calibrated, (int, float)) else _validation_score(info.run_dir, comp, info.config.get("temperature"))
     return comp, info
 
 
@@ -679,7 +678,9 @@ class SubmitResult:
 
 def _sample_path(comp: Competition, data_dir) -> Path:
     try:
-        return _open_layout(comp, data_dir).sample_path
+        from .layout import find_sample_path
+
+        return find_sample_path(comp, data_dir)
     except KitError as error:
         raise _error(f"cannot check the file against {comp.sample_file} before uploading: {error}") from None
 
