@@ -1,0 +1,137 @@
+"""`kaggle-kit experiment`, `report` and `runs`: plans of many runs, their report, and every run at a glance."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(max(seconds, 0))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def _print_event(event: dict[str, Any]) -> None:
+    """Progress lines on stderr: run k/n, what happened, elapsed and ETA."""
+    kind, run = event["event"], event["run"]
+    where = f"{event['index']}/{event['total']}" if "index" in event else ""
+    eta = f" eta {_clock(event.get('eta_s'))}" if event.get("eta_s") is not None else ""
+    gpu = f" on GPU {event['gpu']}" if event.get("gpu") is not None else ""
+    if kind == "start":
+        line = f"run {where} {run}: {'resuming' if event.get('resume') else 'training'}{gpu}{eta}"
+    elif kind == "skip":
+        line = f"run {where} {run}: already finished, skipped"
+    elif kind == "done":
+        line = f"run {where} {run}: done in {_clock(event['seconds'])} (elapsed {_clock(event['elapsed_s'])}{eta})"
+    elif kind == "failed":
+        line = f"run {where} {run}: FAILED: {event['error']}"
+    elif kind == "submitted":
+        score = event.get("public_score")
+        line = f"run {run}: submitted, Kaggle public score {'not published' if score is None else f'{score:.5f}'}"
+    elif kind == "submit-failed":
+        line = f"run {run}: not submitted ({event['error']}); no further uploads this time"
+    elif kind == "interrupted":
+        line = f"run {run}: interrupted"
+    else:
+        line = f"run {run}: {kind}"
+    print(line, file=sys.stderr, flush=True)
+
+
+def experiment(
+    plan: str = typer.Argument(..., metavar="PLAN", help="a plan file, or a plan name such as study-table2 (or cifar10/study-table2)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="the competition's data folder or download (default data/<slug>)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="experiment folder (default experiments/<plan name>)"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="epochs of every run instead of the plan's"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="runs per cell instead of the plan's (seeds 0..K-1)"),
+    submit: bool = typer.Option(False, "--submit", help="predict each finished run and submit it to Kaggle; scores go to the ledger"),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="comma-separated GPU ids, e.g. 0,1,2,3: one run per GPU at a time"),
+    assignments: Optional[List[str]] = typer.Option(None, "--set", help="recipe setting for every run, e.g. --set lr=0.05 (repeatable)"),
+) -> None:
+    """Run every cell x seed of a plan as a normal run folder (finished runs are skipped), then write the report."""
+    from ..errors import KitError
+    from ..experiment import parse_set, run_experiment
+    from . import fail
+
+    gpu_list = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
+    if gpus is not None and not gpu_list:
+        raise KitError(f"--gpus {gpus!r}: give GPU ids separated by commas, e.g. --gpus 0,1")
+    result = run_experiment(plan, data_dir, out, epochs=epochs, seeds=seeds, submit=submit, gpus=gpu_list,
+                            overrides=parse_set(assignments), on_event=_print_event)
+    print(f"{result.plan} ({result.competition}): {result.runs} runs - {len(result.trained)} trained, "
+          f"{len(result.resumed)} resumed, {len(result.skipped)} skipped (already finished), {len(result.failed)} failed "
+          f"in {_clock(result.seconds)}")
+    if submit:
+        print(f"submitted {len(result.submitted)}, not submitted {len(result.not_submitted)}")
+        for run, why in result.not_submitted.items():
+            print(f"  not submitted {run}: {why}")
+    for line in result.report.headlines:
+        print(line)
+    print(f"report: {result.folder / 'report.md'}")
+    if result.interrupted:
+        fail(f"interrupted; rerun the same command to continue (finished runs are skipped, the stopped one resumes)", 130)
+    if result.failed:
+        run, error = next(iter(result.failed.items()))
+        fail(f"{len(result.failed)} of {result.runs} runs failed (first: {run}: {error}); fix it and rerun the same command "
+             f"to retry them", 1)
+
+
+def report(
+    folder: Path = typer.Argument(..., metavar="EXPERIMENT_DIR", help="a folder made by `kaggle-kit experiment`"),
+    ledger: Optional[Path] = typer.Option(None, "--ledger", help="submission ledger with the Kaggle scores (default submissions/ledger.jsonl)"),
+) -> None:
+    """Rebuild an experiment's report (results.csv, report.md, PNGs) from its run folders, without training."""
+    from ..ledger import Ledger
+    from ..report import write_report
+
+    result = write_report(folder, ledger=Ledger(ledger) if ledger else None)
+    print(f"{result.runs} runs ({result.finished} finished)")
+    for line in result.headlines:
+        print(line)
+    for path in result.files:
+        print(f"wrote {path}")
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def runs(
+    competition: Optional[str] = typer.Argument(None, help="only this competition's runs (cifar10, dog_breed, a slug or URL)"),
+    roots: Optional[List[Path]] = typer.Option(None, "--root", help="folder to search (repeatable; default runs and experiments)"),
+    ledger: Optional[Path] = typer.Option(None, "--ledger", help="submission ledger with the Kaggle scores (default submissions/ledger.jsonl)"),
+) -> None:
+    """List run folders: arch, recipe, epochs, best validation metric (with its direction) and Kaggle score."""
+    from ..competition import resolve
+    from ..ledger import Ledger
+    from ..report import DEFAULT_RUN_ROOTS, list_runs
+
+    searched = roots or list(DEFAULT_RUN_ROOTS)
+    found = list_runs(searched, competition, ledger=Ledger(ledger) if ledger else None)
+    if not found:
+        print(f"no runs{' of ' + resolve(competition).name if competition else ''} under {', '.join(map(str, searched))}")
+        return
+    header = ("run", "competition", "arch", "epochs", "validation", "kaggle", "recipe")
+    table = [
+        (r["run_dir"], r["competition"], str(r["arch"]), f"{r['epochs']}/{r['epochs_planned']}",
+         _number(r["val_metric"]), _number(r["kaggle_public"], 5), r["recipe"] or "")
+        for r in found
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(header[:-1])]
+    for row in [header, *table]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    for name in sorted({r["competition"] for r in found}):
+        metric = resolve(name).metric
+        print(f"{name}: validation = best epoch's {metric.label}, kaggle = public score; {metric.label}: {metric.direction}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(experiment)
+    app.command()(report)
+    app.command()(runs)
