@@ -61,14 +61,12 @@ def main(argv: list[str] | None = None) -> None:
         # disk full, permission denied, read-only folder: the file and the reason, in one line
         where = f" ({error.filename})" if getattr(error, "filename", None) else ""
         fail(f"{error.strerror or error}{where}: check free space and write permission there", 1)
-    except SystemExit:
-        raise
-    except Exception as error:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            raise SystemExit(error.exit_code) from None
-        if isinstance(error, click.exceptions.Abort):
-            fail("aborted", 130)
-        raise
+    except typer.Abort:
+        fail("aborted", 130)
+    except typer.TyperException as error:  # usage errors: bad flag values, missing arguments
+        if type(error).__name__ == "NoArgsIsHelpError":  # a bare `kaggle-kit`: the help, not an error
+            print(error.format_message())
+            return
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        command = getattr(getattr(error, "ctx", None), "command_path", "kaggle-kit")
+        fail(f"{message} (see `{command} --help`)", getattr(error, "exit_code", 2))

@@ -1,0 +1,268 @@
+"""The catalogue of bad inputs across the commands (issue 9): each gets a one-line error that names the
+problem and the fix, a non-zero exit, no traceback, and leaves no partial output behind.
+
+Every case runs the real `python -m kaggle_kit` in a child process. Cases that need a trained run share
+one tiny run; the Kaggle cases talk to the fake Kaggle in tests/kaggle_server.py through the real client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO
+from kaggle_kit.competition import resolve
+from kaggle_server import KaggleServer
+from test_kaggle_api import kit_env, write_submission
+
+CIFAR, DOG = resolve("cifar10"), resolve("dog_breed")
+TINY = ["--arch", "test_resnet", "--batch-size", "32", "--workers", "0", "--device", "cpu", "--aug", "none"]
+READ_ONLY = Path("/sys/kaggle-kit-cannot-write")  # even root cannot create anything under /sys
+
+
+def kit(*args, cwd=None, env=None, file_limit=None, timeout=300):
+    def limit():  # a full disk, simulated: writes past `file_limit` bytes fail with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
+
+    full_env = env or {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "kaggle_kit", *map(str, args)], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout, preexec_fn=limit if file_limit else None)
+
+
+def check(result, *needles, multiline=False):
+    """One line naming the problem (and the fix), non-zero exit, no traceback."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and lines[0].startswith("error: "), result.stderr
+    if not multiline:
+        assert len(lines) == 1, result.stderr
+    text = "\n".join(lines) if multiline else lines[0]
+    for needle in needles:
+        assert needle in text, text
+
+
+def no_files(folder: Path, pattern: str) -> bool:
+    return not list(Path(folder).rglob(pattern)) if Path(folder).exists() else True
+
+
+@pytest.fixture(scope="module")
+def trained(sample_zips, tmp_path_factory):
+    """One tiny CIFAR-10 run (calibrated and predicted once, so its caches exist)."""
+    root = tmp_path_factory.mktemp("catalogue")
+    data = root / "data"
+    shutil.copytree(sample_zips["cifar10"], data)
+    run = root / "run"
+    result = kit("train", "cifar10", "--data-dir", data, "--out", run, "--epochs", "1", *TINY)
+    assert result.returncode == 0, result.stderr
+    result = kit("predict", run, "--data-dir", data, "--out", root / "first.csv")
+    assert result.returncode == 0, result.stderr
+    return data, run, root / "first.csv"
+
+
+# ------------------------------------------------------------------------------------ data
+
+
+def test_missing_data_folder(tmp_path):
+    check(kit("info", "cifar10", "--data-dir", tmp_path / "nowhere"), "does not exist", "kaggle-kit download")
+
+
+def test_wrong_zip(tmp_path):
+    with zipfile.ZipFile(tmp_path / "cifar-10.zip", "w") as zf:
+        zf.writestr("notes/readme.txt", "not the competition")
+    check(kit("info", "cifar10", "--data-dir", tmp_path), "has no sampleSubmission.csv", "kaggle-kit download cifar10")
+
+
+def test_truncated_zip(fresh_sample):
+    folder = fresh_sample("dog_breed")
+    zip_path = folder / DOG.archive_name
+    zip_path.write_bytes(zip_path.read_bytes()[:5000])
+    check(kit("info", "dog_breed", "--data-dir", folder), "not a readable zip", "download again")
+    assert not (folder / "train").exists()
+
+
+def test_truncated_7z(fresh_sample, tmp_path):
+    folder = fresh_sample("cifar10")
+    kit("info", "cifar10", "--data-dir", folder)
+    inner = folder / "train.7z"
+    inner.write_bytes(inner.read_bytes()[:400])
+    check(kit("train", "cifar10", "--data-dir", folder, "--out", tmp_path / "run", "--epochs", "1", *TINY), "train.7z", "download")
+    assert no_files(folder / ".kaggle-kit" / "cache", "pixels.u8")
+
+
+@pytest.mark.parametrize("payload,label", [(b"\x89PNG\r\n\x1a\n garbage", "corrupt"), (b"", "empty")])
+def test_corrupt_or_empty_image_stops_training_with_the_file_named(fresh_sample, tmp_path, payload, label):
+    folder = fresh_sample("dog_breed")
+    kit("info", "dog_breed", "--data-dir", folder)
+    victim = sorted((folder / "train").iterdir())[3]
+    victim.write_bytes(payload)
+    result = kit("train", "dog_breed", "--data-dir", folder, "--out", tmp_path / "run", "--epochs", "1", "--no-pretrained",
+                 "--img-size", "32", "--eval-resize", "36", *TINY)
+    check(result, victim.stem, "--skip-bad-images")
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_skip_bad_images_trains_and_records_them(fresh_sample, tmp_path):
+    folder = fresh_sample("dog_breed")
+    kit("info", "dog_breed", "--data-dir", folder)
+    victim = sorted((folder / "train").iterdir())[5]
+    victim.write_bytes(b"broken")
+    result = kit("train", "dog_breed", "--data-dir", folder, "--out", tmp_path / "run", "--epochs", "1", "--no-pretrained",
+                 "--img-size", "32", "--eval-resize", "36", "--skip-bad-images", *TINY)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["skipped_images"] == [victim.stem]
+
+
+def _edit_csv(folder: Path, name: str, edit) -> None:
+    path = folder / name
+    path.write_text(edit(path.read_text()))
+
+
+@pytest.mark.parametrize("name,edit,needles", [
+    ("labels.csv", lambda t: t.replace(",beagle", ",beagel", 1), ["beagel", "not one of the 120 classes"]),
+    ("labels.csv", lambda t: t + t.splitlines()[1] + "\n", ["appears more than once"]),
+    ("labels.csv", lambda t: t.replace("id,breed", "id,dog", 1), ["'breed' is missing"]),
+    ("sample_submission.csv", lambda t: t.replace("affenpinscher", "Affenpinscher", 1), ["sample_submission.csv", "header"]),
+])
+def test_broken_csv_files(fresh_sample, name, edit, needles):
+    folder = fresh_sample("dog_breed")
+    kit("info", "dog_breed", "--data-dir", folder)
+    _edit_csv(folder, name, edit)
+    check(kit("info", "dog_breed", "--data-dir", folder), *needles)
+
+
+def test_unknown_competition():
+    check(kit("info", "dog-breeds-identification"), "unknown competition", "did you mean")
+
+
+# ------------------------------------------------------------------------------------ training
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--arch", "resnet343"], ["resnet34"]),
+    (["--lr", "0"], ["lr=0.0"]),
+    (["--lr", "fast"], ["--lr"]),
+    (["--epochs", "-2"], ["epochs=-2", "--epochs 1 or more"]),
+    (["--batch-size", "0"], ["batch_size=0"]),
+    (["--recipe", "paperr"], ["unknown recipe", "paper"]),
+])
+def test_bad_training_settings(sample_zips, tmp_path, args, needles):
+    check(kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "run", "--epochs", "1", *TINY, *args), *needles)
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_weights_file_of_another_architecture(sample_zips, tmp_path):
+    import timm
+    import torch
+
+    weights = tmp_path / "resnet50.pth"
+    torch.save(timm.create_model("resnet50", num_classes=10).state_dict(), weights)
+    result = kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "run", "--epochs", "1",
+                 "--arch", "resnet18", "--weights", weights, "--batch-size", "32", "--workers", "0")
+    check(result, "resnet50.pth")
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_read_only_output_folder(sample_zips):
+    check(kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", READ_ONLY / "run", "--epochs", "1", *TINY),
+          str(READ_ONLY))
+
+
+# ------------------------------------------------------------------------------------ predict
+
+
+def test_run_folder_without_checkpoint(trained, tmp_path):
+    data, run, _ = trained
+    empty = tmp_path / "copy"
+    empty.mkdir()
+    shutil.copy2(run / "config.json", empty / "config.json")
+    check(kit("predict", empty, "--data-dir", data, "--out", tmp_path / "x.csv"), "checkpoint")
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_predict_into_a_read_only_folder(trained):
+    data, run, _ = trained
+    check(kit("predict", run, "--data-dir", data, "--out", READ_ONLY / "sub.csv"), str(READ_ONLY))
+
+
+def test_predict_onto_a_full_disk_leaves_no_partial_csv(trained, tmp_path):
+    data, run, _ = trained
+    out = tmp_path / "full" / "sub.csv"
+    check(kit("predict", run, "--data-dir", data, "--out", out, file_limit=256), "check free space")
+    assert not out.exists() and no_files(tmp_path / "full", "*.csv*")
+
+
+# ------------------------------------------------------------------------------------ submissions
+
+
+def _bad_submission(trained, tmp_path, edit) -> Path:
+    _, _, good = trained
+    frame = pd.read_csv(good, dtype=str)
+    path = tmp_path / "submissions" / "cifar10" / "bad.csv"
+    path.parent.mkdir(parents=True)
+    edit(frame).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda f: f.iloc[:-3], "missing"),
+    (lambda f: f.assign(label=["kitten"] + f["label"].tolist()[1:]), "kitten"),
+    (lambda f: pd.concat([f, f.iloc[:1]]), "duplicate"),
+])
+def test_invalid_label_submissions(trained, tmp_path, edit, needle):
+    data, _, _ = trained
+    path = _bad_submission(trained, tmp_path, edit)
+    check(kit("validate", path, "--data-dir", data), needle, multiline=True)
+
+
+@pytest.mark.parametrize("value,needle", [("nan", "NaN"), ("-0.2", "negative")])
+def test_invalid_probability_submissions(sample_zips, tmp_path, value, needle):
+    work = tmp_path / "work"
+    path = write_submission(work, sample_zips["dog_breed"])
+    frame = pd.read_csv(path, dtype=str)
+    frame.iloc[2, 5] = value
+    frame.to_csv(path, index=False)
+    check(kit("validate", path, "--data-dir", sample_zips["dog_breed"]), needle, multiline=True)
+
+
+# ------------------------------------------------------------------------------------ Kaggle
+
+
+@pytest.fixture
+def kaggle(sample_zips, tmp_path):
+    work = tmp_path / "work"
+    data = work / "data" / DOG.slug
+    data.mkdir(parents=True)
+    shutil.copy2(sample_zips["dog_breed"] / DOG.archive_name, data)
+    with KaggleServer(DOG, sample_zips["dog_breed"], score_delay=0.2) as server:
+        yield server, work, write_submission(work, sample_zips["dog_breed"])
+
+
+@pytest.mark.parametrize("status,retry_after,needles", [
+    (401, None, ["401"]),
+    (403, None, ["403", DOG.rules_url]),
+    (429, "90", ["429", "90"]),
+    (500, None, ["500"]),
+])
+def test_kaggle_refusals(kaggle, tmp_path, status, retry_after, needles):
+    server, work, path = kaggle
+    server.fail("StartSubmissionUpload", status, retry_after=retry_after)
+    check(kit("submit", path, cwd=work, env=kit_env(tmp_path, server.url)), *needles)
+    ledger = work / "submissions" / "ledger.jsonl"
+    assert not ledger.exists() or all(json.loads(line) for line in ledger.read_text().splitlines())
+
+
+def test_kaggle_timeout(kaggle, tmp_path):
+    server, work, path = kaggle
+    server.delay("StartSubmissionUpload", 5)
+    env = kit_env(tmp_path, server.url, KAGGLE_KIT_HTTP_TIMEOUT="1")
+    check(kit("submit", path, cwd=work, env=env), "did not answer within 1 s", "KAGGLE_KIT_HTTP_TIMEOUT")
