@@ -249,3 +249,21 @@ def test_sample_then_info_round_trips_from_the_zip(tmp_path, name):
 def test_cli_errors_are_one_line(tmp_path):
     assert_one_line_error(run_cli("info", "cifar11", "--data-dir", tmp_path), "did you mean")
     assert_one_line_error(run_cli("info", "cifar10", "--data-dir", tmp_path / "missing"), "does not exist")
+
+
+def test_archive_bomb_and_link_members_are_rejected(tmp_path, monkeypatch):
+    from kaggle_kit import archive
+
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("sampleSubmission.csv", b"0" * 4_000_000)  # compresses about 1000:1
+    monkeypatch.setattr(archive, "BOMB_FLOOR_BYTES", 1_000_000)
+    monkeypatch.setattr(archive, "MAX_EXPANSION", 100)
+    _expect("refusing to unpack", archive.zip_members, bomb)
+
+    linked = tmp_path / "link.zip"
+    info = zipfile.ZipInfo("train/evil.png")
+    info.external_attr = (0o120777 << 16)  # a symbolic link, as `zip --symlinks` stores it
+    with zipfile.ZipFile(linked, "w") as zf:
+        zf.writestr(info, "/etc/passwd")
+    _expect("is a link", archive.zip_members, linked)
