@@ -40,12 +40,12 @@ def _check_expansion(archive: Path, packed: int, unpacked: int) -> None:
         )
 
 
-def check_free_space(folder: Path, needed: int) -> None:
+def check_free_space(folder: Path, needed: int, doing: str = "unpacking") -> None:
     folder.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder).free
     if needed > free:
         raise KitError(
-            f"{folder}: unpacking needs {needed / 1e9:.2f} GB but only {free / 1e9:.2f} GB is free; "
+            f"{folder}: {doing} needs {needed / 1e9:.2f} GB but only {free / 1e9:.2f} GB is free; "
             "free some space or pass --data-dir on a larger disk"
         )
 

@@ -42,6 +42,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import progress
+from .archive import check_free_space
 from .competition import Competition, all_competitions, resolve
 from .errors import KitError
 from .ledger import COMPLETE, ERROR, PENDING, UPLOAD_FAILED, UPLOADING, Ledger, LedgerRecord
@@ -434,24 +435,12 @@ def _write_stamp(archive: Path) -> None:
     os.replace(tmp, stamp_path)
 
 
-def _check_free_space(folder: Path, needed: int, doing: str) -> None:
-    import shutil
-
-    folder.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(folder).free
-    if needed > free:
-        raise _error(
-            f"{folder}: {doing} needs {needed / 1e9:.2f} GB but only {free / 1e9:.2f} GB is free: "
-            "free some space or pass --data-dir on a larger disk"
-        )
-
-
 def _unpack_and_read(comp: Competition, data_dir: Path, archive: Path | None, downloaded: bool) -> DownloadResult:
     from . import archive as archives
 
     if archive is not None and downloaded:
         members = archives.zip_members(archive)
-        _check_free_space(data_dir, sum(m.file_size for m in members), f"unpacking {archive.name}")
+        check_free_space(data_dir, sum(m.file_size for m in members), f"unpacking {archive.name}")
     from .layout import open_layout
 
     layout = open_layout(comp, data_dir)  # unpacking takes its own lock: concurrent processes are safe
@@ -505,7 +494,7 @@ def download(competition: Competition | str, data_dir: Path | str | None = None,
             expected = int(response.headers.get("Content-Length") or 0) or None
             if expected:
                 have = partial.stat().st_size if partial.is_file() else 0
-                _check_free_space(data_dir, expected - have, f"downloading {comp.archive_name}")
+                check_free_space(data_dir, expected - have, f"downloading {comp.archive_name}")
             try:
                 with _quiet_stdout():
                     api.download_file(response, str(partial), client.http_client(), quiet=not progress.enabled(), resume=True)
