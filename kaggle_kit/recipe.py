@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, fields
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 from .errors import KitError
 
@@ -133,29 +133,24 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
     """Turn JSON or CLI values into the field's type, with a one-line error when impossible."""
     if value is None:
         return None
-    text = str(hint)
+    target = next((arg for arg in get_args(hint) if arg is not type(None)), hint)
     try:
-        if "tuple" in text:
-            return tuple(float(v) for v in value) if value is not None else None
-        if text.startswith("bool") or text == "<class 'bool'>":
+        if get_origin(target) is tuple:
+            return tuple(float(v) for v in value)
+        if target is bool:
             if isinstance(value, str):
-                if value.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError(value)
+                return {"1": True, "true": True, "yes": True, "on": True,
+                        "0": False, "false": False, "no": False, "off": False}[value.lower()]
             return bool(value)
-        if "int" in text and "float" not in text and "bool" not in text:
+        if target is int:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
             return int(value)
-        if "float" in text:
+        if target is float:
             return float(value)
-        if "bool" in text:  # bool | None
-            return _coerce(name, bool, value)
-        return value
-    except (TypeError, ValueError):
-        raise KitError(f"invalid setting {name}={value!r}: expected {text.replace('<class ', '').rstrip('>')}") from None
+        return str(value)
+    except (TypeError, ValueError, KeyError):
+        raise KitError(f"invalid setting {name}={value!r}: expected {getattr(target, '__name__', target)}") from None
 
 
 def apply_overrides(base: Any, overrides: dict[str, Any]) -> Any:
