@@ -432,7 +432,7 @@ def plan_runs(
 
 
 def run_state(run: PlannedRun) -> str:
-    """"finished", "partial" (resume it) or "new"; a folder trained with other settings is an error."""
+    """"finished", "partial" (resume it), "new" or "damaged"; a folder trained with other settings is an error."""
     folder = RunDir(run.path)
     if not folder.file("config.json").is_file():
         return "new"
@@ -446,9 +446,10 @@ def run_state(run: PlannedRun) -> str:
                 f"{run.path} was trained with {key}={format_value(done.get(key))} but the plan now asks "
                 f"{key}={format_value(wanted[key])}: delete that folder to retrain it, or pass another --out"
             )
-    history = folder.history()
-    finished = len(history) >= run.recipe.epochs and folder.file("best.pt").is_file()
-    return "finished" if finished else "partial"
+    if len(folder.history()) < run.recipe.epochs:
+        return "partial"
+    # every epoch ran yet no best.pt: nothing left to resume, and nothing to predict from
+    return "finished" if folder.file("best.pt").is_file() else "damaged"
 
 
 # --------------------------------------------------------------------------------------- the experiment folder
@@ -574,39 +575,47 @@ class _Clock:
         return mean * (self.total - self.done) / self.parallel
 
 
-def _submitted_already(run: PlannedRun, ledger) -> str | None:
-    """Why not to submit this run again: a ledger record that is scored, waiting, or maybe uploaded."""
-    from .ledger import COMPLETE, PENDING, UPLOADING
-
-    path = str(run.path.resolve())
-    for record in reversed(ledger.records()):
-        if record.run_dir and str(Path(record.run_dir).resolve()) == path:
-            if record.status == COMPLETE:
-                return f"already scored by Kaggle (submission {record.kaggle_ref})"
-            if record.status == PENDING:
-                return f"submission {record.kaggle_ref} is waiting for its score: see `kaggle-kit submissions {record.competition}`"
-            if record.status == UPLOADING:
-                return f"an earlier upload may have reached Kaggle: run `kaggle-kit submissions {record.competition}` to find it"
-    return None
-
-
 def _prediction_is_current(run: PlannedRun) -> bool:
     # the file is a pure function of best.pt and the data: reuse it unless the checkpoint is newer
     file, best = run.path / SUBMISSION_FILE, run.path / "best.pt"
     return file.is_file() and best.is_file() and file.stat().st_mtime >= best.stat().st_mtime
 
 
-def _predict_and_submit(run: PlannedRun, plan: Plan, data_dir, ledger) -> float | None:
-    from .kaggle_api import recipe_summary, submit
+def _submitted_already(run: PlannedRun, sha256: str, ledger) -> str | None:
+    """Why not to upload this very file of this run again: it is scored, waiting for a score, or maybe uploaded."""
+    from .ledger import COMPLETE, PENDING, UPLOADING
+
+    path = str(run.path.resolve())
+    for record in reversed(ledger.records()):
+        if record.sha256 != sha256 or not record.run_dir or str(Path(record.run_dir).resolve()) != path:
+            continue
+        if record.status == COMPLETE:
+            return f"already scored by Kaggle (submission {record.kaggle_ref}, public score {record.public_score})"
+        if record.status == PENDING:
+            return f"submission {record.kaggle_ref} is waiting for its score: see `kaggle-kit submissions {record.competition}`"
+        if record.status == UPLOADING:
+            return f"an earlier upload may have reached Kaggle: run `kaggle-kit submissions {record.competition}` to find it"
+    return None
+
+
+def _submit_run(run: PlannedRun, plan: Plan, data_dir, ledger) -> tuple[float | None, str | None]:
+    """Predict (unless the file is current) and upload one run: (public score, None), or (None, why it was not sent)."""
+    from .kaggle_api import file_sha256, recipe_summary, submit
     from .predict import predict_run
 
     file = run.path / SUBMISSION_FILE
     if not _prediction_is_current(run):
-        predict_run(run.path, data_dir, out=file, device=run.recipe.device)
+        try:
+            predict_run(run.path, data_dir, out=file, device=run.recipe.device)
+        except KitError as error:
+            return None, f"prediction failed: {error}"  # this run's problem: later runs still upload
+    why = _submitted_already(run, file_sha256(file), ledger)
+    if why:
+        return None, why
     summary = recipe_summary(run.recipe.to_dict()) or run.recipe.name
     message = f"{plan.name} {run.name} | {summary}"
     result = submit(file, plan.competition, message, data_dir=data_dir, run_dir=run.path.resolve(), ledger=ledger)
-    return result.public_score
+    return result.public_score, None
 
 
 def run_experiment(
@@ -650,12 +659,16 @@ def run_experiment(
     ledger = ledger or Ledger()
     result = ExperimentResult(folder, plan.name, plan.competition, len(runs))
     timings = _Timings(folder)
-    to_train = [r for r in runs if states[r.name] != "finished"]
+    to_train = [r for r in runs if states[r.name] in ("new", "partial")]
     clock = _Clock(len(runs), len(gpus) if gpus else 1)
     for run in runs:
         if states[run.name] == "finished":
             result.skipped.append(run.name)
             _event(on_event, event="skip", run=run.name, **clock.finish(None))
+        elif states[run.name] == "damaged":
+            why = f"{run.path} ran every epoch but has no best.pt: delete that folder to retrain it"
+            result.failed[run.name] = why
+            _event(on_event, event="failed", run=run.name, error=why, **clock.finish(None))
     submitting = {"on": submit}
     submit_lock = threading.Lock()
 
@@ -664,17 +677,16 @@ def run_experiment(
             if not submitting["on"]:
                 result.not_submitted[run.name] = "submitting stopped after an earlier failure"
                 return
-            why = _submitted_already(run, ledger)
-            if why:
-                result.not_submitted[run.name] = why
-                return
             try:
-                score = _predict_and_submit(run, plan, data_dir, ledger)
+                score, why = _submit_run(run, plan, data_dir, ledger)
             except KitError as error:
                 # a daily limit or an outage fails every later upload too: keep training, stop uploading
                 submitting["on"] = False
                 result.not_submitted[run.name] = str(error)
                 _event(on_event, event="submit-failed", run=run.name, error=str(error))
+                return
+            if why:
+                result.not_submitted[run.name] = why
                 return
             result.submitted[run.name] = score
             _event(on_event, event="submitted", run=run.name, public_score=score)
