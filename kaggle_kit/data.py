@@ -1,8 +1,11 @@
 """Batches for the trainer and predictor: DataLoaders over the decoded cache, or GPU-resident tensors.
 
 Two paths with one interface (iterate -> (images float NCHW normalised, labels)):
-- `loader(...)`: an Albumentations pipeline in DataLoader workers over the memory-mapped cache
-  (any image size; the reference path).
+- `EpochLoader` (training) and `loader(...)` (one pass): an Albumentations pipeline in DataLoader workers over
+  the memory-mapped cache (any image size; the reference path). `EpochLoader` keeps one DataLoader, and so one
+  set of worker processes, for the whole run: its `EpochSampler` hands every image its own augmentation seed,
+  drawn from (seed, epoch, position), so order and augmentation do not depend on which worker serves an image,
+  on how many workers there are, or on what a worker did in earlier epochs.
 - `GpuBatches`: a fixed-size uint8 cache moved to the device once, augmented there in whole batches
   (CIFAR-10 on a GPU: no worker, no host-to-device copy per step).
 Every epoch's order and augmentation are a pure function of (seed, epoch), so a resumed run replays
@@ -16,13 +19,20 @@ import random
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .cache import ImageCache
 
 
 def epoch_seed(seed: int, epoch: int, salt: int = 0) -> int:
     return (seed * 1_000_003 + epoch * 7919 + salt) % (2**31 - 1)
+
+
+def item_seed(seed: int, epoch: int, position: int) -> int:
+    """The augmentation seed of dataset position `position` in `epoch`: distinct per (seed, epoch, position)."""
+    # a multiplicative mix (splitmix64 constants) so neighbouring positions and epochs get unrelated seeds
+    mixed = (epoch_seed(seed, epoch, salt=2) * 0x9E3779B97F4A7C15 + (position + 1) * 0xBF58476D1CE4E5B9) % 2**64
+    return (mixed ^ (mixed >> 31)) % 2**63
 
 
 def seed_everything(seed: int) -> None:
@@ -43,11 +53,24 @@ class CachedImages(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, k: int):
+    def __getitem__(self, key: int | tuple[int, int]):
+        """`key` is a position, or (position, augmentation seed) from an `EpochSampler`."""
+        k, seed = key if isinstance(key, tuple) else (key, None)
+        if seed is not None:
+            self._reseed(seed)
         i = int(self.indices[k])
         image = self.transform(image=np.asarray(self.cache[i]))["image"]
         label = int(self.labels[i]) if self.labels is not None else -1
         return image, label
+
+    def _reseed(self, seed: int) -> None:
+        from .augment import WorkerSeededCompose, reseed_pipeline
+
+        reseed_pipeline(self.transform, seed)
+        worker = torch.utils.data.get_worker_info()
+        if worker is not None and isinstance(self.transform, WorkerSeededCompose):
+            # the pipeline's own first-call-in-a-worker re-seed would otherwise replace this image's seed
+            self.transform.worker_seed = worker.seed
 
 
 def default_workers(device: torch.device, n_images: int) -> int:
@@ -87,6 +110,62 @@ def loader(
         generator=generator,
         **kwargs,
     )
+
+
+class EpochSampler(Sampler):
+    """Dataset positions for one epoch at a time, each paired with that image's augmentation seed.
+
+    Call `set_epoch(e)` before iterating (the DataLoader iterates its sampler in the main process, so this
+    reaches persistent workers too). With `shuffle` the order is a seeded permutation of (seed, epoch);
+    under DDP (`world_size` > 1) each rank takes its own equal, disjoint slice of that permutation.
+    """
+
+    def __init__(self, n: int, seed: int, *, shuffle: bool, rank: int = 0, world_size: int = 1):
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def positions(self) -> np.ndarray:
+        order = np.arange(self.n)
+        if self.shuffle:
+            order = np.random.default_rng(epoch_seed(self.seed, self.epoch)).permutation(self.n)
+        if self.world_size > 1:
+            share = self.n // self.world_size  # equal shares: every rank runs the same number of steps
+            order = order[self.rank * share : (self.rank + 1) * share]
+        return order
+
+    def __len__(self) -> int:
+        return self.n // self.world_size if self.world_size > 1 else self.n
+
+    def __iter__(self):
+        for position in self.positions().tolist():
+            yield position, item_seed(self.seed, self.epoch, position)
+
+
+class EpochLoader:
+    """One DataLoader for every epoch of a run: workers start once and stay (persistent), batches are pinned
+    on CUDA and prefetched; `epoch(e)` returns the loader set up for epoch e, a pure function of (seed, e)."""
+
+    def __init__(self, dataset: CachedImages, batch_size: int, *, shuffle: bool, seed: int, workers: int,
+                 device: torch.device, drop_last: bool = False, rank: int = 0, world_size: int = 1):
+        from .augment import seed_worker
+
+        self.sampler = EpochSampler(len(dataset), seed, shuffle=shuffle, rank=rank, world_size=world_size)
+        kwargs = {}
+        if workers > 0:
+            kwargs = dict(worker_init_fn=seed_worker, prefetch_factor=4, persistent_workers=True)
+        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
+                                 pin_memory=device.type == "cuda", drop_last=drop_last, **kwargs)
+
+    def epoch(self, epoch: int) -> DataLoader:
+        self.sampler.set_epoch(epoch)
+        return self.loader
+
+    def __len__(self) -> int:
+        return len(self.loader)
 
 
 class GpuBatches:
