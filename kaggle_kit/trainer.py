@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from . import distributed, progress
 from .cache import ImageCache, load_images
 from .competition import Competition
-from .data import CachedImages, GpuBatches, default_workers, epoch_seed, loader, seed_everything
+from .data import CachedImages, EpochLoader, GpuBatches, default_workers, epoch_seed, seed_everything
 from .errors import KitError
 from .layout import Layout
 from .recipe import Recipe
@@ -166,16 +166,26 @@ def prepare_data(layout: Layout, recipe: Recipe, run: RunDir | None, resume: boo
 
 
 class Batches:
-    """Train and validation batches for one epoch, on the GPU-resident path or through DataLoaders."""
+    """Train and validation batches for one epoch: GPU-resident images, DataLoaders, or cached features.
+
+    Images: on the GPU-resident path (uint8 cache on the device, `GpuAugment`) or through one persistent
+    DataLoader per split (`EpochLoader`: workers kept across epochs, pinned memory, prefetch).
+    Features: once `features` holds a `features.FeatureSet` (frozen backbone, `feature_cache_views` > 0),
+    `train` and `validation` serve cached backbone features instead, for a model that is the classifier alone.
+    """
 
     def __init__(self, data: Data, comp: Competition, recipe: Recipe, device: torch.device, mean, std):
         from . import augment
 
         self.data, self.recipe, self.device = data, recipe, device
+        self.features = None  # set by fit to a features.FeatureSet for head-only epochs
+        self._train_loader: EpochLoader | None = None
+        self._val_loader: tuple[bytes, EpochLoader] | None = None
         spec = comp.augmentation(recipe.aug)
         self.use_gpu_data = self._gpu_data_wanted(data.train_cache, recipe, device)
         if self.use_gpu_data:
-            pixels = torch.from_numpy(np.ascontiguousarray(data.train_cache.uniform_array())).to(device)
+            # a copy, not the read-only memmap: on a CPU device `.to` would keep sharing the file's pages
+            pixels = torch.from_numpy(np.array(data.train_cache.uniform_array())).to(device)
             self.images = pixels
             self.labels = torch.as_tensor(data.labels, device=device)
             self.train_transform = augment.GpuAugment(spec, recipe.img_size, mean, std)
@@ -197,36 +207,57 @@ class Batches:
         return cache.nbytes() < 0.25 * free
 
     def train(self, epoch: int):
-        from .augment import reseed_pipeline
-
         recipe, data = self.recipe, self.data
-        if not self.use_gpu_data:
-            # the main-process stream restarts from (seed, epoch); workers reseed from the loader's per-epoch seed
-            reseed_pipeline(self.train_transform, epoch_seed(recipe.seed, epoch, salt=2))
-        indices = data.train_idx
-        sampler = None
-        if distributed.world_size() > 1:
-            # each rank takes a disjoint, seeded share of this epoch's shuffled order
-            rng = np.random.default_rng(epoch_seed(recipe.seed, epoch))
-            order = indices[rng.permutation(len(indices))]
-            per_rank = len(order) // distributed.world_size()
-            indices = order[distributed.rank() * per_rank : (distributed.rank() + 1) * per_rank]
+        per_rank = len(data.train_idx) // distributed.world_size()
+        drop_last = per_rank > recipe.batch_size
+        if self.features is not None:
+            return self.features.train_batches(epoch, recipe.batch_size, recipe.seed, drop_last)
         if self.use_gpu_data:
+            indices = data.train_idx
+            if distributed.world_size() > 1:
+                # each rank takes a disjoint, seeded share of this epoch's shuffled order
+                rng = np.random.default_rng(epoch_seed(recipe.seed, epoch))
+                order = indices[rng.permutation(len(indices))]
+                indices = order[distributed.rank() * per_rank : (distributed.rank() + 1) * per_rank]
             return GpuBatches(self.images, self.labels, indices, recipe.batch_size, self.train_transform,
-                              shuffle=distributed.world_size() == 1, seed=recipe.seed, epoch=epoch,
-                              drop_last=len(indices) > recipe.batch_size)
-        dataset = CachedImages(data.train_cache, indices, data.labels, self.train_transform)
-        return loader(dataset, recipe.batch_size, shuffle=distributed.world_size() == 1, seed=recipe.seed, epoch=epoch,
-                      workers=self.workers, device=self.device, drop_last=len(indices) > recipe.batch_size, sampler=sampler)
+                              shuffle=distributed.world_size() == 1, seed=recipe.seed, epoch=epoch, drop_last=drop_last)
+        if self._train_loader is None:
+            # one loader for the whole run; its sampler shards by rank and seeds each image from (seed, epoch)
+            dataset = CachedImages(data.train_cache, data.train_idx, data.labels, self.train_transform)
+            self._train_loader = EpochLoader(dataset, recipe.batch_size, shuffle=True, seed=recipe.seed,
+                                             workers=self.workers, device=self.device, drop_last=drop_last,
+                                             rank=distributed.rank(), world_size=distributed.world_size())
+        return self._train_loader.epoch(epoch)
 
     def validation(self, indices: np.ndarray):
         recipe, data = self.recipe, self.data
+        if self.features is not None:
+            return self.features.val_batches(indices, recipe.batch_size * 2)
         if self.use_gpu_data:
             return GpuBatches(self.images, self.labels, indices, recipe.batch_size * 2, self.eval_transform,
                               shuffle=False, seed=recipe.seed, epoch=0)
-        dataset = CachedImages(data.train_cache, indices, data.labels, self.eval_transform)
-        return loader(dataset, recipe.batch_size * 2, shuffle=False, seed=recipe.seed, epoch=0,
-                      workers=self.workers, device=self.device)
+        key = np.asarray(indices, dtype=np.int64).tobytes()
+        if self._val_loader is None or self._val_loader[0] != key:  # the same images every epoch: workers stay
+            dataset = CachedImages(data.train_cache, indices, data.labels, self.eval_transform)
+            self._val_loader = (key, EpochLoader(dataset, recipe.batch_size * 2, shuffle=False, seed=recipe.seed,
+                                                 workers=self.workers, device=self.device))
+        return self._val_loader[1].epoch(0)
+
+    def view_batches(self, indices: np.ndarray, view: int | None):
+        """`indices`' images in order, for the feature cache: view `view` of the training augmentation (the
+        augmentation the image path draws for them at epoch `view`), or the evaluation pipeline for None."""
+        recipe, data = self.recipe, self.data
+        if self.use_gpu_data:
+            transform = self.eval_transform if view is None else self.train_transform
+            if view is not None:
+                seed_everything(epoch_seed(recipe.seed, view, salt=3))  # GpuAugment draws from torch's generator
+            return GpuBatches(self.images, self.labels, indices, recipe.batch_size * 2, transform,
+                              shuffle=False, seed=recipe.seed, epoch=view or 0)
+        transform = self.eval_transform if view is None else self.train_transform
+        dataset = CachedImages(data.train_cache, indices, data.labels, transform)
+        batches = EpochLoader(dataset, recipe.batch_size * 2, shuffle=False, seed=recipe.seed, workers=self.workers,
+                              device=self.device)
+        return batches.epoch(view or 0)
 
 
 # --------------------------------------------------------------------------------------- the loop
@@ -234,7 +265,7 @@ class Batches:
 
 def _to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device, channels_last: bool):
     x = x.to(device, non_blocking=True)
-    if channels_last:
+    if channels_last and x.ndim == 4:  # images; cached features (N, D) have no memory format
         x = x.contiguous(memory_format=torch.channels_last)
     return x, y.to(device, non_blocking=True)
 
@@ -247,8 +278,8 @@ def evaluate(model: torch.nn.Module, batches, device, dtype, channels_last: bool
     for x, _ in batches:
         x, _ = _to_device(x, torch.zeros(0), device, channels_last)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            out.append(model(x).float().cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+            out.append(model(x).float())  # kept on the device: one copy to the host at the end, not a sync per batch
+    return torch.cat(out).cpu().numpy() if out else np.zeros((0, 0), np.float32)
 
 
 def validate(model, batches: Batches, data: Data, comp: Competition, device, dtype, channels_last) -> dict[str, Any]:
@@ -279,9 +310,10 @@ def fit(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train `recipe` on `layout` into `run`; with `resume`, continue from the run's last checkpoint."""
-    from . import models
+    from . import features, models
 
     recipe.validate()
+    features.check_recipe(recipe)
     started = time.perf_counter()
     device = resolve_device(recipe.device)
     seed_everything(recipe.seed)
@@ -309,10 +341,21 @@ def fit(
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
     batches = Batches(data, comp, recipe, device, mean, std)
+    dtype = autocast_dtype(device, recipe)
+    if features.wanted(recipe):
+        if distributed.world_size() > 1:
+            progress.say("feature cache off under DDP: every rank trains the frozen model on images")
+        else:
+            # the data-level branch: from here on batches are cached backbone features, steps train the head
+            batches.features = features.prepare(
+                model, batches.view_batches, recipe=recipe, spec=comp.augmentation(recipe.aug),
+                normalization=(mean, std), labels=data.labels, train_idx=data.train_idx, val_idx=data.val_idx,
+                data_fingerprint=f"{layout.fingerprint()}/{data.train_cache.path.name}", work_dir=layout.work_dir,
+                device=device, dtype=dtype, channels_last=channels_last,
+                pipeline="gpu" if batches.use_gpu_data else "albumentations")
     steps_per_epoch = max(len(batches.train(0)), 1)
     optimizer = build_optimizer(model, recipe, device)
     scheduler = build_scheduler(optimizer, recipe, steps_per_epoch)
-    dtype = autocast_dtype(device, recipe)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     ema = None
     if recipe.ema:
@@ -351,10 +394,15 @@ def fit(
             for epoch in range(start_epoch, recipe.epochs):
                 if recipe.freeze and recipe.unfreeze_after is not None and epoch >= recipe.unfreeze_after:
                     models.set_backbone_frozen(model, False)
-                row = train_one_epoch(train_model, model, ema, batches.train(epoch), optimizer, scheduler, scaler,
+                # head-only epochs: the batches are cached features, so the models stepped and evaluated are the
+                # classifiers; they share their parameters with `model`, which checkpoints save whole
+                head_only = batches.features is not None
+                step_model = model.get_classifier() if head_only else train_model
+                val_model = eval_model.get_classifier() if head_only else eval_model
+                row = train_one_epoch(step_model, model, ema, batches.train(epoch), optimizer, scheduler, scaler,
                                       device, dtype, channels_last, recipe, epoch, bar)
                 if len(data.val_idx):
-                    result = validate(eval_model, batches, data, comp, device, dtype, channels_last)
+                    result = validate(val_model, batches, data, comp, device, dtype, channels_last)
                     row.update({k: result[k] for k in ("val_loss", "val_accuracy", "val_metric")})
                 else:
                     result = None
@@ -419,6 +467,13 @@ def _epoch_line(row: dict[str, Any], comp: Competition) -> str:
     )
 
 
+DIVERGENCE_CHECK_STEPS = 25
+
+
+def _diverged(epoch: int, recipe: Recipe) -> None:
+    raise KitError(f"training diverged at epoch {epoch} (the loss is not finite); lower --lr (now {recipe.lr})")
+
+
 def train_one_epoch(train_model, model, ema, batches, optimizer, scheduler, scaler, device, dtype, channels_last,
                     recipe: Recipe, epoch: int, bar) -> dict[str, Any]:
     # a pure function of (seed, epoch): dropout and worker-free augmentation replay exactly on resume
@@ -427,15 +482,19 @@ def train_one_epoch(train_model, model, ema, batches, optimizer, scheduler, scal
     lr = optimizer.param_groups[0]["lr"]
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
+    finite = torch.ones((), device=device, dtype=torch.bool)
     seen = 0
     start = time.perf_counter()
-    for x, y in batches:
+    for step, (x, y) in enumerate(batches):
         x, y = _to_device(x, y, device, channels_last)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             logits = train_model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
-        if not torch.isfinite(loss):
-            raise KitError(f"training diverged at epoch {epoch} (loss is {loss.item()}); lower --lr (now {recipe.lr})")
+        # Divergence is checked on the device and read back every DIVERGENCE_CHECK_STEPS steps: reading the
+        # loss every step would make the host wait for the GPU each step and stall the launch queue.
+        finite &= torch.isfinite(loss.detach())
+        if step % DIVERGENCE_CHECK_STEPS == 0 and not bool(finite):
+            _diverged(epoch, recipe)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if recipe.grad_clip:
@@ -450,9 +509,11 @@ def train_one_epoch(train_model, model, ema, batches, optimizer, scheduler, scal
         correct += (logits.detach().argmax(1) == y).sum()
         seen += len(y)
         bar.advance(1, postfix=f"epoch {epoch + 1}/{recipe.epochs}")
-    seconds = time.perf_counter() - start
+    if not bool(finite):
+        _diverged(epoch, recipe)
     stats = distributed.sum_tensor(torch.stack([total_loss, correct.double(), torch.tensor(float(seen), device=device, dtype=torch.float64)]))
-    total_loss, correct_all, seen_all = stats.tolist()
+    total_loss, correct_all, seen_all = stats.tolist()  # waits for the device: the epoch's time includes its queue
+    seconds = time.perf_counter() - start
     return {
         "epoch": epoch,
         "lr": lr,

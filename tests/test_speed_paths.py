@@ -1,0 +1,222 @@
+"""The fast paths keep the recipes exact: the frozen-backbone feature cache trains what plain frozen training
+trains, the GPU-resident data path runs (on CPU tensors here) and is reproducible, persistent DataLoader
+workers keep every epoch a pure function of (seed, epoch), and the GPU augmentation draws from the same
+distribution as the Albumentations reference."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import assert_one_line_error, run_cli
+from kaggle_kit import models
+from kaggle_kit.augment import GpuAugment, build_eval_transform, build_train_transform
+from kaggle_kit.cache import load_images
+from kaggle_kit.competition import resolve
+from kaggle_kit.data import CachedImages, EpochLoader
+from kaggle_kit.errors import KitError
+from kaggle_kit.features import check_recipe
+from kaggle_kit.layout import open_layout
+from kaggle_kit.recipe import Recipe
+from kaggle_kit.run import RunDir
+from kaggle_kit.trainer import train
+
+torch.set_num_threads(1)
+
+# test_resnet with timm's own stem: the CIFAR stem keeps 32x32 resolution and is many times slower on a CPU
+TINY = dict(arch="test_resnet", stem="imagenet", img_size=32, batch_size=32, device="cpu", seed=3)
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+
+
+def _models_equal(first, second, atol=0.0):
+    a = RunDir(first.run_dir).load_checkpoint("last")["model"]
+    b = RunDir(second.run_dir).load_checkpoint("last")["model"]
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=atol, rtol=0, msg=key)
+
+
+# ---- frozen backbone: cached features -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def frozen_runs(sample_zips, tmp_path_factory):
+    """The same frozen-backbone recipe trained on images and on cached features (views >= epochs)."""
+    root = tmp_path_factory.mktemp("frozen")
+    kwargs = dict(recipe="paper", freeze=True, aug="modern", epochs=3, lr=0.05, workers=0, **TINY)
+    cached = train("cifar10", sample_zips["cifar10"], out=root / "cached", feature_cache_views=3, **kwargs)
+    plain = train("cifar10", sample_zips["cifar10"], out=root / "plain", **kwargs)
+    return cached, plain, sample_zips["cifar10"]
+
+
+def test_feature_cache_trains_what_frozen_training_on_images_trains(frozen_runs):
+    cached, plain, _ = frozen_runs
+    # view v is the image path's epoch-v augmentation and the batch order is the same: the same head results
+    for a, b in zip(cached.history, plain.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5)
+    _models_equal(cached, plain, atol=1e-5)
+    losses = [row["val_loss"] for row in cached.history]
+    assert losses[-1] < losses[0] < np.log(10)  # the head learns, from better than a uniform guess
+
+
+def test_feature_cache_checkpoint_is_the_full_model_and_equals_head_of_features(frozen_runs):
+    cached, _, data_dir = frozen_runs
+    run = RunDir(cached.run_dir)
+    recipe = Recipe.from_dict(run.config()["recipe"])
+    model = models.build_model(recipe, 10)
+    model.load_state_dict(run.load_checkpoint("best")["model"])  # strict: backbone and head, nothing missing
+    model.eval()
+
+    layout = open_layout(resolve("cifar10"), data_dir)
+    stored = list((layout.work_dir / "features").glob("*.pt"))
+    assert len(stored) == 1  # the plain run reads no features; the cached one wrote exactly one key
+    features = torch.load(stored[0], weights_only=True)
+    val_ids = json.loads(run.file("split.json").read_text())["val_ids"]
+    assert features["train"].shape[:2] == (3, len(layout.train.ids) - len(val_ids))  # K views of each image
+
+    position = {image_id: i for i, image_id in enumerate(layout.train.ids)}
+    val_idx = np.sort([position[i] for i in val_ids])
+    cache = load_images(layout, "train", 32)
+    transform = build_eval_transform(32, None, *models.normalization(model))
+    images = torch.stack([transform(image=np.asarray(cache[i]))["image"] for i in val_idx])
+    with torch.no_grad():
+        full = model(images)
+        from_features = models.forward_head(model, features["val"].float())
+    assert features["val"].shape[0] == len(val_idx)
+    torch.testing.assert_close(full, from_features, atol=1e-4, rtol=1e-4)
+    # and the saved validation predictions are those logits
+    saved = np.load(run.file("val_predictions.npz"))
+    assert (full.argmax(1).numpy() == saved["logits"].argmax(1)).all()
+
+
+def test_feature_cache_is_read_back_from_disk(frozen_runs, tmp_path):
+    cached, _, data_dir = frozen_runs
+    again = train("cifar10", data_dir, out=tmp_path / "again", recipe="paper", freeze=True, aug="modern", epochs=3,
+                  lr=0.05, workers=0, feature_cache_views=3, **TINY)
+    _models_equal(cached, again)
+
+
+@pytest.mark.parametrize("settings, needle", [
+    (dict(feature_cache_views=2), "needs a frozen backbone"),
+    (dict(feature_cache_views=2, freeze=True, unfreeze_after=1), "drop one of the two"),
+    (dict(feature_cache_views=-1, freeze=True), "feature_cache_views=-1"),
+])
+def test_feature_cache_settings_that_cannot_work_are_refused(settings, needle):
+    with pytest.raises(KitError, match=needle):
+        check_recipe(Recipe(**settings))
+
+
+def test_feature_cache_without_freeze_is_a_one_line_error(sample_zips, tmp_path):
+    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "run",
+                     "--arch", "test_resnet", "--device", "cpu", "--feature-cache-views", "2", "--no-freeze")
+    assert_one_line_error(result, "--feature-cache-views 2 needs a frozen backbone")
+
+
+# ---- GPU-resident data path, forced on CPU tensors ----------------------------------------------------------------
+
+
+def test_gpu_data_path_on_cpu_learns_and_is_reproducible(sample_zips, tmp_path):
+    kwargs = dict(recipe="fast", gpu_data=True, epochs=3, lr=0.05, warmup_epochs=1, **TINY)
+    first = train("cifar10", sample_zips["cifar10"], out=tmp_path / "a", **kwargs)
+    second = train("cifar10", sample_zips["cifar10"], out=tmp_path / "b", **kwargs)
+    _models_equal(first, second)
+    assert [r["train_loss"] for r in first.history] == [r["train_loss"] for r in second.history]
+    assert first.history[-1]["val_metric"] >= 0.6  # 10 classes: chance is 0.1
+    assert first.history[-1]["train_loss"] < first.history[0]["train_loss"]
+
+
+def test_gpu_data_needs_images_of_one_size(sample_zips, tmp_path):
+    result = run_cli("train", "dog_breed", "--data-dir", sample_zips["dog_breed"], "--out", tmp_path / "run",
+                     "--arch", "test_resnet", "--device", "cpu", "--img-size", "32", "--gpu-data", "--epochs", "1",
+                     "--no-pretrained")
+    assert_one_line_error(result, "--gpu-data needs images of one fixed size")
+
+
+# ---- persistent workers ---------------------------------------------------------------------------------------------
+
+
+class _Pids(torch.utils.data.Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, key):
+        return os.getpid()
+
+
+def _epoch_batches(loader, epoch):
+    return [(x.clone(), y.clone()) for x, y in loader.epoch(epoch)]
+
+
+def test_epoch_loader_replays_any_epoch_whatever_the_workers(sample_zips):
+    layout = open_layout(resolve("cifar10"), sample_zips["cifar10"])
+    cache = load_images(layout, "train", 32)
+    spec = resolve("cifar10").augmentation("paper")  # random crop, flip and noise: every kind of draw
+    indices = np.arange(0, 96)
+
+    def make(workers):
+        dataset = CachedImages(cache, indices, layout.train_labels, build_train_transform(spec, 32, MEAN, STD, seed=0))
+        return EpochLoader(dataset, 16, shuffle=True, seed=11, workers=workers, device=torch.device("cpu"), drop_last=True)
+
+    with_workers = make(2)
+    through = [_epoch_batches(with_workers, e) for e in range(3)]
+    resumed = _epoch_batches(make(2), 2)  # a fresh loader started at epoch 2, as a resumed run starts
+    in_process = _epoch_batches(make(0), 2)
+    for batches in (resumed, in_process):
+        assert len(batches) == len(through[2]) == 6
+        for (x, y), (x2, y2) in zip(through[2], batches):
+            torch.testing.assert_close(x, x2, atol=0, rtol=0)
+            assert torch.equal(y, y2)
+    assert not torch.equal(through[0][0][0], through[1][0][0])  # epochs differ
+
+
+def test_epoch_loader_keeps_its_workers_across_epochs():
+    loader = EpochLoader(_Pids(), 2, shuffle=False, seed=0, workers=2, device=torch.device("cpu"))
+    pids = [set(torch.cat(list(loader.epoch(e))).tolist()) for e in range(3)]
+    assert pids[0] == pids[1] == pids[2] and os.getpid() not in pids[0] and len(pids[0]) == 2
+
+
+def test_two_runs_with_two_persistent_workers_are_equal(sample_zips, tmp_path):
+    kwargs = dict(recipe="paper", aug="paper", epochs=2, lr=0.05, workers=2, **TINY)
+    first = train("cifar10", sample_zips["cifar10"], out=tmp_path / "a", **kwargs)
+    second = train("cifar10", sample_zips["cifar10"], out=tmp_path / "b", **kwargs)
+    _models_equal(first, second)
+    assert [r["val_loss"] for r in first.history] == [r["val_loss"] for r in second.history]
+
+
+# ---- GPU augmentation and the Albumentations reference: same distribution ---------------------------------------------
+
+
+@pytest.mark.parametrize("aug", ["modern", "paper"])
+def test_gpu_and_albumentations_paths_average_to_the_same_image(aug):
+    """Same parameter ranges and sampling rules on both paths, checked as a whole: over many draws the mean
+    augmented image of one picture agrees (test_augment checks each parameter on its own)."""
+    spec = resolve("cifar10").augmentation(aug)
+    rng = np.random.default_rng(0)
+    image = np.clip(rng.normal(128, 60, (32, 32, 3)), 0, 255).astype(np.uint8)
+    n = 3000
+    pipeline = build_train_transform(spec, 32, MEAN, STD, seed=0)
+    reference = torch.stack([pipeline(image=image)["image"] for _ in range(n)])
+    gpu = GpuAugment(spec, 32, MEAN, STD, seed=0)(torch.from_numpy(image).expand(n, -1, -1, -1).contiguous())
+    difference = (reference.mean(0) - gpu.mean(0)).abs()
+    spread = reference.std(0) / np.sqrt(n)  # standard error of each mean pixel
+    assert difference.mean() < 3 * spread.mean()
+    assert (reference.std(0).mean() - gpu.std(0).mean()).abs() < 0.05 * reference.std(0).mean()
+
+
+def test_translate_and_cutout_positions_cover_the_same_range_on_both_paths():
+    spec = resolve("cifar10").augmentation("modern")
+    pipeline = build_train_transform(spec, 32, MEAN, STD, seed=0)
+    crop = next(t for t in pipeline.transforms if type(t).__name__ == "RandomCrop")
+    dropout = next(t for t in pipeline.transforms if type(t).__name__ == "CoarseDropout")
+    padded = (32 + 2 * spec.translate, 32 + 2 * spec.translate, 3)
+    offsets = np.array([crop.get_params_dependent_on_data({"shape": padded}, {})["crop_coords"][:2] for _ in range(3000)])
+    holes = np.array([dropout.get_params_dependent_on_data({"shape": (32, 32, 3)}, {})["holes"][0][:2] for _ in range(3000)])
+    params = GpuAugment(spec, 32, MEAN, STD, seed=0).sample_params(3000, 32, 32)
+    for reference, gpu in ((offsets, params["shift"].numpy()), (holes, params["cutout"].numpy())):
+        assert reference.min() == gpu.min() == 0
+        assert reference.max() == gpu.max()
+        assert reference.mean() == pytest.approx(gpu.mean(), abs=0.3)
+    assert offsets.max() == 2 * spec.translate and holes.max() == 32 - spec.cutout
