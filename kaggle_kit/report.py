@@ -236,6 +236,11 @@ def _row_label(plan: Plan, row: dict[str, Any]) -> str:
     return ", ".join(plan.label(axis, value) for axis, value in row.items()) or "all"
 
 
+def _group_label(plan: Plan, values: dict[str, Any]) -> str:
+    """A panel title: display names where the plan gives them, else axis=value (a bare "none" says little)."""
+    return ", ".join(plan.label(a, v) if a in plan.labels else f"{a}={format_value(v)}" for a, v in values.items())
+
+
 def _columns(plan: Plan) -> list[Any]:
     if not plan.table_columns:
         return [None]
@@ -249,7 +254,7 @@ def markdown_table(plan: Plan, texts: Mapping[str, str], heading: str) -> list[s
     header = [corner] + ([plan.label(plan.table_columns, c) for c in columns] if plan.table_columns else [heading])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in _row_combos(plan):
-        cells = [texts.get(_cell_at(plan, row, c), "") for c in columns]
+        cells = [texts.get(_cell_at(plan, row, c), "–") for c in columns]
         lines.append("| " + " | ".join([_row_label(plan, row)] + cells) + " |")
     return lines
 
@@ -313,7 +318,7 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
         claimed = plan.published.claimed_best
         claim_note = (
             f"The study called {claimed} ({published[claimed]:.4f}) the better one, ranking it above {best_published} "
-            f"({published[best_published]:.4f}); but {metric.label} is {metric.direction}, so by the study's own numbers "
+            f"({published[best_published]:.4f}); but for {metric.label} {metric.direction}, so by the study's own numbers "
             f"{best_published} won."
         )
         headlines.append(f"note: {claim_note}")
@@ -430,7 +435,7 @@ def _png(fig) -> bytes:
 def _panels(plan: Plan) -> list[tuple[str, list[tuple[str, str]]]]:
     """The table as plot panels: (title, [(x label, cell name)]); one panel per table row when there are columns."""
     if plan.table_columns:
-        return [(_row_label(plan, row), [(plan.label(plan.table_columns, c), _cell_at(plan, row, c)) for c in _columns(plan)])
+        return [(_group_label(plan, row), [(plan.label(plan.table_columns, c), _cell_at(plan, row, c)) for c in _columns(plan)])
                 for row in _row_combos(plan)]
     return [("", [(_row_label(plan, row), _cell_at(plan, row)) for row in _row_combos(plan)])]
 
@@ -457,6 +462,7 @@ def _table_png(plan: Plan, val, kaggle, published, metric: Metric, best_val: str
         ax.set_xticks(range(len(points)))
         ax.set_xticklabels([name for name, _ in points], fontsize=9)
         ax.set_xlim(-0.6, len(points) - 0.4)
+        ax.margins(y=0.15)  # room for the winner's label above the highest point
         ax.set_title(title)
         ax.set_ylabel(f"{metric.label} ({metric.direction})")
         ax.grid(alpha=0.3)
@@ -501,7 +507,7 @@ def _curves_png(plan: Plan, rows: list[dict[str, Any]], folder: Path, metric: Me
         for p, (_column, title) in enumerate(panels):
             ax = axes[g][p]
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            group_label = ", ".join(plan.label(a, v) for a, v in group.items())
+            group_label = _group_label(plan, group)
             ax.set_title(f"{title}" + (f"\n{group_label}" if group_label else ""), fontsize=10)
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)

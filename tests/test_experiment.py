@@ -233,7 +233,8 @@ def test_table1_report_marks_the_lower_log_loss_and_notes_the_studys_ranking(tmp
     assert "log loss - lower is better" in text
     assert "| resnet18 | **0.8100 ± 0.0141** ★ |" in text and "| resnet34 | 1.3300 ± 0.0424 |" in text
     assert "| resnet18 | **0.8018** ★ |" in text and "| resnet34 | 1.3327 |" in text
-    assert "The study called arch=resnet34 (1.3327) the better one, ranking it above arch=resnet18 (0.8018)" in text
+    assert ("The study called arch=resnet34 (1.3327) the better one, ranking it above arch=resnet18 (0.8018); but for "
+            "log loss lower is better, so by the study's own numbers arch=resnet18 won.") in text
     assert any(line.startswith("validation log loss, lower is better: best arch=resnet18") for line in result.headlines)
     results = pd.read_csv(exp / "results.csv")
     assert results["val_metric"].tolist() == [0.82, 0.80, 1.30, 1.36]  # the LOWEST epoch of each run
