@@ -192,6 +192,23 @@ def test_changed_settings_are_refused_before_anything_trains(experiment):
         run_experiment("cifar10-best", experiment["data"], experiment["exp"], epochs=1)
 
 
+def test_gpus_runs_each_run_as_its_own_kaggle_kit_train_with_the_same_result(experiment):
+    """--gpus 0,1: one `kaggle-kit train` process per "GPU" (the plan says device cpu, so a CPU box can run it);
+    the flags rebuild the planned recipe exactly, so the runs equal the in-process ones of the same seed."""
+    exp = experiment["work"] / "exp-gpus"
+    env = {**experiment["env"], "KAGGLE_KIT_API_ENDPOINT": "http://127.0.0.1:9"}  # no Kaggle needed here
+    parallel = kit(["experiment", experiment["plan"], "--data-dir", experiment["data"], "--out", exp, "--seeds", "1",
+                    "--gpus", "0,1"], experiment["work"], env)
+    assert parallel.returncode == 0, parallel.stderr
+    assert "2 runs - 2 trained" in parallel.stdout
+    assert "on GPU 0" in parallel.stderr and "on GPU 1" in parallel.stderr
+    for cell in CELLS:
+        ours, theirs = exp / cell / "seed=0", experiment["exp"] / cell / "seed=0"
+        assert json.loads((ours / "config.json").read_text())["recipe"] == json.loads((theirs / "config.json").read_text())["recipe"]
+        assert pd.read_csv(ours / "history.csv")["val_metric"].tolist() == pd.read_csv(theirs / "history.csv")["val_metric"].tolist()
+    assert pd.read_csv(exp / "results.csv")["wall_seconds"].gt(0).all()
+
+
 # --------------------------------------------------------------------------------------- winners and directions
 
 
