@@ -46,13 +46,13 @@ def _print_event(event: dict[str, Any]) -> None:
 
 def experiment(
     plan: str = typer.Argument(..., metavar="PLAN", help="a plan file, or a plan name such as study-table2 (or cifar10/study-table2)"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="the competition's data folder or download (default data/<slug>)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="experiment folder (default experiments/<plan name>)"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="epochs of every run instead of the plan's"),
-    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="runs per cell instead of the plan's (seeds 0..K-1)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", metavar="DIR", help="the competition's data folder or download (default data/<slug>)"),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="DIR", help="experiment folder (default experiments/<plan name>)"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, metavar="N", help="epochs of every run instead of the plan's"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, metavar="K", help="runs per cell instead of the plan's (seeds 0..K-1)"),
     submit: bool = typer.Option(False, "--submit", help="predict each finished run and submit it to Kaggle; scores go to the ledger"),
-    gpus: Optional[str] = typer.Option(None, "--gpus", help="comma-separated GPU ids, e.g. 0,1,2,3: one run per GPU at a time"),
-    assignments: Optional[List[str]] = typer.Option(None, "--set", help="recipe setting for every run, e.g. --set lr=0.05 (repeatable)"),
+    gpus: Optional[str] = typer.Option(None, "--gpus", metavar="IDS", help="comma-separated GPU ids, e.g. 0,1,2,3: one run per GPU at a time"),
+    assignments: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="recipe setting for every run, e.g. --set lr=0.05 (repeatable)"),
 ) -> None:
     """Run every cell x seed of a plan as a normal run folder (finished runs are skipped), then write the report."""
     from ..errors import KitError
@@ -84,7 +84,7 @@ def experiment(
 
 def report(
     folder: Path = typer.Argument(..., metavar="EXPERIMENT_DIR", help="a folder made by `kaggle-kit experiment`"),
-    ledger: Optional[Path] = typer.Option(None, "--ledger", help="submission ledger with the Kaggle scores (default submissions/ledger.jsonl)"),
+    ledger: Optional[Path] = typer.Option(None, "--ledger", metavar="FILE", help="submission ledger with the Kaggle scores (default submissions/ledger.jsonl)"),
 ) -> None:
     """Rebuild an experiment's report (results.csv, report.md, PNGs) from its run folders, without training."""
     from ..ledger import Ledger
@@ -103,9 +103,9 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 
 def runs(
-    competition: Optional[str] = typer.Argument(None, help="only this competition's runs (cifar10, dog_breed, a slug or URL)"),
-    roots: Optional[List[Path]] = typer.Option(None, "--root", help="folder to search (repeatable; default runs and experiments)"),
-    ledger: Optional[Path] = typer.Option(None, "--ledger", help="submission ledger with the Kaggle scores (default submissions/ledger.jsonl)"),
+    competition: Optional[str] = typer.Argument(None, metavar="COMPETITION", help="only this competition's runs (cifar10, dog_breed, a slug or URL)"),
+    roots: Optional[List[Path]] = typer.Option(None, "--root", metavar="DIR", help="folder to search (repeatable; default runs and experiments)"),
+    ledger: Optional[Path] = typer.Option(None, "--ledger", metavar="FILE", help="submission ledger with the Kaggle scores (default submissions/ledger.jsonl)"),
 ) -> None:
     """List run folders: arch, recipe, epochs, best validation metric (with its direction) and Kaggle score."""
     from ..competition import resolve
