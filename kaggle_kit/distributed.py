@@ -32,12 +32,23 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def init_from_env(timeout_s: float = 300) -> bool:
+# How long a collective waits for the slowest rank before failing. A dead rank is noticed sooner: the elastic
+# agent stops the run within a second. This covers a rank that hangs; it must outlast the longest legitimate
+# wait, a rank compiling (--compile) or writing a large checkpoint while the others wait. NCCL's own default.
+COLLECTIVE_TIMEOUT_S = 600
+
+
+def init_from_env(timeout_s: float = COLLECTIVE_TIMEOUT_S) -> bool:
     """Join the process group torchrun describes in the environment; False when not launched by it."""
     if is_distributed() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return is_distributed()
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
+        if local_rank() >= torch.cuda.device_count():
+            from .errors import KitError
+
+            raise KitError(f"process {local_rank()} on this machine has no GPU of its own ({torch.cuda.device_count()} "
+                           f"visible); use --nproc {torch.cuda.device_count()} (torchrun: --nproc-per-node) or fewer")
         torch.cuda.set_device(local_rank())
     dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
     return True
@@ -86,6 +97,30 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     ids = [device.index] if device.type == "cuda" else None
     # a frozen backbone leaves parameters without gradients
     return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=False)
+
+
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank. DDP syncs them at the start of each
+    training forward only, so after an epoch each rank holds the statistics of its own last batch; validation
+    and rank 0's checkpoint must describe one model."""
+    if is_distributed():
+        for buffer in module.buffers():
+            dist.broadcast(buffer.data, src=0)
+
+
+# What a collective raises when another rank died or stopped answering (gloo, NCCL, the store).
+LOST_PEER_SIGNS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Timed out", "timed out",
+                   "NCCL communicator was aborted", "Socket Timeout")
+
+
+def lost_peer_message(error: BaseException) -> str | None:
+    """A one-line explanation when `error` is a collective failing because another rank is gone, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    if not isinstance(error, (dist.DistError, RuntimeError)) or not any(sign in str(error) for sign in LOST_PEER_SIGNS):
+        return None
+    return (f"rank {os.environ.get('RANK', '?')} lost contact with another process of this run (it failed, was "
+            f"killed, or stopped answering for {COLLECTIVE_TIMEOUT_S}s); see that rank's error")
 
 
 def broadcast_object(value):

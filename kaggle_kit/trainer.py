@@ -150,12 +150,17 @@ def prepare_data(layout: Layout, recipe: Recipe, run: RunDir | None, resume: boo
     cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
     ids = layout.train.ids
     split_path = run.file("split.json") if run else None
-    if resume and split_path and split_path.is_file():
-        train_idx, val_idx = load_split(split_path, ids)
-    else:
-        train_idx, val_idx = stratified_split(layout.train_labels, recipe.val_fraction, recipe.seed)
-        if split_path and distributed.is_main():
-            save_split(split_path, ids, val_idx, recipe.val_fraction, recipe.seed)
+    split = None
+    if distributed.is_main():
+        if resume and split_path and split_path.is_file():
+            split = load_split(split_path, ids)
+        else:
+            split = stratified_split(layout.train_labels, recipe.val_fraction, recipe.seed)
+            if split_path:
+                save_split(split_path, ids, split[1], recipe.val_fraction, recipe.seed)
+    # rank 0 alone reads or writes split.json and hands its split to the others: no rank reads a half-written
+    # file, and every rank trains and validates on one split whatever the file held
+    train_idx, val_idx = distributed.broadcast_object(split)
     if recipe.full_train:
         train_idx = np.arange(len(ids))
     if cache.bad_ids:
@@ -316,6 +321,8 @@ def fit(
     features.check_recipe(recipe)
     started = time.perf_counter()
     device = resolve_device(recipe.device)
+    if recipe.sync_bn and distributed.world_size() > 1 and device.type != "cuda":
+        raise KitError(f"--sync-bn needs CUDA GPUs (torch's SyncBatchNorm has no {device.type} kernel); drop --sync-bn for --device {device.type}")
     seed_everything(recipe.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -331,14 +338,16 @@ def fit(
     mean, std = models.normalization(model)
     if distributed.is_main() and not resume:
         run.create(run_config(comp, layout, recipe, (mean, std), {"skipped_images": data.train_cache.bad_ids}))
+    if recipe.sync_bn and distributed.world_size() > 1:
+        # before freezing: conversion builds new norm layers, which would drop the frozen layers' eval-mode pin
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if recipe.freeze:
         models.set_backbone_frozen(model, True)
+    backbone_frozen = recipe.freeze
     model.to(device)
     channels_last = recipe.channels_last and device.type == "cuda"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    if recipe.sync_bn and distributed.world_size() > 1:
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
     batches = Batches(data, comp, recipe, device, mean, std)
     dtype = autocast_dtype(device, recipe)
@@ -392,8 +401,16 @@ def fit(
     with progress.bar(total_steps if distributed.is_main() else None, f"training {run.name}") as bar:
         try:
             for epoch in range(start_epoch, recipe.epochs):
-                if recipe.freeze and recipe.unfreeze_after is not None and epoch >= recipe.unfreeze_after:
+                if backbone_frozen and recipe.unfreeze_after is not None and epoch >= recipe.unfreeze_after:
                     models.set_backbone_frozen(model, False)
+                    backbone_frozen = False
+                    if distributed.world_size() > 1:
+                        # DDP averages the gradients of the parameters that required them when it was built, the
+                        # head's alone: wrap again so the backbone's are averaged too (and rank 0's weights shared)
+                        del train_model
+                        train_model = distributed.wrap(model, device)
+                        if recipe.compile:
+                            train_model = torch.compile(train_model)
                 # head-only epochs: the batches are cached features, so the models stepped and evaluated are the
                 # classifiers; they share their parameters with `model`, which checkpoints save whole
                 head_only = batches.features is not None
@@ -402,6 +419,7 @@ def fit(
                 row = train_one_epoch(step_model, model, ema, batches.train(epoch), optimizer, scheduler, scaler,
                                       device, dtype, channels_last, recipe, epoch, bar)
                 if len(data.val_idx):
+                    distributed.broadcast_buffers(val_model)  # one model: rank 0's, the one its checkpoint saves
                     result = validate(val_model, batches, data, comp, device, dtype, channels_last)
                     row.update({k: result[k] for k in ("val_loss", "val_accuracy", "val_metric")})
                 else:
@@ -477,7 +495,8 @@ def _diverged(epoch: int, recipe: Recipe) -> None:
 def train_one_epoch(train_model, model, ema, batches, optimizer, scheduler, scaler, device, dtype, channels_last,
                     recipe: Recipe, epoch: int, bar) -> dict[str, Any]:
     # a pure function of (seed, epoch): dropout and worker-free augmentation replay exactly on resume
-    seed_everything(epoch_seed(recipe.seed, epoch, salt=1))
+    # plus the rank: each rank's dropout and GPU-side augmentation draw differ (rank 0 draws as a single process)
+    seed_everything(epoch_seed(recipe.seed, epoch, salt=1) + distributed.rank())
     train_model.train()  # frozen backbone BatchNorm layers stay in eval mode (models.set_backbone_frozen)
     lr = optimizer.param_groups[0]["lr"]
     total_loss = torch.zeros((), device=device, dtype=torch.float64)

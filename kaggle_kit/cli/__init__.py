@@ -40,8 +40,12 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def fail(message: str, exit_code: int = 2) -> None:
-    print(f"error: {message}", file=sys.stderr)
+def fail(message: str, exit_code: int = 2, kind: str = "error") -> None:
+    from ..launch import report_to_launcher
+
+    # a worker of `train --nproc` hands its error to the launcher, which prints the run's one error line
+    if not report_to_launcher(message, kind):
+        print(f"error: {message}", file=sys.stderr)
     raise SystemExit(exit_code)
 
 
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     except KitError as error:
         fail(str(error).splitlines()[0] if str(error) else type(error).__name__, error.exit_code)
     except KeyboardInterrupt:
-        fail("interrupted", 130)
+        fail("interrupted", 130, kind="interrupted")
     except OSError as error:
         # disk full, permission denied, read-only folder: the file and the reason, in one line
         where = f" ({error.filename})" if getattr(error, "filename", None) else ""
@@ -70,3 +74,12 @@ def main(argv: list[str] | None = None) -> None:
         message = error.format_message() if hasattr(error, "format_message") else str(error)
         command = getattr(getattr(error, "ctx", None), "command_path", "kaggle-kit")
         fail(f"{message} (see `{command} --help`)", getattr(error, "exit_code", 2))
+    except Exception as error:
+        from ..distributed import lost_peer_message
+        from ..launch import report_to_launcher
+
+        lost = lost_peer_message(error)  # another rank of a distributed run died: say so, not a traceback
+        if lost:
+            fail(lost, 1, kind="lost_peer")
+        report_to_launcher(f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}", "crash")
+        raise  # a bug: the traceback

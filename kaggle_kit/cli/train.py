@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import sys
 from pathlib import Path
 from typing import Optional, get_type_hints
@@ -47,7 +48,8 @@ def train(
     """Train a model; every recipe setting can be overridden by its flag."""
     from .. import distributed, trainer
 
-    if nproc > 1 and not distributed.is_distributed():
+    # a worker of torchrun (or of `launch`) has WORLD_SIZE set before its process group exists: it trains
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
         from ..launch import launch
 
         raise SystemExit(launch(sys.argv[1:], nproc))

@@ -1,0 +1,248 @@
+"""More than one process: `kaggle-kit train --nproc N` and `kaggle-kit experiment --gpus 0,1,...`.
+
+`launch(argv, nproc)` starts N copies of `kaggle-kit <argv>` on this machine through torch.distributed's
+elastic agent, the machinery behind `torchrun --standalone` (c10d rendezvous on localhost, no restarts).
+Each worker finds RANK / WORLD_SIZE / MASTER_ADDR in its environment (distributed.init_from_env), exactly
+as under `torchrun --nnodes ... -m kaggle_kit train ...` on several machines, so both take one code path.
+The agent watches the workers: when one fails, it stops the others, and `launch` prints one line naming
+the rank that failed first, why, and how to go on. Workers report their own failures through the agent's
+error files rather than the terminal (`report_to_launcher`), so a failure reads as one line, not N.
+
+`run_on_gpus(jobs, gpus)` runs independent `kaggle-kit` commands side by side, one per GPU at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import KitError
+
+KAGGLE_KIT = [sys.executable, "-m", "kaggle_kit"]
+
+# Set by `launch` in its workers' environment: the launcher prints the run's one error line, so a worker
+# writes its failure to the agent's error file (TORCHELASTIC_ERROR_FILE) instead of the terminal.
+REPORT_TO_LAUNCHER = "KAGGLE_KIT_REPORT_TO_LAUNCHER"
+
+# How long a worker that lost its peers gets to exit on its own (SIGTERM) before the agent kills it. Its
+# collectives fail at once on gloo, but an NCCL collective would wait for the process-group timeout.
+SHUTDOWN_GRACE_S = 10
+
+# Kinds of worker failure, in the order `launch` looks for the cause of a failed run: an error the worker
+# explained, then a crash or kill, then the ranks that only stopped because another one failed.
+ERROR, CRASH, LOST_PEER, INTERRUPTED = "error", "crash", "lost_peer", "interrupted"
+CAUSE_ORDER = {ERROR: 0, CRASH: 1, LOST_PEER: 2, INTERRUPTED: 3}
+
+
+# --------------------------------------------------------------------------------------- --nproc
+
+
+def launch(argv: list[str], nproc: int) -> int:
+    """Run `kaggle-kit <argv>` (e.g. `["train", "cifar10", "--nproc", "2"]`) as `nproc` DDP workers on this
+    machine and wait for them; returns the exit code for the command (0 when every worker succeeded)."""
+    if nproc < 1:
+        raise KitError(f"--nproc {nproc}: give 1 or more processes")
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, SignalException, Std
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    _quiet_agent_logs()
+    # The ranks other than 0 write to files: rank 0 alone owns the terminal (progress bar, epoch lines).
+    log_dir = tempfile.mkdtemp(prefix="kaggle-kit-ranks-")
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=f"kaggle-kit-{os.getpid()}",
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",  # as `torchrun --standalone`: the agent's store takes a free port itself
+        max_restarts=0,  # a failed rank ends the run: training restarts from a checkpoint with --resume
+        monitor_interval=0.1,
+        logs_specs=DefaultLogsSpecs(log_dir=log_dir, redirects={rank: Std.ALL for rank in range(1, nproc)}),
+        shutdown_timeout=SHUTDOWN_GRACE_S,
+    )
+    environment = {REPORT_TO_LAUNCHER: "1"}
+    if "OMP_NUM_THREADS" not in os.environ:
+        # N workers each using every core would oversubscribe the CPU; torchrun sets 1, a share is as safe
+        environment["OMP_NUM_THREADS"] = str(max(1, _cores() // nproc))
+    saved = {key: os.environ.get(key) for key in environment}
+    os.environ.update(environment)  # the agent hands its own environment to the workers
+    try:
+        elastic_launch(config, sys.executable)("-m", "kaggle_kit", *argv)
+    except ChildFailedError as failed:
+        rank, failure = first_cause(failed.failures)
+        line, code = describe_failure(rank, failure, nproc, argv)
+        if line:
+            print(f"error: {line}", file=sys.stderr)
+        return code
+    except SignalException as stopped:
+        # Ctrl-C or SIGTERM reached the agent, which passed it on to the workers: rank 0 has said how to resume
+        return 128 + int(stopped.sigval)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    shutil.rmtree(log_dir, ignore_errors=True)
+    return 0
+
+
+def first_cause(failures: dict) -> tuple[int, object]:
+    """(global rank, ProcessFailure) that explains a failed run: by kind (CAUSE_ORDER), then time, then rank.
+
+    The agent's own choice is the earliest timestamp, but timestamps have one-second resolution and a rank
+    whose peer was killed fails within milliseconds, so the victim and the survivor often tie."""
+    return min(failures.items(), key=lambda item: (CAUSE_ORDER[_kind(item[1])], item[1].timestamp, item[0]))
+
+
+def describe_failure(rank: int, failure, nproc: int, argv: list[str]) -> tuple[str, int]:
+    """(the one-line error, the exit code) for the run whose first failure is `failure` at `rank`."""
+    reported = _reported(failure)
+    code = failure.exitcode if failure.exitcode > 0 else 128 - failure.exitcode
+    again = f"then resume with `kaggle-kit train --resume {_run_folder(argv)} --nproc {nproc}`"
+    if reported and reported.get("kind") == ERROR:
+        return reported["message"], code  # the worker's KitError already names the problem and the fix
+    if failure.exitcode < 0:
+        name = _signal_name(-failure.exitcode)
+        why = "the out-of-memory killer, or a user" if name == "SIGKILL" else "a crash or a signal from outside"
+        return (f"rank {rank} of {nproc} was killed by {name} (exit code {failure.exitcode}: {why}), so the "
+                f"others were stopped; if memory ran out, lower --batch-size or --nproc, {again}"), code
+    detail = reported["message"] if reported else "no message"
+    log = Path(failure.error_file).parent / "stderr.log"
+    where = f"its log: {log}" if log.is_file() else "its traceback is above"
+    return (f"rank {rank} of {nproc} failed with exit code {failure.exitcode} ({detail}; {where}), so the "
+            f"others were stopped; fix the cause, {again}"), code
+
+
+def report_to_launcher(message: str, kind: str = ERROR) -> bool:
+    """In a worker of `launch`: record this process's failure for the launcher and return True (the caller
+    then exits quietly); elsewhere return False (the caller prints the error itself)."""
+    error_file = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not os.environ.get(REPORT_TO_LAUNCHER) or not error_file:
+        return False
+    # the layout of torch's ErrorHandler.record_exception, which the agent reads back into ProcessFailure
+    record = {"message": {"message": message, "kind": kind,
+                          "extraInfo": {"py_callstack": "", "timestamp": str(int(time.time()))}}}
+    try:
+        Path(error_file).write_text(json.dumps(record))
+    except OSError:
+        return False
+    return True
+
+
+def _reported(failure) -> dict | None:
+    data = failure.error_file_data.get("message") if isinstance(failure.error_file_data, dict) else None
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return {"message": data["message"], "kind": data.get("kind", CRASH)}
+    return None
+
+
+def _kind(failure) -> str:
+    reported = _reported(failure)
+    if reported:
+        return reported["kind"] if reported["kind"] in CAUSE_ORDER else CRASH
+    if failure.exitcode in (-signal.SIGTERM, -signal.SIGINT, 130, 143):
+        return INTERRUPTED  # stopped by the agent after another rank failed
+    return CRASH
+
+
+def _run_folder(argv: list[str]) -> str:
+    for flag in ("--resume", "--out"):
+        for i, arg in enumerate(argv):
+            if arg == flag and i + 1 < len(argv):
+                return argv[i + 1]
+            if arg.startswith(flag + "="):
+                return arg.split("=", 1)[1]
+    return "RUN_DIR"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _quiet_agent_logs() -> None:
+    """The agent logs every step and each worker's exit as warnings on stderr; `launch` says what matters."""
+    import logging
+
+    for name in ("torch.distributed.elastic", "torch.distributed.launcher"):
+        logger = logging.getLogger(name)
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.launcher")) and isinstance(logger, logging.Logger):
+            logger.setLevel(logging.CRITICAL)
+
+
+# --------------------------------------------------------------------------------------- --gpus
+
+
+def run_on_gpus(jobs: list[list[str]], gpus: list[str], program: list[str] | None = None) -> list[int]:
+    """Run each job (`kaggle-kit` arguments, e.g. `["train", "cifar10", "--out", "runs/a"]`) as its own
+    process, at most one per GPU at a time, with CUDA_VISIBLE_DEVICES set to that GPU (so the job sees it
+    as cuda:0). Jobs start in order as GPUs free up; returns their exit codes in job order. Output goes to
+    this process's stdout and stderr. `program` replaces the `python -m kaggle_kit` prefix."""
+    if not gpus:
+        raise KitError("no GPU ids to run on; give them as --gpus 0,1")
+    if len(set(gpus)) != len(gpus):
+        raise KitError(f"GPU ids repeat in {','.join(gpus)}: give each GPU once, e.g. --gpus 0,1")
+    prefix = list(program or KAGGLE_KIT)
+    codes: list[int | None] = [None] * len(jobs)
+    free = list(gpus)
+    running: dict[subprocess.Popen, tuple[int, str]] = {}
+    next_job = 0
+    try:
+        while next_job < len(jobs) or running:
+            while free and next_job < len(jobs):
+                gpu = free.pop(0)
+                env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
+                running[subprocess.Popen([*prefix, *jobs[next_job]], env=env)] = (next_job, gpu)
+                next_job += 1
+            done = _wait_any(list(running))
+            for process in done:
+                index, gpu = running.pop(process)
+                codes[index] = process.returncode
+                free.append(gpu)
+    except KeyboardInterrupt:
+        _stop(list(running))
+        raise
+    return [int(code) for code in codes]
+
+
+def _wait_any(processes: list[subprocess.Popen]) -> list[subprocess.Popen]:
+    """The processes that have exited, waiting until at least one has."""
+    while True:
+        done = [p for p in processes if p.poll() is not None]
+        if done:
+            return done
+        time.sleep(0.05)
+
+
+def _stop(processes: list[subprocess.Popen], grace_s: float = 15) -> None:
+    """Interrupted: a terminal's Ctrl-C reached the jobs too, and they save and exit; stop any that do not."""
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
