@@ -78,12 +78,15 @@ def launch(argv: list[str], nproc: int) -> int:
         elastic_launch(config, sys.executable)("-m", "kaggle_kit", *argv)
     except ChildFailedError as failed:
         rank, failure = first_cause(failed.failures)
-        line, code = describe_failure(rank, failure, nproc, argv)
-        if line:
-            print(f"error: {line}", file=sys.stderr)
+        log = next(Path(log_dir).glob(f"*/attempt_*/{failure.local_rank}/stderr.log"), None)
+        line, code = describe_failure(rank, failure, nproc, argv, log)
+        print(f"error: {line}", file=sys.stderr)
+        if log is None or str(log) not in line:
+            shutil.rmtree(log_dir, ignore_errors=True)
         return code
     except SignalException as stopped:
         # Ctrl-C or SIGTERM reached the agent, which passed it on to the workers: rank 0 has said how to resume
+        shutil.rmtree(log_dir, ignore_errors=True)
         return 128 + int(stopped.sigval)
     finally:
         for key, value in saved.items():
@@ -103,21 +106,23 @@ def first_cause(failures: dict) -> tuple[int, object]:
     return min(failures.items(), key=lambda item: (CAUSE_ORDER[_kind(item[1])], item[1].timestamp, item[0]))
 
 
-def describe_failure(rank: int, failure, nproc: int, argv: list[str]) -> tuple[str, int]:
-    """(the one-line error, the exit code) for the run whose first failure is `failure` at `rank`."""
+def describe_failure(rank: int, failure, nproc: int, argv: list[str], log: Path | None = None) -> tuple[str, int]:
+    """(the one-line error, the exit code) for the run whose first failure is `failure` at `rank`; `log` is
+    that rank's stderr file (None for rank 0, whose output went to the terminal)."""
     reported = _reported(failure)
     code = failure.exitcode if failure.exitcode > 0 else 128 - failure.exitcode
     again = f"then resume with `kaggle-kit train --resume {_run_folder(argv)} --nproc {nproc}`"
     if reported and reported.get("kind") == ERROR:
         return reported["message"], code  # the worker's KitError already names the problem and the fix
+    where = f"its log: {log}" if log is not None and log.is_file() else "its output is above"
     if failure.exitcode < 0:
         name = _signal_name(-failure.exitcode)
-        why = "the out-of-memory killer, or a user" if name == "SIGKILL" else "a crash or a signal from outside"
-        return (f"rank {rank} of {nproc} was killed by {name} (exit code {failure.exitcode}: {why}), so the "
-                f"others were stopped; if memory ran out, lower --batch-size or --nproc, {again}"), code
+        if name == "SIGKILL":
+            return (f"rank {rank} of {nproc} was killed by SIGKILL (exit code -9: the out-of-memory killer, or a "
+                    f"user), so the others were stopped; if memory ran out, lower --batch-size or --nproc, {again}"), code
+        return (f"rank {rank} of {nproc} was killed by {name} (exit code {failure.exitcode}: a crash in native code, "
+                f"or a signal from outside; {where}), so the others were stopped; {again}"), code
     detail = reported["message"] if reported else "no message"
-    log = Path(failure.error_file).parent / "stderr.log"
-    where = f"its log: {log}" if log.is_file() else "its traceback is above"
     return (f"rank {rank} of {nproc} failed with exit code {failure.exitcode} ({detail}; {where}), so the "
             f"others were stopped; fix the cause, {again}"), code
 

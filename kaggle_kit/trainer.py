@@ -458,7 +458,10 @@ def fit(
                     on_epoch(row)
         except KeyboardInterrupt:
             interrupted = True
-    distributed.barrier()
+    if not interrupted:
+        # an interrupt reaches each rank at a different step, where a collective would never be matched: the
+        # interrupted ranks leave at once (rank 0 wrote the last finished epoch's checkpoint already)
+        distributed.barrier()
     return TrainResult(
         run_dir=run.path,
         epochs_run=len(history),

@@ -196,3 +196,54 @@ def test_run_on_gpus_rejects_a_repeated_gpu():
 
     with pytest.raises(KitError, match="repeat"):
         run_on_gpus([["train"]], ["0", "0"])
+
+
+@slow
+def test_torchrun_runs_the_same_command(runs, tmp_path):
+    """The documented multi-node form, here on one node: torchrun starts the workers, kaggle-kit only trains."""
+    out = tmp_path / "torchrun"
+    args = [*DDP[2:]]
+    args[args.index("--epochs") + 1] = "1"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             "-m", "kaggle_kit", "train", "cifar10", "--data-dir", str(runs["data"]), "--out", str(out), *args],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert len(RunDir(out).history()) == 1
+    # both workers share the terminal under torchrun: rank 0 alone reports (and calibrates)
+    assert result.stdout.count("trained 1 epochs") == 1 and result.stdout.count("calibrated") == 1
+
+
+# --------------------------------------------------------------------------------------- the failure report
+
+
+def _failure(tmp_path, rank: int, exitcode: int, message: str | None = None, kind: str = "error"):
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    error_file = tmp_path / f"{rank}{exitcode}.json"  # one file per failure: ProcessFailure reads any it finds
+    if message is not None:
+        record = {"message": {"message": message, "kind": kind, "extraInfo": {"py_callstack": "", "timestamp": "1"}}}
+        error_file.write_text(json.dumps(record))
+    return ProcessFailure(local_rank=rank, pid=1000 + rank, exitcode=exitcode, error_file=str(error_file))
+
+
+def test_the_report_names_the_rank_that_failed_first_not_its_victims(tmp_path):
+    from kaggle_kit.launch import describe_failure, first_cause
+
+    argv = ["train", "cifar10", "--out", "runs/a", "--nproc", "2"]
+    # rank 1 killed; rank 0 then lost its peer (its record is older: timestamps alone would blame it)
+    failures = {0: _failure(tmp_path, 0, 1, "rank 0 lost contact", kind="lost_peer"), 1: _failure(tmp_path, 1, -9)}
+    rank, failure = first_cause(failures)
+    line, code = describe_failure(rank, failure, 2, argv)
+    assert rank == 1 and code == 137
+    assert "rank 1 of 2 was killed by SIGKILL" in line and "kaggle-kit train --resume runs/a --nproc 2" in line
+    # a worker's own error (a KitError) is reported as it stands, with its exit code
+    failures = {0: _failure(tmp_path, 0, 2, "data folder x not found; pass --data-dir"), 1: _failure(tmp_path, 1, -15)}
+    assert describe_failure(*first_cause(failures), 2, argv) == ("data folder x not found; pass --data-dir", 2)
+    # a bug on rank 1: its exception and its log
+    log = tmp_path / "stderr.log"
+    log.write_text("Traceback ...\n")
+    failures = {0: _failure(tmp_path, 0, -15), 1: _failure(tmp_path, 1, 1, "ValueError: boom", kind="crash")}
+    rank, failure = first_cause(failures)
+    line, code = describe_failure(rank, failure, 2, argv, log)
+    assert rank == 1 and code == 1 and "ValueError: boom" in line and str(log) in line

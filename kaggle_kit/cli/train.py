@@ -54,6 +54,8 @@ def train(
 
         raise SystemExit(launch(sys.argv[1:], nproc))
     distributed.init_from_env()
+    # read before shutdown(): afterwards every process would count as rank 0 of 1
+    is_main, world_size = distributed.is_main(), distributed.world_size()
     try:
         if resume:
             result = trainer.resume(resume, data_dir)
@@ -63,15 +65,16 @@ def train(
             result = trainer.train(competition, data_dir, recipe, out, **overrides)
     finally:
         distributed.shutdown()
-    if not distributed.is_main():
-        return
+    if not is_main:
+        return  # rank 0 alone reports, calibrates and writes to the run folder
     from ..run import RunDir
     from ..competition import resolve
 
     config = RunDir(result.run_dir).config()
     metric = resolve(config["competition"]).metric
     if result.interrupted:
-        print(f"interrupted after {result.epochs_run} finished epoch(s); resume with: kaggle-kit train --resume {result.run_dir}", file=sys.stderr)
+        again = f" --nproc {world_size}" if world_size > 1 else ""
+        print(f"interrupted after {result.epochs_run} finished epoch(s); resume with: kaggle-kit train --resume {result.run_dir}{again}", file=sys.stderr)
         raise SystemExit(130)
     best = "no validation split" if result.best_metric is None or result.best_metric != result.best_metric else (
         f"best validation {metric.describe(result.best_metric)} at epoch {result.best_epoch}")
