@@ -52,7 +52,7 @@ def decode(data: bytes, native_size: int | None, short_side: int | None) -> np.n
 def _decode_chunk(args) -> list[np.ndarray | None]:
     import cv2
 
-    cv2.setNumThreads(1)
+    cv2.setNumThreads(0)  # 0, not 1: setNumThreads(1) in a child forked after the parent used OpenCV threads hangs
     items, native_size, short_side, from_paths = args
     out = []
     for item in items:
