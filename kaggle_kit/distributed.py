@@ -95,7 +95,8 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
-    # a frozen backbone leaves parameters without gradients
+    # DDP registers the parameters that require gradients now: with a frozen backbone, the head's alone, so
+    # every registered parameter gets a gradient each step (no unused-parameter search); fit wraps again on thawing
     return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=False)
 
 

@@ -48,6 +48,8 @@ def train(
     """Train a model; every recipe setting can be overridden by its flag."""
     from .. import distributed, trainer
 
+    if nproc < 1:
+        raise typer.BadParameter(f"--nproc {nproc}: give 1 or more processes")
     # a worker of torchrun (or of `launch`) has WORLD_SIZE set before its process group exists: it trains
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         from ..launch import launch
