@@ -398,6 +398,9 @@ def fit(
 
     total_steps = steps_per_epoch * (recipe.epochs - start_epoch)
     interrupted = False
+    plotted = (len(history), time.perf_counter())  # (epochs in curves.png, when drawn)
+    checkpointed_at = time.perf_counter()
+    pending_best = None  # head-only epochs: the best checkpoint not yet written, see CHECKPOINT_EVERY_S
     with progress.bar(total_steps if distributed.is_main() else None, f"training {run.name}") as bar:
         try:
             for epoch in range(start_epoch, recipe.epochs):
@@ -430,34 +433,52 @@ def fit(
                 if improved:
                     best_metric, best_epoch = row["val_metric"], epoch
                 if distributed.is_main():
-                    eval_state = _state_dict(eval_model)
+                    write = (not head_only or epoch == recipe.epochs - 1
+                             or time.perf_counter() - checkpointed_at >= CHECKPOINT_EVERY_S)
+                    eval_state = _state_dict(eval_model) if write or improved else None
                     if improved:
-                        run.save_checkpoint("best", {"model": eval_state, "epoch": epoch, "metric": row["val_metric"]})
-                        if result is not None:
-                            run.save_val_predictions([data.ids[i] for i in result["indices"]], data.labels[result["indices"]], result["logits"])
-                    run.save_checkpoint("last", {
-                        "model": eval_state,
-                        "epoch": epoch,
-                        "metric": row["val_metric"],
-                        "train_state": {
-                            "model": _state_dict(model),
-                            "ema": _state_dict(ema.module) if ema is not None else None,
-                            "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(),
-                            "scaler": scaler.state_dict(),
-                            "rng": rng_state(),
-                            "history": history,
-                            "best_metric": best_metric,
-                            "best_epoch": best_epoch,
-                        },
-                    }, keep_previous=True)
+                        # kept until written: a copy, since on a CPU the state shares memory with the live weights
+                        pending_best = _BestCheckpoint(
+                            {"model": eval_state if write else {k: v.clone() for k, v in eval_state.items()},
+                             "epoch": epoch, "metric": row["val_metric"]},
+                            None if result is None else ([data.ids[i] for i in result["indices"]],
+                                                         data.labels[result["indices"]], result["logits"]))
+                    if write and pending_best is not None:
+                        pending_best.save(run)
+                        pending_best = None
+                    if write:
+                        checkpointed_at = time.perf_counter()
+                        run.save_checkpoint("last", {
+                            "model": eval_state,
+                            "epoch": epoch,
+                            "metric": row["val_metric"],
+                            "train_state": {
+                                # without EMA the evaluated model is the trained one: one copy, not two (on CUDA
+                                # each _state_dict call copies the weights to the host anew)
+                                "model": eval_state if eval_model is model else _state_dict(model),
+                                "ema": _state_dict(ema.module) if ema is not None else None,
+                                "optimizer": optimizer.state_dict(),
+                                "scheduler": scheduler.state_dict(),
+                                "scaler": scaler.state_dict(),
+                                "rng": rng_state(),
+                                "history": history,
+                                "best_metric": best_metric,
+                                "best_epoch": best_epoch,
+                            },
+                        }, keep_previous=True)
                     run.write_history(history)
-                    run.plot_curves(comp.metric.label)
+                    if epoch == recipe.epochs - 1 or time.perf_counter() - plotted[1] >= CURVES_EVERY_S:
+                        run.plot_curves(comp.metric.label)
+                        plotted = (len(history), time.perf_counter())
                     progress.say(_epoch_line(row, comp))
                 if on_epoch:
                     on_epoch(row)
         except KeyboardInterrupt:
             interrupted = True
+    if distributed.is_main() and pending_best is not None:
+        pending_best.save(run)  # interrupted between head-only checkpoints: the best model still reaches best.pt
+    if distributed.is_main() and plotted[0] != len(history):
+        run.plot_curves(comp.metric.label)  # an interrupted run still leaves curves of every finished epoch
     if not interrupted:
         # an interrupt reaches each rank at a different step, where a collective would never be matched: the
         # interrupted ranks leave at once (rank 0 wrote the last finished epoch's checkpoint already)
@@ -472,6 +493,19 @@ def fit(
         history=history,
         interrupted=interrupted,
     )
+
+
+@dataclass
+class _BestCheckpoint:
+    """best.pt's content and the matching validation predictions (ids, labels, logits), until written."""
+
+    checkpoint: dict[str, Any]
+    predictions: tuple[list[str], np.ndarray, np.ndarray] | None
+
+    def save(self, run: RunDir) -> None:
+        run.save_checkpoint("best", self.checkpoint)
+        if self.predictions is not None:
+            run.save_val_predictions(*self.predictions)
 
 
 def _state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -489,6 +523,13 @@ def _epoch_line(row: dict[str, Any], comp: Competition) -> str:
 
 
 DIVERGENCE_CHECK_STEPS = 25
+# Head-only epochs (cached features) take milliseconds and a full checkpoint about 0.3 s to write: their
+# checkpoints are written at most this often and after the last epoch. A crash loses at most this stretch,
+# which a resume replays exactly; best.pt is held in memory until then (and written on Ctrl-C).
+CHECKPOINT_EVERY_S = 30.0
+# Drawing curves.png takes about 0.3 s, longer than a head-only epoch or a fast CIFAR-10 epoch on a GPU:
+# redraw at most this often, and after the last epoch (history.csv is still written every epoch).
+CURVES_EVERY_S = 30.0
 
 
 def _diverged(epoch: int, recipe: Recipe) -> None:

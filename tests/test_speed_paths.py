@@ -99,6 +99,29 @@ def test_feature_cache_is_read_back_from_disk(frozen_runs, tmp_path):
     _models_equal(cached, again)
 
 
+def test_head_only_run_checkpoints_after_its_last_epoch_and_keeps_its_best_on_ctrl_c(sample_zips, tmp_path):
+    from kaggle_kit.trainer import fit
+
+    comp = resolve("cifar10")
+    recipe = comp.recipe("paper").replace(freeze=True, aug="modern", epochs=4, lr=0.05, workers=0,
+                                          feature_cache_views=2, **TINY)
+    layout = open_layout(comp, sample_zips["cifar10"])
+    whole = RunDir(tmp_path / "whole")
+    fit(comp, layout, recipe, whole)
+    assert whole.load_checkpoint("last")["epoch"] == 3 and not (whole.path / "last.prev.pt").exists()  # one write
+
+    def stop_after_second_epoch(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    stopped = RunDir(tmp_path / "stopped")
+    result = fit(comp, layout, recipe, stopped, on_epoch=stop_after_second_epoch)
+    assert result.interrupted and result.epochs_run == 2
+    best = stopped.load_checkpoint("best")
+    assert best["epoch"] == result.best_epoch and best["metric"] == pytest.approx(result.best_metric)
+    assert (stopped.path / "curves.png").is_file() and (stopped.path / "val_predictions.npz").is_file()
+
+
 @pytest.mark.parametrize("settings, needle", [
     (dict(feature_cache_views=2), "needs a frozen backbone"),
     (dict(feature_cache_views=2, freeze=True, unfreeze_after=1), "drop one of the two"),
