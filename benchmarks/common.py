@@ -142,15 +142,17 @@ def photo(rng: np.random.Generator, cls: int, width: int, height: int) -> np.nda
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def dog_folder(folder: Path, n_train: int, seed: int = 0) -> Path:
+def dog_folder(folder: Path, n_train: int, seed: int = 0, breeds: int | None = None) -> Path:
     """An unpacked Dog Breed download (labels.csv, sample_submission.csv, train/, test/) whose training
-    images are full-size 500x375 JPEGs (quality 90); reused when present."""
+    images are full-size 500x375 JPEGs (quality 90); reused when present. `breeds` relabels the images over
+    that many breeds only, so a few hundred images still give the real ~10% stratified validation split
+    (spread over all 120 breeds they would be one or two per breed)."""
     import cv2
 
     from kaggle_kit.competition import resolve
     from kaggle_kit.sample import write_sample
 
-    marker = folder / f".bench-{n_train}-{seed}"
+    marker = folder / f".bench-{n_train}-{seed}-{breeds}"
     if marker.is_file():
         return folder
     shutil.rmtree(folder, ignore_errors=True)
@@ -164,6 +166,9 @@ def dog_folder(folder: Path, n_train: int, seed: int = 0) -> Path:
     import pandas as pd
 
     keep = pd.read_csv(folder / "labels.csv", dtype=str)
+    if breeds:
+        keep["breed"] = [sorted(comp.declared_classes)[i % breeds] for i in range(len(keep))]
+        keep.to_csv(folder / "labels.csv", index=False)
     classes = sorted(comp.declared_classes)
     rng = np.random.default_rng(seed)
     width, height = DOG_SIZE
@@ -197,3 +202,131 @@ def extract_7z(archive: Path, dest: Path) -> Path:
     with py7zr.SevenZipFile(archive, "r") as sz:
         sz.extractall(path=dest)
     return dest
+
+
+# ---- training loops: kaggle-kit's and a plain one -------------------------------------------------------------------
+
+
+class _NoBar:
+    def advance(self, n: int = 1, postfix: str = "") -> None:
+        pass
+
+
+def synthetic_cache(folder: Path, n: int, size: tuple[int, int] | None, seed: int = 0):
+    """An `ImageCache` of n random uint8 images: all `size` (h, w) when given (CIFAR-10's fixed 32x32), else
+    photos pre-resized to a shorter side of 256 with the longer side varying (Dog Breed's cache)."""
+    from kaggle_kit.cache import ImageCache
+
+    rng = np.random.default_rng(seed)
+    if size:
+        shapes = np.tile(np.array([[size[0], size[1], 3]], np.int32), (n, 1))
+    else:
+        longer = rng.integers(256, 400, n)
+        portrait = rng.random(n) < 0.25
+        shapes = np.stack([np.where(portrait, longer, 256), np.where(portrait, 256, longer), np.full(n, 3)], 1).astype(np.int32)
+    sizes = shapes.prod(1).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = np.memmap(folder / "pixels.u8", dtype=np.uint8, mode="w+", shape=(int(sizes.sum()),))
+    step = 1 << 26
+    for begin in range(0, len(pixels), step):
+        end = min(begin + step, len(pixels))
+        pixels[begin:end] = rng.integers(0, 256, end - begin, dtype=np.uint8)
+    pixels.flush()
+    del pixels
+    return ImageCache(folder, [str(i) for i in range(n)], starts, shapes)
+
+
+def build_model(arch: str, stem: str, classes: int, seed: int = 0):
+    import torch
+
+    from kaggle_kit.models import build_model as kit_build
+    from kaggle_kit.recipe import Recipe
+
+    torch.manual_seed(seed)
+    return kit_build(Recipe(arch=arch, stem=stem), classes)
+
+
+def kit_engine(model, recipe, device, steps_per_epoch: int):
+    """What `trainer.fit` sets up around a model: device, channels_last, fused optimizer, per-batch schedule,
+    autocast dtype, grad scaler, EMA, torch.compile, cudnn.benchmark."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from kaggle_kit.schedules import build_scheduler
+    from kaggle_kit.trainer import autocast_dtype, build_optimizer
+
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    model = model.to(device)
+    channels_last = recipe.channels_last and device.type == "cuda"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, recipe, device)
+    scheduler = build_scheduler(optimizer, recipe, steps_per_epoch)
+    dtype = autocast_dtype(device, recipe)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    ema = None
+    if recipe.ema:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=recipe.ema, device=device)
+    train_model = torch.compile(model) if recipe.compile else model
+    return SimpleNamespace(model=model, train_model=train_model, ema=ema, optimizer=optimizer, scheduler=scheduler,
+                           scaler=scaler, dtype=dtype, channels_last=channels_last, device=device, recipe=recipe)
+
+
+def kit_epoch(engine, batches, epoch: int = 0) -> tuple[float, int, float]:
+    """(seconds, images, mean loss) of `trainer.train_one_epoch` over `batches`: the loop `fit` runs."""
+    from kaggle_kit.trainer import train_one_epoch
+
+    sync(engine.device)
+    row = train_one_epoch(engine.train_model, engine.model, engine.ema, batches, engine.optimizer, engine.scheduler,
+                          engine.scaler, engine.device, engine.dtype, engine.channels_last, engine.recipe, epoch, _NoBar())
+    sync(engine.device)
+    return row["seconds"], round(row["images_per_s"] * row["seconds"]), row["train_loss"]
+
+
+def plain_setup(model, device, lr: float, momentum: float, weight_decay: float, nesterov: bool):
+    """The plain eager fp32 baseline: the model as built (NCHW), torch's default SGD, no autocast."""
+    import torch
+
+    model = model.to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    return model, optimizer
+
+
+def plain_epoch(model, optimizer, batches, device) -> tuple[float, int]:
+    """(seconds, images) of the textbook loop: forward, loss, zero_grad, backward, step."""
+    import torch.nn.functional as F
+
+    model.train()
+    images = 0
+
+    def run():
+        nonlocal images
+        for x, y in batches:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            images += len(y)
+    seconds, _ = timed(run, device)
+    return seconds, images
+
+
+def staged_batches(n_batches: int, batch_size: int, img_size: int, classes: int, device, seed: int = 0):
+    """Normalised-looking float NCHW batches already on the device: the model-alone input."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n_batches):
+        x = torch.randn(batch_size, 3, img_size, img_size, generator=generator)
+        y = torch.randint(0, classes, (batch_size,), generator=generator)
+        out.append((x.to(device), y.to(device)))
+    return out

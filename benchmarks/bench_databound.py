@@ -1,0 +1,99 @@
+"""(c) How data-bound training is: epoch time with the real augmentation vs the model alone on pre-staged tensors.
+
+    .venv/bin/python benchmarks/bench_databound.py [--cases cifar,dog] [--cifar-images 128] [--dog-images 32] [--json out.json]
+
+Both epochs run kaggle-kit's loop (`trainer.train_one_epoch`, set up as `trainer.fit` sets it up) on the same
+model; only the batches differ:
+- real: `trainer.Batches.train(epoch)`, exactly what `fit` iterates - for CIFAR-10 the uint8 images resident
+  on the device and augmented there in batches (`GpuAugment`, the `fast` recipe's flip + translate 4 +
+  cutout 12; forced with gpu_data=True on a CPU); for Dog Breed the `best` recipe's crop/flip/colour in
+  persistent DataLoader workers (`EpochLoader`) over a cache of photos pre-resized to a shorter side of 256;
+- staged: the same number of batches, materialised beforehand on the device (the model alone).
+ratio = real epoch time / staged epoch time: 1.00 means the data path costs nothing. The images are
+synthetic (random pixels) with the real shapes; the cost of augmenting does not depend on the content.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from bench_train import CASES, case_recipe
+from common import build_model, kit_engine, kit_epoch, print_machine, synthetic_cache, table, write_json
+
+
+def compare_databound(case: str, device, n_images: int, batch_size: int, workers: int | None, warmup: int,
+                      repeats: int, folder: Path, compile: bool = False) -> list[dict]:
+    import numpy as np
+
+    from kaggle_kit.competition import resolve
+    from kaggle_kit.data import default_workers
+    from kaggle_kit.models import normalization
+    from kaggle_kit.trainer import Batches, Data
+
+    comp_name, _, arch, stem, img_size, classes = CASES[case]
+    comp = resolve(comp_name)
+    recipe = case_recipe(case, device, batch_size, compile)
+    if case == "cifar":
+        recipe = recipe.replace(gpu_data=True)  # what `auto` picks on a GPU; forced so a CPU runs the same path
+    workers = default_workers(device, n_images) if workers is None else workers
+    recipe = recipe.replace(workers=workers)
+    cache = synthetic_cache(folder / case, n_images, (32, 32) if case == "cifar" else None)
+    labels = np.random.default_rng(0).integers(0, classes, n_images)
+    data = Data(cache, labels, np.arange(n_images), np.zeros(0, np.int64), cache.ids)
+    model = build_model(arch, stem, classes)
+    mean, std = normalization(model)
+    steps = n_images // batch_size
+    engine = kit_engine(model, recipe, device, steps_per_epoch=steps)
+    batches = Batches(data, comp, recipe, device, mean, std)
+    staged = [(x.to(device), y.to(device)) for x, y in batches.train(0)]  # the same shapes, made beforehand
+
+    for _ in range(warmup):
+        kit_epoch(engine, staged[:1])
+    real, alone = [], []
+    for epoch in range(repeats):
+        alone.append(kit_epoch(engine, staged, epoch)[0])
+        real.append(kit_epoch(engine, batches.train(epoch), epoch)[0])
+    images = len(staged) * batch_size
+    label = f"{arch}{' 3x3 stem' if stem == 'cifar' else ''} @{img_size}, batch {batch_size}"
+    path = "GpuAugment on device-resident uint8" if batches.use_gpu_data else f"EpochLoader, {workers} worker(s)"
+    best_real, best_alone = min(real), min(alone)
+    return [{"case": case, "model": label, "data": path, "images": images, "epoch_s_real_aug": best_real,
+             "epoch_s_model_alone": best_alone, "images_per_s_real": images / best_real,
+             "images_per_s_alone": images / best_alone, "ratio": best_real / best_alone}]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", default="cifar,dog", help="comma-separated: cifar, dog")
+    parser.add_argument("--cifar-images", type=int, default=128, help="images per epoch (a multiple of the batch)")
+    parser.add_argument("--dog-images", type=int, default=32)
+    parser.add_argument("--cifar-batch", type=int, default=32, help="GPU: 512")
+    parser.add_argument("--dog-batch", type=int, default=8, help="GPU: 128-256")
+    parser.add_argument("--workers", type=int, default=None, help="Dog DataLoader workers (default: the trainer's rule)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2, help="epochs of each kind; the best counts")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", help="write the results here as JSON")
+    args = parser.parse_args()
+
+    from kaggle_kit import progress
+    from kaggle_kit.trainer import resolve_device
+
+    progress.enable(False)
+    device = resolve_device(args.device)
+    info = print_machine("(c) data-bound ratio: epoch with the real augmentation / epoch of the model alone")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="kaggle-kit-databound-") as folder:
+        for case in args.cases.split(","):
+            n, batch = (args.cifar_images, args.cifar_batch) if case == "cifar" else (args.dog_images, args.dog_batch)
+            rows += compare_databound(case, device, n, batch, args.workers, args.warmup, args.repeats, Path(folder))
+    print(table(rows, ["case", "model", "data", "images", "epoch_s_real_aug", "epoch_s_model_alone", "ratio"]))
+    write_json(args.json, {"benchmark": "databound", "machine": info, "device": str(device), "args": vars(args),
+                           "rows": rows, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+if __name__ == "__main__":
+    main()
