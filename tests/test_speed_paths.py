@@ -243,3 +243,42 @@ def test_translate_and_cutout_positions_cover_the_same_range_on_both_paths():
         assert reference.max() == gpu.max()
         assert reference.mean() == pytest.approx(gpu.mean(), abs=0.3)
     assert offsets.max() == 2 * spec.translate and holes.max() == 32 - spec.cutout
+
+
+# ---- 7z members streamed straight from the archive -------------------------------------------------------------------
+
+
+def _small_7z(path):
+    import py7zr
+
+    rng = np.random.default_rng(0)
+    members = {f"test/{i}.png": rng.integers(0, 256, 700 + 37 * i, dtype=np.uint8).tobytes() for i in range(40)}
+    members["test/empty.png"] = b""
+    with py7zr.SevenZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(data, name)
+    return members
+
+
+def test_7z_stream_hands_over_every_member_as_py7zr_extracts_it(tmp_path, monkeypatch):
+    from kaggle_kit import archive
+
+    members = _small_7z(tmp_path / "test.7z")
+    fast, general = [], []
+    archive.stream_7z(tmp_path / "test.7z", lambda name, data: fast.append((name, data)))
+    monkeypatch.setattr(archive, "_stream_folders", lambda *args: False)  # py7zr's own extract
+    archive.stream_7z(tmp_path / "test.7z", lambda name, data: general.append((name, data)))
+    assert dict(fast) == dict(general) == members
+    assert [name for name, _ in fast if name != "test/empty.png"] == [n for n in members if n != "test/empty.png"]
+
+
+@pytest.mark.parametrize("where", [0.3, 0.9])
+def test_a_damaged_7z_stream_is_a_one_line_kit_error(tmp_path, where):
+    from kaggle_kit import archive
+
+    _small_7z(tmp_path / "test.7z")
+    data = bytearray((tmp_path / "test.7z").read_bytes())
+    data[int(len(data) * where)] ^= 0xFF
+    (tmp_path / "bad.7z").write_bytes(bytes(data))
+    with pytest.raises(KitError, match="download"):
+        archive.stream_7z(tmp_path / "bad.7z", lambda name, data: None)
