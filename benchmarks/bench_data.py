@@ -5,8 +5,10 @@
 Baseline (the study's way): torchvision `ImageFolder` over the extracted image files (a class-folder tree of
 symlinks to them), each image opened and decoded with PIL every epoch, then torchvision transforms.
 kaggle-kit: every image decoded once into the uint8 cache (photos pre-resized to the shorter side the recipe
-needs), then per epoch only its augmentation: Albumentations in DataLoader workers (`data.EpochLoader`), and
-for CIFAR-10 also the batched `GpuAugment` path that a GPU run uses (timed here on CPU tensors).
+needs), then per epoch only its augmentation, as the trainer runs it: Albumentations crop/flip/colour(/noise)
+in DataLoader workers (`data.EpochLoader`), the batch normalised after (`data.OnDevice` +
+`augment.DeviceNormalize`, on the CPU here); and for CIFAR-10 also the batched `GpuAugment` path that a GPU run
+uses (timed here on CPU tensors).
 
 Both sides apply the same augmentation. The headline ("study" rows) is the study's code as Dive into Deep
 Learning writes it with torchvision transforms, expressed for kaggle-kit as an AugmentSpec:
@@ -80,8 +82,8 @@ def measure(kind: str, layout, cache, args, rows: list[dict], aug: str) -> None:
     import torch
     import torchvision
 
-    from kaggle_kit.augment import GpuAugment, build_train_transform
-    from kaggle_kit.data import CachedImages, EpochLoader, GpuBatches
+    from kaggle_kit.augment import DeviceNormalize, GpuAugment, build_train_transform
+    from kaggle_kit.data import CachedImages, EpochLoader, GpuBatches, OnDevice
     from kaggle_kit.models import build_model, normalization
     from kaggle_kit.recipe import AugmentSpec, Recipe
 
@@ -107,10 +109,12 @@ def measure(kind: str, layout, cache, args, rows: list[dict], aug: str) -> None:
     baseline_loader = torch.utils.data.DataLoader(folder, batch_size=args.batch_size, shuffle=True,
                                                   num_workers=args.workers, persistent_workers=args.workers > 0)
 
-    # kaggle-kit: the decoded cache through the recipe's Albumentations pipeline in an EpochLoader
-    transform = build_train_transform(spec, img_size, mean, std, seed=0)
+    # kaggle-kit, as trainer.Batches builds it: the decoded cache through the Albumentations pipeline in an
+    # EpochLoader, each batch normalised after
+    transform = build_train_transform(spec, img_size, mean, std, seed=0, normalize=False)
     dataset = CachedImages(cache, np.arange(n), layout.train_labels, transform)
     kit_loader = EpochLoader(dataset, args.batch_size, shuffle=True, seed=0, workers=args.workers, device=device)
+    finish = DeviceNormalize(mean, std)
 
     def epoch_rate(loader_for_epoch) -> tuple[float, int]:
         results = [images_per_s(loader_for_epoch(e)) for e in range(args.repeats)]
@@ -118,7 +122,7 @@ def measure(kind: str, layout, cache, args, rows: list[dict], aug: str) -> None:
 
     # interleaved, best of `repeats`: other processes share this machine
     base_rate, count = epoch_rate(lambda e: baseline_loader)
-    kit_rate, _ = epoch_rate(kit_loader.epoch)
+    kit_rate, _ = epoch_rate(lambda e: OnDevice(kit_loader.epoch(e), finish, device))
     rows.append({"dataset": kind, "aug": aug, "pipeline": "torchvision ImageFolder + PIL", "images": count,
                  "images_per_s": base_rate, "ratio": 1.0})
     rows.append({"dataset": kind, "aug": aug, "pipeline": "kaggle-kit cache + Albumentations", "images": count,

@@ -59,7 +59,9 @@ class CachedImages(Dataset):
         if seed is not None:
             self._reseed(seed)
         i = int(self.indices[k])
-        image = self.transform(image=np.asarray(self.cache[i]))["image"]
+        # a private copy: the cache is a read-only memory map, and a pipeline that leaves an image as it is
+        # (a flip not drawn) would hand torch a non-writable array
+        image = self.transform(image=np.array(self.cache[i]))["image"]
         label = int(self.labels[i]) if self.labels is not None else -1
         return image, label
 
@@ -166,6 +168,21 @@ class EpochLoader:
 
     def __len__(self) -> int:
         return len(self.loader)
+
+
+class OnDevice:
+    """A loader's batches moved to `device` (non-blocking from pinned memory) and finished there by `finish`
+    (e.g. `augment.DeviceNormalize`): workers send compact uint8 images, the device does the float maths."""
+
+    def __init__(self, batches, finish, device: torch.device):
+        self.batches, self.finish, self.device = batches, finish, device
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        for x, y in self.batches:
+            yield self.finish(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
 
 
 class GpuBatches:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from . import distributed, progress
 from .cache import ImageCache, load_images
 from .competition import Competition
-from .data import CachedImages, EpochLoader, GpuBatches, default_workers, epoch_seed, seed_everything
+from .data import CachedImages, EpochLoader, GpuBatches, OnDevice, default_workers, epoch_seed, seed_everything
 from .errors import KitError
 from .layout import Layout
 from .recipe import Recipe
@@ -196,7 +196,9 @@ class Batches:
             self.train_transform = augment.GpuAugment(spec, recipe.img_size, mean, std)
             self.eval_transform = augment.GpuEval(recipe.img_size, recipe.eval_resize, mean, std)
         else:
-            self.train_transform = augment.build_train_transform(spec, recipe.img_size, mean, std)
+            # workers crop, flip, colour and add noise; the batch is normalised on the training device
+            self.train_transform = augment.build_train_transform(spec, recipe.img_size, mean, std, normalize=False)
+            self.train_finish = augment.DeviceNormalize(mean, std)
             self.eval_transform = augment.build_eval_transform(recipe.img_size, recipe.eval_resize, mean, std)
             self.workers = recipe.workers if recipe.workers is not None else default_workers(device, len(data.train_idx))
 
@@ -232,7 +234,7 @@ class Batches:
             self._train_loader = EpochLoader(dataset, recipe.batch_size, shuffle=True, seed=recipe.seed,
                                              workers=self.workers, device=self.device, drop_last=drop_last,
                                              rank=distributed.rank(), world_size=distributed.world_size())
-        return self._train_loader.epoch(epoch)
+        return OnDevice(self._train_loader.epoch(epoch), self.train_finish, self.device)
 
     def validation(self, indices: np.ndarray):
         recipe, data = self.recipe, self.data
@@ -262,7 +264,7 @@ class Batches:
         dataset = CachedImages(data.train_cache, indices, data.labels, transform)
         batches = EpochLoader(dataset, recipe.batch_size * 2, shuffle=False, seed=recipe.seed, workers=self.workers,
                               device=self.device)
-        return batches.epoch(view or 0)
+        return batches.epoch(0) if view is None else OnDevice(batches.epoch(view), self.train_finish, self.device)
 
 
 # --------------------------------------------------------------------------------------- the loop

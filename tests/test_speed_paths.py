@@ -12,7 +12,7 @@ import torch
 
 from conftest import assert_one_line_error, run_cli
 from kaggle_kit import models
-from kaggle_kit.augment import GpuAugment, build_eval_transform, build_train_transform
+from kaggle_kit.augment import DeviceNormalize, GpuAugment, build_eval_transform, build_train_transform
 from kaggle_kit.cache import load_images
 from kaggle_kit.competition import resolve
 from kaggle_kit.data import CachedImages, EpochLoader
@@ -227,6 +227,24 @@ def test_gpu_and_albumentations_paths_average_to_the_same_image(aug):
     spread = reference.std(0) / np.sqrt(n)  # standard error of each mean pixel
     assert difference.mean() < 3 * spread.mean()
     assert (reference.std(0).mean() - gpu.std(0).mean()).abs() < 0.05 * reference.std(0).mean()
+
+
+@pytest.mark.parametrize("name, aug", [("dog_breed", "modern"), ("dog_breed", "paper"), ("cifar10", "modern")])
+def test_workers_without_normalisation_plus_device_normalise_equal_the_reference_pipeline(name, aug):
+    """The trainer's DataLoader path: workers stop before normalising (uint8 out, or float in [0, 1] with noise
+    or cutout) and the batch is normalised on the device - the same images as the one-piece pipeline."""
+    spec = resolve(name).augmentation(aug)
+    image = np.random.default_rng(1).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    size = 48 if name == "dog_breed" else 32
+    if name == "cifar10":
+        image = image[:32, :32]
+    whole = build_train_transform(spec, size, MEAN, STD, seed=5)
+    split = build_train_transform(spec, size, MEAN, STD, seed=5, normalize=False)
+    for _ in range(5):
+        reference, part = whole(image=image)["image"], split(image=image)["image"]
+        assert part.dtype == (torch.float32 if spec.noise_std or spec.cutout else torch.uint8)
+        finished = DeviceNormalize(MEAN, STD)(part[None])[0]
+        torch.testing.assert_close(finished, reference, atol=1e-5, rtol=1e-5)
 
 
 def test_translate_and_cutout_positions_cover_the_same_range_on_both_paths():
