@@ -35,7 +35,7 @@ from common import build_model, kit_engine, kit_epoch, print_machine, staged_bat
 TARGETS = {"cifar_train_images_per_s": 25_000, "databound_ratio": 1.10, "dog_train_images_per_s": 3_000}
 
 FULL = dict(cifar_batch=512, cifar_steps=30, cifar_images=50_000, dog_batch=256, dog_steps=12, dog_images=4096,
-            warmup=5, repeats=2, compile_steps=20)
+            warmup=5, repeats=3, compile_steps=20)
 QUICK = dict(cifar_batch=16, cifar_steps=2, cifar_images=64, dog_batch=4, dog_steps=2, dog_images=16,
              warmup=1, repeats=1, compile_steps=2)
 
