@@ -5,6 +5,7 @@ distribution as the Albumentations reference."""
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -45,10 +46,11 @@ def _models_equal(first, second, atol=0.0):
 def frozen_runs(sample_zips, tmp_path_factory):
     """The same frozen-backbone recipe trained on images and on cached features (views >= epochs)."""
     root = tmp_path_factory.mktemp("frozen")
+    data = shutil.copytree(sample_zips["cifar10"], root / "data")  # runs write caches beside the data
     kwargs = dict(recipe="paper", freeze=True, aug="modern", epochs=3, lr=0.05, workers=0, **TINY)
-    cached = train("cifar10", sample_zips["cifar10"], out=root / "cached", feature_cache_views=3, **kwargs)
-    plain = train("cifar10", sample_zips["cifar10"], out=root / "plain", **kwargs)
-    return cached, plain, sample_zips["cifar10"]
+    cached = train("cifar10", data, out=root / "cached", feature_cache_views=3, **kwargs)
+    plain = train("cifar10", data, out=root / "plain", **kwargs)
+    return cached, plain, data
 
 
 def test_feature_cache_trains_what_frozen_training_on_images_trains(frozen_runs):
@@ -99,13 +101,13 @@ def test_feature_cache_is_read_back_from_disk(frozen_runs, tmp_path):
     _models_equal(cached, again)
 
 
-def test_head_only_run_checkpoints_after_its_last_epoch_and_keeps_its_best_on_ctrl_c(sample_zips, tmp_path):
+def test_head_only_run_checkpoints_after_its_last_epoch_and_keeps_its_best_on_ctrl_c(fresh_sample, tmp_path):
     from kaggle_kit.trainer import fit
 
     comp = resolve("cifar10")
     recipe = comp.recipe("paper").replace(freeze=True, aug="modern", epochs=4, lr=0.05, workers=0,
                                           feature_cache_views=2, **TINY)
-    layout = open_layout(comp, sample_zips["cifar10"])
+    layout = open_layout(comp, fresh_sample("cifar10"))
     whole = RunDir(tmp_path / "whole")
     fit(comp, layout, recipe, whole)
     assert whole.load_checkpoint("last")["epoch"] == 3 and not (whole.path / "last.prev.pt").exists()  # one write
@@ -132,8 +134,8 @@ def test_feature_cache_settings_that_cannot_work_are_refused(settings, needle):
         check_recipe(Recipe(**settings))
 
 
-def test_feature_cache_without_freeze_is_a_one_line_error(sample_zips, tmp_path):
-    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "run",
+def test_feature_cache_without_freeze_is_a_one_line_error(fresh_sample, tmp_path):
+    result = run_cli("train", "cifar10", "--data-dir", fresh_sample("cifar10"), "--out", tmp_path / "run",
                      "--arch", "test_resnet", "--device", "cpu", "--feature-cache-views", "2", "--no-freeze")
     assert_one_line_error(result, "--feature-cache-views 2 needs a frozen backbone")
 
@@ -141,18 +143,19 @@ def test_feature_cache_without_freeze_is_a_one_line_error(sample_zips, tmp_path)
 # ---- GPU-resident data path, forced on CPU tensors ----------------------------------------------------------------
 
 
-def test_gpu_data_path_on_cpu_learns_and_is_reproducible(sample_zips, tmp_path):
+def test_gpu_data_path_on_cpu_learns_and_is_reproducible(fresh_sample, tmp_path):
+    data = fresh_sample("cifar10")
     kwargs = dict(recipe="fast", gpu_data=True, epochs=3, lr=0.05, warmup_epochs=1, **TINY)
-    first = train("cifar10", sample_zips["cifar10"], out=tmp_path / "a", **kwargs)
-    second = train("cifar10", sample_zips["cifar10"], out=tmp_path / "b", **kwargs)
+    first = train("cifar10", data, out=tmp_path / "a", **kwargs)
+    second = train("cifar10", data, out=tmp_path / "b", **kwargs)
     _models_equal(first, second)
     assert [r["train_loss"] for r in first.history] == [r["train_loss"] for r in second.history]
     assert first.history[-1]["val_metric"] >= 0.6  # 10 classes: chance is 0.1
     assert first.history[-1]["train_loss"] < first.history[0]["train_loss"]
 
 
-def test_gpu_data_needs_images_of_one_size(sample_zips, tmp_path):
-    result = run_cli("train", "dog_breed", "--data-dir", sample_zips["dog_breed"], "--out", tmp_path / "run",
+def test_gpu_data_needs_images_of_one_size(fresh_sample, tmp_path):
+    result = run_cli("train", "dog_breed", "--data-dir", fresh_sample("dog_breed"), "--out", tmp_path / "run",
                      "--arch", "test_resnet", "--device", "cpu", "--img-size", "32", "--gpu-data", "--epochs", "1",
                      "--no-pretrained")
     assert_one_line_error(result, "--gpu-data needs images of one fixed size")
@@ -173,8 +176,8 @@ def _epoch_batches(loader, epoch):
     return [(x.clone(), y.clone()) for x, y in loader.epoch(epoch)]
 
 
-def test_epoch_loader_replays_any_epoch_whatever_the_workers(sample_zips):
-    layout = open_layout(resolve("cifar10"), sample_zips["cifar10"])
+def test_epoch_loader_replays_any_epoch_whatever_the_workers(fresh_sample):
+    layout = open_layout(resolve("cifar10"), fresh_sample("cifar10"))
     cache = load_images(layout, "train", 32)
     spec = resolve("cifar10").augmentation("paper")  # random crop, flip and noise: every kind of draw
     indices = np.arange(0, 96)
@@ -201,10 +204,11 @@ def test_epoch_loader_keeps_its_workers_across_epochs():
     assert pids[0] == pids[1] == pids[2] and os.getpid() not in pids[0] and len(pids[0]) == 2
 
 
-def test_two_runs_with_two_persistent_workers_are_equal(sample_zips, tmp_path):
+def test_two_runs_with_two_persistent_workers_are_equal(fresh_sample, tmp_path):
+    data = fresh_sample("cifar10")
     kwargs = dict(recipe="paper", aug="paper", epochs=2, lr=0.05, workers=2, **TINY)
-    first = train("cifar10", sample_zips["cifar10"], out=tmp_path / "a", **kwargs)
-    second = train("cifar10", sample_zips["cifar10"], out=tmp_path / "b", **kwargs)
+    first = train("cifar10", data, out=tmp_path / "a", **kwargs)
+    second = train("cifar10", data, out=tmp_path / "b", **kwargs)
     _models_equal(first, second)
     assert [r["val_loss"] for r in first.history] == [r["val_loss"] for r in second.history]
 
