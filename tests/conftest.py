@@ -20,19 +20,26 @@ KAGGLE_KIT = [sys.executable, "-m", "kaggle_kit"]
 
 
 @pytest.fixture(scope="session")
-def sample_zips(tmp_path_factory):
-    """Pristine generated downloads, one folder per competition; copy before changing them."""
-    root = tmp_path_factory.mktemp("samples")
+def pristine_samples(tmp_path_factory):
+    """Generated downloads no test ever opens in place (opening unpacks into the folder)."""
+    root = tmp_path_factory.mktemp("pristine")
     return {name: write_sample(resolve(name), root / name).parent for name in ("cifar10", "dog_breed")}
 
 
+@pytest.fixture(scope="session")
+def sample_zips(pristine_samples, tmp_path_factory):
+    """Shared copies of the generated downloads: tests may train on them (caches are reused across tests)."""
+    root = tmp_path_factory.mktemp("samples")
+    return {name: Path(shutil.copytree(folder, root / name)) for name, folder in pristine_samples.items()}
+
+
 @pytest.fixture
-def fresh_sample(sample_zips, tmp_path):
-    """A private copy of a competition's generated download folder."""
+def fresh_sample(pristine_samples, tmp_path):
+    """A private copy of a competition's untouched download folder, to change or break."""
 
     def copy(name: str) -> Path:
         target = tmp_path / name
-        shutil.copytree(sample_zips[name], target)
+        shutil.copytree(pristine_samples[name], target)
         return target
 
     return copy
