@@ -8,6 +8,7 @@ interrupted unpack is never mistaken for a finished one.
 
 from __future__ import annotations
 
+import lzma
 import os
 import shutil
 import stat
@@ -154,7 +155,7 @@ def _extract_7z(path: Path, staging: Path) -> None:
         with py7zr.SevenZipFile(path, "r") as archive:
             check_free_space(staging, sum(i.uncompressed or 0 for i in archive.list()))
             archive.extractall(path=staging)
-    except (py7zr.exceptions.Bad7zFile, py7zr.exceptions.CrcError, EOFError, ValueError) as error:
+    except (py7zr.exceptions.Bad7zFile, py7zr.exceptions.CrcError, EOFError, ValueError, lzma.LZMAError) as error:
         raise KitError(f"{path}: damaged 7z archive ({error}); delete it and download again") from None
 
 
