@@ -68,7 +68,12 @@ def train(
     finally:
         distributed.shutdown()
     if not is_main:
-        return  # rank 0 alone reports, calibrates and writes to the run folder
+        # rank 0 alone reports, calibrates and writes to the run folder. The others leave without
+        # interpreter finalisation: gloo's worker threads can abort the process while Python tears
+        # down (seen as SIGABRT "terminate called without an active exception" after a finished run).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     from ..run import RunDir
     from ..competition import resolve
 
