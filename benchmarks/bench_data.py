@@ -134,7 +134,7 @@ def measure(kind: str, layout, cache, args, rows: list[dict], aug: str) -> None:
         images = torch.from_numpy(np.array(cache.uniform_array()))
         targets = torch.as_tensor(layout.train_labels)
         augment = GpuAugment(spec, img_size, mean, std)
-        batches = GpuBatches(images, targets, np.arange(n), args.batch_size * 4, augment, shuffle=True, seed=0, epoch=0)
+        batches = GpuBatches(images, targets, np.random.default_rng(0).permutation(n), args.batch_size * 4, augment)
         rate = max(images_per_s(batches)[0] for _ in range(args.repeats))
         rows.append({"dataset": kind, "aug": aug, "pipeline": "kaggle-kit GpuAugment batches (CPU tensors)",
                      "images": n, "images_per_s": rate, "ratio": rate / base_rate})

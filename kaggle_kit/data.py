@@ -89,36 +89,13 @@ def default_workers(device: torch.device, n_images: int) -> int:
 MAX_WORKERS = 8
 
 
-def loader(
-    dataset: Dataset,
-    batch_size: int,
-    *,
-    shuffle: bool,
-    seed: int,
-    epoch: int,
-    workers: int,
-    device: torch.device,
-    drop_last: bool = False,
-    sampler=None,
-) -> DataLoader:
+def loader(dataset: Dataset, batch_size: int, *, workers: int, device: torch.device) -> DataLoader:
+    """One pass over `dataset` in order (evaluation and prediction); training uses `EpochLoader`."""
     from .augment import seed_worker
 
-    generator = torch.Generator()
-    generator.manual_seed(epoch_seed(seed, epoch))
-    kwargs = {}
-    if workers > 0:
-        kwargs = dict(worker_init_fn=seed_worker, prefetch_factor=4, persistent_workers=False)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle and sampler is None,
-        sampler=sampler,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        drop_last=drop_last,
-        generator=generator,
-        **kwargs,
-    )
+    kwargs = dict(worker_init_fn=seed_worker, prefetch_factor=4) if workers > 0 else {}
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                      pin_memory=device.type == "cuda", **kwargs)
 
 
 class EpochSampler(Sampler):
@@ -193,18 +170,19 @@ class OnDevice:
 
 
 class GpuBatches:
-    """Batches of a device-resident uint8 (N, H, W, 3) tensor, augmented on the device."""
+    """Batches of a device-resident uint8 (N, H, W, 3) tensor, in the given order, augmented on the device.
+
+    The order comes from the caller (an `EpochSampler`'s positions when training), so both data paths draw
+    their epoch order, and their DDP shards, from one mechanism.
+    """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, indices: np.ndarray, batch_size: int,
-                 transform, *, shuffle: bool, seed: int, epoch: int, drop_last: bool = False):
+                 transform, *, drop_last: bool = False):
         self.images = images
         self.labels = labels
         self.indices = torch.as_tensor(np.asarray(indices, dtype=np.int64), device=images.device)
         self.batch_size = batch_size
         self.transform = transform
-        self.shuffle = shuffle
-        self.seed = seed
-        self.epoch = epoch
         self.drop_last = drop_last
 
     def __len__(self) -> int:
@@ -212,13 +190,8 @@ class GpuBatches:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
-        order = self.indices
-        generator = torch.Generator(device=self.images.device)
-        generator.manual_seed(epoch_seed(self.seed, self.epoch))
-        if self.shuffle:
-            order = order[torch.randperm(len(order), generator=generator, device=order.device)]
         for b in range(len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            idx = self.indices[b * self.batch_size : (b + 1) * self.batch_size]
             x = self.transform(self.images[idx])
             y = self.labels[idx] if self.labels is not None else torch.full((len(idx),), -1, device=idx.device)
             yield x, y

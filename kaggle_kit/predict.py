@@ -223,7 +223,7 @@ def _loader_batches(cache: ImageCache, indices: np.ndarray, batch_size: int, dev
     if workers is None:
         workers = recipe.workers if recipe.workers is not None else default_workers(device, len(indices))
     dataset = CachedImages(cache, indices, None, transform)
-    for x, _ in loader(dataset, batch_size, shuffle=False, seed=0, epoch=0, workers=workers, device=device):
+    for x, _ in loader(dataset, batch_size, workers=workers, device=device):
         yield x.to(device, non_blocking=True)
 
 

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from . import distributed, progress
 from .cache import ImageCache, load_images
 from .competition import Competition
-from .data import CachedImages, EpochLoader, GpuBatches, OnDevice, default_workers, epoch_seed, seed_everything
+from .data import (CachedImages, EpochLoader, EpochSampler, GpuBatches, OnDevice, default_workers, epoch_seed,
+                   seed_everything)
 from .errors import KitError
 from .layout import Layout
 from .recipe import Recipe
@@ -220,14 +221,12 @@ class Batches:
         if self.features is not None:
             return self.features.train_batches(epoch, recipe.batch_size, recipe.seed, drop_last)
         if self.use_gpu_data:
-            indices = data.train_idx
-            if distributed.world_size() > 1:
-                # each rank takes a disjoint, seeded share of this epoch's shuffled order
-                rng = np.random.default_rng(epoch_seed(recipe.seed, epoch))
-                order = indices[rng.permutation(len(indices))]
-                indices = order[distributed.rank() * per_rank : (distributed.rank() + 1) * per_rank]
-            return GpuBatches(self.images, self.labels, indices, recipe.batch_size, self.train_transform,
-                              shuffle=distributed.world_size() == 1, seed=recipe.seed, epoch=epoch, drop_last=drop_last)
+            # the same seeded order and equal per-rank shares as the DataLoader path's sampler
+            sampler = EpochSampler(len(data.train_idx), recipe.seed, shuffle=True,
+                                   rank=distributed.rank(), world_size=distributed.world_size())
+            sampler.set_epoch(epoch)
+            return GpuBatches(self.images, self.labels, data.train_idx[sampler.positions()], recipe.batch_size,
+                              self.train_transform, drop_last=drop_last)
         if self._train_loader is None:
             # one loader for the whole run; its sampler shards by rank and seeds each image from (seed, epoch)
             dataset = CachedImages(data.train_cache, data.train_idx, data.labels, self.train_transform)
@@ -241,8 +240,7 @@ class Batches:
         if self.features is not None:
             return self.features.val_batches(indices, recipe.batch_size * 2)
         if self.use_gpu_data:
-            return GpuBatches(self.images, self.labels, indices, recipe.batch_size * 2, self.eval_transform,
-                              shuffle=False, seed=recipe.seed, epoch=0)
+            return GpuBatches(self.images, self.labels, indices, recipe.batch_size * 2, self.eval_transform)
         key = np.asarray(indices, dtype=np.int64).tobytes()
         if self._val_loader is None or self._val_loader[0] != key:  # the same images every epoch: workers stay
             dataset = CachedImages(data.train_cache, indices, data.labels, self.eval_transform)
@@ -258,8 +256,7 @@ class Batches:
             transform = self.eval_transform if view is None else self.train_transform
             if view is not None:
                 seed_everything(epoch_seed(recipe.seed, view, salt=3))  # GpuAugment draws from torch's generator
-            return GpuBatches(self.images, self.labels, indices, recipe.batch_size * 2, transform,
-                              shuffle=False, seed=recipe.seed, epoch=view or 0)
+            return GpuBatches(self.images, self.labels, indices, recipe.batch_size * 2, transform)
         transform = self.eval_transform if view is None else self.train_transform
         dataset = CachedImages(data.train_cache, indices, data.labels, transform)
         batches = EpochLoader(dataset, recipe.batch_size * 2, shuffle=False, seed=recipe.seed, workers=self.workers,
