@@ -38,6 +38,7 @@ class ImageSet:
     source: Path  # a folder, a .zip or a .7z
     prefix: str  # member prefix inside an archive, e.g. "train/"
     ext: str
+    _fingerprint: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def kind(self) -> str:
@@ -53,15 +54,19 @@ class ImageSet:
         return Path(f"{self.source}:{self.member(image_id)}")
 
     def fingerprint(self) -> str:
-        digest = hashlib.sha256()
-        if self.kind == "folder":
-            for entry in sorted(os.scandir(self.source), key=lambda e: e.name):
-                digest.update(f"{entry.name}:{entry.stat().st_size}\n".encode())
-        else:
-            st = self.source.stat()
-            digest.update(f"{self.source.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-        digest.update("\n".join(self.ids).encode())
-        return digest.hexdigest()[:16]
+        """Names and sizes of the files (or the archive's size and time) and the ids; computed once, since
+        a 300,000-file folder takes a stat per file and the cache path and run config both ask."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            if self.kind == "folder":
+                for entry in sorted(os.scandir(self.source), key=lambda e: e.name):
+                    digest.update(f"{entry.name}:{entry.stat().st_size}\n".encode())
+            else:
+                st = self.source.stat()
+                digest.update(f"{self.source.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+            digest.update("\n".join(self.ids).encode())
+            self._fingerprint = digest.hexdigest()[:16]
+        return self._fingerprint
 
 
 @dataclass

@@ -14,6 +14,7 @@ only rank 0 writes the run folder.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import sys
@@ -86,7 +87,7 @@ def run_config(comp: Competition, layout: Layout, recipe: Recipe, normalization,
         "metric": comp.metric.name,
         "higher_is_better": comp.metric.higher_is_better,
         "recipe": recipe.to_dict(),
-        "augment": comp.augmentation(recipe.aug).__dict__ | {},
+        "augment": dataclasses.asdict(comp.augmentation(recipe.aug)),
         "classes": layout.classes,
         "data_dir": str(layout.root.resolve()),
         "fingerprint": layout.fingerprint(),
