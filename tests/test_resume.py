@@ -41,6 +41,20 @@ def _wait_for_epochs(out, n, process, timeout=300):
     raise AssertionError("training did not reach the epoch in time")
 
 
+def _kill_after_epochs(data, out, n):
+    """Start a run and SIGKILL it once `n` epochs are in its history."""
+    process = _start(data, out)
+    _wait_for_epochs(out, n, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def _resume(out):
+    result = run_cli("train", "--resume", out)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def _final(out):
     run = RunDir(out)
     return run.history(), run.load_checkpoint("last")["model"]
@@ -63,26 +77,18 @@ def uninterrupted(sample_zips, tmp_path_factory):
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(sample_zips, uninterrupted, tmp_path):
     out = tmp_path / "killed"
-    process = _start(sample_zips["cifar10"], out)
-    _wait_for_epochs(out, 1, process)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    _kill_after_epochs(sample_zips["cifar10"], out, 1)
     assert len(RunDir(out).history()) < 3
-    result = run_cli("train", "--resume", out)
-    assert result.returncode == 0, result.stderr
+    _resume(out)
     _same_run(uninterrupted, out)
 
 
 def test_torn_checkpoint_falls_back_to_the_previous_one(sample_zips, uninterrupted, tmp_path):
     out = tmp_path / "torn"
-    process = _start(sample_zips["cifar10"], out)
-    _wait_for_epochs(out, 2, process)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    _kill_after_epochs(sample_zips["cifar10"], out, 2)
     last = out / "last.pt"
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # a crash mid-write on a disk without rename
-    result = run_cli("train", "--resume", out)
-    assert result.returncode == 0, result.stderr
+    result = _resume(out)
     assert "last.pt is damaged" in result.stderr and "last.prev.pt" in result.stderr
     _same_run(uninterrupted, out)
 
@@ -97,8 +103,7 @@ def test_ctrl_c_saves_and_prints_the_resume_command(sample_zips, uninterrupted, 
     assert "Traceback" not in stderr
     assert f"kaggle-kit train --resume {out}" in stderr
     assert RunDir(out).has_checkpoint("last")
-    result = run_cli("train", "--resume", out)
-    assert result.returncode == 0, result.stderr
+    _resume(out)
     _same_run(uninterrupted, out)
 
 
