@@ -14,8 +14,12 @@ wrong argument name raises instead of warning and silently falling back to a def
 GPU path (`GpuAugment`): the same spec on a whole uint8 batch on its own device: the same crop sampling rule
 as albumentations' RandomResizedCrop (10 tries, then the ratio-clamped centre crop), bilinear resampling with
 the same half-pixel convention as cv2, per-sample flip, jitter factors, noise std and cutout position.
+A batch is either one (N, H, W, 3) tensor (fixed-size images: CIFAR-10) or `RaggedImages` (photos of
+different sizes back to back: Dog Breed), whose crops are sampled straight from each image
+(`ragged_resized_crops`), clamped at the crop's edge pixels exactly as cv2 resizing a cropped image is.
 Differences, kept on purpose: colour jitter runs brightness -> contrast -> saturation in a fixed order
-(albumentations shuffles the order per image) and stays in float (no rounding to uint8 between steps).
+(albumentations shuffles the order per image) and stays in float (no rounding to uint8 between steps); on
+ragged images a `pre_resize` is folded into the crop's coordinates (one resampling instead of two).
 
 Workers: `seed_worker` (DataLoader `worker_init_fn`) seeds numpy, `random` and the dataset's Albumentations
 pipelines from `torch.initial_seed()`, and turns OpenCV's thread pool off. Pipelines built here also re-seed
@@ -230,6 +234,105 @@ def _pipelines_of(dataset: Any, depth: int = 3) -> Iterator[A.BaseCompose]:
 # ---- GPU path --------------------------------------------------------------------------------------------
 
 
+class RaggedImages:
+    """Images of different sizes, RGB HxWx3 uint8 each, back to back in one flat tensor on one device.
+
+    Why: photos cached with their aspect kept (Dog Breed) cannot stack into one (N, H, W, 3) tensor, yet all of
+    them fit on a GPU (10,222 photos at a shorter side of 256: about 2.7 GB). Indexing with image numbers gives
+    a batch that shares the pixels; `GpuAugment` and `GpuEval` sample each output pixel straight from its
+    image (`ragged_resized_crops`), so a batch is never copied, stacked or padded.
+    `offsets` are in pixels (byte offset / 3), `heights` and `widths` int64; all on the pixels' device.
+    """
+
+    def __init__(self, pixels: torch.Tensor, offsets: torch.Tensor, heights: torch.Tensor, widths: torch.Tensor):
+        if pixels.dtype != torch.uint8 or pixels.ndim != 1 or pixels.numel() % 3:
+            raise ValueError(f"expected a flat uint8 tensor of whole RGB pixels, got {pixels.dtype} {tuple(pixels.shape)}")
+        self.pixels, self.offsets, self.heights, self.widths = pixels, offsets, heights, widths
+
+    @classmethod
+    def from_arrays(cls, images: Sequence[np.ndarray], device: torch.device | str = "cpu") -> RaggedImages:
+        """HxWx3 uint8 arrays of any sizes, copied back to back onto `device`."""
+        sizes = np.array([image.shape[0] * image.shape[1] for image in images], dtype=np.int64)
+        flat = np.concatenate([np.ascontiguousarray(image, dtype=np.uint8).reshape(-1) for image in images])
+        return cls.from_flat(torch.from_numpy(flat).to(device), np.concatenate([[0], np.cumsum(sizes)[:-1]]) * 3,
+                             np.array([image.shape[:2] for image in images], dtype=np.int64).reshape(-1, 2))
+
+    @classmethod
+    def from_flat(cls, pixels: torch.Tensor, byte_starts: np.ndarray, sizes_hw: np.ndarray) -> RaggedImages:
+        """A flat uint8 tensor + each image's byte offset and (height, width), as an image cache stores them."""
+        byte_starts = np.asarray(byte_starts, dtype=np.int64)
+        if (byte_starts % 3).any():
+            raise ValueError("every image must start on a whole pixel (a byte offset divisible by 3)")
+        device = pixels.device
+        sizes_hw = np.asarray(sizes_hw, dtype=np.int64).reshape(-1, 2)
+        return cls(pixels, torch.as_tensor(byte_starts // 3, device=device),
+                   torch.as_tensor(sizes_hw[:, 0], device=device), torch.as_tensor(sizes_hw[:, 1], device=device))
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, index: torch.Tensor) -> RaggedImages:
+        return RaggedImages(self.pixels, self.offsets[index], self.heights[index], self.widths[index])
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixels.device
+
+
+def ragged_resized_crops(images: RaggedImages, boxes: torch.Tensor, size: int, *, clamp_to_box: bool) -> torch.Tensor:
+    """Each image's (x0, y0, w, h) box, in its own pixels, resampled to size x size -> float NCHW in [0, 1]
+    (channels_last memory), bilinear with cv2's half-pixel convention.
+
+    `clamp_to_box`: sample positions stop at the box's edge pixels, as cv2 resizing a cropped image does
+    (RandomResizedCrop); otherwise at the image's edges, as resizing the whole image then cropping does.
+    Rows and columns are separable: positions and weights are computed per (image, row) and (image, column),
+    and only the four neighbour gathers and their blend touch every output pixel.
+    """
+    x0, y0, w, h = boxes.to(torch.float32).unbind(1)
+    heights, widths = images.heights, images.widths
+    cols0, cols1, fx = _sample_axis(x0, w, widths, size, clamp_to_box)
+    rows0, rows1, fy = _sample_axis(y0, h, heights, size, clamp_to_box)
+    first = images.offsets[:, None]
+    row_top, row_bottom = first + rows0 * widths[:, None], first + rows1 * widths[:, None]  # (n, size) pixel numbers
+    pixels = images.pixels.view(-1, 3)
+
+    def gather(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        return pixels[rows[:, :, None] + cols[:, None, :]].to(torch.float32)  # (n, size, size, 3)
+
+    fx, fy = fx[:, None, :, None], fy[:, :, None, None]
+    top = torch.lerp(gather(row_top, cols0), gather(row_top, cols1), fx)
+    bottom = torch.lerp(gather(row_bottom, cols0), gather(row_bottom, cols1), fx)
+    return torch.lerp(top, bottom, fy).div_(255.0).permute(0, 3, 1, 2)  # NHWC memory: channels_last
+
+
+def _sample_axis(start: torch.Tensor, length: torch.Tensor, limit: torch.Tensor, size: int, clamp_to_box: bool):
+    """Along one axis: the two neighbouring source indices and the blend weight for each of `size` outputs."""
+    centres = torch.arange(size, device=start.device, dtype=torch.float32) + 0.5
+    position = start[:, None] + centres[None, :] * (length / size)[:, None] - 0.5
+    last = (limit - 1).to(torch.float32)[:, None]
+    if clamp_to_box:
+        low, high = start[:, None], torch.minimum(start + length - 1, last[:, 0])[:, None]
+    else:
+        low, high = torch.zeros_like(last), last
+    position = torch.maximum(torch.minimum(position, high), low)
+    lower = position.floor()
+    upper = torch.minimum(lower + 1, last)
+    return lower.to(torch.int64), upper.to(torch.int64), position - lower
+
+
+def centre_crop_boxes(heights: torch.Tensor, widths: torch.Tensor, short_side: int, crop: int) -> torch.Tensor:
+    """(n, 4) boxes (x0, y0, w, h) in each image's pixels of `resize_centre_crop`: shorter side to `short_side`,
+    then the centre crop x crop - so one resampling of the box does both."""
+    heights, widths = heights.to(torch.float64), widths.to(torch.float64)  # exact integer sizes, as in Python
+    scale = short_side / torch.minimum(heights, widths)
+    new_h = torch.where(heights <= widths, float(short_side), torch.floor(heights * scale))
+    new_w = torch.where(widths <= heights, float(short_side), torch.floor(widths * scale))
+    top, left = torch.floor((new_h - crop) / 2), torch.floor((new_w - crop) / 2)
+    to_h, to_w = heights / new_h, widths / new_w
+    return torch.stack([left * to_w, top * to_h, crop * to_w, crop * to_h], dim=1).to(torch.float32)
+
+
+
 class GpuAugment(nn.Module):
     """The AugmentSpec applied to a uint8 batch (NHWC or NCHW) on the batch's device -> normalised float NCHW.
 
@@ -246,15 +349,20 @@ class GpuAugment(nn.Module):
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
         self._generators: dict[torch.device, torch.Generator] = {}
 
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+    def forward(self, batch: torch.Tensor | RaggedImages) -> torch.Tensor:
+        if isinstance(batch, RaggedImages):
+            params = self.sample_params(len(batch), batch.heights, batch.widths, batch.device)
+            return self.apply(batch, params)
         images = to_float_nchw(batch)
         params = self.sample_params(images.shape[0], images.shape[-2], images.shape[-1], images.device)
         return self.apply(images, params)
 
     # -- sampling
 
-    def sample_params(self, n: int, height: int, width: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-        """Per-sample random choices for a batch of n images of height x width."""
+    def sample_params(self, n: int, height: int | torch.Tensor, width: int | torch.Tensor,
+                      device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        """Per-sample random choices for a batch of n images of height x width (ints, or (n,) tensors of each
+        image's own size)."""
         spec, device = self.spec, torch.device(device)
         params: dict[str, torch.Tensor] = {}
         if spec.crop_scale is not None:
@@ -274,24 +382,28 @@ class GpuAugment(nn.Module):
             params["cutout"] = self._randint(0, self.img_size - spec.cutout + 1, (n, 2), device)
         return params
 
-    def sample_crop_boxes(self, n: int, height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
-        """(n, 4) float boxes (x0, y0, w, h) drawn exactly as albumentations' RandomResizedCrop draws them."""
+    def sample_crop_boxes(self, n: int, height: int | torch.Tensor, width: int | torch.Tensor,
+                          device: torch.device | str = "cpu") -> torch.Tensor:
+        """(n, 4) float boxes (x0, y0, w, h) drawn exactly as albumentations' RandomResizedCrop draws them, each
+        inside its own image (`height`, `width`: ints, or (n,) tensors)."""
         device = torch.device(device)
+        height = torch.as_tensor(height, dtype=torch.float32, device=device).expand(n)
+        width = torch.as_tensor(width, dtype=torch.float32, device=device).expand(n)
         (scale_min, scale_max), (ratio_min, ratio_max) = self.spec.crop_scale, self.spec.crop_ratio
-        area = height * width * self._uniform(scale_min, scale_max, (n, CROP_ATTEMPTS), device)
+        area = (height * width)[:, None] * self._uniform(scale_min, scale_max, (n, CROP_ATTEMPTS), device)
         aspect = torch.exp(self._uniform(math.log(ratio_min), math.log(ratio_max), (n, CROP_ATTEMPTS), device))
         w, h = torch.round(torch.sqrt(area * aspect)), torch.round(torch.sqrt(area / aspect))
-        fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+        fits = (w > 0) & (w <= width[:, None]) & (h > 0) & (h <= height[:, None])
         first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)  # the first box that fits, as in the loop
         found = fits.any(dim=1)
         w, h = w.gather(1, first).squeeze(1), h.gather(1, first).squeeze(1)
         x0 = torch.floor((width - w + 1) * self._uniform(0, 1, n, device))
         y0 = torch.floor((height - h + 1) * self._uniform(0, 1, n, device))
         fallback_w, fallback_h = _fallback_crop(height, width, ratio_min, ratio_max)
-        w = torch.where(found, w, float(fallback_w))
-        h = torch.where(found, h, float(fallback_h))
-        x0 = torch.where(found, x0, float((width - fallback_w) // 2))
-        y0 = torch.where(found, y0, float((height - fallback_h) // 2))
+        w = torch.where(found, w, fallback_w)
+        h = torch.where(found, h, fallback_h)
+        x0 = torch.where(found, x0, torch.div(width - fallback_w, 2, rounding_mode="floor"))
+        y0 = torch.where(found, y0, torch.div(height - fallback_h, 2, rounding_mode="floor"))
         return torch.stack([x0, y0, w, h], dim=1)
 
     def _generator(self, device: torch.device) -> torch.Generator | None:
@@ -310,8 +422,9 @@ class GpuAugment(nn.Module):
 
     # -- applying
 
-    def apply(self, images: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        """float NCHW in [0, 1] + sampled params -> augmented, normalised float NCHW (channels_last)."""
+    def apply(self, images: torch.Tensor | RaggedImages, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """float NCHW in [0, 1] (or `RaggedImages`) + sampled params -> augmented, normalised float NCHW
+        (channels_last)."""
         x = self._geometry(images, params)
         if "flip" in params:
             x = torch.where(params["flip"].view(-1, 1, 1, 1), x.flip(-1), x)
@@ -323,14 +436,33 @@ class GpuAugment(nn.Module):
             x = _cut_out(x, params["cutout"], self.spec.cutout, self.mean)
         return _normalize(x, self.mean, self.std)
 
-    def _geometry(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _geometry(self, x: torch.Tensor | RaggedImages, params: dict[str, torch.Tensor]) -> torch.Tensor:
         spec, size = self.spec, self.img_size
-        if spec.pre_resize:
-            x = F.interpolate(x, size=(spec.pre_resize, spec.pre_resize), mode="bilinear", align_corners=False)
-        x = resized_crops(x, params["crop"], size) if "crop" in params else resize_centre_crop(x, size, size)
+        if isinstance(x, RaggedImages):
+            x = self._ragged_geometry(x, params)
+        else:
+            if spec.pre_resize:
+                x = F.interpolate(x, size=(spec.pre_resize, spec.pre_resize), mode="bilinear", align_corners=False)
+            x = resized_crops(x, params["crop"], size) if "crop" in params else resize_centre_crop(x, size, size)
         if "shift" in params:
             x = _translate(x, params["shift"], spec.translate)
         return x
+
+    def _ragged_geometry(self, images: RaggedImages, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Crop (or resize and centre-crop) every image to img_size in one resampling from its own pixels."""
+        heights, widths = images.heights.to(torch.float32), images.widths.to(torch.float32)
+        if self.spec.pre_resize:
+            side = torch.full_like(heights, float(self.spec.pre_resize))
+            frame_h, frame_w, to_source = side, side, torch.stack([widths, heights] * 2, 1) / side[:, None]
+        else:
+            frame_h, frame_w, to_source = heights, widths, None
+        if "crop" in params:
+            boxes, clamp_to_box = params["crop"], self.spec.pre_resize is None
+        else:
+            boxes, clamp_to_box = centre_crop_boxes(frame_h, frame_w, self.img_size, self.img_size), False
+        if to_source is not None:
+            boxes = boxes * to_source  # pre-resized coordinates back onto the stored pixels
+        return ragged_resized_crops(images, boxes, self.img_size, clamp_to_box=clamp_to_box)
 
 
 def to_float_nchw(batch: torch.Tensor) -> torch.Tensor:
@@ -369,21 +501,20 @@ def resize_centre_crop(x: torch.Tensor, short_side: int, crop: int) -> torch.Ten
     if min(height, width) != short_side:
         scale = short_side / min(height, width)
         new_h = short_side if height <= width else int(height * scale)
-        new_w = short_side if width < height else int(width * scale)
+        new_w = short_side if width <= height else int(width * scale)
         x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False)
         height, width = new_h, new_w
     top, left = (height - crop) // 2, (width - crop) // 2
     return x[..., top:top + crop, left:left + crop]
 
 
-def _fallback_crop(height: int, width: int, ratio_min: float, ratio_max: float) -> tuple[int, int]:
+def _fallback_crop(height: torch.Tensor, width: torch.Tensor, ratio_min: float,
+                   ratio_max: float) -> tuple[torch.Tensor, torch.Tensor]:
     """albumentations' centre crop when no random box fits: the whole image, clamped to the aspect range."""
-    aspect = width / height
-    if aspect < ratio_min:
-        return width, round(width / ratio_min)
-    if aspect > ratio_max:
-        return round(height * ratio_max), height
-    return width, height
+    aspect = width / height  # below ratio_min and above ratio_max exclude each other: one test per side
+    fallback_w = torch.where(aspect > ratio_max, torch.round(height * ratio_max), width)
+    fallback_h = torch.where(aspect < ratio_min, torch.round(width / ratio_min), height)
+    return fallback_w, fallback_h
 
 
 def _translate(x: torch.Tensor, shifts: torch.Tensor, pad: int) -> torch.Tensor:
@@ -438,7 +569,8 @@ def _normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> 
 
 
 __all__ = [
-    "DeviceNormalize", "GpuAugment", "WorkerSeededCompose", "build_eval_transform", "build_train_transform", "check_spec",
+    "DeviceNormalize", "GpuAugment", "GpuEval", "RaggedImages", "WorkerSeededCompose", "centre_crop_boxes",
+    "ragged_resized_crops", "build_eval_transform", "build_train_transform", "check_spec",
     "effective_parameters", "gpu_normalize", "reseed_pipeline", "resize_centre_crop", "resized_crops",
     "seed_worker", "to_float_nchw",
 ]
@@ -472,7 +604,11 @@ class GpuEval(nn.Module):
         self.img_size, self.short_side = img_size, eval_resize or img_size
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+    def forward(self, batch: torch.Tensor | RaggedImages) -> torch.Tensor:
         # the same geometry as build_eval_transform; resize_centre_crop skips work already done
-        x = resize_centre_crop(to_float_nchw(batch), self.short_side, self.img_size)
+        if isinstance(batch, RaggedImages):
+            boxes = centre_crop_boxes(batch.heights, batch.widths, self.short_side, self.img_size)
+            x = ragged_resized_crops(batch, boxes, self.img_size, clamp_to_box=False)
+        else:
+            x = resize_centre_crop(to_float_nchw(batch), self.short_side, self.img_size)
         return _normalize(x, self.mean, self.std)

@@ -6,8 +6,9 @@ Two paths with one interface (iterate -> (images float NCHW normalised, labels))
   set of worker processes, for the whole run: its `EpochSampler` hands every image its own augmentation seed,
   drawn from (seed, epoch, position), so order and augmentation do not depend on which worker serves an image,
   on how many workers there are, or on what a worker did in earlier epochs.
-- `GpuBatches`: a fixed-size uint8 cache moved to the device once, augmented there in whole batches
-  (CIFAR-10 on a GPU: no worker, no host-to-device copy per step).
+- `GpuBatches`: the whole uint8 cache moved to the device once (`device_images`), augmented there in whole
+  batches: no worker, no host-to-device copy per step. Fixed-size images (CIFAR-10) form one (N, H, W, 3)
+  tensor; photos of different sizes (Dog Breed) stay back to back as `augment.RaggedImages`.
 Every epoch's order and augmentation are a pure function of (seed, epoch), so a resumed run replays
 exactly what an uninterrupted one would have seen.
 """
@@ -169,8 +170,48 @@ class OnDevice:
             yield self.finish(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
 
 
+COPY_BYTES = 64 << 20  # host-to-device copy piece: the host never holds a second copy of a large cache
+
+
+def device_images(cache: ImageCache, device: torch.device):
+    """The whole decoded cache on `device`: a uint8 (N, H, W, 3) tensor for fixed-size images, else
+    `augment.RaggedImages`. Copied from the memory map in pieces (on a CPU device too: the map is read-only)."""
+    from .augment import RaggedImages
+
+    nbytes = int((cache.starts + np.prod(cache.shapes, axis=1)).max()) if len(cache) else 0
+    flat = torch.empty(nbytes, dtype=torch.uint8, device=device)
+    for begin in range(0, nbytes, COPY_BYTES):
+        piece = np.array(cache.pixels[begin : begin + COPY_BYTES])
+        flat[begin : begin + len(piece)].copy_(torch.from_numpy(piece))
+    if cache.is_uniform():
+        return flat.view(len(cache), *(int(v) for v in cache.shapes[0]))
+    return RaggedImages.from_flat(flat, cache.starts, cache.shapes[:, :2])
+
+
+def cache_batch(cache: ImageCache, indices: np.ndarray, device: torch.device):
+    """Images `indices` of the cache as one uint8 batch on `device`, shaped as `device_images` shapes the whole
+    cache. A run of consecutive images is one slice of the memory map; the map itself is never loaded whole."""
+    from .augment import RaggedImages
+
+    indices = np.asarray(indices, dtype=np.int64)
+    consecutive = len(indices) > 0 and bool((np.diff(indices) == 1).all())
+    if cache.is_uniform():
+        array = cache.uniform_array()
+        pixels = np.array(array[indices[0] : indices[-1] + 1] if consecutive else array[indices])
+        return torch.from_numpy(pixels).to(device, non_blocking=True)
+    sizes = np.prod(cache.shapes[indices], axis=1)
+    starts = cache.starts[indices]
+    if consecutive:
+        flat = np.array(cache.pixels[starts[0] : starts[-1] + sizes[-1]])
+        local = starts - starts[0]
+    else:
+        flat = np.concatenate([cache.pixels[a : a + n] for a, n in zip(starts, sizes)])
+        local = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    return RaggedImages.from_flat(torch.from_numpy(flat).to(device, non_blocking=True), local, cache.shapes[indices, :2])
+
+
 class GpuBatches:
-    """Batches of a device-resident uint8 (N, H, W, 3) tensor, in the given order, augmented on the device.
+    """Batches of device-resident uint8 images (see `device_images`), in the given order, augmented on the device.
 
     The order comes from the caller (an `EpochSampler`'s positions when training), so both data paths draw
     their epoch order, and their DDP shards, from one mechanism.

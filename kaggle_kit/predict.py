@@ -189,13 +189,13 @@ def apply_view(x: torch.Tensor, view: str) -> torch.Tensor:
 
 
 def _array_path_possible(cache: ImageCache, recipe: Recipe, device: torch.device) -> bool:
-    """Whole uint8 batches from the memory map, converted in torch: for fixed-size caches. On a CPU only
-    when no resize is needed, where it equals the Albumentations eval transform exactly; on a GPU always,
-    through the trainer's own GPU evaluation transform (`augment.GpuEval`)."""
-    if not cache.is_uniform():
-        return False
+    """Whole uint8 batches from the memory map, converted in torch: on a GPU always, through the trainer's own
+    GPU evaluation transform (`augment.GpuEval`, photos of any sizes included); on a CPU only for fixed-size
+    images needing no resize, where it equals the Albumentations eval transform exactly."""
     if device.type == "cuda":
         return True
+    if not cache.is_uniform():
+        return False
     h, w, _ = (int(v) for v in cache.shapes[0])
     short_side = recipe.eval_resize or recipe.img_size
     return h == w == recipe.img_size and short_side == recipe.img_size
@@ -203,16 +203,12 @@ def _array_path_possible(cache: ImageCache, recipe: Recipe, device: torch.device
 
 def _array_batches(cache: ImageCache, indices: np.ndarray, batch_size: int, device: torch.device, recipe: Recipe, mean, std):
     from .augment import GpuEval
+    from .data import cache_batch
 
     # the trainer's device-side evaluation transform, so predictions match the validation that chose the checkpoint
     transform = GpuEval(recipe.img_size, recipe.eval_resize, mean, std)
-    array = cache.uniform_array()
-    contiguous = len(indices) > 0 and bool((np.diff(indices) == 1).all())
     for start in range(0, len(indices), batch_size):
-        chunk = indices[start : start + batch_size]
-        # a copy of just this batch: the memory map itself is read-only and never loaded whole
-        pixels = np.array(array[chunk[0] : chunk[-1] + 1] if contiguous else array[chunk])
-        yield transform(torch.from_numpy(pixels).to(device, non_blocking=True))
+        yield transform(cache_batch(cache, indices[start : start + batch_size], device))
 
 
 def _loader_batches(cache: ImageCache, indices: np.ndarray, batch_size: int, device: torch.device, recipe: Recipe, mean, std, workers):

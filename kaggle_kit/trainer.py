@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from . import distributed, progress
 from .cache import ImageCache, load_images
 from .competition import Competition
-from .data import (CachedImages, EpochLoader, EpochSampler, GpuBatches, OnDevice, default_workers, epoch_seed,
-                   seed_everything)
+from .data import (CachedImages, EpochLoader, EpochSampler, GpuBatches, OnDevice, default_workers, device_images,
+                   epoch_seed, seed_everything)
 from .errors import KitError
 from .layout import Layout
 from .recipe import Recipe
@@ -175,7 +175,7 @@ def prepare_data(layout: Layout, recipe: Recipe, run: RunDir | None, resume: boo
 class Batches:
     """Train and validation batches for one epoch: GPU-resident images, DataLoaders, or cached features.
 
-    Images: on the GPU-resident path (uint8 cache on the device, `GpuAugment`) or through one persistent
+    Images: on the GPU-resident path (the whole uint8 cache on the device, `GpuAugment`) or through one persistent
     DataLoader per split (`EpochLoader`: workers kept across epochs, pinned memory, prefetch).
     Features: once `features` holds a `features.FeatureSet` (frozen backbone, `feature_cache_views` > 0),
     `train` and `validation` serve cached backbone features instead, for a model that is the classifier alone.
@@ -191,9 +191,7 @@ class Batches:
         spec = comp.augmentation(recipe.aug)
         self.use_gpu_data = self._gpu_data_wanted(data.train_cache, recipe, device)
         if self.use_gpu_data:
-            # a copy, not the read-only memmap: on a CPU device `.to` would keep sharing the file's pages
-            pixels = torch.from_numpy(np.array(data.train_cache.uniform_array())).to(device)
-            self.images = pixels
+            self.images = device_images(data.train_cache, device)
             self.labels = torch.as_tensor(data.labels, device=device)
             self.train_transform = augment.GpuAugment(spec, recipe.img_size, mean, std)
             self.eval_transform = augment.GpuEval(recipe.img_size, recipe.eval_resize, mean, std)
@@ -207,13 +205,11 @@ class Batches:
     @staticmethod
     def _gpu_data_wanted(cache: ImageCache, recipe: Recipe, device: torch.device) -> bool:
         if recipe.gpu_data is not None:
-            if recipe.gpu_data and not cache.is_uniform():
-                raise KitError("--gpu-data needs images of one fixed size (CIFAR-10); drop it for this competition")
             return recipe.gpu_data
-        if device.type != "cuda" or not cache.is_uniform():
+        if device.type != "cuda":
             return False
         free, _ = torch.cuda.mem_get_info(device)
-        return cache.nbytes() < 0.25 * free
+        return cache.nbytes() < 0.25 * free  # the rest stays for the model, its activations and the optimiser
 
     def train(self, epoch: int):
         recipe, data = self.recipe, self.data

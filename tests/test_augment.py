@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from albumentations.augmentations.pixel import functional as pixel_functional
 
 from kaggle_kit.augment import (
-    GpuAugment, WorkerSeededCompose, build_eval_transform, build_train_transform, effective_parameters,
-    gpu_normalize, resized_crops, seed_worker,
+    GpuAugment, GpuEval, RaggedImages, WorkerSeededCompose, build_eval_transform, build_train_transform,
+    effective_parameters, gpu_normalize, ragged_resized_crops, resized_crops, seed_worker,
 )
 from kaggle_kit.competition import resolve
 from kaggle_kit.errors import KitError
@@ -267,6 +267,89 @@ def test_gpu_path_is_reproducible_with_a_seed():
     first, second = (GpuAugment(spec, 32, MEAN, STD, seed=7)(batch) for _ in range(2))
     torch.testing.assert_close(first, second)
     assert not torch.allclose(first, GpuAugment(spec, 32, MEAN, STD, seed=8)(batch))
+
+
+# ---- photos of different sizes on the GPU path (RaggedImages) -------------------------------------------
+
+# landscape, portrait, smaller than every crop, exactly the cache's short side, a panorama
+PHOTO_SHAPES = [(256, 341), (341, 256), (60, 45), (256, 256), (120, 360)]
+
+
+def _photos(seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in PHOTO_SHAPES]
+
+
+def test_ragged_crops_equal_cv2_cropping_then_resizing():
+    """RandomResizedCrop's geometry: crop the integer box, resize it with cv2's bilinear - up and down."""
+    photos = _photos()
+    ragged = RaggedImages.from_arrays(photos)
+    rng = np.random.default_rng(1)
+    for trial in range(40):
+        k = trial % len(photos)
+        height, width = photos[k].shape[:2]
+        w, h = int(rng.integers(1, width + 1)), int(rng.integers(1, height + 1))
+        x0, y0 = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+        size = 48 if trial % 2 else 224
+        expected = cv2.resize(photos[k][y0:y0 + h, x0:x0 + w], (size, size), interpolation=cv2.INTER_LINEAR)
+        box = torch.tensor([[x0, y0, w, h]], dtype=torch.float32)
+        got = ragged_resized_crops(ragged[torch.tensor([k])], box, size, clamp_to_box=True)[0].permute(1, 2, 0)
+        # cv2 blends uint8 in fixed point: at most one level apart
+        np.testing.assert_allclose(got.numpy() * 255, expected.astype(np.float32), atol=1.0, err_msg=str((k, box)))
+
+
+def test_gpu_eval_on_photos_of_any_size_equals_the_eval_pipeline():
+    photos = _photos(2)
+    out = GpuEval(224, 256, *UNIT)(RaggedImages.from_arrays(photos))
+    assert out.shape == (len(photos), 3, 224, 224) and out.is_contiguous(memory_format=torch.channels_last)
+    pipeline = build_eval_transform(224, 256, *UNIT)
+    for k, photo in enumerate(photos):
+        expected = pipeline(image=photo)["image"]
+        tolerance = 0.0 if min(photo.shape[:2]) == 256 else 1.0  # no resize: the very same pixels
+        np.testing.assert_allclose(out[k].numpy() * 255, expected.numpy() * 255, atol=tolerance + 1e-3, err_msg=str(photo.shape))
+
+
+def test_ragged_crop_boxes_stay_in_their_own_image_and_follow_albumentations():
+    spec = resolve("dog_breed").augmentation("modern")
+    shapes = np.array(PHOTO_SHAPES * 600)
+    heights, widths = torch.from_numpy(shapes[:, 0]), torch.from_numpy(shapes[:, 1])
+    boxes = GpuAugment(spec, 224, MEAN, STD, seed=0).sample_crop_boxes(len(shapes), heights, widths).numpy()
+    assert (boxes[:, :2] >= 0).all()
+    assert (boxes[:, 0] + boxes[:, 2] <= shapes[:, 1]).all() and (boxes[:, 1] + boxes[:, 3] <= shapes[:, 0]).all()
+    crop = _step(build_train_transform(spec, 224, MEAN, STD, seed=0), "RandomResizedCrop")
+    for height, width in PHOTO_SHAPES:
+        mine = (shapes[:, 0] == height) & (shapes[:, 1] == width)
+        alb = np.array([crop.get_params_dependent_on_data({"shape": (height, width, 3)}, {})["crop_coords"]
+                        for _ in range(600)])
+        alb_area = (alb[:, 2] - alb[:, 0]) * (alb[:, 3] - alb[:, 1]) / (height * width)
+        area = boxes[mine, 2] * boxes[mine, 3] / (height * width)
+        assert area.mean() == pytest.approx(alb_area.mean(), abs=0.03), (height, width)
+        assert area.min() >= spec.crop_scale[0] - 0.03 and area.max() <= 1.0
+
+
+def test_ragged_and_stacked_batches_augment_alike():
+    """Everything after the crop - resize, flip, jitter, noise, cutout - is one code path: the same seed gives the
+    same output whether the images arrive stacked or back to back."""
+    spec = AugmentSpec(hflip=True, brightness=0.3, contrast=0.3, saturation=0.3, noise_std=(0.01, 0.05), cutout=8)
+    photos = [_image((40, 52, 3), seed) for seed in range(6)]
+    stacked = GpuAugment(spec, 32, MEAN, STD, seed=5)(torch.from_numpy(np.stack(photos)))
+    ragged = GpuAugment(spec, 32, MEAN, STD, seed=5)(RaggedImages.from_arrays(photos))
+    torch.testing.assert_close(ragged, stacked, atol=1e-4, rtol=0)
+
+
+def test_gpu_augment_crops_photos_of_any_size():
+    spec = resolve("dog_breed").augmentation("paper")
+    photos = RaggedImages.from_arrays(_photos(3))
+    out = GpuAugment(spec, 64, *UNIT, seed=0)(photos)
+    assert out.shape == (len(PHOTO_SHAPES), 3, 64, 64) and torch.isfinite(out).all()
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    again = GpuAugment(spec, 64, *UNIT, seed=0)(photos)
+    torch.testing.assert_close(out, again, atol=0, rtol=0)
+
+
+def test_ragged_images_must_start_on_whole_pixels():
+    with pytest.raises(ValueError, match="whole pixel"):
+        RaggedImages.from_flat(torch.zeros(30, dtype=torch.uint8), np.array([0, 4]), np.array([[1, 1], [2, 3]]))
 
 
 # ---- DataLoader workers ----------------------------------------------------------------------------------

@@ -172,6 +172,20 @@ def test_array_and_loader_paths_agree(runs):
     np.testing.assert_allclose(by_array.mean, by_loader.mean, rtol=1e-4, atol=1e-5)
 
 
+def test_dog_photos_array_path_agrees_with_the_loader_path(runs):
+    """On a GPU, photos of any size are batched back to back (RaggedImages) and cropped by `GpuEval`; forced on
+    the CPU here, the logits match the Albumentations evaluation pipeline's."""
+    loaded = load_run(runs.dog, device="cpu")
+    cache = load_images(open_run_layout(loaded, runs.dog_data), "test", 72)
+    assert not cache.is_uniform()
+    args = (loaded.model, cache, np.arange(len(cache)), loaded.recipe, loaded.mean, loaded.std, loaded.device)
+    by_array = stream_logits(*args, batch_path="array", batch_size=8)
+    by_loader = stream_logits(*args, batch_path="loader", batch_size=8)
+    assert by_array.path == "array" and by_loader.path == "loader"
+    # the cache holds every photo at the evaluation's shorter side: both paths centre-crop the very same pixels
+    np.testing.assert_allclose(by_array.mean, by_loader.mean, rtol=1e-4, atol=1e-5)
+
+
 def test_streaming_reads_one_batch_of_pixels_at_a_time(runs, monkeypatch):
     loaded = load_run(runs.cifar, device="cpu")
     cache = load_images(open_run_layout(loaded, runs.cifar_data), "test", 32)

@@ -154,11 +154,21 @@ def test_gpu_data_path_on_cpu_learns_and_is_reproducible(fresh_sample, tmp_path)
     assert first.history[-1]["train_loss"] < first.history[0]["train_loss"]
 
 
-def test_gpu_data_needs_images_of_one_size(fresh_sample, tmp_path):
-    result = run_cli("train", "dog_breed", "--data-dir", fresh_sample("dog_breed"), "--out", tmp_path / "run",
-                     "--arch", "test_resnet", "--device", "cpu", "--img-size", "32", "--gpu-data", "--epochs", "1",
-                     "--no-pretrained")
-    assert_one_line_error(result, "--gpu-data needs images of one fixed size")
+def test_gpu_data_path_trains_photos_of_different_sizes(fresh_sample, tmp_path):
+    """Dog Breed's photos keep their aspect in the cache, so they sit on the device back to back (RaggedImages)
+    and are cropped there; the run is reproducible and records which pipeline drew its augmentations."""
+    data = fresh_sample("dog_breed")
+    kwargs = dict(gpu_data=True, epochs=2, lr=0.05, pretrained=False, freeze=False, unfreeze_after=None,
+                  aug="paper", **(TINY | dict(img_size=48, batch_size=16)))
+    first = train("dog_breed", data, out=tmp_path / "a", eval_resize=56, **kwargs)
+    second = train("dog_breed", data, out=tmp_path / "b", eval_resize=56, **kwargs)
+    cache = load_images(open_layout(resolve("dog_breed"), data), "train", 56)
+    assert not cache.is_uniform()  # the point of the test: photos of several sizes
+    _models_equal(first, second)
+    assert [r["train_loss"] for r in first.history] == [r["train_loss"] for r in second.history]
+    assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in first.history)
+    config = json.loads((first.run_dir / "config.json").read_text())
+    assert config["recipe"]["gpu_data"] is True
 
 
 # ---- persistent workers ---------------------------------------------------------------------------------------------
@@ -304,3 +314,31 @@ def test_a_damaged_7z_stream_is_a_one_line_kit_error(tmp_path, where):
     (tmp_path / "bad.7z").write_bytes(bytes(data))
     with pytest.raises(KitError, match="download"):
         archive.stream_7z(tmp_path / "bad.7z", lambda name, data: None)
+
+
+# ---- the whole cache on the device, and single batches of it ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["cifar10", "dog_breed"])
+def test_device_images_and_cache_batches_hold_the_cached_pixels(sample_zips, name):
+    from kaggle_kit.augment import RaggedImages
+    from kaggle_kit.data import cache_batch, device_images
+
+    cache = load_images(open_layout(resolve(name), sample_zips[name]), "train", 40)
+    everything = device_images(cache, torch.device("cpu"))
+    assert isinstance(everything, RaggedImages) != cache.is_uniform()
+    for indices in (np.arange(3, 11), np.array([9, 2, 5, 5, 0])):  # one slice of the map; scattered, repeated
+        batch = cache_batch(cache, indices, torch.device("cpu"))
+        for k, i in enumerate(indices):
+            expected = torch.from_numpy(np.array(cache[int(i)]))
+            for images in (batch, everything[torch.as_tensor(indices)]):
+                assert torch.equal(_image_of(images, k), expected), (name, indices, k)
+
+
+def _image_of(images, k):
+    from kaggle_kit.augment import RaggedImages
+
+    if not isinstance(images, RaggedImages):
+        return images[k]
+    start, h, w = int(images.offsets[k]) * 3, int(images.heights[k]), int(images.widths[k])
+    return images.pixels[start : start + h * w * 3].view(h, w, 3)
