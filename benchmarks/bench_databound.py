@@ -1,13 +1,15 @@
 """(c) How data-bound training is: epoch time with the real augmentation vs the model alone on pre-staged tensors.
 
-    .venv/bin/python benchmarks/bench_databound.py [--cases cifar,dog] [--cifar-images 128] [--dog-images 32] [--json out.json]
+    .venv/bin/python benchmarks/bench_databound.py [--cases cifar,dog,dog-workers] [--cifar-images 128] [--dog-images 32] [--json out.json]
 
 Both epochs run kaggle-kit's loop (`trainer.train_one_epoch`, set up as `trainer.fit` sets it up) on the same
 model; only the batches differ:
-- real: `trainer.Batches.train(epoch)`, exactly what `fit` iterates - for CIFAR-10 the uint8 images resident
-  on the device and augmented there in batches (`GpuAugment`, the `fast` recipe's flip + translate 4 +
-  cutout 12; forced with gpu_data=True on a CPU); for Dog Breed the `best` recipe's crop/flip/colour in
-  persistent DataLoader workers (`EpochLoader`) over a cache of photos pre-resized to a shorter side of 256;
+- real: `trainer.Batches.train(epoch)`, exactly what `fit` iterates. `cifar`: the uint8 images resident on the
+  device and augmented there in batches (`GpuAugment`, the `fast` recipe's flip + translate 4 + cutout 12);
+  `dog`: the `best` recipe's random resized crop + flip + colour on photos pre-resized to a shorter side of
+  256, resident on the device back to back (`RaggedImages`) and cropped there - both what the trainer picks
+  on a GPU when the cache fits, forced with gpu_data=True so a CPU runs the same path; `dog-workers`: the same
+  augmentation in persistent DataLoader workers (`EpochLoader`), the path for caches too large for the GPU;
 - staged: the same number of batches, materialised beforehand on the device (the model alone).
 ratio = real epoch time / staged epoch time: 1.00 means the data path costs nothing. The images are
 synthetic (random pixels) with the real shapes; the cost of augmenting does not depend on the content.
@@ -33,14 +35,15 @@ def compare_databound(case: str, device, n_images: int, batch_size: int, workers
     from kaggle_kit.models import normalization
     from kaggle_kit.trainer import Batches, Data
 
-    comp_name, _, arch, stem, img_size, classes = CASES[case]
+    model_case = case.removesuffix("-workers")
+    comp_name, _, arch, stem, img_size, classes = CASES[model_case]
     comp = resolve(comp_name)
-    recipe = case_recipe(case, device, batch_size, compile)
-    if case == "cifar":
-        recipe = recipe.replace(gpu_data=True)  # what `auto` picks on a GPU; forced so a CPU runs the same path
+    recipe = case_recipe(model_case, device, batch_size, compile)
+    # device-resident data is what `auto` picks on a GPU when the cache fits; forced so a CPU runs the same path
+    recipe = recipe.replace(gpu_data=not case.endswith("-workers"))
     workers = default_workers(device, n_images) if workers is None else workers
     recipe = recipe.replace(workers=workers)
-    cache = synthetic_cache(folder / case, n_images, (32, 32) if case == "cifar" else None)
+    cache = synthetic_cache(folder / case, n_images, (32, 32) if model_case == "cifar" else None)
     labels = np.random.default_rng(0).integers(0, classes, n_images)
     data = Data(cache, labels, np.arange(n_images), np.zeros(0, np.int64), cache.ids)
     model = build_model(arch, stem, classes)
@@ -58,7 +61,8 @@ def compare_databound(case: str, device, n_images: int, batch_size: int, workers
         real.append(kit_epoch(engine, batches.train(epoch), epoch)[0])
     images = len(staged) * batch_size
     label = f"{arch}{' 3x3 stem' if stem == 'cifar' else ''} @{img_size}, batch {batch_size}"
-    path = "GpuAugment on device-resident uint8" if batches.use_gpu_data else f"EpochLoader, {workers} worker(s)"
+    resident = "photos back to back" if not cache.is_uniform() else "uint8 array"
+    path = f"GpuAugment, device-resident {resident}" if batches.use_gpu_data else f"EpochLoader, {workers} worker(s)"
     best_real, best_alone = min(real), min(alone)
     return [{"case": case, "model": label, "data": path, "images": images, "epoch_s_real_aug": best_real,
              "epoch_s_model_alone": best_alone, "images_per_s_real": images / best_real,
@@ -67,7 +71,7 @@ def compare_databound(case: str, device, n_images: int, batch_size: int, workers
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", default="cifar,dog", help="comma-separated: cifar, dog")
+    parser.add_argument("--cases", default="cifar,dog,dog-workers", help="comma-separated: cifar, dog, dog-workers")
     parser.add_argument("--cifar-images", type=int, default=128, help="images per epoch (a multiple of the batch)")
     parser.add_argument("--dog-images", type=int, default=32)
     parser.add_argument("--cifar-batch", type=int, default=32, help="GPU: 512")

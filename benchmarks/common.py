@@ -144,7 +144,8 @@ def photo(rng: np.random.Generator, cls: int, width: int, height: int) -> np.nda
 
 def dog_folder(folder: Path, n_train: int, seed: int = 0, breeds: int | None = None) -> Path:
     """An unpacked Dog Breed download (labels.csv, sample_submission.csv, train/, test/) whose training
-    images are full-size 500x375 JPEGs (quality 90); reused when present. `breeds` relabels the images over
+    images are full-size JPEGs (quality 90), 500x375 landscape with every fourth one 375x500 portrait (so the
+    cache holds photos of two shapes, as the real one holds many); reused when present. `breeds` relabels the images over
     that many breeds only, so a few hundred images still give the real ~10% stratified validation split
     (spread over all 120 breeds they would be one or two per breed)."""
     import cv2
@@ -152,7 +153,7 @@ def dog_folder(folder: Path, n_train: int, seed: int = 0, breeds: int | None = N
     from kaggle_kit.competition import resolve
     from kaggle_kit.sample import write_sample
 
-    marker = folder / f".bench-{n_train}-{seed}-{breeds}"
+    marker = folder / f".bench-{n_train}-{seed}-{breeds}-mixed"
     if marker.is_file():
         return folder
     shutil.rmtree(folder, ignore_errors=True)
@@ -171,8 +172,8 @@ def dog_folder(folder: Path, n_train: int, seed: int = 0, breeds: int | None = N
         keep.to_csv(folder / "labels.csv", index=False)
     classes = sorted(comp.declared_classes)
     rng = np.random.default_rng(seed)
-    width, height = DOG_SIZE
-    for image_id, breed in zip(keep["id"], keep["breed"]):
+    for n, (image_id, breed) in enumerate(zip(keep["id"], keep["breed"])):
+        width, height = DOG_SIZE if n % 4 else DOG_SIZE[::-1]
         image = photo(rng, classes.index(breed), width, height)
         ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
         assert ok

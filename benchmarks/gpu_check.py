@@ -7,8 +7,10 @@ Synthetic data with the real shapes (random pixels: augmentation and model cost 
 - CIFAR-10: ResNet-18 with the 3x3 stem, the `fast` recipe, batch 512, 50,000 uint8 32x32 images resident on
   the GPU and augmented there (`GpuAugment`: flip, translate 4, cutout 12);
 - Dog Breed: ResNet-34 at 224, the `best` recipe's optimiser fully trainable, batch 256, bf16 autocast,
-  channels_last; photos cached at a shorter side of 256 and augmented (crop, flip, colour) in persistent
-  DataLoader workers (`EpochLoader`, the trainer's worker count).
+  channels_last; photos cached at a shorter side of 256 (the longer side varying) and augmented (random
+  resized crop, flip, colour) on the GPU from the device-resident photos (`RaggedImages`, what the trainer
+  picks when the cache fits) and, for comparison, in persistent DataLoader workers (`EpochLoader`, the
+  trainer's worker count: the path for caches too large for the GPU).
 (b) `bench_train.compare_train`: kaggle-kit's loop vs a plain eager fp32 loop on the same staged batches.
 (c) `bench_databound.compare_databound`: an epoch with the real augmentation vs the same batches pre-staged.
 Sanity: every loss finite; a bf16 forward close to the fp32 one; torch.compile's eval outputs equal eager's
@@ -165,6 +167,9 @@ def main() -> None:
         guarded("dog_databound", lambda: compare_databound(
             "dog", device, sizes["dog_images"], sizes["dog_batch"], None, sizes["warmup"], sizes["repeats"],
             Path(folder)), results)
+        guarded("dog_workers_databound", lambda: compare_databound(
+            "dog-workers", device, sizes["dog_images"], sizes["dog_batch"], None, sizes["warmup"], sizes["repeats"],
+            Path(folder)), results)
         guarded("bf16", lambda: bf16_sanity(device, sizes), results)
         guarded("ema", lambda: ema_sanity(device, sizes), results)
         if not args.skip_compile:
@@ -172,7 +177,8 @@ def main() -> None:
     sync(device)
 
     train_rows = [r for key in ("cifar_train", "dog_train") if isinstance(results.get(key), list) for r in results[key]]
-    bound_rows = [r for key in ("cifar_databound", "dog_databound") if isinstance(results.get(key), list) for r in results[key]]
+    bound_rows = [r for key in ("cifar_databound", "dog_databound", "dog_workers_databound")
+                  if isinstance(results.get(key), list) for r in results[key]]
     if train_rows:
         print("\n(b) training images/s, staged batches")
         print(table(train_rows, ["case", "model", "loop", "images", "images_per_s", "ratio"]))
@@ -193,7 +199,7 @@ def main() -> None:
         targets["cifar_databound_ratio"] = {"value": row["ratio"], "target": "<= 1.10", "met": row["ratio"] <= TARGETS["databound_ratio"]}
     if isinstance(results.get("dog_databound"), list):
         row = results["dog_databound"][0]
-        targets["dog_databound_ratio"] = {"value": row["ratio"], "target": "<= 1.10 (reported)", "met": row["ratio"] <= TARGETS["databound_ratio"]}
+        targets["dog_databound_ratio"] = {"value": row["ratio"], "target": "<= 1.10", "met": row["ratio"] <= TARGETS["databound_ratio"]}
     if isinstance(results.get("dog_train"), list):
         rate = results["dog_train"][1]["images_per_s"]
         targets["dog_train_images_per_s"] = {"value": rate, "target": ">= 3000", "met": rate >= TARGETS["dog_train_images_per_s"]}

@@ -279,12 +279,14 @@ class RaggedImages:
         return self.pixels.device
 
 
-def ragged_resized_crops(images: RaggedImages, boxes: torch.Tensor, size: int, *, clamp_to_box: bool) -> torch.Tensor:
+def ragged_resized_crops(images: RaggedImages, boxes: torch.Tensor, size: int, *, clamp_to_box: bool,
+                         flip: torch.Tensor | None = None) -> torch.Tensor:
     """Each image's (x0, y0, w, h) box, in its own pixels, resampled to size x size -> float NCHW in [0, 1]
     (channels_last memory), bilinear with cv2's half-pixel convention.
 
     `clamp_to_box`: sample positions stop at the box's edge pixels, as cv2 resizing a cropped image does
     (RandomResizedCrop); otherwise at the image's edges, as resizing the whole image then cropping does.
+    `flip` (n,) bool: mirror those outputs left-right, by reading their columns in reverse (no extra pass).
     Rows and columns are separable: positions and weights are computed per (image, row) and (image, column),
     and only the four neighbour gathers and their blend touch every output pixel.
     """
@@ -292,17 +294,28 @@ def ragged_resized_crops(images: RaggedImages, boxes: torch.Tensor, size: int, *
     heights, widths = images.heights, images.widths
     cols0, cols1, fx = _sample_axis(x0, w, widths, size, clamp_to_box)
     rows0, rows1, fy = _sample_axis(y0, h, heights, size, clamp_to_box)
-    first = images.offsets[:, None]
-    row_top, row_bottom = first + rows0 * widths[:, None], first + rows1 * widths[:, None]  # (n, size) pixel numbers
+    if flip is not None:
+        mirror = flip.view(-1, 1)
+        cols0, cols1, fx = (torch.where(mirror, v.flip(1), v) for v in (cols0, cols1, fx))
     pixels = images.pixels.view(-1, 3)
+    # pixel numbers in int32 while they fit: the four index tensors are the largest temporaries here
+    index_type = torch.int32 if len(pixels) < 2**31 else torch.int64
+    first = images.offsets[:, None]
+    row_top = (first + rows0 * widths[:, None]).to(index_type)  # (n, size) pixel numbers
+    row_bottom = (first + rows1 * widths[:, None]).to(index_type)
+    cols0, cols1 = cols0.to(index_type), cols1.to(index_type)
 
     def gather(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        return pixels[rows[:, :, None] + cols[:, None, :]].to(torch.float32)  # (n, size, size, 3)
+        # index_select takes int32 as it is (advanced indexing converts it to int64 first) and is faster
+        picked = torch.index_select(pixels, 0, (rows[:, :, None] + cols[:, None, :]).view(-1))
+        return picked.view(len(rows), size, size, 3)  # uint8
 
+    # uint8 times float weights (with the 1/255 folded in) gives float in the same pass: no conversion passes
     fx, fy = fx[:, None, :, None], fy[:, :, None, None]
-    top = torch.lerp(gather(row_top, cols0), gather(row_top, cols1), fx)
-    bottom = torch.lerp(gather(row_bottom, cols0), gather(row_bottom, cols1), fx)
-    return torch.lerp(top, bottom, fy).div_(255.0).permute(0, 3, 1, 2)  # NHWC memory: channels_last
+    left, right = (1 - fx) / 255.0, fx / 255.0
+    top = (gather(row_top, cols0) * left).addcmul_(gather(row_top, cols1), right)
+    bottom = (gather(row_bottom, cols0) * left).addcmul_(gather(row_bottom, cols1), right)
+    return torch.lerp(top, bottom, fy).permute(0, 3, 1, 2)  # NHWC memory: channels_last
 
 
 def _sample_axis(start: torch.Tensor, length: torch.Tensor, limit: torch.Tensor, size: int, clamp_to_box: bool):
@@ -425,30 +438,38 @@ class GpuAugment(nn.Module):
     def apply(self, images: torch.Tensor | RaggedImages, params: dict[str, torch.Tensor]) -> torch.Tensor:
         """float NCHW in [0, 1] (or `RaggedImages`) + sampled params -> augmented, normalised float NCHW
         (channels_last)."""
-        x = self._geometry(images, params)
-        if "flip" in params:
+        # Each step below reads and writes the whole float batch once or twice: on a GPU they are bound by
+        # memory traffic, so the flip is folded into the last step that picks columns, and in-place ops are
+        # used on tensors this method made itself.
+        x, flipped = self._geometry(images, params)
+        if "flip" in params and not flipped:
             x = torch.where(params["flip"].view(-1, 1, 1, 1), x.flip(-1), x)
         x = _colour_jitter(x, params)
         if "noise_std" in params:
             noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=self._generator(x.device))
-            x = (x + noise * params["noise_std"].view(-1, 1, 1, 1)).clamp_(0, 1)
+            x = noise.mul_(params["noise_std"].view(-1, 1, 1, 1)).add_(x).clamp_(0, 1)
         if "cutout" in params:
             x = _cut_out(x, params["cutout"], self.spec.cutout, self.mean)
         return _normalize(x, self.mean, self.std)
 
-    def _geometry(self, x: torch.Tensor | RaggedImages, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _geometry(self, x: torch.Tensor | RaggedImages, params: dict[str, torch.Tensor]) -> tuple[torch.Tensor, bool]:
+        """Crop or resize, then translate -> (images, whether the flip was already applied)."""
         spec, size = self.spec, self.img_size
+        flip = params.get("flip")
         if isinstance(x, RaggedImages):
-            x = self._ragged_geometry(x, params)
+            x = self._ragged_geometry(x, params, None if "shift" in params else flip)
+            flipped = "shift" not in params
         else:
             if spec.pre_resize:
                 x = F.interpolate(x, size=(spec.pre_resize, spec.pre_resize), mode="bilinear", align_corners=False)
             x = resized_crops(x, params["crop"], size) if "crop" in params else resize_centre_crop(x, size, size)
+            flipped = False
         if "shift" in params:
-            x = _translate(x, params["shift"], spec.translate)
-        return x
+            x, flipped = _translate(x, params["shift"], spec.translate, flip), True
+        return x, flipped
 
-    def _ragged_geometry(self, images: RaggedImages, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _ragged_geometry(self, images: RaggedImages, params: dict[str, torch.Tensor],
+                         flip: torch.Tensor | None) -> torch.Tensor:
         """Crop (or resize and centre-crop) every image to img_size in one resampling from its own pixels."""
         heights, widths = images.heights.to(torch.float32), images.widths.to(torch.float32)
         if self.spec.pre_resize:
@@ -462,7 +483,7 @@ class GpuAugment(nn.Module):
             boxes, clamp_to_box = centre_crop_boxes(frame_h, frame_w, self.img_size, self.img_size), False
         if to_source is not None:
             boxes = boxes * to_source  # pre-resized coordinates back onto the stored pixels
-        return ragged_resized_crops(images, boxes, self.img_size, clamp_to_box=clamp_to_box)
+        return ragged_resized_crops(images, boxes, self.img_size, clamp_to_box=clamp_to_box, flip=flip)
 
 
 def to_float_nchw(batch: torch.Tensor) -> torch.Tensor:
@@ -517,12 +538,15 @@ def _fallback_crop(height: torch.Tensor, width: torch.Tensor, ratio_min: float,
     return fallback_w, fallback_h
 
 
-def _translate(x: torch.Tensor, shifts: torch.Tensor, pad: int) -> torch.Tensor:
-    """Reflect-pad by `pad` and cut each image's window at its (dx, dy) offset in [0, 2 * pad]."""
+def _translate(x: torch.Tensor, shifts: torch.Tensor, pad: int, flip: torch.Tensor | None = None) -> torch.Tensor:
+    """Reflect-pad by `pad` and cut each image's window at its (dx, dy) offset in [0, 2 * pad]; images with
+    `flip` set come out mirrored left-right (their window read in reverse: the flip costs no extra pass)."""
     n, _, height, width = x.shape
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect").permute(0, 2, 3, 1)  # NHWC for one gather
     rows = shifts[:, 1, None] + torch.arange(height, device=x.device)
     cols = shifts[:, 0, None] + torch.arange(width, device=x.device)
+    if flip is not None:
+        cols = torch.where(flip.view(-1, 1), cols.flip(1), cols)
     batch = torch.arange(n, device=x.device)[:, None, None]
     return padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
@@ -534,20 +558,22 @@ def _per_channel(values: tuple[float, ...], device: torch.device, dtype: torch.d
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    weights = _per_channel(RGB_TO_GRAY, x.device, x.dtype)
-    return (x * weights).sum(dim=1, keepdim=True)
+    """(n, 1, h, w) luma: three strided reads, no full-size product tensor."""
+    r, g, b = RGB_TO_GRAY
+    return (x[:, 0:1] * r).add_(x[:, 1:2], alpha=g).add_(x[:, 2:3], alpha=b)
 
 
 def _colour_jitter(x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
     """torchvision-style factors, as albumentations' ColorJitter applies them (blend with black, grey mean, grey)."""
     if "brightness" in params:
-        x = (x * params["brightness"].view(-1, 1, 1, 1)).clamp(0, 1)
+        x = (x * params["brightness"].view(-1, 1, 1, 1)).clamp_(0, 1)
     if "contrast" in params:
-        factor = params["contrast"].view(-1, 1, 1, 1)
-        x = (x * factor + _gray(x).mean(dim=(-2, -1), keepdim=True) * (1 - factor)).clamp(0, 1)
+        # the mean of the grey image is the luma of the channel means: one reduction, no grey image
+        channel_means = x.mean(dim=(-2, -1), keepdim=True)
+        grey_mean = _gray(channel_means)
+        x = torch.lerp(grey_mean, x, params["contrast"].view(-1, 1, 1, 1)).clamp_(0, 1)
     if "saturation" in params:
-        factor = params["saturation"].view(-1, 1, 1, 1)
-        x = (x * factor + _gray(x) * (1 - factor)).clamp(0, 1)
+        x = torch.lerp(_gray(x), x, params["saturation"].view(-1, 1, 1, 1)).clamp_(0, 1)
     return x
 
 
@@ -563,9 +589,10 @@ def _cut_out(x: torch.Tensor, corners: torch.Tensor, hole: int, fill: Sequence[f
 
 
 def _normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    mean_t = _per_channel(tuple(float(m) for m in mean), x.device, x.dtype)
-    std_t = _per_channel(tuple(float(s) for s in std), x.device, x.dtype)
-    return ((x - mean_t) / std_t).contiguous(memory_format=torch.channels_last)
+    # one pass: x * (1 / std) + (-mean / std)
+    scale = _per_channel(tuple(1.0 / float(s) for s in std), x.device, x.dtype)
+    shift = _per_channel(tuple(-float(m) / float(s) for m, s in zip(mean, std)), x.device, x.dtype)
+    return torch.addcmul(shift, x, scale).contiguous(memory_format=torch.channels_last)
 
 
 __all__ = [

@@ -195,7 +195,7 @@ FIELD_HELP = {
     "full_train": "train on train+validation (the final model)",
     "skip_bad_images": "skip images that do not decode (recorded in the run) instead of stopping",
     "feature_cache_views": "frozen backbone: cache features of K augmented views per image",
-    "gpu_data": "keep fixed-size images on the GPU and augment there (default: when they fit)",
+    "gpu_data": "keep the decoded images on the GPU and augment there (default: when they take under a quarter of free GPU memory)",
     "workers": "DataLoader worker processes (default: by device and core count)",
     "epochs": "number of epochs",
     "batch_size": "images per batch (per process with --nproc)",
