@@ -51,7 +51,7 @@ def check_recipe(recipe: Recipe) -> None:
     if views and recipe.unfreeze_after is not None:
         raise KitError(
             f"--feature-cache-views {views} needs the backbone frozen for the whole run, but --unfreeze-after "
-            f"{recipe.unfreeze_after} trains it later: drop one of the two"
+            f"{recipe.unfreeze_after} trains it later: add --unfreeze-after none or drop --feature-cache-views"
         )
 
 

@@ -133,6 +133,9 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
     """Turn JSON or CLI values into the field's type, with a one-line error when impossible."""
     if value is None:
         return None
+    nullable = type(None) in get_args(hint)
+    if nullable and isinstance(value, str) and value.lower() == "none":
+        return None  # the command line's way to clear a setting a recipe gives (e.g. --unfreeze-after none)
     target = next((arg for arg in get_args(hint) if arg is not type(None)), hint)
     try:
         if get_origin(target) is tuple:

@@ -126,7 +126,7 @@ def test_head_only_run_checkpoints_after_its_last_epoch_and_keeps_its_best_on_ct
 
 @pytest.mark.parametrize("settings, needle", [
     (dict(feature_cache_views=2), "needs a frozen backbone"),
-    (dict(feature_cache_views=2, freeze=True, unfreeze_after=1), "drop one of the two"),
+    (dict(feature_cache_views=2, freeze=True, unfreeze_after=1), "add --unfreeze-after none"),
     (dict(feature_cache_views=-1, freeze=True), "feature_cache_views=-1"),
 ])
 def test_feature_cache_settings_that_cannot_work_are_refused(settings, needle):
@@ -138,6 +138,25 @@ def test_feature_cache_without_freeze_is_a_one_line_error(fresh_sample, tmp_path
     result = run_cli("train", "cifar10", "--data-dir", fresh_sample("cifar10"), "--out", tmp_path / "run",
                      "--arch", "test_resnet", "--device", "cpu", "--feature-cache-views", "2", "--no-freeze")
     assert_one_line_error(result, "--feature-cache-views 2 needs a frozen backbone")
+
+
+def test_unfreeze_after_none_lets_the_best_recipe_use_the_feature_cache(fresh_sample, tmp_path):
+    """Dog's `best` recipe unfreezes after 2 epochs; `--unfreeze-after none` clears that from the command line."""
+    run = tmp_path / "run"
+    result = run_cli("train", "dog_breed", "--data-dir", fresh_sample("dog_breed"), "--out", run, "--arch", "test_resnet",
+                     "--device", "cpu", "--img-size", "32", "--eval-resize", "36", "--no-pretrained", "--epochs", "2",
+                     "--batch-size", "16", "--feature-cache-views", "2", "--unfreeze-after", "none")
+    assert result.returncode == 0, result.stderr
+    recipe = json.loads((run / "config.json").read_text())["recipe"]
+    assert recipe["name"] == "best" and recipe["unfreeze_after"] is None and recipe["feature_cache_views"] == 2
+    assert recipe["freeze"] is True
+
+
+def test_a_nullable_number_flag_still_checks_its_type(fresh_sample, tmp_path):
+    result = run_cli("train", "dog_breed", "--data-dir", fresh_sample("dog_breed"), "--out", tmp_path / "run",
+                     "--arch", "test_resnet", "--device", "cpu", "--unfreeze-after", "soon")
+    assert_one_line_error(result, "invalid setting unfreeze_after='soon': expected int")
+    assert not (tmp_path / "run").exists()
 
 
 # ---- GPU-resident data path, forced on CPU tensors ----------------------------------------------------------------

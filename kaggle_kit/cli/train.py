@@ -31,7 +31,12 @@ def _recipe_parameters() -> list[inspect.Parameter]:
         else:
             decls = [flag]
             kind = Optional[int] if "int" in text and "float" not in text else Optional[float] if "float" in text else Optional[str]
-        option = typer.Option(None, *decls, help=FIELD_HELP.get(field.name, field.name), rich_help_panel="Recipe overrides")
+        help_text, metavar = FIELD_HELP.get(field.name, field.name), None
+        if "None" in text and kind in (Optional[int], Optional[float]):
+            # a nullable number takes text, so `none` can clear what the recipe sets; Recipe.replace checks the type
+            metavar = ("INTEGER" if kind is Optional[int] else "FLOAT") + "|none"
+            kind, help_text = Optional[str], f"{help_text} (none: unset)"
+        option = typer.Option(None, *decls, help=help_text, metavar=metavar, rich_help_panel="Recipe overrides")
         params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
     return params
 
