@@ -184,7 +184,8 @@ def main() -> None:
         print(table(train_rows, ["case", "model", "loop", "images", "images_per_s", "ratio"]))
     if bound_rows:
         print("\n(c) epoch with the real augmentation vs the model alone")
-        print(table(bound_rows, ["case", "model", "data", "images", "images_per_s_real", "images_per_s_alone", "ratio"]))
+        print(table(bound_rows, ["case", "model", "data", "images", "images_per_s_real", "images_per_s_alone",
+                                 "data_alone_images_per_s", "ratio"]))
     sanity_rows = [{"check": name, "ok": results[name].get("ok"),
                     "detail": {k: v for k, v in results[name].items() if k not in ("ok", "traceback")}}
                    for name in ("bf16", "ema", "compile") if name in results]
