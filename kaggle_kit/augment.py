@@ -400,8 +400,7 @@ class GpuAugment(nn.Module):
         """(n, 4) float boxes (x0, y0, w, h) drawn exactly as albumentations' RandomResizedCrop draws them, each
         inside its own image (`height`, `width`: ints, or (n,) tensors)."""
         device = torch.device(device)
-        height = torch.as_tensor(height, dtype=torch.float32, device=device).expand(n)
-        width = torch.as_tensor(width, dtype=torch.float32, device=device).expand(n)
+        height, width = _per_image(height, n, device), _per_image(width, n, device)
         (scale_min, scale_max), (ratio_min, ratio_max) = self.spec.crop_scale, self.spec.crop_ratio
         area = (height * width)[:, None] * self._uniform(scale_min, scale_max, (n, CROP_ATTEMPTS), device)
         aspect = torch.exp(self._uniform(math.log(ratio_min), math.log(ratio_max), (n, CROP_ATTEMPTS), device))
@@ -527,6 +526,14 @@ def resize_centre_crop(x: torch.Tensor, short_side: int, crop: int) -> torch.Ten
         height, width = new_h, new_w
     top, left = (height - crop) // 2, (width - crop) // 2
     return x[..., top:top + crop, left:left + crop]
+
+
+def _per_image(value: int | torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
+    """(n,) float32 on `device`; a Python number is filled in place there (a host-to-GPU copy of a scalar from
+    pageable memory would make the host wait for the GPU's queue)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device=device, dtype=torch.float32).expand(n)
+    return torch.full((n,), float(value), device=device)
 
 
 def _fallback_crop(height: torch.Tensor, width: torch.Tensor, ratio_min: float,

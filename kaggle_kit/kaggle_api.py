@@ -599,7 +599,9 @@ def describe_run(file: Path, competition: Competition | str | None = None, run_d
         config = _read_json(config_path)
         if not config:
             raise _error(f"{config_path} is not a readable run config: pass another run folder, or leave --run out")
-        info = RunInfo(name=run_dir.name, run_dir=run_dir, config=config, recipe=recipe_summary(config.get("recipe")))
+        from .run import RunDir  # here, not at the top: run imports torch, which submit and list never need
+
+        info = RunInfo(name=RunDir(run_dir).name, run_dir=run_dir, config=config, recipe=recipe_summary(config.get("recipe")))
     from_run = None
     if info.config.get("competition"):
         from_run = _competition(str(info.config["competition"]))

@@ -88,6 +88,12 @@ class RunDir:
 
     @property
     def name(self) -> str:
+        """The folder's name; for a run of an experiment (`<experiment>/<cell>/seed=<k>`, beside the experiment's
+        experiment.json) `<experiment>.<cell>.seed=<k>`: every cell has its own seed=0, and the name keys the
+        default submission file and the ledger's run field."""
+        experiment = self.path.absolute().parent.parent
+        if (experiment / "experiment.json").is_file():
+            return f"{experiment.name}.{self.path.absolute().parent.name}.{self.path.name}"
         return self.path.name
 
     def file(self, name: str) -> Path:

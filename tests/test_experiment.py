@@ -110,6 +110,8 @@ def test_every_cell_and_seed_is_a_run_folder_predicted_and_submitted(experiment)
         assert (run / "submission.csv").is_file()
     records = [r for r in Ledger(experiment["work"] / "submissions" / "ledger.jsonl").records() if r.status == COMPLETE]
     assert sorted(Path(r.run_dir).resolve() for r in records) == sorted((exp / name).resolve() for name in RUNS)
+    # every cell has a seed=0 folder: the recorded run names carry the experiment and the cell
+    assert sorted(r.run for r in records) == sorted(f"exp.{name.replace('/', '.')}" for name in RUNS)
     experiment_json = json.loads((exp / "experiment.json").read_text())
     assert [r["path"] for r in experiment_json["runs"]] == RUNS and experiment_json["seeds"] == 2
 
@@ -322,3 +324,12 @@ def test_experiment_cli_errors_are_one_line(tmp_path):
 
     assert_one_line_error(run_cli("experiment", "study-tabel2", cwd=tmp_path), "unknown plan 'study-tabel2'", "did you mean study-table2")
     assert_one_line_error(run_cli("report", tmp_path, cwd=tmp_path), "is not an experiment folder")
+
+
+def test_an_experiment_runs_name_carries_its_experiment_and_cell(tmp_path):
+    from kaggle_kit.run import RunDir
+
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "experiment.json").write_text("{}")
+    assert RunDir(tmp_path / "study" / "aug=on,schedule=cosine" / "seed=0").name == "study.aug=on,schedule=cosine.seed=0"
+    assert RunDir(tmp_path / "runs" / "cifar10" / "20261127-resnet18-fast").name == "20261127-resnet18-fast"
