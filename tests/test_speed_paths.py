@@ -361,3 +361,30 @@ def _image_of(images, k):
         return images[k]
     start, h, w = int(images.offsets[k]) * 3, int(images.heights[k]), int(images.widths[k])
     return images.pixels[start : start + h * w * 3].view(h, w, 3)
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_gpu_batches_augment_several_batches_per_call_and_yield_each_image_once(monkeypatch, drop_last):
+    from kaggle_kit import data as data_module
+    from kaggle_kit.augment import GpuEval
+
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (50, 8, 8, 3), dtype=np.uint8))
+    labels = torch.arange(50) * 10
+    order = np.random.default_rng(1).permutation(50)
+    calls = []
+
+    class Counting(GpuEval):
+        def forward(self, batch):
+            calls.append(len(batch))
+            return super().forward(batch)
+
+    monkeypatch.setattr(data_module, "AUGMENT_BYTES", 3 * 4 * (3 * 8 * 8 * 4))  # three batches of 4 per call
+    batches = data_module.GpuBatches(images, labels, order, 4, Counting(8, None, (0, 0, 0), (1, 1, 1)), drop_last=drop_last)
+    out = list(batches)
+    assert len(out) == len(batches) == (12 if drop_last else 13)
+    assert [len(y) for _, y in out] == [4] * 12 + ([] if drop_last else [2])
+    assert calls == ([12, 12, 12, 12] if drop_last else [12, 12, 12, 12, 2])
+    seen = order[: 48 if drop_last else 50]
+    assert torch.equal(torch.cat([y for _, y in out]), labels[torch.from_numpy(seen)])
+    expected = images[torch.from_numpy(seen)].permute(0, 3, 1, 2).float() / 255
+    torch.testing.assert_close(torch.cat([x for x, _ in out]), expected)
