@@ -238,6 +238,28 @@ def _timeout_adapter(seconds: float):
     return TimeoutAdapter()
 
 
+@contextlib.contextmanager
+def _upload_timeout(seconds: float):
+    """For the length of a submit: every `requests` adapter that sends without a timeout gets `seconds`.
+
+    Why this wide: the client PUTs the file through a `requests.Session` it makes inside the call (not the
+    session `_configure_http_client` equips), without any timeout, so a stalled upload server would hang the
+    command for good. Its own retry policy (10 tries, backing off) still applies, now to bounded attempts.
+    """
+    from requests.adapters import HTTPAdapter
+
+    original = HTTPAdapter.send
+
+    def send(self, request, timeout=None, **kwargs):
+        return original(self, request, timeout=seconds if timeout is None else timeout, **kwargs)
+
+    HTTPAdapter.send = send
+    try:
+        yield
+    finally:
+        HTTPAdapter.send = original
+
+
 def _configure_http_client(http_client, endpoint: str | None, timeout: float) -> None:
     from kagglesdk.kaggle_env import KaggleEnv
 
@@ -761,7 +783,8 @@ def submit(
     progress.say(f"uploading {file} to {comp.slug}")
     try:
         with _kaggle_call(f"uploading {file.name} to {comp.slug}", comp):
-            with contextlib.redirect_stdout(io.StringIO()) as said:  # the client prints upload errors
+            # the client prints upload errors; its upload session gets our timeout (see _upload_timeout)
+            with contextlib.redirect_stdout(io.StringIO()) as said, _upload_timeout(http_timeout()):
                 created = api.competition_submit(str(file), message, comp.slug, quiet=True)
             if created.message == api.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE or not created.ref:
                 detail = " ".join(said.getvalue().split())[:160] or created.message or "no submission ref returned"

@@ -130,6 +130,7 @@ class _State:
     score_delay: float
     faults: dict[str, Fault] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
+    delay_times: dict[str, int | None] = field(default_factory=dict)
     uploads: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # token -> (file name, bytes)
     submissions: list[Submission] = field(default_factory=list)
     next_error: str | None = None
@@ -211,8 +212,10 @@ class KaggleServer:
         """Answer `method` (or `*`) with HTTP `status` and Kaggle's error JSON, `times` times (default: always)."""
         self._state.faults[method] = Fault(status, message or _default_message(status), retry_after, times)
 
-    def delay(self, method: str, seconds: float) -> None:
+    def delay(self, method: str, seconds: float, times: int | None = None) -> None:
+        """Answer `method` (or `*`) `seconds` late, `times` times (default: always)."""
         self._state.delays[method] = seconds
+        self._state.delay_times[method] = times
 
     def error_next_submission(self, reason: str) -> None:
         """The next submission is scored as ERROR with `reason` as its errorDescription."""
@@ -345,7 +348,14 @@ class _Handler(BaseHTTPRequestHandler):
         """Apply a configured delay and fault for `method`; True when an error was sent."""
         state = self.state
         state.calls[method] += 1
-        pause = state.delays.get(method, state.delays.get("*", 0.0))
+        key = method if method in state.delays else "*"
+        pause = state.delays.get(key, 0.0)
+        with state.lock:
+            left = state.delay_times.get(key)
+            if pause and left is not None:
+                state.delay_times[key] = left - 1
+                if left <= 1:
+                    state.delays.pop(key, None)
         if pause:
             time.sleep(pause)
         with state.lock:

@@ -311,6 +311,21 @@ def test_slow_kaggle_times_out_after_the_submission_is_made(server, downloaded, 
     assert record.status == "PENDING" and record.kaggle_ref == server.submissions[0].ref
 
 
+def test_a_stalled_upload_is_abandoned_after_the_timeout(server, downloaded, bundle, tmp_path):
+    """The client PUTs the file through a session of its own without a timeout; kaggle-kit's applies to it too.
+    The first PUT stalls past the timeout and is given up (without the timeout: waited out, 6 s and more)."""
+    server.delay("upload", 6, times=1)
+    path = write_submission(downloaded, bundle)
+    started = time.monotonic()
+    proc = kit(["submit", str(path), "--timeout", "20"], downloaded, kit_env(tmp_path, server.url, KAGGLE_KIT_HTTP_TIMEOUT="1"))
+    elapsed = time.monotonic() - started
+    assert elapsed < 6, elapsed  # without the timeout the first PUT alone would take 6 s
+    # the client's own retry sent the file again, and that one went through
+    assert proc.returncode == 0, proc.stderr
+    (record,) = ledger_of(downloaded).records()
+    assert server.calls["upload"] == 2 and record.status == "COMPLETE"
+
+
 def test_network_down_is_one_line(downloaded, bundle, tmp_path):
     path = write_submission(downloaded, bundle)
     proc = kit(["submit", str(path)], downloaded, kit_env(tmp_path, f"http://127.0.0.1:{closed_port()}"))
