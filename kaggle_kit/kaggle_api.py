@@ -14,7 +14,8 @@ Two settings change how the official client is built (`KitKaggleApi.build_kaggle
 else about the client differs:
 - `KAGGLE_KIT_HTTP_TIMEOUT` (seconds, default 60): the client sends requests with no timeout at all,
   so a server that stops answering would hang the command. A transport adapter with this timeout
-  is mounted on the session of each client built here.
+  is mounted on the session of each client built here, and during a submit the file's PUT (through a
+  session the client makes inside the call) gets it too (`_upload_timeout`).
 - `KAGGLE_KIT_API_ENDPOINT` (e.g. `http://127.0.0.1:8765`): send the API calls to
   `<endpoint>/api/v1/<service>/<Method>` instead of `https://api.kaggle.com/v1/...` - the path layout
   kagglesdk itself uses for its non-production environments. Request building, authentication,
