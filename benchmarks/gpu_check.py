@@ -13,6 +13,8 @@ Synthetic data with the real shapes (random pixels: augmentation and model cost 
   trainer's worker count: the path for caches too large for the GPU).
 (b) `bench_train.compare_train`: kaggle-kit's loop vs a plain eager fp32 loop on the same staged batches.
 (c) `bench_databound.compare_databound`: an epoch with the real augmentation vs the same batches pre-staged.
+End to end: Dog's `best` recipe trained for one epoch on a generated download by `trainer.train` itself (which
+must put the photos on the GPU), then `predict_run` on its test set.
 Sanity: every loss finite; a bf16 forward close to the fp32 one; torch.compile's eval outputs equal eager's
 within tolerance, and a compiled training run's throughput (CIFAR-10); one EMA update equals
 decay * ema + (1 - decay) * weights.
@@ -37,9 +39,9 @@ from common import build_model, kit_engine, kit_epoch, print_machine, staged_bat
 TARGETS = {"cifar_train_images_per_s": 25_000, "databound_ratio": 1.10, "dog_train_images_per_s": 3_000}
 
 FULL = dict(cifar_batch=512, cifar_steps=30, cifar_images=50_000, dog_batch=256, dog_steps=12, dog_images=4096,
-            warmup=5, repeats=3, compile_steps=20)
+            warmup=5, repeats=3, compile_steps=20, e2e_train=960, e2e_test=200)
 QUICK = dict(cifar_batch=16, cifar_steps=2, cifar_images=64, dog_batch=4, dog_steps=2, dog_images=16,
-             warmup=1, repeats=1, compile_steps=2)
+             warmup=1, repeats=1, compile_steps=2, e2e_train=48, e2e_test=8)
 
 
 def relative_error(a, b) -> float:
@@ -125,6 +127,31 @@ def ema_sanity(device, sizes) -> dict:
     return {"decay": decay, "max_update_error": worst, "loss": loss, "finite": finite, "ok": finite and worst < 1e-4}
 
 
+def dog_end_to_end(device, sizes, folder: Path) -> dict:
+    """What the trainer itself picks on this card: Dog's `best` recipe (ResNet-34 at 224, random init) for one
+    epoch on a generated download whose photos vary in size, then a prediction of its test set. On a GPU the
+    photos must go to the device (`gpu_data` auto) and the predictor must take its array path."""
+    from kaggle_kit.cache import load_images
+    from kaggle_kit.competition import resolve
+    from kaggle_kit.layout import open_layout
+    from kaggle_kit.predict import predict_run
+    from kaggle_kit.sample import write_sample
+    from kaggle_kit.trainer import Batches, cache_short_side, train
+
+    comp = resolve("dog_breed")
+    data = write_sample(comp, folder / "dog-e2e", n_train=sizes["e2e_train"], n_test=sizes["e2e_test"]).parent
+    recipe = comp.recipe("best").replace(pretrained=False, epochs=1, device=str(device))
+    cache = load_images(open_layout(comp, data), "train", cache_short_side(recipe))
+    chosen = Batches._gpu_data_wanted(cache, recipe, device)
+    trained = train(comp, data, recipe, out=folder / "dog-e2e-run")
+    predicted = predict_run(trained.run_dir, data, out=folder / "dog-e2e.csv", device=str(device))
+    finite = all(math.isfinite(row["train_loss"]) for row in trained.history)
+    return {"gpu_data_chosen": chosen, "photos_of_several_sizes": not cache.is_uniform(),
+            "train_images_per_s": trained.history[-1]["images_per_s"], "val_log_loss": trained.final_metric,
+            "predict_images_per_s": predicted.images_per_s, "rows": predicted.rows, "finite": finite,
+            "ok": finite and chosen == (device.type == "cuda") and predicted.rows == sizes["e2e_test"]}
+
+
 def guarded(name: str, fn, results: dict) -> None:
     """Run one part; a failure is recorded (and printed) instead of ending the whole check."""
     try:
@@ -170,6 +197,7 @@ def main() -> None:
         guarded("dog_workers_databound", lambda: compare_databound(
             "dog-workers", device, sizes["dog_images"], sizes["dog_batch"], None, sizes["warmup"], sizes["repeats"],
             Path(folder)), results)
+        guarded("dog_end_to_end", lambda: dog_end_to_end(device, sizes, Path(folder)), results)
         guarded("bf16", lambda: bf16_sanity(device, sizes), results)
         guarded("ema", lambda: ema_sanity(device, sizes), results)
         if not args.skip_compile:
@@ -188,7 +216,7 @@ def main() -> None:
                                  "data_alone_images_per_s", "ratio"]))
     sanity_rows = [{"check": name, "ok": results[name].get("ok"),
                     "detail": {k: v for k, v in results[name].items() if k not in ("ok", "traceback")}}
-                   for name in ("bf16", "ema", "compile") if name in results]
+                   for name in ("dog_end_to_end", "bf16", "ema", "compile") if name in results]
     print("\nsanity")
     print(table(sanity_rows, ["check", "ok", "detail"]))
 
