@@ -213,7 +213,7 @@ def main() -> None:
     if bound_rows:
         print("\n(c) epoch with the real augmentation vs the model alone")
         print(table(bound_rows, ["case", "model", "data", "images", "images_per_s_real", "images_per_s_alone",
-                                 "data_alone_images_per_s", "ratio"]))
+                                 "data_alone_images_per_s", "data_alone_one_batch_per_call_images_per_s", "ratio"]))
     sanity_rows = [{"check": name, "ok": results[name].get("ok"),
                     "detail": {k: v for k, v in results[name].items() if k not in ("ok", "traceback")}}
                    for name in ("dog_end_to_end", "bf16", "ema", "compile") if name in results]
