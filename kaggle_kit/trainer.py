@@ -381,6 +381,7 @@ def fit(
         if ema is not None and train_state.get("ema") is not None:
             ema.module.load_state_dict(train_state["ema"])
         start_epoch = checkpoint["epoch"] + 1
+        _continue_schedule_at(scheduler, start_epoch, steps_per_epoch)
         history = list(train_state["history"])
         best_metric, best_epoch = train_state["best_metric"], train_state["best_epoch"]
         set_rng_state(train_state["rng"])
@@ -530,6 +531,25 @@ CURVES_EVERY_S = 30.0
 
 def _diverged(epoch: int, recipe: Recipe) -> None:
     raise KitError(f"training diverged at epoch {epoch} (the loss is not finite); lower --lr (now {recipe.lr})")
+
+
+def _continue_schedule_at(scheduler: torch.optim.lr_scheduler.LambdaLR, epoch: int, steps_per_epoch: int) -> None:
+    """Resumed with another number of processes, an epoch has another number of steps: the per-step schedule
+    would then read the saved step count as a different point of training. Continue it at `epoch`'s start."""
+    step = epoch * steps_per_epoch
+    if scheduler.last_epoch == step:
+        return
+    saved_steps = scheduler.last_epoch // max(epoch, 1)
+    if distributed.is_main():
+        print(f"warning: resuming with {distributed.world_size()} process(es): {steps_per_epoch} steps per epoch "
+              f"instead of {saved_steps}; the learning-rate schedule continues at epoch {epoch + 1}, but batch order "
+              f"and augmentation differ from an uninterrupted run (resume with the original --nproc to replay it "
+              f"exactly)", file=sys.stderr)
+    scheduler.last_epoch = step
+    lrs = [base * factor(step) for base, factor in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    for group, lr in zip(scheduler.optimizer.param_groups, lrs):
+        group["lr"] = lr
+    scheduler._last_lr = lrs
 
 
 def train_one_epoch(train_model, model, ema, batches, optimizer, scheduler, scaler, device, dtype, channels_last,

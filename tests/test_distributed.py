@@ -129,9 +129,8 @@ def _rank_process(launcher: subprocess.Popen, rank: int, timeout: float = 60) ->
     raise AssertionError(f"no rank {rank} worker appeared")
 
 
-@slow
-def test_killed_rank_ends_the_run_in_one_line_and_resume_finishes_it(runs, tmp_path):
-    out = tmp_path / "killed"
+def _kill_rank_one_after_an_epoch(runs, out):
+    """Start the DDP run into `out`, SIGKILL rank 1 once an epoch is on disk: (launcher result, seconds to stop)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     launcher = subprocess.Popen([*KAGGLE_KIT, "train", "cifar10", "--data-dir", str(runs["data"]), "--out", str(out), *DDP],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -144,11 +143,17 @@ def test_killed_rank_ends_the_run_in_one_line_and_resume_finishes_it(runs, tmp_p
     rank1.send_signal(signal.SIGKILL)
     stdout, stderr = launcher.communicate(timeout=60)  # a hang fails here
     stopped_in = time.monotonic() - killed_at
-    result = subprocess.CompletedProcess(launcher.args, launcher.returncode, stdout, stderr)
-    assert_one_line_error(result, "rank 1 of 2", "SIGKILL", f"kaggle-kit train --resume {out} --nproc 2")
-    assert launcher.returncode == 128 + signal.SIGKILL
-    assert stopped_in < 20, stopped_in
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in [rank1])
+    return subprocess.CompletedProcess(launcher.args, launcher.returncode, stdout, stderr), stopped_in
+
+
+@slow
+def test_killed_rank_ends_the_run_in_one_line_and_resume_finishes_it(runs, tmp_path):
+    out = tmp_path / "killed"
+    result, stopped_in = _kill_rank_one_after_an_epoch(runs, out)
+    assert_one_line_error(result, "rank 1 of 2", "SIGKILL", f"kaggle-kit train --resume {out} --nproc 2")
+    assert result.returncode == 128 + signal.SIGKILL
+    assert stopped_in < 20, stopped_in
     finished = len(RunDir(out).history())
     assert 1 <= finished < 4
 
@@ -159,6 +164,19 @@ def test_killed_rank_ends_the_run_in_one_line_and_resume_finishes_it(runs, tmp_p
     pd.testing.assert_frame_equal(RunDir(out).history()[columns], RunDir(runs["ddp"]).history()[columns])
     weights, reference = RunDir(out).load_checkpoint("last")["model"], RunDir(runs["ddp"]).load_checkpoint("last")["model"]
     assert all(torch.equal(weights[k], reference[k]) for k in reference)
+
+
+@slow
+def test_resuming_with_another_process_count_keeps_the_schedule_in_epochs(runs, tmp_path):
+    """2 processes, then 1: twice the steps per epoch. The schedule goes on from the same epoch (the lr of every
+    epoch as in the uninterrupted DDP run) and the run says why it will not replay that run exactly."""
+    out = tmp_path / "killed"
+    _kill_rank_one_after_an_epoch(runs, out)
+    resumed = _train("--resume", out)
+    assert "steps per epoch instead of" in resumed.stderr and "--nproc" in resumed.stderr
+    history = RunDir(out).history()
+    assert len(history) == 4
+    np.testing.assert_allclose(history["lr"], RunDir(runs["ddp"]).history()["lr"], rtol=1e-9)
 
 
 @slow
