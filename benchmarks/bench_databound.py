@@ -70,11 +70,12 @@ def compare_databound(case: str, device, n_images: int, batch_size: int, workers
     if batches.use_gpu_data:
         import kaggle_kit.data as data_module
 
-        saved, data_module.AUGMENT_BYTES = data_module.AUGMENT_BYTES, 0
+        saved = dict(data_module.AUGMENT_BYTES)
+        data_module.AUGMENT_BYTES.update({kind: 0 for kind in saved})
         try:
             one_per_call = data_alone_s()
         finally:
-            data_module.AUGMENT_BYTES = saved
+            data_module.AUGMENT_BYTES.update(saved)
     images = len(staged) * batch_size
     label = f"{arch}{' 3x3 stem' if stem == 'cifar' else ''} @{img_size}, batch {batch_size}"
     resident = "photos back to back" if not cache.is_uniform() else "uint8 array"

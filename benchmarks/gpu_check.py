@@ -32,6 +32,7 @@ import time
 import traceback
 from pathlib import Path
 
+import bench_augment_calls
 from bench_databound import compare_databound
 from bench_train import case_recipe, compare_train
 from common import build_model, kit_engine, kit_epoch, print_machine, staged_batches, sync, table, write_json
@@ -197,6 +198,8 @@ def main() -> None:
         guarded("dog_workers_databound", lambda: compare_databound(
             "dog-workers", device, sizes["dog_images"], sizes["dog_batch"], None, sizes["warmup"], sizes["repeats"],
             Path(folder)), results)
+        guarded("augment_calls", lambda: bench_augment_calls.measure(
+            device, sizes["cifar_images"], sizes["cifar_batch"], sizes["repeats"]), results)
         guarded("dog_end_to_end", lambda: dog_end_to_end(device, sizes, Path(folder)), results)
         guarded("bf16", lambda: bf16_sanity(device, sizes), results)
         guarded("ema", lambda: ema_sanity(device, sizes), results)
@@ -214,6 +217,9 @@ def main() -> None:
         print("\n(c) epoch with the real augmentation vs the model alone")
         print(table(bound_rows, ["case", "model", "data", "images", "images_per_s_real", "images_per_s_alone",
                                  "data_alone_images_per_s", "data_alone_one_batch_per_call_images_per_s", "ratio"]))
+    if isinstance(results.get("augment_calls"), list):
+        print("\nGPU data path alone, CIFAR-10 shapes, by float output per augmentation call")
+        print(table(results["augment_calls"], bench_augment_calls.COLUMNS))
     sanity_rows = [{"check": name, "ok": results[name].get("ok"),
                     "detail": {k: v for k, v in results[name].items() if k not in ("ok", "traceback")}}
                    for name in ("dog_end_to_end", "bf16", "ema", "compile") if name in results]

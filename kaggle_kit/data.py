@@ -215,9 +215,9 @@ class GpuBatches:
 
     The order comes from the caller (an `EpochSampler`'s positions when training), so both data paths draw
     their epoch order, and their DDP shards, from one mechanism. Images are augmented several batches at a
-    time (up to `AUGMENT_BYTES` of float output per call, at least one batch): a small-image batch (CIFAR-10)
-    is microseconds of GPU work but dozens of kernel launches, and an eager training step that is partly
-    launch-bound would pay for every one of them. Every image draws its own augmentation either way.
+    time (up to `AUGMENT_BYTES[device type]` of float output per call, at least one batch): a small-image
+    batch (CIFAR-10) is microseconds of GPU work but dozens of kernel launches, and an eager training step that
+    is partly launch-bound would pay for every one of them. Every image draws its own augmentation either way.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, indices: np.ndarray, batch_size: int,
@@ -235,7 +235,8 @@ class GpuBatches:
 
     def batches_per_call(self) -> int:
         image_bytes = 3 * int(self.transform.img_size) ** 2 * 4  # float32 CHW out of the transform
-        return max(1, AUGMENT_BYTES // (image_bytes * self.batch_size))
+        budget = AUGMENT_BYTES.get(self.indices.device.type, AUGMENT_BYTES["cpu"])
+        return max(1, budget // (image_bytes * self.batch_size))
 
     def __iter__(self):
         size, per_call = self.batch_size, self.batches_per_call()
@@ -248,4 +249,8 @@ class GpuBatches:
                 yield x[b * size : (b + 1) * size], y[b * size : (b + 1) * size]
 
 
-AUGMENT_BYTES = 256 << 20  # CIFAR-10 at batch 512: 42 batches per call; Dog at 224 and batch 256: one
+# Float output per augmentation call (0: one batch). GPU: CIFAR-10 at batch 512 is 10 batches per call, Dog at
+# 224 and batch 256 one; the caching allocator reuses the temporaries. CPU (the GPU path forced): no launches to
+# amortise, and benchmarks/bench_augment_calls.py measured calls of 64 MB and more at about 0.5x the speed of one
+# batch per call (large temporaries go back to the OS and page-fault on every call).
+AUGMENT_BYTES = {"cuda": 64 << 20, "cpu": 0}

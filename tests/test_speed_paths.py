@@ -378,7 +378,7 @@ def test_gpu_batches_augment_several_batches_per_call_and_yield_each_image_once(
             calls.append(len(batch))
             return super().forward(batch)
 
-    monkeypatch.setattr(data_module, "AUGMENT_BYTES", 3 * 4 * (3 * 8 * 8 * 4))  # three batches of 4 per call
+    monkeypatch.setitem(data_module.AUGMENT_BYTES, "cpu", 3 * 4 * (3 * 8 * 8 * 4))  # three batches of 4 per call
     batches = data_module.GpuBatches(images, labels, order, 4, Counting(8, None, (0, 0, 0), (1, 1, 1)), drop_last=drop_last)
     out = list(batches)
     assert len(out) == len(batches) == (12 if drop_last else 13)
