@@ -202,6 +202,12 @@ class Batches:
             self.eval_transform = augment.build_eval_transform(recipe.img_size, recipe.eval_resize, mean, std)
             self.workers = recipe.workers if recipe.workers is not None else default_workers(device, len(data.train_idx))
 
+    def describe(self) -> str:
+        if self.use_gpu_data:
+            n, megabytes = len(self.data.train_cache), self.data.train_cache.nbytes() / 2**20
+            return f"{n} images resident on {self.device} ({megabytes:,.0f} MB), augmented there"
+        return f"DataLoader with {self.workers} worker process{'es' if self.workers != 1 else ''}, normalised on {self.device}"
+
     @staticmethod
     def _gpu_data_wanted(cache: ImageCache, recipe: Recipe, device: torch.device) -> bool:
         if recipe.gpu_data is not None:
@@ -346,6 +352,10 @@ def fit(
         model = model.to(memory_format=torch.channels_last)
 
     batches = Batches(data, comp, recipe, device, mean, std)
+    if distributed.is_main():
+        # the resolved choice behind `gpu_data` auto, for the user now and for whoever compares runs later
+        progress.say(f"data: {batches.describe()}")
+        run.update_config(data_path=batches.describe())
     dtype = autocast_dtype(device, recipe)
     if features.wanted(recipe):
         if distributed.world_size() > 1:

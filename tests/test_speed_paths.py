@@ -188,6 +188,7 @@ def test_gpu_data_path_trains_photos_of_different_sizes(fresh_sample, tmp_path):
     assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in first.history)
     config = json.loads((first.run_dir / "config.json").read_text())
     assert config["recipe"]["gpu_data"] is True
+    assert config["data_path"].startswith(f"{len(cache)} images resident on cpu")
 
 
 # ---- persistent workers ---------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ def test_cifar_learns_far_better_than_chance_and_writes_the_run_folder(cifar_run
     config = json.loads((out / "config.json").read_text())
     assert config["competition"] == "cifar10" and config["recipe"]["arch"] == "test_resnet"
     assert config["recipe"]["seed"] == 7 and len(config["fingerprint"]) == 16 and config["versions"]["torch"]
+    assert config["data_path"] == "DataLoader with 0 worker processes, normalised on cpu"  # gpu_data auto, no CUDA
     assert config["augment"] == {k: (list(v) if isinstance(v, tuple) else v) for k, v in resolve("cifar10").augmentation("none").__dict__.items()}
     split = json.loads((out / "split.json").read_text())
     predictions = np.load(out / "val_predictions.npz")
