@@ -47,6 +47,9 @@ class Competition:
     # archives that may stand in for a folder or file inside the download: name -> what it holds
     nested_archives: dict[str, str] = field(default_factory=dict)
     native_size: int | None = None  # fixed image size (CIFAR: 32); None for photos of any size
+    # per-channel (mean, std) of the competition's images, for recipes that normalise by the data
+    # (`normalize="dataset"`, e.g. a model trained from scratch as the study's CIFAR-10 runs were)
+    dataset_mean_std: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
     package_dir: Path | None = None
 
     @property

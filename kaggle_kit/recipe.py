@@ -50,6 +50,7 @@ class Recipe:
     stem: str = "imagenet"  # imagenet | cifar
     head: str = "linear"  # linear | mlp (the study's Linear-ReLU-Linear output network)
     head_hidden: int = 256
+    normalize: str = "model"  # "model": the mean/std the model's weights expect; "dataset": the competition's
     pretrained: bool = False
     weights: str | None = None
     freeze: bool = False
@@ -111,6 +112,7 @@ class Recipe:
             (self.img_size >= 8, "img_size", f"{self.img_size}", "give --img-size 8 or more"),
             (self.stem in ("imagenet", "cifar"), "stem", self.stem, "use --stem imagenet or --stem cifar"),
             (self.head in ("linear", "mlp"), "head", self.head, "use --head linear or --head mlp"),
+            (self.normalize in ("model", "dataset"), "normalize", self.normalize, "use --normalize model or --normalize dataset"),
             (self.optimizer in ("sgd", "adamw"), "optimizer", self.optimizer, "use --optimizer sgd or adamw"),
             (self.schedule in SCHEDULES, "schedule", self.schedule, f"use one of: {', '.join(SCHEDULES)}"),
             (self.step_period >= 1, "step_period", f"{self.step_period}", "give --step-period 1 or more"),
@@ -187,6 +189,7 @@ FIELD_HELP = {
     "stem": "imagenet (timm's 7x7 stride-2 stem + max-pool) or cifar (3x3 stride-1, no max-pool)",
     "head": "linear (timm's) or mlp (the study's Linear-ReLU-Linear output network)",
     "head_hidden": "hidden width of the mlp head",
+    "normalize": "per-channel mean/std: model (what its pretrained weights expect) or dataset (the competition's own)",
     "pretrained": "start from ImageNet weights (downloads through timm)",
     "weights": "local weights file (.safetensors or .pth state dict); the head is re-created",
     "freeze": "train the head only (the study's fine-tuning mode)",

@@ -74,6 +74,23 @@ def cache_short_side(recipe: Recipe) -> int:
     return max(recipe.img_size, recipe.eval_resize or recipe.img_size)
 
 
+def check_normalization(comp: Competition, recipe: Recipe) -> None:
+    if recipe.normalize == "dataset" and comp.dataset_mean_std is None:
+        raise KitError(f"--normalize dataset: {comp.name} declares no dataset mean/std; use --normalize model")
+
+
+def input_normalization(comp: Competition, recipe: Recipe, model: torch.nn.Module):
+    """(mean, std) the run normalises its images with: the model's (its weights expect them) or the
+    competition's declared dataset statistics."""
+    from . import models
+
+    if recipe.normalize == "model":
+        return models.normalization(model)
+    check_normalization(comp, recipe)
+    mean, std = comp.dataset_mean_std
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
 def autocast_dtype(device: torch.device, recipe: Recipe) -> torch.dtype | None:
     if not recipe.amp or device.type != "cuda":
         return None  # CPU autocast slows convolutions down; fp32 there
@@ -337,7 +354,7 @@ def fit(
     distributed.barrier()
     data = prepare_data(layout, recipe, run, resume)
     model = models.build_model(recipe, len(layout.classes))
-    mean, std = models.normalization(model)
+    mean, std = input_normalization(comp, recipe, model)
     if distributed.is_main() and not resume:
         run.create(run_config(comp, layout, recipe, (mean, std), {"skipped_images": data.train_cache.bad_ids}))
     if recipe.sync_bn and distributed.world_size() > 1:
@@ -633,6 +650,7 @@ def train(
     base = recipe if isinstance(recipe, Recipe) else comp.recipe(recipe)
     resolved = base.replace(**{k: v for k, v in overrides.items() if v is not None}).validate()
     comp.augmentation(resolved.aug)  # unknown augmentation names fail before any data is read
+    check_normalization(comp, resolved)
     from . import models
 
     models.resolve_arch(resolved.arch)  # unknown names fail before any data is read

@@ -154,10 +154,17 @@ def test_unknown_competition():
     (["--epochs", "-2"], ["epochs=-2", "--epochs 1 or more"]),
     (["--batch-size", "0"], ["batch_size=0"]),
     (["--recipe", "paperr"], ["unknown recipe", "paper"]),
+    (["--normalize", "imagenet"], ["normalize=imagenet", "--normalize dataset"]),
 ])
 def test_bad_training_settings(sample_zips, tmp_path, args, needles):
     check(kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "run", "--epochs", "1", *TINY, *args), *needles)
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_dataset_normalisation_needs_declared_statistics(sample_zips, tmp_path):
+    check(kit("train", "dog_breed", "--data-dir", sample_zips["dog_breed"], "--out", tmp_path / "run", "--epochs", "1",
+              "--normalize", "dataset", *TINY), "dog_breed declares no dataset mean/std", "--normalize model")
+    assert not (tmp_path / "run").exists()
 
 
 def test_weights_file_of_another_architecture(sample_zips, tmp_path):

@@ -124,3 +124,16 @@ def test_bad_training_input_is_one_line(sample_zips, tmp_path, args, needle):
     result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "r", "--epochs", "1", *args)
     assert_one_line_error(result, needle)
     assert not (tmp_path / "r" / "last.pt").exists()
+
+
+def test_the_cifar_paper_recipe_normalises_with_the_studys_statistics(sample_zips, tmp_path):
+    """The study (Dive into Deep Learning's CIFAR-10 chapter) trained from scratch on CIFAR-10's own mean/std;
+    the run records them, and prediction reads them back from config.json."""
+    out = tmp_path / "paper"
+    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, "--recipe", "paper",
+                     "--epochs", "1", "--arch", "test_resnet", "--stem", "imagenet", "--batch-size", "64",
+                     "--workers", "0", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["recipe"]["normalize"] == "dataset"
+    assert config["normalization"] == {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010]}
