@@ -82,7 +82,8 @@ def test_feature_cache_checkpoint_is_the_full_model_and_equals_head_of_features(
     position = {image_id: i for i, image_id in enumerate(layout.train.ids)}
     val_idx = np.sort([position[i] for i in val_ids])
     cache = load_images(layout, "train", 32)
-    transform = build_eval_transform(32, None, *models.normalization(model))
+    normalization = run.config()["normalization"]  # what the run normalised with (the recipe decides)
+    transform = build_eval_transform(32, None, normalization["mean"], normalization["std"])
     images = torch.stack([transform(image=np.asarray(cache[i]))["image"] for i in val_idx])
     with torch.no_grad():
         full = model(images)
