@@ -273,3 +273,22 @@ def test_kaggle_timeout(kaggle, tmp_path):
     server.delay("StartSubmissionUpload", 5)
     env = kit_env(tmp_path, server.url, KAGGLE_KIT_HTTP_TIMEOUT="1")
     check(kit("submit", path, cwd=work, env=env), "did not answer within 1 s", "KAGGLE_KIT_HTTP_TIMEOUT")
+
+
+def test_a_stop_request_while_reporting_an_error_keeps_the_report_one_line(tmp_path):
+    """The launcher SIGTERMs the surviving ranks of a run that lost one; a rank already reporting its own error
+    must still end with its one line, not a KeyboardInterrupt traceback (seen once in CI under --nproc 2)."""
+    script = tmp_path / "stopped_while_reporting.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        "import kaggle_kit.launch as launch\n"
+        "def report(message, kind='error'):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)  # the stop request lands while the error is being reported\n"
+        "    return False\n"
+        "launch.report_to_launcher = report\n"
+        "from kaggle_kit.cli import main\n"
+        "main(['train', 'no-such-competition'])\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    check(result, "no-such-competition")

@@ -40,7 +40,15 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _finish_without_interruption() -> None:
+    """From here the command only reports and exits: a stop request arriving now (the launcher's SIGTERM to the
+    surviving ranks of a run that lost one, a second Ctrl-C) must not turn the one-line report into a traceback."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def fail(message: str, exit_code: int = 2, kind: str = "error") -> None:
+    _finish_without_interruption()
     from ..launch import report_to_launcher
 
     # a worker of `train --nproc` hands its error to the launcher, which prints the run's one error line
@@ -75,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         command = getattr(getattr(error, "ctx", None), "command_path", "kaggle-kit")
         fail(f"{message} (see `{command} --help`)", getattr(error, "exit_code", 2))
     except Exception as error:
+        _finish_without_interruption()
         from ..distributed import lost_peer_message
         from ..launch import report_to_launcher
 
