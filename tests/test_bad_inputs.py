@@ -292,3 +292,16 @@ def test_a_stop_request_while_reporting_an_error_keeps_the_report_one_line(tmp_p
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     check(result, "no-such-competition")
+
+
+def test_an_in_process_call_leaves_the_callers_signal_handlers_alone():
+    """Called from Python (tests, a notebook), a failing command must not leave Ctrl-C ignored afterwards: the
+    processes the caller starts later would inherit that."""
+    import signal
+
+    from kaggle_kit.cli import main
+
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    with pytest.raises(SystemExit):
+        main(["train", "no-such-competition"])
+    assert {number: signal.getsignal(number) for number in before} == before

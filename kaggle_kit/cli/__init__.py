@@ -58,6 +58,18 @@ def fail(message: str, exit_code: int = 2, kind: str = "error") -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The command line. `argv` None: this process's own arguments, and the process ends with the command.
+    A list: called from Python (tests, a notebook), so the caller's signal handlers are put back afterwards."""
+    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        _main(argv)
+    finally:
+        if argv is not None:
+            for number, handler in saved.items():
+                signal.signal(number, handler)
+
+
+def _main(argv: list[str] | None) -> None:
     from .. import progress
 
     progress.enable(sys.stderr.isatty() or bool(os.environ.get("KAGGLE_KIT_PROGRESS")))
