@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import print_machine, table, timed, write_json
+from common import augment_budget, print_machine, table, timed, write_json
 
 BUDGETS_MB = (0, 4, 16, 64, 256)  # 0: one batch per call
 
@@ -32,24 +32,21 @@ def measure(device, n_images: int, batch: int, repeats: int) -> list[dict]:
     labels = torch.zeros(n_images, dtype=torch.long, device=device)
     specs = {"study": AugmentSpec(pre_resize=40, crop_scale=(0.64, 1.0), crop_ratio=(1.0, 1.0), hflip=True),
              "fast": AugmentSpec(hflip=True, translate=4, cutout=12)}
-    saved = dict(data_module.AUGMENT_BYTES)
-    kit_budget = saved.get(device.type, saved["cpu"])
+    kit_budget = data_module.AUGMENT_BYTES.get(device.type, data_module.AUGMENT_BYTES["cpu"])
     rows = []
-    try:
-        for name, spec in specs.items():
-            augment = GpuAugment(spec, 32, (0.5,) * 3, (0.25,) * 3)
-            baseline = None
-            for budget in sorted({*(mb << 20 for mb in BUDGETS_MB), kit_budget}):
-                data_module.AUGMENT_BYTES[device.type] = budget
+    for name, spec in specs.items():
+        augment = GpuAugment(spec, 32, (0.5,) * 3, (0.25,) * 3)
+        baseline = None
+        for budget in sorted({*(mb << 20 for mb in BUDGETS_MB), kit_budget}):
+            with augment_budget(**{device.type: budget}):
                 batches = data_module.GpuBatches(images, labels, rng.permutation(n_images), batch, augment)
                 [None for _ in batches]  # warm-up: allocator, kernels
                 seconds = min(timed(lambda: [None for _ in batches], device)[0] for _ in range(repeats))
-                rate = n_images / seconds
-                baseline = baseline or rate
-                rows.append({"aug": name, "budget_mb": budget / 2**20, "batches_per_call": batches.batches_per_call(),
-                             "images_per_s": rate, "ratio": rate / baseline, "kit_default": budget == kit_budget})
-    finally:
-        data_module.AUGMENT_BYTES.update(saved)
+                per_call = batches.batches_per_call()
+            rate = n_images / seconds
+            baseline = baseline or rate
+            rows.append({"aug": name, "budget_mb": budget / 2**20, "batches_per_call": per_call,
+                         "images_per_s": rate, "ratio": rate / baseline, "kit_default": budget == kit_budget})
     return rows
 
 

@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 from bench_train import CASES, case_recipe
-from common import build_model, kit_engine, kit_epoch, print_machine, synthetic_cache, table, timed, write_json
+from common import (augment_budget, build_model, kit_engine, kit_epoch, print_machine, synthetic_cache, table, timed,
+                    write_json)
 
 
 def compare_databound(case: str, device, n_images: int, batch_size: int, workers: int | None, warmup: int,
@@ -68,14 +69,8 @@ def compare_databound(case: str, device, n_images: int, batch_size: int, workers
     data_alone = data_alone_s()
     one_per_call = None
     if batches.use_gpu_data:
-        import kaggle_kit.data as data_module
-
-        saved = dict(data_module.AUGMENT_BYTES)
-        data_module.AUGMENT_BYTES.update({kind: 0 for kind in saved})
-        try:
+        with augment_budget(cuda=0, cpu=0):
             one_per_call = data_alone_s()
-        finally:
-            data_module.AUGMENT_BYTES.update(saved)
     images = len(staged) * batch_size
     label = f"{arch}{' 3x3 stem' if stem == 'cifar' else ''} @{img_size}, batch {batch_size}"
     resident = "photos back to back" if not cache.is_uniform() else "uint8 array"

@@ -9,6 +9,8 @@ than the real ones).
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import platform
@@ -331,3 +333,17 @@ def staged_batches(n_batches: int, batch_size: int, img_size: int, classes: int,
         y = torch.randint(0, classes, (batch_size,), generator=generator)
         out.append((x.to(device), y.to(device)))
     return out
+
+
+@contextlib.contextmanager
+def augment_budget(**bytes_by_device):
+    """`data.AUGMENT_BYTES` set for the block (e.g. cuda=0, cpu=0: one batch per augmentation call), then restored."""
+    import kaggle_kit.data as data_module
+
+    saved = dict(data_module.AUGMENT_BYTES)
+    data_module.AUGMENT_BYTES.update(bytes_by_device)
+    try:
+        yield
+    finally:
+        data_module.AUGMENT_BYTES.clear()
+        data_module.AUGMENT_BYTES.update(saved)

@@ -227,16 +227,19 @@ def _client_class():
     return KaggleApi
 
 
+def _send_with_timeout(send, seconds: float):
+    """`HTTPAdapter.send` giving every request `seconds` of timeout unless the caller set one."""
+
+    def send_with_timeout(self, request, timeout=None, **kwargs):
+        return send(self, request, timeout=seconds if timeout is None else timeout, **kwargs)
+
+    return send_with_timeout
+
+
 def _timeout_adapter(seconds: float):
     from requests.adapters import HTTPAdapter
 
-    class TimeoutAdapter(HTTPAdapter):
-        """Gives every request of the client's session a timeout unless the caller set one."""
-
-        def send(self, request, timeout=None, **kwargs):
-            return super().send(request, timeout=seconds if timeout is None else timeout, **kwargs)
-
-    return TimeoutAdapter()
+    return type("TimeoutAdapter", (HTTPAdapter,), {"send": _send_with_timeout(HTTPAdapter.send, seconds)})()
 
 
 @contextlib.contextmanager
@@ -250,11 +253,7 @@ def _upload_timeout(seconds: float):
     from requests.adapters import HTTPAdapter
 
     original = HTTPAdapter.send
-
-    def send(self, request, timeout=None, **kwargs):
-        return original(self, request, timeout=seconds if timeout is None else timeout, **kwargs)
-
-    HTTPAdapter.send = send
+    HTTPAdapter.send = _send_with_timeout(original, seconds)
     try:
         yield
     finally:

@@ -371,8 +371,9 @@ def fit(
     batches = Batches(data, comp, recipe, device, mean, std)
     if distributed.is_main():
         # the resolved choice behind `gpu_data` auto, for the user now and for whoever compares runs later
-        progress.say(f"data: {batches.describe()}")
-        run.update_config(data_path=batches.describe())
+        data_path = batches.describe()
+        progress.say(f"data: {data_path}")
+        run.update_config(data_path=data_path)
     dtype = autocast_dtype(device, recipe)
     if features.wanted(recipe):
         if distributed.world_size() > 1:
