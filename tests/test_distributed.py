@@ -192,16 +192,19 @@ JOB = """
 import json, os, sys, time
 start = time.time()
 time.sleep(float(sys.argv[2]))
-print(json.dumps({"job": sys.argv[1], "gpu": os.environ["CUDA_VISIBLE_DEVICES"], "start": start, "end": time.time()}))
+row = {"job": sys.argv[1], "gpu": os.environ["CUDA_VISIBLE_DEVICES"], "start": start, "end": time.time()}
+with open(os.path.join(sys.argv[4], sys.argv[1] + ".json"), "w") as out:
+    json.dump(row, out)
 sys.exit(int(sys.argv[3]))
 """
 
 
-def test_run_on_gpus_runs_one_job_per_gpu_at_a_time(tmp_path, capfd):
+def test_run_on_gpus_runs_one_job_per_gpu_at_a_time(tmp_path):
+    # Each job reports to its own file: two jobs printing at once may interleave on a shared stdout.
     jobs = [["a", "1.0", "0"], ["b", "1.0", "3"], ["c", "0.2", "0"]]
-    codes = run_on_gpus(jobs, ["0", "1"], program=[sys.executable, "-c", JOB])
+    codes = run_on_gpus([[*job, str(tmp_path)] for job in jobs], ["0", "1"], program=[sys.executable, "-c", JOB])
     assert codes == [0, 3, 0]  # in job order
-    seen = {row["job"]: row for row in map(json.loads, capfd.readouterr().out.splitlines())}
+    seen = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in "abc"}
     a, b, c = seen["a"], seen["b"], seen["c"]
     assert {a["gpu"], b["gpu"]} == {"0", "1"}
     assert a["start"] < b["end"] and b["start"] < a["end"]  # a and b ran side by side
