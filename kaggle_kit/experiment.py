@@ -768,12 +768,19 @@ def train_argv(run: PlannedRun, comp: Competition, data_dir, resume: bool) -> li
     return argv
 
 
+def run_log(folder: Path, run: PlannedRun) -> Path:
+    """Where `--gpus` writes a run's output (its training, then its prediction): runs side by side would
+    interleave their lines in one terminal."""
+    return Path(folder) / "logs" / f"{run.path.parent.name}.{run.path.name}.log"
+
+
 def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], result: ExperimentResult, timings: _Timings,
                   clock: _Clock, on_event, after_training, folder: Path) -> None:
     """One `kaggle-kit train` process per GPU at a time; each GPU takes the next run as soon as it is free."""
-    from .launch import run_on_gpus
+    from .launch import last_line, run_on_gpus
 
     argvs = {run.name: train_argv(run, comp, data_dir, states[run.name] == "partial") for run in runs}  # all checked first
+    logs = {run.name: run_log(folder, run) for run in runs}
     waiting: queue.Queue = queue.Queue()
     for run in runs:
         waiting.put(run)
@@ -787,9 +794,10 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
             except queue.Empty:
                 return
             resuming = states[run.name] == "partial"
-            _event(on_event, event="start", run=run.name, resume=resuming, gpu=gpu, index=clock.done + 1, total=clock.total, eta_s=clock.eta())
+            _event(on_event, event="start", run=run.name, resume=resuming, gpu=gpu, log=str(logs[run.name]),
+                   index=clock.done + 1, total=clock.total, eta_s=clock.eta())
             began = time.perf_counter()
-            (code,) = run_on_gpus([argvs[run.name]], [gpu])
+            (code,) = run_on_gpus([argvs[run.name]], [gpu], logs=[logs[run.name]])
             seconds = time.perf_counter() - began
             timings.add(run, seconds)
             finished = code == 0 and run_state(run) == "finished"
@@ -800,7 +808,8 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
                     _event(on_event, event="interrupted", run=run.name)
                     return
                 if not finished:
-                    why = f"`kaggle-kit {' '.join(argvs[run.name][:2])} ...` exited with code {code}; its log is above"
+                    said = f": {(last_line(logs[run.name]) or 'no output').removeprefix('error: ')}" if code != 0 else " but the run is not finished"
+                    why = f"`kaggle-kit {' '.join(argvs[run.name][:2])} ...` exited with code {code}{said}; whole log: {logs[run.name]}"
                     result.failed[run.name] = why
                     _event(on_event, event="failed", run=run.name, error=why, **clock.finish(None))
                     continue
@@ -809,7 +818,8 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
             if after_training is not None:
                 if not _prediction_is_current(run):
                     # predicted in its own process on this GPU, like the training; only the upload happens here
-                    run_on_gpus([["predict", str(run.path), "--data-dir", str(data_dir), "--out", str(run.path / SUBMISSION_FILE)]], [gpu])
+                    run_on_gpus([["predict", str(run.path), "--data-dir", str(data_dir), "--out", str(run.path / SUBMISSION_FILE)]],
+                                [gpu], logs=[logs[run.name]])
                 after_training(run)
 
     threads = [threading.Thread(target=worker, args=(gpu,), name=f"gpu-{gpu}", daemon=True) for gpu in gpus]

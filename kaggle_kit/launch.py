@@ -196,15 +196,21 @@ def _quiet_agent_logs() -> None:
 # --------------------------------------------------------------------------------------- --gpus
 
 
-def run_on_gpus(jobs: list[list[str]], gpus: list[str], program: list[str] | None = None) -> list[int]:
+def run_on_gpus(jobs: list[list[str]], gpus: list[str], program: list[str] | None = None,
+                logs: list[Path | None] | None = None) -> list[int]:
     """Run each job (`kaggle-kit` arguments, e.g. `["train", "cifar10", "--out", "runs/a"]`) as its own
     process, at most one per GPU at a time, with CUDA_VISIBLE_DEVICES set to that GPU (so the job sees it
-    as cuda:0). Jobs start in order as GPUs free up; returns their exit codes in job order. Output goes to
-    this process's stdout and stderr. `program` replaces the `python -m kaggle_kit` prefix."""
+    as cuda:0). Jobs start in order as GPUs free up; returns their exit codes in job order. A job's output
+    (stdout and stderr) is appended to its file in `logs` where one is given - jobs side by side would
+    interleave their progress lines in one terminal - and goes to this process's otherwise. `program`
+    replaces the `python -m kaggle_kit` prefix."""
     if not gpus:
         raise KitError("no GPU ids to run on; give them as --gpus 0,1")
     if len(set(gpus)) != len(gpus):
         raise KitError(f"GPU ids repeat in {','.join(gpus)}: give each GPU once, e.g. --gpus 0,1")
+    logs = list(logs) if logs is not None else [None] * len(jobs)
+    if len(logs) != len(jobs):
+        raise ValueError(f"{len(logs)} log paths for {len(jobs)} jobs")
     prefix = list(program or KAGGLE_KIT)
     codes: list[int | None] = [None] * len(jobs)
     free = list(gpus)
@@ -214,8 +220,7 @@ def run_on_gpus(jobs: list[list[str]], gpus: list[str], program: list[str] | Non
         while next_job < len(jobs) or running:
             while free and next_job < len(jobs):
                 gpu = free.pop(0)
-                env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
-                running[subprocess.Popen([*prefix, *jobs[next_job]], env=env)] = (next_job, gpu)
+                running[_start_on_gpu([*prefix, *jobs[next_job]], gpu, logs[next_job])] = (next_job, gpu)
                 next_job += 1
             done = _wait_any(list(running))
             for process in done:
@@ -226,6 +231,30 @@ def run_on_gpus(jobs: list[list[str]], gpus: list[str], program: list[str] | Non
         _stop(list(running))
         raise
     return [int(code) for code in codes]
+
+
+def _start_on_gpu(command: list[str], gpu: str, log: Path | None) -> subprocess.Popen:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
+    if log is None:
+        return subprocess.Popen(command, env=env)
+    env["PYTHONUNBUFFERED"] = "1"  # the log in the order things happened (an error last), and live for `tail -f`
+    log = Path(log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as out:  # the child keeps its own copy of the descriptor
+        out.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} on GPU {gpu}: {' '.join(command)}\n")
+        out.flush()
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def last_line(log: Path) -> str | None:
+    """The last non-empty line of a job's log (a failed kaggle-kit command's one-line error), if any."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+            lines = [line.strip() for line in f.read().decode("utf-8", "replace").splitlines()]
+    except OSError:
+        return None
+    return next((line for line in reversed(lines) if line), None)
 
 
 def _wait_any(processes: list[subprocess.Popen]) -> list[subprocess.Popen]:

@@ -6,6 +6,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,19 @@ from kaggle_kit.sample import write_sample
 
 REPO = Path(__file__).resolve().parents[1]
 KAGGLE_KIT = [sys.executable, "-m", "kaggle_kit"]
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_left_as_found():
+    """A test that calls kaggle-kit in this process must leave Ctrl-C and SIGTERM handling as it found it: every
+    process started afterwards inherits an ignored signal, and a later Ctrl-C test would be deaf to it."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    before = {number: signal.getsignal(number) for number in signals}
+    yield
+    changed = {signal.Signals(n).name: signal.getsignal(n) for n in signals if signal.getsignal(n) != before[n]}
+    for number, handler in before.items():
+        signal.signal(number, handler)
+    assert not changed, f"this test left signal handlers changed: {changed}"
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from conftest import KAGGLE_KIT, REPO, assert_one_line_error, run_cli
-from kaggle_kit.launch import run_on_gpus
+from kaggle_kit.launch import last_line, run_on_gpus
 from kaggle_kit.run import RunDir
 
 slow = pytest.mark.slow  # trains through the real CLI in several processes: tens of seconds each
@@ -210,6 +210,20 @@ def test_run_on_gpus_runs_one_job_per_gpu_at_a_time(tmp_path):
     assert a["start"] < b["end"] and b["start"] < a["end"]  # a and b ran side by side
     same_gpu = a if a["gpu"] == c["gpu"] else b
     assert c["start"] >= same_gpu["end"]  # c waited until its GPU was free
+
+
+def test_run_on_gpus_appends_each_jobs_output_to_its_log(tmp_path, monkeypatch):
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # the jobs' output still lands in the order written
+    talk = "import os, sys; print('out', os.environ['CUDA_VISIBLE_DEVICES']); print('error: bad', sys.argv[1], file=sys.stderr); sys.exit(2)"
+    logs = [tmp_path / "logs" / "a.log", tmp_path / "logs" / "b.log"]
+    logs[0].parent.mkdir()
+    logs[0].write_text("earlier attempt\n")
+    codes = run_on_gpus([["a"], ["b"]], ["0", "1"], program=[sys.executable, "-c", talk], logs=logs)
+    assert codes == [2, 2]
+    first = logs[0].read_text().splitlines()
+    assert first[0] == "earlier attempt" and first[1].startswith("=== ") and first[1].endswith(" a")
+    assert "on GPU 0" in first[1] and first[2:] == ["out 0", "error: bad a"]
+    assert last_line(logs[1]) == "error: bad b" and last_line(tmp_path / "missing.log") is None
 
 
 def test_run_on_gpus_rejects_a_repeated_gpu():

@@ -209,6 +209,32 @@ def test_gpus_runs_each_run_as_its_own_kaggle_kit_train_with_the_same_result(exp
         assert json.loads((ours / "config.json").read_text())["recipe"] == json.loads((theirs / "config.json").read_text())["recipe"]
         assert pd.read_csv(ours / "history.csv")["val_metric"].tolist() == pd.read_csv(theirs / "history.csv")["val_metric"].tolist()
     assert pd.read_csv(exp / "results.csv")["wall_seconds"].gt(0).all()
+    # each run's output went to its own log, not interleaved into the terminal
+    for cell in CELLS:
+        log = (exp / "logs" / f"{cell}.seed=0.log").read_text()
+        assert f"--out {exp / cell / 'seed=0'}" in log and "epoch" in log
+        assert f"log {exp / 'logs' / f'{cell}.seed=0.log'}" in parallel.stderr
+    assert "epoch" not in parallel.stderr.lower().replace("epochs", "")
+
+
+def test_gpus_names_a_failed_runs_error_and_its_log(experiment):
+    """A run that fails in its own process: the experiment says why (the process's one-line error) and where
+    its whole log is, and goes on with the others."""
+    exp = experiment["work"] / "exp-gpus-damaged"
+    for cell in CELLS:
+        shutil.copytree(experiment["exp"] / cell / "seed=0", exp / cell / "seed=0")
+    damaged = exp / "schedule=cosine" / "seed=0"
+    (damaged / "history.csv").unlink()  # partial: resumed from last.pt ...
+    (damaged / "last.pt").write_bytes(b"not a checkpoint")  # ... which a crash left unreadable
+    env = {**experiment["env"], "KAGGLE_KIT_API_ENDPOINT": "http://127.0.0.1:9"}
+    parallel = kit(["experiment", experiment["plan"], "--data-dir", experiment["data"], "--out", exp, "--seeds", "1",
+                    "--gpus", "0,1"], experiment["work"], env)
+    log = exp / "logs" / "schedule=cosine.seed=0.log"
+    assert_one_line_error(parallel, "schedule=cosine/seed=0", f"{damaged / 'last.pt'}", "is damaged", "exited with code 2",
+                          f"whole log: {log}")
+    assert "error: error:" not in parallel.stderr
+    assert "1 skipped (already finished), 1 failed" in parallel.stdout
+    assert f"error: {damaged / 'last.pt'}" in log.read_text()
 
 
 # --------------------------------------------------------------------------------------- winners and directions

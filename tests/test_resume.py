@@ -24,10 +24,17 @@ def _train(data, out, *extra):
     return result
 
 
+def _ctrl_c_reaches_it() -> None:
+    # a runner started in the background by a shell without job control ignores SIGINT, and its children
+    # inherit that (Python then installs no KeyboardInterrupt handler): give the run the terminal's default
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(data, out):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen([*KAGGLE_KIT, "train", "cifar10", "--data-dir", str(data), "--out", str(out), *ARGS],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_ctrl_c_reaches_it)
 
 
 def _wait_for_epochs(out, n, process, timeout=300):

@@ -25,7 +25,8 @@ def _print_event(event: dict[str, Any]) -> None:
     eta = f" eta {_clock(event.get('eta_s'))}" if event.get("eta_s") is not None else ""
     gpu = f" on GPU {event['gpu']}" if event.get("gpu") is not None else ""
     if kind == "start":
-        line = f"run {where} {run}: {'resuming' if event.get('resume') else 'training'}{gpu}{eta}"
+        log = f", log {event['log']}" if event.get("log") else ""
+        line = f"run {where} {run}: {'resuming' if event.get('resume') else 'training'}{gpu}{log}{eta}"
     elif kind == "skip":
         line = f"run {where} {run}: already finished, skipped"
     elif kind == "done":
