@@ -201,7 +201,7 @@ sys.exit(int(sys.argv[3]))
 
 def test_run_on_gpus_runs_one_job_per_gpu_at_a_time(tmp_path):
     # Each job reports to its own file: two jobs printing at once may interleave on a shared stdout.
-    jobs = [["a", "1.0", "0"], ["b", "1.0", "3"], ["c", "0.2", "0"]]
+    jobs = [["a", "2.0", "0"], ["b", "2.0", "3"], ["c", "0.2", "0"]]
     codes = run_on_gpus([[*job, str(tmp_path)] for job in jobs], ["0", "1"], program=[sys.executable, "-c", JOB])
     assert codes == [0, 3, 0]  # in job order
     seen = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in "abc"}
