@@ -60,6 +60,7 @@ PRODUCTION_API = "https://api.kaggle.com"
 TOKEN_PAGE = "https://www.kaggle.com/settings/api"
 DOWNLOAD_STAMP = ".kaggle-kit-download.json"
 LISTING_PAGE_SIZE = 100
+LISTING_MAX_PAGES = 100  # 10,000 submissions: more than any competition allows a team
 MESSAGE_LIMIT = 250  # Kaggle truncates long submission descriptions
 
 
@@ -828,6 +829,24 @@ class SubmissionRow:
     sha256: str | None = None
 
 
+def _every_submission(api, slug: str) -> list:
+    """Every page of the competition's submissions. The client returns a page's submissions without the next
+    page's token, so pages are asked for by number until one is short, or brings nothing new (a server that
+    ignored the page number would otherwise answer the first page forever)."""
+    listed: list = []
+    seen: set[int] = set()
+    for page in range(1, LISTING_MAX_PAGES + 1):
+        with _quiet_stdout():
+            chunk = [s for s in api.competition_submissions(slug, page_number=page, page_size=LISTING_PAGE_SIZE) or []
+                     if s is not None]
+        new = [s for s in chunk if int(s.ref) not in seen]
+        listed += new
+        seen.update(int(s.ref) for s in new)
+        if len(chunk) < LISTING_PAGE_SIZE or not new:
+            break
+    return listed
+
+
 def list_submissions(competition: Competition | str, ledger: Ledger | None = None) -> list[SubmissionRow]:
     """Kaggle's submissions for the competition (newest first) joined with the ledger by Kaggle ref.
 
@@ -837,8 +856,7 @@ def list_submissions(competition: Competition | str, ledger: Ledger | None = Non
     ledger = ledger or Ledger()
     api = _api()
     with _kaggle_call(f"listing submissions of {comp.slug}", comp):
-        with _quiet_stdout():
-            listed = api.competition_submissions(comp.slug, page_size=LISTING_PAGE_SIZE) or []
+        listed = _every_submission(api, comp.slug)
     known = ledger.by_ref(comp.name)
     # a submit that died between the upload and writing Kaggle's ref: found again by its file and message
     orphans = [r for r in ledger.records(comp.name) if r.kaggle_ref is None and r.status == UPLOADING]

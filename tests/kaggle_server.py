@@ -134,6 +134,7 @@ class _State:
     uploads: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # token -> (file name, bytes)
     submissions: list[Submission] = field(default_factory=list)
     next_error: str | None = None
+    pages_ignored: bool = False
     calls: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -216,6 +217,23 @@ class KaggleServer:
         """Answer `method` (or `*`) `seconds` late, `times` times (default: always)."""
         self._state.delays[method] = seconds
         self._state.delay_times[method] = times
+
+    def add_past_submissions(self, count: int) -> list[int]:
+        """`count` scored submissions made before this test (a long competition's history); their refs."""
+        made = []
+        with self._state.lock:
+            for _ in range(count):
+                ref = next(_refs)
+                self._state.submissions.append(Submission(
+                    ref=ref, competition=self._state.comp.slug, file_name=f"old-{ref}.csv", description=f"old {ref}",
+                    data=b"id,label\n", date=datetime.now(timezone.utc), ready_at=0.0, status="COMPLETE",
+                    public_score="0.50000", private_score="0.50000"))
+                made.append(ref)
+        return made
+
+    def ignore_pages(self) -> None:
+        """Answer every ListSubmissions with the first page, whatever page is asked for."""
+        self._state.pages_ignored = True
 
     def error_next_submission(self, reason: str) -> None:
         """The next submission is scored as ERROR with `reason` as its errorDescription."""
@@ -534,7 +552,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         state = self.state
         size = int(request.get("pageSize") or 20)
-        page = max(int(request.get("page") or 1), 1)
+        page = 1 if state.pages_ignored else max(int(request.get("page") or 1), 1)
         with state.lock:
             for submission in state.submissions:
                 _settle(state, submission)

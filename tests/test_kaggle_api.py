@@ -378,6 +378,26 @@ def test_submissions_join_kaggle_with_the_ledger(server, downloaded, bundle, tmp
     assert_no_secret(as_csv)
 
 
+def test_listing_reads_every_page_of_a_long_history(server, downloaded, bundle, tmp_path):
+    """Kaggle answers 100 submissions a page and the client drops the next page's token: every page is read."""
+    refs = server.add_past_submissions(230)
+    listing = kit(["submissions", "dog_breed"], downloaded, kit_env(tmp_path, server.url))
+    assert listing.returncode == 0, listing.stderr
+    shown = {int(line.split()[0]) for line in listing.stdout.splitlines() if line.split() and line.split()[0].isdigit()}
+    assert shown == set(refs)
+    assert server.calls["ListSubmissions"] == 3  # 100 + 100 + 30: the short page ends it
+
+
+def test_listing_stops_when_the_server_ignores_the_page_number(server, downloaded, bundle, tmp_path):
+    refs = server.add_past_submissions(150)
+    server.ignore_pages()
+    listing = kit(["submissions", "dog_breed"], downloaded, kit_env(tmp_path, server.url))
+    assert listing.returncode == 0, listing.stderr
+    shown = {int(line.split()[0]) for line in listing.stdout.splitlines() if line.split() and line.split()[0].isdigit()}
+    assert shown == set(refs[-100:])  # the newest page, once
+    assert server.calls["ListSubmissions"] == 2  # the second answer brought nothing new
+
+
 def test_listing_recovers_a_submit_that_died_after_the_upload(server, downloaded, bundle, tmp_path):
     env = kit_env(tmp_path, server.url)
     path = write_submission(downloaded, bundle)
