@@ -30,9 +30,12 @@ GPU_CHECK_PARTS = {"cifar_train": "train", "dog_train": "train", "cifar_databoun
 
 
 def row_label(row: dict) -> str:
-    parts = [f"{row[c]} MB" if c == "budget_mb" and row[c] is not None else str(row[c])
-             for c in LABEL_COLUMNS if row.get(c) not in (None, "")]
+    parts = [_budget(row[c]) if c == "budget_mb" else str(row[c]) for c in LABEL_COLUMNS if row.get(c) not in (None, "")]
     return ", ".join(parts) or "?"
+
+
+def _budget(megabytes: float) -> str:
+    return "one batch per call" if not megabytes else f"up to {megabytes:g} MB per call"
 
 
 def row_ratio(row: dict) -> float | None:
@@ -81,7 +84,8 @@ def plot(files: list[Path], out: Path) -> Path:
                                                 if machine.get(k))
         for name, rows in panels_of(payload, str(path)):
             panels.append((name, where, [r for r in rows if row_ratio(r) is not None]))
-    panels = [p for p in panels if p[2]]
+    order = list(PANELS)
+    panels = sorted((p for p in panels if p[2]), key=lambda p: order.index(p[0]))  # (a) to (e), whatever the file order
     if not panels:
         raise SystemExit("error: no rows with a ratio in those files; give files written by the benchmarks' --json")
     heights = [1.2 + 0.32 * len(rows) for _, _, rows in panels]
