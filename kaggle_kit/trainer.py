@@ -32,7 +32,7 @@ from .cache import ImageCache, load_images
 from .competition import Competition
 from .data import (CachedImages, EpochLoader, EpochSampler, GpuBatches, OnDevice, default_workers, device_images,
                    epoch_seed, seed_everything)
-from .errors import KitError
+from .errors import KitError, out_of_memory
 from .layout import Layout
 from .recipe import Recipe
 from .run import RunDir, git_commit, versions
@@ -423,6 +423,7 @@ def fit(
 
     total_steps = steps_per_epoch * (recipe.epochs - start_epoch)
     interrupted = False
+    ran_out = None  # the one-line error when memory ran out
     plotted = (len(history), time.perf_counter())  # (epochs in curves.png, when drawn)
     checkpointed_at = time.perf_counter()
     pending_best = None  # head-only epochs: the best checkpoint not yet written, see CHECKPOINT_EVERY_S
@@ -500,10 +501,19 @@ def fit(
                     on_epoch(row)
         except KeyboardInterrupt:
             interrupted = True
+        except Exception as error:
+            memory = out_of_memory(error)
+            if memory is None:
+                raise
+            # the finished epochs stay saved; the message, not the traceback, says what to change
+            interrupted = True
+            ran_out = _out_of_memory_message(memory, device, recipe, epoch, len(history), run)
     if distributed.is_main() and pending_best is not None:
         pending_best.save(run)  # interrupted between head-only checkpoints: the best model still reaches best.pt
     if distributed.is_main() and plotted[0] != len(history):
         run.plot_curves(comp.metric.label)  # an interrupted run still leaves curves of every finished epoch
+    if ran_out:
+        raise KitError(ran_out, exit_code=1)
     if not interrupted:
         # an interrupt reaches each rank at a different step, where a collective would never be matched: the
         # interrupted ranks leave at once (rank 0 wrote the last finished epoch's checkpoint already)
@@ -578,6 +588,15 @@ def _continue_schedule_at(scheduler: torch.optim.lr_scheduler.LambdaLR, epoch: i
     for group, lr in zip(scheduler.optimizer.param_groups, lrs):
         group["lr"] = lr
     scheduler._last_lr = lrs
+
+
+def _out_of_memory_message(memory: str, device, recipe: Recipe, epoch: int, finished: int, run: RunDir) -> str:
+    unfrozen_now = recipe.freeze and recipe.unfreeze_after is not None and epoch == recipe.unfreeze_after
+    why = " (the backbone was unfrozen this epoch: its gradients and activations need memory too)" if unfrozen_now else ""
+    kept = f"; the {finished} finished epoch(s) stay in {run.path}" if finished else ""
+    return (f"{memory} on {device} in epoch {epoch + 1} at batch size {recipe.batch_size}{why}: train again with a "
+            f"lower --batch-size (or --img-size){', or --unfreeze-after none' if unfrozen_now else ''} and another "
+            f"--out{kept}")
 
 
 def train_one_epoch(train_model, model, ema, batches, optimizer, scheduler, scaler, device, dtype, channels_last,

@@ -29,13 +29,16 @@ TINY = ["--arch", "test_resnet", "--batch-size", "32", "--workers", "0", "--devi
 READ_ONLY = Path("/sys/kaggle-kit-cannot-write")  # even root cannot create anything under /sys
 
 
-def kit(*args, cwd=None, env=None, file_limit=None, timeout=300):
-    def limit():  # a full disk, simulated: writes past `file_limit` bytes fail with EFBIG
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
+def kit(*args, cwd=None, env=None, file_limit=None, memory_limit=None, timeout=300):
+    def limit():
+        if file_limit:  # a full disk, simulated: writes past `file_limit` bytes fail with EFBIG
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
+        if memory_limit:  # a smaller machine: allocations past `memory_limit` bytes of data fail with ENOMEM
+            resource.setrlimit(resource.RLIMIT_DATA, (memory_limit, memory_limit))
 
     full_env = env or {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "kaggle_kit", *map(str, args)], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, preexec_fn=limit if file_limit else None)
+                          text=True, timeout=timeout, preexec_fn=limit if file_limit or memory_limit else None)
 
 
 def check(result, *needles, multiline=False):
@@ -185,6 +188,43 @@ def test_read_only_output_folder(sample_zips):
 
 
 # ------------------------------------------------------------------------------------ predict
+
+
+# ResNet-18 at 384 px, batch 64: its first convolution alone asks for more than 3 GiB allows
+TOO_BIG = ["--arch", "resnet18", "--img-size", "384", "--batch-size", "64", "--epochs", "1", "--workers", "0", "--device", "cpu"]
+
+
+def test_out_of_memory_in_training_says_what_to_lower(sample_zips, tmp_path):
+    out = tmp_path / "big"
+    result = kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, *TOO_BIG, memory_limit=3 << 30)
+    check(result, "out of memory", "GiB failed", "on cpu in epoch 1 at batch size 64", "lower --batch-size", "--img-size")
+    assert result.returncode == 1
+    assert not no_files(out, "config.json") and no_files(out, "*.pt") and no_files(out, ".*.tmp")
+
+
+def test_out_of_memory_is_told_from_other_errors():
+    import torch
+
+    from kaggle_kit.errors import out_of_memory
+
+    with pytest.raises(RuntimeError) as cpu:
+        torch.empty(2**62, dtype=torch.uint8)  # the CPU allocator refuses at once
+    assert out_of_memory(cpu.value) == "out of memory (an allocation of 4294967296.00 GiB failed)"
+    # CUDA's own type and text, as torch raises it (no GPU needed to build the exception)
+    cuda = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB. GPU 0 has a total capacity of 79.11 GiB")
+    assert out_of_memory(cuda) == "out of memory (an allocation of 20.00 MiB failed)"
+    with pytest.raises(RuntimeError) as other:
+        torch.ones(2, 3) @ torch.ones(2, 3)
+    assert out_of_memory(other.value) is None and out_of_memory(ValueError("memory")) is None
+
+
+def test_out_of_memory_outside_the_epochs_says_what_to_lower(sample_zips, tmp_path):
+    """The frozen backbone's feature pass runs before the first epoch: the command's own one line."""
+    out = tmp_path / "big-features"
+    result = kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, *TOO_BIG, "--freeze",
+                 "--feature-cache-views", "1", memory_limit=3 << 30)
+    check(result, "out of memory", "GiB failed", "lower --batch-size")
+    assert result.returncode == 1 and no_files(out, "*.pt")
 
 
 def test_run_folder_without_checkpoint(trained, tmp_path):

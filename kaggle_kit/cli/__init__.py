@@ -97,10 +97,14 @@ def _main(argv: list[str] | None) -> None:
     except Exception as error:
         _finish_without_interruption()
         from ..distributed import lost_peer_message
+        from ..errors import out_of_memory
         from ..launch import report_to_launcher
 
         lost = lost_peer_message(error)  # another rank of a distributed run died: say so, not a traceback
         if lost:
             fail(lost, 1, kind="lost_peer")
+        memory = out_of_memory(error)  # training says more itself; this is prediction, calibration, features
+        if memory:
+            fail(f"{memory}: lower --batch-size (or --img-size), or free the memory other processes hold", 1)
         report_to_launcher(f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}", "crash")
         raise  # a bug: the traceback
