@@ -238,6 +238,7 @@ def _start_on_gpu(command: list[str], gpu: str, log: Path | None) -> subprocess.
     if log is None:
         return subprocess.Popen(command, env=env)
     env["PYTHONUNBUFFERED"] = "1"  # the log in the order things happened (an error last), and live for `tail -f`
+    env["KAGGLE_KIT_PROGRESS"] = "1"  # progress lines with an ETA and a line per epoch, though no terminal reads it
     log = Path(log)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as out:  # the child keeps its own copy of the descriptor

@@ -246,7 +246,7 @@ def test_torchrun_runs_the_same_command(runs, tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(RunDir(out).history()) == 1
     # both workers share the terminal under torchrun: rank 0 alone reports (and calibrates)
-    assert result.stdout.count("trained 1 epochs") == 1 and result.stdout.count("calibrated") == 1
+    assert result.stdout.count("trained 1 epoch in") == 1 and result.stdout.count("calibrated") == 1
 
 
 # --------------------------------------------------------------------------------------- the failure report

@@ -212,7 +212,8 @@ def test_gpus_runs_each_run_as_its_own_kaggle_kit_train_with_the_same_result(exp
     # each run's output went to its own log, not interleaved into the terminal
     for cell in CELLS:
         log = (exp / "logs" / f"{cell}.seed=0.log").read_text()
-        assert f"--out {exp / cell / 'seed=0'}" in log and "epoch" in log
+        assert f"--out {exp / cell / 'seed=0'}" in log
+        assert "training " in log and " eta " in log and "epoch 0: lr " in log  # progress and the epoch's line
         assert f"log {exp / 'logs' / f'{cell}.seed=0.log'}" in parallel.stderr
     assert "epoch" not in parallel.stderr.lower().replace("epochs", "")
 

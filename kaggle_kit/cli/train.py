@@ -90,7 +90,7 @@ def train(
         raise SystemExit(130)
     best = "no validation split" if result.best_metric is None or result.best_metric != result.best_metric else (
         f"best validation {metric.describe(result.best_metric)} at epoch {result.best_epoch}")
-    print(f"trained {result.epochs_run} epochs in {result.seconds:.0f}s: {best}")
+    print(f"trained {result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'} in {result.seconds:.0f}s: {best}")
     if result.best_epoch is not None:
         from ..predict import calibrate_run
 
