@@ -629,9 +629,11 @@ def run_experiment(
     overrides: dict[str, Any] | None = None,
     ledger=None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    status_every_s: float = 60.0,
 ) -> ExperimentResult:
     """Train every cell x seed of `plan` (skipping finished runs, resuming partial ones), optionally predict
-    and submit each, then write the report. `gpus` runs independent runs in parallel, one per GPU.
+    and submit each, then write the report. `gpus` runs independent runs in parallel, one per GPU, each
+    logging to its own file; every `status_every_s` a "progress" event carries each running run's latest line.
 
     `on_event` receives plain dicts as runs start and end ({"event": "start"|"skip"|"done"|"failed"|...,
     "run", "index", "total", "eta_s", ...}); printing them is the caller's business.
@@ -694,7 +696,7 @@ def run_experiment(
     try:
         if gpus:
             _run_parallel(to_train, states, comp, data_dir, gpus, result, timings, clock, on_event,
-                          after_training if submit else None, folder)
+                          after_training if submit else None, folder, status_every_s)
         else:
             _run_sequential(to_train, states, comp, data_dir, result, timings, clock, on_event)
             if submit and not result.interrupted:
@@ -775,8 +777,9 @@ def run_log(folder: Path, run: PlannedRun) -> Path:
 
 
 def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], result: ExperimentResult, timings: _Timings,
-                  clock: _Clock, on_event, after_training, folder: Path) -> None:
-    """One `kaggle-kit train` process per GPU at a time; each GPU takes the next run as soon as it is free."""
+                  clock: _Clock, on_event, after_training, folder: Path, status_every_s: float = 60.0) -> None:
+    """One `kaggle-kit train` process per GPU at a time; each GPU takes the next run as soon as it is free.
+    Their output goes to their logs, so the terminal hears from each running run every `status_every_s`."""
     from .launch import last_line, run_on_gpus
 
     argvs = {run.name: train_argv(run, comp, data_dir, states[run.name] == "partial") for run in runs}  # all checked first
@@ -786,6 +789,7 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
         waiting.put(run)
     stop = threading.Event()
     record_lock = threading.Lock()
+    running: dict[str, str] = {}  # run name -> its GPU, while its process runs
 
     def worker(gpu: str) -> None:
         while not stop.is_set():
@@ -797,7 +801,11 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
             _event(on_event, event="start", run=run.name, resume=resuming, gpu=gpu, log=str(logs[run.name]),
                    index=clock.done + 1, total=clock.total, eta_s=clock.eta())
             began = time.perf_counter()
-            (code,) = run_on_gpus([argvs[run.name]], [gpu], logs=[logs[run.name]])
+            running[run.name] = gpu
+            try:
+                (code,) = run_on_gpus([argvs[run.name]], [gpu], logs=[logs[run.name]])
+            finally:
+                running.pop(run.name, None)
             seconds = time.perf_counter() - began
             timings.add(run, seconds)
             finished = code == 0 and run_state(run) == "finished"
@@ -825,10 +833,15 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
     threads = [threading.Thread(target=worker, args=(gpu,), name=f"gpu-{gpu}", daemon=True) for gpu in gpus]
     for thread in threads:
         thread.start()
+    told = time.perf_counter()
     try:
         for thread in threads:
             while thread.is_alive():
-                thread.join(timeout=0.5)  # short joins keep Ctrl-C deliverable to the main thread
+                thread.join(timeout=min(0.5, status_every_s))  # short joins keep Ctrl-C deliverable to the main thread
+                if time.perf_counter() - told >= status_every_s:
+                    told = time.perf_counter()
+                    for name, gpu in list(running.items()):
+                        _event(on_event, event="progress", run=name, gpu=gpu, line=last_line(logs[name]) or "starting")
     except KeyboardInterrupt:
         stop.set()
         result.interrupted = True

@@ -218,6 +218,21 @@ def test_gpus_runs_each_run_as_its_own_kaggle_kit_train_with_the_same_result(exp
     assert "epoch" not in parallel.stderr.lower().replace("epochs", "")
 
 
+def test_gpus_reports_each_running_runs_latest_line_while_they_train(experiment):
+    """Runs side by side log to files: the caller still hears from each of them as they train."""
+    events = []
+    out = experiment["work"] / "exp-gpus-status"
+    result = run_experiment(experiment["plan"], experiment["data"], out, seeds=1, gpus=["0", "1"],
+                            on_event=events.append, status_every_s=0.2)
+    assert sorted(result.trained) == [f"{cell}/seed=0" for cell in CELLS]
+    progress = [e for e in events if e["event"] == "progress"]
+    assert {e["run"] for e in progress} == {f"{cell}/seed=0" for cell in CELLS}
+    assert {e["gpu"] for e in progress} == {"0", "1"}
+    # the lines are the runs' own, as their logs hold them
+    logs = "".join((out / "logs" / f"{cell}.seed=0.log").read_text() for cell in CELLS)
+    assert all(e["line"] in logs for e in progress) and any(" eta " in e["line"] for e in progress)
+
+
 def test_gpus_names_a_failed_runs_error_and_its_log(experiment):
     """A run that fails in its own process: the experiment says why (the process's one-line error) and where
     its whole log is, and goes on with the others."""

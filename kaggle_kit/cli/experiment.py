@@ -27,6 +27,8 @@ def _print_event(event: dict[str, Any]) -> None:
     if kind == "start":
         log = f", log {event['log']}" if event.get("log") else ""
         line = f"run {where} {run}: {'resuming' if event.get('resume') else 'training'}{gpu}{log}{eta}"
+    elif kind == "progress":
+        line = f"run {run}{gpu}: {event['line']}"
     elif kind == "skip":
         line = f"run {where} {run}: already finished, skipped"
     elif kind == "done":
