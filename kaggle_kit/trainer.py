@@ -63,9 +63,14 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise KitError(f"invalid setting device={name!r}: use auto, cpu, cuda or cuda:N") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):  # the trainer's speed paths know these two
+        raise KitError(f"invalid setting device={name!r}: use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise KitError(f"device {name} asked for, but no CUDA GPU is visible; use --device cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise KitError(f"device {name} asked for, but {torch.cuda.device_count()} CUDA GPU(s) are visible "
+                       f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}); pick one of them or use --device auto")
     return device
 
 

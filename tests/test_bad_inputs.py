@@ -158,6 +158,8 @@ def test_unknown_competition():
     (["--batch-size", "0"], ["batch_size=0"]),
     (["--recipe", "paperr"], ["unknown recipe", "paper"]),
     (["--normalize", "imagenet"], ["normalize=imagenet", "--normalize dataset"]),
+    (["--device", "mps"], ["device='mps'", "auto, cpu, cuda or cuda:N"]),
+    (["--device", "cuda:99"], ["device cuda:99 asked for", "--device"]),  # no GPU here; on a GPU box, not 100 of them
 ])
 def test_bad_training_settings(sample_zips, tmp_path, args, needles):
     check(kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "run", "--epochs", "1", *TINY, *args), *needles)
