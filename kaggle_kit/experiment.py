@@ -780,7 +780,7 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
                   clock: _Clock, on_event, after_training, folder: Path, status_every_s: float = 60.0) -> None:
     """One `kaggle-kit train` process per GPU at a time; each GPU takes the next run as soon as it is free.
     Their output goes to their logs, so the terminal hears from each running run every `status_every_s`."""
-    from .launch import last_line, run_on_gpus
+    from .launch import how_it_ended, last_line, run_on_gpus
 
     argvs = {run.name: train_argv(run, comp, data_dir, states[run.name] == "partial") for run in runs}  # all checked first
     logs = {run.name: run_log(folder, run) for run in runs}
@@ -816,8 +816,8 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
                     _event(on_event, event="interrupted", run=run.name)
                     return
                 if not finished:
-                    said = f": {(last_line(logs[run.name]) or 'no output').removeprefix('error: ')}" if code != 0 else " but the run is not finished"
-                    why = f"`kaggle-kit {' '.join(argvs[run.name][:2])} ...` exited with code {code}{said}; whole log: {logs[run.name]}"
+                    ended = how_it_ended(code, logs[run.name]) if code != 0 else "exited with code 0 but the run is not finished"
+                    why = f"`kaggle-kit {' '.join(argvs[run.name][:2])} ...` {ended}; whole log: {logs[run.name]}"
                     result.failed[run.name] = why
                     _event(on_event, event="failed", run=run.name, error=why, **clock.finish(None))
                     continue

@@ -247,6 +247,17 @@ def _start_on_gpu(command: list[str], gpu: str, log: Path | None) -> subprocess.
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
+def how_it_ended(code: int, log: Path) -> str:
+    """A logged job's failure in a few words: its own last line (a kaggle-kit error), or the signal that killed
+    it, which leaves no line of its own."""
+    if code < 0:
+        name = _signal_name(-code)
+        cause = " (the out-of-memory killer, or a user)" if name == "SIGKILL" else ""
+        return f"was killed by {name}{cause}"
+    said = (last_line(log) or "no output").removeprefix("error: ")
+    return f"exited with code {code}: {said}"
+
+
 def last_line(log: Path) -> str | None:
     """The last non-empty line of a job's log (a failed kaggle-kit command's one-line error), if any."""
     try:

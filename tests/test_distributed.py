@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from conftest import KAGGLE_KIT, REPO, assert_one_line_error, run_cli
-from kaggle_kit.launch import last_line, run_on_gpus
+from kaggle_kit.launch import how_it_ended, last_line, run_on_gpus
 from kaggle_kit.run import RunDir
 
 slow = pytest.mark.slow  # trains through the real CLI in several processes: tens of seconds each
@@ -224,6 +224,15 @@ def test_run_on_gpus_appends_each_jobs_output_to_its_log(tmp_path, monkeypatch):
     assert first[0] == "earlier attempt" and first[1].startswith("=== ") and first[1].endswith(" a")
     assert "on GPU 0" in first[1] and first[2:] == ["out 0", "error: bad a"]
     assert last_line(logs[1]) == "error: bad b" and last_line(tmp_path / "missing.log") is None
+
+
+def test_a_killed_job_is_told_by_its_signal(tmp_path):
+    log = tmp_path / "killed.log"
+    die = "import os, signal; print('epoch 0: ...'); os.kill(os.getpid(), signal.SIGKILL)"
+    (code,) = run_on_gpus([[]], ["0"], program=[sys.executable, "-c", die], logs=[log])
+    assert code == -signal.SIGKILL
+    assert how_it_ended(code, log) == "was killed by SIGKILL (the out-of-memory killer, or a user)"
+    assert how_it_ended(2, log) == "exited with code 2: epoch 0: ..."
 
 
 def test_run_on_gpus_rejects_a_repeated_gpu():
