@@ -32,7 +32,7 @@ def measure(device, n_images: int, batch: int, repeats: int) -> list[dict]:
     labels = torch.zeros(n_images, dtype=torch.long, device=device)
     specs = {"study": AugmentSpec(pre_resize=40, crop_scale=(0.64, 1.0), crop_ratio=(1.0, 1.0), hflip=True),
              "fast": AugmentSpec(hflip=True, translate=4, cutout=12)}
-    kit_budget = data_module.AUGMENT_BYTES.get(device.type, data_module.AUGMENT_BYTES["cpu"])
+    kit_budget = data_module.augment_bytes(device.type)
     rows = []
     for name, spec in specs.items():
         augment = GpuAugment(spec, 32, (0.5,) * 3, (0.25,) * 3)

@@ -10,7 +10,6 @@ than the real ones).
 from __future__ import annotations
 
 import contextlib
-
 import json
 import os
 import platform

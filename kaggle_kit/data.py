@@ -235,8 +235,7 @@ class GpuBatches:
 
     def batches_per_call(self) -> int:
         image_bytes = 3 * int(self.transform.img_size) ** 2 * 4  # float32 CHW out of the transform
-        budget = AUGMENT_BYTES.get(self.indices.device.type, AUGMENT_BYTES["cpu"])
-        return max(1, budget // (image_bytes * self.batch_size))
+        return max(1, augment_bytes(self.indices.device.type) // (image_bytes * self.batch_size))
 
     def __iter__(self):
         size, per_call = self.batch_size, self.batches_per_call()
@@ -254,3 +253,8 @@ class GpuBatches:
 # amortise, and benchmarks/bench_augment_calls.py measured calls of 64 MB and more at about 0.5x the speed of one
 # batch per call (large temporaries go back to the OS and page-fault on every call).
 AUGMENT_BYTES = {"cuda": 64 << 20, "cpu": 0}
+
+
+def augment_bytes(device_type: str) -> int:
+    """The float output per augmentation call on this kind of device (other kinds: as the CPU)."""
+    return AUGMENT_BYTES.get(device_type, AUGMENT_BYTES["cpu"])

@@ -38,6 +38,9 @@ SHUTDOWN_GRACE_S = 10
 # Kinds of worker failure, in the order `launch` looks for the cause of a failed run: an error the worker
 # explained, then a crash or kill, then the ranks that only stopped because another one failed.
 ERROR, CRASH, LOST_PEER, INTERRUPTED = "error", "crash", "lost_peer", "interrupted"
+
+# What usually sends a process SIGKILL, said wherever a launched process died of it.
+SIGKILL_CAUSE = "the out-of-memory killer, or a user"
 CAUSE_ORDER = {ERROR: 0, CRASH: 1, LOST_PEER: 2, INTERRUPTED: 3}
 
 
@@ -118,8 +121,8 @@ def describe_failure(rank: int, failure, nproc: int, argv: list[str], log: Path 
     if failure.exitcode < 0:
         name = _signal_name(-failure.exitcode)
         if name == "SIGKILL":
-            return (f"rank {rank} of {nproc} was killed by SIGKILL (exit code -9: the out-of-memory killer, or a "
-                    f"user), so the others were stopped; if memory ran out, lower --batch-size or --nproc, {again}"), code
+            return (f"rank {rank} of {nproc} was killed by SIGKILL (exit code -9: {SIGKILL_CAUSE}), so the others "
+                    f"were stopped; if memory ran out, lower --batch-size or --nproc, {again}"), code
         return (f"rank {rank} of {nproc} was killed by {name} (exit code {failure.exitcode}: a crash in native code, "
                 f"or a signal from outside; {where}), so the others were stopped; {again}"), code
     detail = reported["message"] if reported else "no message"
@@ -252,7 +255,7 @@ def how_it_ended(code: int, log: Path) -> str:
     it, which leaves no line of its own."""
     if code < 0:
         name = _signal_name(-code)
-        cause = " (the out-of-memory killer, or a user)" if name == "SIGKILL" else ""
+        cause = f" ({SIGKILL_CAUSE})" if name == "SIGKILL" else ""
         return f"was killed by {name}{cause}"
     said = (last_line(log) or "no output").removeprefix("error: ")
     return f"exited with code {code}: {said}"

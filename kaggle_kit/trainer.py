@@ -511,7 +511,6 @@ def fit(
             if memory is None:
                 raise
             # the finished epochs stay saved; the message, not the traceback, says what to change
-            interrupted = True
             ran_out = _out_of_memory_message(memory, device, recipe, epoch, len(history), run)
     if distributed.is_main() and pending_best is not None:
         pending_best.save(run)  # interrupted between head-only checkpoints: the best model still reaches best.pt

@@ -378,12 +378,17 @@ def test_submissions_join_kaggle_with_the_ledger(server, downloaded, bundle, tmp
     assert_no_secret(as_csv)
 
 
+def listed_refs(listing: subprocess.CompletedProcess) -> set[int]:
+    """The Kaggle refs in `kaggle-kit submissions` output: the rows start with one."""
+    return {int(words[0]) for words in map(str.split, listing.stdout.splitlines()) if words and words[0].isdigit()}
+
+
 def test_listing_reads_every_page_of_a_long_history(server, downloaded, bundle, tmp_path):
     """Kaggle answers 100 submissions a page and the client drops the next page's token: every page is read."""
     refs = server.add_past_submissions(230)
     listing = kit(["submissions", "dog_breed"], downloaded, kit_env(tmp_path, server.url))
     assert listing.returncode == 0, listing.stderr
-    shown = {int(line.split()[0]) for line in listing.stdout.splitlines() if line.split() and line.split()[0].isdigit()}
+    shown = listed_refs(listing)
     assert shown == set(refs)
     assert server.calls["ListSubmissions"] == 3  # 100 + 100 + 30: the short page ends it
 
@@ -393,7 +398,7 @@ def test_listing_stops_when_the_server_ignores_the_page_number(server, downloade
     server.ignore_pages()
     listing = kit(["submissions", "dog_breed"], downloaded, kit_env(tmp_path, server.url))
     assert listing.returncode == 0, listing.stderr
-    shown = {int(line.split()[0]) for line in listing.stdout.splitlines() if line.split() and line.split()[0].isdigit()}
+    shown = listed_refs(listing)
     assert shown == set(refs[-100:])  # the newest page, once
     assert server.calls["ListSubmissions"] == 2  # the second answer brought nothing new
 
