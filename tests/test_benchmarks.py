@@ -1,0 +1,108 @@
+"""The benchmark scripts still run: every one at tiny sizes on the CPU, through its real command line.
+
+A GPU is lent rarely and for minutes; a benchmark broken by a library change must fail here, not on the card.
+The figures at these sizes mean nothing, so the checks are on what each script promises to produce: every part
+ran, every rate is a positive number, every ratio is against a baseline row of 1.0, and the JSON plots.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+BENCHMARKS = REPO / "benchmarks"
+
+
+def run_script(name: str, *args, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    result = subprocess.run([sys.executable, str(BENCHMARKS / name), *map(str, args)], capture_output=True,
+                            text=True, cwd=REPO, env=env, timeout=timeout)
+    assert result.returncode == 0, f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def assert_rows_against_baseline(rows: list[dict], rate: str, group: str, baseline_label: str) -> None:
+    """Every group of rows starts with its baseline at ratio 1.0; every rate and ratio is a positive number, and
+    each ratio is the row's rate over the baseline's (seconds-based scripts invert it, and say so by `rate`)."""
+    assert rows
+    baseline = None
+    for row in rows:
+        assert positive(row[rate]) and positive(row["ratio"]), row
+        if row[group] == baseline_label:
+            baseline = row
+            assert row["ratio"] == 1.0, row
+        else:
+            assert baseline is not None, f"row before its baseline: {row}"
+            assert math.isclose(row["ratio"], row[rate] / baseline[rate], rel_tol=1e-6), row
+
+
+def test_gpu_check_runs_every_part_at_quick_sizes(tmp_path):
+    """The one script a lent GPU runs: every part (both models' (b) and (c), the augmentation-call sweep, Dog's
+    end-to-end train and predict, bf16 and EMA sanity) must finish on a CPU and record its targets."""
+    out = tmp_path / "gpu_check.json"
+    run_script("gpu_check.py", "--quick", "--skip-compile", "--device", "cpu", "--json", out)
+    report = json.loads(out.read_text())
+    results = report["results"]
+    expected = {"cifar_train", "cifar_databound", "dog_train", "dog_databound", "dog_workers_databound",
+                "augment_calls", "dog_end_to_end", "bf16", "ema"}
+    assert expected <= set(results), sorted(results)
+    failed = {name: part.get("error") for name, part in results.items() if isinstance(part, dict) and not part.get("ok")}
+    assert not failed, failed
+    assert set(report["targets"]) == {"cifar_train_images_per_s", "cifar_databound_ratio", "dog_databound_ratio",
+                                      "dog_train_images_per_s"}
+    assert all(positive(target["value"]) for target in report["targets"].values()), report["targets"]
+    for key in ("cifar_train", "dog_train"):
+        assert_rows_against_baseline(results[key], "images_per_s", "loop", "plain eager fp32")
+    for key in ("cifar_databound", "dog_databound", "dog_workers_databound"):
+        for row in results[key]:
+            assert positive(row["images_per_s_real"]) and positive(row["images_per_s_alone"]), row
+            assert math.isclose(row["ratio"], row["images_per_s_alone"] / row["images_per_s_real"], rel_tol=1e-6), row
+    end_to_end = results["dog_end_to_end"]
+    assert end_to_end["photos_of_several_sizes"] and end_to_end["gpu_data_chosen"] is False  # a CPU keeps workers
+
+    plot = tmp_path / "gpu_check.png"
+    run_script("plot.py", out, "--out", plot)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cpu_benchmarks_run_and_plot_at_tiny_sizes(tmp_path):
+    """The CPU targets' scripts, (a) data pipeline, (d) frozen fine-tuning, (e) CIFAR-10 test preparation, and
+    the memory benchmark of prediction, on generated data in the real layouts; then one plot of their JSON."""
+    work = tmp_path / "work"
+    data_json, frozen_json, prep_json = tmp_path / "data.json", tmp_path / "frozen.json", tmp_path / "prep.json"
+    run_script("bench_data.py", "--dog-images", 8, "--cifar-images", 64, "--batch-size", 8, "--repeats", 1,
+               "--work", work, "--json", data_json)
+    rows = json.loads(data_json.read_text())["rows"]
+    assert {(row["dataset"], row["aug"]) for row in rows} == {(d, a) for d in ("dog", "cifar10") for a in ("study", "paper")}
+    for dataset in ("dog", "cifar10"):
+        for aug in ("study", "paper"):
+            group = [row for row in rows if (row["dataset"], row["aug"]) == (dataset, aug)]
+            assert len(group) == 3 and all(row["images"] == group[0]["images"] for row in group), group
+            assert_rows_against_baseline(group, "images_per_s", "pipeline", "torchvision ImageFolder + PIL")
+
+    run_script("bench_frozen.py", "--images", 24, "--breeds", 4, "--epochs", 2, "--batch-size", 8,
+               "--arch", "resnet18", "--work", work, "--json", frozen_json)
+    runs = json.loads(frozen_json.read_text())["rows"]
+    assert [row["views"] for row in runs] == [0, 2, 2] and runs[0]["speedup"] == 1.0
+    for row in runs:
+        assert positive(row["run_s"]) and row["epochs"] == 2 and math.isfinite(row["final_val_log_loss"]), row
+        assert math.isclose(row["speedup"], runs[0]["run_s"] / row["run_s"], rel_tol=1e-6), row
+
+    run_script("bench_cifar_prep.py", "--images", 64, "--repeats", 1, "--work", work, "--json", prep_json)
+    prep = json.loads(prep_json.read_text())
+    assert prep["identical"] is True and prep["images"] == 64  # both paths decode the same pixels
+    assert len(prep["rows"]) == 2 and all(positive(row["images_per_s"]) for row in prep["rows"]), prep["rows"]
+
+    predicted = run_script("bench_predict.py", "--images", 256, "--batch-size", 64)
+    assert "ratio: streamed is" in predicted.stdout, predicted.stdout
+
+    plot = tmp_path / "cpu.png"
+    run_script("plot.py", data_json, frozen_json, prep_json, "--out", plot)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
