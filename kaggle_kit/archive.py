@@ -29,7 +29,7 @@ def _check_member_name(archive: Path, name: str) -> None:
     if posix.is_absolute() or ".." in posix.parts or (posix.parts and ":" in posix.parts[0]):
         raise KitError(
             f"{archive}: member '{name}' would land outside the target folder; "
-            "refusing to unpack - re-download the archive from Kaggle"
+            "refusing to unpack - delete it and download it again"
         )
 
 
@@ -37,7 +37,7 @@ def _check_expansion(archive: Path, packed: int, unpacked: int) -> None:
     if unpacked > BOMB_FLOOR_BYTES and unpacked > MAX_EXPANSION * max(packed, 1):
         raise KitError(
             f"{archive}: would unpack {unpacked / 1e9:.1f} GB from {packed / 1e6:.1f} MB, which no image "
-            "dataset does; refusing to unpack - re-download the archive from Kaggle"
+            "dataset does; refusing to unpack - delete it and download it again"
         )
 
 
@@ -62,7 +62,7 @@ def zip_members(path: Path) -> list[zipfile.ZipInfo]:
         _check_member_name(path, info.filename)
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
-            raise KitError(f"{path}: member '{info.filename}' is a link; refusing to unpack - re-download the archive")
+            raise KitError(f"{path}: member '{info.filename}' is a link; refusing to unpack - delete it and download it again")
     _check_expansion(path, sum(i.compress_size for i in infos), sum(i.file_size for i in infos))
     return infos
 
@@ -83,7 +83,7 @@ def _checked_7z_names(path: Path, infos) -> list[str]:
     for info in infos:
         _check_member_name(path, info.filename)
         if getattr(info, "is_symlink", False):
-            raise KitError(f"{path}: member '{info.filename}' is a link; refusing to unpack - re-download the archive")
+            raise KitError(f"{path}: member '{info.filename}' is a link; refusing to unpack - delete it and download it again")
         if not info.is_directory:
             names.append(info.filename)
     _check_expansion(path, path.stat().st_size, sum(i.uncompressed or 0 for i in infos))

@@ -32,12 +32,14 @@ import contextlib
 import hashlib
 import io
 import json
+import lzma
 import os
 import re
 import stat
 import sys
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +54,7 @@ ENDPOINT_ENV = "KAGGLE_KIT_API_ENDPOINT"
 TIMEOUT_ENV = "KAGGLE_KIT_HTTP_TIMEOUT"
 RUNS_DIR_ENV = "KAGGLE_KIT_RUNS_DIR"
 DEFAULT_HTTP_TIMEOUT_S = 60.0
+MAX_HTTP_TIMEOUT_S = 86_400.0  # a day; larger values overflow the socket layer's deadline arithmetic
 DEFAULT_WAIT_S = 1800.0
 # Scoring takes seconds to minutes: poll soon, then back off to a polite interval.
 POLL_FIRST_S = 1.0
@@ -75,8 +78,9 @@ def http_timeout() -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not value > 0:
-        raise KitError(f"{TIMEOUT_ENV}={raw!r} is not a positive number of seconds: set it to e.g. 60, or unset it")
+    if not 0 < value <= MAX_HTTP_TIMEOUT_S:
+        raise KitError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds between 0 and {MAX_HTTP_TIMEOUT_S:g}: "
+                       f"set it to e.g. 60, or unset it")
     return value
 
 
@@ -198,7 +202,29 @@ def credential_source() -> CredentialSource:
     return CredentialSource("none", "")
 
 
+def _config_problem() -> str | None:
+    """Why kaggle.json, when it is there, gives no credentials (a user who made one must hear what is wrong with it)."""
+    path = _config_file()
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except OSError as error:
+        return f"{path} cannot be read ({error.strerror})"
+    except ValueError:
+        return f"{path} is not valid JSON"
+    if not isinstance(data, dict) or not data.get("username") or not data.get("key"):
+        return f'{path} lacks "username" or "key"'
+    return None
+
+
 def _no_credentials_message() -> str:
+    problem = _config_problem()
+    if problem:
+        return (
+            f"no usable Kaggle credentials: {problem} (it should hold {{\"username\": ..., \"key\": ...}} as "
+            f"downloaded from {TOKEN_PAGE}): fix or replace it, or save an API token to ~/.kaggle/access_token (chmod 600)"
+        )
     return (
         f"no Kaggle credentials found: create an API token at {TOKEN_PAGE} (Settings > API > Generate New Token) "
         "and save it to ~/.kaggle/access_token (chmod 600), or set KAGGLE_API_TOKEN, or run `kaggle auth login`"
@@ -436,8 +462,10 @@ def _verify_zip(path: Path, what: str, fix: str) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise _error(f"{what} is not a readable zip ({error}): {fix}") from None
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, lzma.LZMAError, NotImplementedError, RuntimeError) as error:
+        # zlib/lzma: a member's compressed bytes are damaged; NotImplementedError: an unknown compression method;
+        # RuntimeError: an encrypted member
+        raise _error(f"{what} is not a readable zip ({type(error).__name__}: {error}): {fix}") from None
     if bad is not None:
         raise _error(f"{what} is damaged (member {bad} fails its CRC check): {fix}")
 
@@ -487,17 +515,27 @@ def download(competition: Competition | str, data_dir: Path | str | None = None,
     used as it is, without contacting Kaggle, unless `force`. The bundle is written as
     `<slug>.zip.part` and renamed only once its size and every member's CRC check out.
     """
-    from .layout import default_data_dir
+    from .layout import UNPACK_MARKER, default_data_dir
 
     comp = _competition(competition)
     data_dir = Path(data_dir) if data_dir else default_data_dir(comp)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise _error(f"--data-dir {data_dir} is a file: pass the folder to download into (default data/{comp.slug})")
     archive = data_dir / comp.archive_name
     if not force:
         if archive.is_file():
             _verified(archive, comp)
-            return _unpack_and_read(comp, data_dir, archive, downloaded=False)
+            try:
+                return _unpack_and_read(comp, data_dir, archive, downloaded=False)
+            except KitError as error:  # unpacked files deleted or damaged since: unpack the verified zip again
+                print(f"warning: {data_dir} is incomplete ({error}); unpacking {archive.name} again", file=sys.stderr)
+                (data_dir / UNPACK_MARKER).unlink(missing_ok=True)
+                return _unpack_and_read(comp, data_dir, archive, downloaded=True)
         if (data_dir / comp.sample_file).is_file():
-            return _unpack_and_read(comp, data_dir, None, downloaded=False)
+            try:
+                return _unpack_and_read(comp, data_dir, None, downloaded=False)
+            except KitError as error:  # unpacked files without their zip, some missing or broken: fetch them again
+                print(f"warning: {data_dir} holds an incomplete download ({error}); downloading {comp.slug} again", file=sys.stderr)
 
     from kagglesdk.competitions.types.competition_api_service import ApiDownloadDataFilesRequest
 
@@ -533,6 +571,8 @@ def download(competition: Competition | str, data_dir: Path | str | None = None,
         raise
     os.replace(partial, archive)
     _write_stamp(archive)
+    # a new bundle replaces every unpacked file, even when Kaggle's Last-Modified gives it the old zip's stamp
+    (data_dir / UNPACK_MARKER).unlink(missing_ok=True)
     return _unpack_and_read(comp, data_dir, archive, downloaded=True)
 
 
@@ -761,7 +801,7 @@ def submit(
     file = Path(file)
     if not file.is_file():
         raise _error(f"{file}: no such file: pass the CSV written by `kaggle-kit predict` (submissions/<competition>/<run>.csv)")
-    if timeout <= 0:
+    if not timeout > 0:  # also NaN, which compares false with everything and would wait forever
         raise _error(f"--timeout {timeout:g}: give a positive number of seconds to wait for the score")
     comp, run = describe_run(file, competition, run_dir)
     data_dir = data_dir or run.config.get("data_dir") or None
@@ -798,7 +838,13 @@ def submit(
     if not wait:
         return result
 
-    scored = wait_for_score(api, comp, result.ref, timeout, file.name)
+    try:
+        scored = wait_for_score(api, comp, result.ref, timeout, file.name)
+    except KeyboardInterrupt:
+        raise _error(
+            f"interrupted while waiting for the score: {file.name} was submitted as submission {result.ref} and "
+            f"Kaggle goes on scoring it - see the score with `kaggle-kit submissions {comp.name}`", exit_code=130
+        ) from None
     result.status = scored.status.name
     if result.status == ERROR:
         reason = " ".join((scored.error_description or "no reason given").split())
@@ -937,7 +983,8 @@ def doctor(competition: Competition | str | None = None) -> list[Check]:
     checks.append(Check("endpoint", None, f"{endpoint} ({ENDPOINT_ENV})" if endpoint else f"{PRODUCTION_API} (production)"))
     source = credential_source()
     if source.kind == "none":
-        checks.append(Check("credentials", False, "no credentials found", _no_credentials_message().split(": ", 1)[1]))
+        problem = _config_problem()
+        checks.append(Check("credentials", False, problem or "no credentials found", _no_credentials_message().split(": ", 1)[1]))
     else:
         checks.append(Check("credentials", True, source.describe()))
     secret_files = [p for p in (_config_file(), *_token_files(), _oauth_file()) if p.is_file()]

@@ -183,6 +183,8 @@ def find_root(comp: Competition, data_dir: Path | None) -> Path:
         zip_path, folder = data_dir, data_dir.parent
     elif data_dir.is_dir():
         zip_path, folder = None, data_dir
+    elif data_dir.exists():
+        raise KitError(f"--data-dir {data_dir} is a file: pass the {comp.slug} data folder or its {comp.archive_name}")
     else:
         raise KitError(
             f"data folder {data_dir} does not exist: run `kaggle-kit download {comp.name} --data-dir {data_dir}` "

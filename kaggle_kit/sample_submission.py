@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,8 @@ def one_line(error: BaseException) -> str:
 
 
 def read_header_line(path: Path) -> tuple[str, str]:
-    """The first line of `path` exactly as written (BOM kept) and its line terminator."""
+    """The first line of `path` exactly as written (BOM kept) and its line terminator: "\\r\\n", "\\n", "" (a
+    one-line file) or "\\r" (old Mac line endings, where the whole file reads as one binary line)."""
     with open(path, "rb") as f:
         raw = f.readline()
     if raw.endswith(b"\r\n"):
@@ -55,11 +57,41 @@ def read_header_line(path: Path) -> tuple[str, str]:
         terminator = "\n"
     else:
         terminator = ""
-    return raw[: len(raw) - len(terminator)].decode("utf-8"), terminator
+    line = raw[: len(raw) - len(terminator)]
+    if b"\r" in line:
+        line, terminator = line.split(b"\r", 1)[0], "\r"
+    return line.decode("utf-8"), terminator
 
 
 def split_header(line: str) -> list[str]:
-    return next(csv.reader([line.removeprefix(BOM)]), [])
+    try:
+        return next(csv.reader([line.removeprefix(BOM)]), [])
+    except csv.Error:  # a stray quote or control character: the plain comma split still names the columns
+        return line.removeprefix(BOM).split(",")
+
+
+_RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def read_csv_cells(path: Path) -> pd.DataFrame:
+    """Every cell of a CSV as the string written ("" for an empty one), the header row as column names.
+
+    A row with more fields than the header is an error that names the line. (pandas' default would instead
+    take the first column of such a file for an index, and every id would be read as a probability.)
+    """
+    try:
+        frame = pd.read_csv(path, dtype=str, header=None, na_filter=False, encoding="utf-8-sig")
+    except pd.errors.ParserError as error:
+        ragged = _RAGGED.search(str(error))
+        if not ragged:
+            raise
+        header, line, fields = (int(n) for n in ragged.groups())
+        trailing = " (a trailing comma?)" if fields == header + 1 else ""
+        raise pd.errors.ParserError(f"line {line} has {fields} fields, the header {header}{trailing}") from None
+    columns = [str(c) for c in frame.iloc[0]] if len(frame) else []
+    frame = frame.iloc[1:].reset_index(drop=True).fillna("")
+    frame.columns = columns
+    return frame
 
 
 def short_header(columns: list[str], shown: int = 6) -> str:
@@ -134,11 +166,13 @@ def read_sample(path, comp: Competition) -> pd.DataFrame:
         raise KitError(f"sample submission {path} is not UTF-8 text: re-download the {comp.slug} data") from None
     if not header_line.removeprefix(BOM).strip():
         raise KitError(f"sample submission {path} is empty: re-download the {comp.slug} data")
+    if terminator == "\r":
+        raise KitError(f"sample submission {path} has old Mac line endings (CR only): re-download the {comp.slug} data")
     columns = split_header(header_line)
     _check_sample_header(path, comp, columns)
 
     try:
-        frame = pd.read_csv(path, dtype={comp.id_column: str}, na_filter=False, encoding="utf-8-sig")
+        frame = read_csv_cells(path)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
         raise KitError(f"sample submission {path} is not a readable CSV ({one_line(error)}): re-download the {comp.slug} data") from None
     ids = frame[comp.id_column]

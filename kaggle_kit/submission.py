@@ -25,6 +25,7 @@ from .sample_submission import (  # noqa: F401  (read_sample, sample_classes: pa
     join_header,
     one_line,
     quoted_examples,
+    read_csv_cells,
     read_header_line,
     read_sample,
     sample_classes,
@@ -319,7 +320,7 @@ def inspect_submission(path, comp: Competition, sample_path) -> Validation:
         problems.append("the file is empty (0 bytes): write the submission again")
         return result
     try:
-        found_line, _ = read_header_line(path)
+        found_line, terminator = read_header_line(path)
     except UnicodeDecodeError:
         problems.append("the file is not a CSV (not UTF-8 text): submit the .csv written by predict, not an archive or image")
         return result
@@ -331,15 +332,16 @@ def inspect_submission(path, comp: Competition, sample_path) -> Validation:
     expected = [str(c) for c in sample.columns]
     found = split_header(found_line)
     problems += _header_problems(sample_line, found_line, expected, found)
+    if terminator == "\r":
+        problems.append("the lines end in CR only (old Mac line endings): save the file with LF or CRLF line endings")
 
     try:
-        frame = pd.read_csv(path, dtype=str, na_filter=False, encoding="utf-8-sig")
+        frame = read_csv_cells(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
         problems.append(f"the file is not a valid CSV ({one_line(error)}): write one row per id with the sample's columns")
         return result
-    # positions, not names: a repeated column name would otherwise be renamed by pandas
+    # positions, not names: a repeated column name would otherwise be ambiguous
     frame.columns = range(frame.shape[1])
-    frame = frame.fillna("")
     result.rows, result.columns = frame.shape
 
     if len(frame) != len(sample):
@@ -404,10 +406,9 @@ def _read_for_scoring(path: Path, what: str) -> pd.DataFrame:
     if not path.is_file():
         raise KitError(f"{what} {path} not found: check the path")
     try:
-        frame = pd.read_csv(path, dtype=str, na_filter=False, encoding="utf-8-sig")
+        return read_csv_cells(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
         raise KitError(f"{what} {path} is not a readable CSV ({one_line(error)}): check the file") from None
-    return frame
 
 
 def score(path, answers_path, comp: Competition, classes: list[str] | None = None) -> float:
@@ -448,16 +449,21 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
             f"the submission must cover every test id"
         )
 
+    # the declared labels first: a misspelt class column is then the submission's fault, named as such below
+    from_submission = classes is None and not comp.declared_classes and comp.submission_kind != "label"
     if classes is None:
         if comp.submission_kind == "label":
             classes = list(comp.declared_classes) or sorted(set(answers[comp.label_column]))
         else:
-            classes = [c for c in submission.columns if c != comp.id_column]
+            classes = list(comp.declared_classes) or [c for c in submission.columns if c != comp.id_column]
     classes = [str(c) for c in classes]
     index = {c: i for i, c in enumerate(classes)}
     truth = answers[comp.label_column].map(index)
     if truth.isna().any():
         unknown = answers[comp.label_column][truth.isna()].unique()
+        if from_submission:
+            raise KitError(f"submission {path} has no column for the answers' labels {quoted_examples(unknown)}: its "
+                           f"header must name every class as the sample does - run `kaggle-kit validate {path}`")
         raise KitError(f"answers file {answers_path} has labels {quoted_examples(unknown)} outside the class list: use the answers of {comp.name}")
     labels = truth.to_numpy(dtype=np.int64)
 

@@ -15,11 +15,13 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -493,3 +495,143 @@ def test_cifar10_download_and_submit_labels(work, tmp_path):
     assert "public score 1.00000 (accuracy - higher is better), private score 1.00000" in sent.stdout
     (record,) = ledger_of(work).records()
     assert record.competition == "cifar10" and record.metric == "accuracy" and record.public_score == 1.0
+
+
+# --------------------------------------------------------------------------- interruptions and repairs
+
+
+def _ctrl_c_reaches_it() -> None:
+    # a test runner started from a shell without job control ignores SIGINT, and children inherit that
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_kit(args: list[str], cwd: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "kaggle_kit", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_reaches_it)
+
+
+def wait_for_call(server: KaggleServer, method: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while server.calls[method] == 0:
+        assert process.poll() is None and time.monotonic() < deadline, f"no {method} call: {process.communicate()}"
+        time.sleep(0.05)
+
+
+def stopped(process: subprocess.Popen, signal_number: int) -> subprocess.CompletedProcess:
+    process.send_signal(signal_number)
+    stdout, stderr = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def test_ctrl_c_during_download_says_so_and_exits_130(server, work, tmp_path):
+    """Typer hands a Ctrl-C back as a return value outside its standalone mode: it must not end as a silent 0
+    (`kaggle-kit download dog_breed && kaggle-kit train ...` would go on)."""
+    server.delay("download", 30, times=1)
+    process = start_kit(["download", "dog_breed"], work, kit_env(tmp_path, server.url))
+    wait_for_call(server, "download", process)
+    proc = stopped(process, signal.SIGINT)
+    assert proc.returncode == 130
+    assert_one_line_error(proc, "interrupted")
+    assert not (work / "data" / DOG.slug / DOG.archive_name).exists()
+
+
+def test_stop_while_waiting_for_the_score_names_the_submission(bundle, downloaded, tmp_path):
+    """SIGTERM (a notebook or scheduler stopping the command) after the upload: the submission exists on Kaggle,
+    so the line says which one and where its score will show; the ledger keeps it PENDING with its ref."""
+    path = write_submission(downloaded, bundle)
+    with KaggleServer(DOG, bundle, score_delay=600) as server:
+        process = start_kit(["submit", str(path)], downloaded, kit_env(tmp_path, server.url))
+        wait_for_call(server, "GetSubmission", process)
+        proc = stopped(process, signal.SIGTERM)
+        (made,) = server.submissions
+    assert proc.returncode == 130
+    assert_one_line_error(proc, "interrupted while waiting for the score", f"submission {made.ref}",
+                          "kaggle-kit submissions dog_breed")
+    (record,) = ledger_of(downloaded).records()
+    assert record.status == "PENDING" and record.kaggle_ref == made.ref
+
+
+def test_a_download_whose_compressed_bytes_are_damaged_is_one_line_and_removed(bundle, work, tmp_path):
+    """Damage inside a deflated member makes zlib itself fail (not the CRC check): still one line, no .part."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy2(bundle / "answers.csv", broken)
+    data = bytearray((bundle / DOG.archive_name).read_bytes())
+    with zipfile.ZipFile(bundle / DOG.archive_name) as zf:
+        victim = zf.getinfo(DOG.label_file)
+    assert victim.compress_type == zipfile.ZIP_DEFLATED and victim.compress_size > 1000
+    stream = victim.header_offset + 30 + len(victim.filename.encode()) + len(victim.extra)
+    data[stream] = 0b111  # the first deflate block header: final block of the reserved type 3, which zlib refuses
+    (broken / DOG.archive_name).write_bytes(bytes(data))
+    with zipfile.ZipFile(broken / DOG.archive_name) as zf, pytest.raises(zlib.error):
+        zf.testzip()  # the damage this test is about
+    with KaggleServer(DOG, broken) as server:
+        proc = kit(["download", "dog_breed"], work, kit_env(tmp_path, server.url))
+    assert_one_line_error(proc, "is not a readable zip", "error", "download dog_breed")
+    folder = work / "data" / DOG.slug
+    assert not (folder / DOG.archive_name).exists() and not list(folder.glob("*.part*"))
+
+
+def test_download_repairs_deleted_files_from_the_zip_without_kaggle(server, work, tmp_path):
+    env = kit_env(tmp_path, server.url)
+    assert kit(["download", "dog_breed"], work, env).returncode == 0
+    data = work / "data" / DOG.slug
+    original = (data / DOG.label_file).read_bytes()
+    (data / DOG.label_file).unlink()
+    shutil.rmtree(data / "test")
+    broken = kit(["info", "dog_breed"], work, env)
+    assert_one_line_error(broken, DOG.label_file, "kaggle-kit download dog_breed")  # the fix it names must work:
+    repaired = kit(["download", "dog_breed"], work, env)
+    assert repaired.returncode == 0, repaired.stderr
+    assert f"unpacking {DOG.archive_name} again" in repaired.stderr
+    assert (data / DOG.label_file).read_bytes() == original and len(list((data / "test").iterdir())) == 12
+    assert server.calls["download"] == 1  # from the verified zip on disk, not from Kaggle
+
+
+def test_forced_download_unpacks_again_even_when_the_zip_keeps_its_stamp(server, work, tmp_path):
+    """Kaggle's Last-Modified gives a fetched-again bundle the old zip's size and time: --force must still unpack."""
+    env = kit_env(tmp_path, server.url)
+    assert kit(["download", "dog_breed"], work, env).returncode == 0
+    data = work / "data" / DOG.slug
+    labels = data / DOG.label_file
+    original = labels.read_bytes()
+    labels.write_text("id,breed\n")  # damaged in place: present, so only a new unpack restores it
+    forced = kit(["download", "dog_breed", "--force"], work, env)
+    assert forced.returncode == 0, forced.stderr
+    assert labels.read_bytes() == original and server.calls["download"] == 2
+
+
+def test_an_incomplete_folder_without_its_zip_is_downloaded(server, bundle, work, tmp_path):
+    """Unpacked files without the zip (copied by hand, half deleted): `download` fetches instead of looping on
+    "the download is incomplete - run download again"."""
+    data = work / "data" / DOG.slug
+    data.mkdir(parents=True)
+    with zipfile.ZipFile(bundle / DOG.archive_name) as zf:
+        (data / DOG.sample_file).write_bytes(zf.read(DOG.sample_file))
+    proc = kit(["download", "dog_breed"], work, kit_env(tmp_path, server.url))
+    assert proc.returncode == 0, proc.stderr
+    assert "incomplete download" in proc.stderr and server.calls["download"] == 1
+    assert (data / DOG.label_file).is_file() and "120 training images" in proc.stdout
+
+
+def test_unusable_settings_and_paths_are_one_line(server, work, tmp_path, downloaded, bundle):
+    env = kit_env(tmp_path, server.url)
+    assert_one_line_error(kit(["submissions", "dog_breed"], work, {**env, "KAGGLE_KIT_HTTP_TIMEOUT": "inf"}),
+                          "KAGGLE_KIT_HTTP_TIMEOUT='inf'", "between 0 and 86400")
+    path = write_submission(downloaded, bundle)
+    assert_one_line_error(kit(["submit", str(path), "--timeout", "nan"], downloaded, env), "--timeout nan", "positive")
+    assert server.calls["StartSubmissionUpload"] == 0 and ledger_of(downloaded).records() == []
+    (work / "a-file").write_text("not a folder")
+    assert_one_line_error(kit(["download", "dog_breed", "--data-dir", "a-file"], work, env), "--data-dir a-file is a file")
+
+
+def test_a_malformed_kaggle_json_is_named(server, work, tmp_path):
+    config = tmp_path / "kaggle-config"
+    config.mkdir()
+    (config / "kaggle.json").write_text("{broken")
+    (config / "kaggle.json").chmod(0o600)
+    env = kit_env(tmp_path, server.url, KAGGLE_USERNAME=None, KAGGLE_KEY=None)
+    doctor = kit(["doctor", "-c", "dog_breed"], work, env)
+    assert doctor.returncode == 1 and f"FAIL credentials: {config / 'kaggle.json'} is not valid JSON" in doctor.stdout
+    assert_one_line_error(kit(["download", "dog_breed"], work, env), f"{config / 'kaggle.json'} is not valid JSON",
+                          '"username"', "access_token")

@@ -505,7 +505,41 @@ def test_validate_ragged_rows(tmp_path):
     set_cell(out, 4, 1, "cat,dog")
     problems = sub.validate(out, CIFAR, sample_path)
     assert len(problems) == 1 and problems[0].startswith("the file is not a valid CSV (")
-    assert "Expected 2 fields in line 5, saw 3" in problems[0]
+    assert "line 5 has 3 fields, the header 2" in problems[0]
+
+
+def test_validate_trailing_commas_name_the_line_not_the_ids(tmp_path):
+    """One field more on every row than in the header: pandas would read the ids as an index and report every
+    probability as an unknown id; the line and the likely cause are named instead, and scoring refuses too."""
+    out, sample_path = write_good_dog(tmp_path)
+    edit_lines(out, lambda lines: lines[:1] + [line + "," for line in lines[1:]])
+    problem = only_problem(out, DOG, sample_path)
+    assert problem.startswith("the file is not a valid CSV (line 2 has 122 fields, the header 121 (a trailing comma?))")
+    answers = tmp_path / "answers.csv"
+    answers.write_text("id,breed\n" + "".join(f"{i},pug\n" for i in dog_ids(12)))
+    with pytest.raises(KitError, match=r"submission .* is not a readable CSV \(line 2 has 122 fields"):
+        sub.score(out, answers, DOG)
+
+
+def test_validate_old_mac_line_endings_is_a_problem_not_a_crash(tmp_path, capsys):
+    out, sample_path = write_good_cifar(tmp_path)
+    out.write_bytes(out.read_bytes().replace(b"\n", b"\r"))
+    assert only_problem(out, CIFAR, sample_path) == (
+        "the lines end in CR only (old Mac line endings): save the file with LF or CRLF line endings")
+    code, _, stderr = run_cli(capsys, "validate", str(out), "-c", "cifar10", "--sample", str(sample_path))
+    assert code == 1 and "Traceback" not in stderr and "CR only" in stderr
+    sample_path.write_bytes(sample_path.read_bytes().replace(b"\n", b"\r"))
+    with pytest.raises(KitError, match="old Mac line endings"):
+        sub.read_sample(sample_path, CIFAR)
+
+
+def test_score_names_a_misspelt_class_column_of_the_submission(tmp_path):
+    out, _ = write_good_dog(tmp_path)
+    edit_lines(out, lambda lines: [lines[0].replace("shih-tzu", "shih_tzu")] + lines[1:])
+    answers = tmp_path / "answers.csv"
+    answers.write_text("id,breed\n" + "".join(f"{i},shih-tzu\n" for i in dog_ids(12)))
+    with pytest.raises(KitError, match=r"submission .*dog.csv columns do not match the classes \(missing 'shih-tzu'; unexpected 'shih_tzu'\)"):
+        sub.score(out, answers, DOG)
 
 
 def test_validate_missing_file_and_many_problems_are_counted(tmp_path):

@@ -76,7 +76,13 @@ def _main(argv: list[str] | None) -> None:
     # a notebook or cluster stopping us sends SIGTERM: treat it as Ctrl-C so training saves and says how to resume
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        app(args=argv, prog_name="kaggle-kit", standalone_mode=False)
+        # outside standalone mode typer turns a Ctrl-C (and an explicit typer.Exit) into a returned exit code
+        # instead of raising: dropping it would end an interrupted download or submit silently with status 0
+        exit_code = app(args=argv, prog_name="kaggle-kit", standalone_mode=False)
+        if exit_code == 130:
+            raise KeyboardInterrupt
+        if isinstance(exit_code, int) and exit_code:
+            raise SystemExit(exit_code)
     except KitError as error:
         fail(str(error).splitlines()[0] if str(error) else type(error).__name__, error.exit_code)
     except KeyboardInterrupt:
