@@ -431,12 +431,19 @@ def plan_runs(
     return runs
 
 
-def run_state(run: PlannedRun) -> str:
-    """"finished", "partial" (resume it), "new" or "damaged"; a folder trained with other settings is an error."""
+def run_state(run: PlannedRun, fingerprint: str | None = None) -> str:
+    """"finished", "partial" (resume it), "new" or "damaged"; a folder trained with other settings, or on data
+    other than the one whose `fingerprint` is given, is an error: its results would not belong in one table."""
     folder = RunDir(run.path)
     if not folder.file("config.json").is_file():
         return "new"
-    done = folder.config().get("recipe", {})
+    config = folder.config()
+    if fingerprint is not None and config.get("fingerprint") not in (None, fingerprint):
+        raise KitError(
+            f"{run.path} was trained on other data ({config.get('data_dir')}, fingerprint {config.get('fingerprint')}) "
+            f"than this --data-dir (fingerprint {fingerprint}): pass that data folder again, or another --out"
+        )
+    done = config.get("recipe", {})
     wanted = run.recipe.to_dict()
     for key in wanted:
         if key in PLACEMENT_FIELDS:
@@ -649,9 +656,11 @@ def run_experiment(
     folder = Path(out) if out else DEFAULT_ROOT / plan.name
     runs = plan_runs(plan, folder, seeds, epochs, overrides)
     comp = resolve(plan.competition)
-    states = {run.name: run_state(run) for run in runs}  # refuses mixed settings before anything trains
     # the data is found (and unpacked once) before the first run, so a wrong --data-dir fails at once
-    data_dir = open_layout(comp, data_dir).root
+    layout = open_layout(comp, data_dir)
+    data_dir = layout.root
+    # refuses mixed settings or data before anything trains
+    states = {run.name: run_state(run, layout.fingerprint()) for run in runs}
     _write_experiment(folder, plan, plan_text, runs, seeds or plan.seeds, epochs, overrides or {}, data_dir)
     if submit:
         from .kaggle_api import credential_source

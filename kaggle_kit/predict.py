@@ -463,6 +463,8 @@ def predict_run(
     comp, recipe, run = loaded.competition, loaded.recipe, loaded.run
     layout = open_run_layout(loaded, data_dir)
     path = Path(out) if out else Path("submissions") / comp.name / f"{run.name}.csv"
+    if path.is_dir():
+        raise KitError(f"--out {path} is a folder: give the submission's file name, e.g. {path / (run.name + '.csv')}")
     sample = read_sample(layout.sample_path, comp)  # a bad sample fails before minutes of inference
 
     calibration = current_calibration(loaded)

@@ -121,11 +121,39 @@ class Recipe:
             (self.ema is None or 0 < self.ema < 1, "ema", f"{self.ema}", "use a decay in (0, 1), e.g. 0.999"),
             (self.tta in ("auto", "on", "off"), "tta", self.tta, "use auto, on or off"),
             (self.warmup_epochs >= 0, "warmup_epochs", f"{self.warmup_epochs}", "give 0 or more"),
+            (self.head_hidden >= 1, "head_hidden", f"{self.head_hidden}", "give --head-hidden 1 or more, e.g. 256"),
+            (self.eval_resize is None or self.eval_resize >= self.img_size, "eval_resize", f"{self.eval_resize}",
+             f"give --eval-resize {self.img_size} or more (the evaluation crop of --img-size {self.img_size} is cut from it)"),
+            (self.workers is None or self.workers >= 0, "workers", f"{self.workers}", "give --workers 0 or more (none: automatic)"),
+            (0 <= self.momentum < 1, "momentum", f"{self.momentum}", "use a momentum in [0, 1), e.g. 0.9"),
+            (self.grad_clip is None or self.grad_clip > 0, "grad_clip", f"{self.grad_clip}",
+             "give a positive norm such as --grad-clip 1, or none to turn clipping off"),
+            (0 <= self.seed < 2**32, "seed", f"{self.seed}", "give a seed in [0, 2^32)"),
+            (self.unfreeze_after is None or self.unfreeze_after >= 0, "unfreeze_after", f"{self.unfreeze_after}",
+             "give 0 or more epochs, or none"),
         ]
         for ok, name, value, fix in checks:
             if not ok:
                 raise KitError(f"invalid setting {name}={value}: {fix}")
         return self
+
+    def warmup_length(self) -> float:
+        """The warmup in epochs that training uses: the recipe's, unless it would not end before the run does (a
+        recipe's warmup with a shortened --epochs), then 30% of the run, as the one-cycle default."""
+        return self.warmup_epochs if self.warmup_epochs < self.epochs else 0.3 * self.epochs
+
+    def notes(self) -> list[str]:
+        """Settings that are valid but do not do what they seem to: said once when training starts."""
+        said = []
+        if self.warmup_length() != self.warmup_epochs:
+            said.append(f"warmup_epochs={self.warmup_epochs:g} would not end within --epochs {self.epochs}: warming "
+                        f"up for {self.warmup_length():g} epochs (30% of the run) instead, so the rate still comes down")
+        if self.unfreeze_after is not None and not self.freeze:
+            said.append(f"unfreeze_after={self.unfreeze_after} has no effect: the backbone is not frozen (add --freeze)")
+        elif self.unfreeze_after is not None and self.unfreeze_after >= self.epochs:
+            said.append(f"unfreeze_after={self.unfreeze_after} is not before --epochs {self.epochs}: the backbone "
+                        f"stays frozen for the whole run")
+        return said
 
 
 SCHEDULES = ("constant", "step", "cosine", "onecycle")

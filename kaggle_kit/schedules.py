@@ -16,7 +16,7 @@ from .recipe import Recipe
 
 def lr_factor(recipe: Recipe, epoch: float) -> float:
     total = recipe.epochs
-    warm = recipe.warmup_epochs
+    warm = recipe.warmup_length()
     if recipe.schedule == "onecycle":
         # triangular: up from 0 to the peak over the warmup (default 30% of training), then down to 0
         peak = warm if warm > 0 else 0.3 * total

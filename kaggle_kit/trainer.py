@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -186,7 +187,9 @@ def prepare_data(layout: Layout, recipe: Recipe, run: RunDir | None, resume: boo
     # file, and every rank trains and validates on one split whatever the file held
     train_idx, val_idx = distributed.broadcast_object(split)
     if recipe.full_train:
-        train_idx = np.arange(len(ids))
+        # every image trains, so none is left to validate, pick a best epoch or calibrate on: a score measured on
+        # training images would pass for a validation one (and a temperature fitted on them sharpens the submission)
+        train_idx, val_idx = np.arange(len(ids)), np.zeros(0, dtype=np.int64)
     if cache.bad_ids:
         bad = {ids.index(i) for i in cache.bad_ids}
         train_idx = np.array([i for i in train_idx if i not in bad], dtype=np.int64)
@@ -432,6 +435,9 @@ def fit(
     plotted = (len(history), time.perf_counter())  # (epochs in curves.png, when drawn)
     checkpointed_at = time.perf_counter()
     pending_best = None  # head-only epochs: the best checkpoint not yet written, see CHECKPOINT_EVERY_S
+    if distributed.is_main():  # said once the run is sure to start: a failing one prints its error alone
+        for note in recipe.notes():
+            print(f"note: {note}", file=sys.stderr, flush=True)
     with progress.bar(total_steps if distributed.is_main() else None, f"training {run.name}") as bar:
         try:
             for epoch in range(start_epoch, recipe.epochs):
@@ -512,10 +518,13 @@ def fit(
                 raise
             # the finished epochs stay saved; the message, not the traceback, says what to change
             ran_out = _out_of_memory_message(memory, device, recipe, epoch, len(history), run)
-    if distributed.is_main() and pending_best is not None:
-        pending_best.save(run)  # interrupted between head-only checkpoints: the best model still reaches best.pt
-    if distributed.is_main() and plotted[0] != len(history):
-        run.plot_curves(comp.metric.label)  # an interrupted run still leaves curves of every finished epoch
+    try:
+        if distributed.is_main() and pending_best is not None:
+            pending_best.save(run)  # interrupted between head-only checkpoints: the best model still reaches best.pt
+        if distributed.is_main() and plotted[0] != len(history):
+            run.plot_curves(comp.metric.label)  # an interrupted run still leaves curves of every finished epoch
+    except KeyboardInterrupt:  # a second Ctrl-C: the writes are atomic, and the run must still say how to resume
+        interrupted = True
     if ran_out:
         raise KitError(ran_out, exit_code=1)
     if not interrupted:
@@ -597,10 +606,10 @@ def _continue_schedule_at(scheduler: torch.optim.lr_scheduler.LambdaLR, epoch: i
 def _out_of_memory_message(memory: str, device, recipe: Recipe, epoch: int, finished: int, run: RunDir) -> str:
     unfrozen_now = recipe.freeze and recipe.unfreeze_after is not None and epoch == recipe.unfreeze_after
     why = " (the backbone was unfrozen this epoch: its gradients and activations need memory too)" if unfrozen_now else ""
-    kept = f"; the {finished} finished epoch(s) stay in {run.path}" if finished else ""
+    # a run with no finished epoch is removed by `train`; one with finished epochs keeps them in its folder
+    kept = f" and another --out; the {finished} finished epoch(s) stay in {run.path}" if finished else ""
     return (f"{memory} on {device} in epoch {epoch + 1} at batch size {recipe.batch_size}{why}: train again with a "
-            f"lower --batch-size (or --img-size){', or --unfreeze-after none' if unfrozen_now else ''} and another "
-            f"--out{kept}")
+            f"lower --batch-size (or --img-size){', or --unfreeze-after none' if unfrozen_now else ''}{kept}")
 
 
 def train_one_epoch(train_model, model, ema, batches, optimizer, scheduler, scaler, device, dtype, channels_last,
@@ -684,17 +693,29 @@ def train(
         raise KitError(f"{path} already holds a run; resume it with `kaggle-kit train --resume {path}` or choose another --out")
     if distributed.is_distributed():
         path = Path(distributed.broadcast_object(str(path)))
-    return fit(comp, layout, resolved, RunDir(path))
+    run, created = RunDir(path), not path.exists()
+    try:
+        return fit(comp, layout, resolved, run)
+    except BaseException:
+        # failed before finishing an epoch (bad weights, out of memory, a crash): nothing to resume, so no
+        # half-made folder is left for `runs` to list or for the next `--out` to trip over
+        if created and distributed.is_main() and not run.has_checkpoint("last"):
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
-def resume(run_dir: Path | str, data_dir: Path | str | None = None) -> TrainResult:
-    """Continue a run from its last checkpoint with exactly the settings it was started with."""
+def resume(run_dir: Path | str, data_dir: Path | str | None = None, competition: str | None = None) -> TrainResult:
+    """Continue a run from its last checkpoint with exactly the settings it was started with. `competition`, when
+    given, must be the run's own (a command line naming one is checked, not obeyed)."""
     from .competition import resolve
     from .layout import open_layout
 
     run = RunDir(run_dir)
     config = run.config()
     comp = resolve(config["competition"])
+    if competition is not None and resolve(competition).name != comp.name:
+        raise KitError(f"{run.path} is a {comp.name} run, not {resolve(competition).name}: resume it with "
+                       f"`kaggle-kit train --resume {run.path}`")
     recipe = Recipe.from_dict(config["recipe"])
     layout = open_layout(comp, data_dir or config["data_dir"])
     if layout.fingerprint() != config["fingerprint"]:

@@ -160,10 +160,31 @@ def test_unknown_competition():
     (["--normalize", "imagenet"], ["normalize=imagenet", "--normalize dataset"]),
     (["--device", "mps"], ["device='mps'", "auto, cpu, cuda or cuda:N"]),
     (["--device", "cuda:99"], ["device cuda:99 asked for", "--device"]),  # no GPU here; on a GPU box, not 100 of them
+    # values that trained silently wrong (negative clipping ascends the gradient, no hidden units train nothing)
+    # or crashed inside torch with a traceback
+    (["--grad-clip", "-1"], ["grad_clip=-1.0", "positive norm"]),
+    (["--head", "mlp", "--head-hidden", "0"], ["head_hidden=0", "--head-hidden 1 or more"]),
+    (["--workers", "-1"], ["workers=-1", "--workers 0 or more"]),
+    (["--momentum", "-1"], ["momentum=-1.0", "[0, 1)"]),
+    (["--seed", "-1"], ["seed=-1", "[0, 2^32)"]),
+    (["--img-size", "65", "--eval-resize", "60"], ["eval_resize=60", "--eval-resize 65 or more"]),
 ])
 def test_bad_training_settings(sample_zips, tmp_path, args, needles):
     check(kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "run", "--epochs", "1", *TINY, *args), *needles)
-    assert not (tmp_path / "run" / "config.json").exists()
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_no_folder(sample_zips, tmp_path):
+    """A weights file that is not one fails inside training, after the split was drawn: no half-made folder is
+    left for `runs` to list, and the same --out works at once."""
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not weights")
+    out = tmp_path / "run"
+    check(kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, "--epochs", "1", *TINY,
+              "--weights", junk), "junk.safetensors")
+    assert not out.exists()
+    again = kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, "--epochs", "1", *TINY)
+    assert again.returncode == 0, again.stderr
 
 
 def test_dataset_normalisation_needs_declared_statistics(sample_zips, tmp_path):
@@ -193,7 +214,7 @@ def test_read_only_output_folder(sample_zips):
 
 
 # ResNet-18 at 384 px, batch 64: its first convolution alone asks for more than 3 GiB allows
-TOO_BIG = ["--arch", "resnet18", "--img-size", "384", "--batch-size", "64", "--epochs", "1", "--workers", "0", "--device", "cpu"]
+TOO_BIG = ["--arch", "resnet18", "--img-size", "384", "--batch-size", "64", "--epochs", "1", "--warmup-epochs", "0", "--workers", "0", "--device", "cpu"]
 
 
 def test_out_of_memory_in_training_says_what_to_lower(sample_zips, tmp_path):
@@ -201,7 +222,8 @@ def test_out_of_memory_in_training_says_what_to_lower(sample_zips, tmp_path):
     result = kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, *TOO_BIG, memory_limit=3 << 30)
     check(result, "out of memory", "GiB failed", "on cpu in epoch 1 at batch size 64", "lower --batch-size", "--img-size")
     assert result.returncode == 1
-    assert not no_files(out, "config.json") and no_files(out, "*.pt") and no_files(out, ".*.tmp")
+    assert not out.exists()  # no epoch finished: nothing to resume, so no half-made run folder is left
+    assert "another --out" not in result.stderr  # the same --out works again
 
 
 def test_out_of_memory_is_told_from_other_errors():
@@ -226,7 +248,7 @@ def test_out_of_memory_outside_the_epochs_says_what_to_lower(sample_zips, tmp_pa
     result = kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, *TOO_BIG, "--freeze",
                  "--feature-cache-views", "1", memory_limit=3 << 30)
     check(result, "out of memory", "GiB failed", "lower --batch-size")
-    assert result.returncode == 1 and no_files(out, "*.pt")
+    assert result.returncode == 1 and not out.exists()
 
 
 def test_run_folder_without_checkpoint(trained, tmp_path):
@@ -347,3 +369,20 @@ def test_an_in_process_call_leaves_the_callers_signal_handlers_alone():
     with pytest.raises(SystemExit):
         main(["train", "no-such-competition"])
     assert {number: signal.getsignal(number) for number in before} == before
+
+
+def test_predict_out_naming_a_folder(trained, tmp_path):
+    data, run, _ = trained
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    check(kit("predict", run, "--data-dir", data, "--out", folder), f"--out {folder} is a folder", ".csv")
+    assert list(folder.iterdir()) == []
+
+
+def test_demo_passes_its_weights_choice_on(tmp_path):
+    """`demo dog_breed` offline is told to use --weights or --no-pretrained: demo must take both."""
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not weights")
+    check(kit("demo", "dog_breed", "--out", tmp_path / "demo", "--epochs", "1", "--arch", "test_resnet",
+              "--weights", junk), "junk.safetensors")
+    assert "--no-pretrained" in kit("demo", "--help").stdout

@@ -194,6 +194,18 @@ def test_changed_settings_are_refused_before_anything_trains(experiment):
         run_experiment("cifar10-best", experiment["data"], experiment["exp"], epochs=1)
 
 
+def test_other_data_is_refused_before_anything_trains(experiment, sample_zips, tmp_path):
+    """Finished runs of another dataset would be skipped and reported beside new ones in one table."""
+    from kaggle_kit.competition import resolve
+    from kaggle_kit.sample import write_sample
+
+    other = write_sample(resolve("cifar10"), tmp_path / "other", n_train=40, n_test=10).parent
+    before = snapshot(experiment["exp"])
+    with pytest.raises(KitError, match=r"seed=0 was trained on other data \(.*\): pass that data folder again, or another --out"):
+        run_experiment(experiment["plan"], other, experiment["exp"])
+    assert snapshot(experiment["exp"]) == before  # nothing retrained
+
+
 def test_gpus_runs_each_run_as_its_own_kaggle_kit_train_with_the_same_result(experiment):
     """--gpus 0,1: one `kaggle-kit train` process per "GPU" (the plan says device cpu, so a CPU box can run it);
     the flags rebuild the planned recipe exactly, so the runs equal the in-process ones of the same seed."""

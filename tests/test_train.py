@@ -137,3 +137,58 @@ def test_the_cifar_paper_recipe_normalises_with_the_studys_statistics(sample_zip
     config = json.loads((out / "config.json").read_text())
     assert config["recipe"]["normalize"] == "dataset"
     assert config["normalization"] == {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010]}
+
+
+def test_full_train_keeps_no_validation_images_to_score_on(sample_zips, tmp_path):
+    """--full-train trains on every image, so no score, best epoch or temperature may come from images it saw."""
+    out = tmp_path / "full"
+    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, "--epochs", "2",
+                     "--full-train", "--arch", "test_resnet", "--batch-size", "32", "--aug", "none", "--workers", "0")
+    assert result.returncode == 0, result.stderr
+    history = pd.read_csv(out / "history.csv")
+    assert history["val_metric"].isna().all() and not (out / "val_predictions.npz").exists()
+    assert "no validation split" in result.stdout and "calibrated" not in result.stdout
+    assert RunDir(out).load_checkpoint("best")["epoch"] == 1  # the final model, not a validation pick
+
+
+def test_a_warmup_longer_than_the_run_is_shortened_and_said(sample_zips, tmp_path):
+    """The `fast` recipe warms up for 5 epochs; run for 3 the rate would only ever rise. It warms up for 30% of the
+    run instead, peaks and comes down, and the run says so."""
+    recipe = resolve("cifar10").recipe("fast").replace(epochs=3)
+    assert recipe.warmup_epochs == 5 and recipe.warmup_length() == pytest.approx(0.9)
+    factors = [lr_factor(recipe, e) for e in (0.45, 0.9, 2.0, 3.0)]
+    assert factors[0] == pytest.approx(0.5) and factors[1] == pytest.approx(1.0) and factors[3] == 0.0
+    assert factors[2] < factors[1]
+    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "fast",
+                     "--recipe", "fast", "--epochs", "3", "--arch", "test_resnet", "--batch-size", "32", "--workers", "0")
+    assert result.returncode == 0, result.stderr
+    assert "note: warmup_epochs=5 would not end within --epochs 3" in result.stderr
+    lrs = pd.read_csv(tmp_path / "fast" / "history.csv")["lr"].tolist()
+    assert lrs[2] < max(lrs), lrs
+
+
+def test_resume_refuses_settings_it_would_ignore(cifar_run, tmp_path):
+    out, _ = cifar_run
+    refused = run_cli("train", "--resume", out, "--epochs", "8", "--lr", "0.01")
+    assert_one_line_error(refused, "--epochs, --lr would be ignored", "config.json", "drop them")
+    other = run_cli("train", "dog_breed", "--resume", out)
+    assert_one_line_error(other, "is a cifar10 run, not dog_breed")
+
+
+def test_a_second_ctrl_c_while_saving_still_returns_a_resumable_run(sample_zips, tmp_path, monkeypatch):
+    """Ctrl-C ends the epoch loop; a second one while the last curves are drawn must not turn the run into a
+    traceback without its resume command: the run still comes back as interrupted, its checkpoint intact."""
+    def first_ctrl_c(row):
+        raise KeyboardInterrupt
+
+    def second_ctrl_c(self, label):
+        raise KeyboardInterrupt
+
+    import kaggle_kit.trainer as trainer_module
+
+    real_fit = trainer_module.fit
+    monkeypatch.setattr(trainer_module, "fit", lambda *a, **k: real_fit(*a, on_epoch=first_ctrl_c, **k))
+    monkeypatch.setattr(RunDir, "plot_curves", second_ctrl_c)
+    result = train("cifar10", sample_zips["cifar10"], out=tmp_path / "run", epochs=3, aug="none", **TINY)
+    assert result.interrupted and result.epochs_run == 1
+    assert RunDir(tmp_path / "run").load_checkpoint("last")["epoch"] == 0

@@ -13,11 +13,15 @@ def demo(
     out: Path = typer.Option(Path("demo"), help="folder for the sample data, the run and the submission"),
     epochs: Optional[int] = typer.Option(None, help="training epochs (default 4)"),
     arch: Optional[str] = typer.Option(None, help="timm architecture (default: the competition's best recipe)"),
+    pretrained: Optional[bool] = typer.Option(None, "--pretrained/--no-pretrained",
+                                              help="ImageNet weights from the Hugging Face hub (default: the recipe's)"),
+    weights: Optional[Path] = typer.Option(None, help="a local weights file instead of the hub (.safetensors, .pth)"),
 ) -> None:
     """Generate a sample download, train, predict, validate the submission and score it locally."""
     from ..demo import run_demo
 
-    result = run_demo(competition, out, epochs=epochs, arch=arch)
+    result = run_demo(competition, out, epochs=epochs, arch=arch, pretrained=pretrained,
+                      weights=str(weights) if weights else None)
     metric = result.competition.metric
     print(f"sample data:  {result.data_dir}")
     print(f"run:          {result.run_dir}")

@@ -11,6 +11,7 @@ from typing import Optional, get_type_hints
 
 import typer
 
+from ..errors import KitError
 from ..recipe import FIELD_HELP, Recipe
 
 SKIPPED = {"name"}  # the recipe's name comes from --recipe
@@ -65,7 +66,12 @@ def train(
     is_main, world_size = distributed.is_main(), distributed.world_size()
     try:
         if resume:
-            result = trainer.resume(resume, data_dir)
+            given = [f"--{name.replace('_', '-')}" for name, value in overrides.items() if value is not None]
+            given += [flag for flag, value in (("--recipe", recipe), ("--out", out)) if value is not None]
+            if given:
+                raise KitError(f"--resume continues {resume} with the settings in its config.json, so {', '.join(given)} "
+                               f"would be ignored: drop {'it' if len(given) == 1 else 'them'} (or start a new run with another --out)")
+            result = trainer.resume(resume, data_dir, competition)
         else:
             if not competition:
                 raise typer.BadParameter("give a COMPETITION (or --resume RUN_DIR)")
