@@ -201,16 +201,25 @@ def test_failed_download_leaves_nothing_and_a_rerun_completes(server, work, tmp_
     assert (work / "data" / DOG.slug / DOG.sample_file).is_file()
 
 
-def test_damaged_download_is_refused_and_removed(bundle, work, tmp_path):
+def damaged_bundle(bundle: Path, tmp_path: Path, victim: zipfile.ZipInfo, damage) -> Path:
+    """A copy of the bundle folder whose zip has `damage(data, start)` done to member `victim`'s packed bytes."""
     broken = tmp_path / "broken"
     broken.mkdir()
     shutil.copy2(bundle / "answers.csv", broken)
     data = bytearray((bundle / DOG.archive_name).read_bytes())
+    damage(data, victim.header_offset + 30 + len(victim.filename.encode()) + len(victim.extra))
+    (broken / DOG.archive_name).write_bytes(bytes(data))
+    return broken
+
+
+def test_damaged_download_is_refused_and_removed(bundle, work, tmp_path):
     with zipfile.ZipFile(bundle / DOG.archive_name) as zf:
         victim = next(i for i in zf.infolist() if i.filename.startswith("train/"))
-    start = victim.header_offset + 30 + len(victim.filename.encode()) + len(victim.extra)
-    data[start + victim.compress_size // 2] ^= 0xFF  # one flipped byte inside a training image
-    (broken / DOG.archive_name).write_bytes(bytes(data))
+
+    def flip_one_byte(data, start):  # inside a training image
+        data[start + victim.compress_size // 2] ^= 0xFF
+
+    broken = damaged_bundle(bundle, tmp_path, victim, flip_one_byte)
     with KaggleServer(DOG, broken) as server:
         proc = kit(["download", "dog_breed"], work, kit_env(tmp_path, server.url))
     assert_one_line_error(proc, "damaged", victim.filename, "download dog_breed")
@@ -553,16 +562,14 @@ def test_stop_while_waiting_for_the_score_names_the_submission(bundle, downloade
 
 def test_a_download_whose_compressed_bytes_are_damaged_is_one_line_and_removed(bundle, work, tmp_path):
     """Damage inside a deflated member makes zlib itself fail (not the CRC check): still one line, no .part."""
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    shutil.copy2(bundle / "answers.csv", broken)
-    data = bytearray((bundle / DOG.archive_name).read_bytes())
     with zipfile.ZipFile(bundle / DOG.archive_name) as zf:
         victim = zf.getinfo(DOG.label_file)
     assert victim.compress_type == zipfile.ZIP_DEFLATED and victim.compress_size > 1000
-    stream = victim.header_offset + 30 + len(victim.filename.encode()) + len(victim.extra)
-    data[stream] = 0b111  # the first deflate block header: final block of the reserved type 3, which zlib refuses
-    (broken / DOG.archive_name).write_bytes(bytes(data))
+
+    def reserved_block_type(data, start):  # the first deflate block header: final block of type 3, which zlib refuses
+        data[start] = 0b111
+
+    broken = damaged_bundle(bundle, tmp_path, victim, reserved_block_type)
     with zipfile.ZipFile(broken / DOG.archive_name) as zf, pytest.raises(zlib.error):
         zf.testzip()  # the damage this test is about
     with KaggleServer(DOG, broken) as server:
