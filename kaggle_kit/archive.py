@@ -12,6 +12,7 @@ import lzma
 import os
 import shutil
 import stat
+import time
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
@@ -139,6 +140,10 @@ def _extract_zip(path: Path, staging: Path, strip_prefix: str) -> None:
                     shutil.copyfileobj(src, dst, 1 << 20)
             except (zipfile.BadZipFile, EOFError, zlib_error()) as error:
                 raise KitError(f"{path}: member '{info.filename}' is damaged ({error}); delete the archive and download again") from None
+            # the member's own time, not the unpacking's: a nested archive's stamp is part of the data fingerprint,
+            # so unpacking the same download again must not make its runs look trained on other data
+            stamp = time.mktime(info.date_time + (0, 0, -1))
+            os.utime(target, (stamp, stamp))
 
 
 def zlib_error():

@@ -125,6 +125,10 @@ def open_cache(path: Path) -> ImageCache | None:
     try:
         index = np.load(index_path, allow_pickle=False)
         meta = json.loads((path / "meta.json").read_text())
+        # pixels.u8 lost or cut short (a full disk, a partial copy of the data folder): rebuild, never read past it
+        needed = int((index["starts"] + np.prod(index["shapes"], axis=1)).max()) if len(index["starts"]) else 0
+        if (path / "pixels.u8").stat().st_size < needed:
+            return None
         return ImageCache(
             path=path,
             ids=index["ids"].tolist(),
@@ -283,6 +287,12 @@ def _build(layout: Layout, images: ImageSet, path: Path, split: str, short_side:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    # caches of this split and size for earlier data (the fingerprint changed) are never read again: a stale copy
+    # of CIFAR-10's test set is 0.9 GB (a process still reading one keeps its mapping until it closes it)
+    prefix = path.name.rsplit("-", 1)[0] + "-"
+    for stale in path.parent.glob(f"{prefix}*"):
+        if stale != path and stale.is_dir() and (stale / "index.npz").is_file():
+            shutil.rmtree(stale, ignore_errors=True)
     cache = open_cache(path)
     cache.freshly_built = True
     return cache

@@ -59,8 +59,10 @@ class ImageSet:
         if self._fingerprint is None:
             digest = hashlib.sha256()
             if self.kind == "folder":
+                # the time too: an image replaced by one of the same byte size must not reuse the old pixels
                 for entry in sorted(os.scandir(self.source), key=lambda e: e.name):
-                    digest.update(f"{entry.name}:{entry.stat().st_size}\n".encode())
+                    st = entry.stat()
+                    digest.update(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
             else:
                 st = self.source.stat()
                 digest.update(f"{self.source.name}:{st.st_size}:{st.st_mtime_ns}".encode())
@@ -226,15 +228,21 @@ def _small_file(root: Path, comp: Competition, name: str, work_dir: Path) -> Pat
     if packed is None:
         raise KitError(f"{root}: {name} is missing; the download is incomplete - run `kaggle-kit download {comp.name}` again")
     target = work_dir / "unpacked" / name
-    if not target.is_file() or target.stat().st_mtime < packed.stat().st_mtime:
+    # the packed file's size and time, compared for equality: a replaced zip may carry an older time (cp -p, rsync)
+    source_stamp = target.with_name(f"{name}.source")
+    st = packed.stat()
+    stamp = f"{packed.name}:{st.st_size}:{st.st_mtime_ns}"
+    if not target.is_file() or not source_stamp.is_file() or source_stamp.read_text() != stamp:
         members = [i for i in archive.zip_members(packed) if i.filename.split("/")[-1] == name]
         if not members:
             raise KitError(f"{packed}: does not contain {name}; download the competition again")
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
+        tmp = target.with_name(f".{name}.{os.getpid()}.tmp")  # per process: two commands may open the data at once
         with zipfile.ZipFile(packed) as zf:
             tmp.write_bytes(zf.read(members[0]))
         os.replace(tmp, target)
+        tmp.with_suffix(".stamp").write_text(stamp)
+        os.replace(tmp.with_suffix(".stamp"), source_stamp)
     return target
 
 

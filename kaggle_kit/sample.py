@@ -52,7 +52,8 @@ def _ids(comp: Competition, rng: np.random.Generator, n: int) -> list[str]:
     seen: set[str] = set()
     while len(seen) < n:
         seen.add(rng.bytes(16).hex())
-    return sorted(seen, key=lambda _: rng.random())
+    ordered = sorted(seen)  # a set's order depends on the process's hash seed: the same seed must give the same data
+    return [ordered[i] for i in rng.permutation(len(ordered))]
 
 
 def _size(comp: Competition, rng: np.random.Generator) -> tuple[int, int]:

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -46,6 +47,17 @@ def test_reopening_is_a_no_op(fresh_sample):
     open_layout(DOG, folder)
     assert marker.stat().st_mtime_ns == stamp
     assert (folder / "labels.csv").stat().st_mtime_ns == label_mtime
+
+
+def test_unpacking_the_same_download_again_keeps_the_data_fingerprint(fresh_sample):
+    """CIFAR-10's nested train.7z/test.7z are fingerprinted by size and time: unpacked again (a repair by
+    `download`), they keep the zip's member times, so runs on them still resume and caches still match."""
+    folder = fresh_sample("cifar10")
+    first = open_layout(CIFAR, folder).fingerprint()
+    (folder / UNPACK_MARKER).unlink()
+    time.sleep(0.01)
+    second = open_layout(CIFAR, folder)
+    assert second.fingerprint() == first and second.train.kind == "7z"
 
 
 def test_interrupted_unpack_is_redone_not_half_used(fresh_sample):
@@ -135,6 +147,78 @@ def test_cache_decodes_the_right_pixels(fresh_sample):
     image_id = layout.test.ids[7]
     expected = cv2.cvtColor(cv2.imread(str(folder / "test" / f"{image_id}.jpg")), cv2.COLOR_BGR2RGB)
     assert np.array_equal(cache[7], expected)
+
+
+def test_an_image_replaced_by_one_of_the_same_size_gets_a_new_cache(fresh_sample):
+    """A test image overwritten by another of exactly the same byte size (uncompressed PNGs of one size, which the
+    decoder reads whatever the name says): the cache must hold the new pixels, and the old data's cache goes."""
+    import cv2
+
+    def solid(rgb) -> bytes:
+        image = np.zeros((80, 60, 3), np.uint8)
+        image[:] = rgb[::-1]  # OpenCV writes BGR
+        return cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 0])[1].tobytes()
+
+    red, blue = solid((255, 0, 0)), solid((0, 0, 255))
+    assert len(red) == len(blue)
+    folder = fresh_sample("dog_breed")
+    layout = open_layout(DOG, folder)
+    victim = folder / "test" / f"{layout.test.ids[0]}.jpg"
+    victim.write_bytes(red)
+    old = load_images(open_layout(DOG, folder), "test", 64)
+    assert (old[0] == (255, 0, 0)).all()
+    victim.write_bytes(blue)
+    fresh = load_images(open_layout(DOG, folder), "test", 64)
+    assert fresh.freshly_built and (fresh[0] == (0, 0, 255)).all()
+    assert not old.path.exists()  # the stale cache is removed once the new one is built
+
+
+def test_a_cut_short_cache_is_rebuilt_not_read(fresh_sample):
+    layout = open_layout(CIFAR, fresh_sample("cifar10"))
+    built = load_images(layout, "train")
+    expected = built[-1].copy()
+    pixels = built.path / "pixels.u8"
+    with open(pixels, "r+b") as f:
+        f.truncate(pixels.stat().st_size // 2)
+    again = load_images(layout, "train")
+    assert again.freshly_built and np.array_equal(again[-1], expected)
+    pixels.unlink()
+    assert load_images(layout, "train").freshly_built
+
+
+def test_a_replaced_nested_labels_zip_is_read_even_with_an_older_time(tmp_path):
+    """`cp -p` or rsync keep a replaced labels.csv.zip's old time: the copy unpacked from it is still refreshed."""
+    write_sample(DOG, tmp_path, nested=True, n_train=240, n_test=40)
+    folder = tmp_path
+    layout = open_layout(DOG, folder)
+    packed = folder / "labels.csv.zip"
+    old_time = packed.stat().st_mtime_ns
+    with zipfile.ZipFile(packed) as zf:
+        rows = zf.read("labels.csv").decode().splitlines()
+    relabelled = [rows[0]] + [f"{row.split(',')[0]},affenpinscher" for row in rows[1:]]
+    with zipfile.ZipFile(packed, "w") as zf:
+        zf.writestr("labels.csv", "\n".join(relabelled) + "\n")
+    os.utime(packed, ns=(old_time - 10**9, old_time - 10**9))
+    layout = open_layout(DOG, folder)
+    assert (layout.train_labels == layout.classes.index("affenpinscher")).all()
+
+
+def test_the_same_sample_seed_gives_the_same_data_in_every_process(tmp_path):
+    """Dog ids came out of a set, whose order follows the process's hash seed."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    digests = set()
+    for hash_seed in ("1", "2"):
+        out = tmp_path / hash_seed
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(REPO)}
+        subprocess.run([sys.executable, "-m", "kaggle_kit", "sample", "dog_breed", str(out), "--n-train", "120",
+                        "--n-test", "10"], check=True, env=env, capture_output=True)
+        with zipfile.ZipFile(out / DOG.archive_name) as zf:
+            digests.add(zf.read("labels.csv"))
+    assert len(digests) == 1
 
 
 # ------------------------------------------------------------------------------ bad inputs
