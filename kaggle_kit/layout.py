@@ -263,6 +263,16 @@ def _image_source(root: Path, comp: Competition, folder_name: str) -> tuple[Path
     return packed, prefix, {n[len(prefix):] for n in names if n.startswith(prefix)}
 
 
+def _missing_image_fix(image_id: str, comp: Competition, names: set[str]) -> str:
+    """What to do about a missing image: a name differing only in case (`.JPG`, copied through another system) is
+    a rename away; anything else means the download is incomplete."""
+    wanted = f"{image_id}{comp.image_ext}".lower()
+    near = next((name for name in names if name.lower() == wanted), None)
+    if near:
+        return f"{near} is there with other letter case: rename the files to lower-case {comp.image_ext} as Kaggle ships them"
+    return "download the competition again"
+
+
 def sort_ids(ids: list[str], comp: Competition) -> list[str]:
     return sorted(ids, key=int) if comp.id_kind == "int" else sorted(ids)
 
@@ -340,7 +350,7 @@ def open_layout(comp: Competition, data_dir: Path | str | None = None) -> Layout
     if missing:
         raise KitError(
             f"{train_source}: no image for labelled id {missing[0]} ({len(missing)} missing in all, expected "
-            f"{comp.train_dir}/{missing[0]}{comp.image_ext}); download the competition again"
+            f"{comp.train_dir}/{missing[0]}{comp.image_ext}); {_missing_image_fix(missing[0], comp, train_names)}"
         )
     test_ids = sample_ids(sample, comp)
     test_source, test_prefix, test_names = _image_source(root, comp, comp.test_dir)
@@ -348,7 +358,7 @@ def open_layout(comp: Competition, data_dir: Path | str | None = None) -> Layout
     if missing:
         raise KitError(
             f"{test_source}: no image for test id {missing[0]} of {comp.sample_file} ({len(missing)} missing in all); "
-            "download the competition again"
+            f"{_missing_image_fix(missing[0], comp, test_names)}"
         )
     return Layout(
         competition=comp,

@@ -58,10 +58,11 @@ class Stat:
     std: float | None  # None with one value: a single seed says nothing about seed noise
     n: int
 
-    def text(self, digits: int = 4) -> str:
-        if self.std is None:
-            return f"{self.mean:.{digits}f}"
-        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+    def text(self, digits: int = 4, planned: int | None = None) -> str:
+        """`mean ± std`; with `planned` seeds and fewer values, how many the mean is of (a one-seed cell ranked
+        beside full ones must show it)."""
+        shown = f"{self.mean:.{digits}f}" if self.std is None else f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+        return shown + (f" ({self.n} of {planned} seeds)" if planned and self.n < planned else "")
 
 
 def stat(values: Iterable[float | None]) -> Stat | None:
@@ -75,11 +76,20 @@ def stat(values: Iterable[float | None]) -> Stat | None:
 
 
 def winner(values: Mapping[str, float | None], metric: Metric) -> str | None:
-    """The key whose value is best in the metric's direction (higher accuracy, LOWER log loss); first on ties."""
+    """The key whose value is best in the metric's direction (higher accuracy, LOWER log loss); None when there
+    is no number, or when two or more share the best value (a tie has no winner to mark)."""
     best = metric.best(list(values.values()))
     if best is None:
         return None
-    return next(key for key, value in values.items() if value == best)
+    leaders = [key for key, value in values.items() if value == best]
+    return leaders[0] if len(leaders) == 1 else None
+
+
+def tied(values: Mapping[str, float | None], metric: Metric) -> list[str]:
+    """The keys sharing the best value when more than one does; empty otherwise."""
+    best = metric.best(list(values.values()))
+    leaders = [key for key, value in values.items() if best is not None and value == best]
+    return leaders if len(leaders) > 1 else []
 
 
 def seed_noise_note(stats: Mapping[str, Stat | None], metric: Metric) -> str | None:
@@ -259,15 +269,15 @@ def markdown_table(plan: Plan, texts: Mapping[str, str], heading: str) -> list[s
     return lines
 
 
-def _marked(stats: Mapping[str, Stat | None], best: str | None) -> dict[str, str]:
+def _marked(stats: Mapping[str, Stat | None], best: str | None, planned: int | None) -> dict[str, str]:
     texts = {}
     for cell, value in stats.items():
         if value is None:
             texts[cell] = "–"
         elif cell == best:
-            texts[cell] = f"**{value.text()}** {WINNER_MARK}"
+            texts[cell] = f"**{value.text(planned=planned)}** {WINNER_MARK}"
         else:
-            texts[cell] = value.text()
+            texts[cell] = value.text(planned=planned)
     return texts
 
 
@@ -298,7 +308,8 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
     has_kaggle = any(s is not None for s in kaggle.values())
     published = plan.published.values if plan.published else {}
 
-    best_val = winner({c: s.mean if s else None for c, s in val.items()}, metric)
+    val_means = {c: s.mean if s else None for c, s in val.items()}
+    best_val = winner(val_means, metric)
     best_kaggle = winner({c: s.mean if s else None for c, s in kaggle.items()}, metric)
     best_published = winner(published, metric) if published else None
     seeds = experiment.get("seeds")
@@ -309,6 +320,9 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
     headlines = []
     if best_val:
         headlines.append(f"validation {direction}: best {best_val} ({val[best_val].text()})")
+    elif tied(val_means, metric):
+        leaders = tied(val_means, metric)
+        headlines.append(f"validation {direction}: {', '.join(leaders)} tie at {val[leaders[0]].text()}")
     if best_kaggle:
         headlines.append(f"Kaggle public score ({direction}): best {best_kaggle} ({kaggle[best_kaggle].text()})")
     if best_published:
@@ -344,7 +358,7 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
         "",
         "Best epoch of each run (the checkpoint `predict` uses), on its held-out validation split.",
         "",
-        *markdown_table(plan, _marked(val, best_val), f"validation {metric.label}"),
+        *markdown_table(plan, _marked(val, best_val, seeds), f"validation {metric.label}"),
         "",
     ]
     note = seed_noise_note(val, metric)
@@ -352,7 +366,7 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
         lines += [f"Seed noise: {note}.", ""]
     if has_kaggle:
         lines += [f"## Kaggle public score (ours; {metric.label}, {metric.direction})", "",
-                  *markdown_table(plan, _marked(kaggle, best_kaggle), "Kaggle public"), ""]
+                  *markdown_table(plan, _marked(kaggle, best_kaggle, seeds), "Kaggle public"), ""]
         note = seed_noise_note(kaggle, metric)
         if note:
             lines += [f"Seed noise: {note}.", ""]

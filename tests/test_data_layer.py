@@ -351,3 +351,11 @@ def test_archive_bomb_and_link_members_are_rejected(tmp_path, monkeypatch):
     with zipfile.ZipFile(linked, "w") as zf:
         zf.writestr(info, "/etc/passwd")
     _expect("is a link", archive.zip_members, linked)
+
+
+def test_an_image_name_in_other_letter_case_is_named_as_such(fresh_sample):
+    folder = fresh_sample("dog_breed")
+    layout = open_layout(DOG, folder)
+    victim = layout.train.ids[3]
+    (folder / "train" / f"{victim}.jpg").rename(folder / "train" / f"{victim}.JPG")
+    _expect(f"{victim}.JPG is there with other letter case: rename the files to lower-case .jpg", open_layout, DOG, folder)

@@ -291,16 +291,19 @@ def _fake_run(path: Path, arch: str, seed: int, val_losses: list[float]) -> None
     (path / "best.pt").write_bytes(b"weights")
 
 
-def test_table1_report_marks_the_lower_log_loss_and_notes_the_studys_ranking(tmp_path):
-    exp = tmp_path / "table1"
-    plan_file = find_plan("study-table1")
+def _table1_experiment(exp: Path, losses: dict[str, list[list[float]]]) -> None:
     runs = []
-    for arch, losses in (("resnet18", [[1.2, 0.82], [1.1, 0.80]]), ("resnet34", [[1.4, 1.30], [1.5, 1.36]])):
-        for seed, curve in enumerate(losses):
+    for arch, curves in losses.items():
+        for seed, curve in enumerate(curves):
             _fake_run(exp / f"arch={arch}" / f"seed={seed}", arch, seed, curve)
             runs.append({"cell": f"arch={arch}", "values": {"arch": arch}, "seed": seed, "path": f"arch={arch}/seed={seed}"})
-    shutil.copy(plan_file, exp / "plan.toml")
+    shutil.copy(find_plan("study-table1"), exp / "plan.toml")
     (exp / "experiment.json").write_text(json.dumps({"plan": "study-table1", "competition": "dog_breed", "seeds": 2, "runs": runs}))
+
+
+def test_table1_report_marks_the_lower_log_loss_and_notes_the_studys_ranking(tmp_path):
+    exp = tmp_path / "table1"
+    _table1_experiment(exp, {"resnet18": [[1.2, 0.82], [1.1, 0.80]], "resnet34": [[1.4, 1.30], [1.5, 1.36]]})
     result = report.write_report(exp, ledger=Ledger(tmp_path / "ledger.jsonl"))
     text = (exp / "report.md").read_text()
     assert "log loss - lower is better" in text
@@ -312,6 +315,23 @@ def test_table1_report_marks_the_lower_log_loss_and_notes_the_studys_ranking(tmp
     results = pd.read_csv(exp / "results.csv")
     assert results["val_metric"].tolist() == [0.82, 0.80, 1.30, 1.36]  # the LOWEST epoch of each run
     assert results["best_epoch"].tolist() == [1, 1, 1, 1]
+
+
+def test_a_tie_has_no_winner_and_a_cell_short_of_seeds_says_so(tmp_path):
+    """Equal cells get no star and no "leads by 0.0000"; a cell whose mean is of fewer seeds than planned shows it,
+    since its one value is ranked beside means of two."""
+    tie = tmp_path / "tie"
+    _table1_experiment(tie, {"resnet18": [[0.9], [0.7]], "resnet34": [[0.8], [0.8]]})
+    result = report.write_report(tie, ledger=Ledger(tmp_path / "ledger.jsonl"))
+    text = (tie / "report.md").read_text()
+    assert "| resnet18 | 0.8000 ± 0.1414 |" in text and "| resnet34 | 0.8000 ± 0.0000 |" in text
+    assert "leads" not in text
+    assert "validation log loss, lower is better: arch=resnet18, arch=resnet34 tie at 0.8000 ± 0.1414" in result.headlines
+
+    short = tmp_path / "short"
+    _table1_experiment(short, {"resnet18": [[0.9], [0.8]], "resnet34": [[0.7]]})
+    report.write_report(short, ledger=Ledger(tmp_path / "ledger.jsonl"))
+    assert "| resnet34 | **0.7000 (1 of 2 seeds)** ★ |" in (short / "report.md").read_text()
 
 
 # --------------------------------------------------------------------------------------- plans
