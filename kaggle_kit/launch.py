@@ -87,10 +87,11 @@ def launch(argv: list[str], nproc: int) -> int:
         if log is None or str(log) not in line:
             shutil.rmtree(log_dir, ignore_errors=True)
         return code
-    except SignalException as stopped:
-        # Ctrl-C or SIGTERM reached the agent, which passed it on to the workers: rank 0 has said how to resume
+    except SignalException:
+        # Ctrl-C or SIGTERM reached the agent, which passed it on to the workers: rank 0 has said how to resume.
+        # 130 for both, as a single process (which takes SIGTERM for Ctrl-C) exits
         shutil.rmtree(log_dir, ignore_errors=True)
-        return 128 + int(stopped.sigval)
+        return 130
     finally:
         for key, value in saved.items():
             if value is None:
@@ -128,6 +129,20 @@ def describe_failure(rank: int, failure, nproc: int, argv: list[str], log: Path 
     detail = reported["message"] if reported else "no message"
     return (f"rank {rank} of {nproc} failed with exit code {failure.exitcode} ({detail}; {where}), so the "
             f"others were stopped; fix the cause, {again}"), code
+
+
+def die_with_launcher() -> None:
+    """In a worker of `launch`: be sent SIGTERM (taken as Ctrl-C: save, say how to resume, exit) when the launcher
+    dies, even of SIGKILL, which it cannot pass on; otherwise the workers would train on unseen and race a later
+    `--resume` for the run folder. Linux only (prctl); elsewhere a no-op."""
+    if not os.environ.get(REPORT_TO_LAUNCHER) or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() == 1:  # the launcher died before the call: the signal will never come
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def report_to_launcher(message: str, kind: str = ERROR) -> bool:

@@ -23,7 +23,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .competition import resolve
 from .errors import KitError
@@ -571,8 +571,10 @@ def find_run_dirs(roots: Iterable[Path | str]) -> list[Path]:
     return found
 
 
-def list_runs(roots: Iterable[Path | str] = DEFAULT_RUN_ROOTS, competition: str | None = None, ledger=None) -> list[dict[str, Any]]:
-    """One summary per run folder under `roots` (optionally one competition's), with its Kaggle score when scored."""
+def list_runs(roots: Iterable[Path | str] = DEFAULT_RUN_ROOTS, competition: str | None = None, ledger=None,
+              on_damaged: Callable[[Path, str], None] | None = None) -> list[dict[str, Any]]:
+    """One summary per run folder under `roots` (optionally one competition's), with its Kaggle score when scored.
+    A folder whose config.json or history.csv cannot be read is left out and handed to `on_damaged` with why."""
     from .ledger import Ledger
 
     wanted = resolve(competition).name if competition else None
@@ -581,8 +583,11 @@ def list_runs(roots: Iterable[Path | str] = DEFAULT_RUN_ROOTS, competition: str 
     for path in find_run_dirs(roots):
         try:
             summary = run_summary(path, scored)
-        except KitError:
-            continue  # a damaged run folder is not a run to list
+        except (KitError, ValueError, KeyError, TypeError, AttributeError, OSError) as error:
+            # one damaged folder (hand-edited, cut short by a full disk) must not hide every other run
+            if on_damaged:
+                on_damaged(path, " ".join(f"{type(error).__name__}: {error}".split())[:160])
+            continue
         if summary is None or (wanted and summary["competition"] != wanted):
             continue
         summary["run_dir"] = str(path)

@@ -18,7 +18,9 @@ import dataclasses
 import math
 import random
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -435,6 +437,31 @@ def fit(
     plotted = (len(history), time.perf_counter())  # (epochs in curves.png, when drawn)
     checkpointed_at = time.perf_counter()
     pending_best = None  # head-only epochs: the best checkpoint not yet written, see CHECKPOINT_EVERY_S
+    stop = None  # the stop request a head-only epoch held back to its end
+    saved_epoch = start_epoch - 1  # the epoch last.pt holds
+
+    def save_last(epoch: int, eval_state: dict[str, torch.Tensor]) -> None:
+        nonlocal saved_epoch
+        run.save_checkpoint("last", {
+            "model": eval_state,
+            "epoch": epoch,
+            "metric": history[-1]["val_metric"],
+            "train_state": {
+                # without EMA the evaluated model is the trained one: one copy, not two (on CUDA each _state_dict
+                # call copies the weights to the host anew)
+                "model": eval_state if eval_model is model else _state_dict(model),
+                "ema": _state_dict(ema.module) if ema is not None else None,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": rng_state(),
+                "history": history,
+                "best_metric": best_metric,
+                "best_epoch": best_epoch,
+            },
+        }, keep_previous=True)
+        saved_epoch = epoch
+
     if distributed.is_main():  # said once the run is sure to start: a failing one prints its error alone
         for note in recipe.notes():
             print(f"note: {note}", file=sys.stderr, flush=True)
@@ -454,64 +481,54 @@ def fit(
                 # head-only epochs: the batches are cached features, so the models stepped and evaluated are the
                 # classifiers; they share their parameters with `model`, which checkpoints save whole
                 head_only = batches.features is not None
-                step_model = model.get_classifier() if head_only else train_model
-                val_model = eval_model.get_classifier() if head_only else eval_model
-                row = train_one_epoch(step_model, model, ema, batches.train(epoch), optimizer, scheduler, scaler,
-                                      device, dtype, channels_last, recipe, epoch, bar)
-                if len(data.val_idx):
-                    distributed.broadcast_buffers(val_model)  # one model: rank 0's, the one its checkpoint saves
-                    result = validate(val_model, batches, data, comp, device, dtype, channels_last)
-                    row.update({k: result[k] for k in ("val_loss", "val_accuracy", "val_metric")})
-                else:
-                    result = None
-                    row.update(val_loss=float("nan"), val_accuracy=float("nan"), val_metric=float("nan"))
-                history.append(row)
-                improved = comp.metric.better(row["val_metric"], best_metric) or (result is None)
-                if improved:
-                    best_metric, best_epoch = row["val_metric"], epoch
-                if distributed.is_main():
-                    write = (not head_only or epoch == recipe.epochs - 1
-                             or time.perf_counter() - checkpointed_at >= CHECKPOINT_EVERY_S)
-                    eval_state = _state_dict(eval_model) if write or improved else None
+                # a head-only epoch takes milliseconds and is checkpointed only now and then: a stop request waits for
+                # the epoch's end, which is then checkpointed, so an interrupted run resumes exactly where it stopped
+                with _interrupts_between_epochs(head_only) as stop:
+                    step_model = model.get_classifier() if head_only else train_model
+                    val_model = eval_model.get_classifier() if head_only else eval_model
+                    row = train_one_epoch(step_model, model, ema, batches.train(epoch), optimizer, scheduler, scaler,
+                                          device, dtype, channels_last, recipe, epoch, bar)
+                    if len(data.val_idx):
+                        distributed.broadcast_buffers(val_model)  # one model: rank 0's, the one its checkpoint saves
+                        result = validate(val_model, batches, data, comp, device, dtype, channels_last)
+                        row.update({k: result[k] for k in ("val_loss", "val_accuracy", "val_metric")})
+                    else:
+                        result = None
+                        row.update(val_loss=float("nan"), val_accuracy=float("nan"), val_metric=float("nan"))
+                    history.append(row)
+                    improved = comp.metric.better(row["val_metric"], best_metric) or (result is None)
                     if improved:
-                        # kept until written: a copy, since on a CPU the state shares memory with the live weights
-                        pending_best = _BestCheckpoint(
-                            {"model": eval_state if write else {k: v.clone() for k, v in eval_state.items()},
-                             "epoch": epoch, "metric": row["val_metric"]},
-                            None if result is None else ([data.ids[i] for i in result["indices"]],
-                                                         data.labels[result["indices"]], result["logits"]))
-                    if write and pending_best is not None:
-                        pending_best.save(run)
-                        pending_best = None
-                    if write:
-                        checkpointed_at = time.perf_counter()
-                        run.save_checkpoint("last", {
-                            "model": eval_state,
-                            "epoch": epoch,
-                            "metric": row["val_metric"],
-                            "train_state": {
-                                # without EMA the evaluated model is the trained one: one copy, not two (on CUDA
-                                # each _state_dict call copies the weights to the host anew)
-                                "model": eval_state if eval_model is model else _state_dict(model),
-                                "ema": _state_dict(ema.module) if ema is not None else None,
-                                "optimizer": optimizer.state_dict(),
-                                "scheduler": scheduler.state_dict(),
-                                "scaler": scaler.state_dict(),
-                                "rng": rng_state(),
-                                "history": history,
-                                "best_metric": best_metric,
-                                "best_epoch": best_epoch,
-                            },
-                        }, keep_previous=True)
-                    run.write_history(history)
-                    if epoch == recipe.epochs - 1 or time.perf_counter() - plotted[1] >= CURVES_EVERY_S:
-                        run.plot_curves(comp.metric.label)
-                        plotted = (len(history), time.perf_counter())
-                    progress.say(_epoch_line(row, comp))
-                if on_epoch:
-                    on_epoch(row)
+                        best_metric, best_epoch = row["val_metric"], epoch
+                    if distributed.is_main():
+                        write = (not head_only or epoch == recipe.epochs - 1 or stop.requested
+                                 or time.perf_counter() - checkpointed_at >= CHECKPOINT_EVERY_S)
+                        eval_state = _state_dict(eval_model) if write or improved else None
+                        if improved:
+                            # kept until written: a copy, since on a CPU the state shares memory with the live weights
+                            pending_best = _BestCheckpoint(
+                                {"model": eval_state if write else {k: v.clone() for k, v in eval_state.items()},
+                                 "epoch": epoch, "metric": row["val_metric"]},
+                                None if result is None else ([data.ids[i] for i in result["indices"]],
+                                                             data.labels[result["indices"]], result["logits"]))
+                        if write and pending_best is not None:
+                            pending_best.save(run)
+                            pending_best = None
+                        if write:
+                            checkpointed_at = time.perf_counter()
+                            save_last(epoch, eval_state)
+                        run.write_history(history)
+                        if epoch == recipe.epochs - 1 or time.perf_counter() - plotted[1] >= CURVES_EVERY_S:
+                            run.plot_curves(comp.metric.label)
+                            plotted = (len(history), time.perf_counter())
+                        progress.say(_epoch_line(row, comp))
+                    if on_epoch:
+                        on_epoch(row)
         except KeyboardInterrupt:
             interrupted = True
+            if stop is not None and stop.requested and distributed.is_main() and saved_epoch < len(history) - 1:
+                # held back to the end of a head-only epoch: the weights, optimizer and RNG are exactly that
+                # epoch's, so it is checkpointed now and the resume goes on from it (`save_last` was not yet due)
+                save_last(len(history) - 1, _state_dict(eval_model))
         except Exception as error:
             memory = out_of_memory(error)
             if memory is None:
@@ -541,6 +558,32 @@ def fit(
         history=history,
         interrupted=interrupted,
     )
+
+
+class _interrupts_between_epochs:
+    """With `enabled` (and in the main thread, where signals are delivered), Ctrl-C and SIGTERM during the block
+    are held back: `requested` turns True and KeyboardInterrupt is raised when the block ends."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self.saved: dict[int, Any] = {}
+
+    def _hold(self, signum, frame) -> None:
+        self.requested = True
+
+    def __enter__(self) -> "_interrupts_between_epochs":
+        if self.enabled:
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self.saved[number] = signal.getsignal(number)
+                signal.signal(number, self._hold)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self.saved.items():
+            signal.signal(number, handler)
+        if self.requested and exc[0] is None:
+            raise KeyboardInterrupt
 
 
 @dataclass
@@ -695,13 +738,16 @@ def train(
         path = Path(distributed.broadcast_object(str(path)))
     run, created = RunDir(path), not path.exists()
     try:
-        return fit(comp, layout, resolved, run)
+        result = fit(comp, layout, resolved, run)
     except BaseException:
         # failed before finishing an epoch (bad weights, out of memory, a crash): nothing to resume, so no
         # half-made folder is left for `runs` to list or for the next `--out` to trip over
         if created and distributed.is_main() and not run.has_checkpoint("last"):
             shutil.rmtree(path, ignore_errors=True)
         raise
+    if result.interrupted and not result.history and created and distributed.is_main():
+        shutil.rmtree(path, ignore_errors=True)  # stopped before its first epoch: nothing to resume either
+    return result
 
 
 def resume(run_dir: Path | str, data_dir: Path | str | None = None, competition: str | None = None) -> TrainResult:
@@ -726,4 +772,7 @@ def resume(run_dir: Path | str, data_dir: Path | str | None = None, competition:
     history = run.history()
     if len(history) >= recipe.epochs and run.has_checkpoint("last"):
         raise KitError(f"{run.path} already finished all {recipe.epochs} epochs; nothing to resume")
+    if len(history) and not run.has_checkpoint("last"):
+        print(f"warning: {run.path} has no last.pt (the run was killed before its first checkpoint): training starts "
+              f"again from epoch 1 and replaces the {len(history)} epoch(s) in history.csv", file=sys.stderr)
     return fit(comp, layout, recipe, run, resume=True)

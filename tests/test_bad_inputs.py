@@ -11,15 +11,17 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import KAGGLE_KIT, REPO
 from kaggle_kit.competition import resolve
 from kaggle_server import KaggleServer
 from test_kaggle_api import kit_env, write_submission
@@ -386,3 +388,39 @@ def test_demo_passes_its_weights_choice_on(tmp_path):
     check(kit("demo", "dog_breed", "--out", tmp_path / "demo", "--epochs", "1", "--arch", "test_resnet",
               "--weights", junk), "junk.safetensors")
     assert "--no-pretrained" in kit("demo", "--help").stdout
+
+
+def test_ctrl_c_before_the_first_epoch_ends_leaves_nothing_to_resume(sample_zips, tmp_path):
+    """Stopped while its first epoch trains, a new run has nothing to resume: no folder, no resume line."""
+    out, log = tmp_path / "first", tmp_path / "stderr.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "KAGGLE_KIT_PROGRESS": "1"}
+    with open(log, "w") as stderr:
+        process = subprocess.Popen([*KAGGLE_KIT, "train", "cifar10", "--data-dir", str(sample_zips["cifar10"]), "--out",
+                                    str(out), "--arch", "resnet18", "--img-size", "224", "--batch-size", "8",
+                                    "--epochs", "1", "--workers", "0", "--device", "cpu"],
+                                   stdout=subprocess.DEVNULL, stderr=stderr, env=env,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.monotonic() + 120
+        while "data: " not in log.read_text():  # said just before the epochs start
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        time.sleep(1)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 130
+    said = log.read_text()
+    assert "error: interrupted" in said and "resume with" not in said and "Traceback" not in said, said
+    assert not out.exists()
+
+
+def test_runs_lists_the_rest_when_one_folder_is_damaged(trained, tmp_path):
+    data, run, _ = trained
+    root = tmp_path / "runs"
+    for name in ("good", "cut", "odd"):
+        shutil.copytree(run, root / name)
+    (root / "cut" / "history.csv").write_text("")  # a full disk cut it short
+    (root / "odd" / "config.json").write_text("5")  # hand-edited
+    result = kit("runs", "--root", root)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert str(root / "good") in result.stdout and str(root / "cut") not in result.stdout
+    warnings = sorted(line for line in result.stderr.splitlines() if line.startswith("warning: skipped"))
+    assert len(warnings) == 2 and str(root / "cut") in warnings[0] and str(root / "odd") in warnings[1], warnings

@@ -291,3 +291,23 @@ def test_the_report_names_the_rank_that_failed_first_not_its_victims(tmp_path):
     rank, failure = first_cause(failures)
     line, code = describe_failure(rank, failure, 2, argv, log)
     assert rank == 1 and code == 1 and "ValueError: boom" in line and str(log) in line
+
+
+@slow
+def test_workers_stop_and_save_when_the_launcher_is_killed(runs, tmp_path):
+    """SIGKILL of the launcher (the out-of-memory killer picks the biggest process) cannot be passed on: the workers
+    must notice by themselves, save and stop, instead of training on unseen and racing a later --resume."""
+    out = tmp_path / "orphans"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    long_run = [arg if arg != "4" else "400" for arg in DDP]  # --epochs 400: still training when the launcher dies
+    launcher = subprocess.Popen([*KAGGLE_KIT, "train", "cifar10", "--data-dir", str(runs["data"]), "--out", str(out),
+                                 *long_run], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    workers = [_rank_process(launcher, rank) for rank in (0, 1)]
+    while not (out / "history.csv").is_file():
+        assert launcher.poll() is None, launcher.communicate()
+        time.sleep(0.05)
+    launcher.send_signal(signal.SIGKILL)
+    launcher.communicate(timeout=60)
+    gone, alive = psutil.wait_procs(workers, timeout=60)
+    assert not alive, [p.cmdline() for p in alive]
+    assert RunDir(out).has_checkpoint("last") and 1 <= len(RunDir(out).history()) < 400

@@ -6,12 +6,16 @@ distribution as the Albumentations reference."""
 import json
 import os
 import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import assert_one_line_error, run_cli
+from conftest import KAGGLE_KIT, REPO, assert_one_line_error, run_cli
 from kaggle_kit import models
 from kaggle_kit.augment import DeviceNormalize, GpuAugment, build_eval_transform, build_train_transform
 from kaggle_kit.cache import load_images
@@ -406,3 +410,38 @@ def test_gpu_data_is_chosen_for_photos_too_when_they_fit(sample_zips, monkeypatc
     assert not Batches._gpu_data_wanted(cache, recipe, cuda)
     assert Batches._gpu_data_wanted(cache, recipe.replace(gpu_data=True), cuda)
     assert not Batches._gpu_data_wanted(cache, recipe, torch.device("cpu"))
+
+
+def _ctrl_c_reaches_it() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a runner in a background shell starts children ignoring SIGINT
+
+
+def _interrupt_after(out: Path, epochs: int, args: list) -> subprocess.CompletedProcess:
+    """Start `kaggle-kit train *args`, Ctrl-C it once `epochs` epochs are in history.csv."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([*KAGGLE_KIT, "train", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env, preexec_fn=_ctrl_c_reaches_it)
+    deadline = time.monotonic() + 300
+    while not ((out / "history.csv").is_file() and len(RunDir(out).history()) >= epochs):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def test_ctrl_c_between_head_only_checkpoints_still_resumes_where_it_stopped(fresh_sample, tmp_path):
+    """Head-only epochs are checkpointed every 30 s: a Ctrl-C before then held no last.pt, and the resume trained
+    from epoch 1 again, replacing a better best.pt. The stop now waits for the epoch's end and checkpoints it."""
+    data, out = fresh_sample("dog_breed"), tmp_path / "head"
+    args = ["dog_breed", "--data-dir", data, "--out", out, "--recipe", "paper", "--no-pretrained", "--arch", "test_resnet",
+            "--img-size", "32", "--eval-resize", "36", "--feature-cache-views", "2", "--epochs", "100000",
+            "--batch-size", "16", "--workers", "0", "--device", "cpu"]
+    stopped = _interrupt_after(out, 5, args)
+    assert stopped.returncode == 130 and "resume with: kaggle-kit train --resume" in stopped.stderr, stopped.stderr
+    finished = len(RunDir(out).history())
+    assert RunDir(out).load_checkpoint("last")["epoch"] == finished - 1  # the last finished epoch, not an older one
+    again = _interrupt_after(out, finished + 3, ["--resume", out])
+    assert again.returncode == 130, again.stderr
+    epochs = RunDir(out).history()["epoch"].tolist()
+    assert epochs == list(range(len(epochs))) and len(epochs) >= finished + 3  # went on, did not start over

@@ -51,8 +51,10 @@ def fail(message: str, exit_code: int = 2, kind: str = "error") -> None:
     _finish_without_interruption()
     from ..launch import report_to_launcher
 
-    # a worker of `train --nproc` hands its error to the launcher, which prints the run's one error line
-    if not report_to_launcher(message, kind):
+    # a worker of `train --nproc` hands its error to the launcher, which prints the run's one error line; a stop
+    # is said by each worker itself (rank 0's reaches the terminal, the others' their logs): the launcher, stopped
+    # by the same signal, reads no reports
+    if not report_to_launcher(message, kind) or kind == "interrupted":
         print(f"error: {message}", file=sys.stderr)
     raise SystemExit(exit_code)
 

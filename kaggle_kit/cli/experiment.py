@@ -116,7 +116,10 @@ def runs(
     from ..report import DEFAULT_RUN_ROOTS, list_runs
 
     searched = roots or list(DEFAULT_RUN_ROOTS)
-    found = list_runs(searched, competition, ledger=Ledger(ledger) if ledger else None)
+    def damaged(path: Path, why: str) -> None:
+        print(f"warning: skipped {path}: {why}", file=sys.stderr)
+
+    found = list_runs(searched, competition, ledger=Ledger(ledger) if ledger else None, on_damaged=damaged)
     if not found:
         print(f"no runs{' of ' + resolve(competition).name if competition else ''} under {', '.join(map(str, searched))}")
         return

@@ -61,6 +61,9 @@ def train(
         from ..launch import launch
 
         raise SystemExit(launch(sys.argv[1:], nproc))
+    from ..launch import die_with_launcher
+
+    die_with_launcher()
     distributed.init_from_env()
     # read before shutdown(): afterwards every process would count as rank 0 of 1
     is_main, world_size = distributed.is_main(), distributed.world_size()
@@ -88,6 +91,10 @@ def train(
     from ..run import RunDir
     from ..competition import resolve
 
+    if result.interrupted and not result.run_dir.exists():  # a new run stopped before its first epoch: removed
+        from . import fail
+
+        fail("interrupted before the first epoch finished: nothing was saved", 130, kind="interrupted")
     config = RunDir(result.run_dir).config()
     metric = resolve(config["competition"]).metric
     if result.interrupted:
