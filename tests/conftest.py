@@ -59,6 +59,12 @@ def fresh_sample(pristine_samples, tmp_path):
     return copy
 
 
+def ctrl_c_reaches_it() -> None:
+    """`preexec_fn` of a child the test will Ctrl-C: a runner started in the background by a shell without job
+    control ignores SIGINT, and its children inherit that (Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """The real entry point in a child process: exit code, stdout and stderr as a user sees them."""
     import os

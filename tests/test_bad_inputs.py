@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import KAGGLE_KIT, REPO
+from conftest import KAGGLE_KIT, REPO, ctrl_c_reaches_it
 from kaggle_kit.competition import resolve
 from kaggle_server import KaggleServer
 from test_kaggle_api import kit_env, write_submission
@@ -399,7 +399,7 @@ def test_ctrl_c_before_the_first_epoch_ends_leaves_nothing_to_resume(sample_zips
                                     str(out), "--arch", "resnet18", "--img-size", "224", "--batch-size", "8",
                                     "--epochs", "1", "--workers", "0", "--device", "cpu"],
                                    stdout=subprocess.DEVNULL, stderr=stderr, env=env,
-                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                                   preexec_fn=ctrl_c_reaches_it)
         deadline = time.monotonic() + 120
         while "data: " not in log.read_text():  # said just before the epochs start
             assert process.poll() is None and time.monotonic() < deadline, log.read_text()

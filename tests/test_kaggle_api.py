@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import ctrl_c_reaches_it
 from kaggle_kit.competition import resolve
 from kaggle_kit.ledger import Ledger
 from kaggle_kit.metrics import log_loss, softmax
@@ -509,14 +510,9 @@ def test_cifar10_download_and_submit_labels(work, tmp_path):
 # --------------------------------------------------------------------------- interruptions and repairs
 
 
-def _ctrl_c_reaches_it() -> None:
-    # a test runner started from a shell without job control ignores SIGINT, and children inherit that
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def start_kit(args: list[str], cwd: Path, env: dict) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "kaggle_kit", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_reaches_it)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_reaches_it)
 
 
 def wait_for_call(server: KaggleServer, method: str, process: subprocess.Popen, timeout: float = 60) -> None:

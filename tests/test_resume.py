@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import KAGGLE_KIT, REPO, run_cli
+from conftest import KAGGLE_KIT, REPO, ctrl_c_reaches_it, run_cli
 from kaggle_kit.run import RunDir
 
 ARGS = ["--epochs", "3", "--arch", "test_resnet", "--batch-size", "32", "--lr", "0.05", "--aug", "modern",
@@ -24,17 +24,11 @@ def _train(data, out, *extra):
     return result
 
 
-def _ctrl_c_reaches_it() -> None:
-    # a runner started in the background by a shell without job control ignores SIGINT, and its children
-    # inherit that (Python then installs no KeyboardInterrupt handler): give the run the terminal's default
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _start(data, out):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen([*KAGGLE_KIT, "train", "cifar10", "--data-dir", str(data), "--out", str(out), *ARGS],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=_ctrl_c_reaches_it)
+                            preexec_fn=ctrl_c_reaches_it)
 
 
 def _wait_for_epochs(out, n, process, timeout=300):

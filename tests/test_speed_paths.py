@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import KAGGLE_KIT, REPO, assert_one_line_error, run_cli
+from conftest import KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_reaches_it, run_cli
 from kaggle_kit import models
 from kaggle_kit.augment import DeviceNormalize, GpuAugment, build_eval_transform, build_train_transform
 from kaggle_kit.cache import load_images
@@ -412,15 +412,11 @@ def test_gpu_data_is_chosen_for_photos_too_when_they_fit(sample_zips, monkeypatc
     assert not Batches._gpu_data_wanted(cache, recipe, torch.device("cpu"))
 
 
-def _ctrl_c_reaches_it() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a runner in a background shell starts children ignoring SIGINT
-
-
 def _interrupt_after(out: Path, epochs: int, args: list) -> subprocess.CompletedProcess:
     """Start `kaggle-kit train *args`, Ctrl-C it once `epochs` epochs are in history.csv."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen([*KAGGLE_KIT, "train", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=env, preexec_fn=_ctrl_c_reaches_it)
+                               text=True, env=env, preexec_fn=ctrl_c_reaches_it)
     deadline = time.monotonic() + 300
     while not ((out / "history.csv").is_file() and len(RunDir(out).history()) >= epochs):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
