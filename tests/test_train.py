@@ -192,3 +192,25 @@ def test_a_second_ctrl_c_while_saving_still_returns_a_resumable_run(sample_zips,
     result = train("cifar10", sample_zips["cifar10"], out=tmp_path / "run", epochs=3, aug="none", **TINY)
     assert result.interrupted and result.epochs_run == 1
     assert RunDir(tmp_path / "run").load_checkpoint("last")["epoch"] == 0
+
+
+def test_settings_without_effect_are_noted():
+    assert Recipe(epochs=10).notes() == []
+    assert Recipe(epochs=10, unfreeze_after=2).notes() == [
+        "unfreeze_after=2 has no effect: the backbone is not frozen (add --freeze)"]
+    assert Recipe(epochs=2, freeze=True, unfreeze_after=2).notes() == [
+        "unfreeze_after=2 is not before --epochs 2: the backbone stays frozen for the whole run"]
+    assert Recipe(epochs=2, warmup_epochs=2).warmup_length() == pytest.approx(0.6)
+
+
+def test_resuming_a_run_without_last_pt_says_it_starts_again(cifar_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "no-last"
+    shutil.copytree(cifar_run[0], out)
+    for name in ("last.pt", "last.prev.pt"):
+        (out / name).unlink(missing_ok=True)
+    result = run_cli("train", "--resume", out)
+    assert result.returncode == 0, result.stderr
+    assert "has no last.pt" in result.stderr and "starts again from epoch 1" in result.stderr
+    assert len(pd.read_csv(out / "history.csv")) == 4
