@@ -30,9 +30,10 @@ def _probe_sizes(images: ImageSet) -> list[tuple[int, int]]:
     return sizes
 
 
-def _size_summary(sizes) -> str:
+def _size_summary(sizes, declared: int | None = None) -> str:
     if not len(sizes):
-        return "unknown until cached"
+        # a solid 7z (CIFAR-10's) is not decompressed to look; the competition declares its images' size
+        return f"{declared}x{declared} (declared)" if declared else "unknown until cached"
     sizes = np.asarray(sizes)
     heights, widths = sizes[:, 0], sizes[:, 1]
     if (heights == heights[0]).all() and (widths == widths[0]).all():
@@ -63,7 +64,7 @@ def describe(layout: Layout) -> str:
         f"train: {len(layout.train.ids)} images in {layout.train.source.name} ({layout.train.kind}), "
         f"{len(layout.classes)} classes, {min(counts.values())}-{max(counts.values())} per class",
         f"test: {len(layout.test.ids)} images in {layout.test.source.name} ({layout.test.kind}), in {layout.sample_path.name} order",
-        f"train image sizes: {_size_summary(_probe_sizes(layout.train))} (first {PROBE})",
+        f"train image sizes: {_size_summary(_probe_sizes(layout.train), comp.native_size)} (first {PROBE})",
         "classes: " + ", ".join(f"{name} {count}" for name, count in counts.items()),
     ]
     for split in ("train", "test"):

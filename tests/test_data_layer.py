@@ -359,3 +359,17 @@ def test_an_image_name_in_other_letter_case_is_named_as_such(fresh_sample):
     victim = layout.train.ids[3]
     (folder / "train" / f"{victim}.jpg").rename(folder / "train" / f"{victim}.JPG")
     _expect(f"{victim}.JPG is there with other letter case: rename the files to lower-case .jpg", open_layout, DOG, folder)
+
+
+def test_info_describes_both_downloads(sample_zips):
+    cifar = run_cli("info", "cifar10", "--data-dir", sample_zips["cifar10"])
+    assert cifar.returncode == 0, cifar.stderr
+    assert "metric: accuracy - higher is better" in cifar.stdout
+    assert "(7z), 10 classes" in cifar.stdout and "train image sizes: 32x32 (declared)" in cifar.stdout
+    dog = run_cli("info", "dog_breed", "--data-dir", sample_zips["dog_breed"])
+    assert dog.returncode == 0, dog.stderr
+    assert "metric: log loss - lower is better" in dog.stdout and "120 classes" in dog.stdout
+    import re
+
+    assert re.search(r"^train image sizes: \d+-\d+ wide, \d+-\d+ high \(first 32\)$", dog.stdout, re.M), dog.stdout
+    assert "4-4 per class" in dog.stdout and "in sample_submission.csv order" in dog.stdout
