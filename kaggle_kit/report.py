@@ -78,18 +78,19 @@ def stat(values: Iterable[float | None]) -> Stat | None:
 def winner(values: Mapping[str, float | None], metric: Metric) -> str | None:
     """The key whose value is best in the metric's direction (higher accuracy, LOWER log loss); None when there
     is no number, or when two or more share the best value (a tie has no winner to mark)."""
-    best = metric.best(list(values.values()))
-    if best is None:
-        return None
-    leaders = [key for key, value in values.items() if value == best]
+    leaders = _leaders(values, metric)
     return leaders[0] if len(leaders) == 1 else None
 
 
 def tied(values: Mapping[str, float | None], metric: Metric) -> list[str]:
     """The keys sharing the best value when more than one does; empty otherwise."""
-    best = metric.best(list(values.values()))
-    leaders = [key for key, value in values.items() if best is not None and value == best]
+    leaders = _leaders(values, metric)
     return leaders if len(leaders) > 1 else []
+
+
+def _leaders(values: Mapping[str, float | None], metric: Metric) -> list[str]:
+    best = metric.best(list(values.values()))
+    return [key for key, value in values.items() if best is not None and value == best]
 
 
 def seed_noise_note(stats: Mapping[str, Stat | None], metric: Metric) -> str | None:
@@ -320,8 +321,7 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
     headlines = []
     if best_val:
         headlines.append(f"validation {direction}: best {best_val} ({val[best_val].text()})")
-    elif tied(val_means, metric):
-        leaders = tied(val_means, metric)
+    elif leaders := tied(val_means, metric):
         headlines.append(f"validation {direction}: {', '.join(leaders)} tie at {val[leaders[0]].text()}")
     if best_kaggle:
         headlines.append(f"Kaggle public score ({direction}): best {best_kaggle} ({kaggle[best_kaggle].text()})")

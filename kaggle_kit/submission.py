@@ -452,10 +452,9 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
     # the declared labels first: a misspelt class column is then the submission's fault, named as such below
     from_submission = classes is None and not comp.declared_classes and comp.submission_kind != "label"
     if classes is None:
-        if comp.submission_kind == "label":
-            classes = list(comp.declared_classes) or sorted(set(answers[comp.label_column]))
-        else:
-            classes = list(comp.declared_classes) or [c for c in submission.columns if c != comp.id_column]
+        undeclared = (sorted(set(answers[comp.label_column])) if comp.submission_kind == "label"
+                      else [c for c in submission.columns if c != comp.id_column])
+        classes = list(comp.declared_classes) or undeclared
     classes = [str(c) for c in classes]
     index = {c: i for i, c in enumerate(classes)}
     truth = answers[comp.label_column].map(index)

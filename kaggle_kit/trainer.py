@@ -38,7 +38,7 @@ from .data import (CachedImages, EpochLoader, EpochSampler, GpuBatches, OnDevice
 from .errors import KitError, out_of_memory
 from .layout import Layout
 from .recipe import Recipe
-from .run import RunDir, git_commit, versions
+from .run import HISTORY, RunDir, git_commit, versions
 from .schedules import build_scheduler
 from .split import load_split, save_split, stratified_split
 
@@ -500,7 +500,7 @@ def fit(
                     if improved:
                         best_metric, best_epoch = row["val_metric"], epoch
                     if distributed.is_main():
-                        write = (not head_only or epoch == recipe.epochs - 1 or stop.requested
+                        write = (not head_only or epoch == recipe.epochs - 1
                                  or time.perf_counter() - checkpointed_at >= CHECKPOINT_EVERY_S)
                         eval_state = _state_dict(eval_model) if write or improved else None
                         if improved:
@@ -527,7 +527,7 @@ def fit(
             interrupted = True
             if stop is not None and stop.requested and distributed.is_main() and saved_epoch < len(history) - 1:
                 # held back to the end of a head-only epoch: the weights, optimizer and RNG are exactly that
-                # epoch's, so it is checkpointed now and the resume goes on from it (`save_last` was not yet due)
+                # epoch's, so it is checkpointed now (when not yet due) and the resume goes on from it
                 save_last(len(history) - 1, _state_dict(eval_model))
         except Exception as error:
             memory = out_of_memory(error)
@@ -737,16 +737,21 @@ def train(
     if distributed.is_distributed():
         path = Path(distributed.broadcast_object(str(path)))
     run, created = RunDir(path), not path.exists()
+
+    def remove_if_nothing_to_resume() -> None:
+        # failed or stopped before finishing an epoch (bad weights, out of memory, Ctrl-C): no half-made folder is
+        # left for `runs` to list or for the next `--out` to trip over. history.csv, written after every epoch,
+        # says whether one finished (a head-only run's last.pt may not be due yet)
+        if created and distributed.is_main() and not run.file(HISTORY).is_file():
+            shutil.rmtree(path, ignore_errors=True)
+
     try:
         result = fit(comp, layout, resolved, run)
     except BaseException:
-        # failed before finishing an epoch (bad weights, out of memory, a crash): nothing to resume, so no
-        # half-made folder is left for `runs` to list or for the next `--out` to trip over
-        if created and distributed.is_main() and not run.has_checkpoint("last"):
-            shutil.rmtree(path, ignore_errors=True)
+        remove_if_nothing_to_resume()
         raise
-    if result.interrupted and not result.history and created and distributed.is_main():
-        shutil.rmtree(path, ignore_errors=True)  # stopped before its first epoch: nothing to resume either
+    if result.interrupted:
+        remove_if_nothing_to_resume()
     return result
 
 
@@ -759,8 +764,9 @@ def resume(run_dir: Path | str, data_dir: Path | str | None = None, competition:
     run = RunDir(run_dir)
     config = run.config()
     comp = resolve(config["competition"])
-    if competition is not None and resolve(competition).name != comp.name:
-        raise KitError(f"{run.path} is a {comp.name} run, not {resolve(competition).name}: resume it with "
+    named = resolve(competition) if competition is not None else comp
+    if named.name != comp.name:
+        raise KitError(f"{run.path} is a {comp.name} run, not {named.name}: resume it with "
                        f"`kaggle-kit train --resume {run.path}`")
     recipe = Recipe.from_dict(config["recipe"])
     layout = open_layout(comp, data_dir or config["data_dir"])
