@@ -607,7 +607,8 @@ def _submitted_already(run: PlannedRun, sha256: str, ledger) -> str | None:
 
 def _submit_run(run: PlannedRun, plan: Plan, data_dir, ledger) -> tuple[float | None, str | None]:
     """Predict (unless the file is current) and upload one run: (public score, None), or (None, why it was not sent)."""
-    from .kaggle_api import file_sha256, recipe_summary, submit
+    from .kaggle_api import file_sha256, submit
+    from .runs import recipe_summary
     from .predict import predict_run
 
     file = run.path / SUBMISSION_FILE

@@ -40,7 +40,7 @@ import sys
 import time
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -49,10 +49,10 @@ from .archive import check_free_space
 from .competition import Competition, all_competitions, resolve
 from .errors import KitError
 from .ledger import COMPLETE, ERROR, PENDING, UPLOAD_FAILED, UPLOADING, Ledger, LedgerRecord
+from .runs import RunInfo, describe_run
 
 ENDPOINT_ENV = "KAGGLE_KIT_API_ENDPOINT"
 TIMEOUT_ENV = "KAGGLE_KIT_HTTP_TIMEOUT"
-RUNS_DIR_ENV = "KAGGLE_KIT_RUNS_DIR"
 DEFAULT_HTTP_TIMEOUT_S = 60.0
 MAX_HTTP_TIMEOUT_S = 86_400.0  # a day; larger values overflow the socket layer's deadline arithmetic
 DEFAULT_WAIT_S = 1800.0
@@ -576,112 +576,7 @@ def download(competition: Competition | str, data_dir: Path | str | None = None,
     return _unpack_and_read(comp, data_dir, archive, downloaded=True)
 
 
-# =========================================================================== runs
-
-
-@dataclass
-class RunInfo:
-    """What a submission file says about the run that made it."""
-
-    name: str | None = None
-    run_dir: Path | None = None
-    config: dict = field(default_factory=dict)
-    recipe: str | None = None  # short summary
-    local_score: float | None = None  # validation score with the competition metric
-
-
-def _runs_root() -> Path:
-    return Path(os.environ.get(RUNS_DIR_ENV) or "runs")
-
-
-def _find_run_dir(name: str, comp_name: str | None) -> Path | None:
-    root = _runs_root()
-    candidates = [root / name] + ([root / comp_name / name] if comp_name else [])
-    for candidate in candidates:
-        if (candidate / "config.json").is_file():
-            return candidate
-    return None
-
-
-def recipe_summary(recipe: dict) -> str | None:
-    if not isinstance(recipe, dict) or not recipe:
-        return None
-    parts = [str(recipe.get("arch", "?")), str(recipe.get("name", "custom"))]
-    for key, label in (("epochs", "e"), ("batch_size", "bs"), ("lr", "lr")):
-        if recipe.get(key) is not None:
-            parts.append(f"{label}{recipe[key]:g}" if isinstance(recipe[key], float) else f"{label}{recipe[key]}")
-    for key in ("schedule",):
-        if recipe.get(key):
-            parts.append(str(recipe[key]))
-    if recipe.get("aug"):
-        parts.append(f"aug={recipe['aug']}")
-    return " ".join(parts)
-
-
-def _validation_score(run_dir: Path, comp: Competition, temperature) -> float | None:
-    """The competition metric on the run's saved validation predictions (temperature applied), if present."""
-    import numpy as np
-
-    from .metrics import softmax
-
-    path = run_dir / "val_predictions.npz"
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            labels, logits = saved["labels"], saved["logits"]
-        probs = softmax(logits, float(temperature) if temperature else 1.0)
-        value = comp.metric(labels, probs)
-    except (OSError, KeyError, ValueError, TypeError):
-        return None  # a damaged file must not block a submission; the ledger just lacks the number
-    return None if value != value else value
-
-
-def describe_run(file: Path, competition: Competition | str | None = None, run_dir: Path | str | None = None) -> tuple[Competition, RunInfo]:
-    """The competition and run of a submission file: `submissions/<competition>/<run>.csv` and the run's config.json."""
-    file = Path(file)
-    explicit = _competition(competition) if competition else None
-    from_folder = None
-    try:
-        from_folder = resolve(file.parent.name) if file.parent.name else None
-    except KitError:
-        pass
-    info = RunInfo()
-    if run_dir is None:
-        guess = explicit or from_folder
-        found = _find_run_dir(file.stem, guess.name if guess else None)
-        if found is not None:
-            run_dir = found
-        elif from_folder is not None:
-            info.name = file.stem  # submissions/<competition>/<run>.csv even when the run folder is elsewhere
-    if run_dir is not None:
-        run_dir = Path(run_dir)
-        config_path = run_dir / "config.json"
-        if not config_path.is_file():
-            raise _error(f"{config_path} not found: pass the run folder that holds config.json, or leave --run out")
-        config = _read_json(config_path)
-        if not config:
-            raise _error(f"{config_path} is not a readable run config: pass another run folder, or leave --run out")
-        from .run import RunDir  # here, not at the top: run imports torch, which submit and list never need
-
-        info = RunInfo(name=RunDir(run_dir).name, run_dir=run_dir, config=config, recipe=recipe_summary(config.get("recipe")))
-    from_run = None
-    if info.config.get("competition"):
-        from_run = _competition(str(info.config["competition"]))
-    if explicit and from_run and explicit.name != from_run.name:
-        raise _error(f"{file} comes from run {info.name} of {from_run.name}, but --competition says {explicit.name}: drop --competition or pick the right file")
-    comp = explicit or from_run or from_folder
-    if comp is None:
-        raise _error(
-            f"{file}: cannot tell which competition it is for (not under submissions/<competition>/ and no run found): "
-            "pass --competition"
-        )
-    if info.run_dir is not None:
-        calibration = info.config.get("calibration")
-        calibrated = calibration.get("val_metric") if isinstance(calibration, dict) else None
-        # the calibrated metric is what predict's submission reflects (its TTA choice and temperature)
-        info.local_score = calibrated if isinstance(calibrated, (int, float)) else _validation_score(info.run_dir, comp, info.config.get("temperature"))
-    return comp, info
+# =========================================================================== submit
 
 
 def file_sha256(path: Path) -> str:
@@ -703,9 +598,6 @@ def default_message(file: Path, run: RunInfo, sha256: str) -> str:
         parts.append(f"T={float(run.config['temperature']):.2f}")
     parts.append(f"sha256 {sha256[:12]}")
     return " | ".join(parts)[:MESSAGE_LIMIT]
-
-
-# =========================================================================== submit
 
 
 def _score(text) -> float | None:
@@ -803,7 +695,10 @@ def submit(
         raise _error(f"{file}: no such file: pass the CSV written by `kaggle-kit predict` (submissions/<competition>/<run>.csv)")
     if not timeout > 0:  # also NaN, which compares false with everything and would wait forever
         raise _error(f"--timeout {timeout:g}: give a positive number of seconds to wait for the score")
-    comp, run = describe_run(file, competition, run_dir)
+    try:
+        comp, run = describe_run(file, competition, run_dir)
+    except KitError as error:  # the run folder's messages get the same redaction as every other here
+        raise _error(str(error), error.exit_code) from None
     data_dir = data_dir or run.config.get("data_dir") or None
     problems = submissions.validate(file, comp, _sample_path(comp, data_dir))
     if problems:

@@ -38,6 +38,7 @@ from .experiment import (
 )
 from .metrics import Metric
 from .run import RunDir, atomic_write_bytes, atomic_write_text
+from .runs import DEFAULT_RUNS_DIR, recipe_summary
 
 RESULTS_FILE = "results.csv"
 REPORT_FILE = "report.md"
@@ -137,8 +138,6 @@ def kaggle_records(ledger) -> dict[str, Any]:
 
 def run_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | None:
     """What one run folder says: settings, epochs, validation metric, Kaggle score; None if it has no config."""
-    from .kaggle_api import recipe_summary
-
     run = RunDir(path)
     if not run.file("config.json").is_file():
         return None
@@ -553,7 +552,7 @@ def _wall_png(plan: Plan, wall, train_seconds) -> bytes:
 # --------------------------------------------------------------------------------------- every run
 
 
-DEFAULT_RUN_ROOTS = (Path("runs"), Path("experiments"))
+DEFAULT_RUN_ROOTS = (DEFAULT_RUNS_DIR, Path("experiments"))
 
 
 def find_run_dirs(roots: Iterable[Path | str]) -> list[Path]:

@@ -39,6 +39,7 @@ from .errors import KitError, out_of_memory
 from .layout import Layout
 from .recipe import Recipe
 from .run import HISTORY, RunDir, git_commit, versions
+from .runs import DEFAULT_RUNS_DIR
 from .schedules import build_scheduler
 from .split import load_split, save_split, stratified_split
 
@@ -714,7 +715,7 @@ def train(
     data_dir: Path | str | None = None,
     recipe: str | Recipe | None = None,
     out: Path | str | None = None,
-    runs_root: Path | str = "runs",
+    runs_root: Path | str = DEFAULT_RUNS_DIR,
     **overrides: Any,
 ) -> TrainResult:
     """`train("dog_breed", arch="resnet34")`: resolve, read the data, train, and return the result."""
