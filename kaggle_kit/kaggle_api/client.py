@@ -74,7 +74,10 @@ def api_endpoint() -> str | None:
     if not raw:
         return None
     if not re.match(r"^https?://[^/\s]+", raw):
-        raise KitError(f"{ENDPOINT_ENV}={raw!r} is not an http(s) URL: set it to e.g. http://127.0.0.1:8765, or unset it for Kaggle")
+        raise KitError(
+            f"{ENDPOINT_ENV}={raw!r} is not an http(s) URL: set it to e.g. http://127.0.0.1:8765, "
+            "or unset it for Kaggle"
+        )
     return raw.rstrip("/")
 # =========================================================================== the client
 
@@ -198,14 +201,20 @@ def _network_reason(error: Exception) -> str:
     found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
     if found:
         return found.group(1).strip()
-    for needle in ("Connection refused", "Name or service not known", "timed out", "Connection reset", "Connection aborted", "RemoteDisconnected"):
+    for needle in (
+        "Connection refused", "Name or service not known", "timed out", "Connection reset", "Connection aborted",
+        "RemoteDisconnected",
+    ):
         if needle.lower() in text.lower():
             return needle
     return type(error).__name__
 
 
 def _proxy_hint() -> str:
-    names = [n for n in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy") if os.environ.get(n)]
+    names = [
+        n for n in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+        if os.environ.get(n)
+    ]
     return f" and the proxy in {names[0]}" if names else " (behind a proxy, set HTTPS_PROXY)"
 
 
@@ -218,7 +227,8 @@ def _http_failure(error, action: str, comp: Competition | None) -> str:
     if code == 401:
         return (
             f"Kaggle rejected the credentials ({credential_source().describe()}) while {action} (401: the token is "
-            f"invalid or expired): create a new API token at {TOKEN_PAGE} and save it to ~/.kaggle/access_token or KAGGLE_API_TOKEN"
+            f"invalid or expired): create a new API token at {TOKEN_PAGE} and save it to ~/.kaggle/access_token "
+            "or KAGGLE_API_TOKEN"
         )
     if code == 403:
         rules = comp.rules_url if comp else "the competition's rules page"
@@ -230,9 +240,15 @@ def _http_failure(error, action: str, comp: Competition | None) -> str:
         where = comp.url if comp else "kaggle.com"
         return f"Kaggle found nothing while {action} (404){said}: check the competition slug '{slug}' at {where}"
     if code == 429:
-        return f"Kaggle is rate limiting this account (429) while {action}: {_retry_after(response)}, then run the command again; kaggle-kit does not retry"
+        return (
+            f"Kaggle is rate limiting this account (429) while {action}: {_retry_after(response)}, "
+            "then run the command again; kaggle-kit does not retry"
+        )
     if code >= 500:
-        return f"Kaggle had a server error ({code}) while {action}{said}: this is on Kaggle's side - try again in a few minutes"
+        return (
+            f"Kaggle had a server error ({code}) while {action}{said}: this is on Kaggle's side - "
+            "try again in a few minutes"
+        )
     return f"Kaggle answered {code} while {action}{said}: check the command's arguments and try again"
 
 
@@ -255,10 +271,14 @@ def _kaggle_call(action: str, comp: Competition | None = None):
             f"with {TIMEOUT_ENV}=SECONDS"
         ) from None
     except requests.exceptions.ProxyError as error:
-        raise _error(f"the proxy refused the connection while {action} ({_network_reason(error)}): check HTTPS_PROXY/HTTP_PROXY; `kaggle-kit doctor` shows them") from None
+        raise _error(
+            f"the proxy refused the connection while {action} ({_network_reason(error)}): "
+            "check HTTPS_PROXY/HTTP_PROXY; `kaggle-kit doctor` shows them"
+        ) from None
     except requests.exceptions.SSLError:
         raise _error(
-            f"TLS verification failed while {action}: behind an intercepting proxy, point REQUESTS_CA_BUNDLE at its CA certificate"
+            f"TLS verification failed while {action}: behind an intercepting proxy, "
+            "point REQUESTS_CA_BUNDLE at its CA certificate"
         ) from None
     except requests.exceptions.ConnectionError as error:
         host = api_endpoint() or PRODUCTION_API
@@ -267,7 +287,9 @@ def _kaggle_call(action: str, comp: Competition | None = None):
             f"{_proxy_hint()}; `kaggle-kit doctor` checks the setup"
         ) from None
     except requests.exceptions.RequestException as error:
-        raise _error(f"the request to Kaggle failed while {action} ({type(error).__name__}: {error}): try again") from None
+        raise _error(
+            f"the request to Kaggle failed while {action} ({type(error).__name__}: {error}): try again"
+        ) from None
 
 
 def _competition(competition: Competition | str) -> Competition:

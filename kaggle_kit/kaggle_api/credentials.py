@@ -44,7 +44,9 @@ def _config_file() -> Path:
     if not folder:
         folder = os.path.join(os.path.expanduser("~"), ".kaggle")
         if sys.platform.startswith("linux") and not os.path.exists(folder):
-            folder = os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config"), "kaggle")
+            folder = os.path.join(
+                os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config"), "kaggle"
+            )
     return Path(folder) / "kaggle.json"
 
 
@@ -150,7 +152,8 @@ def _no_credentials_message() -> str:
     if problem:
         return (
             f"no usable Kaggle credentials: {problem} (it should hold {{\"username\": ..., \"key\": ...}} as "
-            f"downloaded from {TOKEN_PAGE}): fix or replace it, or save an API token to ~/.kaggle/access_token (chmod 600)"
+            f"downloaded from {TOKEN_PAGE}): fix or replace it, "
+            "or save an API token to ~/.kaggle/access_token (chmod 600)"
         )
     return (
         f"no Kaggle credentials found: create an API token at {TOKEN_PAGE} (Settings > API > Generate New Token) "

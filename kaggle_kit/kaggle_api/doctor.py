@@ -54,17 +54,24 @@ def doctor(competition: Competition | str | None = None) -> list[Check]:
     """Versions, credential source, kaggle.json permissions, proxies, and one authenticated call per competition."""
     checks = [Check("versions", None, _versions())]
     endpoint = api_endpoint()
-    checks.append(Check("endpoint", None, f"{endpoint} ({ENDPOINT_ENV})" if endpoint else f"{PRODUCTION_API} (production)"))
+    checks.append(
+        Check("endpoint", None, f"{endpoint} ({ENDPOINT_ENV})" if endpoint else f"{PRODUCTION_API} (production)")
+    )
     source = credential_source()
     if source.kind == "none":
         problem = _config_problem()
-        checks.append(Check("credentials", False, problem or "no credentials found", _no_credentials_message().split(": ", 1)[1]))
+        checks.append(
+            Check("credentials", False, problem or "no credentials found", _no_credentials_message().split(": ", 1)[1])
+        )
     else:
         checks.append(Check("credentials", True, source.describe()))
     secret_files = [p for p in (_config_file(), *_token_files(), _oauth_file()) if p.is_file()]
     loose = [p for p in secret_files if _loose_permissions(p)]
     if loose:
-        checks.append(Check("permissions", False, f"{', '.join(map(str, loose))} readable by other users", f"chmod 600 {' '.join(map(str, loose))}"))
+        checks.append(Check(
+            "permissions", False, f"{', '.join(map(str, loose))} readable by other users",
+            f"chmod 600 {' '.join(map(str, loose))}",
+        ))
     elif secret_files:
         checks.append(Check("permissions", True, f"{', '.join(map(str, secret_files))} private to you"))
     else:
@@ -88,5 +95,8 @@ def doctor(competition: Competition | str | None = None) -> list[Check]:
         except KitError as error:
             checks.append(Check(f"kaggle call ({comp.name})", False, str(error)))
             continue
-        checks.append(Check(f"kaggle call ({comp.name})", True, f"signed in; submissions of {comp.slug} readable ({len(listed)} on the first page)"))
+        checks.append(Check(
+            f"kaggle call ({comp.name})", True,
+            f"signed in; submissions of {comp.slug} readable ({len(listed)} on the first page)",
+        ))
     return checks

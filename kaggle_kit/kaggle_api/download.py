@@ -47,7 +47,9 @@ def _verify_zip(path: Path, what: str, fix: str) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, lzma.LZMAError, NotImplementedError, RuntimeError) as error:
+    except (
+        zipfile.BadZipFile, OSError, EOFError, zlib.error, lzma.LZMAError, NotImplementedError, RuntimeError
+    ) as error:
         # zlib/lzma: a member's compressed bytes are damaged; NotImplementedError: an unknown compression method;
         # RuntimeError: an encrypted member
         raise _error(f"{what} is not a readable zip ({type(error).__name__}: {error}): {fix}") from None
@@ -120,7 +122,10 @@ def download(competition: Competition | str, data_dir: Path | str | None = None,
             try:
                 return _unpack_and_read(comp, data_dir, None, downloaded=False)
             except KitError as error:  # unpacked files without their zip, some missing or broken: fetch them again
-                print(f"warning: {data_dir} holds an incomplete download ({error}); downloading {comp.slug} again", file=sys.stderr)
+                print(
+                    f"warning: {data_dir} holds an incomplete download ({error}); downloading {comp.slug} again",
+                    file=sys.stderr,
+                )
 
     from kagglesdk.competitions.types.competition_api_service import ApiDownloadDataFilesRequest
 
@@ -136,20 +141,32 @@ def download(competition: Competition | str, data_dir: Path | str | None = None,
             served = response.url.split("?")[0].rsplit("/", 1)[-1]
             if not served.endswith(".zip"):
                 response.close()
-                raise _error(f"Kaggle served {served} for {comp.slug}, not a zip: kaggle-kit reads only the zip bundle; report this")
+                raise _error(
+                    f"Kaggle served {served} for {comp.slug}, not a zip: "
+                    "kaggle-kit reads only the zip bundle; report this"
+                )
             expected = int(response.headers.get("Content-Length") or 0) or None
             if expected:
                 have = partial.stat().st_size if partial.is_file() else 0
                 check_free_space(data_dir, expected - have, f"downloading {comp.archive_name}")
             try:
                 with _quiet_stdout():
-                    api.download_file(response, str(partial), client.http_client(), quiet=not progress.enabled(), resume=True)
+                    api.download_file(
+                        response, str(partial), client.http_client(), quiet=not progress.enabled(), resume=True
+                    )
             except ValueError as error:  # the client's size check: fewer bytes than Content-Length
-                raise _error(f"the download of {comp.archive_name} stopped early ({error}): run the command again to resume") from None
+                raise _error(
+                    f"the download of {comp.archive_name} stopped early ({error}): run the command again to resume"
+                ) from None
     if expected and partial.stat().st_size != expected:
-        raise _error(f"{partial}: {partial.stat().st_size} bytes, Kaggle announced {expected}: run the command again to resume")
+        raise _error(
+            f"{partial}: {partial.stat().st_size} bytes, Kaggle announced {expected}: run the command again to resume"
+        )
     try:
-        _verify_zip(partial, f"the download of {comp.archive_name}", f"it was deleted - run `kaggle-kit download {comp.name}` again")
+        _verify_zip(
+            partial, f"the download of {comp.archive_name}",
+            f"it was deleted - run `kaggle-kit download {comp.name}` again",
+        )
     except KitError:
         partial.unlink(missing_ok=True)
         Path(str(partial) + ".kaggle-partial").unlink(missing_ok=True)

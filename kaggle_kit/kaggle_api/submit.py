@@ -97,7 +97,9 @@ def wait_for_score(api, comp: Competition, ref: int, timeout: float, file_name: 
     delay = POLL_FIRST_S
     status = PENDING
     while True:
-        with _kaggle_call(f"checking submission {ref} (it was submitted; `kaggle-kit submissions {comp.name}` shows it later)", comp):
+        with _kaggle_call(
+            f"checking submission {ref} (it was submitted; `kaggle-kit submissions {comp.name}` shows it later)", comp
+        ):
             try:
                 submission = _get_submission(api, ref)
             except requests.exceptions.HTTPError as error:
@@ -112,8 +114,8 @@ def wait_for_score(api, comp: Competition, ref: int, timeout: float, file_name: 
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise _error(
-                f"submission {ref}{' of ' + file_name if file_name else ''} is still {status} after {timeout:g} s: Kaggle goes on "
-                f"scoring it - see the score later with `kaggle-kit submissions {comp.name}`"
+                f"submission {ref}{' of ' + file_name if file_name else ''} is still {status} after {timeout:g} s: "
+                f"Kaggle goes on scoring it - see the score later with `kaggle-kit submissions {comp.name}`"
             )
         progress.say(f"submission {ref}: {status}, next check in {min(delay, remaining):.0f} s")
         time.sleep(min(delay, remaining))
@@ -140,7 +142,9 @@ def submit(
 
     file = Path(file)
     if not file.is_file():
-        raise _error(f"{file}: no such file: pass the CSV written by `kaggle-kit predict` (submissions/<competition>/<run>.csv)")
+        raise _error(
+            f"{file}: no such file: pass the CSV written by `kaggle-kit predict` (submissions/<competition>/<run>.csv)"
+        )
     if not timeout > 0:  # also NaN, which compares false with everything and would wait forever
         raise _error(f"--timeout {timeout:g}: give a positive number of seconds to wait for the score")
     try:
@@ -151,7 +155,10 @@ def submit(
     problems = submissions.validate(file, comp, _sample_path(comp, data_dir))
     if problems:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-        raise _error(f"{file} was not uploaded: {len(problems)} problem{'s' if len(problems) > 1 else ''}: {shown}; run `kaggle-kit validate {file}` for details")
+        raise _error(
+            f"{file} was not uploaded: {len(problems)} problem{'s' if len(problems) > 1 else ''}: {shown}; "
+            f"run `kaggle-kit validate {file}` for details"
+        )
 
     sha256 = file_sha256(file)
     message = (message or default_message(file, run, sha256)).strip()
@@ -172,7 +179,9 @@ def submit(
                 created = api.competition_submit(str(file), message, comp.slug, quiet=True)
             if created.message == api.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE or not created.ref:
                 detail = " ".join(said.getvalue().split())[:160] or created.message or "no submission ref returned"
-                raise _error(f"the upload of {file.name} to Kaggle failed ({detail}): nothing was submitted - try again")
+                raise _error(
+                    f"the upload of {file.name} to Kaggle failed ({detail}): nothing was submitted - try again"
+                )
     except KitError as error:
         ledger.update(record.id, status=UPLOAD_FAILED, error=str(error))
         raise
@@ -192,7 +201,9 @@ def submit(
     if result.status == ERROR:
         reason = " ".join((scored.error_description or "no reason given").split())
         ledger.update(record.id, status=ERROR, error=reason)
-        raise _error(f"Kaggle could not score {file.name} (submission {result.ref}): {reason}: fix the file and submit again")
+        raise _error(
+            f"Kaggle could not score {file.name} (submission {result.ref}): {reason}: fix the file and submit again"
+        )
     result.public_score, result.private_score = _score(scored.public_score), _score(scored.private_score)
     ledger.update(record.id, status=COMPLETE, public_score=result.public_score, private_score=result.private_score)
     return result
