@@ -61,7 +61,7 @@ def main() -> None:
 
     import torch
 
-    from kaggle_kit.trainer import resolve_device
+    from kaggle_kit.device import resolve_device
 
     torch.set_num_threads(1)
     device = resolve_device(args.device)

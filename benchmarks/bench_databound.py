@@ -98,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from kaggle_kit import progress
-    from kaggle_kit.trainer import resolve_device
+    from kaggle_kit.device import resolve_device
 
     progress.enable(False)
     device = resolve_device(args.device)

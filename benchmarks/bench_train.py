@@ -89,7 +89,7 @@ def main() -> None:
 
     import torch
 
-    from kaggle_kit.trainer import resolve_device
+    from kaggle_kit.device import resolve_device
 
     device = resolve_device(args.device)
     info = print_machine("(b) training images/s: kaggle-kit's loop vs a plain eager fp32 loop")

@@ -256,15 +256,13 @@ def kit_engine(model, recipe, device, steps_per_epoch: int):
 
     import torch
 
+    from kaggle_kit.device import autocast_dtype, set_backend_flags, use_channels_last
     from kaggle_kit.schedules import build_scheduler
-    from kaggle_kit.trainer import autocast_dtype, build_optimizer
+    from kaggle_kit.trainer import build_optimizer
 
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    set_backend_flags(device)
     model = model.to(device)
-    channels_last = recipe.channels_last and device.type == "cuda"
+    channels_last = use_channels_last(recipe, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, recipe, device)

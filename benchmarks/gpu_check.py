@@ -68,7 +68,7 @@ def compile_sanity(device, sizes) -> dict:
     `fast` recipe keeps finite losses; its throughput is measured on staged batches."""
     import torch
 
-    from kaggle_kit.trainer import autocast_dtype
+    from kaggle_kit.device import autocast_dtype
 
     recipe = case_recipe("cifar", device, sizes["cifar_batch"], compile=True)
     dtype = autocast_dtype(device, recipe)
@@ -175,7 +175,7 @@ def main() -> None:
     import torch
 
     from kaggle_kit import progress
-    from kaggle_kit.trainer import resolve_device
+    from kaggle_kit.device import resolve_device
 
     progress.enable(False)
     started = time.perf_counter()

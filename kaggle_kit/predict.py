@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from . import progress
 from .cache import ImageCache, load_images
 from .competition import Competition, all_competitions, resolve
+from .device import autocast_dtype, images_to_device, resolve_device, use_channels_last
 from .errors import KitError
 from .metrics import fit_temperature, log_loss, softmax
 from .recipe import Recipe
@@ -71,7 +72,6 @@ class LoadedRun:
 def load_run(run_dir: Path | str, checkpoint: str = "best", device: str = "auto") -> LoadedRun:
     """Read config.json, rebuild the model and load the checkpoint's evaluation weights onto `device`."""
     from . import models
-    from .trainer import resolve_device
 
     if checkpoint not in CHECKPOINTS:
         raise KitError(f"unknown checkpoint '{checkpoint}': use --checkpoint best or --checkpoint last")
@@ -102,7 +102,7 @@ def load_run(run_dir: Path | str, checkpoint: str = "best", device: str = "auto"
         ) from None
     target = resolve_device(device)
     model.to(target).eval()
-    if recipe.channels_last and target.type == "cuda":
+    if use_channels_last(recipe, target):
         model = model.to(memory_format=torch.channels_last)
     epoch = state.get("epoch")
     return LoadedRun(run, config, competition, recipe, classes, mean, std, model, checkpoint,
@@ -257,14 +257,12 @@ def stream_logits(
 
     `batch_path`: "auto" (array when possible, see `_array_path_possible`), "array" or "loader".
     """
-    from .trainer import autocast_dtype
-
     if views[0] != IDENTITY:
         raise ValueError("the identity view must come first")
     indices = np.asarray(indices, dtype=np.int64)
     batch_size = batch_size or recipe.batch_size * 2
     dtype = autocast_dtype(device, recipe)
-    channels_last = recipe.channels_last and device.type == "cuda"
+    channels_last = use_channels_last(recipe, device)
     use_array = _array_path_possible(cache, recipe, device) if batch_path == "auto" else batch_path == "array"
     batches = (_array_batches(cache, indices, batch_size, device, recipe, mean, std) if use_array
                else _loader_batches(cache, indices, batch_size, device, recipe, mean, std, workers))
@@ -275,8 +273,7 @@ def stream_logits(
     started = time.perf_counter()
     with progress.bar(len(indices), description) as bar:
         for x in batches:
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = images_to_device(x, device, channels_last)
             total = None
             first = None
             for view in views:

@@ -35,6 +35,7 @@ from .cache import ImageCache, load_images
 from .competition import Competition
 from .data import (CachedImages, EpochLoader, EpochSampler, GpuBatches, OnDevice, default_workers, device_images,
                    epoch_seed, seed_everything)
+from .device import autocast_dtype, resolve_device, set_backend_flags, to_device, use_channels_last
 from .errors import KitError, out_of_memory
 from .layout import Layout
 from .recipe import Recipe
@@ -59,25 +60,6 @@ class TrainResult:
 # --------------------------------------------------------------------------------------- setup
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if distributed.is_distributed() and torch.cuda.is_available():
-            return torch.device("cuda", distributed.local_rank())
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):  # the trainer's speed paths know these two
-        raise KitError(f"invalid setting device={name!r}: use auto, cpu, cuda or cuda:N")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise KitError(f"device {name} asked for, but no CUDA GPU is visible; use --device cpu or auto")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise KitError(f"device {name} asked for, but {torch.cuda.device_count()} CUDA GPU(s) are visible "
-                       f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}); pick one of them or use --device auto")
-    return device
-
-
 def cache_short_side(recipe: Recipe) -> int:
     # the train crop and the evaluation resize both read from the cached copy: keep enough pixels for both
     return max(recipe.img_size, recipe.eval_resize or recipe.img_size)
@@ -98,12 +80,6 @@ def input_normalization(comp: Competition, recipe: Recipe, model: torch.nn.Modul
     check_normalization(comp, recipe)
     mean, std = comp.dataset_mean_std
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
-
-
-def autocast_dtype(device: torch.device, recipe: Recipe) -> torch.dtype | None:
-    if not recipe.amp or device.type != "cuda":
-        return None  # CPU autocast slows convolutions down; fp32 there
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def run_config(comp: Competition, layout: Layout, recipe: Recipe, normalization, extra: dict[str, Any]) -> dict[str, Any]:
@@ -298,20 +274,13 @@ class Batches:
 # --------------------------------------------------------------------------------------- the loop
 
 
-def _to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device, channels_last: bool):
-    x = x.to(device, non_blocking=True)
-    if channels_last and x.ndim == 4:  # images; cached features (N, D) have no memory format
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x, y.to(device, non_blocking=True)
-
-
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, batches, device, dtype, channels_last: bool) -> np.ndarray:
     """Logits (float32, n x classes) for every batch, in order."""
     model.eval()
     out = []
     for x, _ in batches:
-        x, _ = _to_device(x, torch.zeros(0), device, channels_last)
+        x, _ = to_device(x, torch.zeros(0), device, channels_last)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             out.append(model(x).float())  # kept on the device: one copy to the host at the end, not a sync per batch
     return torch.cat(out).cpu().numpy() if out else np.zeros((0, 0), np.float32)
@@ -354,10 +323,7 @@ def fit(
     if recipe.sync_bn and distributed.world_size() > 1 and device.type != "cuda":
         raise KitError(f"--sync-bn needs CUDA GPUs (torch's SyncBatchNorm has no {device.type} kernel); drop --sync-bn for --device {device.type}")
     seed_everything(recipe.seed)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    set_backend_flags(device)
 
     checkpoint = run.load_checkpoint("last") if resume and run.has_checkpoint("last") else None
     if distributed.is_main():
@@ -375,7 +341,7 @@ def fit(
         models.set_backbone_frozen(model, True)
     backbone_frozen = recipe.freeze
     model.to(device)
-    channels_last = recipe.channels_last and device.type == "cuda"
+    channels_last = use_channels_last(recipe, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
 
@@ -669,7 +635,7 @@ def train_one_epoch(train_model, model, ema, batches, optimizer, scheduler, scal
     seen = 0
     start = time.perf_counter()
     for step, (x, y) in enumerate(batches):
-        x, y = _to_device(x, y, device, channels_last)
+        x, y = to_device(x, y, device, channels_last)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             logits = train_model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
