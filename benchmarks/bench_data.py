@@ -110,7 +110,7 @@ def measure(kind: str, layout, cache, args, rows: list[dict], aug: str) -> None:
     baseline_loader = torch.utils.data.DataLoader(folder, batch_size=args.batch_size, shuffle=True,
                                                   num_workers=args.workers, persistent_workers=args.workers > 0)
 
-    # kaggle-kit, as trainer.Batches builds it: the decoded cache through the Albumentations pipeline in an
+    # kaggle-kit, as batches.Batches builds it: the decoded cache through the Albumentations pipeline in an
     # EpochLoader, each batch normalised after
     transform = build_train_transform(spec, img_size, mean, std, seed=0, normalize=False)
     dataset = CachedImages(cache, np.arange(n), layout.train_labels, transform)

@@ -4,7 +4,7 @@
 
 Both epochs run kaggle-kit's loop (`trainer.train_one_epoch`, set up as `trainer.fit` sets it up) on the same
 model; only the batches differ:
-- real: `trainer.Batches.train(epoch)`, exactly what `fit` iterates. `cifar`: the uint8 images resident on the
+- real: `batches.Batches.train(epoch)`, exactly what `fit` iterates. `cifar`: the uint8 images resident on the
   device and augmented there in batches (`GpuAugment`, the `fast` recipe's flip + translate 4 + cutout 12);
   `dog`: the `best` recipe's random resized crop + flip + colour on photos pre-resized to a shorter side of
   256, resident on the device back to back (`RaggedImages`) and cropped there - both what the trainer picks
@@ -32,10 +32,10 @@ def compare_databound(case: str, device, n_images: int, batch_size: int, workers
                       repeats: int, folder: Path, compile: bool = False) -> list[dict]:
     import numpy as np
 
+    from kaggle_kit.batches import Batches, Data
     from kaggle_kit.competition import resolve
     from kaggle_kit.data import default_workers
     from kaggle_kit.models import normalization
-    from kaggle_kit.trainer import Batches, Data
 
     model_case = case.removesuffix("-workers")
     comp_name, _, arch, stem, img_size, classes = CASES[model_case]

@@ -42,10 +42,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from kaggle_kit import progress
+    from kaggle_kit.batches import cache_short_side
     from kaggle_kit.cache import load_images
     from kaggle_kit.competition import resolve
     from kaggle_kit.layout import open_layout
-    from kaggle_kit.trainer import cache_short_side, train
+    from kaggle_kit.trainer import train
 
     progress.enable(False)
     # imports the runs share (timm, matplotlib) happen here, not inside whichever run comes first

@@ -132,18 +132,19 @@ def dog_end_to_end(device, sizes, folder: Path) -> dict:
     """What the trainer itself picks on this card: Dog's `best` recipe (ResNet-34 at 224, random init) for one
     epoch on a generated download whose photos vary in size, then a prediction of its test set. On a GPU the
     photos must go to the device (`gpu_data` auto) and the predictor must take its array path."""
+    from kaggle_kit.batches import cache_short_side, use_array_path
     from kaggle_kit.cache import load_images
     from kaggle_kit.competition import resolve
     from kaggle_kit.layout import open_layout
     from kaggle_kit.predict import predict_run
     from kaggle_kit.sample import write_sample
-    from kaggle_kit.trainer import Batches, cache_short_side, train
+    from kaggle_kit.trainer import train
 
     comp = resolve("dog_breed")
     data = write_sample(comp, folder / "dog-e2e", n_train=sizes["e2e_train"], n_test=sizes["e2e_test"]).parent
     recipe = comp.recipe("best").replace(pretrained=False, epochs=1, device=str(device))
     cache = load_images(open_layout(comp, data), "train", cache_short_side(recipe))
-    chosen = Batches._gpu_data_wanted(cache, recipe, device)
+    chosen = use_array_path(cache, recipe, device)
     trained = train(comp, data, recipe, out=folder / "dog-e2e-run")
     predicted = predict_run(trained.run_dir, data, out=folder / "dog-e2e.csv", device=str(device))
     finite = all(math.isfinite(row["train_loss"]) for row in trained.history)

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from . import progress
+from .batches import cache_short_side
 from .cache import ImageCache, load_images
 from .competition import Competition, all_competitions, resolve
 from .device import autocast_dtype, images_to_device, resolve_device, use_channels_last
@@ -333,8 +334,6 @@ def _validation_indices(loaded: LoadedRun, layout, cache: ImageCache) -> tuple[n
 
 def calibrate_loaded(loaded: LoadedRun, layout, batch_size: int | None = None, workers: int | None = None) -> dict[str, Any]:
     """Evaluate `loaded` on its validation split with and without TTA, fit temperatures, record the choice."""
-    from .trainer import cache_short_side
-
     comp, recipe, run = loaded.competition, loaded.recipe, loaded.run
     metric = comp.metric
     views = tta_views(comp, recipe)
@@ -454,7 +453,6 @@ def predict_run(
     recipe (on/off) or the run's calibration (auto); the calibration is made first when missing or stale.
     """
     from .submission import read_sample, write_checked_submission
-    from .trainer import cache_short_side
 
     loaded = load_run(run_dir, checkpoint, device)
     comp, recipe, run = loaded.competition, loaded.recipe, loaded.run

@@ -31,10 +31,9 @@ import torch
 import torch.nn.functional as F
 
 from . import distributed, progress
-from .cache import ImageCache, load_images
+from .batches import Batches, Data, prepare_data
 from .competition import Competition
-from .data import (CachedImages, EpochLoader, EpochSampler, GpuBatches, OnDevice, default_workers, device_images,
-                   epoch_seed, seed_everything)
+from .data import epoch_seed, seed_everything
 from .device import autocast_dtype, resolve_device, set_backend_flags, to_device, use_channels_last
 from .errors import KitError, out_of_memory
 from .layout import Layout
@@ -42,7 +41,6 @@ from .recipe import Recipe
 from .run import HISTORY, RunDir, git_commit, versions
 from .runs import DEFAULT_RUNS_DIR
 from .schedules import build_scheduler
-from .split import load_split, save_split, stratified_split
 
 
 @dataclass
@@ -58,11 +56,6 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------------------- setup
-
-
-def cache_short_side(recipe: Recipe) -> int:
-    # the train crop and the evaluation resize both read from the cached copy: keep enough pixels for both
-    return max(recipe.img_size, recipe.eval_resize or recipe.img_size)
 
 
 def check_normalization(comp: Competition, recipe: Recipe) -> None:
@@ -136,139 +129,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# --------------------------------------------------------------------------------------- the data
-
-
-@dataclass
-class Data:
-    train_cache: ImageCache
-    labels: np.ndarray
-    train_idx: np.ndarray
-    val_idx: np.ndarray
-    ids: list[str]
-
-
-def prepare_data(layout: Layout, recipe: Recipe, run: RunDir | None, resume: bool) -> Data:
-    cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
-    ids = layout.train.ids
-    split_path = run.file("split.json") if run else None
-    split = None
-    if distributed.is_main():
-        if resume and split_path and split_path.is_file():
-            split = load_split(split_path, ids)
-        else:
-            split = stratified_split(layout.train_labels, recipe.val_fraction, recipe.seed)
-            if split_path:
-                save_split(split_path, ids, split[1], recipe.val_fraction, recipe.seed)
-    # rank 0 alone reads or writes split.json and hands its split to the others: no rank reads a half-written
-    # file, and every rank trains and validates on one split whatever the file held
-    train_idx, val_idx = distributed.broadcast_object(split)
-    if recipe.full_train:
-        # every image trains, so none is left to validate, pick a best epoch or calibrate on: a score measured on
-        # training images would pass for a validation one (and a temperature fitted on them sharpens the submission)
-        train_idx, val_idx = np.arange(len(ids)), np.zeros(0, dtype=np.int64)
-    if cache.bad_ids:
-        bad = {ids.index(i) for i in cache.bad_ids}
-        train_idx = np.array([i for i in train_idx if i not in bad], dtype=np.int64)
-        val_idx = np.array([i for i in val_idx if i not in bad], dtype=np.int64)
-    return Data(cache, layout.train_labels, train_idx, val_idx, ids)
-
-
-class Batches:
-    """Train and validation batches for one epoch: GPU-resident images, DataLoaders, or cached features.
-
-    Images: on the GPU-resident path (the whole uint8 cache on the device, `GpuAugment`) or through one persistent
-    DataLoader per split (`EpochLoader`: workers kept across epochs, pinned memory, prefetch).
-    Features: once `features` holds a `features.FeatureSet` (frozen backbone, `feature_cache_views` > 0),
-    `train` and `validation` serve cached backbone features instead, for a model that is the classifier alone.
-    """
-
-    def __init__(self, data: Data, comp: Competition, recipe: Recipe, device: torch.device, mean, std):
-        from . import augment
-
-        self.data, self.recipe, self.device = data, recipe, device
-        self.features = None  # set by fit to a features.FeatureSet for head-only epochs
-        self._train_loader: EpochLoader | None = None
-        self._val_loader: tuple[bytes, EpochLoader] | None = None
-        spec = comp.augmentation(recipe.aug)
-        self.use_gpu_data = self._gpu_data_wanted(data.train_cache, recipe, device)
-        if self.use_gpu_data:
-            self.images = device_images(data.train_cache, device)
-            self.labels = torch.as_tensor(data.labels, device=device)
-            self.train_transform = augment.GpuAugment(spec, recipe.img_size, mean, std)
-            self.eval_transform = augment.GpuEval(recipe.img_size, recipe.eval_resize, mean, std)
-        else:
-            # workers crop, flip, colour and add noise; the batch is normalised on the training device
-            self.train_transform = augment.build_train_transform(spec, recipe.img_size, mean, std, normalize=False)
-            self.train_finish = augment.DeviceNormalize(mean, std)
-            self.eval_transform = augment.build_eval_transform(recipe.img_size, recipe.eval_resize, mean, std)
-            self.workers = recipe.workers if recipe.workers is not None else default_workers(device, len(data.train_idx))
-
-    def describe(self) -> str:
-        if self.use_gpu_data:
-            n, megabytes = len(self.data.train_cache), self.data.train_cache.nbytes() / 2**20
-            return f"{n} images resident on {self.device} ({megabytes:,.0f} MB), augmented there"
-        return f"DataLoader with {self.workers} worker process{'es' if self.workers != 1 else ''}, normalised on {self.device}"
-
-    @staticmethod
-    def _gpu_data_wanted(cache: ImageCache, recipe: Recipe, device: torch.device) -> bool:
-        if recipe.gpu_data is not None:
-            return recipe.gpu_data
-        if device.type != "cuda":
-            return False
-        free, _ = torch.cuda.mem_get_info(device)
-        return cache.nbytes() < 0.25 * free  # the rest stays for the model, its activations and the optimiser
-
-    def train(self, epoch: int):
-        recipe, data = self.recipe, self.data
-        per_rank = len(data.train_idx) // distributed.world_size()
-        drop_last = per_rank > recipe.batch_size
-        if self.features is not None:
-            return self.features.train_batches(epoch, recipe.batch_size, recipe.seed, drop_last)
-        if self.use_gpu_data:
-            # the same seeded order and equal per-rank shares as the DataLoader path's sampler
-            sampler = EpochSampler(len(data.train_idx), recipe.seed, shuffle=True,
-                                   rank=distributed.rank(), world_size=distributed.world_size())
-            sampler.set_epoch(epoch)
-            return GpuBatches(self.images, self.labels, data.train_idx[sampler.positions()], recipe.batch_size,
-                              self.train_transform, drop_last=drop_last)
-        if self._train_loader is None:
-            # one loader for the whole run; its sampler shards by rank and seeds each image from (seed, epoch)
-            dataset = CachedImages(data.train_cache, data.train_idx, data.labels, self.train_transform)
-            self._train_loader = EpochLoader(dataset, recipe.batch_size, shuffle=True, seed=recipe.seed,
-                                             workers=self.workers, device=self.device, drop_last=drop_last,
-                                             rank=distributed.rank(), world_size=distributed.world_size())
-        return OnDevice(self._train_loader.epoch(epoch), self.train_finish, self.device)
-
-    def validation(self, indices: np.ndarray):
-        recipe, data = self.recipe, self.data
-        if self.features is not None:
-            return self.features.val_batches(indices, recipe.batch_size * 2)
-        if self.use_gpu_data:
-            return GpuBatches(self.images, self.labels, indices, recipe.batch_size * 2, self.eval_transform)
-        key = np.asarray(indices, dtype=np.int64).tobytes()
-        if self._val_loader is None or self._val_loader[0] != key:  # the same images every epoch: workers stay
-            dataset = CachedImages(data.train_cache, indices, data.labels, self.eval_transform)
-            self._val_loader = (key, EpochLoader(dataset, recipe.batch_size * 2, shuffle=False, seed=recipe.seed,
-                                                 workers=self.workers, device=self.device))
-        return self._val_loader[1].epoch(0)
-
-    def view_batches(self, indices: np.ndarray, view: int | None):
-        """`indices`' images in order, for the feature cache: view `view` of the training augmentation (the
-        augmentation the image path draws for them at epoch `view`), or the evaluation pipeline for None."""
-        recipe, data = self.recipe, self.data
-        if self.use_gpu_data:
-            transform = self.eval_transform if view is None else self.train_transform
-            if view is not None:
-                seed_everything(epoch_seed(recipe.seed, view, salt=3))  # GpuAugment draws from torch's generator
-            return GpuBatches(self.images, self.labels, indices, recipe.batch_size * 2, transform)
-        transform = self.eval_transform if view is None else self.train_transform
-        dataset = CachedImages(data.train_cache, indices, data.labels, transform)
-        batches = EpochLoader(dataset, recipe.batch_size * 2, shuffle=False, seed=recipe.seed, workers=self.workers,
-                              device=self.device)
-        return batches.epoch(0) if view is None else OnDevice(batches.epoch(view), self.train_finish, self.device)
 
 
 # --------------------------------------------------------------------------------------- the loop

@@ -87,9 +87,9 @@ def test_saved_predictions_are_the_saved_models(runs):
     """Every rank validated with rank 0's weights and BatchNorm statistics: the checkpoint reproduces all rows,
     those of rank 1's share included. Unsynchronised backbone gradients after --unfreeze-after, or each rank's
     own running statistics, would make rank 1's rows disagree."""
+    from kaggle_kit.batches import cache_short_side
     from kaggle_kit.cache import load_images
     from kaggle_kit.predict import load_run, open_run_layout, stream_logits
-    from kaggle_kit.trainer import cache_short_side
 
     out = runs["ddp"]
     loaded = load_run(out, "best", device="cpu")

@@ -14,6 +14,7 @@ import torch
 from conftest import assert_one_line_error, run_cli
 from kaggle_kit import predict as predict_module
 from kaggle_kit import submission as sub
+from kaggle_kit.batches import cache_short_side
 from kaggle_kit.cache import load_images
 from kaggle_kit.cli import main
 from kaggle_kit.competition import resolve
@@ -33,7 +34,7 @@ from kaggle_kit.predict import (
 from kaggle_kit.recipe import Recipe
 from kaggle_kit.run import RunDir
 from kaggle_kit.sample import write_sample
-from kaggle_kit.trainer import cache_short_side, train
+from kaggle_kit.trainer import train
 
 torch.set_num_threads(1)
 

@@ -399,17 +399,17 @@ def test_gpu_batches_augment_several_batches_per_call_and_yield_each_image_once(
 def test_gpu_data_is_chosen_for_photos_too_when_they_fit(sample_zips, monkeypatch):
     """The automatic rule on a GPU: the whole cache goes to the device when it takes under a quarter of the free
     memory, photos of different sizes included; a forced setting wins either way; a CPU never picks it."""
-    from kaggle_kit.trainer import Batches
+    from kaggle_kit.batches import use_array_path
 
     cache = load_images(open_layout(resolve("dog_breed"), sample_zips["dog_breed"]), "train", 40)
     assert not cache.is_uniform()
     recipe, cuda = Recipe(), torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (4 * cache.nbytes() + 4, 80 << 30))
-    assert Batches._gpu_data_wanted(cache, recipe, cuda)
+    assert use_array_path(cache, recipe, cuda)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (4 * cache.nbytes() - 4, 80 << 30))
-    assert not Batches._gpu_data_wanted(cache, recipe, cuda)
-    assert Batches._gpu_data_wanted(cache, recipe.replace(gpu_data=True), cuda)
-    assert not Batches._gpu_data_wanted(cache, recipe, torch.device("cpu"))
+    assert not use_array_path(cache, recipe, cuda)
+    assert use_array_path(cache, recipe.replace(gpu_data=True), cuda)
+    assert not use_array_path(cache, recipe, torch.device("cpu"))
 
 
 def _interrupt_after(out: Path, epochs: int, args: list) -> subprocess.CompletedProcess:
