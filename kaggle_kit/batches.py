@@ -5,7 +5,8 @@ feature cache, validation and predict.
     augmented there with `GpuAugment` for training; one batch at a time through `GpuEval` for predict), or
     persistent DataLoader workers running the Albumentations pipelines -> normalised float batches on the device
 
-`use_array_path` makes that choice; `Batches` serves training, validation and the feature cache's views.
+`use_array_path` makes that choice; `Batches` serves training, validation and the feature cache's views,
+`eval_batches` the evaluation transform's batches predict applies its TTA views to.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import torch
 from . import distributed
 from .cache import ImageCache, load_images
 from .competition import Competition
-from .data import (CachedImages, EpochLoader, EpochSampler, GpuBatches, OnDevice, default_workers, device_images,
-                   epoch_seed, seed_everything)
+from .data import (CachedImages, EpochLoader, EpochSampler, GpuBatches, OnDevice, cache_batch, default_workers,
+                   device_images, epoch_seed, loader, seed_everything)
 from .layout import Layout
 from .recipe import Recipe
 from .run import RunDir
@@ -31,11 +32,23 @@ def cache_short_side(recipe: Recipe) -> int:
     return max(recipe.img_size, recipe.eval_resize or recipe.img_size)
 
 
-def use_array_path(cache: ImageCache, recipe: Recipe, device: torch.device) -> bool:
+def use_array_path(cache: ImageCache, recipe: Recipe, device: torch.device, *, evaluation: bool = False) -> bool:
     """True: batches made in torch from the uint8 cache; False: DataLoader workers through Albumentations.
 
     Training (`Batches`): the whole cache resident on the device, augmented there (`GpuAugment`): as the recipe's
-    `gpu_data` says, or when left automatic on a GPU whose free memory it fits in four times over."""
+    `gpu_data` says, or when left automatic on a GPU whose free memory it fits in four times over.
+    Evaluation (`evaluation`, predict's `eval_batches`): whole uint8 batches from the memory map, converted in
+    torch: on a GPU always, through the trainer's own GPU evaluation transform (`augment.GpuEval`, photos of any
+    sizes included); on a CPU only for fixed-size images needing no resize, where it equals the Albumentations
+    eval transform exactly."""
+    if evaluation:
+        if device.type == "cuda":
+            return True
+        if not cache.is_uniform():
+            return False
+        h, w, _ = (int(v) for v in cache.shapes[0])
+        short_side = recipe.eval_resize or recipe.img_size
+        return h == w == recipe.img_size and short_side == recipe.img_size
     if recipe.gpu_data is not None:
         return recipe.gpu_data
     if device.type != "cuda":
@@ -165,3 +178,39 @@ class Batches:
         batches = EpochLoader(dataset, recipe.batch_size * 2, shuffle=False, seed=recipe.seed, workers=self.workers,
                               device=self.device)
         return batches.epoch(0) if view is None else OnDevice(batches.epoch(view), self.train_finish, self.device)
+
+
+# --------------------------------------------------------------------------------------- evaluation
+
+
+def eval_batches(cache: ImageCache, indices: np.ndarray, recipe: Recipe, mean, std, device: torch.device,
+                 batch_size: int, workers: int | None = None, path: str = "auto"):
+    """`cache[indices]` in order through the evaluation transform, as normalised float batches on `device`, and how
+    they are made: "array" or "loader". `path` "auto" follows `use_array_path(..., evaluation=True)`; "array" or
+    "loader" forces one."""
+    use_array = use_array_path(cache, recipe, device, evaluation=True) if path == "auto" else path == "array"
+    if use_array:
+        return _array_batches(cache, indices, batch_size, device, recipe, mean, std), "array"
+    return _loader_batches(cache, indices, batch_size, device, recipe, mean, std, workers), "loader"
+
+
+def _array_batches(cache: ImageCache, indices: np.ndarray, batch_size: int, device: torch.device, recipe: Recipe,
+                   mean, std):
+    from .augment import GpuEval
+
+    # the trainer's device-side evaluation transform, so predictions match the validation that chose the checkpoint
+    transform = GpuEval(recipe.img_size, recipe.eval_resize, mean, std)
+    for start in range(0, len(indices), batch_size):
+        yield transform(cache_batch(cache, indices[start : start + batch_size], device))
+
+
+def _loader_batches(cache: ImageCache, indices: np.ndarray, batch_size: int, device: torch.device, recipe: Recipe,
+                    mean, std, workers):
+    from .augment import build_eval_transform
+
+    transform = build_eval_transform(recipe.img_size, recipe.eval_resize, mean, std)
+    if workers is None:
+        workers = recipe.workers if recipe.workers is not None else default_workers(device, len(indices))
+    dataset = CachedImages(cache, indices, None, transform)
+    for x, _ in loader(dataset, batch_size, workers=workers, device=device):
+        yield x.to(device, non_blocking=True)

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from . import progress
-from .batches import cache_short_side
+from .batches import cache_short_side, eval_batches
 from .cache import ImageCache, load_images
 from .competition import Competition, all_competitions, resolve
 from .device import autocast_dtype, images_to_device, resolve_device, use_channels_last
@@ -189,41 +189,6 @@ def apply_view(x: torch.Tensor, view: str) -> torch.Tensor:
 # --------------------------------------------------------------------------------------- streaming
 
 
-def _array_path_possible(cache: ImageCache, recipe: Recipe, device: torch.device) -> bool:
-    """Whole uint8 batches from the memory map, converted in torch: on a GPU always, through the trainer's own
-    GPU evaluation transform (`augment.GpuEval`, photos of any sizes included); on a CPU only for fixed-size
-    images needing no resize, where it equals the Albumentations eval transform exactly."""
-    if device.type == "cuda":
-        return True
-    if not cache.is_uniform():
-        return False
-    h, w, _ = (int(v) for v in cache.shapes[0])
-    short_side = recipe.eval_resize or recipe.img_size
-    return h == w == recipe.img_size and short_side == recipe.img_size
-
-
-def _array_batches(cache: ImageCache, indices: np.ndarray, batch_size: int, device: torch.device, recipe: Recipe, mean, std):
-    from .augment import GpuEval
-    from .data import cache_batch
-
-    # the trainer's device-side evaluation transform, so predictions match the validation that chose the checkpoint
-    transform = GpuEval(recipe.img_size, recipe.eval_resize, mean, std)
-    for start in range(0, len(indices), batch_size):
-        yield transform(cache_batch(cache, indices[start : start + batch_size], device))
-
-
-def _loader_batches(cache: ImageCache, indices: np.ndarray, batch_size: int, device: torch.device, recipe: Recipe, mean, std, workers):
-    from .augment import build_eval_transform
-    from .data import CachedImages, default_workers, loader
-
-    transform = build_eval_transform(recipe.img_size, recipe.eval_resize, mean, std)
-    if workers is None:
-        workers = recipe.workers if recipe.workers is not None else default_workers(device, len(indices))
-    dataset = CachedImages(cache, indices, None, transform)
-    for x, _ in loader(dataset, batch_size, workers=workers, device=device):
-        yield x.to(device, non_blocking=True)
-
-
 @dataclass
 class Logits:
     """Per-image logits (float32, n x classes): averaged over the views, and of the identity view alone."""
@@ -256,7 +221,7 @@ def stream_logits(
 ) -> Logits:
     """The model's logits for `cache[indices]`, one batch of floats at a time, with a progress bar.
 
-    `batch_path`: "auto" (array when possible, see `_array_path_possible`), "array" or "loader".
+    `batch_path`: "auto" (array when possible, see `batches.use_array_path`), "array" or "loader".
     """
     if views[0] != IDENTITY:
         raise ValueError("the identity view must come first")
@@ -264,9 +229,7 @@ def stream_logits(
     batch_size = batch_size or recipe.batch_size * 2
     dtype = autocast_dtype(device, recipe)
     channels_last = use_channels_last(recipe, device)
-    use_array = _array_path_possible(cache, recipe, device) if batch_path == "auto" else batch_path == "array"
-    batches = (_array_batches(cache, indices, batch_size, device, recipe, mean, std) if use_array
-               else _loader_batches(cache, indices, batch_size, device, recipe, mean, std, workers))
+    batches, path = eval_batches(cache, indices, recipe, mean, std, device, batch_size, workers, batch_path)
     model.eval()
     mean_logits: np.ndarray | None = None
     identity_logits: np.ndarray | None = None
@@ -297,7 +260,7 @@ def stream_logits(
         mean_logits = identity_logits = np.zeros((0, 0), np.float32)
     if done != len(indices):
         raise RuntimeError(f"predicted {done} images of {len(indices)}")
-    return Logits(mean_logits, identity_logits, tuple(views), seconds, "array" if use_array else "loader")
+    return Logits(mean_logits, identity_logits, tuple(views), seconds, path)
 
 
 # --------------------------------------------------------------------------------------- calibration
