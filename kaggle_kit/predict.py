@@ -42,7 +42,7 @@ from .device import autocast_dtype, images_to_device, resolve_device, use_channe
 from .errors import KitError
 from .metrics import fit_temperature, log_loss, softmax
 from .recipe import Recipe
-from .run import RunDir
+from .run import RunDir, calibration_of, calibrations
 
 CHECKPOINTS = ("best", "last")
 TTA_SHIFT = 2  # pixels; small next to the training translation (4), so a shifted view stays in-distribution
@@ -313,7 +313,7 @@ def calibrate_loaded(loaded: LoadedRun, layout, batch_size: int | None = None, w
         # a full-train run has no held-out images: nothing to measure TTA or fit a temperature on
         calibration.update(validated=False, tta=False, temperature=1.0, temperature_plain=1.0, temperature_tta=1.0,
                            reason="no validation split (val_predictions.npz missing)")
-        run.update_config(calibration=calibration, tta=False, temperature=1.0)
+        _store_calibration(loaded, calibration)
         return calibration
 
     cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
@@ -329,14 +329,20 @@ def calibrate_loaded(loaded: LoadedRun, layout, batch_size: int | None = None, w
         "val_metric_tta_calibrated": metric(labels, softmax(tta, t_tta)),
         "val_log_loss_plain": log_loss(labels, softmax(plain)),
         "val_log_loss_tta": log_loss(labels, softmax(tta)),
+        "val_log_loss_plain_calibrated": log_loss(labels, softmax(plain, t_plain)),
+        "val_log_loss_tta_calibrated": log_loss(labels, softmax(tta, t_tta)),
     }
     # what gets submitted is calibrated, so the choice compares calibrated scores; a tie keeps the cheaper plain pass
-    use_tta = metric.better(scores["val_metric_tta_calibrated"], scores["val_metric_plain_calibrated"])
+    tta_helps = metric.better(scores["val_metric_tta_calibrated"], scores["val_metric_plain_calibrated"])
+    # the figures stored as the choice are those of what predict submits: a recipe's tta on/off outranks the measurement
+    use_tta, source = (tta_helps, "calibration") if recipe.tta not in ("on", "off") else (recipe.tta == "on", f"recipe tta={recipe.tta}")
     chosen, temperature = (tta, t_tta) if use_tta else (plain, t_plain)
     calibration.update(
         validated=True,
         images=int(len(labels)),
         tta=bool(use_tta),
+        tta_source=source,
+        tta_measured_better=bool(tta_helps),
         temperature=float(temperature),
         temperature_plain=float(t_plain),
         temperature_tta=float(t_tta),
@@ -345,8 +351,17 @@ def calibrate_loaded(loaded: LoadedRun, layout, batch_size: int | None = None, w
         val_log_loss_before=float(log_loss(labels, softmax(chosen))),
         val_log_loss_after=float(log_loss(labels, softmax(chosen, temperature))),
     )
-    run.update_config(calibration=calibration, tta=bool(use_tta), temperature=float(temperature))
+    _store_calibration(loaded, calibration)
     return calibration
+
+
+def _store_calibration(loaded: LoadedRun, calibration: dict[str, Any]) -> None:
+    """Beside the other checkpoint's calibration, never over it; the top-level `tta` and `temperature` are
+    best.pt's, what a plain `predict` uses."""
+    stored = calibrations(loaded.run.config())
+    stored[loaded.checkpoint] = calibration
+    top = {"tta": bool(calibration["tta"]), "temperature": float(calibration["temperature"])} if loaded.checkpoint == "best" else {}
+    loaded.run.update_config(calibration=stored, **top)
 
 
 def calibrate_run(run_dir: Path | str, data_dir: Path | str | None = None, checkpoint: str = "best", *,
@@ -359,11 +374,11 @@ def calibrate_run(run_dir: Path | str, data_dir: Path | str | None = None, check
 
 def current_calibration(loaded: LoadedRun) -> dict[str, Any] | None:
     """The run's stored calibration when it was made for this very checkpoint (same name and epoch)."""
-    calibration = loaded.run.config().get("calibration")
-    if not isinstance(calibration, dict):
-        return None
-    if calibration.get("checkpoint") != loaded.checkpoint or calibration.get("epoch") != loaded.epoch:
-        return None  # the run was resumed, or another checkpoint is asked for: measure again
+    calibration = calibration_of(loaded.run.config(), loaded.checkpoint)
+    if calibration is None or calibration.get("checkpoint") != loaded.checkpoint or calibration.get("epoch") != loaded.epoch:
+        return None  # the run was resumed, or this checkpoint was never measured: measure again
+    if calibration.get("validated") and "tta_source" not in calibration and loaded.recipe.tta in ("on", "off"):
+        return None  # stored before the recipe's tta decided the stored figures: they may describe the other setting
     return calibration
 
 
@@ -386,6 +401,7 @@ class PredictResult:
     images_per_s: float
     sample_path: Path
     calibration: dict[str, Any] | None = None
+    val_metric: float | None = None  # this very configuration (TTA, temperature) on the validation split
     warnings: list[str] = field(default_factory=list)
 
 
@@ -432,9 +448,10 @@ def predict_run(
     if calibration is None and (temperature_matters or tta_needs_it):
         calibration = calibrate_loaded(loaded, layout, batch_size, workers)
     use_tta, tta_source = _decide_tta(loaded, tta, calibration)
-    temperature = 1.0
+    temperature, val_metric = 1.0, None
     if calibration is not None and calibration.get("validated"):
         temperature = float(calibration["temperature_tta" if use_tta else "temperature_plain"])
+        val_metric = float(calibration["val_metric_tta_calibrated" if use_tta else "val_metric_plain_calibrated"])
 
     # every test id needs a row, so an image that does not decode is predicted from the cache's grey
     # placeholder and reported, rather than stopping the whole prediction
@@ -454,7 +471,7 @@ def predict_run(
         path=path, competition=comp, rows=validation.rows, tta=use_tta, views=views, temperature=temperature,
         tta_source=tta_source, checkpoint=checkpoint, epoch=loaded.epoch, device=str(loaded.device),
         seconds=logits.seconds, images_per_s=logits.images_per_s, sample_path=layout.sample_path,
-        calibration=calibration, warnings=warnings,
+        calibration=calibration, val_metric=val_metric, warnings=warnings,
     )
 
 
@@ -478,27 +495,40 @@ def score_run(run_dir: Path | str, data_dir: Path | str | None = None, checkpoin
 
 
 def describe_scores(scores: dict[str, Any]) -> list[str]:
-    """`score_run`'s numbers as lines for people, each metric with its direction in words."""
+    """`score_run`'s numbers as lines for people, each metric with its direction in words; the configuration
+    `predict` submits is marked, the others are labelled alternatives."""
     metric = resolve(scores["competition"]).metric
     epoch = f", epoch {scores['epoch']}" if scores.get("epoch") is not None else ""
     head = f"run {scores['run']} ({scores['checkpoint']}.pt{epoch})"
     if not scores.get("validated"):
         return [head, f"no validation score: {scores.get('reason', 'no validation split')}"]
     views = len(scores["tta_views"])
+    used = "tta" if scores["predict_tta"] else "plain"
     rows = [
-        ("no TTA", scores["val_metric_plain"]),
-        (f"TTA ({views} views)", scores["val_metric_tta"]),
-        (f"no TTA, calibrated (T={scores['temperature_plain']:.3f})", scores["val_metric_plain_calibrated"]),
-        (f"TTA, calibrated (T={scores['temperature_tta']:.3f})", scores["val_metric_tta_calibrated"]),
+        ("no TTA", scores["val_metric_plain"], None),
+        (f"TTA ({views} views)", scores["val_metric_tta"], None),
+        (f"no TTA, calibrated (T={scores['temperature_plain']:.3f})", scores["val_metric_plain_calibrated"], "plain"),
+        (f"TTA, calibrated (T={scores['temperature_tta']:.3f})", scores["val_metric_tta_calibrated"], "tta"),
     ]
-    width = max(len(name) for name, _ in rows) + 1
+    width = max(len(name) for name, _, _ in rows) + 1
     lines = [f"{head}: {scores['images']} validation images"]
-    lines += [f"  {(name + ':').ljust(width)} {metric.describe(value)}" for name, value in rows]
+    lines += [f"  {(name + ':').ljust(width)} {metric.describe(value)}{'  <- predict uses this' if kind == used else ''}"
+              for name, value, kind in rows]
+    before, after = _log_losses(scores, used)
     lines.append(
-        f"  log loss before calibration {scores['val_log_loss_before']:.4f}, after {scores['val_log_loss_after']:.4f} - lower is better"
-        + ("" if metric.name == "log_loss" else " (the submitted labels do not change)")
+        f"  log loss of what predict uses ({'TTA' if used == 'tta' else 'no TTA'}) before calibration {before:.4f}, "
+        f"after {after:.4f} - lower is better" + ("" if metric.name == "log_loss" else " (the submitted labels do not change)")
     )
     tta = "on" if scores["predict_tta"] else "off"
-    temperature = scores["temperature_tta" if scores["predict_tta"] else "temperature_plain"]
-    lines.append(f"predict uses: TTA {tta} ({scores['predict_tta_source']}), temperature {temperature:.3f}")
+    lines.append(f"predict uses: TTA {tta} ({scores['predict_tta_source']}), temperature {scores[f'temperature_{used}']:.3f}, "
+                 f"validation {metric.describe(scores[f'val_metric_{used}_calibrated'])}")
     return lines
+
+
+def _log_losses(scores: dict[str, Any], used: str) -> tuple[float, float]:
+    """Validation log loss of the plain or TTA logits before and after their temperature."""
+    before = scores[f"val_log_loss_{used}"]
+    if "val_log_loss_plain_calibrated" in scores:
+        return before, scores[f"val_log_loss_{used}_calibrated"]
+    # a calibration stored before both were kept holds `after` of its own choice only
+    return before, scores["val_log_loss_after"]

@@ -32,6 +32,22 @@ HISTORY = "history.csv"
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_metric", "seconds", "images_per_s"]
 
 
+def calibrations(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """config.json's calibration per checkpoint name ("best", "last"). A run folder made before calibration was
+    stored per checkpoint holds one flat block: it is read as the calibration of the checkpoint it names."""
+    stored = config.get("calibration")
+    if not isinstance(stored, dict):
+        return {}
+    if "checkpoint" in stored:
+        return {str(stored["checkpoint"]): stored}
+    return {name: block for name, block in stored.items() if isinstance(block, dict)}
+
+
+def calibration_of(config: dict[str, Any], checkpoint: str = "best") -> dict[str, Any] | None:
+    """The stored calibration of one checkpoint, or None."""
+    return calibrations(config).get(checkpoint)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -137,8 +137,10 @@ def describe_run(
             "pass --competition"
         )
     if info.run_dir is not None:
-        calibration = info.config.get("calibration")
-        calibrated = calibration.get("val_metric") if isinstance(calibration, dict) else None
+        from .run import calibration_of
+
+        calibration = calibration_of(info.config, "best")  # the checkpoint a plain predict submits
+        calibrated = calibration.get("val_metric") if calibration else None
         # the calibrated metric is what predict's submission reflects (its TTA choice and temperature)
         info.local_score = (
             calibrated if isinstance(calibrated, (int, float))

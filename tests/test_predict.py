@@ -213,7 +213,7 @@ def test_predict_tta_flags_and_recorded_choice(runs, tmp_path, capsys):
     assert (off.tta, off.views, off.tta_source) == (False, (IDENTITY,), "--no-tta")
     auto = predict_run(run, runs.cifar_data, out=tmp_path / "auto.csv", device="cpu")
     config = RunDir(run).config()
-    assert auto.tta_source == "calibration" and auto.tta == config["calibration"]["tta"] == config["tta"]
+    assert auto.tta_source == "calibration" and auto.tta == config["calibration"]["best"]["tta"] == config["tta"]
 
 
 # ------------------------------------------------------------------------------------ calibration
@@ -235,7 +235,7 @@ def test_temperature_lowers_validation_log_loss_of_an_over_confident_run(runs, t
     assert calibration["temperature"] > 2
     assert calibration["val_log_loss_after"] < calibration["val_log_loss_before"] - 0.5
     config = RunDir(run).config()
-    assert config["calibration"] == calibration
+    assert config["calibration"] == {"best": calibration}
     assert config["temperature"] == calibration["temperature"] and config["tta"] == calibration["tta"]
     for key in ("val_metric_plain", "val_metric_tta", "val_log_loss_before", "val_log_loss_after"):
         assert np.isfinite(calibration[key])
@@ -251,11 +251,11 @@ def test_predict_calibrates_lazily_and_again_when_stale(runs, tmp_path):
     config = RunDir(run).config()
     assert "calibration" not in config  # the trainer API alone does not calibrate
     predict_run(run, runs.dog_data, out=tmp_path / "a.csv", device="cpu")
-    first = RunDir(run).config()["calibration"]
+    first = RunDir(run).config()["calibration"]["best"]
     assert first["checkpoint"] == "best" and first["epoch"] == 0
-    RunDir(run).update_config(calibration={**first, "epoch": 99, "temperature_plain": 123.0})  # as if resumed
+    RunDir(run).update_config(calibration={"best": {**first, "epoch": 99, "temperature_plain": 123.0}})  # as if resumed
     result = predict_run(run, runs.dog_data, out=tmp_path / "b.csv", device="cpu")
-    assert RunDir(run).config()["calibration"]["epoch"] == 0 and result.temperature != 123.0
+    assert RunDir(run).config()["calibration"]["best"]["epoch"] == 0 and result.temperature != 123.0
 
 
 def test_full_train_run_without_validation_predicts_uncalibrated(runs, tmp_path):
@@ -264,7 +264,7 @@ def test_full_train_run_without_validation_predicts_uncalibrated(runs, tmp_path)
     result = predict_run(run, runs.dog_data, out=tmp_path / "dog.csv", device="cpu")
     assert (result.tta, result.temperature) == (False, 1.0)
     assert result.tta_source == "no validation split to measure it on"
-    assert RunDir(run).config()["calibration"]["validated"] is False
+    assert RunDir(run).config()["calibration"]["best"]["validated"] is False
 
 
 def test_undecodable_test_image_is_reported_and_still_gets_a_row(runs, tmp_path):
@@ -276,6 +276,68 @@ def test_undecodable_test_image_is_reported_and_still_gets_a_row(runs, tmp_path)
     result = predict_run(copy_run(runs.dog, tmp_path), data, tta=False, out=out, device="cpu")
     assert len(result.warnings) == 1 and victim.stem in result.warnings[0] and "grey placeholder" in result.warnings[0]
     assert result.rows == DOG_TEST and victim.stem in pd.read_csv(out, dtype={"id": str})["id"].tolist()
+
+
+def submitted_configuration_on_validation(run: Path, data: Path, result) -> float:
+    """The metric of exactly what `predict` submitted (its checkpoint, views, temperature), recomputed from the
+    model on the run's validation images."""
+    loaded = load_run(run, result.checkpoint, device="cpu")
+    layout = open_run_layout(loaded, data)
+    cache = load_images(layout, "train", cache_short_side(loaded.recipe))
+    indices, labels = predict_module._validation_indices(loaded, layout, cache)
+    logits = stream_logits(loaded.model, cache, indices, loaded.recipe, loaded.mean, loaded.std, loaded.device, result.views)
+    return loaded.competition.metric(labels, softmax(logits.mean.astype(np.float64), result.temperature))
+
+
+@pytest.mark.parametrize("tta", ["on", "off", "auto"])
+def test_every_reported_calibrated_figure_is_what_predict_submits(runs, tmp_path, capsys, tta):
+    run = copy_run(runs.dog, tmp_path)
+    make_over_confident(run)  # TTA and the temperature then change the log loss clearly
+    config = RunDir(run).config()
+    RunDir(run).update_config(recipe={**config["recipe"], "tta": tta})
+    calibration = calibrate_run(run, runs.dog_data, device="cpu")  # what `train` stores and prints
+    result = predict_run(run, runs.dog_data, out=tmp_path / "dog.csv", device="cpu")
+    truth = submitted_configuration_on_validation(run, runs.dog_data, result)
+    assert calibration["val_metric"] == pytest.approx(truth, abs=1e-4)
+    assert result.val_metric == pytest.approx(truth, abs=1e-4)
+    config = RunDir(run).config()
+    assert (config["tta"], config["temperature"]) == (result.tta, result.temperature) == (calibration["tta"], calibration["temperature"])
+    if tta != "auto":
+        assert result.tta == (tta == "on") and calibration["tta_source"] == f"recipe tta={tta}"
+    scored = cli(capsys, "score", run, "--device", "cpu").stdout.splitlines()
+    assert scored[-1].endswith(f"temperature {result.temperature:.3f}, validation log loss {truth:.4f} - lower is better")
+    marked = [line for line in scored if "<- predict uses this" in line]
+    assert len(marked) == 1 and f"log loss {truth:.4f}" in marked[0] and ("no TTA" in marked[0]) == (not result.tta)
+
+
+def test_predicting_last_then_best_keeps_both_calibrations(runs, tmp_path):
+    run = copy_run(runs.dog, tmp_path)
+    make_over_confident(run)  # best.pt now differs from last.pt
+    last = predict_run(run, runs.dog_data, checkpoint="last", out=tmp_path / "last.csv", device="cpu")
+    best = predict_run(run, runs.dog_data, checkpoint="best", out=tmp_path / "best.csv", device="cpu")
+    stored = RunDir(run).config()
+    assert set(stored["calibration"]) == {"best", "last"}
+    assert stored["calibration"]["last"]["temperature_plain"] != stored["calibration"]["best"]["temperature_plain"]
+    assert stored["temperature"] == best.temperature  # the top level is best.pt's, what a plain predict uses
+    # a marked stored value shows the second predict of last.pt reads its own calibration, not best.pt's
+    marked = {**stored["calibration"], "last": {**stored["calibration"]["last"], "temperature_plain": 0.777}}
+    RunDir(run).update_config(calibration=marked)
+    again = predict_run(run, runs.dog_data, checkpoint="last", tta=False, out=tmp_path / "again.csv", device="cpu")
+    assert again.temperature == 0.777
+    assert last.val_metric == pytest.approx(submitted_configuration_on_validation(run, runs.dog_data, last), abs=1e-4)
+
+
+def test_a_run_folder_with_the_old_flat_calibration_still_predicts_and_scores(runs, tmp_path):
+    run = copy_run(runs.dog, tmp_path)
+    calibration = calibrate_run(run, runs.dog_data, device="cpu")
+    old = {k: v for k, v in calibration.items() if k not in ("tta_source", "tta_measured_better")}
+    old["temperature_plain"] = 0.777  # marked: reading it back shows the old block is used, not measured again
+    RunDir(run).update_config(calibration=old)  # as written before calibration was stored per checkpoint
+    result = predict_run(run, runs.dog_data, tta=False, out=tmp_path / "dog.csv", device="cpu")
+    assert result.temperature == 0.777
+    scores = score_run(run, runs.dog_data, device="cpu")
+    assert scores["temperature_plain"] == 0.777 and scores["val_metric"] == calibration["val_metric"]
+    assert any(line.startswith("predict uses: TTA") for line in predict_module.describe_scores(scores))
 
 
 # ------------------------------------------------------------------------------------ atomic writes
@@ -330,7 +392,7 @@ def test_score_run_reports_metric_and_direction_before_and_after(runs, tmp_path,
     assert lines[0] == f"run {run} (best.pt, epoch 0): 120 validation images"
     assert lines[1].startswith("  no TTA:") and lines[1].endswith(f"log loss {scores['val_metric_plain']:.4f} - lower is better")
     assert "TTA (2 views):" in lines[2] and "calibrated (T=" in lines[3]
-    assert f"log loss before calibration {scores['val_log_loss_before']:.4f}, after {scores['val_log_loss_after']:.4f}" in lines[5]
+    assert f"before calibration {scores['val_log_loss_before']:.4f}, after {scores['val_log_loss_after']:.4f}" in lines[5]
     assert lines[6].startswith("predict uses: TTA ")
     cifar = cli(capsys, "score", copy_run(runs.cifar, tmp_path / "c"), "--device", "cpu")
     assert cifar.returncode == 0 and "accuracy" in cifar.stdout and "higher is better" in cifar.stdout
@@ -372,12 +434,15 @@ def test_train_command_calibrates_then_predict_command_writes(runs, tmp_path):
     """The real entry points, as a user runs them: train records the calibration, predict applies it."""
     run = tmp_path / "run"
     trained = run_cli("train", "cifar10", "--data-dir", runs.cifar_data, "--out", run, "--epochs", "1",
-                      "--arch", "test_resnet", "--batch-size", "64", "--workers", "0", "--device", "cpu",
+                      "--arch", "test_resnet", "--batch-size", "64", "--workers", "0", "--device", "cpu", "--tta", "off",
                       env={"OMP_NUM_THREADS": "1"})
     assert trained.returncode == 0, trained.stderr
-    assert "calibrated: TTA " in trained.stdout
-    calibration = RunDir(run).config()["calibration"]
+    calibration = RunDir(run).config()["calibration"]["best"]
     assert calibration["validated"] and calibration["checkpoint"] == "best"
+    figure = CIFAR.metric.describe(calibration["val_metric_plain_calibrated"])
+    assert (f"calibrated (what predict uses): best.pt, TTA off (recipe tta=off), temperature "
+            f"{calibration['temperature_plain']:.3f}, validation {figure}") in trained.stdout
     predicted = run_cli("predict", run, "--out", tmp_path / "c.csv", env={"OMP_NUM_THREADS": "1"})
     assert predicted.returncode == 0, predicted.stderr
-    assert f"{CIFAR_TEST} rows" in predicted.stdout and "[calibration]" in predicted.stdout
+    assert f"{CIFAR_TEST} rows (TTA off [recipe tta=off]" in predicted.stdout
+    assert f"validation of this configuration: {figure}" in predicted.stdout

@@ -107,6 +107,8 @@ def predict_command(
     print(f"wrote {result.path}: {result.rows} rows ({views} [{result.tta_source}], temperature {result.temperature:.3f}, "
           f"{result.checkpoint}.pt{epoch}, {result.images_per_s:,.0f} images/s on {result.device})")
     print(f"ok: {result.path}: {result.rows} rows, header matches {result.sample_path}")
+    if result.val_metric is not None:
+        print(f"validation of this configuration: {result.competition.metric.describe(result.val_metric)}")
     print(f"next: kaggle-kit submit {result.path}")
 
 

@@ -110,7 +110,9 @@ def train(
         # TTA choice and temperature are measured once here, so predict and score read them from config.json
         calibration = calibrate_run(result.run_dir, data_dir, device=config["recipe"].get("device", "auto"))
         if calibration.get("validated"):
-            print(f"calibrated: TTA {'on' if calibration['tta'] else 'off'}, temperature {calibration['temperature']:.3f}, "
+            # the stored choice is what predict submits (a recipe's tta on/off included), so this figure is its score
+            print(f"calibrated (what predict uses): best.pt, TTA {'on' if calibration['tta'] else 'off'} "
+                  f"({calibration['tta_source']}), temperature {calibration['temperature']:.3f}, "
                   f"validation {metric.describe(calibration['val_metric'])}")
     print(f"run: {result.run_dir}")
     print(f"next: kaggle-kit predict {result.run_dir}")
