@@ -224,8 +224,10 @@ def results_csv(plan: Plan, rows: list[dict[str, Any]]) -> str:
 
 
 def cell_stats(plan: Plan, rows: list[dict[str, Any]], key: str) -> dict[str, Stat | None]:
-    """Per cell (in plan order), mean ± std over seeds of the column `key`."""
-    return {cell.name: stat(r.get(key) for r in rows if r["cell"] == cell.name) for cell in plan.cells()}
+    """Per cell (in plan order), mean ± std over its finished seeds of the column `key`. An interrupted run's
+    best epoch is an early one: averaged in, it moves the cell and can flip the ranking."""
+    return {cell.name: stat(r.get(key) for r in rows if r["cell"] == cell.name and r["status"] == "finished")
+            for cell in plan.cells()}
 
 
 def _row_combos(plan: Plan) -> list[dict[str, Any]]:
@@ -269,15 +271,19 @@ def markdown_table(plan: Plan, texts: Mapping[str, str], heading: str) -> list[s
     return lines
 
 
-def _marked(stats: Mapping[str, Stat | None], best: str | None, planned: int | None) -> dict[str, str]:
+def _marked(stats: Mapping[str, Stat | None], best: str | None, planned: int | None,
+            finished: Mapping[str, int]) -> dict[str, str]:
+    """Each cell's text; a cell with fewer finished seeds than planned says so in the table itself, and one with
+    none finished has no value (and so no rank)."""
     texts = {}
     for cell, value in stats.items():
+        short = f" ({finished.get(cell, 0)} of {planned} seeds finished)" if planned and finished.get(cell, 0) < planned else ""
         if value is None:
-            texts[cell] = "–"
+            texts[cell] = "–" + short
         elif cell == best:
-            texts[cell] = f"**{value.text(planned=planned)}** {WINNER_MARK}"
+            texts[cell] = f"**{value.text()}{short}** {WINNER_MARK}"
         else:
-            texts[cell] = value.text(planned=planned)
+            texts[cell] = value.text() + short
     return texts
 
 
@@ -315,6 +321,7 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
     seeds = experiment.get("seeds")
     finished = sum(r["status"] == "finished" for r in rows)
     partial = sum(r["status"] == "partial" for r in rows)
+    finished_in = {cell.name: sum(r["cell"] == cell.name and r["status"] == "finished" for r in rows) for cell in plan.cells()}
 
     direction = f"{metric.label}, {metric.direction}"
     headlines = []
@@ -350,14 +357,15 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
     if overrides:
         lines.append("- command-line overrides: " + ", ".join(f"{k}={format_value(v)}" for k, v in overrides.items()))
     lines += [
-        f"- numbers: mean ± sample standard deviation over seeds; the best cell by the metric's direction is bold and "
+        f"- numbers: mean ± sample standard deviation over the finished seeds (a cell short of them says how many "
+        f"finished; unfinished runs are in {RESULTS_FILE} only); the best cell by the metric's direction is bold and "
         f"marked {WINNER_MARK}",
         "",
         f"## Validation {metric.label} (ours; {metric.direction})",
         "",
         "Best epoch of each run (the checkpoint `predict` uses), on its held-out validation split.",
         "",
-        *markdown_table(plan, _marked(val, best_val, seeds), f"validation {metric.label}"),
+        *markdown_table(plan, _marked(val, best_val, seeds, finished_in), f"validation {metric.label}"),
         "",
     ]
     note = seed_noise_note(val, metric)
@@ -365,7 +373,7 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
         lines += [f"Seed noise: {note}.", ""]
     if has_kaggle:
         lines += [f"## Kaggle public score (ours; {metric.label}, {metric.direction})", "",
-                  *markdown_table(plan, _marked(kaggle, best_kaggle, seeds), "Kaggle public"), ""]
+                  *markdown_table(plan, _marked(kaggle, best_kaggle, seeds, finished_in), "Kaggle public"), ""]
         note = seed_noise_note(kaggle, metric)
         if note:
             lines += [f"Seed noise: {note}.", ""]
@@ -387,9 +395,9 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
     lines += ["## Wall time per cell", "",
               "wall: the whole run as measured by `kaggle-kit experiment` (data, training, validation, calibration); "
               "training loop: the sum of history.csv's epoch seconds.", "",
-              "| cell | runs | wall seconds | training loop seconds |", "|---|---|---|---|"]
+              "| cell | finished runs | wall seconds | training loop seconds |", "|---|---|---|---|"]
     for cell in plan.cells():
-        runs = sum(r["cell"] == cell.name and r["status"] != "not started" for r in rows)
+        runs = sum(r["cell"] == cell.name and r["status"] == "finished" for r in rows)
         lines.append(f"| {cell.name} | {runs} | {_text(wall[cell.name], 1)} | {_text(train_seconds[cell.name], 1)} |")
     lines += ["", f"![wall time]({WALL_PNG})", "", f"Every run: [{RESULTS_FILE}]({RESULTS_FILE}).", ""]
 
@@ -501,7 +509,7 @@ def _curves_png(plan: Plan, rows: list[dict[str, Any]], folder: Path, metric: Me
     line_values = next((a.values for a in plan.axes if a.name == by), (None,))
     histories: dict[str, list] = {}
     for row in rows:
-        if row["status"] != "not started":
+        if row["status"] == "finished":  # as the tables: an interrupted run's early epochs would bend the mean
             history = RunDir(folder / row["run_dir"]).history()
             if len(history):
                 histories.setdefault(row["cell"], []).append(history)

@@ -278,10 +278,11 @@ def test_winner_follows_the_metric_direction():
     assert report.stat([0.7]).std is None and report.stat([None]) is None
 
 
-def _fake_run(path: Path, arch: str, seed: int, val_losses: list[float]) -> None:
-    """A dog_breed run folder as the trainer leaves it, reduced to what the report reads."""
+def _fake_run(path: Path, arch: str, seed: int, val_losses: list[float], planned: int | None = None) -> None:
+    """A dog_breed run folder as the trainer leaves it, reduced to what the report reads; with `planned` epochs
+    beyond the losses given, one interrupted before its end."""
     path.mkdir(parents=True)
-    recipe = {"name": "paper", "arch": arch, "epochs": len(val_losses), "seed": seed, "batch_size": 128, "lr": 0.0128,
+    recipe = {"name": "paper", "arch": arch, "epochs": planned or len(val_losses), "seed": seed, "batch_size": 128, "lr": 0.0128,
               "schedule": "step", "aug": "paper"}
     (path / "config.json").write_text(json.dumps({"competition": "dog_breed", "recipe": recipe}))
     history = pd.DataFrame({"epoch": range(len(val_losses)), "lr": 0.01, "train_loss": 2.0, "train_accuracy": 0.5,
@@ -291,11 +292,11 @@ def _fake_run(path: Path, arch: str, seed: int, val_losses: list[float]) -> None
     (path / "best.pt").write_bytes(b"weights")
 
 
-def _table1_experiment(exp: Path, losses: dict[str, list[list[float]]]) -> None:
+def _table1_experiment(exp: Path, losses: dict[str, list[list[float]]], planned: int | None = None) -> None:
     runs = []
     for arch, curves in losses.items():
         for seed, curve in enumerate(curves):
-            _fake_run(exp / f"arch={arch}" / f"seed={seed}", arch, seed, curve)
+            _fake_run(exp / f"arch={arch}" / f"seed={seed}", arch, seed, curve, planned)
             runs.append({"cell": f"arch={arch}", "values": {"arch": arch}, "seed": seed, "path": f"arch={arch}/seed={seed}"})
     shutil.copy(find_plan("study-table1"), exp / "plan.toml")
     (exp / "experiment.json").write_text(json.dumps({"plan": "study-table1", "competition": "dog_breed", "seeds": 2, "runs": runs}))
@@ -331,7 +332,21 @@ def test_a_tie_has_no_winner_and_a_cell_short_of_seeds_says_so(tmp_path):
     short = tmp_path / "short"
     _table1_experiment(short, {"resnet18": [[0.9], [0.8]], "resnet34": [[0.7]]})
     report.write_report(short, ledger=Ledger(tmp_path / "ledger.jsonl"))
-    assert "| resnet34 | **0.7000 (1 of 2 seeds)** ★ |" in (short / "report.md").read_text()
+    assert "| resnet34 | **0.7000 (1 of 2 seeds finished)** ★ |" in (short / "report.md").read_text()
+
+
+def test_an_interrupted_run_is_marked_in_its_cell_and_left_out_of_mean_and_ranking(tmp_path):
+    """Two planned epochs. resnet34's seed 1 stopped after its first (a high early loss): averaged in, it would move
+    resnet34 from 0.70 to 1.55. resnet18 finished neither seed: its early numbers would take the star."""
+    exp = tmp_path / "interrupted"
+    _table1_experiment(exp, {"resnet18": [[0.5], [0.4]], "resnet34": [[0.8, 0.7], [2.4]]}, planned=2)
+    result = report.write_report(exp, ledger=Ledger(tmp_path / "ledger.jsonl"))
+    text = (exp / "report.md").read_text()
+    assert "| resnet34 | **0.7000 (1 of 2 seeds finished)** ★ |" in text
+    assert "| resnet18 | – (0 of 2 seeds finished) |" in text  # no value, so no rank
+    assert any(line.startswith("validation log loss, lower is better: best arch=resnet34 (0.7000)") for line in result.headlines)
+    results = pd.read_csv(exp / "results.csv")
+    assert results["status"].tolist() == ["partial", "partial", "finished", "partial"]
 
 
 # --------------------------------------------------------------------------------------- plans
