@@ -37,7 +37,7 @@ from .experiment import (
     read_timings,
 )
 from .metrics import Metric
-from .run import RunDir, atomic_write_bytes, atomic_write_text
+from .run import RunDir, atomic_write_bytes, atomic_write_text, calibration_of, display_epoch
 from .runs import DEFAULT_RUNS_DIR, recipe_summary
 
 RESULTS_FILE = "results.csv"
@@ -123,6 +123,30 @@ def best_of_history(history, metric: Metric) -> tuple[float | None, int | None]:
     return best, int(history["epoch"].iloc[values.index(best)])
 
 
+def calibrated_with(calibration: Mapping[str, Any]) -> str | None:
+    """Which checkpoint and configuration a calibrated figure is of, e.g. "best.pt epoch 3, TTA off, T=0.547"."""
+    if not calibration.get("validated"):
+        return None
+    epoch = f" epoch {display_epoch(calibration['epoch'])}" if calibration.get("epoch") is not None else ""
+    return f"{calibration.get('checkpoint', 'best')}.pt{epoch}, TTA {'on' if calibration['tta'] else 'off'}, T={calibration['temperature']:.3f}"
+
+
+def settings_summary(recipe: Mapping[str, Any], calibration: Mapping[str, Any]) -> str:
+    """The settings that decide a result beyond arch and recipe: weights, freezing, size, and what predict applies."""
+    parts = ["pretrained" if recipe.get("pretrained") else "scratch"]
+    if recipe.get("freeze"):
+        after = recipe.get("unfreeze_after")
+        parts.append("frozen" if after is None else f"frozen {after} epochs")
+    else:
+        parts.append("unfrozen")
+    parts.append(f"{recipe.get('img_size', '?')}px")
+    if calibration.get("validated"):
+        parts.append(f"TTA {'on' if calibration['tta'] else 'off'} T={calibration['temperature']:.3f}")
+    else:
+        parts.append(f"TTA {recipe.get('tta', 'auto')} uncalibrated")
+    return " ".join(parts)
+
+
 def kaggle_records(ledger) -> dict[str, Any]:
     """The latest scored ledger record of each run folder (resolved path -> record)."""
     from .ledger import COMPLETE
@@ -148,7 +172,7 @@ def run_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | None:
     history = run.history()
     best, best_epoch = best_of_history(history, metric)
     final = float(history["val_metric"].iloc[-1]) if len(history) else None
-    calibration = config.get("calibration") or {}
+    calibration = calibration_of(config, "best") or {}  # best.pt: the checkpoint val_metric and a plain predict use
     record = scored.get(str(path.resolve()))
     recipe = config["recipe"]
     planned = int(recipe.get("epochs", 0))
@@ -164,6 +188,8 @@ def run_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | None:
         "val_metric": best,
         "val_metric_final": None if final is None or math.isnan(final) else final,
         "val_metric_calibrated": calibration.get("val_metric") if calibration.get("validated") else None,
+        "calibrated_with": calibrated_with(calibration),
+        "settings": settings_summary(recipe, calibration),
         "kaggle_public": record.public_score if record else None,
         "kaggle_private": record.private_score if record else None,
         "train_seconds": float(history["seconds"].sum()) if len(history) else 0.0,
@@ -176,9 +202,14 @@ def run_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | None:
 
 RESULT_COLUMNS = [
     "cell", "seed", "status", "competition", "arch", "recipe", "epochs", "epochs_planned", "best_epoch", "metric",
-    "higher_is_better", "val_metric", "val_metric_final", "val_metric_calibrated", "kaggle_public", "kaggle_private",
-    "train_seconds", "wall_seconds", "run_dir",
+    "higher_is_better", "val_metric", "val_metric_final", "val_metric_calibrated", "calibrated_with", "settings",
+    "kaggle_public", "kaggle_private", "train_seconds", "wall_seconds", "run_dir",
 ]
+
+
+def _run_column(plan: Plan, name: str) -> str:
+    """A run's own figure named like a plan axis (arch, epochs) is written `run_<name>`: one name, one column."""
+    return f"run_{name}" if name in plan.axis_names else name
 
 
 def collect(folder: Path | str, ledger=None) -> tuple[Plan, list[dict[str, Any]]]:
@@ -198,7 +229,7 @@ def collect(folder: Path | str, ledger=None) -> tuple[Plan, list[dict[str, Any]]
             row["status"] = "not started"
         else:
             row["status"] = "finished" if summary.pop("finished") else "partial"
-            row.update(summary)
+            row.update({_run_column(plan, key): value for key, value in summary.items()})
         row["wall_seconds"] = timings.get(entry["path"])
         row["run_dir"] = entry["path"]
         rows.append(row)
@@ -214,7 +245,7 @@ def _csv_value(value: Any) -> str:
 
 
 def results_csv(plan: Plan, rows: list[dict[str, Any]]) -> str:
-    columns = RESULT_COLUMNS[:2] + list(plan.axis_names) + RESULT_COLUMNS[2:]
+    columns = RESULT_COLUMNS[:2] + list(plan.axis_names) + [_run_column(plan, c) for c in RESULT_COLUMNS[2:]]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)

@@ -32,6 +32,12 @@ HISTORY = "history.csv"
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_metric", "seconds", "images_per_s"]
 
 
+def display_epoch(index: int) -> int:
+    """An epoch as a person counts it: 1-based, as the progress bar's "epoch 2/3". The trainer's loop, checkpoints
+    and last.pt's history count from 0; every message and history.csv count from 1."""
+    return int(index) + 1
+
+
 def calibrations(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """config.json's calibration per checkpoint name ("best", "last"). A run folder made before calibration was
     stored per checkpoint holds one flat block: it is read as the calibration of the checkpoint it names."""

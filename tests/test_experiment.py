@@ -349,6 +349,43 @@ def test_an_interrupted_run_is_marked_in_its_cell_and_left_out_of_mean_and_ranki
     assert results["status"].tolist() == ["partial", "partial", "finished", "partial"]
 
 
+def test_results_csv_has_one_column_per_name_and_the_calibrated_figure_names_its_checkpoint(tmp_path):
+    exp = tmp_path / "table1"
+    _table1_experiment(exp, {"resnet18": [[1.2, 0.82]], "resnet34": [[1.4, 1.30]]})
+    calibration = {"checkpoint": "best", "epoch": 1, "validated": True, "tta": False, "temperature": 0.547, "val_metric": 0.79}
+    config = json.loads((exp / "arch=resnet18" / "seed=0" / "config.json").read_text())
+    (exp / "arch=resnet18" / "seed=0" / "config.json").write_text(json.dumps({**config, "calibration": {"best": calibration}}))
+    report.write_report(exp, ledger=Ledger(tmp_path / "ledger.jsonl"))
+    header = (exp / "results.csv").read_text().splitlines()[0].split(",")
+    assert len(header) == len(set(header)) and "arch" in header and "run_arch" in header  # the plan's axis, the run's own
+    results = pd.read_csv(exp / "results.csv")
+    assert results["val_metric_calibrated"].tolist()[0] == 0.79
+    assert results["calibrated_with"].tolist()[0] == "best.pt epoch 2, TTA off, T=0.547"
+
+
+def test_runs_shows_the_settings_that_decide_a_result(tmp_path, capsys):
+    from kaggle_kit.cli import main
+
+    base = {"name": "paper", "arch": "resnet18", "epochs": 2, "seed": 0, "img_size": 224, "pretrained": True,
+            "freeze": True, "unfreeze_after": None, "tta": "auto"}
+    variants = {"plain": {}, "no-tta": {"tta": "off"}, "scratch": {"pretrained": False}, "unfrozen": {"freeze": False},
+                "small": {"img_size": 128}}
+    for name, change in variants.items():
+        _fake_run(tmp_path / "runs" / name, "resnet18", 0, [1.0, 0.9])
+        config = json.loads((tmp_path / "runs" / name / "config.json").read_text())
+        config["recipe"] = {**base, **change}
+        (tmp_path / "runs" / name / "config.json").write_text(json.dumps(config))
+    calibration = {"checkpoint": "best", "epoch": 1, "validated": True, "tta": True, "temperature": 1.25}
+    config = json.loads((tmp_path / "runs" / "plain" / "config.json").read_text())
+    (tmp_path / "runs" / "plain" / "config.json").write_text(json.dumps({**config, "calibration": calibration}))  # old flat form
+    main(["runs", "--root", str(tmp_path / "runs")])
+    lines = {line.split()[0].rsplit("/", 1)[-1]: line for line in capsys.readouterr().out.splitlines() if "/runs/" in line}
+    assert len({line.split(None, 1)[1] for line in lines.values()}) == len(variants)  # no two lines alike
+    assert "pretrained frozen 224px TTA on T=1.250" in lines["plain"]
+    assert "TTA off uncalibrated" in lines["no-tta"] and "scratch" in lines["scratch"]
+    assert "unfrozen" in lines["unfrozen"] and "128px" in lines["small"]
+
+
 # --------------------------------------------------------------------------------------- plans
 
 

@@ -123,10 +123,10 @@ def runs(
     if not found:
         print(f"no runs{' of ' + resolve(competition).name if competition else ''} under {', '.join(map(str, searched))}")
         return
-    header = ("run", "competition", "arch", "epochs", "validation", "kaggle", "recipe")
+    header = ("run", "competition", "arch", "epochs", "validation", "kaggle", "settings", "recipe")
     table = [
         (r["run_dir"], r["competition"], str(r["arch"]), f"{r['epochs']}/{r['epochs_planned']}",
-         _number(r["val_metric"]), _number(r["kaggle_public"], 5), r["recipe"] or "")
+         _number(r["val_metric"]), _number(r["kaggle_public"], 5), r["settings"], r["recipe"] or "")
         for r in found
     ]
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(header[:-1])]
@@ -134,7 +134,8 @@ def runs(
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
     for name in sorted({r["competition"] for r in found}):
         metric = resolve(name).metric
-        print(f"{name}: validation = best epoch's {metric.label}, kaggle = public score; {metric.label}: {metric.direction}")
+        print(f"{name}: validation = best epoch's {metric.label}, kaggle = public score; {metric.label}: {metric.direction}; "
+              f"settings: weights, backbone, image size, and the TTA and temperature predict applies to best.pt")
 
 
 def register(app: typer.Typer) -> None:
