@@ -149,7 +149,9 @@ class Recipe:
             said.append(f"warmup_epochs={self.warmup_epochs:g} would not end within --epochs {self.epochs}: warming "
                         f"up for {self.warmup_length():g} epochs (30% of the run) instead, so the rate still comes down")
         if self.unfreeze_after is not None and not self.freeze:
-            said.append(f"unfreeze_after={self.unfreeze_after} has no effect: the backbone is not frozen (add --freeze)")
+            # most often a recipe's unfreeze_after meeting --no-freeze: point the way the user went, not back
+            said.append(f"unfreeze_after={self.unfreeze_after} has no effect: the backbone is not frozen, so every layer "
+                        f"trains from epoch 1 (add --unfreeze-after none to say so)")
         elif self.unfreeze_after is not None and self.unfreeze_after >= self.epochs:
             said.append(f"unfreeze_after={self.unfreeze_after} is not before --epochs {self.epochs}: the backbone "
                         f"stays frozen for the whole run")

@@ -196,8 +196,13 @@ def test_a_second_ctrl_c_while_saving_still_returns_a_resumable_run(sample_zips,
 
 def test_settings_without_effect_are_noted():
     assert Recipe(epochs=10).notes() == []
-    assert Recipe(epochs=10, unfreeze_after=2).notes() == [
-        "unfreeze_after=2 has no effect: the backbone is not frozen (add --freeze)"]
+    unfrozen = ["unfreeze_after=2 has no effect: the backbone is not frozen, so every layer trains from epoch 1 "
+                "(add --unfreeze-after none to say so)"]
+    assert Recipe(epochs=10, unfreeze_after=2).notes() == unfrozen
+    # Dog Breed's best recipe freezes, then thaws after 2 epochs; --no-freeze on it is the user's way, not a slip
+    best = resolve("dog_breed").recipe("best")
+    assert best.freeze and best.unfreeze_after == 2 and best.replace(freeze=False).notes() == unfrozen
+    assert best.replace(freeze=False, unfreeze_after=None).notes() == []
     assert Recipe(epochs=2, freeze=True, unfreeze_after=2).notes() == [
         "unfreeze_after=2 is not before --epochs 2: the backbone stays frozen for the whole run"]
     assert Recipe(epochs=2, warmup_epochs=2).warmup_length() == pytest.approx(0.6)
