@@ -42,7 +42,7 @@ from .device import autocast_dtype, images_to_device, resolve_device, use_channe
 from .errors import KitError
 from .metrics import fit_temperature, log_loss, softmax
 from .recipe import Recipe
-from .run import RunDir, calibration_of, calibrations
+from .run import RunDir, calibration_of, calibrations, display_epoch
 
 CHECKPOINTS = ("best", "last")
 TTA_SHIFT = 2  # pixels; small next to the training translation (4), so a shifted view stays in-distribution
@@ -498,7 +498,7 @@ def describe_scores(scores: dict[str, Any]) -> list[str]:
     """`score_run`'s numbers as lines for people, each metric with its direction in words; the configuration
     `predict` submits is marked, the others are labelled alternatives."""
     metric = resolve(scores["competition"]).metric
-    epoch = f", epoch {scores['epoch']}" if scores.get("epoch") is not None else ""
+    epoch = f", epoch {display_epoch(scores['epoch'])}" if scores.get("epoch") is not None else ""
     head = f"run {scores['run']} ({scores['checkpoint']}.pt{epoch})"
     if not scores.get("validated"):
         return [head, f"no validation score: {scores.get('reason', 'no validation split')}"]

@@ -555,7 +555,7 @@ def _curves_png(plan: Plan, rows: list[dict[str, Any]], folder: Path, metric: Me
             joined = pd.concat(runs)
             mean = joined.groupby("epoch").mean(numeric_only=True)
             for p, (column, _title) in enumerate(panels):
-                axes[g][p].plot(mean.index + 1, mean[column], marker=".", label=plan.label(by, value) if by else cell)
+                axes[g][p].plot(mean.index, mean[column], marker=".", label=plan.label(by, value) if by else cell)
         for p, (_column, title) in enumerate(panels):
             ax = axes[g][p]
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -2,7 +2,7 @@
 
     config.json          every resolved setting, versions, git commit, data fingerprint, seed
     split.json           the validation ids
-    history.csv          one row per epoch
+    history.csv          one row per epoch, counted from 1 (as every message; last.pt counts from 0)
     curves.png           loss, accuracy and the competition metric per epoch
     best.pt / last.pt    checkpoints; last.pt also holds optimizer, scheduler, scaler, EMA and RNG state
     val_predictions.npz  validation ids, labels and logits (calibration, scoring, ensembling)
@@ -157,15 +157,20 @@ class RunDir:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _fmt(row.get(k)) for k in HISTORY_COLUMNS})
+        for row in rows:  # the rows count epochs from 0, as last.pt does; the file a person reads from 1
+            writer.writerow({k: _fmt(display_epoch(row[k]) if k == "epoch" else row.get(k)) for k in HISTORY_COLUMNS})
         atomic_write_text(self.file(HISTORY), buffer.getvalue())
 
     def history(self):
         import pandas as pd
 
         path = self.file(HISTORY)
-        return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=HISTORY_COLUMNS)
+        if not path.is_file():
+            return pd.DataFrame(columns=HISTORY_COLUMNS)
+        history = pd.read_csv(path)
+        if len(history) and history["epoch"].iloc[0] == 0:  # written before history.csv counted from 1
+            history["epoch"] = history["epoch"] + 1
+        return history
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, name: str, state: dict[str, Any], keep_previous: bool = False) -> Path:

@@ -66,7 +66,7 @@ def test_validation_counts_every_image_exactly_once(runs):
     best = RunDir(out).load_checkpoint("best")
     history = RunDir(out).history()
     accuracy = float((predictions["logits"].argmax(1) == predictions["labels"]).mean())
-    assert history.loc[history["epoch"] == best["epoch"], "val_accuracy"].item() == pytest.approx(accuracy, abs=1e-6)
+    assert history.loc[history["epoch"] == best["epoch"] + 1, "val_accuracy"].item() == pytest.approx(accuracy, abs=1e-6)
 
 
 @slow
@@ -109,7 +109,7 @@ def test_only_rank_zero_writes(runs):
     assert {p.name for p in out.iterdir()} == RUN_FILES  # no second copy, no leftover temporary file
     lines = (out / "history.csv").read_text().splitlines()
     assert len(lines) == 1 + 4 and len(set(lines)) == len(lines)
-    assert RunDir(out).history()["epoch"].tolist() == [0, 1, 2, 3]
+    assert RunDir(out).history()["epoch"].tolist() == [1, 2, 3, 4]
     assert result.stdout.count("trained 4 epochs") == 1 and result.stdout.count("run: ") == 1
     assert "error" not in result.stderr.lower() and "Traceback" not in result.stderr
     config = json.loads((out / "config.json").read_text())

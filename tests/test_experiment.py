@@ -225,7 +225,7 @@ def test_gpus_runs_each_run_as_its_own_kaggle_kit_train_with_the_same_result(exp
     for cell in CELLS:
         log = (exp / "logs" / f"{cell}.seed=0.log").read_text()
         assert f"--out {exp / cell / 'seed=0'}" in log
-        assert "training " in log and " eta " in log and "epoch 0: lr " in log  # progress and the epoch's line
+        assert "training " in log and " eta " in log and "epoch 1: lr " in log  # progress and the epoch's line
         assert f"log {exp / 'logs' / f'{cell}.seed=0.log'}" in parallel.stderr
     assert "epoch" not in parallel.stderr.lower().replace("epochs", "")
 
@@ -285,7 +285,7 @@ def _fake_run(path: Path, arch: str, seed: int, val_losses: list[float], planned
     recipe = {"name": "paper", "arch": arch, "epochs": planned or len(val_losses), "seed": seed, "batch_size": 128, "lr": 0.0128,
               "schedule": "step", "aug": "paper"}
     (path / "config.json").write_text(json.dumps({"competition": "dog_breed", "recipe": recipe}))
-    history = pd.DataFrame({"epoch": range(len(val_losses)), "lr": 0.01, "train_loss": 2.0, "train_accuracy": 0.5,
+    history = pd.DataFrame({"epoch": range(1, len(val_losses) + 1), "lr": 0.01, "train_loss": 2.0, "train_accuracy": 0.5,
                             "val_loss": val_losses, "val_accuracy": 0.5, "val_metric": val_losses, "seconds": 3.0,
                             "images_per_s": 100.0})
     history.to_csv(path / "history.csv", index=False)
@@ -315,7 +315,7 @@ def test_table1_report_marks_the_lower_log_loss_and_notes_the_studys_ranking(tmp
     assert any(line.startswith("validation log loss, lower is better: best arch=resnet18") for line in result.headlines)
     results = pd.read_csv(exp / "results.csv")
     assert results["val_metric"].tolist() == [0.82, 0.80, 1.30, 1.36]  # the LOWEST epoch of each run
-    assert results["best_epoch"].tolist() == [1, 1, 1, 1]
+    assert results["best_epoch"].tolist() == [2, 2, 2, 2]  # counted from 1, as history.csv
 
 
 def test_a_tie_has_no_winner_and_a_cell_short_of_seeds_says_so(tmp_path):

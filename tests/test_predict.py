@@ -389,7 +389,7 @@ def test_score_run_reports_metric_and_direction_before_and_after(runs, tmp_path,
     result = cli(capsys, "score", run, "--device", "cpu")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"run {run} (best.pt, epoch 0): 120 validation images"
+    assert lines[0] == f"run {run} (best.pt, epoch 1): 120 validation images"
     assert lines[1].startswith("  no TTA:") and lines[1].endswith(f"log loss {scores['val_metric_plain']:.4f} - lower is better")
     assert "TTA (2 views):" in lines[2] and "calibrated (T=" in lines[3]
     assert f"before calibration {scores['val_log_loss_before']:.4f}, after {scores['val_log_loss_after']:.4f}" in lines[5]

@@ -80,8 +80,12 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(sample_zips, uninterru
     out = tmp_path / "killed"
     _kill_after_epochs(sample_zips["cifar10"], out, 1)
     assert len(RunDir(out).history()) < 3
+    # as a version that counted history.csv's epochs from 0 left it: the resume goes on and writes them from 1
+    written = pd.read_csv(out / "history.csv")
+    written.assign(epoch=written["epoch"] - 1).to_csv(out / "history.csv", index=False)
     _resume(out)
     _same_run(uninterrupted, out)
+    assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1, 2, 3]
 
 
 def test_torn_checkpoint_falls_back_to_the_previous_one(sample_zips, uninterrupted, tmp_path):

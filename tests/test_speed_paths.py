@@ -440,4 +440,4 @@ def test_ctrl_c_between_head_only_checkpoints_still_resumes_where_it_stopped(fre
     again = _interrupt_after(out, finished + 3, ["--resume", out])
     assert again.returncode == 130, again.stderr
     epochs = RunDir(out).history()["epoch"].tolist()
-    assert epochs == list(range(len(epochs))) and len(epochs) >= finished + 3  # went on, did not start over
+    assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= finished + 3  # went on, did not start over

@@ -219,3 +219,39 @@ def test_resuming_a_run_without_last_pt_says_it_starts_again(cifar_run, tmp_path
     assert result.returncode == 0, result.stderr
     assert "has no last.pt" in result.stderr and "starts again from epoch 1" in result.stderr
     assert len(pd.read_csv(out / "history.csv")) == 4
+
+
+def test_every_epoch_a_person_reads_is_counted_from_one_as_the_progress_bar(sample_zips, tmp_path):
+    """The bar's "epoch 2/2", the epoch lines, history.csv, the end-of-train summary, predict's and score's
+    "best.pt epoch N": one count, from 1."""
+    import re
+
+    out = tmp_path / "run"
+    env = {"KAGGLE_KIT_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
+    trained = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, "--epochs", "2",
+                      "--arch", "test_resnet", "--batch-size", "32", "--lr", "0.05", "--aug", "none", "--workers", "0",
+                      "--device", "cpu", "--tta", "off", env=env)
+    assert trained.returncode == 0, trained.stderr
+    assert "epoch 2/2" in trained.stderr and "epoch 3/" not in trained.stderr
+    assert re.findall(r"^epoch (\d+): lr", trained.stderr, re.M) == ["1", "2"]
+    history = pd.read_csv(out / "history.csv")
+    assert history["epoch"].tolist() == [1, 2]
+    best = int(history["epoch"][history["val_metric"].idxmax()])  # the first of equals, as the trainer keeps it
+    assert f"at epoch {best}\n" in trained.stdout
+    assert RunDir(out).load_checkpoint("best")["epoch"] == best - 1  # the checkpoint keeps the loop's own index
+    predicted = run_cli("predict", out, "--out", tmp_path / "c.csv", "--device", "cpu", env=env)
+    assert predicted.returncode == 0, predicted.stderr
+    assert f"best.pt epoch {best}," in predicted.stdout
+    scored = run_cli("score", out, "--device", "cpu", env=env)
+    assert scored.returncode == 0 and f"(best.pt, epoch {best})" in scored.stdout
+
+
+def test_a_history_written_from_zero_reads_counted_from_one(cifar_run, tmp_path):
+    """Run folders made before history.csv counted from 1 still read (report, runs, curves) in the one count."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(cifar_run[0], old)
+    history = pd.read_csv(old / "history.csv")
+    history.assign(epoch=history["epoch"] - 1).to_csv(old / "history.csv", index=False)
+    assert RunDir(old).history()["epoch"].tolist() == [1, 2, 3, 4] == pd.read_csv(cifar_run[0] / "history.csv")["epoch"].tolist()

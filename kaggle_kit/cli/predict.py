@@ -98,12 +98,13 @@ def predict_command(
 ) -> None:
     """Predict every test image with a trained run and write a validated submission file."""
     from ..predict import predict_run
+    from ..run import display_epoch
 
     result = predict_run(run_dir, data_dir, checkpoint, tta, out, device=device, batch_size=batch_size)
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
     views = f"TTA on, {len(result.views)} views" if result.tta else "TTA off"
-    epoch = f" epoch {result.epoch}" if result.epoch is not None else ""
+    epoch = f" epoch {display_epoch(result.epoch)}" if result.epoch is not None else ""
     print(f"wrote {result.path}: {result.rows} rows ({views} [{result.tta_source}], temperature {result.temperature:.3f}, "
           f"{result.checkpoint}.pt{epoch}, {result.images_per_s:,.0f} images/s on {result.device})")
     print(f"ok: {result.path}: {result.rows} rows, header matches {result.sample_path}")

@@ -88,7 +88,7 @@ def train(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-    from ..run import RunDir
+    from ..run import RunDir, display_epoch
     from ..competition import resolve
 
     if result.interrupted and not result.run_dir.exists():  # a new run stopped before its first epoch: removed
@@ -102,7 +102,7 @@ def train(
         print(f"interrupted after {result.epochs_run} finished epoch(s); resume with: kaggle-kit train --resume {result.run_dir}{again}", file=sys.stderr)
         raise SystemExit(130)
     best = "no validation split" if result.best_metric is None or result.best_metric != result.best_metric else (
-        f"best validation {metric.describe(result.best_metric)} at epoch {result.best_epoch}")
+        f"best validation {metric.describe(result.best_metric)} at epoch {display_epoch(result.best_epoch)}")
     print(f"trained {result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'} in {result.seconds:.0f}s: {best}")
     if result.best_epoch is not None:
         from ..predict import calibrate_run
