@@ -335,7 +335,9 @@ def calibrate_loaded(loaded: LoadedRun, layout, batch_size: int | None = None, w
     # what gets submitted is calibrated, so the choice compares calibrated scores; a tie keeps the cheaper plain pass
     tta_helps = metric.better(scores["val_metric_tta_calibrated"], scores["val_metric_plain_calibrated"])
     # the figures stored as the choice are those of what predict submits: a recipe's tta on/off outranks the measurement
-    use_tta, source = (tta_helps, "calibration") if recipe.tta not in ("on", "off") else (recipe.tta == "on", f"recipe tta={recipe.tta}")
+    use_tta, source = (tta_helps, "calibration")
+    if recipe.tta in ("on", "off"):
+        use_tta, source = recipe.tta == "on", f"recipe tta={recipe.tta}"
     chosen, temperature = (tta, t_tta) if use_tta else (plain, t_plain)
     calibration.update(
         validated=True,
@@ -360,8 +362,8 @@ def _store_calibration(loaded: LoadedRun, calibration: dict[str, Any]) -> None:
     best.pt's, what a plain `predict` uses."""
     stored = calibrations(loaded.run.config())
     stored[loaded.checkpoint] = calibration
-    top = {"tta": bool(calibration["tta"]), "temperature": float(calibration["temperature"])} if loaded.checkpoint == "best" else {}
-    loaded.run.update_config(calibration=stored, **top)
+    top = {"tta": bool(calibration["tta"]), "temperature": float(calibration["temperature"])}
+    loaded.run.update_config(calibration=stored, **(top if loaded.checkpoint == "best" else {}))
 
 
 def calibrate_run(run_dir: Path | str, data_dir: Path | str | None = None, checkpoint: str = "best", *,
@@ -375,7 +377,8 @@ def calibrate_run(run_dir: Path | str, data_dir: Path | str | None = None, check
 def current_calibration(loaded: LoadedRun) -> dict[str, Any] | None:
     """The run's stored calibration when it was made for this very checkpoint (same name and epoch)."""
     calibration = calibration_of(loaded.run.config(), loaded.checkpoint)
-    if calibration is None or calibration.get("checkpoint") != loaded.checkpoint or calibration.get("epoch") != loaded.epoch:
+    made_for = (calibration.get("checkpoint"), calibration.get("epoch")) if calibration else None
+    if made_for != (loaded.checkpoint, loaded.epoch):
         return None  # the run was resumed, or this checkpoint was never measured: measure again
     if calibration.get("validated") and "tta_source" not in calibration and loaded.recipe.tta in ("on", "off"):
         return None  # stored before the recipe's tta decided the stored figures: they may describe the other setting
@@ -512,15 +515,18 @@ def describe_scores(scores: dict[str, Any]) -> list[str]:
     ]
     width = max(len(name) for name, _, _ in rows) + 1
     lines = [f"{head}: {scores['images']} validation images"]
-    lines += [f"  {(name + ':').ljust(width)} {metric.describe(value)}{'  <- predict uses this' if kind == used else ''}"
-              for name, value, kind in rows]
+    for name, value, kind in rows:
+        mark = "  <- predict uses this" if kind == used else ""
+        lines.append(f"  {(name + ':').ljust(width)} {metric.describe(value)}{mark}")
     before, after = _log_losses(scores, used)
     lines.append(
         f"  log loss of what predict uses ({'TTA' if used == 'tta' else 'no TTA'}) before calibration {before:.4f}, "
-        f"after {after:.4f} - lower is better" + ("" if metric.name == "log_loss" else " (the submitted labels do not change)")
+        f"after {after:.4f} - lower is better"
+        + ("" if metric.name == "log_loss" else " (the submitted labels do not change)")
     )
     tta = "on" if scores["predict_tta"] else "off"
-    lines.append(f"predict uses: TTA {tta} ({scores['predict_tta_source']}), temperature {scores[f'temperature_{used}']:.3f}, "
+    lines.append(f"predict uses: TTA {tta} ({scores['predict_tta_source']}), "
+                 f"temperature {scores[f'temperature_{used}']:.3f}, "
                  f"validation {metric.describe(scores[f'val_metric_{used}_calibrated'])}")
     return lines
 

@@ -150,8 +150,8 @@ class Recipe:
                         f"up for {self.warmup_length():g} epochs (30% of the run) instead, so the rate still comes down")
         if self.unfreeze_after is not None and not self.freeze:
             # most often a recipe's unfreeze_after meeting --no-freeze: point the way the user went, not back
-            said.append(f"unfreeze_after={self.unfreeze_after} has no effect: the backbone is not frozen, so every layer "
-                        f"trains from epoch 1 (add --unfreeze-after none to say so)")
+            said.append(f"unfreeze_after={self.unfreeze_after} has no effect: the backbone is not frozen, so every "
+                        f"layer trains from epoch 1 (add --unfreeze-after none to say so)")
         elif self.unfreeze_after is not None and self.unfreeze_after >= self.epochs:
             said.append(f"unfreeze_after={self.unfreeze_after} is not before --epochs {self.epochs}: the backbone "
                         f"stays frozen for the whole run")

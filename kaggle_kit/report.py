@@ -128,7 +128,8 @@ def calibrated_with(calibration: Mapping[str, Any]) -> str | None:
     if not calibration.get("validated"):
         return None
     epoch = f" epoch {display_epoch(calibration['epoch'])}" if calibration.get("epoch") is not None else ""
-    return f"{calibration.get('checkpoint', 'best')}.pt{epoch}, TTA {'on' if calibration['tta'] else 'off'}, T={calibration['temperature']:.3f}"
+    tta = "on" if calibration["tta"] else "off"
+    return f"{calibration.get('checkpoint', 'best')}.pt{epoch}, TTA {tta}, T={calibration['temperature']:.3f}"
 
 
 def settings_summary(recipe: Mapping[str, Any], calibration: Mapping[str, Any]) -> str:
@@ -308,7 +309,8 @@ def _marked(stats: Mapping[str, Stat | None], best: str | None, planned: int | N
     none finished has no value (and so no rank)."""
     texts = {}
     for cell, value in stats.items():
-        short = f" ({finished.get(cell, 0)} of {planned} seeds finished)" if planned and finished.get(cell, 0) < planned else ""
+        done = finished.get(cell, 0)
+        short = f" ({done} of {planned} seeds finished)" if planned and done < planned else ""
         if value is None:
             texts[cell] = "–" + short
         elif cell == best:
@@ -352,7 +354,8 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
     seeds = experiment.get("seeds")
     finished = sum(r["status"] == "finished" for r in rows)
     partial = sum(r["status"] == "partial" for r in rows)
-    finished_in = {cell.name: sum(r["cell"] == cell.name and r["status"] == "finished" for r in rows) for cell in plan.cells()}
+    finished_in = {cell.name: sum(r["cell"] == cell.name and r["status"] == "finished" for r in rows)
+                   for cell in plan.cells()}
 
     direction = f"{metric.label}, {metric.direction}"
     headlines = []

@@ -434,7 +434,8 @@ def _state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def _epoch_line(row: dict[str, Any], comp: Competition) -> str:
     return (
-        f"epoch {display_epoch(row['epoch'])}: lr {row['lr']:.4g} train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f} | "
+        f"epoch {display_epoch(row['epoch'])}: lr {row['lr']:.4g} "
+        f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f} | "
         f"val loss {row['val_loss']:.4f} {comp.metric.label} {row['val_metric']:.4f} | "
         f"{row['seconds']:.1f}s {row['images_per_s']:.0f} img/s"
     )
@@ -451,7 +452,8 @@ CURVES_EVERY_S = 30.0
 
 
 def _diverged(epoch: int, recipe: Recipe) -> None:
-    raise KitError(f"training diverged at epoch {display_epoch(epoch)} (the loss is not finite); lower --lr (now {recipe.lr})")
+    raise KitError(f"training diverged at epoch {display_epoch(epoch)} (the loss is not finite); "
+                   f"lower --lr (now {recipe.lr})")
 
 
 def _continue_schedule_at(scheduler: torch.optim.lr_scheduler.LambdaLR, epoch: int, steps_per_epoch: int) -> None:

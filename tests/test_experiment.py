@@ -282,10 +282,12 @@ def _fake_run(path: Path, arch: str, seed: int, val_losses: list[float], planned
     """A dog_breed run folder as the trainer leaves it, reduced to what the report reads; with `planned` epochs
     beyond the losses given, one interrupted before its end."""
     path.mkdir(parents=True)
-    recipe = {"name": "paper", "arch": arch, "epochs": planned or len(val_losses), "seed": seed, "batch_size": 128, "lr": 0.0128,
+    recipe = {"name": "paper", "arch": arch, "epochs": planned or len(val_losses), "seed": seed, "batch_size": 128,
+              "lr": 0.0128,
               "schedule": "step", "aug": "paper"}
     (path / "config.json").write_text(json.dumps({"competition": "dog_breed", "recipe": recipe}))
-    history = pd.DataFrame({"epoch": range(1, len(val_losses) + 1), "lr": 0.01, "train_loss": 2.0, "train_accuracy": 0.5,
+    history = pd.DataFrame({"epoch": range(1, len(val_losses) + 1), "lr": 0.01, "train_loss": 2.0,
+                            "train_accuracy": 0.5,
                             "val_loss": val_losses, "val_accuracy": 0.5, "val_metric": val_losses, "seconds": 3.0,
                             "images_per_s": 100.0})
     history.to_csv(path / "history.csv", index=False)
@@ -344,7 +346,8 @@ def test_an_interrupted_run_is_marked_in_its_cell_and_left_out_of_mean_and_ranki
     text = (exp / "report.md").read_text()
     assert "| resnet34 | **0.7000 (1 of 2 seeds finished)** ★ |" in text
     assert "| resnet18 | – (0 of 2 seeds finished) |" in text  # no value, so no rank
-    assert any(line.startswith("validation log loss, lower is better: best arch=resnet34 (0.7000)") for line in result.headlines)
+    headline = "validation log loss, lower is better: best arch=resnet34 (0.7000)"
+    assert any(line.startswith(headline) for line in result.headlines)
     results = pd.read_csv(exp / "results.csv")
     assert results["status"].tolist() == ["partial", "partial", "finished", "partial"]
 
@@ -352,12 +355,14 @@ def test_an_interrupted_run_is_marked_in_its_cell_and_left_out_of_mean_and_ranki
 def test_results_csv_has_one_column_per_name_and_the_calibrated_figure_names_its_checkpoint(tmp_path):
     exp = tmp_path / "table1"
     _table1_experiment(exp, {"resnet18": [[1.2, 0.82]], "resnet34": [[1.4, 1.30]]})
-    calibration = {"checkpoint": "best", "epoch": 1, "validated": True, "tta": False, "temperature": 0.547, "val_metric": 0.79}
-    config = json.loads((exp / "arch=resnet18" / "seed=0" / "config.json").read_text())
-    (exp / "arch=resnet18" / "seed=0" / "config.json").write_text(json.dumps({**config, "calibration": {"best": calibration}}))
+    calibration = {"checkpoint": "best", "epoch": 1, "validated": True, "tta": False, "temperature": 0.547,
+                   "val_metric": 0.79}
+    path = exp / "arch=resnet18" / "seed=0" / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "calibration": {"best": calibration}}))
     report.write_report(exp, ledger=Ledger(tmp_path / "ledger.jsonl"))
     header = (exp / "results.csv").read_text().splitlines()[0].split(",")
-    assert len(header) == len(set(header)) and "arch" in header and "run_arch" in header  # the plan's axis, the run's own
+    assert len(header) == len(set(header))
+    assert "arch" in header and "run_arch" in header  # the plan's axis, the run's own
     results = pd.read_csv(exp / "results.csv")
     assert results["val_metric_calibrated"].tolist()[0] == 0.79
     assert results["calibrated_with"].tolist()[0] == "best.pt epoch 2, TTA off, T=0.547"
@@ -376,10 +381,11 @@ def test_runs_shows_the_settings_that_decide_a_result(tmp_path, capsys):
         config["recipe"] = {**base, **change}
         (tmp_path / "runs" / name / "config.json").write_text(json.dumps(config))
     calibration = {"checkpoint": "best", "epoch": 1, "validated": True, "tta": True, "temperature": 1.25}
-    config = json.loads((tmp_path / "runs" / "plain" / "config.json").read_text())
-    (tmp_path / "runs" / "plain" / "config.json").write_text(json.dumps({**config, "calibration": calibration}))  # old flat form
+    path = tmp_path / "runs" / "plain" / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "calibration": calibration}))  # the old flat form
     main(["runs", "--root", str(tmp_path / "runs")])
-    lines = {line.split()[0].rsplit("/", 1)[-1]: line for line in capsys.readouterr().out.splitlines() if "/runs/" in line}
+    printed = capsys.readouterr().out.splitlines()
+    lines = {line.split()[0].rsplit("/", 1)[-1]: line for line in printed if "/runs/" in line}
     assert len({line.split(None, 1)[1] for line in lines.values()}) == len(variants)  # no two lines alike
     assert "pretrained frozen 224px TTA on T=1.250" in lines["plain"]
     assert "TTA off uncalibrated" in lines["no-tta"] and "scratch" in lines["scratch"]

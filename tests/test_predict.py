@@ -285,7 +285,8 @@ def submitted_configuration_on_validation(run: Path, data: Path, result) -> floa
     layout = open_run_layout(loaded, data)
     cache = load_images(layout, "train", cache_short_side(loaded.recipe))
     indices, labels = predict_module._validation_indices(loaded, layout, cache)
-    logits = stream_logits(loaded.model, cache, indices, loaded.recipe, loaded.mean, loaded.std, loaded.device, result.views)
+    logits = stream_logits(loaded.model, cache, indices, loaded.recipe, loaded.mean, loaded.std, loaded.device,
+                           result.views)
     return loaded.competition.metric(labels, softmax(logits.mean.astype(np.float64), result.temperature))
 
 
@@ -301,11 +302,13 @@ def test_every_reported_calibrated_figure_is_what_predict_submits(runs, tmp_path
     assert calibration["val_metric"] == pytest.approx(truth, abs=1e-4)
     assert result.val_metric == pytest.approx(truth, abs=1e-4)
     config = RunDir(run).config()
-    assert (config["tta"], config["temperature"]) == (result.tta, result.temperature) == (calibration["tta"], calibration["temperature"])
+    stored = (config["tta"], config["temperature"])
+    assert stored == (result.tta, result.temperature) == (calibration["tta"], calibration["temperature"])
     if tta != "auto":
         assert result.tta == (tta == "on") and calibration["tta_source"] == f"recipe tta={tta}"
     scored = cli(capsys, "score", run, "--device", "cpu").stdout.splitlines()
-    assert scored[-1].endswith(f"temperature {result.temperature:.3f}, validation log loss {truth:.4f} - lower is better")
+    assert scored[-1].endswith(f"temperature {result.temperature:.3f}, "
+                               f"validation log loss {truth:.4f} - lower is better")
     marked = [line for line in scored if "<- predict uses this" in line]
     assert len(marked) == 1 and f"log loss {truth:.4f}" in marked[0] and ("no TTA" in marked[0]) == (not result.tta)
 
@@ -392,7 +395,8 @@ def test_score_run_reports_metric_and_direction_before_and_after(runs, tmp_path,
     assert lines[0] == f"run {run} (best.pt, epoch 1): 120 validation images"
     assert lines[1].startswith("  no TTA:") and lines[1].endswith(f"log loss {scores['val_metric_plain']:.4f} - lower is better")
     assert "TTA (2 views):" in lines[2] and "calibrated (T=" in lines[3]
-    assert f"before calibration {scores['val_log_loss_before']:.4f}, after {scores['val_log_loss_after']:.4f}" in lines[5]
+    before, after = scores["val_log_loss_before"], scores["val_log_loss_after"]
+    assert f"before calibration {before:.4f}, after {after:.4f}" in lines[5]
     assert lines[6].startswith("predict uses: TTA ")
     cifar = cli(capsys, "score", copy_run(runs.cifar, tmp_path / "c"), "--device", "cpu")
     assert cifar.returncode == 0 and "accuracy" in cifar.stdout and "higher is better" in cifar.stdout
@@ -434,7 +438,8 @@ def test_train_command_calibrates_then_predict_command_writes(runs, tmp_path):
     """The real entry points, as a user runs them: train records the calibration, predict applies it."""
     run = tmp_path / "run"
     trained = run_cli("train", "cifar10", "--data-dir", runs.cifar_data, "--out", run, "--epochs", "1",
-                      "--arch", "test_resnet", "--batch-size", "64", "--workers", "0", "--device", "cpu", "--tta", "off",
+                      "--arch", "test_resnet", "--batch-size", "64", "--workers", "0", "--device", "cpu",
+                      "--tta", "off",
                       env={"OMP_NUM_THREADS": "1"})
     assert trained.returncode == 0, trained.stderr
     calibration = RunDir(run).config()["calibration"]["best"]

@@ -254,4 +254,5 @@ def test_a_history_written_from_zero_reads_counted_from_one(cifar_run, tmp_path)
     shutil.copytree(cifar_run[0], old)
     history = pd.read_csv(old / "history.csv")
     history.assign(epoch=history["epoch"] - 1).to_csv(old / "history.csv", index=False)
-    assert RunDir(old).history()["epoch"].tolist() == [1, 2, 3, 4] == pd.read_csv(cifar_run[0] / "history.csv")["epoch"].tolist()
+    written_now = pd.read_csv(cifar_run[0] / "history.csv")["epoch"].tolist()
+    assert RunDir(old).history()["epoch"].tolist() == [1, 2, 3, 4] == written_now

@@ -134,7 +134,8 @@ def runs(
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
     for name in sorted({r["competition"] for r in found}):
         metric = resolve(name).metric
-        print(f"{name}: validation = best epoch's {metric.label}, kaggle = public score; {metric.label}: {metric.direction}; "
+        print(f"{name}: validation = best epoch's {metric.label}, kaggle = public score; "
+              f"{metric.label}: {metric.direction}; "
               f"settings: weights, backbone, image size, and the TTA and temperature predict applies to best.pt")
 
 
