@@ -16,10 +16,12 @@ mistake less than it rewards agreement - no worse than a probability mean in pub
 
 Calibration (`calibrate_run`): the checkpoint is evaluated on the run's validation split with and
 without TTA; a temperature is fitted to each (minimising validation log loss, clipped as Kaggle clips);
-TTA is chosen when it improves the calibrated competition metric. The choice, both temperatures and the
-before/after numbers go into config.json (`calibration`, plus `tta` and `temperature` at the top level),
-and `predict_run` applies them. A recipe's `tta` "on"/"off" (or `predict --tta/--no-tta`) overrides
-the choice; "auto" follows it.
+TTA is chosen when it improves the calibrated competition metric. A recipe's `tta` "on"/"off" overrides
+the choice ("auto" follows it), and the stored choice, temperature and figures are those of what `predict`
+then submits, so every calibrated number printed is the submission's own validation score. They go into
+config.json per checkpoint (`calibration: {"best": ..., "last": ...}`; best.pt's also as the top-level
+`tta` and `temperature`), and `predict_run` applies them; `predict --tta/--no-tta` picks the other
+configuration, whose temperature and figure are stored beside it.
 """
 
 from __future__ import annotations
