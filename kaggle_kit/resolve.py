@@ -72,8 +72,11 @@ def _follow_pretrained(comp: Competition, base: Recipe, res: Resolution, given: 
         return
     # freezing keeps pretrained features; a random backbone kept fixed only hides the head from what it needs
     why = "no pretrained weights (--no-pretrained and no --weights) to keep, so the whole network trains"
-    if recipe.freeze and "freeze" in given:
-        res.warnings.append("--freeze without pretrained weights trains a head on a random, fixed backbone")
+    wanted = ("freeze", "feature_cache_views")
+    asked = [f"--{name.replace('_', '-')}" for name in wanted if name in given and getattr(recipe, name)]
+    if recipe.freeze and asked:
+        res.warnings.append(f"{' and '.join(asked)} without pretrained weights: a head trains on a random, fixed "
+                            f"backbone")
     elif recipe.freeze:
         res.change("freeze", False, why)
     if not res.recipe.freeze:
