@@ -6,6 +6,15 @@ would otherwise get settings that no longer fit: an evaluation resize for 224 at
 backbone kept frozen, three optimizer steps an epoch. Settings the user did not give follow the ones they
 did; settings they gave are kept, with a warning where they cannot fit. Every change is a `note:` and is
 recorded in config.json (`derived`), and a resume reads the resolved recipe back instead of deriving again.
+
+Measured on generated samples of issue 14's size (`kaggle-kit sample cifar10 --n-train 1400 --n-test 500`,
+`kaggle-kit sample dog_breed --n-train 1400 --n-test 300`; CPU; scored on the sample's answers.csv):
+- `train dog_breed --arch resnet18 --no-pretrained --img-size 64 --epochs 10`: hidden-test log loss 2.30
+  before (eval_resize 256, frozen random backbone, lr 0.01), 0.52 after (eval_resize 73, nothing frozen,
+  lr 0.1, the study's crops).
+- `train cifar10 --arch resnet18 --stem imagenet --no-pretrained --epochs 15`: hidden-test accuracy 0.98
+  before, 1.00 after (batch 64 at lr 0.071). The generated classes are far easier than photographs, so
+  this sample does not show the 0.14 the issue saw on real images; the lr rule comes from its measurements.
 """
 
 from __future__ import annotations
