@@ -139,7 +139,8 @@ def test_every_named_recipe_learns_at_small_settings(comp_name, recipe_name, sam
         assert best < guess - 0.3, history  # 120 classes, under four images each: 3 epochs come this far
 
 
-def test_a_combination_no_recipe_can_run_is_a_one_line_error(sample_zips, tmp_path):
+def test_an_lr_rule_the_resolver_does_not_know_is_a_one_line_error(sample_zips, tmp_path):
     result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "run",
-                     "--img-size", "4", *FAST_CPU)
-    assert_one_line_error(result, "img_size")
+                     "--lr-scaling", "cubic", *FAST_CPU)
+    assert_one_line_error(result, "lr_scaling=cubic", "linear, sqrt or keep")
+    assert not (tmp_path / "run").exists()
