@@ -144,3 +144,16 @@ def test_an_lr_rule_the_resolver_does_not_know_is_a_one_line_error(sample_zips, 
                      "--lr-scaling", "cubic", *FAST_CPU)
     assert_one_line_error(result, "lr_scaling=cubic", "linear, sqrt or keep")
     assert not (tmp_path / "run").exists()
+
+
+def test_an_experiment_cell_is_fitted_as_train_fits_it(sample_zips, tmp_path):
+    """A plan's overrides are the user's settings too: its runs get the same derived eval_resize and freezing."""
+    plan = tmp_path / "small.toml"
+    plan.write_text('competition = "dog_breed"\ntitle = "small"\nrecipe = "best"\nseeds = 1\n\n[overrides]\n'
+                    'arch = "test_resnet"\npretrained = false\nepochs = 1\nworkers = 0\ndevice = "cpu"\n\n'
+                    '[grid]\nimg_size = [32]\n')
+    result = run_cli("experiment", plan, "--data-dir", sample_zips["dog_breed"], "--out", tmp_path / "exp")
+    assert result.returncode == 0, result.stderr
+    config = json.loads(next((tmp_path / "exp").glob("*/seed=0/config.json")).read_text())
+    assert config["recipe"]["eval_resize"] == 37 and config["recipe"]["freeze"] is False
+    assert config["requested_recipe"]["eval_resize"] == 256 and config["recipe"]["batch_size"] == 16
