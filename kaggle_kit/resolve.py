@@ -29,7 +29,6 @@ from .recipe import AugmentSpec, Recipe
 
 MIN_STEPS = 25  # optimizer steps per epoch below which a recipe's batch is too large for the data
 MIN_BATCH = 16  # smaller batches make batch norm's statistics too noisy to shrink further
-LR_SCALINGS = ("linear", "sqrt", "keep")
 
 
 @dataclass

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import timm
 import torch
-
 from conftest import assert_one_line_error, run_cli
+
 from kaggle_kit import augment
 from kaggle_kit.competition import resolve
 from kaggle_kit.recipe import AugmentSpec
@@ -51,6 +51,7 @@ def test_weights_file_keeps_the_recipe_frozen_and_explicit_settings_win(sample_z
     assert recipe["aug"] == "modern" and recipe["weight_decay"] == 1e-4  # fine-tuning settings, not from-scratch ones
     assert config["derived"]["lr"]["was"] == 0.01 and "batch" in config["derived"]["lr"]["why"]
     assert recipe["eval_resize"] == 40 and "eval_resize" not in config["derived"]
+    assert "note: freeze" not in stderr and "warning: --freeze" not in stderr
 
 
 def test_explicit_freeze_without_weights_is_kept_with_a_warning(sample_zips, tmp_path):
