@@ -568,6 +568,7 @@ def train(
     models.resolve_arch(requested.arch)  # unknown names fail before any data is read
     layout = open_layout(comp, data_dir)
     n_train = round(len(layout.train.ids) * (1 if requested.full_train else 1 - requested.val_fraction))
+    n_train //= distributed.world_size()  # the batch is per process: each rank steps through its own share
     resolution = resolve_recipe(comp, requested, explicit_settings(comp, base, overrides), n_train)
     resolved = resolution.recipe
     path = Path(out) if out else new_run_path(Path(runs_root), comp.name, resolved.arch, resolved.name)
