@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_databound.py [--cases cifar,dog,dog-workers] [--cifar-images 128] [--dog-images 32] [--json out.json]
 
-Both epochs run kaggle-kit's loop (`trainer.train_one_epoch`, set up as `trainer.fit` sets it up) on the same
+Both epochs run kaggle-kit's loop (`train.epoch.train_one_epoch`, set up as `train.fit` sets it up) on the same
 model; only the batches differ:
 - real: `batches.Batches.train(epoch)`, exactly what `fit` iterates. `cifar`: the uint8 images resident on the
   device and augmented there in batches (`GpuAugment`, the `fast` recipe's flip + translate 4 + cutout 12);

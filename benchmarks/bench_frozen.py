@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_frozen.py [--images 160] [--views 2] [--arch resnet34] [--json out.json]
 
-Three complete `kaggle_kit.trainer.train` runs of the study's fine-tuning recipe (`dog_breed` `paper`: frozen
+Three complete `kaggle_kit.train.train` runs of the study's fine-tuning recipe (`dog_breed` `paper`: frozen
 ResNet-34, Linear-ReLU-Linear head, 224x224 crops of the cache pre-resized to 256, the study's augmentation,
 10 epochs), on the same generated full-size 500x375 JPEGs (10% stratified validation split):
 - recompute: feature_cache_views=0 - every epoch runs the frozen backbone over every training image
@@ -46,7 +46,7 @@ def main() -> None:
     from kaggle_kit.cache import load_images
     from kaggle_kit.competition import resolve
     from kaggle_kit.layout import open_layout
-    from kaggle_kit.trainer import train
+    from kaggle_kit.train import train
 
     progress.enable(False)
     # imports the runs share (timm, matplotlib) happen here, not inside whichever run comes first

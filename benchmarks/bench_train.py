@@ -4,7 +4,7 @@
 
 Both loops train the same freshly built model (one copy each) on the same pre-staged batches already on the
 device, so only the loop differs:
-- kaggle-kit: `trainer.train_one_epoch` with what `trainer.fit` sets up (`common.kit_engine`): bf16 autocast,
+- kaggle-kit: `train.epoch.train_one_epoch` with what `train.fit` sets up (`common.kit_engine`): bf16 autocast,
   channels_last, fused SGD and cudnn.benchmark on CUDA, the recipe's per-batch schedule and label smoothing,
   optional EMA and torch.compile;
 - plain: forward, cross-entropy, zero_grad, backward, torch.optim.SGD step, in fp32 and NCHW.

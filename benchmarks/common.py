@@ -250,7 +250,7 @@ def build_model(arch: str, stem: str, classes: int, seed: int = 0):
 
 
 def kit_engine(model, recipe, device, steps_per_epoch: int):
-    """What `trainer.fit` sets up around a model: device, channels_last, fused optimizer, per-batch schedule,
+    """What `train.fit` sets up around a model: device, channels_last, fused optimizer, per-batch schedule,
     autocast dtype, grad scaler, EMA, torch.compile, cudnn.benchmark."""
     from types import SimpleNamespace
 
@@ -258,7 +258,7 @@ def kit_engine(model, recipe, device, steps_per_epoch: int):
 
     from kaggle_kit.device import autocast_dtype, set_backend_flags, use_channels_last
     from kaggle_kit.schedules import build_scheduler
-    from kaggle_kit.trainer import build_optimizer
+    from kaggle_kit.train.setup import build_optimizer
 
     set_backend_flags(device)
     model = model.to(device)
@@ -280,8 +280,8 @@ def kit_engine(model, recipe, device, steps_per_epoch: int):
 
 
 def kit_epoch(engine, batches, epoch: int = 0) -> tuple[float, int, float]:
-    """(seconds, images, mean loss) of `trainer.train_one_epoch` over `batches`: the loop `fit` runs."""
-    from kaggle_kit.trainer import train_one_epoch
+    """(seconds, images, mean loss) of `train.epoch.train_one_epoch` over `batches`: the loop `fit` runs."""
+    from kaggle_kit.train.epoch import train_one_epoch
 
     sync(engine.device)
     row = train_one_epoch(engine.train_model, engine.model, engine.ema, batches, engine.optimizer, engine.scheduler,

@@ -13,7 +13,7 @@ Synthetic data with the real shapes (random pixels: augmentation and model cost 
   trainer's worker count: the path for caches too large for the GPU).
 (b) `bench_train.compare_train`: kaggle-kit's loop vs a plain eager fp32 loop on the same staged batches.
 (c) `bench_databound.compare_databound`: an epoch with the real augmentation vs the same batches pre-staged.
-End to end: Dog's `best` recipe trained for one epoch on a generated download by `trainer.train` itself (which
+End to end: Dog's `best` recipe trained for one epoch on a generated download by `kaggle_kit.train.train` itself (which
 must put the photos on the GPU), then `predict_run` on its test set.
 Sanity: every loss finite; a bf16 forward close to the fp32 one; torch.compile's eval outputs equal eager's
 within tolerance, and a compiled training run's throughput (CIFAR-10); one EMA update equals
@@ -138,7 +138,7 @@ def dog_end_to_end(device, sizes, folder: Path) -> dict:
     from kaggle_kit.layout import open_layout
     from kaggle_kit.predict import predict_run
     from kaggle_kit.sample import write_sample
-    from kaggle_kit.trainer import train
+    from kaggle_kit.train import train
 
     comp = resolve("dog_breed")
     data = write_sample(comp, folder / "dog-e2e", n_train=sizes["e2e_train"], n_test=sizes["e2e_test"]).parent

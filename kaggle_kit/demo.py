@@ -33,7 +33,7 @@ def run_demo(competition: str = "cifar10", out_dir: Path | str = "demo", **overr
     from .predict import predict_run
     from .sample import write_sample
     from .submission import score
-    from .trainer import train
+    from .train import train
 
     started = time.perf_counter()
     comp = resolve(competition)

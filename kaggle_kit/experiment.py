@@ -725,7 +725,7 @@ def run_experiment(
 
 
 def _run_sequential(runs, states, comp: Competition, data_dir, result: ExperimentResult, timings: _Timings, clock: _Clock, on_event) -> None:
-    from . import trainer
+    from . import train as training
     from .predict import calibrate_run
 
     for run in runs:
@@ -734,9 +734,9 @@ def _run_sequential(runs, states, comp: Competition, data_dir, result: Experimen
         began = time.perf_counter()
         try:
             if resuming:
-                trained = trainer.resume(run.path, data_dir)
+                trained = training.resume(run.path, data_dir)
             else:
-                trained = trainer.train(comp, data_dir, run.recipe, out=run.path)
+                trained = training.train(comp, data_dir, run.recipe, out=run.path)
             if not trained.interrupted and trained.best_epoch is not None:
                 # what `kaggle-kit train` does after training, so both ways of running leave the same folder
                 calibrate_run(run.path, data_dir, device=run.recipe.device)

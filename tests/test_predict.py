@@ -34,7 +34,7 @@ from kaggle_kit.predict import (
 from kaggle_kit.recipe import Recipe
 from kaggle_kit.run import RunDir
 from kaggle_kit.sample import write_sample
-from kaggle_kit.trainer import train
+from kaggle_kit.train import train
 
 torch.set_num_threads(1)
 

@@ -26,7 +26,7 @@ from kaggle_kit.features import check_recipe
 from kaggle_kit.layout import open_layout
 from kaggle_kit.recipe import Recipe
 from kaggle_kit.run import RunDir
-from kaggle_kit.trainer import train
+from kaggle_kit.train import train
 
 torch.set_num_threads(1)
 
@@ -107,7 +107,7 @@ def test_feature_cache_is_read_back_from_disk(frozen_runs, tmp_path):
 
 
 def test_head_only_run_checkpoints_after_its_last_epoch_and_keeps_its_best_on_ctrl_c(fresh_sample, tmp_path):
-    from kaggle_kit.trainer import fit
+    from kaggle_kit.train import fit
 
     comp = resolve("cifar10")
     recipe = comp.recipe("paper").replace(freeze=True, aug="modern", epochs=4, lr=0.05, workers=0,

@@ -15,7 +15,7 @@ from kaggle_kit.competition import resolve
 from kaggle_kit.recipe import Recipe
 from kaggle_kit.run import HISTORY_COLUMNS, RunDir
 from kaggle_kit.schedules import build_scheduler, lr_factor
-from kaggle_kit.trainer import train
+from kaggle_kit.train import train
 
 TINY = dict(arch="test_resnet", img_size=32, batch_size=32, workers=0, device="cpu")
 
@@ -184,10 +184,10 @@ def test_a_second_ctrl_c_while_saving_still_returns_a_resumable_run(sample_zips,
     def second_ctrl_c(self, label):
         raise KeyboardInterrupt
 
-    import kaggle_kit.trainer as trainer_module
+    import kaggle_kit.train.entry as entry
 
-    real_fit = trainer_module.fit
-    monkeypatch.setattr(trainer_module, "fit", lambda *a, **k: real_fit(*a, on_epoch=first_ctrl_c, **k))
+    real_fit = entry.fit
+    monkeypatch.setattr(entry, "fit", lambda *a, **k: real_fit(*a, on_epoch=first_ctrl_c, **k))
     monkeypatch.setattr(RunDir, "plot_curves", second_ctrl_c)
     result = train("cifar10", sample_zips["cifar10"], out=tmp_path / "run", epochs=3, aug="none", **TINY)
     assert result.interrupted and result.epochs_run == 1

@@ -52,7 +52,8 @@ def train(
     **overrides,
 ) -> None:
     """Train a model; every recipe setting can be overridden by its flag."""
-    from .. import distributed, trainer
+    from .. import distributed
+    from .. import train as training
 
     if nproc < 1:
         raise typer.BadParameter(f"--nproc {nproc}: give 1 or more processes")
@@ -74,11 +75,11 @@ def train(
             if given:
                 raise KitError(f"--resume continues {resume} with the settings in its config.json, so {', '.join(given)} "
                                f"would be ignored: drop {'it' if len(given) == 1 else 'them'} (or start a new run with another --out)")
-            result = trainer.resume(resume, data_dir, competition)
+            result = training.resume(resume, data_dir, competition)
         else:
             if not competition:
                 raise typer.BadParameter("give a COMPETITION (or --resume RUN_DIR)")
-            result = trainer.train(competition, data_dir, recipe, out, **overrides)
+            result = training.train(competition, data_dir, recipe, out, **overrides)
     finally:
         distributed.shutdown()
     if not is_main:

@@ -1,0 +1,98 @@
+"""The library's entry points: `train` makes a run folder and fits into it, `resume` continues one."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import distributed
+from ..competition import Competition
+from ..errors import KitError
+from ..recipe import Recipe
+from ..resolve import explicit_settings, resolve_recipe
+from ..run import HISTORY, RunDir
+from ..runs import DEFAULT_RUNS_DIR
+from .loop import TrainResult, fit
+from .setup import check_normalization
+
+
+def train(
+    competition: str | Competition,
+    data_dir: Path | str | None = None,
+    recipe: str | Recipe | None = None,
+    out: Path | str | None = None,
+    runs_root: Path | str = DEFAULT_RUNS_DIR,
+    **overrides: Any,
+) -> TrainResult:
+    """`train("dog_breed", arch="resnet34")`: resolve, read the data, train, and return the result."""
+    from ..competition import resolve
+    from ..layout import open_layout
+    from ..run import new_run_path
+
+    comp = resolve(competition) if isinstance(competition, str) else competition
+    base = recipe if isinstance(recipe, Recipe) else comp.recipe(recipe)
+    requested = base.replace(**{k: v for k, v in overrides.items() if v is not None}).validate()
+    comp.augmentation(requested.aug)  # unknown augmentation names fail before any data is read
+    check_normalization(comp, requested)
+    from .. import models
+
+    models.resolve_arch(requested.arch)  # unknown names fail before any data is read
+    layout = open_layout(comp, data_dir)
+    n_train = round(len(layout.train.ids) * (1 if requested.full_train else 1 - requested.val_fraction))
+    n_train //= distributed.world_size()  # the batch is per process: each rank steps through its own share
+    resolution = resolve_recipe(comp, requested, explicit_settings(comp, base, overrides), n_train)
+    resolved = resolution.recipe
+    path = Path(out) if out else new_run_path(Path(runs_root), comp.name, resolved.arch, resolved.name)
+    if out and (path / "config.json").exists():
+        raise KitError(f"{path} already holds a run; resume it with `kaggle-kit train --resume {path}` "
+                       f"or choose another --out")
+    if distributed.is_distributed():
+        path = Path(distributed.broadcast_object(str(path)))
+    run, created = RunDir(path), not path.exists()
+
+    def remove_if_nothing_to_resume() -> None:
+        # failed or stopped before finishing an epoch (bad weights, out of memory, Ctrl-C): no half-made folder is
+        # left for `runs` to list or for the next `--out` to trip over. history.csv, written after every epoch,
+        # says whether one finished (a head-only run's last.pt may not be due yet)
+        if created and distributed.is_main() and not run.file(HISTORY).is_file():
+            shutil.rmtree(path, ignore_errors=True)
+
+    try:
+        result = fit(comp, layout, resolved, run, resolution=resolution)
+    except BaseException:
+        remove_if_nothing_to_resume()
+        raise
+    if result.interrupted:
+        remove_if_nothing_to_resume()
+    return result
+
+
+def resume(run_dir: Path | str, data_dir: Path | str | None = None, competition: str | None = None) -> TrainResult:
+    """Continue a run from its last checkpoint with exactly the settings it was started with. `competition`, when
+    given, must be the run's own (a command line naming one is checked, not obeyed)."""
+    from ..competition import resolve
+    from ..layout import open_layout
+
+    run = RunDir(run_dir)
+    config = run.config()
+    comp = resolve(config["competition"])
+    named = resolve(competition) if competition is not None else comp
+    if named.name != comp.name:
+        raise KitError(f"{run.path} is a {comp.name} run, not {named.name}: resume it with "
+                       f"`kaggle-kit train --resume {run.path}`")
+    recipe = Recipe.from_dict(config["recipe"])
+    layout = open_layout(comp, data_dir or config["data_dir"])
+    if layout.fingerprint() != config["fingerprint"]:
+        raise KitError(
+            f"the data in {layout.root} differs from the data {run.path} was trained on "
+            f"(fingerprint {layout.fingerprint()} vs {config['fingerprint']}); pass the original --data-dir"
+        )
+    history = run.history()
+    if len(history) >= recipe.epochs and run.has_checkpoint("last"):
+        raise KitError(f"{run.path} already finished all {recipe.epochs} epochs; nothing to resume")
+    if len(history) and not run.has_checkpoint("last"):
+        print(f"warning: {run.path} has no last.pt (the run was killed before its first checkpoint): training starts "
+              f"again from epoch 1 and replaces the {len(history)} epoch(s) in history.csv", file=sys.stderr)
+    return fit(comp, layout, recipe, run, resume=True)

@@ -1,0 +1,150 @@
+"""One epoch: train it, evaluate a model, validate with the competition's metric."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import distributed
+from ..batches import Batches, Data
+from ..competition import Competition
+from ..data import epoch_seed, seed_everything
+from ..device import to_device
+from ..errors import KitError
+from ..recipe import Recipe
+from ..run import display_epoch
+
+# Divergence is checked on the device and read back every this many steps: reading the loss every step would make
+# the host wait for the GPU each step and stall the launch queue.
+DIVERGENCE_CHECK_STEPS = 25
+
+
+@dataclass
+class EpochOutcome:
+    """What hooks see after an epoch: its history row and whether it is the best so far."""
+
+    row: dict[str, Any]
+    improved: bool
+    head_only: bool  # stepped the classifier on cached features (milliseconds an epoch)
+    predictions: tuple[list[str], np.ndarray, np.ndarray] | None = None  # (ids, labels, logits) when improved
+
+
+def run_epoch(setup, state, bar) -> EpochOutcome:
+    """Train `state` for epoch `state.epoch`, validate it and record the row in its history."""
+    recipe, epoch = setup.recipe, state.epoch
+    # head-only epochs: the batches are cached features, so the models stepped and evaluated are the classifiers;
+    # they share their parameters with `state.model`, which checkpoints save whole
+    head_only = setup.head_only
+    step_model = state.model.get_classifier() if head_only else state.train_model
+    val_model = state.eval_model.get_classifier() if head_only else state.eval_model
+    row = train_one_epoch(step_model, state.model, state.ema, setup.batches.train(epoch), state.optimizer,
+                          state.scheduler, state.scaler, setup.device, setup.dtype, setup.channels_last, recipe, epoch,
+                          bar)
+    result = None
+    if len(setup.data.val_idx):
+        distributed.broadcast_buffers(val_model)  # one model: rank 0's, the one its checkpoint saves
+        result = validate(val_model, setup.batches, setup.data, setup.comp, setup.device, setup.dtype,
+                          setup.channels_last)
+        row.update({k: result[k] for k in ("val_loss", "val_accuracy", "val_metric")})
+    else:
+        row.update(val_loss=float("nan"), val_accuracy=float("nan"), val_metric=float("nan"))
+    # without validation images every epoch counts as the best: the last one is the model to use
+    improved = setup.comp.metric.better(row["val_metric"], state.best_metric) or (result is None)
+    state.record(row, improved)
+    predictions = None
+    if improved and result is not None:
+        indices = result["indices"]
+        predictions = ([setup.data.ids[i] for i in indices], setup.data.labels[indices], result["logits"])
+    return EpochOutcome(row, improved, head_only, predictions)
+
+
+def train_one_epoch(train_model, model, ema, batches, optimizer, scheduler, scaler, device, dtype, channels_last,
+                    recipe: Recipe, epoch: int, bar) -> dict[str, Any]:
+    # a pure function of (seed, epoch): dropout and worker-free augmentation replay exactly on resume
+    # plus the rank: each rank's dropout and GPU-side augmentation draw differ (rank 0 draws as a single process)
+    seed_everything(epoch_seed(recipe.seed, epoch, salt=1) + distributed.rank())
+    train_model.train()  # frozen backbone BatchNorm layers stay in eval mode (models.set_backbone_frozen)
+    lr = optimizer.param_groups[0]["lr"]
+    total_loss = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    finite = torch.ones((), device=device, dtype=torch.bool)
+    seen = 0
+    start = time.perf_counter()
+    for step, (x, y) in enumerate(batches):
+        x, y = to_device(x, y, device, channels_last)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            logits = train_model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+        finite &= torch.isfinite(loss.detach())
+        if step % DIVERGENCE_CHECK_STEPS == 0 and not bool(finite):
+            _diverged(epoch, recipe)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if recipe.grad_clip:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        if ema is not None:
+            ema.update(model)
+        total_loss += loss.detach().double() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
+        bar.advance(1, postfix=f"epoch {epoch + 1}/{recipe.epochs}")
+    if not bool(finite):
+        _diverged(epoch, recipe)
+    stats = distributed.sum_tensor(torch.stack([total_loss, correct.double(),
+                                                torch.tensor(float(seen), device=device, dtype=torch.float64)]))
+    total_loss, correct_all, seen_all = stats.tolist()  # waits for the device: the epoch's time includes its queue
+    seconds = time.perf_counter() - start
+    return {
+        "epoch": epoch,
+        "lr": lr,
+        "train_loss": total_loss / max(seen_all, 1),
+        "train_accuracy": correct_all / max(seen_all, 1),
+        "seconds": seconds,
+        "images_per_s": seen_all / max(seconds, 1e-9),
+    }
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, batches, device, dtype, channels_last: bool) -> np.ndarray:
+    """Logits (float32, n x classes) for every batch, in order."""
+    model.eval()
+    out = []
+    for x, _ in batches:
+        x, _ = to_device(x, torch.zeros(0), device, channels_last)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            out.append(model(x).float())  # kept on the device: one copy to the host at the end, not a sync per batch
+    return torch.cat(out).cpu().numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def validate(model, batches: Batches, data: Data, comp: Competition, device, dtype, channels_last) -> dict[str, Any]:
+    """Competition metric, loss and accuracy on the validation split; each image counted once."""
+    share = distributed.shard(data.val_idx)  # ranks take disjoint slices, no padding rows
+    logits = evaluate(model, batches.validation(share), device, dtype, channels_last)
+    indices, logits = distributed.gather_rows(share, logits)
+    labels = data.labels[indices]
+    if len(indices) == 0:
+        nan = float("nan")
+        return {"val_loss": nan, "val_accuracy": nan, "val_metric": nan, "indices": indices, "logits": logits}
+    probs = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+    loss = float(F.cross_entropy(torch.from_numpy(logits).double(), torch.from_numpy(labels)).item())
+    return {
+        "val_loss": loss,
+        "val_accuracy": float((logits.argmax(1) == labels).mean()),
+        "val_metric": comp.metric(labels, probs),
+        "indices": indices,
+        "logits": logits,
+    }
+
+
+def _diverged(epoch: int, recipe: Recipe) -> None:
+    raise KitError(f"training diverged at epoch {display_epoch(epoch)} (the loss is not finite); "
+                   f"lower --lr (now {recipe.lr})")
