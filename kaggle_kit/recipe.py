@@ -67,6 +67,7 @@ class Recipe:
     workers: int | None = None  # None = auto
     # optimisation
     epochs: int = 10
+    early_stop_patience: int | None = None  # epochs without a better validation metric before stopping; None = off
     batch_size: int = 128
     lr_scaling: str = "linear"  # how lr follows a batch shrunk for small data: linear | sqrt | keep
     optimizer: str = "sgd"  # sgd | adamw
@@ -133,6 +134,8 @@ class Recipe:
             (0 <= self.seed < 2**32, "seed", f"{self.seed}", "give a seed in [0, 2^32)"),
             (self.unfreeze_after is None or self.unfreeze_after >= 0, "unfreeze_after", f"{self.unfreeze_after}",
              "give 0 or more epochs, or none"),
+            (self.early_stop_patience is None or self.early_stop_patience >= 1, "early_stop_patience",
+             f"{self.early_stop_patience}", "give 1 or more epochs, or none to train every epoch"),
         ]
         for ok, name, value, fix in checks:
             if not ok:
@@ -236,6 +239,7 @@ FIELD_HELP = {
     "gpu_data": "keep the decoded images on the GPU and augment there (default: when they take under a quarter of free GPU memory)",
     "workers": "DataLoader worker processes (default: by device and core count)",
     "epochs": "number of epochs",
+    "early_stop_patience": "stop after this many epochs without a better validation metric (default: none, off)",
     "batch_size": "images per batch (per process with --nproc)",
     "lr_scaling": "how --lr follows a batch shrunk for a small dataset: linear, sqrt or keep",
     "optimizer": "sgd or adamw",

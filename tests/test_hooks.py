@@ -1,4 +1,5 @@
-"""Hooks of the training loop driven alone: a tiny state, made-up epochs, a fake clock, no training."""
+"""Hooks of the training loop driven alone (a tiny state, made-up epochs, a fake clock, no training), and early
+stopping end to end through the `train` command."""
 
 import pytest
 import torch
@@ -6,6 +7,7 @@ import torch
 from kaggle_kit.run import RunDir
 from kaggle_kit.train.epoch import EpochOutcome
 from kaggle_kit.train.hooks.checkpoints import CHECKPOINT_EVERY_S, Checkpoints
+from kaggle_kit.train.hooks.early_stopping import EarlyStopping
 from kaggle_kit.train.hooks.interrupts import HeldInterrupt, Interrupts
 from kaggle_kit.train.state import TrainState
 
@@ -86,6 +88,29 @@ def test_a_stop_at_an_epoch_end_saves_that_epoch_and_the_held_best(tmp_path):
     assert run.load_checkpoint("last")["epoch"] == 1 and run.load_checkpoint("best")["epoch"] == 0
 
 
+def test_a_hook_stopping_the_fit_makes_the_checkpoint_due(tmp_path):
+    run, state = RunDir(tmp_path), tiny_state()
+    hooks = [EarlyStopping(patience=2), Checkpoints(run, 10, clock=FakeClock())]
+    for hook in hooks:
+        hook.before_fit(state)
+    run_epochs(state, hooks, [0.5, 0.6, 0.4])
+    assert state.stop is None
+    run_epochs(state, hooks, [0.55])
+    assert state.stop == "early stop at epoch 4: no better val metric for 2 epochs; best epoch 2"
+    assert run.load_checkpoint("last")["epoch"] == 3 and run.load_checkpoint("best")["epoch"] == 1
+
+
+def test_early_stopping_off_or_resumed_after_its_stop():
+    state = tiny_state()
+    off = EarlyStopping(patience=None)
+    run_epochs(state, [off], [0.5] + [0.1] * 6)
+    assert state.stop is None
+    resumed = tiny_state()
+    resumed.history, resumed.best_epoch, resumed.best_metric = state.history, 0, 0.5
+    EarlyStopping(patience=3).before_fit(resumed)
+    assert resumed.stop is not None and "best epoch 1" in resumed.stop
+
+
 def test_held_signals_are_raised_at_the_epoch_end_and_handlers_restored():
     import os
     import signal
@@ -97,3 +122,36 @@ def test_held_signals_are_raised_at_the_epoch_end_and_handlers_restored():
     with pytest.raises(HeldInterrupt):
         hook.after_epoch(state, finish_epoch(state, 0.1))
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_early_stopping_through_the_cli_finishes_the_run_and_its_resume_trains_no_more(sample_zips, tmp_path):
+    import re
+
+    import pandas as pd
+    from conftest import assert_one_line_error, run_cli
+
+    out = tmp_path / "run"
+    # a frozen backbone (its BatchNorm statistics too) and an lr this small leave every prediction, so the accuracy,
+    # as the first epoch made it: no later epoch is better
+    args = ["--arch", "test_resnet", "--img-size", "32", "--batch-size", "32", "--workers", "0", "--device", "cpu",
+            "--aug", "none", "--lr", "1e-7", "--schedule", "constant", "--epochs", "6", "--freeze"]
+    stopped = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, *args,
+                      "--early-stop-patience", "2")
+    assert stopped.returncode == 0, stopped.stderr
+    note = re.search(r"note: early stop at epoch (\d+): no better val metric for 2 epochs; best epoch (\d+)",
+                     stopped.stderr)
+    assert note, stopped.stderr
+    ran, best = int(note.group(1)), int(note.group(2))
+    assert ran == best + 2 and ran < 6 and f"trained {ran} epochs" in stopped.stdout
+    assert len(pd.read_csv(out / "history.csv")) == ran
+    assert RunDir(out).load_checkpoint("last")["epoch"] == ran - 1  # the stop is checkpointed: the run is finished
+
+    resumed = run_cli("train", "--resume", out)
+    assert resumed.returncode == 0, resumed.stderr
+    assert note.group(0) in resumed.stderr and f"trained {ran} epochs" in resumed.stdout
+    assert len(pd.read_csv(out / "history.csv")) == ran
+
+    refused = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "bad", *args,
+                      "--early-stop-patience", "0")
+    assert_one_line_error(refused, "invalid setting early_stop_patience=0", "give 1 or more epochs")
+    assert "--early-stop-patience" in run_cli("train", "--help").stdout

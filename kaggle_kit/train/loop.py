@@ -27,6 +27,7 @@ from ..run import RunDir
 from .epoch import run_epoch
 from .hooks.callback import OnEpoch
 from .hooks.checkpoints import Checkpoints
+from .hooks.early_stopping import EarlyStopping
 from .hooks.history import History
 from .hooks.interrupts import HeldInterrupt, Interrupts
 from .hooks.out_of_memory import OutOfMemory
@@ -55,6 +56,7 @@ def fit(comp: Competition, layout: Layout, recipe: Recipe, run: RunDir, resume: 
     setup, state = prepare(comp, layout, recipe, run, resume, resolution)
     hooks = [  # the order they run in at every point; a hook that sets state.stop comes before the writers
         Unfreeze(recipe, setup.device),
+        EarlyStopping(recipe.early_stop_patience),
         Checkpoints(run, recipe.epochs),
         History(run, comp, recipe.epochs),
         OnEpoch(on_epoch),
