@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import time
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from .. import progress
 from ..competition import Competition
 from ..errors import KitError
 from ..ledger import COMPLETE, ERROR, PENDING, UPLOAD_FAILED, Ledger, LedgerRecord
-from ..runs import RunInfo, describe_run
+from ..runs import RunInfo, describe_run, file_sha256
 from .client import _api, _kaggle_call, _upload_timeout, http_timeout
 from .credentials import _error
 
@@ -25,14 +24,6 @@ MESSAGE_LIMIT = 250  # Kaggle truncates long submission descriptions
 
 
 # =========================================================================== submit
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_message(file: Path, run: RunInfo, sha256: str) -> str:
@@ -151,8 +142,10 @@ def submit(
         comp, run = describe_run(file, competition, run_dir)
     except KitError as error:  # the run folder's messages get the same redaction as every other here
         raise _error(str(error), error.exit_code) from None
-    data_dir = data_dir or run.config.get("data_dir") or None
-    problems = submissions.validate(file, comp, _sample_path(comp, data_dir))
+    # the sample predict checked the file against, else the data folder given, recorded or trained on
+    sample = run.sample if data_dir is None and run.sample and run.sample.is_file() else None
+    data_dir = data_dir or run.data_dir or run.config.get("data_dir") or None
+    problems = submissions.validate(file, comp, sample or _sample_path(comp, data_dir))
     if problems:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         raise _error(

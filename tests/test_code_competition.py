@@ -1,0 +1,96 @@
+"""From a trained run to Kaggle by the real entry points: `submit` of a file written anywhere, `package`,
+its offline rehearsal, `push` through the fake Kaggle's datasets, notebooks and code-competition submit,
+`leaderboard` and the daily limit. The client is the installed `kaggle`, against tests/kaggle_server.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from kaggle_kit.competition import resolve
+from kaggle_kit.ledger import Ledger
+from kaggle_kit.sample import write_sample
+from kaggle_kit.trainer import train
+from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
+
+REPO = Path(__file__).resolve().parents[1]
+CIFAR = resolve("cifar10")
+PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny CIFAR-10 run trained on a generated download kept outside any working folder."""
+    root = tmp_path_factory.mktemp("code-comp")
+    bundle = root / "bundle"
+    write_sample(CIFAR, bundle, n_train=120, n_test=24)
+    data = root / "cifar-data"
+    write_sample(CIFAR, data, n_train=120, n_test=24)
+    run = root / "runs" / "tiny"
+    train("cifar10", data, out=run, img_size=32, epochs=1, batch_size=64, arch="test_resnet", workers=0, device="cpu")
+    return types.SimpleNamespace(root=root, bundle=bundle, data=data, run=run)
+
+
+@pytest.fixture
+def work(tmp_path) -> Path:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    return folder
+
+
+def kit_env(tmp_path: Path, endpoint: str = "http://127.0.0.1:9", **changes) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE") and k.lower() not in PROXY_VARIABLES}
+    env.update(
+        HOME=str(tmp_path / "home"), KAGGLE_CONFIG_DIR=str(tmp_path / "kaggle-config"),
+        KAGGLE_USERNAME=DEFAULT_USERNAME, KAGGLE_KEY=DEFAULT_KEY, KAGGLE_KIT_API_ENDPOINT=endpoint,
+        KAGGLE_KIT_HTTP_TIMEOUT="10", NO_PROXY="127.0.0.1,localhost", PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO),
+    )
+    env.update({k: v for k, v in changes.items() if v is not None})
+    return env
+
+
+def kit(args: list, cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kaggle_kit", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert DEFAULT_KEY not in proc.stdout + proc.stderr
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- submit finds the run by hash
+
+
+def test_submit_finds_the_run_and_data_of_a_file_predict_wrote_anywhere(trained, work, tmp_path):
+    """As a new user: predict --out sub.csv, then submit sub.csv -c cifar10 (no data/cifar-10 here)."""
+    env = kit_env(tmp_path)
+    predicted = kit(["predict", trained.run, "--out", "sub.csv", "--device", "cpu"], work, env)
+    assert predicted.returncode == 0, predicted.stderr
+    with KaggleServer(CIFAR, trained.bundle, score_delay=0.2) as server:
+        sent = kit(["submit", "sub.csv", "-c", "cifar10"], work, kit_env(tmp_path, server.url))
+    assert sent.returncode == 0, sent.stderr
+    assert "public score" in sent.stdout and "(run tiny)" in sent.stdout
+    (record,) = Ledger(work / "submissions" / "ledger.jsonl").records()
+    assert record.run == "tiny" and Path(record.run_dir) == trained.run and record.local_score is not None
+
+
+def test_a_changed_file_is_not_taken_for_the_run_that_wrote_the_original(trained, work, tmp_path):
+    env = kit_env(tmp_path)
+    assert kit(["predict", trained.run, "--out", "sub.csv", "--device", "cpu"], work, env).returncode == 0
+    lines = (work / "sub.csv").read_text().splitlines()
+    (work / "sub.csv").write_text("\n".join(lines[:1] + lines[2:] + lines[1:2]) + "\n")  # same rows, other bytes
+    refused = kit(["submit", "sub.csv", "-c", "cifar10"], work, env)
+    assert_one_line_error(refused, "sampleSubmission.csv")
