@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -94,3 +95,37 @@ def test_a_changed_file_is_not_taken_for_the_run_that_wrote_the_original(trained
     (work / "sub.csv").write_text("\n".join(lines[:1] + lines[2:] + lines[1:2]) + "\n")  # same rows, other bytes
     refused = kit(["submit", "sub.csv", "-c", "cifar10"], work, env)
     assert_one_line_error(refused, "sampleSubmission.csv")
+
+
+# --------------------------------------------------------------------------- package and its rehearsal
+
+
+def package_run(trained, work, tmp_path, *extra, out: str = "pkg") -> subprocess.CompletedProcess:
+    return kit(["package", trained.run, "--owner", DEFAULT_USERNAME, "--no-deps-wheels", "--out", out, *extra],
+               work, kit_env(tmp_path))
+
+
+def test_package_rehearses_offline_and_matches_predict(trained, work, tmp_path):
+    from safetensors.torch import load_file
+
+    made = package_run(trained, work, tmp_path, "--rehearse")
+    assert made.returncode == 0, made.stderr
+    assert "rehearsal passed" in made.stdout and "24 rows" in made.stdout
+    kernel = json.loads((work / "pkg" / "notebook" / "kernel-metadata.json").read_text())
+    assert kernel["enable_internet"] is False and kernel["enable_gpu"] is False  # the recipe says cpu
+    assert kernel["competition_sources"] == ["cifar-10"] and kernel["dataset_sources"] == [f"{DEFAULT_USERNAME}/kk-cifar10-tiny-data"]
+    dataset = work / "pkg" / "dataset"
+    assert sorted(p.suffix for p in dataset.iterdir()) == [".json", ".json", ".json", ".safetensors", ".whl"]
+    assert load_file(str(dataset / "weights.safetensors"))  # plain tensors, no pickle
+    log = (work / "pkg" / "rehearsal" / "notebook.log").read_text()
+    assert "kaggle_kit from /" in log and "/packages/kaggle_kit" in log  # the packaged wheel, not the source tree
+    assert [p.name for p in (work / "pkg" / "rehearsal" / "working").iterdir()] == ["submission.csv"]
+
+
+def test_a_failing_rehearsal_names_the_step(trained, work, tmp_path):
+    broken = tmp_path / "broken-data"
+    shutil.copytree(trained.data, broken, ignore=shutil.ignore_patterns(".kaggle-kit"))
+    (broken / "cifar-10.zip").unlink()
+    (broken / "test.7z").write_bytes(b"not a 7z archive")
+    failed = package_run(trained, work, tmp_path, "--rehearse", "--data-dir", broken)
+    assert_one_line_error(failed, "the rehearsal failed", "at step 'predict'")
