@@ -145,6 +145,12 @@ class LedgerRecord:
     private_score: float | None = None
     error: str | None = None
     updated: str | None = None
+    # a code competition's submission is a notebook version reading a dataset version (`kaggle-kit push`)
+    notebook: str | None = None  # owner/slug
+    notebook_version: int | None = None
+    dataset: str | None = None  # owner/slug
+    dataset_version: int | None = None
+    files: dict | None = None  # the dataset's file name -> sha256
 
     @property
     def final(self) -> bool:

@@ -129,3 +129,38 @@ def test_a_failing_rehearsal_names_the_step(trained, work, tmp_path):
     (broken / "test.7z").write_bytes(b"not a 7z archive")
     failed = package_run(trained, work, tmp_path, "--rehearse", "--data-dir", broken)
     assert_one_line_error(failed, "the rehearsal failed", "at step 'predict'")
+
+
+# --------------------------------------------------------------------------- push through the fake Kaggle
+
+
+@pytest.fixture
+def packaged(trained, work, tmp_path) -> Path:
+    made = package_run(trained, work, tmp_path)
+    assert made.returncode == 0, made.stderr
+    return work / "pkg"
+
+
+def test_push_takes_a_run_through_dataset_notebook_and_a_scored_code_submission(trained, packaged, work, tmp_path):
+    with KaggleServer(CIFAR, trained.bundle, score_delay=0.2, code_competition=True, dataset_delay=0.5) as server:
+        pushed = kit(["push", packaged], work, kit_env(tmp_path, server.url, KAGGLE_KIT_PROGRESS="1"))
+        assert pushed.returncode == 0, pushed.stderr
+        again = kit(["push", packaged], work, kit_env(tmp_path, server.url, KAGGLE_KIT_PROGRESS="1"))
+        assert again.returncode == 0, again.stderr
+        expected = server.expected_scores(packaged / "output" / "v2" / "submission.csv")[0]
+    assert "dataset kk-test-user/kk-cifar10-tiny-data version 1: ready" in pushed.stdout
+    assert "notebook kk-test-user/kk-cifar10-tiny version 1: complete" in pushed.stdout
+    assert "waiting for Kaggle to process it" in pushed.stderr  # the dataset was not ready at once
+    assert "version 2" in again.stdout and "left (last run" in again.stderr  # an ETA from the first push
+    first, second = Ledger(work / "submissions" / "ledger.jsonl").records()
+    assert (second.notebook, second.notebook_version, second.dataset_version) == ("kk-test-user/kk-cifar10-tiny", 2, 2)
+    assert second.status == "COMPLETE" and second.public_score == pytest.approx(expected)
+    assert set(second.files) == {p.name for p in (packaged / "dataset").iterdir() if p.name != "dataset-metadata.json"}
+    assert f"public score {expected:.5f}" in again.stdout and first.kaggle_ref != second.kaggle_ref
+
+
+def test_push_to_a_csv_competition_says_to_submit_the_file(trained, packaged, work, tmp_path):
+    with KaggleServer(CIFAR, trained.bundle, code_competition=False) as server:
+        refused = kit(["push", packaged], work, kit_env(tmp_path, server.url))
+        assert not server.calls["StartBlobUpload"]  # nothing uploaded
+    assert_one_line_error(refused, "cifar-10 takes a CSV", "kaggle-kit submit FILE")

@@ -43,5 +43,25 @@ def _one_run(paths: List[Path]) -> Path:
     return found[0]
 
 
+def push_command(
+    folder: Path = typer.Argument(..., metavar="DIR", help="A folder written by `kaggle-kit package`."),
+    message: Optional[str] = typer.Option(None, "--message", "-m", help="Dataset version notes and submission description."),
+    timeout: float = typer.Option(9 * 3600.0, "--timeout", help="Seconds to follow the notebook's run."),
+    score_timeout: float = typer.Option(1800.0, "--score-timeout", help="Seconds to wait for the score."),
+) -> None:
+    """Upload the dataset, push and follow the notebook, fetch its output, submit it and wait for the score."""
+    from ..kaggle_api.push import push
+
+    done = push(folder, message, notebook_timeout=timeout, score_timeout=score_timeout)
+    metric = done.competition.metric
+    print(f"dataset {done.dataset} version {done.dataset_version}: ready")
+    print(f"notebook {done.notebook} version {done.notebook_version}: complete in {done.seconds:.0f} s, "
+          f"output in {done.output}")
+    print(f"submitted notebook version {done.notebook_version} to {done.competition.slug} as submission {done.ref}")
+    score = "not published" if done.public_score is None else f"{done.public_score:.5f}"
+    print(f"  public score {score} ({metric.label} - {metric.direction})")
+
+
 def register(app: typer.Typer) -> None:
     app.command("package")(package_command)
+    app.command("push")(push_command)
