@@ -164,3 +164,42 @@ def test_push_to_a_csv_competition_says_to_submit_the_file(trained, packaged, wo
         refused = kit(["push", packaged], work, kit_env(tmp_path, server.url))
         assert not server.calls["StartBlobUpload"]  # nothing uploaded
     assert_one_line_error(refused, "cifar-10 takes a CSV", "kaggle-kit submit FILE")
+
+
+def test_push_refusals_are_one_line_and_upload_nothing(trained, packaged, work, tmp_path):
+    kernel_meta = packaged / "notebook" / "kernel-metadata.json"
+    kernel = json.loads(kernel_meta.read_text())
+    with KaggleServer(CIFAR, trained.bundle, code_competition=True) as server:
+        too_big = kit(["push", packaged], work, kit_env(tmp_path, server.url, KAGGLE_KIT_DATASET_LIMIT_BYTES="1000"))
+        assert_one_line_error(too_big, "over Kaggle's dataset limit", "--no-deps-wheels")
+        kernel_meta.write_text(json.dumps({**kernel, "competition_sources": ["dog-breed-identification"]}))
+        other = kit(["push", packaged], work, kit_env(tmp_path, server.url))
+        assert_one_line_error(other, "reads dog-breed-identification but the run is of cifar-10", "package the run again")
+        kernel_meta.write_text(json.dumps(kernel))
+        server.take_slug(f"{DEFAULT_USERNAME}/kk-cifar10-tiny-data")
+        taken = kit(["push", packaged], work, kit_env(tmp_path, server.url))
+        assert_one_line_error(taken, "dataset kk-test-user/kk-cifar10-tiny-data is not yours", "--owner")
+        assert not server.calls["StartBlobUpload"] and not server.calls["SaveKernel"]
+
+
+def test_a_notebook_slug_of_another_user_is_refused(trained, packaged, work, tmp_path):
+    with KaggleServer(CIFAR, trained.bundle, code_competition=True, dataset_delay=0) as server:
+        server.take_slug(f"{DEFAULT_USERNAME}/kk-cifar10-tiny")
+        taken = kit(["push", packaged], work, kit_env(tmp_path, server.url))
+    assert_one_line_error(taken, "notebook kk-test-user/kk-cifar10-tiny is not yours")
+
+
+def test_a_notebook_failing_on_kaggle_shows_its_last_log_lines(trained, packaged, work, tmp_path):
+    (packaged / "dataset" / "weights.safetensors").write_bytes(b"damaged")
+    with KaggleServer(CIFAR, trained.bundle, code_competition=True, dataset_delay=0) as server:
+        failed = kit(["push", packaged], work, kit_env(tmp_path, server.url))
+        assert not server.submissions
+    assert_one_line_error(failed, "failed on Kaggle", "kaggle-kit notebook failed at step 'weights'", "--rehearse")
+    assert (packaged / "output" / "v1" / "kk-cifar10-tiny.log").is_file()
+    assert not (work / "submissions" / "ledger.jsonl").exists()
+
+
+def test_a_notebook_over_kaggles_time_limit_says_it_timed_out(trained, packaged, work, tmp_path):
+    with KaggleServer(CIFAR, trained.bundle, code_competition=True, dataset_delay=0, kernel_timeout=0.5) as server:
+        slow = kit(["push", packaged], work, kit_env(tmp_path, server.url))
+    assert_one_line_error(slow, "timed out on Kaggle", "enable_gpu")
