@@ -120,6 +120,7 @@ class Submission:
     private_score: str = ""
     error: str = ""
     forced_error: str | None = None
+    past: bool = False  # made before the test (add_past_submissions): not counted against today's limit
 
     def as_json(self) -> dict:
         body = {
@@ -180,6 +181,7 @@ class _State:
     code_competition: bool = False
     dataset_delay: float = 0.3
     kernel_timeout: float = 600.0
+    daily_limit: int = DAILY_LIMIT
     datasets: dict[str, Dataset] = field(default_factory=dict)  # "owner/slug" -> the dataset
     kernels: dict[str, list[KernelVersion]] = field(default_factory=dict)  # "owner/slug" -> its versions
     taken_slugs: set = field(default_factory=set)  # "owner/slug" of other users' datasets and notebooks
@@ -203,6 +205,7 @@ class KaggleServer:
         code_competition: bool = False,
         dataset_delay: float = 0.3,
         kernel_timeout: float = 600.0,
+        daily_limit: int = DAILY_LIMIT,
     ):
         comp = competition if isinstance(competition, Competition) else resolve(competition)
         bundle_dir = Path(bundle_dir)
@@ -223,6 +226,7 @@ class KaggleServer:
             code_competition=code_competition,
             dataset_delay=dataset_delay,
             kernel_timeout=kernel_timeout,
+            daily_limit=daily_limit,
         )
         self._prepare_scoring(answers)
         self._httpd = ThreadingHTTPServer((host, port), _Handler)
@@ -281,7 +285,7 @@ class KaggleServer:
                 self._state.submissions.append(Submission(
                     ref=ref, competition=self._state.comp.slug, file_name=f"old-{ref}.csv", description=f"old {ref}",
                     data=b"id,label\n", date=datetime.now(timezone.utc), ready_at=0.0, status="COMPLETE",
-                    public_score="0.50000", private_score="0.50000"))
+                    public_score="0.50000", private_score="0.50000", past=True))
                 made.append(ref)
         return made
 
@@ -627,8 +631,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _api_GetSubmissionLimits(self, request: dict) -> None:
         if not self._competition_known(request):
             return
-        today = len(self.state.submissions)
-        self._json({"numToday": today, "numTotal": today, "numAllowedNow": max(DAILY_LIMIT - today, 0)})
+        today = len([s for s in self.state.submissions if not s.past])
+        limit = self.state.daily_limit
+        self._json({"numToday": today, "numTotal": len(self.state.submissions), "numAllowedNow": max(limit - today, 0)})
 
 
     # ------------------------------------------------------------------ competition listing and leaderboard
@@ -638,7 +643,7 @@ class _Handler(BaseHTTPRequestHandler):
         found = request.get("search", "") in (comp.slug, comp.title, "")
         self._json({"competitions": [{
             "id": 1, "ref": f"https://www.kaggle.com/competitions/{comp.slug}", "title": comp.title,
-            "isKernelsSubmissionsOnly": state.code_competition, "maxDailySubmissions": DAILY_LIMIT,
+            "isKernelsSubmissionsOnly": state.code_competition, "maxDailySubmissions": state.daily_limit,
         }] if found else [], "nextPageToken": ""})
 
     def _api_GetLeaderboard(self, request: dict) -> None:

@@ -203,3 +203,27 @@ def test_a_notebook_over_kaggles_time_limit_says_it_timed_out(trained, packaged,
     with KaggleServer(CIFAR, trained.bundle, code_competition=True, dataset_delay=0, kernel_timeout=0.5) as server:
         slow = kit(["push", packaged], work, kit_env(tmp_path, server.url))
     assert_one_line_error(slow, "timed out on Kaggle", "enable_gpu")
+
+
+# --------------------------------------------------------------------------- leaderboard and the daily limit
+
+
+def test_leaderboard_and_the_daily_limit(trained, work, tmp_path):
+    assert kit(["predict", trained.run, "--out", "sub.csv", "--device", "cpu"], work, kit_env(tmp_path)).returncode == 0
+    with KaggleServer(CIFAR, trained.bundle, score_delay=0.1, daily_limit=2) as server:
+        env = kit_env(tmp_path, server.url)
+        before = kit(["leaderboard", "cifar10", "--top", "2"], work, env)
+        first = kit(["submit", "sub.csv"], work, env)
+        second = kit(["submit", "sub.csv"], work, env)
+        refused = kit(["submit", "sub.csv"], work, env)
+        after = kit(["leaderboard", "cifar10"], work, env)
+        score = server.expected_scores(work / "sub.csv")[0]
+    assert before.returncode == 0, before.stderr
+    assert "kk-rival-a" in before.stdout and "kk-rival-c" not in before.stdout  # --top 2
+    assert "not on the leaderboard yet" in before.stdout and "submissions left today: 2" in before.stdout
+    assert "1 submission left today" in first.stdout and "0 submissions left today" in second.stdout
+    assert_one_line_error(refused, "no submissions left today for cifar-10", "after 00:00 UTC")
+    assert len(Ledger(work / "submissions" / "ledger.jsonl").records()) == 2  # nothing recorded for the refusal
+    rank = 1 + sum(s > score for s in (0.98, 0.71, 0.42))
+    assert f"you: rank {rank} of 4, public score {score:.5f} ({DEFAULT_USERNAME})" in after.stdout
+    assert "submissions left today: 0" in after.stdout

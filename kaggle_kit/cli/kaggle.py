@@ -51,6 +51,8 @@ def submit(
     print(f"  message: {result.message}")
     if result.run.local_score is not None:
         print(f"  local validation {metric.describe(result.run.local_score)} (run {result.run.name})")
+    if result.left_today is not None:
+        print(f"  {result.left_today} submission{'' if result.left_today == 1 else 's'} left today")
     if not wait:
         print(f"  not waiting for the score: see it with `kaggle-kit submissions {result.competition.name}`")
         return
@@ -119,7 +121,29 @@ def doctor(
         fail(f"{len(failed)} check{'s' if len(failed) > 1 else ''} failed ({', '.join(failed)}): apply the fixes above", 1)
 
 
+def leaderboard(
+    competition: str = typer.Argument(..., help=COMPETITION_HELP),
+    top: int = typer.Option(10, "--top", min=1, help="how many of the leading teams to show"),
+    team: Optional[str] = typer.Option(None, "--team", help="your team's name on the leaderboard (default: your user name)"),
+) -> None:
+    """The public leaderboard's top teams, where you stand, and how many submissions Kaggle allows you today."""
+    from ..kaggle_api.leaderboard import leaderboard as read
+
+    board = read(competition, top, team)
+    metric = board.competition.metric
+    print(f"{board.competition.slug} public leaderboard ({metric.label} - {metric.direction}), {board.teams} teams:")
+    for row in board.top:
+        print(f"  {row.rank:>5}  {_number(row.score):>9}  {row.team}")
+    if board.mine is None:
+        print(f"you: {board.team or 'your team'} is not on the leaderboard yet (pass --team if it has another name)")
+    else:
+        print(f"you: rank {board.mine.rank} of {board.teams}, public score {_number(board.mine.score)} ({board.mine.team})")
+    if board.left_today is not None:
+        print(f"submissions left today: {board.left_today}")
+
+
 def register(app: typer.Typer) -> None:
+    app.command()(leaderboard)
     app.command()(download)
     app.command()(submit)
     app.command()(submissions)

@@ -28,7 +28,7 @@ from ..run import atomic_write_text
 from ..runs import file_sha256
 from .client import _api, _kaggle_call, _quiet_stdout
 from .credentials import _error
-from .submit import DEFAULT_WAIT_S, _score, wait_for_score
+from .submit import DEFAULT_WAIT_S, _score, stop_at_daily_limit, wait_for_score
 
 DATASET_LIMIT_ENV = "KAGGLE_KIT_DATASET_LIMIT_BYTES"
 DATASET_LIMIT_BYTES = 100 * 10**9  # Kaggle's per-dataset size limit (100 GB)
@@ -64,6 +64,7 @@ def push(folder: Path | str, message: str | None = None, notebook_timeout: float
     if not _is_code_competition(api, comp):
         raise _error(f"{comp.slug} takes a CSV, not a notebook: predict with `kaggle-kit predict {manifest['run_dir']}` "
                      "and upload with `kaggle-kit submit FILE`")
+    stop_at_daily_limit(api, comp)  # before the notebook's run: its submission would be refused
     dataset_version = _push_dataset(api, folder / "dataset", manifest["dataset"], message or f"run {manifest['run']}")
     version = _push_notebook(api, folder / "notebook", manifest["notebook"])
     ref, output = f"{manifest['notebook']}/{version}", folder / "output" / f"v{version}"

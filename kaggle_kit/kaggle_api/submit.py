@@ -59,6 +59,7 @@ class SubmitResult:
     status: str = PENDING
     public_score: float | None = None
     private_score: float | None = None
+    left_today: int | None = None  # submissions Kaggle still allows today after this one, where it says
 
 
 def _sample_path(comp: Competition, data_dir) -> Path:
@@ -113,6 +114,32 @@ def wait_for_score(api, comp: Competition, ref: int, timeout: float, file_name: 
         delay = min(delay * 2, POLL_MAX_S)
 
 
+def submissions_left(api, comp: Competition) -> int | None:
+    """How many submissions Kaggle still allows today, or None where the API does not say."""
+    import requests
+    from kagglesdk.competitions.types.competition_api_service import ApiGetSubmissionLimitsRequest
+
+    request = ApiGetSubmissionLimitsRequest()
+    request.competition_name = comp.slug
+    try:
+        with api.build_kaggle_client() as client:
+            limits = client.competitions.competition_api_client.get_submission_limits(request)
+    except (requests.exceptions.RequestException, AttributeError, ValueError):
+        return None  # the limit is a courtesy: a failure to read it must not block a submission
+    if not limits.num_allowed_now and not limits.num_today and not limits.limited_by_total:
+        return None  # an answer without numbers (zeros are left out of the JSON): nothing is known
+    return int(limits.num_allowed_now or 0)
+
+
+def stop_at_daily_limit(api, comp: Competition) -> int | None:
+    """Today's submissions left; a KitError, before anything is sent, when none are."""
+    left = submissions_left(api, comp)
+    if left == 0:
+        raise _error(f"no submissions left today for {comp.slug}: Kaggle's daily limit is reached - nothing was sent; "
+                     "submit again after 00:00 UTC")
+    return left
+
+
 def submit(
     file: Path | str,
     competition: Competition | str | None = None,
@@ -156,13 +183,14 @@ def submit(
     sha256 = file_sha256(file)
     message = (message or default_message(file, run, sha256)).strip()
     api = _api()  # credentials first: no ledger record for a submit that never reached Kaggle
+    left = stop_at_daily_limit(api, comp)
     ledger = ledger or Ledger()
     record = ledger.add(
         comp.name, file, sha256,
         run=run.name, run_dir=str(run.run_dir) if run.run_dir else None, recipe=run.recipe,
         metric=comp.metric.name, local_score=run.local_score, message=message,
     )
-    result = SubmitResult(comp, file, sha256, message, record, run)
+    result = SubmitResult(comp, file, sha256, message, record, run, left_today=None if left is None else left - 1)
 
     progress.say(f"uploading {file} to {comp.slug}")
     try:
