@@ -101,6 +101,27 @@ def submissions(
     for row in [COLUMNS, *table]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
     print(f"{comp.metric.label}: {comp.metric.direction}; local = the run's validation score")
+    _print_tracking(rows, comp.metric)
+
+
+def _print_tracking(rows, metric) -> None:
+    """How local validation has tracked the public score, and the two candidates for the final selection."""
+    from ..tracking import Scored, track
+
+    scored = [Scored(r.run, r.local_score, r.public_score) for r in rows if r.run and r.local_score is not None]
+    if not scored:
+        return
+    found = track(scored, metric)
+    if found.rank_correlation is None:
+        print(f"local vs public: {found.pairs} scored submission(s) with a validation score - too few to rank")
+    else:
+        print(f"local vs public: rank correlation {found.rank_correlation:+.2f} over {found.pairs} submissions "
+              f"(+1: validation orders runs as the public leaderboard does)")
+    for item in found.furthest:
+        print(f"  furthest: {item.run}: public {_number(item.public)} vs local {_number(item.local)} "
+              f"({item.public - item.local:+.5f})")
+    names = ", ".join(f"{c.run} (local {_number(c.local)})" for c in found.candidates)
+    print(f"final selection candidates by local validation: {names}")
 
 
 def doctor(
