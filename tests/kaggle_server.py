@@ -874,6 +874,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retry-after", default="60", help="Retry-After seconds sent with a 429 fault")
     parser.add_argument("--delay", action="append", default=[], metavar="METHOD=SECONDS", help="answer METHOD (or *) slowly")
     parser.add_argument("--error-reason", default=None, help="score the first submission as ERROR with this reason")
+    parser.add_argument("--code-competition", action="store_true", help="list the competition as notebook-only")
+    parser.add_argument("--kernel-timeout", type=float, default=600.0, help="seconds a pushed notebook may run")
+    parser.add_argument("--daily-limit", type=int, default=DAILY_LIMIT, help="submissions allowed per day")
     args = parser.parse_args(argv)
 
     comp = resolve(args.competition)
@@ -882,7 +885,9 @@ def main(argv: list[str] | None = None) -> None:
 
         write_sample(comp, args.bundle)
         print(f"generated {args.bundle / comp.archive_name} and answers.csv", flush=True)
-    server = KaggleServer(comp, args.bundle, args.username, args.key, args.token, args.host, args.port, args.score_delay)
+    server = KaggleServer(comp, args.bundle, args.username, args.key, args.token, args.host, args.port, args.score_delay,
+                          code_competition=args.code_competition, kernel_timeout=args.kernel_timeout,
+                          daily_limit=args.daily_limit)
     for method, status in _parse_pairs(args.fault, int, "--fault").items():
         server.fail(method, status, retry_after=args.retry_after if status == 429 else None)
     for method, seconds in _parse_pairs(args.delay, float, "--delay").items():
