@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,10 +45,15 @@ def written_index() -> Path:
 
 def record_written(path: Path, run_dir: Path, competition: str, data_dir: Path | None, sample: Path | None) -> None:
     """Remember which run (and data folder) wrote the file at `path`, keyed by the file's hash."""
-    append_json_line(written_index(), {
+    entry = {
         "sha256": file_sha256(path), "path": _absolute(path), "run_dir": _absolute(run_dir),
         "competition": competition, "data_dir": _absolute(data_dir), "sample": _absolute(sample), "time": now_iso(),
-    })
+    }
+    try:
+        append_json_line(written_index(), entry)
+    except OSError as error:  # the file is written and valid; only `submit FILE` loses the way back to its run
+        print(f"warning: cannot record {path} in {written_index()} ({error.strerror}): submit it with --run "
+              f"{run_dir}", file=sys.stderr)
 
 
 def _absolute(path: Path | None) -> str | None:
