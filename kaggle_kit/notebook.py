@@ -112,10 +112,14 @@ main()
 
 def script(comp: Competition, dataset_slug: str, run: str) -> str:
     values = {
-        "__TITLE__": comp.title.replace('"', "'"), "__RUN_TEXT__": run.replace('"', "'"),
-        "__COMPETITION__": json.dumps(comp.name), "__COMPETITION_SLUG__": json.dumps(comp.slug),
-        "__DATASET_SLUG__": json.dumps(dataset_slug), "__RUN__": json.dumps(run),
-        "__SUBMISSION_NAME__": json.dumps(SUBMISSION_NAME), "__STEP_PREFIX__": json.dumps(STEP_PREFIX),
+        "__TITLE__": comp.title.replace('"', "'"),
+        "__RUN_TEXT__": run.replace('"', "'"),
+        "__COMPETITION__": json.dumps(comp.name),
+        "__COMPETITION_SLUG__": json.dumps(comp.slug),
+        "__DATASET_SLUG__": json.dumps(dataset_slug),
+        "__RUN__": json.dumps(run),
+        "__SUBMISSION_NAME__": json.dumps(SUBMISSION_NAME),
+        "__STEP_PREFIX__": json.dumps(STEP_PREFIX),
         "__FAILURE_PREFIX__": json.dumps(FAILURE_PREFIX),
     }
     text = TEMPLATE

@@ -58,8 +58,9 @@ def slug_for(*parts: str, limit: int = 50) -> str:
     return (slug[:limit].rstrip("-") or "kaggle-kit-run").ljust(6, "0")
 
 
-def package(run_dir: Path | str, out: Path | str | None = None, owner: str | None = None,
-            dependency_wheels: bool = True) -> Package:
+def package(
+    run_dir: Path | str, out: Path | str | None = None, owner: str | None = None, dependency_wheels: bool = True
+) -> Package:
     """Write the dataset and notebook folders for `run_dir` into `out` (default packages/<competition>/<run>)."""
     run = RunDir(run_dir)
     config = _checked_config(run)
@@ -72,8 +73,14 @@ def package(run_dir: Path | str, out: Path | str | None = None, owner: str | Non
     try:
         files = _write_dataset(staging / "dataset", run, config, dataset_id, dependency_wheels)
         _write_notebook(staging / "notebook", comp, config, dataset_id, notebook_id, run.name)
-        manifest = {"competition": comp.name, "run": run.name, "run_dir": str(run.path.resolve()),
-                    "dataset": dataset_id, "notebook": notebook_id, "files": files}
+        manifest = {
+            "competition": comp.name,
+            "run": run.name,
+            "run_dir": str(run.path.resolve()),
+            "dataset": dataset_id,
+            "notebook": notebook_id,
+            "files": files,
+        }
         atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2))
         _replace(folder, staging)  # nothing half-written under OUT: the whole folder appears at once
     finally:
@@ -95,8 +102,10 @@ def read_package(folder: Path | str) -> dict:
         raise KitError(f"{folder / MANIFEST} is missing or unreadable: pass a folder written by `kaggle-kit package`")
     missing = [k for k in ("competition", "run", "dataset", "notebook", "files") if k not in manifest]
     if missing or not (folder / "dataset").is_dir() or not (folder / "notebook" / KERNEL_META).is_file():
-        raise KitError(f"{folder} is not a complete kaggle-kit package ({', '.join(missing) or 'folders missing'}): "
-                       "run `kaggle-kit package RUN --out " + str(folder) + "` again")
+        raise KitError(
+            f"{folder} is not a complete kaggle-kit package ({', '.join(missing) or 'folders missing'}): "
+            "run `kaggle-kit package RUN --out " + str(folder) + "` again"
+        )
     return manifest
 
 
@@ -123,8 +132,10 @@ def _kaggle_username() -> str:
 
     username = credential_source().username
     if not username:
-        raise KitError("the Kaggle user name is unknown (it names the dataset and notebook): pass --owner USER, "
-                       "or set KAGGLE_USERNAME")
+        raise KitError(
+            "the Kaggle user name is unknown (it names the dataset and notebook): pass --owner USER, "
+            "or set KAGGLE_USERNAME"
+        )
     return username
 
 
@@ -165,8 +176,10 @@ def _build_wheel(folder: Path) -> None:
             shutil.copytree(SOURCE / name, tree / name, ignore=ignore)
         for name in ("pyproject.toml", "README.md"):
             shutil.copy2(SOURCE / name, tree / name)
-        _pip(["wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(folder), str(tree)],
-             "building kaggle-kit's wheel")
+        _pip(
+            ["wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(folder), str(tree)],
+            "building kaggle-kit's wheel",
+        )
 
 
 def _download_dependency_wheels(folder: Path) -> None:
@@ -175,30 +188,44 @@ def _download_dependency_wheels(folder: Path) -> None:
         try:
             pins.append(f"{name}=={version(name)}")
         except PackageNotFoundError:
-            raise KitError(f"{name} is not installed here, so its wheel cannot be packaged: pip install {name}, "
-                           "or pass --no-deps-wheels") from None
-    _pip(["download", "--no-deps", "--only-binary=:all:", "-d", str(folder), *pins],
-         f"fetching the wheels of {', '.join(pins)} (needs pip's cache or the package index; or pass --no-deps-wheels)")
+            raise KitError(
+                f"{name} is not installed here, so its wheel cannot be packaged: pip install {name}, "
+                "or pass --no-deps-wheels"
+            ) from None
+    _pip(
+        ["download", "--no-deps", "--only-binary=:all:", "-d", str(folder), *pins],
+        f"fetching the wheels of {', '.join(pins)} (needs pip's cache or the package index; or pass --no-deps-wheels)",
+    )
 
 
 def _pip(args: list[str], what: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args], capture_output=True, text=True
+    )
     if done.returncode != 0:
         said = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         raise KitError(f"pip failed {what}: {said[-1][:200] if said else f'exit code {done.returncode}'}")
 
 
-def _write_notebook(folder: Path, comp: Competition, config: dict, dataset_id: str, notebook_id: str,
-                    run_name: str) -> None:
+def _write_notebook(
+    folder: Path, comp: Competition, config: dict, dataset_id: str, notebook_id: str, run_name: str
+) -> None:
     from .notebook import script
 
     folder.mkdir(parents=True)
     device = str((config.get("recipe") or {}).get("device") or "auto")
     metadata = {
-        "id": notebook_id, "title": notebook_id.split("/")[1], "code_file": SCRIPT, "language": "python",
-        "kernel_type": "script", "is_private": True, "enable_gpu": device != "cpu", "enable_internet": False,
-        "dataset_sources": [dataset_id], "competition_sources": [comp.slug], "kernel_sources": [],
+        "id": notebook_id,
+        "title": notebook_id.split("/")[1],
+        "code_file": SCRIPT,
+        "language": "python",
+        "kernel_type": "script",
+        "is_private": True,
+        "enable_gpu": device != "cpu",
+        "enable_internet": False,
+        "dataset_sources": [dataset_id],
+        "competition_sources": [comp.slug],
+        "kernel_sources": [],
         "model_sources": [],
     }
     atomic_write_text(folder / KERNEL_META, json.dumps(metadata, indent=2))

@@ -68,8 +68,10 @@ def _data_dir(manifest: dict, data_dir) -> Path:
 
     given = data_dir or _read_json(Path(manifest["run_dir"]) / "config.json").get("data_dir")
     if not given or not Path(given).is_dir():
-        raise KitError(f"the run's data folder {given or '(not recorded)'} is not there: pass --data-dir with the "
-                       "competition's download")
+        raise KitError(
+            f"the run's data folder {given or '(not recorded)'} is not there: pass --data-dir with the "
+            "competition's download"
+        )
     return Path(given)
 
 
@@ -94,13 +96,26 @@ def _lay_out_competition(comp, data_dir: Path, target: Path) -> None:
 
 def _run_script(script: Path, inputs: Path, working: Path, timeout: float) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME") and not k.startswith("PIP_")}
-    env.update(KAGGLE_KIT_INPUT_ROOT=str(inputs.resolve()), KAGGLE_KIT_WORKING_DIR=str(working.resolve()), PIP_NO_INDEX="1",
-               PIP_INDEX_URL=CLOSED_INDEX, PYTHONUNBUFFERED="1")
+    env.update(
+        KAGGLE_KIT_INPUT_ROOT=str(inputs.resolve()),
+        KAGGLE_KIT_WORKING_DIR=str(working.resolve()),
+        PIP_NO_INDEX="1",
+        PIP_INDEX_URL=CLOSED_INDEX,
+        PYTHONUNBUFFERED="1",
+    )
     try:
-        done = subprocess.run([sys.executable, str(script.resolve())], cwd=working, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, str(script.resolve())],
+            cwd=working,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
-        raise KitError(f"the rehearsal of {script} ran past {timeout:g} s: look for a step waiting on the network") from None
+        raise KitError(
+            f"the rehearsal of {script} ran past {timeout:g} s: look for a step waiting on the network"
+        ) from None
     (working.parent / "notebook.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         failed = [line for line in done.stderr.splitlines() if line.startswith(FAILURE_PREFIX)]
@@ -114,7 +129,9 @@ def compare(submission: Path, expected: Path, id_column: str) -> tuple[int, floa
         raise KitError(f"the notebook wrote no {submission.name} in its working folder: the step 'predict' failed")
     got, want = (pd.read_csv(p, dtype=str, na_filter=False) for p in (submission, expected))
     if list(got.columns) != list(want.columns):
-        raise KitError(f"{submission} has the header {list(got.columns)[:3]}..., predict's has {list(want.columns)[:3]}...")
+        raise KitError(
+            f"{submission} has the header {list(got.columns)[:3]}..., predict's has {list(want.columns)[:3]}..."
+        )
     got, want = got.set_index(id_column).sort_index(), want.set_index(id_column).sort_index()
     if not got.index.equals(want.index):
         raise KitError(f"{submission} and predict's file list different ids: the notebook read other test images")
@@ -123,10 +140,12 @@ def compare(submission: Path, expected: Path, id_column: str) -> tuple[int, floa
     except ValueError:  # labels, not probabilities
         differing = (got != want).any(axis=1)
         if differing.any():
-            raise KitError(f"{submission} differs from predict's labels at {int(differing.sum())} ids, "
-                           f"first {differing.idxmax()}") from None
+            raise KitError(
+                f"{submission} differs from predict's labels at {int(differing.sum())} ids, first {differing.idxmax()}"
+            ) from None
         return len(got), 0.0
     if difference > TOLERANCE:
-        raise KitError(f"{submission} differs from predict's probabilities by up to {difference:.2e} "
-                       f"(tolerance {TOLERANCE:g})")
+        raise KitError(
+            f"{submission} differs from predict's probabilities by up to {difference:.2e} (tolerance {TOLERANCE:g})"
+        )
     return len(got), difference

@@ -885,8 +885,8 @@ def main(argv: list[str] | None = None) -> None:
 
         write_sample(comp, args.bundle)
         print(f"generated {args.bundle / comp.archive_name} and answers.csv", flush=True)
-    server = KaggleServer(comp, args.bundle, args.username, args.key, args.token, args.host, args.port, args.score_delay,
-                          code_competition=args.code_competition, kernel_timeout=args.kernel_timeout,
+    server = KaggleServer(comp, args.bundle, args.username, args.key, args.token, args.host, args.port,
+                          args.score_delay, code_competition=args.code_competition, kernel_timeout=args.kernel_timeout,
                           daily_limit=args.daily_limit)
     for method, status in _parse_pairs(args.fault, int, "--fault").items():
         server.fail(method, status, retry_after=args.retry_after if status == 429 else None)

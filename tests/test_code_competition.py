@@ -48,17 +48,29 @@ def work(tmp_path) -> Path:
 def kit_env(tmp_path: Path, endpoint: str = "http://127.0.0.1:9", **changes) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE") and k.lower() not in PROXY_VARIABLES}
     env.update(
-        HOME=str(tmp_path / "home"), KAGGLE_CONFIG_DIR=str(tmp_path / "kaggle-config"),
-        KAGGLE_USERNAME=DEFAULT_USERNAME, KAGGLE_KEY=DEFAULT_KEY, KAGGLE_KIT_API_ENDPOINT=endpoint,
-        KAGGLE_KIT_HTTP_TIMEOUT="10", NO_PROXY="127.0.0.1,localhost", PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO),
+        HOME=str(tmp_path / "home"),
+        KAGGLE_CONFIG_DIR=str(tmp_path / "kaggle-config"),
+        KAGGLE_USERNAME=DEFAULT_USERNAME,
+        KAGGLE_KEY=DEFAULT_KEY,
+        KAGGLE_KIT_API_ENDPOINT=endpoint,
+        KAGGLE_KIT_HTTP_TIMEOUT="10",
+        NO_PROXY="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(REPO),
     )
     env.update({k: v for k, v in changes.items() if v is not None})
     return env
 
 
 def kit(args: list, cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kaggle_kit", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "kaggle_kit", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
@@ -101,8 +113,11 @@ def test_a_changed_file_is_not_taken_for_the_run_that_wrote_the_original(trained
 
 
 def package_run(trained, work, tmp_path, *extra, out: str = "pkg") -> subprocess.CompletedProcess:
-    return kit(["package", trained.run, "--owner", DEFAULT_USERNAME, "--no-deps-wheels", "--out", out, *extra],
-               work, kit_env(tmp_path))
+    return kit(
+        ["package", trained.run, "--owner", DEFAULT_USERNAME, "--no-deps-wheels", "--out", out, *extra],
+        work,
+        kit_env(tmp_path),
+    )
 
 
 def test_package_rehearses_offline_and_matches_predict(trained, work, tmp_path):
@@ -113,7 +128,9 @@ def test_package_rehearses_offline_and_matches_predict(trained, work, tmp_path):
     assert "rehearsal passed" in made.stdout and "24 rows" in made.stdout
     kernel = json.loads((work / "pkg" / "notebook" / "kernel-metadata.json").read_text())
     assert kernel["enable_internet"] is False and kernel["enable_gpu"] is False  # the recipe says cpu
-    assert kernel["competition_sources"] == ["cifar-10"] and kernel["dataset_sources"] == [f"{DEFAULT_USERNAME}/kk-cifar10-tiny-data"]
+    assert kernel["competition_sources"] == ["cifar-10"] and kernel["dataset_sources"] == [
+        f"{DEFAULT_USERNAME}/kk-cifar10-tiny-data"
+    ]
     dataset = work / "pkg" / "dataset"
     assert sorted(p.suffix for p in dataset.iterdir()) == [".json", ".json", ".json", ".safetensors", ".whl"]
     assert load_file(str(dataset / "weights.safetensors"))  # plain tensors, no pickle
@@ -174,7 +191,9 @@ def test_push_refusals_are_one_line_and_upload_nothing(trained, packaged, work, 
         assert_one_line_error(too_big, "over Kaggle's dataset limit", "--no-deps-wheels")
         kernel_meta.write_text(json.dumps({**kernel, "competition_sources": ["dog-breed-identification"]}))
         other = kit(["push", packaged], work, kit_env(tmp_path, server.url))
-        assert_one_line_error(other, "reads dog-breed-identification but the run is of cifar-10", "package the run again")
+        assert_one_line_error(
+            other, "reads dog-breed-identification but the run is of cifar-10", "package the run again"
+        )
         kernel_meta.write_text(json.dumps(kernel))
         server.take_slug(f"{DEFAULT_USERNAME}/kk-cifar10-tiny-data")
         taken = kit(["push", packaged], work, kit_env(tmp_path, server.url))

@@ -28,7 +28,9 @@ def test_submissions_show_tracking_and_the_two_candidates(server, downloaded, bu
     env = kit_env(tmp_path, server.url)
     for name, temperature, confidence in (("run-a", 1.0, 0.3), ("run-b", 2.0, 0.5), ("run-c", 4.0, 0.9)):
         write_run(downloaded, name, temperature)
-        sent = kit(["submit", str(write_submission(downloaded, bundle, name, confidence)), "--no-wait"], downloaded, env)
+        sent = kit(
+            ["submit", str(write_submission(downloaded, bundle, name, confidence)), "--no-wait"], downloaded, env
+        )
         assert sent.returncode == 0, sent.stderr
     time.sleep(0.5)
     listing = kit(["submissions", "dog_breed"], downloaded, env)

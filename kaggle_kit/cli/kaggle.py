@@ -145,7 +145,9 @@ def doctor(
 def leaderboard(
     competition: str = typer.Argument(..., help=COMPETITION_HELP),
     top: int = typer.Option(10, "--top", min=1, help="how many of the leading teams to show"),
-    team: Optional[str] = typer.Option(None, "--team", help="your team's name on the leaderboard (default: your user name)"),
+    team: Optional[str] = typer.Option(
+        None, "--team", help="your team's name on the leaderboard (default: your user name)"
+    ),
 ) -> None:
     """The public leaderboard's top teams, where you stand, and how many submissions Kaggle allows you today."""
     from ..kaggle_api.leaderboard import leaderboard as read
@@ -158,7 +160,8 @@ def leaderboard(
     if board.mine is None:
         print(f"you: {board.team or 'your team'} is not on the leaderboard yet (pass --team if it has another name)")
     else:
-        print(f"you: rank {board.mine.rank} of {board.teams}, public score {_number(board.mine.score)} ({board.mine.team})")
+        mine = board.mine
+        print(f"you: rank {mine.rank} of {board.teams}, public score {_number(mine.score)} ({mine.team})")
     if board.left_today is not None:
         print(f"submissions left today: {board.left_today}")
 

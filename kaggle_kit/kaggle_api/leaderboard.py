@@ -36,8 +36,10 @@ def leaderboard(competition: Competition | str, top: int = 10, team: str | None 
     api = _api()
     with _kaggle_call(f"reading the leaderboard of {comp.slug}", comp), _quiet_stdout():
         listed = api.competition_leaderboard_view(comp.slug, page_size=LEADERBOARD_PAGE_SIZE) or []
-    rows = [Standing(rank, str(s.team_name), _score(s.score), str(s.submission_date or "")[:10])
-            for rank, s in enumerate((s for s in listed if s is not None), start=1)]
+    rows = [
+        Standing(rank, str(s.team_name), _score(s.score), str(s.submission_date or "")[:10])
+        for rank, s in enumerate((s for s in listed if s is not None), start=1)
+    ]
     team = team or credential_source().username
     mine = next((r for r in rows if team and r.team.lower() == team.lower()), None)
     return Leaderboard(comp, rows[:top], len(rows), mine, team, submissions_left(api, comp))

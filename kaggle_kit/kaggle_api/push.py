@@ -52,8 +52,13 @@ class PushResult:
     private_score: float | None = None
 
 
-def push(folder: Path | str, message: str | None = None, notebook_timeout: float = DEFAULT_NOTEBOOK_WAIT_S,
-         score_timeout: float = DEFAULT_WAIT_S, ledger: Ledger | None = None) -> PushResult:
+def push(
+    folder: Path | str,
+    message: str | None = None,
+    notebook_timeout: float = DEFAULT_NOTEBOOK_WAIT_S,
+    score_timeout: float = DEFAULT_WAIT_S,
+    ledger: Ledger | None = None,
+) -> PushResult:
     """Dataset, notebook, its run and output, then (code competitions) the submission and its score."""
     folder = Path(folder)
     manifest = read_package(folder)
@@ -62,8 +67,10 @@ def push(folder: Path | str, message: str | None = None, notebook_timeout: float
     _check_size(folder / "dataset")
     api = _api()
     if not _is_code_competition(api, comp):
-        raise _error(f"{comp.slug} takes a CSV, not a notebook: predict with `kaggle-kit predict {manifest['run_dir']}` "
-                     "and upload with `kaggle-kit submit FILE`")
+        raise _error(
+            f"{comp.slug} takes a CSV, not a notebook: predict with `kaggle-kit predict {manifest['run_dir']}` "
+            "and upload with `kaggle-kit submit FILE`"
+        )
     stop_at_daily_limit(api, comp)  # before the notebook's run: its submission would be refused
     dataset_version = _push_dataset(api, folder / "dataset", manifest["dataset"], message or f"run {manifest['run']}")
     version = _push_notebook(api, folder / "notebook", manifest["notebook"])
@@ -85,20 +92,26 @@ def _check_sources(folder: Path, comp: Competition) -> None:
     kernel = json.loads((folder / "notebook" / KERNEL_META).read_text())
     sources = kernel.get("competition_sources") or []
     if comp.slug not in sources:
-        raise _error(f"{folder / 'notebook' / KERNEL_META} reads {', '.join(sources) or 'no competition'} but the run is "
-                     f"of {comp.slug}: package the run again, or put {comp.slug} in competition_sources")
+        raise _error(
+            f"{folder / 'notebook' / KERNEL_META} reads {', '.join(sources) or 'no competition'} but the run is "
+            f"of {comp.slug}: package the run again, or put {comp.slug} in competition_sources"
+        )
     config = json.loads((folder / "dataset" / "config.json").read_text())
     if resolve(str(config.get("competition"))).name != comp.name:
-        raise _error(f"{folder / 'dataset' / 'config.json'} is a run of {config.get('competition')}, the notebook is for "
-                     f"{comp.slug}: package the right run with `kaggle-kit package RUN`")
+        raise _error(
+            f"{folder / 'dataset' / 'config.json'} is a run of {config.get('competition')}, the notebook is for "
+            f"{comp.slug}: package the right run with `kaggle-kit package RUN`"
+        )
 
 
 def _check_size(dataset: Path) -> None:
     limit = int(os.environ.get(DATASET_LIMIT_ENV) or DATASET_LIMIT_BYTES)
     size = sum(p.stat().st_size for p in dataset.iterdir() if p.is_file())
     if size > limit:
-        raise _error(f"{dataset} holds {size / 1e9:.2f} GB, over Kaggle's dataset limit of {limit / 1e9:.2f} GB: "
-                     "package a smaller model, or leave the dependency wheels out with --no-deps-wheels")
+        raise _error(
+            f"{dataset} holds {size / 1e9:.2f} GB, over Kaggle's dataset limit of {limit / 1e9:.2f} GB: "
+            "package a smaller model, or leave the dependency wheels out with --no-deps-wheels"
+        )
 
 
 def _is_code_competition(api, comp: Competition) -> bool:
@@ -125,8 +138,10 @@ def _refused(error, what: str, ref: str) -> KitError | None:
 
     code = getattr(getattr(error, "response", None), "status_code", None)
     if isinstance(error, requests.exceptions.HTTPError) and code == 403:
-        return _error(f"the {what} {ref} is not yours (Kaggle answered 403): its slug is taken by another user - "
-                      f"change the id in the package's metadata, or package again with --owner YOUR_USER")
+        return _error(
+            f"the {what} {ref} is not yours (Kaggle answered 403): its slug is taken by another user - "
+            f"change the id in the package's metadata, or package again with --owner YOUR_USER"
+        )
     return None
 
 
@@ -137,16 +152,21 @@ def _push_dataset(api, folder: Path, ref: str, notes: str) -> int | None:
     with _kaggle_call(f"uploading the dataset {ref}"), _quiet_stdout():
         try:
             exists = _dataset_exists(api, ref)
-            made = (api.dataset_create_version(str(folder), notes, quiet=True, dir_mode="skip") if exists
-                    else api.dataset_create_new(str(folder), public=False, quiet=True, dir_mode="skip"))
+            made = (
+                api.dataset_create_version(str(folder), notes, quiet=True, dir_mode="skip")
+                if exists
+                else api.dataset_create_new(str(folder), public=False, quiet=True, dir_mode="skip")
+            )
         except requests.exceptions.HTTPError as error:
             raise _refused(error, "dataset", ref) or error
         except ValueError as error:  # the client's own checks of the metadata
             raise _error(f"{folder / 'dataset-metadata.json'}: {error}: fix it, or package the run again") from None
     if made.error:
         if "already in use" in str(made.error):
-            raise _error(f"the dataset slug {ref} is already taken ({made.error}): change the id in "
-                         f"{folder / 'dataset-metadata.json'}")
+            raise _error(
+                f"the dataset slug {ref} is already taken ({made.error}): change the id in "
+                f"{folder / 'dataset-metadata.json'}"
+            )
         raise _error(f"Kaggle refused the dataset {ref}: {made.error}")
     return _wait_for_dataset(api, ref)
 
@@ -171,8 +191,10 @@ def _wait_for_dataset(api, ref: str, timeout: float = 3600.0) -> int | None:
         if state["status"] == "ready":
             return state.get("current_version_number")
         if state["status"] == "failed" or time.monotonic() > deadline:
-            raise _error(f"Kaggle did not process the dataset {ref} (status {state['status']}): see "
-                         f"https://www.kaggle.com/datasets/{ref} and push again")
+            raise _error(
+                f"Kaggle did not process the dataset {ref} (status {state['status']}): see "
+                f"https://www.kaggle.com/datasets/{ref} and push again"
+            )
         progress.say(f"dataset {ref}: {state['status']}, waiting for Kaggle to process it")
         time.sleep(delay)
         delay = min(delay * 2, POLL_S[1])
@@ -191,8 +213,10 @@ def _push_notebook(api, folder: Path, ref: str) -> int:
             raise _error(f"{folder / KERNEL_META}: {error}: fix it, or package the run again") from None
     if pushed.error or not pushed.version_number:
         bad = pushed.invalid_dataset_sources or pushed.invalid_competition_sources or []
-        raise _error(f"Kaggle refused the notebook {ref}: {pushed.error or 'no version made'}"
-                     f"{' (' + ', '.join(bad) + ')' if bad else ''}: check {folder / KERNEL_META}")
+        raise _error(
+            f"Kaggle refused the notebook {ref}: {pushed.error or 'no version made'}"
+            f"{' (' + ', '.join(bad) + ')' if bad else ''}: check {folder / KERNEL_META}"
+        )
     return int(pushed.version_number)
 
 
@@ -213,9 +237,15 @@ def _follow_notebook(api, ref: str, timeout: float, last_seconds: float | None) 
         if status in ("ERROR", "CANCEL_ACKNOWLEDGED", "CANCEL_REQUESTED"):
             raise _NotebookFailed(ref, state.failure_message or status, elapsed)
         if elapsed > timeout:
-            raise _error(f"the notebook {ref} is still {status} after {timeout:g} s: Kaggle goes on running it - "
-                         f"see https://www.kaggle.com/code/{ref.rsplit('/', 1)[0]}, or wait longer with --timeout")
-        eta = f", about {max(last_seconds - elapsed, 0):.0f} s left (last run {last_seconds:.0f} s)" if last_seconds else ""
+            raise _error(
+                f"the notebook {ref} is still {status} after {timeout:g} s: Kaggle goes on running it - "
+                f"see https://www.kaggle.com/code/{ref.rsplit('/', 1)[0]}, or wait longer with --timeout"
+            )
+        eta = (
+            f", about {max(last_seconds - elapsed, 0):.0f} s left (last run {last_seconds:.0f} s)"
+            if last_seconds
+            else ""
+        )
         progress.say(f"notebook {ref}: {status} for {elapsed:.0f} s{eta}")
         time.sleep(delay)
         delay = min(delay * 2, POLL_S[1])
@@ -263,35 +293,58 @@ def _failure(failed: _NotebookFailed, output: Path) -> KitError:
     logs = sorted(output.glob("*.log"))
     said = last_log_lines(logs[0].read_text(errors="replace")) if logs else "no log came back"
     if "time" in failed.reason.lower() and "limit" in failed.reason.lower():
-        return _error(f"the notebook {failed.ref} timed out on Kaggle after {failed.seconds:.0f} s ({failed.reason}): "
-                      f"turn the GPU on (enable_gpu) or predict without TTA, rehearse, and push again")
-    return _error(f"the notebook {failed.ref} failed on Kaggle ({failed.reason}): {said}; the log is in {output}: "
-                  "fix it, check with `kaggle-kit package RUN --rehearse`, and push again")
+        return _error(
+            f"the notebook {failed.ref} timed out on Kaggle after {failed.seconds:.0f} s ({failed.reason}): "
+            f"turn the GPU on (enable_gpu) or predict without TTA, rehearse, and push again"
+        )
+    return _error(
+        f"the notebook {failed.ref} failed on Kaggle ({failed.reason}): {said}; the log is in {output}: "
+        "fix it, check with `kaggle-kit package RUN --rehearse`, and push again"
+    )
 
 
 # =========================================================================== the code submission
 
 
-def _submit_notebook(api, result: PushResult, manifest: dict, message: str | None, timeout: float,
-                     ledger: Ledger) -> PushResult:
+def _submit_notebook(
+    api, result: PushResult, manifest: dict, message: str | None, timeout: float, ledger: Ledger
+) -> PushResult:
     comp, output = result.competition, result.output / SUBMISSION_NAME
     if not output.is_file():
-        raise _error(f"the notebook {result.notebook} v{result.notebook_version} wrote no {SUBMISSION_NAME}: "
-                     f"see its log in {result.output}")
-    message = (message or f"{manifest['run']} | notebook v{result.notebook_version} | "
-               f"dataset v{result.dataset_version}")[:250]
+        raise _error(
+            f"the notebook {result.notebook} v{result.notebook_version} wrote no {SUBMISSION_NAME}: "
+            f"see its log in {result.output}"
+        )
+    message = (
+        message or f"{manifest['run']} | notebook v{result.notebook_version} | dataset v{result.dataset_version}"
+    )[:250]
     record = ledger.add(
-        comp.name, output, file_sha256(output), run=manifest["run"], run_dir=manifest.get("run_dir"),
-        metric=comp.metric.name, message=message, notebook=result.notebook, notebook_version=result.notebook_version,
-        dataset=result.dataset, dataset_version=result.dataset_version, files=manifest["files"],
+        comp.name,
+        output,
+        file_sha256(output),
+        run=manifest["run"],
+        run_dir=manifest.get("run_dir"),
+        metric=comp.metric.name,
+        message=message,
+        notebook=result.notebook,
+        notebook_version=result.notebook_version,
+        dataset=result.dataset,
+        dataset_version=result.dataset_version,
+        files=manifest["files"],
         local_score=_local_score(manifest),
     )
     result.record = record
     progress.say(f"submitting notebook {result.notebook} v{result.notebook_version} to {comp.slug}")
     try:
         with _kaggle_call(f"submitting the notebook {result.notebook} to {comp.slug}", comp), _quiet_stdout():
-            made = api.competition_submit_code(SUBMISSION_NAME, message, comp.slug, kernel=result.notebook,
-                                               kernel_version=result.notebook_version, quiet=True)
+            made = api.competition_submit_code(
+                SUBMISSION_NAME,
+                message,
+                comp.slug,
+                kernel=result.notebook,
+                kernel_version=result.notebook_version,
+                quiet=True,
+            )
     except KitError as error:
         ledger.update(record.id, status=UPLOAD_FAILED, error=str(error))
         raise
@@ -301,8 +354,10 @@ def _submit_notebook(api, result: PushResult, manifest: dict, message: str | Non
     if scored.status.name == ERROR:
         reason = " ".join((scored.error_description or "no reason given").split())
         ledger.update(record.id, status=ERROR, error=reason)
-        raise _error(f"Kaggle could not score notebook {result.notebook} v{result.notebook_version} "
-                     f"(submission {result.ref}): {reason}")
+        raise _error(
+            f"Kaggle could not score notebook {result.notebook} v{result.notebook_version} "
+            f"(submission {result.ref}): {reason}"
+        )
     result.public_score, result.private_score = _score(scored.public_score), _score(scored.private_score)
     ledger.update(record.id, status=COMPLETE, public_score=result.public_score, private_score=result.private_score)
     return result
