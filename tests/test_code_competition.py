@@ -194,6 +194,8 @@ def test_push_refusals_are_one_line_and_upload_nothing(trained, packaged, work, 
         assert_one_line_error(
             other, "reads dog-breed-identification but the run is of cifar-10", "package the run again"
         )
+        kernel_meta.write_text("{")
+        assert_one_line_error(kit(["push", packaged], work, kit_env(tmp_path, server.url)), "not JSON", "package")
         kernel_meta.write_text(json.dumps(kernel))
         server.take_slug(f"{DEFAULT_USERNAME}/kk-cifar10-tiny-data")
         taken = kit(["push", packaged], work, kit_env(tmp_path, server.url))

@@ -88,15 +88,25 @@ def push(
 # =========================================================================== checks before any upload
 
 
+def _json_file(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise _error(f"{path} is missing or not JSON ({error}): package the run again") from None
+    if not isinstance(data, dict):
+        raise _error(f"{path} does not hold a JSON object: package the run again")
+    return data
+
+
 def _check_sources(folder: Path, comp: Competition) -> None:
-    kernel = json.loads((folder / "notebook" / KERNEL_META).read_text())
+    kernel = _json_file(folder / "notebook" / KERNEL_META)
     sources = kernel.get("competition_sources") or []
     if comp.slug not in sources:
         raise _error(
             f"{folder / 'notebook' / KERNEL_META} reads {', '.join(sources) or 'no competition'} but the run is "
             f"of {comp.slug}: package the run again, or put {comp.slug} in competition_sources"
         )
-    config = json.loads((folder / "dataset" / "config.json").read_text())
+    config = _json_file(folder / "dataset" / "config.json")
     if resolve(str(config.get("competition"))).name != comp.name:
         raise _error(
             f"{folder / 'dataset' / 'config.json'} is a run of {config.get('competition')}, the notebook is for "
