@@ -104,6 +104,9 @@ def main():
         sys.exit(1)
     finally:
         shutil.rmtree(SCRATCH, ignore_errors=True)
+        # on Kaggle the inputs are read-only, so kaggle-kit caches decoded images under /kaggle/working: drop
+        # them, or they become part of the notebook's output next to submission.csv
+        shutil.rmtree(WORKING / ".kaggle-kit", ignore_errors=True)
 
 
 main()

@@ -139,6 +139,20 @@ def test_package_rehearses_offline_and_matches_predict(trained, work, tmp_path):
     assert [p.name for p in (work / "pkg" / "rehearsal" / "working").iterdir()] == ["submission.csv"]
 
 
+def test_the_notebook_leaves_only_its_submission_in_the_working_folder(trained, work, tmp_path):
+    """On Kaggle the inputs are read-only and kaggle-kit caches under /kaggle/working: none of it may stay."""
+    assert package_run(trained, work, tmp_path, "--rehearse").returncode == 0
+    working = tmp_path / "kaggle-working"
+    (working / ".kaggle-kit" / "cifar-10").mkdir(parents=True)  # as layout leaves it beside read-only inputs
+    env = {k: v for k, v in kit_env(tmp_path).items() if k != "PYTHONPATH"}
+    env.update(KAGGLE_KIT_INPUT_ROOT=str(work / "pkg" / "rehearsal" / "input"), KAGGLE_KIT_WORKING_DIR=str(working),
+               PIP_NO_INDEX="1")
+    ran = subprocess.run([sys.executable, str(work / "pkg" / "notebook" / "predict.py")], cwd=working, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert [p.name for p in working.iterdir()] == ["submission.csv"]
+
+
 def test_a_failing_rehearsal_names_the_step(trained, work, tmp_path):
     broken = tmp_path / "broken-data"
     shutil.copytree(trained.data, broken, ignore=shutil.ignore_patterns(".kaggle-kit"))
