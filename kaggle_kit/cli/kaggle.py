@@ -106,7 +106,7 @@ def submissions(
 
 def _print_tracking(rows, metric) -> None:
     """How local validation has tracked the public score, and the two candidates for the final selection."""
-    from ..tracking import Scored, track
+    from ..selection import Scored, track
 
     scored = [Scored(r.run, r.local_score, r.public_score) for r in rows if r.run and r.local_score is not None]
     if not scored:

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from kaggle_kit.competition import resolve
-from kaggle_kit.tracking import Scored, track
+from kaggle_kit.selection import Scored, track
 from kaggle_server import KaggleServer
 from test_kaggle_api import bundle, downloaded, kit, kit_env, server, work, write_run, write_submission  # noqa: F401
 
