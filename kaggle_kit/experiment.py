@@ -726,6 +726,7 @@ def run_experiment(
 
 def _run_sequential(runs, states, comp: Competition, data_dir, result: ExperimentResult, timings: _Timings, clock: _Clock, on_event) -> None:
     from . import trainer
+    from .analysis import analyze_finished_run
     from .predict import calibrate_run
 
     for run in runs:
@@ -740,6 +741,7 @@ def _run_sequential(runs, states, comp: Competition, data_dir, result: Experimen
             if not trained.interrupted and trained.best_epoch is not None:
                 # what `kaggle-kit train` does after training, so both ways of running leave the same folder
                 calibrate_run(run.path, data_dir, device=run.recipe.device)
+                analyze_finished_run(run.path, data_dir)
         except KitError as error:
             timings.add(run, time.perf_counter() - began)
             result.failed[run.name] = str(error)

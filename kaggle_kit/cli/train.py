@@ -49,6 +49,8 @@ def train(
     out: Optional[Path] = typer.Option(None, help="run folder (default runs/<competition>/<time>-<arch>-<recipe>)"),
     resume: Optional[Path] = typer.Option(None, help="continue this run folder from its last checkpoint"),
     nproc: int = typer.Option(1, help="processes (GPUs) on this machine, through torchrun's launcher"),
+    analyze: bool = typer.Option(True, "--analyze/--no-analyze", help="write the error-analysis pictures "
+                                 "(RUN/analysis/analysis.md) at the end"),
     **overrides,
 ) -> None:
     """Train a model; every recipe setting can be overridden by its flag."""
@@ -114,6 +116,12 @@ def train(
             print(f"calibrated (what predict uses): best.pt, TTA {'on' if calibration['tta'] else 'off'} "
                   f"({calibration['tta_source']}), temperature {calibration['temperature']:.3f}, "
                   f"validation {metric.describe(calibration['val_metric'])}")
+        if analyze and calibration.get("validated"):
+            from ..analysis import analyze_finished_run
+
+            analysis = analyze_finished_run(result.run_dir, data_dir)
+            if analysis:
+                print(f"what it gets wrong: {analysis.folder / 'analysis.md'}")
     print(f"run: {result.run_dir}")
     print(f"next: kaggle-kit predict {result.run_dir}")
 
