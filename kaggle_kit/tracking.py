@@ -330,8 +330,8 @@ def log_kaggle_score(run_dir: str | Path | None, public: float | None, private: 
         return
     known = read_tracking(Path(run_dir))
     guarded = []
-    if "mlflow" in known:
-        entry = known["mlflow"]
+    entry = known.get("mlflow") or {}
+    if entry.get("tracking_uri") and entry.get("run_id"):
         tracker = MlflowTracker(Path(run_dir), entry.get("experiment", ""), entry["tracking_uri"], entry["run_id"])
         guarded.append(_Guarded("mlflow", tracker, entry["tracking_uri"]))
     if "tensorboard" in known:
