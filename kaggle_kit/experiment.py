@@ -62,6 +62,7 @@ from typing import Any, Callable, get_type_hints
 
 from .competition import Competition, all_competitions, resolve
 from .errors import KitError
+from .plan_progress import PlanProgress
 from .recipe import Recipe, apply_overrides
 from .run import RunDir, atomic_write_text
 
@@ -679,6 +680,7 @@ def run_experiment(
     timings = _Timings(folder)
     to_train = [r for r in runs if states[r.name] in ("new", "partial")]
     clock = _Clock(len(runs), len(gpus) if gpus else 1)
+    plan_progress = PlanProgress(runs, status_every_s, on_event)  # the whole plan's epochs and ETA
     for run in runs:
         if states[run.name] == "finished":
             result.skipped.append(run.name)
@@ -712,9 +714,9 @@ def run_experiment(
     try:
         if gpus:
             _run_parallel(to_train, states, comp, data_dir, gpus, result, timings, clock, on_event,
-                          after_training if submit else None, folder, status_every_s, track)
+                          after_training if submit else None, folder, status_every_s, track, plan_progress)
         else:
-            _run_sequential(to_train, states, comp, data_dir, result, timings, clock, on_event, track)
+            _run_sequential(to_train, states, comp, data_dir, result, timings, clock, on_event, track, plan_progress)
             if submit and not result.interrupted:
                 for run in runs:
                     if run.name not in result.failed:
@@ -730,7 +732,7 @@ def run_experiment(
 
 
 def _run_sequential(runs, states, comp: Competition, data_dir, result: ExperimentResult, timings: _Timings, clock: _Clock, on_event,
-                    track: list[str] | None = None) -> None:
+                    track: list[str] | None = None, plan_progress: PlanProgress | None = None) -> None:
     from . import trainer
     from .analysis import analyze_finished_run
     from .predict import calibrate_run
@@ -740,7 +742,7 @@ def _run_sequential(runs, states, comp: Competition, data_dir, result: Experimen
         resuming = states[run.name] == "partial"
         _event(on_event, event="start", run=run.name, resume=resuming, index=clock.done + 1, total=clock.total, eta_s=clock.eta())
         began = time.perf_counter()
-        tracker = RunTracking(track) if track else None
+        tracker = RunTracking(track or [], on_epoch=lambda row: plan_progress and plan_progress.tell())
         try:
             if resuming:
                 trained = trainer.resume(run.path, data_dir, tracker=tracker)
@@ -805,7 +807,7 @@ def run_log(folder: Path, run: PlannedRun) -> Path:
 
 def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], result: ExperimentResult, timings: _Timings,
                   clock: _Clock, on_event, after_training, folder: Path, status_every_s: float = 60.0,
-                  track: list[str] | None = None) -> None:
+                  track: list[str] | None = None, plan_progress: PlanProgress | None = None) -> None:
     """One `kaggle-kit train` process per GPU at a time; each GPU takes the next run as soon as it is free.
     Their output goes to their logs, so the terminal hears from each running run every `status_every_s`."""
     from .launch import how_it_ended, last_line, run_on_gpus
@@ -872,6 +874,8 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
                     told = time.perf_counter()
                     for name, gpu in list(running.items()):
                         _event(on_event, event="progress", run=name, gpu=gpu, line=last_line(logs[name]) or "starting")
+                    if plan_progress:
+                        plan_progress.tell(force=True)
     except KeyboardInterrupt:
         stop.set()
         result.interrupted = True

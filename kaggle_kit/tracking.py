@@ -21,7 +21,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from .errors import KitError
 from .run import CONFIG, HISTORY, atomic_write_text
@@ -295,8 +295,9 @@ class RunTracking:
     `on_epoch`, `finish` when the run's folder is complete (calibrated, analysed). They start at the first epoch,
     when config.json holds the resolved recipe."""
 
-    def __init__(self, kinds: list[str]):
+    def __init__(self, kinds: list[str], on_epoch: Callable[[dict[str, Any]], None] | None = None):
         self.kinds = check_kinds(kinds)
+        self.on_epoch = on_epoch  # one more listener, e.g. an experiment's whole-plan progress
         self.run_dir: Path | None = None
         self.trackers: list[_Guarded] = []
 
@@ -314,6 +315,8 @@ class RunTracking:
     def log_epoch(self, row: dict[str, Any]) -> None:
         for tracker in self._started():
             tracker.call("log_epoch", row)
+        if self.on_epoch:
+            self.on_epoch(row)
 
     def finish(self, status: str = "FINISHED") -> None:
         """Log the folder's pictures (unless the run failed) and close every tracker."""

@@ -14,6 +14,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from conftest import assert_one_line_error, run_cli
+from kaggle_kit.cli.experiment import _print_event
 from kaggle_kit.competition import resolve
 from kaggle_kit.experiment import run_experiment
 from kaggle_kit.ledger import COMPLETE, Ledger
@@ -150,13 +151,22 @@ schedule = ["constant", "cosine"]
 """
 
 
-def test_experiment_logs_each_cell_as_a_run_of_one_experiment(tracked, tmp_path, monkeypatch):
+def test_experiment_logs_each_cell_as_a_run_of_one_experiment(tracked, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KAGGLE_KIT_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     plan = tmp_path / "tiny-tracked.toml"
     plan.write_text(PLAN)
-    result = run_experiment(plan, tracked.data, tmp_path / "exp", track=["mlflow"], ledger=Ledger(tmp_path / "l.jsonl"))
+    events = []
+    result = run_experiment(plan, tracked.data, tmp_path / "exp", track=["mlflow"], ledger=Ledger(tmp_path / "l.jsonl"),
+                            on_event=events.append, status_every_s=0)
     assert len(result.trained) == 2 and not result.failed
+    # the whole plan's progress after every epoch: known from the first epoch on, not only after a whole run
+    plan = [e for e in events if e["event"] == "plan"]
+    assert [(e["epochs_done"], e["epochs_total"], e["runs_done"]) for e in plan] == [(1, 2, 1), (2, 2, 2)]
+    assert plan[0]["eta_s"] > 0 and plan[1]["eta_s"] == 0
+    _print_event(plan[0])
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("plan: 1/2 epochs, 1/2 runs done, elapsed ") and "plan eta 00:" in line
     client = store(tmp_path)
     experiment = client.get_experiment_by_name("exp")
     runs = client.search_runs([experiment.experiment_id])
