@@ -174,3 +174,15 @@ def test_experiment_logs_each_cell_as_a_run_of_one_experiment(tracked, tmp_path,
     assert {r.data.params["schedule"] for r in runs} == {"constant", "cosine"}
     assert all(r.info.status == "FINISHED" and len(client.get_metric_history(r.info.run_id, "val_metric")) == 1
                for r in runs)
+
+
+@pytest.mark.slow
+def test_under_nproc_only_rank_0_logs(tracked, tmp_path):
+    result = run_cli("train", "cifar10", "--data-dir", tracked.data, "--out", tmp_path / "run", "--epochs", "2",
+                     "--arch", "test_resnet", "--batch-size", "32", "--workers", "0", "--device", "cpu",
+                     "--nproc", "2", "--track", "mlflow", "--no-analyze", env=clean_env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    client = store(tmp_path)
+    (run,) = client.search_runs([client.get_experiment_by_name("cifar10").experiment_id])
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_metric")] == [0, 1]
+    assert run.info.status == "FINISHED"
