@@ -731,8 +731,9 @@ def run_experiment(
     return result
 
 
-def _run_sequential(runs, states, comp: Competition, data_dir, result: ExperimentResult, timings: _Timings, clock: _Clock, on_event,
-                    track: list[str] | None = None, plan_progress: PlanProgress | None = None) -> None:
+def _run_sequential(runs, states, comp: Competition, data_dir, result: ExperimentResult, timings: _Timings,
+                    clock: _Clock, on_event, track: list[str] | None = None,
+                    plan_progress: PlanProgress | None = None) -> None:
     from . import trainer
     from .analysis import analyze_finished_run
     from .predict import calibrate_run

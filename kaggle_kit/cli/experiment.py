@@ -21,8 +21,9 @@ def _clock(seconds: float | None) -> str:
 def _print_event(event: dict[str, Any]) -> None:
     """Progress lines on stderr: run k/n, what happened, elapsed and ETA; the whole plan's every so often."""
     if event["event"] == "plan":
-        print(f"plan: {event['epochs_done']}/{event['epochs_total']} epochs, {event['runs_done']}/{event['runs_total']} "
-              f"runs done, elapsed {_clock(event['elapsed_s'])}, plan eta {_clock(event['eta_s'])}",
+        print(f"plan: {event['epochs_done']}/{event['epochs_total']} epochs, "
+              f"{event['runs_done']}/{event['runs_total']} runs done, elapsed {_clock(event['elapsed_s'])}, "
+              f"plan eta {_clock(event['eta_s'])}",
               file=sys.stderr, flush=True)
         return
     kind, run = event["event"], event["run"]
