@@ -296,8 +296,8 @@ def _markdown(result: Analysis, labels, before, after, scores, classes, metric: 
         "![confusion](confusion.png)",
         "",
         "Rows are true classes, columns predicted ones, each row divided by its class's images. "
-        + ("The picture keeps the classes with the most mistakes; " if len(classes) > MAX_MATRIX_CLASSES else "")
-        + "the counts of every class are in `confusion.csv`.",
+        + ("The picture keeps the classes with the most mistakes; the counts of every class are in `confusion.csv`."
+           if len(classes) > MAX_MATRIX_CLASSES else "The counts are in `confusion.csv`."),
         "",
         "Most-confused pairs (all in `confused_pairs.csv`):",
         "",
