@@ -111,14 +111,35 @@ def test_kaggle_score_reaches_the_run_as_the_ledger_records_it(tracked, tmp_path
     assert tensorboard_scalars(tracked.run / "tensorboard")["kaggle_public_score"] == [(41, 0.8125)]
 
 
+def test_submit_through_the_fake_kaggle_logs_its_score_to_the_run(tracked, tmp_path):
+    """The real commands: predict the tracked run, submit the file; the score Kaggle returns reaches MLflow."""
+    from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
+
+    predicted = run_cli("predict", tracked.run, "--out", tmp_path / "sub.csv", env=clean_env(tracked.root))
+    assert predicted.returncode == 0, predicted.stderr
+    with KaggleServer("cifar10", tracked.data, score_delay=0.1) as server:
+        env = clean_env(tracked.root, HOME=str(tmp_path), KAGGLE_CONFIG_DIR=str(tmp_path / "kaggle"),
+                        KAGGLE_USERNAME=DEFAULT_USERNAME, KAGGLE_KEY=DEFAULT_KEY, KAGGLE_KIT_API_ENDPOINT=server.url,
+                        KAGGLE_KIT_SUBMISSIONS_DIR=str(tmp_path / "submissions"), NO_PROXY="127.0.0.1,localhost")
+        env.update({k: "" for k in ("KAGGLE_API_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")})
+        submitted = run_cli("submit", tmp_path / "sub.csv", "--run", tracked.run, "--data-dir", tracked.data, env=env)
+    assert submitted.returncode == 0, submitted.stderr
+    (record,) = Ledger(tmp_path / "submissions" / "ledger.jsonl").records()
+    assert record.status == COMPLETE and record.public_score is not None
+    run_id = json.loads((tracked.run / "tracking.json").read_text())["mlflow"]["run_id"]
+    logged = store(tracked.root).get_metric_history(run_id, "kaggle_public_score")
+    assert (record.kaggle_ref, record.public_score) in [(m.step, m.value) for m in logged]
+
+
 def test_a_refusing_tracking_server_gives_one_warning_and_a_finished_run(tracked, tmp_path):
     with socket.socket() as closed:  # a port nobody listens on: connections are refused
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     env = clean_env(tmp_path, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}", NO_PROXY="127.0.0.1")
     result = run_cli("train", "cifar10", "--data-dir", tracked.data, "--out", tmp_path / "run", "--epochs", "2",
-                     *TINY, "--track", "mlflow", env=env, cwd=tmp_path)
+                     *TINY, "--track", "mlflow", "--no-analyze", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "run" / "analysis").exists() and "what it gets wrong" not in result.stdout
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and f"127.0.0.1:{port}" in warnings[0] and "training goes on" in warnings[0]
     assert len(history(tmp_path / "run")) == 2 and (tmp_path / "run" / "best.pt").is_file()
