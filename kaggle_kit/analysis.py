@@ -106,7 +106,7 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
     tp, fp = np.cumsum(positive)[last_of_tie], np.cumsum(1 - positive)[last_of_tie]
     tpr = np.r_[0.0, tp / max(tp[-1], 1)]
     fpr = np.r_[0.0, fp / max(fp[-1], 1)]
-    return fpr, tpr, float(np.trapezoid(tpr, fpr))
+    return fpr, tpr, float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))  # trapezoids: numpy 1 and 2 alike
 
 
 # --------------------------------------------------------------------------------------- pictures
