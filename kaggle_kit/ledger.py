@@ -206,6 +206,11 @@ class Ledger:
             raise TypeError(f"unknown ledger fields: {', '.join(sorted(unknown))}")
         changes.pop("id", None)
         self._append({"event": "update", "id": record_id, **changes, "updated": now_iso()})
+        if changes.get("public_score") is not None or changes.get("private_score") is not None:
+            from .tracking import log_kaggle_score
+
+            record = self.get(record_id)  # a score as it arrives, into the run's MLflow / TensorBoard log if tracked
+            log_kaggle_score(record.run_dir, record.public_score, record.private_score, record.kaggle_ref or 0)
 
     def _append(self, entry: dict) -> None:
         append_json_line(self.path, entry)
