@@ -53,6 +53,9 @@ class Competition:
     # what a fine-tuning recipe (pretrained=True) changes when run without pretrained weights: name -> settings
     from_scratch: dict[str, dict[str, Any]] = field(default_factory=dict)
     package_dir: Path | None = None
+    # Kaggle takes a notebook (rerun offline on the hidden test set) instead of a CSV; `push` also asks Kaggle's
+    # competition listing (isKernelsSubmissionsOnly), so an undeclared code competition is still recognised
+    code_competition: bool = False
 
     @property
     def url(self) -> str:

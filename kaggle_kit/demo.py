@@ -12,8 +12,9 @@ from typing import Any
 
 from .competition import Competition, resolve
 
-# small enough for a laptop CPU in about a minute, large enough to learn the sample's classes
-DEMO_SETTINGS = {"epochs": 4, "batch_size": 64, "warmup_epochs": 1.0, "lr": 0.1}
+# a short run: batch, learning rate and warmup are left to the recipe fitted to the data (resolve.py), as a
+# user's first run gets them
+DEMO_SETTINGS = {"epochs": 4}
 
 
 @dataclass

@@ -24,6 +24,7 @@ def train(
     recipe: str | Recipe | None = None,
     out: Path | str | None = None,
     runs_root: Path | str = DEFAULT_RUNS_DIR,
+    tracker=None,
     **overrides: Any,
 ) -> TrainResult:
     """`train("dog_breed", arch="resnet34")`: resolve, read the data, train, and return the result."""
@@ -59,8 +60,11 @@ def train(
         if created and distributed.is_main() and not run.file(HISTORY).is_file():
             shutil.rmtree(path, ignore_errors=True)
 
+    if tracker is not None:  # tracking.RunTracking: told the run folder, then fed every epoch's row
+        tracker.attach(path)
     try:
-        result = fit(comp, layout, resolved, run, resolution=resolution)
+        result = fit(comp, layout, resolved, run, resolution=resolution,
+                     on_epoch=tracker.log_epoch if tracker else None)
     except BaseException:
         remove_if_nothing_to_resume()
         raise
@@ -69,7 +73,8 @@ def train(
     return result
 
 
-def resume(run_dir: Path | str, data_dir: Path | str | None = None, competition: str | None = None) -> TrainResult:
+def resume(run_dir: Path | str, data_dir: Path | str | None = None, competition: str | None = None,
+           tracker=None) -> TrainResult:
     """Continue a run from its last checkpoint with exactly the settings it was started with. `competition`, when
     given, must be the run's own (a command line naming one is checked, not obeyed)."""
     from ..competition import resolve
@@ -95,4 +100,6 @@ def resume(run_dir: Path | str, data_dir: Path | str | None = None, competition:
     if len(history) and not run.has_checkpoint("last"):
         print(f"warning: {run.path} has no last.pt (the run was killed before its first checkpoint): training starts "
               f"again from epoch 1 and replaces the {len(history)} epoch(s) in history.csv", file=sys.stderr)
-    return fit(comp, layout, recipe, run, resume=True)
+    if tracker is not None:
+        tracker.attach(run.path)
+    return fit(comp, layout, recipe, run, resume=True, on_epoch=tracker.log_epoch if tracker else None)
