@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from .errors import KitError
-from .run import CONFIG, HISTORY, atomic_write_text
+from .run import CONFIG, HISTORY, atomic_write_text, display_epoch
 
 TRACKERS = ("mlflow", "tensorboard")
 TRACKING_FILE = "tracking.json"
@@ -188,7 +188,7 @@ class MlflowTracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        step = int(row.get("epoch", 0))
+        step = display_epoch(row.get("epoch", 0))  # the count history.csv and every message use
         metrics = [Metric(key, value, now, step) for key, value in _numbers(row).items()]
         self._connect().log_batch(self.run_id, metrics=metrics)
 
@@ -236,7 +236,7 @@ class TensorBoardTracker:
     def log_epoch(self, row: dict[str, Any]) -> None:
         writer = self._writer()
         for key, value in _numbers(row).items():
-            writer.add_scalar(key, value, int(row.get("epoch", 0)))
+            writer.add_scalar(key, value, display_epoch(row.get("epoch", 0)))
         writer.flush()
 
     def log_artifacts(self, folder: Path) -> None:
