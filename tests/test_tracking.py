@@ -87,7 +87,10 @@ def test_mlflow_run_holds_recipe_epochs_and_pictures(tracked):
     assert {"curves.png", "config.json", "history.csv", "analysis"} <= top
     assert {"analysis/confusion.png", "analysis/high_loss.png", "analysis/analysis.md"} <= analysis
     assert not any(path.endswith(".pt") for path in top)
-    assert "what it gets wrong:" in tracked.result.stdout and "warning" not in tracked.result.stderr
+    assert "what it gets wrong:" in tracked.result.stdout
+    # the tiny run's own small-batch warning is expected; no tracker or analysis may warn
+    warnings = [line for line in tracked.result.stderr.splitlines() if line.startswith("warning:")]
+    assert all("optimizer steps an epoch" in line for line in warnings), warnings
 
 
 def test_tensorboard_event_files_hold_one_value_per_epoch(tracked):
