@@ -22,7 +22,7 @@ from kaggle_kit.sample import write_sample
 
 torch.set_num_threads(1)
 
-TINY = ["--arch", "test_resnet", "--batch-size", "64", "--workers", "0", "--device", "cpu"]
+TINY = ["--arch", "test_resnet", "--workers", "0", "--device", "cpu"]  # the batch: fitted to the data
 
 
 def clean_env(tmp_path, **more) -> dict:
