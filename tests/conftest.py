@@ -48,6 +48,23 @@ def sample_zips(pristine_samples, tmp_path_factory):
     return {name: Path(shutil.copytree(folder, root / name)) for name, folder in pristine_samples.items()}
 
 
+# The tiny CIFAR-10 run several test files read: trained once per test run, with the progress lines on (as
+# KAGGLE_KIT_PROGRESS=1 asks) so the epoch counts a person reads can be checked on the same output.
+CIFAR_RUN_ARGS = ["--epochs", "4", "--arch", "test_resnet", "--stem", "imagenet", "--batch-size", "32", "--lr", "0.05",
+                  "--schedule", "cosine", "--aug", "none", "--workers", "0", "--seed", "7", "--tta", "off"]
+
+
+@pytest.fixture(scope="session")
+def cifar_run(sample_zips, tmp_path_factory):
+    """(run folder, the train command's result): read-only; a test that predicts, resumes or edits copies it
+    (`shutil.copytree`) first. The data is sample_zips["cifar10"]."""
+    out = tmp_path_factory.mktemp("shared-runs") / "cifar"
+    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, *CIFAR_RUN_ARGS,
+                     env={"KAGGLE_KIT_PROGRESS": "1"})
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
 @pytest.fixture
 def fresh_sample(pristine_samples, tmp_path):
     """A private copy of a competition's untouched download folder, to change or break."""
@@ -78,6 +95,7 @@ def run_cli(*args, cwd: Path | None = None, env: dict | None = None, replace_env
     as from a child. `timeout` is accepted for the child's signature and not enforced. Use `run_cli_process`
     where a signal, a real exit status, the launcher (--nproc) or a fresh interpreter is what is tested."""
     import contextlib
+    import gc
     import io
     import traceback
 
@@ -87,6 +105,7 @@ def run_cli(*args, cwd: Path | None = None, env: dict | None = None, replace_env
     from kaggle_kit.cli import main
 
     argv = [str(arg) for arg in args]
+    gc.collect()  # what earlier tests left for the collector warns now, not into this command's stderr
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     saved_threads, saved_progress = torch.get_num_threads(), progress.enabled()
     saved_filters, saved_stdin = list(warnings.filters), sys.stdin

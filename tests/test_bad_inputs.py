@@ -58,14 +58,13 @@ def no_files(folder: Path, pattern: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def trained(sample_zips, tmp_path_factory):
-    """One tiny CIFAR-10 run (calibrated and predicted once, so its caches exist)."""
+def trained(sample_zips, cifar_run, tmp_path_factory):
+    """A copy of the shared tiny CIFAR-10 run (calibrated and predicted once, so its caches exist)."""
     root = tmp_path_factory.mktemp("catalogue")
     data = root / "data"
     shutil.copytree(sample_zips["cifar10"], data)
     run = root / "run"
-    result = kit("train", "cifar10", "--data-dir", data, "--out", run, "--epochs", "1", *TINY)
-    assert result.returncode == 0, result.stderr
+    shutil.copytree(cifar_run[0], run)
     result = kit("predict", run, "--data-dir", data, "--out", root / "first.csv")
     assert result.returncode == 0, result.stderr
     return data, run, root / "first.csv"
