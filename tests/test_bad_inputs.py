@@ -1,8 +1,9 @@
 """The catalogue of bad inputs across the commands (issue 9): each gets a one-line error that names the
 problem and the fix, a non-zero exit, no traceback, and leaves no partial output behind.
 
-Every case runs the real `python -m kaggle_kit` in a child process. Cases that need a trained run share
-one tiny run; the Kaggle cases talk to the fake Kaggle in tests/kaggle_server.py through the real client.
+Every case runs the real command line, in this process unless a resource limit, a signal or the `kaggle`
+client's fresh import is part of the case (then `python -m kaggle_kit` in a child). Cases that need a trained
+run share one tiny run; the Kaggle cases talk to the fake Kaggle in tests/kaggle_server.py through the real client.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import KAGGLE_KIT, REPO, ctrl_c_reaches_it
+from conftest import KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_reaches_it, run_cli, run_cli_process
 from kaggle_kit.competition import resolve
 from kaggle_server import KaggleServer
 from test_kaggle_api import kit_env, write_submission
@@ -31,29 +32,25 @@ TINY = ["--arch", "test_resnet", "--batch-size", "32", "--workers", "0", "--devi
 READ_ONLY = Path("/sys/kaggle-kit-cannot-write")  # even root cannot create anything under /sys
 
 
-def kit(*args, cwd=None, env=None, file_limit=None, memory_limit=None, timeout=300):
+def kit(*args, cwd=None, env=None, file_limit=None, memory_limit=None, kaggle=False):
+    """The command in this process; in a child where a resource limit is the test, or the real `kaggle` client
+    must be imported fresh with the test's credentials. `env`: the whole environment."""
+    if not (file_limit or memory_limit or kaggle):
+        return run_cli(*args, cwd=cwd, env=env, replace_env=env is not None)
+
     def limit():
         if file_limit:  # a full disk, simulated: writes past `file_limit` bytes fail with EFBIG
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
         if memory_limit:  # a smaller machine: allocations past `memory_limit` bytes of data fail with ENOMEM
             resource.setrlimit(resource.RLIMIT_DATA, (memory_limit, memory_limit))
 
-    full_env = env or {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "kaggle_kit", *map(str, args)], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, preexec_fn=limit if file_limit or memory_limit else None)
+    return run_cli_process(*args, cwd=cwd, env=env, replace_env=env is not None, timeout=300,
+                           preexec_fn=limit if file_limit or memory_limit else None)
 
 
 def check(result, *needles, multiline=False):
     """One line naming the problem (and the fix), non-zero exit, no traceback."""
-    assert result.returncode != 0, result.stdout + result.stderr
-    assert "Traceback" not in result.stdout + result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines and lines[0].startswith("error: "), result.stderr
-    if not multiline:
-        assert len(lines) == 1, result.stderr
-    text = "\n".join(lines) if multiline else lines[0]
-    for needle in needles:
-        assert needle in text, text
+    assert_one_line_error(result, *needles, alone=True, multiline=multiline)
 
 
 def no_files(folder: Path, pattern: str) -> bool:
@@ -61,14 +58,13 @@ def no_files(folder: Path, pattern: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def trained(sample_zips, tmp_path_factory):
-    """One tiny CIFAR-10 run (calibrated and predicted once, so its caches exist)."""
+def trained(sample_zips, cifar_run, tmp_path_factory):
+    """A copy of the shared tiny CIFAR-10 run (calibrated and predicted once, so its caches exist)."""
     root = tmp_path_factory.mktemp("catalogue")
     data = root / "data"
     shutil.copytree(sample_zips["cifar10"], data)
     run = root / "run"
-    result = kit("train", "cifar10", "--data-dir", data, "--out", run, "--epochs", "1", *TINY)
-    assert result.returncode == 0, result.stderr
+    shutil.copytree(cifar_run[0], run)
     result = kit("predict", run, "--data-dir", data, "--out", root / "first.csv")
     assert result.returncode == 0, result.stderr
     return data, run, root / "first.csv"
@@ -332,7 +328,7 @@ def kaggle(sample_zips, tmp_path):
 def test_kaggle_refusals(kaggle, tmp_path, status, retry_after, needles):
     server, work, path = kaggle
     server.fail("StartSubmissionUpload", status, retry_after=retry_after)
-    check(kit("submit", path, cwd=work, env=kit_env(tmp_path, server.url)), *needles)
+    check(kit("submit", path, cwd=work, env=kit_env(tmp_path, server.url), kaggle=True), *needles)
     ledger = work / "submissions" / "ledger.jsonl"
     assert not ledger.exists() or all(json.loads(line) for line in ledger.read_text().splitlines())
 
@@ -341,7 +337,7 @@ def test_kaggle_timeout(kaggle, tmp_path):
     server, work, path = kaggle
     server.delay("StartSubmissionUpload", 5)
     env = kit_env(tmp_path, server.url, KAGGLE_KIT_HTTP_TIMEOUT="1")
-    check(kit("submit", path, cwd=work, env=env), "did not answer within 1 s", "KAGGLE_KIT_HTTP_TIMEOUT")
+    check(kit("submit", path, cwd=work, env=env, kaggle=True), "did not answer within 1 s", "KAGGLE_KIT_HTTP_TIMEOUT")
 
 
 def test_a_stop_request_while_reporting_an_error_keeps_the_report_one_line(tmp_path):

@@ -18,7 +18,7 @@ import psutil
 import pytest
 import torch
 
-from conftest import KAGGLE_KIT, REPO, assert_one_line_error, run_cli
+from conftest import KAGGLE_KIT, REPO, assert_one_line_error, run_cli, run_cli_process
 from kaggle_kit.launch import how_it_ended, last_line, run_on_gpus
 from kaggle_kit.run import RunDir
 
@@ -39,7 +39,9 @@ RUN_FILES = {"config.json", "split.json", "history.csv", "curves.png", "best.pt"
 
 
 def _train(*args):
-    result = run_cli("train", *map(str, args), timeout=300)
+    # the launcher (--nproc) sets up process groups, environment and logging for its ranks: a child of its own
+    run = run_cli_process if "--nproc" in args else run_cli
+    result = run("train", *map(str, args), timeout=300)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -182,7 +184,8 @@ def test_resuming_with_another_process_count_keeps_the_schedule_in_epochs(runs, 
 
 @slow
 def test_an_error_on_every_rank_reads_as_one_line(runs, tmp_path):
-    result = run_cli("train", "cifar10", "--data-dir", runs["data"], "--out", tmp_path / "r", *DDP, "--sync-bn", timeout=120)
+    result = run_cli_process("train", "cifar10", "--data-dir", runs["data"], "--out", tmp_path / "r", *DDP,
+                             "--sync-bn", timeout=120)
     assert_one_line_error(result, "--sync-bn needs CUDA GPUs")
     assert result.returncode == 2
 

@@ -55,8 +55,12 @@ RUNS = [f"{cell}/seed={seed}" for cell in CELLS for seed in (0, 1)]
 
 
 def kit(args, cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kaggle_kit", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    """The command in this process with `env` as the whole environment; `--submit` in a child, so the `kaggle`
+    client is imported fresh with the fake Kaggle's credentials."""
+    from conftest import run_cli, run_cli_process
+
+    run = run_cli_process if "--submit" in args else run_cli
+    return run(*args, cwd=cwd, env=env, replace_env=True, timeout=timeout)
 
 
 def kaggle_env(home: Path, endpoint: str) -> dict:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import conftest
 from conftest import ctrl_c_reaches_it
 from kaggle_kit.competition import resolve
 from kaggle_kit.ledger import Ledger
@@ -102,14 +103,10 @@ def assert_no_secret(proc: subprocess.CompletedProcess, *secrets: str) -> None:
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str, secrets: tuple[str, ...] = ()) -> str:
-    assert proc.returncode != 0, proc.stdout
-    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+    """conftest's check with nothing else on stderr, and no secret anywhere in the output."""
+    line = conftest.assert_one_line_error(proc, *needles, alone=True)
     assert_no_secret(proc, *secrets)
-    return lines[0]
+    return line
 
 
 def ledger_of(work: Path) -> Ledger:

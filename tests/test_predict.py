@@ -16,7 +16,6 @@ from kaggle_kit import predict as predict_module
 from kaggle_kit import submission as sub
 from kaggle_kit.batches import cache_short_side
 from kaggle_kit.cache import load_images
-from kaggle_kit.cli import main
 from kaggle_kit.competition import resolve
 from kaggle_kit.errors import KitError
 from kaggle_kit.metrics import log_loss, softmax
@@ -70,14 +69,8 @@ def sample_header(data: Path, comp) -> bytes:
 
 
 def cli(capsys, *args) -> types.SimpleNamespace:
-    """The CLI in this process (no interpreter start-up): exit code, stdout, stderr."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exit:
-        code = exit.code or 0
-    captured = capsys.readouterr()
-    return types.SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
+    """The CLI in this process (no interpreter start-up): conftest's runner."""
+    return run_cli(*args)
 
 
 # ------------------------------------------------------------------------------------ exact format

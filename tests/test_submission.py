@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import conftest
 from kaggle_kit import submission as sub
-from kaggle_kit.cli import main
 from kaggle_kit.competition import resolve
 from kaggle_kit.errors import KitError
 from kaggle_kit.metrics import log_loss
@@ -629,13 +629,9 @@ def test_score_requires_a_row_for_every_answer(tmp_path):
 
 
 def run_cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exit:
-        code = exit.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    """conftest's in-process runner, as (exit code, stdout, stderr)."""
+    result = conftest.run_cli(*args)
+    return result.returncode, result.stdout, result.stderr
 
 
 def test_cli_validate_ok_and_competition_from_path(tmp_path, capsys):

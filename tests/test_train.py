@@ -3,6 +3,7 @@ reproducibility, the run folder, and bad input."""
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,16 +19,6 @@ from kaggle_kit.schedules import build_scheduler, lr_factor
 from kaggle_kit.train import train
 
 TINY = dict(arch="test_resnet", img_size=32, batch_size=32, workers=0, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def cifar_run(sample_zips, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "cifar"
-    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, "--epochs", "4",
-                     "--arch", "test_resnet", "--stem", "imagenet", "--batch-size", "32", "--lr", "0.05",
-                     "--schedule", "cosine", "--aug", "none", "--workers", "0", "--seed", "7")
-    assert result.returncode == 0, result.stderr
-    return out, result
 
 
 def test_cifar_learns_far_better_than_chance_and_writes_the_run_folder(cifar_run):
@@ -168,7 +159,9 @@ def test_a_warmup_longer_than_the_run_is_shortened_and_said(sample_zips, tmp_pat
 
 
 def test_resume_refuses_settings_it_would_ignore(cifar_run, tmp_path):
-    out, _ = cifar_run
+    import shutil
+
+    out = Path(shutil.copytree(cifar_run[0], tmp_path / "run"))  # the shared run stays as trained if this fails
     refused = run_cli("train", "--resume", out, "--epochs", "8", "--lr", "0.01")
     assert_one_line_error(refused, "--epochs, --lr would be ignored", "config.json", "drop them")
     other = run_cli("train", "dog_breed", "--resume", out)
@@ -221,21 +214,20 @@ def test_resuming_a_run_without_last_pt_says_it_starts_again(cifar_run, tmp_path
     assert len(pd.read_csv(out / "history.csv")) == 4
 
 
-def test_every_epoch_a_person_reads_is_counted_from_one_as_the_progress_bar(sample_zips, tmp_path):
-    """The bar's "epoch 2/2", the epoch lines, history.csv, the end-of-train summary, predict's and score's
-    "best.pt epoch N": one count, from 1."""
+def test_every_epoch_a_person_reads_is_counted_from_one_as_the_progress_bar(cifar_run, tmp_path):
+    """The bar's "epoch 4/4", the epoch lines, history.csv, the end-of-train summary, predict's and score's
+    "best.pt epoch N": one count, from 1. The shared run trained with KAGGLE_KIT_PROGRESS=1 and --tta off."""
     import re
+    import shutil
 
     out = tmp_path / "run"
+    shutil.copytree(cifar_run[0], out)  # predict calibrates into the run folder
     env = {"KAGGLE_KIT_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
-    trained = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, "--epochs", "2",
-                      "--arch", "test_resnet", "--batch-size", "32", "--lr", "0.05", "--aug", "none", "--workers", "0",
-                      "--device", "cpu", "--tta", "off", env=env)
-    assert trained.returncode == 0, trained.stderr
-    assert "epoch 2/2" in trained.stderr and "epoch 3/" not in trained.stderr
-    assert re.findall(r"^epoch (\d+): lr", trained.stderr, re.M) == ["1", "2"]
+    trained = cifar_run[1]
+    assert "epoch 4/4" in trained.stderr and "epoch 5/" not in trained.stderr
+    assert re.findall(r"^epoch (\d+): lr", trained.stderr, re.M) == ["1", "2", "3", "4"]
     history = pd.read_csv(out / "history.csv")
-    assert history["epoch"].tolist() == [1, 2]
+    assert history["epoch"].tolist() == [1, 2, 3, 4]
     best = int(history["epoch"][history["val_metric"].idxmax()])  # the first of equals, as the trainer keeps it
     assert f"at epoch {best}\n" in trained.stdout
     assert RunDir(out).load_checkpoint("best")["epoch"] == best - 1  # the checkpoint keeps the loop's own index
