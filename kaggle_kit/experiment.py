@@ -64,6 +64,8 @@ from .competition import Competition, all_competitions, resolve
 from .errors import KitError
 from .recipe import Recipe, apply_overrides
 from .run import RunDir, atomic_write_text
+from .run_config import CONFIG
+from .runs import EXPERIMENT_FILE
 
 PLAN_SUFFIX = ".toml"
 PLAN_FIELDS = ("competition", "title", "description", "recipe", "seeds", "overrides", "grid", "table", "curves", "labels", "published")
@@ -75,7 +77,6 @@ RESERVED_FIELDS = ("seed", "name")
 # where a run executes, not what it computes: a finished run is reused whatever these were
 PLACEMENT_FIELDS = ("device", "workers")
 NO_AXES_CELL = "all"
-EXPERIMENT_FILE = "experiment.json"
 PLAN_COPY = "plan.toml"
 TIMINGS_FILE = "timings.json"
 SUBMISSION_FILE = "submission.csv"
@@ -435,15 +436,15 @@ def run_state(run: PlannedRun, fingerprint: str | None = None) -> str:
     """"finished", "partial" (resume it), "new" or "damaged"; a folder trained with other settings, or on data
     other than the one whose `fingerprint` is given, is an error: its results would not belong in one table."""
     folder = RunDir(run.path)
-    if not folder.file("config.json").is_file():
+    if not folder.file(CONFIG).is_file():
         return "new"
-    config = folder.config()
-    if fingerprint is not None and config.get("fingerprint") not in (None, fingerprint):
+    config = folder.read_config()
+    if fingerprint is not None and config.fingerprint not in (None, fingerprint):
         raise KitError(
-            f"{run.path} was trained on other data ({config.get('data_dir')}, fingerprint {config.get('fingerprint')}) "
+            f"{run.path} was trained on other data ({config.data_dir}, fingerprint {config.fingerprint}) "
             f"than this --data-dir (fingerprint {fingerprint}): pass that data folder again, or another --out"
         )
-    done = config.get("recipe", {})
+    done = config.recipe_dict or {}
     wanted = run.recipe.to_dict()
     for key in wanted:
         if key in PLACEMENT_FIELDS:

@@ -95,8 +95,8 @@ def train(
         from . import fail
 
         fail("interrupted before the first epoch finished: nothing was saved", 130, kind="interrupted")
-    config = RunDir(result.run_dir).config()
-    metric = resolve(config["competition"]).metric
+    config = RunDir(result.run_dir).read_config()
+    metric = resolve(config.competition).metric
     if result.interrupted:
         again = f" --nproc {world_size}" if world_size > 1 else ""
         print(f"interrupted after {result.epochs_run} finished epoch(s); resume with: kaggle-kit train --resume {result.run_dir}{again}", file=sys.stderr)
@@ -108,7 +108,7 @@ def train(
         from ..predict import calibrate_run
 
         # TTA choice and temperature are measured once here, so predict and score read them from config.json
-        calibration = calibrate_run(result.run_dir, data_dir, device=config["recipe"].get("device", "auto"))
+        calibration = calibrate_run(result.run_dir, data_dir, device=config.recipe.device)
         if calibration.get("validated"):
             # the stored choice is what predict submits (a recipe's tta on/off included), so this figure is its score
             print(f"calibrated (what predict uses): best.pt, TTA {'on' if calibration['tta'] else 'off'} "

@@ -40,10 +40,10 @@ def default_message(file: Path, run: RunInfo, sha256: str) -> str:
     parts = [run.name or file.name]
     if run.recipe:
         parts.append(run.recipe)
-    if run.config.get("tta"):
+    if run.config.tta:
         parts.append("tta")
-    if run.config.get("temperature"):
-        parts.append(f"T={float(run.config['temperature']):.2f}")
+    if run.config.temperature:
+        parts.append(f"T={float(run.config.temperature):.2f}")
     parts.append(f"sha256 {sha256[:12]}")
     return " | ".join(parts)[:MESSAGE_LIMIT]
 
@@ -151,7 +151,7 @@ def submit(
         comp, run = describe_run(file, competition, run_dir)
     except KitError as error:  # the run folder's messages get the same redaction as every other here
         raise _error(str(error), error.exit_code) from None
-    data_dir = data_dir or run.config.get("data_dir") or None
+    data_dir = data_dir or run.config.data_dir or None
     problems = submissions.validate(file, comp, _sample_path(comp, data_dir))
     if problems:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
