@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .competition import resolve
-from .experiment import (
+from .plan import (
     Cell,
     Plan,
     experiment_plan,
