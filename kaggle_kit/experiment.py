@@ -133,6 +133,44 @@ class _Clock:
         return mean * (self.total - self.done) / self.parallel
 
 
+class _Jobs:
+    """The one owner of a run's bookkeeping, trained in this process or in its own on a GPU: the start, done, failed
+    and interrupted events, the timings and the result's lists (thread-safe: several GPUs finish at once)."""
+
+    def __init__(self, result: ExperimentResult, timings: _Timings, clock: _Clock, on_event):
+        self.result, self.timings, self.clock, self.on_event = result, timings, clock, on_event
+        self.lock = threading.Lock()
+
+    def start(self, run: PlannedRun, resuming: bool, **where) -> None:
+        _event(self.on_event, event="start", run=run.name, resume=resuming, **where,
+               index=self.clock.done + 1, total=self.clock.total, eta_s=self.clock.eta())
+
+    def skipped(self, run: PlannedRun) -> None:
+        self.result.skipped.append(run.name)
+        _event(self.on_event, event="skip", run=run.name, **self.clock.finish(None))
+
+    def failed(self, run: PlannedRun, why: str) -> None:
+        with self.lock:
+            self.result.failed[run.name] = why
+            _event(self.on_event, event="failed", run=run.name, error=why, **self.clock.finish(None))
+
+    def interrupted(self, run: PlannedRun | None = None) -> None:
+        """Stopped by Ctrl-C; said of `run` when it was the one running (not when the user stopped the waiting)."""
+        with self.lock:
+            self.result.interrupted = True
+            if run is not None:
+                _event(self.on_event, event="interrupted", run=run.name)
+
+    def done(self, run: PlannedRun, resuming: bool, seconds: float, **extra) -> None:
+        with self.lock:
+            (self.result.resumed if resuming else self.result.trained).append(run.name)
+            _event(self.on_event, event="done", run=run.name, seconds=seconds, **extra, **self.clock.finish(seconds))
+
+    def ended(self, run: PlannedRun, seconds: float) -> None:
+        """Wall seconds of one attempt, counted whatever its outcome."""
+        self.timings.add(run, seconds)
+
+
 def _prediction_is_current(run: PlannedRun) -> bool:
     # the file is a pure function of best.pt and the data: reuse it unless the checkpoint is newer
     file, best = run.path / SUBMISSION_FILE, run.path / "best.pt"
@@ -222,15 +260,12 @@ def run_experiment(
     result = ExperimentResult(folder, plan.name, plan.competition, len(runs))
     timings = _Timings(folder)
     to_train = [r for r in runs if states[r.name] in ("new", "partial")]
-    clock = _Clock(len(runs), len(gpus) if gpus else 1)
+    jobs = _Jobs(result, timings, _Clock(len(runs), len(gpus) if gpus else 1), on_event)
     for run in runs:
         if states[run.name] == "finished":
-            result.skipped.append(run.name)
-            _event(on_event, event="skip", run=run.name, **clock.finish(None))
+            jobs.skipped(run)
         elif states[run.name] == "damaged":
-            why = f"{run.path} ran every epoch but has no best.pt: delete that folder to retrain it"
-            result.failed[run.name] = why
-            _event(on_event, event="failed", run=run.name, error=why, **clock.finish(None))
+            jobs.failed(run, f"{run.path} ran every epoch but has no best.pt: delete that folder to retrain it")
     submitting = {"on": submit}
     submit_lock = threading.Lock()
 
@@ -255,10 +290,10 @@ def run_experiment(
 
     try:
         if gpus:
-            _run_parallel(to_train, states, comp, data_dir, gpus, result, timings, clock, on_event,
+            _run_parallel(to_train, states, comp, data_dir, gpus, jobs, on_event,
                           after_training if submit else None, folder, status_every_s)
         else:
-            _run_sequential(to_train, states, comp, data_dir, result, timings, clock, on_event)
+            _run_sequential(to_train, states, comp, data_dir, jobs)
             if submit and not result.interrupted:
                 for run in runs:
                     if run.name not in result.failed:
@@ -273,13 +308,13 @@ def run_experiment(
     return result
 
 
-def _run_sequential(runs, states, comp: Competition, data_dir, result: ExperimentResult, timings: _Timings, clock: _Clock, on_event) -> None:
+def _run_sequential(runs, states, comp: Competition, data_dir, jobs: _Jobs) -> None:
     from . import trainer
     from .predict import calibrate_run
 
     for run in runs:
         resuming = states[run.name] == "partial"
-        _event(on_event, event="start", run=run.name, resume=resuming, index=clock.done + 1, total=clock.total, eta_s=clock.eta())
+        jobs.start(run, resuming)
         began = time.perf_counter()
         try:
             if resuming:
@@ -290,20 +325,17 @@ def _run_sequential(runs, states, comp: Competition, data_dir, result: Experimen
                 # what `kaggle-kit train` does after training, so both ways of running leave the same folder
                 calibrate_run(run.path, data_dir, device=run.recipe.device)
         except KitError as error:
-            timings.add(run, time.perf_counter() - began)
-            result.failed[run.name] = str(error)
-            _event(on_event, event="failed", run=run.name, error=str(error), **clock.finish(None))
+            jobs.ended(run, time.perf_counter() - began)
+            jobs.failed(run, str(error))
             continue
         except KeyboardInterrupt:
             trained = None
         seconds = time.perf_counter() - began
-        timings.add(run, seconds)
+        jobs.ended(run, seconds)
         if trained is None or trained.interrupted:
-            result.interrupted = True
-            _event(on_event, event="interrupted", run=run.name)
+            jobs.interrupted(run)
             return
-        (result.resumed if resuming else result.trained).append(run.name)
-        _event(on_event, event="done", run=run.name, seconds=seconds, best_metric=trained.best_metric, **clock.finish(seconds))
+        jobs.done(run, resuming, seconds, best_metric=trained.best_metric)
 
 
 # --------------------------------------------------------------------------------------- on several GPUs
@@ -336,8 +368,8 @@ def run_log(folder: Path, run: PlannedRun) -> Path:
     return Path(folder) / "logs" / f"{run.path.parent.name}.{run.path.name}.log"
 
 
-def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], result: ExperimentResult, timings: _Timings,
-                  clock: _Clock, on_event, after_training, folder: Path, status_every_s: float = 60.0) -> None:
+def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], jobs: _Jobs, on_event, after_training,
+                  folder: Path, status_every_s: float = 60.0) -> None:
     """One `kaggle-kit train` process per GPU at a time; each GPU takes the next run as soon as it is free.
     Their output goes to their logs, so the terminal hears from each running run every `status_every_s`."""
     from .launch import how_it_ended, last_line, run_on_gpus
@@ -348,7 +380,6 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
     for run in runs:
         waiting.put(run)
     stop = threading.Event()
-    record_lock = threading.Lock()
     running: dict[str, str] = {}  # run name -> its GPU, while its process runs
 
     def worker(gpu: str) -> None:
@@ -358,8 +389,7 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
             except queue.Empty:
                 return
             resuming = states[run.name] == "partial"
-            _event(on_event, event="start", run=run.name, resume=resuming, gpu=gpu, log=str(logs[run.name]),
-                   index=clock.done + 1, total=clock.total, eta_s=clock.eta())
+            jobs.start(run, resuming, gpu=gpu, log=str(logs[run.name]))
             began = time.perf_counter()
             running[run.name] = gpu
             try:
@@ -367,22 +397,19 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
             finally:
                 running.pop(run.name, None)
             seconds = time.perf_counter() - began
-            timings.add(run, seconds)
+            jobs.ended(run, seconds)
             finished = code == 0 and run_state(run) == "finished"
-            with record_lock:
-                if code == 130:
-                    result.interrupted = True
-                    stop.set()
-                    _event(on_event, event="interrupted", run=run.name)
-                    return
-                if not finished:
-                    ended = how_it_ended(code, logs[run.name]) if code != 0 else "exited with code 0 but the run is not finished"
-                    why = f"`kaggle-kit {' '.join(argvs[run.name][:2])} ...` {ended}; whole log: {logs[run.name]}"
-                    result.failed[run.name] = why
-                    _event(on_event, event="failed", run=run.name, error=why, **clock.finish(None))
-                    continue
-                (result.resumed if resuming else result.trained).append(run.name)
-                _event(on_event, event="done", run=run.name, seconds=seconds, gpu=gpu, **clock.finish(seconds))
+            if code == 130:
+                stop.set()
+                jobs.interrupted(run)
+                return
+            if not finished:
+                ended = (how_it_ended(code, logs[run.name]) if code != 0
+                         else "exited with code 0 but the run is not finished")
+                why = f"`kaggle-kit {' '.join(argvs[run.name][:2])} ...` {ended}; whole log: {logs[run.name]}"
+                jobs.failed(run, why)
+                continue
+            jobs.done(run, resuming, seconds, gpu=gpu)
             if after_training is not None:
                 if not _prediction_is_current(run):
                     # predicted in its own process on this GPU, like the training; only the upload happens here
@@ -404,6 +431,6 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
                         _event(on_event, event="progress", run=name, gpu=gpu, line=last_line(logs[name]) or "starting")
     except KeyboardInterrupt:
         stop.set()
-        result.interrupted = True
+        jobs.interrupted()
         for thread in threads:
             thread.join()
