@@ -310,7 +310,7 @@ def run_experiment(
 
 def _run_sequential(runs, states, comp: Competition, data_dir, jobs: _Jobs) -> None:
     from . import trainer
-    from .predict import calibrate_run
+    from .predict import calibrate_after_training
 
     for run in runs:
         resuming = states[run.name] == "partial"
@@ -321,9 +321,8 @@ def _run_sequential(runs, states, comp: Competition, data_dir, jobs: _Jobs) -> N
                 trained = trainer.resume(run.path, data_dir)
             else:
                 trained = trainer.train(comp, data_dir, run.recipe, out=run.path)
-            if not trained.interrupted and trained.best_epoch is not None:
-                # what `kaggle-kit train` does after training, so both ways of running leave the same folder
-                calibrate_run(run.path, data_dir, device=run.recipe.device)
+            # what `kaggle-kit train` does after training, so both ways of running leave the same folder
+            calibrate_after_training(trained, data_dir, device=run.recipe.device)
         except KitError as error:
             jobs.ended(run, time.perf_counter() - began)
             jobs.failed(run, str(error))

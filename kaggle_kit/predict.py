@@ -378,6 +378,19 @@ def calibrate_run(run_dir: Path | str, data_dir: Path | str | None = None, check
     return calibrate_loaded(loaded, layout, batch_size, workers)
 
 
+def calibrate_after_training(trained, data_dir: Path | str | None = None, *, device: str | None = None
+                             ) -> dict[str, Any] | None:
+    """What follows training, however the run was trained (`kaggle-kit train`, an experiment in this process):
+    TTA choice and temperature measured once on best.pt, so predict and score read them from config.json. None
+    when there is nothing to measure: the training was interrupted, or it had no validation split. `trained` is
+    the trainer's TrainResult; `device` defaults to the run's own."""
+    if trained.interrupted or trained.best_epoch is None:
+        return None
+    if device is None:
+        device = RunDir(trained.run_dir).read_config().recipe.device
+    return calibrate_run(trained.run_dir, data_dir, device=device)
+
+
 def current_calibration(loaded: LoadedRun) -> dict[str, Any] | None:
     """The run's stored calibration when it was made for this very checkpoint (same name and epoch)."""
     calibration = loaded.run.read_config().calibration_of(loaded.checkpoint)

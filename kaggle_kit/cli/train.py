@@ -104,16 +104,14 @@ def train(
     best = "no validation split" if result.best_metric is None or result.best_metric != result.best_metric else (
         f"best validation {metric.describe(result.best_metric)} at epoch {display_epoch(result.best_epoch)}")
     print(f"trained {result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'} in {result.seconds:.0f}s: {best}")
-    if result.best_epoch is not None:
-        from ..predict import calibrate_run
+    from ..predict import calibrate_after_training
 
-        # TTA choice and temperature are measured once here, so predict and score read them from config.json
-        calibration = calibrate_run(result.run_dir, data_dir, device=config.recipe.device)
-        if calibration.get("validated"):
-            # the stored choice is what predict submits (a recipe's tta on/off included), so this figure is its score
-            print(f"calibrated (what predict uses): best.pt, TTA {'on' if calibration['tta'] else 'off'} "
-                  f"({calibration['tta_source']}), temperature {calibration['temperature']:.3f}, "
-                  f"validation {metric.describe(calibration['val_metric'])}")
+    calibration = calibrate_after_training(result, data_dir) or {}  # measured once, read by predict and score
+    if calibration.get("validated"):
+        # the stored choice is what predict submits (a recipe's tta on/off included), so this figure is its score
+        print(f"calibrated (what predict uses): best.pt, TTA {'on' if calibration['tta'] else 'off'} "
+              f"({calibration['tta_source']}), temperature {calibration['temperature']:.3f}, "
+              f"validation {metric.describe(calibration['val_metric'])}")
     print(f"run: {result.run_dir}")
     print(f"next: kaggle-kit predict {result.run_dir}")
 
