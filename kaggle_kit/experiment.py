@@ -40,6 +40,7 @@ from .plan import (  # noqa: F401 (find_plan, load_plan, parse_plan, parse_set, 
     read_timings,
     run_state,
 )
+from .recipe_cli import Unsayable, recipe_to_argv
 from .report import write_report
 from .run import atomic_write_text
 from .runs import EXPERIMENT_FILE
@@ -346,19 +347,15 @@ def train_argv(run: PlannedRun, comp: Competition, data_dir, resume: bool) -> li
         return ["train", "--resume", str(run.path), "--data-dir", str(data_dir)]
     base = comp.recipe(run.recipe.name)
     argv = ["train", comp.name, "--recipe", run.recipe.name, "--out", str(run.path), "--data-dir", str(data_dir)]
-    for key, value in run.recipe.to_dict().items():
-        if key == "name" or value == getattr(base, key):
-            continue
-        flag = "--" + key.replace("_", "-")
-        if value is None:
-            raise KitError(
-                f"run {run.name} sets {key}=none, which `kaggle-kit train` flags cannot express: run this plan without --gpus"
-            )
-        if isinstance(value, bool):
-            argv.append(flag if value else f"--no-{key.replace('_', '-')}")
-        else:
-            argv += [flag, repr(value) if isinstance(value, float) else str(value)]
-    return argv
+    changed = {key: value for key, value in run.recipe.to_dict().items()
+               if key != "name" and value != getattr(base, key)}
+    try:
+        return argv + recipe_to_argv(changed)
+    except Unsayable as error:
+        raise KitError(
+            f"run {run.name} sets {error.field}=none, which `kaggle-kit train` flags cannot express: "
+            "run this plan without --gpus"
+        ) from None
 
 
 def run_log(folder: Path, run: PlannedRun) -> Path:

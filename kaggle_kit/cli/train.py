@@ -2,45 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import os
 import sys
 from pathlib import Path
-from typing import Optional, get_type_hints
+from typing import Optional
 
 import typer
 
 from ..errors import KitError
-from ..recipe import FIELD_HELP, Recipe
-
-SKIPPED = {"name"}  # the recipe's name comes from --recipe
-
-
-def _recipe_parameters() -> list[inspect.Parameter]:
-    hints = get_type_hints(Recipe)
-    params = []
-    for field in dataclasses.fields(Recipe):
-        if field.name in SKIPPED:
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        hint = hints[field.name]
-        text = str(hint)
-        if "bool" in text:
-            decls = [f"{flag}/--no-{flag[2:]}"]
-            kind = Optional[bool]
-        else:
-            decls = [flag]
-            kind = Optional[int] if "int" in text and "float" not in text else Optional[float] if "float" in text else Optional[str]
-        help_text, metavar = FIELD_HELP.get(field.name, field.name), None
-        if "None" in text and kind in (Optional[int], Optional[float]):
-            # a nullable number takes text, so `none` can clear what the recipe sets; Recipe.replace checks the type
-            metavar = ("INTEGER" if kind is Optional[int] else "FLOAT") + "|none"
-            kind, help_text = Optional[str], f"{help_text} (none: unset)"
-        option = typer.Option(None, *decls, help=help_text, metavar=metavar, rich_help_panel="Recipe overrides")
-        params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
-    return params
-
+from ..recipe_cli import with_recipe_flags
 
 def train(
     competition: Optional[str] = typer.Argument(None, help="cifar10, dog_breed, a slug or a competition URL"),
@@ -116,12 +86,5 @@ def train(
     print(f"next: kaggle-kit predict {result.run_dir}")
 
 
-def _with_recipe_flags(func):
-    signature = inspect.signature(func)
-    params = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
-    func.__signature__ = signature.replace(parameters=params + _recipe_parameters())
-    return func
-
-
 def register(app: typer.Typer) -> None:
-    app.command(context_settings={"help_option_names": ["-h", "--help"]})(_with_recipe_flags(train))
+    app.command(context_settings={"help_option_names": ["-h", "--help"]})(with_recipe_flags(train))
