@@ -22,14 +22,20 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Callable
 
 from bench_train import CASES, case_recipe
-from common import (augment_budget, build_model, kit_engine, kit_epoch, print_machine, synthetic_cache, table, timed,
-                    write_json)
+from common import (augment_budget, build_model, kit_engine, kit_epoch, print_machine, profile_top, synthetic_cache,
+                    table, timed, write_json)
 
 
 def compare_databound(case: str, device, n_images: int, batch_size: int, workers: int | None, warmup: int,
-                      repeats: int, folder: Path, compile: bool = False) -> list[dict]:
+                      repeats: int, folder: Path, compile: bool = False,
+                      profile: Callable[[dict], bool] | None = None, profile_steps: int = 5) -> list[dict]:
+    """One row: the real epoch against the staged one. `profile(row)` true: `profile_steps` batches of the real
+    epoch are run again under torch.profiler and the top kernels and host operations go in row["profile"]."""
+    import itertools
+
     import numpy as np
 
     from kaggle_kit.batches import Batches, Data
@@ -76,11 +82,15 @@ def compare_databound(case: str, device, n_images: int, batch_size: int, workers
     resident = "photos back to back" if not cache.is_uniform() else "uint8 array"
     path = f"GpuAugment, device-resident {resident}" if batches.use_gpu_data else f"EpochLoader, {workers} worker(s)"
     best_real, best_alone = min(real), min(alone)
-    return [{"case": case, "model": label, "data": path, "images": images, "epoch_s_real_aug": best_real,
+    row = {"case": case, "model": label, "data": path, "images": images, "epoch_s_real_aug": best_real,
              "epoch_s_model_alone": best_alone, "images_per_s_real": images / best_real,
              "images_per_s_alone": images / best_alone, "data_alone_images_per_s": images / data_alone,
              "data_alone_one_batch_per_call_images_per_s": images / one_per_call if one_per_call else None,
-             "ratio": best_real / best_alone}]
+             "ratio": best_real / best_alone}
+    if profile is not None and profile(row):
+        row["profile"] = profile_top(
+            lambda: kit_epoch(engine, itertools.islice(batches.train(repeats), profile_steps), repeats), device)
+    return [row]
 
 
 def main() -> None:

@@ -344,3 +344,47 @@ def augment_budget(**bytes_by_device):
     finally:
         data_module.AUGMENT_BYTES.clear()
         data_module.AUGMENT_BYTES.update(saved)
+
+
+# ---- profiles ------------------------------------------------------------------------------------------------------
+
+
+def profile_top(fn: Callable[[], Any], device, rows: int = 12) -> dict[str, Any]:
+    """torch.profiler over one call of `fn`: the top device kernels by self time (CUDA only) and the top host
+    operations by self CPU time (where the host spends or waits: cudaStreamSynchronize, copies, the DataLoader),
+    plus the device's busy fraction of the profiled wall time (well under 1: the GPU waits on the host)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = str(device).startswith("cuda")
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    sync(device)
+    with profile(activities=activities) as prof:
+        started = time.perf_counter()
+        fn()
+        sync(device)
+        wall_s = time.perf_counter() - started
+    averages = prof.key_averages()
+
+    def top(events, key: str) -> list[dict[str, Any]]:
+        ranked = sorted(events, key=lambda e: getattr(e, key, 0) or 0, reverse=True)[:rows]
+        return [{"name": e.key[:100], "calls": e.count, "self_ms": (getattr(e, key, 0) or 0) / 1000} for e in ranked]
+
+    kernels = [e for e in averages if str(getattr(e, "device_type", "")).endswith(("CUDA", "PrivateUse1"))]
+    device_busy_s = sum(getattr(e, "self_device_time_total", 0) or 0 for e in kernels) / 1e6
+    host = [e for e in averages if e not in kernels]
+    return {"wall_s": wall_s, "torch": torch.__version__,
+            "device_busy_fraction": device_busy_s / wall_s if cuda and wall_s > 0 else None,
+            "kernels": top(kernels, "self_device_time_total") if cuda else [],
+            "host": top(host, "self_cpu_time_total")}
+
+
+def profile_table(profile: dict[str, Any], rows: int = 8) -> str:
+    """The profile's top kernels and host operations as two small text tables."""
+    parts = []
+    if profile.get("device_busy_fraction") is not None:
+        parts.append(f"device busy {profile['device_busy_fraction']:.0%} of {profile['wall_s']:.3f}s profiled")
+    for name in ("kernels", "host"):
+        if profile.get(name):
+            parts.append(f"top {name} by self time:\n" + table(profile[name][:rows], ["name", "calls", "self_ms"]))
+    return "\n".join(parts)

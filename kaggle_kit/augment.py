@@ -112,7 +112,7 @@ def reseed_pipeline(pipeline: A.BaseCompose, seed: int) -> None:
 
 def build_train_transform(
     spec: AugmentSpec, img_size: int, mean: Sequence[float], std: Sequence[float], *, seed: int | None = None,
-    normalize: bool = True,
+    normalize: bool = True, resize: int | None = None,
 ) -> A.Compose:
     """uint8 HxWx3 RGB -> augmented, normalised float32 3 x img_size x img_size tensor.
 
@@ -120,9 +120,11 @@ def build_train_transform(
     `normalize=False` leaves normalisation to `DeviceNormalize` on the training device (the trainer's DataLoader
     path): the tensor is then uint8, or float in [0, 1] when the spec has noise or cutout - four times fewer
     bytes to collate, pin and copy, and no per-image float maths in the workers.
+    `resize`: without a random crop, the shorter side before the centre crop - the evaluation's `eval_resize`, so
+    training sees objects at the scale evaluation does (default `img_size`).
     """
     check_spec(spec, img_size)
-    steps = [*_geometry_steps(spec, img_size), *_colour_steps(spec)]
+    steps = [*_geometry_steps(spec, img_size, resize or img_size), *_colour_steps(spec)]
     if spec.noise_std is not None or spec.cutout:
         steps += [A.ToFloat(max_value=255.0), *_float_steps(spec, mean)]
         if normalize:
@@ -144,14 +146,14 @@ def build_eval_transform(
     return A.Compose(steps, strict=True)
 
 
-def _geometry_steps(spec: AugmentSpec, img_size: int) -> list[A.BasicTransform]:
+def _geometry_steps(spec: AugmentSpec, img_size: int, resize: int) -> list[A.BasicTransform]:
     steps: list[A.BasicTransform] = []
     if spec.pre_resize:
         steps.append(A.Resize(height=spec.pre_resize, width=spec.pre_resize))
     if spec.crop_scale is not None:
         steps.append(A.RandomResizedCrop(size=(img_size, img_size), scale=spec.crop_scale, ratio=spec.crop_ratio, p=1.0))
     else:
-        steps += _resize_centre_crop_steps(img_size, img_size)
+        steps += _resize_centre_crop_steps(resize, img_size)
     if spec.translate:
         padded = img_size + 2 * spec.translate
         steps.append(A.PadIfNeeded(min_height=padded, min_width=padded, position="center", border_mode=TRANSLATE_BORDER))
@@ -355,10 +357,11 @@ class GpuAugment(nn.Module):
     """
 
     def __init__(self, spec: AugmentSpec, img_size: int, mean: Sequence[float], std: Sequence[float],
-                 seed: int | None = None):
+                 seed: int | None = None, resize: int | None = None):
         super().__init__()
         check_spec(spec, img_size)
         self.spec, self.img_size, self.seed = spec, img_size, seed
+        self.resize = resize or img_size  # as build_train_transform's: the shorter side when nothing crops at random
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
         self._generators: dict[torch.device, torch.Generator] = {}
 
@@ -461,7 +464,7 @@ class GpuAugment(nn.Module):
         else:
             if spec.pre_resize:
                 x = F.interpolate(x, size=(spec.pre_resize, spec.pre_resize), mode="bilinear", align_corners=False)
-            x = resized_crops(x, params["crop"], size) if "crop" in params else resize_centre_crop(x, size, size)
+            x = resized_crops(x, params["crop"], size) if "crop" in params else resize_centre_crop(x, self.resize, size)
             flipped = False
         if "shift" in params:
             x, flipped = _translate(x, params["shift"], spec.translate, flip), True
@@ -479,7 +482,7 @@ class GpuAugment(nn.Module):
         if "crop" in params:
             boxes, clamp_to_box = params["crop"], self.spec.pre_resize is None
         else:
-            boxes, clamp_to_box = centre_crop_boxes(frame_h, frame_w, self.img_size, self.img_size), False
+            boxes, clamp_to_box = centre_crop_boxes(frame_h, frame_w, self.resize, self.img_size), False
         if to_source is not None:
             boxes = boxes * to_source  # pre-resized coordinates back onto the stored pixels
         return ragged_resized_crops(images, boxes, self.img_size, clamp_to_box=clamp_to_box, flip=flip)

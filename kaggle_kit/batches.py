@@ -23,6 +23,7 @@ from .data import (CachedImages, EpochLoader, EpochSampler, GpuBatches, OnDevice
                    device_images, epoch_seed, loader, seed_everything)
 from .layout import Layout
 from .recipe import Recipe
+from .resolve import augmentation_for
 from .run import RunDir
 from .split import load_split, save_split, stratified_split
 
@@ -108,16 +109,17 @@ class Batches:
         self.features = None  # set by fit to a features.FeatureSet for head-only epochs
         self._train_loader: EpochLoader | None = None
         self._val_loader: tuple[bytes, EpochLoader] | None = None
-        spec = comp.augmentation(recipe.aug)
+        spec = augmentation_for(comp, recipe)
         self.use_gpu_data = use_array_path(data.train_cache, recipe, device)
         if self.use_gpu_data:
             self.images = device_images(data.train_cache, device)
             self.labels = torch.as_tensor(data.labels, device=device)
-            self.train_transform = augment.GpuAugment(spec, recipe.img_size, mean, std)
+            self.train_transform = augment.GpuAugment(spec, recipe.img_size, mean, std, resize=recipe.eval_resize)
             self.eval_transform = augment.GpuEval(recipe.img_size, recipe.eval_resize, mean, std)
         else:
             # workers crop, flip, colour and add noise; the batch is normalised on the training device
-            self.train_transform = augment.build_train_transform(spec, recipe.img_size, mean, std, normalize=False)
+            self.train_transform = augment.build_train_transform(spec, recipe.img_size, mean, std, normalize=False,
+                                                                 resize=recipe.eval_resize)
             self.train_finish = augment.DeviceNormalize(mean, std)
             self.eval_transform = augment.build_eval_transform(recipe.img_size, recipe.eval_resize, mean, std)
             self.workers = (recipe.workers if recipe.workers is not None

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .errors import KitError
 from .metrics import Metric
@@ -50,7 +50,12 @@ class Competition:
     # per-channel (mean, std) of the competition's images, for recipes that normalise by the data
     # (`normalize="dataset"`, e.g. a model trained from scratch as the study's CIFAR-10 runs were)
     dataset_mean_std: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+    # what a fine-tuning recipe (pretrained=True) changes when run without pretrained weights: name -> settings
+    from_scratch: dict[str, dict[str, Any]] = field(default_factory=dict)
     package_dir: Path | None = None
+    # Kaggle takes a notebook (rerun offline on the hidden test set) instead of a CSV; `push` also asks Kaggle's
+    # competition listing (isKernelsSubmissionsOnly), so an undeclared code competition is still recognised
+    code_competition: bool = False
 
     @property
     def url(self) -> str:

@@ -40,6 +40,7 @@ from .plan import (  # noqa: F401 (find_plan, load_plan, parse_plan, parse_set, 
     read_timings,
     run_state,
 )
+from .plan_progress import PlanProgress
 from .recipe_cli import Unsayable, recipe_to_argv
 from .report import write_report
 from .run import atomic_write_text
@@ -228,10 +229,12 @@ def run_experiment(
     ledger=None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     status_every_s: float = 60.0,
+    track: list[str] | None = None,
 ) -> ExperimentResult:
     """Train every cell x seed of `plan` (skipping finished runs, resuming partial ones), optionally predict
     and submit each, then write the report. `gpus` runs independent runs in parallel, one per GPU, each
     logging to its own file; every `status_every_s` a "progress" event carries each running run's latest line.
+    `track` ("mlflow", "tensorboard") logs every run, under the plan's name (tracking.experiment_name).
 
     `on_event` receives plain dicts as runs start and end ({"event": "start"|"skip"|"done"|"failed"|...,
     "run", "index", "total", "eta_s", ...}); printing them is the caller's business.
@@ -258,10 +261,14 @@ def run_experiment(
         if credential_source().kind == "none":  # fail now, not after hours of training
             raise KitError("--submit needs Kaggle credentials and none were found: `kaggle-kit doctor` says how to set them up")
     ledger = ledger or Ledger()
+    from .tracking import check_kinds
+
+    track = check_kinds(track)
     result = ExperimentResult(folder, plan.name, plan.competition, len(runs))
     timings = _Timings(folder)
     to_train = [r for r in runs if states[r.name] in ("new", "partial")]
     jobs = _Jobs(result, timings, _Clock(len(runs), len(gpus) if gpus else 1), on_event)
+    plan_progress = PlanProgress(runs, status_every_s, on_event)  # the whole plan's epochs and ETA
     for run in runs:
         if states[run.name] == "finished":
             jobs.skipped(run)
@@ -292,9 +299,9 @@ def run_experiment(
     try:
         if gpus:
             _run_parallel(to_train, states, comp, data_dir, gpus, jobs, on_event,
-                          after_training if submit else None, folder, status_every_s)
+                          after_training if submit else None, folder, status_every_s, track, plan_progress)
         else:
-            _run_sequential(to_train, states, comp, data_dir, jobs)
+            _run_sequential(to_train, states, comp, data_dir, jobs, track, plan_progress)
             if submit and not result.interrupted:
                 for run in runs:
                     if run.name not in result.failed:
@@ -309,27 +316,38 @@ def run_experiment(
     return result
 
 
-def _run_sequential(runs, states, comp: Competition, data_dir, jobs: _Jobs) -> None:
+def _run_sequential(runs, states, comp: Competition, data_dir, jobs: _Jobs, track: list[str] | None = None,
+                    plan_progress: PlanProgress | None = None) -> None:
     from . import trainer
+    from .analysis import analyze_finished_run
     from .predict import calibrate_after_training
+    from .tracking import RunTracking
 
     for run in runs:
         resuming = states[run.name] == "partial"
         jobs.start(run, resuming)
         began = time.perf_counter()
+        tracker = RunTracking(track or [], on_epoch=lambda row: plan_progress and plan_progress.tell())
         try:
             if resuming:
-                trained = trainer.resume(run.path, data_dir)
+                trained = trainer.resume(run.path, data_dir, tracker=tracker)
             else:
-                trained = trainer.train(comp, data_dir, run.recipe, out=run.path)
+                trained = trainer.train(comp, data_dir, run.recipe, out=run.path, tracker=tracker)
             # what `kaggle-kit train` does after training, so both ways of running leave the same folder
-            calibrate_after_training(trained, data_dir, device=run.recipe.device)
+            if calibrate_after_training(trained, data_dir, device=run.recipe.device) is not None:
+                analyze_finished_run(run.path, data_dir)
+            if tracker:
+                tracker.finish("KILLED" if trained.interrupted else "FINISHED")
         except KitError as error:
+            if tracker:
+                tracker.finish("FAILED")
             jobs.ended(run, time.perf_counter() - began)
             jobs.failed(run, str(error))
             continue
         except KeyboardInterrupt:
             trained = None
+            if tracker:
+                tracker.finish("KILLED")
         seconds = time.perf_counter() - began
         jobs.ended(run, seconds)
         if trained is None or trained.interrupted:
@@ -365,12 +383,15 @@ def run_log(folder: Path, run: PlannedRun) -> Path:
 
 
 def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], jobs: _Jobs, on_event, after_training,
-                  folder: Path, status_every_s: float = 60.0) -> None:
+                  folder: Path, status_every_s: float = 60.0, track: list[str] | None = None,
+                  plan_progress: PlanProgress | None = None) -> None:
     """One `kaggle-kit train` process per GPU at a time; each GPU takes the next run as soon as it is free.
     Their output goes to their logs, so the terminal hears from each running run every `status_every_s`."""
     from .launch import how_it_ended, last_line, run_on_gpus
 
     argvs = {run.name: train_argv(run, comp, data_dir, states[run.name] == "partial") for run in runs}  # all checked first
+    tracked = [arg for kind in track or [] for arg in ("--track", kind)]
+    argvs = {name: argv + tracked for name, argv in argvs.items()}
     logs = {run.name: run_log(folder, run) for run in runs}
     waiting: queue.Queue = queue.Queue()
     for run in runs:
@@ -425,6 +446,8 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], jo
                     told = time.perf_counter()
                     for name, gpu in list(running.items()):
                         _event(on_event, event="progress", run=name, gpu=gpu, line=last_line(logs[name]) or "starting")
+                    if plan_progress:
+                        plan_progress.tell(force=True)
     except KeyboardInterrupt:
         stop.set()
         jobs.interrupted()

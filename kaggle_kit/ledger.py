@@ -56,6 +56,74 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def append_json_line(path: Path, entry: dict) -> None:
+    """Append one JSON line under an exclusive lock, repairing a torn tail first (see the module docstring)."""
+    # json.dumps escapes newlines inside strings, so the only newline is the terminator
+    line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _repair_torn_tail(path, fd)
+        view = memoryview(line)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _repair_torn_tail(path: Path, fd: int) -> None:
+    """Move a last line without its newline (a writer crashed mid-line) aside; caller holds the lock."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    end = size
+    block = 64 * 1024
+    start = size
+    cut = 0
+    while start > 0:
+        start = max(0, start - block)
+        chunk = os.pread(fd, end - start, start)
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            cut = start + newline + 1
+            break
+        end = start
+    torn = os.pread(fd, size - cut, cut)
+    with open(str(path) + TORN_SUFFIX, "ab") as aside:
+        aside.write(torn + b"\n")
+        aside.flush()
+        os.fsync(aside.fileno())
+    os.ftruncate(fd, cut)
+
+
+def read_json_lines(path: Path) -> list[dict]:
+    """Every complete JSON object line of `path` under a shared lock; torn or foreign lines are skipped."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return []
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read()
+    finally:
+        os.close(fd)
+    entries = []
+    for raw in data.split(b"\n"):
+        if not raw.strip():
+            continue
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            continue  # a torn line left by a crash: never half-read
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
 @dataclass
 class LedgerRecord:
     """What kaggle-kit knows about one submission; `None` means not known (yet)."""
@@ -77,6 +145,12 @@ class LedgerRecord:
     private_score: float | None = None
     error: str | None = None
     updated: str | None = None
+    # a code competition's submission is a notebook version reading a dataset version (`kaggle-kit push`)
+    notebook: str | None = None  # owner/slug
+    notebook_version: int | None = None
+    dataset: str | None = None  # owner/slug
+    dataset_version: int | None = None
+    files: dict | None = None  # the dataset's file name -> sha256
 
     @property
     def final(self) -> bool:
@@ -132,71 +206,19 @@ class Ledger:
             raise TypeError(f"unknown ledger fields: {', '.join(sorted(unknown))}")
         changes.pop("id", None)
         self._append({"event": "update", "id": record_id, **changes, "updated": now_iso()})
+        if changes.get("public_score") is not None or changes.get("private_score") is not None:
+            from .tracking import log_kaggle_score
+
+            record = self.get(record_id)  # a score as it arrives, into the run's MLflow / TensorBoard log if tracked
+            log_kaggle_score(record.run_dir, record.public_score, record.private_score, record.kaggle_ref or 0)
 
     def _append(self, entry: dict) -> None:
-        # json.dumps escapes newlines inside strings, so the only newline is the terminator
-        line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            self._repair_torn_tail(fd)
-            view = memoryview(line)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)  # closing the descriptor releases the lock
-
-    def _repair_torn_tail(self, fd: int) -> None:
-        """Move a last line without its newline (a writer crashed mid-line) aside; caller holds the lock."""
-        size = os.fstat(fd).st_size
-        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
-            return
-        end = size
-        block = 64 * 1024
-        start = size
-        cut = 0
-        while start > 0:
-            start = max(0, start - block)
-            chunk = os.pread(fd, end - start, start)
-            newline = chunk.rfind(b"\n")
-            if newline >= 0:
-                cut = start + newline + 1
-                break
-            end = start
-        torn = os.pread(fd, size - cut, cut)
-        with open(str(self.path) + TORN_SUFFIX, "ab") as aside:
-            aside.write(torn + b"\n")
-            aside.flush()
-            os.fsync(aside.fileno())
-        os.ftruncate(fd, cut)
+        append_json_line(self.path, entry)
 
     # ------------------------------------------------------------------ reading
 
     def _lines(self) -> list[dict]:
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
-            return []
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            with os.fdopen(os.dup(fd), "rb") as handle:
-                data = handle.read()
-        finally:
-            os.close(fd)
-        entries = []
-        for raw in data.split(b"\n"):
-            if not raw.strip():
-                continue
-            try:
-                entry = json.loads(raw)
-            except ValueError:
-                continue  # a torn line left by a crash: never half-read
-            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-                entries.append(entry)
-        return entries
+        return [entry for entry in read_json_lines(self.path) if isinstance(entry.get("id"), str)]
 
     def records(self, competition: str | None = None) -> list[LedgerRecord]:
         """Every record, updates folded in, in the order the submissions were made."""

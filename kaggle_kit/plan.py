@@ -443,12 +443,13 @@ def run_state(run: PlannedRun, fingerprint: str | None = None) -> str:
             f"{run.path} was trained on other data ({config.data_dir}, fingerprint {config.fingerprint}) "
             f"than this --data-dir (fingerprint {fingerprint}): pass that data folder again, or another --out"
         )
-    done = config.recipe_dict or {}
+    # the plan asks for the recipe before it is fitted to the data (kaggle_kit.resolve): compare with that
+    done = config.requested_recipe or config.recipe_dict or {}
     wanted = run.recipe.to_dict()
     for key in wanted:
         if key in PLACEMENT_FIELDS:
             continue
-        if done.get(key) != wanted[key]:
+        if done.get(key, getattr(Recipe(), key)) != wanted[key]:
             raise KitError(
                 f"{run.path} was trained with {key}={format_value(done.get(key))} but the plan now asks "
                 f"{key}={format_value(wanted[key])}: delete that folder to retrain it, or pass another --out"

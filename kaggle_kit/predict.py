@@ -451,6 +451,7 @@ def predict_run(
     The file goes to `out`, default `submissions/<competition>/<run name>.csv`. `tta` None follows the
     recipe (on/off) or the run's calibration (auto); the calibration is made first when missing or stale.
     """
+    from .runs import record_written
     from .submission import read_sample, write_checked_submission
 
     loaded = load_run(run_dir, checkpoint, device)
@@ -487,6 +488,7 @@ def predict_run(
                            views, batch_size=batch_size, workers=workers, description=f"predicting {run.name}")
     probs = softmax(logits.mean, temperature)
     validation = write_checked_submission(path, comp, sample, layout.sample_path, cache.ids, probs, loaded.classes)
+    record_written(path, run.path, comp.name, layout.root, layout.sample_path)  # so `submit FILE` finds the run
     return PredictResult(
         path=path, competition=comp, rows=validation.rows, tta=use_tta, views=views, temperature=temperature,
         tta_source=tta_source, checkpoint=checkpoint, epoch=loaded.epoch, device=str(loaded.device),

@@ -68,6 +68,7 @@ class Recipe:
     # optimisation
     epochs: int = 10
     batch_size: int = 128
+    lr_scaling: str = "linear"  # how lr follows a batch shrunk for small data: linear | sqrt | keep
     optimizer: str = "sgd"  # sgd | adamw
     lr: float = 0.1
     momentum: float = 0.9
@@ -120,6 +121,7 @@ class Recipe:
             (0 <= self.label_smoothing < 1, "label_smoothing", f"{self.label_smoothing}", "use a value in [0, 1)"),
             (self.ema is None or 0 < self.ema < 1, "ema", f"{self.ema}", "use a decay in (0, 1), e.g. 0.999"),
             (self.tta in ("auto", "on", "off"), "tta", self.tta, "use auto, on or off"),
+            (self.lr_scaling in ("linear", "sqrt", "keep"), "lr_scaling", self.lr_scaling, "use linear, sqrt or keep"),
             (self.warmup_epochs >= 0, "warmup_epochs", f"{self.warmup_epochs}", "give 0 or more"),
             (self.head_hidden >= 1, "head_hidden", f"{self.head_hidden}", "give --head-hidden 1 or more, e.g. 256"),
             (self.eval_resize is None or self.eval_resize >= self.img_size, "eval_resize", f"{self.eval_resize}",
@@ -235,6 +237,7 @@ FIELD_HELP = {
     "workers": "DataLoader worker processes (default: by device and core count)",
     "epochs": "number of epochs",
     "batch_size": "images per batch (per process with --nproc)",
+    "lr_scaling": "how --lr follows a batch shrunk for a small dataset: linear, sqrt or keep",
     "optimizer": "sgd or adamw",
     "lr": "peak learning rate (mean loss over the batch)",
     "momentum": "SGD momentum",

@@ -36,6 +36,15 @@ from .run_config import (  # noqa: F401 (CONFIG and the atomic writers are impor
 )
 
 HISTORY = "history.csv"
+RUNS_DIR_ENV = "KAGGLE_KIT_RUNS_DIR"
+DEFAULT_RUNS_DIR = Path("runs")  # `train` writes runs/<competition>/<run> unless told otherwise
+
+
+def runs_root() -> Path:
+    """Where run folders live unless a path is given: $KAGGLE_KIT_RUNS_DIR, else runs/. Here, below `runs`
+    (the listing, which reads the ledger), so that `tracking` can find runs/mlflow.db without a cycle."""
+    return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
+
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_metric", "seconds", "images_per_s"]
 
 

@@ -58,6 +58,10 @@ class RunConfig:
 
     competition: str | None = None
     recipe_dict: dict[str, Any] | None = None  # the resolved Recipe as stored; `recipe` parses it
+    # the Recipe as asked for, before it was fitted to the data (kaggle_kit.resolve); None in runs made before that
+    requested_recipe: dict[str, Any] | None = None
+    # field -> {"value", "was", "why"}: what resolving changed, and why (resolve.py); empty in earlier runs
+    derived: dict[str, dict[str, Any]] = field(default_factory=dict)
     augment: dict[str, Any] | None = None  # the AugmentSpec as stored
     classes: tuple[str, ...] | None = None
     normalization: dict[str, Any] | None = None  # {"mean": [...], "std": [...]}; `mean` / `std` parse it
@@ -79,6 +83,8 @@ class RunConfig:
         return cls(
             competition=str(data["competition"]) if data.get("competition") else None,
             recipe_dict=data.get("recipe") if isinstance(data.get("recipe"), dict) else None,
+            requested_recipe=data.get("requested_recipe") if isinstance(data.get("requested_recipe"), dict) else None,
+            derived=dict(data["derived"]) if isinstance(data.get("derived"), dict) else {},
             augment=data.get("augment") if isinstance(data.get("augment"), dict) else None,
             classes=tuple(str(c) for c in classes) if isinstance(classes, list) else None,
             normalization=data.get("normalization") if isinstance(data.get("normalization"), dict) else None,

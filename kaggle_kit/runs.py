@@ -1,35 +1,73 @@
 """The run folders on disk: where they are (the runs root), how each is described, and the `runs` listing.
 
-`describe_run` finds the run that made a submission file (`submissions/<competition>/<run>.csv` and the
-run's config.json under the runs root) and reads its recipe and validation score; `submit` records them in
-the ledger, `report` and `experiment` summarise recipes with `recipe_summary`. `run_summary` says what one
-run folder holds (settings, epochs, validation metric, Kaggle score): a row of `list_runs` (`kaggle-kit runs`)
-and of an experiment's results.csv.
+`describe_run` finds the run that made a submission file and reads its recipe and validation score; `submit`
+records them in the ledger, `report` and `experiment` summarise recipes with `recipe_summary`. The run is found
+by the file's hash first: `predict` records every file it writes (`record_written`: hash, path, run folder, data
+folder, sample) in `<submissions dir>/written.jsonl`, so a file written anywhere (`--out sub.csv`) leads back to
+its run and its data. Files made elsewhere fall back to `submissions/<competition>/<run>.csv` and the run's
+config.json under the runs root. `run_summary` says what one run folder holds (settings, epochs, validation
+metric, Kaggle score): a row of `list_runs` (`kaggle-kit runs`) and of an experiment's results.csv.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from .competition import Competition, resolve
 from .errors import KitError
+from .ledger import append_json_line, default_submissions_dir, now_iso, read_json_lines
 from .metrics import Metric
-from .run import RunDir, display_epoch
+# the runs root lives in run.py (below tracking, which needs it); imported from here too
+from .run import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, display_epoch, runs_root  # noqa: F401
 from .run_config import CONFIG, RunConfig
 
-RUNS_DIR_ENV = "KAGGLE_KIT_RUNS_DIR"
-DEFAULT_RUNS_DIR = Path("runs")  # `train` writes runs/<competition>/<run> unless told otherwise
+WRITTEN_NAME = "written.jsonl"  # beside the ledger: every file predict wrote, by hash
 EXPERIMENT_FILE = "experiment.json"  # an experiment folder's record; the folder holds run folders
 
 
-def runs_root() -> Path:
-    """Where submit looks for the run that made a file: $KAGGLE_KIT_RUNS_DIR, else runs/."""
-    return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def written_index() -> Path:
+    return default_submissions_dir() / WRITTEN_NAME
+
+
+def record_written(path: Path, run_dir: Path, competition: str, data_dir: Path | None, sample: Path | None) -> None:
+    """Remember which run (and data folder) wrote the file at `path`, keyed by the file's hash."""
+    entry = {
+        "sha256": file_sha256(path), "path": _absolute(path), "run_dir": _absolute(run_dir),
+        "competition": competition, "data_dir": _absolute(data_dir), "sample": _absolute(sample), "time": now_iso(),
+    }
+    try:
+        append_json_line(written_index(), entry)
+    except OSError as error:  # the file is written and valid; only `submit FILE` loses the way back to its run
+        print(f"warning: cannot record {path} in {written_index()} ({error.strerror}): submit it with --run "
+              f"{run_dir}", file=sys.stderr)
+
+
+def _absolute(path: Path | None) -> str | None:
+    return str(Path(path).resolve()) if path else None  # the index is read from any working folder
+
+
+def find_written(path: Path) -> dict | None:
+    """The newest record of a file with these very bytes whose run folder still exists, or None."""
+    sha256 = file_sha256(path)
+    for entry in reversed(read_json_lines(written_index())):
+        if entry.get("sha256") == sha256 and (Path(str(entry.get("run_dir"))) / CONFIG).is_file():
+            return entry
+    return None
 
 
 def _read_json(path: Path) -> dict:
@@ -53,6 +91,8 @@ class RunInfo:
     config: RunConfig = field(default_factory=RunConfig)
     recipe: str | None = None  # short summary
     local_score: float | None = None  # validation score with the competition metric
+    data_dir: Path | None = None  # the data folder the file was predicted from, when recorded
+    sample: Path | None = None  # the sample submission it was checked against, when recorded
 
 
 def _find_run_dir(name: str, comp_name: str | None) -> Path | None:
@@ -110,6 +150,9 @@ def describe_run(
     except KitError:
         pass
     info = RunInfo()
+    written = find_written(file) if run_dir is None and file.is_file() else None
+    if written is not None:
+        run_dir = Path(written["run_dir"])
     if run_dir is None:
         guess = explicit or from_folder
         found = _find_run_dir(file.stem, guess.name if guess else None)
@@ -129,6 +172,9 @@ def describe_run(
         info = RunInfo(
             name=RunDir(run_dir).name, run_dir=run_dir, config=typed, recipe=recipe_summary(typed.recipe_dict)
         )
+        if written is not None:
+            info.data_dir = Path(written["data_dir"]) if written.get("data_dir") else None
+            info.sample = Path(written["sample"]) if written.get("sample") else None
     from_run = None
     if info.config.competition:
         from_run = _competition(info.config.competition)

@@ -38,8 +38,8 @@ from .device import autocast_dtype, resolve_device, set_backend_flags, to_device
 from .errors import KitError, out_of_memory
 from .layout import Layout
 from .recipe import Recipe
-from .run import HISTORY, RunDir, display_epoch, git_commit, versions
-from .runs import DEFAULT_RUNS_DIR
+from .resolve import Resolution, augmentation_for, explicit_settings, resolve_recipe
+from .run import DEFAULT_RUNS_DIR, HISTORY, RunDir, display_epoch, git_commit, versions
 from .schedules import build_scheduler
 
 
@@ -82,7 +82,7 @@ def run_config(comp: Competition, layout: Layout, recipe: Recipe, normalization,
         "metric": comp.metric.name,
         "higher_is_better": comp.metric.higher_is_better,
         "recipe": recipe.to_dict(),
-        "augment": dataclasses.asdict(comp.augmentation(recipe.aug)),
+        "augment": dataclasses.asdict(augmentation_for(comp, recipe)),
         "classes": layout.classes,
         "data_dir": str(layout.root.resolve()),
         "fingerprint": layout.fingerprint(),
@@ -172,8 +172,10 @@ def fit(
     run: RunDir,
     resume: bool = False,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    resolution: Resolution | None = None,
 ) -> TrainResult:
-    """Train `recipe` on `layout` into `run`; with `resume`, continue from the run's last checkpoint."""
+    """Train `recipe` on `layout` into `run`; with `resume`, continue from the run's last checkpoint.
+    `resolution`: how `recipe` was derived from the named one (recorded in config.json, said as notes)."""
     from . import features, models
 
     recipe.validate()
@@ -193,7 +195,9 @@ def fit(
     model = models.build_model(recipe, len(layout.classes))
     mean, std = input_normalization(comp, recipe, model)
     if distributed.is_main() and not resume:
-        run.create(run_config(comp, layout, recipe, (mean, std), {"skipped_images": data.train_cache.bad_ids}))
+        derivation = resolution.record() if resolution else {}
+        extra = {"skipped_images": data.train_cache.bad_ids, **derivation}
+        run.create(run_config(comp, layout, recipe, (mean, std), extra))
     if recipe.sync_bn and distributed.world_size() > 1:
         # before freezing: conversion builds new norm layers, which would drop the frozen layers' eval-mode pin
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -218,7 +222,7 @@ def fit(
         else:
             # the data-level branch: from here on batches are cached backbone features, steps train the head
             batches.features = features.prepare(
-                model, batches.view_batches, recipe=recipe, spec=comp.augmentation(recipe.aug),
+                model, batches.view_batches, recipe=recipe, spec=augmentation_for(comp, recipe),
                 normalization=(mean, std), labels=data.labels, train_idx=data.train_idx, val_idx=data.val_idx,
                 data_fingerprint=f"{layout.fingerprint()}/{data.train_cache.path.name}", work_dir=layout.work_dir,
                 device=device, dtype=dtype, channels_last=channels_last,
@@ -290,8 +294,10 @@ def fit(
         saved_epoch = epoch
 
     if distributed.is_main():  # said once the run is sure to start: a failing one prints its error alone
-        for note in recipe.notes():
+        for note in (resolution.notes if resolution else []) + recipe.notes():
             print(f"note: {note}", file=sys.stderr, flush=True)
+        for warning in resolution.warnings if resolution else []:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
     with progress.bar(total_steps if distributed.is_main() else None, f"training {run.name}") as bar:
         try:
             for epoch in range(start_epoch, recipe.epochs):
@@ -544,6 +550,7 @@ def train(
     recipe: str | Recipe | None = None,
     out: Path | str | None = None,
     runs_root: Path | str = DEFAULT_RUNS_DIR,
+    tracker=None,
     **overrides: Any,
 ) -> TrainResult:
     """`train("dog_breed", arch="resnet34")`: resolve, read the data, train, and return the result."""
@@ -553,13 +560,17 @@ def train(
 
     comp = resolve(competition) if isinstance(competition, str) else competition
     base = recipe if isinstance(recipe, Recipe) else comp.recipe(recipe)
-    resolved = base.replace(**{k: v for k, v in overrides.items() if v is not None}).validate()
-    comp.augmentation(resolved.aug)  # unknown augmentation names fail before any data is read
-    check_normalization(comp, resolved)
+    requested = base.replace(**{k: v for k, v in overrides.items() if v is not None}).validate()
+    comp.augmentation(requested.aug)  # unknown augmentation names fail before any data is read
+    check_normalization(comp, requested)
     from . import models
 
-    models.resolve_arch(resolved.arch)  # unknown names fail before any data is read
+    models.resolve_arch(requested.arch)  # unknown names fail before any data is read
     layout = open_layout(comp, data_dir)
+    n_train = round(len(layout.train.ids) * (1 if requested.full_train else 1 - requested.val_fraction))
+    n_train //= distributed.world_size()  # the batch is per process: each rank steps through its own share
+    resolution = resolve_recipe(comp, requested, explicit_settings(comp, base, overrides), n_train)
+    resolved = resolution.recipe
     path = Path(out) if out else new_run_path(Path(runs_root), comp.name, resolved.arch, resolved.name)
     if out and (path / "config.json").exists():
         raise KitError(f"{path} already holds a run; resume it with `kaggle-kit train --resume {path}` or choose another --out")
@@ -574,8 +585,11 @@ def train(
         if created and distributed.is_main() and not run.file(HISTORY).is_file():
             shutil.rmtree(path, ignore_errors=True)
 
+    if tracker is not None:  # tracking.RunTracking: told the run folder, then fed every epoch's row
+        tracker.attach(path)
     try:
-        result = fit(comp, layout, resolved, run)
+        result = fit(comp, layout, resolved, run, resolution=resolution,
+                     on_epoch=tracker.log_epoch if tracker else None)
     except BaseException:
         remove_if_nothing_to_resume()
         raise
@@ -584,7 +598,8 @@ def train(
     return result
 
 
-def resume(run_dir: Path | str, data_dir: Path | str | None = None, competition: str | None = None) -> TrainResult:
+def resume(run_dir: Path | str, data_dir: Path | str | None = None, competition: str | None = None,
+           tracker=None) -> TrainResult:
     """Continue a run from its last checkpoint with exactly the settings it was started with. `competition`, when
     given, must be the run's own (a command line naming one is checked, not obeyed)."""
     from .competition import resolve
@@ -610,4 +625,6 @@ def resume(run_dir: Path | str, data_dir: Path | str | None = None, competition:
     if len(history) and not run.has_checkpoint("last"):
         print(f"warning: {run.path} has no last.pt (the run was killed before its first checkpoint): training starts "
               f"again from epoch 1 and replaces the {len(history)} epoch(s) in history.csv", file=sys.stderr)
-    return fit(comp, layout, recipe, run, resume=True)
+    if tracker is not None:
+        tracker.attach(run.path)
+    return fit(comp, layout, recipe, run, resume=True, on_epoch=tracker.log_epoch if tracker else None)

@@ -33,6 +33,15 @@ def signal_handlers_left_as_found():
     assert not changed, f"this test left signal handlers changed: {changed}"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def submissions_dir_outside_the_repo(tmp_path_factory):
+    """predict records every file it writes in <submissions dir>/written.jsonl, beside the ledger: tests that
+    predict in this process, or start kaggle-kit with this environment, must not write the repository's own."""
+    if not os.environ.get("KAGGLE_KIT_SUBMISSIONS_DIR"):
+        os.environ["KAGGLE_KIT_SUBMISSIONS_DIR"] = str(tmp_path_factory.mktemp("submissions-dir"))
+    yield
+
+
 @pytest.fixture(scope="session")
 def pristine_samples(tmp_path_factory):
     """Generated downloads no test ever opens in place (opening unpacks into the folder)."""

@@ -19,6 +19,25 @@ competitions/types/competition_api_service.py, kaggle/api/kaggle_api_extended.py
 - `GetSubmission {ref}` and `ListSubmissions {competitionName, sortBy, group, page, pageSize}` ->
   `ApiSubmission` objects; `GetSubmissionLimits`, `ListDataFiles` and
   `security.OAuthService/IntrospectToken` (used by token sign-in) are served too.
+- `ListCompetitions {search}` -> `{competitions: [ApiCompetition]}` with `isKernelsSubmissionsOnly` (the
+  server's `code_competition`) and `maxDailySubmissions`; `GetLeaderboard {competitionName}` -> the public
+  leaderboard's `{submissions: [{teamId, teamName, submissionDate, score}]}`, the user's best public score
+  among the other teams'.
+- Datasets: `blobs.BlobApiService/StartBlobUpload {type, name, contentLength}` -> `{token, createUrl}`, the
+  file PUT there; `datasets.DatasetApiService/CreateDataset {ownerSlug, slug, title, files: [{token}]}` and
+  `CreateDatasetVersion {ownerSlug, datasetSlug, body: {files, versionNotes}}` -> `{ref, url, status, error}`;
+  `GetDatasetStatus` -> `{status}` (a `DatabundleVersionStatus` name: not READY for `dataset_delay` seconds
+  after each version), `GetDataset` -> `{currentVersionNumber, ...}`. A slug of another owner is a 403.
+- Notebooks: `kernels.KernelsApiService/SaveKernel {slug, text, datasetDataSources, competitionDataSources,
+  enableInternet, ...}` -> `{ref, url, versionNumber, error}`; the server then really runs the script, as
+  Kaggle does: a fresh `python` with no PYTHONPATH, pip's index unreachable, the attached datasets' latest
+  versions under `<input>/<dataset-slug>/` and the competition's unpacked bundle under
+  `<input>/<competition-slug>/` (`KAGGLE_KIT_INPUT_ROOT`), the working folder as `KAGGLE_KIT_WORKING_DIR`,
+  killed after `kernel_timeout` seconds. `GetKernelSessionStatus {userName, kernelSlug, versionLabel}` ->
+  `{status, failureMessage}` (`KernelWorkerStatus`: QUEUED, RUNNING, COMPLETE, ERROR);
+  `ListKernelSessionOutput` -> `{files: [{url, fileName}], log}`, each file served at its url.
+- `CreateCodeSubmission {competitionName, kernelOwner, kernelSlug, kernelVersion, fileName}` -> `{message,
+  ref}`: that version's output file becomes a submission, scored like any other; 400 for a CSV competition.
 
 Submissions stay PENDING for `score_delay` seconds, then are scored against the hidden answers with the
 competition's metric (kaggle_kit.submission.score, which uses `comp.metric`): the public score on the
@@ -46,6 +65,7 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -65,6 +85,8 @@ from kaggle_kit.errors import KitError
 
 COMPETITIONS_SERVICE = "competitions.CompetitionApiService"
 OAUTH_SERVICE = "security.OAuthService"
+SERVICES = (COMPETITIONS_SERVICE, "blobs.BlobApiService", "datasets.DatasetApiService", "kernels.KernelsApiService")
+LEADERBOARD = (("kk-rival-a", 0.98), ("kk-rival-b", 0.71), ("kk-rival-c", 0.42))  # the other teams' public scores
 DEFAULT_USERNAME = "kk-test-user"
 DEFAULT_KEY = "kk-test-key-0123456789abcdef"
 DAILY_LIMIT = 5
@@ -98,6 +120,7 @@ class Submission:
     private_score: str = ""
     error: str = ""
     forced_error: str | None = None
+    past: bool = False  # made before the test (add_past_submissions): not counted against today's limit
 
     def as_json(self) -> dict:
         body = {
@@ -119,6 +142,26 @@ class Submission:
 
 
 @dataclass
+class Dataset:
+    owner: str
+    slug: str
+    versions: list[Path] = field(default_factory=list)  # each version's folder of files
+    ready_at: float = 0.0
+
+
+@dataclass
+class KernelVersion:
+    owner: str
+    slug: str
+    number: int
+    folder: Path  # script.py, input/, working/, log.txt
+    metadata: dict
+    status: str = "QUEUED"
+    failure: str = ""
+    log: str = ""
+
+
+@dataclass
 class _State:
     comp: Competition
     bundle: bytes
@@ -135,6 +178,13 @@ class _State:
     submissions: list[Submission] = field(default_factory=list)
     next_error: str | None = None
     pages_ignored: bool = False
+    code_competition: bool = False
+    dataset_delay: float = 0.3
+    kernel_timeout: float = 600.0
+    daily_limit: int = DAILY_LIMIT
+    datasets: dict[str, Dataset] = field(default_factory=dict)  # "owner/slug" -> the dataset
+    kernels: dict[str, list[KernelVersion]] = field(default_factory=dict)  # "owner/slug" -> its versions
+    taken_slugs: set = field(default_factory=set)  # "owner/slug" of other users' datasets and notebooks
     calls: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -152,6 +202,10 @@ class KaggleServer:
         host: str = "127.0.0.1",
         port: int = 0,
         score_delay: float = 0.3,
+        code_competition: bool = False,
+        dataset_delay: float = 0.3,
+        kernel_timeout: float = 600.0,
+        daily_limit: int = DAILY_LIMIT,
     ):
         comp = competition if isinstance(competition, Competition) else resolve(competition)
         bundle_dir = Path(bundle_dir)
@@ -169,6 +223,10 @@ class KaggleServer:
             key=key,
             token=token,
             score_delay=score_delay,
+            code_competition=code_competition,
+            dataset_delay=dataset_delay,
+            kernel_timeout=kernel_timeout,
+            daily_limit=daily_limit,
         )
         self._prepare_scoring(answers)
         self._httpd = ThreadingHTTPServer((host, port), _Handler)
@@ -227,7 +285,7 @@ class KaggleServer:
                 self._state.submissions.append(Submission(
                     ref=ref, competition=self._state.comp.slug, file_name=f"old-{ref}.csv", description=f"old {ref}",
                     data=b"id,label\n", date=datetime.now(timezone.utc), ready_at=0.0, status="COMPLETE",
-                    public_score="0.50000", private_score="0.50000"))
+                    public_score="0.50000", private_score="0.50000", past=True))
                 made.append(ref)
         return made
 
@@ -238,6 +296,13 @@ class KaggleServer:
     def error_next_submission(self, reason: str) -> None:
         """The next submission is scored as ERROR with `reason` as its errorDescription."""
         self._state.next_error = reason
+
+    def take_slug(self, ref: str) -> None:
+        """Make `owner/slug` (a dataset or notebook) belong to someone else: creating or pushing it is refused."""
+        self._state.taken_slugs.add(ref)
+
+    def kernel_versions(self, ref: str) -> list[KernelVersion]:
+        return list(self._state.kernels.get(ref, []))
 
     def clear(self) -> None:
         self._state.faults.clear()
@@ -435,7 +500,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json({"active": True, "username": self.state.username} if active else {})
         if not self._signed_in():
             return self._error(401, "Unauthenticated")
-        if service != COMPETITIONS_SERVICE:
+        if service not in SERVICES:
             return self._error(404, f"unknown service {service}")
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
@@ -444,6 +509,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = urlparse(self.path).path
+        if path.startswith("/kernel-output/"):
+            return self._kernel_output_file(path)
         if path != f"/download/{self.state.comp.archive_name}":
             return self._error(404, f"no file at {path}")
         if self._faulted("download"):
@@ -564,8 +631,223 @@ class _Handler(BaseHTTPRequestHandler):
     def _api_GetSubmissionLimits(self, request: dict) -> None:
         if not self._competition_known(request):
             return
-        today = len(self.state.submissions)
-        self._json({"numToday": today, "numTotal": today, "numAllowedNow": max(DAILY_LIMIT - today, 0)})
+        today = len([s for s in self.state.submissions if not s.past])
+        limit = self.state.daily_limit
+        self._json({"numToday": today, "numTotal": len(self.state.submissions), "numAllowedNow": max(limit - today, 0)})
+
+
+    # ------------------------------------------------------------------ competition listing and leaderboard
+
+    def _api_ListCompetitions(self, request: dict) -> None:
+        comp, state = self.state.comp, self.state
+        found = request.get("search", "") in (comp.slug, comp.title, "")
+        self._json({"competitions": [{
+            "id": 1, "ref": f"https://www.kaggle.com/competitions/{comp.slug}", "title": comp.title,
+            "isKernelsSubmissionsOnly": state.code_competition, "maxDailySubmissions": state.daily_limit,
+        }] if found else [], "nextPageToken": ""})
+
+    def _api_GetLeaderboard(self, request: dict) -> None:
+        if not self._competition_known(request):
+            return
+        state = self.state
+        with state.lock:
+            for submission in state.submissions:
+                _settle(state, submission)
+            mine = [s for s in state.submissions if s.status == "COMPLETE" and s.public_score]
+        higher = state.comp.metric.direction.startswith("higher")
+        teams = [(name, score, f"2026-01-0{i + 1}T00:00:00.000Z") for i, (name, score) in enumerate(LEADERBOARD)]
+        if mine:
+            best = (max if higher else min)(mine, key=lambda s: float(s.public_score))
+            teams.append((state.username, float(best.public_score), _iso(best.date)))
+        teams.sort(key=lambda t: t[1], reverse=higher)
+        self._json({"submissions": [
+            {"teamId": 100 + i, "teamName": name, "submissionDate": date, "score": f"{score:.5f}"}
+            for i, (name, score, date) in enumerate(teams)
+        ], "nextPageToken": ""})
+
+    # ------------------------------------------------------------------ datasets
+
+    def _api_StartBlobUpload(self, request: dict) -> None:
+        token = hashlib.sha256(f"{request}{time.time_ns()}".encode()).hexdigest()[:24]
+        with self.state.lock:
+            self.state.uploads[token] = (str(request.get("name") or "file"), b"")
+        self._json({"token": token, "createUrl": f"{self.base}/upload/{token}"})
+
+    def _refused_slug(self, ref: str) -> bool:
+        if ref in self.state.taken_slugs or not ref.startswith(self.state.username + "/"):
+            self._error(403, f"Permission denied: {ref} belongs to another user")
+            return True
+        return False
+
+    def _new_version(self, dataset: Dataset, files: list) -> str | None:
+        """Store the uploaded blobs as the dataset's next version; the error text, or None."""
+        state = self.state
+        folder = state.workdir / "datasets" / dataset.owner / dataset.slug / f"v{len(dataset.versions) + 1}"
+        folder.mkdir(parents=True)
+        with state.lock:
+            for item in files:
+                name, data = state.uploads.pop(item.get("token", ""), ("", b""))
+                if not name:
+                    return "Unknown file token: the file was not uploaded"
+                (folder / Path(name).name).write_bytes(data)
+        dataset.versions.append(folder)
+        dataset.ready_at = time.monotonic() + state.dataset_delay
+        return None
+
+    def _api_CreateDataset(self, request: dict) -> None:
+        ref = f"{request.get('ownerSlug', '')}/{request.get('slug', '')}"
+        if self._refused_slug(ref):
+            return
+        state = self.state
+        if ref in state.datasets:
+            return self._json({"status": "error", "error": f"The requested slug is already in use: {ref}"})
+        dataset = state.datasets[ref] = Dataset(*ref.split("/"))
+        error = self._new_version(dataset, request.get("files") or [])
+        if error:
+            return self._json({"status": "error", "error": error})
+        self._json({"ref": ref, "url": f"https://www.kaggle.com/datasets/{ref}", "status": "ok"})
+
+    def _api_CreateDatasetVersion(self, request: dict) -> None:
+        ref = f"{request.get('ownerSlug', '')}/{request.get('datasetSlug', '')}"
+        if self._refused_slug(ref):
+            return
+        dataset = self.state.datasets.get(ref)
+        if dataset is None:
+            return self._error(404, f"Dataset {ref} not found")
+        error = self._new_version(dataset, (request.get("body") or {}).get("files") or [])
+        self._json({"status": "error", "error": error} if error else
+                   {"ref": ref, "url": f"https://www.kaggle.com/datasets/{ref}", "status": "ok"})
+
+    def _dataset(self, request: dict) -> Dataset | None:
+        ref = f"{request.get('ownerSlug', '')}/{request.get('datasetSlug', '')}"
+        if ref in self.state.taken_slugs:
+            self._error(403, f"Permission denied: {ref} belongs to another user")
+            return None
+        dataset = self.state.datasets.get(ref)
+        if dataset is None:
+            self._error(404, f"Dataset {ref} not found")
+        return dataset
+
+    def _api_GetDatasetStatus(self, request: dict) -> None:
+        dataset = self._dataset(request)
+        if dataset is not None:
+            self._json({"status": "READY" if time.monotonic() >= dataset.ready_at else "BLOBS_RECEIVED"})
+
+    def _api_GetDataset(self, request: dict) -> None:
+        dataset = self._dataset(request)
+        if dataset is not None:
+            ref = f"{dataset.owner}/{dataset.slug}"
+            self._json({"ref": ref, "currentVersionNumber": len(dataset.versions), "title": dataset.slug})
+
+    # ------------------------------------------------------------------ notebooks
+
+    def _api_SaveKernel(self, request: dict) -> None:
+        ref = str(request.get("slug") or "")
+        if self._refused_slug(ref):
+            return
+        state = self.state
+        missing = [d for d in request.get("datasetDataSources") or [] if d not in state.datasets]
+        if missing:
+            return self._json({"error": "Invalid dataset sources", "invalidDatasetSources": missing})
+        owner, slug = ref.split("/")
+        with state.lock:
+            versions = state.kernels.setdefault(ref, [])
+            version = KernelVersion(owner, slug, len(versions) + 1,
+                                    state.workdir / "kernels" / owner / slug / f"v{len(versions) + 1}", request)
+            versions.append(version)
+        threading.Thread(target=_run_kernel, args=(state, version), daemon=True).start()
+        self._json({"ref": f"/code/{ref}", "url": f"https://www.kaggle.com/code/{ref}",
+                    "versionNumber": version.number, "kernelId": 7})
+
+    def _kernel_version(self, request: dict) -> KernelVersion | None:
+        ref = f"{request.get('userName', '')}/{request.get('kernelSlug', '')}"
+        versions = self.state.kernels.get(ref, [])
+        label = str(request.get("versionLabel") or "")
+        found = versions[int(label[1:]) - 1] if label[1:].isdigit() and 0 < int(label[1:]) <= len(versions) else (
+            None if label else (versions[-1] if versions else None))
+        if found is None:
+            self._error(404, f"Notebook {ref} {label} not found")
+        return found
+
+    def _api_GetKernelSessionStatus(self, request: dict) -> None:
+        version = self._kernel_version(request)
+        if version is not None:
+            body = {"status": version.status}
+            if version.failure:
+                body["failureMessage"] = version.failure
+            self._json(body)
+
+    def _api_ListKernelSessionOutput(self, request: dict) -> None:
+        version = self._kernel_version(request)
+        if version is None:
+            return
+        working = version.folder / "working"
+        files = sorted(p.name for p in working.iterdir() if p.is_file()) if working.is_dir() else []
+        base = f"{self.base}/kernel-output/{version.owner}/{version.slug}/{version.number}"
+        self._json({"files": [{"url": f"{base}/{name}", "fileName": name} for name in files], "log": version.log,
+                    "nextPageToken": ""})
+
+    def _kernel_output_file(self, path: str) -> None:
+        parts = path.strip("/").split("/")  # kernel-output/<owner>/<slug>/<version>/<name>
+        versions = self.state.kernels.get("/".join(parts[1:3]), []) if len(parts) == 5 else []
+        number = int(parts[3]) if len(parts) == 5 and parts[3].isdigit() else 0
+        target = versions[number - 1].folder / "working" / parts[4] if 0 < number <= len(versions) else None
+        if target is None or not target.is_file():
+            return self._error(404, f"no file at {path}")
+        self._send(200, target.read_bytes(), "application/octet-stream")
+
+    def _api_CreateCodeSubmission(self, request: dict) -> None:
+        if not self._competition_known(request):
+            return
+        state = self.state
+        if not state.code_competition:
+            return self._error(400, "This competition does not accept notebook submissions")
+        versions = state.kernels.get(f"{request.get('kernelOwner', '')}/{request.get('kernelSlug', '')}", [])
+        number = int(request.get("kernelVersion") or len(versions))
+        version = versions[number - 1] if 0 < number <= len(versions) else None
+        output = version.folder / "working" / str(request.get("fileName") or "submission.csv") if version else None
+        if version is None or version.status != "COMPLETE" or not output.is_file():
+            return self._error(400, "The notebook version has no completed output file to submit")
+        with state.lock:
+            submission = Submission(
+                ref=next(_refs), competition=state.comp.slug, file_name=output.name,
+                description=request.get("submissionDescription", ""), data=output.read_bytes(),
+                date=datetime.now(timezone.utc), ready_at=time.monotonic() + state.score_delay,
+                forced_error=state.next_error,
+            )
+            state.next_error = None
+            state.submissions.append(submission)
+        self._json({"message": "Your notebook was submitted", "ref": submission.ref})
+
+
+def _run_kernel(state: _State, version: KernelVersion) -> None:
+    """Run a pushed script as Kaggle would: offline, inputs laid out by slug, in a fresh interpreter."""
+    inputs, working = version.folder / "input", version.folder / "working"
+    working.mkdir(parents=True)
+    for ref in version.metadata.get("datasetDataSources") or []:
+        shutil.copytree(state.datasets[ref].versions[-1], inputs / ref.split("/")[1])
+    for slug in version.metadata.get("competitionDataSources") or []:
+        if slug == state.comp.slug:
+            with zipfile.ZipFile(io.BytesIO(state.bundle)) as zf:
+                zf.extractall(inputs / slug)
+    script = version.folder / "script.py"
+    script.write_text(str(version.metadata.get("text") or ""))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAGGLE", "PYTHONPATH", "PIP_"))}
+    env.update(KAGGLE_KIT_INPUT_ROOT=str(inputs), KAGGLE_KIT_WORKING_DIR=str(working), PYTHONUNBUFFERED="1",
+               PIP_INDEX_URL="http://127.0.0.1:9/", PIP_NO_INDEX="1")
+    version.status = "RUNNING"
+    try:
+        done = subprocess.run([sys.executable, str(script)], cwd=working, env=env, capture_output=True, text=True,
+                              timeout=state.kernel_timeout)
+    except subprocess.TimeoutExpired as stopped:
+        version.log = (stopped.stdout or b"").decode(errors="replace") if isinstance(stopped.stdout, bytes) else \
+            (stopped.stdout or "")
+        version.failure = f"Notebook exceeded its run time limit of {state.kernel_timeout:g} seconds"
+        version.status = "ERROR"
+        return
+    version.log = done.stdout + done.stderr
+    version.failure = "" if done.returncode == 0 else f"Notebook exited with code {done.returncode}"
+    version.status = "COMPLETE" if done.returncode == 0 else "ERROR"
 
 
 def _parse_pairs(values: list[str], kind: type, what: str) -> dict:
@@ -592,6 +874,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retry-after", default="60", help="Retry-After seconds sent with a 429 fault")
     parser.add_argument("--delay", action="append", default=[], metavar="METHOD=SECONDS", help="answer METHOD (or *) slowly")
     parser.add_argument("--error-reason", default=None, help="score the first submission as ERROR with this reason")
+    parser.add_argument("--code-competition", action="store_true", help="list the competition as notebook-only")
+    parser.add_argument("--kernel-timeout", type=float, default=600.0, help="seconds a pushed notebook may run")
+    parser.add_argument("--daily-limit", type=int, default=DAILY_LIMIT, help="submissions allowed per day")
     args = parser.parse_args(argv)
 
     comp = resolve(args.competition)
@@ -600,7 +885,9 @@ def main(argv: list[str] | None = None) -> None:
 
         write_sample(comp, args.bundle)
         print(f"generated {args.bundle / comp.archive_name} and answers.csv", flush=True)
-    server = KaggleServer(comp, args.bundle, args.username, args.key, args.token, args.host, args.port, args.score_delay)
+    server = KaggleServer(comp, args.bundle, args.username, args.key, args.token, args.host, args.port,
+                          args.score_delay, code_competition=args.code_competition, kernel_timeout=args.kernel_timeout,
+                          daily_limit=args.daily_limit)
     for method, status in _parse_pairs(args.fault, int, "--fault").items():
         server.fail(method, status, retry_after=args.retry_after if status == 429 else None)
     for method, seconds in _parse_pairs(args.delay, float, "--delay").items():

@@ -187,7 +187,7 @@ def test_a_second_ctrl_c_while_saving_still_returns_a_resumable_run(sample_zips,
     import kaggle_kit.trainer as trainer_module
 
     real_fit = trainer_module.fit
-    monkeypatch.setattr(trainer_module, "fit", lambda *a, **k: real_fit(*a, on_epoch=first_ctrl_c, **k))
+    monkeypatch.setattr(trainer_module, "fit", lambda *a, **k: real_fit(*a, **{**k, "on_epoch": first_ctrl_c}))
     monkeypatch.setattr(RunDir, "plot_curves", second_ctrl_c)
     result = train("cifar10", sample_zips["cifar10"], out=tmp_path / "run", epochs=3, aug="none", **TINY)
     assert result.interrupted and result.epochs_run == 1

@@ -31,8 +31,10 @@ PAPER = Recipe(
 FAST = Recipe(
     name="fast", arch="resnet18", stem="cifar", img_size=32, aug="modern", epochs=26, batch_size=512,
     optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
-    warmup_epochs=5, label_smoothing=0.2, tta="auto",
+    warmup_epochs=5, label_smoothing=0.2, tta="auto", lr_scaling="sqrt",
 )
+# lr_scaling: on a 1,400-image CIFAR layout at batch 64 for 15 epochs, this recipe reached 0.81 validation accuracy
+# at the linearly scaled lr 0.025 and 0.95 at 0.1 (issue 14); the square root (0.071) keeps most of the rate
 
 COMPETITION = Competition(
     name="cifar10",

@@ -19,7 +19,13 @@ def _clock(seconds: float | None) -> str:
 
 
 def _print_event(event: dict[str, Any]) -> None:
-    """Progress lines on stderr: run k/n, what happened, elapsed and ETA."""
+    """Progress lines on stderr: run k/n, what happened, elapsed and ETA; the whole plan's every so often."""
+    if event["event"] == "plan":
+        print(f"plan: {event['epochs_done']}/{event['epochs_total']} epochs, "
+              f"{event['runs_done']}/{event['runs_total']} runs done, elapsed {_clock(event['elapsed_s'])}, "
+              f"plan eta {_clock(event['eta_s'])}",
+              file=sys.stderr, flush=True)
+        return
     kind, run = event["event"], event["run"]
     where = f"{event['index']}/{event['total']}" if "index" in event else ""
     eta = f" eta {_clock(event.get('eta_s'))}" if event.get("eta_s") is not None else ""
@@ -56,6 +62,8 @@ def experiment(
     submit: bool = typer.Option(False, "--submit", help="predict each finished run and submit it to Kaggle; scores go to the ledger"),
     gpus: Optional[str] = typer.Option(None, "--gpus", metavar="IDS", help="comma-separated GPU ids, e.g. 0,1,2,3: one run per GPU at a time"),
     assignments: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="recipe setting for every run, e.g. --set lr=0.05 (repeatable)"),
+    track: Optional[List[str]] = typer.Option(None, "--track", metavar="mlflow|tensorboard", help="log every run to "
+                                              "MLflow or TensorBoard, under the plan's name (repeatable)"),
 ) -> None:
     """Run every cell x seed of a plan as a normal run folder (finished runs are skipped), then write the report."""
     from ..errors import KitError
@@ -66,7 +74,7 @@ def experiment(
     if gpus is not None and not gpu_list:
         raise KitError(f"--gpus {gpus!r}: give GPU ids separated by commas, e.g. --gpus 0,1")
     result = run_experiment(plan, data_dir, out, epochs=epochs, seeds=seeds, submit=submit, gpus=gpu_list,
-                            overrides=parse_set(assignments), on_event=_print_event)
+                            overrides=parse_set(assignments), on_event=_print_event, track=track)
     print(f"{result.plan} ({result.competition}): {result.runs} runs - {len(result.trained)} trained, "
           f"{len(result.resumed)} resumed, {len(result.skipped)} skipped (already finished), {len(result.failed)} failed "
           f"in {_clock(result.seconds)}")

@@ -51,6 +51,8 @@ def submit(
     print(f"  message: {result.message}")
     if result.run.local_score is not None:
         print(f"  local validation {metric.describe(result.run.local_score)} (run {result.run.name})")
+    if result.left_today is not None:
+        print(f"  {result.left_today} submission{'' if result.left_today == 1 else 's'} left today")
     if not wait:
         print(f"  not waiting for the score: see it with `kaggle-kit submissions {result.competition.name}`")
         return
@@ -99,6 +101,27 @@ def submissions(
     for row in [COLUMNS, *table]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
     print(f"{comp.metric.label}: {comp.metric.direction}; local = the run's validation score")
+    _print_tracking(rows, comp.metric)
+
+
+def _print_tracking(rows, metric) -> None:
+    """How local validation has tracked the public score, and the two candidates for the final selection."""
+    from ..selection import Scored, track
+
+    scored = [Scored(r.run, r.local_score, r.public_score) for r in rows if r.run and r.local_score is not None]
+    if not scored:
+        return
+    found = track(scored, metric)
+    if found.rank_correlation is None:
+        print(f"local vs public: {found.pairs} scored submission(s) with a validation score - too few to rank")
+    else:
+        print(f"local vs public: rank correlation {found.rank_correlation:+.2f} over {found.pairs} submissions "
+              f"(+1: validation orders runs as the public leaderboard does)")
+    for item in found.furthest:
+        print(f"  furthest: {item.run}: public {_number(item.public)} vs local {_number(item.local)} "
+              f"({item.public - item.local:+.5f})")
+    names = ", ".join(f"{c.run} (local {_number(c.local)})" for c in found.candidates)
+    print(f"final selection candidates by local validation: {names}")
 
 
 def doctor(
@@ -119,7 +142,32 @@ def doctor(
         fail(f"{len(failed)} check{'s' if len(failed) > 1 else ''} failed ({', '.join(failed)}): apply the fixes above", 1)
 
 
+def leaderboard(
+    competition: str = typer.Argument(..., help=COMPETITION_HELP),
+    top: int = typer.Option(10, "--top", min=1, help="how many of the leading teams to show"),
+    team: Optional[str] = typer.Option(
+        None, "--team", help="your team's name on the leaderboard (default: your user name)"
+    ),
+) -> None:
+    """The public leaderboard's top teams, where you stand, and how many submissions Kaggle allows you today."""
+    from ..kaggle_api.leaderboard import leaderboard as read
+
+    board = read(competition, top, team)
+    metric = board.competition.metric
+    print(f"{board.competition.slug} public leaderboard ({metric.label} - {metric.direction}), {board.teams} teams:")
+    for row in board.top:
+        print(f"  {row.rank:>5}  {_number(row.score):>9}  {row.team}")
+    if board.mine is None:
+        print(f"you: {board.team or 'your team'} is not on the leaderboard yet (pass --team if it has another name)")
+    else:
+        mine = board.mine
+        print(f"you: rank {mine.rank} of {board.teams}, public score {_number(mine.score)} ({mine.team})")
+    if board.left_today is not None:
+        print(f"submissions left today: {board.left_today}")
+
+
 def register(app: typer.Typer) -> None:
+    app.command()(leaderboard)
     app.command()(download)
     app.command()(submit)
     app.command()(submissions)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -19,6 +19,11 @@ def train(
     out: Optional[Path] = typer.Option(None, help="run folder (default runs/<competition>/<time>-<arch>-<recipe>)"),
     resume: Optional[Path] = typer.Option(None, help="continue this run folder from its last checkpoint"),
     nproc: int = typer.Option(1, help="processes (GPUs) on this machine, through torchrun's launcher"),
+    analyze: bool = typer.Option(True, "--analyze/--no-analyze", help="write the error-analysis pictures "
+                                 "(RUN/analysis/analysis.md) at the end"),
+    track: Optional[List[str]] = typer.Option(None, "--track", metavar="mlflow|tensorboard", help="log the run to "
+                                              "MLflow ($MLFLOW_TRACKING_URI, else runs/mlflow.db) or TensorBoard "
+                                              "(RUN/tensorboard); repeatable"),
     **overrides,
 ) -> None:
     """Train a model; every recipe setting can be overridden by its flag."""
@@ -37,6 +42,10 @@ def train(
     distributed.init_from_env()
     # read before shutdown(): afterwards every process would count as rank 0 of 1
     is_main, world_size = distributed.is_main(), distributed.world_size()
+    from ..tracking import RunTracking, check_kinds
+
+    kinds = check_kinds(track)  # a wrong name fails before any training, on every rank
+    tracker = RunTracking(kinds) if kinds and is_main else None  # rank 0 alone logs
     try:
         if resume:
             given = [f"--{name.replace('_', '-')}" for name, value in overrides.items() if value is not None]
@@ -44,11 +53,15 @@ def train(
             if given:
                 raise KitError(f"--resume continues {resume} with the settings in its config.json, so {', '.join(given)} "
                                f"would be ignored: drop {'it' if len(given) == 1 else 'them'} (or start a new run with another --out)")
-            result = trainer.resume(resume, data_dir, competition)
+            result = trainer.resume(resume, data_dir, competition, tracker=tracker)
         else:
             if not competition:
                 raise typer.BadParameter("give a COMPETITION (or --resume RUN_DIR)")
-            result = trainer.train(competition, data_dir, recipe, out, **overrides)
+            result = trainer.train(competition, data_dir, recipe, out, tracker=tracker, **overrides)
+    except BaseException as error:
+        if tracker:
+            tracker.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
     finally:
         distributed.shutdown()
     if not is_main:
@@ -68,6 +81,8 @@ def train(
     config = RunDir(result.run_dir).read_config()
     metric = resolve(config.competition).metric
     if result.interrupted:
+        if tracker:
+            tracker.finish("KILLED")
         again = f" --nproc {world_size}" if world_size > 1 else ""
         print(f"interrupted after {result.epochs_run} finished epoch(s); resume with: kaggle-kit train --resume {result.run_dir}{again}", file=sys.stderr)
         raise SystemExit(130)
@@ -82,6 +97,14 @@ def train(
         print(f"calibrated (what predict uses): best.pt, TTA {'on' if calibration['tta'] else 'off'} "
               f"({calibration['tta_source']}), temperature {calibration['temperature']:.3f}, "
               f"validation {metric.describe(calibration['val_metric'])}")
+    if analyze and calibration.get("validated"):
+        from ..analysis import analyze_finished_run
+
+        analysis = analyze_finished_run(result.run_dir, data_dir)
+        if analysis:
+            print(f"what it gets wrong: {analysis.folder / 'analysis.md'}")
+    if tracker:
+        tracker.finish()  # after calibration and analysis, so their pictures are logged too
     print(f"run: {result.run_dir}")
     print(f"next: kaggle-kit predict {result.run_dir}")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import time
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from .. import progress
 from ..competition import Competition
 from ..errors import KitError
 from ..ledger import COMPLETE, ERROR, PENDING, UPLOAD_FAILED, Ledger, LedgerRecord
-from ..runs import RunInfo, describe_run
+from ..runs import RunInfo, describe_run, file_sha256
 from .client import _api, _kaggle_call, _upload_timeout, http_timeout
 from .credentials import _error
 
@@ -25,14 +24,6 @@ MESSAGE_LIMIT = 250  # Kaggle truncates long submission descriptions
 
 
 # =========================================================================== submit
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_message(file: Path, run: RunInfo, sha256: str) -> str:
@@ -68,6 +59,7 @@ class SubmitResult:
     status: str = PENDING
     public_score: float | None = None
     private_score: float | None = None
+    left_today: int | None = None  # submissions Kaggle still allows today after this one, where it says
 
 
 def _sample_path(comp: Competition, data_dir) -> Path:
@@ -122,6 +114,32 @@ def wait_for_score(api, comp: Competition, ref: int, timeout: float, file_name: 
         delay = min(delay * 2, POLL_MAX_S)
 
 
+def submissions_left(api, comp: Competition) -> int | None:
+    """How many submissions Kaggle still allows today, or None where the API does not say."""
+    import requests
+    from kagglesdk.competitions.types.competition_api_service import ApiGetSubmissionLimitsRequest
+
+    request = ApiGetSubmissionLimitsRequest()
+    request.competition_name = comp.slug
+    try:
+        with api.build_kaggle_client() as client:
+            limits = client.competitions.competition_api_client.get_submission_limits(request)
+    except (requests.exceptions.RequestException, AttributeError, ValueError):
+        return None  # the limit is a courtesy: a failure to read it must not block a submission
+    if not limits.num_allowed_now and not limits.num_today and not limits.limited_by_total:
+        return None  # an answer without numbers (zeros are left out of the JSON): nothing is known
+    return int(limits.num_allowed_now or 0)
+
+
+def stop_at_daily_limit(api, comp: Competition) -> int | None:
+    """Today's submissions left; a KitError, before anything is sent, when none are."""
+    left = submissions_left(api, comp)
+    if left == 0:
+        raise _error(f"no submissions left today for {comp.slug}: Kaggle's daily limit is reached - nothing was sent; "
+                     "submit again after 00:00 UTC")
+    return left
+
+
 def submit(
     file: Path | str,
     competition: Competition | str | None = None,
@@ -151,8 +169,10 @@ def submit(
         comp, run = describe_run(file, competition, run_dir)
     except KitError as error:  # the run folder's messages get the same redaction as every other here
         raise _error(str(error), error.exit_code) from None
-    data_dir = data_dir or run.config.data_dir or None
-    problems = submissions.validate(file, comp, _sample_path(comp, data_dir))
+    # the sample predict checked the file against, else the data folder given, recorded or trained on
+    sample = run.sample if data_dir is None and run.sample and run.sample.is_file() else None
+    data_dir = data_dir or run.data_dir or run.config.data_dir or None
+    problems = submissions.validate(file, comp, sample or _sample_path(comp, data_dir))
     if problems:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         raise _error(
@@ -163,13 +183,14 @@ def submit(
     sha256 = file_sha256(file)
     message = (message or default_message(file, run, sha256)).strip()
     api = _api()  # credentials first: no ledger record for a submit that never reached Kaggle
+    left = stop_at_daily_limit(api, comp)
     ledger = ledger or Ledger()
     record = ledger.add(
         comp.name, file, sha256,
         run=run.name, run_dir=str(run.run_dir) if run.run_dir else None, recipe=run.recipe,
         metric=comp.metric.name, local_score=run.local_score, message=message,
     )
-    result = SubmitResult(comp, file, sha256, message, record, run)
+    result = SubmitResult(comp, file, sha256, message, record, run, left_today=None if left is None else left - 1)
 
     progress.say(f"uploading {file} to {comp.slug}")
     try:

@@ -1,0 +1,89 @@
+"""`kaggle-kit package` (with `--rehearse`): a run as a Kaggle dataset and an offline notebook, rehearsed here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def package_command(
+    runs: List[Path] = typer.Argument(
+        ..., metavar="RUN_OR_GROUP...", help="A run folder (or a folder holding one run)."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Where to write dataset/ and notebook/ (default packages/<competition>/<run>)."
+    ),
+    owner: Optional[str] = typer.Option(
+        None, "--owner", help="Kaggle user owning the dataset and notebook (default: the credentials' user)."
+    ),
+    deps_wheels: bool = typer.Option(
+        True,
+        "--deps-wheels/--no-deps-wheels",
+        help="Add the pinned pure-python dependency wheels (albumentations, albucore).",
+    ),
+    rehearse: bool = typer.Option(
+        False, "--rehearse", help="Run the notebook here, offline, and compare its submission with predict's."
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", help="--rehearse: the competition's download (default: the run's)."
+    ),
+) -> None:
+    """Package a trained run for a Kaggle code competition: weights dataset + offline notebook."""
+    from ..package import package
+    from ..rehearse import rehearse as run_rehearsal
+
+    made = package(_one_run(runs), out, owner, dependency_wheels=deps_wheels)
+    print(f"packaged run {made.run} of {made.competition.slug} in {made.folder}")
+    print(f"  dataset  {made.dataset_id}: {len(made.files)} files ({', '.join(sorted(made.files))})")
+    print(f"  notebook {made.notebook_id}: internet off, sources {made.dataset_id} and {made.competition.slug}")
+    if rehearse:
+        done = run_rehearsal(made.folder, data_dir)
+        print(
+            f"rehearsal passed: {done.submission} matches predict's {done.expected} ({done.rows} rows, largest "
+            f"difference {done.max_difference:.1e}, notebook ran {done.seconds:.0f} s offline)"
+        )
+    print(f"next: kaggle-kit push {made.folder}")
+
+
+def _one_run(paths: List[Path]) -> Path:
+    from ..errors import KitError
+
+    found = [p for p in paths if (p / "config.json").is_file()]
+    for group in (p for p in paths if not (p / "config.json").is_file()):
+        found += sorted(c.parent for c in Path(group).glob("*/config.json"))
+    if len(found) != 1:
+        raise KitError(
+            f"{' '.join(map(str, paths))}: {len(found)} run folders found; package takes exactly one run "
+            "(a folder with config.json, or a group folder holding one)"
+        )
+    return found[0]
+
+
+def push_command(
+    folder: Path = typer.Argument(..., metavar="DIR", help="A folder written by `kaggle-kit package`."),
+    message: Optional[str] = typer.Option(
+        None, "--message", "-m", help="Dataset version notes and submission description."
+    ),
+    timeout: float = typer.Option(9 * 3600.0, "--timeout", help="Seconds to follow the notebook's run."),
+    score_timeout: float = typer.Option(1800.0, "--score-timeout", help="Seconds to wait for the score."),
+) -> None:
+    """Upload the dataset, push and follow the notebook, fetch its output, submit it and wait for the score."""
+    from ..kaggle_api.push import push
+
+    done = push(folder, message, notebook_timeout=timeout, score_timeout=score_timeout)
+    metric = done.competition.metric
+    print(f"dataset {done.dataset} version {done.dataset_version}: ready")
+    print(
+        f"notebook {done.notebook} version {done.notebook_version}: complete in {done.seconds:.0f} s, "
+        f"output in {done.output}"
+    )
+    print(f"submitted notebook version {done.notebook_version} to {done.competition.slug} as submission {done.ref}")
+    score = "not published" if done.public_score is None else f"{done.public_score:.5f}"
+    print(f"  public score {score} ({metric.label} - {metric.direction})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("package")(package_command)
+    app.command("push")(push_command)

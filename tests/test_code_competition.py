@@ -1,0 +1,264 @@
+"""From a trained run to Kaggle by the real entry points: `submit` of a file written anywhere, `package`,
+its offline rehearsal, `push` through the fake Kaggle's datasets, notebooks and code-competition submit,
+`leaderboard` and the daily limit. The client is the installed `kaggle`, against tests/kaggle_server.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from kaggle_kit.competition import resolve
+from kaggle_kit.ledger import Ledger
+from kaggle_kit.sample import write_sample
+from kaggle_kit.trainer import train
+from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
+
+REPO = Path(__file__).resolve().parents[1]
+CIFAR = resolve("cifar10")
+PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny CIFAR-10 run trained on a generated download kept outside any working folder."""
+    root = tmp_path_factory.mktemp("code-comp")
+    bundle = root / "bundle"
+    write_sample(CIFAR, bundle, n_train=120, n_test=24)
+    data = root / "cifar-data"
+    write_sample(CIFAR, data, n_train=120, n_test=24)
+    run = root / "runs" / "tiny"
+    train("cifar10", data, out=run, img_size=32, epochs=1, batch_size=64, arch="test_resnet", workers=0, device="cpu")
+    return types.SimpleNamespace(root=root, bundle=bundle, data=data, run=run)
+
+
+@pytest.fixture
+def work(tmp_path) -> Path:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    return folder
+
+
+def kit_env(tmp_path: Path, endpoint: str = "http://127.0.0.1:9", **changes) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE") and k.lower() not in PROXY_VARIABLES}
+    env.update(
+        HOME=str(tmp_path / "home"),
+        KAGGLE_CONFIG_DIR=str(tmp_path / "kaggle-config"),
+        KAGGLE_USERNAME=DEFAULT_USERNAME,
+        KAGGLE_KEY=DEFAULT_KEY,
+        KAGGLE_KIT_API_ENDPOINT=endpoint,
+        KAGGLE_KIT_HTTP_TIMEOUT="10",
+        NO_PROXY="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(REPO),
+    )
+    env.update({k: v for k, v in changes.items() if v is not None})
+    return env
+
+
+def kit(args: list, cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "kaggle_kit", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert DEFAULT_KEY not in proc.stdout + proc.stderr
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- submit finds the run by hash
+
+
+def test_submit_finds_the_run_and_data_of_a_file_predict_wrote_anywhere(trained, work, tmp_path):
+    """As a new user: predict --out sub.csv, then submit sub.csv -c cifar10 (no data/cifar-10 here)."""
+    env = kit_env(tmp_path)
+    predicted = kit(["predict", trained.run, "--out", "sub.csv", "--device", "cpu"], work, env)
+    assert predicted.returncode == 0, predicted.stderr
+    with KaggleServer(CIFAR, trained.bundle, score_delay=0.2) as server:
+        sent = kit(["submit", "sub.csv", "-c", "cifar10"], work, kit_env(tmp_path, server.url))
+    assert sent.returncode == 0, sent.stderr
+    assert "public score" in sent.stdout and "(run tiny)" in sent.stdout
+    (record,) = Ledger(work / "submissions" / "ledger.jsonl").records()
+    assert record.run == "tiny" and Path(record.run_dir) == trained.run and record.local_score is not None
+
+
+def test_a_changed_file_is_not_taken_for_the_run_that_wrote_the_original(trained, work, tmp_path):
+    env = kit_env(tmp_path)
+    assert kit(["predict", trained.run, "--out", "sub.csv", "--device", "cpu"], work, env).returncode == 0
+    lines = (work / "sub.csv").read_text().splitlines()
+    (work / "sub.csv").write_text("\n".join(lines[:1] + lines[2:] + lines[1:2]) + "\n")  # same rows, other bytes
+    refused = kit(["submit", "sub.csv", "-c", "cifar10"], work, env)
+    assert_one_line_error(refused, "sampleSubmission.csv")
+
+
+# --------------------------------------------------------------------------- package and its rehearsal
+
+
+def package_run(trained, work, tmp_path, *extra, out: str = "pkg") -> subprocess.CompletedProcess:
+    return kit(
+        ["package", trained.run, "--owner", DEFAULT_USERNAME, "--no-deps-wheels", "--out", out, *extra],
+        work,
+        kit_env(tmp_path),
+    )
+
+
+def test_package_rehearses_offline_and_matches_predict(trained, work, tmp_path):
+    from safetensors.torch import load_file
+
+    made = package_run(trained, work, tmp_path, "--rehearse")
+    assert made.returncode == 0, made.stderr
+    assert "rehearsal passed" in made.stdout and "24 rows" in made.stdout
+    kernel = json.loads((work / "pkg" / "notebook" / "kernel-metadata.json").read_text())
+    assert kernel["enable_internet"] is False and kernel["enable_gpu"] is False  # the recipe says cpu
+    assert kernel["competition_sources"] == ["cifar-10"] and kernel["dataset_sources"] == [
+        f"{DEFAULT_USERNAME}/kk-cifar10-tiny-data"
+    ]
+    dataset = work / "pkg" / "dataset"
+    assert sorted(p.suffix for p in dataset.iterdir()) == [".json", ".json", ".json", ".safetensors", ".whl"]
+    assert load_file(str(dataset / "weights.safetensors"))  # plain tensors, no pickle
+    log = (work / "pkg" / "rehearsal" / "notebook.log").read_text()
+    assert "kaggle_kit from /" in log and "/packages/kaggle_kit" in log  # the packaged wheel, not the source tree
+    assert [p.name for p in (work / "pkg" / "rehearsal" / "working").iterdir()] == ["submission.csv"]
+
+
+def test_the_notebook_leaves_only_its_submission_in_the_working_folder(trained, work, tmp_path):
+    """On Kaggle the inputs are read-only and kaggle-kit caches under /kaggle/working: none of it may stay."""
+    assert package_run(trained, work, tmp_path, "--rehearse").returncode == 0
+    working = tmp_path / "kaggle-working"
+    (working / ".kaggle-kit" / "cifar-10").mkdir(parents=True)  # as layout leaves it beside read-only inputs
+    env = {k: v for k, v in kit_env(tmp_path).items() if k != "PYTHONPATH"}
+    env.update(KAGGLE_KIT_INPUT_ROOT=str(work / "pkg" / "rehearsal" / "input"), KAGGLE_KIT_WORKING_DIR=str(working),
+               PIP_NO_INDEX="1")
+    ran = subprocess.run([sys.executable, str(work / "pkg" / "notebook" / "predict.py")], cwd=working, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert [p.name for p in working.iterdir()] == ["submission.csv"]
+
+
+def test_a_failing_rehearsal_names_the_step(trained, work, tmp_path):
+    broken = tmp_path / "broken-data"
+    shutil.copytree(trained.data, broken, ignore=shutil.ignore_patterns(".kaggle-kit"))
+    (broken / "cifar-10.zip").unlink()
+    (broken / "test.7z").write_bytes(b"not a 7z archive")
+    failed = package_run(trained, work, tmp_path, "--rehearse", "--data-dir", broken)
+    assert_one_line_error(failed, "the rehearsal failed", "at step 'predict'")
+
+
+# --------------------------------------------------------------------------- push through the fake Kaggle
+
+
+@pytest.fixture
+def packaged(trained, work, tmp_path) -> Path:
+    made = package_run(trained, work, tmp_path)
+    assert made.returncode == 0, made.stderr
+    return work / "pkg"
+
+
+def test_push_takes_a_run_through_dataset_notebook_and_a_scored_code_submission(trained, packaged, work, tmp_path):
+    with KaggleServer(CIFAR, trained.bundle, score_delay=0.2, code_competition=True, dataset_delay=0.5) as server:
+        pushed = kit(["push", packaged], work, kit_env(tmp_path, server.url, KAGGLE_KIT_PROGRESS="1"))
+        assert pushed.returncode == 0, pushed.stderr
+        again = kit(["push", packaged], work, kit_env(tmp_path, server.url, KAGGLE_KIT_PROGRESS="1"))
+        assert again.returncode == 0, again.stderr
+        expected = server.expected_scores(packaged / "output" / "v2" / "submission.csv")[0]
+    assert "dataset kk-test-user/kk-cifar10-tiny-data version 1: ready" in pushed.stdout
+    assert "notebook kk-test-user/kk-cifar10-tiny version 1: complete" in pushed.stdout
+    assert "waiting for Kaggle to process it" in pushed.stderr  # the dataset was not ready at once
+    assert "version 2" in again.stdout and "left (last run" in again.stderr  # an ETA from the first push
+    first, second = Ledger(work / "submissions" / "ledger.jsonl").records()
+    assert (second.notebook, second.notebook_version, second.dataset_version) == ("kk-test-user/kk-cifar10-tiny", 2, 2)
+    assert second.status == "COMPLETE" and second.public_score == pytest.approx(expected)
+    assert set(second.files) == {p.name for p in (packaged / "dataset").iterdir() if p.name != "dataset-metadata.json"}
+    assert f"public score {expected:.5f}" in again.stdout and first.kaggle_ref != second.kaggle_ref
+
+
+def test_push_to_a_csv_competition_says_to_submit_the_file(trained, packaged, work, tmp_path):
+    with KaggleServer(CIFAR, trained.bundle, code_competition=False) as server:
+        refused = kit(["push", packaged], work, kit_env(tmp_path, server.url))
+        assert not server.calls["StartBlobUpload"]  # nothing uploaded
+    assert_one_line_error(refused, "cifar-10 takes a CSV", "kaggle-kit submit FILE")
+
+
+def test_push_refusals_are_one_line_and_upload_nothing(trained, packaged, work, tmp_path):
+    kernel_meta = packaged / "notebook" / "kernel-metadata.json"
+    kernel = json.loads(kernel_meta.read_text())
+    with KaggleServer(CIFAR, trained.bundle, code_competition=True) as server:
+        too_big = kit(["push", packaged], work, kit_env(tmp_path, server.url, KAGGLE_KIT_DATASET_LIMIT_BYTES="1000"))
+        assert_one_line_error(too_big, "over Kaggle's dataset limit", "--no-deps-wheels")
+        kernel_meta.write_text(json.dumps({**kernel, "competition_sources": ["dog-breed-identification"]}))
+        other = kit(["push", packaged], work, kit_env(tmp_path, server.url))
+        assert_one_line_error(
+            other, "reads dog-breed-identification but the run is of cifar-10", "package the run again"
+        )
+        kernel_meta.write_text("{")
+        assert_one_line_error(kit(["push", packaged], work, kit_env(tmp_path, server.url)), "not JSON", "package")
+        kernel_meta.write_text(json.dumps(kernel))
+        server.take_slug(f"{DEFAULT_USERNAME}/kk-cifar10-tiny-data")
+        taken = kit(["push", packaged], work, kit_env(tmp_path, server.url))
+        assert_one_line_error(taken, "dataset kk-test-user/kk-cifar10-tiny-data is not yours", "--owner")
+        assert not server.calls["StartBlobUpload"] and not server.calls["SaveKernel"]
+
+
+def test_a_notebook_slug_of_another_user_is_refused(trained, packaged, work, tmp_path):
+    with KaggleServer(CIFAR, trained.bundle, code_competition=True, dataset_delay=0) as server:
+        server.take_slug(f"{DEFAULT_USERNAME}/kk-cifar10-tiny")
+        taken = kit(["push", packaged], work, kit_env(tmp_path, server.url))
+    assert_one_line_error(taken, "notebook kk-test-user/kk-cifar10-tiny is not yours")
+
+
+def test_a_notebook_failing_on_kaggle_shows_its_last_log_lines(trained, packaged, work, tmp_path):
+    (packaged / "dataset" / "weights.safetensors").write_bytes(b"damaged")
+    with KaggleServer(CIFAR, trained.bundle, code_competition=True, dataset_delay=0) as server:
+        failed = kit(["push", packaged], work, kit_env(tmp_path, server.url))
+        assert not server.submissions
+    assert_one_line_error(failed, "failed on Kaggle", "kaggle-kit notebook failed at step 'weights'", "--rehearse")
+    assert (packaged / "output" / "v1" / "kk-cifar10-tiny.log").is_file()
+    assert not (work / "submissions" / "ledger.jsonl").exists()
+
+
+def test_a_notebook_over_kaggles_time_limit_says_it_timed_out(trained, packaged, work, tmp_path):
+    with KaggleServer(CIFAR, trained.bundle, code_competition=True, dataset_delay=0, kernel_timeout=0.5) as server:
+        slow = kit(["push", packaged], work, kit_env(tmp_path, server.url))
+    assert_one_line_error(slow, "timed out on Kaggle", "enable_gpu")
+
+
+# --------------------------------------------------------------------------- leaderboard and the daily limit
+
+
+def test_leaderboard_and_the_daily_limit(trained, work, tmp_path):
+    assert kit(["predict", trained.run, "--out", "sub.csv", "--device", "cpu"], work, kit_env(tmp_path)).returncode == 0
+    with KaggleServer(CIFAR, trained.bundle, score_delay=0.1, daily_limit=2) as server:
+        env = kit_env(tmp_path, server.url)
+        before = kit(["leaderboard", "cifar10", "--top", "2"], work, env)
+        first = kit(["submit", "sub.csv"], work, env)
+        second = kit(["submit", "sub.csv"], work, env)
+        refused = kit(["submit", "sub.csv"], work, env)
+        after = kit(["leaderboard", "cifar10"], work, env)
+        score = server.expected_scores(work / "sub.csv")[0]
+    assert before.returncode == 0, before.stderr
+    assert "kk-rival-a" in before.stdout and "kk-rival-c" not in before.stdout  # --top 2
+    assert "not on the leaderboard yet" in before.stdout and "submissions left today: 2" in before.stdout
+    assert "1 submission left today" in first.stdout and "0 submissions left today" in second.stdout
+    assert_one_line_error(refused, "no submissions left today for cifar-10", "after 00:00 UTC")
+    assert len(Ledger(work / "submissions" / "ledger.jsonl").records()) == 2  # nothing recorded for the refusal
+    rank = 1 + sum(s > score for s in (0.98, 0.71, 0.42))
+    assert f"you: rank {rank} of 4, public score {score:.5f} ({DEFAULT_USERNAME})" in after.stdout
+    assert "submissions left today: 0" in after.stdout
