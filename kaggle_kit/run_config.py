@@ -57,6 +57,7 @@ class RunConfig:
     """What config.json says; None (or empty) where the file does not say it."""
 
     competition: str | None = None
+    metric: str | None = None  # the competition metric's name when the run was made
     recipe_dict: dict[str, Any] | None = None  # the resolved Recipe as stored; `recipe` parses it
     # the Recipe as asked for, before it was fitted to the data (kaggle_kit.resolve); None in runs made before that
     requested_recipe: dict[str, Any] | None = None
@@ -82,6 +83,7 @@ class RunConfig:
         temperature = data.get("temperature")
         return cls(
             competition=str(data["competition"]) if data.get("competition") else None,
+            metric=str(data["metric"]) if data.get("metric") else None,
             recipe_dict=data.get("recipe") if isinstance(data.get("recipe"), dict) else None,
             requested_recipe=data.get("requested_recipe") if isinstance(data.get("requested_recipe"), dict) else None,
             derived=dict(data["derived"]) if isinstance(data.get("derived"), dict) else {},

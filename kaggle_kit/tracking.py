@@ -25,6 +25,7 @@ from typing import Any, Callable, Protocol
 
 from .errors import KitError
 from .run import CONFIG, HISTORY, atomic_write_text
+from .run_config import RunConfig
 
 TRACKERS = ("mlflow", "tensorboard")
 TRACKING_FILE = "tracking.json"
@@ -65,11 +66,12 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(runs_root() / MLFLOW_DB).resolve()}"
 
 
-def recipe_params(config: dict[str, Any]) -> dict[str, Any]:
+def recipe_params(config: RunConfig) -> dict[str, Any]:
     """What MLflow shows as the run's parameters: the resolved recipe, plus the competition and data path."""
-    params = {k: config.get(k) for k in ("competition", "metric", "data_path", "fingerprint", "git")}
-    params.update(config.get("recipe", {}))
-    params.update({f"augment.{k}": v for k, v in (config.get("augment") or {}).items()})
+    fields = ("competition", "metric", "data_path", "fingerprint", "git")
+    params: dict[str, Any] = {k: getattr(config, k) for k in fields}
+    params.update(config.recipe_dict or {})
+    params.update({f"augment.{k}": v for k, v in (config.augment or {}).items()})
     return params
 
 
@@ -306,8 +308,8 @@ class RunTracking:
 
     def _started(self) -> list[_Guarded]:
         if not self.trackers and self.kinds and self.run_dir is not None and (self.run_dir / CONFIG).is_file():
-            config = json.loads((self.run_dir / CONFIG).read_text())
-            self.trackers = [_tracker(kind, self.run_dir, config["competition"]) for kind in self.kinds]
+            config = RunConfig.read(self.run_dir)
+            self.trackers = [_tracker(kind, self.run_dir, config.competition) for kind in self.kinds]
             for tracker in self.trackers:
                 tracker.call("start", recipe_params(config))
         return self.trackers
