@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from .errors import KitError
-from .run import CONFIG, HISTORY, atomic_write_text
+from .run import CONFIG, HISTORY, atomic_write_text, display_epoch
 from .run_config import RunConfig
 
 TRACKERS = ("mlflow", "tensorboard")
@@ -315,6 +315,10 @@ class RunTracking:
         return self.trackers
 
     def log_epoch(self, row: dict[str, Any]) -> None:
+        """`row` is the trainer's, its epoch counted from 0; the trackers get it counted from 1, as history.csv
+        and every message count it, so a step in MLflow or TensorBoard is the epoch a person reads."""
+        if "epoch" in row:
+            row = {**row, "epoch": display_epoch(row["epoch"])}
         for tracker in self._started():
             tracker.call("log_epoch", row)
         if self.on_epoch:
