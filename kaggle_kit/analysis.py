@@ -28,6 +28,7 @@ import numpy as np
 from .errors import KitError
 from .metrics import Metric, softmax
 from .run import atomic_write_bytes, atomic_write_text
+from .run_config import RunConfig
 
 ANALYSIS_DIR = "analysis"
 MAX_MATRIX_CLASSES = 20  # beyond this a matrix cell is too small to read: the picture keeps the most-confused classes
@@ -332,25 +333,24 @@ def _markdown(result: Analysis, labels, before, after, scores, classes, metric: 
     return "\n".join(lines) + "\n"
 
 
-def stored_temperature(config: dict) -> float:
-    """The temperature fitted for the stored (identity-view) logits: calibration's plain one, since a run that
-    chose TTA keeps its TTA temperature at the top level, and that one fits averaged logits."""
-    calibration = config.get("calibration") if isinstance(config.get("calibration"), dict) else {}
-    value = calibration.get("temperature_plain", config.get("temperature"))
+def stored_temperature(config: RunConfig) -> float:
+    """The temperature fitted for the stored (identity-view) logits: best.pt's calibration's plain one, since a
+    run that chose TTA keeps its TTA temperature at the top level, and that one fits averaged logits."""
+    calibration = config.calibration_of("best") or {}
+    value = calibration.get("temperature_plain", config.temperature)
     return float(value) if value else 1.0
 
 
-def run_images(config: dict, data_dir: Path | str | None = None) -> tuple[ImageSource | None, str | None]:
+def run_images(config: RunConfig, data_dir: Path | str | None = None) -> tuple[ImageSource | None, str | None]:
     """The run's training images by id, from the decoded cache (built if missing); or None and why not."""
     from .batches import cache_short_side
     from .cache import load_images
     from .competition import resolve
     from .layout import open_layout
-    from .recipe import Recipe
 
     try:
-        recipe = Recipe.from_dict(config["recipe"])
-        layout = open_layout(resolve(config["competition"]), data_dir or config.get("data_dir"))
+        recipe = config.recipe
+        layout = open_layout(resolve(config.competition), data_dir or config.data_dir)
         cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
     except KitError as error:
         return None, f"the images are not drawn: {error}"
@@ -365,16 +365,16 @@ def analyze_run(run_dir: Path | str, out: Path | str | None = None, data_dir: Pa
     from .run import RunDir
 
     run = RunDir(run_dir)
-    config = run.config()
+    config = run.read_config()
     ids, labels, logits = run.val_predictions()
-    classes = [str(c) for c in config.get("classes", [])]
+    classes = list(config.classes or ())
     if logits.shape[1:] != (len(classes),):
         raise KitError(f"{run.file('val_predictions.npz')}: {logits.shape[1:]} logit columns but config.json has "
                        f"{len(classes)} classes; the run folder is damaged - train again")
     image, why = run_images(config, data_dir)
     if why and on_warning:
         on_warning(why)
-    result = analyze(ids, labels, logits, classes, resolve(config["competition"]).metric,
+    result = analyze(ids, labels, logits, classes, resolve(config.competition).metric,
                      out or run.file(ANALYSIS_DIR), stored_temperature(config), image, title=run.name)
     if why:
         result.notes.append(why)

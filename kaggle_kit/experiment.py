@@ -1,45 +1,9 @@
-"""Experiments: a plan (TOML) -> cells (the grid's cartesian product) x seeds -> one normal run folder each.
-
-A plan file, e.g. `competitions/cifar10/plans/study-table2.toml`:
-
-    competition = "cifar10"          # required: which competition
-    title = "Table 2: ..."           # optional, shown in report.md
-    description = "..."              # optional
-    recipe = "paper"                 # the base recipe (default: the competition's default recipe)
-    seeds = 3                        # runs per cell, seeds 0..seeds-1 (default 1)
-
-    [overrides]                      # Recipe fields set for every cell
-    epochs = 20
-
-    [grid]                           # axes, in this order: every combination is a cell
-    aug = ["none", "paper"]
-    schedule = ["constant", "step", "cosine"]
-
-    [table]                          # the report's table shape (default: last axis = columns, others = rows)
-    rows = ["aug"]
-    columns = "schedule"
-
-    [curves]                         # the Figure 2 panels: one line per value of this axis (default: last axis)
-    by = "schedule"
-
-    [labels.aug]                     # display names for axis values (optional)
-    none = "no augmentation"
-
-    [published]                      # the study's numbers, shown beside ours
-    source = "..."                   # where they come from
-    metric = "Kaggle accuracy"       # what they measure (the competition metric's direction applies)
-    claimed_best = "none/cosine"     # optional: the cell the study itself called best
-    [published.values]               # cell -> number; a cell is its values joined by "/" in axis order
-    "none/constant" = 0.8294         # (or its full name "aug=none,schedule=constant")
-
-TOML has no null: the string "none" sets an optional field (ema, grad_clip, ...) to None.
+"""Running an experiment: every cell x seed of a plan (`plan.py`) trained into its run folder, then the report.
 
 Each cell x seed trains into `<experiment>/<cell>/seed=<k>/`, where a cell is named by its values, e.g.
 `aug=paper,schedule=cosine`. A run folder whose history covers every epoch and that holds best.pt is
 finished and skipped; one with a config.json but fewer epochs is resumed from its last checkpoint, so
-rerunning the same command after a crash finishes the experiment. A run folder trained with other
-settings than the plan now asks for is refused (every cell is checked before anything trains), so one
-experiment folder never mixes settings.
+rerunning the same command after a crash finishes the experiment (`plan.run_state` says which).
 
 The experiment folder also holds `experiment.json` (what was asked: plan, seeds, command-line
 overrides, the run list), `plan.toml` (the plan as run), `timings.json` (wall seconds of each run as
@@ -48,452 +12,39 @@ measured here) and the report (see `report.py`).
 
 from __future__ import annotations
 
-import difflib
-import itertools
 import json
 import queue
 import sys
 import threading
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, get_type_hints
+from typing import Any, Callable
 
-from .competition import Competition, all_competitions, resolve
+from .competition import Competition, resolve
 from .errors import KitError
+from .plan import (  # noqa: F401 (find_plan, load_plan, parse_plan, parse_set, plan_runs: imported from here too)
+    DEFAULT_ROOT,
+    PLAN_COPY,
+    SUBMISSION_FILE,
+    TIMINGS_FILE,
+    Plan,
+    PlannedRun,
+    _read_json,
+    _relative,
+    find_plan,
+    load_plan,
+    parse_plan,
+    parse_set,
+    plan_runs,
+    read_timings,
+    run_state,
+)
 from .plan_progress import PlanProgress
-from .recipe import Recipe, apply_overrides
-from .run import RunDir, atomic_write_text
-
-PLAN_SUFFIX = ".toml"
-PLAN_FIELDS = ("competition", "title", "description", "recipe", "seeds", "overrides", "grid", "table", "curves", "labels", "published")
-PUBLISHED_FIELDS = ("source", "metric", "values", "claimed_best")
-TABLE_FIELDS = ("rows", "columns")
-CURVES_FIELDS = ("by",)
-# set by the experiment itself, never by a plan: the seed comes from `seeds`, the name from `recipe`
-RESERVED_FIELDS = ("seed", "name")
-# where a run executes, not what it computes: a finished run is reused whatever these were
-PLACEMENT_FIELDS = ("device", "workers")
-NO_AXES_CELL = "all"
-EXPERIMENT_FILE = "experiment.json"
-PLAN_COPY = "plan.toml"
-TIMINGS_FILE = "timings.json"
-SUBMISSION_FILE = "submission.csv"
-DEFAULT_ROOT = Path("experiments")
-
-
-# --------------------------------------------------------------------------------------- the plan
-
-
-@dataclass(frozen=True)
-class Axis:
-    name: str
-    values: tuple[Any, ...]
-
-
-@dataclass(frozen=True)
-class Published:
-    source: str
-    metric: str
-    values: dict[str, float]  # cell name -> the study's number
-    claimed_best: str | None = None  # cell name the study called best, whatever its numbers say
-
-
-@dataclass(frozen=True)
-class Plan:
-    name: str
-    path: Path | None
-    competition: str
-    recipe: str
-    seeds: int
-    overrides: dict[str, Any]
-    axes: tuple[Axis, ...]
-    title: str = ""
-    description: str = ""
-    table_rows: tuple[str, ...] = ()
-    table_columns: str | None = None
-    curves_by: str | None = None
-    labels: dict[str, dict[str, str]] = field(default_factory=dict)
-    published: Published | None = None
-
-    @property
-    def axis_names(self) -> tuple[str, ...]:
-        return tuple(axis.name for axis in self.axes)
-
-    def cells(self) -> list["Cell"]:
-        if not self.axes:
-            return [Cell({})]
-        combos = itertools.product(*(axis.values for axis in self.axes))
-        return [Cell(dict(zip(self.axis_names, combo))) for combo in combos]
-
-    def label(self, axis: str, value: Any) -> str:
-        """The display name of an axis value (`[labels]`), else the value as in cell names."""
-        return self.labels.get(axis, {}).get(format_value(value), format_value(value))
-
-
-@dataclass(frozen=True)
-class Cell:
-    values: dict[str, Any]  # axis -> value, in axis order
-
-    @property
-    def name(self) -> str:
-        if not self.values:
-            return NO_AXES_CELL
-        return ",".join(f"{axis}={format_value(value)}" for axis, value in self.values.items())
-
-    @property
-    def short_name(self) -> str:
-        """The values joined by "/" in axis order: how `[published.values]` names a cell."""
-        return "/".join(format_value(v) for v in self.values.values()) if self.values else NO_AXES_CELL
-
-    @property
-    def folder(self) -> str:
-        # a value such as a hub model name may hold "/", which would nest folders
-        return self.name.replace("/", "_")
-
-
-def format_value(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _did_you_mean(name: str, choices) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
-    return f" - did you mean {' or '.join(close)}?" if close else ""
-
-
-def _check_keys(where: str, table: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    for key in table:
-        if key not in allowed:
-            raise KitError(f"{where}: unknown field '{key}'{_did_you_mean(key, allowed)} (known: {', '.join(allowed)})")
-
-
-_OPTIONAL_FIELDS = {name for name, hint in get_type_hints(Recipe).items() if "None" in str(hint)}
-
-
-def recipe_value(name: str, value: Any) -> Any:
-    """A plan value as the Recipe field wants it: "none" means None for optional fields (TOML has no null)."""
-    key = name.replace("-", "_")
-    if key in _OPTIONAL_FIELDS and isinstance(value, str) and value.lower() == "none":
-        return None
-    return value
-
-
-def _recipe_overrides(where: str, table: Any) -> dict[str, Any]:
-    """`table` as Recipe overrides, each checked against the Recipe's fields and types."""
-    if not isinstance(table, dict):
-        raise KitError(f"{where}: expected a table of recipe settings such as `lr = 0.05`")
-    overrides = {}
-    for key, value in table.items():
-        if isinstance(value, (dict, list)):
-            raise KitError(f"{where}: {key} must be one value, not a {'table' if isinstance(value, dict) else 'list'}")
-        name = key.replace("-", "_")
-        if name in RESERVED_FIELDS:
-            raise KitError(f"{where}: '{key}' cannot be set by a plan: {'use `seeds = N`' if name == 'seed' else 'the base recipe is `recipe = ...`'}")
-        overrides[name] = recipe_value(name, value)
-    try:
-        apply_overrides(Recipe(), overrides)
-    except KitError as error:
-        raise KitError(f"{where}: {error}") from None
-    return overrides
-
-
-def parse_plan(text: str, name: str, path: Path | None = None) -> Plan:
-    """Read and check a plan's TOML text; every mistake is one KitError naming the file and field."""
-    where = str(path) if path else f"plan {name}"
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise KitError(f"{where}: not valid TOML ({error}): fix that line") from None
-    _check_keys(where, data, PLAN_FIELDS)
-    if "competition" not in data:
-        raise KitError(f"{where}: missing `competition = \"...\"` (one of {', '.join(sorted(all_competitions()))})")
-    try:
-        comp = resolve(str(data["competition"]))
-        recipe_name = str(data.get("recipe", comp.default_recipe))
-        comp.recipe(recipe_name)
-    except KitError as error:
-        raise KitError(f"{where}: {error}") from None
-
-    seeds = data.get("seeds", 1)
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise KitError(f"{where}: seeds = {seeds!r}: give a whole number of runs per cell, 1 or more")
-    overrides = _recipe_overrides(f"{where} [overrides]", data.get("overrides", {}))
-
-    grid = data.get("grid", {})
-    if not isinstance(grid, dict):
-        raise KitError(f"{where}: grid must be a table of axes, e.g. [grid] schedule = [\"step\", \"cosine\"]")
-    axes = []
-    for axis_name, values in grid.items():
-        at = f"{where} [grid] {axis_name}"
-        if not isinstance(values, list) or not values:
-            raise KitError(f"{at}: give a non-empty list of values, e.g. {axis_name} = [\"a\", \"b\"]")
-        if axis_name.replace("-", "_") in overrides:
-            raise KitError(f"{at}: also set in [overrides]; keep it in one place")
-        checked = [_recipe_overrides(f"{where} [grid]", {axis_name: v})[axis_name.replace("-", "_")] for v in values]
-        names = [format_value(v) for v in checked]
-        if len(set(names)) != len(names):
-            raise KitError(f"{at}: a value appears twice ({', '.join(names)}); list each value once")
-        axes.append(Axis(axis_name.replace("-", "_"), tuple(checked)))
-    axis_names = tuple(a.name for a in axes)
-
-    table = data.get("table", {})
-    _check_keys(f"{where} [table]", table, TABLE_FIELDS)
-    rows = table.get("rows", [])
-    rows = (rows,) if isinstance(rows, str) else tuple(rows)
-    columns = table.get("columns")
-    for axis in (*rows, *([columns] if columns else [])):
-        if axis not in axis_names:
-            raise KitError(f"{where} [table]: '{axis}' is not a grid axis{_did_you_mean(axis, axis_names)} (axes: {', '.join(axis_names) or 'none'})")
-    if columns is not None and columns in rows:
-        raise KitError(f"{where} [table]: '{columns}' is both a row and the column axis; use it once")
-    if not table and len(axes) >= 2:
-        rows, columns = axis_names[:-1], axis_names[-1]
-    elif not table:
-        rows, columns = axis_names, None
-    elif set(rows) | ({columns} if columns else set()) != set(axis_names):
-        missing = [a for a in axis_names if a not in rows and a != columns]
-        raise KitError(f"{where} [table]: axis {', '.join(missing)} is neither in rows nor columns; place every grid axis")
-
-    curves = data.get("curves", {})
-    _check_keys(f"{where} [curves]", curves, CURVES_FIELDS)
-    curves_by = curves.get("by", axis_names[-1] if axis_names else None)
-    if curves_by is not None and curves_by not in axis_names:
-        raise KitError(f"{where} [curves]: by = '{curves_by}' is not a grid axis{_did_you_mean(curves_by, axis_names)}")
-
-    labels = data.get("labels", {})
-    for axis, names in labels.items():
-        if axis not in axis_names:
-            raise KitError(f"{where} [labels]: '{axis}' is not a grid axis{_did_you_mean(axis, axis_names)}")
-        if not isinstance(names, dict):
-            raise KitError(f"{where} [labels.{axis}]: give value = \"display name\" pairs")
-    labels = {axis: {str(k): str(v) for k, v in names.items()} for axis, names in labels.items()}
-
-    plan = Plan(
-        name=name, path=path, competition=comp.name, recipe=recipe_name, seeds=seeds, overrides=overrides,
-        axes=tuple(axes), title=str(data.get("title", "")), description=str(data.get("description", "")).strip(),
-        table_rows=tuple(rows), table_columns=columns, curves_by=curves_by, labels=labels,
-    )
-    published = data.get("published")
-    if published is not None:
-        plan = _with_published(plan, published, where)
-    return plan
-
-
-def _with_published(plan: Plan, table: Any, where: str) -> Plan:
-    import dataclasses
-
-    at = f"{where} [published]"
-    if not isinstance(table, dict):
-        raise KitError(f"{at}: expected a table with source, metric and values")
-    _check_keys(at, table, PUBLISHED_FIELDS)
-    values = table.get("values", {})
-    if not isinstance(values, dict) or not values:
-        raise KitError(f"{at}: give [published.values] with one number per cell, e.g. \"{plan.cells()[0].short_name}\" = 0.85")
-    cells = plan.cells()
-    by_key = {c.short_name: c.name for c in cells} | {c.name: c.name for c in cells}
-
-    def cell_of(key: str, what: str) -> str:
-        if key not in by_key:
-            known = ", ".join(c.short_name for c in cells)
-            raise KitError(f"{at}: {what} '{key}' is not a cell of the grid{_did_you_mean(key, by_key)} (cells: {known})")
-        return by_key[key]
-
-    numbers = {}
-    for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise KitError(f"{at}: {key} = {value!r}: give the published number, e.g. 0.8294")
-        numbers[cell_of(key, "value for")] = float(value)
-    claimed = table.get("claimed_best")
-    published = Published(
-        source=str(table.get("source", "")), metric=str(table.get("metric", "")), values=numbers,
-        claimed_best=cell_of(str(claimed), "claimed_best") if claimed is not None else None,
-    )
-    return dataclasses.replace(plan, published=published)
-
-
-def load_plan(path: Path | str, name: str | None = None) -> Plan:
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise KitError(f"cannot read plan {path} ({error.strerror}): give a plan file or a plan name such as study-table2") from None
-    return parse_plan(text, name or path.stem, path)
-
-
-def shipped_plans() -> dict[str, list[Path]]:
-    """Plan files under each competition's plans folder, by plan name (a name may exist for several)."""
-    found: dict[str, list[Path]] = {}
-    for comp in all_competitions().values():
-        folder = comp.plans_dir
-        if folder and folder.is_dir():
-            for path in sorted(folder.glob(f"*{PLAN_SUFFIX}")):
-                found.setdefault(path.stem, []).append(path)
-    return found
-
-
-def find_plan(text: str) -> Path:
-    """A plan file from a path, a plan name (`study-table2`) or `<competition>/<plan>`."""
-    as_path = Path(text)
-    if as_path.is_file():
-        return as_path
-    if text.endswith(PLAN_SUFFIX) or as_path.is_dir():
-        raise KitError(f"plan file {text} not found: check the path, or give a plan name ({', '.join(sorted(shipped_plans()))})")
-    if "/" in text:
-        comp_name, plan_name = text.split("/", 1)
-        comp = resolve(comp_name)
-        candidate = comp.plans_dir / f"{plan_name}{PLAN_SUFFIX}" if comp.plans_dir else None
-        if candidate and candidate.is_file():
-            return candidate
-        names = sorted(p.stem for p in comp.plans_dir.glob(f"*{PLAN_SUFFIX}")) if comp.plans_dir else []
-        raise KitError(f"{comp.name} has no plan '{plan_name}'{_did_you_mean(plan_name, names)}: choose one of {', '.join(names) or 'none'}")
-    plans = shipped_plans()
-    if text in plans:
-        if len(plans[text]) > 1:
-            choices = " or ".join(f"{p.parent.parent.name}/{text}" for p in plans[text])
-            raise KitError(f"plan '{text}' exists for several competitions: give {choices}")
-        return plans[text][0]
-    raise KitError(f"unknown plan '{text}'{_did_you_mean(text, plans)}: give a plan file or one of {', '.join(sorted(plans))}")
-
-
-# --------------------------------------------------------------------------------------- cells and runs
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    """One cell x seed: the recipe it trains and the run folder it trains into."""
-
-    cell: Cell
-    seed: int
-    recipe: Recipe
-    path: Path
-
-    @property
-    def name(self) -> str:
-        return f"{self.cell.name}/seed={self.seed}"
-
-
-def parse_set(assignments: list[str] | None) -> dict[str, Any]:
-    """`["lr=0.05", "ema=none"]` -> {"lr": "0.05", "ema": None}; values are converted by the Recipe."""
-    overrides: dict[str, Any] = {}
-    for text in assignments or []:
-        key, sep, value = text.partition("=")
-        if not sep or not key.strip():
-            raise KitError(f"--set {text}: write key=value, e.g. --set lr=0.05")
-        overrides[key.strip().replace("-", "_")] = recipe_value(key.strip(), value.strip())
-    return overrides
-
-
-def plan_runs(
-    plan: Plan,
-    folder: Path,
-    seeds: int | None = None,
-    epochs: int | None = None,
-    overrides: dict[str, Any] | None = None,
-) -> list[PlannedRun]:
-    """Every cell x seed of `plan` with its resolved recipe, checked before anything trains.
-
-    Precedence: base recipe < [overrides] < the cell's grid values < seed < `epochs` / `overrides`
-    (the command line). A command-line setting may not overwrite a grid axis: every cell would be alike.
-    """
-    from . import models
-
-    comp = resolve(plan.competition)
-    extra = dict(overrides or {})
-    if epochs is not None:
-        extra["epochs"] = epochs
-    for key in extra:
-        if key in plan.axis_names:
-            flag = "--epochs" if key == "epochs" else f"--set {key}=..."
-            raise KitError(f"{flag} conflicts with the plan's grid axis '{key}' (it would make every cell alike): drop it")
-        if key in RESERVED_FIELDS:
-            raise KitError(f"--set {key}=...: {'use --seeds N' if key == 'seed' else 'the recipe name comes from the plan'}")
-    if seeds is not None and seeds < 1:
-        raise KitError(f"--seeds {seeds}: give 1 or more")
-    try:
-        base = comp.recipe(plan.recipe).replace(**plan.overrides)
-        apply_overrides(base, extra)
-    except KitError as error:
-        raise KitError(f"{'--set' if extra else plan.path or plan.name}: {error}") from None
-    runs = []
-    for cell in plan.cells():
-        for seed in range(seeds or plan.seeds):
-            try:
-                recipe = base.replace(**cell.values).replace(seed=seed).replace(**extra).validate()
-                comp.augmentation(recipe.aug)
-                models.resolve_arch(recipe.arch)
-            except KitError as error:
-                raise KitError(f"{plan.path or plan.name}: cell {cell.name}: {error}") from None
-            runs.append(PlannedRun(cell, seed, recipe, Path(folder) / cell.folder / f"seed={seed}"))
-    return runs
-
-
-def run_state(run: PlannedRun, fingerprint: str | None = None) -> str:
-    """"finished", "partial" (resume it), "new" or "damaged"; a folder trained with other settings, or on data
-    other than the one whose `fingerprint` is given, is an error: its results would not belong in one table."""
-    folder = RunDir(run.path)
-    if not folder.file("config.json").is_file():
-        return "new"
-    config = folder.config()
-    if fingerprint is not None and config.get("fingerprint") not in (None, fingerprint):
-        raise KitError(
-            f"{run.path} was trained on other data ({config.get('data_dir')}, fingerprint {config.get('fingerprint')}) "
-            f"than this --data-dir (fingerprint {fingerprint}): pass that data folder again, or another --out"
-        )
-    # the plan asks for the recipe before it is fitted to the data (kaggle_kit.resolve): compare with that
-    done = config.get("requested_recipe") or config.get("recipe", {})
-    wanted = run.recipe.to_dict()
-    for key in wanted:
-        if key in PLACEMENT_FIELDS:
-            continue
-        if done.get(key, getattr(Recipe(), key)) != wanted[key]:
-            raise KitError(
-                f"{run.path} was trained with {key}={format_value(done.get(key))} but the plan now asks "
-                f"{key}={format_value(wanted[key])}: delete that folder to retrain it, or pass another --out"
-            )
-    if len(folder.history()) < run.recipe.epochs:
-        return "partial"
-    # every epoch ran yet no best.pt: nothing left to resume, and nothing to predict from
-    return "finished" if folder.file("best.pt").is_file() else "damaged"
-
-
-# --------------------------------------------------------------------------------------- the experiment folder
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except ValueError as error:
-        raise KitError(f"{path}: unreadable ({error}); delete it and rerun the experiment") from None
-
-
-def read_experiment(folder: Path | str) -> dict[str, Any]:
-    folder = Path(folder)
-    data = _read_json(folder / EXPERIMENT_FILE)
-    if not data:
-        raise KitError(f"{folder} is not an experiment folder (no {EXPERIMENT_FILE}): pass a folder made by `kaggle-kit experiment`")
-    return data
-
-
-def experiment_plan(folder: Path | str) -> Plan:
-    """The plan an experiment folder was run with, from its copy of the plan file."""
-    folder = Path(folder)
-    data = read_experiment(folder)
-    return load_plan(folder / PLAN_COPY, name=data["plan"])
-
-
-def read_timings(folder: Path) -> dict[str, float]:
-    return {str(k): float(v) for k, v in _read_json(Path(folder) / TIMINGS_FILE).items()}
-
-
-def _relative(path: Path, folder: Path) -> str:
-    return Path(path).relative_to(folder).as_posix()
+from .recipe_cli import Unsayable, recipe_to_argv
+from .report import write_report
+from .run import atomic_write_text
+from .runs import EXPERIMENT_FILE
 
 
 def _write_experiment(folder: Path, plan: Plan, plan_text: str, runs: list[PlannedRun], seeds: int, epochs, overrides, data_dir) -> None:
@@ -584,6 +135,44 @@ class _Clock:
         return mean * (self.total - self.done) / self.parallel
 
 
+class _Jobs:
+    """The one owner of a run's bookkeeping, trained in this process or in its own on a GPU: the start, done, failed
+    and interrupted events, the timings and the result's lists (thread-safe: several GPUs finish at once)."""
+
+    def __init__(self, result: ExperimentResult, timings: _Timings, clock: _Clock, on_event):
+        self.result, self.timings, self.clock, self.on_event = result, timings, clock, on_event
+        self.lock = threading.Lock()
+
+    def start(self, run: PlannedRun, resuming: bool, **where) -> None:
+        _event(self.on_event, event="start", run=run.name, resume=resuming, **where,
+               index=self.clock.done + 1, total=self.clock.total, eta_s=self.clock.eta())
+
+    def skipped(self, run: PlannedRun) -> None:
+        self.result.skipped.append(run.name)
+        _event(self.on_event, event="skip", run=run.name, **self.clock.finish(None))
+
+    def failed(self, run: PlannedRun, why: str) -> None:
+        with self.lock:
+            self.result.failed[run.name] = why
+            _event(self.on_event, event="failed", run=run.name, error=why, **self.clock.finish(None))
+
+    def interrupted(self, run: PlannedRun | None = None) -> None:
+        """Stopped by Ctrl-C; said of `run` when it was the one running (not when the user stopped the waiting)."""
+        with self.lock:
+            self.result.interrupted = True
+            if run is not None:
+                _event(self.on_event, event="interrupted", run=run.name)
+
+    def done(self, run: PlannedRun, resuming: bool, seconds: float, **extra) -> None:
+        with self.lock:
+            (self.result.resumed if resuming else self.result.trained).append(run.name)
+            _event(self.on_event, event="done", run=run.name, seconds=seconds, **extra, **self.clock.finish(seconds))
+
+    def ended(self, run: PlannedRun, seconds: float) -> None:
+        """Wall seconds of one attempt, counted whatever its outcome."""
+        self.timings.add(run, seconds)
+
+
 def _prediction_is_current(run: PlannedRun) -> bool:
     # the file is a pure function of best.pt and the data: reuse it unless the checkpoint is newer
     file, best = run.path / SUBMISSION_FILE, run.path / "best.pt"
@@ -650,7 +239,6 @@ def run_experiment(
     `on_event` receives plain dicts as runs start and end ({"event": "start"|"skip"|"done"|"failed"|...,
     "run", "index", "total", "eta_s", ...}); printing them is the caller's business.
     """
-    from . import report
     from .layout import open_layout
     from .ledger import Ledger
 
@@ -679,16 +267,13 @@ def run_experiment(
     result = ExperimentResult(folder, plan.name, plan.competition, len(runs))
     timings = _Timings(folder)
     to_train = [r for r in runs if states[r.name] in ("new", "partial")]
-    clock = _Clock(len(runs), len(gpus) if gpus else 1)
+    jobs = _Jobs(result, timings, _Clock(len(runs), len(gpus) if gpus else 1), on_event)
     plan_progress = PlanProgress(runs, status_every_s, on_event)  # the whole plan's epochs and ETA
     for run in runs:
         if states[run.name] == "finished":
-            result.skipped.append(run.name)
-            _event(on_event, event="skip", run=run.name, **clock.finish(None))
+            jobs.skipped(run)
         elif states[run.name] == "damaged":
-            why = f"{run.path} ran every epoch but has no best.pt: delete that folder to retrain it"
-            result.failed[run.name] = why
-            _event(on_event, event="failed", run=run.name, error=why, **clock.finish(None))
+            jobs.failed(run, f"{run.path} ran every epoch but has no best.pt: delete that folder to retrain it")
     submitting = {"on": submit}
     submit_lock = threading.Lock()
 
@@ -713,10 +298,10 @@ def run_experiment(
 
     try:
         if gpus:
-            _run_parallel(to_train, states, comp, data_dir, gpus, result, timings, clock, on_event,
+            _run_parallel(to_train, states, comp, data_dir, gpus, jobs, on_event,
                           after_training if submit else None, folder, status_every_s, track, plan_progress)
         else:
-            _run_sequential(to_train, states, comp, data_dir, result, timings, clock, on_event, track, plan_progress)
+            _run_sequential(to_train, states, comp, data_dir, jobs, track, plan_progress)
             if submit and not result.interrupted:
                 for run in runs:
                     if run.name not in result.failed:
@@ -726,22 +311,21 @@ def run_experiment(
                 if run.name in result.skipped:
                     after_training(run)
     finally:
-        result.report = report.write_report(folder, ledger=ledger)
+        result.report = write_report(folder, ledger=ledger)
         result.seconds = time.perf_counter() - started
     return result
 
 
-def _run_sequential(runs, states, comp: Competition, data_dir, result: ExperimentResult, timings: _Timings,
-                    clock: _Clock, on_event, track: list[str] | None = None,
+def _run_sequential(runs, states, comp: Competition, data_dir, jobs: _Jobs, track: list[str] | None = None,
                     plan_progress: PlanProgress | None = None) -> None:
     from . import train as training
     from .analysis import analyze_finished_run
-    from .predict import calibrate_run
+    from .predict import calibrate_after_training
     from .tracking import RunTracking
 
     for run in runs:
         resuming = states[run.name] == "partial"
-        _event(on_event, event="start", run=run.name, resume=resuming, index=clock.done + 1, total=clock.total, eta_s=clock.eta())
+        jobs.start(run, resuming)
         began = time.perf_counter()
         tracker = RunTracking(track or [], on_epoch=lambda row: plan_progress and plan_progress.tell())
         try:
@@ -749,31 +333,27 @@ def _run_sequential(runs, states, comp: Competition, data_dir, result: Experimen
                 trained = training.resume(run.path, data_dir, tracker=tracker)
             else:
                 trained = training.train(comp, data_dir, run.recipe, out=run.path, tracker=tracker)
-            if not trained.interrupted and trained.best_epoch is not None:
-                # what `kaggle-kit train` does after training, so both ways of running leave the same folder
-                calibrate_run(run.path, data_dir, device=run.recipe.device)
+            # what `kaggle-kit train` does after training, so both ways of running leave the same folder
+            if calibrate_after_training(trained, data_dir, device=run.recipe.device) is not None:
                 analyze_finished_run(run.path, data_dir)
             if tracker:
                 tracker.finish("KILLED" if trained.interrupted else "FINISHED")
         except KitError as error:
             if tracker:
                 tracker.finish("FAILED")
-            timings.add(run, time.perf_counter() - began)
-            result.failed[run.name] = str(error)
-            _event(on_event, event="failed", run=run.name, error=str(error), **clock.finish(None))
+            jobs.ended(run, time.perf_counter() - began)
+            jobs.failed(run, str(error))
             continue
         except KeyboardInterrupt:
             trained = None
             if tracker:
                 tracker.finish("KILLED")
         seconds = time.perf_counter() - began
-        timings.add(run, seconds)
+        jobs.ended(run, seconds)
         if trained is None or trained.interrupted:
-            result.interrupted = True
-            _event(on_event, event="interrupted", run=run.name)
+            jobs.interrupted(run)
             return
-        (result.resumed if resuming else result.trained).append(run.name)
-        _event(on_event, event="done", run=run.name, seconds=seconds, best_metric=trained.best_metric, **clock.finish(seconds))
+        jobs.done(run, resuming, seconds, best_metric=trained.best_metric)
 
 
 # --------------------------------------------------------------------------------------- on several GPUs
@@ -785,19 +365,15 @@ def train_argv(run: PlannedRun, comp: Competition, data_dir, resume: bool) -> li
         return ["train", "--resume", str(run.path), "--data-dir", str(data_dir)]
     base = comp.recipe(run.recipe.name)
     argv = ["train", comp.name, "--recipe", run.recipe.name, "--out", str(run.path), "--data-dir", str(data_dir)]
-    for key, value in run.recipe.to_dict().items():
-        if key == "name" or value == getattr(base, key):
-            continue
-        flag = "--" + key.replace("_", "-")
-        if value is None:
-            raise KitError(
-                f"run {run.name} sets {key}=none, which `kaggle-kit train` flags cannot express: run this plan without --gpus"
-            )
-        if isinstance(value, bool):
-            argv.append(flag if value else f"--no-{key.replace('_', '-')}")
-        else:
-            argv += [flag, repr(value) if isinstance(value, float) else str(value)]
-    return argv
+    changed = {key: value for key, value in run.recipe.to_dict().items()
+               if key != "name" and value != getattr(base, key)}
+    try:
+        return argv + recipe_to_argv(changed)
+    except Unsayable as error:
+        raise KitError(
+            f"run {run.name} sets {error.field}=none, which `kaggle-kit train` flags cannot express: "
+            "run this plan without --gpus"
+        ) from None
 
 
 def run_log(folder: Path, run: PlannedRun) -> Path:
@@ -806,9 +382,9 @@ def run_log(folder: Path, run: PlannedRun) -> Path:
     return Path(folder) / "logs" / f"{run.path.parent.name}.{run.path.name}.log"
 
 
-def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], result: ExperimentResult, timings: _Timings,
-                  clock: _Clock, on_event, after_training, folder: Path, status_every_s: float = 60.0,
-                  track: list[str] | None = None, plan_progress: PlanProgress | None = None) -> None:
+def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], jobs: _Jobs, on_event, after_training,
+                  folder: Path, status_every_s: float = 60.0, track: list[str] | None = None,
+                  plan_progress: PlanProgress | None = None) -> None:
     """One `kaggle-kit train` process per GPU at a time; each GPU takes the next run as soon as it is free.
     Their output goes to their logs, so the terminal hears from each running run every `status_every_s`."""
     from .launch import how_it_ended, last_line, run_on_gpus
@@ -821,7 +397,6 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
     for run in runs:
         waiting.put(run)
     stop = threading.Event()
-    record_lock = threading.Lock()
     running: dict[str, str] = {}  # run name -> its GPU, while its process runs
 
     def worker(gpu: str) -> None:
@@ -831,8 +406,7 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
             except queue.Empty:
                 return
             resuming = states[run.name] == "partial"
-            _event(on_event, event="start", run=run.name, resume=resuming, gpu=gpu, log=str(logs[run.name]),
-                   index=clock.done + 1, total=clock.total, eta_s=clock.eta())
+            jobs.start(run, resuming, gpu=gpu, log=str(logs[run.name]))
             began = time.perf_counter()
             running[run.name] = gpu
             try:
@@ -840,22 +414,19 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
             finally:
                 running.pop(run.name, None)
             seconds = time.perf_counter() - began
-            timings.add(run, seconds)
+            jobs.ended(run, seconds)
             finished = code == 0 and run_state(run) == "finished"
-            with record_lock:
-                if code == 130:
-                    result.interrupted = True
-                    stop.set()
-                    _event(on_event, event="interrupted", run=run.name)
-                    return
-                if not finished:
-                    ended = how_it_ended(code, logs[run.name]) if code != 0 else "exited with code 0 but the run is not finished"
-                    why = f"`kaggle-kit {' '.join(argvs[run.name][:2])} ...` {ended}; whole log: {logs[run.name]}"
-                    result.failed[run.name] = why
-                    _event(on_event, event="failed", run=run.name, error=why, **clock.finish(None))
-                    continue
-                (result.resumed if resuming else result.trained).append(run.name)
-                _event(on_event, event="done", run=run.name, seconds=seconds, gpu=gpu, **clock.finish(seconds))
+            if code == 130:
+                stop.set()
+                jobs.interrupted(run)
+                return
+            if not finished:
+                ended = (how_it_ended(code, logs[run.name]) if code != 0
+                         else "exited with code 0 but the run is not finished")
+                why = f"`kaggle-kit {' '.join(argvs[run.name][:2])} ...` {ended}; whole log: {logs[run.name]}"
+                jobs.failed(run, why)
+                continue
+            jobs.done(run, resuming, seconds, gpu=gpu)
             if after_training is not None:
                 if not _prediction_is_current(run):
                     # predicted in its own process on this GPU, like the training; only the upload happens here
@@ -879,6 +450,6 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], re
                         plan_progress.tell(force=True)
     except KeyboardInterrupt:
         stop.set()
-        result.interrupted = True
+        jobs.interrupted()
         for thread in threads:
             thread.join()

@@ -33,6 +33,7 @@ from pathlib import Path
 from .competition import Competition, resolve
 from .errors import KitError
 from .run import RunDir, atomic_write_text
+from .run_config import CONFIG, RunConfig
 from .runs import file_sha256
 
 DEPENDENCY_WHEELS = ("albumentations", "albucore")
@@ -64,7 +65,7 @@ def package(
     """Write the dataset and notebook folders for `run_dir` into `out` (default packages/<competition>/<run>)."""
     run = RunDir(run_dir)
     config = _checked_config(run)
-    comp = resolve(config["competition"])
+    comp = resolve(config.competition)
     owner = owner or _kaggle_username()
     folder = Path(out) if out else Path("packages") / comp.name / run.name
     base = slug_for("kk", comp.name, run.name, limit=44)
@@ -118,10 +119,10 @@ def _replace(folder: Path, staging: Path) -> None:
     staging.rename(folder)
 
 
-def _checked_config(run: RunDir) -> dict:
-    if not (run.path / "config.json").is_file():
-        raise KitError(f"{run.path} is not a run folder (no config.json): pass a folder made by `kaggle-kit train`")
-    config = run.config()
+def _checked_config(run: RunDir) -> RunConfig:
+    if not (run.path / CONFIG).is_file():
+        raise KitError(f"{run.path} is not a run folder (no {CONFIG}): pass a folder made by `kaggle-kit train`")
+    config = run.read_config()
     if not run.has_checkpoint("best"):
         raise KitError(f"{run.file('best.pt')} not found: package a finished run, or train it to the end first")
     return config
@@ -139,7 +140,7 @@ def _kaggle_username() -> str:
     return username
 
 
-def _write_dataset(folder: Path, run: RunDir, config: dict, dataset_id: str, dependency_wheels: bool) -> dict:
+def _write_dataset(folder: Path, run: RunDir, config: RunConfig, dataset_id: str, dependency_wheels: bool) -> dict:
     from .predict import calibrate_run, current_calibration, load_run
 
     folder.mkdir(parents=True)
@@ -208,12 +209,12 @@ def _pip(args: list[str], what: str) -> None:
 
 
 def _write_notebook(
-    folder: Path, comp: Competition, config: dict, dataset_id: str, notebook_id: str, run_name: str
+    folder: Path, comp: Competition, config: RunConfig, dataset_id: str, notebook_id: str, run_name: str
 ) -> None:
     from .notebook import script
 
     folder.mkdir(parents=True)
-    device = str((config.get("recipe") or {}).get("device") or "auto")
+    device = str(config.recipe.device or "auto")
     metadata = {
         "id": notebook_id,
         "title": notebook_id.split("/")[1],

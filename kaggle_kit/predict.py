@@ -44,7 +44,8 @@ from .device import autocast_dtype, images_to_device, resolve_device, use_channe
 from .errors import KitError
 from .metrics import fit_temperature, log_loss, softmax
 from .recipe import Recipe
-from .run import RunDir, calibration_of, calibrations, display_epoch
+from .run import RunDir, display_epoch
+from .run_config import RunConfig
 
 CHECKPOINTS = ("best", "last")
 TTA_SHIFT = 2  # pixels; small next to the training translation (4), so a shifted view stays in-distribution
@@ -60,7 +61,7 @@ class LoadedRun:
     """A run folder's settings and its model with the checkpoint's weights, ready to evaluate."""
 
     run: RunDir
-    config: dict[str, Any]
+    config: RunConfig
     competition: Competition
     recipe: Recipe
     classes: list[str]
@@ -81,16 +82,17 @@ def load_run(run_dir: Path | str, checkpoint: str = "best", device: str = "auto"
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise KitError(f"run folder {run.path} does not exist: pass a folder made by `kaggle-kit train` (runs/<competition>/...)")
-    config = run.config()
-    for key in ("competition", "recipe", "classes", "normalization"):
-        if key not in config:
+    config = run.read_config()
+    required = (("competition", config.competition), ("recipe", config.recipe_dict), ("classes", config.classes),
+                ("normalization", config.normalization))
+    for key, value in required:
+        if value is None:
             raise KitError(f"{run.file('config.json')}: field '{key}' is missing; the run folder is damaged - train again")
-    competition = resolve(config["competition"])
+    competition = resolve(config.competition)
     # the checkpoint holds every weight: no ImageNet download, no weights file needed at predict time
-    recipe = Recipe.from_dict(config["recipe"]).replace(pretrained=False, weights=None)
-    classes = [str(c) for c in config["classes"]]
-    mean = tuple(float(v) for v in config["normalization"]["mean"])
-    std = tuple(float(v) for v in config["normalization"]["std"])
+    recipe = config.recipe.replace(pretrained=False, weights=None)
+    classes = list(config.classes)
+    mean, std = config.mean, config.std
     state = run.load_checkpoint(checkpoint)
     if "model" not in state:
         raise KitError(f"{run.file(checkpoint + '.pt')}: no 'model' weights inside; the checkpoint is not from `kaggle-kit train`")
@@ -117,7 +119,7 @@ def open_run_layout(loaded: LoadedRun, data_dir: Path | str | None = None):
     from .layout import default_data_dir, open_layout
 
     comp, config = loaded.competition, loaded.config
-    given = data_dir or config.get("data_dir")
+    given = data_dir or config.data_dir
     folder = Path(given) if given else default_data_dir(comp)
     other = _other_competition_in(folder, comp)
     if other is not None:
@@ -362,7 +364,7 @@ def calibrate_loaded(loaded: LoadedRun, layout, batch_size: int | None = None, w
 def _store_calibration(loaded: LoadedRun, calibration: dict[str, Any]) -> None:
     """Beside the other checkpoint's calibration, never over it; the top-level `tta` and `temperature` are
     best.pt's, what a plain `predict` uses."""
-    stored = calibrations(loaded.run.config())
+    stored = dict(loaded.run.read_config().calibrations)
     stored[loaded.checkpoint] = calibration
     top = {"tta": bool(calibration["tta"]), "temperature": float(calibration["temperature"])}
     loaded.run.update_config(calibration=stored, **(top if loaded.checkpoint == "best" else {}))
@@ -376,9 +378,22 @@ def calibrate_run(run_dir: Path | str, data_dir: Path | str | None = None, check
     return calibrate_loaded(loaded, layout, batch_size, workers)
 
 
+def calibrate_after_training(trained, data_dir: Path | str | None = None, *, device: str | None = None
+                             ) -> dict[str, Any] | None:
+    """What follows training, however the run was trained (`kaggle-kit train`, an experiment in this process):
+    TTA choice and temperature measured once on best.pt, so predict and score read them from config.json. None
+    when there is nothing to measure: the training was interrupted, or it had no validation split. `trained` is
+    the trainer's TrainResult; `device` defaults to the run's own."""
+    if trained.interrupted or trained.best_epoch is None:
+        return None
+    if device is None:
+        device = RunDir(trained.run_dir).read_config().recipe.device
+    return calibrate_run(trained.run_dir, data_dir, device=device)
+
+
 def current_calibration(loaded: LoadedRun) -> dict[str, Any] | None:
     """The run's stored calibration when it was made for this very checkpoint (same name and epoch)."""
-    calibration = calibration_of(loaded.run.config(), loaded.checkpoint)
+    calibration = loaded.run.read_config().calibration_of(loaded.checkpoint)
     made_for = (calibration.get("checkpoint"), calibration.get("epoch")) if calibration else None
     if made_for != (loaded.checkpoint, loaded.epoch):
         return None  # the run was resumed, or this checkpoint was never measured: measure again

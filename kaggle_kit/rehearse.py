@@ -26,6 +26,7 @@ from .competition import resolve
 from .errors import KitError
 from .notebook import FAILURE_PREFIX, SUBMISSION_NAME
 from .package import DATASET_META, SCRIPT, read_package
+from .run_config import RunConfig
 
 TOLERANCE = 1e-5
 CLOSED_INDEX = "http://127.0.0.1:9/simple/"  # the discard port: nothing listens, so any index use fails at once
@@ -64,9 +65,12 @@ def rehearse(folder: Path | str, data_dir: Path | str | None = None, timeout: fl
 
 
 def _data_dir(manifest: dict, data_dir) -> Path:
-    from .runs import _read_json
-
-    given = data_dir or _read_json(Path(manifest["run_dir"]) / "config.json").get("data_dir")
+    given = data_dir
+    if not given:
+        try:
+            given = RunConfig.read(manifest["run_dir"]).data_dir
+        except KitError:  # the run folder is gone or damaged: say that its data folder is unknown
+            given = None
     if not given or not Path(given).is_dir():
         raise KitError(
             f"the run's data folder {given or '(not recorded)'} is not there: pass --data-dir with the "

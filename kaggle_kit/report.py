@@ -20,15 +20,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from .competition import resolve
-from .errors import KitError
-from .experiment import (
-    EXPERIMENT_FILE,
+from .plan import (
     Cell,
     Plan,
     experiment_plan,
@@ -37,8 +34,8 @@ from .experiment import (
     read_timings,
 )
 from .metrics import Metric
-from .run import RunDir, atomic_write_bytes, atomic_write_text, calibration_of, display_epoch
-from .runs import DEFAULT_RUNS_DIR, recipe_summary
+from .run import RunDir, atomic_write_bytes, atomic_write_text
+from .runs import kaggle_records, run_summary
 
 RESULTS_FILE = "results.csv"
 REPORT_FILE = "report.md"
@@ -112,90 +109,6 @@ def seed_noise_note(stats: Mapping[str, Stat | None], metric: Metric) -> str | N
 
 
 # --------------------------------------------------------------------------------------- one run
-
-
-def best_of_history(history, metric: Metric) -> tuple[float | None, int | None]:
-    """The best validation metric over the epochs (what best.pt holds) and its epoch."""
-    values = [float(v) for v in history["val_metric"]] if len(history) else []
-    best = metric.best(values)
-    if best is None:
-        return None, None
-    return best, int(history["epoch"].iloc[values.index(best)])
-
-
-def calibrated_with(calibration: Mapping[str, Any]) -> str | None:
-    """Which checkpoint and configuration a calibrated figure is of, e.g. "best.pt epoch 3, TTA off, T=0.547"."""
-    if not calibration.get("validated"):
-        return None
-    epoch = f" epoch {display_epoch(calibration['epoch'])}" if calibration.get("epoch") is not None else ""
-    tta = "on" if calibration["tta"] else "off"
-    return f"{calibration.get('checkpoint', 'best')}.pt{epoch}, TTA {tta}, T={calibration['temperature']:.3f}"
-
-
-def settings_summary(recipe: Mapping[str, Any], calibration: Mapping[str, Any]) -> str:
-    """The settings that decide a result beyond arch and recipe: weights, freezing, size, and what predict applies."""
-    parts = ["pretrained" if recipe.get("pretrained") else "scratch"]
-    if recipe.get("freeze"):
-        after = recipe.get("unfreeze_after")
-        parts.append("frozen" if after is None else f"frozen {after} epochs")
-    else:
-        parts.append("unfrozen")
-    parts.append(f"{recipe.get('img_size', '?')}px")
-    if calibration.get("validated"):
-        parts.append(f"TTA {'on' if calibration['tta'] else 'off'} T={calibration['temperature']:.3f}")
-    else:
-        parts.append(f"TTA {recipe.get('tta', 'auto')} uncalibrated")
-    return " ".join(parts)
-
-
-def kaggle_records(ledger) -> dict[str, Any]:
-    """The latest scored ledger record of each run folder (resolved path -> record)."""
-    from .ledger import COMPLETE
-
-    found = {}
-    if ledger is None:
-        return found
-    for record in ledger.records():
-        if record.run_dir and record.status == COMPLETE:
-            found[str(Path(record.run_dir).resolve())] = record
-    return found
-
-
-def run_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | None:
-    """What one run folder says: settings, epochs, validation metric, Kaggle score; None if it has no config."""
-    run = RunDir(path)
-    if not run.file("config.json").is_file():
-        return None
-    config = run.config()
-    if "recipe" not in config or "competition" not in config:
-        return None
-    metric = resolve(config["competition"]).metric
-    history = run.history()
-    best, best_epoch = best_of_history(history, metric)
-    final = float(history["val_metric"].iloc[-1]) if len(history) else None
-    calibration = calibration_of(config, "best") or {}  # best.pt: the checkpoint val_metric and a plain predict use
-    record = scored.get(str(path.resolve()))
-    recipe = config["recipe"]
-    planned = int(recipe.get("epochs", 0))
-    return {
-        "competition": config["competition"],
-        "arch": recipe.get("arch"),
-        "recipe": recipe_summary(recipe),
-        "epochs": len(history),
-        "epochs_planned": planned,
-        "best_epoch": best_epoch,
-        "metric": metric.name,
-        "higher_is_better": metric.higher_is_better,
-        "val_metric": best,
-        "val_metric_final": None if final is None or math.isnan(final) else final,
-        "val_metric_calibrated": calibration.get("val_metric") if calibration.get("validated") else None,
-        "calibrated_with": calibrated_with(calibration),
-        "settings": settings_summary(recipe, calibration),
-        "kaggle_public": record.public_score if record else None,
-        "kaggle_private": record.private_score if record else None,
-        "train_seconds": float(history["seconds"].sum()) if len(history) else 0.0,
-        "finished": len(history) >= planned and run.file("best.pt").is_file(),
-    }
 
 
 # --------------------------------------------------------------------------------------- the experiment
@@ -589,48 +502,3 @@ def _wall_png(plan: Plan, wall, train_seconds) -> bytes:
     ax.legend(fontsize=8)
     ax.set_title("wall time per cell")
     return _png(fig)
-
-
-# --------------------------------------------------------------------------------------- every run
-
-
-DEFAULT_RUN_ROOTS = (DEFAULT_RUNS_DIR, Path("experiments"))
-
-
-def find_run_dirs(roots: Iterable[Path | str]) -> list[Path]:
-    """Every run folder (a folder with config.json) under the roots; experiment folders are walked into."""
-    found = []
-    for root in roots:
-        root = Path(root)
-        if not root.is_dir():
-            continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            if "config.json" in filenames and EXPERIMENT_FILE not in filenames:
-                found.append(Path(dirpath))
-                dirnames[:] = []  # a run folder holds no other runs
-    return found
-
-
-def list_runs(roots: Iterable[Path | str] = DEFAULT_RUN_ROOTS, competition: str | None = None, ledger=None,
-              on_damaged: Callable[[Path, str], None] | None = None) -> list[dict[str, Any]]:
-    """One summary per run folder under `roots` (optionally one competition's), with its Kaggle score when scored.
-    A folder whose config.json or history.csv cannot be read is left out and handed to `on_damaged` with why."""
-    from .ledger import Ledger
-
-    wanted = resolve(competition).name if competition else None
-    scored = kaggle_records(ledger if ledger is not None else Ledger())
-    runs = []
-    for path in find_run_dirs(roots):
-        try:
-            summary = run_summary(path, scored)
-        except (KitError, ValueError, KeyError, TypeError, AttributeError, OSError) as error:
-            # one damaged folder (hand-edited, cut short by a full disk) must not hide every other run
-            if on_damaged:
-                on_damaged(path, " ".join(f"{type(error).__name__}: {error}".split())[:160])
-            continue
-        if summary is None or (wanted and summary["competition"] != wanted):
-            continue
-        summary["run_dir"] = str(path)
-        runs.append(summary)
-    return runs

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import subprocess
 import sys
@@ -26,9 +25,26 @@ from typing import Any
 import numpy as np
 
 from .errors import KitError
+from .run_config import (  # noqa: F401 (CONFIG and the atomic writers are imported from here too)
+    CONFIG,
+    RunConfig,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_config_dict,
+    update_config,
+    write_config,
+)
 
-CONFIG = "config.json"
 HISTORY = "history.csv"
+RUNS_DIR_ENV = "KAGGLE_KIT_RUNS_DIR"
+DEFAULT_RUNS_DIR = Path("runs")  # `train` writes runs/<competition>/<run> unless told otherwise
+
+
+def runs_root() -> Path:
+    """Where run folders live unless a path is given: $KAGGLE_KIT_RUNS_DIR, else runs/. Here, below `runs`
+    (the listing, which reads the ledger), so that `tracking` can find runs/mlflow.db without a cycle."""
+    return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
+
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_metric", "seconds", "images_per_s"]
 
 
@@ -36,40 +52,6 @@ def display_epoch(index: int) -> int:
     """An epoch as a person counts it: 1-based, as the progress bar's "epoch 2/3". The trainer's loop, checkpoints
     and last.pt's history count from 0; every message and history.csv count from 1."""
     return int(index) + 1
-
-
-def calibrations(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """config.json's calibration per checkpoint name ("best", "last"). A run folder made before calibration was
-    stored per checkpoint holds one flat block: it is read as the calibration of the checkpoint it names."""
-    stored = config.get("calibration")
-    if not isinstance(stored, dict):
-        return {}
-    if "checkpoint" in stored:
-        return {str(stored["checkpoint"]): stored}
-    return {name: block for name, block in stored.items() if isinstance(block, dict)}
-
-
-def calibration_of(config: dict[str, Any], checkpoint: str = "best") -> dict[str, Any] | None:
-    """The stored calibration of one checkpoint, or None."""
-    return calibrations(config).get(checkpoint)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
 
 
 def git_commit() -> str | None:
@@ -135,22 +117,18 @@ class RunDir:
             raise KitError(f"run folder {self.path} is not writable; choose a writable --out")
 
     def write_config(self, config: dict[str, Any]) -> None:
-        atomic_write_text(self.file(CONFIG), json.dumps(config, indent=2, sort_keys=True, default=str))
+        write_config(self.path, config)
+
+    def read_config(self) -> RunConfig:
+        """config.json as a typed RunConfig: what every reader of a run's settings uses."""
+        return RunConfig.from_dict(read_config_dict(self.path))
 
     def config(self) -> dict[str, Any]:
-        path = self.file(CONFIG)
-        if not path.is_file():
-            raise KitError(f"{self.path} is not a run folder (no {CONFIG}); pass a folder made by `kaggle-kit train`")
-        try:
-            return json.loads(path.read_text())
-        except ValueError as error:
-            raise KitError(f"{path}: unreadable ({error}); the run folder is damaged") from None
+        """config.json as stored, every key included (tools and tests; the library reads `read_config`)."""
+        return read_config_dict(self.path)
 
     def update_config(self, **changes: Any) -> dict[str, Any]:
-        config = self.config()
-        config.update(changes)
-        self.write_config(config)
-        return config
+        return update_config(self.path, **changes)
 
     # ------------------------------------------------------------------ history
     def write_history(self, rows: list[dict[str, Any]]) -> None:

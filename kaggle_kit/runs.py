@@ -1,34 +1,35 @@
-"""The run folders on disk: where they are (the runs root) and what a submission file says about its run.
+"""The run folders on disk: where they are (the runs root), how each is described, and the `runs` listing.
 
 `describe_run` finds the run that made a submission file and reads its recipe and validation score; `submit`
 records them in the ledger, `report` and `experiment` summarise recipes with `recipe_summary`. The run is found
 by the file's hash first: `predict` records every file it writes (`record_written`: hash, path, run folder, data
 folder, sample) in `<submissions dir>/written.jsonl`, so a file written anywhere (`--out sub.csv`) leads back to
 its run and its data. Files made elsewhere fall back to `submissions/<competition>/<run>.csv` and the run's
-config.json under the runs root.
+config.json under the runs root. `run_summary` says what one run folder holds (settings, epochs, validation
+metric, Kaggle score): a row of `list_runs` (`kaggle-kit runs`) and of an experiment's results.csv.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
 
 from .competition import Competition, resolve
 from .errors import KitError
 from .ledger import append_json_line, default_submissions_dir, now_iso, read_json_lines
+from .metrics import Metric
+# the runs root lives in run.py (below tracking, which needs it); imported from here too
+from .run import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, display_epoch, runs_root  # noqa: F401
+from .run_config import CONFIG, RunConfig
 
 WRITTEN_NAME = "written.jsonl"  # beside the ledger: every file predict wrote, by hash
-RUNS_DIR_ENV = "KAGGLE_KIT_RUNS_DIR"
-DEFAULT_RUNS_DIR = Path("runs")  # `train` writes runs/<competition>/<run> unless told otherwise
-
-
-def runs_root() -> Path:
-    """Where submit looks for the run that made a file: $KAGGLE_KIT_RUNS_DIR, else runs/."""
-    return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
+EXPERIMENT_FILE = "experiment.json"  # an experiment folder's record; the folder holds run folders
 
 
 def file_sha256(path: Path) -> str:
@@ -64,7 +65,7 @@ def find_written(path: Path) -> dict | None:
     """The newest record of a file with these very bytes whose run folder still exists, or None."""
     sha256 = file_sha256(path)
     for entry in reversed(read_json_lines(written_index())):
-        if entry.get("sha256") == sha256 and (Path(str(entry.get("run_dir"))) / "config.json").is_file():
+        if entry.get("sha256") == sha256 and (Path(str(entry.get("run_dir"))) / CONFIG).is_file():
             return entry
     return None
 
@@ -87,7 +88,7 @@ class RunInfo:
 
     name: str | None = None
     run_dir: Path | None = None
-    config: dict = field(default_factory=dict)
+    config: RunConfig = field(default_factory=RunConfig)
     recipe: str | None = None  # short summary
     local_score: float | None = None  # validation score with the competition metric
     data_dir: Path | None = None  # the data folder the file was predicted from, when recorded
@@ -98,7 +99,7 @@ def _find_run_dir(name: str, comp_name: str | None) -> Path | None:
     root = runs_root()
     candidates = [root / name] + ([root / comp_name / name] if comp_name else [])
     for candidate in candidates:
-        if (candidate / "config.json").is_file():
+        if (candidate / CONFIG).is_file():
             return candidate
     return None
 
@@ -161,23 +162,22 @@ def describe_run(
             info.name = file.stem  # submissions/<competition>/<run>.csv even when the run folder is elsewhere
     if run_dir is not None:
         run_dir = Path(run_dir)
-        config_path = run_dir / "config.json"
+        config_path = run_dir / CONFIG
         if not config_path.is_file():
             raise KitError(f"{config_path} not found: pass the run folder that holds config.json, or leave --run out")
         config = _read_json(config_path)
         if not config:
             raise KitError(f"{config_path} is not a readable run config: pass another run folder, or leave --run out")
-        from .run import RunDir  # here, not at the top: run imports torch, which submit and list never need
-
+        typed = RunConfig.from_dict(config)
         info = RunInfo(
-            name=RunDir(run_dir).name, run_dir=run_dir, config=config, recipe=recipe_summary(config.get("recipe"))
+            name=RunDir(run_dir).name, run_dir=run_dir, config=typed, recipe=recipe_summary(typed.recipe_dict)
         )
         if written is not None:
             info.data_dir = Path(written["data_dir"]) if written.get("data_dir") else None
             info.sample = Path(written["sample"]) if written.get("sample") else None
     from_run = None
-    if info.config.get("competition"):
-        from_run = _competition(str(info.config["competition"]))
+    if info.config.competition:
+        from_run = _competition(info.config.competition)
     if explicit and from_run and explicit.name != from_run.name:
         raise KitError(
             f"{file} comes from run {info.name} of {from_run.name}, but --competition says {explicit.name}: "
@@ -190,14 +190,143 @@ def describe_run(
             "pass --competition"
         )
     if info.run_dir is not None:
-        from .run import calibration_of
-
-        calibration = calibration_of(info.config, "best")  # the checkpoint a plain predict submits
+        calibration = info.config.calibration_of("best")  # the checkpoint a plain predict submits
         calibrated = calibration.get("val_metric") if calibration else None
         # the calibrated metric is what predict's submission reflects (its TTA choice and temperature)
         info.local_score = (
             calibrated if isinstance(calibrated, (int, float))
-            else _validation_score(info.run_dir, comp, info.config.get("temperature"))
+            else _validation_score(info.run_dir, comp, info.config.temperature)
         )
     return comp, info
 
+
+# --------------------------------------------------------------------------------------- one run
+
+
+def best_of_history(history, metric: Metric) -> tuple[float | None, int | None]:
+    """The best validation metric over the epochs (what best.pt holds) and its epoch."""
+    values = [float(v) for v in history["val_metric"]] if len(history) else []
+    best = metric.best(values)
+    if best is None:
+        return None, None
+    return best, int(history["epoch"].iloc[values.index(best)])
+
+
+def calibrated_with(calibration: Mapping[str, Any]) -> str | None:
+    """Which checkpoint and configuration a calibrated figure is of, e.g. "best.pt epoch 3, TTA off, T=0.547"."""
+    if not calibration.get("validated"):
+        return None
+    epoch = f" epoch {display_epoch(calibration['epoch'])}" if calibration.get("epoch") is not None else ""
+    tta = "on" if calibration["tta"] else "off"
+    return f"{calibration.get('checkpoint', 'best')}.pt{epoch}, TTA {tta}, T={calibration['temperature']:.3f}"
+
+
+def settings_summary(recipe: Mapping[str, Any], calibration: Mapping[str, Any]) -> str:
+    """The settings that decide a result beyond arch and recipe: weights, freezing, size, and what predict applies."""
+    parts = ["pretrained" if recipe.get("pretrained") else "scratch"]
+    if recipe.get("freeze"):
+        after = recipe.get("unfreeze_after")
+        parts.append("frozen" if after is None else f"frozen {after} epochs")
+    else:
+        parts.append("unfrozen")
+    parts.append(f"{recipe.get('img_size', '?')}px")
+    if calibration.get("validated"):
+        parts.append(f"TTA {'on' if calibration['tta'] else 'off'} T={calibration['temperature']:.3f}")
+    else:
+        parts.append(f"TTA {recipe.get('tta', 'auto')} uncalibrated")
+    return " ".join(parts)
+
+
+def kaggle_records(ledger) -> dict[str, Any]:
+    """The latest scored ledger record of each run folder (resolved path -> record)."""
+    from .ledger import COMPLETE
+
+    found = {}
+    if ledger is None:
+        return found
+    for record in ledger.records():
+        if record.run_dir and record.status == COMPLETE:
+            found[str(Path(record.run_dir).resolve())] = record
+    return found
+
+
+def run_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What one run folder says: settings, epochs, validation metric, Kaggle score; None if it has no config."""
+    run = RunDir(path)
+    if not run.file(CONFIG).is_file():
+        return None
+    config = run.read_config()
+    if config.recipe_dict is None or config.competition is None:
+        return None
+    metric = resolve(config.competition).metric
+    history = run.history()
+    best, best_epoch = best_of_history(history, metric)
+    final = float(history["val_metric"].iloc[-1]) if len(history) else None
+    calibration = config.calibration_of("best") or {}  # best.pt: the checkpoint val_metric and a plain predict use
+    record = scored.get(str(path.resolve()))
+    recipe = config.recipe_dict
+    planned = int(recipe.get("epochs", 0))
+    return {
+        "competition": config.competition,
+        "arch": recipe.get("arch"),
+        "recipe": recipe_summary(recipe),
+        "epochs": len(history),
+        "epochs_planned": planned,
+        "best_epoch": best_epoch,
+        "metric": metric.name,
+        "higher_is_better": metric.higher_is_better,
+        "val_metric": best,
+        "val_metric_final": None if final is None or math.isnan(final) else final,
+        "val_metric_calibrated": calibration.get("val_metric") if calibration.get("validated") else None,
+        "calibrated_with": calibrated_with(calibration),
+        "settings": settings_summary(recipe, calibration),
+        "kaggle_public": record.public_score if record else None,
+        "kaggle_private": record.private_score if record else None,
+        "train_seconds": float(history["seconds"].sum()) if len(history) else 0.0,
+        "finished": len(history) >= planned and run.file("best.pt").is_file(),
+    }
+
+
+# --------------------------------------------------------------------------------------- every run
+
+
+DEFAULT_RUN_ROOTS = (DEFAULT_RUNS_DIR, Path("experiments"))  # train's runs, experiment's folders
+
+
+def find_run_dirs(roots: Iterable[Path | str]) -> list[Path]:
+    """Every run folder (a folder with config.json) under the roots; experiment folders are walked into."""
+    found = []
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            if CONFIG in filenames and EXPERIMENT_FILE not in filenames:
+                found.append(Path(dirpath))
+                dirnames[:] = []  # a run folder holds no other runs
+    return found
+
+
+def list_runs(roots: Iterable[Path | str] = DEFAULT_RUN_ROOTS, competition: str | None = None, ledger=None,
+              on_damaged: Callable[[Path, str], None] | None = None) -> list[dict[str, Any]]:
+    """One summary per run folder under `roots` (optionally one competition's), with its Kaggle score when scored.
+    A folder whose config.json or history.csv cannot be read is left out and handed to `on_damaged` with why."""
+    from .ledger import Ledger
+
+    wanted = resolve(competition).name if competition else None
+    scored = kaggle_records(ledger if ledger is not None else Ledger())
+    runs = []
+    for path in find_run_dirs(roots):
+        try:
+            summary = run_summary(path, scored)
+        except (KitError, ValueError, KeyError, TypeError, AttributeError, OSError) as error:
+            # one damaged folder (hand-edited, cut short by a full disk) must not hide every other run
+            if on_damaged:
+                on_damaged(path, " ".join(f"{type(error).__name__}: {error}".split())[:160])
+            continue
+        if summary is None or (wanted and summary["competition"] != wanted):
+            continue
+        summary["run_dir"] = str(path)
+        runs.append(summary)
+    return runs

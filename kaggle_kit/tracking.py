@@ -25,6 +25,7 @@ from typing import Any, Callable, Protocol
 
 from .errors import KitError
 from .run import CONFIG, HISTORY, atomic_write_text, display_epoch
+from .run_config import RunConfig
 
 TRACKERS = ("mlflow", "tensorboard")
 TRACKING_FILE = "tracking.json"
@@ -60,16 +61,17 @@ def experiment_name(run_dir: Path, competition: str) -> str:
 
 
 def default_tracking_uri() -> str:
-    from .runs import runs_root
+    from .run import runs_root
 
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(runs_root() / MLFLOW_DB).resolve()}"
 
 
-def recipe_params(config: dict[str, Any]) -> dict[str, Any]:
+def recipe_params(config: RunConfig) -> dict[str, Any]:
     """What MLflow shows as the run's parameters: the resolved recipe, plus the competition and data path."""
-    params = {k: config.get(k) for k in ("competition", "metric", "data_path", "fingerprint", "git")}
-    params.update(config.get("recipe", {}))
-    params.update({f"augment.{k}": v for k, v in (config.get("augment") or {}).items()})
+    fields = ("competition", "metric", "data_path", "fingerprint", "git")
+    params: dict[str, Any] = {k: getattr(config, k) for k in fields}
+    params.update(config.recipe_dict or {})
+    params.update({f"augment.{k}": v for k, v in (config.augment or {}).items()})
     return params
 
 
@@ -188,7 +190,7 @@ class MlflowTracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        step = display_epoch(row.get("epoch", 0))  # the count history.csv and every message use
+        step = int(row.get("epoch", 0))
         metrics = [Metric(key, value, now, step) for key, value in _numbers(row).items()]
         self._connect().log_batch(self.run_id, metrics=metrics)
 
@@ -236,7 +238,7 @@ class TensorBoardTracker:
     def log_epoch(self, row: dict[str, Any]) -> None:
         writer = self._writer()
         for key, value in _numbers(row).items():
-            writer.add_scalar(key, value, display_epoch(row.get("epoch", 0)))
+            writer.add_scalar(key, value, int(row.get("epoch", 0)))
         writer.flush()
 
     def log_artifacts(self, folder: Path) -> None:
@@ -306,13 +308,17 @@ class RunTracking:
 
     def _started(self) -> list[_Guarded]:
         if not self.trackers and self.kinds and self.run_dir is not None and (self.run_dir / CONFIG).is_file():
-            config = json.loads((self.run_dir / CONFIG).read_text())
-            self.trackers = [_tracker(kind, self.run_dir, config["competition"]) for kind in self.kinds]
+            config = RunConfig.read(self.run_dir)
+            self.trackers = [_tracker(kind, self.run_dir, config.competition) for kind in self.kinds]
             for tracker in self.trackers:
                 tracker.call("start", recipe_params(config))
         return self.trackers
 
     def log_epoch(self, row: dict[str, Any]) -> None:
+        """`row` is the trainer's, its epoch counted from 0; the trackers get it counted from 1, as history.csv
+        and every message count it, so a step in MLflow or TensorBoard is the epoch a person reads."""
+        if "epoch" in row:
+            row = {**row, "epoch": display_epoch(row["epoch"])}
         for tracker in self._started():
             tracker.call("log_epoch", row)
         if self.on_epoch:

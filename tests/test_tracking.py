@@ -22,7 +22,8 @@ from kaggle_kit.sample import write_sample
 
 torch.set_num_threads(1)
 
-TINY = ["--arch", "test_resnet", "--workers", "0", "--device", "cpu"]  # the batch: fitted to the data
+# batch 16: resolve's smallest (issue 14), so 180 images raise no too-few-steps warning; these tests count warnings
+TINY = ["--arch", "test_resnet", "--batch-size", "16", "--workers", "0", "--device", "cpu"]
 
 
 def clean_env(tmp_path, **more) -> dict:
@@ -87,10 +88,7 @@ def test_mlflow_run_holds_recipe_epochs_and_pictures(tracked):
     assert {"curves.png", "config.json", "history.csv", "analysis"} <= top
     assert {"analysis/confusion.png", "analysis/high_loss.png", "analysis/analysis.md"} <= analysis
     assert not any(path.endswith(".pt") for path in top)
-    assert "what it gets wrong:" in tracked.result.stdout
-    # the tiny run's own small-batch warning is expected; no tracker or analysis may warn
-    warnings = [line for line in tracked.result.stderr.splitlines() if line.startswith("warning:")]
-    assert all("optimizer steps an epoch" in line for line in warnings), warnings
+    assert "what it gets wrong:" in tracked.result.stdout and "warning" not in tracked.result.stderr
 
 
 def test_tensorboard_event_files_hold_one_value_per_epoch(tracked):
@@ -188,6 +186,7 @@ def test_experiment_logs_each_cell_as_a_run_of_one_experiment(tracked, tmp_path,
     plan = [e for e in events if e["event"] == "plan"]
     assert [(e["epochs_done"], e["epochs_total"], e["runs_done"]) for e in plan] == [(1, 2, 1), (2, 2, 2)]
     assert plan[0]["eta_s"] > 0 and plan[1]["eta_s"] == 0
+    capsys.readouterr()  # what the runs said while training (resolve's small-data warning, issue 14) is not this line
     _print_event(plan[0])
     line = capsys.readouterr().err.strip()
     assert line.startswith("plan: 1/2 epochs, 1/2 runs done, elapsed ") and "plan eta 00:" in line
@@ -208,5 +207,5 @@ def test_under_nproc_only_rank_0_logs(tracked, tmp_path):
     assert result.returncode == 0, result.stderr
     client = store(tmp_path)
     (run,) = client.search_runs([client.get_experiment_by_name("cifar10").experiment_id])
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_metric")] == [0, 1]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_metric")] == [1, 2]  # as history.csv
     assert run.info.status == "FINISHED"

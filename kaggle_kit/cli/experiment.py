@@ -121,7 +121,7 @@ def runs(
     """List run folders: arch, recipe, epochs, best validation metric (with its direction) and Kaggle score."""
     from ..competition import resolve
     from ..ledger import Ledger
-    from ..report import DEFAULT_RUN_ROOTS, list_runs
+    from ..runs import DEFAULT_RUN_ROOTS, list_runs
 
     searched = roots or list(DEFAULT_RUN_ROOTS)
     def damaged(path: Path, why: str) -> None:

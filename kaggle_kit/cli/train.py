@@ -2,45 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, get_type_hints
+from typing import List, Optional
 
 import typer
 
 from ..errors import KitError
-from ..recipe import FIELD_HELP, Recipe
-
-SKIPPED = {"name"}  # the recipe's name comes from --recipe
-
-
-def _recipe_parameters() -> list[inspect.Parameter]:
-    hints = get_type_hints(Recipe)
-    params = []
-    for field in dataclasses.fields(Recipe):
-        if field.name in SKIPPED:
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        hint = hints[field.name]
-        text = str(hint)
-        if "bool" in text:
-            decls = [f"{flag}/--no-{flag[2:]}"]
-            kind = Optional[bool]
-        else:
-            decls = [flag]
-            kind = Optional[int] if "int" in text and "float" not in text else Optional[float] if "float" in text else Optional[str]
-        help_text, metavar = FIELD_HELP.get(field.name, field.name), None
-        if "None" in text and kind in (Optional[int], Optional[float]):
-            # a nullable number takes text, so `none` can clear what the recipe sets; Recipe.replace checks the type
-            metavar = ("INTEGER" if kind is Optional[int] else "FLOAT") + "|none"
-            kind, help_text = Optional[str], f"{help_text} (none: unset)"
-        option = typer.Option(None, *decls, help=help_text, metavar=metavar, rich_help_panel="Recipe overrides")
-        params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
-    return params
-
+from ..recipe_cli import with_recipe_flags
 
 def train(
     competition: Optional[str] = typer.Argument(None, help="cifar10, dog_breed, a slug or a competition URL"),
@@ -109,8 +79,8 @@ def train(
         from . import fail
 
         fail("interrupted before the first epoch finished: nothing was saved", 130, kind="interrupted")
-    config = RunDir(result.run_dir).config()
-    metric = resolve(config["competition"]).metric
+    config = RunDir(result.run_dir).read_config()
+    metric = resolve(config.competition).metric
     if result.interrupted:
         if tracker:
             tracker.finish("KILLED")
@@ -120,34 +90,25 @@ def train(
     best = "no validation split" if result.best_metric is None or result.best_metric != result.best_metric else (
         f"best validation {metric.describe(result.best_metric)} at epoch {display_epoch(result.best_epoch)}")
     print(f"trained {result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'} in {result.seconds:.0f}s: {best}")
-    if result.best_epoch is not None:
-        from ..predict import calibrate_run
+    from ..predict import calibrate_after_training
 
-        # TTA choice and temperature are measured once here, so predict and score read them from config.json
-        calibration = calibrate_run(result.run_dir, data_dir, device=config["recipe"].get("device", "auto"))
-        if calibration.get("validated"):
-            # the stored choice is what predict submits (a recipe's tta on/off included), so this figure is its score
-            print(f"calibrated (what predict uses): best.pt, TTA {'on' if calibration['tta'] else 'off'} "
-                  f"({calibration['tta_source']}), temperature {calibration['temperature']:.3f}, "
-                  f"validation {metric.describe(calibration['val_metric'])}")
-        if analyze and calibration.get("validated"):
-            from ..analysis import analyze_finished_run
+    calibration = calibrate_after_training(result, data_dir) or {}  # measured once, read by predict and score
+    if calibration.get("validated"):
+        # the stored choice is what predict submits (a recipe's tta on/off included), so this figure is its score
+        print(f"calibrated (what predict uses): best.pt, TTA {'on' if calibration['tta'] else 'off'} "
+              f"({calibration['tta_source']}), temperature {calibration['temperature']:.3f}, "
+              f"validation {metric.describe(calibration['val_metric'])}")
+    if analyze and calibration.get("validated"):
+        from ..analysis import analyze_finished_run
 
-            analysis = analyze_finished_run(result.run_dir, data_dir)
-            if analysis:
-                print(f"what it gets wrong: {analysis.folder / 'analysis.md'}")
+        analysis = analyze_finished_run(result.run_dir, data_dir)
+        if analysis:
+            print(f"what it gets wrong: {analysis.folder / 'analysis.md'}")
     if tracker:
         tracker.finish()  # after calibration and analysis, so their pictures are logged too
     print(f"run: {result.run_dir}")
     print(f"next: kaggle-kit predict {result.run_dir}")
 
 
-def _with_recipe_flags(func):
-    signature = inspect.signature(func)
-    params = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
-    func.__signature__ = signature.replace(parameters=params + _recipe_parameters())
-    return func
-
-
 def register(app: typer.Typer) -> None:
-    app.command(context_settings={"help_option_names": ["-h", "--help"]})(_with_recipe_flags(train))
+    app.command(context_settings={"help_option_names": ["-h", "--help"]})(with_recipe_flags(train))

@@ -25,6 +25,7 @@ from ..ledger import COMPLETE, ERROR, PENDING, UPLOAD_FAILED, Ledger, LedgerReco
 from ..notebook import FAILURE_PREFIX, SUBMISSION_NAME
 from ..package import KERNEL_META, read_package
 from ..run import atomic_write_text
+from ..run_config import CONFIG, RunConfig
 from ..runs import file_sha256
 from .client import _api, _kaggle_call, _quiet_stdout
 from .credentials import _error
@@ -106,10 +107,10 @@ def _check_sources(folder: Path, comp: Competition) -> None:
             f"{folder / 'notebook' / KERNEL_META} reads {', '.join(sources) or 'no competition'} but the run is "
             f"of {comp.slug}: package the run again, or put {comp.slug} in competition_sources"
         )
-    config = _json_file(folder / "dataset" / "config.json")
-    if resolve(str(config.get("competition"))).name != comp.name:
+    config = RunConfig.from_dict(_json_file(folder / "dataset" / CONFIG))
+    if resolve(str(config.competition)).name != comp.name:
         raise _error(
-            f"{folder / 'dataset' / 'config.json'} is a run of {config.get('competition')}, the notebook is for "
+            f"{folder / 'dataset' / CONFIG} is a run of {config.competition}, the notebook is for "
             f"{comp.slug}: package the right run with `kaggle-kit package RUN`"
         )
 

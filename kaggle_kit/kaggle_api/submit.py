@@ -31,10 +31,10 @@ def default_message(file: Path, run: RunInfo, sha256: str) -> str:
     parts = [run.name or file.name]
     if run.recipe:
         parts.append(run.recipe)
-    if run.config.get("tta"):
+    if run.config.tta:
         parts.append("tta")
-    if run.config.get("temperature"):
-        parts.append(f"T={float(run.config['temperature']):.2f}")
+    if run.config.temperature:
+        parts.append(f"T={float(run.config.temperature):.2f}")
     parts.append(f"sha256 {sha256[:12]}")
     return " | ".join(parts)[:MESSAGE_LIMIT]
 
@@ -171,7 +171,7 @@ def submit(
         raise _error(str(error), error.exit_code) from None
     # the sample predict checked the file against, else the data folder given, recorded or trained on
     sample = run.sample if data_dir is None and run.sample and run.sample.is_file() else None
-    data_dir = data_dir or run.data_dir or run.config.get("data_dir") or None
+    data_dir = data_dir or run.data_dir or run.config.data_dir or None
     problems = submissions.validate(file, comp, sample or _sample_path(comp, data_dir))
     if problems:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")

@@ -12,8 +12,7 @@ from ..competition import Competition
 from ..errors import KitError
 from ..recipe import Recipe
 from ..resolve import explicit_settings, resolve_recipe
-from ..run import HISTORY, RunDir
-from ..runs import DEFAULT_RUNS_DIR
+from ..run import DEFAULT_RUNS_DIR, HISTORY, RunDir
 from .loop import TrainResult, fit
 from .setup import check_normalization
 
@@ -81,18 +80,18 @@ def resume(run_dir: Path | str, data_dir: Path | str | None = None, competition:
     from ..layout import open_layout
 
     run = RunDir(run_dir)
-    config = run.config()
-    comp = resolve(config["competition"])
+    config = run.read_config()
+    comp = resolve(config.competition)
     named = resolve(competition) if competition is not None else comp
     if named.name != comp.name:
         raise KitError(f"{run.path} is a {comp.name} run, not {named.name}: resume it with "
                        f"`kaggle-kit train --resume {run.path}`")
-    recipe = Recipe.from_dict(config["recipe"])
-    layout = open_layout(comp, data_dir or config["data_dir"])
-    if layout.fingerprint() != config["fingerprint"]:
+    recipe = config.recipe
+    layout = open_layout(comp, data_dir or config.data_dir)
+    if layout.fingerprint() != config.fingerprint:
         raise KitError(
             f"the data in {layout.root} differs from the data {run.path} was trained on "
-            f"(fingerprint {layout.fingerprint()} vs {config['fingerprint']}); pass the original --data-dir"
+            f"(fingerprint {layout.fingerprint()} vs {config.fingerprint}); pass the original --data-dir"
         )
     history = run.history()
     if len(history) >= recipe.epochs and run.has_checkpoint("last"):

@@ -1,0 +1,110 @@
+"""The package's modules import each other without a cycle (function-level imports included).
+
+A cycle hides a layering mistake (docs/ARCHITECTURE.md: a module imports only modules above it) and
+tends to be papered over with imports inside functions; this reads every module's imports with `ast`,
+so those count too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import kaggle_kit
+
+PACKAGE = "kaggle_kit"
+ROOT = Path(kaggle_kit.__file__).resolve().parent
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(path): path for path in sorted(ROOT.rglob("*.py"))}
+
+
+def _resolve(name: str, modules: dict[str, Path]) -> str | None:
+    """The package module `name` refers to: itself, or the longest known prefix (a name imported from it)."""
+    while name:
+        if name in modules:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def _imports(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    is_package = path.name == "__init__.py"
+    package = module if is_package else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                prefix = ".".join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module or ""
+            # `from . import x` and `from .pkg import mod` name modules; `from .mod import name` names the module
+            targets = [f"{prefix}.{alias.name}" for alias in node.names] + [prefix]
+        for target in targets:
+            if target == PACKAGE or not target.startswith(PACKAGE + "."):
+                continue
+            resolved = _resolve(target, modules)
+            # a package's own submodules are not its imports when it names them with `from .x import`
+            if resolved and resolved != module:
+                found.add(resolved)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
+    # `from .sub import x` also runs every package __init__ above sub: not an edge of the module's own making
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle as [a, b, ..., a], or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                cycle = visit(nxt)
+                if cycle:
+                    return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return None
+
+
+def test_the_graph_sees_relative_absolute_and_function_level_imports():
+    graph = import_graph()
+    assert "kaggle_kit.errors" in graph["kaggle_kit.recipe"]  # from .errors import KitError
+    assert "kaggle_kit.trainer" in graph["kaggle_kit.cli.train"]  # from .. import trainer, inside a function
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycle_in_the_package():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
