@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import queue
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from . import invocation
 from .competition import Competition, resolve
 from .errors import KitError
 from .plan import (  # noqa: F401 (find_plan, load_plan, parse_plan, parse_set, plan_runs: imported from here too)
@@ -64,7 +64,7 @@ def _write_experiment(folder: Path, plan: Plan, plan_text: str, runs: list[Plann
         "epochs": epochs,
         "overrides": overrides,
         "data_dir": str(data_dir) if data_dir else None,
-        "command": sys.argv,
+        "command": invocation.command(),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "runs": [{"cell": r.cell.name, "values": r.cell.values, "seed": r.seed, "path": _relative(r.path, folder)} for r in runs],
     }

@@ -13,7 +13,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli, run_cli_process
 from kaggle_kit.cli.experiment import _print_event
 from kaggle_kit.competition import resolve
 from kaggle_kit.experiment import run_experiment
@@ -123,7 +123,7 @@ def test_submit_through_the_fake_kaggle_logs_its_score_to_the_run(tracked, tmp_p
                         KAGGLE_USERNAME=DEFAULT_USERNAME, KAGGLE_KEY=DEFAULT_KEY, KAGGLE_KIT_API_ENDPOINT=server.url,
                         KAGGLE_KIT_SUBMISSIONS_DIR=str(tmp_path / "submissions"), NO_PROXY="127.0.0.1,localhost")
         env.update({k: "" for k in ("KAGGLE_API_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")})
-        submitted = run_cli("submit", tmp_path / "sub.csv", "--run", tracked.run, "--data-dir", tracked.data, env=env)
+        submitted = run_cli_process("submit", tmp_path / "sub.csv", "--run", tracked.run, "--data-dir", tracked.data, env=env)
     assert submitted.returncode == 0, submitted.stderr
     (record,) = Ledger(tmp_path / "submissions" / "ledger.jsonl").records()
     assert record.status == COMPLETE and record.public_score is not None
@@ -201,9 +201,9 @@ def test_experiment_logs_each_cell_as_a_run_of_one_experiment(tracked, tmp_path,
 
 @pytest.mark.slow
 def test_under_nproc_only_rank_0_logs(tracked, tmp_path):
-    result = run_cli("train", "cifar10", "--data-dir", tracked.data, "--out", tmp_path / "run", "--epochs", "2",
-                     "--arch", "test_resnet", "--batch-size", "32", "--workers", "0", "--device", "cpu",
-                     "--nproc", "2", "--track", "mlflow", "--no-analyze", env=clean_env(tmp_path), cwd=tmp_path)
+    result = run_cli_process("train", "cifar10", "--data-dir", tracked.data, "--out", tmp_path / "run", "--epochs",
+                             "2", "--arch", "test_resnet", "--batch-size", "32", "--workers", "0", "--device", "cpu",
+                             "--nproc", "2", "--track", "mlflow", "--no-analyze", env=clean_env(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     client = store(tmp_path)
     (run,) = client.search_runs([client.get_experiment_by_name("cifar10").experiment_id])

@@ -248,3 +248,12 @@ def test_a_history_written_from_zero_reads_counted_from_one(cifar_run, tmp_path)
     history.assign(epoch=history["epoch"] - 1).to_csv(old / "history.csv", index=False)
     written_now = pd.read_csv(cifar_run[0] / "history.csv")["epoch"].tolist()
     assert RunDir(old).history()["epoch"].tolist() == [1, 2, 3, 4] == written_now
+
+
+def test_a_run_called_from_python_records_its_own_command(cifar_run, sample_zips):
+    """`cli.main([...])` from Python (a notebook, these tests): the run's recorded command is the one it was
+    given, not the calling program's sys.argv (which a --nproc launcher would also have re-run)."""
+    out, _ = cifar_run
+    command = json.loads((out / "config.json").read_text())["command"]
+    assert command[:3] == ["kaggle-kit", "train", "cifar10"]
+    assert "--out" in command and str(sample_zips["cifar10"]) in command

@@ -62,10 +62,14 @@ def fail(message: str, exit_code: int = 2, kind: str = "error") -> None:
 def main(argv: list[str] | None = None) -> None:
     """The command line. `argv` None: this process's own arguments, and the process ends with the command.
     A list: called from Python (tests, a notebook), so the caller's signal handlers are put back afterwards."""
+    from ..invocation import set_arguments
+
     saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    outer = set_arguments(argv)
     try:
         _main(argv)
     finally:
+        set_arguments(outer)
         if argv is not None:
             for number, handler in saved.items():
                 signal.signal(number, handler)

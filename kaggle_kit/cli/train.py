@@ -36,7 +36,9 @@ def train(
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         from ..launch import launch
 
-        raise SystemExit(launch(sys.argv[1:], nproc))
+        from ..invocation import arguments
+
+        raise SystemExit(launch(arguments(), nproc))
     from ..launch import die_with_launcher
 
     die_with_launcher()

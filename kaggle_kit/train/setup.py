@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .. import distributed, progress
+from .. import distributed, invocation, progress
 from ..batches import Batches, Data, prepare_data
 from ..competition import Competition
 from ..data import seed_everything
@@ -189,7 +189,7 @@ def run_config(comp: Competition, layout: Layout, recipe: Recipe, normalization,
         "fingerprint": layout.fingerprint(),
         "versions": versions(),
         "git": git_commit(),
-        "command": sys.argv,
+        "command": invocation.command(),
         "normalization": {"mean": list(normalization[0]), "std": list(normalization[1])},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **extra,
