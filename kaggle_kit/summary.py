@@ -50,7 +50,9 @@ def _caches(layout: Layout, split: str) -> list[str]:
     for path in sorted(folder.glob(f"{split}-*-{images.fingerprint()}")):
         cache = open_cache(path)
         if cache:
-            lines.append(f"{path.name} ({len(cache)} images, {cache.nbytes() / 1e6:.1f} MB, {len(cache.bad_ids)} undecodable)")
+            lines.append(
+                f"{path.name} ({len(cache)} images, {cache.nbytes() / 1e6:.1f} MB, {len(cache.bad_ids)} undecodable)"
+            )
     return lines
 
 
@@ -69,6 +71,8 @@ def describe(layout: Layout) -> str:
     ]
     for split in ("train", "test"):
         caches = _caches(layout, split)
-        lines.append(f"{split} cache: " + ("; ".join(caches) if caches else "not built yet (built on first train/predict)"))
+        lines.append(
+            f"{split} cache: " + ("; ".join(caches) if caches else "not built yet (built on first train/predict)")
+        )
     lines.append(f"fingerprint: {layout.fingerprint()}")
     return "\n".join(lines)
