@@ -43,7 +43,7 @@ def measure(device, n_images: int, batch: int, repeats: int) -> list[dict]:
             with augment_budget(**{device.type: budget}):
                 batches = data_module.GpuBatches(images, labels, rng.permutation(n_images), batch, augment)
                 [None for _ in batches]  # warm-up: allocator, kernels
-                seconds = min(timed(lambda: [None for _ in batches], device)[0] for _ in range(repeats))
+                seconds = min(timed(lambda batches=batches: [None for _ in batches], device)[0] for _ in range(repeats))
                 per_call = batches.batches_per_call()
             rate = n_images / seconds
             baseline = baseline or rate

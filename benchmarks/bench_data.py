@@ -214,7 +214,7 @@ def main() -> None:
         ),
     ):
         layout = open_layout(resolve(comp_name), make())
-        seconds, cache = timed(lambda: load_images(layout, "train", short_side))
+        seconds, cache = timed(lambda layout=layout, short_side=short_side: load_images(layout, "train", short_side))
         builds.append({"dataset": kind, "images": len(cache), "cache_build_s": seconds, "fresh": cache.freshly_built})
         for aug in ("study", "paper"):
             measure(kind, layout, cache, args, rows, aug)

@@ -1,6 +1,7 @@
 """(c) How data-bound training is: epoch time with the real augmentation vs the model alone on pre-staged tensors.
 
-    .venv/bin/python benchmarks/bench_databound.py [--cases cifar,dog,dog-workers] [--cifar-images 128] [--dog-images 32] [--json out.json]
+    .venv/bin/python benchmarks/bench_databound.py [--cases cifar,dog,dog-workers] [--cifar-images 128]
+        [--dog-images 32] [--json out.json]
 
 Both epochs run kaggle-kit's loop (`train.epoch.train_one_epoch`, set up as `train.fit` sets it up) on the same
 model; only the batches differ:

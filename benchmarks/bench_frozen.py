@@ -81,7 +81,7 @@ def main() -> None:
             ("cached features, warm (from disk)", args.views),
         ):
             seconds, result = timed(
-                lambda: train(
+                lambda name=name, views=views: train(
                     comp,
                     folder,
                     recipe.replace(feature_cache_views=views),

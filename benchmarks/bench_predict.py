@@ -230,7 +230,8 @@ def main() -> None:
             )
             if not np.isclose(streamed["checksum"], naive["checksum"], rtol=1e-4):
                 print(
-                    f"warning: the two approaches' logits differ (checksums {streamed['checksum']:.6g} vs {naive['checksum']:.6g})"
+                    f"warning: the two approaches' logits differ "
+                    f"(checksums {streamed['checksum']:.6g} vs {naive['checksum']:.6g})"
                 )
 
 

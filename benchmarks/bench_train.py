@@ -1,6 +1,7 @@
 """(b) Training images/s: kaggle-kit's loop vs a plain eager fp32 PyTorch loop, same model, data and batch.
 
-    .venv/bin/python benchmarks/bench_train.py [--cases cifar,dog] [--steps 3] [--compile] [--ema 0.999] [--json out.json]
+    .venv/bin/python benchmarks/bench_train.py [--cases cifar,dog] [--steps 3] [--compile] [--ema 0.999]
+        [--json out.json]
 
 Both loops train the same freshly built model (one copy each) on the same pre-staged batches already on the
 device, so only the loop differs:
@@ -138,7 +139,8 @@ def main() -> None:
     device = resolve_device(args.device)
     info = print_machine("(b) training images/s: kaggle-kit's loop vs a plain eager fp32 loop")
     print(
-        f"device {device}, {args.steps} batches per epoch, best of {args.repeats}, torch threads {torch.get_num_threads()}"
+        f"device {device}, {args.steps} batches per epoch, best of {args.repeats}, "
+        f"torch threads {torch.get_num_threads()}"
     )
     rows = []
     for case in args.cases.split(","):

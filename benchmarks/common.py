@@ -146,9 +146,9 @@ def photo(rng: np.random.Generator, cls: int, width: int, height: int) -> np.nda
 def dog_folder(folder: Path, n_train: int, seed: int = 0, breeds: int | None = None) -> Path:
     """An unpacked Dog Breed download (labels.csv, sample_submission.csv, train/, test/) whose training
     images are full-size JPEGs (quality 90), 500x375 landscape with every fourth one 375x500 portrait (so the
-    cache holds photos of two shapes, as the real one holds many); reused when present. `breeds` relabels the images over
-    that many breeds only, so a few hundred images still give the real ~10% stratified validation split
-    (spread over all 120 breeds they would be one or two per breed)."""
+    cache holds photos of two shapes, as the real one holds many); reused when present. `breeds` relabels the
+    images over that many breeds only, so a few hundred images still give the real ~10% stratified validation
+    split (spread over all 120 breeds they would be one or two per breed)."""
     import cv2
 
     from kaggle_kit.competition import resolve

@@ -208,9 +208,15 @@ def _submitted_already(run: PlannedRun, sha256: str, ledger) -> str | None:
         if record.status == COMPLETE:
             return f"already scored by Kaggle (submission {record.kaggle_ref}, public score {record.public_score})"
         if record.status == PENDING:
-            return f"submission {record.kaggle_ref} is waiting for its score: see `kaggle-kit submissions {record.competition}`"
+            return (
+                f"submission {record.kaggle_ref} is waiting for its score: "
+                f"see `kaggle-kit submissions {record.competition}`"
+            )
         if record.status == UPLOADING:
-            return f"an earlier upload may have reached Kaggle: run `kaggle-kit submissions {record.competition}` to find it"
+            return (
+                "an earlier upload may have reached Kaggle: "
+                f"run `kaggle-kit submissions {record.competition}` to find it"
+            )
     return None
 
 

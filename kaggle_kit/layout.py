@@ -280,7 +280,10 @@ def _missing_image_fix(image_id: str, comp: Competition, names: set[str]) -> str
     wanted = f"{image_id}{comp.image_ext}".lower()
     near = next((name for name in names if name.lower() == wanted), None)
     if near:
-        return f"{near} is there with other letter case: rename the files to lower-case {comp.image_ext} as Kaggle ships them"
+        return (
+            f"{near} is there with other letter case: "
+            f"rename the files to lower-case {comp.image_ext} as Kaggle ships them"
+        )
     return "download the competition again"
 
 
@@ -315,7 +318,8 @@ def read_labels(path: Path, comp: Competition, classes: list[str]) -> tuple[list
     missing = [c for c in expected if c not in labels.columns]
     if missing:
         raise KitError(
-            f"{path}: column {missing[0]!r} is missing (header is {','.join(labels.columns)}, expected {','.join(expected)}); "
+            f"{path}: column {missing[0]!r} is missing "
+            f"(header is {','.join(labels.columns)}, expected {','.join(expected)}); "
             "download the labels file again"
         )
     ids = labels[comp.id_column].tolist()
@@ -332,7 +336,8 @@ def read_labels(path: Path, comp: Competition, classes: list[str]) -> tuple[list
         row = labels[unknown].iloc[0]
         raise KitError(
             f"{path}: id {row[comp.id_column]} has label {row[comp.label_column]!r}, which is not one of the "
-            f"{len(classes)} classes of {comp.slug}; fix that row (class names come from {comp.sample_file if comp.class_source == 'sample_columns' else 'the competition'})"
+            f"{len(classes)} classes of {comp.slug}; fix that row (class names come from "
+            f"{comp.sample_file if comp.class_source == 'sample_columns' else 'the competition'})"
         )
     order = np.argsort(np.array([int(i) for i in ids])) if comp.id_kind == "int" else np.argsort(np.array(ids))
     sorted_ids = [ids[i] for i in order]

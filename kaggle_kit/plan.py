@@ -205,7 +205,8 @@ def _recipe_overrides(where: str, table: Any) -> dict[str, Any]:
         name = key.replace("-", "_")
         if name in RESERVED_FIELDS:
             raise KitError(
-                f"{where}: '{key}' cannot be set by a plan: {'use `seeds = N`' if name == 'seed' else 'the base recipe is `recipe = ...`'}"
+                f"{where}: '{key}' cannot be set by a plan: "
+                f"{'use `seeds = N`' if name == 'seed' else 'the base recipe is `recipe = ...`'}"
             )
         overrides[name] = recipe_value(name, value)
     try:
@@ -262,7 +263,8 @@ def parse_plan(text: str, name: str, path: Path | None = None) -> Plan:
     for axis in (*rows, *([columns] if columns else [])):
         if axis not in axis_names:
             raise KitError(
-                f"{where} [table]: '{axis}' is not a grid axis{_did_you_mean(axis, axis_names)} (axes: {', '.join(axis_names) or 'none'})"
+                f"{where} [table]: '{axis}' is not a grid axis{_did_you_mean(axis, axis_names)} "
+                f"(axes: {', '.join(axis_names) or 'none'})"
             )
     if columns is not None and columns in rows:
         raise KitError(f"{where} [table]: '{columns}' is both a row and the column axis; use it once")
@@ -388,7 +390,8 @@ def find_plan(text: str) -> Path:
             return candidate
         names = sorted(p.stem for p in comp.plans_dir.glob(f"*{PLAN_SUFFIX}")) if comp.plans_dir else []
         raise KitError(
-            f"{comp.name} has no plan '{plan_name}'{_did_you_mean(plan_name, names)}: choose one of {', '.join(names) or 'none'}"
+            f"{comp.name} has no plan '{plan_name}'{_did_you_mean(plan_name, names)}: "
+            f"choose one of {', '.join(names) or 'none'}"
         )
     plans = shipped_plans()
     if text in plans:
@@ -523,7 +526,8 @@ def read_experiment(folder: Path | str) -> dict[str, Any]:
     data = _read_json(folder / EXPERIMENT_FILE)
     if not data:
         raise KitError(
-            f"{folder} is not an experiment folder (no {EXPERIMENT_FILE}): pass a folder made by `kaggle-kit experiment`"
+            f"{folder} is not an experiment folder (no {EXPERIMENT_FILE}): "
+            "pass a folder made by `kaggle-kit experiment`"
         )
     return data
 

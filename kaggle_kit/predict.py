@@ -321,7 +321,8 @@ def _validation_indices(loaded: LoadedRun, layout, cache: ImageCache) -> tuple[n
     if len(changed):
         first = ids[int(changed[0])]
         raise KitError(
-            f"{layout.labels_path}: id {first} is labelled {layout.classes[layout.train_labels[indices[changed[0]]]]!r} "
+            f"{layout.labels_path}: id {first} is labelled "
+            f"{layout.classes[layout.train_labels[indices[changed[0]]]]!r} "
             f"but the run validated it as {loaded.classes[labels[changed[0]]]!r} ({len(changed)} such ids): "
             f"pass the --data-dir the run was trained on"
         )

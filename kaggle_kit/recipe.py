@@ -134,7 +134,8 @@ class Recipe:
                 self.eval_resize is None or self.eval_resize >= self.img_size,
                 "eval_resize",
                 f"{self.eval_resize}",
-                f"give --eval-resize {self.img_size} or more (the evaluation crop of --img-size {self.img_size} is cut from it)",
+                f"give --eval-resize {self.img_size} or more "
+                f"(the evaluation crop of --img-size {self.img_size} is cut from it)",
             ),
             (
                 self.workers is None or self.workers >= 0,
@@ -276,7 +277,10 @@ FIELD_HELP = {
     "full_train": "train on train+validation (the final model)",
     "skip_bad_images": "skip images that do not decode (recorded in the run) instead of stopping",
     "feature_cache_views": "frozen backbone: cache features of K augmented views per image",
-    "gpu_data": "keep the decoded images on the GPU and augment there (default: when they take under a quarter of free GPU memory)",
+    "gpu_data": (
+        "keep the decoded images on the GPU and augment there "
+        "(default: when they take under a quarter of free GPU memory)"
+    ),
     "workers": "DataLoader worker processes (default: by device and core count)",
     "epochs": "number of epochs",
     "early_stop_patience": "stop after this many epochs without a better validation metric (default: none, off)",

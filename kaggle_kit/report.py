@@ -317,9 +317,9 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
     ):
         claimed = plan.published.claimed_best
         claim_note = (
-            f"The study called {claimed} ({published[claimed]:.4f}) the better one, ranking it above {best_published} "
-            f"({published[best_published]:.4f}); but for {metric.label} {metric.direction}, so by the study's own numbers "
-            f"{best_published} won."
+            f"The study called {claimed} ({published[claimed]:.4f}) the better one, ranking it above "
+            f"{best_published} ({published[best_published]:.4f}); but for {metric.label} {metric.direction}, "
+            f"so by the study's own numbers {best_published} won."
         )
         headlines.append(f"note: {claim_note}")
 
@@ -332,8 +332,8 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
     }
     lines += [
         f"- competition: {comp.title} (`{comp.name}`); metric: **{metric.label} - {metric.direction}**",
-        f"- plan: `{plan.name}`, base recipe `{plan.recipe}`, {len(plan.cells())} cells x {seeds} seeds = {len(rows)} runs "
-        f"({finished} finished, {partial} partial, {len(rows) - finished - partial} not started)",
+        f"- plan: `{plan.name}`, base recipe `{plan.recipe}`, {len(plan.cells())} cells x {seeds} seeds "
+        f"= {len(rows)} runs ({finished} finished, {partial} partial, {len(rows) - finished - partial} not started)",
     ]
     if plan.overrides:
         lines.append("- plan overrides: " + ", ".join(f"{k}={format_value(v)}" for k, v in plan.overrides.items()))

@@ -154,7 +154,8 @@ def write_submission(
         unknown = [c for c in classes if vocabulary and c not in vocabulary]
         if unknown:
             raise KitError(
-                f"classes {quoted_examples(unknown)} are not {comp.name} labels: the run's class list must come from the competition"
+                f"classes {quoted_examples(unknown)} are not {comp.name} labels: "
+                "the run's class list must come from the competition"
             )
         best = np.asarray(probs, dtype=np.float64)[order].argmax(axis=1)
         body = pd.DataFrame({columns[0]: sample_ids, columns[1]: np.asarray(classes, dtype=object)[best]})
@@ -215,7 +216,8 @@ def _header_problems(sample_line: str, found_line: str, expected: list[str], fou
     if found_line.startswith(BOM) != sample_line.startswith(BOM):
         which = "starts" if found_line.startswith(BOM) else "does not start"
         return [
-            f"header bytes differ from the sample: the file {which} with a UTF-8 byte-order mark: save it as the sample is saved"
+            f"header bytes differ from the sample: the file {which} with a UTF-8 byte-order mark: "
+            "save it as the sample is saved"
         ]
     return [
         f"header bytes differ from the sample though the column names match (quoting or spaces): "
@@ -233,12 +235,14 @@ def _id_problems(ids: pd.Series, sample_ids: pd.Series) -> list[str]:
     missing = sample_ids[~sample_ids.isin(ids)]
     if len(missing):
         problems.append(
-            f"{len(missing)} ids of the sample are missing ({quoted_examples(missing)}): Kaggle needs a row for every id"
+            f"{len(missing)} ids of the sample are missing ({quoted_examples(missing)}): "
+            "Kaggle needs a row for every id"
         )
     extra = ids[~ids.isin(sample_ids)]
     if len(extra):
         problems.append(
-            f"{len(extra)} ids are not in the sample ({quoted_examples(extra)}): remove them or predict the right test set"
+            f"{len(extra)} ids are not in the sample ({quoted_examples(extra)}): "
+            "remove them or predict the right test set"
         )
     return problems
 
@@ -459,12 +463,15 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
     sub_ids = pd.Index(submission[comp.id_column])
     if sub_ids.has_duplicates:
         raise KitError(
-            f"submission {path} repeats ids ({quoted_examples(sub_ids[sub_ids.duplicated()].unique())}): run `kaggle-kit validate` and keep one row per id"
+            f"submission {path} repeats ids ({quoted_examples(sub_ids[sub_ids.duplicated()].unique())}): "
+            "run `kaggle-kit validate` and keep one row per id"
         )
     answer_ids = answers[comp.id_column]
     if answer_ids.duplicated().any():
         raise KitError(
-            f"answers file {answers_path} repeats ids ({quoted_examples(answer_ids[answer_ids.duplicated()].unique())}): keep one answer per id"
+            f"answers file {answers_path} repeats ids "
+            f"({quoted_examples(answer_ids[answer_ids.duplicated()].unique())}): "
+            "keep one answer per id"
         )
     rows = sub_ids.get_indexer(answer_ids)
     if (rows < 0).any():
@@ -494,7 +501,8 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
                 f"header must name every class as the sample does - run `kaggle-kit validate {path}`"
             )
         raise KitError(
-            f"answers file {answers_path} has labels {quoted_examples(unknown)} outside the class list: use the answers of {comp.name}"
+            f"answers file {answers_path} has labels {quoted_examples(unknown)} outside the class list: "
+            f"use the answers of {comp.name}"
         )
     labels = truth.to_numpy(dtype=np.int64)
 

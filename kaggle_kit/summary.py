@@ -65,7 +65,8 @@ def describe(layout: Layout) -> str:
         f"metric: {comp.metric.label} - {comp.metric.direction}",
         f"train: {len(layout.train.ids)} images in {layout.train.source.name} ({layout.train.kind}), "
         f"{len(layout.classes)} classes, {min(counts.values())}-{max(counts.values())} per class",
-        f"test: {len(layout.test.ids)} images in {layout.test.source.name} ({layout.test.kind}), in {layout.sample_path.name} order",
+        f"test: {len(layout.test.ids)} images in {layout.test.source.name} ({layout.test.kind}), "
+        f"in {layout.sample_path.name} order",
         f"train image sizes: {_size_summary(_probe_sizes(layout.train), comp.native_size)} (first {PROBE})",
         "classes: " + ", ".join(f"{name} {count}" for name, count in counts.items()),
     ]

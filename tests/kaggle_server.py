@@ -213,7 +213,8 @@ class KaggleServer:
         answers = bundle_dir / "answers.csv"
         if not zip_path.is_file() or not answers.is_file():
             raise FileNotFoundError(
-                f"{bundle_dir} needs {comp.archive_name} and answers.csv: run `kaggle-kit sample {comp.name} {bundle_dir}`"
+                f"{bundle_dir} needs {comp.archive_name} and answers.csv: "
+                f"run `kaggle-kit sample {comp.name} {bundle_dir}`"
             )
         workdir = Path(tempfile.mkdtemp(prefix="kaggle-server-"))
         self._state = _State(
@@ -384,7 +385,10 @@ def _kaggle_check(state: _State, data: bytes) -> str | None:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
         return "Could not parse the submission file as CSV."
     if list(frame.columns) != list(sample.columns):
-        return f"Submission column names do not match the sample submission: expected {','.join(list(sample.columns)[:4])}..."
+        return (
+            "Submission column names do not match the sample submission: "
+            f"expected {','.join(list(sample.columns)[:4])}..."
+        )
     if len(frame) != len(sample):
         return f"Submission must have {len(sample)} rows"
     missing = set(sample[comp.id_column]) - set(frame[comp.id_column])
@@ -429,7 +433,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def base(self) -> str:
-        return f"http://{self.headers.get('Host') or '%s:%d' % self.server.server_address[:2]}"
+        host, port = self.server.server_address[:2]
+        return f"http://{self.headers.get('Host') or f'{host}:{port}'}"
 
     # ------------------------------------------------------------------ replies
 
@@ -1007,7 +1012,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"fake Kaggle for {comp.slug} at {server.url}; point kaggle-kit at it with:", flush=True)
     shown_key = args.key if args.key == DEFAULT_KEY else "<your --key>"  # the built-in fake key is no secret
     print(
-        f"  export KAGGLE_KIT_API_ENDPOINT={server.url} KAGGLE_USERNAME={args.username} KAGGLE_KEY={shown_key} NO_PROXY=127.0.0.1,localhost",
+        f"  export KAGGLE_KIT_API_ENDPOINT={server.url} KAGGLE_USERNAME={args.username} KAGGLE_KEY={shown_key} "
+        "NO_PROXY=127.0.0.1,localhost",
         flush=True,
     )
     server.start()

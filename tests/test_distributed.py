@@ -84,7 +84,7 @@ def _train(*args):
 def runs(sample_zips, tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     data = sample_zips["cifar10"]
-    single = _train("cifar10", "--data-dir", data, "--out", root / "single", "--batch-size", "64", *RECIPE)
+    _train("cifar10", "--data-dir", data, "--out", root / "single", "--batch-size", "64", *RECIPE)
     ddp = _train("cifar10", "--data-dir", data, "--out", root / "ddp", *DDP)
     return {"data": data, "single": root / "single", "ddp": root / "ddp", "ddp_result": ddp}
 
@@ -273,7 +273,10 @@ def test_run_on_gpus_runs_one_job_per_gpu_at_a_time(tmp_path):
 
 def test_run_on_gpus_appends_each_jobs_output_to_its_log(tmp_path, monkeypatch):
     monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # the jobs' output still lands in the order written
-    talk = "import os, sys; print('out', os.environ['CUDA_VISIBLE_DEVICES']); print('error: bad', sys.argv[1], file=sys.stderr); sys.exit(2)"
+    talk = (
+        "import os, sys; print('out', os.environ['CUDA_VISIBLE_DEVICES']); "
+        "print('error: bad', sys.argv[1], file=sys.stderr); sys.exit(2)"
+    )
     logs = [tmp_path / "logs" / "a.log", tmp_path / "logs" / "b.log"]
     logs[0].parent.mkdir()
     logs[0].write_text("earlier attempt\n")

@@ -213,7 +213,7 @@ def test_runs_lists_each_run_with_its_metric_direction_and_kaggle_score(experime
         if r.status == COMPLETE
     }
     for name in RUNS:
-        (line,) = [l for l in lines if l.startswith(f"{experiment['exp']}/{name} ")]
+        (line,) = [row for row in lines if row.startswith(f"{experiment['exp']}/{name} ")]
         _, competition, arch, epochs, validation, kaggle, *_ = line.split()
         history = pd.read_csv(experiment["exp"] / name / "history.csv")
         assert (competition, arch, epochs) == ("cifar10", "test_resnet", "1/1")

@@ -1,4 +1,5 @@
-"""`kaggle-kit download`, `submit`, `submissions` and `doctor` end to end: the real CLI, the real `kaggle` client, a fake Kaggle.
+"""`kaggle-kit download`, `submit`, `submissions` and `doctor` end to end: the real CLI, the real `kaggle`
+client, a fake Kaggle.
 
 Each command runs as a subprocess (`python -m kaggle_kit ...`), so the `kaggle` package is imported
 fresh with the test's environment: credentials from KAGGLE_USERNAME/KAGGLE_KEY, HOME and

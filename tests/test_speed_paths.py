@@ -320,7 +320,7 @@ def test_two_runs_with_two_persistent_workers_are_equal(fresh_sample, tmp_path):
     assert [r["val_loss"] for r in first.history] == [r["val_loss"] for r in second.history]
 
 
-# ---- GPU augmentation and the Albumentations reference: same distribution ---------------------------------------------
+# ---- GPU augmentation and the Albumentations reference: same distribution --------------------------------------------
 
 
 @pytest.mark.parametrize("aug", ["modern", "paper"])

@@ -32,7 +32,8 @@ def demo(
     print(f"submission:   {result.submission} (validated against the sample submission)")
     print(f"test score:   {metric.describe(result.test_score)} (against the sample's hidden answers)")
     print(
-        f"took {result.seconds:.0f}s; on Kaggle data: kaggle-kit download {result.competition.name} && kaggle-kit train {result.competition.name}"
+        f"took {result.seconds:.0f}s; on Kaggle data: kaggle-kit download {result.competition.name} "
+        f"&& kaggle-kit train {result.competition.name}"
     )
 
 

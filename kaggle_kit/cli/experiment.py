@@ -127,8 +127,8 @@ def experiment(
     if result.failed:
         run, error = next(iter(result.failed.items()))
         fail(
-            f"{len(result.failed)} of {result.runs} runs failed (first: {run}: {error}); fix it and rerun the same command "
-            f"to retry them",
+            f"{len(result.failed)} of {result.runs} runs failed (first: {run}: {error}); fix it and rerun "
+            "the same command to retry them",
             1,
         )
 

@@ -33,7 +33,8 @@ def download(
     else:
         print(f"already downloaded: {what} in {result.data_dir} (use --force to fetch again)")
     print(
-        f"{result.competition.slug}: {result.n_train} training images, {result.n_test} test images, {result.n_classes} classes in {result.root}"
+        f"{result.competition.slug}: {result.n_train} training images, {result.n_test} test images, "
+        f"{result.n_classes} classes in {result.root}"
     )
 
 
@@ -81,7 +82,8 @@ def submissions(
     competition: str = typer.Argument(..., help=COMPETITION_HELP),
     as_csv: bool = typer.Option(False, "--csv", help="comma-separated output for machines"),
 ) -> None:
-    """Past submissions from Kaggle beside the local ledger: run and local validation score next to the leaderboard scores."""
+    """Past submissions from Kaggle beside the local ledger: run and local validation score next to the
+    leaderboard scores."""
     from ..competition import resolve
     from ..kaggle_api import list_submissions
 

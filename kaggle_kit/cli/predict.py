@@ -93,13 +93,15 @@ def score_command(
     ),
     device: str = typer.Option("auto", "--device", help="RUN_DIR only: auto, cpu, cuda or cuda:N."),
 ) -> None:
-    """Score a submission against an answers file, or a run on its validation split (before/after TTA and calibration)."""
+    """Score a submission against an answers file, or a run on its validation split (before/after TTA and
+    calibration)."""
     if target.is_dir():
         from ..predict import describe_scores, score_run
 
         if answers is not None:
             raise KitError(
-                f"{target} is a run folder, scored on its own validation split: drop --answers (it is for submission files)"
+                f"{target} is a run folder, scored on its own validation split: "
+                f"drop --answers (it is for submission files)"
             )
         print(
             "\n".join(describe_scores(score_run(target, data_dir, checkpoint, recalibrate=recalibrate, device=device)))
@@ -144,8 +146,9 @@ def predict_command(
     views = f"TTA on, {len(result.views)} views" if result.tta else "TTA off"
     epoch = f" epoch {display_epoch(result.epoch)}" if result.epoch is not None else ""
     print(
-        f"wrote {result.path}: {result.rows} rows ({views} [{result.tta_source}], temperature {result.temperature:.3f}, "
-        f"{result.checkpoint}.pt{epoch}, {result.images_per_s:,.0f} images/s on {result.device})"
+        f"wrote {result.path}: {result.rows} rows ({views} [{result.tta_source}], "
+        f"temperature {result.temperature:.3f}, {result.checkpoint}.pt{epoch}, "
+        f"{result.images_per_s:,.0f} images/s on {result.device})"
     )
     print(f"ok: {result.path}: {result.rows} rows, header matches {result.sample_path}")
     if result.val_metric is not None:

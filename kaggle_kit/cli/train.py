@@ -65,7 +65,8 @@ def train(
             if given:
                 raise KitError(
                     f"--resume continues {resume} with the settings in its config.json, so {', '.join(given)} "
-                    f"would be ignored: drop {'it' if len(given) == 1 else 'them'} (or start a new run with another --out)"
+                    f"would be ignored: drop {'it' if len(given) == 1 else 'them'} "
+                    f"(or start a new run with another --out)"
                 )
             result = training.resume(resume, data_dir, competition, tracker=tracker)
         else:
@@ -99,7 +100,8 @@ def train(
             tracker.finish("KILLED")
         again = f" --nproc {world_size}" if world_size > 1 else ""
         print(
-            f"interrupted after {result.epochs_run} finished epoch(s); resume with: kaggle-kit train --resume {result.run_dir}{again}",
+            f"interrupted after {result.epochs_run} finished epoch(s); "
+            f"resume with: kaggle-kit train --resume {result.run_dir}{again}",
             file=sys.stderr,
         )
         raise SystemExit(130)

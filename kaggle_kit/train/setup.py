@@ -160,7 +160,7 @@ def _train_state(setup: Setup, model: torch.nn.Module, checkpoint: dict[str, Any
 
 def build_optimizer(model: torch.nn.Module, recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         # biases and norm weights are not decayed: standard for ResNets, harmless for the study's settings
         (no_decay if param.ndim <= 1 else decay).append(param)
     groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
