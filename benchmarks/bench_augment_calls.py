@@ -30,8 +30,10 @@ def measure(device, n_images: int, batch: int, repeats: int) -> list[dict]:
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.integers(0, 256, (n_images, 32, 32, 3), dtype=np.uint8)).to(device)
     labels = torch.zeros(n_images, dtype=torch.long, device=device)
-    specs = {"study": AugmentSpec(pre_resize=40, crop_scale=(0.64, 1.0), crop_ratio=(1.0, 1.0), hflip=True),
-             "fast": AugmentSpec(hflip=True, translate=4, cutout=12)}
+    specs = {
+        "study": AugmentSpec(pre_resize=40, crop_scale=(0.64, 1.0), crop_ratio=(1.0, 1.0), hflip=True),
+        "fast": AugmentSpec(hflip=True, translate=4, cutout=12),
+    }
     kit_budget = data_module.augment_bytes(device.type)
     rows = []
     for name, spec in specs.items():
@@ -41,12 +43,20 @@ def measure(device, n_images: int, batch: int, repeats: int) -> list[dict]:
             with augment_budget(**{device.type: budget}):
                 batches = data_module.GpuBatches(images, labels, rng.permutation(n_images), batch, augment)
                 [None for _ in batches]  # warm-up: allocator, kernels
-                seconds = min(timed(lambda: [None for _ in batches], device)[0] for _ in range(repeats))
+                seconds = min(timed(lambda batches=batches: [None for _ in batches], device)[0] for _ in range(repeats))
                 per_call = batches.batches_per_call()
             rate = n_images / seconds
             baseline = baseline or rate
-            rows.append({"aug": name, "budget_mb": budget / 2**20, "batches_per_call": per_call,
-                         "images_per_s": rate, "ratio": rate / baseline, "kit_default": budget == kit_budget})
+            rows.append(
+                {
+                    "aug": name,
+                    "budget_mb": budget / 2**20,
+                    "batches_per_call": per_call,
+                    "images_per_s": rate,
+                    "ratio": rate / baseline,
+                    "kit_default": budget == kit_budget,
+                }
+            )
     return rows
 
 
@@ -68,8 +78,17 @@ def main() -> None:
     info = print_machine("augmentation calls: images/s of the GPU data path alone by float output per call")
     rows = measure(device, args.images, args.batch, args.repeats)
     print(table(rows, COLUMNS))
-    write_json(args.json, {"benchmark": "augment_calls", "machine": info, "device": str(device), "args": vars(args),
-                           "rows": rows, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    write_json(
+        args.json,
+        {
+            "benchmark": "augment_calls",
+            "machine": info,
+            "device": str(device),
+            "args": vars(args),
+            "rows": rows,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
 
 
 COLUMNS = ["aug", "budget_mb", "batches_per_call", "images_per_s", "ratio", "kit_default"]

@@ -37,6 +37,7 @@ def extract_then_read(layout, workdir: Path):
             image = cv2.imread(str(folder / layout.test.member(image_id)), cv2.IMREAD_COLOR)
             images[n] = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         return images
+
     decode_seconds, images = timed(read_all)
     shutil.rmtree(folder)
     return extract_seconds, decode_seconds, images
@@ -80,15 +81,37 @@ def main() -> None:
     identical = bool(np.array_equal(np.asarray(cache.uniform_array()), reference))
     n = len(layout.test.ids)
     rows = [
-        {"path": "extract-then-read (py7zr extractall, then cv2 per file)", "seconds": extract_s + decode_s,
-         "extract_s": extract_s, "decode_s": decode_s, "images_per_s": n / (extract_s + decode_s), "ratio": 1.0},
-        {"path": "kaggle-kit load_images (streamed 7z + decode pool)", "seconds": kit_s, "extract_s": "",
-         "decode_s": "", "images_per_s": n / kit_s, "ratio": (extract_s + decode_s) / kit_s},
+        {
+            "path": "extract-then-read (py7zr extractall, then cv2 per file)",
+            "seconds": extract_s + decode_s,
+            "extract_s": extract_s,
+            "decode_s": decode_s,
+            "images_per_s": n / (extract_s + decode_s),
+            "ratio": 1.0,
+        },
+        {
+            "path": "kaggle-kit load_images (streamed 7z + decode pool)",
+            "seconds": kit_s,
+            "extract_s": "",
+            "decode_s": "",
+            "images_per_s": n / kit_s,
+            "ratio": (extract_s + decode_s) / kit_s,
+        },
     ]
     print(table(rows, ["path", "seconds", "extract_s", "decode_s", "images_per_s", "ratio"]))
     print(f"same pixels on both sides: {identical}")
-    write_json(args.json, {"benchmark": "cifar_prep", "machine": info, "images": n, "archive_mb": archive_mb,
-                           "rows": rows, "identical": identical, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    write_json(
+        args.json,
+        {
+            "benchmark": "cifar_prep",
+            "machine": info,
+            "images": n,
+            "archive_mb": archive_mb,
+            "rows": rows,
+            "identical": identical,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -31,10 +31,11 @@ from pathlib import Path
 
 from common import cifar_download, class_tree, dog_folder, extract_7z, print_machine, table, timed, write_json
 
-
 # The study's torchvision pipelines as AugmentSpecs ("paper" is each competition's own declaration)
 STUDY_SPECS = {
-    "dog": dict(crop_scale=(0.08, 1.0), crop_ratio=(3 / 4, 4 / 3), hflip=True, brightness=0.4, contrast=0.4, saturation=0.4),
+    "dog": dict(
+        crop_scale=(0.08, 1.0), crop_ratio=(3 / 4, 4 / 3), hflip=True, brightness=0.4, contrast=0.4, saturation=0.4
+    ),
     "cifar10": dict(pre_resize=40, crop_scale=(0.64, 1.0), crop_ratio=(1.0, 1.0), hflip=True),
 }
 
@@ -47,17 +48,30 @@ def torchvision_pipeline(kind: str, aug: str, mean, std):
         def add(x: torch.Tensor) -> torch.Tensor:
             std_dev = low + (high - low) * torch.rand(())
             return (x + torch.randn_like(x) * std_dev).clamp_(0, 1)
+
         return T.Lambda(add)
 
     if kind == "dog" and aug == "study":
-        steps = [T.RandomResizedCrop(224, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)), T.RandomHorizontalFlip(),
-                 T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4), T.ToTensor()]
+        steps = [
+            T.RandomResizedCrop(224, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)),
+            T.RandomHorizontalFlip(),
+            T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4),
+            T.ToTensor(),
+        ]
     elif kind == "dog":  # the dog "paper" spec: crop 0.64-1, jitter, noise, no flip
-        steps = [T.RandomResizedCrop(224, scale=(0.64, 1.0), ratio=(3 / 4, 4 / 3)),
-                 T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4), T.ToTensor(), noise(0.01, 0.05)]
+        steps = [
+            T.RandomResizedCrop(224, scale=(0.64, 1.0), ratio=(3 / 4, 4 / 3)),
+            T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4),
+            T.ToTensor(),
+            noise(0.01, 0.05),
+        ]
     else:
-        steps = [T.Resize((40, 40)), T.RandomResizedCrop(32, scale=(0.64, 1.0), ratio=(1.0, 1.0)),
-                 T.RandomHorizontalFlip(), T.ToTensor()]
+        steps = [
+            T.Resize((40, 40)),
+            T.RandomResizedCrop(32, scale=(0.64, 1.0), ratio=(1.0, 1.0)),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+        ]
         if aug == "paper":
             steps.append(noise(0.01, 0.05))
     return T.Compose([*steps, T.Normalize(mean, std)])
@@ -74,6 +88,7 @@ def images_per_s(batches, limit: int | None = None) -> tuple[float, int]:
             count += len(x)
             if limit and count >= limit:
                 break
+
     seconds, _ = timed(run)
     return count / seconds, count
 
@@ -107,8 +122,9 @@ def measure(kind: str, layout, cache, args, rows: list[dict], aug: str) -> None:
     labels = {i: layout.classes[c] for i, c in zip(layout.train.ids, layout.train_labels)}
     tree = class_tree(files, labels, args.work / f"{kind}-imagefolder-{n}")
     folder = torchvision.datasets.ImageFolder(str(tree), transform=torchvision_pipeline(kind, aug, mean, std))
-    baseline_loader = torch.utils.data.DataLoader(folder, batch_size=args.batch_size, shuffle=True,
-                                                  num_workers=args.workers, persistent_workers=args.workers > 0)
+    baseline_loader = torch.utils.data.DataLoader(
+        folder, batch_size=args.batch_size, shuffle=True, num_workers=args.workers, persistent_workers=args.workers > 0
+    )
 
     # kaggle-kit, as batches.Batches builds it: the decoded cache through the Albumentations pipeline in an
     # EpochLoader, each batch normalised after
@@ -124,10 +140,26 @@ def measure(kind: str, layout, cache, args, rows: list[dict], aug: str) -> None:
     # interleaved, best of `repeats`: other processes share this machine
     base_rate, count = epoch_rate(lambda e: baseline_loader)
     kit_rate, _ = epoch_rate(lambda e: OnDevice(kit_loader.epoch(e), finish, device))
-    rows.append({"dataset": kind, "aug": aug, "pipeline": "torchvision ImageFolder + PIL", "images": count,
-                 "images_per_s": base_rate, "ratio": 1.0})
-    rows.append({"dataset": kind, "aug": aug, "pipeline": "kaggle-kit cache + Albumentations", "images": count,
-                 "images_per_s": kit_rate, "ratio": kit_rate / base_rate})
+    rows.append(
+        {
+            "dataset": kind,
+            "aug": aug,
+            "pipeline": "torchvision ImageFolder + PIL",
+            "images": count,
+            "images_per_s": base_rate,
+            "ratio": 1.0,
+        }
+    )
+    rows.append(
+        {
+            "dataset": kind,
+            "aug": aug,
+            "pipeline": "kaggle-kit cache + Albumentations",
+            "images": count,
+            "images_per_s": kit_rate,
+            "ratio": kit_rate / base_rate,
+        }
+    )
 
     # the path a GPU run takes when the cache fits: all images resident, augmented in whole batches (timed here
     # on CPU tensors; on a GPU see gpu_check.py)
@@ -136,8 +168,16 @@ def measure(kind: str, layout, cache, args, rows: list[dict], aug: str) -> None:
     augment = GpuAugment(spec, img_size, mean, std)
     batches = GpuBatches(images, targets, np.random.default_rng(0).permutation(n), args.batch_size * 4, augment)
     rate = max(images_per_s(batches)[0] for _ in range(args.repeats))
-    rows.append({"dataset": kind, "aug": aug, "pipeline": "kaggle-kit GpuAugment batches (CPU tensors)",
-                 "images": n, "images_per_s": rate, "ratio": rate / base_rate})
+    rows.append(
+        {
+            "dataset": kind,
+            "aug": aug,
+            "pipeline": "kaggle-kit GpuAugment batches (CPU tensors)",
+            "images": n,
+            "images_per_s": rate,
+            "ratio": rate / base_rate,
+        }
+    )
 
 
 def main() -> None:
@@ -166,20 +206,33 @@ def main() -> None:
     builds: list[dict] = []
     for kind, comp_name, make, short_side in (
         ("dog", "dog_breed", lambda: dog_folder(args.work / f"dog-{args.dog_images}", args.dog_images), 256),
-        ("cifar10", "cifar10", lambda: cifar_download(args.work / f"cifar-{args.cifar_images}", args.cifar_images), None),
+        (
+            "cifar10",
+            "cifar10",
+            lambda: cifar_download(args.work / f"cifar-{args.cifar_images}", args.cifar_images),
+            None,
+        ),
     ):
         layout = open_layout(resolve(comp_name), make())
-        seconds, cache = timed(lambda: load_images(layout, "train", short_side))
-        builds.append({"dataset": kind, "images": len(cache), "cache_build_s": seconds,
-                       "fresh": cache.freshly_built})
+        seconds, cache = timed(lambda layout=layout, short_side=short_side: load_images(layout, "train", short_side))
+        builds.append({"dataset": kind, "images": len(cache), "cache_build_s": seconds, "fresh": cache.freshly_built})
         for aug in ("study", "paper"):
             measure(kind, layout, cache, args, rows, aug)
 
     print(table(rows, ["dataset", "aug", "pipeline", "images", "images_per_s", "ratio"]))
     print("\none-time cache build (decode once; reused while the data is unchanged):")
     print(table(builds, ["dataset", "images", "cache_build_s", "fresh"]))
-    write_json(args.json, {"benchmark": "data", "machine": info, "args": {k: str(v) for k, v in vars(args).items()},
-                           "rows": rows, "cache_builds": builds, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    write_json(
+        args.json,
+        {
+            "benchmark": "data",
+            "machine": info,
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "rows": rows,
+            "cache_builds": builds,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """(c) How data-bound training is: epoch time with the real augmentation vs the model alone on pre-staged tensors.
 
-    .venv/bin/python benchmarks/bench_databound.py [--cases cifar,dog,dog-workers] [--cifar-images 128] [--dog-images 32] [--json out.json]
+    .venv/bin/python benchmarks/bench_databound.py [--cases cifar,dog,dog-workers] [--cifar-images 128]
+        [--dog-images 32] [--json out.json]
 
 Both epochs run kaggle-kit's loop (`train.epoch.train_one_epoch`, set up as `train.fit` sets it up) on the same
 model; only the batches differ:
@@ -21,17 +22,37 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from bench_train import CASES, case_recipe
-from common import (augment_budget, build_model, kit_engine, kit_epoch, print_machine, profile_top, synthetic_cache,
-                    table, timed, write_json)
+from common import (
+    augment_budget,
+    build_model,
+    kit_engine,
+    kit_epoch,
+    print_machine,
+    profile_top,
+    synthetic_cache,
+    table,
+    timed,
+    write_json,
+)
 
 
-def compare_databound(case: str, device, n_images: int, batch_size: int, workers: int | None, warmup: int,
-                      repeats: int, folder: Path, compile: bool = False,
-                      profile: Callable[[dict], bool] | None = None, profile_steps: int = 5) -> list[dict]:
+def compare_databound(
+    case: str,
+    device,
+    n_images: int,
+    batch_size: int,
+    workers: int | None,
+    warmup: int,
+    repeats: int,
+    folder: Path,
+    compile: bool = False,
+    profile: Callable[[dict], bool] | None = None,
+    profile_steps: int = 5,
+) -> list[dict]:
     """One row: the real epoch against the staged one. `profile(row)` true: `profile_steps` batches of the real
     epoch are run again under torch.profiler and the top kernels and host operations go in row["profile"]."""
     import itertools
@@ -67,6 +88,7 @@ def compare_databound(case: str, device, n_images: int, batch_size: int, workers
     for epoch in range(repeats):
         alone.append(kit_epoch(engine, staged, epoch)[0])
         real.append(kit_epoch(engine, batches.train(epoch), epoch)[0])
+
     # the data path on its own (no model): how much headroom it has over the model; on the device-resident
     # path also with one batch per augmentation call (the baseline for GpuBatches' several batches per call)
     def data_alone_s() -> float:
@@ -82,14 +104,23 @@ def compare_databound(case: str, device, n_images: int, batch_size: int, workers
     resident = "photos back to back" if not cache.is_uniform() else "uint8 array"
     path = f"GpuAugment, device-resident {resident}" if batches.use_gpu_data else f"EpochLoader, {workers} worker(s)"
     best_real, best_alone = min(real), min(alone)
-    row = {"case": case, "model": label, "data": path, "images": images, "epoch_s_real_aug": best_real,
-             "epoch_s_model_alone": best_alone, "images_per_s_real": images / best_real,
-             "images_per_s_alone": images / best_alone, "data_alone_images_per_s": images / data_alone,
-             "data_alone_one_batch_per_call_images_per_s": images / one_per_call if one_per_call else None,
-             "ratio": best_real / best_alone}
+    row = {
+        "case": case,
+        "model": label,
+        "data": path,
+        "images": images,
+        "epoch_s_real_aug": best_real,
+        "epoch_s_model_alone": best_alone,
+        "images_per_s_real": images / best_real,
+        "images_per_s_alone": images / best_alone,
+        "data_alone_images_per_s": images / data_alone,
+        "data_alone_one_batch_per_call_images_per_s": images / one_per_call if one_per_call else None,
+        "ratio": best_real / best_alone,
+    }
     if profile is not None and profile(row):
         row["profile"] = profile_top(
-            lambda: kit_epoch(engine, itertools.islice(batches.train(repeats), profile_steps), repeats), device)
+            lambda: kit_epoch(engine, itertools.islice(batches.train(repeats), profile_steps), repeats), device
+        )
     return [row]
 
 
@@ -100,7 +131,9 @@ def main() -> None:
     parser.add_argument("--dog-images", type=int, default=32)
     parser.add_argument("--cifar-batch", type=int, default=32, help="GPU: 512")
     parser.add_argument("--dog-batch", type=int, default=8, help="GPU: 128-256")
-    parser.add_argument("--workers", type=int, default=None, help="Dog DataLoader workers (default: the trainer's rule)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="Dog DataLoader workers (default: the trainer's rule)"
+    )
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=2, help="epochs of each kind; the best counts")
     parser.add_argument("--device", default="auto")
@@ -118,10 +151,33 @@ def main() -> None:
         for case in args.cases.split(","):
             n, batch = (args.cifar_images, args.cifar_batch) if case == "cifar" else (args.dog_images, args.dog_batch)
             rows += compare_databound(case, device, n, batch, args.workers, args.warmup, args.repeats, Path(folder))
-    print(table(rows, ["case", "model", "data", "images", "epoch_s_real_aug", "epoch_s_model_alone",
-                       "data_alone_images_per_s", "data_alone_one_batch_per_call_images_per_s", "ratio"]))
-    write_json(args.json, {"benchmark": "databound", "machine": info, "device": str(device), "args": vars(args),
-                           "rows": rows, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    print(
+        table(
+            rows,
+            [
+                "case",
+                "model",
+                "data",
+                "images",
+                "epoch_s_real_aug",
+                "epoch_s_model_alone",
+                "data_alone_images_per_s",
+                "data_alone_one_batch_per_call_images_per_s",
+                "ratio",
+            ],
+        )
+    )
+    write_json(
+        args.json,
+        {
+            "benchmark": "databound",
+            "machine": info,
+            "device": str(device),
+            "args": vars(args),
+            "rows": rows,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,14 @@ def main() -> None:
 
     info = print_machine("(d) frozen-backbone Dog fine-tuning: cached features vs recomputing every epoch")
     comp = resolve("dog_breed")
-    recipe = comp.recipe("paper").replace(arch=args.arch, pretrained=False, epochs=args.epochs,
-                                          batch_size=args.batch_size, device=args.device, workers=args.workers)
+    recipe = comp.recipe("paper").replace(
+        arch=args.arch,
+        pretrained=False,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        device=args.device,
+        workers=args.workers,
+    )
     folder = dog_folder(args.work / f"dog-{args.images}-b{args.breeds}", args.images, breeds=args.breeds)
     layout = open_layout(comp, folder)
     load_images(layout, "train", cache_short_side(recipe))  # shared by every run: built before the clock starts
@@ -69,21 +75,48 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="kaggle-kit-frozen-") as runs:
-        for name, views in (("recompute every epoch", 0), ("cached features, cold", args.views),
-                            ("cached features, warm (from disk)", args.views)):
-            seconds, result = timed(lambda: train(comp, folder, recipe.replace(feature_cache_views=views),
-                                                  out=Path(runs) / f"{name.split()[0]}-{len(rows)}"))
+        for name, views in (
+            ("recompute every epoch", 0),
+            ("cached features, cold", args.views),
+            ("cached features, warm (from disk)", args.views),
+        ):
+            seconds, result = timed(
+                lambda name=name, views=views: train(
+                    comp,
+                    folder,
+                    recipe.replace(feature_cache_views=views),
+                    out=Path(runs) / f"{name.split()[0]}-{len(rows)}",
+                )
+            )
             epochs_s = sum(row["seconds"] for row in result.history)
-            rows.append({"run": name, "views": views, "epochs": result.epochs_run, "run_s": seconds,
-                         "train_loop_s": epochs_s, "final_val_log_loss": result.final_metric})
+            rows.append(
+                {
+                    "run": name,
+                    "views": views,
+                    "epochs": result.epochs_run,
+                    "run_s": seconds,
+                    "train_loop_s": epochs_s,
+                    "final_val_log_loss": result.final_metric,
+                }
+            )
     for row in rows:
         row["speedup"] = rows[0]["run_s"] / row["run_s"]
     n_train = len(layout.train.ids)
-    print(f"{args.arch} frozen, {n_train} images ({args.breeds} breeds, 10% validation), {args.epochs} epochs, "
-          f"batch {args.batch_size}, device {recipe.device}")
+    print(
+        f"{args.arch} frozen, {n_train} images ({args.breeds} breeds, 10% validation), {args.epochs} epochs, "
+        f"batch {args.batch_size}, device {recipe.device}"
+    )
     print(table(rows, ["run", "views", "epochs", "run_s", "train_loop_s", "final_val_log_loss", "speedup"]))
-    write_json(args.json, {"benchmark": "frozen", "machine": info, "args": {k: str(v) for k, v in vars(args).items()},
-                           "rows": rows, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    write_json(
+        args.json,
+        {
+            "benchmark": "frozen",
+            "machine": info,
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "rows": rows,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
 
 
 if __name__ == "__main__":

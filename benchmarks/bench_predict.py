@@ -110,8 +110,12 @@ def child(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     model.to(device)
     mean, std = models.normalization(model)
-    cache = ImageCache(path=Path(args.folder), ids=[str(i) for i in range(1, n + 1)],
-                       starts=np.arange(n, dtype=np.int64) * SIDE * SIDE * 3, shapes=np.tile([SIDE, SIDE, 3], (n, 1)))
+    cache = ImageCache(
+        path=Path(args.folder),
+        ids=[str(i) for i in range(1, n + 1)],
+        starts=np.arange(n, dtype=np.int64) * SIDE * SIDE * 3,
+        shapes=np.tile([SIDE, SIDE, 3], (n, 1)),
+    )
     with torch.inference_mode():  # warm-up: first-call allocations are not the approach's cost
         model(torch.zeros(args.batch_size, 3, SIDE, SIDE, device=device))
     before = {"max_rss": max_rss(), "anon": MemoryWatch.anon()}
@@ -119,8 +123,9 @@ def child(args: argparse.Namespace) -> dict:
     with MemoryWatch() as watch:
         started = time.perf_counter()
         if args.approach == "streamed":
-            logits = stream_logits(model, cache, np.arange(n), recipe, mean, std, device, batch_size=args.batch_size,
-                                   batch_path="array").mean
+            logits = stream_logits(
+                model, cache, np.arange(n), recipe, mean, std, device, batch_size=args.batch_size, batch_path="array"
+            ).mean
         else:
             pixels = torch.from_numpy(np.array(cache.uniform_array()))  # every image, as uint8
             images = pixels.permute(0, 3, 1, 2).float().div_(255)  # ... and all of them as floats
@@ -155,7 +160,9 @@ def gib(value: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=300_000, help="test images (CIFAR-10's test set: 300,000)")
-    parser.add_argument("--arch", default="test_resnet", help="timm model (default: a tiny ResNet, so the data path dominates)")
+    parser.add_argument(
+        "--arch", default="test_resnet", help="timm model (default: a tiny ResNet, so the data path dominates)"
+    )
     parser.add_argument("--stem", default="imagenet", choices=["imagenet", "cifar"])
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
@@ -171,33 +178,61 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as folder:
         started = time.perf_counter()
         synthesise(Path(folder), args.images)
-        print(f"synthesised {args.images:,} images of {SIDE}x{SIDE}x3 uint8 ({gib(args.images * SIDE * SIDE * 3)}) "
-              f"in {time.perf_counter() - started:.1f}s; model {args.arch} (stem {args.stem}), batch {args.batch_size}, "
-              f"{args.threads} thread(s), {args.device}, no TTA")
+        print(
+            f"synthesised {args.images:,} images of {SIDE}x{SIDE}x3 uint8 ({gib(args.images * SIDE * SIDE * 3)}) "
+            f"in {time.perf_counter() - started:.1f}s; model {args.arch} (stem {args.stem}), batch {args.batch_size}, "
+            f"{args.threads} thread(s), {args.device}, no TTA"
+        )
         results = {}
         for approach in ("streamed", "naive"):
-            command = [sys.executable, __file__, "--approach", approach, "--folder", folder, "--images", str(args.images),
-                       "--arch", args.arch, "--stem", args.stem, "--batch-size", str(args.batch_size),
-                       "--threads", str(args.threads), "--device", args.device]
-            done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+            command = [
+                sys.executable,
+                __file__,
+                "--approach",
+                approach,
+                "--folder",
+                folder,
+                "--images",
+                str(args.images),
+                "--arch",
+                args.arch,
+                "--stem",
+                args.stem,
+                "--batch-size",
+                str(args.batch_size),
+                "--threads",
+                str(args.threads),
+                "--device",
+                args.device,
+            ]
+            done = subprocess.run(
+                command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+            )
             if done.returncode != 0:
                 print(f"{approach}: failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
                 results[approach] = None
                 continue
             result = json.loads(done.stdout.strip().splitlines()[-1])
             results[approach] = result
-            print(f"{approach:>8}: {result['images_per_s']:>9,.0f} images/s ({result['seconds']:.1f}s) | "
-                  f"peak anonymous memory {gib(result['peak_anon'])} (before predicting {gib(result['anon_before'])}) | "
-                  f"peak RSS incl. mapped file pages {gib(result['peak_rss'])} (before {gib(result['rss_before'])})")
+            print(
+                f"{approach:>8}: {result['images_per_s']:>9,.0f} images/s ({result['seconds']:.1f}s) | "
+                f"peak anonymous memory {gib(result['peak_anon'])} (before predicting {gib(result['anon_before'])}) | "
+                f"peak RSS incl. mapped file pages {gib(result['peak_rss'])} (before {gib(result['rss_before'])})"
+            )
         streamed, naive = results.get("streamed"), results.get("naive")
         if streamed and naive:
             grow_s = streamed["peak_anon"] - streamed["anon_before"]
             grow_n = naive["peak_anon"] - naive["anon_before"]
-            print(f"   ratio: streamed is {streamed['images_per_s'] / naive['images_per_s']:.2f}x the naive throughput; "
-                  f"naive needs {naive['peak_anon'] / streamed['peak_anon']:.1f}x the peak anonymous memory "
-                  f"(growth while predicting: {gib(grow_n)} vs {gib(grow_s)}, {grow_n / max(grow_s, 1):.0f}x)")
+            print(
+                f"   ratio: streamed is {streamed['images_per_s'] / naive['images_per_s']:.2f}x the naive throughput; "
+                f"naive needs {naive['peak_anon'] / streamed['peak_anon']:.1f}x the peak anonymous memory "
+                f"(growth while predicting: {gib(grow_n)} vs {gib(grow_s)}, {grow_n / max(grow_s, 1):.0f}x)"
+            )
             if not np.isclose(streamed["checksum"], naive["checksum"], rtol=1e-4):
-                print(f"warning: the two approaches' logits differ (checksums {streamed['checksum']:.6g} vs {naive['checksum']:.6g})")
+                print(
+                    f"warning: the two approaches' logits differ "
+                    f"(checksums {streamed['checksum']:.6g} vs {naive['checksum']:.6g})"
+                )
 
 
 if __name__ == "__main__":

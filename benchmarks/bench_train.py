@@ -1,6 +1,7 @@
 """(b) Training images/s: kaggle-kit's loop vs a plain eager fp32 PyTorch loop, same model, data and batch.
 
-    .venv/bin/python benchmarks/bench_train.py [--cases cifar,dog] [--steps 3] [--compile] [--ema 0.999] [--json out.json]
+    .venv/bin/python benchmarks/bench_train.py [--cases cifar,dog] [--steps 3] [--compile] [--ema 0.999]
+        [--json out.json]
 
 Both loops train the same freshly built model (one copy each) on the same pre-staged batches already on the
 device, so only the loop differs:
@@ -20,7 +21,17 @@ import argparse
 import copy
 import time
 
-from common import build_model, kit_engine, kit_epoch, plain_epoch, plain_setup, print_machine, staged_batches, table, write_json
+from common import (
+    build_model,
+    kit_engine,
+    kit_epoch,
+    plain_epoch,
+    plain_setup,
+    print_machine,
+    staged_batches,
+    table,
+    write_json,
+)
 
 CASES = {
     # name: (competition, recipe, arch, stem, img_size, classes)
@@ -35,12 +46,30 @@ def case_recipe(case: str, device, batch_size: int, compile: bool = False, ema: 
     comp_name, recipe_name, arch, stem, img_size, _ = CASES[case]
     base = resolve(comp_name).recipe(recipe_name)
     # fully trainable, no pretrained download: throughput does not depend on the weights
-    return base.replace(arch=arch, stem=stem, img_size=img_size, batch_size=batch_size, device=str(device),
-                        compile=compile, ema=ema, pretrained=False, freeze=False, unfreeze_after=None)
+    return base.replace(
+        arch=arch,
+        stem=stem,
+        img_size=img_size,
+        batch_size=batch_size,
+        device=str(device),
+        compile=compile,
+        ema=ema,
+        pretrained=False,
+        freeze=False,
+        unfreeze_after=None,
+    )
 
 
-def compare_train(case: str, device, batch_size: int, steps: int, warmup: int, repeats: int,
-                  compile: bool = False, ema: float | None = None) -> list[dict]:
+def compare_train(
+    case: str,
+    device,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    repeats: int,
+    compile: bool = False,
+    ema: float | None = None,
+) -> list[dict]:
     """Rows for the plain loop and kaggle-kit's loop on `steps` staged batches of `case`."""
     _, _, arch, stem, img_size, classes = CASES[case]
     recipe = case_recipe(case, device, batch_size, compile, ema)
@@ -48,8 +77,9 @@ def compare_train(case: str, device, batch_size: int, steps: int, warmup: int, r
     baseline_model = copy.deepcopy(model)
     batches = staged_batches(steps, batch_size, img_size, classes, device)
     engine = kit_engine(model, recipe, device, steps_per_epoch=steps)
-    plain_model, plain_optimizer = plain_setup(baseline_model, device, recipe.lr, recipe.momentum, recipe.weight_decay,
-                                               recipe.nesterov)
+    plain_model, plain_optimizer = plain_setup(
+        baseline_model, device, recipe.lr, recipe.momentum, recipe.weight_decay, recipe.nesterov
+    )
     for _ in range(warmup):  # compilation, cudnn autotuning, allocator growth
         kit_epoch(engine, batches[:1])
         plain_epoch(plain_model, plain_optimizer, batches[:1], device)
@@ -58,18 +88,33 @@ def compare_train(case: str, device, batch_size: int, steps: int, warmup: int, r
         plain_seconds.append(plain_epoch(plain_model, plain_optimizer, batches, device)[0])
         kit_seconds.append(kit_epoch(engine, batches)[0])
     plain_rate, kit_rate = images / min(plain_seconds), images / min(kit_seconds)
-    features = [f"autocast {str(engine.dtype).replace('torch.', '') if engine.dtype else 'off'}",
-                f"channels_last {'on' if engine.channels_last else 'off'}",
-                f"fused {'on' if engine.optimizer.defaults.get('fused') else 'off'}"]
+    features = [
+        f"autocast {str(engine.dtype).replace('torch.', '') if engine.dtype else 'off'}",
+        f"channels_last {'on' if engine.channels_last else 'off'}",
+        f"fused {'on' if engine.optimizer.defaults.get('fused') else 'off'}",
+    ]
     if compile:
         features.append("compile")
     if ema:
         features.append(f"ema {ema}")
     label = f"{arch}{' 3x3 stem' if stem == 'cifar' else ''} @{img_size}, batch {batch_size}"
     return [
-        {"case": case, "model": label, "loop": "plain eager fp32", "images": images, "images_per_s": plain_rate, "ratio": 1.0},
-        {"case": case, "model": label, "loop": "kaggle-kit (" + ", ".join(features) + ")", "images": images,
-         "images_per_s": kit_rate, "ratio": kit_rate / plain_rate},
+        {
+            "case": case,
+            "model": label,
+            "loop": "plain eager fp32",
+            "images": images,
+            "images_per_s": plain_rate,
+            "ratio": 1.0,
+        },
+        {
+            "case": case,
+            "model": label,
+            "loop": "kaggle-kit (" + ", ".join(features) + ")",
+            "images": images,
+            "images_per_s": kit_rate,
+            "ratio": kit_rate / plain_rate,
+        },
     ]
 
 
@@ -93,14 +138,26 @@ def main() -> None:
 
     device = resolve_device(args.device)
     info = print_machine("(b) training images/s: kaggle-kit's loop vs a plain eager fp32 loop")
-    print(f"device {device}, {args.steps} batches per epoch, best of {args.repeats}, torch threads {torch.get_num_threads()}")
+    print(
+        f"device {device}, {args.steps} batches per epoch, best of {args.repeats}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     rows = []
     for case in args.cases.split(","):
         batch = args.cifar_batch if case == "cifar" else args.dog_batch
         rows += compare_train(case, device, batch, args.steps, args.warmup, args.repeats, args.compile, args.ema)
     print(table(rows, ["case", "model", "loop", "images", "images_per_s", "ratio"]))
-    write_json(args.json, {"benchmark": "train", "machine": info, "device": str(device),
-                           "args": vars(args), "rows": rows, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    write_json(
+        args.json,
+        {
+            "benchmark": "train",
+            "machine": info,
+            "device": str(device),
+            "args": vars(args),
+            "rows": rows,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
 
 
 if __name__ == "__main__":

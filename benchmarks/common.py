@@ -146,9 +146,9 @@ def photo(rng: np.random.Generator, cls: int, width: int, height: int) -> np.nda
 def dog_folder(folder: Path, n_train: int, seed: int = 0, breeds: int | None = None) -> Path:
     """An unpacked Dog Breed download (labels.csv, sample_submission.csv, train/, test/) whose training
     images are full-size JPEGs (quality 90), 500x375 landscape with every fourth one 375x500 portrait (so the
-    cache holds photos of two shapes, as the real one holds many); reused when present. `breeds` relabels the images over
-    that many breeds only, so a few hundred images still give the real ~10% stratified validation split
-    (spread over all 120 breeds they would be one or two per breed)."""
+    cache holds photos of two shapes, as the real one holds many); reused when present. `breeds` relabels the
+    images over that many breeds only, so a few hundred images still give the real ~10% stratified validation
+    split (spread over all 120 breeds they would be one or two per breed)."""
     import cv2
 
     from kaggle_kit.competition import resolve
@@ -225,7 +225,9 @@ def synthetic_cache(folder: Path, n: int, size: tuple[int, int] | None, seed: in
     else:
         longer = rng.integers(256, 400, n)
         portrait = rng.random(n) < 0.25
-        shapes = np.stack([np.where(portrait, longer, 256), np.where(portrait, 256, longer), np.full(n, 3)], 1).astype(np.int32)
+        shapes = np.stack([np.where(portrait, longer, 256), np.where(portrait, 256, longer), np.full(n, 3)], 1).astype(
+            np.int32
+        )
     sizes = shapes.prod(1).astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     folder.mkdir(parents=True, exist_ok=True)
@@ -275,8 +277,18 @@ def kit_engine(model, recipe, device, steps_per_epoch: int):
 
         ema = ModelEmaV3(model, decay=recipe.ema, device=device)
     train_model = torch.compile(model) if recipe.compile else model
-    return SimpleNamespace(model=model, train_model=train_model, ema=ema, optimizer=optimizer, scheduler=scheduler,
-                           scaler=scaler, dtype=dtype, channels_last=channels_last, device=device, recipe=recipe)
+    return SimpleNamespace(
+        model=model,
+        train_model=train_model,
+        ema=ema,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        dtype=dtype,
+        channels_last=channels_last,
+        device=device,
+        recipe=recipe,
+    )
 
 
 def kit_epoch(engine, batches, epoch: int = 0) -> tuple[float, int, float]:
@@ -284,8 +296,21 @@ def kit_epoch(engine, batches, epoch: int = 0) -> tuple[float, int, float]:
     from kaggle_kit.train.epoch import train_one_epoch
 
     sync(engine.device)
-    row = train_one_epoch(engine.train_model, engine.model, engine.ema, batches, engine.optimizer, engine.scheduler,
-                          engine.scaler, engine.device, engine.dtype, engine.channels_last, engine.recipe, epoch, _NoBar())
+    row = train_one_epoch(
+        engine.train_model,
+        engine.model,
+        engine.ema,
+        batches,
+        engine.optimizer,
+        engine.scheduler,
+        engine.scaler,
+        engine.device,
+        engine.dtype,
+        engine.channels_last,
+        engine.recipe,
+        epoch,
+        _NoBar(),
+    )
     sync(engine.device)
     return row["seconds"], round(row["images_per_s"] * row["seconds"]), row["train_loss"]
 
@@ -295,7 +320,9 @@ def plain_setup(model, device, lr: float, momentum: float, weight_decay: float, 
     import torch
 
     model = model.to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
+    )
     return model, optimizer
 
 
@@ -315,6 +342,7 @@ def plain_epoch(model, optimizer, batches, device) -> tuple[float, int]:
             loss.backward()
             optimizer.step()
             images += len(y)
+
     seconds, _ = timed(run, device)
     return seconds, images
 
@@ -373,10 +401,13 @@ def profile_top(fn: Callable[[], Any], device, rows: int = 12) -> dict[str, Any]
     kernels = [e for e in averages if str(getattr(e, "device_type", "")).endswith(("CUDA", "PrivateUse1"))]
     device_busy_s = sum(getattr(e, "self_device_time_total", 0) or 0 for e in kernels) / 1e6
     host = [e for e in averages if e not in kernels]
-    return {"wall_s": wall_s, "torch": torch.__version__,
-            "device_busy_fraction": device_busy_s / wall_s if cuda and wall_s > 0 else None,
-            "kernels": top(kernels, "self_device_time_total") if cuda else [],
-            "host": top(host, "self_cpu_time_total")}
+    return {
+        "wall_s": wall_s,
+        "torch": torch.__version__,
+        "device_busy_fraction": device_busy_s / wall_s if cuda and wall_s > 0 else None,
+        "kernels": top(kernels, "self_device_time_total") if cuda else [],
+        "host": top(host, "self_cpu_time_total"),
+    }
 
 
 def profile_table(profile: dict[str, Any], rows: int = 8) -> str:

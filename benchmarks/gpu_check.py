@@ -34,6 +34,7 @@ Each target is reported met or missed; on CUDA a missed one gets a torch.profile
 kernels, top host operations, the device's busy fraction) in the JSON and the printout. --quick profiles every
 such workload for one step, so the code path runs on a CPU. Results: tables, and JSON at --json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,22 +48,70 @@ from pathlib import Path
 import bench_augment_calls
 from bench_databound import compare_databound
 from bench_train import CASES, case_recipe, compare_train
-from common import (build_model, kit_engine, kit_epoch, print_machine, profile_table, profile_top, staged_batches,
-                    sync, synthetic_cache, table, write_json)
+from common import (
+    build_model,
+    kit_engine,
+    kit_epoch,
+    print_machine,
+    profile_table,
+    profile_top,
+    staged_batches,
+    sync,
+    synthetic_cache,
+    table,
+    write_json,
+)
 
 # issue 20's targets on an H200: (value's key, bound, higher is better)
-TARGETS = {"cifar_train_images_per_s": 40_000, "cifar_databound_ratio": 1.10, "dog_train_images_per_s": 7_000,
-           "dog_databound_ratio": 1.10, "predict_cifar_images_per_s": 50_000}
+TARGETS = {
+    "cifar_train_images_per_s": 40_000,
+    "cifar_databound_ratio": 1.10,
+    "dog_train_images_per_s": 7_000,
+    "dog_databound_ratio": 1.10,
+    "predict_cifar_images_per_s": 50_000,
+}
 CIFAR_RUNS = 3  # CIFAR-10's (c) in three consecutive runs: the target must hold in all three
 
 # Full sizes, by the targets' rates on an H200: a CIFAR-10 (c) run makes ~12 passes over 50,000 images (~15 s at
 # 40,000/s), three runs ~45 s; 300,000 CIFAR-10 predictions ~6 s at 50,000/s; 10,357 Dog photos at 224 a few s.
-FULL = dict(cifar_batch=512, cifar_steps=30, cifar_images=50_000, dog_batch=256, dog_steps=12, dog_images=4096,
-            warmup=5, repeats=3, compile_steps=20, e2e_train=960, e2e_test=200, predict_cifar=300_000,
-            predict_dog=10_357, demo_train=None, demo_test=None, demo_overrides={}, profile_steps=10)
-QUICK = dict(cifar_batch=16, cifar_steps=2, cifar_images=32, dog_batch=4, dog_steps=2, dog_images=16,
-             warmup=1, repeats=1, compile_steps=2, e2e_train=48, e2e_test=8, predict_cifar=64, predict_dog=8,
-             demo_train=100, demo_test=20, demo_overrides={"epochs": 1, "arch": "test_resnet"}, profile_steps=1)
+FULL = dict(
+    cifar_batch=512,
+    cifar_steps=30,
+    cifar_images=50_000,
+    dog_batch=256,
+    dog_steps=12,
+    dog_images=4096,
+    warmup=5,
+    repeats=3,
+    compile_steps=20,
+    e2e_train=960,
+    e2e_test=200,
+    predict_cifar=300_000,
+    predict_dog=10_357,
+    demo_train=None,
+    demo_test=None,
+    demo_overrides={},
+    profile_steps=10,
+)
+QUICK = dict(
+    cifar_batch=16,
+    cifar_steps=2,
+    cifar_images=32,
+    dog_batch=4,
+    dog_steps=2,
+    dog_images=16,
+    warmup=1,
+    repeats=1,
+    compile_steps=2,
+    e2e_train=48,
+    e2e_test=8,
+    predict_cifar=64,
+    predict_dog=8,
+    demo_train=100,
+    demo_test=20,
+    demo_overrides={"epochs": 1, "arch": "test_resnet"},
+    profile_steps=1,
+)
 
 
 def relative_error(a, b) -> float:
@@ -80,7 +129,11 @@ def bf16_sanity(device, sizes) -> dict:
         with torch.autocast(device.type, dtype=torch.bfloat16):
             low = model(x)
     error = relative_error(low, reference)
-    return {"finite": bool(torch.isfinite(low).all()), "relative_error": error, "ok": bool(torch.isfinite(low).all()) and error < 0.05}
+    return {
+        "finite": bool(torch.isfinite(low).all()),
+        "relative_error": error,
+        "ok": bool(torch.isfinite(low).all()) and error < 0.05,
+    }
 
 
 def compile_sanity(device, sizes) -> dict:
@@ -118,9 +171,15 @@ def compile_sanity(device, sizes) -> dict:
         losses.append(loss)
         rates.append(images / seconds)
     finite = all(math.isfinite(v) for v in losses)
-    return {"eval_relative_error": error, "tolerance": tolerance, "second_call_s": second_call_s,
-            "compile_s": compile_s, "train_losses": losses, "compiled_train_images_per_s": max(rates),
-            "ok": error <= tolerance and finite}
+    return {
+        "eval_relative_error": error,
+        "tolerance": tolerance,
+        "second_call_s": second_call_s,
+        "compile_s": compile_s,
+        "train_losses": losses,
+        "compiled_train_images_per_s": max(rates),
+        "ok": error <= tolerance and finite,
+    }
 
 
 def ema_sanity(device, sizes) -> dict:
@@ -168,10 +227,16 @@ def dog_end_to_end(device, sizes, folder: Path) -> dict:
     trained = train(comp, data, recipe, out=folder / "dog-e2e-run")
     predicted = predict_run(trained.run_dir, data, out=folder / "dog-e2e.csv", device=str(device))
     finite = all(math.isfinite(row["train_loss"]) for row in trained.history)
-    return {"gpu_data_chosen": chosen, "photos_of_several_sizes": not cache.is_uniform(),
-            "train_images_per_s": trained.history[-1]["images_per_s"], "val_log_loss": trained.final_metric,
-            "predict_images_per_s": predicted.images_per_s, "rows": predicted.rows, "finite": finite,
-            "ok": finite and chosen == (device.type == "cuda") and predicted.rows == sizes["e2e_test"]}
+    return {
+        "gpu_data_chosen": chosen,
+        "photos_of_several_sizes": not cache.is_uniform(),
+        "train_images_per_s": trained.history[-1]["images_per_s"],
+        "val_log_loss": trained.final_metric,
+        "predict_images_per_s": predicted.images_per_s,
+        "rows": predicted.rows,
+        "finite": finite,
+        "ok": finite and chosen == (device.type == "cuda") and predicted.rows == sizes["e2e_test"],
+    }
 
 
 def predict_throughput(case: str, device, n_images: int, batch_size: int, folder: Path, profile) -> dict:
@@ -204,11 +269,17 @@ def predict_throughput(case: str, device, n_images: int, batch_size: int, folder
         torch.cuda.reset_peak_memory_stats(device)
     logits = run(np.arange(n_images))
     assert logits.mean.shape == (n_images, classes) and np.isfinite(logits.mean).all()
-    row = {"case": case, "model": f"{arch}{' 3x3 stem' if stem == 'cifar' else ''} @{img_size}, batch {batch_size}",
-           "path": logits.path, "images": n_images, "seconds": logits.seconds, "images_per_s": logits.images_per_s,
-           "peak_gpu_allocated_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
-           "peak_gpu_reserved_gib": torch.cuda.max_memory_reserved(device) / 2**30 if cuda else None,
-           "ok": True}
+    row = {
+        "case": case,
+        "model": f"{arch}{' 3x3 stem' if stem == 'cifar' else ''} @{img_size}, batch {batch_size}",
+        "path": logits.path,
+        "images": n_images,
+        "seconds": logits.seconds,
+        "images_per_s": logits.images_per_s,
+        "peak_gpu_allocated_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
+        "peak_gpu_reserved_gib": torch.cuda.max_memory_reserved(device) / 2**30 if cuda else None,
+        "ok": True,
+    }
     if profile(row):
         row["profile"] = profile_top(lambda: run(np.arange(min(n_images, 4 * batch_size))), device)
     return row
@@ -232,9 +303,14 @@ def demo_end_to_end(device, sizes, folder: Path) -> dict:
     result = run_demo("cifar10", out, device=str(device), **sizes["demo_overrides"])
     wall_s = time.perf_counter() - started
     problems = validate(result.submission, comp, open_layout(comp, result.data_dir).sample_path)
-    return {"wall_s": wall_s, "demo_seconds": result.seconds, "test_score": result.test_score,
-            "best_val_metric": result.best_val_metric, "submission_problems": problems,
-            "ok": not problems and math.isfinite(result.test_score)}
+    return {
+        "wall_s": wall_s,
+        "demo_seconds": result.seconds,
+        "test_score": result.test_score,
+        "best_val_metric": result.best_val_metric,
+        "submission_problems": problems,
+        "ok": not problems and math.isfinite(result.test_score),
+    }
 
 
 def guarded(name: str, fn, results: dict) -> None:
@@ -250,12 +326,17 @@ def guarded(name: str, fn, results: dict) -> None:
 
 def evaluate_targets(results: dict) -> dict:
     """Each issue-20 target: its value, met or not, and where the profiles of its workload are ("part#row")."""
+
     def entry(key: str, values: list[float], higher: bool, where: list[str], rows: list[dict]) -> dict:
         bound = TARGETS[key]
         met = [v >= bound if higher else v <= bound for v in values]
         value = min(values) if higher else max(values)  # the worst run decides
-        out = {"value": value, "target": f"{'>=' if higher else '<='} {bound:g}", "met": all(met),
-               "profiles": [w for w, r in zip(where, rows) if "profile" in r]}
+        out = {
+            "value": value,
+            "target": f"{'>=' if higher else '<='} {bound:g}",
+            "met": all(met),
+            "profiles": [w for w, r in zip(where, rows) if "profile" in r],
+        }
         if len(values) > 1:
             out["runs"] = f"{sum(met)} of {len(values)} met: " + ", ".join(f"{v:,.3g}" for v in values)
         return out
@@ -264,20 +345,25 @@ def evaluate_targets(results: dict) -> dict:
     if isinstance(results.get("cifar_databound"), list):
         rows = results["cifar_databound"]
         where = [f"cifar_databound#{i}" for i in range(len(rows))]
-        targets["cifar_train_images_per_s"] = entry("cifar_train_images_per_s", [r["images_per_s_real"] for r in rows],
-                                                    True, where, rows)
-        targets["cifar_databound_ratio"] = entry("cifar_databound_ratio", [r["ratio"] for r in rows], False, where,
-                                                 rows)
+        targets["cifar_train_images_per_s"] = entry(
+            "cifar_train_images_per_s", [r["images_per_s_real"] for r in rows], True, where, rows
+        )
+        targets["cifar_databound_ratio"] = entry(
+            "cifar_databound_ratio", [r["ratio"] for r in rows], False, where, rows
+        )
     if isinstance(results.get("dog_databound"), list):
         rows = results["dog_databound"]
-        targets["dog_train_images_per_s"] = entry("dog_train_images_per_s", [rows[0]["images_per_s_real"]], True,
-                                                  ["dog_databound#0"], rows)
-        targets["dog_databound_ratio"] = entry("dog_databound_ratio", [rows[0]["ratio"]], False, ["dog_databound#0"],
-                                               rows)
+        targets["dog_train_images_per_s"] = entry(
+            "dog_train_images_per_s", [rows[0]["images_per_s_real"]], True, ["dog_databound#0"], rows
+        )
+        targets["dog_databound_ratio"] = entry(
+            "dog_databound_ratio", [rows[0]["ratio"]], False, ["dog_databound#0"], rows
+        )
     if "images_per_s" in results.get("predict_cifar", {}):
         row = results["predict_cifar"]
-        targets["predict_cifar_images_per_s"] = entry("predict_cifar_images_per_s", [row["images_per_s"]], True,
-                                                      ["predict_cifar"], [row])
+        targets["predict_cifar_images_per_s"] = entry(
+            "predict_cifar_images_per_s", [row["images_per_s"]], True, ["predict_cifar"], [row]
+        )
     return targets
 
 
@@ -310,45 +396,111 @@ def main() -> None:
         """When a part's workload is profiled: on CUDA, when it misses its target; --quick: always (one step)."""
         return lambda row: bool(args.quick or (cuda and missed(row)))
 
-    cifar_missed = profiler(lambda r: r["images_per_s_real"] < TARGETS["cifar_train_images_per_s"]
-                            or r["ratio"] > TARGETS["cifar_databound_ratio"])
-    dog_missed = profiler(lambda r: r["images_per_s_real"] < TARGETS["dog_train_images_per_s"]
-                          or r["ratio"] > TARGETS["dog_databound_ratio"])
+    cifar_missed = profiler(
+        lambda r: (
+            r["images_per_s_real"] < TARGETS["cifar_train_images_per_s"]
+            or r["ratio"] > TARGETS["cifar_databound_ratio"]
+        )
+    )
+    dog_missed = profiler(
+        lambda r: (
+            r["images_per_s_real"] < TARGETS["dog_train_images_per_s"] or r["ratio"] > TARGETS["dog_databound_ratio"]
+        )
+    )
     workers_missed = profiler(lambda r: r["ratio"] > TARGETS["dog_databound_ratio"])  # reported, no target
     predict_missed = profiler(lambda r: r["images_per_s"] < TARGETS["predict_cifar_images_per_s"])
     steps = sizes["profile_steps"]
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="kaggle-kit-gpu-check-") as folder:
-        guarded("cifar_train", lambda: compare_train(
-            "cifar", device, sizes["cifar_batch"], sizes["cifar_steps"], sizes["warmup"], sizes["repeats"]), results)
+        guarded(
+            "cifar_train",
+            lambda: compare_train(
+                "cifar", device, sizes["cifar_batch"], sizes["cifar_steps"], sizes["warmup"], sizes["repeats"]
+            ),
+            results,
+        )
 
         def cifar_runs() -> list[dict]:
             rows = []
             for run in range(1, CIFAR_RUNS + 1):  # consecutive, each from a fresh model, engine and cache
-                row, = compare_databound("cifar", device, sizes["cifar_images"], sizes["cifar_batch"], None,
-                                         sizes["warmup"], sizes["repeats"], Path(folder) / f"run{run}",
-                                         profile=cifar_missed, profile_steps=steps)
+                (row,) = compare_databound(
+                    "cifar",
+                    device,
+                    sizes["cifar_images"],
+                    sizes["cifar_batch"],
+                    None,
+                    sizes["warmup"],
+                    sizes["repeats"],
+                    Path(folder) / f"run{run}",
+                    profile=cifar_missed,
+                    profile_steps=steps,
+                )
                 rows.append({**row, "run": f"run {run} of {CIFAR_RUNS}"})
-                print(f"  cifar (c) run {run}: {row['images_per_s_real']:,.0f} images/s, ratio {row['ratio']:.3f}",
-                      flush=True)
+                print(
+                    f"  cifar (c) run {run}: {row['images_per_s_real']:,.0f} images/s, ratio {row['ratio']:.3f}",
+                    flush=True,
+                )
             return rows
 
         guarded("cifar_databound", cifar_runs, results)
-        guarded("dog_train", lambda: compare_train(
-            "dog", device, sizes["dog_batch"], sizes["dog_steps"], sizes["warmup"], sizes["repeats"]), results)
-        guarded("dog_databound", lambda: compare_databound(
-            "dog", device, sizes["dog_images"], sizes["dog_batch"], None, sizes["warmup"], sizes["repeats"],
-            Path(folder), profile=dog_missed, profile_steps=steps), results)
-        guarded("dog_workers_databound", lambda: compare_databound(
-            "dog-workers", device, sizes["dog_images"], sizes["dog_batch"], None, sizes["warmup"], sizes["repeats"],
-            Path(folder), profile=workers_missed, profile_steps=steps), results)
-        guarded("augment_calls", lambda: bench_augment_calls.measure(
-            device, sizes["cifar_images"], sizes["cifar_batch"], sizes["repeats"]), results)
-        guarded("predict_cifar", lambda: predict_throughput(
-            "cifar", device, sizes["predict_cifar"], 2 * sizes["cifar_batch"], Path(folder), predict_missed), results)
-        guarded("predict_dog", lambda: predict_throughput(
-            "dog", device, sizes["predict_dog"], 2 * sizes["dog_batch"], Path(folder), profiler(lambda r: False)),
-            results)
+        guarded(
+            "dog_train",
+            lambda: compare_train(
+                "dog", device, sizes["dog_batch"], sizes["dog_steps"], sizes["warmup"], sizes["repeats"]
+            ),
+            results,
+        )
+        guarded(
+            "dog_databound",
+            lambda: compare_databound(
+                "dog",
+                device,
+                sizes["dog_images"],
+                sizes["dog_batch"],
+                None,
+                sizes["warmup"],
+                sizes["repeats"],
+                Path(folder),
+                profile=dog_missed,
+                profile_steps=steps,
+            ),
+            results,
+        )
+        guarded(
+            "dog_workers_databound",
+            lambda: compare_databound(
+                "dog-workers",
+                device,
+                sizes["dog_images"],
+                sizes["dog_batch"],
+                None,
+                sizes["warmup"],
+                sizes["repeats"],
+                Path(folder),
+                profile=workers_missed,
+                profile_steps=steps,
+            ),
+            results,
+        )
+        guarded(
+            "augment_calls",
+            lambda: bench_augment_calls.measure(device, sizes["cifar_images"], sizes["cifar_batch"], sizes["repeats"]),
+            results,
+        )
+        guarded(
+            "predict_cifar",
+            lambda: predict_throughput(
+                "cifar", device, sizes["predict_cifar"], 2 * sizes["cifar_batch"], Path(folder), predict_missed
+            ),
+            results,
+        )
+        guarded(
+            "predict_dog",
+            lambda: predict_throughput(
+                "dog", device, sizes["predict_dog"], 2 * sizes["dog_batch"], Path(folder), profiler(lambda r: False)
+            ),
+            results,
+        )
         guarded("dog_end_to_end", lambda: dog_end_to_end(device, sizes, Path(folder)), results)
         guarded("demo_end_to_end", lambda: demo_end_to_end(device, sizes, Path(folder)), results)
         guarded("bf16", lambda: bf16_sanity(device, sizes), results)
@@ -358,34 +510,79 @@ def main() -> None:
     sync(device)
 
     train_rows = [r for key in ("cifar_train", "dog_train") if isinstance(results.get(key), list) for r in results[key]]
-    bound_rows = [r for key in ("cifar_databound", "dog_databound", "dog_workers_databound")
-                  if isinstance(results.get(key), list) for r in results[key]]
+    bound_rows = [
+        r
+        for key in ("cifar_databound", "dog_databound", "dog_workers_databound")
+        if isinstance(results.get(key), list)
+        for r in results[key]
+    ]
     if train_rows:
         print("\n(b) training images/s, staged batches")
         print(table(train_rows, ["case", "model", "loop", "images", "images_per_s", "ratio"]))
     if bound_rows:
         print("\n(c) epoch with the real augmentation vs the model alone")
-        print(table(bound_rows, ["case", "run", "model", "data", "images", "images_per_s_real", "images_per_s_alone",
-                                 "data_alone_images_per_s", "data_alone_one_batch_per_call_images_per_s", "ratio"]))
+        print(
+            table(
+                bound_rows,
+                [
+                    "case",
+                    "run",
+                    "model",
+                    "data",
+                    "images",
+                    "images_per_s_real",
+                    "images_per_s_alone",
+                    "data_alone_images_per_s",
+                    "data_alone_one_batch_per_call_images_per_s",
+                    "ratio",
+                ],
+            )
+        )
     if isinstance(results.get("augment_calls"), list):
         print("\nGPU data path alone, CIFAR-10 shapes, by float output per augmentation call")
         print(table(results["augment_calls"], bench_augment_calls.COLUMNS))
     predict_rows = [results[k] for k in ("predict_cifar", "predict_dog") if "images_per_s" in results.get(k, {})]
     if predict_rows:
         print("\npredict (stream_logits, no TTA)")
-        print(table(predict_rows, ["case", "model", "path", "images", "seconds", "images_per_s",
-                                   "peak_gpu_allocated_gib", "peak_gpu_reserved_gib"]))
-    sanity_rows = [{"check": name, "ok": results[name].get("ok"),
-                    "detail": {k: v for k, v in results[name].items() if k not in ("ok", "traceback")}}
-                   for name in ("dog_end_to_end", "demo_end_to_end", "bf16", "ema", "compile") if name in results]
+        print(
+            table(
+                predict_rows,
+                [
+                    "case",
+                    "model",
+                    "path",
+                    "images",
+                    "seconds",
+                    "images_per_s",
+                    "peak_gpu_allocated_gib",
+                    "peak_gpu_reserved_gib",
+                ],
+            )
+        )
+    sanity_rows = [
+        {
+            "check": name,
+            "ok": results[name].get("ok"),
+            "detail": {k: v for k, v in results[name].items() if k not in ("ok", "traceback")},
+        }
+        for name in ("dog_end_to_end", "demo_end_to_end", "bf16", "ema", "compile")
+        if name in results
+    ]
     print("\nsanity and end to end")
     print(table(sanity_rows, ["check", "ok", "detail"]))
 
     targets = evaluate_targets(results)
     comparable = not args.quick and cuda
     print("\ntargets (issue 20, H200)" + ("" if comparable else " - quick or CPU sizes, not comparable"))
-    print(table([{"name": k, **{c: v[c] for c in ("value", "target", "met", "runs") if c in v}}
-                 for k, v in targets.items()], ["name", "value", "target", "met", "runs"]))
+    print(
+        table(
+            [
+                {"name": k, **{c: v[c] for c in ("value", "target", "met", "runs") if c in v}}
+                for k, v in targets.items()
+            ],
+            ["name", "value", "target", "met", "runs"],
+        )
+    )
     profiled: dict[str, list[str]] = {}  # one workload's profile serves every target it decides
     for name, target in targets.items():
         for where in target.get("profiles", []):
@@ -398,9 +595,20 @@ def main() -> None:
     failed = [name for name, value in results.items() if isinstance(value, dict) and value.get("ok") is False]
     elapsed = time.perf_counter() - started
     print(f"\n{elapsed:.0f}s in all; {'all parts ran' if not failed else 'FAILED: ' + ', '.join(failed)}")
-    write_json(args.json, {"benchmark": "gpu_check", "machine": info, "device": str(device), "quick": args.quick,
-                           "torch": torch.__version__, "results": results, "targets": targets,
-                           "seconds": elapsed, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    write_json(
+        args.json,
+        {
+            "benchmark": "gpu_check",
+            "machine": info,
+            "device": str(device),
+            "quick": args.quick,
+            "torch": torch.__version__,
+            "results": results,
+            "targets": targets,
+            "seconds": elapsed,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
     if args.plot is not None and args.json:
         from plot import plot
 

@@ -25,12 +25,20 @@ PANELS = {
 }
 # the columns that name a row, in the order they are joined
 LABEL_COLUMNS = ("dataset", "case", "aug", "pipeline", "loop", "data", "run", "path", "budget_mb")
-GPU_CHECK_PARTS = {"cifar_train": "train", "dog_train": "train", "cifar_databound": "databound",
-                   "dog_databound": "databound", "dog_workers_databound": "databound", "augment_calls": "augment_calls"}
+GPU_CHECK_PARTS = {
+    "cifar_train": "train",
+    "dog_train": "train",
+    "cifar_databound": "databound",
+    "dog_databound": "databound",
+    "dog_workers_databound": "databound",
+    "augment_calls": "augment_calls",
+}
 
 
 def row_label(row: dict) -> str:
-    parts = [_budget(row[c]) if c == "budget_mb" else str(row[c]) for c in LABEL_COLUMNS if row.get(c) not in (None, "")]
+    parts = [
+        _budget(row[c]) if c == "budget_mb" else str(row[c]) for c in LABEL_COLUMNS if row.get(c) not in (None, "")
+    ]
     return ", ".join(parts) or "?"
 
 
@@ -54,8 +62,10 @@ def panels_of(payload: dict, source: str) -> list[tuple[str, list[dict]]]:
                 found.setdefault(benchmark, []).extend(rows)
         return list(found.items())
     if name not in PANELS or not isinstance(payload.get("rows"), list):
-        raise SystemExit(f"error: {source}: not a benchmark JSON this script knows (benchmark={name!r}); "
-                         f"give files written by the benchmarks' --json")
+        raise SystemExit(
+            f"error: {source}: not a benchmark JSON this script knows (benchmark={name!r}); "
+            f"give files written by the benchmarks' --json"
+        )
     return [(name, payload["rows"])]
 
 
@@ -80,8 +90,9 @@ def plot(files: list[Path], out: Path) -> Path:
         except (OSError, ValueError) as error:
             raise SystemExit(f"error: {path}: unreadable ({error}); rerun its benchmark with --json") from None
         machine = payload.get("machine", {})
-        where = machine.get("gpu") or ", ".join(f"{machine[k]}{suffix}" for k, suffix in (("cpu", ""), ("cores", " cores"))
-                                                if machine.get(k))
+        where = machine.get("gpu") or ", ".join(
+            f"{machine[k]}{suffix}" for k, suffix in (("cpu", ""), ("cores", " cores")) if machine.get(k)
+        )
         for name, rows in panels_of(payload, str(path)):
             panels.append((name, where, [r for r in rows if row_ratio(r) is not None]))
     order = list(PANELS)
@@ -89,8 +100,9 @@ def plot(files: list[Path], out: Path) -> Path:
     if not panels:
         raise SystemExit("error: no rows with a ratio in those files; give files written by the benchmarks' --json")
     heights = [1.2 + 0.32 * len(rows) for _, _, rows in panels]
-    figure, axes = plt.subplots(len(panels), 1, figsize=(9, sum(heights)), gridspec_kw={"height_ratios": heights},
-                                squeeze=False)
+    figure, axes = plt.subplots(
+        len(panels), 1, figsize=(9, sum(heights)), gridspec_kw={"height_ratios": heights}, squeeze=False
+    )
     for axis, (name, where, rows) in zip(axes[:, 0], panels):
         title, meaning, target, higher = PANELS[name]
         labels = [row_label(r) for r in rows]

@@ -84,8 +84,12 @@ def classes_that_matter(counts: np.ndarray, keep: int = MAX_MATRIX_CLASSES) -> n
 def per_class_scores(labels: np.ndarray, probs: np.ndarray, metric: Metric) -> np.ndarray:
     """The metric on each class's images alone (NaN for a class with none): recall for accuracy, the class's
     mean loss for log loss."""
-    return np.array([metric(labels[labels == k], probs[labels == k]) if (labels == k).any() else np.nan
-                     for k in range(probs.shape[1])])
+    return np.array(
+        [
+            metric(labels[labels == k], probs[labels == k]) if (labels == k).any() else np.nan
+            for k in range(probs.shape[1])
+        ]
+    )
 
 
 def reliability_bins(labels: np.ndarray, probs: np.ndarray, bins: int = RELIABILITY_BINS):
@@ -149,10 +153,20 @@ def draw_confusion(counts: np.ndarray, classes: list[str], path: Path) -> Path:
     if len(shown) <= 12:
         for (r, c), value in np.ndenumerate(matrix):
             if value >= 0.005:
-                ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if value > 0.5 else "black")
-    cut = f"the {len(shown)} most-confused of {len(classes)} classes (all in confusion.csv)" \
-        if len(shown) < len(classes) else f"{len(classes)} classes"
+                ax.text(
+                    c,
+                    r,
+                    f"{value:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if value > 0.5 else "black",
+                )
+    cut = (
+        f"the {len(shown)} most-confused of {len(classes)} classes (all in confusion.csv)"
+        if len(shown) < len(classes)
+        else f"{len(classes)} classes"
+    )
     ax.set_title(f"confusion, share of each true class: {cut}", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.04)
     fig.subplots_adjust(left=0.22, bottom=0.24, right=0.93, top=0.94)
@@ -169,9 +183,12 @@ def draw_high_loss(ids: list[str], labels, probs, classes: list[str], image: Ima
     for ax, n in zip(axes.flat, worst):
         predicted = int(probs[n].argmax())
         ax.imshow(image(ids[n]))
-        ax.set_title(f"{_short(ids[n], 18)}  loss {losses[n]:.2f}\ntrue: {_short(classes[labels[n]])} "
-                     f"(p {probs[n, labels[n]]:.2f})\npred: {_short(classes[predicted])} (p {probs[n, predicted]:.2f})",
-                     fontsize=9, color="tab:red" if predicted != labels[n] else "black")
+        ax.set_title(
+            f"{_short(ids[n], 18)}  loss {losses[n]:.2f}\ntrue: {_short(classes[labels[n]])} "
+            f"(p {probs[n, labels[n]]:.2f})\npred: {_short(classes[predicted])} (p {probs[n, predicted]:.2f})",
+            fontsize=9,
+            color="tab:red" if predicted != labels[n] else "black",
+        )
     fig.suptitle("highest-loss validation images (red: predicted wrong)")
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.9, hspace=0.55, wspace=0.1)
     return _save(fig, path)
@@ -198,17 +215,31 @@ def draw_per_class(scores: np.ndarray, classes: list[str], metric: Metric, path:
 def draw_reliability(labels, probs_before, probs_after, temperature: float, path: Path) -> Path:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=FIGURES["reliability"])
-    for ax, probs, title in ((axes[0], probs_before, "before temperature (T = 1)"),
-                             (axes[1], probs_after, f"after temperature (T = {temperature:.3f})")):
+    for ax, probs, title in (
+        (axes[0], probs_before, "before temperature (T = 1)"),
+        (axes[1], probs_after, f"after temperature (T = {temperature:.3f})"),
+    ):
         confidence, accuracy, count, ece = reliability_bins(labels, probs)
         edges = np.linspace(0, 1, RELIABILITY_BINS + 1)
         filled = count > 0
-        ax.bar(edges[:-1][filled], accuracy[filled], width=1 / RELIABILITY_BINS, align="edge", alpha=0.7,
-               edgecolor="black", label="accuracy in the bin")
+        ax.bar(
+            edges[:-1][filled],
+            accuracy[filled],
+            width=1 / RELIABILITY_BINS,
+            align="edge",
+            alpha=0.7,
+            edgecolor="black",
+            label="accuracy in the bin",
+        )
         ax.plot(confidence[filled], accuracy[filled], "o", color="tab:red", label="mean confidence of the bin")
         ax.plot([0, 1], [0, 1], "--", color="gray", label="perfectly calibrated")
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top probability)", ylabel="accuracy",
-               title=f"{title}: ECE {ece:.3f}")
+        ax.set(
+            xlim=(0, 1),
+            ylim=(0, 1),
+            xlabel="confidence (top probability)",
+            ylabel="accuracy",
+            title=f"{title}: ECE {ece:.3f}",
+        )
         ax.legend(loc="upper left", fontsize=8)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.9, wspace=0.2)
     return _save(fig, path)
@@ -220,8 +251,13 @@ def draw_roc(labels, probs, classes: list[str], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=FIGURES["roc"])
     ax.plot(fpr, tpr, label=f"AUC {auc:.4f}")
     ax.plot([0, 1], [0, 1], "--", color="gray")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="false positive rate", ylabel="true positive rate",
-           title=f"ROC, positive class {_short(classes[1])}")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        title=f"ROC, positive class {_short(classes[1])}",
+    )
     ax.legend(loc="lower right")
     fig.subplots_adjust(left=0.13, right=0.96, bottom=0.11, top=0.93)
     return _save(fig, path)
@@ -239,14 +275,24 @@ def _write_csv(path: Path, header: list[str], rows) -> Path:
     return path
 
 
-def analyze(ids: list[str], labels: np.ndarray, logits: np.ndarray, classes: list[str], metric: Metric,
-            out: Path | str, temperature: float = 1.0, image: ImageSource | None = None,
-            title: str = "validation predictions") -> Analysis:
+def analyze(
+    ids: list[str],
+    labels: np.ndarray,
+    logits: np.ndarray,
+    classes: list[str],
+    metric: Metric,
+    out: Path | str,
+    temperature: float = 1.0,
+    image: ImageSource | None = None,
+    title: str = "validation predictions",
+) -> Analysis:
     """Write every picture, table and analysis.md for these predictions into `out`."""
     labels, logits = np.asarray(labels, np.int64), np.asarray(logits, np.float64)
     if logits.ndim != 2 or logits.shape != (len(ids), len(classes)) or len(labels) != len(ids):
-        raise KitError(f"predictions do not fit: {len(ids)} ids, {len(labels)} labels, logits {logits.shape}, "
-                       f"{len(classes)} classes; pass one row of logits per id and one column per class")
+        raise KitError(
+            f"predictions do not fit: {len(ids)} ids, {len(labels)} labels, logits {logits.shape}, "
+            f"{len(classes)} classes; pass one row of logits per id and one column per class"
+        )
     if not len(ids):
         raise KitError(f"no predictions to analyse in {title}: the run needs a validation split (not --full-train)")
     folder = Path(out)
@@ -257,13 +303,22 @@ def analyze(ids: list[str], labels: np.ndarray, logits: np.ndarray, classes: lis
     result.confusion, result.pairs = counts, confused_pairs(counts, classes)
     scores = per_class_scores(labels, after, metric)
     result.files += [
-        _write_csv(folder / "confusion.csv", ["true \\ predicted", *classes],
-                   ([name, *row] for name, row in zip(classes, counts.tolist()))),
+        _write_csv(
+            folder / "confusion.csv",
+            ["true \\ predicted", *classes],
+            ([name, *row] for name, row in zip(classes, counts.tolist())),
+        ),
         draw_confusion(counts, classes, folder / "confusion.png"),
-        _write_csv(folder / "confused_pairs.csv", ["true", "predicted", "count", "share_of_true"],
-                   ((t, p, n, f"{n / counts[classes.index(t)].sum():.4f}") for t, p, n in result.pairs)),
-        _write_csv(folder / "per_class.csv", ["class", "images", metric.name],
-                   ((name, int(counts[k].sum()), f"{scores[k]:.6g}") for k, name in enumerate(classes))),
+        _write_csv(
+            folder / "confused_pairs.csv",
+            ["true", "predicted", "count", "share_of_true"],
+            ((t, p, n, f"{n / counts[classes.index(t)].sum():.4f}") for t, p, n in result.pairs),
+        ),
+        _write_csv(
+            folder / "per_class.csv",
+            ["class", "images", metric.name],
+            ((name, int(counts[k].sum()), f"{scores[k]:.6g}") for k, name in enumerate(classes)),
+        ),
         draw_per_class(scores, classes, metric, folder / "per_class.png"),
         draw_reliability(labels, before, after, temperature, folder / "reliability.png"),
     ]
@@ -279,8 +334,9 @@ def analyze(ids: list[str], labels: np.ndarray, logits: np.ndarray, classes: lis
     return result
 
 
-def _markdown(result: Analysis, labels, before, after, scores, classes, metric: Metric, temperature: float,
-              title: str) -> str:
+def _markdown(
+    result: Analysis, labels, before, after, scores, classes, metric: Metric, temperature: float, title: str
+) -> str:
     names = {path.name for path in result.files}
     ece_before, ece_after = reliability_bins(labels, before)[3], reliability_bins(labels, after)[3]
     accuracy = float((after.argmax(axis=1) == labels).mean())
@@ -297,8 +353,11 @@ def _markdown(result: Analysis, labels, before, after, scores, classes, metric: 
         "![confusion](confusion.png)",
         "",
         "Rows are true classes, columns predicted ones, each row divided by its class's images. "
-        + ("The picture keeps the classes with the most mistakes; the counts of every class are in `confusion.csv`."
-           if len(classes) > MAX_MATRIX_CLASSES else "The counts are in `confusion.csv`."),
+        + (
+            "The picture keeps the classes with the most mistakes; the counts of every class are in `confusion.csv`."
+            if len(classes) > MAX_MATRIX_CLASSES
+            else "The counts are in `confusion.csv`."
+        ),
         "",
         "Most-confused pairs (all in `confused_pairs.csv`):",
         "",
@@ -311,14 +370,23 @@ def _markdown(result: Analysis, labels, before, after, scores, classes, metric: 
         "",
         "![per class](per_class.png)",
         "",
-        "Worst classes: " + ", ".join(f"{classes[k]} {scores[k]:.4f}" for k in order[:5] if not np.isnan(scores[k]))
+        "Worst classes: "
+        + ", ".join(f"{classes[k]} {scores[k]:.4f}" for k in order[:5] if not np.isnan(scores[k]))
         + " (every class in `per_class.csv`).",
         "",
         "## Highest-loss images",
         "",
-        *(["![highest loss](high_loss.png)", "", "Titles: image id, its loss, the true class with the probability the "
-           "model gave it, and the predicted class (red when wrong). Look for wrong labels, unusual crops, two "
-           "animals in one photo."] if "high_loss.png" in names else result.notes),
+        *(
+            [
+                "![highest loss](high_loss.png)",
+                "",
+                "Titles: image id, its loss, the true class with the probability the "
+                "model gave it, and the predicted class (red when wrong). Look for wrong labels, unusual crops, two "
+                "animals in one photo.",
+            ]
+            if "high_loss.png" in names
+            else result.notes
+        ),
         "",
         "## Calibration",
         "",
@@ -358,8 +426,12 @@ def run_images(config: RunConfig, data_dir: Path | str | None = None) -> tuple[I
     return (lambda image_id: cache[position[image_id]]), None
 
 
-def analyze_run(run_dir: Path | str, out: Path | str | None = None, data_dir: Path | str | None = None,
-                on_warning: Callable[[str], None] | None = None) -> Analysis:
+def analyze_run(
+    run_dir: Path | str,
+    out: Path | str | None = None,
+    data_dir: Path | str | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> Analysis:
     """`analyze` over a run folder's validation predictions; pictures into `out` (default <run>/analysis)."""
     from .competition import resolve
     from .run import RunDir
@@ -369,13 +441,24 @@ def analyze_run(run_dir: Path | str, out: Path | str | None = None, data_dir: Pa
     ids, labels, logits = run.val_predictions()
     classes = list(config.classes or ())
     if logits.shape[1:] != (len(classes),):
-        raise KitError(f"{run.file('val_predictions.npz')}: {logits.shape[1:]} logit columns but config.json has "
-                       f"{len(classes)} classes; the run folder is damaged - train again")
+        raise KitError(
+            f"{run.file('val_predictions.npz')}: {logits.shape[1:]} logit columns but config.json has "
+            f"{len(classes)} classes; the run folder is damaged - train again"
+        )
     image, why = run_images(config, data_dir)
     if why and on_warning:
         on_warning(why)
-    result = analyze(ids, labels, logits, classes, resolve(config.competition).metric,
-                     out or run.file(ANALYSIS_DIR), stored_temperature(config), image, title=run.name)
+    result = analyze(
+        ids,
+        labels,
+        logits,
+        classes,
+        resolve(config.competition).metric,
+        out or run.file(ANALYSIS_DIR),
+        stored_temperature(config),
+        image,
+        title=run.name,
+    )
     if why:
         result.notes.append(why)
     return result

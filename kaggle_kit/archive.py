@@ -63,7 +63,9 @@ def zip_members(path: Path) -> list[zipfile.ZipInfo]:
         _check_member_name(path, info.filename)
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
-            raise KitError(f"{path}: member '{info.filename}' is a link; refusing to unpack - delete it and download it again")
+            raise KitError(
+                f"{path}: member '{info.filename}' is a link; refusing to unpack - delete it and download it again"
+            )
     _check_expansion(path, sum(i.compress_size for i in infos), sum(i.file_size for i in infos))
     return infos
 
@@ -84,7 +86,9 @@ def _checked_7z_names(path: Path, infos) -> list[str]:
     for info in infos:
         _check_member_name(path, info.filename)
         if getattr(info, "is_symlink", False):
-            raise KitError(f"{path}: member '{info.filename}' is a link; refusing to unpack - delete it and download it again")
+            raise KitError(
+                f"{path}: member '{info.filename}' is a link; refusing to unpack - delete it and download it again"
+            )
         if not info.is_directory:
             names.append(info.filename)
     _check_expansion(path, path.stat().st_size, sum(i.uncompressed or 0 for i in infos))
@@ -130,7 +134,7 @@ def _extract_zip(path: Path, staging: Path, strip_prefix: str) -> None:
         for info in infos:
             name = info.filename
             if strip_prefix and name.startswith(strip_prefix):
-                name = name[len(strip_prefix):]
+                name = name[len(strip_prefix) :]
             if not name or info.is_dir():
                 continue
             target = staging / name
@@ -139,7 +143,9 @@ def _extract_zip(path: Path, staging: Path, strip_prefix: str) -> None:
                 with zf.open(info) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
             except (zipfile.BadZipFile, EOFError, zlib_error()) as error:
-                raise KitError(f"{path}: member '{info.filename}' is damaged ({error}); delete the archive and download again") from None
+                raise KitError(
+                    f"{path}: member '{info.filename}' is damaged ({error}); delete the archive and download again"
+                ) from None
             # the member's own time, not the unpacking's: a nested archive's stamp is part of the data fingerprint,
             # so unpacking the same download again must not make its runs look trained on other data
             stamp = time.mktime(info.date_time + (0, 0, -1))
@@ -172,7 +178,9 @@ def iter_zip_members(path: Path, names: list[str]) -> Iterator[tuple[str, bytes]
             try:
                 yield name, zf.read(name)
             except KeyError:
-                raise KitError(f"{path}: has no member '{name}'; the archive is incomplete - download it again") from None
+                raise KitError(
+                    f"{path}: has no member '{name}'; the archive is incomplete - download it again"
+                ) from None
             except (zipfile.BadZipFile, EOFError, zlib_error()) as error:
                 raise KitError(f"{path}: member '{name}' is damaged ({error}); download the archive again") from None
 
@@ -229,12 +237,16 @@ def _stream_folders(path: Path, archive, on_member: Callable[[str, bytes], None]
                 position = fp.tell()
                 chunk = decompressor.decompress(fp, max(STREAM_BLOCK, size))
                 if not chunk and fp.tell() == position:
-                    raise KitError(f"{path}: member '{member.filename}' is cut short; delete the archive and download again")
+                    raise KitError(
+                        f"{path}: member '{member.filename}' is cut short; delete the archive and download again"
+                    )
                 block, offset = block[offset:] + chunk, 0
             data = block[offset : offset + size]
             offset += size
             if member.crc32 is not None and zlib.crc32(data) != member.crc32:
-                raise KitError(f"{path}: member '{member.filename}' fails its CRC check; delete the archive and download again")
+                raise KitError(
+                    f"{path}: member '{member.filename}' fails its CRC check; delete the archive and download again"
+                )
             if not member.is_directory:
                 on_member(member.filename, data)
         if decompressor.crc is not None and not decompressor.check_crc():

@@ -64,13 +64,23 @@ def check_spec(spec: AugmentSpec, img_size: int) -> None:
     scale, ratio, noise = spec.crop_scale, spec.crop_ratio, spec.noise_std
     checks = [
         (spec.pre_resize is None or spec.pre_resize >= 1, "pre_resize", spec.pre_resize, "use a size of 1 or more"),
-        (scale is None or 0 < scale[0] <= scale[1] <= 1, "crop_scale", scale, "use 0 < min <= max <= 1, e.g. (0.64, 1.0)"),
+        (
+            scale is None or 0 < scale[0] <= scale[1] <= 1,
+            "crop_scale",
+            scale,
+            "use 0 < min <= max <= 1, e.g. (0.64, 1.0)",
+        ),
         (0 < ratio[0] <= ratio[1], "crop_ratio", ratio, "use 0 < min <= max, e.g. (0.75, 1.333)"),
         (0 <= spec.translate < img_size, "translate", spec.translate, f"use 0 to {img_size - 1} pixels"),
         (spec.brightness >= 0, "brightness", spec.brightness, "use 0 or more"),
         (spec.contrast >= 0, "contrast", spec.contrast, "use 0 or more"),
         (spec.saturation >= 0, "saturation", spec.saturation, "use 0 or more"),
-        (noise is None or 0 <= noise[0] <= noise[1] <= 1, "noise_std", noise, "use 0 <= min <= max <= 1, e.g. (0.01, 0.05)"),
+        (
+            noise is None or 0 <= noise[0] <= noise[1] <= 1,
+            "noise_std",
+            noise,
+            "use 0 <= min <= max <= 1, e.g. (0.01, 0.05)",
+        ),
         (0 <= spec.cutout <= img_size, "cutout", spec.cutout, f"use 0 to {img_size} pixels"),
     ]
     for ok, name, value, fix in checks:
@@ -111,8 +121,14 @@ def reseed_pipeline(pipeline: A.BaseCompose, seed: int) -> None:
 
 
 def build_train_transform(
-    spec: AugmentSpec, img_size: int, mean: Sequence[float], std: Sequence[float], *, seed: int | None = None,
-    normalize: bool = True, resize: int | None = None,
+    spec: AugmentSpec,
+    img_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    seed: int | None = None,
+    normalize: bool = True,
+    resize: int | None = None,
 ) -> A.Compose:
     """uint8 HxWx3 RGB -> augmented, normalised float32 3 x img_size x img_size tensor.
 
@@ -141,8 +157,14 @@ def build_eval_transform(
     """Shorter side to `eval_resize` (default `img_size`), centre crop `img_size`, normalise, tensor."""
     short_side = eval_resize or img_size
     if short_side < img_size:
-        raise KitError(f"invalid setting eval_resize={eval_resize}: use at least img_size ({img_size}) or leave it unset")
-    steps = [*_resize_centre_crop_steps(short_side, img_size), A.Normalize(mean=tuple(mean), std=tuple(std)), ToTensorV2()]
+        raise KitError(
+            f"invalid setting eval_resize={eval_resize}: use at least img_size ({img_size}) or leave it unset"
+        )
+    steps = [
+        *_resize_centre_crop_steps(short_side, img_size),
+        A.Normalize(mean=tuple(mean), std=tuple(std)),
+        ToTensorV2(),
+    ]
     return A.Compose(steps, strict=True)
 
 
@@ -151,12 +173,16 @@ def _geometry_steps(spec: AugmentSpec, img_size: int, resize: int) -> list[A.Bas
     if spec.pre_resize:
         steps.append(A.Resize(height=spec.pre_resize, width=spec.pre_resize))
     if spec.crop_scale is not None:
-        steps.append(A.RandomResizedCrop(size=(img_size, img_size), scale=spec.crop_scale, ratio=spec.crop_ratio, p=1.0))
+        steps.append(
+            A.RandomResizedCrop(size=(img_size, img_size), scale=spec.crop_scale, ratio=spec.crop_ratio, p=1.0)
+        )
     else:
         steps += _resize_centre_crop_steps(resize, img_size)
     if spec.translate:
         padded = img_size + 2 * spec.translate
-        steps.append(A.PadIfNeeded(min_height=padded, min_width=padded, position="center", border_mode=TRANSLATE_BORDER))
+        steps.append(
+            A.PadIfNeeded(min_height=padded, min_width=padded, position="center", border_mode=TRANSLATE_BORDER)
+        )
         steps.append(A.RandomCrop(height=img_size, width=img_size))
     if spec.hflip:
         steps.append(A.HorizontalFlip(p=0.5))
@@ -171,7 +197,9 @@ def _resize_centre_crop_steps(short_side: int, crop: int) -> list[A.BasicTransfo
 def _colour_steps(spec: AugmentSpec) -> list[A.BasicTransform]:
     if not (spec.brightness or spec.contrast or spec.saturation):
         return []
-    return [A.ColorJitter(brightness=spec.brightness, contrast=spec.contrast, saturation=spec.saturation, hue=0.0, p=1.0)]
+    return [
+        A.ColorJitter(brightness=spec.brightness, contrast=spec.contrast, saturation=spec.saturation, hue=0.0, p=1.0)
+    ]
 
 
 def _float_steps(spec: AugmentSpec, mean: Sequence[float]) -> list[A.BasicTransform]:
@@ -180,8 +208,15 @@ def _float_steps(spec: AugmentSpec, mean: Sequence[float]) -> list[A.BasicTransf
         steps.append(A.GaussNoise(std_range=spec.noise_std, mean_range=(0.0, 0.0), per_channel=True, p=1.0))
     if spec.cutout:
         hole = (spec.cutout, spec.cutout)
-        steps.append(A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=hole, hole_width_range=hole,
-                                     fill=tuple(float(m) for m in mean), p=1.0))
+        steps.append(
+            A.CoarseDropout(
+                num_holes_range=(1, 1),
+                hole_height_range=hole,
+                hole_width_range=hole,
+                fill=tuple(float(m) for m in mean),
+                p=1.0,
+            )
+        )
     return steps
 
 
@@ -248,7 +283,9 @@ class RaggedImages:
 
     def __init__(self, pixels: torch.Tensor, offsets: torch.Tensor, heights: torch.Tensor, widths: torch.Tensor):
         if pixels.dtype != torch.uint8 or pixels.ndim != 1 or pixels.numel() % 3:
-            raise ValueError(f"expected a flat uint8 tensor of whole RGB pixels, got {pixels.dtype} {tuple(pixels.shape)}")
+            raise ValueError(
+                f"expected a flat uint8 tensor of whole RGB pixels, got {pixels.dtype} {tuple(pixels.shape)}"
+            )
         self.pixels, self.offsets, self.heights, self.widths = pixels, offsets, heights, widths
 
     @classmethod
@@ -256,8 +293,11 @@ class RaggedImages:
         """HxWx3 uint8 arrays of any sizes, copied back to back onto `device`."""
         sizes = np.array([image.shape[0] * image.shape[1] for image in images], dtype=np.int64)
         flat = np.concatenate([np.ascontiguousarray(image, dtype=np.uint8).reshape(-1) for image in images])
-        return cls.from_flat(torch.from_numpy(flat).to(device), np.concatenate([[0], np.cumsum(sizes)[:-1]]) * 3,
-                             np.array([image.shape[:2] for image in images], dtype=np.int64).reshape(-1, 2))
+        return cls.from_flat(
+            torch.from_numpy(flat).to(device),
+            np.concatenate([[0], np.cumsum(sizes)[:-1]]) * 3,
+            np.array([image.shape[:2] for image in images], dtype=np.int64).reshape(-1, 2),
+        )
 
     @classmethod
     def from_flat(cls, pixels: torch.Tensor, byte_starts: np.ndarray, sizes_hw: np.ndarray) -> RaggedImages:
@@ -267,8 +307,12 @@ class RaggedImages:
             raise ValueError("every image must start on a whole pixel (a byte offset divisible by 3)")
         device = pixels.device
         sizes_hw = np.asarray(sizes_hw, dtype=np.int64).reshape(-1, 2)
-        return cls(pixels, torch.as_tensor(byte_starts // 3, device=device),
-                   torch.as_tensor(sizes_hw[:, 0], device=device), torch.as_tensor(sizes_hw[:, 1], device=device))
+        return cls(
+            pixels,
+            torch.as_tensor(byte_starts // 3, device=device),
+            torch.as_tensor(sizes_hw[:, 0], device=device),
+            torch.as_tensor(sizes_hw[:, 1], device=device),
+        )
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -281,8 +325,9 @@ class RaggedImages:
         return self.pixels.device
 
 
-def ragged_resized_crops(images: RaggedImages, boxes: torch.Tensor, size: int, *, clamp_to_box: bool,
-                         flip: torch.Tensor | None = None) -> torch.Tensor:
+def ragged_resized_crops(
+    images: RaggedImages, boxes: torch.Tensor, size: int, *, clamp_to_box: bool, flip: torch.Tensor | None = None
+) -> torch.Tensor:
     """Each image's (x0, y0, w, h) box, in its own pixels, resampled to size x size -> float NCHW in [0, 1]
     (channels_last memory), bilinear with cv2's half-pixel convention.
 
@@ -347,7 +392,6 @@ def centre_crop_boxes(heights: torch.Tensor, widths: torch.Tensor, short_side: i
     return torch.stack([left * to_w, top * to_h, crop * to_w, crop * to_h], dim=1).to(torch.float32)
 
 
-
 class GpuAugment(nn.Module):
     """The AugmentSpec applied to a uint8 batch (NHWC or NCHW) on the batch's device -> normalised float NCHW.
 
@@ -356,8 +400,15 @@ class GpuAugment(nn.Module):
     global generator, so `torch.manual_seed` makes it reproducible.
     """
 
-    def __init__(self, spec: AugmentSpec, img_size: int, mean: Sequence[float], std: Sequence[float],
-                 seed: int | None = None, resize: int | None = None):
+    def __init__(
+        self,
+        spec: AugmentSpec,
+        img_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        seed: int | None = None,
+        resize: int | None = None,
+    ):
         super().__init__()
         check_spec(spec, img_size)
         self.spec, self.img_size, self.seed = spec, img_size, seed
@@ -375,8 +426,9 @@ class GpuAugment(nn.Module):
 
     # -- sampling
 
-    def sample_params(self, n: int, height: int | torch.Tensor, width: int | torch.Tensor,
-                      device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    def sample_params(
+        self, n: int, height: int | torch.Tensor, width: int | torch.Tensor, device: torch.device | str = "cpu"
+    ) -> dict[str, torch.Tensor]:
         """Per-sample random choices for a batch of n images of height x width (ints, or (n,) tensors of each
         image's own size)."""
         spec, device = self.spec, torch.device(device)
@@ -398,8 +450,9 @@ class GpuAugment(nn.Module):
             params["cutout"] = self._randint(0, self.img_size - spec.cutout + 1, (n, 2), device)
         return params
 
-    def sample_crop_boxes(self, n: int, height: int | torch.Tensor, width: int | torch.Tensor,
-                          device: torch.device | str = "cpu") -> torch.Tensor:
+    def sample_crop_boxes(
+        self, n: int, height: int | torch.Tensor, width: int | torch.Tensor, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
         """(n, 4) float boxes (x0, y0, w, h) drawn exactly as albumentations' RandomResizedCrop draws them, each
         inside its own image (`height`, `width`: ints, or (n,) tensors)."""
         device = torch.device(device)
@@ -470,8 +523,9 @@ class GpuAugment(nn.Module):
             x, flipped = _translate(x, params["shift"], spec.translate, flip), True
         return x, flipped
 
-    def _ragged_geometry(self, images: RaggedImages, params: dict[str, torch.Tensor],
-                         flip: torch.Tensor | None) -> torch.Tensor:
+    def _ragged_geometry(
+        self, images: RaggedImages, params: dict[str, torch.Tensor], flip: torch.Tensor | None
+    ) -> torch.Tensor:
         """Crop (or resize and centre-crop) every image to img_size in one resampling from its own pixels."""
         heights, widths = images.heights.to(torch.float32), images.widths.to(torch.float32)
         if self.spec.pre_resize:
@@ -528,7 +582,7 @@ def resize_centre_crop(x: torch.Tensor, short_side: int, crop: int) -> torch.Ten
         x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False)
         height, width = new_h, new_w
     top, left = (height - crop) // 2, (width - crop) // 2
-    return x[..., top:top + crop, left:left + crop]
+    return x[..., top : top + crop, left : left + crop]
 
 
 def _per_image(value: int | torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
@@ -539,8 +593,9 @@ def _per_image(value: int | torch.Tensor, n: int, device: torch.device) -> torch
     return torch.full((n,), float(value), device=device)
 
 
-def _fallback_crop(height: torch.Tensor, width: torch.Tensor, ratio_min: float,
-                   ratio_max: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _fallback_crop(
+    height: torch.Tensor, width: torch.Tensor, ratio_min: float, ratio_max: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """albumentations' centre crop when no random box fits: the whole image, clamped to the aspect range."""
     aspect = width / height  # below ratio_min and above ratio_max exclude each other: one test per side
     fallback_w = torch.where(aspect > ratio_max, torch.round(height * ratio_max), width)
@@ -606,10 +661,23 @@ def _normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> 
 
 
 __all__ = [
-    "DeviceNormalize", "GpuAugment", "GpuEval", "RaggedImages", "WorkerSeededCompose", "centre_crop_boxes",
-    "ragged_resized_crops", "build_eval_transform", "build_train_transform", "check_spec",
-    "effective_parameters", "gpu_normalize", "reseed_pipeline", "resize_centre_crop", "resized_crops",
-    "seed_worker", "to_float_nchw",
+    "DeviceNormalize",
+    "GpuAugment",
+    "GpuEval",
+    "RaggedImages",
+    "WorkerSeededCompose",
+    "centre_crop_boxes",
+    "ragged_resized_crops",
+    "build_eval_transform",
+    "build_train_transform",
+    "check_spec",
+    "effective_parameters",
+    "gpu_normalize",
+    "reseed_pipeline",
+    "resize_centre_crop",
+    "resized_crops",
+    "seed_worker",
+    "to_float_nchw",
 ]
 
 

@@ -19,8 +19,19 @@ import torch
 from . import distributed
 from .cache import ImageCache, load_images
 from .competition import Competition
-from .data import (CachedImages, EpochLoader, EpochSampler, GpuBatches, OnDevice, cache_batch, default_workers,
-                   device_images, epoch_seed, loader, seed_everything)
+from .data import (
+    CachedImages,
+    EpochLoader,
+    EpochSampler,
+    GpuBatches,
+    OnDevice,
+    cache_batch,
+    default_workers,
+    device_images,
+    epoch_seed,
+    loader,
+    seed_everything,
+)
 from .layout import Layout
 from .recipe import Recipe
 from .resolve import augmentation_for
@@ -118,19 +129,23 @@ class Batches:
             self.eval_transform = augment.GpuEval(recipe.img_size, recipe.eval_resize, mean, std)
         else:
             # workers crop, flip, colour and add noise; the batch is normalised on the training device
-            self.train_transform = augment.build_train_transform(spec, recipe.img_size, mean, std, normalize=False,
-                                                                 resize=recipe.eval_resize)
+            self.train_transform = augment.build_train_transform(
+                spec, recipe.img_size, mean, std, normalize=False, resize=recipe.eval_resize
+            )
             self.train_finish = augment.DeviceNormalize(mean, std)
             self.eval_transform = augment.build_eval_transform(recipe.img_size, recipe.eval_resize, mean, std)
-            self.workers = (recipe.workers if recipe.workers is not None
-                            else default_workers(device, len(data.train_idx)))
+            self.workers = (
+                recipe.workers if recipe.workers is not None else default_workers(device, len(data.train_idx))
+            )
 
     def describe(self) -> str:
         if self.use_gpu_data:
             n, megabytes = len(self.data.train_cache), self.data.train_cache.nbytes() / 2**20
             return f"{n} images resident on {self.device} ({megabytes:,.0f} MB), augmented there"
-        return (f"DataLoader with {self.workers} worker process{'es' if self.workers != 1 else ''}, "
-                f"normalised on {self.device}")
+        return (
+            f"DataLoader with {self.workers} worker process{'es' if self.workers != 1 else ''}, "
+            f"normalised on {self.device}"
+        )
 
     def train(self, epoch: int):
         recipe, data = self.recipe, self.data
@@ -140,17 +155,36 @@ class Batches:
             return self.features.train_batches(epoch, recipe.batch_size, recipe.seed, drop_last)
         if self.use_gpu_data:
             # the same seeded order and equal per-rank shares as the DataLoader path's sampler
-            sampler = EpochSampler(len(data.train_idx), recipe.seed, shuffle=True,
-                                   rank=distributed.rank(), world_size=distributed.world_size())
+            sampler = EpochSampler(
+                len(data.train_idx),
+                recipe.seed,
+                shuffle=True,
+                rank=distributed.rank(),
+                world_size=distributed.world_size(),
+            )
             sampler.set_epoch(epoch)
-            return GpuBatches(self.images, self.labels, data.train_idx[sampler.positions()], recipe.batch_size,
-                              self.train_transform, drop_last=drop_last)
+            return GpuBatches(
+                self.images,
+                self.labels,
+                data.train_idx[sampler.positions()],
+                recipe.batch_size,
+                self.train_transform,
+                drop_last=drop_last,
+            )
         if self._train_loader is None:
             # one loader for the whole run; its sampler shards by rank and seeds each image from (seed, epoch)
             dataset = CachedImages(data.train_cache, data.train_idx, data.labels, self.train_transform)
-            self._train_loader = EpochLoader(dataset, recipe.batch_size, shuffle=True, seed=recipe.seed,
-                                             workers=self.workers, device=self.device, drop_last=drop_last,
-                                             rank=distributed.rank(), world_size=distributed.world_size())
+            self._train_loader = EpochLoader(
+                dataset,
+                recipe.batch_size,
+                shuffle=True,
+                seed=recipe.seed,
+                workers=self.workers,
+                device=self.device,
+                drop_last=drop_last,
+                rank=distributed.rank(),
+                world_size=distributed.world_size(),
+            )
         return OnDevice(self._train_loader.epoch(epoch), self.train_finish, self.device)
 
     def validation(self, indices: np.ndarray):
@@ -162,8 +196,17 @@ class Batches:
         key = np.asarray(indices, dtype=np.int64).tobytes()
         if self._val_loader is None or self._val_loader[0] != key:  # the same images every epoch: workers stay
             dataset = CachedImages(data.train_cache, indices, data.labels, self.eval_transform)
-            self._val_loader = (key, EpochLoader(dataset, recipe.batch_size * 2, shuffle=False, seed=recipe.seed,
-                                                 workers=self.workers, device=self.device))
+            self._val_loader = (
+                key,
+                EpochLoader(
+                    dataset,
+                    recipe.batch_size * 2,
+                    shuffle=False,
+                    seed=recipe.seed,
+                    workers=self.workers,
+                    device=self.device,
+                ),
+            )
         return self._val_loader[1].epoch(0)
 
     def view_batches(self, indices: np.ndarray, view: int | None):
@@ -177,16 +220,26 @@ class Batches:
             return GpuBatches(self.images, self.labels, indices, recipe.batch_size * 2, transform)
         transform = self.eval_transform if view is None else self.train_transform
         dataset = CachedImages(data.train_cache, indices, data.labels, transform)
-        batches = EpochLoader(dataset, recipe.batch_size * 2, shuffle=False, seed=recipe.seed, workers=self.workers,
-                              device=self.device)
+        batches = EpochLoader(
+            dataset, recipe.batch_size * 2, shuffle=False, seed=recipe.seed, workers=self.workers, device=self.device
+        )
         return batches.epoch(0) if view is None else OnDevice(batches.epoch(view), self.train_finish, self.device)
 
 
 # --------------------------------------------------------------------------------------- evaluation
 
 
-def eval_batches(cache: ImageCache, indices: np.ndarray, recipe: Recipe, mean, std, device: torch.device,
-                 batch_size: int, workers: int | None = None, path: str = "auto"):
+def eval_batches(
+    cache: ImageCache,
+    indices: np.ndarray,
+    recipe: Recipe,
+    mean,
+    std,
+    device: torch.device,
+    batch_size: int,
+    workers: int | None = None,
+    path: str = "auto",
+):
     """`cache[indices]` in order through the evaluation transform, as normalised float batches on `device`, and how
     they are made: "array" or "loader". `path` "auto" follows `use_array_path(..., evaluation=True)`; "array" or
     "loader" forces one."""
@@ -196,8 +249,9 @@ def eval_batches(cache: ImageCache, indices: np.ndarray, recipe: Recipe, mean, s
     return _loader_batches(cache, indices, batch_size, device, recipe, mean, std, workers), "loader"
 
 
-def _array_batches(cache: ImageCache, indices: np.ndarray, batch_size: int, device: torch.device, recipe: Recipe,
-                   mean, std):
+def _array_batches(
+    cache: ImageCache, indices: np.ndarray, batch_size: int, device: torch.device, recipe: Recipe, mean, std
+):
     from .augment import GpuEval
 
     # the trainer's device-side evaluation transform, so predictions match the validation that chose the checkpoint
@@ -206,8 +260,9 @@ def _array_batches(cache: ImageCache, indices: np.ndarray, batch_size: int, devi
         yield transform(cache_batch(cache, indices[start : start + batch_size], device))
 
 
-def _loader_batches(cache: ImageCache, indices: np.ndarray, batch_size: int, device: torch.device, recipe: Recipe,
-                    mean, std, workers):
+def _loader_batches(
+    cache: ImageCache, indices: np.ndarray, batch_size: int, device: torch.device, recipe: Recipe, mean, std, workers
+):
     from .augment import build_eval_transform
 
     transform = build_eval_transform(recipe.img_size, recipe.eval_resize, mean, std)

@@ -22,8 +22,8 @@ import numpy as np
 
 from . import archive, progress
 from .errors import KitError
-from .locks import exclusive
 from .layout import ImageSet, Layout
+from .locks import exclusive
 
 CHUNK = 256  # images per decode task: large enough to amortise pickling, small enough to stream
 
@@ -223,7 +223,9 @@ def _chunks(payloads, size):
         yield batch_idx, batch
 
 
-def _build(layout: Layout, images: ImageSet, path: Path, split: str, short_side: int | None, skip_bad: bool) -> ImageCache:
+def _build(
+    layout: Layout, images: ImageSet, path: Path, split: str, short_side: int | None, skip_bad: bool
+) -> ImageCache:
     comp = layout.competition
     native = comp.native_size
     n = len(images.ids)
@@ -253,7 +255,9 @@ def _build(layout: Layout, images: ImageSet, path: Path, split: str, short_side:
         try:
             with open(pixels_path, "ab") as out, progress.bar(n, f"decoding {split} images") as bar:
                 offset = 0
-                results = _bounded_map(pool, _decode_chunk, tasks(), 3 * workers) if pool else map(_decode_chunk, tasks())
+                results = (
+                    _bounded_map(pool, _decode_chunk, tasks(), 3 * workers) if pool else map(_decode_chunk, tasks())
+                )
                 for k, decoded in enumerate(results):
                     for i, image in zip(indices[k], decoded):
                         if image is None:
@@ -280,7 +284,11 @@ def _build(layout: Layout, images: ImageSet, path: Path, split: str, short_side:
             cache = ImageCache(path, images.ids, starts, shapes, bad_ids)
             _check_bad(cache, images, skip_bad)
         np.savez(staging / "index.npz", ids=np.array(images.ids, dtype=str), starts=starts, shapes=shapes)
-        (staging / "meta.json").write_text(json.dumps({"split": split, "short_side": short_side, "native_size": native, "count": n, "bad_ids": bad_ids}))
+        (staging / "meta.json").write_text(
+            json.dumps(
+                {"split": split, "short_side": short_side, "native_size": native, "count": n, "bad_ids": bad_ids}
+            )
+        )
         if path.exists():
             shutil.rmtree(path)
         os.replace(staging, path)

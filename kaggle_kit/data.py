@@ -95,8 +95,9 @@ def loader(dataset: Dataset, batch_size: int, *, workers: int, device: torch.dev
     from .augment import seed_worker
 
     kwargs = dict(worker_init_fn=seed_worker, prefetch_factor=4) if workers > 0 else {}
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                      pin_memory=device.type == "cuda", **kwargs)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda", **kwargs
+    )
 
 
 class EpochSampler(Sampler):
@@ -136,16 +137,34 @@ class EpochLoader:
     """One DataLoader for every epoch of a run: workers start once and stay (persistent), batches are pinned
     on CUDA and prefetched; `epoch(e)` returns the loader set up for epoch e, a pure function of (seed, e)."""
 
-    def __init__(self, dataset: CachedImages, batch_size: int, *, shuffle: bool, seed: int, workers: int,
-                 device: torch.device, drop_last: bool = False, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        dataset: CachedImages,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int,
+        workers: int,
+        device: torch.device,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         from .augment import seed_worker
 
         self.sampler = EpochSampler(len(dataset), seed, shuffle=shuffle, rank=rank, world_size=world_size)
         kwargs = {}
         if workers > 0:
             kwargs = dict(worker_init_fn=seed_worker, prefetch_factor=4, persistent_workers=True)
-        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
-                                 pin_memory=device.type == "cuda", drop_last=drop_last, **kwargs)
+        self.loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=self.sampler,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            drop_last=drop_last,
+            **kwargs,
+        )
 
     def epoch(self, epoch: int) -> DataLoader:
         self.sampler.set_epoch(epoch)
@@ -207,7 +226,9 @@ def cache_batch(cache: ImageCache, indices: np.ndarray, device: torch.device):
     else:
         flat = np.concatenate([cache.pixels[a : a + n] for a, n in zip(starts, sizes)])
         local = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    return RaggedImages.from_flat(torch.from_numpy(flat).to(device, non_blocking=True), local, cache.shapes[indices, :2])
+    return RaggedImages.from_flat(
+        torch.from_numpy(flat).to(device, non_blocking=True), local, cache.shapes[indices, :2]
+    )
 
 
 class GpuBatches:
@@ -220,8 +241,16 @@ class GpuBatches:
     is partly launch-bound would pay for every one of them. Every image draws its own augmentation either way.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, indices: np.ndarray, batch_size: int,
-                 transform, *, drop_last: bool = False):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor | None,
+        indices: np.ndarray,
+        batch_size: int,
+        transform,
+        *,
+        drop_last: bool = False,
+    ):
         self.images = images
         self.labels = labels
         self.indices = torch.as_tensor(np.asarray(indices, dtype=np.int64), device=images.device)

@@ -44,7 +44,10 @@ def run_demo(competition: str = "cifar10", out_dir: Path | str = "demo", **overr
         write_sample(comp, data_dir)
     settings = {**DEMO_SETTINGS, **{k: v for k, v in overrides.items() if v is not None}}
     result = train(comp, data_dir, runs_root=out_dir / "runs", **settings)
-    prediction = predict_run(result.run_dir, data_dir, out=out_dir / "submissions" / comp.name / f"{result.run_dir.name}.csv")
+    prediction = predict_run(
+        result.run_dir, data_dir, out=out_dir / "submissions" / comp.name / f"{result.run_dir.name}.csv"
+    )
     test_score = score(prediction.path, data_dir / "answers.csv", comp)
-    return DemoResult(comp, data_dir, result.run_dir, prediction.path, result.best_metric, test_score,
-                      time.perf_counter() - started)
+    return DemoResult(
+        comp, data_dir, result.run_dir, prediction.path, result.best_metric, test_score, time.perf_counter() - started
+    )

@@ -27,8 +27,10 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise KitError(f"device {name} asked for, but no CUDA GPU is visible; use --device cpu or auto")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise KitError(f"device {name} asked for, but {torch.cuda.device_count()} CUDA GPU(s) are visible "
-                       f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}); pick one of them or use --device auto")
+        raise KitError(
+            f"device {name} asked for, but {torch.cuda.device_count()} CUDA GPU(s) are visible "
+            f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}); pick one of them or use --device auto"
+        )
     return device
 
 

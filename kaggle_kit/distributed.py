@@ -47,8 +47,10 @@ def init_from_env(timeout_s: float = COLLECTIVE_TIMEOUT_S) -> bool:
         if local_rank() >= torch.cuda.device_count():
             from .errors import KitError
 
-            raise KitError(f"process {local_rank()} on this machine has no GPU of its own ({torch.cuda.device_count()} "
-                           f"visible); use --nproc {torch.cuda.device_count()} (torchrun: --nproc-per-node) or fewer")
+            raise KitError(
+                f"process {local_rank()} on this machine has no GPU of its own ({torch.cuda.device_count()} "
+                f"visible); use --nproc {torch.cuda.device_count()} (torchrun: --nproc-per-node) or fewer"
+            )
         torch.cuda.set_device(local_rank())
     dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
     return True
@@ -110,8 +112,15 @@ def broadcast_buffers(module: torch.nn.Module) -> None:
 
 
 # What a collective raises when another rank died or stopped answering (gloo, NCCL, the store).
-LOST_PEER_SIGNS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Timed out", "timed out",
-                   "NCCL communicator was aborted", "Socket Timeout")
+LOST_PEER_SIGNS = (
+    "Connection closed by peer",
+    "Connection reset by peer",
+    "Broken pipe",
+    "Timed out",
+    "timed out",
+    "NCCL communicator was aborted",
+    "Socket Timeout",
+)
 
 
 def lost_peer_message(error: BaseException) -> str | None:
@@ -120,8 +129,10 @@ def lost_peer_message(error: BaseException) -> str | None:
         return None
     if not isinstance(error, (dist.DistError, RuntimeError)) or not any(sign in str(error) for sign in LOST_PEER_SIGNS):
         return None
-    return (f"rank {os.environ.get('RANK', '?')} lost contact with another process of this run (it failed, was "
-            f"killed, or stopped answering for {COLLECTIVE_TIMEOUT_S}s); see that rank's error")
+    return (
+        f"rank {os.environ.get('RANK', '?')} lost contact with another process of this run (it failed, was "
+        f"killed, or stopped answering for {COLLECTIVE_TIMEOUT_S}s); see that rank's error"
+    )
 
 
 def broadcast_object(value):

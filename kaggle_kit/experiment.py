@@ -47,7 +47,9 @@ from .run import atomic_write_text
 from .runs import EXPERIMENT_FILE
 
 
-def _write_experiment(folder: Path, plan: Plan, plan_text: str, runs: list[PlannedRun], seeds: int, epochs, overrides, data_dir) -> None:
+def _write_experiment(
+    folder: Path, plan: Plan, plan_text: str, runs: list[PlannedRun], seeds: int, epochs, overrides, data_dir
+) -> None:
     existing = _read_json(folder / EXPERIMENT_FILE)
     if existing and (existing.get("plan"), existing.get("competition")) != (plan.name, plan.competition):
         raise KitError(
@@ -66,7 +68,10 @@ def _write_experiment(folder: Path, plan: Plan, plan_text: str, runs: list[Plann
         "data_dir": str(data_dir) if data_dir else None,
         "command": invocation.command(),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "runs": [{"cell": r.cell.name, "values": r.cell.values, "seed": r.seed, "path": _relative(r.path, folder)} for r in runs],
+        "runs": [
+            {"cell": r.cell.name, "values": r.cell.values, "seed": r.seed, "path": _relative(r.path, folder)}
+            for r in runs
+        ],
     }
     atomic_write_text(folder / EXPERIMENT_FILE, json.dumps(record, indent=2, default=str))
 
@@ -126,7 +131,12 @@ class _Clock:
             self.done += 1
             if seconds is not None:
                 self.trained_seconds.append(seconds)
-            return {"index": self.done, "total": self.total, "elapsed_s": time.perf_counter() - self.started, "eta_s": self.eta()}
+            return {
+                "index": self.done,
+                "total": self.total,
+                "elapsed_s": time.perf_counter() - self.started,
+                "eta_s": self.eta(),
+            }
 
     def eta(self) -> float | None:
         if not self.trained_seconds:
@@ -144,8 +154,16 @@ class _Jobs:
         self.lock = threading.Lock()
 
     def start(self, run: PlannedRun, resuming: bool, **where) -> None:
-        _event(self.on_event, event="start", run=run.name, resume=resuming, **where,
-               index=self.clock.done + 1, total=self.clock.total, eta_s=self.clock.eta())
+        _event(
+            self.on_event,
+            event="start",
+            run=run.name,
+            resume=resuming,
+            **where,
+            index=self.clock.done + 1,
+            total=self.clock.total,
+            eta_s=self.clock.eta(),
+        )
 
     def skipped(self, run: PlannedRun) -> None:
         self.result.skipped.append(run.name)
@@ -190,17 +208,23 @@ def _submitted_already(run: PlannedRun, sha256: str, ledger) -> str | None:
         if record.status == COMPLETE:
             return f"already scored by Kaggle (submission {record.kaggle_ref}, public score {record.public_score})"
         if record.status == PENDING:
-            return f"submission {record.kaggle_ref} is waiting for its score: see `kaggle-kit submissions {record.competition}`"
+            return (
+                f"submission {record.kaggle_ref} is waiting for its score: "
+                f"see `kaggle-kit submissions {record.competition}`"
+            )
         if record.status == UPLOADING:
-            return f"an earlier upload may have reached Kaggle: run `kaggle-kit submissions {record.competition}` to find it"
+            return (
+                "an earlier upload may have reached Kaggle: "
+                f"run `kaggle-kit submissions {record.competition}` to find it"
+            )
     return None
 
 
 def _submit_run(run: PlannedRun, plan: Plan, data_dir, ledger) -> tuple[float | None, str | None]:
     """Predict (unless the file is current) and upload one run: (public score, None), or (None, why it was not sent)."""
     from .kaggle_api import file_sha256, submit
-    from .runs import recipe_summary
     from .predict import predict_run
+    from .runs import recipe_summary
 
     file = run.path / SUBMISSION_FILE
     if not _prediction_is_current(run):
@@ -259,7 +283,9 @@ def run_experiment(
         from .kaggle_api import credential_source
 
         if credential_source().kind == "none":  # fail now, not after hours of training
-            raise KitError("--submit needs Kaggle credentials and none were found: `kaggle-kit doctor` says how to set them up")
+            raise KitError(
+                "--submit needs Kaggle credentials and none were found: `kaggle-kit doctor` says how to set them up"
+            )
     ledger = ledger or Ledger()
     from .tracking import check_kinds
 
@@ -298,8 +324,20 @@ def run_experiment(
 
     try:
         if gpus:
-            _run_parallel(to_train, states, comp, data_dir, gpus, jobs, on_event,
-                          after_training if submit else None, folder, status_every_s, track, plan_progress)
+            _run_parallel(
+                to_train,
+                states,
+                comp,
+                data_dir,
+                gpus,
+                jobs,
+                on_event,
+                after_training if submit else None,
+                folder,
+                status_every_s,
+                track,
+                plan_progress,
+            )
         else:
             _run_sequential(to_train, states, comp, data_dir, jobs, track, plan_progress)
             if submit and not result.interrupted:
@@ -316,8 +354,15 @@ def run_experiment(
     return result
 
 
-def _run_sequential(runs, states, comp: Competition, data_dir, jobs: _Jobs, track: list[str] | None = None,
-                    plan_progress: PlanProgress | None = None) -> None:
+def _run_sequential(
+    runs,
+    states,
+    comp: Competition,
+    data_dir,
+    jobs: _Jobs,
+    track: list[str] | None = None,
+    plan_progress: PlanProgress | None = None,
+) -> None:
     from . import train as training
     from .analysis import analyze_finished_run
     from .predict import calibrate_after_training
@@ -365,8 +410,9 @@ def train_argv(run: PlannedRun, comp: Competition, data_dir, resume: bool) -> li
         return ["train", "--resume", str(run.path), "--data-dir", str(data_dir)]
     base = comp.recipe(run.recipe.name)
     argv = ["train", comp.name, "--recipe", run.recipe.name, "--out", str(run.path), "--data-dir", str(data_dir)]
-    changed = {key: value for key, value in run.recipe.to_dict().items()
-               if key != "name" and value != getattr(base, key)}
+    changed = {
+        key: value for key, value in run.recipe.to_dict().items() if key != "name" and value != getattr(base, key)
+    }
     try:
         return argv + recipe_to_argv(changed)
     except Unsayable as error:
@@ -382,14 +428,27 @@ def run_log(folder: Path, run: PlannedRun) -> Path:
     return Path(folder) / "logs" / f"{run.path.parent.name}.{run.path.name}.log"
 
 
-def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], jobs: _Jobs, on_event, after_training,
-                  folder: Path, status_every_s: float = 60.0, track: list[str] | None = None,
-                  plan_progress: PlanProgress | None = None) -> None:
+def _run_parallel(
+    runs,
+    states,
+    comp: Competition,
+    data_dir,
+    gpus: list[str],
+    jobs: _Jobs,
+    on_event,
+    after_training,
+    folder: Path,
+    status_every_s: float = 60.0,
+    track: list[str] | None = None,
+    plan_progress: PlanProgress | None = None,
+) -> None:
     """One `kaggle-kit train` process per GPU at a time; each GPU takes the next run as soon as it is free.
     Their output goes to their logs, so the terminal hears from each running run every `status_every_s`."""
     from .launch import how_it_ended, last_line, run_on_gpus
 
-    argvs = {run.name: train_argv(run, comp, data_dir, states[run.name] == "partial") for run in runs}  # all checked first
+    argvs = {
+        run.name: train_argv(run, comp, data_dir, states[run.name] == "partial") for run in runs
+    }  # all checked first
     tracked = [arg for kind in track or [] for arg in ("--track", kind)]
     argvs = {name: argv + tracked for name, argv in argvs.items()}
     logs = {run.name: run_log(folder, run) for run in runs}
@@ -421,8 +480,11 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], jo
                 jobs.interrupted(run)
                 return
             if not finished:
-                ended = (how_it_ended(code, logs[run.name]) if code != 0
-                         else "exited with code 0 but the run is not finished")
+                ended = (
+                    how_it_ended(code, logs[run.name])
+                    if code != 0
+                    else "exited with code 0 but the run is not finished"
+                )
                 why = f"`kaggle-kit {' '.join(argvs[run.name][:2])} ...` {ended}; whole log: {logs[run.name]}"
                 jobs.failed(run, why)
                 continue
@@ -430,8 +492,20 @@ def _run_parallel(runs, states, comp: Competition, data_dir, gpus: list[str], jo
             if after_training is not None:
                 if not _prediction_is_current(run):
                     # predicted in its own process on this GPU, like the training; only the upload happens here
-                    run_on_gpus([["predict", str(run.path), "--data-dir", str(data_dir), "--out", str(run.path / SUBMISSION_FILE)]],
-                                [gpu], logs=[logs[run.name]])
+                    run_on_gpus(
+                        [
+                            [
+                                "predict",
+                                str(run.path),
+                                "--data-dir",
+                                str(data_dir),
+                                "--out",
+                                str(run.path / SUBMISSION_FILE),
+                            ]
+                        ],
+                        [gpu],
+                        logs=[logs[run.name]],
+                    )
                 after_training(run)
 
     threads = [threading.Thread(target=worker, args=(gpu,), name=f"gpu-{gpu}", daemon=True) for gpu in gpus]

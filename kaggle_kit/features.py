@@ -47,7 +47,9 @@ def check_recipe(recipe: Recipe) -> None:
     if views < 0:
         raise KitError(f"invalid setting feature_cache_views={views}: use 0 (off) or a number of views such as 2")
     if views and not recipe.freeze:
-        raise KitError(f"--feature-cache-views {views} needs a frozen backbone: add --freeze or drop --feature-cache-views")
+        raise KitError(
+            f"--feature-cache-views {views} needs a frozen backbone: add --freeze or drop --feature-cache-views"
+        )
     if views and recipe.unfreeze_after is not None:
         raise KitError(
             f"--feature-cache-views {views} needs the backbone frozen for the whole run, but --unfreeze-after "
@@ -65,8 +67,9 @@ def wanted(recipe: Recipe) -> bool:
 
 
 @torch.no_grad()
-def compute_features(model: torch.nn.Module, batches: Iterable, device: torch.device, dtype: torch.dtype | None,
-                     channels_last: bool) -> torch.Tensor:
+def compute_features(
+    model: torch.nn.Module, batches: Iterable, device: torch.device, dtype: torch.dtype | None, channels_last: bool
+) -> torch.Tensor:
     """Pooled backbone features (N, D) of every batch, in order, in eval mode; stored as float16 under autocast
     (the features are already of that precision) and float32 otherwise."""
     from .models import forward_features_pooled
@@ -107,8 +110,18 @@ def backbone_digest(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def cache_key(*, backbone: str, recipe: Recipe, spec: AugmentSpec, normalization, data_fingerprint: str,
-              train_idx: np.ndarray, val_idx: np.ndarray, pipeline: str, precision: str) -> str:
+def cache_key(
+    *,
+    backbone: str,
+    recipe: Recipe,
+    spec: AugmentSpec,
+    normalization,
+    data_fingerprint: str,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    pipeline: str,
+    precision: str,
+) -> str:
     import albumentations
 
     parts = {
@@ -129,8 +142,10 @@ def cache_key(*, backbone: str, recipe: Recipe, spec: AugmentSpec, normalization
         "precision": precision,
     }
     text = json.dumps(parts, sort_keys=True, default=str)
-    return f"{recipe.arch.replace('/', '_')}-{recipe.img_size}-k{recipe.feature_cache_views}-" + \
-        hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+    return (
+        f"{recipe.arch.replace('/', '_')}-{recipe.img_size}-k{recipe.feature_cache_views}-"
+        + hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+    )
 
 
 # ---- the cached set and its batches ---------------------------------------------------------------------------
@@ -156,16 +171,20 @@ class FeatureSet:
     def views(self) -> int:
         return self.train.shape[0]
 
-    def train_batches(self, epoch: int, batch_size: int, seed: int, drop_last: bool) -> "FeatureBatches":
+    def train_batches(self, epoch: int, batch_size: int, seed: int, drop_last: bool) -> FeatureBatches:
         sampler = EpochSampler(len(self.train_idx), seed, shuffle=True)
         sampler.set_epoch(epoch)
-        return FeatureBatches(self.train[epoch % self.views], self.train_labels, sampler.positions(), batch_size, drop_last)
+        return FeatureBatches(
+            self.train[epoch % self.views], self.train_labels, sampler.positions(), batch_size, drop_last
+        )
 
-    def val_batches(self, indices: np.ndarray, batch_size: int) -> "FeatureBatches":
+    def val_batches(self, indices: np.ndarray, batch_size: int) -> FeatureBatches:
         indices = np.asarray(indices, dtype=np.int64)
         rows = np.searchsorted(self.val_idx, indices)
         if len(indices) and (rows.max() >= len(self.val_idx) or not np.array_equal(self.val_idx[rows], indices)):
-            raise KitError("validation images without cached features were asked for; delete the feature cache and rerun")
+            raise KitError(
+                "validation images without cached features were asked for; delete the feature cache and rerun"
+            )
         return FeatureBatches(self.val, self.val_labels, rows, batch_size, drop_last=False)
 
 
@@ -173,7 +192,9 @@ class FeatureBatches:
     """(features float32 (B, D), labels) batches of `rows` of a feature matrix, in that order: the trainer's
     (x, y) interface, for a model that is the classifier alone."""
 
-    def __init__(self, features: torch.Tensor, labels: torch.Tensor, rows: np.ndarray, batch_size: int, drop_last: bool):
+    def __init__(
+        self, features: torch.Tensor, labels: torch.Tensor, rows: np.ndarray, batch_size: int, drop_last: bool
+    ):
         self.features, self.labels, self.batch_size, self.drop_last = features, labels, batch_size, drop_last
         self.rows = torch.as_tensor(np.asarray(rows, dtype=np.int64), device=features.device)
 
@@ -215,9 +236,17 @@ def prepare(
     started = time.perf_counter()
     views = recipe.feature_cache_views
     precision = f"{device.type}-{str(dtype).replace('torch.', '') if dtype is not None else 'float32'}"
-    key = cache_key(backbone=backbone_digest(model), recipe=recipe, spec=spec, normalization=normalization,
-                    data_fingerprint=data_fingerprint, train_idx=train_idx, val_idx=val_idx, pipeline=pipeline,
-                    precision=precision)
+    key = cache_key(
+        backbone=backbone_digest(model),
+        recipe=recipe,
+        spec=spec,
+        normalization=normalization,
+        data_fingerprint=data_fingerprint,
+        train_idx=train_idx,
+        val_idx=val_idx,
+        pipeline=pipeline,
+        precision=precision,
+    )
     path = work_dir / "features" / f"{key}.pt" if work_dir is not None else None
     train_labels = torch.as_tensor(np.asarray(labels)[train_idx], dtype=torch.int64, device=device)
     val_labels = torch.as_tensor(np.asarray(labels)[val_idx], dtype=torch.int64, device=device)
@@ -233,16 +262,22 @@ def prepare(
                 train_views.append(compute_features(model, view_batches(train_idx, view), device, dtype, channels_last))
                 bar.advance(1)
         train = torch.stack(train_views)
-        val = (compute_features(model, view_batches(val_idx, None), device, dtype, channels_last) if len(val_idx)
-               else train.new_zeros((0, train.shape[-1])))
+        val = (
+            compute_features(model, view_batches(val_idx, None), device, dtype, channels_last)
+            if len(val_idx)
+            else train.new_zeros((0, train.shape[-1]))
+        )
         if path is not None and distributed.is_main():
             _write(path, key, train, val)
         loaded = False
     seconds = time.perf_counter() - started
-    progress.say(f"feature cache: {views} view(s) x {len(train_idx)} training + {len(val_idx)} validation images, "
-                 f"{train.shape[-1]} features, {'read from disk' if loaded else 'computed'} in {seconds:.1f}s")
-    return FeatureSet(train, train_labels, np.asarray(train_idx), val, val_labels, np.asarray(val_idx), key, path,
-                      loaded, seconds)
+    progress.say(
+        f"feature cache: {views} view(s) x {len(train_idx)} training + {len(val_idx)} validation images, "
+        f"{train.shape[-1]} features, {'read from disk' if loaded else 'computed'} in {seconds:.1f}s"
+    )
+    return FeatureSet(
+        train, train_labels, np.asarray(train_idx), val, val_labels, np.asarray(val_idx), key, path, loaded, seconds
+    )
 
 
 def _read(path: Path, key: str) -> dict[str, Any] | None:
@@ -264,5 +299,13 @@ def _write(path: Path, key: str, train: torch.Tensor, val: torch.Tensor) -> None
     atomic_write_bytes(path, buffer.getvalue())
 
 
-__all__ = ["FeatureBatches", "FeatureSet", "backbone_digest", "cache_key", "check_recipe", "compute_features",
-           "prepare", "wanted"]
+__all__ = [
+    "FeatureBatches",
+    "FeatureSet",
+    "backbone_digest",
+    "cache_key",
+    "check_recipe",
+    "compute_features",
+    "prepare",
+    "wanted",
+]

@@ -122,13 +122,19 @@ def describe_failure(rank: int, failure, nproc: int, argv: list[str], log: Path 
     if failure.exitcode < 0:
         name = _signal_name(-failure.exitcode)
         if name == "SIGKILL":
-            return (f"rank {rank} of {nproc} was killed by SIGKILL (exit code -9: {SIGKILL_CAUSE}), so the others "
-                    f"were stopped; if memory ran out, lower --batch-size or --nproc, {again}"), code
-        return (f"rank {rank} of {nproc} was killed by {name} (exit code {failure.exitcode}: a crash in native code, "
-                f"or a signal from outside; {where}), so the others were stopped; {again}"), code
+            return (
+                f"rank {rank} of {nproc} was killed by SIGKILL (exit code -9: {SIGKILL_CAUSE}), so the others "
+                f"were stopped; if memory ran out, lower --batch-size or --nproc, {again}"
+            ), code
+        return (
+            f"rank {rank} of {nproc} was killed by {name} (exit code {failure.exitcode}: a crash in native code, "
+            f"or a signal from outside; {where}), so the others were stopped; {again}"
+        ), code
     detail = reported["message"] if reported else "no message"
-    return (f"rank {rank} of {nproc} failed with exit code {failure.exitcode} ({detail}; {where}), so the "
-            f"others were stopped; fix the cause, {again}"), code
+    return (
+        f"rank {rank} of {nproc} failed with exit code {failure.exitcode} ({detail}; {where}), so the "
+        f"others were stopped; fix the cause, {again}"
+    ), code
 
 
 def die_with_launcher() -> None:
@@ -152,8 +158,13 @@ def report_to_launcher(message: str, kind: str = ERROR) -> bool:
     if not os.environ.get(REPORT_TO_LAUNCHER) or not error_file:
         return False
     # the layout of torch's ErrorHandler.record_exception, which the agent reads back into ProcessFailure
-    record = {"message": {"message": message, "kind": kind,
-                          "extraInfo": {"py_callstack": "", "timestamp": str(int(time.time()))}}}
+    record = {
+        "message": {
+            "message": message,
+            "kind": kind,
+            "extraInfo": {"py_callstack": "", "timestamp": str(int(time.time()))},
+        }
+    }
     try:
         Path(error_file).write_text(json.dumps(record))
     except OSError:
@@ -207,15 +218,18 @@ def _quiet_agent_logs() -> None:
         logger.addHandler(logging.NullHandler())
         logger.propagate = False
     for name, logger in list(logging.root.manager.loggerDict.items()):
-        if name.startswith(("torch.distributed.elastic", "torch.distributed.launcher")) and isinstance(logger, logging.Logger):
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.launcher")) and isinstance(
+            logger, logging.Logger
+        ):
             logger.setLevel(logging.CRITICAL)
 
 
 # --------------------------------------------------------------------------------------- --gpus
 
 
-def run_on_gpus(jobs: list[list[str]], gpus: list[str], program: list[str] | None = None,
-                logs: list[Path | None] | None = None) -> list[int]:
+def run_on_gpus(
+    jobs: list[list[str]], gpus: list[str], program: list[str] | None = None, logs: list[Path | None] | None = None
+) -> list[int]:
     """Run each job (`kaggle-kit` arguments, e.g. `["train", "cifar10", "--out", "runs/a"]`) as its own
     process, at most one per GPU at a time, with CUDA_VISIBLE_DEVICES set to that GPU (so the job sees it
     as cuda:0). Jobs start in order as GPUs free up; returns their exit codes in job order. A job's output

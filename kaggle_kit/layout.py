@@ -23,7 +23,11 @@ from . import archive
 from .competition import Competition
 from .errors import KitError
 from .locks import exclusive
-from .sample_submission import read_sample, sample_classes, sample_ids  # the one sample reader; `layout.read_sample` stays importable
+from .sample_submission import (
+    read_sample,
+    sample_classes,
+    sample_ids,
+)  # the one sample reader; `layout.read_sample` stays importable
 
 UNPACK_MARKER = ".kaggle-kit-unpacked.json"
 KAGGLE_INPUT = Path("/kaggle/input")
@@ -121,7 +125,10 @@ def work_dir_for(comp: Competition, root: Path) -> Path:
 
 
 def _has_competition_files(folder: Path, comp: Competition) -> bool:
-    return any((folder / name).exists() for name in (comp.sample_file, f"{comp.sample_file}.zip", comp.label_file, f"{comp.label_file}.zip"))
+    return any(
+        (folder / name).exists()
+        for name in (comp.sample_file, f"{comp.sample_file}.zip", comp.label_file, f"{comp.label_file}.zip")
+    )
 
 
 def _download_zip(folder: Path, comp: Competition) -> Path | None:
@@ -226,7 +233,9 @@ def _small_file(root: Path, comp: Competition, name: str, work_dir: Path) -> Pat
         return direct
     packed = _nested(root, comp, name)
     if packed is None:
-        raise KitError(f"{root}: {name} is missing; the download is incomplete - run `kaggle-kit download {comp.name}` again")
+        raise KitError(
+            f"{root}: {name} is missing; the download is incomplete - run `kaggle-kit download {comp.name}` again"
+        )
     target = work_dir / "unpacked" / name
     # the packed file's size and time, compared for equality: a replaced zip may carry an older time (cp -p, rsync)
     source_stamp = target.with_name(f"{name}.source")
@@ -257,10 +266,12 @@ def _image_source(root: Path, comp: Competition, folder_name: str) -> tuple[Path
             f"{root}: neither a {folder_name}/ folder nor its archive is there; "
             f"the download is incomplete - run `kaggle-kit download {comp.name}` again"
         )
-    names = archive.sevenzip_names(packed) if packed.suffix == ".7z" else [i.filename for i in archive.zip_members(packed)]
+    names = (
+        archive.sevenzip_names(packed) if packed.suffix == ".7z" else [i.filename for i in archive.zip_members(packed)]
+    )
     prefixes = {n.rsplit("/", 1)[0] + "/" if "/" in n else "" for n in names if n.endswith(comp.image_ext)}
     prefix = f"{folder_name}/" if f"{folder_name}/" in prefixes else (prefixes.pop() if len(prefixes) == 1 else "")
-    return packed, prefix, {n[len(prefix):] for n in names if n.startswith(prefix)}
+    return packed, prefix, {n[len(prefix) :] for n in names if n.startswith(prefix)}
 
 
 def _missing_image_fix(image_id: str, comp: Competition, names: set[str]) -> str:
@@ -269,7 +280,10 @@ def _missing_image_fix(image_id: str, comp: Competition, names: set[str]) -> str
     wanted = f"{image_id}{comp.image_ext}".lower()
     near = next((name for name in names if name.lower() == wanted), None)
     if near:
-        return f"{near} is there with other letter case: rename the files to lower-case {comp.image_ext} as Kaggle ships them"
+        return (
+            f"{near} is there with other letter case: "
+            f"rename the files to lower-case {comp.image_ext} as Kaggle ships them"
+        )
     return "download the competition again"
 
 
@@ -281,7 +295,11 @@ def _check_id(image_id: str, comp: Competition, where: str) -> None:
     if image_id != image_id.strip():
         # ids are matched as exact strings (file names, submission rows): a padded id matches nothing
         raise KitError(f"{where}: id {image_id!r} has spaces around it; remove them or download the file again")
-    ok = image_id.isdigit() if comp.id_kind == "int" else (len(image_id) > 0 and all(c in "0123456789abcdef" for c in image_id))
+    ok = (
+        image_id.isdigit()
+        if comp.id_kind == "int"
+        else (len(image_id) > 0 and all(c in "0123456789abcdef" for c in image_id))
+    )
     if not ok:
         kind = "an integer" if comp.id_kind == "int" else "a lowercase hex string"
         raise KitError(f"{where}: id '{image_id}' is not {kind}; fix that row or download the file again")
@@ -300,7 +318,8 @@ def read_labels(path: Path, comp: Competition, classes: list[str]) -> tuple[list
     missing = [c for c in expected if c not in labels.columns]
     if missing:
         raise KitError(
-            f"{path}: column {missing[0]!r} is missing (header is {','.join(labels.columns)}, expected {','.join(expected)}); "
+            f"{path}: column {missing[0]!r} is missing "
+            f"(header is {','.join(labels.columns)}, expected {','.join(expected)}); "
             "download the labels file again"
         )
     ids = labels[comp.id_column].tolist()
@@ -317,7 +336,8 @@ def read_labels(path: Path, comp: Competition, classes: list[str]) -> tuple[list
         row = labels[unknown].iloc[0]
         raise KitError(
             f"{path}: id {row[comp.id_column]} has label {row[comp.label_column]!r}, which is not one of the "
-            f"{len(classes)} classes of {comp.slug}; fix that row (class names come from {comp.sample_file if comp.class_source == 'sample_columns' else 'the competition'})"
+            f"{len(classes)} classes of {comp.slug}; fix that row (class names come from "
+            f"{comp.sample_file if comp.class_source == 'sample_columns' else 'the competition'})"
         )
     order = np.argsort(np.array([int(i) for i in ids])) if comp.id_kind == "int" else np.argsort(np.array(ids))
     sorted_ids = [ids[i] for i in order]

@@ -190,7 +190,9 @@ def _model_from_file(arch: str, path: Path, num_classes: int, stem: str) -> nn.M
         reference = _create(arch, num_classes=num_classes)
         if stem == "cifar" and _is_cifar_stem_state(state):
             use_cifar_stem(reference)
-        message = _mismatch_message(path, arch, state, reference) or f"cannot load weights file {path}: {_one_line(error)}"
+        message = (
+            _mismatch_message(path, arch, state, reference) or f"cannot load weights file {path}: {_one_line(error)}"
+        )
         if stem != "cifar" and _is_cifar_stem_state(state):
             message += " (the file has the 3x3 CIFAR stem: add --stem cifar)"
         raise KitError(message) from None
@@ -261,6 +263,15 @@ def _one_line(error: BaseException) -> str:
 
 
 __all__ = [
-    "backbone_parameters", "build_model", "forward_features_pooled", "forward_head", "head_parameters",
-    "normalization", "read_state_dict", "resolve_arch", "set_backbone_frozen", "use_cifar_stem", "use_mlp_head",
+    "backbone_parameters",
+    "build_model",
+    "forward_features_pooled",
+    "forward_head",
+    "head_parameters",
+    "normalization",
+    "read_state_dict",
+    "resolve_arch",
+    "set_backbone_frozen",
+    "use_cifar_stem",
+    "use_mlp_head",
 ]

@@ -100,7 +100,9 @@ def read_package(folder: Path | str) -> dict:
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
-        raise KitError(f"{folder / MANIFEST} is missing or unreadable: pass a folder written by `kaggle-kit package`")
+        raise KitError(
+            f"{folder / MANIFEST} is missing or unreadable: pass a folder written by `kaggle-kit package`"
+        ) from None
     missing = [k for k in ("competition", "run", "dataset", "notebook", "files") if k not in manifest]
     if missing or not (folder / "dataset").is_dir() or not (folder / "notebook" / KERNEL_META).is_file():
         raise KitError(

@@ -67,7 +67,19 @@ from .run_config import CONFIG
 from .runs import EXPERIMENT_FILE
 
 PLAN_SUFFIX = ".toml"
-PLAN_FIELDS = ("competition", "title", "description", "recipe", "seeds", "overrides", "grid", "table", "curves", "labels", "published")
+PLAN_FIELDS = (
+    "competition",
+    "title",
+    "description",
+    "recipe",
+    "seeds",
+    "overrides",
+    "grid",
+    "table",
+    "curves",
+    "labels",
+    "published",
+)
 PUBLISHED_FIELDS = ("source", "metric", "values", "claimed_best")
 TABLE_FIELDS = ("rows", "columns")
 CURVES_FIELDS = ("by",)
@@ -120,7 +132,7 @@ class Plan:
     def axis_names(self) -> tuple[str, ...]:
         return tuple(axis.name for axis in self.axes)
 
-    def cells(self) -> list["Cell"]:
+    def cells(self) -> list[Cell]:
         if not self.axes:
             return [Cell({})]
         combos = itertools.product(*(axis.values for axis in self.axes))
@@ -192,7 +204,10 @@ def _recipe_overrides(where: str, table: Any) -> dict[str, Any]:
             raise KitError(f"{where}: {key} must be one value, not a {'table' if isinstance(value, dict) else 'list'}")
         name = key.replace("-", "_")
         if name in RESERVED_FIELDS:
-            raise KitError(f"{where}: '{key}' cannot be set by a plan: {'use `seeds = N`' if name == 'seed' else 'the base recipe is `recipe = ...`'}")
+            raise KitError(
+                f"{where}: '{key}' cannot be set by a plan: "
+                f"{'use `seeds = N`' if name == 'seed' else 'the base recipe is `recipe = ...`'}"
+            )
         overrides[name] = recipe_value(name, value)
     try:
         apply_overrides(Recipe(), overrides)
@@ -210,7 +225,7 @@ def parse_plan(text: str, name: str, path: Path | None = None) -> Plan:
         raise KitError(f"{where}: not valid TOML ({error}): fix that line") from None
     _check_keys(where, data, PLAN_FIELDS)
     if "competition" not in data:
-        raise KitError(f"{where}: missing `competition = \"...\"` (one of {', '.join(sorted(all_competitions()))})")
+        raise KitError(f'{where}: missing `competition = "..."` (one of {", ".join(sorted(all_competitions()))})')
     try:
         comp = resolve(str(data["competition"]))
         recipe_name = str(data.get("recipe", comp.default_recipe))
@@ -225,12 +240,12 @@ def parse_plan(text: str, name: str, path: Path | None = None) -> Plan:
 
     grid = data.get("grid", {})
     if not isinstance(grid, dict):
-        raise KitError(f"{where}: grid must be a table of axes, e.g. [grid] schedule = [\"step\", \"cosine\"]")
+        raise KitError(f'{where}: grid must be a table of axes, e.g. [grid] schedule = ["step", "cosine"]')
     axes = []
     for axis_name, values in grid.items():
         at = f"{where} [grid] {axis_name}"
         if not isinstance(values, list) or not values:
-            raise KitError(f"{at}: give a non-empty list of values, e.g. {axis_name} = [\"a\", \"b\"]")
+            raise KitError(f'{at}: give a non-empty list of values, e.g. {axis_name} = ["a", "b"]')
         if axis_name.replace("-", "_") in overrides:
             raise KitError(f"{at}: also set in [overrides]; keep it in one place")
         checked = [_recipe_overrides(f"{where} [grid]", {axis_name: v})[axis_name.replace("-", "_")] for v in values]
@@ -247,7 +262,10 @@ def parse_plan(text: str, name: str, path: Path | None = None) -> Plan:
     columns = table.get("columns")
     for axis in (*rows, *([columns] if columns else [])):
         if axis not in axis_names:
-            raise KitError(f"{where} [table]: '{axis}' is not a grid axis{_did_you_mean(axis, axis_names)} (axes: {', '.join(axis_names) or 'none'})")
+            raise KitError(
+                f"{where} [table]: '{axis}' is not a grid axis{_did_you_mean(axis, axis_names)} "
+                f"(axes: {', '.join(axis_names) or 'none'})"
+            )
     if columns is not None and columns in rows:
         raise KitError(f"{where} [table]: '{columns}' is both a row and the column axis; use it once")
     if not table and len(axes) >= 2:
@@ -256,7 +274,9 @@ def parse_plan(text: str, name: str, path: Path | None = None) -> Plan:
         rows, columns = axis_names, None
     elif set(rows) | ({columns} if columns else set()) != set(axis_names):
         missing = [a for a in axis_names if a not in rows and a != columns]
-        raise KitError(f"{where} [table]: axis {', '.join(missing)} is neither in rows nor columns; place every grid axis")
+        raise KitError(
+            f"{where} [table]: axis {', '.join(missing)} is neither in rows nor columns; place every grid axis"
+        )
 
     curves = data.get("curves", {})
     _check_keys(f"{where} [curves]", curves, CURVES_FIELDS)
@@ -269,13 +289,23 @@ def parse_plan(text: str, name: str, path: Path | None = None) -> Plan:
         if axis not in axis_names:
             raise KitError(f"{where} [labels]: '{axis}' is not a grid axis{_did_you_mean(axis, axis_names)}")
         if not isinstance(names, dict):
-            raise KitError(f"{where} [labels.{axis}]: give value = \"display name\" pairs")
+            raise KitError(f'{where} [labels.{axis}]: give value = "display name" pairs')
     labels = {axis: {str(k): str(v) for k, v in names.items()} for axis, names in labels.items()}
 
     plan = Plan(
-        name=name, path=path, competition=comp.name, recipe=recipe_name, seeds=seeds, overrides=overrides,
-        axes=tuple(axes), title=str(data.get("title", "")), description=str(data.get("description", "")).strip(),
-        table_rows=tuple(rows), table_columns=columns, curves_by=curves_by, labels=labels,
+        name=name,
+        path=path,
+        competition=comp.name,
+        recipe=recipe_name,
+        seeds=seeds,
+        overrides=overrides,
+        axes=tuple(axes),
+        title=str(data.get("title", "")),
+        description=str(data.get("description", "")).strip(),
+        table_rows=tuple(rows),
+        table_columns=columns,
+        curves_by=curves_by,
+        labels=labels,
     )
     published = data.get("published")
     if published is not None:
@@ -292,14 +322,18 @@ def _with_published(plan: Plan, table: Any, where: str) -> Plan:
     _check_keys(at, table, PUBLISHED_FIELDS)
     values = table.get("values", {})
     if not isinstance(values, dict) or not values:
-        raise KitError(f"{at}: give [published.values] with one number per cell, e.g. \"{plan.cells()[0].short_name}\" = 0.85")
+        raise KitError(
+            f'{at}: give [published.values] with one number per cell, e.g. "{plan.cells()[0].short_name}" = 0.85'
+        )
     cells = plan.cells()
     by_key = {c.short_name: c.name for c in cells} | {c.name: c.name for c in cells}
 
     def cell_of(key: str, what: str) -> str:
         if key not in by_key:
             known = ", ".join(c.short_name for c in cells)
-            raise KitError(f"{at}: {what} '{key}' is not a cell of the grid{_did_you_mean(key, by_key)} (cells: {known})")
+            raise KitError(
+                f"{at}: {what} '{key}' is not a cell of the grid{_did_you_mean(key, by_key)} (cells: {known})"
+            )
         return by_key[key]
 
     numbers = {}
@@ -309,7 +343,9 @@ def _with_published(plan: Plan, table: Any, where: str) -> Plan:
         numbers[cell_of(key, "value for")] = float(value)
     claimed = table.get("claimed_best")
     published = Published(
-        source=str(table.get("source", "")), metric=str(table.get("metric", "")), values=numbers,
+        source=str(table.get("source", "")),
+        metric=str(table.get("metric", "")),
+        values=numbers,
         claimed_best=cell_of(str(claimed), "claimed_best") if claimed is not None else None,
     )
     return dataclasses.replace(plan, published=published)
@@ -320,7 +356,9 @@ def load_plan(path: Path | str, name: str | None = None) -> Plan:
     try:
         text = path.read_text()
     except OSError as error:
-        raise KitError(f"cannot read plan {path} ({error.strerror}): give a plan file or a plan name such as study-table2") from None
+        raise KitError(
+            f"cannot read plan {path} ({error.strerror}): give a plan file or a plan name such as study-table2"
+        ) from None
     return parse_plan(text, name or path.stem, path)
 
 
@@ -341,7 +379,9 @@ def find_plan(text: str) -> Path:
     if as_path.is_file():
         return as_path
     if text.endswith(PLAN_SUFFIX) or as_path.is_dir():
-        raise KitError(f"plan file {text} not found: check the path, or give a plan name ({', '.join(sorted(shipped_plans()))})")
+        raise KitError(
+            f"plan file {text} not found: check the path, or give a plan name ({', '.join(sorted(shipped_plans()))})"
+        )
     if "/" in text:
         comp_name, plan_name = text.split("/", 1)
         comp = resolve(comp_name)
@@ -349,14 +389,19 @@ def find_plan(text: str) -> Path:
         if candidate and candidate.is_file():
             return candidate
         names = sorted(p.stem for p in comp.plans_dir.glob(f"*{PLAN_SUFFIX}")) if comp.plans_dir else []
-        raise KitError(f"{comp.name} has no plan '{plan_name}'{_did_you_mean(plan_name, names)}: choose one of {', '.join(names) or 'none'}")
+        raise KitError(
+            f"{comp.name} has no plan '{plan_name}'{_did_you_mean(plan_name, names)}: "
+            f"choose one of {', '.join(names) or 'none'}"
+        )
     plans = shipped_plans()
     if text in plans:
         if len(plans[text]) > 1:
             choices = " or ".join(f"{p.parent.parent.name}/{text}" for p in plans[text])
             raise KitError(f"plan '{text}' exists for several competitions: give {choices}")
         return plans[text][0]
-    raise KitError(f"unknown plan '{text}'{_did_you_mean(text, plans)}: give a plan file or one of {', '.join(sorted(plans))}")
+    raise KitError(
+        f"unknown plan '{text}'{_did_you_mean(text, plans)}: give a plan file or one of {', '.join(sorted(plans))}"
+    )
 
 
 # --------------------------------------------------------------------------------------- cells and runs
@@ -408,9 +453,13 @@ def plan_runs(
     for key in extra:
         if key in plan.axis_names:
             flag = "--epochs" if key == "epochs" else f"--set {key}=..."
-            raise KitError(f"{flag} conflicts with the plan's grid axis '{key}' (it would make every cell alike): drop it")
+            raise KitError(
+                f"{flag} conflicts with the plan's grid axis '{key}' (it would make every cell alike): drop it"
+            )
         if key in RESERVED_FIELDS:
-            raise KitError(f"--set {key}=...: {'use --seeds N' if key == 'seed' else 'the recipe name comes from the plan'}")
+            raise KitError(
+                f"--set {key}=...: {'use --seeds N' if key == 'seed' else 'the recipe name comes from the plan'}"
+            )
     if seeds is not None and seeds < 1:
         raise KitError(f"--seeds {seeds}: give 1 or more")
     try:
@@ -432,7 +481,7 @@ def plan_runs(
 
 
 def run_state(run: PlannedRun, fingerprint: str | None = None) -> str:
-    """"finished", "partial" (resume it), "new" or "damaged"; a folder trained with other settings, or on data
+    """ "finished", "partial" (resume it), "new" or "damaged"; a folder trained with other settings, or on data
     other than the one whose `fingerprint` is given, is an error: its results would not belong in one table."""
     folder = RunDir(run.path)
     if not folder.file(CONFIG).is_file():
@@ -476,7 +525,10 @@ def read_experiment(folder: Path | str) -> dict[str, Any]:
     folder = Path(folder)
     data = _read_json(folder / EXPERIMENT_FILE)
     if not data:
-        raise KitError(f"{folder} is not an experiment folder (no {EXPERIMENT_FILE}): pass a folder made by `kaggle-kit experiment`")
+        raise KitError(
+            f"{folder} is not an experiment folder (no {EXPERIMENT_FILE}): "
+            "pass a folder made by `kaggle-kit experiment`"
+        )
     return data
 
 
@@ -493,5 +545,3 @@ def read_timings(folder: Path) -> dict[str, float]:
 
 def _relative(path: Path, folder: Path) -> str:
     return Path(path).relative_to(folder).as_posix()
-
-

@@ -39,8 +39,15 @@ class PlanProgress:
         trained = done - self.done_at_start
         eta = elapsed / trained * (self.total - done) if trained > 0 else None
         runs_done = sum(_rows(Path(r.path) / HISTORY) >= r.recipe.epochs for r in self.runs)
-        return {"event": "plan", "epochs_done": done, "epochs_total": self.total, "runs_done": runs_done,
-                "runs_total": len(self.runs), "elapsed_s": elapsed, "eta_s": eta}
+        return {
+            "event": "plan",
+            "epochs_done": done,
+            "epochs_total": self.total,
+            "runs_done": runs_done,
+            "runs_total": len(self.runs),
+            "elapsed_s": elapsed,
+            "eta_s": eta,
+        }
 
     def tell(self, force: bool = False) -> None:
         """The status as a "plan" event: when forced, else at most every `every_s` seconds."""

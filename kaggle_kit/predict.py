@@ -50,7 +50,12 @@ from .run_config import RunConfig
 CHECKPOINTS = ("best", "last")
 TTA_SHIFT = 2  # pixels; small next to the training translation (4), so a shifted view stays in-distribution
 IDENTITY, HFLIP = "identity", "hflip"
-SHIFTS = {"shift-left": (-TTA_SHIFT, 0), "shift-right": (TTA_SHIFT, 0), "shift-up": (0, -TTA_SHIFT), "shift-down": (0, TTA_SHIFT)}
+SHIFTS = {
+    "shift-left": (-TTA_SHIFT, 0),
+    "shift-right": (TTA_SHIFT, 0),
+    "shift-up": (0, -TTA_SHIFT),
+    "shift-down": (0, TTA_SHIFT),
+}
 
 
 # --------------------------------------------------------------------------------------- the run
@@ -81,13 +86,21 @@ def load_run(run_dir: Path | str, checkpoint: str = "best", device: str = "auto"
         raise KitError(f"unknown checkpoint '{checkpoint}': use --checkpoint best or --checkpoint last")
     run = RunDir(run_dir)
     if not run.path.is_dir():
-        raise KitError(f"run folder {run.path} does not exist: pass a folder made by `kaggle-kit train` (runs/<competition>/...)")
+        raise KitError(
+            f"run folder {run.path} does not exist: pass a folder made by `kaggle-kit train` (runs/<competition>/...)"
+        )
     config = run.read_config()
-    required = (("competition", config.competition), ("recipe", config.recipe_dict), ("classes", config.classes),
-                ("normalization", config.normalization))
+    required = (
+        ("competition", config.competition),
+        ("recipe", config.recipe_dict),
+        ("classes", config.classes),
+        ("normalization", config.normalization),
+    )
     for key, value in required:
         if value is None:
-            raise KitError(f"{run.file('config.json')}: field '{key}' is missing; the run folder is damaged - train again")
+            raise KitError(
+                f"{run.file('config.json')}: field '{key}' is missing; the run folder is damaged - train again"
+            )
     competition = resolve(config.competition)
     # the checkpoint holds every weight: no ImageNet download, no weights file needed at predict time
     recipe = config.recipe.replace(pretrained=False, weights=None)
@@ -95,7 +108,9 @@ def load_run(run_dir: Path | str, checkpoint: str = "best", device: str = "auto"
     mean, std = config.mean, config.std
     state = run.load_checkpoint(checkpoint)
     if "model" not in state:
-        raise KitError(f"{run.file(checkpoint + '.pt')}: no 'model' weights inside; the checkpoint is not from `kaggle-kit train`")
+        raise KitError(
+            f"{run.file(checkpoint + '.pt')}: no 'model' weights inside; the checkpoint is not from `kaggle-kit train`"
+        )
     model = models.build_model(recipe, len(classes))
     try:
         model.load_state_dict(state["model"])
@@ -110,8 +125,19 @@ def load_run(run_dir: Path | str, checkpoint: str = "best", device: str = "auto"
     if use_channels_last(recipe, target):
         model = model.to(memory_format=torch.channels_last)
     epoch = state.get("epoch")
-    return LoadedRun(run, config, competition, recipe, classes, mean, std, model, checkpoint,
-                     int(epoch) if epoch is not None else None, target)
+    return LoadedRun(
+        run,
+        config,
+        competition,
+        recipe,
+        classes,
+        mean,
+        std,
+        model,
+        checkpoint,
+        int(epoch) if epoch is not None else None,
+        target,
+    )
 
 
 def open_run_layout(loaded: LoadedRun, data_dir: Path | str | None = None):
@@ -134,7 +160,10 @@ def open_run_layout(loaded: LoadedRun, data_dir: Path | str | None = None):
             raise
         raise KitError(f"{error} (the run's data folder, from config.json; pass --data-dir to use another)") from None
     if layout.classes != loaded.classes:
-        k = next((i for i, (a, b) in enumerate(zip(layout.classes, loaded.classes)) if a != b), min(len(layout.classes), len(loaded.classes)))
+        k = next(
+            (i for i, (a, b) in enumerate(zip(layout.classes, loaded.classes)) if a != b),
+            min(len(layout.classes), len(loaded.classes)),
+        )
         found = repr(layout.classes[k]) if k < len(layout.classes) else "nothing"
         expected = repr(loaded.classes[k]) if k < len(loaded.classes) else "nothing"
         raise KitError(
@@ -292,14 +321,17 @@ def _validation_indices(loaded: LoadedRun, layout, cache: ImageCache) -> tuple[n
     if len(changed):
         first = ids[int(changed[0])]
         raise KitError(
-            f"{layout.labels_path}: id {first} is labelled {layout.classes[layout.train_labels[indices[changed[0]]]]!r} "
+            f"{layout.labels_path}: id {first} is labelled "
+            f"{layout.classes[layout.train_labels[indices[changed[0]]]]!r} "
             f"but the run validated it as {loaded.classes[labels[changed[0]]]!r} ({len(changed)} such ids): "
             f"pass the --data-dir the run was trained on"
         )
     return indices, labels
 
 
-def calibrate_loaded(loaded: LoadedRun, layout, batch_size: int | None = None, workers: int | None = None) -> dict[str, Any]:
+def calibrate_loaded(
+    loaded: LoadedRun, layout, batch_size: int | None = None, workers: int | None = None
+) -> dict[str, Any]:
     """Evaluate `loaded` on its validation split with and without TTA, fit temperatures, record the choice."""
     comp, recipe, run = loaded.competition, loaded.recipe, loaded.run
     metric = comp.metric
@@ -315,15 +347,32 @@ def calibrate_loaded(loaded: LoadedRun, layout, batch_size: int | None = None, w
     }
     if not run.file("val_predictions.npz").is_file():
         # a full-train run has no held-out images: nothing to measure TTA or fit a temperature on
-        calibration.update(validated=False, tta=False, temperature=1.0, temperature_plain=1.0, temperature_tta=1.0,
-                           reason="no validation split (val_predictions.npz missing)")
+        calibration.update(
+            validated=False,
+            tta=False,
+            temperature=1.0,
+            temperature_plain=1.0,
+            temperature_tta=1.0,
+            reason="no validation split (val_predictions.npz missing)",
+        )
         _store_calibration(loaded, calibration)
         return calibration
 
     cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
     indices, labels = _validation_indices(loaded, layout, cache)
-    logits = stream_logits(loaded.model, cache, indices, recipe, loaded.mean, loaded.std, loaded.device, views,
-                           batch_size=batch_size, workers=workers, description=f"calibrating {run.name}")
+    logits = stream_logits(
+        loaded.model,
+        cache,
+        indices,
+        recipe,
+        loaded.mean,
+        loaded.std,
+        loaded.device,
+        views,
+        batch_size=batch_size,
+        workers=workers,
+        description=f"calibrating {run.name}",
+    )
     plain, tta = logits.identity.astype(np.float64), logits.mean.astype(np.float64)
     t_plain, t_tta = _fitted_temperature(plain, labels), _fitted_temperature(tta, labels)
     scores = {
@@ -370,16 +419,24 @@ def _store_calibration(loaded: LoadedRun, calibration: dict[str, Any]) -> None:
     loaded.run.update_config(calibration=stored, **(top if loaded.checkpoint == "best" else {}))
 
 
-def calibrate_run(run_dir: Path | str, data_dir: Path | str | None = None, checkpoint: str = "best", *,
-                  device: str = "auto", batch_size: int | None = None, workers: int | None = None) -> dict[str, Any]:
+def calibrate_run(
+    run_dir: Path | str,
+    data_dir: Path | str | None = None,
+    checkpoint: str = "best",
+    *,
+    device: str = "auto",
+    batch_size: int | None = None,
+    workers: int | None = None,
+) -> dict[str, Any]:
     """Decide TTA on/off and fit the temperature on the run's validation split; stored in config.json."""
     loaded = load_run(run_dir, checkpoint, device)
     layout = open_run_layout(loaded, data_dir)
     return calibrate_loaded(loaded, layout, batch_size, workers)
 
 
-def calibrate_after_training(trained, data_dir: Path | str | None = None, *, device: str | None = None
-                             ) -> dict[str, Any] | None:
+def calibrate_after_training(
+    trained, data_dir: Path | str | None = None, *, device: str | None = None
+) -> dict[str, Any] | None:
     """What follows training, however the run was trained (`kaggle-kit train`, an experiment in this process):
     TTA choice and temperature measured once on best.pt, so predict and score read them from config.json. None
     when there is nothing to measure: the training was interrupted, or it had no validation split. `trained` is
@@ -481,27 +538,58 @@ def predict_run(
     if cache.bad_ids:
         shown = ", ".join(str(layout.test.path(i)) for i in cache.bad_ids[:3])
         more = f" and {len(cache.bad_ids) - 3} more" if len(cache.bad_ids) > 3 else ""
-        warnings.append(f"{len(cache.bad_ids)} test image(s) do not decode ({shown}{more}): their rows are predicted "
-                        f"from a grey placeholder; download the data again for a true prediction")
+        warnings.append(
+            f"{len(cache.bad_ids)} test image(s) do not decode ({shown}{more}): their rows are predicted "
+            f"from a grey placeholder; download the data again for a true prediction"
+        )
     views = tta_views(comp, recipe) if use_tta else (IDENTITY,)
-    logits = stream_logits(loaded.model, cache, np.arange(len(cache)), recipe, loaded.mean, loaded.std, loaded.device,
-                           views, batch_size=batch_size, workers=workers, description=f"predicting {run.name}")
+    logits = stream_logits(
+        loaded.model,
+        cache,
+        np.arange(len(cache)),
+        recipe,
+        loaded.mean,
+        loaded.std,
+        loaded.device,
+        views,
+        batch_size=batch_size,
+        workers=workers,
+        description=f"predicting {run.name}",
+    )
     probs = softmax(logits.mean, temperature)
     validation = write_checked_submission(path, comp, sample, layout.sample_path, cache.ids, probs, loaded.classes)
     record_written(path, run.path, comp.name, layout.root, layout.sample_path)  # so `submit FILE` finds the run
     return PredictResult(
-        path=path, competition=comp, rows=validation.rows, tta=use_tta, views=views, temperature=temperature,
-        tta_source=tta_source, checkpoint=checkpoint, epoch=loaded.epoch, device=str(loaded.device),
-        seconds=logits.seconds, images_per_s=logits.images_per_s, sample_path=layout.sample_path,
-        calibration=calibration, val_metric=val_metric, warnings=warnings,
+        path=path,
+        competition=comp,
+        rows=validation.rows,
+        tta=use_tta,
+        views=views,
+        temperature=temperature,
+        tta_source=tta_source,
+        checkpoint=checkpoint,
+        epoch=loaded.epoch,
+        device=str(loaded.device),
+        seconds=logits.seconds,
+        images_per_s=logits.images_per_s,
+        sample_path=layout.sample_path,
+        calibration=calibration,
+        val_metric=val_metric,
+        warnings=warnings,
     )
 
 
 # --------------------------------------------------------------------------------------- scoring a run
 
 
-def score_run(run_dir: Path | str, data_dir: Path | str | None = None, checkpoint: str = "best", *,
-              recalibrate: bool = False, device: str = "auto") -> dict[str, Any]:
+def score_run(
+    run_dir: Path | str,
+    data_dir: Path | str | None = None,
+    checkpoint: str = "best",
+    *,
+    recalibrate: bool = False,
+    device: str = "auto",
+) -> dict[str, Any]:
     """The competition metric on the validation split, before and after TTA and calibration.
 
     Uses the stored calibration of this checkpoint when there is one (it holds exactly these numbers),
@@ -512,8 +600,13 @@ def score_run(run_dir: Path | str, data_dir: Path | str | None = None, checkpoin
     if calibration is None:
         calibration = calibrate_loaded(loaded, open_run_layout(loaded, data_dir))
     use_tta, source = _decide_tta(loaded, None, calibration)
-    return {"run": str(loaded.run.path), "competition": loaded.competition.name, "predict_tta": use_tta,
-            "predict_tta_source": source, **calibration}
+    return {
+        "run": str(loaded.run.path),
+        "competition": loaded.competition.name,
+        "predict_tta": use_tta,
+        "predict_tta_source": source,
+        **calibration,
+    }
 
 
 def describe_scores(scores: dict[str, Any]) -> list[str]:
@@ -544,9 +637,11 @@ def describe_scores(scores: dict[str, Any]) -> list[str]:
         + ("" if metric.name == "log_loss" else " (the submitted labels do not change)")
     )
     tta = "on" if scores["predict_tta"] else "off"
-    lines.append(f"predict uses: TTA {tta} ({scores['predict_tta_source']}), "
-                 f"temperature {scores[f'temperature_{used}']:.3f}, "
-                 f"validation {metric.describe(scores[f'val_metric_{used}_calibrated'])}")
+    lines.append(
+        f"predict uses: TTA {tta} ({scores['predict_tta_source']}), "
+        f"temperature {scores[f'temperature_{used}']:.3f}, "
+        f"validation {metric.describe(scores[f'val_metric_{used}_calibrated'])}"
+    )
     return lines
 
 

@@ -91,7 +91,7 @@ class Recipe:
     sync_bn: bool = False
     tta: str = "auto"  # auto | on | off (auto: on when it improves the validation metric)
 
-    def replace(self, **overrides: Any) -> "Recipe":
+    def replace(self, **overrides: Any) -> Recipe:
         return apply_overrides(self, overrides)
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,10 +101,10 @@ class Recipe:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Recipe":
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
         return apply_overrides(cls(), data)
 
-    def validate(self) -> "Recipe":
+    def validate(self) -> Recipe:
         checks = [
             (self.epochs >= 1, "epochs", f"{self.epochs}", "give --epochs 1 or more"),
             (self.batch_size >= 1, "batch_size", f"{self.batch_size}", "give --batch-size 1 or more"),
@@ -114,7 +114,12 @@ class Recipe:
             (self.img_size >= 8, "img_size", f"{self.img_size}", "give --img-size 8 or more"),
             (self.stem in ("imagenet", "cifar"), "stem", self.stem, "use --stem imagenet or --stem cifar"),
             (self.head in ("linear", "mlp"), "head", self.head, "use --head linear or --head mlp"),
-            (self.normalize in ("model", "dataset"), "normalize", self.normalize, "use --normalize model or --normalize dataset"),
+            (
+                self.normalize in ("model", "dataset"),
+                "normalize",
+                self.normalize,
+                "use --normalize model or --normalize dataset",
+            ),
             (self.optimizer in ("sgd", "adamw"), "optimizer", self.optimizer, "use --optimizer sgd or adamw"),
             (self.schedule in SCHEDULES, "schedule", self.schedule, f"use one of: {', '.join(SCHEDULES)}"),
             (self.step_period >= 1, "step_period", f"{self.step_period}", "give --step-period 1 or more"),
@@ -125,17 +130,39 @@ class Recipe:
             (self.lr_scaling in ("linear", "sqrt", "keep"), "lr_scaling", self.lr_scaling, "use linear, sqrt or keep"),
             (self.warmup_epochs >= 0, "warmup_epochs", f"{self.warmup_epochs}", "give 0 or more"),
             (self.head_hidden >= 1, "head_hidden", f"{self.head_hidden}", "give --head-hidden 1 or more, e.g. 256"),
-            (self.eval_resize is None or self.eval_resize >= self.img_size, "eval_resize", f"{self.eval_resize}",
-             f"give --eval-resize {self.img_size} or more (the evaluation crop of --img-size {self.img_size} is cut from it)"),
-            (self.workers is None or self.workers >= 0, "workers", f"{self.workers}", "give --workers 0 or more (none: automatic)"),
+            (
+                self.eval_resize is None or self.eval_resize >= self.img_size,
+                "eval_resize",
+                f"{self.eval_resize}",
+                f"give --eval-resize {self.img_size} or more "
+                f"(the evaluation crop of --img-size {self.img_size} is cut from it)",
+            ),
+            (
+                self.workers is None or self.workers >= 0,
+                "workers",
+                f"{self.workers}",
+                "give --workers 0 or more (none: automatic)",
+            ),
             (0 <= self.momentum < 1, "momentum", f"{self.momentum}", "use a momentum in [0, 1), e.g. 0.9"),
-            (self.grad_clip is None or self.grad_clip > 0, "grad_clip", f"{self.grad_clip}",
-             "give a positive norm such as --grad-clip 1, or none to turn clipping off"),
+            (
+                self.grad_clip is None or self.grad_clip > 0,
+                "grad_clip",
+                f"{self.grad_clip}",
+                "give a positive norm such as --grad-clip 1, or none to turn clipping off",
+            ),
             (0 <= self.seed < 2**32, "seed", f"{self.seed}", "give a seed in [0, 2^32)"),
-            (self.unfreeze_after is None or self.unfreeze_after >= 0, "unfreeze_after", f"{self.unfreeze_after}",
-             "give 0 or more epochs, or none"),
-            (self.early_stop_patience is None or self.early_stop_patience >= 1, "early_stop_patience",
-             f"{self.early_stop_patience}", "give 1 or more epochs, or none to train every epoch"),
+            (
+                self.unfreeze_after is None or self.unfreeze_after >= 0,
+                "unfreeze_after",
+                f"{self.unfreeze_after}",
+                "give 0 or more epochs, or none",
+            ),
+            (
+                self.early_stop_patience is None or self.early_stop_patience >= 1,
+                "early_stop_patience",
+                f"{self.early_stop_patience}",
+                "give 1 or more epochs, or none to train every epoch",
+            ),
         ]
         for ok, name, value, fix in checks:
             if not ok:
@@ -151,15 +178,21 @@ class Recipe:
         """Settings that are valid but do not do what they seem to: said once when training starts."""
         said = []
         if self.warmup_length() != self.warmup_epochs:
-            said.append(f"warmup_epochs={self.warmup_epochs:g} would not end within --epochs {self.epochs}: warming "
-                        f"up for {self.warmup_length():g} epochs (30% of the run) instead, so the rate still comes down")
+            said.append(
+                f"warmup_epochs={self.warmup_epochs:g} would not end within --epochs {self.epochs}: warming "
+                f"up for {self.warmup_length():g} epochs (30% of the run) instead, so the rate still comes down"
+            )
         if self.unfreeze_after is not None and not self.freeze:
             # most often a recipe's unfreeze_after meeting --no-freeze: point the way the user went, not back
-            said.append(f"unfreeze_after={self.unfreeze_after} has no effect: the backbone is not frozen, so every "
-                        f"layer trains from epoch 1 (add --unfreeze-after none to say so)")
+            said.append(
+                f"unfreeze_after={self.unfreeze_after} has no effect: the backbone is not frozen, so every "
+                f"layer trains from epoch 1 (add --unfreeze-after none to say so)"
+            )
         elif self.unfreeze_after is not None and self.unfreeze_after >= self.epochs:
-            said.append(f"unfreeze_after={self.unfreeze_after} is not before --epochs {self.epochs}: the backbone "
-                        f"stays frozen for the whole run")
+            said.append(
+                f"unfreeze_after={self.unfreeze_after} is not before --epochs {self.epochs}: the backbone "
+                f"stays frozen for the whole run"
+            )
         return said
 
 
@@ -179,8 +212,16 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
             return tuple(float(v) for v in value)
         if target is bool:
             if isinstance(value, str):
-                return {"1": True, "true": True, "yes": True, "on": True,
-                        "0": False, "false": False, "no": False, "off": False}[value.lower()]
+                return {
+                    "1": True,
+                    "true": True,
+                    "yes": True,
+                    "on": True,
+                    "0": False,
+                    "false": False,
+                    "no": False,
+                    "off": False,
+                }[value.lower()]
             return bool(value)
         if target is int:
             if isinstance(value, float) and not value.is_integer():
@@ -236,7 +277,10 @@ FIELD_HELP = {
     "full_train": "train on train+validation (the final model)",
     "skip_bad_images": "skip images that do not decode (recorded in the run) instead of stopping",
     "feature_cache_views": "frozen backbone: cache features of K augmented views per image",
-    "gpu_data": "keep the decoded images on the GPU and augment there (default: when they take under a quarter of free GPU memory)",
+    "gpu_data": (
+        "keep the decoded images on the GPU and augment there "
+        "(default: when they take under a quarter of free GPU memory)"
+    ),
     "workers": "DataLoader worker processes (default: by device and core count)",
     "epochs": "number of epochs",
     "early_stop_patience": "stop after this many epochs without a better validation metric (default: none, off)",

@@ -54,8 +54,13 @@ def recipe_parameters() -> list[inspect.Parameter]:
             kind = Optional[bool]
         else:
             decls = [option]
-            kind = (Optional[int] if "int" in text and "float" not in text
-                    else Optional[float] if "float" in text else Optional[str])
+            kind = (
+                Optional[int]
+                if "int" in text and "float" not in text
+                else Optional[float]
+                if "float" in text
+                else Optional[str]
+            )
         help_text, metavar = FIELD_HELP.get(field.name, field.name), None
         if "None" in text and kind in (Optional[int], Optional[float]):
             # a nullable number takes text, so `none` can clear what the recipe sets; Recipe.replace checks the type

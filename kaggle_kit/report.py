@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .competition import resolve
+from .metrics import Metric
 from .plan import (
     Cell,
     Plan,
@@ -33,7 +34,6 @@ from .plan import (
     read_experiment,
     read_timings,
 )
-from .metrics import Metric
 from .run import RunDir, atomic_write_bytes, atomic_write_text
 from .runs import kaggle_records, run_summary
 
@@ -44,7 +44,11 @@ CURVES_PNG = "curves.png"
 WALL_PNG = "wall-time.png"
 WINNER_MARK = "★"
 # the Figure 2 panels: history.csv column and its title
-CURVE_PANELS = (("train_loss", "training loss"), ("train_accuracy", "training accuracy"), ("val_accuracy", "validation accuracy"))
+CURVE_PANELS = (
+    ("train_loss", "training loss"),
+    ("train_accuracy", "training accuracy"),
+    ("val_accuracy", "validation accuracy"),
+)
 
 
 # --------------------------------------------------------------------------------------- numbers
@@ -104,8 +108,10 @@ def seed_noise_note(stats: Mapping[str, Stat | None], metric: Metric) -> str | N
         return None
     margin, noise = abs(means[first] - means[second]), max(spread)
     verdict = "larger than" if margin > noise else "within"
-    return (f"{first} leads {second} by {margin:.4f}, {verdict} the seed-to-seed standard deviation "
-            f"({noise:.4f}){'' if margin > noise else ': more seeds are needed to rank these two'}")
+    return (
+        f"{first} leads {second} by {margin:.4f}, {verdict} the seed-to-seed standard deviation "
+        f"({noise:.4f}){'' if margin > noise else ': more seeds are needed to rank these two'}"
+    )
 
 
 # --------------------------------------------------------------------------------------- one run
@@ -115,9 +121,27 @@ def seed_noise_note(stats: Mapping[str, Stat | None], metric: Metric) -> str | N
 
 
 RESULT_COLUMNS = [
-    "cell", "seed", "status", "competition", "arch", "recipe", "epochs", "epochs_planned", "best_epoch", "metric",
-    "higher_is_better", "val_metric", "val_metric_final", "val_metric_calibrated", "calibrated_with", "settings",
-    "kaggle_public", "kaggle_private", "train_seconds", "wall_seconds", "run_dir",
+    "cell",
+    "seed",
+    "status",
+    "competition",
+    "arch",
+    "recipe",
+    "epochs",
+    "epochs_planned",
+    "best_epoch",
+    "metric",
+    "higher_is_better",
+    "val_metric",
+    "val_metric_final",
+    "val_metric_calibrated",
+    "calibrated_with",
+    "settings",
+    "kaggle_public",
+    "kaggle_private",
+    "train_seconds",
+    "wall_seconds",
+    "run_dir",
 ]
 
 
@@ -171,8 +195,10 @@ def results_csv(plan: Plan, rows: list[dict[str, Any]]) -> str:
 def cell_stats(plan: Plan, rows: list[dict[str, Any]], key: str) -> dict[str, Stat | None]:
     """Per cell (in plan order), mean ± std over its finished seeds of the column `key`. An interrupted run's
     best epoch is an early one: averaged in, it moves the cell and can flip the ranking."""
-    return {cell.name: stat(r.get(key) for r in rows if r["cell"] == cell.name and r["status"] == "finished")
-            for cell in plan.cells()}
+    return {
+        cell.name: stat(r.get(key) for r in rows if r["cell"] == cell.name and r["status"] == "finished")
+        for cell in plan.cells()
+    }
 
 
 def _row_combos(plan: Plan) -> list[dict[str, Any]]:
@@ -216,8 +242,9 @@ def markdown_table(plan: Plan, texts: Mapping[str, str], heading: str) -> list[s
     return lines
 
 
-def _marked(stats: Mapping[str, Stat | None], best: str | None, planned: int | None,
-            finished: Mapping[str, int]) -> dict[str, str]:
+def _marked(
+    stats: Mapping[str, Stat | None], best: str | None, planned: int | None, finished: Mapping[str, int]
+) -> dict[str, str]:
     """Each cell's text; a cell with fewer finished seeds than planned says so in the table itself, and one with
     none finished has no value (and so no rank)."""
     texts = {}
@@ -267,8 +294,9 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
     seeds = experiment.get("seeds")
     finished = sum(r["status"] == "finished" for r in rows)
     partial = sum(r["status"] == "partial" for r in rows)
-    finished_in = {cell.name: sum(r["cell"] == cell.name and r["status"] == "finished" for r in rows)
-                   for cell in plan.cells()}
+    finished_in = {
+        cell.name: sum(r["cell"] == cell.name and r["status"] == "finished" for r in rows) for cell in plan.cells()
+    }
 
     direction = f"{metric.label}, {metric.direction}"
     headlines = []
@@ -281,23 +309,31 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
     if best_published:
         headlines.append(f"published ({direction}): best {best_published} ({published[best_published]:.4f})")
     claim_note = None
-    if plan.published and plan.published.claimed_best and best_published and plan.published.claimed_best != best_published:
+    if (
+        plan.published
+        and plan.published.claimed_best
+        and best_published
+        and plan.published.claimed_best != best_published
+    ):
         claimed = plan.published.claimed_best
         claim_note = (
-            f"The study called {claimed} ({published[claimed]:.4f}) the better one, ranking it above {best_published} "
-            f"({published[best_published]:.4f}); but for {metric.label} {metric.direction}, so by the study's own numbers "
-            f"{best_published} won."
+            f"The study called {claimed} ({published[claimed]:.4f}) the better one, ranking it above "
+            f"{best_published} ({published[best_published]:.4f}); but for {metric.label} {metric.direction}, "
+            f"so by the study's own numbers {best_published} won."
         )
         headlines.append(f"note: {claim_note}")
 
     lines = [f"# {plan.title or plan.name}", ""]
     if plan.description:
         lines += [plan.description, ""]
-    overrides = {**({"epochs": experiment["epochs"]} if experiment.get("epochs") else {}), **(experiment.get("overrides") or {})}
+    overrides = {
+        **({"epochs": experiment["epochs"]} if experiment.get("epochs") else {}),
+        **(experiment.get("overrides") or {}),
+    }
     lines += [
         f"- competition: {comp.title} (`{comp.name}`); metric: **{metric.label} - {metric.direction}**",
-        f"- plan: `{plan.name}`, base recipe `{plan.recipe}`, {len(plan.cells())} cells x {seeds} seeds = {len(rows)} runs "
-        f"({finished} finished, {partial} partial, {len(rows) - finished - partial} not started)",
+        f"- plan: `{plan.name}`, base recipe `{plan.recipe}`, {len(plan.cells())} cells x {seeds} seeds "
+        f"= {len(rows)} runs ({finished} finished, {partial} partial, {len(rows) - finished - partial} not started)",
     ]
     if plan.overrides:
         lines.append("- plan overrides: " + ", ".join(f"{k}={format_value(v)}" for k, v in plan.overrides.items()))
@@ -319,8 +355,12 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
     if note:
         lines += [f"Seed noise: {note}.", ""]
     if has_kaggle:
-        lines += [f"## Kaggle public score (ours; {metric.label}, {metric.direction})", "",
-                  *markdown_table(plan, _marked(kaggle, best_kaggle, seeds, finished_in), "Kaggle public"), ""]
+        lines += [
+            f"## Kaggle public score (ours; {metric.label}, {metric.direction})",
+            "",
+            *markdown_table(plan, _marked(kaggle, best_kaggle, seeds, finished_in), "Kaggle public"),
+            "",
+        ]
         note = seed_noise_note(kaggle, metric)
         if note:
             lines += [f"Seed noise: {note}.", ""]
@@ -335,14 +375,25 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
             lines += [f"**Note:** {claim_note}", ""]
 
     lines += _side_by_side(plan, val, kaggle, published, metric, has_kaggle)
-    lines += ["## Training curves", "",
-              f"Mean over seeds per epoch, one line per {plan.curves_by or 'cell'} (from each run's history.csv).", "",
-              f"![training curves]({CURVES_PNG})", "",
-              f"![results]({TABLE_PNG})", ""]
-    lines += ["## Wall time per cell", "",
-              "wall: the whole run as measured by `kaggle-kit experiment` (data, training, validation, calibration); "
-              "training loop: the sum of history.csv's epoch seconds.", "",
-              "| cell | finished runs | wall seconds | training loop seconds |", "|---|---|---|---|"]
+    lines += [
+        "## Training curves",
+        "",
+        f"Mean over seeds per epoch, one line per {plan.curves_by or 'cell'} (from each run's history.csv).",
+        "",
+        f"![training curves]({CURVES_PNG})",
+        "",
+        f"![results]({TABLE_PNG})",
+        "",
+    ]
+    lines += [
+        "## Wall time per cell",
+        "",
+        "wall: the whole run as measured by `kaggle-kit experiment` (data, training, validation, calibration); "
+        "training loop: the sum of history.csv's epoch seconds.",
+        "",
+        "| cell | finished runs | wall seconds | training loop seconds |",
+        "|---|---|---|---|",
+    ]
     for cell in plan.cells():
         runs = sum(r["cell"] == cell.name and r["status"] == "finished" for r in rows)
         lines.append(f"| {cell.name} | {runs} | {_text(wall[cell.name], 1)} | {_text(train_seconds[cell.name], 1)} |")
@@ -365,10 +416,16 @@ def _side_by_side(plan, val, kaggle, published, metric: Metric, has_kaggle: bool
     if not published and not has_kaggle:
         return []
     ours = "Kaggle public" if has_kaggle else "validation"
-    lines = ["## Side by side", "",
-             f"{metric.label}, {metric.direction}; difference = ours ({ours}) - published.", "",
-             "| cell | validation (ours) | " + ("Kaggle public (ours) | " if has_kaggle else "") + "published | difference |",
-             "|---|---|" + ("---|" if has_kaggle else "") + "---|---|"]
+    lines = [
+        "## Side by side",
+        "",
+        f"{metric.label}, {metric.direction}; difference = ours ({ours}) - published.",
+        "",
+        "| cell | validation (ours) | "
+        + ("Kaggle public (ours) | " if has_kaggle else "")
+        + "published | difference |",
+        "|---|---|" + ("---|" if has_kaggle else "") + "---|---|",
+    ]
     for cell in plan.cells():
         mine = (kaggle if has_kaggle else val)[cell.name]
         theirs = published.get(cell.name)
@@ -403,8 +460,13 @@ def _png(fig) -> bytes:
 def _panels(plan: Plan) -> list[tuple[str, list[tuple[str, str]]]]:
     """The table as plot panels: (title, [(x label, cell name)]); one panel per table row when there are columns."""
     if plan.table_columns:
-        return [(_group_label(plan, row), [(plan.label(plan.table_columns, c), _cell_at(plan, row, c)) for c in _columns(plan)])
-                for row in _row_combos(plan)]
+        return [
+            (
+                _group_label(plan, row),
+                [(plan.label(plan.table_columns, c), _cell_at(plan, row, c)) for c in _columns(plan)],
+            )
+            for row in _row_combos(plan)
+        ]
     return [("", [(_row_label(plan, row), _cell_at(plan, row)) for row in _row_combos(plan)])]
 
 
@@ -419,14 +481,26 @@ def _table_png(plan: Plan, val, kaggle, published, metric: Metric, best_val: str
         for label, stats, marker, offset in series:
             shown = [(i + offset, stats[cell]) for i, (_, cell) in enumerate(points) if stats.get(cell) is not None]
             if shown:
-                ax.errorbar([x for x, _ in shown], [s.mean for _, s in shown], yerr=[s.std or 0.0 for _, s in shown],
-                            fmt=marker, capsize=4, label=label)
+                ax.errorbar(
+                    [x for x, _ in shown],
+                    [s.mean for _, s in shown],
+                    yerr=[s.std or 0.0 for _, s in shown],
+                    fmt=marker,
+                    capsize=4,
+                    label=label,
+                )
         theirs = [(i - 0.12, published[cell]) for i, (_, cell) in enumerate(points) if cell in published]
         if theirs:
             ax.plot([x for x, _ in theirs], [y for _, y in theirs], "x", color="black", markersize=9, label="published")
         for i, (_, cell) in enumerate(points):
             if cell == best_val and val.get(cell) is not None:
-                ax.annotate(f"{WINNER_MARK} best", (i, val[cell].mean), textcoords="offset points", xytext=(8, 8), color="tab:red")
+                ax.annotate(
+                    f"{WINNER_MARK} best",
+                    (i, val[cell].mean),
+                    textcoords="offset points",
+                    xytext=(8, 8),
+                    color="tab:red",
+                )
         ax.set_xticks(range(len(points)))
         ax.set_xticklabels([name for name, _ in points], fontsize=9)
         ax.set_xlim(-0.6, len(points) - 0.4)

@@ -83,8 +83,9 @@ def _follow_pretrained(comp: Competition, base: Recipe, res: Resolution, given: 
     wanted = ("freeze", "feature_cache_views")
     asked = [f"--{name.replace('_', '-')}" for name in wanted if name in given and getattr(recipe, name)]
     if recipe.freeze and asked:
-        res.warnings.append(f"{' and '.join(asked)} without pretrained weights: a head trains on a random, fixed "
-                            f"backbone")
+        res.warnings.append(
+            f"{' and '.join(asked)} without pretrained weights: a head trains on a random, fixed backbone"
+        )
     elif recipe.freeze:
         res.change("freeze", False, why)
     if not res.recipe.freeze:
@@ -104,8 +105,11 @@ def _follow_img_size(base: Recipe, res: Resolution, given: set[str]) -> None:
         return
     # the recipe's evaluation crop is a fixed fraction of the resized image (224 of 256): keep that fraction
     eval_resize = max(recipe.img_size, round(base.eval_resize * recipe.img_size / base.img_size))
-    res.change("eval_resize", eval_resize,
-               f"keeps the recipe's ratio {base.eval_resize}/{base.img_size} at --img-size {recipe.img_size}")
+    res.change(
+        "eval_resize",
+        eval_resize,
+        f"keeps the recipe's ratio {base.eval_resize}/{base.img_size} at --img-size {recipe.img_size}",
+    )
 
 
 def _follow_data_size(res: Resolution, given: set[str], n_train: int) -> None:
@@ -118,14 +122,18 @@ def _follow_data_size(res: Resolution, given: set[str], n_train: int) -> None:
         return
     why = f"{n_train} training images at batch {recipe.batch_size} give {steps} optimizer steps an epoch"
     if "batch_size" in given:
-        res.warnings.append(f"{why} (fewer than {MIN_STEPS}); --batch-size {batch} would give "
-                            f"{n_train // batch}, kept as given")
+        res.warnings.append(
+            f"{why} (fewer than {MIN_STEPS}); --batch-size {batch} would give {n_train // batch}, kept as given"
+        )
         return
     res.change("batch_size", batch, f"{why}, {n_train // batch} at {batch}")
     if "lr" not in given:
         factor = {"linear": batch / recipe.batch_size, "sqrt": math.sqrt(batch / recipe.batch_size), "keep": 1.0}
-        res.change("lr", float(f"{recipe.lr * factor[recipe.lr_scaling]:.4g}"),
-                   f"the recipe's lr_scaling={recipe.lr_scaling} from batch {recipe.batch_size} to {batch}")
+        res.change(
+            "lr",
+            float(f"{recipe.lr * factor[recipe.lr_scaling]:.4g}"),
+            f"the recipe's lr_scaling={recipe.lr_scaling} from batch {recipe.batch_size} to {batch}",
+        )
 
 
 def augmentation_for(comp: Competition, recipe: Recipe) -> AugmentSpec:

@@ -45,7 +45,18 @@ def runs_root() -> Path:
     (the listing, which reads the ledger), so that `tracking` can find runs/mlflow.db without a cycle."""
     return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
 
-HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_metric", "seconds", "images_per_s"]
+
+HISTORY_COLUMNS = [
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_metric",
+    "seconds",
+    "images_per_s",
+]
 
 
 def display_epoch(index: int) -> int:
@@ -56,8 +67,9 @@ def display_epoch(index: int) -> int:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -112,7 +124,9 @@ class RunDir:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise KitError(f"cannot create run folder {self.path} ({error.strerror}); choose a writable --out") from None
+            raise KitError(
+                f"cannot create run folder {self.path} ({error.strerror}); choose a writable --out"
+            ) from None
         if not os.access(self.path, os.W_OK):
             raise KitError(f"run folder {self.path} is not writable; choose a writable --out")
 
@@ -188,13 +202,20 @@ class RunDir:
     # ------------------------------------------------------------------ predictions
     def save_val_predictions(self, ids: list[str], labels: np.ndarray, logits: np.ndarray) -> None:
         buffer = io.BytesIO()
-        np.savez(buffer, ids=np.array(ids, dtype=str), labels=np.asarray(labels, np.int64), logits=np.asarray(logits, np.float32))
+        np.savez(
+            buffer,
+            ids=np.array(ids, dtype=str),
+            labels=np.asarray(labels, np.int64),
+            logits=np.asarray(logits, np.float32),
+        )
         atomic_write_bytes(self.file("val_predictions.npz"), buffer.getvalue())
 
     def val_predictions(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         path = self.file("val_predictions.npz")
         if not path.is_file():
-            raise KitError(f"{self.path}: no val_predictions.npz; the run has not finished an epoch with a validation split")
+            raise KitError(
+                f"{self.path}: no val_predictions.npz; the run has not finished an epoch with a validation split"
+            )
         data = np.load(path, allow_pickle=False)
         return data["ids"].tolist(), data["labels"], data["logits"]
 

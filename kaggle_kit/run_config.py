@@ -78,7 +78,7 @@ class RunConfig:
     calibrations: dict[str, dict[str, Any]] = field(default_factory=dict)  # checkpoint name -> its calibration
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         classes = data.get("classes")
         temperature = data.get("temperature")
         return cls(
@@ -103,7 +103,7 @@ class RunConfig:
         )
 
     @classmethod
-    def read(cls, run_dir: Path | str) -> "RunConfig":
+    def read(cls, run_dir: Path | str) -> RunConfig:
         """The config.json of run folder `run_dir`; a missing or unreadable file is a KitError."""
         return cls.from_dict(read_config_dict(run_dir))
 

@@ -24,6 +24,7 @@ from .competition import Competition, resolve
 from .errors import KitError
 from .ledger import append_json_line, default_submissions_dir, now_iso, read_json_lines
 from .metrics import Metric
+
 # the runs root lives in run.py (below tracking, which needs it); imported from here too
 from .run import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, display_epoch, runs_root  # noqa: F401
 from .run_config import CONFIG, RunConfig
@@ -47,14 +48,21 @@ def written_index() -> Path:
 def record_written(path: Path, run_dir: Path, competition: str, data_dir: Path | None, sample: Path | None) -> None:
     """Remember which run (and data folder) wrote the file at `path`, keyed by the file's hash."""
     entry = {
-        "sha256": file_sha256(path), "path": _absolute(path), "run_dir": _absolute(run_dir),
-        "competition": competition, "data_dir": _absolute(data_dir), "sample": _absolute(sample), "time": now_iso(),
+        "sha256": file_sha256(path),
+        "path": _absolute(path),
+        "run_dir": _absolute(run_dir),
+        "competition": competition,
+        "data_dir": _absolute(data_dir),
+        "sample": _absolute(sample),
+        "time": now_iso(),
     }
     try:
         append_json_line(written_index(), entry)
     except OSError as error:  # the file is written and valid; only `submit FILE` loses the way back to its run
-        print(f"warning: cannot record {path} in {written_index()} ({error.strerror}): submit it with --run "
-              f"{run_dir}", file=sys.stderr)
+        print(
+            f"warning: cannot record {path} in {written_index()} ({error.strerror}): submit it with --run {run_dir}",
+            file=sys.stderr,
+        )
 
 
 def _absolute(path: Path | None) -> str | None:
@@ -194,7 +202,8 @@ def describe_run(
         calibrated = calibration.get("val_metric") if calibration else None
         # the calibrated metric is what predict's submission reflects (its TTA choice and temperature)
         info.local_score = (
-            calibrated if isinstance(calibrated, (int, float))
+            calibrated
+            if isinstance(calibrated, (int, float))
             else _validation_score(info.run_dir, comp, info.config.temperature)
         )
     return comp, info
@@ -308,8 +317,12 @@ def find_run_dirs(roots: Iterable[Path | str]) -> list[Path]:
     return found
 
 
-def list_runs(roots: Iterable[Path | str] = DEFAULT_RUN_ROOTS, competition: str | None = None, ledger=None,
-              on_damaged: Callable[[Path, str], None] | None = None) -> list[dict[str, Any]]:
+def list_runs(
+    roots: Iterable[Path | str] = DEFAULT_RUN_ROOTS,
+    competition: str | None = None,
+    ledger=None,
+    on_damaged: Callable[[Path, str], None] | None = None,
+) -> list[dict[str, Any]]:
     """One summary per run folder under `roots` (optionally one competition's), with its Kaggle score when scored.
     A folder whose config.json or history.csv cannot be read is left out and handed to `on_damaged` with why."""
     from .ledger import Ledger

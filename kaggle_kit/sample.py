@@ -98,7 +98,10 @@ def write_sample(
         scored[rng.permutation(len(test_ids))[: int(JUNK_FRACTION * len(test_ids))]] = False
 
     def images(ids, labels):
-        return {i: _encode(_class_image(rng, int(c), n_classes, *_size(comp, rng)), comp.image_ext) for i, c in zip(ids, labels)}
+        return {
+            i: _encode(_class_image(rng, int(c), n_classes, *_size(comp, rng)), comp.image_ext)
+            for i, c in zip(ids, labels)
+        }
 
     files: dict[str, bytes] = {}
     label_csv = pd.DataFrame({comp.id_column: train_ids, comp.label_column: [classes[c] for c in train_labels]})
@@ -108,7 +111,11 @@ def write_sample(
         files[comp.sample_file] = sample.to_csv(index=False).encode()
     else:
         header = ",".join([comp.id_column, *classes])
-        uniform = ",".join(["0.00833333333333333"] * n_classes) if n_classes == 120 else ",".join([repr(1 / n_classes)] * n_classes)
+        uniform = (
+            ",".join(["0.00833333333333333"] * n_classes)
+            if n_classes == 120
+            else ",".join([repr(1 / n_classes)] * n_classes)
+        )
         files[comp.sample_file] = (header + "\n" + "".join(f"{i},{uniform}\n" for i in test_ids)).encode()
 
     for folder, ids, labels in ((comp.train_dir, train_ids, train_labels), (comp.test_dir, test_ids, test_labels)):
@@ -132,7 +139,9 @@ def write_sample(
             zf.writestr(prefix + name, files[name])
     os.replace(tmp, zip_path)
 
-    answers = pd.DataFrame({comp.id_column: np.array(test_ids)[scored], comp.label_column: [classes[c] for c in test_labels[scored]]})
+    answers = pd.DataFrame(
+        {comp.id_column: np.array(test_ids)[scored], comp.label_column: [classes[c] for c in test_labels[scored]]}
+    )
     answers.to_csv(out_dir / "answers.csv", index=False)
     return zip_path
 
@@ -150,5 +159,3 @@ def _pack(name: str, members: dict[str, bytes]) -> bytes:
             for member, data in members.items():
                 zf.writestr(member, data)
     return buffer.getvalue()
-
-

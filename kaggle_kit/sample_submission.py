@@ -159,7 +159,9 @@ def read_sample(path, comp: Competition) -> pd.DataFrame:
     """
     path = Path(path)
     if not path.is_file():
-        raise KitError(f"sample submission {path} not found: point --data-dir (or --sample) at the {comp.slug} download")
+        raise KitError(
+            f"sample submission {path} not found: point --data-dir (or --sample) at the {comp.slug} download"
+        )
     try:
         header_line, terminator = read_header_line(path)
     except UnicodeDecodeError:
@@ -174,7 +176,9 @@ def read_sample(path, comp: Competition) -> pd.DataFrame:
     try:
         frame = read_csv_cells(path)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
-        raise KitError(f"sample submission {path} is not a readable CSV ({one_line(error)}): re-download the {comp.slug} data") from None
+        raise KitError(
+            f"sample submission {path} is not a readable CSV ({one_line(error)}): re-download the {comp.slug} data"
+        ) from None
     ids = frame[comp.id_column]
     if len(frame) == 0:
         raise KitError(f"sample submission {path} has a header but no rows: re-download the {comp.slug} data")

@@ -38,7 +38,9 @@ def lr_factor(recipe: Recipe, epoch: float) -> float:
     return factor
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A per-batch scheduler following `lr_factor`; step k of training is epoch k / steps_per_epoch."""
     steps = max(steps_per_epoch, 1)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(recipe, step / steps))

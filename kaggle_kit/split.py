@@ -48,6 +48,8 @@ def load_split(path: Path, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     position = {image_id: n for n, image_id in enumerate(ids)}
     missing = [i for i in data["val_ids"] if i not in position]
     if missing:
-        raise KitError(f"{path}: validation id {missing[0]} is not in the training data; the data changed - start a new run")
+        raise KitError(
+            f"{path}: validation id {missing[0]} is not in the training data; the data changed - start a new run"
+        )
     val_idx = np.sort(np.array([position[i] for i in data["val_ids"]], dtype=np.int64))
     return np.setdiff1d(np.arange(len(ids)), val_idx), val_idx

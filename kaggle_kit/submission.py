@@ -87,7 +87,9 @@ def _rows_in_sample_order(sample: pd.DataFrame, comp: Competition, ids: list[str
     predicted = pd.Index([str(i) for i in ids])
     if predicted.has_duplicates:
         repeated = predicted[predicted.duplicated()].unique()
-        raise KitError(f"predictions repeat {len(repeated)} ids ({quoted_examples(repeated)}): predict each test image once")
+        raise KitError(
+            f"predictions repeat {len(repeated)} ids ({quoted_examples(repeated)}): predict each test image once"
+        )
     sample_ids = sample[comp.id_column].astype(str)
     order = predicted.get_indexer(sample_ids)
     missing = sample_ids[order < 0]
@@ -123,7 +125,9 @@ def _normalised_rows(probs: np.ndarray) -> np.ndarray:
     return probs / sums
 
 
-def write_submission(path, comp: Competition, sample: pd.DataFrame, ids: list[str], probs: np.ndarray, classes: list[str]) -> Path:
+def write_submission(
+    path, comp: Competition, sample: pd.DataFrame, ids: list[str], probs: np.ndarray, classes: list[str]
+) -> Path:
     """Write predictions in the sample's exact format; returns the path written.
 
     `probs[i]` holds the probabilities of `ids[i]` over `classes` (any order; columns are matched by
@@ -150,7 +154,8 @@ def write_submission(path, comp: Competition, sample: pd.DataFrame, ids: list[st
         unknown = [c for c in classes if vocabulary and c not in vocabulary]
         if unknown:
             raise KitError(
-                f"classes {quoted_examples(unknown)} are not {comp.name} labels: the run's class list must come from the competition"
+                f"classes {quoted_examples(unknown)} are not {comp.name} labels: "
+                "the run's class list must come from the competition"
             )
         best = np.asarray(probs, dtype=np.float64)[order].argmax(axis=1)
         body = pd.DataFrame({columns[0]: sample_ids, columns[1]: np.asarray(classes, dtype=object)[best]})
@@ -210,7 +215,10 @@ def _header_problems(sample_line: str, found_line: str, expected: list[str], fou
         return [problem + ": copy the sample's header line exactly"]
     if found_line.startswith(BOM) != sample_line.startswith(BOM):
         which = "starts" if found_line.startswith(BOM) else "does not start"
-        return [f"header bytes differ from the sample: the file {which} with a UTF-8 byte-order mark: save it as the sample is saved"]
+        return [
+            f"header bytes differ from the sample: the file {which} with a UTF-8 byte-order mark: "
+            "save it as the sample is saved"
+        ]
     return [
         f"header bytes differ from the sample though the column names match (quoting or spaces): "
         f"expected {sample_line[:80]!r}, found {found_line[:80]!r}: copy the sample's header line exactly"
@@ -221,13 +229,21 @@ def _id_problems(ids: pd.Series, sample_ids: pd.Series) -> list[str]:
     problems = []
     repeated = ids[ids.duplicated()]
     if len(repeated):
-        problems.append(f"{len(repeated)} duplicate id rows ({quoted_examples(repeated.unique())}): keep one row per id")
+        problems.append(
+            f"{len(repeated)} duplicate id rows ({quoted_examples(repeated.unique())}): keep one row per id"
+        )
     missing = sample_ids[~sample_ids.isin(ids)]
     if len(missing):
-        problems.append(f"{len(missing)} ids of the sample are missing ({quoted_examples(missing)}): Kaggle needs a row for every id")
+        problems.append(
+            f"{len(missing)} ids of the sample are missing ({quoted_examples(missing)}): "
+            "Kaggle needs a row for every id"
+        )
     extra = ids[~ids.isin(sample_ids)]
     if len(extra):
-        problems.append(f"{len(extra)} ids are not in the sample ({quoted_examples(extra)}): remove them or predict the right test set")
+        problems.append(
+            f"{len(extra)} ids are not in the sample ({quoted_examples(extra)}): "
+            "remove them or predict the right test set"
+        )
     return problems
 
 
@@ -322,7 +338,9 @@ def inspect_submission(path, comp: Competition, sample_path) -> Validation:
     try:
         found_line, terminator = read_header_line(path)
     except UnicodeDecodeError:
-        problems.append("the file is not a CSV (not UTF-8 text): submit the .csv written by predict, not an archive or image")
+        problems.append(
+            "the file is not a CSV (not UTF-8 text): submit the .csv written by predict, not an archive or image"
+        )
         return result
     except OSError as error:
         problems.append(f"cannot read {path}: {error.strerror or error}")
@@ -338,7 +356,9 @@ def inspect_submission(path, comp: Competition, sample_path) -> Validation:
     try:
         frame = read_csv_cells(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
-        problems.append(f"the file is not a valid CSV ({one_line(error)}): write one row per id with the sample's columns")
+        problems.append(
+            f"the file is not a valid CSV ({one_line(error)}): write one row per id with the sample's columns"
+        )
         return result
     # positions, not names: a repeated column name would otherwise be ambiguous
     frame.columns = range(frame.shape[1])
@@ -369,8 +389,9 @@ def validate(path, comp: Competition, sample_path) -> list[str]:
     return inspect_submission(path, comp, sample_path).problems
 
 
-def write_checked_submission(path, comp: Competition, sample: pd.DataFrame, sample_path, ids: list[str],
-                             probs: np.ndarray, classes: list[str]) -> Validation:
+def write_checked_submission(
+    path, comp: Competition, sample: pd.DataFrame, sample_path, ids: list[str], probs: np.ndarray, classes: list[str]
+) -> Validation:
     """`write_submission`, then `inspect_submission` on the written bytes, and only then the final name.
 
     The file is written under a hidden staging name in the same folder, checked as Kaggle would check
@@ -424,7 +445,11 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
     answers = _read_for_scoring(answers_path, "answers file")
     for frame, name, needed in (
         (answers, f"answers file {answers_path}", [comp.id_column, comp.label_column]),
-        (submission, f"submission {path}", [comp.id_column] + ([comp.label_column] if comp.submission_kind == "label" else [])),
+        (
+            submission,
+            f"submission {path}",
+            [comp.id_column] + ([comp.label_column] if comp.submission_kind == "label" else []),
+        ),
     ):
         absent = [c for c in needed if c not in frame.columns]
         if absent:
@@ -437,10 +462,17 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
         raise KitError(f"answers file {answers_path} has no rows: nothing to score")
     sub_ids = pd.Index(submission[comp.id_column])
     if sub_ids.has_duplicates:
-        raise KitError(f"submission {path} repeats ids ({quoted_examples(sub_ids[sub_ids.duplicated()].unique())}): run `kaggle-kit validate` and keep one row per id")
+        raise KitError(
+            f"submission {path} repeats ids ({quoted_examples(sub_ids[sub_ids.duplicated()].unique())}): "
+            "run `kaggle-kit validate` and keep one row per id"
+        )
     answer_ids = answers[comp.id_column]
     if answer_ids.duplicated().any():
-        raise KitError(f"answers file {answers_path} repeats ids ({quoted_examples(answer_ids[answer_ids.duplicated()].unique())}): keep one answer per id")
+        raise KitError(
+            f"answers file {answers_path} repeats ids "
+            f"({quoted_examples(answer_ids[answer_ids.duplicated()].unique())}): "
+            "keep one answer per id"
+        )
     rows = sub_ids.get_indexer(answer_ids)
     if (rows < 0).any():
         missing = answer_ids[rows < 0]
@@ -452,8 +484,11 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
     # the declared labels first: a misspelt class column is then the submission's fault, named as such below
     from_submission = classes is None and not comp.declared_classes and comp.submission_kind != "label"
     if classes is None:
-        undeclared = (sorted(set(answers[comp.label_column])) if comp.submission_kind == "label"
-                      else [c for c in submission.columns if c != comp.id_column])
+        undeclared = (
+            sorted(set(answers[comp.label_column]))
+            if comp.submission_kind == "label"
+            else [c for c in submission.columns if c != comp.id_column]
+        )
         classes = list(comp.declared_classes) or undeclared
     classes = [str(c) for c in classes]
     index = {c: i for i, c in enumerate(classes)}
@@ -461,9 +496,14 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
     if truth.isna().any():
         unknown = answers[comp.label_column][truth.isna()].unique()
         if from_submission:
-            raise KitError(f"submission {path} has no column for the answers' labels {quoted_examples(unknown)}: its "
-                           f"header must name every class as the sample does - run `kaggle-kit validate {path}`")
-        raise KitError(f"answers file {answers_path} has labels {quoted_examples(unknown)} outside the class list: use the answers of {comp.name}")
+            raise KitError(
+                f"submission {path} has no column for the answers' labels {quoted_examples(unknown)}: its "
+                f"header must name every class as the sample does - run `kaggle-kit validate {path}`"
+            )
+        raise KitError(
+            f"answers file {answers_path} has labels {quoted_examples(unknown)} outside the class list: "
+            f"use the answers of {comp.name}"
+        )
     labels = truth.to_numpy(dtype=np.int64)
 
     if comp.submission_kind == "label":

@@ -50,7 +50,9 @@ def _caches(layout: Layout, split: str) -> list[str]:
     for path in sorted(folder.glob(f"{split}-*-{images.fingerprint()}")):
         cache = open_cache(path)
         if cache:
-            lines.append(f"{path.name} ({len(cache)} images, {cache.nbytes() / 1e6:.1f} MB, {len(cache.bad_ids)} undecodable)")
+            lines.append(
+                f"{path.name} ({len(cache)} images, {cache.nbytes() / 1e6:.1f} MB, {len(cache.bad_ids)} undecodable)"
+            )
     return lines
 
 
@@ -63,12 +65,15 @@ def describe(layout: Layout) -> str:
         f"metric: {comp.metric.label} - {comp.metric.direction}",
         f"train: {len(layout.train.ids)} images in {layout.train.source.name} ({layout.train.kind}), "
         f"{len(layout.classes)} classes, {min(counts.values())}-{max(counts.values())} per class",
-        f"test: {len(layout.test.ids)} images in {layout.test.source.name} ({layout.test.kind}), in {layout.sample_path.name} order",
+        f"test: {len(layout.test.ids)} images in {layout.test.source.name} ({layout.test.kind}), "
+        f"in {layout.sample_path.name} order",
         f"train image sizes: {_size_summary(_probe_sizes(layout.train), comp.native_size)} (first {PROBE})",
         "classes: " + ", ".join(f"{name} {count}" for name, count in counts.items()),
     ]
     for split in ("train", "test"):
         caches = _caches(layout, split)
-        lines.append(f"{split} cache: " + ("; ".join(caches) if caches else "not built yet (built on first train/predict)"))
+        lines.append(
+            f"{split} cache: " + ("; ".join(caches) if caches else "not built yet (built on first train/predict)")
+        )
     lines.append(f"fingerprint: {layout.fingerprint()}")
     return "\n".join(lines)

@@ -90,8 +90,11 @@ def _numbers(row: dict[str, Any]) -> dict[str, float]:
 def artifact_files(run_dir: Path) -> list[Path]:
     """The run folder's pictures and tables, and those of its analysis folder."""
     run_dir = Path(run_dir)
-    found = [p for p in sorted(run_dir.iterdir()) if p.is_file() and p.suffix in ARTIFACT_SUFFIXES
-             and p.name != TRACKING_FILE]
+    found = [
+        p
+        for p in sorted(run_dir.iterdir())
+        if p.is_file() and p.suffix in ARTIFACT_SUFFIXES and p.name != TRACKING_FILE
+    ]
     analysis = run_dir / "analysis"
     if analysis.is_dir():
         found += [p for p in sorted(analysis.iterdir()) if p.is_file() and p.suffix in ARTIFACT_SUFFIXES]
@@ -153,7 +156,7 @@ class MlflowTracker:
             logging.getLogger("mlflow").setLevel(logging.WARNING)  # not "Creating initial MLflow database tables"
 
             if self.uri.startswith("sqlite:///"):
-                Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+                Path(self.uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
             self.client = MlflowClient(tracking_uri=self.uri)
         return self.client
 
@@ -165,7 +168,7 @@ class MlflowTracker:
         # a local store keeps its artefacts beside the database, not in ./mlruns of wherever training started
         location = None
         if self.uri.startswith("sqlite:///"):
-            location = (Path(self.uri[len("sqlite:///"):]).parent / MLFLOW_ARTIFACTS / self.experiment).as_uri()
+            location = (Path(self.uri[len("sqlite:///") :]).parent / MLFLOW_ARTIFACTS / self.experiment).as_uri()
         return client.create_experiment(self.experiment, artifact_location=location)
 
     def start(self, params: dict[str, Any]) -> None:
@@ -177,14 +180,16 @@ class MlflowTracker:
             self.run_id = known["run_id"]
             client.update_run(self.run_id, status="RUNNING")
             return
-        run = client.create_run(self._experiment_id(), run_name=_run_name(self.run_dir),
-                                tags={"run_dir": str(self.run_dir.resolve())})
+        run = client.create_run(
+            self._experiment_id(), run_name=_run_name(self.run_dir), tags={"run_dir": str(self.run_dir.resolve())}
+        )
         self.run_id = run.info.run_id
-        _record_tracking(self.run_dir, "mlflow", {"tracking_uri": self.uri, "run_id": self.run_id,
-                                                  "experiment": self.experiment})
+        _record_tracking(
+            self.run_dir, "mlflow", {"tracking_uri": self.uri, "run_id": self.run_id, "experiment": self.experiment}
+        )
         items = [Param(k, str(v)[:PARAM_LIMIT]) for k, v in params.items()]
         for first in range(0, len(items), 100):  # MLflow takes at most 100 parameters per call
-            client.log_batch(self.run_id, params=items[first:first + 100])
+            client.log_batch(self.run_id, params=items[first : first + 100])
 
     def log_epoch(self, row: dict[str, Any]) -> None:
         from mlflow.entities import Metric
@@ -281,8 +286,11 @@ class _Guarded:
         except Exception as error:  # any failure of a tracking tool: an import, a server, a disk
             self.failed = True
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            print(f"warning: {self.kind} tracking to {self.where} stopped ({reason[:200]}); training goes on "
-                  f"without it", file=sys.stderr, flush=True)
+            print(
+                f"warning: {self.kind} tracking to {self.where} stopped ({reason[:200]}); training goes on without it",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _tracker(kind: str, run_dir: Path, competition: str) -> _Guarded:
@@ -332,8 +340,9 @@ class RunTracking:
             tracker.call("finish", status)
 
 
-def log_kaggle_score(run_dir: str | Path | None, public: float | None, private: float | None = None,
-                     step: int = 0) -> None:
+def log_kaggle_score(
+    run_dir: str | Path | None, public: float | None, private: float | None = None, step: int = 0
+) -> None:
     """A Kaggle score recorded for a run's submission, into the trackers that run was logged to."""
     if not run_dir or not Path(run_dir).is_dir():
         return

@@ -59,8 +59,28 @@ def sample_zips(pristine_samples, tmp_path_factory):
 
 # The tiny CIFAR-10 run several test files read: trained once per test run, with the progress lines on (as
 # KAGGLE_KIT_PROGRESS=1 asks) so the epoch counts a person reads can be checked on the same output.
-CIFAR_RUN_ARGS = ["--epochs", "4", "--arch", "test_resnet", "--stem", "imagenet", "--batch-size", "32", "--lr", "0.05",
-                  "--schedule", "cosine", "--aug", "none", "--workers", "0", "--seed", "7", "--tta", "off"]
+CIFAR_RUN_ARGS = [
+    "--epochs",
+    "4",
+    "--arch",
+    "test_resnet",
+    "--stem",
+    "imagenet",
+    "--batch-size",
+    "32",
+    "--lr",
+    "0.05",
+    "--schedule",
+    "cosine",
+    "--aug",
+    "none",
+    "--workers",
+    "0",
+    "--seed",
+    "7",
+    "--tta",
+    "off",
+]
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +88,16 @@ def cifar_run(sample_zips, tmp_path_factory):
     """(run folder, the train command's result): read-only; a test that predicts, resumes or edits copies it
     (`shutil.copytree`) first. The data is sample_zips["cifar10"]."""
     out = tmp_path_factory.mktemp("shared-runs") / "cifar"
-    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, *CIFAR_RUN_ARGS,
-                     env={"KAGGLE_KIT_PROGRESS": "1"})
+    result = run_cli(
+        "train",
+        "cifar10",
+        "--data-dir",
+        sample_zips["cifar10"],
+        "--out",
+        out,
+        *CIFAR_RUN_ARGS,
+        env={"KAGGLE_KIT_PROGRESS": "1"},
+    )
     assert result.returncode == 0, result.stderr
     return out, result
 
@@ -96,8 +124,9 @@ class CliResult(subprocess.CompletedProcess):
     """What `run_cli` returns: a CompletedProcess's returncode, stdout and stderr, from a call in this process."""
 
 
-def run_cli(*args, cwd: Path | None = None, env: dict | None = None, replace_env: bool = False,
-            timeout: int = 600) -> subprocess.CompletedProcess:
+def run_cli(
+    *args, cwd: Path | None = None, env: dict | None = None, replace_env: bool = False, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """`kaggle-kit ARGS` called in this process (no second torch import): exit code, stdout and stderr as a user
     sees them. `env` is laid over os.environ (or replaces it, `replace_env`) and `cwd` is entered for the call
     only; stdin, stdout and stderr are not terminals. A traceback (a bug) comes back on stderr with exit code 1,
@@ -150,17 +179,20 @@ def run_cli(*args, cwd: Path | None = None, env: dict | None = None, replace_env
     return CliResult(["kaggle-kit", *argv], code, stdout.getvalue(), stderr.getvalue())
 
 
-def run_cli_process(*args, cwd: Path | None = None, env: dict | None = None, replace_env: bool = False,
-                    timeout: int = 600, **popen) -> subprocess.CompletedProcess:
+def run_cli_process(
+    *args, cwd: Path | None = None, env: dict | None = None, replace_env: bool = False, timeout: int = 600, **popen
+) -> subprocess.CompletedProcess:
     """The real entry point in a child process (`python -m kaggle_kit`): for what only a process shows: signals,
     exit status, resource limits (`preexec_fn`), the launcher, import side effects."""
     full_env = {**({} if replace_env else os.environ), "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([*KAGGLE_KIT, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=full_env,
-                          timeout=timeout, **popen)
+    return subprocess.run(
+        [*KAGGLE_KIT, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout, **popen
+    )
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str, alone: bool = False,
-                          multiline: bool = False) -> str:
+def assert_one_line_error(
+    result: subprocess.CompletedProcess, *needles: str, alone: bool = False, multiline: bool = False
+) -> str:
     """A failed command that says why in one `error:` line, without a traceback; the line holds every needle.
     `alone`: stderr holds nothing but that line. `multiline`: stderr starts with it and the needles may be in the
     lines after it. Returns the text searched."""

@@ -73,7 +73,7 @@ import time
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
@@ -95,7 +95,7 @@ FIRST_REF = 40_000_001
 
 def _iso(moment: datetime) -> str:
     """kagglesdk's DateTimeSerializer format: naive UTC, milliseconds, a trailing Z."""
-    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 @dataclass
@@ -212,7 +212,10 @@ class KaggleServer:
         zip_path = bundle_dir / comp.archive_name
         answers = bundle_dir / "answers.csv"
         if not zip_path.is_file() or not answers.is_file():
-            raise FileNotFoundError(f"{bundle_dir} needs {comp.archive_name} and answers.csv: run `kaggle-kit sample {comp.name} {bundle_dir}`")
+            raise FileNotFoundError(
+                f"{bundle_dir} needs {comp.archive_name} and answers.csv: "
+                f"run `kaggle-kit sample {comp.name} {bundle_dir}`"
+            )
         workdir = Path(tempfile.mkdtemp(prefix="kaggle-server-"))
         self._state = _State(
             comp=comp,
@@ -267,7 +270,14 @@ class KaggleServer:
     def submissions(self) -> list[Submission]:
         return list(self._state.submissions)
 
-    def fail(self, method: str, status: int, message: str | None = None, retry_after: str | None = None, times: int | None = None) -> None:
+    def fail(
+        self,
+        method: str,
+        status: int,
+        message: str | None = None,
+        retry_after: str | None = None,
+        times: int | None = None,
+    ) -> None:
         """Answer `method` (or `*`) with HTTP `status` and Kaggle's error JSON, `times` times (default: always)."""
         self._state.faults[method] = Fault(status, message or _default_message(status), retry_after, times)
 
@@ -282,10 +292,21 @@ class KaggleServer:
         with self._state.lock:
             for _ in range(count):
                 ref = next(_refs)
-                self._state.submissions.append(Submission(
-                    ref=ref, competition=self._state.comp.slug, file_name=f"old-{ref}.csv", description=f"old {ref}",
-                    data=b"id,label\n", date=datetime.now(timezone.utc), ready_at=0.0, status="COMPLETE",
-                    public_score="0.50000", private_score="0.50000", past=True))
+                self._state.submissions.append(
+                    Submission(
+                        ref=ref,
+                        competition=self._state.comp.slug,
+                        file_name=f"old-{ref}.csv",
+                        description=f"old {ref}",
+                        data=b"id,label\n",
+                        date=datetime.now(UTC),
+                        ready_at=0.0,
+                        status="COMPLETE",
+                        public_score="0.50000",
+                        private_score="0.50000",
+                        past=True,
+                    )
+                )
                 made.append(ref)
         return made
 
@@ -313,7 +334,7 @@ class KaggleServer:
         """The (public, private) scores this server gives the file."""
         return _score_file(self._state, Path(path).read_bytes())
 
-    def start(self) -> "KaggleServer":
+    def start(self) -> KaggleServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
@@ -323,7 +344,7 @@ class KaggleServer:
         self._httpd.server_close()
         shutil.rmtree(self._state.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "KaggleServer":
+    def __enter__(self) -> KaggleServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -347,7 +368,10 @@ def _score_file(state: _State, data: bytes) -> tuple[float, float]:
     path = state.workdir / f"scoring-{hashlib.sha256(data).hexdigest()[:16]}-{threading.get_ident()}.csv"
     path.write_bytes(data)
     try:
-        return (score(path, state.workdir / "public.csv", state.comp), score(path, state.workdir / "private.csv", state.comp))
+        return (
+            score(path, state.workdir / "public.csv", state.comp),
+            score(path, state.workdir / "private.csv", state.comp),
+        )
     finally:
         path.unlink(missing_ok=True)
 
@@ -361,7 +385,10 @@ def _kaggle_check(state: _State, data: bytes) -> str | None:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
         return "Could not parse the submission file as CSV."
     if list(frame.columns) != list(sample.columns):
-        return f"Submission column names do not match the sample submission: expected {','.join(list(sample.columns)[:4])}..."
+        return (
+            "Submission column names do not match the sample submission: "
+            f"expected {','.join(list(sample.columns)[:4])}..."
+        )
     if len(frame) != len(sample):
         return f"Submission must have {len(sample)} rows"
     missing = set(sample[comp.id_column]) - set(frame[comp.id_column])
@@ -406,7 +433,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def base(self) -> str:
-        return f"http://{self.headers.get('Host') or '%s:%d' % self.server.server_address[:2]}"
+        host, port = self.server.server_address[:2]
+        return f"http://{self.headers.get('Host') or f'{host}:{port}'}"
 
     # ------------------------------------------------------------------ replies
 
@@ -522,7 +550,11 @@ class _Handler(BaseHTTPRequestHandler):
             "Accept-Ranges": "bytes",
         }
         wanted = self.headers.get("Range", "")
-        if wanted.startswith("bytes=") and wanted.endswith("-") and self.headers.get("If-Range") in (None, headers["ETag"]):
+        if (
+            wanted.startswith("bytes=")
+            and wanted.endswith("-")
+            and self.headers.get("If-Range") in (None, headers["ETag"])
+        ):
             start = int(wanted[6:-1])
             if start >= len(data):
                 return self._error(416, "range not satisfiable")
@@ -566,7 +598,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with zipfile.ZipFile(io.BytesIO(self.state.bundle)) as zf:
             files = [
-                {"ref": i.filename, "name": i.filename, "totalBytes": i.file_size, "creationDate": _iso(datetime(*i.date_time, tzinfo=timezone.utc))}
+                {
+                    "ref": i.filename,
+                    "name": i.filename,
+                    "totalBytes": i.file_size,
+                    "creationDate": _iso(datetime(*i.date_time, tzinfo=UTC)),
+                }
                 for i in zf.infolist()
                 if not i.is_dir()
             ]
@@ -595,7 +632,7 @@ class _Handler(BaseHTTPRequestHandler):
                 file_name=file_name,
                 description=request.get("submissionDescription", ""),
                 data=data,
-                date=datetime.now(timezone.utc),
+                date=datetime.now(UTC),
                 ready_at=time.monotonic() + state.score_delay,
                 forced_error=state.next_error,
             )
@@ -635,16 +672,27 @@ class _Handler(BaseHTTPRequestHandler):
         limit = self.state.daily_limit
         self._json({"numToday": today, "numTotal": len(self.state.submissions), "numAllowedNow": max(limit - today, 0)})
 
-
     # ------------------------------------------------------------------ competition listing and leaderboard
 
     def _api_ListCompetitions(self, request: dict) -> None:
         comp, state = self.state.comp, self.state
         found = request.get("search", "") in (comp.slug, comp.title, "")
-        self._json({"competitions": [{
-            "id": 1, "ref": f"https://www.kaggle.com/competitions/{comp.slug}", "title": comp.title,
-            "isKernelsSubmissionsOnly": state.code_competition, "maxDailySubmissions": state.daily_limit,
-        }] if found else [], "nextPageToken": ""})
+        self._json(
+            {
+                "competitions": [
+                    {
+                        "id": 1,
+                        "ref": f"https://www.kaggle.com/competitions/{comp.slug}",
+                        "title": comp.title,
+                        "isKernelsSubmissionsOnly": state.code_competition,
+                        "maxDailySubmissions": state.daily_limit,
+                    }
+                ]
+                if found
+                else [],
+                "nextPageToken": "",
+            }
+        )
 
     def _api_GetLeaderboard(self, request: dict) -> None:
         if not self._competition_known(request):
@@ -660,10 +708,15 @@ class _Handler(BaseHTTPRequestHandler):
             best = (max if higher else min)(mine, key=lambda s: float(s.public_score))
             teams.append((state.username, float(best.public_score), _iso(best.date)))
         teams.sort(key=lambda t: t[1], reverse=higher)
-        self._json({"submissions": [
-            {"teamId": 100 + i, "teamName": name, "submissionDate": date, "score": f"{score:.5f}"}
-            for i, (name, score, date) in enumerate(teams)
-        ], "nextPageToken": ""})
+        self._json(
+            {
+                "submissions": [
+                    {"teamId": 100 + i, "teamName": name, "submissionDate": date, "score": f"{score:.5f}"}
+                    for i, (name, score, date) in enumerate(teams)
+                ],
+                "nextPageToken": "",
+            }
+        )
 
     # ------------------------------------------------------------------ datasets
 
@@ -715,8 +768,11 @@ class _Handler(BaseHTTPRequestHandler):
         if dataset is None:
             return self._error(404, f"Dataset {ref} not found")
         error = self._new_version(dataset, (request.get("body") or {}).get("files") or [])
-        self._json({"status": "error", "error": error} if error else
-                   {"ref": ref, "url": f"https://www.kaggle.com/datasets/{ref}", "status": "ok"})
+        self._json(
+            {"status": "error", "error": error}
+            if error
+            else {"ref": ref, "url": f"https://www.kaggle.com/datasets/{ref}", "status": "ok"}
+        )
 
     def _dataset(self, request: dict) -> Dataset | None:
         ref = f"{request.get('ownerSlug', '')}/{request.get('datasetSlug', '')}"
@@ -752,19 +808,33 @@ class _Handler(BaseHTTPRequestHandler):
         owner, slug = ref.split("/")
         with state.lock:
             versions = state.kernels.setdefault(ref, [])
-            version = KernelVersion(owner, slug, len(versions) + 1,
-                                    state.workdir / "kernels" / owner / slug / f"v{len(versions) + 1}", request)
+            version = KernelVersion(
+                owner,
+                slug,
+                len(versions) + 1,
+                state.workdir / "kernels" / owner / slug / f"v{len(versions) + 1}",
+                request,
+            )
             versions.append(version)
         threading.Thread(target=_run_kernel, args=(state, version), daemon=True).start()
-        self._json({"ref": f"/code/{ref}", "url": f"https://www.kaggle.com/code/{ref}",
-                    "versionNumber": version.number, "kernelId": 7})
+        self._json(
+            {
+                "ref": f"/code/{ref}",
+                "url": f"https://www.kaggle.com/code/{ref}",
+                "versionNumber": version.number,
+                "kernelId": 7,
+            }
+        )
 
     def _kernel_version(self, request: dict) -> KernelVersion | None:
         ref = f"{request.get('userName', '')}/{request.get('kernelSlug', '')}"
         versions = self.state.kernels.get(ref, [])
         label = str(request.get("versionLabel") or "")
-        found = versions[int(label[1:]) - 1] if label[1:].isdigit() and 0 < int(label[1:]) <= len(versions) else (
-            None if label else (versions[-1] if versions else None))
+        found = (
+            versions[int(label[1:]) - 1]
+            if label[1:].isdigit() and 0 < int(label[1:]) <= len(versions)
+            else (None if label else (versions[-1] if versions else None))
+        )
         if found is None:
             self._error(404, f"Notebook {ref} {label} not found")
         return found
@@ -784,8 +854,13 @@ class _Handler(BaseHTTPRequestHandler):
         working = version.folder / "working"
         files = sorted(p.name for p in working.iterdir() if p.is_file()) if working.is_dir() else []
         base = f"{self.base}/kernel-output/{version.owner}/{version.slug}/{version.number}"
-        self._json({"files": [{"url": f"{base}/{name}", "fileName": name} for name in files], "log": version.log,
-                    "nextPageToken": ""})
+        self._json(
+            {
+                "files": [{"url": f"{base}/{name}", "fileName": name} for name in files],
+                "log": version.log,
+                "nextPageToken": "",
+            }
+        )
 
     def _kernel_output_file(self, path: str) -> None:
         parts = path.strip("/").split("/")  # kernel-output/<owner>/<slug>/<version>/<name>
@@ -810,9 +885,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(400, "The notebook version has no completed output file to submit")
         with state.lock:
             submission = Submission(
-                ref=next(_refs), competition=state.comp.slug, file_name=output.name,
-                description=request.get("submissionDescription", ""), data=output.read_bytes(),
-                date=datetime.now(timezone.utc), ready_at=time.monotonic() + state.score_delay,
+                ref=next(_refs),
+                competition=state.comp.slug,
+                file_name=output.name,
+                description=request.get("submissionDescription", ""),
+                data=output.read_bytes(),
+                date=datetime.now(UTC),
+                ready_at=time.monotonic() + state.score_delay,
                 forced_error=state.next_error,
             )
             state.next_error = None
@@ -833,15 +912,29 @@ def _run_kernel(state: _State, version: KernelVersion) -> None:
     script = version.folder / "script.py"
     script.write_text(str(version.metadata.get("text") or ""))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAGGLE", "PYTHONPATH", "PIP_"))}
-    env.update(KAGGLE_KIT_INPUT_ROOT=str(inputs), KAGGLE_KIT_WORKING_DIR=str(working), PYTHONUNBUFFERED="1",
-               PIP_INDEX_URL="http://127.0.0.1:9/", PIP_NO_INDEX="1")
+    env.update(
+        KAGGLE_KIT_INPUT_ROOT=str(inputs),
+        KAGGLE_KIT_WORKING_DIR=str(working),
+        PYTHONUNBUFFERED="1",
+        PIP_INDEX_URL="http://127.0.0.1:9/",
+        PIP_NO_INDEX="1",
+    )
     version.status = "RUNNING"
     try:
-        done = subprocess.run([sys.executable, str(script)], cwd=working, env=env, capture_output=True, text=True,
-                              timeout=state.kernel_timeout)
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            cwd=working,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=state.kernel_timeout,
+        )
     except subprocess.TimeoutExpired as stopped:
-        version.log = (stopped.stdout or b"").decode(errors="replace") if isinstance(stopped.stdout, bytes) else \
-            (stopped.stdout or "")
+        version.log = (
+            (stopped.stdout or b"").decode(errors="replace")
+            if isinstance(stopped.stdout, bytes)
+            else (stopped.stdout or "")
+        )
         version.failure = f"Notebook exceeded its run time limit of {state.kernel_timeout:g} seconds"
         version.status = "ERROR"
         return
@@ -861,18 +954,30 @@ def _parse_pairs(values: list[str], kind: type, what: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="A local fake of Kaggle's competition API for dry runs of kaggle-kit (and the kaggle CLI).")
+    parser = argparse.ArgumentParser(
+        description="A local fake of Kaggle's competition API for dry runs of kaggle-kit (and the kaggle CLI)."
+    )
     parser.add_argument("--competition", required=True, help="cifar10 or dog_breed")
-    parser.add_argument("--bundle", required=True, type=Path, help="folder with <slug>.zip and answers.csv (generated when missing)")
+    parser.add_argument(
+        "--bundle", required=True, type=Path, help="folder with <slug>.zip and answers.csv (generated when missing)"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--username", default=DEFAULT_USERNAME)
     parser.add_argument("--key", default=DEFAULT_KEY)
     parser.add_argument("--token", default=None, help="also accept this bearer token (KAGGLE_API_TOKEN)")
     parser.add_argument("--score-delay", type=float, default=3.0, help="seconds a submission stays PENDING")
-    parser.add_argument("--fault", action="append", default=[], metavar="METHOD=STATUS", help="answer METHOD (or *) with this HTTP status")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="METHOD=STATUS",
+        help="answer METHOD (or *) with this HTTP status",
+    )
     parser.add_argument("--retry-after", default="60", help="Retry-After seconds sent with a 429 fault")
-    parser.add_argument("--delay", action="append", default=[], metavar="METHOD=SECONDS", help="answer METHOD (or *) slowly")
+    parser.add_argument(
+        "--delay", action="append", default=[], metavar="METHOD=SECONDS", help="answer METHOD (or *) slowly"
+    )
     parser.add_argument("--error-reason", default=None, help="score the first submission as ERROR with this reason")
     parser.add_argument("--code-competition", action="store_true", help="list the competition as notebook-only")
     parser.add_argument("--kernel-timeout", type=float, default=600.0, help="seconds a pushed notebook may run")
@@ -885,9 +990,19 @@ def main(argv: list[str] | None = None) -> None:
 
         write_sample(comp, args.bundle)
         print(f"generated {args.bundle / comp.archive_name} and answers.csv", flush=True)
-    server = KaggleServer(comp, args.bundle, args.username, args.key, args.token, args.host, args.port,
-                          args.score_delay, code_competition=args.code_competition, kernel_timeout=args.kernel_timeout,
-                          daily_limit=args.daily_limit)
+    server = KaggleServer(
+        comp,
+        args.bundle,
+        args.username,
+        args.key,
+        args.token,
+        args.host,
+        args.port,
+        args.score_delay,
+        code_competition=args.code_competition,
+        kernel_timeout=args.kernel_timeout,
+        daily_limit=args.daily_limit,
+    )
     for method, status in _parse_pairs(args.fault, int, "--fault").items():
         server.fail(method, status, retry_after=args.retry_after if status == 429 else None)
     for method, seconds in _parse_pairs(args.delay, float, "--delay").items():
@@ -896,7 +1011,11 @@ def main(argv: list[str] | None = None) -> None:
         server.error_next_submission(args.error_reason)
     print(f"fake Kaggle for {comp.slug} at {server.url}; point kaggle-kit at it with:", flush=True)
     shown_key = args.key if args.key == DEFAULT_KEY else "<your --key>"  # the built-in fake key is no secret
-    print(f"  export KAGGLE_KIT_API_ENDPOINT={server.url} KAGGLE_USERNAME={args.username} KAGGLE_KEY={shown_key} NO_PROXY=127.0.0.1,localhost", flush=True)
+    print(
+        f"  export KAGGLE_KIT_API_ENDPOINT={server.url} KAGGLE_USERNAME={args.username} KAGGLE_KEY={shown_key} "
+        "NO_PROXY=127.0.0.1,localhost",
+        flush=True,
+    )
     server.start()
     try:
         while True:

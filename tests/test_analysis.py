@@ -8,9 +8,9 @@ import types
 import numpy as np
 import pytest
 import torch
+from conftest import assert_one_line_error, run_cli
 from PIL import Image
 
-from conftest import assert_one_line_error, run_cli
 from kaggle_kit.analysis import analyze, analyze_run, figure_size
 from kaggle_kit.cli import main
 from kaggle_kit.competition import resolve
@@ -30,8 +30,17 @@ def runs(tmp_path_factory):
     write_sample(resolve("cifar10"), root / "cifar-data", n_train=200, n_test=20)
     write_sample(resolve("dog_breed"), root / "dog-data", n_train=480, n_test=20)
     train("cifar10", root / "cifar-data", out=root / "cifar-run", img_size=32, **TINY)
-    train("dog_breed", root / "dog-data", out=root / "dog-run", img_size=64, eval_resize=72, pretrained=False,
-          freeze=False, unfreeze_after=None, **TINY)
+    train(
+        "dog_breed",
+        root / "dog-data",
+        out=root / "dog-run",
+        img_size=64,
+        eval_resize=72,
+        pretrained=False,
+        freeze=False,
+        unfreeze_after=None,
+        **TINY,
+    )
     return types.SimpleNamespace(cifar=root / "cifar-run", dog=root / "dog-run", cifar_data=root / "cifar-data")
 
 
@@ -43,8 +52,9 @@ def assert_png(path, size):
     assert pixels.std() > 10, f"{path} is blank"
 
 
-@pytest.mark.parametrize("which, classes, direction", [("cifar", 10, "higher is better"),
-                                                        ("dog", 120, "lower is better")])
+@pytest.mark.parametrize(
+    "which, classes, direction", [("cifar", 10, "higher is better"), ("dog", 120, "lower is better")]
+)
 def test_pictures_are_written_at_their_size(runs, tmp_path, which, classes, direction):
     result = analyze_run(getattr(runs, which), tmp_path / "out")
     for name in ("confusion", "high_loss", "reliability"):

@@ -5,12 +5,20 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from albumentations.augmentations.pixel import functional as pixel_functional
 
 from kaggle_kit.augment import (
-    GpuAugment, GpuEval, RaggedImages, WorkerSeededCompose, build_eval_transform, build_train_transform,
-    effective_parameters, gpu_normalize, ragged_resized_crops, resized_crops, seed_worker,
+    GpuAugment,
+    GpuEval,
+    RaggedImages,
+    WorkerSeededCompose,
+    build_eval_transform,
+    build_train_transform,
+    effective_parameters,
+    gpu_normalize,
+    ragged_resized_crops,
+    resized_crops,
+    seed_worker,
 )
 from kaggle_kit.competition import resolve
 from kaggle_kit.errors import KitError
@@ -65,10 +73,24 @@ def test_paper_pipeline_holds_exactly_the_spec(name):
         assert jitter["hue"] == (0.0, 0.0) and jitter["p"] == 1.0
     assert params["Normalize"]["mean"] == MEAN and params["Normalize"]["std"] == STD
     # the spec's order: geometry, flip, colour, noise, normalise, tensor
-    order = [key for key in params if key in ("Resize", "RandomResizedCrop", "HorizontalFlip", "ColorJitter",
-                                             "GaussNoise", "Normalize", "ToTensorV2")]
-    assert order == sorted(order, key=["Resize", "RandomResizedCrop", "HorizontalFlip", "ColorJitter",
-                                       "GaussNoise", "Normalize", "ToTensorV2"].index)
+    order = [
+        key
+        for key in params
+        if key
+        in ("Resize", "RandomResizedCrop", "HorizontalFlip", "ColorJitter", "GaussNoise", "Normalize", "ToTensorV2")
+    ]
+    assert order == sorted(
+        order,
+        key=[
+            "Resize",
+            "RandomResizedCrop",
+            "HorizontalFlip",
+            "ColorJitter",
+            "GaussNoise",
+            "Normalize",
+            "ToTensorV2",
+        ].index,
+    )
 
 
 def test_cifar_modern_pipeline_holds_translate_and_cutout():
@@ -159,7 +181,9 @@ def test_crop_boxes_cover_the_same_area_and_aspect_ranges(name, size):
     height, width = size
     n = 3000
     crop = _step(build_train_transform(spec, 32, MEAN, STD, seed=0), "RandomResizedCrop")
-    alb = np.array([crop.get_params_dependent_on_data({"shape": (height, width, 3)}, {})["crop_coords"] for _ in range(n)])
+    alb = np.array(
+        [crop.get_params_dependent_on_data({"shape": (height, width, 3)}, {})["crop_coords"] for _ in range(n)]
+    )
     alb_w, alb_h = alb[:, 2] - alb[:, 0], alb[:, 3] - alb[:, 1]
     boxes = GpuAugment(spec, 32, MEAN, STD, seed=0).sample_crop_boxes(n, height, width).numpy()
     assert (boxes[:, 0] >= 0).all() and (boxes[:, 0] + boxes[:, 2] <= width).all()
@@ -215,14 +239,17 @@ def test_jitter_factors_share_ranges_and_formulas():
             assert low <= factors.min() <= low + 0.01 and high - 0.01 <= factors.max() <= high
     # the same factor changes an image the same way on both paths (up to uint8 rounding)
     image = _image((16, 16, 3))
-    adjust = {"brightness": pixel_functional.adjust_brightness_torchvision,
-              "contrast": pixel_functional.adjust_contrast_torchvision,
-              "saturation": pixel_functional.adjust_saturation_torchvision}
+    adjust = {
+        "brightness": pixel_functional.adjust_brightness_torchvision,
+        "contrast": pixel_functional.adjust_contrast_torchvision,
+        "saturation": pixel_functional.adjust_saturation_torchvision,
+    }
     for field, function in adjust.items():
         for factor in (0.7, 1.3):
             expected = function(image, factor).astype(np.float32) / 255
-            out = gpu_aug.apply(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255,
-                                {field: torch.tensor([factor])})
+            out = gpu_aug.apply(
+                torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255, {field: torch.tensor([factor])}
+            )
             np.testing.assert_allclose(out[0].permute(1, 2, 0).numpy(), expected, atol=1.01 / 255)
 
 
@@ -291,7 +318,7 @@ def test_ragged_crops_equal_cv2_cropping_then_resizing():
         w, h = int(rng.integers(1, width + 1)), int(rng.integers(1, height + 1))
         x0, y0 = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
         size = 48 if trial % 2 else 224
-        expected = cv2.resize(photos[k][y0:y0 + h, x0:x0 + w], (size, size), interpolation=cv2.INTER_LINEAR)
+        expected = cv2.resize(photos[k][y0 : y0 + h, x0 : x0 + w], (size, size), interpolation=cv2.INTER_LINEAR)
         box = torch.tensor([[x0, y0, w, h]], dtype=torch.float32)
         got = ragged_resized_crops(ragged[torch.tensor([k])], box, size, clamp_to_box=True)[0].permute(1, 2, 0)
         # cv2 blends uint8 in fixed point: at most one level apart
@@ -306,7 +333,9 @@ def test_gpu_eval_on_photos_of_any_size_equals_the_eval_pipeline():
     for k, photo in enumerate(photos):
         expected = pipeline(image=photo)["image"]
         tolerance = 0.0 if min(photo.shape[:2]) == 256 else 1.0  # no resize: the very same pixels
-        np.testing.assert_allclose(out[k].numpy() * 255, expected.numpy() * 255, atol=tolerance + 1e-3, err_msg=str(photo.shape))
+        np.testing.assert_allclose(
+            out[k].numpy() * 255, expected.numpy() * 255, atol=tolerance + 1e-3, err_msg=str(photo.shape)
+        )
 
 
 def test_ragged_crop_boxes_stay_in_their_own_image_and_follow_albumentations():
@@ -319,8 +348,9 @@ def test_ragged_crop_boxes_stay_in_their_own_image_and_follow_albumentations():
     crop = _step(build_train_transform(spec, 224, MEAN, STD, seed=0), "RandomResizedCrop")
     for height, width in PHOTO_SHAPES:
         mine = (shapes[:, 0] == height) & (shapes[:, 1] == width)
-        alb = np.array([crop.get_params_dependent_on_data({"shape": (height, width, 3)}, {})["crop_coords"]
-                        for _ in range(600)])
+        alb = np.array(
+            [crop.get_params_dependent_on_data({"shape": (height, width, 3)}, {})["crop_coords"] for _ in range(600)]
+        )
         alb_area = (alb[:, 2] - alb[:, 0]) * (alb[:, 3] - alb[:, 1]) / (height * width)
         area = boxes[mine, 2] * boxes[mine, 3] / (height * width)
         assert area.mean() == pytest.approx(alb_area.mean(), abs=0.03), (height, width)
@@ -370,8 +400,9 @@ class SameImageDataset(torch.utils.data.Dataset):
 
 
 def _worker_batches(transform, worker_init_fn):
-    loader = torch.utils.data.DataLoader(SameImageDataset(transform), batch_size=2, num_workers=2,
-                                         worker_init_fn=worker_init_fn)
+    loader = torch.utils.data.DataLoader(
+        SameImageDataset(transform), batch_size=2, num_workers=2, worker_init_fn=worker_init_fn
+    )
     (images_0, draws_0), (images_1, draws_1) = list(loader)  # batch 0 from worker 0, batch 1 from worker 1
     return images_0, images_1, draws_0, draws_1
 

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_reaches_it, run_cli, run_cli_process
-from kaggle_kit.competition import resolve
 from kaggle_server import KaggleServer
 from test_kaggle_api import kit_env, write_submission
+
+from kaggle_kit.competition import resolve
 
 CIFAR, DOG = resolve("cifar10"), resolve("dog_breed")
 TINY = ["--arch", "test_resnet", "--batch-size", "32", "--workers", "0", "--device", "cpu", "--aug", "none"]
@@ -44,8 +44,14 @@ def kit(*args, cwd=None, env=None, file_limit=None, memory_limit=None, kaggle=Fa
         if memory_limit:  # a smaller machine: allocations past `memory_limit` bytes of data fail with ENOMEM
             resource.setrlimit(resource.RLIMIT_DATA, (memory_limit, memory_limit))
 
-    return run_cli_process(*args, cwd=cwd, env=env, replace_env=env is not None, timeout=300,
-                           preexec_fn=limit if file_limit or memory_limit else None)
+    return run_cli_process(
+        *args,
+        cwd=cwd,
+        env=env,
+        replace_env=env is not None,
+        timeout=300,
+        preexec_fn=limit if file_limit or memory_limit else None,
+    )
 
 
 def check(result, *needles, multiline=False):
@@ -96,7 +102,11 @@ def test_truncated_7z(fresh_sample, tmp_path):
     kit("info", "cifar10", "--data-dir", folder)
     inner = folder / "train.7z"
     inner.write_bytes(inner.read_bytes()[:400])
-    check(kit("train", "cifar10", "--data-dir", folder, "--out", tmp_path / "run", "--epochs", "1", *TINY), "train.7z", "download")
+    check(
+        kit("train", "cifar10", "--data-dir", folder, "--out", tmp_path / "run", "--epochs", "1", *TINY),
+        "train.7z",
+        "download",
+    )
     assert no_files(folder / ".kaggle-kit" / "cache", "pixels.u8")
 
 
@@ -106,8 +116,22 @@ def test_corrupt_or_empty_image_stops_training_with_the_file_named(fresh_sample,
     kit("info", "dog_breed", "--data-dir", folder)
     victim = sorted((folder / "train").iterdir())[3]
     victim.write_bytes(payload)
-    result = kit("train", "dog_breed", "--data-dir", folder, "--out", tmp_path / "run", "--epochs", "1", "--no-pretrained",
-                 "--img-size", "32", "--eval-resize", "36", *TINY)
+    result = kit(
+        "train",
+        "dog_breed",
+        "--data-dir",
+        folder,
+        "--out",
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        "--no-pretrained",
+        "--img-size",
+        "32",
+        "--eval-resize",
+        "36",
+        *TINY,
+    )
     check(result, victim.stem, "--skip-bad-images")
     assert not (tmp_path / "run" / "last.pt").exists()
 
@@ -117,8 +141,23 @@ def test_skip_bad_images_trains_and_records_them(fresh_sample, tmp_path):
     kit("info", "dog_breed", "--data-dir", folder)
     victim = sorted((folder / "train").iterdir())[5]
     victim.write_bytes(b"broken")
-    result = kit("train", "dog_breed", "--data-dir", folder, "--out", tmp_path / "run", "--epochs", "1", "--no-pretrained",
-                 "--img-size", "32", "--eval-resize", "36", "--skip-bad-images", *TINY)
+    result = kit(
+        "train",
+        "dog_breed",
+        "--data-dir",
+        folder,
+        "--out",
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        "--no-pretrained",
+        "--img-size",
+        "32",
+        "--eval-resize",
+        "36",
+        "--skip-bad-images",
+        *TINY,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "run" / "config.json").read_text())["skipped_images"] == [victim.stem]
 
@@ -128,12 +167,19 @@ def _edit_csv(folder: Path, name: str, edit) -> None:
     path.write_text(edit(path.read_text()))
 
 
-@pytest.mark.parametrize("name,edit,needles", [
-    ("labels.csv", lambda t: t.replace(",beagle", ",beagel", 1), ["beagel", "not one of the 120 classes"]),
-    ("labels.csv", lambda t: t + t.splitlines()[1] + "\n", ["appears more than once"]),
-    ("labels.csv", lambda t: t.replace("id,breed", "id,dog", 1), ["'breed' is missing"]),
-    ("sample_submission.csv", lambda t: t.replace("affenpinscher", "Affenpinscher", 1), ["sample_submission.csv", "header"]),
-])
+@pytest.mark.parametrize(
+    "name,edit,needles",
+    [
+        ("labels.csv", lambda t: t.replace(",beagle", ",beagel", 1), ["beagel", "not one of the 120 classes"]),
+        ("labels.csv", lambda t: t + t.splitlines()[1] + "\n", ["appears more than once"]),
+        ("labels.csv", lambda t: t.replace("id,breed", "id,dog", 1), ["'breed' is missing"]),
+        (
+            "sample_submission.csv",
+            lambda t: t.replace("affenpinscher", "Affenpinscher", 1),
+            ["sample_submission.csv", "header"],
+        ),
+    ],
+)
 def test_broken_csv_files(fresh_sample, name, edit, needles):
     folder = fresh_sample("dog_breed")
     kit("info", "dog_breed", "--data-dir", folder)
@@ -148,27 +194,47 @@ def test_unknown_competition():
 # ------------------------------------------------------------------------------------ training
 
 
-@pytest.mark.parametrize("args,needles", [
-    (["--arch", "resnet343"], ["resnet34"]),
-    (["--lr", "0"], ["lr=0.0"]),
-    (["--lr", "fast"], ["--lr"]),
-    (["--epochs", "-2"], ["epochs=-2", "--epochs 1 or more"]),
-    (["--batch-size", "0"], ["batch_size=0"]),
-    (["--recipe", "paperr"], ["unknown recipe", "paper"]),
-    (["--normalize", "imagenet"], ["normalize=imagenet", "--normalize dataset"]),
-    (["--device", "mps"], ["device='mps'", "auto, cpu, cuda or cuda:N"]),
-    (["--device", "cuda:99"], ["device cuda:99 asked for", "--device"]),  # no GPU here; on a GPU box, not 100 of them
-    # values that trained silently wrong (negative clipping ascends the gradient, no hidden units train nothing)
-    # or crashed inside torch with a traceback
-    (["--grad-clip", "-1"], ["grad_clip=-1.0", "positive norm"]),
-    (["--head", "mlp", "--head-hidden", "0"], ["head_hidden=0", "--head-hidden 1 or more"]),
-    (["--workers", "-1"], ["workers=-1", "--workers 0 or more"]),
-    (["--momentum", "-1"], ["momentum=-1.0", "[0, 1)"]),
-    (["--seed", "-1"], ["seed=-1", "[0, 2^32)"]),
-    (["--img-size", "65", "--eval-resize", "60"], ["eval_resize=60", "--eval-resize 65 or more"]),
-])
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (["--arch", "resnet343"], ["resnet34"]),
+        (["--lr", "0"], ["lr=0.0"]),
+        (["--lr", "fast"], ["--lr"]),
+        (["--epochs", "-2"], ["epochs=-2", "--epochs 1 or more"]),
+        (["--batch-size", "0"], ["batch_size=0"]),
+        (["--recipe", "paperr"], ["unknown recipe", "paper"]),
+        (["--normalize", "imagenet"], ["normalize=imagenet", "--normalize dataset"]),
+        (["--device", "mps"], ["device='mps'", "auto, cpu, cuda or cuda:N"]),
+        (
+            ["--device", "cuda:99"],
+            ["device cuda:99 asked for", "--device"],
+        ),  # no GPU here; on a GPU box, not 100 of them
+        # values that trained silently wrong (negative clipping ascends the gradient, no hidden units train nothing)
+        # or crashed inside torch with a traceback
+        (["--grad-clip", "-1"], ["grad_clip=-1.0", "positive norm"]),
+        (["--head", "mlp", "--head-hidden", "0"], ["head_hidden=0", "--head-hidden 1 or more"]),
+        (["--workers", "-1"], ["workers=-1", "--workers 0 or more"]),
+        (["--momentum", "-1"], ["momentum=-1.0", "[0, 1)"]),
+        (["--seed", "-1"], ["seed=-1", "[0, 2^32)"]),
+        (["--img-size", "65", "--eval-resize", "60"], ["eval_resize=60", "--eval-resize 65 or more"]),
+    ],
+)
 def test_bad_training_settings(sample_zips, tmp_path, args, needles):
-    check(kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "run", "--epochs", "1", *TINY, *args), *needles)
+    check(
+        kit(
+            "train",
+            "cifar10",
+            "--data-dir",
+            sample_zips["cifar10"],
+            "--out",
+            tmp_path / "run",
+            "--epochs",
+            "1",
+            *TINY,
+            *args,
+        ),
+        *needles,
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -178,16 +244,45 @@ def test_a_run_that_fails_before_its_first_epoch_leaves_no_folder(sample_zips, t
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not weights")
     out = tmp_path / "run"
-    check(kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, "--epochs", "1", *TINY,
-              "--weights", junk), "junk.safetensors")
+    check(
+        kit(
+            "train",
+            "cifar10",
+            "--data-dir",
+            sample_zips["cifar10"],
+            "--out",
+            out,
+            "--epochs",
+            "1",
+            *TINY,
+            "--weights",
+            junk,
+        ),
+        "junk.safetensors",
+    )
     assert not out.exists()
     again = kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, "--epochs", "1", *TINY)
     assert again.returncode == 0, again.stderr
 
 
 def test_dataset_normalisation_needs_declared_statistics(sample_zips, tmp_path):
-    check(kit("train", "dog_breed", "--data-dir", sample_zips["dog_breed"], "--out", tmp_path / "run", "--epochs", "1",
-              "--normalize", "dataset", *TINY), "dog_breed declares no dataset mean/std", "--normalize model")
+    check(
+        kit(
+            "train",
+            "dog_breed",
+            "--data-dir",
+            sample_zips["dog_breed"],
+            "--out",
+            tmp_path / "run",
+            "--epochs",
+            "1",
+            "--normalize",
+            "dataset",
+            *TINY,
+        ),
+        "dog_breed declares no dataset mean/std",
+        "--normalize model",
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -197,22 +292,57 @@ def test_weights_file_of_another_architecture(sample_zips, tmp_path):
 
     weights = tmp_path / "resnet50.pth"
     torch.save(timm.create_model("resnet50", num_classes=10).state_dict(), weights)
-    result = kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "run", "--epochs", "1",
-                 "--arch", "resnet18", "--weights", weights, "--batch-size", "32", "--workers", "0")
+    result = kit(
+        "train",
+        "cifar10",
+        "--data-dir",
+        sample_zips["cifar10"],
+        "--out",
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        "--arch",
+        "resnet18",
+        "--weights",
+        weights,
+        "--batch-size",
+        "32",
+        "--workers",
+        "0",
+    )
     check(result, "resnet50.pth")
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
 def test_read_only_output_folder(sample_zips):
-    check(kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", READ_ONLY / "run", "--epochs", "1", *TINY),
-          str(READ_ONLY))
+    check(
+        kit(
+            "train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", READ_ONLY / "run", "--epochs", "1", *TINY
+        ),
+        str(READ_ONLY),
+    )
 
 
 # ------------------------------------------------------------------------------------ predict
 
 
 # ResNet-18 at 384 px, batch 64: its first convolution alone asks for more than 3 GiB allows
-TOO_BIG = ["--arch", "resnet18", "--img-size", "384", "--batch-size", "64", "--epochs", "1", "--warmup-epochs", "0", "--workers", "0", "--device", "cpu"]
+TOO_BIG = [
+    "--arch",
+    "resnet18",
+    "--img-size",
+    "384",
+    "--batch-size",
+    "64",
+    "--epochs",
+    "1",
+    "--warmup-epochs",
+    "0",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+]
 
 
 def test_out_of_memory_in_training_says_what_to_lower(sample_zips, tmp_path):
@@ -221,7 +351,9 @@ def test_out_of_memory_in_training_says_what_to_lower(sample_zips, tmp_path):
     # the started run first warns that batch 64 leaves this small sample few steps (said before any epoch)
     warned, result.stderr = result.stderr.partition("\n")[0], result.stderr.partition("\n")[2]
     assert warned.startswith("warning: 540 training images at batch 64"), warned
-    check(result, "out of memory", "GiB failed", "on cpu in epoch 1 at batch size 64", "lower --batch-size", "--img-size")
+    check(
+        result, "out of memory", "GiB failed", "on cpu in epoch 1 at batch size 64", "lower --batch-size", "--img-size"
+    )
     assert result.returncode == 1
     assert not out.exists()  # no epoch finished: nothing to resume, so no half-made run folder is left
     assert "another --out" not in result.stderr  # the same --out works again
@@ -236,7 +368,9 @@ def test_out_of_memory_is_told_from_other_errors():
         torch.empty(2**62, dtype=torch.uint8)  # the CPU allocator refuses at once
     assert out_of_memory(cpu.value) == "out of memory (an allocation of 4294967296.00 GiB failed)"
     # CUDA's own type and text, as torch raises it (no GPU needed to build the exception)
-    cuda = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB. GPU 0 has a total capacity of 79.11 GiB")
+    cuda = torch.OutOfMemoryError(
+        "CUDA out of memory. Tried to allocate 20.00 MiB. GPU 0 has a total capacity of 79.11 GiB"
+    )
     assert out_of_memory(cuda) == "out of memory (an allocation of 20.00 MiB failed)"
     with pytest.raises(RuntimeError) as other:
         torch.ones(2, 3) @ torch.ones(2, 3)
@@ -246,8 +380,19 @@ def test_out_of_memory_is_told_from_other_errors():
 def test_out_of_memory_outside_the_epochs_says_what_to_lower(sample_zips, tmp_path):
     """The frozen backbone's feature pass runs before the first epoch: the command's own one line."""
     out = tmp_path / "big-features"
-    result = kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, *TOO_BIG, "--freeze",
-                 "--feature-cache-views", "1", memory_limit=3 << 30)
+    result = kit(
+        "train",
+        "cifar10",
+        "--data-dir",
+        sample_zips["cifar10"],
+        "--out",
+        out,
+        *TOO_BIG,
+        "--freeze",
+        "--feature-cache-views",
+        "1",
+        memory_limit=3 << 30,
+    )
     check(result, "out of memory", "GiB failed", "lower --batch-size")
     assert result.returncode == 1 and not out.exists()
 
@@ -285,11 +430,14 @@ def _bad_submission(trained, tmp_path, edit) -> Path:
     return path
 
 
-@pytest.mark.parametrize("edit,needle", [
-    (lambda f: f.iloc[:-3], "missing"),
-    (lambda f: f.assign(label=["kitten"] + f["label"].tolist()[1:]), "kitten"),
-    (lambda f: pd.concat([f, f.iloc[:1]]), "duplicate"),
-])
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        (lambda f: f.iloc[:-3], "missing"),
+        (lambda f: f.assign(label=["kitten"] + f["label"].tolist()[1:]), "kitten"),
+        (lambda f: pd.concat([f, f.iloc[:1]]), "duplicate"),
+    ],
+)
 def test_invalid_label_submissions(trained, tmp_path, edit, needle):
     data, _, _ = trained
     path = _bad_submission(trained, tmp_path, edit)
@@ -319,12 +467,15 @@ def kaggle(sample_zips, tmp_path):
         yield server, work, write_submission(work, sample_zips["dog_breed"])
 
 
-@pytest.mark.parametrize("status,retry_after,needles", [
-    (401, None, ["401"]),
-    (403, None, ["403", DOG.rules_url]),
-    (429, "90", ["429", "90"]),
-    (500, None, ["500"]),
-])
+@pytest.mark.parametrize(
+    "status,retry_after,needles",
+    [
+        (401, None, ["401"]),
+        (403, None, ["403", DOG.rules_url]),
+        (429, "90", ["429", "90"]),
+        (500, None, ["500"]),
+    ],
+)
 def test_kaggle_refusals(kaggle, tmp_path, status, retry_after, needles):
     server, work, path = kaggle
     server.fail("StartSubmissionUpload", status, retry_after=retry_after)
@@ -354,8 +505,13 @@ def test_a_stop_request_while_reporting_an_error_keeps_the_report_one_line(tmp_p
         "from kaggle_kit.cli import main\n"
         "main(['train', 'no-such-competition'])\n"
     )
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     check(result, "no-such-competition")
 
 
@@ -384,8 +540,12 @@ def test_demo_passes_its_weights_choice_on(tmp_path):
     """`demo dog_breed` offline is told to use --weights or --no-pretrained: demo must take both."""
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not weights")
-    check(kit("demo", "dog_breed", "--out", tmp_path / "demo", "--epochs", "1", "--arch", "test_resnet",
-              "--weights", junk), "junk.safetensors")
+    check(
+        kit(
+            "demo", "dog_breed", "--out", tmp_path / "demo", "--epochs", "1", "--arch", "test_resnet", "--weights", junk
+        ),
+        "junk.safetensors",
+    )
     assert "--no-pretrained" in kit("demo", "--help").stdout
 
 
@@ -394,11 +554,33 @@ def test_ctrl_c_before_the_first_epoch_ends_leaves_nothing_to_resume(sample_zips
     out, log = tmp_path / "first", tmp_path / "stderr.log"
     env = {**os.environ, "PYTHONPATH": str(REPO), "KAGGLE_KIT_PROGRESS": "1"}
     with open(log, "w") as stderr:
-        process = subprocess.Popen([*KAGGLE_KIT, "train", "cifar10", "--data-dir", str(sample_zips["cifar10"]), "--out",
-                                    str(out), "--arch", "resnet18", "--img-size", "224", "--batch-size", "8",
-                                    "--epochs", "1", "--workers", "0", "--device", "cpu"],
-                                   stdout=subprocess.DEVNULL, stderr=stderr, env=env,
-                                   preexec_fn=ctrl_c_reaches_it)
+        process = subprocess.Popen(
+            [
+                *KAGGLE_KIT,
+                "train",
+                "cifar10",
+                "--data-dir",
+                str(sample_zips["cifar10"]),
+                "--out",
+                str(out),
+                "--arch",
+                "resnet18",
+                "--img-size",
+                "224",
+                "--batch-size",
+                "8",
+                "--epochs",
+                "1",
+                "--workers",
+                "0",
+                "--device",
+                "cpu",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=env,
+            preexec_fn=ctrl_c_reaches_it,
+        )
         deadline = time.monotonic() + 120
         while "data: " not in log.read_text():  # said just before the epochs start
             assert process.poll() is None and time.monotonic() < deadline, log.read_text()

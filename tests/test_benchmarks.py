@@ -18,8 +18,14 @@ BENCHMARKS = REPO / "benchmarks"
 
 def run_script(name: str, *args, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
-    result = subprocess.run([sys.executable, str(BENCHMARKS / name), *map(str, args)], capture_output=True,
-                            text=True, cwd=REPO, env=env, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=timeout,
+    )
     assert result.returncode == 0, f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -51,14 +57,33 @@ def test_gpu_check_runs_every_part_at_quick_sizes(tmp_path):
     run_script("gpu_check.py", "--quick", "--skip-compile", "--device", "cpu", "--json", out, "--plot")
     report = json.loads(out.read_text())
     results = report["results"]
-    expected = {"cifar_train", "cifar_databound", "dog_train", "dog_databound", "dog_workers_databound",
-                "augment_calls", "predict_cifar", "predict_dog", "dog_end_to_end", "demo_end_to_end", "bf16", "ema"}
+    expected = {
+        "cifar_train",
+        "cifar_databound",
+        "dog_train",
+        "dog_databound",
+        "dog_workers_databound",
+        "augment_calls",
+        "predict_cifar",
+        "predict_dog",
+        "dog_end_to_end",
+        "demo_end_to_end",
+        "bf16",
+        "ema",
+    }
     assert expected <= set(results), sorted(results)
-    failed = {name: part.get("error") for name, part in results.items() if isinstance(part, dict) and not part.get("ok")}
+    failed = {
+        name: part.get("error") for name, part in results.items() if isinstance(part, dict) and not part.get("ok")
+    }
     assert not failed, failed
     targets = report["targets"]
-    assert set(targets) == {"cifar_train_images_per_s", "cifar_databound_ratio", "dog_train_images_per_s",
-                            "dog_databound_ratio", "predict_cifar_images_per_s"}
+    assert set(targets) == {
+        "cifar_train_images_per_s",
+        "cifar_databound_ratio",
+        "dog_train_images_per_s",
+        "dog_databound_ratio",
+        "predict_cifar_images_per_s",
+    }
     assert all(positive(target["value"]) and isinstance(target["met"], bool) for target in targets.values()), targets
     assert [target["target"] for target in targets.values()] == [">= 40000", "<= 1.1", ">= 7000", "<= 1.1", ">= 50000"]
     for key in ("cifar_train", "dog_train"):
@@ -100,18 +125,48 @@ def test_cpu_benchmarks_run_and_plot_at_tiny_sizes(tmp_path):
     the memory benchmark of prediction, on generated data in the real layouts; then one plot of their JSON."""
     work = tmp_path / "work"
     data_json, frozen_json, prep_json = tmp_path / "data.json", tmp_path / "frozen.json", tmp_path / "prep.json"
-    run_script("bench_data.py", "--dog-images", 8, "--cifar-images", 64, "--batch-size", 8, "--repeats", 1,
-               "--work", work, "--json", data_json)
+    run_script(
+        "bench_data.py",
+        "--dog-images",
+        8,
+        "--cifar-images",
+        64,
+        "--batch-size",
+        8,
+        "--repeats",
+        1,
+        "--work",
+        work,
+        "--json",
+        data_json,
+    )
     rows = json.loads(data_json.read_text())["rows"]
-    assert {(row["dataset"], row["aug"]) for row in rows} == {(d, a) for d in ("dog", "cifar10") for a in ("study", "paper")}
+    assert {(row["dataset"], row["aug"]) for row in rows} == {
+        (d, a) for d in ("dog", "cifar10") for a in ("study", "paper")
+    }
     for dataset in ("dog", "cifar10"):
         for aug in ("study", "paper"):
             group = [row for row in rows if (row["dataset"], row["aug"]) == (dataset, aug)]
             assert len(group) == 3 and all(row["images"] == group[0]["images"] for row in group), group
             assert_rows_against_baseline(group, "images_per_s", "pipeline", "torchvision ImageFolder + PIL")
 
-    run_script("bench_frozen.py", "--images", 24, "--breeds", 4, "--epochs", 2, "--batch-size", 8,
-               "--arch", "resnet18", "--work", work, "--json", frozen_json)
+    run_script(
+        "bench_frozen.py",
+        "--images",
+        24,
+        "--breeds",
+        4,
+        "--epochs",
+        2,
+        "--batch-size",
+        8,
+        "--arch",
+        "resnet18",
+        "--work",
+        work,
+        "--json",
+        frozen_json,
+    )
     runs = json.loads(frozen_json.read_text())["rows"]
     assert [row["views"] for row in runs] == [0, 2, 2] and runs[0]["speedup"] == 1.0
     for row in runs:

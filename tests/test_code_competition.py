@@ -13,12 +13,12 @@ import types
 from pathlib import Path
 
 import pytest
+from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
 
 from kaggle_kit.competition import resolve
 from kaggle_kit.ledger import Ledger
 from kaggle_kit.sample import write_sample
 from kaggle_kit.train import train
-from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR = resolve("cifar10")
@@ -145,10 +145,19 @@ def test_the_notebook_leaves_only_its_submission_in_the_working_folder(trained, 
     working = tmp_path / "kaggle-working"
     (working / ".kaggle-kit" / "cifar-10").mkdir(parents=True)  # as layout leaves it beside read-only inputs
     env = {k: v for k, v in kit_env(tmp_path).items() if k != "PYTHONPATH"}
-    env.update(KAGGLE_KIT_INPUT_ROOT=str(work / "pkg" / "rehearsal" / "input"), KAGGLE_KIT_WORKING_DIR=str(working),
-               PIP_NO_INDEX="1")
-    ran = subprocess.run([sys.executable, str(work / "pkg" / "notebook" / "predict.py")], cwd=working, env=env,
-                         capture_output=True, text=True, timeout=300)
+    env.update(
+        KAGGLE_KIT_INPUT_ROOT=str(work / "pkg" / "rehearsal" / "input"),
+        KAGGLE_KIT_WORKING_DIR=str(working),
+        PIP_NO_INDEX="1",
+    )
+    ran = subprocess.run(
+        [sys.executable, str(work / "pkg" / "notebook" / "predict.py")],
+        cwd=working,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ran.returncode == 0, ran.stderr
     assert [p.name for p in working.iterdir()] == ["submission.csv"]
 

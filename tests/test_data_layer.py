@@ -2,18 +2,16 @@
 classes, split, cache reuse, and each bad input as a one-line error."""
 
 import io
-import json
 import os
 import shutil
 import time
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import assert_one_line_error, run_cli
+
 from kaggle_kit import layout as layout_module
 from kaggle_kit.cache import load_images
 from kaggle_kit.competition import resolve
@@ -214,8 +212,12 @@ def test_the_same_sample_seed_gives_the_same_data_in_every_process(tmp_path):
     for hash_seed in ("1", "2"):
         out = tmp_path / hash_seed
         env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(REPO)}
-        subprocess.run([sys.executable, "-m", "kaggle_kit", "sample", "dog_breed", str(out), "--n-train", "120",
-                        "--n-test", "10"], check=True, env=env, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "kaggle_kit", "sample", "dog_breed", str(out), "--n-train", "120", "--n-test", "10"],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
         with zipfile.ZipFile(out / DOG.archive_name) as zf:
             digests.add(zf.read("labels.csv"))
     assert len(digests) == 1
@@ -347,7 +349,7 @@ def test_archive_bomb_and_link_members_are_rejected(tmp_path, monkeypatch):
 
     linked = tmp_path / "link.zip"
     info = zipfile.ZipInfo("train/evil.png")
-    info.external_attr = (0o120777 << 16)  # a symbolic link, as `zip --symlinks` stores it
+    info.external_attr = 0o120777 << 16  # a symbolic link, as `zip --symlinks` stores it
     with zipfile.ZipFile(linked, "w") as zf:
         zf.writestr(info, "/etc/passwd")
     _expect("is a link", archive.zip_members, linked)
@@ -358,7 +360,9 @@ def test_an_image_name_in_other_letter_case_is_named_as_such(fresh_sample):
     layout = open_layout(DOG, folder)
     victim = layout.train.ids[3]
     (folder / "train" / f"{victim}.jpg").rename(folder / "train" / f"{victim}.JPG")
-    _expect(f"{victim}.JPG is there with other letter case: rename the files to lower-case .jpg", open_layout, DOG, folder)
+    _expect(
+        f"{victim}.JPG is there with other letter case: rename the files to lower-case .jpg", open_layout, DOG, folder
+    )
 
 
 def test_info_describes_both_downloads(sample_zips):

@@ -1,7 +1,6 @@
 """The README's main-job command: the whole loop on a generated sample through the real CLI."""
 
 import pandas as pd
-
 from conftest import run_cli
 
 

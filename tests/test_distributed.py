@@ -17,25 +17,59 @@ import pandas as pd
 import psutil
 import pytest
 import torch
-
 from conftest import KAGGLE_KIT, REPO, assert_one_line_error, run_cli, run_cli_process
+
 from kaggle_kit.launch import how_it_ended, last_line, run_on_gpus
 from kaggle_kit.run import RunDir
 
 slow = pytest.mark.slow  # trains through the real CLI in several processes: tens of seconds each
 
 # --freeze --unfreeze-after 1: epoch 0 trains the head alone, so DDP has to be rebuilt when the backbone thaws
-RECIPE = ["--epochs", "4", "--arch", "test_resnet", "--stem", "imagenet", "--img-size", "32", "--aug", "none",
-          "--lr", "0.05", "--schedule", "cosine", "--warmup-epochs", "0", "--val-fraction", "0.25",
-          "--freeze", "--unfreeze-after", "1", "--workers", "0", "--device", "cpu", "--seed", "5"]
+RECIPE = [
+    "--epochs",
+    "4",
+    "--arch",
+    "test_resnet",
+    "--stem",
+    "imagenet",
+    "--img-size",
+    "32",
+    "--aug",
+    "none",
+    "--lr",
+    "0.05",
+    "--schedule",
+    "cosine",
+    "--warmup-epochs",
+    "0",
+    "--val-fraction",
+    "0.25",
+    "--freeze",
+    "--unfreeze-after",
+    "1",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--seed",
+    "5",
+]
 DDP = ["--nproc", "2", "--batch-size", "32", *RECIPE]
 # Final validation accuracy of the DDP run may differ from the single-process run by at most this much. On this
 # sample (150 validation images, accuracy 0.75 to 0.97 after 4 epochs) seeds 5, 1 and 2 measured |difference|
 # 0.007, 0.020 and 0.047 (1 to 7 images): 0.1 leaves room for that noise yet fails a run that learns markedly
 # worse (ranks on unsynchronised weights, images lost from the shards) or a metric computed on the wrong rows.
 ACCURACY_TOLERANCE = 0.1
-RUN_FILES = {"config.json", "split.json", "history.csv", "curves.png", "best.pt", "last.pt", "last.prev.pt",
-             "val_predictions.npz"}
+RUN_FILES = {
+    "config.json",
+    "split.json",
+    "history.csv",
+    "curves.png",
+    "best.pt",
+    "last.pt",
+    "last.prev.pt",
+    "val_predictions.npz",
+}
 
 
 def _train(*args):
@@ -50,7 +84,7 @@ def _train(*args):
 def runs(sample_zips, tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     data = sample_zips["cifar10"]
-    single = _train("cifar10", "--data-dir", data, "--out", root / "single", "--batch-size", "64", *RECIPE)
+    _train("cifar10", "--data-dir", data, "--out", root / "single", "--batch-size", "64", *RECIPE)
     ddp = _train("cifar10", "--data-dir", data, "--out", root / "ddp", *DDP)
     return {"data": data, "single": root / "single", "ddp": root / "ddp", "ddp_result": ddp}
 
@@ -78,11 +112,15 @@ def test_two_processes_learn_like_one(runs):
     assert len(single) == len(ddp) == 4
     assert ddp["val_accuracy"].iloc[-1] > 0.5  # chance is 0.1
     difference = abs(ddp["val_accuracy"].iloc[-1] - single["val_accuracy"].iloc[-1])
-    print(f"final validation accuracy: 1 process {single['val_accuracy'].iloc[-1]:.4f}, "
-          f"2 processes {ddp['val_accuracy'].iloc[-1]:.4f}, |difference| {difference:.4f}")
+    print(
+        f"final validation accuracy: 1 process {single['val_accuracy'].iloc[-1]:.4f}, "
+        f"2 processes {ddp['val_accuracy'].iloc[-1]:.4f}, |difference| {difference:.4f}"
+    )
     assert difference <= ACCURACY_TOLERANCE
     # the same split: rank 0 chose it exactly as a single process does
-    assert json.loads((runs["single"] / "split.json").read_text()) == json.loads((runs["ddp"] / "split.json").read_text())
+    assert json.loads((runs["single"] / "split.json").read_text()) == json.loads(
+        (runs["ddp"] / "split.json").read_text()
+    )
 
 
 @slow
@@ -101,8 +139,16 @@ def test_saved_predictions_are_the_saved_models(runs):
     cache = load_images(layout, "train", cache_short_side(loaded.recipe))
     ids, labels, logits = RunDir(out).val_predictions()
     position = {image_id: n for n, image_id in enumerate(cache.ids)}
-    again = stream_logits(loaded.model, cache, np.array([position[i] for i in ids]), loaded.recipe, loaded.mean,
-                          loaded.std, loaded.device, batch_path="loader").mean
+    again = stream_logits(
+        loaded.model,
+        cache,
+        np.array([position[i] for i in ids]),
+        loaded.recipe,
+        loaded.mean,
+        loaded.std,
+        loaded.device,
+        batch_path="loader",
+    ).mean
     np.testing.assert_allclose(again, logits, rtol=1e-4, atol=1e-4)
 
 
@@ -135,8 +181,13 @@ def _rank_process(launcher: subprocess.Popen, rank: int, timeout: float = 60) ->
 def _kill_rank_one_after_an_epoch(runs, out):
     """Start the DDP run into `out`, SIGKILL rank 1 once an epoch is on disk: (launcher result, seconds to stop)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    launcher = subprocess.Popen([*KAGGLE_KIT, "train", "cifar10", "--data-dir", str(runs["data"]), "--out", str(out), *DDP],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    launcher = subprocess.Popen(
+        [*KAGGLE_KIT, "train", "cifar10", "--data-dir", str(runs["data"]), "--out", str(out), *DDP],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     rank1 = _rank_process(launcher, 1)
     history = out / "history.csv"
     while not history.is_file():  # one finished epoch on disk, then the crash
@@ -165,7 +216,10 @@ def test_killed_rank_ends_the_run_in_one_line_and_resume_finishes_it(runs, tmp_p
     # resumed under DDP, the run ends exactly where the uninterrupted DDP run ended
     columns = ["epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_metric"]
     pd.testing.assert_frame_equal(RunDir(out).history()[columns], RunDir(runs["ddp"]).history()[columns])
-    weights, reference = RunDir(out).load_checkpoint("last")["model"], RunDir(runs["ddp"]).load_checkpoint("last")["model"]
+    weights, reference = (
+        RunDir(out).load_checkpoint("last")["model"],
+        RunDir(runs["ddp"]).load_checkpoint("last")["model"],
+    )
     assert all(torch.equal(weights[k], reference[k]) for k in reference)
 
 
@@ -184,8 +238,9 @@ def test_resuming_with_another_process_count_keeps_the_schedule_in_epochs(runs, 
 
 @slow
 def test_an_error_on_every_rank_reads_as_one_line(runs, tmp_path):
-    result = run_cli_process("train", "cifar10", "--data-dir", runs["data"], "--out", tmp_path / "r", *DDP,
-                             "--sync-bn", timeout=120)
+    result = run_cli_process(
+        "train", "cifar10", "--data-dir", runs["data"], "--out", tmp_path / "r", *DDP, "--sync-bn", timeout=120
+    )
     assert_one_line_error(result, "--sync-bn needs CUDA GPUs")
     assert result.returncode == 2
 
@@ -218,7 +273,10 @@ def test_run_on_gpus_runs_one_job_per_gpu_at_a_time(tmp_path):
 
 def test_run_on_gpus_appends_each_jobs_output_to_its_log(tmp_path, monkeypatch):
     monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # the jobs' output still lands in the order written
-    talk = "import os, sys; print('out', os.environ['CUDA_VISIBLE_DEVICES']); print('error: bad', sys.argv[1], file=sys.stderr); sys.exit(2)"
+    talk = (
+        "import os, sys; print('out', os.environ['CUDA_VISIBLE_DEVICES']); "
+        "print('error: bad', sys.argv[1], file=sys.stderr); sys.exit(2)"
+    )
     logs = [tmp_path / "logs" / "a.log", tmp_path / "logs" / "b.log"]
     logs[0].parent.mkdir()
     logs[0].write_text("earlier attempt\n")
@@ -253,9 +311,29 @@ def test_torchrun_runs_the_same_command(runs, tmp_path):
     args = [*DDP[2:]]
     args[args.index("--epochs") + 1] = "1"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                             "-m", "kaggle_kit", "train", "cifar10", "--data-dir", str(runs["data"]), "--out", str(out), *args],
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "kaggle_kit",
+            "train",
+            "cifar10",
+            "--data-dir",
+            str(runs["data"]),
+            "--out",
+            str(out),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert len(RunDir(out).history()) == 1
     # both workers share the terminal under torchrun: rank 0 alone reports (and calibrates)
@@ -304,8 +382,13 @@ def test_workers_stop_and_save_when_the_launcher_is_killed(runs, tmp_path):
     out = tmp_path / "orphans"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     long_run = [arg if arg != "4" else "400" for arg in DDP]  # --epochs 400: still training when the launcher dies
-    launcher = subprocess.Popen([*KAGGLE_KIT, "train", "cifar10", "--data-dir", str(runs["data"]), "--out", str(out),
-                                 *long_run], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    launcher = subprocess.Popen(
+        [*KAGGLE_KIT, "train", "cifar10", "--data-dir", str(runs["data"]), "--out", str(out), *long_run],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     workers = [_rank_process(launcher, rank) for rank in (0, 1)]
     while not (out / "history.csv").is_file():
         assert launcher.poll() is None, launcher.communicate()

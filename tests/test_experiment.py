@@ -10,19 +10,18 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import REPO, assert_one_line_error
+from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
+
 from kaggle_kit import report
 from kaggle_kit.errors import KitError
 from kaggle_kit.experiment import find_plan, load_plan, parse_plan, parse_set, plan_runs, run_experiment
 from kaggle_kit.ledger import COMPLETE, Ledger
 from kaggle_kit.metrics import ACCURACY, LOG_LOSS
-from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
 
 TINY_PLAN = """
 competition = "cifar10"
@@ -66,9 +65,17 @@ def kit(args, cwd: Path, env: dict, timeout: float = 300) -> subprocess.Complete
 def kaggle_env(home: Path, endpoint: str) -> dict:
     """The fake Kaggle's credentials and address; nothing of the machine's Kaggle setup leaks in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE") and "proxy" not in k.lower()}
-    env.update(HOME=str(home), KAGGLE_CONFIG_DIR=str(home / "kaggle-config"), KAGGLE_USERNAME=DEFAULT_USERNAME,
-               KAGGLE_KEY=DEFAULT_KEY, KAGGLE_KIT_API_ENDPOINT=endpoint, KAGGLE_KIT_HTTP_TIMEOUT="10",
-               NO_PROXY="127.0.0.1,localhost", PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    env.update(
+        HOME=str(home),
+        KAGGLE_CONFIG_DIR=str(home / "kaggle-config"),
+        KAGGLE_USERNAME=DEFAULT_USERNAME,
+        KAGGLE_KEY=DEFAULT_KEY,
+        KAGGLE_KIT_API_ENDPOINT=endpoint,
+        KAGGLE_KIT_HTTP_TIMEOUT="10",
+        NO_PROXY="127.0.0.1,localhost",
+        PYTHONPATH=str(REPO),
+        OMP_NUM_THREADS="1",
+    )
     return env
 
 
@@ -98,8 +105,20 @@ def experiment(sample_zips, tmp_path_factory):
             (partial / name).unlink(missing_ok=True)
         rerun = kit(["experiment", plan, "--data-dir", data, "--out", exp, "--submit"], work, env)
         assert rerun.returncode == 0, rerun.stderr
-    return {"work": work, "exp": exp, "env": env, "first": first, "texts": texts, "before": before,
-            "rerun": rerun, "partial": partial, "original": original, "submission": submission, "data": data, "plan": plan}
+    return {
+        "work": work,
+        "exp": exp,
+        "env": env,
+        "first": first,
+        "texts": texts,
+        "before": before,
+        "rerun": rerun,
+        "partial": partial,
+        "original": original,
+        "submission": submission,
+        "data": data,
+        "plan": plan,
+    }
 
 
 def test_every_cell_and_seed_is_a_run_folder_predicted_and_submitted(experiment):
@@ -109,7 +128,10 @@ def test_every_cell_and_seed_is_a_run_folder_predicted_and_submitted(experiment)
     for name in RUNS:
         run = exp / name
         config = json.loads((run / "config.json").read_text())
-        assert config["recipe"]["seed"] == int(name[-1]) and config["recipe"]["schedule"] == name.split("=")[1].split("/")[0]
+        assert (
+            config["recipe"]["seed"] == int(name[-1])
+            and config["recipe"]["schedule"] == name.split("=")[1].split("/")[0]
+        )
         assert len(pd.read_csv(run / "history.csv")) == 1 and (run / "best.pt").is_file()
         assert (run / "submission.csv").is_file()
     records = [r for r in Ledger(experiment["work"] / "submissions" / "ledger.jsonl").records() if r.status == COMPLETE]
@@ -135,15 +157,20 @@ def test_rerun_skips_finished_runs_and_resumes_the_partial_one(experiment):
     assert "submitted 0, not submitted 4" in rerun.stdout
     assert rerun.stdout.count("already scored by Kaggle") == 4
     assert (experiment["partial"] / "submission.csv").read_text() == experiment["submission"]
-    assert (experiment["partial"] / "submission.csv").stat().st_mtime_ns > experiment["before"]["schedule=cosine/seed=1"]
+    assert (experiment["partial"] / "submission.csv").stat().st_mtime_ns > experiment["before"][
+        "schedule=cosine/seed=1"
+    ]
 
 
 def test_report_numbers_are_the_run_folders_numbers(experiment):
     exp = experiment["exp"]
     results = pd.read_csv(exp / "results.csv")
     assert results["cell"].tolist() == [n.split("/")[0] for n in RUNS] and results["seed"].tolist() == [0, 1, 0, 1]
-    records = {str(Path(r.run_dir).resolve()): r for r in Ledger(experiment["work"] / "submissions" / "ledger.jsonl").records()
-               if r.status == COMPLETE}
+    records = {
+        str(Path(r.run_dir).resolve()): r
+        for r in Ledger(experiment["work"] / "submissions" / "ledger.jsonl").records()
+        if r.status == COMPLETE
+    }
     text = (exp / "report.md").read_text()
     for _, row in results.iterrows():
         run = exp / row["run_dir"]
@@ -154,7 +181,10 @@ def test_report_numbers_are_the_run_folders_numbers(experiment):
         assert row["status"] == "finished" and row["wall_seconds"] > 0
     for cell in CELLS:
         values = [pd.read_csv(exp / cell / f"seed={s}" / "history.csv")["val_metric"].max() for s in (0, 1)]
-        mean, std = sum(values) / 2, math.sqrt(sum((v - sum(values) / 2) ** 2 for v in values))  # ddof=1 with two values
+        mean, std = (
+            sum(values) / 2,
+            math.sqrt(sum((v - sum(values) / 2) ** 2 for v in values)),
+        )  # ddof=1 with two values
         assert f"{mean:.4f} ± {std:.4f}" in text
     assert "accuracy - higher is better" in text and "Kaggle public score" in text and "0.3100" in text
     for png in ("table.png", "curves.png", "wall-time.png"):
@@ -177,10 +207,13 @@ def test_runs_lists_each_run_with_its_metric_direction_and_kaggle_score(experime
     listed = kit(["runs", "cifar10", "--root", experiment["exp"]], experiment["work"], experiment["env"])
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
-    scores = {str(Path(r.run_dir).resolve()): r.public_score
-              for r in Ledger(experiment["work"] / "submissions" / "ledger.jsonl").records() if r.status == COMPLETE}
+    scores = {
+        str(Path(r.run_dir).resolve()): r.public_score
+        for r in Ledger(experiment["work"] / "submissions" / "ledger.jsonl").records()
+        if r.status == COMPLETE
+    }
     for name in RUNS:
-        (line,) = [l for l in lines if l.startswith(f"{experiment['exp']}/{name} ")]
+        (line,) = [row for row in lines if row.startswith(f"{experiment['exp']}/{name} ")]
         _, competition, arch, epochs, validation, kaggle, *_ = line.split()
         history = pd.read_csv(experiment["exp"] / name / "history.csv")
         assert (competition, arch, epochs) == ("cifar10", "test_resnet", "1/1")
@@ -192,7 +225,9 @@ def test_runs_lists_each_run_with_its_metric_direction_and_kaggle_score(experime
 
 
 def test_changed_settings_are_refused_before_anything_trains(experiment):
-    with pytest.raises(KitError, match=r"seed=0 was trained with lr=0.0256 but the plan now asks lr=0.1: delete that folder"):
+    with pytest.raises(
+        KitError, match=r"seed=0 was trained with lr=0.0256 but the plan now asks lr=0.1: delete that folder"
+    ):
         run_experiment(experiment["plan"], experiment["data"], experiment["exp"], overrides=parse_set(["lr=0.1"]))
     with pytest.raises(KitError, match="--epochs conflicts with the plan's grid axis 'epochs'"):
         run_experiment("cifar10-best", experiment["data"], experiment["exp"], epochs=1)
@@ -205,7 +240,9 @@ def test_other_data_is_refused_before_anything_trains(experiment, sample_zips, t
 
     other = write_sample(resolve("cifar10"), tmp_path / "other", n_train=40, n_test=10).parent
     before = snapshot(experiment["exp"])
-    with pytest.raises(KitError, match=r"seed=0 was trained on other data \(.*\): pass that data folder again, or another --out"):
+    with pytest.raises(
+        KitError, match=r"seed=0 was trained on other data \(.*\): pass that data folder again, or another --out"
+    ):
         run_experiment(experiment["plan"], other, experiment["exp"])
     assert snapshot(experiment["exp"]) == before  # nothing retrained
 
@@ -215,15 +252,35 @@ def test_gpus_runs_each_run_as_its_own_kaggle_kit_train_with_the_same_result(exp
     the flags rebuild the planned recipe exactly, so the runs equal the in-process ones of the same seed."""
     exp = experiment["work"] / "exp-gpus"
     env = {**experiment["env"], "KAGGLE_KIT_API_ENDPOINT": "http://127.0.0.1:9"}  # no Kaggle needed here
-    parallel = kit(["experiment", experiment["plan"], "--data-dir", experiment["data"], "--out", exp, "--seeds", "1",
-                    "--gpus", "0,1"], experiment["work"], env)
+    parallel = kit(
+        [
+            "experiment",
+            experiment["plan"],
+            "--data-dir",
+            experiment["data"],
+            "--out",
+            exp,
+            "--seeds",
+            "1",
+            "--gpus",
+            "0,1",
+        ],
+        experiment["work"],
+        env,
+    )
     assert parallel.returncode == 0, parallel.stderr
     assert "2 runs - 2 trained" in parallel.stdout
     assert "on GPU 0" in parallel.stderr and "on GPU 1" in parallel.stderr
     for cell in CELLS:
         ours, theirs = exp / cell / "seed=0", experiment["exp"] / cell / "seed=0"
-        assert json.loads((ours / "config.json").read_text())["recipe"] == json.loads((theirs / "config.json").read_text())["recipe"]
-        assert pd.read_csv(ours / "history.csv")["val_metric"].tolist() == pd.read_csv(theirs / "history.csv")["val_metric"].tolist()
+        assert (
+            json.loads((ours / "config.json").read_text())["recipe"]
+            == json.loads((theirs / "config.json").read_text())["recipe"]
+        )
+        assert (
+            pd.read_csv(ours / "history.csv")["val_metric"].tolist()
+            == pd.read_csv(theirs / "history.csv")["val_metric"].tolist()
+        )
     assert pd.read_csv(exp / "results.csv")["wall_seconds"].gt(0).all()
     # each run's output went to its own log, not interleaved into the terminal
     for cell in CELLS:
@@ -238,8 +295,15 @@ def test_gpus_reports_each_running_runs_latest_line_while_they_train(experiment)
     """Runs side by side log to files: the caller still hears from each of them as they train."""
     events = []
     out = experiment["work"] / "exp-gpus-status"
-    result = run_experiment(experiment["plan"], experiment["data"], out, seeds=1, gpus=["0", "1"],
-                            on_event=events.append, status_every_s=0.2)
+    result = run_experiment(
+        experiment["plan"],
+        experiment["data"],
+        out,
+        seeds=1,
+        gpus=["0", "1"],
+        on_event=events.append,
+        status_every_s=0.2,
+    )
     assert sorted(result.trained) == [f"{cell}/seed=0" for cell in CELLS]
     progress = [e for e in events if e["event"] == "progress"]
     assert {e["run"] for e in progress} == {f"{cell}/seed=0" for cell in CELLS}
@@ -259,11 +323,31 @@ def test_gpus_names_a_failed_runs_error_and_its_log(experiment):
     (damaged / "history.csv").unlink()  # partial: resumed from last.pt ...
     (damaged / "last.pt").write_bytes(b"not a checkpoint")  # ... which a crash left unreadable
     env = {**experiment["env"], "KAGGLE_KIT_API_ENDPOINT": "http://127.0.0.1:9"}
-    parallel = kit(["experiment", experiment["plan"], "--data-dir", experiment["data"], "--out", exp, "--seeds", "1",
-                    "--gpus", "0,1"], experiment["work"], env)
+    parallel = kit(
+        [
+            "experiment",
+            experiment["plan"],
+            "--data-dir",
+            experiment["data"],
+            "--out",
+            exp,
+            "--seeds",
+            "1",
+            "--gpus",
+            "0,1",
+        ],
+        experiment["work"],
+        env,
+    )
     log = exp / "logs" / "schedule=cosine.seed=0.log"
-    assert_one_line_error(parallel, "schedule=cosine/seed=0", f"{damaged / 'last.pt'}", "is damaged", "exited with code 2",
-                          f"whole log: {log}")
+    assert_one_line_error(
+        parallel,
+        "schedule=cosine/seed=0",
+        f"{damaged / 'last.pt'}",
+        "is damaged",
+        "exited with code 2",
+        f"whole log: {log}",
+    )
     assert "error: error:" not in parallel.stderr
     assert "1 skipped (already finished), 1 failed" in parallel.stdout
     assert f"error: {damaged / 'last.pt'}" in log.read_text()
@@ -286,14 +370,30 @@ def _fake_run(path: Path, arch: str, seed: int, val_losses: list[float], planned
     """A dog_breed run folder as the trainer leaves it, reduced to what the report reads; with `planned` epochs
     beyond the losses given, one interrupted before its end."""
     path.mkdir(parents=True)
-    recipe = {"name": "paper", "arch": arch, "epochs": planned or len(val_losses), "seed": seed, "batch_size": 128,
-              "lr": 0.0128,
-              "schedule": "step", "aug": "paper"}
+    recipe = {
+        "name": "paper",
+        "arch": arch,
+        "epochs": planned or len(val_losses),
+        "seed": seed,
+        "batch_size": 128,
+        "lr": 0.0128,
+        "schedule": "step",
+        "aug": "paper",
+    }
     (path / "config.json").write_text(json.dumps({"competition": "dog_breed", "recipe": recipe}))
-    history = pd.DataFrame({"epoch": range(1, len(val_losses) + 1), "lr": 0.01, "train_loss": 2.0,
-                            "train_accuracy": 0.5,
-                            "val_loss": val_losses, "val_accuracy": 0.5, "val_metric": val_losses, "seconds": 3.0,
-                            "images_per_s": 100.0})
+    history = pd.DataFrame(
+        {
+            "epoch": range(1, len(val_losses) + 1),
+            "lr": 0.01,
+            "train_loss": 2.0,
+            "train_accuracy": 0.5,
+            "val_loss": val_losses,
+            "val_accuracy": 0.5,
+            "val_metric": val_losses,
+            "seconds": 3.0,
+            "images_per_s": 100.0,
+        }
+    )
     history.to_csv(path / "history.csv", index=False)
     (path / "best.pt").write_bytes(b"weights")
 
@@ -303,9 +403,13 @@ def _table1_experiment(exp: Path, losses: dict[str, list[list[float]]], planned:
     for arch, curves in losses.items():
         for seed, curve in enumerate(curves):
             _fake_run(exp / f"arch={arch}" / f"seed={seed}", arch, seed, curve, planned)
-            runs.append({"cell": f"arch={arch}", "values": {"arch": arch}, "seed": seed, "path": f"arch={arch}/seed={seed}"})
+            runs.append(
+                {"cell": f"arch={arch}", "values": {"arch": arch}, "seed": seed, "path": f"arch={arch}/seed={seed}"}
+            )
     shutil.copy(find_plan("study-table1"), exp / "plan.toml")
-    (exp / "experiment.json").write_text(json.dumps({"plan": "study-table1", "competition": "dog_breed", "seeds": 2, "runs": runs}))
+    (exp / "experiment.json").write_text(
+        json.dumps({"plan": "study-table1", "competition": "dog_breed", "seeds": 2, "runs": runs})
+    )
 
 
 def test_table1_report_marks_the_lower_log_loss_and_notes_the_studys_ranking(tmp_path):
@@ -316,8 +420,10 @@ def test_table1_report_marks_the_lower_log_loss_and_notes_the_studys_ranking(tmp
     assert "log loss - lower is better" in text
     assert "| resnet18 | **0.8100 ± 0.0141** ★ |" in text and "| resnet34 | 1.3300 ± 0.0424 |" in text
     assert "| resnet18 | **0.8018** ★ |" in text and "| resnet34 | 1.3327 |" in text
-    assert ("The study called arch=resnet34 (1.3327) the better one, ranking it above arch=resnet18 (0.8018); but for "
-            "log loss lower is better, so by the study's own numbers arch=resnet18 won.") in text
+    assert (
+        "The study called arch=resnet34 (1.3327) the better one, ranking it above arch=resnet18 (0.8018); but for "
+        "log loss lower is better, so by the study's own numbers arch=resnet18 won."
+    ) in text
     assert any(line.startswith("validation log loss, lower is better: best arch=resnet18") for line in result.headlines)
     results = pd.read_csv(exp / "results.csv")
     assert results["val_metric"].tolist() == [0.82, 0.80, 1.30, 1.36]  # the LOWEST epoch of each run
@@ -333,7 +439,9 @@ def test_a_tie_has_no_winner_and_a_cell_short_of_seeds_says_so(tmp_path):
     text = (tie / "report.md").read_text()
     assert "| resnet18 | 0.8000 ± 0.1414 |" in text and "| resnet34 | 0.8000 ± 0.0000 |" in text
     assert "leads" not in text
-    assert "validation log loss, lower is better: arch=resnet18, arch=resnet34 tie at 0.8000 ± 0.1414" in result.headlines
+    assert (
+        "validation log loss, lower is better: arch=resnet18, arch=resnet34 tie at 0.8000 ± 0.1414" in result.headlines
+    )
 
     short = tmp_path / "short"
     _table1_experiment(short, {"resnet18": [[0.9], [0.8]], "resnet34": [[0.7]]})
@@ -359,8 +467,14 @@ def test_an_interrupted_run_is_marked_in_its_cell_and_left_out_of_mean_and_ranki
 def test_results_csv_has_one_column_per_name_and_the_calibrated_figure_names_its_checkpoint(tmp_path):
     exp = tmp_path / "table1"
     _table1_experiment(exp, {"resnet18": [[1.2, 0.82]], "resnet34": [[1.4, 1.30]]})
-    calibration = {"checkpoint": "best", "epoch": 1, "validated": True, "tta": False, "temperature": 0.547,
-                   "val_metric": 0.79}
+    calibration = {
+        "checkpoint": "best",
+        "epoch": 1,
+        "validated": True,
+        "tta": False,
+        "temperature": 0.547,
+        "val_metric": 0.79,
+    }
     path = exp / "arch=resnet18" / "seed=0" / "config.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), "calibration": {"best": calibration}}))
     report.write_report(exp, ledger=Ledger(tmp_path / "ledger.jsonl"))
@@ -375,10 +489,24 @@ def test_results_csv_has_one_column_per_name_and_the_calibrated_figure_names_its
 def test_runs_shows_the_settings_that_decide_a_result(tmp_path, capsys):
     from kaggle_kit.cli import main
 
-    base = {"name": "paper", "arch": "resnet18", "epochs": 2, "seed": 0, "img_size": 224, "pretrained": True,
-            "freeze": True, "unfreeze_after": None, "tta": "auto"}
-    variants = {"plain": {}, "no-tta": {"tta": "off"}, "scratch": {"pretrained": False}, "unfrozen": {"freeze": False},
-                "small": {"img_size": 128}}
+    base = {
+        "name": "paper",
+        "arch": "resnet18",
+        "epochs": 2,
+        "seed": 0,
+        "img_size": 224,
+        "pretrained": True,
+        "freeze": True,
+        "unfreeze_after": None,
+        "tta": "auto",
+    }
+    variants = {
+        "plain": {},
+        "no-tta": {"tta": "off"},
+        "scratch": {"pretrained": False},
+        "unfrozen": {"freeze": False},
+        "small": {"img_size": 128},
+    }
     for name, change in variants.items():
         _fake_run(tmp_path / "runs" / name, "resnet18", 0, [1.0, 0.9])
         config = json.loads((tmp_path / "runs" / name / "config.json").read_text())
@@ -406,7 +534,10 @@ def test_shipped_plans_expand_to_the_studys_tables(tmp_path):
     assert [c.name for c in table2.cells()][:2] == ["aug=none,schedule=constant", "aug=none,schedule=step"]
     assert runs[-1].path == tmp_path / "aug=paper,schedule=cosine" / "seed=2"
     assert runs[-1].recipe.arch == "resnet18" and runs[-1].recipe.stem == "cifar" and runs[-1].recipe.seed == 2
-    assert table2.published.values["aug=paper,schedule=cosine"] == 0.8848 and table2.published.values["aug=none,schedule=constant"] == 0.8294
+    assert (
+        table2.published.values["aug=paper,schedule=cosine"] == 0.8848
+        and table2.published.values["aug=none,schedule=constant"] == 0.8294
+    )
     assert (table2.table_rows, table2.table_columns, table2.curves_by) == (("aug",), "schedule", "schedule")
 
     table1 = load_plan(find_plan("dog_breed/study-table1"))
@@ -425,18 +556,30 @@ def test_shipped_plans_expand_to_the_studys_tables(tmp_path):
     assert len(plan_runs(table2, tmp_path, seeds=1, epochs=2)) == 6
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("competition = 'cifar10'\nseed = 3\n", "unknown field 'seed' - did you mean seeds?"),
-    ("competition = 'cifar10'\n[grid]\nschedul = ['step']\n", "unknown setting 'schedul' for Recipe - did you mean schedule?"),
-    ("competition = 'cifar10'\n[overrides]\nlr = 'fast'\n", "[overrides]: invalid setting lr='fast'"),
-    ("competition = 'cifar10'\n[grid]\nschedule = ['step']\n[published.values]\ncosine = 0.9\n", "'cosine' is not a cell of the grid"),
-    ("competition = 'cifar100'\n", "unknown competition 'cifar100'"),
-    ("competition = 'cifar10'\nrecipe = 'papr'\n", "unknown recipe 'papr'"),
-    ("competition = 'cifar10'\n[grid]\nseed = [0, 1]\n", "'seed' cannot be set by a plan: use `seeds = N`"),
-    ("competition = 'cifar10'\n[grid]\naug = []\n", "[grid] aug: give a non-empty list"),
-    ("competition = 'cifar10'\n[grid]\naug = ['none']\n[table]\ncolumns = 'augs'\n", "'augs' is not a grid axis - did you mean aug?"),
-    ("competition = 'cifar10'\nseeds = [\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("competition = 'cifar10'\nseed = 3\n", "unknown field 'seed' - did you mean seeds?"),
+        (
+            "competition = 'cifar10'\n[grid]\nschedul = ['step']\n",
+            "unknown setting 'schedul' for Recipe - did you mean schedule?",
+        ),
+        ("competition = 'cifar10'\n[overrides]\nlr = 'fast'\n", "[overrides]: invalid setting lr='fast'"),
+        (
+            "competition = 'cifar10'\n[grid]\nschedule = ['step']\n[published.values]\ncosine = 0.9\n",
+            "'cosine' is not a cell of the grid",
+        ),
+        ("competition = 'cifar100'\n", "unknown competition 'cifar100'"),
+        ("competition = 'cifar10'\nrecipe = 'papr'\n", "unknown recipe 'papr'"),
+        ("competition = 'cifar10'\n[grid]\nseed = [0, 1]\n", "'seed' cannot be set by a plan: use `seeds = N`"),
+        ("competition = 'cifar10'\n[grid]\naug = []\n", "[grid] aug: give a non-empty list"),
+        (
+            "competition = 'cifar10'\n[grid]\naug = ['none']\n[table]\ncolumns = 'augs'\n",
+            "'augs' is not a grid axis - did you mean aug?",
+        ),
+        ("competition = 'cifar10'\nseeds = [\n", "not valid TOML"),
+    ],
+)
 def test_plan_mistakes_are_one_line_errors_naming_the_file(text, needle, tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -458,7 +601,9 @@ def test_unknown_cell_values_fail_before_training(tmp_path):
 def test_experiment_cli_errors_are_one_line(tmp_path):
     from conftest import run_cli
 
-    assert_one_line_error(run_cli("experiment", "study-tabel2", cwd=tmp_path), "unknown plan 'study-tabel2'", "did you mean study-table2")
+    assert_one_line_error(
+        run_cli("experiment", "study-tabel2", cwd=tmp_path), "unknown plan 'study-tabel2'", "did you mean study-table2"
+    )
     assert_one_line_error(run_cli("report", tmp_path, cwd=tmp_path), "is not an experiment folder")
 
 
@@ -467,5 +612,7 @@ def test_an_experiment_runs_name_carries_its_experiment_and_cell(tmp_path):
 
     (tmp_path / "study").mkdir()
     (tmp_path / "study" / "experiment.json").write_text("{}")
-    assert RunDir(tmp_path / "study" / "aug=on,schedule=cosine" / "seed=0").name == "study.aug=on,schedule=cosine.seed=0"
+    assert (
+        RunDir(tmp_path / "study" / "aug=on,schedule=cosine" / "seed=0").name == "study.aug=on,schedule=cosine.seed=0"
+    )
     assert RunDir(tmp_path / "runs" / "cifar10" / "20261127-resnet18-fast").name == "20261127-resnet18-fast"

@@ -29,8 +29,17 @@ def tiny_state() -> TrainState:
 
 def finish_epoch(state: TrainState, metric: float, head_only: bool = True) -> EpochOutcome:
     """What `run_epoch` leaves: the row recorded, the best updated (higher is better here)."""
-    row = {"epoch": state.epoch, "lr": 0.1, "train_loss": 1.0, "train_accuracy": 0.5, "val_loss": 1.0,
-           "val_accuracy": 0.5, "val_metric": metric, "seconds": 0.01, "images_per_s": 100.0}
+    row = {
+        "epoch": state.epoch,
+        "lr": 0.1,
+        "train_loss": 1.0,
+        "train_accuracy": 0.5,
+        "val_loss": 1.0,
+        "val_accuracy": 0.5,
+        "val_metric": metric,
+        "seconds": 0.01,
+        "images_per_s": 100.0,
+    }
     improved = state.best_metric is None or metric > state.best_metric
     state.record(row, improved)
     return EpochOutcome(row, improved, head_only)
@@ -133,13 +142,34 @@ def test_early_stopping_through_the_cli_finishes_the_run_and_its_resume_trains_n
     out = tmp_path / "run"
     # a frozen backbone (its BatchNorm statistics too) and an lr this small leave every prediction, so the accuracy,
     # as the first epoch made it: no later epoch is better
-    args = ["--arch", "test_resnet", "--img-size", "32", "--batch-size", "32", "--workers", "0", "--device", "cpu",
-            "--aug", "none", "--lr", "1e-7", "--schedule", "constant", "--epochs", "6", "--freeze"]
-    stopped = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, *args,
-                      "--early-stop-patience", "2")
+    args = [
+        "--arch",
+        "test_resnet",
+        "--img-size",
+        "32",
+        "--batch-size",
+        "32",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--aug",
+        "none",
+        "--lr",
+        "1e-7",
+        "--schedule",
+        "constant",
+        "--epochs",
+        "6",
+        "--freeze",
+    ]
+    stopped = run_cli(
+        "train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, *args, "--early-stop-patience", "2"
+    )
     assert stopped.returncode == 0, stopped.stderr
-    note = re.search(r"note: early stop at epoch (\d+): no better val metric for 2 epochs; best epoch (\d+)",
-                     stopped.stderr)
+    note = re.search(
+        r"note: early stop at epoch (\d+): no better val metric for 2 epochs; best epoch (\d+)", stopped.stderr
+    )
     assert note, stopped.stderr
     ran, best = int(note.group(1)), int(note.group(2))
     assert ran == best + 2 and ran < 6 and f"trained {ran} epochs" in stopped.stdout
@@ -151,7 +181,16 @@ def test_early_stopping_through_the_cli_finishes_the_run_and_its_resume_trains_n
     assert note.group(0) in resumed.stderr and f"trained {ran} epochs" in resumed.stdout
     assert len(pd.read_csv(out / "history.csv")) == ran
 
-    refused = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "bad", *args,
-                      "--early-stop-patience", "0")
+    refused = run_cli(
+        "train",
+        "cifar10",
+        "--data-dir",
+        sample_zips["cifar10"],
+        "--out",
+        tmp_path / "bad",
+        *args,
+        "--early-stop-patience",
+        "0",
+    )
     assert_one_line_error(refused, "invalid setting early_stop_patience=0", "give 1 or more epochs")
     assert "--early-stop-patience" in run_cli("train", "--help").stdout

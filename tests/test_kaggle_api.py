@@ -1,4 +1,5 @@
-"""`kaggle-kit download`, `submit`, `submissions` and `doctor` end to end: the real CLI, the real `kaggle` client, a fake Kaggle.
+"""`kaggle-kit download`, `submit`, `submissions` and `doctor` end to end: the real CLI, the real `kaggle`
+client, a fake Kaggle.
 
 Each command runs as a subprocess (`python -m kaggle_kit ...`), so the `kaggle` package is imported
 fresh with the test's environment: credentials from KAGGLE_USERNAME/KAGGLE_KEY, HOME and
@@ -24,17 +25,17 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import conftest
 import numpy as np
 import pandas as pd
 import pytest
-
-import conftest
 from conftest import ctrl_c_reaches_it
+from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
+
 from kaggle_kit.competition import resolve
 from kaggle_kit.ledger import Ledger
 from kaggle_kit.metrics import log_loss, softmax
 from kaggle_kit.sample import write_sample
-from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
 
 DOG = resolve("dog_breed")
 RULES_URL = "https://www.kaggle.com/competitions/dog-breed-identification/rules"
@@ -94,7 +95,9 @@ def kit_env(tmp_path: Path, endpoint: str, **changes) -> dict:
 
 
 def kit(args: list[str], cwd: Path, env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kaggle_kit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "kaggle_kit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def assert_no_secret(proc: subprocess.CompletedProcess, *secrets: str) -> None:
@@ -141,7 +144,15 @@ def write_run(work: Path, name: str = "run-a", temperature: float = 1.5) -> floa
     """A run folder with config.json and validation predictions; returns its validation log loss."""
     run = work / "runs" / name
     run.mkdir(parents=True)
-    recipe = {"name": "best", "arch": "resnet34", "epochs": 10, "batch_size": 64, "lr": 0.01, "schedule": "cosine", "aug": "modern"}
+    recipe = {
+        "name": "best",
+        "arch": "resnet34",
+        "epochs": 10,
+        "batch_size": 64,
+        "lr": 0.01,
+        "schedule": "cosine",
+        "aug": "modern",
+    }
     config = {"competition": "dog_breed", "recipe": recipe, "tta": True, "temperature": temperature}
     (run / "config.json").write_text(json.dumps(config))
     rng = np.random.default_rng(0)
@@ -242,7 +253,9 @@ def test_submit_prints_scores_and_records_them(server, downloaded, bundle, tmp_p
     (record,) = ledger_of(work).records()
     (made,) = server.submissions
     assert record.status == "COMPLETE" and record.kaggle_ref == made.ref
-    assert record.public_score == pytest.approx(public, abs=1e-5) and record.private_score == pytest.approx(private, abs=1e-5)
+    assert record.public_score == pytest.approx(public, abs=1e-5) and record.private_score == pytest.approx(
+        private, abs=1e-5
+    )
     assert record.competition == "dog_breed" and record.run == "run-a" and record.run_dir.endswith("runs/run-a")
     assert record.local_score == pytest.approx(local) and record.metric == "log_loss"
     assert record.recipe == "resnet34 best e10 bs64 lr0.01 cosine aug=modern"
@@ -281,11 +294,19 @@ def test_kaggle_error_reason_is_shown_and_recorded(server, downloaded, bundle, t
         ("StartSubmissionUpload", 429, "120", ("429", "wait 120 s", "does not retry"), "UPLOAD_FAILED"),
         ("CreateSubmission", 500, None, ("500", "Kaggle's side", "try again"), "UPLOAD_FAILED"),
         ("upload", 500, None, ("upload of run-a.csv", "nothing was submitted"), "UPLOAD_FAILED"),
-        ("StartSubmissionUpload", 404, None, ("404", "check the competition slug 'dog-breed-identification'"), "UPLOAD_FAILED"),
+        (
+            "StartSubmissionUpload",
+            404,
+            None,
+            ("404", "check the competition slug 'dog-breed-identification'"),
+            "UPLOAD_FAILED",
+        ),
         ("GetSubmission", 404, None, ("still PENDING",), "PENDING"),
     ],
 )
-def test_kaggle_failures_are_one_line(server, downloaded, bundle, tmp_path, method, status, retry_after, needles, ledger_status):
+def test_kaggle_failures_are_one_line(
+    server, downloaded, bundle, tmp_path, method, status, retry_after, needles, ledger_status
+):
     server.fail(method, status, retry_after=retry_after)
     path = write_submission(downloaded, bundle)
     proc = kit(["submit", str(path), "--timeout", "2"], downloaded, kit_env(tmp_path, server.url))
@@ -300,7 +321,9 @@ def test_wrong_key_is_a_401_and_never_printed(server, downloaded, bundle, tmp_pa
     wrong = "wrong-key-9f8e7d6c5b4a"
     path = write_submission(downloaded, bundle)
     proc = kit(["submit", str(path)], downloaded, kit_env(tmp_path, server.url, KAGGLE_KEY=wrong))
-    assert_one_line_error(proc, "401", "invalid or expired", "settings/api", "KAGGLE_USERNAME/KAGGLE_KEY", secrets=(wrong,))
+    assert_one_line_error(
+        proc, "401", "invalid or expired", "settings/api", "KAGGLE_USERNAME/KAGGLE_KEY", secrets=(wrong,)
+    )
     assert ledger_of(downloaded).records()[0].status == "UPLOAD_FAILED"
 
 
@@ -326,7 +349,9 @@ def test_a_stalled_upload_is_abandoned_after_the_timeout(server, downloaded, bun
     server.delay("upload", 30, times=1)
     path = write_submission(downloaded, bundle)
     started = time.monotonic()
-    proc = kit(["submit", str(path), "--timeout", "20"], downloaded, kit_env(tmp_path, server.url, KAGGLE_KIT_HTTP_TIMEOUT="1"))
+    proc = kit(
+        ["submit", str(path), "--timeout", "20"], downloaded, kit_env(tmp_path, server.url, KAGGLE_KIT_HTTP_TIMEOUT="1")
+    )
     elapsed = time.monotonic() - started
     assert elapsed < 20, elapsed  # without the timeout the first PUT alone would take 30 s
     # the client's own retry sent the file again, and that one went through
@@ -343,9 +368,18 @@ def test_network_down_is_one_line(downloaded, bundle, tmp_path):
 
 def test_two_concurrent_submits_are_both_recorded(server, downloaded, bundle, tmp_path):
     env = kit_env(tmp_path, server.url)
-    paths = [write_submission(downloaded, bundle, run, confidence) for run, confidence in (("run-a", 0.5), ("run-b", 0.7))]
+    paths = [
+        write_submission(downloaded, bundle, run, confidence) for run, confidence in (("run-a", 0.5), ("run-b", 0.7))
+    ]
     running = [
-        subprocess.Popen([sys.executable, "-m", "kaggle_kit", "submit", str(p)], cwd=downloaded, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "kaggle_kit", "submit", str(p)],
+            cwd=downloaded,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for p in paths
     ]
     for process in running:
@@ -425,7 +459,11 @@ def test_listing_recovers_a_submit_that_died_after_the_upload(server, downloaded
     listing = kit(["submissions", "dog_breed"], downloaded, env)
     assert listing.returncode == 0, listing.stderr
     (record,) = ledger_of(downloaded).records()
-    assert record.kaggle_ref == server.submissions[0].ref and record.status == "COMPLETE" and record.public_score is not None
+    assert (
+        record.kaggle_ref == server.submissions[0].ref
+        and record.status == "COMPLETE"
+        and record.public_score is not None
+    )
 
 
 def test_submissions_refused_for_rules(server, work, tmp_path):
@@ -440,7 +478,13 @@ def test_doctor_names_the_source_and_fixes_permissions(server, work, tmp_path):
     kaggle_json = config / "kaggle.json"
     kaggle_json.write_text(json.dumps({"username": DEFAULT_USERNAME, "key": DEFAULT_KEY}))
     kaggle_json.chmod(0o644)
-    env = kit_env(tmp_path, server.url, KAGGLE_USERNAME=None, KAGGLE_KEY=None, HTTPS_PROXY="http://proxyuser:proxypass@10.0.0.1:3128")
+    env = kit_env(
+        tmp_path,
+        server.url,
+        KAGGLE_USERNAME=None,
+        KAGGLE_KEY=None,
+        HTTPS_PROXY="http://proxyuser:proxypass@10.0.0.1:3128",
+    )
     loose = kit(["doctor", "--competition", "dog_breed"], work, env)
     assert loose.returncode == 1
     assert f"legacy key from {kaggle_json} (user {DEFAULT_USERNAME})" in loose.stdout
@@ -452,7 +496,11 @@ def test_doctor_names_the_source_and_fixes_permissions(server, work, tmp_path):
     assert_no_secret(loose)
 
     kaggle_json.chmod(0o600)
-    tight = kit(["doctor", "--competition", "dog_breed"], work, kit_env(tmp_path, server.url, KAGGLE_USERNAME=None, KAGGLE_KEY=None))
+    tight = kit(
+        ["doctor", "--competition", "dog_breed"],
+        work,
+        kit_env(tmp_path, server.url, KAGGLE_USERNAME=None, KAGGLE_KEY=None),
+    )
     assert tight.returncode == 0, tight.stdout + tight.stderr
     assert "FAIL" not in tight.stdout
     assert_no_secret(tight)
@@ -477,7 +525,9 @@ def test_api_token_signs_in_and_stays_secret(bundle, work, tmp_path):
         listed = kit(["submissions", "dog_breed"], work, env)
         assert listed.returncode == 0 and "no submissions to dog-breed-identification yet" in listed.stdout
         expired = kit(["submissions", "dog_breed"], work, {**env, "KAGGLE_API_TOKEN": "kk-token-expired-000000"})
-    assert_one_line_error(expired, "did not accept the API token", "settings/api", secrets=(token, "kk-token-expired-000000"))
+    assert_one_line_error(
+        expired, "did not accept the API token", "settings/api", secrets=(token, "kk-token-expired-000000")
+    )
     assert_no_secret(checked, token)
     assert_no_secret(listed, token)
 
@@ -508,8 +558,15 @@ def test_cifar10_download_and_submit_labels(work, tmp_path):
 
 
 def start_kit(args: list[str], cwd: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "kaggle_kit", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_reaches_it)
+    return subprocess.Popen(
+        [sys.executable, "-m", "kaggle_kit", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ctrl_c_reaches_it,
+    )
 
 
 def wait_for_call(server: KaggleServer, method: str, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -547,8 +604,9 @@ def test_stop_while_waiting_for_the_score_names_the_submission(bundle, downloade
         proc = stopped(process, signal.SIGTERM)
         (made,) = server.submissions
     assert proc.returncode == 130
-    assert_one_line_error(proc, "interrupted while waiting for the score", f"submission {made.ref}",
-                          "kaggle-kit submissions dog_breed")
+    assert_one_line_error(
+        proc, "interrupted while waiting for the score", f"submission {made.ref}", "kaggle-kit submissions dog_breed"
+    )
     (record,) = ledger_of(downloaded).records()
     assert record.status == "PENDING" and record.kaggle_ref == made.ref
 
@@ -616,13 +674,18 @@ def test_an_incomplete_folder_without_its_zip_is_downloaded(server, bundle, work
 
 def test_unusable_settings_and_paths_are_one_line(server, work, tmp_path, downloaded, bundle):
     env = kit_env(tmp_path, server.url)
-    assert_one_line_error(kit(["submissions", "dog_breed"], work, {**env, "KAGGLE_KIT_HTTP_TIMEOUT": "inf"}),
-                          "KAGGLE_KIT_HTTP_TIMEOUT='inf'", "between 0 and 86400")
+    assert_one_line_error(
+        kit(["submissions", "dog_breed"], work, {**env, "KAGGLE_KIT_HTTP_TIMEOUT": "inf"}),
+        "KAGGLE_KIT_HTTP_TIMEOUT='inf'",
+        "between 0 and 86400",
+    )
     path = write_submission(downloaded, bundle)
     assert_one_line_error(kit(["submit", str(path), "--timeout", "nan"], downloaded, env), "--timeout nan", "positive")
     assert server.calls["StartSubmissionUpload"] == 0 and ledger_of(downloaded).records() == []
     (work / "a-file").write_text("not a folder")
-    assert_one_line_error(kit(["download", "dog_breed", "--data-dir", "a-file"], work, env), "--data-dir a-file is a file")
+    assert_one_line_error(
+        kit(["download", "dog_breed", "--data-dir", "a-file"], work, env), "--data-dir a-file is a file"
+    )
 
 
 def test_a_malformed_kaggle_json_is_named(server, work, tmp_path):
@@ -633,5 +696,9 @@ def test_a_malformed_kaggle_json_is_named(server, work, tmp_path):
     env = kit_env(tmp_path, server.url, KAGGLE_USERNAME=None, KAGGLE_KEY=None)
     doctor = kit(["doctor", "-c", "dog_breed"], work, env)
     assert doctor.returncode == 1 and f"FAIL credentials: {config / 'kaggle.json'} is not valid JSON" in doctor.stdout
-    assert_one_line_error(kit(["download", "dog_breed"], work, env), f"{config / 'kaggle.json'} is not valid JSON",
-                          '"username"', "access_token")
+    assert_one_line_error(
+        kit(["download", "dog_breed"], work, env),
+        f"{config / 'kaggle.json'} is not valid JSON",
+        '"username"',
+        "access_token",
+    )

@@ -11,7 +11,9 @@ from kaggle_kit.ledger import COMPLETE, PENDING, TORN_SUFFIX, Ledger, default_le
 
 def test_records_fold_updates_in_order(tmp_path):
     ledger = Ledger(tmp_path / "ledger.jsonl")
-    first = ledger.add("dog_breed", "submissions/dog_breed/a.csv", "aa" * 32, run="a", local_score=0.41, metric="log_loss")
+    first = ledger.add(
+        "dog_breed", "submissions/dog_breed/a.csv", "aa" * 32, run="a", local_score=0.41, metric="log_loss"
+    )
     second = ledger.add("cifar10", "submissions/cifar10/b.csv", "bb" * 32)
     ledger.update(first.id, kaggle_ref=7, status=PENDING)
     ledger.update(first.id, status=COMPLETE, public_score=0.43, private_score=0.44)

@@ -5,7 +5,17 @@ import math
 import numpy as np
 import pytest
 
-from kaggle_kit.metrics import ACCURACY, KAGGLE_EPS, LOG_LOSS, METRICS, accuracy, fit_temperature, kaggle_clip, log_loss, softmax
+from kaggle_kit.metrics import (
+    ACCURACY,
+    KAGGLE_EPS,
+    LOG_LOSS,
+    METRICS,
+    accuracy,
+    fit_temperature,
+    kaggle_clip,
+    log_loss,
+    softmax,
+)
 
 
 def test_accuracy_counts_argmax_matches():

@@ -11,7 +11,12 @@ from torch import nn
 
 from kaggle_kit.errors import KitError
 from kaggle_kit.models import (
-    backbone_parameters, build_model, forward_features_pooled, forward_head, head_parameters, normalization,
+    backbone_parameters,
+    build_model,
+    forward_features_pooled,
+    forward_head,
+    head_parameters,
+    normalization,
     set_backbone_frozen,
 )
 from kaggle_kit.recipe import Recipe
@@ -76,7 +81,9 @@ def test_weights_file_loads_the_backbone_and_recreates_the_head(file, weights_fi
 
 
 def test_weights_file_with_the_cifar_stem_and_mlp_head_keeps_the_rest(weights_files, source_resnet18):
-    model = build_model(Recipe(arch="resnet18", stem="cifar", head="mlp", weights=str(weights_files / "resnet18.pth")), 10)
+    model = build_model(
+        Recipe(arch="resnet18", stem="cifar", head="mlp", weights=str(weights_files / "resnet18.pth")), 10
+    )
     assert model.conv1.kernel_size == (3, 3)
     for name in ("layer1.0.conv1.weight", "layer4.1.bn2.running_var"):
         torch.testing.assert_close(model.state_dict()[name], source_resnet18.state_dict()[name])

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import assert_one_line_error, run_cli
+
 from kaggle_kit import predict as predict_module
 from kaggle_kit import submission as sub
 from kaggle_kit.batches import cache_short_side
@@ -52,10 +52,24 @@ def runs(tmp_path_factory):
     write_sample(DOG, root / "dog-data", n_train=240, n_test=DOG_TEST)
     train("cifar10", root / "cifar-data", out=root / "cifar-run", img_size=32, **TINY)
     # the dog recipe fine-tunes ImageNet weights; here a random-init model, 64 px crops of a 72 px resize
-    train("dog_breed", root / "dog-data", out=root / "dog-run", img_size=64, eval_resize=72, pretrained=False,
-          freeze=False, unfreeze_after=None, **TINY)
-    return types.SimpleNamespace(root=root, cifar=root / "cifar-run", dog=root / "dog-run",
-                                 cifar_data=root / "cifar-data", dog_data=root / "dog-data")
+    train(
+        "dog_breed",
+        root / "dog-data",
+        out=root / "dog-run",
+        img_size=64,
+        eval_resize=72,
+        pretrained=False,
+        freeze=False,
+        unfreeze_after=None,
+        **TINY,
+    )
+    return types.SimpleNamespace(
+        root=root,
+        cifar=root / "cifar-run",
+        dog=root / "dog-run",
+        cifar_data=root / "cifar-data",
+        dog_data=root / "dog-data",
+    )
 
 
 def copy_run(run: Path, tmp_path: Path) -> Path:
@@ -109,8 +123,9 @@ def test_dog_submission_is_exact_and_rows_sum_to_one(runs, tmp_path):
     loaded = load_run(run, device="cpu")
     layout = open_run_layout(loaded, runs.dog_data)
     cache = load_images(layout, "test", cache_short_side(loaded.recipe))
-    logits = stream_logits(loaded.model, cache, np.arange(len(cache)), loaded.recipe, loaded.mean, loaded.std,
-                           loaded.device, result.views)
+    logits = stream_logits(
+        loaded.model, cache, np.arange(len(cache)), loaded.recipe, loaded.mean, loaded.std, loaded.device, result.views
+    )
     expected = softmax(logits.mean, result.temperature)
     expected = expected / expected.sum(axis=1, keepdims=True)
     assert np.array_equal(probs, expected)
@@ -120,7 +135,14 @@ def test_dog_submission_is_exact_and_rows_sum_to_one(runs, tmp_path):
 
 
 def test_tta_views_per_competition():
-    assert tta_views(CIFAR, Recipe(img_size=32)) == (IDENTITY, "hflip", "shift-left", "shift-right", "shift-up", "shift-down")
+    assert tta_views(CIFAR, Recipe(img_size=32)) == (
+        IDENTITY,
+        "hflip",
+        "shift-left",
+        "shift-right",
+        "shift-up",
+        "shift-down",
+    )
     assert tta_views(CIFAR, Recipe(img_size=64)) == (IDENTITY, "hflip")  # upscaled CIFAR: no longer native size
     assert tta_views(DOG, Recipe(img_size=224)) == (IDENTITY, "hflip")
 
@@ -147,9 +169,15 @@ def test_tta_averages_the_views_logits(runs):
     indices = np.arange(10)
     logits = stream_logits(loaded.model, cache, indices, loaded.recipe, loaded.mean, loaded.std, loaded.device, views)
     assert logits.views == views and len(views) == 6 and logits.mean.shape == (10, 10)
-    per_view = [stream_logits(loaded.model, cache, indices, loaded.recipe, loaded.mean, loaded.std, loaded.device, (IDENTITY,)).mean]
-    x = (torch.from_numpy(np.array(cache.uniform_array()[:10])).permute(0, 3, 1, 2).float() / 255
-         - torch.tensor(loaded.mean).view(1, 3, 1, 1)) / torch.tensor(loaded.std).view(1, 3, 1, 1)
+    per_view = [
+        stream_logits(
+            loaded.model, cache, indices, loaded.recipe, loaded.mean, loaded.std, loaded.device, (IDENTITY,)
+        ).mean
+    ]
+    x = (
+        torch.from_numpy(np.array(cache.uniform_array()[:10])).permute(0, 3, 1, 2).float() / 255
+        - torch.tensor(loaded.mean).view(1, 3, 1, 1)
+    ) / torch.tensor(loaded.std).view(1, 3, 1, 1)
     with torch.inference_mode():
         per_view += [loaded.model(apply_view(x, v)).numpy() for v in views[1:]]
     np.testing.assert_allclose(logits.identity, per_view[0], rtol=1e-5, atol=1e-5)
@@ -193,8 +221,17 @@ def test_streaming_reads_one_batch_of_pixels_at_a_time(runs, monkeypatch):
             return rows
 
     monkeypatch.setattr(cache, "uniform_array", lambda: Watched())
-    stream_logits(loaded.model, cache, np.arange(len(cache)), loaded.recipe, loaded.mean, loaded.std, loaded.device,
-                  batch_path="array", batch_size=16)
+    stream_logits(
+        loaded.model,
+        cache,
+        np.arange(len(cache)),
+        loaded.recipe,
+        loaded.mean,
+        loaded.std,
+        loaded.device,
+        batch_path="array",
+        batch_size=16,
+    )
     assert requested == [16, 16, 16, 12]
 
 
@@ -278,8 +315,9 @@ def submitted_configuration_on_validation(run: Path, data: Path, result) -> floa
     layout = open_run_layout(loaded, data)
     cache = load_images(layout, "train", cache_short_side(loaded.recipe))
     indices, labels = predict_module._validation_indices(loaded, layout, cache)
-    logits = stream_logits(loaded.model, cache, indices, loaded.recipe, loaded.mean, loaded.std, loaded.device,
-                           result.views)
+    logits = stream_logits(
+        loaded.model, cache, indices, loaded.recipe, loaded.mean, loaded.std, loaded.device, result.views
+    )
     return loaded.competition.metric(labels, softmax(logits.mean.astype(np.float64), result.temperature))
 
 
@@ -300,8 +338,9 @@ def test_every_reported_calibrated_figure_is_what_predict_submits(runs, tmp_path
     if tta != "auto":
         assert result.tta == (tta == "on") and calibration["tta_source"] == f"recipe tta={tta}"
     scored = cli(capsys, "score", run, "--device", "cpu").stdout.splitlines()
-    assert scored[-1].endswith(f"temperature {result.temperature:.3f}, "
-                               f"validation log loss {truth:.4f} - lower is better")
+    assert scored[-1].endswith(
+        f"temperature {result.temperature:.3f}, validation log loss {truth:.4f} - lower is better"
+    )
     marked = [line for line in scored if "<- predict uses this" in line]
     assert len(marked) == 1 and f"log loss {truth:.4f}" in marked[0] and ("no TTA" in marked[0]) == (not result.tta)
 
@@ -386,7 +425,9 @@ def test_score_run_reports_metric_and_direction_before_and_after(runs, tmp_path,
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"run {run} (best.pt, epoch 1): 120 validation images"
-    assert lines[1].startswith("  no TTA:") and lines[1].endswith(f"log loss {scores['val_metric_plain']:.4f} - lower is better")
+    assert lines[1].startswith("  no TTA:") and lines[1].endswith(
+        f"log loss {scores['val_metric_plain']:.4f} - lower is better"
+    )
     assert "TTA (2 views):" in lines[2] and "calibrated (T=" in lines[3]
     before, after = scores["val_log_loss_before"], scores["val_log_loss_after"]
     assert f"before calibration {before:.4f}, after {after:.4f}" in lines[5]
@@ -417,7 +458,9 @@ def test_cli_predict_bad_inputs_are_one_line_errors(runs, tmp_path, capsys):
     result = cli(capsys, "predict", no_checkpoint, "--device", "cpu")
     assert result.returncode == 2
     assert_one_line_error(result, "no best.pt checkpoint")
-    assert_one_line_error(cli(capsys, "predict", no_checkpoint, "--checkpoint", "middle"), "unknown checkpoint 'middle'")
+    assert_one_line_error(
+        cli(capsys, "predict", no_checkpoint, "--checkpoint", "middle"), "unknown checkpoint 'middle'"
+    )
     other = cli(capsys, "predict", copy_run(runs.cifar, tmp_path / "b"), "--data-dir", runs.dog_data, "--device", "cpu")
     assert_one_line_error(other, "holds dog-breed-identification data", "cifar10 run", "--data-dir")
     broken = copy_run(runs.cifar, tmp_path / "c")
@@ -430,16 +473,35 @@ def test_cli_predict_bad_inputs_are_one_line_errors(runs, tmp_path, capsys):
 def test_train_command_calibrates_then_predict_command_writes(runs, tmp_path):
     """The real entry points, as a user runs them: train records the calibration, predict applies it."""
     run = tmp_path / "run"
-    trained = run_cli("train", "cifar10", "--data-dir", runs.cifar_data, "--out", run, "--epochs", "1",
-                      "--arch", "test_resnet", "--batch-size", "64", "--workers", "0", "--device", "cpu",
-                      "--tta", "off",
-                      env={"OMP_NUM_THREADS": "1"})
+    trained = run_cli(
+        "train",
+        "cifar10",
+        "--data-dir",
+        runs.cifar_data,
+        "--out",
+        run,
+        "--epochs",
+        "1",
+        "--arch",
+        "test_resnet",
+        "--batch-size",
+        "64",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--tta",
+        "off",
+        env={"OMP_NUM_THREADS": "1"},
+    )
     assert trained.returncode == 0, trained.stderr
     calibration = RunDir(run).config()["calibration"]["best"]
     assert calibration["validated"] and calibration["checkpoint"] == "best"
     figure = CIFAR.metric.describe(calibration["val_metric_plain_calibrated"])
-    assert (f"calibrated (what predict uses): best.pt, TTA off (recipe tta=off), temperature "
-            f"{calibration['temperature_plain']:.3f}, validation {figure}") in trained.stdout
+    assert (
+        f"calibrated (what predict uses): best.pt, TTA off (recipe tta=off), temperature "
+        f"{calibration['temperature_plain']:.3f}, validation {figure}"
+    ) in trained.stdout
     predicted = run_cli("predict", run, "--out", tmp_path / "c.csv", env={"OMP_NUM_THREADS": "1"})
     assert predicted.returncode == 0, predicted.stderr
     assert f"{CIFAR_TEST} rows (TTA off [recipe tta=off]" in predicted.stdout

@@ -48,7 +48,13 @@ def test_all_fields_at_once_and_the_flag_forms():
     assert Recipe().replace(**parse_recipe_argv(recipe_to_argv(changed))) == Recipe().replace(**changed)
     assert recipe_to_argv({"freeze": True, "amp": False}) == ["--freeze", "--no-amp"]
     assert recipe_to_argv({"unfreeze_after": None, "lr": 0.1, "batch_size": 64}) == [
-        "--unfreeze-after", "none", "--lr", "0.1", "--batch-size", "64"]
+        "--unfreeze-after",
+        "none",
+        "--lr",
+        "0.1",
+        "--batch-size",
+        "64",
+    ]
     assert Recipe(ema=0.999).replace(**parse_recipe_argv(["--ema", "none"])).ema is None
 
 

@@ -27,8 +27,18 @@ def train_cli(data, out, *args):
 def test_no_pretrained_small_img_size_fits_the_fine_tuning_recipe(sample_zips, tmp_path):
     """Dog's `best` at --img-size 32 without weights: evaluation keeps 256/224 of the crop (not a 32-pixel centre of
     a 256-pixel photo), nothing is frozen, and the competition's from-scratch settings replace fine-tuning ones."""
-    config, stderr = train_cli(sample_zips["dog_breed"], tmp_path / "run", "dog_breed", "--arch", "test_resnet",
-                               "--no-pretrained", "--img-size", "32", "--epochs", "1")
+    config, stderr = train_cli(
+        sample_zips["dog_breed"],
+        tmp_path / "run",
+        "dog_breed",
+        "--arch",
+        "test_resnet",
+        "--no-pretrained",
+        "--img-size",
+        "32",
+        "--epochs",
+        "1",
+    )
     recipe, derived = config["recipe"], config["derived"]
     assert recipe["eval_resize"] == round(256 * 32 / 224) == 37
     assert recipe["freeze"] is False and recipe["unfreeze_after"] is None
@@ -43,9 +53,22 @@ def test_no_pretrained_small_img_size_fits_the_fine_tuning_recipe(sample_zips, t
 def test_weights_file_keeps_the_recipe_frozen_and_explicit_settings_win(sample_zips, tmp_path):
     weights = tmp_path / "test_resnet.pth"
     torch.save(timm.create_model("test_resnet").state_dict(), weights)
-    config, stderr = train_cli(sample_zips["dog_breed"], tmp_path / "run", "dog_breed", "--arch", "test_resnet",
-                               "--no-pretrained", "--weights", weights, "--img-size", "32", "--eval-resize", "40",
-                               "--epochs", "1")
+    config, stderr = train_cli(
+        sample_zips["dog_breed"],
+        tmp_path / "run",
+        "dog_breed",
+        "--arch",
+        "test_resnet",
+        "--no-pretrained",
+        "--weights",
+        weights,
+        "--img-size",
+        "32",
+        "--eval-resize",
+        "40",
+        "--epochs",
+        "1",
+    )
     recipe = config["recipe"]
     assert recipe["freeze"] is True and recipe["unfreeze_after"] == 2
     assert recipe["aug"] == "modern" and recipe["weight_decay"] == 1e-4  # fine-tuning settings, not from-scratch ones
@@ -55,16 +78,28 @@ def test_weights_file_keeps_the_recipe_frozen_and_explicit_settings_win(sample_z
 
 
 def test_explicit_freeze_without_weights_is_kept_with_a_warning(sample_zips, tmp_path):
-    config, stderr = train_cli(sample_zips["dog_breed"], tmp_path / "run", "dog_breed", "--arch", "test_resnet",
-                               "--no-pretrained", "--freeze", "--img-size", "32", "--epochs", "1")
+    config, stderr = train_cli(
+        sample_zips["dog_breed"],
+        tmp_path / "run",
+        "dog_breed",
+        "--arch",
+        "test_resnet",
+        "--no-pretrained",
+        "--freeze",
+        "--img-size",
+        "32",
+        "--epochs",
+        "1",
+    )
     assert config["recipe"]["freeze"] is True
     assert "warning: --freeze without pretrained weights" in stderr
 
 
 def test_small_data_shrinks_the_batch_and_scales_lr_by_the_recipes_rule(sample_zips, tmp_path):
     """CIFAR's `fast` (batch 512) on 540 training images would take 1 step an epoch."""
-    config, stderr = train_cli(sample_zips["cifar10"], tmp_path / "run", "cifar10", "--arch", "test_resnet",
-                               "--epochs", "1")
+    config, stderr = train_cli(
+        sample_zips["cifar10"], tmp_path / "run", "cifar10", "--arch", "test_resnet", "--epochs", "1"
+    )
     batch = 2 ** round(math.log2(540 / 25))  # the sample's 600 images less the 10% validation split
     assert config["recipe"]["batch_size"] == batch == 16 and config["recipe"]["lr_scaling"] == "sqrt"
     assert config["recipe"]["lr"] == pytest.approx(0.2 * math.sqrt(batch / 512), rel=1e-3)
@@ -72,15 +107,33 @@ def test_small_data_shrinks_the_batch_and_scales_lr_by_the_recipes_rule(sample_z
 
 
 def test_explicit_batch_size_is_kept_with_a_warning(sample_zips, tmp_path):
-    config, stderr = train_cli(sample_zips["cifar10"], tmp_path / "run", "cifar10", "--arch", "test_resnet",
-                               "--epochs", "1", "--batch-size", "256")
+    config, stderr = train_cli(
+        sample_zips["cifar10"],
+        tmp_path / "run",
+        "cifar10",
+        "--arch",
+        "test_resnet",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "256",
+    )
     assert config["recipe"]["batch_size"] == 256 and config["recipe"]["lr"] == 0.2
     assert "warning: 540 training images at batch 256 give 2 optimizer steps an epoch" in stderr
 
 
 def test_cifar_augmentation_pixels_follow_img_size(sample_zips, tmp_path):
-    config, _ = train_cli(sample_zips["cifar10"], tmp_path / "run", "cifar10", "--arch", "test_resnet",
-                          "--epochs", "1", "--img-size", "64")
+    config, _ = train_cli(
+        sample_zips["cifar10"],
+        tmp_path / "run",
+        "cifar10",
+        "--arch",
+        "test_resnet",
+        "--epochs",
+        "1",
+        "--img-size",
+        "64",
+    )
     assert config["augment"]["translate"] == 8 and config["augment"]["cutout"] == 24  # 4 and 12 at 32 pixels
 
 
@@ -125,8 +178,20 @@ def test_every_named_recipe_learns_at_small_settings(comp_name, recipe_name, sam
     comp = resolve(comp_name)
     base = comp.recipe(recipe_name)
     img_size = 32 if comp.native_size else 48
-    config, _ = train_cli(sample_zips[comp_name], tmp_path / "run", comp_name, "--recipe", recipe_name,
-                          "--arch", "resnet10t", "--epochs", "3", "--img-size", str(img_size), "--no-pretrained")
+    config, _ = train_cli(
+        sample_zips[comp_name],
+        tmp_path / "run",
+        comp_name,
+        "--recipe",
+        recipe_name,
+        "--arch",
+        "resnet10t",
+        "--epochs",
+        "3",
+        "--img-size",
+        str(img_size),
+        "--no-pretrained",
+    )
     recipe = config["recipe"]
     if base.eval_resize:
         assert recipe["eval_resize"] == round(base.eval_resize * img_size / base.img_size)
@@ -141,8 +206,17 @@ def test_every_named_recipe_learns_at_small_settings(comp_name, recipe_name, sam
 
 
 def test_an_lr_rule_the_resolver_does_not_know_is_a_one_line_error(sample_zips, tmp_path):
-    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "run",
-                     "--lr-scaling", "cubic", *FAST_CPU)
+    result = run_cli(
+        "train",
+        "cifar10",
+        "--data-dir",
+        sample_zips["cifar10"],
+        "--out",
+        tmp_path / "run",
+        "--lr-scaling",
+        "cubic",
+        *FAST_CPU,
+    )
     assert_one_line_error(result, "lr_scaling=cubic", "linear, sqrt or keep")
     assert not (tmp_path / "run").exists()
 
@@ -150,9 +224,11 @@ def test_an_lr_rule_the_resolver_does_not_know_is_a_one_line_error(sample_zips, 
 def test_an_experiment_cell_is_fitted_as_train_fits_it(sample_zips, tmp_path):
     """A plan's overrides are the user's settings too: its runs get the same derived eval_resize and freezing."""
     plan = tmp_path / "small.toml"
-    plan.write_text('competition = "dog_breed"\ntitle = "small"\nrecipe = "best"\nseeds = 1\n\n[overrides]\n'
-                    'arch = "test_resnet"\npretrained = false\nepochs = 1\nworkers = 0\ndevice = "cpu"\n\n'
-                    '[grid]\nimg_size = [32]\n')
+    plan.write_text(
+        'competition = "dog_breed"\ntitle = "small"\nrecipe = "best"\nseeds = 1\n\n[overrides]\n'
+        'arch = "test_resnet"\npretrained = false\nepochs = 1\nworkers = 0\ndevice = "cpu"\n\n'
+        "[grid]\nimg_size = [32]\n"
+    )
     result = run_cli("experiment", plan, "--data-dir", sample_zips["dog_breed"], "--out", tmp_path / "exp")
     assert result.returncode == 0, result.stderr
     config = json.loads(next((tmp_path / "exp").glob("*/seed=0/config.json")).read_text())

@@ -4,18 +4,33 @@ exactly where an uninterrupted run with the same seed ends."""
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pandas as pd
 import pytest
 import torch
-
 from conftest import KAGGLE_KIT, REPO, ctrl_c_reaches_it, run_cli
+
 from kaggle_kit.run import RunDir
 
-ARGS = ["--epochs", "3", "--arch", "test_resnet", "--batch-size", "32", "--lr", "0.05", "--aug", "modern",
-        "--workers", "0", "--seed", "11", "--device", "cpu"]
+ARGS = [
+    "--epochs",
+    "3",
+    "--arch",
+    "test_resnet",
+    "--batch-size",
+    "32",
+    "--lr",
+    "0.05",
+    "--aug",
+    "modern",
+    "--workers",
+    "0",
+    "--seed",
+    "11",
+    "--device",
+    "cpu",
+]
 
 
 def _train(data, out, *extra):
@@ -26,9 +41,14 @@ def _train(data, out, *extra):
 
 def _start(data, out):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([*KAGGLE_KIT, "train", "cifar10", "--data-dir", str(data), "--out", str(out), *ARGS],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=ctrl_c_reaches_it)
+    return subprocess.Popen(
+        [*KAGGLE_KIT, "train", "cifar10", "--data-dir", str(data), "--out", str(out), *ARGS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=ctrl_c_reaches_it,
+    )
 
 
 def _wait_for_epochs(out, n, process, timeout=300):

@@ -3,11 +3,10 @@
 import time
 
 import pytest
+from test_kaggle_api import bundle, downloaded, kit, kit_env, server, work, write_run, write_submission  # noqa: F401
 
 from kaggle_kit.competition import resolve
 from kaggle_kit.selection import Scored, track
-from kaggle_server import KaggleServer
-from test_kaggle_api import bundle, downloaded, kit, kit_env, server, work, write_run, write_submission  # noqa: F401
 
 ACCURACY, LOG_LOSS = resolve("cifar10").metric, resolve("dog_breed").metric
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_reaches_it, run_cli
+
 from kaggle_kit import models
 from kaggle_kit.augment import DeviceNormalize, GpuAugment, build_eval_transform, build_train_transform
 from kaggle_kit.cache import load_images
@@ -101,8 +101,19 @@ def test_feature_cache_checkpoint_is_the_full_model_and_equals_head_of_features(
 
 def test_feature_cache_is_read_back_from_disk(frozen_runs, tmp_path):
     cached, _, data_dir = frozen_runs
-    again = train("cifar10", data_dir, out=tmp_path / "again", recipe="paper", freeze=True, aug="modern", epochs=3,
-                  lr=0.05, workers=0, feature_cache_views=3, **TINY)
+    again = train(
+        "cifar10",
+        data_dir,
+        out=tmp_path / "again",
+        recipe="paper",
+        freeze=True,
+        aug="modern",
+        epochs=3,
+        lr=0.05,
+        workers=0,
+        feature_cache_views=3,
+        **TINY,
+    )
     _models_equal(cached, again)
 
 
@@ -110,8 +121,9 @@ def test_head_only_run_checkpoints_after_its_last_epoch_and_keeps_its_best_on_ct
     from kaggle_kit.train import fit
 
     comp = resolve("cifar10")
-    recipe = comp.recipe("paper").replace(freeze=True, aug="modern", epochs=4, lr=0.05, workers=0,
-                                          feature_cache_views=2, **TINY)
+    recipe = comp.recipe("paper").replace(
+        freeze=True, aug="modern", epochs=4, lr=0.05, workers=0, feature_cache_views=2, **TINY
+    )
     layout = open_layout(comp, fresh_sample("cifar10"))
     whole = RunDir(tmp_path / "whole")
     fit(comp, layout, recipe, whole)
@@ -129,28 +141,66 @@ def test_head_only_run_checkpoints_after_its_last_epoch_and_keeps_its_best_on_ct
     assert (stopped.path / "curves.png").is_file() and (stopped.path / "val_predictions.npz").is_file()
 
 
-@pytest.mark.parametrize("settings, needle", [
-    (dict(feature_cache_views=2), "needs a frozen backbone"),
-    (dict(feature_cache_views=2, freeze=True, unfreeze_after=1), "add --unfreeze-after none"),
-    (dict(feature_cache_views=-1, freeze=True), "feature_cache_views=-1"),
-])
+@pytest.mark.parametrize(
+    "settings, needle",
+    [
+        (dict(feature_cache_views=2), "needs a frozen backbone"),
+        (dict(feature_cache_views=2, freeze=True, unfreeze_after=1), "add --unfreeze-after none"),
+        (dict(feature_cache_views=-1, freeze=True), "feature_cache_views=-1"),
+    ],
+)
 def test_feature_cache_settings_that_cannot_work_are_refused(settings, needle):
     with pytest.raises(KitError, match=needle):
         check_recipe(Recipe(**settings))
 
 
 def test_feature_cache_without_freeze_is_a_one_line_error(fresh_sample, tmp_path):
-    result = run_cli("train", "cifar10", "--data-dir", fresh_sample("cifar10"), "--out", tmp_path / "run",
-                     "--arch", "test_resnet", "--device", "cpu", "--feature-cache-views", "2", "--no-freeze")
+    result = run_cli(
+        "train",
+        "cifar10",
+        "--data-dir",
+        fresh_sample("cifar10"),
+        "--out",
+        tmp_path / "run",
+        "--arch",
+        "test_resnet",
+        "--device",
+        "cpu",
+        "--feature-cache-views",
+        "2",
+        "--no-freeze",
+    )
     assert_one_line_error(result, "--feature-cache-views 2 needs a frozen backbone")
 
 
 def test_unfreeze_after_none_lets_the_best_recipe_use_the_feature_cache(fresh_sample, tmp_path):
     """Dog's `best` recipe unfreezes after 2 epochs; `--unfreeze-after none` clears that from the command line."""
     run = tmp_path / "run"
-    result = run_cli("train", "dog_breed", "--data-dir", fresh_sample("dog_breed"), "--out", run, "--arch", "test_resnet",
-                     "--device", "cpu", "--img-size", "32", "--eval-resize", "36", "--no-pretrained", "--epochs", "2",
-                     "--batch-size", "16", "--feature-cache-views", "2", "--unfreeze-after", "none")
+    result = run_cli(
+        "train",
+        "dog_breed",
+        "--data-dir",
+        fresh_sample("dog_breed"),
+        "--out",
+        run,
+        "--arch",
+        "test_resnet",
+        "--device",
+        "cpu",
+        "--img-size",
+        "32",
+        "--eval-resize",
+        "36",
+        "--no-pretrained",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--feature-cache-views",
+        "2",
+        "--unfreeze-after",
+        "none",
+    )
     assert result.returncode == 0, result.stderr
     recipe = json.loads((run / "config.json").read_text())["recipe"]
     assert recipe["name"] == "best" and recipe["unfreeze_after"] is None and recipe["feature_cache_views"] == 2
@@ -158,8 +208,20 @@ def test_unfreeze_after_none_lets_the_best_recipe_use_the_feature_cache(fresh_sa
 
 
 def test_a_nullable_number_flag_still_checks_its_type(fresh_sample, tmp_path):
-    result = run_cli("train", "dog_breed", "--data-dir", fresh_sample("dog_breed"), "--out", tmp_path / "run",
-                     "--arch", "test_resnet", "--device", "cpu", "--unfreeze-after", "soon")
+    result = run_cli(
+        "train",
+        "dog_breed",
+        "--data-dir",
+        fresh_sample("dog_breed"),
+        "--out",
+        tmp_path / "run",
+        "--arch",
+        "test_resnet",
+        "--device",
+        "cpu",
+        "--unfreeze-after",
+        "soon",
+    )
     assert_one_line_error(result, "invalid setting unfreeze_after='soon': expected int")
     assert not (tmp_path / "run").exists()
 
@@ -182,8 +244,16 @@ def test_gpu_data_path_trains_photos_of_different_sizes(fresh_sample, tmp_path):
     """Dog Breed's photos keep their aspect in the cache, so they sit on the device back to back (RaggedImages)
     and are cropped there; the run is reproducible and records which pipeline drew its augmentations."""
     data = fresh_sample("dog_breed")
-    kwargs = dict(gpu_data=True, epochs=2, lr=0.05, pretrained=False, freeze=False, unfreeze_after=None,
-                  aug="paper", **(TINY | dict(img_size=48, batch_size=16)))
+    kwargs = dict(
+        gpu_data=True,
+        epochs=2,
+        lr=0.05,
+        pretrained=False,
+        freeze=False,
+        unfreeze_after=None,
+        aug="paper",
+        **(TINY | dict(img_size=48, batch_size=16)),
+    )
     first = train("dog_breed", data, out=tmp_path / "a", eval_resize=56, **kwargs)
     second = train("dog_breed", data, out=tmp_path / "b", eval_resize=56, **kwargs)
     cache = load_images(open_layout(resolve("dog_breed"), data), "train", 56)
@@ -219,7 +289,9 @@ def test_epoch_loader_replays_any_epoch_whatever_the_workers(fresh_sample):
 
     def make(workers):
         dataset = CachedImages(cache, indices, layout.train_labels, build_train_transform(spec, 32, MEAN, STD, seed=0))
-        return EpochLoader(dataset, 16, shuffle=True, seed=11, workers=workers, device=torch.device("cpu"), drop_last=True)
+        return EpochLoader(
+            dataset, 16, shuffle=True, seed=11, workers=workers, device=torch.device("cpu"), drop_last=True
+        )
 
     with_workers = make(2)
     through = [_epoch_batches(with_workers, e) for e in range(3)]
@@ -248,7 +320,7 @@ def test_two_runs_with_two_persistent_workers_are_equal(fresh_sample, tmp_path):
     assert [r["val_loss"] for r in first.history] == [r["val_loss"] for r in second.history]
 
 
-# ---- GPU augmentation and the Albumentations reference: same distribution ---------------------------------------------
+# ---- GPU augmentation and the Albumentations reference: same distribution --------------------------------------------
 
 
 @pytest.mark.parametrize("aug", ["modern", "paper"])
@@ -292,8 +364,12 @@ def test_translate_and_cutout_positions_cover_the_same_range_on_both_paths():
     crop = next(t for t in pipeline.transforms if type(t).__name__ == "RandomCrop")
     dropout = next(t for t in pipeline.transforms if type(t).__name__ == "CoarseDropout")
     padded = (32 + 2 * spec.translate, 32 + 2 * spec.translate, 3)
-    offsets = np.array([crop.get_params_dependent_on_data({"shape": padded}, {})["crop_coords"][:2] for _ in range(3000)])
-    holes = np.array([dropout.get_params_dependent_on_data({"shape": (32, 32, 3)}, {})["holes"][0][:2] for _ in range(3000)])
+    offsets = np.array(
+        [crop.get_params_dependent_on_data({"shape": padded}, {})["crop_coords"][:2] for _ in range(3000)]
+    )
+    holes = np.array(
+        [dropout.get_params_dependent_on_data({"shape": (32, 32, 3)}, {})["holes"][0][:2] for _ in range(3000)]
+    )
     params = GpuAugment(spec, 32, MEAN, STD, seed=0).sample_params(3000, 32, 32)
     for reference, gpu in ((offsets, params["shift"].numpy()), (holes, params["cutout"].numpy())):
         assert reference.min() == gpu.min() == 0
@@ -385,7 +461,9 @@ def test_gpu_batches_augment_several_batches_per_call_and_yield_each_image_once(
             return super().forward(batch)
 
     monkeypatch.setitem(data_module.AUGMENT_BYTES, "cpu", 3 * 4 * (3 * 8 * 8 * 4))  # three batches of 4 per call
-    batches = data_module.GpuBatches(images, labels, order, 4, Counting(8, None, (0, 0, 0), (1, 1, 1)), drop_last=drop_last)
+    batches = data_module.GpuBatches(
+        images, labels, order, 4, Counting(8, None, (0, 0, 0), (1, 1, 1)), drop_last=drop_last
+    )
     out = list(batches)
     assert len(out) == len(batches) == (12 if drop_last else 13)
     assert [len(y) for _, y in out] == [4] * 12 + ([] if drop_last else [2])
@@ -415,8 +493,14 @@ def test_gpu_data_is_chosen_for_photos_too_when_they_fit(sample_zips, monkeypatc
 def _interrupt_after(out: Path, epochs: int, args: list) -> subprocess.CompletedProcess:
     """Start `kaggle-kit train *args`, Ctrl-C it once `epochs` epochs are in history.csv."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([*KAGGLE_KIT, "train", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=env, preexec_fn=ctrl_c_reaches_it)
+    process = subprocess.Popen(
+        [*KAGGLE_KIT, "train", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=ctrl_c_reaches_it,
+    )
     deadline = time.monotonic() + 300
     while not ((out / "history.csv").is_file() and len(RunDir(out).history()) >= epochs):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
@@ -430,9 +514,32 @@ def test_ctrl_c_between_head_only_checkpoints_still_resumes_where_it_stopped(fre
     """Head-only epochs are checkpointed every 30 s: a Ctrl-C before then held no last.pt, and the resume trained
     from epoch 1 again, replacing a better best.pt. The stop now waits for the epoch's end and checkpoints it."""
     data, out = fresh_sample("dog_breed"), tmp_path / "head"
-    args = ["dog_breed", "--data-dir", data, "--out", out, "--recipe", "paper", "--no-pretrained", "--arch", "test_resnet",
-            "--img-size", "32", "--eval-resize", "36", "--feature-cache-views", "2", "--epochs", "100000",
-            "--batch-size", "16", "--workers", "0", "--device", "cpu"]
+    args = [
+        "dog_breed",
+        "--data-dir",
+        data,
+        "--out",
+        out,
+        "--recipe",
+        "paper",
+        "--no-pretrained",
+        "--arch",
+        "test_resnet",
+        "--img-size",
+        "32",
+        "--eval-resize",
+        "36",
+        "--feature-cache-views",
+        "2",
+        "--epochs",
+        "100000",
+        "--batch-size",
+        "16",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
     stopped = _interrupt_after(out, 5, args)
     assert stopped.returncode == 130 and "resume with: kaggle-kit train --resume" in stopped.stderr, stopped.stderr
     finished = len(RunDir(out).history())

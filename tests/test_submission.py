@@ -6,11 +6,11 @@ import os
 import time
 from pathlib import Path
 
+import conftest
 import numpy as np
 import pandas as pd
 import pytest
 
-import conftest
 from kaggle_kit import submission as sub
 from kaggle_kit.competition import resolve
 from kaggle_kit.errors import KitError
@@ -85,7 +85,9 @@ def write_good_cifar(tmp_path: Path, n: int = 30) -> tuple[Path, Path]:
 def write_good_dog(tmp_path: Path, n: int = 12) -> tuple[Path, Path]:
     sample_path = dog_sample(tmp_path, n)
     sample = sub.read_sample(sample_path, DOG)
-    out = sub.write_submission(tmp_path / "out" / "dog.csv", DOG, sample, sample["id"].tolist(), random_probs(n, 120), BREEDS)
+    out = sub.write_submission(
+        tmp_path / "out" / "dog.csv", DOG, sample, sample["id"].tolist(), random_probs(n, 120), BREEDS
+    )
     return out, sample_path
 
 
@@ -263,7 +265,12 @@ def test_dog_file_has_sample_columns_full_precision_rows_summing_to_one(tmp_path
     id_perm = rng.permutation(n)
     class_perm = rng.permutation(120)
     out = sub.write_submission(
-        tmp_path / "sub.csv", DOG, sample, [ids[i] for i in id_perm], probs[id_perm][:, class_perm], [BREEDS[c] for c in class_perm]
+        tmp_path / "sub.csv",
+        DOG,
+        sample,
+        [ids[i] for i in id_perm],
+        probs[id_perm][:, class_perm],
+        [BREEDS[c] for c in class_perm],
     )
 
     assert first_line(out) == first_line(sample_path)
@@ -326,7 +333,9 @@ def test_interrupted_rename_leaves_no_file_and_no_temp(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sub.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        sub.write_submission(out_dir / "sub.csv", CIFAR, sample, sample["id"].tolist(), random_probs(5, 10), CIFAR_CLASSES)
+        sub.write_submission(
+            out_dir / "sub.csv", CIFAR, sample, sample["id"].tolist(), random_probs(5, 10), CIFAR_CLASSES
+        )
     assert files_in(out_dir) == []
 
 
@@ -402,7 +411,7 @@ def test_validate_header_bytes_differ_with_same_names(tmp_path):
     edit_lines(out, lambda lines: ['"id","label"'] + lines[1:])
     problem = only_problem(out, CIFAR, sample_path)
     assert "header bytes differ from the sample though the column names match" in problem
-    assert "'id,label'" in problem and "'\"id\",\"label\"'" in problem
+    assert "'id,label'" in problem and '\'"id","label"\'' in problem
 
 
 def test_validate_missing_id(tmp_path):
@@ -525,7 +534,8 @@ def test_validate_old_mac_line_endings_is_a_problem_not_a_crash(tmp_path, capsys
     out, sample_path = write_good_cifar(tmp_path)
     out.write_bytes(out.read_bytes().replace(b"\n", b"\r"))
     assert only_problem(out, CIFAR, sample_path) == (
-        "the lines end in CR only (old Mac line endings): save the file with LF or CRLF line endings")
+        "the lines end in CR only (old Mac line endings): save the file with LF or CRLF line endings"
+    )
     code, _, stderr = run_cli(capsys, "validate", str(out), "-c", "cifar10", "--sample", str(sample_path))
     assert code == 1 and "Traceback" not in stderr and "CR only" in stderr
     sample_path.write_bytes(sample_path.read_bytes().replace(b"\n", b"\r"))
@@ -538,16 +548,23 @@ def test_score_names_a_misspelt_class_column_of_the_submission(tmp_path):
     edit_lines(out, lambda lines: [lines[0].replace("shih-tzu", "shih_tzu")] + lines[1:])
     answers = tmp_path / "answers.csv"
     answers.write_text("id,breed\n" + "".join(f"{i},shih-tzu\n" for i in dog_ids(12)))
-    with pytest.raises(KitError, match=r"submission .*dog.csv columns do not match the classes \(missing 'shih-tzu'; unexpected 'shih_tzu'\)"):
+    with pytest.raises(
+        KitError,
+        match=r"submission .*dog.csv columns do not match the classes \(missing 'shih-tzu'; unexpected 'shih_tzu'\)",
+    ):
         sub.score(out, answers, DOG)
 
 
 def test_validate_missing_file_and_many_problems_are_counted(tmp_path):
     out, sample_path = write_good_cifar(tmp_path)
-    assert sub.validate(tmp_path / "absent.csv", CIFAR, sample_path) == [f"cannot read {tmp_path / 'absent.csv'}: no such file"]
+    assert sub.validate(tmp_path / "absent.csv", CIFAR, sample_path) == [
+        f"cannot read {tmp_path / 'absent.csv'}: no such file"
+    ]
     edit_lines(out, lambda lines: lines[:1] + [f"{i},cat" for i in range(1001, 1031)])
     problems = sub.validate(out, CIFAR, sample_path)
-    assert problems[0] == "30 ids of the sample are missing ('1', '2', '3' and 27 more): Kaggle needs a row for every id"
+    assert (
+        problems[0] == "30 ids of the sample are missing ('1', '2', '3' and 27 more): Kaggle needs a row for every id"
+    )
 
 
 def test_validate_is_fast_on_300000_rows(tmp_path):
@@ -597,7 +614,9 @@ def test_score_dog_log_loss_with_shuffled_answers(tmp_path):
     truth = rng.integers(0, 120, size=12)
     order = rng.permutation(12)
     answers = tmp_path / "answers.csv"
-    pd.DataFrame({"id": written["id"].to_numpy()[order], "breed": np.array(BREEDS)[truth[order]]}).to_csv(answers, index=False)
+    pd.DataFrame({"id": written["id"].to_numpy()[order], "breed": np.array(BREEDS)[truth[order]]}).to_csv(
+        answers, index=False
+    )
     expected = log_loss(truth, written[BREEDS].to_numpy())
     assert sub.score(out, answers, DOG, BREEDS) == pytest.approx(expected, rel=1e-12)
     assert sub.score(out, answers, DOG) == pytest.approx(expected, rel=1e-12)
@@ -606,7 +625,17 @@ def test_score_dog_log_loss_with_shuffled_answers(tmp_path):
     ids = written["id"].tolist()[:2]
     wrong = ["1"] + ["0"] * 119
     uniform = [repr(1 / 120)] * 120
-    hand.write_text("id," + ",".join(BREEDS) + "\n" + f"{ids[0]}," + ",".join(wrong) + "\n" + f"{ids[1]}," + ",".join(uniform) + "\n")
+    hand.write_text(
+        "id,"
+        + ",".join(BREEDS)
+        + "\n"
+        + f"{ids[0]},"
+        + ",".join(wrong)
+        + "\n"
+        + f"{ids[1]},"
+        + ",".join(uniform)
+        + "\n"
+    )
     pd.DataFrame({"id": ids, "breed": ["beagle", "beagle"]}).to_csv(answers, index=False)
     assert sub.score(hand, answers, DOG) == pytest.approx((-math.log(1e-15) + math.log(120)) / 2, rel=1e-9)
 
@@ -647,7 +676,9 @@ def test_cli_validate_ok_and_competition_from_path(tmp_path, capsys):
 def test_cli_validate_lists_problems_and_exits_1(tmp_path, capsys):
     out, sample_path = write_good_cifar(tmp_path)
     edit_lines(out, lambda lines: lines[:-1] + ["29,Cat"])
-    code, stdout, stderr = run_cli(capsys, "validate", str(out), "--competition", "cifar-10", "--sample", str(sample_path))
+    code, stdout, stderr = run_cli(
+        capsys, "validate", str(out), "--competition", "cifar-10", "--sample", str(sample_path)
+    )
     assert code == 1 and stdout == ""
     lines = stderr.splitlines()
     assert lines[0] == f"error: {out} is not a valid cifar-10 submission (3 problems):"
@@ -659,7 +690,9 @@ def test_cli_validate_needs_a_competition(tmp_path, capsys):
     out, sample_path = write_good_cifar(tmp_path)
     code, _, stderr = run_cli(capsys, "validate", str(out), "--sample", str(sample_path))
     assert code == 2
-    assert stderr == f"error: cannot tell which competition {out} is for: pass --competition (e.g. cifar10 or dog_breed)\n"
+    assert (
+        stderr == f"error: cannot tell which competition {out} is for: pass --competition (e.g. cifar10 or dog_breed)\n"
+    )
 
 
 def test_cli_score_prints_the_metric_with_its_direction(tmp_path, capsys):
@@ -668,7 +701,9 @@ def test_cli_score_prints_the_metric_with_its_direction(tmp_path, capsys):
     written = pd.read_csv(out, dtype={"id": str})
     pd.DataFrame({"id": written["id"], "breed": "pug"}).to_csv(answers, index=False)
     expected = log_loss(np.full(12, BREEDS.index("pug")), written[BREEDS].to_numpy())
-    code, stdout, stderr = run_cli(capsys, "score", str(out), "--answers", str(answers), "-c", "dog-breed-identification")
+    code, stdout, stderr = run_cli(
+        capsys, "score", str(out), "--answers", str(answers), "-c", "dog-breed-identification"
+    )
     assert code == 0, stderr
     assert stdout == f"log loss {expected:.4f} - lower is better\n"
     code, _, stderr = run_cli(capsys, "score", str(out), "-c", "dogs")

@@ -11,9 +11,9 @@ import types
 
 import pytest
 import torch
+from conftest import assert_one_line_error, run_cli, run_cli_process
 from mlflow.tracking import MlflowClient
 
-from conftest import assert_one_line_error, run_cli, run_cli_process
 from kaggle_kit.cli.experiment import _print_event
 from kaggle_kit.competition import resolve
 from kaggle_kit.experiment import run_experiment
@@ -62,8 +62,23 @@ def tracked(tmp_path_factory):
     """One run trained with both trackers through the real command."""
     root = tmp_path_factory.mktemp("tracking")
     write_sample(resolve("cifar10"), root / "data", n_train=200, n_test=20)
-    result = run_cli("train", "cifar10", "--data-dir", root / "data", "--out", root / "run", "--epochs", "2", *TINY,
-                     "--track", "mlflow", "--track", "tensorboard", cwd=root, env=clean_env(root))
+    result = run_cli(
+        "train",
+        "cifar10",
+        "--data-dir",
+        root / "data",
+        "--out",
+        root / "run",
+        "--epochs",
+        "2",
+        *TINY,
+        "--track",
+        "mlflow",
+        "--track",
+        "tensorboard",
+        cwd=root,
+        env=clean_env(root),
+    )
     assert result.returncode == 0, result.stderr
     return types.SimpleNamespace(root=root, run=root / "run", data=root / "data", result=result)
 
@@ -100,8 +115,9 @@ def test_tensorboard_event_files_hold_one_value_per_epoch(tracked):
 
 def test_kaggle_score_reaches_the_run_as_the_ledger_records_it(tracked, tmp_path):
     ledger = Ledger(tmp_path / "ledger.jsonl")
-    record = ledger.add("cifar10", tracked.run / "submission.csv", "0" * 64, run=tracked.run.name,
-                        run_dir=str(tracked.run))
+    record = ledger.add(
+        "cifar10", tracked.run / "submission.csv", "0" * 64, run=tracked.run.name, run_dir=str(tracked.run)
+    )
     ledger.update(record.id, kaggle_ref=41, status="PENDING")
     ledger.update(record.id, status=COMPLETE, public_score=0.8125, private_score=0.75)
     client = store(tracked.root)
@@ -119,11 +135,20 @@ def test_submit_through_the_fake_kaggle_logs_its_score_to_the_run(tracked, tmp_p
     predicted = run_cli("predict", tracked.run, "--out", tmp_path / "sub.csv", env=clean_env(tracked.root))
     assert predicted.returncode == 0, predicted.stderr
     with KaggleServer("cifar10", tracked.data, score_delay=0.1) as server:
-        env = clean_env(tracked.root, HOME=str(tmp_path), KAGGLE_CONFIG_DIR=str(tmp_path / "kaggle"),
-                        KAGGLE_USERNAME=DEFAULT_USERNAME, KAGGLE_KEY=DEFAULT_KEY, KAGGLE_KIT_API_ENDPOINT=server.url,
-                        KAGGLE_KIT_SUBMISSIONS_DIR=str(tmp_path / "submissions"), NO_PROXY="127.0.0.1,localhost")
+        env = clean_env(
+            tracked.root,
+            HOME=str(tmp_path),
+            KAGGLE_CONFIG_DIR=str(tmp_path / "kaggle"),
+            KAGGLE_USERNAME=DEFAULT_USERNAME,
+            KAGGLE_KEY=DEFAULT_KEY,
+            KAGGLE_KIT_API_ENDPOINT=server.url,
+            KAGGLE_KIT_SUBMISSIONS_DIR=str(tmp_path / "submissions"),
+            NO_PROXY="127.0.0.1,localhost",
+        )
         env.update({k: "" for k in ("KAGGLE_API_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")})
-        submitted = run_cli_process("submit", tmp_path / "sub.csv", "--run", tracked.run, "--data-dir", tracked.data, env=env)
+        submitted = run_cli_process(
+            "submit", tmp_path / "sub.csv", "--run", tracked.run, "--data-dir", tracked.data, env=env
+        )
     assert submitted.returncode == 0, submitted.stderr
     (record,) = Ledger(tmp_path / "submissions" / "ledger.jsonl").records()
     assert record.status == COMPLETE and record.public_score is not None
@@ -137,8 +162,22 @@ def test_a_refusing_tracking_server_gives_one_warning_and_a_finished_run(tracked
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     env = clean_env(tmp_path, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}", NO_PROXY="127.0.0.1")
-    result = run_cli("train", "cifar10", "--data-dir", tracked.data, "--out", tmp_path / "run", "--epochs", "2",
-                     *TINY, "--track", "mlflow", "--no-analyze", env=env, cwd=tmp_path)
+    result = run_cli(
+        "train",
+        "cifar10",
+        "--data-dir",
+        tracked.data,
+        "--out",
+        tmp_path / "run",
+        "--epochs",
+        "2",
+        *TINY,
+        "--track",
+        "mlflow",
+        "--no-analyze",
+        env=env,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "run" / "analysis").exists() and "what it gets wrong" not in result.stdout
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
@@ -148,8 +187,18 @@ def test_a_refusing_tracking_server_gives_one_warning_and_a_finished_run(tracked
 
 
 def test_unknown_tracker_is_a_one_line_error(tracked, tmp_path):
-    result = run_cli("train", "cifar10", "--data-dir", tracked.data, "--out", tmp_path / "run", *TINY,
-                     "--track", "wandb", env=clean_env(tmp_path))
+    result = run_cli(
+        "train",
+        "cifar10",
+        "--data-dir",
+        tracked.data,
+        "--out",
+        tmp_path / "run",
+        *TINY,
+        "--track",
+        "wandb",
+        env=clean_env(tmp_path),
+    )
     assert_one_line_error(result, "--track wandb", "--track mlflow")
     assert not (tmp_path / "run").exists()
 
@@ -179,8 +228,15 @@ def test_experiment_logs_each_cell_as_a_run_of_one_experiment(tracked, tmp_path,
     plan = tmp_path / "tiny-tracked.toml"
     plan.write_text(PLAN)
     events = []
-    result = run_experiment(plan, tracked.data, tmp_path / "exp", track=["mlflow"], ledger=Ledger(tmp_path / "l.jsonl"),
-                            on_event=events.append, status_every_s=0)
+    result = run_experiment(
+        plan,
+        tracked.data,
+        tmp_path / "exp",
+        track=["mlflow"],
+        ledger=Ledger(tmp_path / "l.jsonl"),
+        on_event=events.append,
+        status_every_s=0,
+    )
     assert len(result.trained) == 2 and not result.failed
     # the whole plan's progress after every epoch: known from the first epoch on, not only after a whole run
     plan = [e for e in events if e["event"] == "plan"]
@@ -195,15 +251,38 @@ def test_experiment_logs_each_cell_as_a_run_of_one_experiment(tracked, tmp_path,
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.info.run_name for r in runs) == ["exp.schedule=constant.seed=0", "exp.schedule=cosine.seed=0"]
     assert {r.data.params["schedule"] for r in runs} == {"constant", "cosine"}
-    assert all(r.info.status == "FINISHED" and len(client.get_metric_history(r.info.run_id, "val_metric")) == 1
-               for r in runs)
+    assert all(
+        r.info.status == "FINISHED" and len(client.get_metric_history(r.info.run_id, "val_metric")) == 1 for r in runs
+    )
 
 
 @pytest.mark.slow
 def test_under_nproc_only_rank_0_logs(tracked, tmp_path):
-    result = run_cli_process("train", "cifar10", "--data-dir", tracked.data, "--out", tmp_path / "run", "--epochs",
-                             "2", "--arch", "test_resnet", "--batch-size", "32", "--workers", "0", "--device", "cpu",
-                             "--nproc", "2", "--track", "mlflow", "--no-analyze", env=clean_env(tmp_path), cwd=tmp_path)
+    result = run_cli_process(
+        "train",
+        "cifar10",
+        "--data-dir",
+        tracked.data,
+        "--out",
+        tmp_path / "run",
+        "--epochs",
+        "2",
+        "--arch",
+        "test_resnet",
+        "--batch-size",
+        "32",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--nproc",
+        "2",
+        "--track",
+        "mlflow",
+        "--no-analyze",
+        env=clean_env(tmp_path),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     client = store(tmp_path)
     (run,) = client.search_runs([client.get_experiment_by_name("cifar10").experiment_id])

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import assert_one_line_error, run_cli
+
 from kaggle_kit import models
 from kaggle_kit.competition import resolve
 from kaggle_kit.recipe import Recipe
@@ -30,7 +30,9 @@ def test_cifar_learns_far_better_than_chance_and_writes_the_run_folder(cifar_run
     assert config["competition"] == "cifar10" and config["recipe"]["arch"] == "test_resnet"
     assert config["recipe"]["seed"] == 7 and len(config["fingerprint"]) == 16 and config["versions"]["torch"]
     assert config["data_path"] == "DataLoader with 0 worker processes, normalised on cpu"  # gpu_data auto, no CUDA
-    assert config["augment"] == {k: (list(v) if isinstance(v, tuple) else v) for k, v in resolve("cifar10").augmentation("none").__dict__.items()}
+    assert config["augment"] == {
+        k: (list(v) if isinstance(v, tuple) else v) for k, v in resolve("cifar10").augmentation("none").__dict__.items()
+    }
     split = json.loads((out / "split.json").read_text())
     predictions = np.load(out / "val_predictions.npz")
     assert sorted(predictions["ids"].tolist(), key=int) == sorted(split["val_ids"], key=int)
@@ -42,9 +44,20 @@ def test_cifar_learns_far_better_than_chance_and_writes_the_run_folder(cifar_run
 
 
 def test_dog_breed_log_loss_beats_a_uniform_guess(sample_zips, tmp_path):
-    result = train("dog_breed", sample_zips["dog_breed"], out=tmp_path / "dog", epochs=3, lr=0.05, aug="none",
-                   pretrained=False, freeze=False, unfreeze_after=None, eval_resize=None, val_fraction=0.25,
-                   **TINY)
+    result = train(
+        "dog_breed",
+        sample_zips["dog_breed"],
+        out=tmp_path / "dog",
+        epochs=3,
+        lr=0.05,
+        aug="none",
+        pretrained=False,
+        freeze=False,
+        unfreeze_after=None,
+        eval_resize=None,
+        val_fraction=0.25,
+        **TINY,
+    )
     assert result.best_metric < math.log(120) - 0.2  # a uniform guess scores ln(120) = 4.79
 
 
@@ -59,7 +72,9 @@ def test_same_seed_same_cpu_run(sample_zips, tmp_path):
 
 
 def test_freeze_changes_only_the_head(sample_zips, tmp_path):
-    result = train("cifar10", sample_zips["cifar10"], out=tmp_path / "frozen", epochs=1, freeze=True, aug="none", **TINY)
+    result = train(
+        "cifar10", sample_zips["cifar10"], out=tmp_path / "frozen", epochs=1, freeze=True, aug="none", **TINY
+    )
     trained = RunDir(result.run_dir).load_checkpoint("last")["model"]
     recipe = Recipe.from_dict(RunDir(result.run_dir).config()["recipe"]).replace(freeze=False)
     torch.manual_seed(recipe.seed)
@@ -69,11 +84,14 @@ def test_freeze_changes_only_the_head(sample_zips, tmp_path):
     assert changed and all(k.split(".", 1)[-1] in head or k.startswith(("fc.", "head.")) for k in changed), changed
 
 
-@pytest.mark.parametrize("schedule,expected", [
-    ("constant", [1, 1, 1, 1, 1, 1]),
-    ("step", [1, 1, 0.5, 0.5, 0.25, 0.25]),
-    ("cosine", [1, 0.9330, 0.75, 0.5, 0.25, 0.0670]),
-])
+@pytest.mark.parametrize(
+    "schedule,expected",
+    [
+        ("constant", [1, 1, 1, 1, 1, 1]),
+        ("step", [1, 1, 0.5, 0.5, 0.25, 0.25]),
+        ("cosine", [1, 0.9330, 0.75, 0.5, 0.25, 0.0670]),
+    ],
+)
 def test_each_schedule_yields_its_lr_curve(schedule, expected):
     recipe = Recipe(schedule=schedule, epochs=6, step_period=2, step_gamma=0.5, lr=0.1)
     assert [round(lr_factor(recipe, e), 4) for e in range(6)] == pytest.approx(expected, abs=1e-4)
@@ -97,22 +115,43 @@ def test_warmup_and_onecycle_shapes():
 
 def test_train_help_lists_every_recipe_flag():
     result = run_cli("train", "--help")
-    for flag in ("--arch", "--epochs", "--lr", "--batch-size", "--img-size", "--stem", "--pretrained", "--weights",
-                 "--freeze", "--unfreeze-after", "--aug", "--schedule", "--seed", "--device", "--resume", "--nproc"):
+    for flag in (
+        "--arch",
+        "--epochs",
+        "--lr",
+        "--batch-size",
+        "--img-size",
+        "--stem",
+        "--pretrained",
+        "--weights",
+        "--freeze",
+        "--unfreeze-after",
+        "--aug",
+        "--schedule",
+        "--seed",
+        "--device",
+        "--resume",
+        "--nproc",
+    ):
         assert flag in result.stdout, flag
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--arch", "resnet33"], "resnet34"),
-    (["--lr", "-1"], "lr"),
-    (["--epochs", "0"], "epochs"),
-    (["--schedule", "triangle"], "schedule"),
-    (["--aug", "heavy"], "augmentation"),
-    (["--recipe", "papr"], "paper"),
-    (["--weights", "/nonexistent/w.safetensors"], "w.safetensors"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--arch", "resnet33"], "resnet34"),
+        (["--lr", "-1"], "lr"),
+        (["--epochs", "0"], "epochs"),
+        (["--schedule", "triangle"], "schedule"),
+        (["--aug", "heavy"], "augmentation"),
+        (["--recipe", "papr"], "paper"),
+        (["--weights", "/nonexistent/w.safetensors"], "w.safetensors"),
+    ],
+)
 def test_bad_training_input_is_one_line(sample_zips, tmp_path, args, needle):
-    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "r", "--epochs", "1", *args)
+    result = run_cli(
+        "train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "r", "--epochs", "1", *args
+    )
     assert_one_line_error(result, needle)
     assert not (tmp_path / "r" / "last.pt").exists()
 
@@ -121,9 +160,28 @@ def test_the_cifar_paper_recipe_normalises_with_the_studys_statistics(sample_zip
     """The study (Dive into Deep Learning's CIFAR-10 chapter) trained from scratch on CIFAR-10's own mean/std;
     the run records them, and prediction reads them back from config.json."""
     out = tmp_path / "paper"
-    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, "--recipe", "paper",
-                     "--epochs", "1", "--arch", "test_resnet", "--stem", "imagenet", "--batch-size", "64",
-                     "--workers", "0", "--device", "cpu")
+    result = run_cli(
+        "train",
+        "cifar10",
+        "--data-dir",
+        sample_zips["cifar10"],
+        "--out",
+        out,
+        "--recipe",
+        "paper",
+        "--epochs",
+        "1",
+        "--arch",
+        "test_resnet",
+        "--stem",
+        "imagenet",
+        "--batch-size",
+        "64",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 0, result.stderr
     config = json.loads((out / "config.json").read_text())
     assert config["recipe"]["normalize"] == "dataset"
@@ -133,8 +191,25 @@ def test_the_cifar_paper_recipe_normalises_with_the_studys_statistics(sample_zip
 def test_full_train_keeps_no_validation_images_to_score_on(sample_zips, tmp_path):
     """--full-train trains on every image, so no score, best epoch or temperature may come from images it saw."""
     out = tmp_path / "full"
-    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, "--epochs", "2",
-                     "--full-train", "--arch", "test_resnet", "--batch-size", "32", "--aug", "none", "--workers", "0")
+    result = run_cli(
+        "train",
+        "cifar10",
+        "--data-dir",
+        sample_zips["cifar10"],
+        "--out",
+        out,
+        "--epochs",
+        "2",
+        "--full-train",
+        "--arch",
+        "test_resnet",
+        "--batch-size",
+        "32",
+        "--aug",
+        "none",
+        "--workers",
+        "0",
+    )
     assert result.returncode == 0, result.stderr
     history = pd.read_csv(out / "history.csv")
     assert history["val_metric"].isna().all() and not (out / "val_predictions.npz").exists()
@@ -150,8 +225,24 @@ def test_a_warmup_longer_than_the_run_is_shortened_and_said(sample_zips, tmp_pat
     factors = [lr_factor(recipe, e) for e in (0.45, 0.9, 2.0, 3.0)]
     assert factors[0] == pytest.approx(0.5) and factors[1] == pytest.approx(1.0) and factors[3] == 0.0
     assert factors[2] < factors[1]
-    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", tmp_path / "fast",
-                     "--recipe", "fast", "--epochs", "3", "--arch", "test_resnet", "--batch-size", "32", "--workers", "0")
+    result = run_cli(
+        "train",
+        "cifar10",
+        "--data-dir",
+        sample_zips["cifar10"],
+        "--out",
+        tmp_path / "fast",
+        "--recipe",
+        "fast",
+        "--epochs",
+        "3",
+        "--arch",
+        "test_resnet",
+        "--batch-size",
+        "32",
+        "--workers",
+        "0",
+    )
     assert result.returncode == 0, result.stderr
     assert "note: warmup_epochs=5 would not end within --epochs 3" in result.stderr
     lrs = pd.read_csv(tmp_path / "fast" / "history.csv")["lr"].tolist()
@@ -171,6 +262,7 @@ def test_resume_refuses_settings_it_would_ignore(cifar_run, tmp_path):
 def test_a_second_ctrl_c_while_saving_still_returns_a_resumable_run(sample_zips, tmp_path, monkeypatch):
     """Ctrl-C ends the epoch loop; a second one while the last curves are drawn must not turn the run into a
     traceback without its resume command: the run still comes back as interrupted, its checkpoint intact."""
+
     def first_ctrl_c(row):
         raise KeyboardInterrupt
 
@@ -189,15 +281,18 @@ def test_a_second_ctrl_c_while_saving_still_returns_a_resumable_run(sample_zips,
 
 def test_settings_without_effect_are_noted():
     assert Recipe(epochs=10).notes() == []
-    unfrozen = ["unfreeze_after=2 has no effect: the backbone is not frozen, so every layer trains from epoch 1 "
-                "(add --unfreeze-after none to say so)"]
+    unfrozen = [
+        "unfreeze_after=2 has no effect: the backbone is not frozen, so every layer trains from epoch 1 "
+        "(add --unfreeze-after none to say so)"
+    ]
     assert Recipe(epochs=10, unfreeze_after=2).notes() == unfrozen
     # Dog Breed's best recipe freezes, then thaws after 2 epochs; --no-freeze on it is the user's way, not a slip
     best = resolve("dog_breed").recipe("best")
     assert best.freeze and best.unfreeze_after == 2 and best.replace(freeze=False).notes() == unfrozen
     assert best.replace(freeze=False, unfreeze_after=None).notes() == []
     assert Recipe(epochs=2, freeze=True, unfreeze_after=2).notes() == [
-        "unfreeze_after=2 is not before --epochs 2: the backbone stays frozen for the whole run"]
+        "unfreeze_after=2 is not before --epochs 2: the backbone stays frozen for the whole run"
+    ]
     assert Recipe(epochs=2, warmup_epochs=2).warmup_length() == pytest.approx(0.6)
 
 

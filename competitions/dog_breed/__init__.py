@@ -12,27 +12,68 @@ AUGMENTATIONS = {
     "none": AugmentSpec(),
     # the study: random resized crop over 0.64-1 of the area (aspect 3/4-4/3), brightness/contrast/saturation, noise
     "paper": AugmentSpec(
-        crop_scale=(0.64, 1.0), crop_ratio=(3 / 4, 4 / 3), brightness=0.4, contrast=0.4, saturation=0.4,
+        crop_scale=(0.64, 1.0),
+        crop_ratio=(3 / 4, 4 / 3),
+        brightness=0.4,
+        contrast=0.4,
+        saturation=0.4,
         noise_std=(0.01, 0.05),
     ),
     "modern": AugmentSpec(
-        crop_scale=(0.25, 1.0), crop_ratio=(3 / 4, 4 / 3), hflip=True, brightness=0.2, contrast=0.2, saturation=0.2,
+        crop_scale=(0.25, 1.0),
+        crop_ratio=(3 / 4, 4 / 3),
+        hflip=True,
+        brightness=0.2,
+        contrast=0.2,
+        saturation=0.2,
     ),
 }
 
 # Dive into Deep Learning's fine-tuning: frozen pretrained backbone, Linear(1000,256)-ReLU-Linear(256,120)
 # head in the study; summed-loss lr 1e-4 at batch 128 is mean-loss lr 0.0128.
 PAPER = Recipe(
-    name="paper", arch="resnet34", pretrained=True, freeze=True, head="mlp", head_hidden=256,
-    img_size=224, eval_resize=256, aug="paper", epochs=10, batch_size=128, optimizer="sgd", lr=0.0128,
-    momentum=0.9, weight_decay=1e-4, schedule="step", step_period=2, step_gamma=0.9, tta="off",
+    name="paper",
+    arch="resnet34",
+    pretrained=True,
+    freeze=True,
+    head="mlp",
+    head_hidden=256,
+    img_size=224,
+    eval_resize=256,
+    aug="paper",
+    epochs=10,
+    batch_size=128,
+    optimizer="sgd",
+    lr=0.0128,
+    momentum=0.9,
+    weight_decay=1e-4,
+    schedule="step",
+    step_period=2,
+    step_gamma=0.9,
+    tta="off",
 )
 
 # Head first, then the whole network at a gentle rate; log loss is then calibrated at predict time.
 BEST = Recipe(
-    name="best", arch="resnet34", pretrained=True, freeze=True, unfreeze_after=2, head="linear",
-    img_size=224, eval_resize=256, aug="modern", epochs=10, batch_size=64, optimizer="sgd", lr=0.01,
-    momentum=0.9, nesterov=True, weight_decay=1e-4, schedule="cosine", warmup_epochs=1, tta="auto",
+    name="best",
+    arch="resnet34",
+    pretrained=True,
+    freeze=True,
+    unfreeze_after=2,
+    head="linear",
+    img_size=224,
+    eval_resize=256,
+    aug="modern",
+    epochs=10,
+    batch_size=64,
+    optimizer="sgd",
+    lr=0.01,
+    momentum=0.9,
+    nesterov=True,
+    weight_decay=1e-4,
+    schedule="cosine",
+    warmup_epochs=1,
+    tta="auto",
 )
 
 # Without pretrained weights both recipes would fine-tune a random network: a from-scratch rate (ten times the
@@ -62,8 +103,10 @@ COMPETITION = Competition(
     from_scratch=FROM_SCRATCH,
     augmentations=AUGMENTATIONS,
     nested_archives={
-        "train.zip": "train", "test.zip": "test",
-        "labels.csv.zip": "labels.csv", "sample_submission.csv.zip": "sample_submission.csv",
+        "train.zip": "train",
+        "test.zip": "test",
+        "labels.csv.zip": "labels.csv",
+        "sample_submission.csv.zip": "sample_submission.csv",
     },
     package_dir=Path(__file__).parent,
 )

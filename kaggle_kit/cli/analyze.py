@@ -11,10 +11,15 @@ import typer
 
 def analyze(
     run: Path = typer.Argument(..., metavar="RUN_DIR", help="a run folder made by `kaggle-kit train`"),
-    out: Optional[Path] = typer.Option(None, "--out", metavar="DIR",
-                                       help="where the pictures go (default RUN_DIR/analysis)"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", metavar="DIR", help="the run's data folder, for the "
-                                            "images (default the one it was trained on)"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", metavar="DIR", help="where the pictures go (default RUN_DIR/analysis)"
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None,
+        "--data-dir",
+        metavar="DIR",
+        help="the run's data folder, for the images (default the one it was trained on)",
+    ),
 ) -> None:
     """Confusion matrix, most-confused pairs, highest-loss images, per-class metric, reliability: analysis.md."""
     from ..analysis import analyze_run

@@ -28,12 +28,14 @@ def sample(
 
 def info(
     competition: str = typer.Argument(..., help="cifar10, dog_breed, a slug or a competition URL"),
-    data_dir: Optional[Path] = typer.Option(None, help="data folder or download zip (default data/<slug>, or /kaggle/input/<slug>)"),
+    data_dir: Optional[Path] = typer.Option(
+        None, help="data folder or download zip (default data/<slug>, or /kaggle/input/<slug>)"
+    ),
 ) -> None:
     """Counts per split and class, image sizes and cache state of a competition's data."""
-    from ..summary import describe
     from ..competition import resolve
     from ..layout import open_layout
+    from ..summary import describe
 
     print(describe(open_layout(resolve(competition), data_dir)))
 

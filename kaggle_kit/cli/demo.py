@@ -13,15 +13,17 @@ def demo(
     out: Path = typer.Option(Path("demo"), help="folder for the sample data, the run and the submission"),
     epochs: Optional[int] = typer.Option(None, help="training epochs (default 4)"),
     arch: Optional[str] = typer.Option(None, help="timm architecture (default: the competition's best recipe)"),
-    pretrained: Optional[bool] = typer.Option(None, "--pretrained/--no-pretrained",
-                                              help="ImageNet weights from the Hugging Face hub (default: the recipe's)"),
+    pretrained: Optional[bool] = typer.Option(
+        None, "--pretrained/--no-pretrained", help="ImageNet weights from the Hugging Face hub (default: the recipe's)"
+    ),
     weights: Optional[Path] = typer.Option(None, help="a local weights file instead of the hub (.safetensors, .pth)"),
 ) -> None:
     """Generate a sample download, train, predict, validate the submission and score it locally."""
     from ..demo import run_demo
 
-    result = run_demo(competition, out, epochs=epochs, arch=arch, pretrained=pretrained,
-                      weights=str(weights) if weights else None)
+    result = run_demo(
+        competition, out, epochs=epochs, arch=arch, pretrained=pretrained, weights=str(weights) if weights else None
+    )
     metric = result.competition.metric
     print(f"sample data:  {result.data_dir}")
     print(f"run:          {result.run_dir}")
@@ -29,7 +31,10 @@ def demo(
         print(f"validation:   {metric.describe(result.best_val_metric)}")
     print(f"submission:   {result.submission} (validated against the sample submission)")
     print(f"test score:   {metric.describe(result.test_score)} (against the sample's hidden answers)")
-    print(f"took {result.seconds:.0f}s; on Kaggle data: kaggle-kit download {result.competition.name} && kaggle-kit train {result.competition.name}")
+    print(
+        f"took {result.seconds:.0f}s; on Kaggle data: kaggle-kit download {result.competition.name} "
+        f"&& kaggle-kit train {result.competition.name}"
+    )
 
 
 def register(app: typer.Typer) -> None:

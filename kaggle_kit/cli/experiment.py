@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import typer
 
@@ -21,10 +21,13 @@ def _clock(seconds: float | None) -> str:
 def _print_event(event: dict[str, Any]) -> None:
     """Progress lines on stderr: run k/n, what happened, elapsed and ETA; the whole plan's every so often."""
     if event["event"] == "plan":
-        print(f"plan: {event['epochs_done']}/{event['epochs_total']} epochs, "
-              f"{event['runs_done']}/{event['runs_total']} runs done, elapsed {_clock(event['elapsed_s'])}, "
-              f"plan eta {_clock(event['eta_s'])}",
-              file=sys.stderr, flush=True)
+        print(
+            f"plan: {event['epochs_done']}/{event['epochs_total']} epochs, "
+            f"{event['runs_done']}/{event['runs_total']} runs done, elapsed {_clock(event['elapsed_s'])}, "
+            f"plan eta {_clock(event['eta_s'])}",
+            file=sys.stderr,
+            flush=True,
+        )
         return
     kind, run = event["event"], event["run"]
     where = f"{event['index']}/{event['total']}" if "index" in event else ""
@@ -54,16 +57,36 @@ def _print_event(event: dict[str, Any]) -> None:
 
 
 def experiment(
-    plan: str = typer.Argument(..., metavar="PLAN", help="a plan file, or a plan name such as study-table2 (or cifar10/study-table2)"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", metavar="DIR", help="the competition's data folder or download (default data/<slug>)"),
-    out: Optional[Path] = typer.Option(None, "--out", metavar="DIR", help="experiment folder (default experiments/<plan name>)"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, metavar="N", help="epochs of every run instead of the plan's"),
-    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, metavar="K", help="runs per cell instead of the plan's (seeds 0..K-1)"),
-    submit: bool = typer.Option(False, "--submit", help="predict each finished run and submit it to Kaggle; scores go to the ledger"),
-    gpus: Optional[str] = typer.Option(None, "--gpus", metavar="IDS", help="comma-separated GPU ids, e.g. 0,1,2,3: one run per GPU at a time"),
-    assignments: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="recipe setting for every run, e.g. --set lr=0.05 (repeatable)"),
-    track: Optional[List[str]] = typer.Option(None, "--track", metavar="mlflow|tensorboard", help="log every run to "
-                                              "MLflow or TensorBoard, under the plan's name (repeatable)"),
+    plan: str = typer.Argument(
+        ..., metavar="PLAN", help="a plan file, or a plan name such as study-table2 (or cifar10/study-table2)"
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", metavar="DIR", help="the competition's data folder or download (default data/<slug>)"
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", metavar="DIR", help="experiment folder (default experiments/<plan name>)"
+    ),
+    epochs: Optional[int] = typer.Option(
+        None, "--epochs", min=1, metavar="N", help="epochs of every run instead of the plan's"
+    ),
+    seeds: Optional[int] = typer.Option(
+        None, "--seeds", min=1, metavar="K", help="runs per cell instead of the plan's (seeds 0..K-1)"
+    ),
+    submit: bool = typer.Option(
+        False, "--submit", help="predict each finished run and submit it to Kaggle; scores go to the ledger"
+    ),
+    gpus: Optional[str] = typer.Option(
+        None, "--gpus", metavar="IDS", help="comma-separated GPU ids, e.g. 0,1,2,3: one run per GPU at a time"
+    ),
+    assignments: Optional[list[str]] = typer.Option(
+        None, "--set", metavar="KEY=VALUE", help="recipe setting for every run, e.g. --set lr=0.05 (repeatable)"
+    ),
+    track: Optional[list[str]] = typer.Option(
+        None,
+        "--track",
+        metavar="mlflow|tensorboard",
+        help="log every run to MLflow or TensorBoard, under the plan's name (repeatable)",
+    ),
 ) -> None:
     """Run every cell x seed of a plan as a normal run folder (finished runs are skipped), then write the report."""
     from ..errors import KitError
@@ -73,11 +96,23 @@ def experiment(
     gpu_list = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
     if gpus is not None and not gpu_list:
         raise KitError(f"--gpus {gpus!r}: give GPU ids separated by commas, e.g. --gpus 0,1")
-    result = run_experiment(plan, data_dir, out, epochs=epochs, seeds=seeds, submit=submit, gpus=gpu_list,
-                            overrides=parse_set(assignments), on_event=_print_event, track=track)
-    print(f"{result.plan} ({result.competition}): {result.runs} runs - {len(result.trained)} trained, "
-          f"{len(result.resumed)} resumed, {len(result.skipped)} skipped (already finished), {len(result.failed)} failed "
-          f"in {_clock(result.seconds)}")
+    result = run_experiment(
+        plan,
+        data_dir,
+        out,
+        epochs=epochs,
+        seeds=seeds,
+        submit=submit,
+        gpus=gpu_list,
+        overrides=parse_set(assignments),
+        on_event=_print_event,
+        track=track,
+    )
+    print(
+        f"{result.plan} ({result.competition}): {result.runs} runs - {len(result.trained)} trained, "
+        f"{len(result.resumed)} resumed, {len(result.skipped)} skipped (already finished), {len(result.failed)} failed "
+        f"in {_clock(result.seconds)}"
+    )
     if submit:
         print(f"submitted {len(result.submitted)}, not submitted {len(result.not_submitted)}")
         for run, why in result.not_submitted.items():
@@ -86,16 +121,26 @@ def experiment(
         print(line)
     print(f"report: {result.folder / 'report.md'}")
     if result.interrupted:
-        fail(f"interrupted; rerun the same command to continue (finished runs are skipped, the stopped one resumes)", 130)
+        fail(
+            "interrupted; rerun the same command to continue (finished runs are skipped, the stopped one resumes)", 130
+        )
     if result.failed:
         run, error = next(iter(result.failed.items()))
-        fail(f"{len(result.failed)} of {result.runs} runs failed (first: {run}: {error}); fix it and rerun the same command "
-             f"to retry them", 1)
+        fail(
+            f"{len(result.failed)} of {result.runs} runs failed (first: {run}: {error}); fix it and rerun "
+            "the same command to retry them",
+            1,
+        )
 
 
 def report(
     folder: Path = typer.Argument(..., metavar="EXPERIMENT_DIR", help="a folder made by `kaggle-kit experiment`"),
-    ledger: Optional[Path] = typer.Option(None, "--ledger", metavar="FILE", help="submission ledger with the Kaggle scores (default submissions/ledger.jsonl)"),
+    ledger: Optional[Path] = typer.Option(
+        None,
+        "--ledger",
+        metavar="FILE",
+        help="submission ledger with the Kaggle scores (default submissions/ledger.jsonl)",
+    ),
 ) -> None:
     """Rebuild an experiment's report (results.csv, report.md, PNGs) from its run folders, without training."""
     from ..ledger import Ledger
@@ -114,9 +159,18 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 
 def runs(
-    competition: Optional[str] = typer.Argument(None, metavar="COMPETITION", help="only this competition's runs (cifar10, dog_breed, a slug or URL)"),
-    roots: Optional[List[Path]] = typer.Option(None, "--root", metavar="DIR", help="folder to search (repeatable; default runs and experiments)"),
-    ledger: Optional[Path] = typer.Option(None, "--ledger", metavar="FILE", help="submission ledger with the Kaggle scores (default submissions/ledger.jsonl)"),
+    competition: Optional[str] = typer.Argument(
+        None, metavar="COMPETITION", help="only this competition's runs (cifar10, dog_breed, a slug or URL)"
+    ),
+    roots: Optional[list[Path]] = typer.Option(
+        None, "--root", metavar="DIR", help="folder to search (repeatable; default runs and experiments)"
+    ),
+    ledger: Optional[Path] = typer.Option(
+        None,
+        "--ledger",
+        metavar="FILE",
+        help="submission ledger with the Kaggle scores (default submissions/ledger.jsonl)",
+    ),
 ) -> None:
     """List run folders: arch, recipe, epochs, best validation metric (with its direction) and Kaggle score."""
     from ..competition import resolve
@@ -124,17 +178,28 @@ def runs(
     from ..runs import DEFAULT_RUN_ROOTS, list_runs
 
     searched = roots or list(DEFAULT_RUN_ROOTS)
+
     def damaged(path: Path, why: str) -> None:
         print(f"warning: skipped {path}: {why}", file=sys.stderr)
 
     found = list_runs(searched, competition, ledger=Ledger(ledger) if ledger else None, on_damaged=damaged)
     if not found:
-        print(f"no runs{' of ' + resolve(competition).name if competition else ''} under {', '.join(map(str, searched))}")
+        print(
+            f"no runs{' of ' + resolve(competition).name if competition else ''} under {', '.join(map(str, searched))}"
+        )
         return
     header = ("run", "competition", "arch", "epochs", "validation", "kaggle", "settings", "recipe")
     table = [
-        (r["run_dir"], r["competition"], str(r["arch"]), f"{r['epochs']}/{r['epochs_planned']}",
-         _number(r["val_metric"]), _number(r["kaggle_public"], 5), r["settings"], r["recipe"] or "")
+        (
+            r["run_dir"],
+            r["competition"],
+            str(r["arch"]),
+            f"{r['epochs']}/{r['epochs_planned']}",
+            _number(r["val_metric"]),
+            _number(r["kaggle_public"], 5),
+            r["settings"],
+            r["recipe"] or "",
+        )
         for r in found
     ]
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(header[:-1])]
@@ -142,9 +207,11 @@ def runs(
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
     for name in sorted({r["competition"] for r in found}):
         metric = resolve(name).metric
-        print(f"{name}: validation = best epoch's {metric.label}, kaggle = public score; "
-              f"{metric.label}: {metric.direction}; "
-              f"settings: weights, backbone, image size, and the TTA and temperature predict applies to best.pt")
+        print(
+            f"{name}: validation = best epoch's {metric.label}, kaggle = public score; "
+            f"{metric.label}: {metric.direction}; "
+            f"settings: weights, backbone, image size, and the TTA and temperature predict applies to best.pt"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -18,7 +18,9 @@ def _number(value: float | None) -> str:
 
 def download(
     competition: str = typer.Argument(..., help=COMPETITION_HELP),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="where to put <slug>.zip and its contents (default data/<slug>)"),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", help="where to put <slug>.zip and its contents (default data/<slug>)"
+    ),
     force: bool = typer.Option(False, "--force", help="download again even when a verified copy is there"),
 ) -> None:
     """Download the competition's data bundle once with the official Kaggle client, verify it and unpack it."""
@@ -30,17 +32,28 @@ def download(
         print(f"downloaded {what} ({result.size / 1e6:.1f} MB) to {result.data_dir}")
     else:
         print(f"already downloaded: {what} in {result.data_dir} (use --force to fetch again)")
-    print(f"{result.competition.slug}: {result.n_train} training images, {result.n_test} test images, {result.n_classes} classes in {result.root}")
+    print(
+        f"{result.competition.slug}: {result.n_train} training images, {result.n_test} test images, "
+        f"{result.n_classes} classes in {result.root}"
+    )
 
 
 def submit(
     file: Path = typer.Argument(..., help="the submission CSV, e.g. submissions/dog_breed/<run>.csv"),
-    competition: Optional[str] = typer.Option(None, "--competition", "-c", help=f"{COMPETITION_HELP} (default: from the file's run or folder)"),
-    message: Optional[str] = typer.Option(None, "--message", "-m", help="submission description (default: run name, short config and file hash)"),
+    competition: Optional[str] = typer.Option(
+        None, "--competition", "-c", help=f"{COMPETITION_HELP} (default: from the file's run or folder)"
+    ),
+    message: Optional[str] = typer.Option(
+        None, "--message", "-m", help="submission description (default: run name, short config and file hash)"
+    ),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="wait for Kaggle's score"),
     timeout: float = typer.Option(1800.0, "--timeout", help="seconds to wait for the score"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="data folder holding the sample submission to check against"),
-    run: Optional[Path] = typer.Option(None, "--run", help="the run folder that made the file (default: found from the file name)"),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", help="data folder holding the sample submission to check against"
+    ),
+    run: Optional[Path] = typer.Option(
+        None, "--run", help="the run folder that made the file (default: found from the file name)"
+    ),
 ) -> None:
     """Check a submission, upload it with the official client, wait for the score and record it in the ledger."""
     from ..kaggle_api import submit as send
@@ -69,9 +82,10 @@ def submissions(
     competition: str = typer.Argument(..., help=COMPETITION_HELP),
     as_csv: bool = typer.Option(False, "--csv", help="comma-separated output for machines"),
 ) -> None:
-    """Past submissions from Kaggle beside the local ledger: run and local validation score next to the leaderboard scores."""
-    from ..kaggle_api import list_submissions
+    """Past submissions from Kaggle beside the local ledger: run and local validation score next to the
+    leaderboard scores."""
     from ..competition import resolve
+    from ..kaggle_api import list_submissions
 
     comp = resolve(competition)
     rows = list_submissions(comp)
@@ -115,17 +129,26 @@ def _print_tracking(rows, metric) -> None:
     if found.rank_correlation is None:
         print(f"local vs public: {found.pairs} scored submission(s) with a validation score - too few to rank")
     else:
-        print(f"local vs public: rank correlation {found.rank_correlation:+.2f} over {found.pairs} submissions "
-              f"(+1: validation orders runs as the public leaderboard does)")
+        print(
+            f"local vs public: rank correlation {found.rank_correlation:+.2f} over {found.pairs} submissions "
+            f"(+1: validation orders runs as the public leaderboard does)"
+        )
     for item in found.furthest:
-        print(f"  furthest: {item.run}: public {_number(item.public)} vs local {_number(item.local)} "
-              f"({item.public - item.local:+.5f})")
+        print(
+            f"  furthest: {item.run}: public {_number(item.public)} vs local {_number(item.local)} "
+            f"({item.public - item.local:+.5f})"
+        )
     names = ", ".join(f"{c.run} (local {_number(c.local)})" for c in found.candidates)
     print(f"final selection candidates by local validation: {names}")
 
 
 def doctor(
-    competition: Optional[str] = typer.Option(None, "--competition", "-c", help=f"check access to this one ({COMPETITION_HELP}); default: every known competition"),
+    competition: Optional[str] = typer.Option(
+        None,
+        "--competition",
+        "-c",
+        help=f"check access to this one ({COMPETITION_HELP}); default: every known competition",
+    ),
 ) -> None:
     """Check the Kaggle setup: versions, credentials (never shown), file permissions, proxies, one signed-in call."""
     from ..kaggle_api import doctor as run_checks
@@ -139,7 +162,10 @@ def doctor(
             print(f"     fix: {check.fix}")
     failed = [c.name for c in checks if c.ok is False]
     if failed:
-        fail(f"{len(failed)} check{'s' if len(failed) > 1 else ''} failed ({', '.join(failed)}): apply the fixes above", 1)
+        fail(
+            f"{len(failed)} check{'s' if len(failed) > 1 else ''} failed ({', '.join(failed)}): apply the fixes above",
+            1,
+        )
 
 
 def leaderboard(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 
 def package_command(
-    runs: List[Path] = typer.Argument(
+    runs: list[Path] = typer.Argument(
         ..., metavar="RUN_OR_GROUP...", help="A run folder (or a folder holding one run)."
     ),
     out: Optional[Path] = typer.Option(
@@ -47,7 +47,7 @@ def package_command(
     print(f"next: kaggle-kit push {made.folder}")
 
 
-def _one_run(paths: List[Path]) -> Path:
+def _one_run(paths: list[Path]) -> Path:
     from ..errors import KitError
 
     found = [p for p in paths if (p / "config.json").is_file()]

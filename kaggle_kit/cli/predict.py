@@ -41,9 +41,18 @@ def _sample_path(comp: Competition, sample: Path | None, data_dir: Path | None) 
 
 def validate_command(
     file: Path = typer.Argument(..., metavar="FILE", help="The submission CSV to check."),
-    competition: Optional[str] = typer.Option(None, "--competition", "-c", help="Competition name, slug or URL; default: from submissions/<competition>/ in the path."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="The competition's data folder or download, for its sample submission."),
-    sample: Optional[Path] = typer.Option(None, "--sample", help="The sample submission to check against (instead of the data folder's)."),
+    competition: Optional[str] = typer.Option(
+        None,
+        "--competition",
+        "-c",
+        help="Competition name, slug or URL; default: from submissions/<competition>/ in the path.",
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", help="The competition's data folder or download, for its sample submission."
+    ),
+    sample: Optional[Path] = typer.Option(
+        None, "--sample", help="The sample submission to check against (instead of the data folder's)."
+    ),
 ) -> None:
     """Check a submission against the sample: header, ids, row count, labels or probabilities."""
     from ..submission import inspect_submission
@@ -63,38 +72,69 @@ def validate_command(
 
 
 def score_command(
-    target: Path = typer.Argument(..., metavar="FILE|RUN_DIR", help="A submission CSV, or a run folder to score on its validation split."),
-    answers: Optional[Path] = typer.Option(None, "--answers", help="Answers CSV: id plus the label column (e.g. answers.csv beside a generated sample)."),
-    competition: Optional[str] = typer.Option(None, "--competition", "-c", help="Competition name, slug or URL; default: from submissions/<competition>/ in the path."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="RUN_DIR only: the training data (default: the folder the run was trained on)."),
+    target: Path = typer.Argument(
+        ..., metavar="FILE|RUN_DIR", help="A submission CSV, or a run folder to score on its validation split."
+    ),
+    answers: Optional[Path] = typer.Option(
+        None, "--answers", help="Answers CSV: id plus the label column (e.g. answers.csv beside a generated sample)."
+    ),
+    competition: Optional[str] = typer.Option(
+        None,
+        "--competition",
+        "-c",
+        help="Competition name, slug or URL; default: from submissions/<competition>/ in the path.",
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", help="RUN_DIR only: the training data (default: the folder the run was trained on)."
+    ),
     checkpoint: str = typer.Option("best", "--checkpoint", help="RUN_DIR only: best or last."),
-    recalibrate: bool = typer.Option(False, "--recalibrate", help="RUN_DIR only: measure again instead of reading the stored calibration."),
+    recalibrate: bool = typer.Option(
+        False, "--recalibrate", help="RUN_DIR only: measure again instead of reading the stored calibration."
+    ),
     device: str = typer.Option("auto", "--device", help="RUN_DIR only: auto, cpu, cuda or cuda:N."),
 ) -> None:
-    """Score a submission against an answers file, or a run on its validation split (before/after TTA and calibration)."""
+    """Score a submission against an answers file, or a run on its validation split (before/after TTA and
+    calibration)."""
     if target.is_dir():
         from ..predict import describe_scores, score_run
 
         if answers is not None:
-            raise KitError(f"{target} is a run folder, scored on its own validation split: drop --answers (it is for submission files)")
-        print("\n".join(describe_scores(score_run(target, data_dir, checkpoint, recalibrate=recalibrate, device=device))))
+            raise KitError(
+                f"{target} is a run folder, scored on its own validation split: "
+                f"drop --answers (it is for submission files)"
+            )
+        print(
+            "\n".join(describe_scores(score_run(target, data_dir, checkpoint, recalibrate=recalibrate, device=device)))
+        )
         return
     from ..submission import score
 
     if answers is None:
-        raise KitError(f"scoring {target} needs --answers ANSWERS.csv (id plus the label column of each scored test image)")
+        raise KitError(
+            f"scoring {target} needs --answers ANSWERS.csv (id plus the label column of each scored test image)"
+        )
     comp = competition_for(target, competition)
     print(comp.metric.describe(score(target, answers, comp)))
 
 
 def predict_command(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder made by `kaggle-kit train`."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="The competition's data folder or download (default: the one the run was trained on)."),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", help="The competition's data folder or download (default: the one the run was trained on)."
+    ),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best (highest validation score) or last."),
-    tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Test-time augmentation (default: the run's recipe, or on where it improved validation)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="The CSV to write (default: submissions/<competition>/<run name>.csv)."),
+    tta: Optional[bool] = typer.Option(
+        None,
+        "--tta/--no-tta",
+        help="Test-time augmentation (default: the run's recipe, or on where it improved validation).",
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="The CSV to write (default: submissions/<competition>/<run name>.csv)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda or cuda:N."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per batch (default: twice the training batch)."),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", min=1, help="Images per batch (default: twice the training batch)."
+    ),
 ) -> None:
     """Predict every test image with a trained run and write a validated submission file."""
     from ..predict import predict_run
@@ -105,8 +145,11 @@ def predict_command(
         typer.echo(f"warning: {warning}", err=True)
     views = f"TTA on, {len(result.views)} views" if result.tta else "TTA off"
     epoch = f" epoch {display_epoch(result.epoch)}" if result.epoch is not None else ""
-    print(f"wrote {result.path}: {result.rows} rows ({views} [{result.tta_source}], temperature {result.temperature:.3f}, "
-          f"{result.checkpoint}.pt{epoch}, {result.images_per_s:,.0f} images/s on {result.device})")
+    print(
+        f"wrote {result.path}: {result.rows} rows ({views} [{result.tta_source}], "
+        f"temperature {result.temperature:.3f}, {result.checkpoint}.pt{epoch}, "
+        f"{result.images_per_s:,.0f} images/s on {result.device})"
+    )
     print(f"ok: {result.path}: {result.rows} rows, header matches {result.sample_path}")
     if result.val_metric is not None:
         print(f"validation of this configuration: {result.competition.metric.describe(result.val_metric)}")

@@ -5,25 +5,36 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 from ..errors import KitError
 from ..recipe_cli import with_recipe_flags
 
+
 def train(
     competition: Optional[str] = typer.Argument(None, help="cifar10, dog_breed, a slug or a competition URL"),
-    data_dir: Optional[Path] = typer.Option(None, help="data folder or download zip (default data/<slug>, or /kaggle/input/<slug>)"),
-    recipe: Optional[str] = typer.Option(None, help="named recipe: paper (the study's) or the competition's best (default)"),
+    data_dir: Optional[Path] = typer.Option(
+        None, help="data folder or download zip (default data/<slug>, or /kaggle/input/<slug>)"
+    ),
+    recipe: Optional[str] = typer.Option(
+        None, help="named recipe: paper (the study's) or the competition's best (default)"
+    ),
     out: Optional[Path] = typer.Option(None, help="run folder (default runs/<competition>/<time>-<arch>-<recipe>)"),
     resume: Optional[Path] = typer.Option(None, help="continue this run folder from its last checkpoint"),
     nproc: int = typer.Option(1, help="processes (GPUs) on this machine, through torchrun's launcher"),
-    analyze: bool = typer.Option(True, "--analyze/--no-analyze", help="write the error-analysis pictures "
-                                 "(RUN/analysis/analysis.md) at the end"),
-    track: Optional[List[str]] = typer.Option(None, "--track", metavar="mlflow|tensorboard", help="log the run to "
-                                              "MLflow ($MLFLOW_TRACKING_URI, else runs/mlflow.db) or TensorBoard "
-                                              "(RUN/tensorboard); repeatable"),
+    analyze: bool = typer.Option(
+        True, "--analyze/--no-analyze", help="write the error-analysis pictures (RUN/analysis/analysis.md) at the end"
+    ),
+    track: Optional[list[str]] = typer.Option(
+        None,
+        "--track",
+        metavar="mlflow|tensorboard",
+        help="log the run to "
+        "MLflow ($MLFLOW_TRACKING_URI, else runs/mlflow.db) or TensorBoard "
+        "(RUN/tensorboard); repeatable",
+    ),
     **overrides,
 ) -> None:
     """Train a model; every recipe setting can be overridden by its flag."""
@@ -34,9 +45,8 @@ def train(
         raise typer.BadParameter(f"--nproc {nproc}: give 1 or more processes")
     # a worker of torchrun (or of `launch`) has WORLD_SIZE set before its process group exists: it trains
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        from ..launch import launch
-
         from ..invocation import arguments
+        from ..launch import launch
 
         raise SystemExit(launch(arguments(), nproc))
     from ..launch import die_with_launcher
@@ -54,8 +64,11 @@ def train(
             given = [f"--{name.replace('_', '-')}" for name, value in overrides.items() if value is not None]
             given += [flag for flag, value in (("--recipe", recipe), ("--out", out)) if value is not None]
             if given:
-                raise KitError(f"--resume continues {resume} with the settings in its config.json, so {', '.join(given)} "
-                               f"would be ignored: drop {'it' if len(given) == 1 else 'them'} (or start a new run with another --out)")
+                raise KitError(
+                    f"--resume continues {resume} with the settings in its config.json, so {', '.join(given)} "
+                    f"would be ignored: drop {'it' if len(given) == 1 else 'them'} "
+                    f"(or start a new run with another --out)"
+                )
             result = training.resume(resume, data_dir, competition, tracker=tracker)
         else:
             if not competition:
@@ -74,8 +87,8 @@ def train(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-    from ..run import RunDir, display_epoch
     from ..competition import resolve
+    from ..run import RunDir, display_epoch
 
     if result.interrupted and not result.run_dir.exists():  # a new run stopped before its first epoch: removed
         from . import fail
@@ -87,19 +100,28 @@ def train(
         if tracker:
             tracker.finish("KILLED")
         again = f" --nproc {world_size}" if world_size > 1 else ""
-        print(f"interrupted after {result.epochs_run} finished epoch(s); resume with: kaggle-kit train --resume {result.run_dir}{again}", file=sys.stderr)
+        print(
+            f"interrupted after {result.epochs_run} finished epoch(s); "
+            f"resume with: kaggle-kit train --resume {result.run_dir}{again}",
+            file=sys.stderr,
+        )
         raise SystemExit(130)
-    best = "no validation split" if result.best_metric is None or result.best_metric != result.best_metric else (
-        f"best validation {metric.describe(result.best_metric)} at epoch {display_epoch(result.best_epoch)}")
+    best = (
+        "no validation split"
+        if result.best_metric is None or result.best_metric != result.best_metric
+        else (f"best validation {metric.describe(result.best_metric)} at epoch {display_epoch(result.best_epoch)}")
+    )
     print(f"trained {result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'} in {result.seconds:.0f}s: {best}")
     from ..predict import calibrate_after_training
 
     calibration = calibrate_after_training(result, data_dir) or {}  # measured once, read by predict and score
     if calibration.get("validated"):
         # the stored choice is what predict submits (a recipe's tta on/off included), so this figure is its score
-        print(f"calibrated (what predict uses): best.pt, TTA {'on' if calibration['tta'] else 'off'} "
-              f"({calibration['tta_source']}), temperature {calibration['temperature']:.3f}, "
-              f"validation {metric.describe(calibration['val_metric'])}")
+        print(
+            f"calibrated (what predict uses): best.pt, TTA {'on' if calibration['tta'] else 'off'} "
+            f"({calibration['tta_source']}), temperature {calibration['temperature']:.3f}, "
+            f"validation {metric.describe(calibration['val_metric'])}"
+        )
     if analyze and calibration.get("validated"):
         from ..analysis import analyze_finished_run
 

@@ -64,8 +64,10 @@ def http_timeout() -> float:
     except ValueError:
         value = -1.0
     if not 0 < value <= MAX_HTTP_TIMEOUT_S:
-        raise KitError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds between 0 and {MAX_HTTP_TIMEOUT_S:g}: "
-                       f"set it to e.g. 60, or unset it")
+        raise KitError(
+            f"{TIMEOUT_ENV}={raw!r} is not a number of seconds between 0 and {MAX_HTTP_TIMEOUT_S:g}: "
+            f"set it to e.g. 60, or unset it"
+        )
     return value
 
 
@@ -79,6 +81,8 @@ def api_endpoint() -> str | None:
             "or unset it for Kaggle"
         )
     return raw.rstrip("/")
+
+
 # =========================================================================== the client
 
 
@@ -202,7 +206,11 @@ def _network_reason(error: Exception) -> str:
     if found:
         return found.group(1).strip()
     for needle in (
-        "Connection refused", "Name or service not known", "timed out", "Connection reset", "Connection aborted",
+        "Connection refused",
+        "Name or service not known",
+        "timed out",
+        "Connection reset",
+        "Connection aborted",
         "RemoteDisconnected",
     ):
         if needle.lower() in text.lower():
@@ -212,7 +220,8 @@ def _network_reason(error: Exception) -> str:
 
 def _proxy_hint() -> str:
     names = [
-        n for n in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+        n
+        for n in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
         if os.environ.get(n)
     ]
     return f" and the proxy in {names[0]}" if names else " (behind a proxy, set HTTPS_PROXY)"

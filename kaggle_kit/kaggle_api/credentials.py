@@ -151,7 +151,7 @@ def _no_credentials_message() -> str:
     problem = _config_problem()
     if problem:
         return (
-            f"no usable Kaggle credentials: {problem} (it should hold {{\"username\": ..., \"key\": ...}} as "
+            f'no usable Kaggle credentials: {problem} (it should hold {{"username": ..., "key": ...}} as '
             f"downloaded from {TOKEN_PAGE}): fix or replace it, "
             "or save an API token to ~/.kaggle/access_token (chmod 600)"
         )

@@ -20,7 +20,6 @@ from .credentials import (
     credential_source,
 )
 
-
 # =========================================================================== doctor
 
 
@@ -68,10 +67,14 @@ def doctor(competition: Competition | str | None = None) -> list[Check]:
     secret_files = [p for p in (_config_file(), *_token_files(), _oauth_file()) if p.is_file()]
     loose = [p for p in secret_files if _loose_permissions(p)]
     if loose:
-        checks.append(Check(
-            "permissions", False, f"{', '.join(map(str, loose))} readable by other users",
-            f"chmod 600 {' '.join(map(str, loose))}",
-        ))
+        checks.append(
+            Check(
+                "permissions",
+                False,
+                f"{', '.join(map(str, loose))} readable by other users",
+                f"chmod 600 {' '.join(map(str, loose))}",
+            )
+        )
     elif secret_files:
         checks.append(Check("permissions", True, f"{', '.join(map(str, secret_files))} private to you"))
     else:
@@ -95,8 +98,11 @@ def doctor(competition: Competition | str | None = None) -> list[Check]:
         except KitError as error:
             checks.append(Check(f"kaggle call ({comp.name})", False, str(error)))
             continue
-        checks.append(Check(
-            f"kaggle call ({comp.name})", True,
-            f"signed in; submissions of {comp.slug} readable ({len(listed)} on the first page)",
-        ))
+        checks.append(
+            Check(
+                f"kaggle call ({comp.name})",
+                True,
+                f"signed in; submissions of {comp.slug} readable ({len(listed)} on the first page)",
+            )
+        )
     return checks

@@ -48,7 +48,13 @@ def _verify_zip(path: Path, what: str, fix: str) -> None:
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()
     except (
-        zipfile.BadZipFile, OSError, EOFError, zlib.error, lzma.LZMAError, NotImplementedError, RuntimeError
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        zlib.error,
+        lzma.LZMAError,
+        NotImplementedError,
+        RuntimeError,
     ) as error:
         # zlib/lzma: a member's compressed bytes are damaged; NotImplementedError: an unknown compression method;
         # RuntimeError: an encrypted member
@@ -164,7 +170,8 @@ def download(competition: Competition | str, data_dir: Path | str | None = None,
         )
     try:
         _verify_zip(
-            partial, f"the download of {comp.archive_name}",
+            partial,
+            f"the download of {comp.archive_name}",
             f"it was deleted - run `kaggle-kit download {comp.name}` again",
         )
     except KitError:

@@ -43,8 +43,11 @@ def _every_submission(api, slug: str) -> list:
     seen: set[int] = set()
     for page in range(1, LISTING_MAX_PAGES + 1):
         with _quiet_stdout():
-            chunk = [s for s in api.competition_submissions(slug, page_number=page, page_size=LISTING_PAGE_SIZE) or []
-                     if s is not None]
+            chunk = [
+                s
+                for s in api.competition_submissions(slug, page_number=page, page_size=LISTING_PAGE_SIZE) or []
+                if s is not None
+            ]
         new = [s for s in chunk if int(s.ref) not in seen]
         listed += new
         seen.update(int(s.ref) for s in new)

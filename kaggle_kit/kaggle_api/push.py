@@ -169,7 +169,10 @@ def _push_dataset(api, folder: Path, ref: str, notes: str) -> int | None:
                 else api.dataset_create_new(str(folder), public=False, quiet=True, dir_mode="skip")
             )
         except requests.exceptions.HTTPError as error:
-            raise _refused(error, "dataset", ref) or error
+            refused = _refused(error, "dataset", ref)
+            if refused is None:
+                raise
+            raise refused from None
         except ValueError as error:  # the client's own checks of the metadata
             raise _error(f"{folder / 'dataset-metadata.json'}: {error}: fix it, or package the run again") from None
     if made.error:
@@ -219,7 +222,10 @@ def _push_notebook(api, folder: Path, ref: str) -> int:
         try:
             pushed = api.kernels_push(str(folder))
         except requests.exceptions.HTTPError as error:
-            raise _refused(error, "notebook", ref) or error
+            refused = _refused(error, "notebook", ref)
+            if refused is None:
+                raise
+            raise refused from None
         except ValueError as error:
             raise _error(f"{folder / KERNEL_META}: {error}: fix it, or package the run again") from None
     if pushed.error or not pushed.version_number:

@@ -135,8 +135,10 @@ def stop_at_daily_limit(api, comp: Competition) -> int | None:
     """Today's submissions left; a KitError, before anything is sent, when none are."""
     left = submissions_left(api, comp)
     if left == 0:
-        raise _error(f"no submissions left today for {comp.slug}: Kaggle's daily limit is reached - nothing was sent; "
-                     "submit again after 00:00 UTC")
+        raise _error(
+            f"no submissions left today for {comp.slug}: Kaggle's daily limit is reached - nothing was sent; "
+            "submit again after 00:00 UTC"
+        )
     return left
 
 
@@ -186,9 +188,15 @@ def submit(
     left = stop_at_daily_limit(api, comp)
     ledger = ledger or Ledger()
     record = ledger.add(
-        comp.name, file, sha256,
-        run=run.name, run_dir=str(run.run_dir) if run.run_dir else None, recipe=run.recipe,
-        metric=comp.metric.name, local_score=run.local_score, message=message,
+        comp.name,
+        file,
+        sha256,
+        run=run.name,
+        run_dir=str(run.run_dir) if run.run_dir else None,
+        recipe=run.recipe,
+        metric=comp.metric.name,
+        local_score=run.local_score,
+        message=message,
     )
     result = SubmitResult(comp, file, sha256, message, record, run, left_today=None if left is None else left - 1)
 
@@ -216,7 +224,8 @@ def submit(
     except KeyboardInterrupt:
         raise _error(
             f"interrupted while waiting for the score: {file.name} was submitted as submission {result.ref} and "
-            f"Kaggle goes on scoring it - see the score with `kaggle-kit submissions {comp.name}`", exit_code=130
+            f"Kaggle goes on scoring it - see the score with `kaggle-kit submissions {comp.name}`",
+            exit_code=130,
         ) from None
     result.status = scored.status.name
     if result.status == ERROR:

@@ -46,8 +46,9 @@ def train(
     resolved = resolution.recipe
     path = Path(out) if out else new_run_path(Path(runs_root), comp.name, resolved.arch, resolved.name)
     if out and (path / "config.json").exists():
-        raise KitError(f"{path} already holds a run; resume it with `kaggle-kit train --resume {path}` "
-                       f"or choose another --out")
+        raise KitError(
+            f"{path} already holds a run; resume it with `kaggle-kit train --resume {path}` or choose another --out"
+        )
     if distributed.is_distributed():
         path = Path(distributed.broadcast_object(str(path)))
     run, created = RunDir(path), not path.exists()
@@ -62,8 +63,9 @@ def train(
     if tracker is not None:  # tracking.RunTracking: told the run folder, then fed every epoch's row
         tracker.attach(path)
     try:
-        result = fit(comp, layout, resolved, run, resolution=resolution,
-                     on_epoch=tracker.log_epoch if tracker else None)
+        result = fit(
+            comp, layout, resolved, run, resolution=resolution, on_epoch=tracker.log_epoch if tracker else None
+        )
     except BaseException:
         remove_if_nothing_to_resume()
         raise
@@ -72,8 +74,9 @@ def train(
     return result
 
 
-def resume(run_dir: Path | str, data_dir: Path | str | None = None, competition: str | None = None,
-           tracker=None) -> TrainResult:
+def resume(
+    run_dir: Path | str, data_dir: Path | str | None = None, competition: str | None = None, tracker=None
+) -> TrainResult:
     """Continue a run from its last checkpoint with exactly the settings it was started with. `competition`, when
     given, must be the run's own (a command line naming one is checked, not obeyed)."""
     from ..competition import resolve
@@ -84,8 +87,9 @@ def resume(run_dir: Path | str, data_dir: Path | str | None = None, competition:
     comp = resolve(config.competition)
     named = resolve(competition) if competition is not None else comp
     if named.name != comp.name:
-        raise KitError(f"{run.path} is a {comp.name} run, not {named.name}: resume it with "
-                       f"`kaggle-kit train --resume {run.path}`")
+        raise KitError(
+            f"{run.path} is a {comp.name} run, not {named.name}: resume it with `kaggle-kit train --resume {run.path}`"
+        )
     recipe = config.recipe
     layout = open_layout(comp, data_dir or config.data_dir)
     if layout.fingerprint() != config.fingerprint:
@@ -97,8 +101,11 @@ def resume(run_dir: Path | str, data_dir: Path | str | None = None, competition:
     if len(history) >= recipe.epochs and run.has_checkpoint("last"):
         raise KitError(f"{run.path} already finished all {recipe.epochs} epochs; nothing to resume")
     if len(history) and not run.has_checkpoint("last"):
-        print(f"warning: {run.path} has no last.pt (the run was killed before its first checkpoint): training starts "
-              f"again from epoch 1 and replaces the {len(history)} epoch(s) in history.csv", file=sys.stderr)
+        print(
+            f"warning: {run.path} has no last.pt (the run was killed before its first checkpoint): training starts "
+            f"again from epoch 1 and replaces the {len(history)} epoch(s) in history.csv",
+            file=sys.stderr,
+        )
     if tracker is not None:
         tracker.attach(run.path)
     return fit(comp, layout, recipe, run, resume=True, on_epoch=tracker.log_epoch if tracker else None)

@@ -42,14 +42,27 @@ def run_epoch(setup, state, bar) -> EpochOutcome:
     head_only = setup.head_only
     step_model = state.model.get_classifier() if head_only else state.train_model
     val_model = state.eval_model.get_classifier() if head_only else state.eval_model
-    row = train_one_epoch(step_model, state.model, state.ema, setup.batches.train(epoch), state.optimizer,
-                          state.scheduler, state.scaler, setup.device, setup.dtype, setup.channels_last, recipe, epoch,
-                          bar)
+    row = train_one_epoch(
+        step_model,
+        state.model,
+        state.ema,
+        setup.batches.train(epoch),
+        state.optimizer,
+        state.scheduler,
+        state.scaler,
+        setup.device,
+        setup.dtype,
+        setup.channels_last,
+        recipe,
+        epoch,
+        bar,
+    )
     result = None
     if len(setup.data.val_idx):
         distributed.broadcast_buffers(val_model)  # one model: rank 0's, the one its checkpoint saves
-        result = validate(val_model, setup.batches, setup.data, setup.comp, setup.device, setup.dtype,
-                          setup.channels_last)
+        result = validate(
+            val_model, setup.batches, setup.data, setup.comp, setup.device, setup.dtype, setup.channels_last
+        )
         row.update({k: result[k] for k in ("val_loss", "val_accuracy", "val_metric")})
     else:
         row.update(val_loss=float("nan"), val_accuracy=float("nan"), val_metric=float("nan"))
@@ -63,8 +76,21 @@ def run_epoch(setup, state, bar) -> EpochOutcome:
     return EpochOutcome(row, improved, head_only, predictions)
 
 
-def train_one_epoch(train_model, model, ema, batches, optimizer, scheduler, scaler, device, dtype, channels_last,
-                    recipe: Recipe, epoch: int, bar) -> dict[str, Any]:
+def train_one_epoch(
+    train_model,
+    model,
+    ema,
+    batches,
+    optimizer,
+    scheduler,
+    scaler,
+    device,
+    dtype,
+    channels_last,
+    recipe: Recipe,
+    epoch: int,
+    bar,
+) -> dict[str, Any]:
     # a pure function of (seed, epoch): dropout and worker-free augmentation replay exactly on resume
     # plus the rank: each rank's dropout and GPU-side augmentation draw differ (rank 0 draws as a single process)
     seed_everything(epoch_seed(recipe.seed, epoch, salt=1) + distributed.rank())
@@ -99,8 +125,9 @@ def train_one_epoch(train_model, model, ema, batches, optimizer, scheduler, scal
         bar.advance(1, postfix=f"epoch {epoch + 1}/{recipe.epochs}")
     if not bool(finite):
         _diverged(epoch, recipe)
-    stats = distributed.sum_tensor(torch.stack([total_loss, correct.double(),
-                                                torch.tensor(float(seen), device=device, dtype=torch.float64)]))
+    stats = distributed.sum_tensor(
+        torch.stack([total_loss, correct.double(), torch.tensor(float(seen), device=device, dtype=torch.float64)])
+    )
     total_loss, correct_all, seen_all = stats.tolist()  # waits for the device: the epoch's time includes its queue
     seconds = time.perf_counter() - start
     return {
@@ -146,5 +173,6 @@ def validate(model, batches: Batches, data: Data, comp: Competition, device, dty
 
 
 def _diverged(epoch: int, recipe: Recipe) -> None:
-    raise KitError(f"training diverged at epoch {display_epoch(epoch)} (the loss is not finite); "
-                   f"lower --lr (now {recipe.lr})")
+    raise KitError(
+        f"training diverged at epoch {display_epoch(epoch)} (the loss is not finite); lower --lr (now {recipe.lr})"
+    )

@@ -48,8 +48,15 @@ class TrainResult:
     interrupted: bool = False
 
 
-def fit(comp: Competition, layout: Layout, recipe: Recipe, run: RunDir, resume: bool = False,
-        on_epoch: Callable[[dict[str, Any]], None] | None = None, resolution: Resolution | None = None) -> TrainResult:
+def fit(
+    comp: Competition,
+    layout: Layout,
+    recipe: Recipe,
+    run: RunDir,
+    resume: bool = False,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    resolution: Resolution | None = None,
+) -> TrainResult:
     """Train `recipe` on `layout` into `run`; with `resume`, continue from the run's last checkpoint.
     `resolution`: how `recipe` was derived from the named one (recorded in config.json, said as notes)."""
     started = time.perf_counter()
@@ -102,6 +109,13 @@ def _after_fit(hooks, state: TrainState) -> None:
 
 def _result(run: RunDir, state: TrainState, seconds: float) -> TrainResult:
     history = state.history
-    return TrainResult(run_dir=run.path, epochs_run=len(history), best_epoch=state.best_epoch,
-                       best_metric=state.best_metric, final_metric=history[-1]["val_metric"] if history else None,
-                       seconds=seconds, history=history, interrupted=state.interrupted)
+    return TrainResult(
+        run_dir=run.path,
+        epochs_run=len(history),
+        best_epoch=state.best_epoch,
+        best_metric=state.best_metric,
+        final_metric=history[-1]["val_metric"] if history else None,
+        seconds=seconds,
+        history=history,
+        interrupted=state.interrupted,
+    )

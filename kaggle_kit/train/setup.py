@@ -49,8 +49,9 @@ class Setup:
         return self.batches.features is not None
 
 
-def prepare(comp: Competition, layout: Layout, recipe: Recipe, run: RunDir, resume: bool,
-            resolution: Resolution | None) -> tuple[Setup, TrainState]:
+def prepare(
+    comp: Competition, layout: Layout, recipe: Recipe, run: RunDir, resume: bool, resolution: Resolution | None
+) -> tuple[Setup, TrainState]:
     """Check the recipe, read the data, build the model and its optimizer; with `resume`, load `last.pt`."""
     from .. import features, models
 
@@ -58,8 +59,10 @@ def prepare(comp: Competition, layout: Layout, recipe: Recipe, run: RunDir, resu
     features.check_recipe(recipe)
     device = resolve_device(recipe.device)
     if recipe.sync_bn and distributed.world_size() > 1 and device.type != "cuda":
-        raise KitError(f"--sync-bn needs CUDA GPUs (torch's SyncBatchNorm has no {device.type} kernel); "
-                       f"drop --sync-bn for --device {device.type}")
+        raise KitError(
+            f"--sync-bn needs CUDA GPUs (torch's SyncBatchNorm has no {device.type} kernel); "
+            f"drop --sync-bn for --device {device.type}"
+        )
     seed_everything(recipe.seed)
     set_backend_flags(device)
 
@@ -117,11 +120,21 @@ def _feature_cache(setup: Setup, model: torch.nn.Module, normalization) -> None:
     # the data-level branch: from here on batches are cached backbone features, steps train the head
     data, layout, batches = setup.data, setup.layout, setup.batches
     batches.features = features.prepare(
-        model, batches.view_batches, recipe=setup.recipe, spec=augmentation_for(setup.comp, setup.recipe),
-        normalization=normalization, labels=data.labels, train_idx=data.train_idx, val_idx=data.val_idx,
-        data_fingerprint=f"{layout.fingerprint()}/{data.train_cache.path.name}", work_dir=layout.work_dir,
-        device=setup.device, dtype=setup.dtype, channels_last=setup.channels_last,
-        pipeline="gpu" if batches.use_gpu_data else "albumentations")
+        model,
+        batches.view_batches,
+        recipe=setup.recipe,
+        spec=augmentation_for(setup.comp, setup.recipe),
+        normalization=normalization,
+        labels=data.labels,
+        train_idx=data.train_idx,
+        val_idx=data.val_idx,
+        data_fingerprint=f"{layout.fingerprint()}/{data.train_cache.path.name}",
+        work_dir=layout.work_dir,
+        device=setup.device,
+        dtype=setup.dtype,
+        channels_last=setup.channels_last,
+        pipeline="gpu" if batches.use_gpu_data else "albumentations",
+    )
 
 
 def _train_state(setup: Setup, model: torch.nn.Module, checkpoint: dict[str, Any] | None) -> TrainState:
@@ -147,7 +160,7 @@ def _train_state(setup: Setup, model: torch.nn.Module, checkpoint: dict[str, Any
 
 def build_optimizer(model: torch.nn.Module, recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         # biases and norm weights are not decayed: standard for ResNets, harmless for the study's settings
         (no_decay if param.ndim <= 1 else decay).append(param)
     groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -175,8 +188,9 @@ def input_normalization(comp: Competition, recipe: Recipe, model: torch.nn.Modul
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
-def run_config(comp: Competition, layout: Layout, recipe: Recipe, normalization,
-               extra: dict[str, Any]) -> dict[str, Any]:
+def run_config(
+    comp: Competition, layout: Layout, recipe: Recipe, normalization, extra: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "competition": comp.name,
         "slug": comp.slug,

@@ -115,10 +115,13 @@ def continue_schedule_at(scheduler: torch.optim.lr_scheduler.LambdaLR, epoch: in
         return
     saved_steps = scheduler.last_epoch // max(epoch, 1)
     if distributed.is_main():
-        print(f"warning: resuming with {distributed.world_size()} process(es): {steps_per_epoch} steps per epoch "
-              f"instead of {saved_steps}; the learning-rate schedule continues at epoch {epoch + 1}, but batch order "
-              f"and augmentation differ from an uninterrupted run (resume with the original --nproc to replay it "
-              f"exactly)", file=sys.stderr)
+        print(
+            f"warning: resuming with {distributed.world_size()} process(es): {steps_per_epoch} steps per epoch "
+            f"instead of {saved_steps}; the learning-rate schedule continues at epoch {epoch + 1}, but batch order "
+            f"and augmentation differ from an uninterrupted run (resume with the original --nproc to replay it "
+            f"exactly)",
+            file=sys.stderr,
+        )
     scheduler.last_epoch = step
     lrs = [base * factor(step) for base, factor in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
     for group, lr in zip(scheduler.optimizer.param_groups, lrs):

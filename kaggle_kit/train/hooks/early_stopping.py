@@ -41,5 +41,7 @@ class EarlyStopping(Hook):
 
     def _note(self, state: TrainState) -> str:
         best = "none" if state.best_epoch is None else display_epoch(state.best_epoch)
-        return (f"early stop at epoch {display_epoch(len(state.history) - 1)}: no better val metric for "
-                f"{self._since_best(state)} epochs; best epoch {best}")
+        return (
+            f"early stop at epoch {display_epoch(len(state.history) - 1)}: no better val metric for "
+            f"{self._since_best(state)} epochs; best epoch {best}"
+        )
