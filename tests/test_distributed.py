@@ -69,6 +69,7 @@ RUN_FILES = {
     "last.pt",
     "last.prev.pt",
     "val_predictions.npz",
+    "analysis",  # written after training by rank 0 alone, like calibration
 }
 
 
