@@ -77,7 +77,7 @@ def prepare(
         derivation = resolution.record() if resolution else {}
         extra = {"skipped_images": data.train_cache.bad_ids, **derivation}
         run.create(run_config(comp, layout, recipe, (mean, std), extra))
-    model, channels_last = _place(model, recipe, device)
+    model, channels_last = place_model(model, recipe, device)
 
     batches = Batches(data, comp, recipe, device, mean, std)
     if distributed.is_main():
@@ -92,7 +92,7 @@ def prepare(
     return setup, _train_state(setup, model, checkpoint)
 
 
-def _place(model: torch.nn.Module, recipe: Recipe, device: torch.device) -> tuple[torch.nn.Module, bool]:
+def place_model(model: torch.nn.Module, recipe: Recipe, device: torch.device) -> tuple[torch.nn.Module, bool]:
     """The model as it trains: synced BatchNorm under DDP, frozen backbone, on the device, in its memory format."""
     from .. import models
 
