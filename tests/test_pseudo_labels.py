@@ -141,3 +141,18 @@ def test_source_without_predictions_and_misplaced_flags_are_refused(cifar_run, s
     assert_one_line_error(result, "--pseudo-threshold needs --pseudo-labels")
     result = run_cli("train", "--resume", cifar_run[0], "--pseudo-labels", cifar_run[0])
     assert_one_line_error(result, "--resume", "--pseudo-labels")
+
+
+def test_a_threshold_no_image_reaches_and_a_bad_flag_are_refused(weak_source, source_probabilities, sample_zips):
+    data = ["--data-dir", sample_zips["cifar10"]]
+    top = float(source_probabilities.probabilities.max())
+    assert top < 1.0, "the weak source is not sure of anything"
+    result = run_cli("train", "cifar10", *data, *TINY, "--pseudo-labels", weak_source, "--pseudo-threshold", "1")
+    assert_one_line_error(result, "no test image", "reaches --pseudo-threshold 1", f"{top:.3f}", "lower")
+    # with progress lines on, a prediction of the test set would show: the flag fails before it
+    progress = {"KAGGLE_KIT_PROGRESS": "1"}
+    result = run_cli(
+        "train", "cifar10", *data, *TINY, "--arch", "resnet33", "--pseudo-labels", weak_source, env=progress
+    )
+    assert_one_line_error(result, "resnet34")
+    assert "predicting" not in result.stderr

@@ -82,9 +82,7 @@ def train(
         else:
             if not competition:
                 raise typer.BadParameter("give a COMPETITION (or --resume RUN_DIR)")
-            pseudo = _pseudo_labels(
-                competition, data_dir, pseudo_labels, pseudo_threshold, overrides.get("device") or "auto"
-            )
+            pseudo = _pseudo_labels(competition, data_dir, recipe, pseudo_labels, pseudo_threshold, overrides)
             result = training.train(
                 competition, data_dir, recipe, out, tracker=tracker, pseudo_labels=pseudo, **overrides
             )
@@ -148,20 +146,24 @@ def train(
     print(f"next: kaggle-kit predict {result.run_dir}")
 
 
-def _pseudo_labels(competition, data_dir, source, threshold, device):
+def _pseudo_labels(competition, data_dir, recipe, source, threshold, overrides):
     """The test images `source` labels confidently, chosen on rank 0 and handed to the others: every rank must
     train on one set, and predictions on different devices may differ at the threshold's edge."""
     from .. import distributed
+    from ..train.entry import check_request
 
     if source is None:
         if threshold is not None:
             raise KitError("--pseudo-threshold needs --pseudo-labels RUN_DIR (the run whose predictions it thresholds)")
         return None
-    from ..pseudo import DEFAULT_THRESHOLD, select
+    from ..pseudo import DEFAULT_THRESHOLD, check_threshold, select
 
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+    check_threshold(threshold)
+    _, _, requested = check_request(competition, recipe, overrides)  # a bad flag fails before the test set is predicted
     chosen = None
     if distributed.is_main():
-        chosen = select(competition, data_dir, source, DEFAULT_THRESHOLD if threshold is None else threshold, device)
+        chosen = select(competition, data_dir, source, threshold, requested.device)
         counts = ", ".join(f"{name} {n}" for name, n in chosen.record()["per_class"].items())
         print(
             f"pseudo-labels: {len(chosen)} of {chosen.test_images} test images at calibrated probability >= "

@@ -81,21 +81,31 @@ def resolve_training(
 ) -> tuple[Competition, Layout, Resolution]:
     """The competition, its data and the recipe fitted to it, exactly as `train` gets them (`lr-find` too).
     `added_images`: training images beyond the labelled ones (pseudo-labels), counted when sizing the batch."""
-    from .. import models
-    from ..competition import resolve
     from ..layout import open_layout
 
-    comp = resolve(competition) if isinstance(competition, str) else competition
-    base = recipe if isinstance(recipe, Recipe) else comp.recipe(recipe)
-    requested = base.replace(**{k: v for k, v in overrides.items() if v is not None}).validate()
-    comp.augmentation(requested.aug)  # unknown augmentation names fail before any data is read
-    check_normalization(comp, requested)
-    models.resolve_arch(requested.arch)  # unknown names fail before any data is read
+    comp, base, requested = check_request(competition, recipe, overrides)
     layout = open_layout(comp, data_dir)
     n_train = round(len(layout.train.ids) * (1 if requested.full_train else 1 - requested.val_fraction))
     n_train += added_images
     n_train //= distributed.world_size()  # the batch is per process: each rank steps through its own share
     return comp, layout, resolve_recipe(comp, requested, explicit_settings(comp, base, overrides), n_train)
+
+
+def check_request(
+    competition: str | Competition, recipe: str | Recipe | None, overrides: dict[str, Any]
+) -> tuple[Competition, Recipe, Recipe]:
+    """(competition, named recipe, recipe with the user's settings), checked before any data is read: a bad flag
+    fails in a second, not after minutes of decoding or predicting."""
+    from .. import models
+    from ..competition import resolve
+
+    comp = resolve(competition) if isinstance(competition, str) else competition
+    base = recipe if isinstance(recipe, Recipe) else comp.recipe(recipe)
+    requested = base.replace(**{k: v for k, v in overrides.items() if v is not None}).validate()
+    comp.augmentation(requested.aug)  # unknown augmentation names
+    check_normalization(comp, requested)
+    models.resolve_arch(requested.arch)  # unknown architecture names
+    return comp, base, requested
 
 
 def resume(
