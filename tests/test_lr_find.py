@@ -28,7 +28,7 @@ def test_lr_find_writes_the_curve_and_suggests_a_rate_below_the_divergence(sampl
     suggestion = summary["suggestion"]
     assert 1e-7 <= suggestion < summary["diverged_lr"]
     assert suggestion == pytest.approx(curve["lr"][curve["smoothed_loss"].idxmin()] / 10, rel=1e-4)
-    assert f"suggested --lr {suggestion:.2e}" in result.stdout
+    assert f"suggested --lr {suggestion:.2e} for sgd at batch size 32" in result.stdout
     assert summary["recipe"]["arch"] == "test_resnet" and summary["recipe"]["batch_size"] == 32
 
 

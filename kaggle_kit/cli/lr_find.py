@@ -35,7 +35,9 @@ def lr_find(
         f"tested {len(result.lrs)} of {result.steps_planned} rates from {result.lrs[0]:.2e} to {result.lrs[-1]:.2e} "
         f"in {result.seconds:.0f}s: smoothed loss lowest at {result.minimum_lr:.2e}{diverged}"
     )
-    print(f"suggested --lr {result.suggestion:.2e} ({result.rule})")
+    batch, optimizer = result.recipe["batch_size"], result.recipe["optimizer"]
+    # the rate belongs to the batch and optimizer it was measured with (resolving may have shrunk the batch)
+    print(f"suggested --lr {result.suggestion:.2e} for {optimizer} at batch size {batch} ({result.rule})")
     print(f"plot: {result.png}")
 
 
