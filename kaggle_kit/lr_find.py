@@ -117,8 +117,8 @@ def lr_find(
     return result
 
 
-def _range_test(comp, layout, recipe: Recipe, start_lr: float, end_lr: float, num_steps: int):
-    """(rates, losses, smoothed losses) of one step per rate, up to the divergence."""
+def _trainer(comp, layout, recipe: Recipe):
+    """What `train`'s prepare builds, minus the run folder: device, training batches, placed model, optimizer."""
     from . import models
     from .batches import Batches, prepare_data
     from .train.setup import build_optimizer, input_normalization, place_model
@@ -131,9 +131,14 @@ def _range_test(comp, layout, recipe: Recipe, start_lr: float, end_lr: float, nu
     mean, std = input_normalization(comp, recipe, model)
     model, channels_last = place_model(model, recipe, device)
     batches = Batches(data, comp, recipe, device, mean, std)
-    optimizer = build_optimizer(model, recipe, device)
-    scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype(device, recipe) == torch.float16)
+    return device, channels_last, batches, model, build_optimizer(model, recipe, device)
+
+
+def _range_test(comp, layout, recipe: Recipe, start_lr: float, end_lr: float, num_steps: int):
+    """(rates, losses, smoothed losses) of one step per rate, up to the divergence."""
+    device, channels_last, batches, model, optimizer = _trainer(comp, layout, recipe)
     dtype = autocast_dtype(device, recipe)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     growth = (end_lr / start_lr) ** (1 / (num_steps - 1))
     lrs, losses, smoothed = [], [], []
     average, best = 0.0, math.inf
