@@ -207,7 +207,9 @@ def _reject_unknown_keys(tree: dict[str, Any], path, prefix: str = "") -> None:
             _reject_unknown_keys(value, path, f"{dotted}.")
             continue
         hint = did_you_mean(dotted, places)
-        raise KitError(f"{path}: unknown key '{dotted}'{hint}: remove it, or use one of the keys a declaration has")
+        here = sorted({p.removeprefix(prefix).split(".")[0] for p in places if p.startswith(prefix)})
+        where = f"[{prefix.rstrip('.')}]" if prefix else "the top level"
+        raise KitError(f"{path}: unknown key '{dotted}'{hint}: remove it; {where} takes {', '.join(here)}")
 
 
 def _bad(path, place: str, value: Any, expected: str) -> KitError:
