@@ -29,6 +29,9 @@ class Metric:
     aliases: tuple[str, ...] = ()
     # a temperature fitted for this metric changes its score (log loss); for the others it is left at 1
     uses_temperature: bool = False
+    # a label submission is scored better by grades cut from the expected grade at thresholds fitted on
+    # validation (QWK) than by the argmax
+    fits_thresholds: bool = False
 
     @property
     def key(self) -> str:
@@ -168,6 +171,11 @@ def grades_from_thresholds(probs: np.ndarray, thresholds) -> np.ndarray:
     return np.searchsorted(np.sort(np.asarray(thresholds, dtype=np.float64)), expected_grade(probs), side="right")
 
 
+def one_hot_grades(probs: np.ndarray, thresholds) -> np.ndarray:
+    """Probabilities whose argmax is the thresholded grade: what a label submission then writes."""
+    return np.eye(probs.shape[1])[grades_from_thresholds(probs, thresholds)]
+
+
 def fit_qwk_thresholds(labels: np.ndarray, probs: np.ndarray, rounds: int = 3) -> list[float]:
     """Thresholds on the expected grade that maximise QWK on (validation) labels, by coordinate search over each
     threshold in turn between its neighbours; starts at the halfway points k + 0.5 and keeps them unless beaten."""
@@ -240,6 +248,7 @@ QWK = Metric(
     higher_is_better=True,
     label="quadratic weighted kappa",
     aliases=("Quadratic Weighted Kappa", "Quadratic Kappa", "kappa"),
+    fits_thresholds=True,
 )
 METRICS = {m.name: m for m in (ACCURACY, LOG_LOSS, AUC, F1_MICRO, F1_MACRO, QWK)}
 
