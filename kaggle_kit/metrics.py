@@ -32,6 +32,9 @@ class Metric:
     # a label submission is scored better by grades cut from the expected grade at thresholds fitted on
     # validation (QWK) than by the argmax
     fits_thresholds: bool = False
+    # (column name, fn(labels, probs) -> one score per class) for a metric that is no mean over rows, so that the
+    # metric on one class's images alone means nothing (AUC, macro F1, QWK); None: the metric on each class's images
+    per_class: tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] | None = None
 
     @property
     def key(self) -> str:
@@ -123,6 +126,26 @@ def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
     per_class = [binary_auc(labels == k, probs[:, k]) for k in np.unique(labels)]
     per_class = [a for a in per_class if not np.isnan(a)]
     return float(np.mean(per_class)) if per_class else float("nan")
+
+
+def auc_per_class(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Each class against the rest (NaN for a class that never occurs)."""
+    return np.array([binary_auc(labels == k, probs[:, k]) for k in range(probs.shape[1])])
+
+
+def f1_per_class(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Each class's F1 of the argmax (NaN for a class neither true nor predicted)."""
+    predicted = probs.argmax(axis=1)
+    hits = np.bincount(labels[predicted == labels], minlength=probs.shape[1])
+    either = np.bincount(predicted, minlength=probs.shape[1]) + np.bincount(labels, minlength=probs.shape[1])
+    return np.where(either > 0, 2 * hits / np.maximum(either, 1), np.nan)
+
+
+def recall_per_class(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """The share of each class's images given that class (NaN for a class with none)."""
+    hits = np.bincount(labels[probs.argmax(axis=1) == labels], minlength=probs.shape[1])
+    total = np.bincount(labels, minlength=probs.shape[1])
+    return np.where(total > 0, hits / np.maximum(total, 1), np.nan)
 
 
 def f1_micro(labels: np.ndarray, probs: np.ndarray) -> float:
@@ -226,6 +249,7 @@ AUC = Metric(
     higher_is_better=True,
     label="ROC AUC",
     aliases=("Area Under Receiver Operating Characteristic Curve", "ROC AUC", "AUC ROC", "roc-auc", "AUROC"),
+    per_class=("auc_one_vs_rest", auc_per_class),
 )
 F1_MICRO = Metric(
     "f1-micro",
@@ -241,6 +265,7 @@ F1_MACRO = Metric(
     higher_is_better=True,
     label="macro F1",
     aliases=("Macro F1", "F1 Macro", "Mean FScore Macro", "Mean F-Score Macro", "Macro F1 Score"),
+    per_class=("f1", f1_per_class),
 )
 QWK = Metric(
     "qwk",
@@ -249,6 +274,7 @@ QWK = Metric(
     label="quadratic weighted kappa",
     aliases=("Quadratic Weighted Kappa", "Quadratic Kappa", "kappa"),
     fits_thresholds=True,
+    per_class=("recall", recall_per_class),  # kappa of one true grade alone is always 0
 )
 METRICS = {m.name: m for m in (ACCURACY, LOG_LOSS, AUC, F1_MICRO, F1_MACRO, QWK)}
 

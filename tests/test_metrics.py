@@ -223,3 +223,21 @@ def test_metric_by_name_takes_ours_stored_and_kaggle_names():
     assert [m.higher_is_better for m in METRICS.values()] == [True, False, True, True, True, True]
     with pytest.raises(KitError, match=r"unknown metric 'qwkk' \(did you mean qwk\?\): use one of accuracy, logloss"):
         metric_by_name("qwkk")
+
+
+def test_per_class_scores_of_metrics_that_are_no_mean_over_rows():
+    labels, probs = CASES[2]  # class 2 never occurs
+    predicted, classes = probs.argmax(axis=1), range(probs.shape[1])
+    f1 = sk.f1_score(labels, predicted, average=None, labels=classes, zero_division=0)
+    name, per_class = F1_MACRO.per_class
+    scores = per_class(labels, probs)
+    assert name == "f1" and np.allclose(scores[~np.isnan(scores)], f1[~np.isnan(scores)])
+    assert np.isnan(scores[2]) == (not (predicted == 2).any())
+    auc = AUC.per_class[1](labels, probs)
+    assert np.isnan(auc[2]) and np.allclose(
+        auc[[0, 1, 3, 4]], [sk.roc_auc_score(labels == k, probs[:, k]) for k in (0, 1, 3, 4)]
+    )
+    recall = QWK.per_class[1](labels, probs)
+    expected = sk.recall_score(labels, predicted, average=None, labels=[0, 1, 3, 4], zero_division=0)
+    assert np.isnan(recall[2]) and np.allclose(recall[[0, 1, 3, 4]], expected)
+    assert ACCURACY.per_class is None and LOG_LOSS.per_class is None  # the metric on each class's images
