@@ -75,6 +75,7 @@ def _folder_key() -> tuple[tuple[str, str], ...]:
 @cache
 def _discover(folders: tuple[tuple[str, str], ...]) -> _Found:
     found: dict[str, Competition] = {}
+    files: dict[str, Path] = {}  # name -> the file that declared it, for the override note
     broken: dict[str, KitError] = {}
     for label, folder in folders:
         for path in declaration_files(Path(folder)):
@@ -86,8 +87,10 @@ def _discover(folders: tuple[tuple[str, str], ...]) -> _Found:
                 _note(f"skipped {path}: {error}")
                 continue
             if comp.name in found:
-                _note(f"{path} declares {comp.name}, overriding {found[comp.name].source}")
-            found[comp.name] = comp
+                earlier = found[comp.name].source
+                kind = f" ({earlier})" if earlier != str(files[comp.name]) else ""
+                _note(f"{path} declares {comp.name}, overriding {files[comp.name]}{kind}")
+            found[comp.name], files[comp.name] = comp, path
             broken.pop(stem, None)
     return _Found(found, broken)
 

@@ -155,8 +155,9 @@ def test_discovery_order_user_then_local_and_the_override_note(tmp_path):
     write_declaration(config / "kaggle-kit" / "competitions" / "cifar10.toml", title="My CIFAR", aliases=("mine",))
     result = run_cli("competitions", cwd=work, env={"XDG_CONFIG_HOME": config})
     assert result.returncode == 0, result.stderr
-    assert f"note: {local} declares pets, overriding {user}" in result.stderr
-    assert "declares cifar10, overriding built-in" in result.stderr
+    assert f"note: {local} declares pets, overriding {user}\n" in result.stderr
+    built_in = REPO / "competitions" / "cifar10" / "competition.toml"
+    assert f"declares cifar10, overriding {built_in} (built-in)\n" in result.stderr
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     assert sorted(rows) == ["cifar10", "dog_breed", "pets"]
     assert str(local) in rows["pets"] and "pets-b" in rows["pets"] and str(user) not in rows["pets"]
