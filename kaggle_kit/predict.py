@@ -644,11 +644,20 @@ def describe_scores(scores: dict[str, Any]) -> list[str]:
         return [head, f"no validation score: {scores.get('reason', 'no validation split')}"]
     views = len(scores["tta_views"])
     used = "tta" if scores["predict_tta"] else "plain"
+    cut = {used: " + grade thresholds" if scores.get(f"thresholds_{used}") else "" for used in ("plain", "tta")}
     rows = [
         ("no TTA", scores["val_metric_plain"], None),
         (f"TTA ({views} views)", scores["val_metric_tta"], None),
-        (f"no TTA, calibrated (T={scores['temperature_plain']:.3f})", scores["val_metric_plain_calibrated"], "plain"),
-        (f"TTA, calibrated (T={scores['temperature_tta']:.3f})", scores["val_metric_tta_calibrated"], "tta"),
+        (
+            f"no TTA, calibrated (T={scores['temperature_plain']:.3f}{cut['plain']})",
+            scores["val_metric_plain_calibrated"],
+            "plain",
+        ),
+        (
+            f"TTA, calibrated (T={scores['temperature_tta']:.3f}{cut['tta']})",
+            scores["val_metric_tta_calibrated"],
+            "tta",
+        ),
     ]
     width = max(len(name) for name, _, _ in rows) + 1
     lines = [f"{head}: {scores['images']} validation images"]

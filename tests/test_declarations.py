@@ -163,6 +163,12 @@ def test_discovery_order_user_then_local_and_the_override_note(tmp_path):
     assert str(local) in rows["pets"] and "pets-b" in rows["pets"] and str(user) not in rows["pets"]
     assert "built-in" in rows["dog_breed"] and "logloss (lower is better)" in rows["dog_breed"]
     assert "labels csv, submit label, ids int" in rows["cifar10"] and "fast (default), paper" in rows["cifar10"]
+    # a <name>/competition.toml keeps its folder's plans
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(work)
+        patch.setenv("XDG_CONFIG_HOME", str(config))
+        assert resolve("pets-b").plans_dir == local.parent / "plans" and resolve("mine").title == "My CIFAR"
+        assert resolve("pets-b").source == str(local)
     # the note is said once per process, however often the registry is read
     again = run_cli("competitions", cwd=work, env={"XDG_CONFIG_HOME": config})
     assert again.returncode == 0 and "note:" not in again.stderr and again.stdout == result.stdout
@@ -180,8 +186,7 @@ def test_a_broken_user_declaration_is_a_note_until_it_is_asked_for(tmp_path):
     assert_one_line_error(asked, f"{broken}: metric: unknown metric 'kappa-ish'")
 
 
-def test_the_source_tree_folder_is_not_read_twice(monkeypatch):
-    monkeypatch.chdir(REPO)  # ./competitions here is the built-in folder itself: no override notes
+def test_the_source_tree_folder_is_not_read_twice():
+    # ./competitions of the source tree is the built-in folder itself: no override notes
     result = run_cli("competitions", cwd=REPO)
     assert result.returncode == 0 and "note:" not in result.stderr
-    assert declaration.DECLARATION_FILE == "competition.toml"
