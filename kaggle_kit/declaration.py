@@ -203,7 +203,9 @@ def _reject_unknown_keys(tree: dict[str, Any], path, prefix: str = "") -> None:
         dotted = f"{prefix}{key}"
         if dotted in places:
             continue
-        if isinstance(value, dict) and any(p.startswith(f"{dotted}.") for p in places):
+        if any(p.startswith(f"{dotted}.") for p in places):
+            if not isinstance(value, dict):
+                raise _bad(path, dotted, value, f"a table ([{dotted}])")
             _reject_unknown_keys(value, path, f"{dotted}.")
             continue
         hint = did_you_mean(dotted, places)

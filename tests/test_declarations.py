@@ -95,6 +95,7 @@ BAD = [
     ("[submission]\nkind = 'binary'", "needs submission.positive_class"),
     ("aliases = 'cifar'", "aliases = 'cifar' is not a list"),
     ("name = ", "not valid TOML"),
+    ("files = 3", "files = 3 is not a table ([files])"),
 ]
 
 
