@@ -56,6 +56,9 @@ class Competition:
     # Kaggle takes a notebook (rerun offline on the hidden test set) instead of a CSV; `push` also asks Kaggle's
     # competition listing (isKernelsSubmissionsOnly), so an undeclared code competition is still recognised
     code_competition: bool = False
+    # a labels-file column whose rows must stay together in cross-validation (e.g. one patient's images):
+    # `train --folds` then holds out whole groups
+    group_column: str | None = None
 
     @property
     def url(self) -> str:

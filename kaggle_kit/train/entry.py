@@ -24,9 +24,11 @@ def train(
     out: Path | str | None = None,
     runs_root: Path | str = DEFAULT_RUNS_DIR,
     tracker=None,
+    val_ids: list[str] | None = None,
     **overrides: Any,
 ) -> TrainResult:
-    """`train("dog_breed", arch="resnet34")`: resolve, read the data, train, and return the result."""
+    """`train("dog_breed", arch="resnet34")`: resolve, read the data, train, and return the result. `val_ids`: the
+    images to validate on (a fold of a fold group; the recipe's val_fraction should say their share)."""
     from ..competition import resolve
     from ..layout import open_layout
     from ..run import new_run_path
@@ -64,7 +66,13 @@ def train(
         tracker.attach(path)
     try:
         result = fit(
-            comp, layout, resolved, run, resolution=resolution, on_epoch=tracker.log_epoch if tracker else None
+            comp,
+            layout,
+            resolved,
+            run,
+            resolution=resolution,
+            on_epoch=tracker.log_epoch if tracker else None,
+            val_ids=val_ids,
         )
     except BaseException:
         remove_if_nothing_to_resume()

@@ -56,11 +56,13 @@ def fit(
     resume: bool = False,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     resolution: Resolution | None = None,
+    val_ids: list[str] | None = None,
 ) -> TrainResult:
     """Train `recipe` on `layout` into `run`; with `resume`, continue from the run's last checkpoint.
-    `resolution`: how `recipe` was derived from the named one (recorded in config.json, said as notes)."""
+    `resolution`: how `recipe` was derived from the named one (recorded in config.json, said as notes); `val_ids`:
+    the validation images when the caller chose them (a fold of a fold group)."""
     started = time.perf_counter()
-    setup, state = prepare(comp, layout, recipe, run, resume, resolution)
+    setup, state = prepare(comp, layout, recipe, run, resume, resolution, val_ids)
     hooks = [  # the order they run in at every point; a hook that sets state.stop comes before the writers
         Unfreeze(recipe, setup.device),
         EarlyStopping(recipe.early_stop_patience),

@@ -50,9 +50,16 @@ class Setup:
 
 
 def prepare(
-    comp: Competition, layout: Layout, recipe: Recipe, run: RunDir, resume: bool, resolution: Resolution | None
+    comp: Competition,
+    layout: Layout,
+    recipe: Recipe,
+    run: RunDir,
+    resume: bool,
+    resolution: Resolution | None,
+    val_ids: list[str] | None = None,
 ) -> tuple[Setup, TrainState]:
-    """Check the recipe, read the data, build the model and its optimizer; with `resume`, load `last.pt`."""
+    """Check the recipe, read the data, build the model and its optimizer; with `resume`, load `last.pt`.
+    `val_ids`: the validation images, where the caller chose them (a fold); else a seeded split."""
     from .. import features, models
 
     recipe.validate()
@@ -70,7 +77,7 @@ def prepare(
     if distributed.is_main():
         run.ensure()
     distributed.barrier()
-    data = prepare_data(layout, recipe, run, resume)
+    data = prepare_data(layout, recipe, run, resume, val_ids)
     model = models.build_model(recipe, len(layout.classes))
     mean, std = input_normalization(comp, recipe, model)
     if distributed.is_main() and not resume:
