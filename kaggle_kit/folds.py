@@ -129,7 +129,8 @@ def _check_same_plan(group: FoldGroup, plan: dict[str, Any]) -> None:
         name = changed[0]
         raise KitError(
             f"{group.path} was made with --{name.replace('_', '-')} {old.get(name, '(default)')}, not "
-            f"{new.get(name, '(default)')}: resume it with `kaggle-kit train --resume {group.path}`, or choose another --out"
+            f"{new.get(name, '(default)')}: resume it with `kaggle-kit train --resume {group.path}`, "
+            f"or choose another --out"
         )
     for key in ("competition", "folds", "seed", "fingerprint", "recipe"):
         if stored.get(key) != plan[key]:
