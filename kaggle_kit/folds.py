@@ -102,10 +102,13 @@ def plan_group(
         "recipe": recipe,
         "overrides": overrides,
     }
-    if is_group(group.path):
+    existed = is_group(group.path)
+    occupied = not existed and group.path.exists() and any(group.path.iterdir())
+    distributed.barrier()  # under --nproc every rank has looked before rank 0 writes folds.json
+    if existed:
         _check_same_plan(group, plan)
         return group, layout
-    if group.path.exists() and any(group.path.iterdir()):
+    if occupied:
         raise KitError(f"--out {group.path} already holds other files: choose a new folder for the fold group")
     groups = _groups(comp, layout)
     check_fold_count(layout.train_labels, k, layout.classes, groups)
@@ -180,6 +183,7 @@ def train_folds(group: FoldGroup, only: list[int] | None = None, data_dir: Path 
         else:
             if run.path.exists() and distributed.is_main():
                 _clear_unstarted(run)
+            distributed.barrier()
             trained = training.train(
                 comp, data_dir, plan["recipe"], out=run.path, val_ids=group.val_ids(fold), **overrides
             )
