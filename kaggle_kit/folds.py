@@ -151,12 +151,21 @@ def _check_same_plan(group: FoldGroup, plan: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------- training
 
 
-def fold_state(run: RunDir, epochs: int) -> str:
-    """ "new" (nothing to resume), "partial" (resume from last.pt) or "finished"."""
+def fold_state(run: RunDir) -> str:
+    """One of "new" (nothing to resume), "partial" (resume from last.pt) or "finished": every epoch of the fold's
+    own recipe ran, or early stopping ended it (patience epochs since the best, as the EarlyStopping hook counts)."""
     if not run.file("config.json").is_file() or not run.file(HISTORY).is_file():
         return "new"
-    done = len(run.history()) >= epochs and run.has_checkpoint("last")
-    return "finished" if done else "partial"
+    config, history = run.read_config(), run.history()
+    if not run.has_checkpoint("last"):
+        return "partial"
+    if len(history) >= config.recipe.epochs:
+        return "finished"
+    patience = config.recipe.early_stop_patience
+    values = [float(v) for v in history["val_metric"]]
+    best = resolve(config.competition).metric.best(values)
+    since_best = len(values) - 1 - values.index(best) if best is not None else len(values)
+    return "finished" if patience is not None and values and since_best >= patience else "partial"
 
 
 def train_folds(group: FoldGroup, only: list[int] | None = None, data_dir: Path | str | None = None) -> GroupResult:
@@ -167,12 +176,11 @@ def train_folds(group: FoldGroup, only: list[int] | None = None, data_dir: Path 
     k = int(plan["folds"])
     comp = resolve(plan["competition"])
     overrides = {**plan["overrides"], "val_fraction": 1 / k}  # says the held-out share; the fold picks the images
-    epochs = comp.recipe(plan["recipe"]).replace(**overrides).epochs
     data_dir = data_dir or plan["data_dir"]
     result = GroupResult(group)
     for fold in only or range(1, k + 1):
         run = RunDir(group.fold_dir(fold))
-        state = fold_state(run, epochs)
+        state = fold_state(run)
         if state == "finished":
             result.skipped.append(fold)
             continue
@@ -194,6 +202,32 @@ def train_folds(group: FoldGroup, only: list[int] | None = None, data_dir: Path 
     return result
 
 
+def train_folds_on_gpus(
+    group: FoldGroup, only: list[int] | None, gpus: list[str], data_dir: Path | str | None = None
+) -> GroupResult:
+    """The chosen unfinished folds side by side, one `train --resume GROUP --fold I` process per GPU at a time
+    (launch.run_on_gpus), each logged to GROUP/logs/fold-I.log; each process writes its own fold folder only."""
+    from .launch import how_it_ended, run_on_gpus
+
+    result = GroupResult(group)
+    wanted = [f for f in only or range(1, group.k + 1)]
+    result.skipped = [f for f in wanted if fold_state(RunDir(group.fold_dir(f))) == "finished"]
+    todo = [f for f in wanted if f not in result.skipped]
+    extra = ["--data-dir", str(data_dir)] if data_dir else []
+    jobs = [["train", "--resume", str(group.path), "--fold", str(f), *extra] for f in todo]
+    logs = [group.path / "logs" / f"fold-{f}.log" for f in todo]
+    codes = run_on_gpus(jobs, gpus, logs=logs)
+    result.trained = todo
+    failed = [(f, code, log) for f, code, log in zip(todo, codes, logs) if code != 0]
+    if failed:
+        fold, code, log = failed[0]
+        if code == 130:
+            result.interrupted = fold
+            return result
+        raise KitError(f"fold {fold} {how_it_ended(code, log)} (log: {log}); rerun to continue the other folds")
+    return result
+
+
 def _clear_unstarted(run: RunDir) -> None:
     """A fold folder killed before its first epoch finished (SIGKILL leaves no chance to remove it): start over."""
     import shutil
@@ -211,8 +245,7 @@ def finish_group(group: FoldGroup, data_dir: Path | str | None = None, device: s
 
     plan = group.plan()
     k, comp = int(plan["folds"]), resolve(plan["competition"])
-    epochs = comp.recipe(plan["recipe"]).replace(**plan["overrides"]).epochs
-    missing = [f for f in range(1, k + 1) if fold_state(RunDir(group.fold_dir(f)), epochs) != "finished"]
+    missing = [f for f in range(1, k + 1) if fold_state(RunDir(group.fold_dir(f))) != "finished"]
     if missing:
         return None
     position = {image_id: n for n, image_id in enumerate(plan["ids"])}

@@ -181,3 +181,18 @@ def test_bad_fold_requests_are_one_line_errors(cifar_group, tiny_cifar, tmp_path
     copy = shutil.copytree(group_dir, tmp_path / "copy", ignore=shutil.ignore_patterns("*.pt"))
     (copy / "cv.json").unlink()
     assert_one_line_error(run_cli("score", copy), "no cv.json", "--resume")
+
+
+def test_gpus_train_folds_side_by_side_to_the_same_result(cifar_group, tiny_cifar, tmp_path):
+    group_dir, _ = cifar_group
+    out = tmp_path / "side-by-side"
+    # GPU ids are only CUDA_VISIBLE_DEVICES to each fold's process: on --device cpu any two ids run two at a time
+    result = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--fold", "1,3", "--gpus", "0,1",
+                     "--out", out, *FOLD_ARGS)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in sorted((out / "logs").iterdir())] == ["fold-1.log", "fold-3.log"]
+    assert not (out / "fold-2").exists() and not (out / "cv.json").exists()
+    for fold in (1, 3):
+        a, b = RunDir(out / f"fold-{fold}"), RunDir(group_dir / f"fold-{fold}")
+        weights_a, weights_b = a.load_checkpoint("last")["model"], b.load_checkpoint("last")["model"]
+        assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)

@@ -30,6 +30,9 @@ def train(
     fold: Optional[str] = typer.Option(
         None, "--fold", metavar="I[,J...]", help="with --folds (or --resume GROUP): train only these folds"
     ),
+    gpus: Optional[str] = typer.Option(
+        None, "--gpus", metavar="IDS", help="with --folds: folds side by side, one process per GPU (e.g. 0,1,2,3)"
+    ),
     analyze: bool = typer.Option(
         True, "--analyze/--no-analyze", help="write the error-analysis pictures (RUN/analysis/analysis.md) at the end"
     ),
@@ -68,9 +71,10 @@ def train(
     from ..fold_group import is_group
 
     if folds is not None or (resume and is_group(resume)):
-        return _train_group(competition, data_dir, recipe, out, resume, folds, fold, overrides, is_main)
-    if fold is not None:
-        raise KitError("--fold picks folds of a fold group: add --folds K (or --resume GROUP)")
+        gpu_list = _gpu_list(gpus, nproc)
+        return _train_group(competition, data_dir, recipe, out, resume, folds, fold, gpu_list, overrides, is_main)
+    if fold is not None or gpus is not None:
+        raise KitError(f"{'--fold' if fold else '--gpus'} is for fold groups: add --folds K (or --resume GROUP)")
     try:
         if resume:
             given = [f"--{name.replace('_', '-')}" for name, value in overrides.items() if value is not None]
@@ -146,7 +150,18 @@ def train(
     print(f"next: kaggle-kit predict {result.run_dir}")
 
 
-def _train_group(competition, data_dir, recipe, out, resume, k, fold, overrides, is_main) -> None:
+def _gpu_list(gpus: str | None, nproc: int) -> list[str] | None:
+    if gpus is None:
+        return None
+    found = [g.strip() for g in gpus.split(",") if g.strip()]
+    if not found:
+        raise KitError(f"--gpus {gpus!r}: give GPU ids separated by commas, e.g. --gpus 0,1")
+    if nproc > 1:
+        raise KitError("--gpus runs one fold per GPU, --nproc one fold on several: choose one of them")
+    return found
+
+
+def _train_group(competition, data_dir, recipe, out, resume, k, fold, gpus, overrides, is_main) -> None:
     """`train --folds K`: every chosen fold trained (or resumed, or skipped when finished), then the OOF and CV."""
     from .. import distributed
     from .. import folds as cross_validation
@@ -161,7 +176,10 @@ def _train_group(competition, data_dir, recipe, out, resume, k, fold, overrides,
                 raise typer.BadParameter("give a COMPETITION with --folds")
             group, _ = cross_validation.plan_group(competition, data_dir, recipe, out, k, **overrides)
         chosen = cross_validation.parse_fold_list(fold, group.k)
-        result = cross_validation.train_folds(group, chosen, data_dir)
+        if gpus:
+            result = cross_validation.train_folds_on_gpus(group, chosen, gpus, data_dir)
+        else:
+            result = cross_validation.train_folds(group, chosen, data_dir)
     finally:
         distributed.shutdown()
     if not is_main:
