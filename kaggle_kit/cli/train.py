@@ -71,6 +71,8 @@ def train(
     from ..fold_group import is_group
 
     if folds is not None or (resume and is_group(resume)):
+        if kinds:
+            raise KitError("--track does not log fold groups yet: drop --track (each fold's history.csv is kept)")
         gpu_list = _gpu_list(gpus, nproc)
         return _train_group(competition, data_dir, recipe, out, resume, folds, fold, gpu_list, overrides, is_main)
     if fold is not None or gpus is not None:
