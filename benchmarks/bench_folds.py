@@ -26,7 +26,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 KIT = [sys.executable, "-m", "kaggle_kit"]
-COMMON = ["--no-pretrained", "--img-size", "48", "--epochs", "4", "--workers", "0", "--seed", "0"]
+COMMON = ["--no-pretrained", "--img-size", "48", "--workers", "0", "--seed", "0"]
 
 
 def kit(*args, work: Path) -> None:
@@ -36,8 +36,8 @@ def kit(*args, work: Path) -> None:
     print(f"TIME {time.perf_counter() - started:.0f}s: {' '.join(map(str, args))}", flush=True)
 
 
-def run_all(work: Path, n_train: int, n_test: int) -> None:
-    train = ["train", "dog_breed", "--data-dir", "data", *COMMON]
+def run_all(work: Path, n_train: int, n_test: int, epochs: int) -> None:
+    train = ["train", "dog_breed", "--data-dir", "data", *COMMON, "--epochs", epochs]
     steps = [
         ("data/answers.csv", ["sample", "dog_breed", "data", "--n-train", n_train, "--n-test", n_test]),
         ("single/best.pt", [*train, "--arch", "resnet10t", "--out", "single", "--no-analyze"]),
@@ -140,10 +140,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="working folder (data, runs, submissions)")
     parser.add_argument("--n-train", type=int, default=1200)
     parser.add_argument("--n-test", type=int, default=600)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "folds")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    run_all(args.work.resolve(), args.n_train, args.n_test)
+    run_all(args.work.resolve(), args.n_train, args.n_test, args.epochs)
     report(args.work.resolve(), args.out)
 
 
