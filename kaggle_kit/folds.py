@@ -316,17 +316,18 @@ def _cv_summary(comp, labels, probs, logits, temperature, per_fold) -> dict[str,
 def cv_table(summary: dict[str, Any], name: str) -> str:
     """cv.md: the per-fold rows, then mean +- std and the OOF score, each with the metric's direction."""
     metric = resolve(summary["competition"]).metric
+    also_log_loss = metric.name != "log_loss"  # the calibration's own measure, where it is not the metric already
     lines = [
         f"# {name}: {summary['folds']}-fold cross-validation",
         "",
-        f"| fold | images | {metric.label} | log loss | TTA | temperature |",
-        "|---:|---:|---:|---:|:---:|---:|",
+        f"| fold | images | {metric.label} |{' log loss |' if also_log_loss else ''} TTA | temperature |",
+        f"|---:|---:|---:|{'---:|' if also_log_loss else ''}:---:|---:|",
     ]
     for row in summary["per_fold"]:
         tta = "on" if row["tta"] else "off"
+        loss = f" {row['log_loss']:.4f} |" if also_log_loss else ""
         lines.append(
-            f"| {row['fold']} | {row['images']} | {row['metric']:.4f} | {row['log_loss']:.4f} | {tta} | "
-            f"{row['temperature']:.3f} |"
+            f"| {row['fold']} | {row['images']} | {row['metric']:.4f} |{loss} {tta} | {row['temperature']:.3f} |"
         )
     lines += ["", *describe_cv(summary), ""]
     return "\n".join(lines)
