@@ -81,8 +81,15 @@ class Data:
 
 
 def prepare_data(
-    layout: Layout, recipe: Recipe, run: RunDir | None, resume: bool, pseudo: PseudoLabels | None = None
+    layout: Layout,
+    recipe: Recipe,
+    run: RunDir | None,
+    resume: bool,
+    pseudo: PseudoLabels | None = None,
+    val_ids: list[str] | None = None,
 ) -> Data:
+    """The training cache and the split: split.json's on resume, `val_ids` where given (a fold of a fold group),
+    else a new seeded stratified split; saved as the run's split.json. `pseudo`: test images joined to training."""
     cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
     ids = layout.train.ids
     split_path = run.file("split.json") if run else None
@@ -90,6 +97,12 @@ def prepare_data(
     if distributed.is_main():
         if resume and split_path and split_path.is_file():
             split = load_split(split_path, ids)
+        elif val_ids is not None:
+            position = {image_id: n for n, image_id in enumerate(ids)}
+            val_idx = np.sort(np.array([position[i] for i in val_ids], dtype=np.int64))
+            split = np.setdiff1d(np.arange(len(ids)), val_idx), val_idx
+            if split_path:
+                save_split(split_path, ids, val_idx, recipe.val_fraction, recipe.seed)
         else:
             split = stratified_split(layout.train_labels, recipe.val_fraction, recipe.seed)
             if split_path:

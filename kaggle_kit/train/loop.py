@@ -58,12 +58,14 @@ def fit(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     resolution: Resolution | None = None,
     pseudo: PseudoLabels | None = None,
+    val_ids: list[str] | None = None,
 ) -> TrainResult:
     """Train `recipe` on `layout` into `run`; with `resume`, continue from the run's last checkpoint.
     `resolution`: how `recipe` was derived from the named one (recorded in config.json, said as notes).
-    `pseudo`: test images to train on as well (a new run; a resumed one reads its own from the run folder)."""
+    `pseudo`: test images to train on as well (a new run; a resumed one reads its own from the run folder);
+    `val_ids`: the validation images when the caller chose them (a fold of a fold group)."""
     started = time.perf_counter()
-    setup, state = prepare(comp, layout, recipe, run, resume, resolution, pseudo)
+    setup, state = prepare(comp, layout, recipe, run, resume, resolution, pseudo, val_ids)
     hooks = [  # the order they run in at every point; a hook that sets state.stop comes before the writers
         Unfreeze(recipe, setup.device),
         EarlyStopping(recipe.early_stop_patience),

@@ -58,9 +58,11 @@ def prepare(
     resume: bool,
     resolution: Resolution | None,
     pseudo: PseudoLabels | None = None,
+    val_ids: list[str] | None = None,
 ) -> tuple[Setup, TrainState]:
     """Check the recipe, read the data, build the model and its optimizer; with `resume`, load `last.pt` (and the
-    run's own pseudo-labels, whatever `pseudo` says)."""
+    run's own pseudo-labels, whatever `pseudo` says). `val_ids`: the validation images, where the caller chose
+    them (a fold); else a seeded split."""
     from .. import features, models, pseudo_labels
 
     recipe.validate()
@@ -80,7 +82,7 @@ def prepare(
     distributed.barrier()
     if resume:
         pseudo = pseudo_labels.load(run, layout.classes)
-    data = prepare_data(layout, recipe, run, resume, pseudo)
+    data = prepare_data(layout, recipe, run, resume, pseudo, val_ids)
     model = models.build_model(recipe, len(layout.classes))
     mean, std = input_normalization(comp, recipe, model)
     if distributed.is_main() and not resume:
