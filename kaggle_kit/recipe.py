@@ -80,6 +80,10 @@ class Recipe:
     step_gamma: float = 0.9
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0  # Beta(alpha, alpha) blend of image pairs; 0 = off
+    cutmix_alpha: float = 0.0  # Beta(alpha, alpha) area of a pasted box; 0 = off
+    mix_prob: float = 1.0  # fraction of batches mixed
+    mix_off_epoch: int | None = None  # 1-based, as history.csv counts: no mixing from this epoch on; None = never off
     grad_clip: float | None = None
     ema: float | None = None  # EMA decay of weights, e.g. 0.999
     # engine
@@ -125,6 +129,15 @@ class Recipe:
             (self.step_period >= 1, "step_period", f"{self.step_period}", "give --step-period 1 or more"),
             (0 < self.step_gamma <= 1, "step_gamma", f"{self.step_gamma}", "use a gamma in (0, 1]"),
             (0 <= self.label_smoothing < 1, "label_smoothing", f"{self.label_smoothing}", "use a value in [0, 1)"),
+            (self.mixup_alpha >= 0, "mixup_alpha", f"{self.mixup_alpha}", "give 0 (off) or more, e.g. 0.2"),
+            (self.cutmix_alpha >= 0, "cutmix_alpha", f"{self.cutmix_alpha}", "give 0 (off) or more, e.g. 1.0"),
+            (0 < self.mix_prob <= 1, "mix_prob", f"{self.mix_prob}", "use a probability in (0, 1]"),
+            (
+                self.mix_off_epoch is None or self.mix_off_epoch >= 1,
+                "mix_off_epoch",
+                f"{self.mix_off_epoch}",
+                "give an epoch from 1 (as history.csv counts), or none to mix to the end",
+            ),
             (self.ema is None or 0 < self.ema < 1, "ema", f"{self.ema}", "use a decay in (0, 1), e.g. 0.999"),
             (self.tta in ("auto", "on", "off"), "tta", self.tta, "use auto, on or off"),
             (self.lr_scaling in ("linear", "sqrt", "keep"), "lr_scaling", self.lr_scaling, "use linear, sqrt or keep"),
@@ -193,6 +206,11 @@ class Recipe:
                 f"unfreeze_after={self.unfreeze_after} is not before --epochs {self.epochs}: the backbone "
                 f"stays frozen for the whole run"
             )
+        mixing = self.mixup_alpha > 0 or self.cutmix_alpha > 0
+        if self.mix_off_epoch is not None and not mixing:
+            said.append(f"mix_off_epoch={self.mix_off_epoch} has no effect: --mixup-alpha and --cutmix-alpha are 0")
+        elif mixing and self.mix_off_epoch is not None and self.mix_off_epoch > self.epochs:
+            said.append(f"mix_off_epoch={self.mix_off_epoch} is after --epochs {self.epochs}: every epoch mixes")
         return said
 
 
@@ -296,6 +314,10 @@ FIELD_HELP = {
     "step_gamma": "step schedule: factor of each drop",
     "warmup_epochs": "linear warmup length in epochs (onecycle: the rising part)",
     "label_smoothing": "label smoothing of the training loss",
+    "mixup_alpha": "mixup: Beta(alpha, alpha) blend of image pairs with soft targets (0: off; e.g. 0.2)",
+    "cutmix_alpha": "CutMix: Beta(alpha, alpha) share of a pasted box (0: off; e.g. 1.0); with mixup: one or the other",
+    "mix_prob": "fraction of batches mixed by mixup/CutMix",
+    "mix_off_epoch": "mixup/CutMix stop from this epoch on (1-based, as history.csv counts; none: never)",
     "grad_clip": "clip gradient norm to this value",
     "ema": "keep an exponential moving average of weights with this decay (e.g. 0.999)",
     "seed": "random seed: same seed, same CPU run",

@@ -16,6 +16,7 @@ from ..competition import Competition
 from ..data import epoch_seed, seed_everything
 from ..device import to_device
 from ..errors import KitError
+from ..mix import BatchMix, batch_loss
 from ..recipe import Recipe
 from ..run import display_epoch
 
@@ -56,6 +57,7 @@ def run_epoch(setup, state, bar) -> EpochOutcome:
         recipe,
         epoch,
         bar,
+        mix=setup.mix,
     )
     result = None
     if len(setup.data.val_idx):
@@ -90,6 +92,7 @@ def train_one_epoch(
     recipe: Recipe,
     epoch: int,
     bar,
+    mix: BatchMix | None = None,
 ) -> dict[str, Any]:
     # a pure function of (seed, epoch): dropout and worker-free augmentation replay exactly on resume
     # plus the rank: each rank's dropout and GPU-side augmentation draw differ (rank 0 draws as a single process)
@@ -99,13 +102,14 @@ def train_one_epoch(
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     finite = torch.ones((), device=device, dtype=torch.bool)
-    seen = 0
+    seen = mixed = steps = 0
     start = time.perf_counter()
     for step, (x, y) in enumerate(batches):
         x, y = to_device(x, y, device, channels_last)
+        x, targets = mix(x, y) if mix is not None else (x, y)  # soft targets when the batch is mixed
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             logits = train_model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+            loss = batch_loss(logits, targets, recipe.label_smoothing)
         finite &= torch.isfinite(loss.detach())
         if step % DIVERGENCE_CHECK_STEPS == 0 and not bool(finite):
             _diverged(epoch, recipe)
@@ -122,6 +126,7 @@ def train_one_epoch(
         total_loss += loss.detach().double() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()
         seen += len(y)
+        mixed, steps = mixed + targets.is_floating_point(), steps + 1
         bar.advance(1, postfix=f"epoch {epoch + 1}/{recipe.epochs}")
     if not bool(finite):
         _diverged(epoch, recipe)
@@ -137,6 +142,8 @@ def train_one_epoch(
         "train_accuracy": correct_all / max(seen_all, 1),
         "seconds": seconds,
         "images_per_s": seen_all / max(seconds, 1e-9),
+        # kept in last.pt's history (not history.csv): which epochs mixup/CutMix touched, and how much
+        **({"mixed": mixed / max(steps, 1)} if mix is not None else {}),
     }
 
 

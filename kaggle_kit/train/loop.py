@@ -30,6 +30,7 @@ from .hooks.checkpoints import Checkpoints
 from .hooks.early_stopping import EarlyStopping
 from .hooks.history import History
 from .hooks.interrupts import HeldInterrupt, Interrupts
+from .hooks.mixing import MixSwitch
 from .hooks.out_of_memory import OutOfMemory
 from .hooks.unfreeze import Unfreeze
 from .setup import prepare, say_notes
@@ -63,6 +64,7 @@ def fit(
     setup, state = prepare(comp, layout, recipe, run, resume, resolution)
     hooks = [  # the order they run in at every point; a hook that sets state.stop comes before the writers
         Unfreeze(recipe, setup.device),
+        MixSwitch(setup.mix, recipe.mix_off_epoch),
         EarlyStopping(recipe.early_stop_patience),
         Checkpoints(run, recipe.epochs),
         History(run, comp, recipe.epochs),

@@ -22,6 +22,7 @@ from ..device import (
 )
 from ..errors import KitError
 from ..layout import Layout
+from ..mix import BatchMix
 from ..recipe import Recipe
 from ..resolve import Resolution, augmentation_for
 from ..run import RunDir, git_commit, versions
@@ -43,6 +44,7 @@ class Setup:
     dtype: torch.dtype | None
     channels_last: bool
     steps_per_epoch: int
+    mix: BatchMix | None = None  # mixup/CutMix batch stage (switched off at its epoch by hooks.mixing)
 
     @property
     def head_only(self) -> bool:
@@ -89,6 +91,10 @@ def prepare(
     setup = Setup(comp, layout, recipe, run, data, batches, device, dtype, channels_last, steps_per_epoch=0)
     _feature_cache(setup, model, (mean, std))
     setup.steps_per_epoch = max(len(batches.train(0)), 1)
+    if recipe.mixup_alpha > 0 or recipe.cutmix_alpha > 0:
+        setup.mix = BatchMix(
+            recipe.mixup_alpha, recipe.cutmix_alpha, recipe.mix_prob, len(layout.classes), recipe.label_smoothing
+        )
     return setup, _train_state(setup, model, checkpoint)
 
 

@@ -1,0 +1,109 @@
+"""The accuracy levers (issue 17): mixup/CutMix, augmentation policy and erasing, layer-wise lr decay, gradient
+accumulation and weight averaging, each tested alone and through one tiny real `train`."""
+
+import numpy as np
+import pytest
+import torch
+
+from kaggle_kit.mix import BatchMix
+from kaggle_kit.run import RunDir
+from kaggle_kit.train.hooks.mixing import MixSwitch
+from kaggle_kit.train.state import TrainState
+
+TINY_TRAIN = [  # the smallest real run: test_resnet at 32 pixels on the CPU, no workers
+    "--arch",
+    "test_resnet",
+    "--img-size",
+    "32",
+    "--batch-size",
+    "32",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--aug",
+    "none",
+    "--tta",
+    "off",
+]
+
+
+def tiny_state() -> TrainState:
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return TrainState(model, model, optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=False))
+
+
+@pytest.mark.parametrize("mixup, cutmix", [(0.4, 0.0), (0.0, 1.0), (0.4, 1.0)])
+@pytest.mark.parametrize("batch", [8, 7])  # an epoch's last batch may be odd
+def test_mixed_targets_are_probability_rows_matching_the_mixed_images(mixup, cutmix, batch):
+    np.random.seed(3)
+    classes, smoothing = 5, 0.1
+    mix = BatchMix(mixup, cutmix, prob=1.0, num_classes=classes, smoothing=smoothing)
+    # each image a constant plane of its own value: the share of the partner in a mixed image is readable
+    values = torch.arange(1, batch + 1, dtype=torch.float32) * 10
+    x = values.view(-1, 1, 1, 1).expand(batch, 3, 16, 16).contiguous()
+    y = torch.arange(batch) % classes
+    for _ in range(20):
+        mixed, targets = mix(x, y)
+        assert targets.shape == (batch, classes) and targets.dtype == torch.float32
+        assert torch.allclose(targets.sum(1), torch.ones(batch)) and (targets >= 0).all()
+        own = mixed.mean((1, 2, 3))  # lam * v_i + (1 - lam) * v_partner, whether blended or pasted
+        lam = (own - values.flip(0)) / (values - values.flip(0))
+        pairs = values != values.flip(0)  # the middle image of an odd batch is its own partner
+        smooth = mix.soft_targets(y)
+        expected = smooth * lam.view(-1, 1) + smooth.flip(0) * (1 - lam.view(-1, 1))
+        assert torch.allclose(targets[pairs], expected[pairs], atol=1e-5)
+        assert torch.allclose(targets[~pairs], smooth[~pairs])
+    assert x.mean() == values.mean()  # the input batch is left as it was
+
+
+def test_mixing_is_off_from_the_declared_epoch_and_replays_per_seed():
+    mix = BatchMix(0.4, 0.0, prob=1.0, num_classes=3, smoothing=0.0)
+    state, switch = tiny_state(), MixSwitch(mix, off_epoch=3)  # 1-based: epochs 1 and 2 mix
+    x, y = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
+    seen = []
+    for epoch in range(4):
+        state.epoch = epoch
+        switch.before_epoch(state)
+        _, targets = mix(x, y)
+        seen.append(targets.is_floating_point())
+    assert seen == [True, True, False, False]
+    state.epoch = 0  # a resumed run at an early epoch mixes again
+    switch.before_epoch(state)
+    assert mix.active
+    np.random.seed(5)
+    first = mix(x, y)
+    np.random.seed(5)
+    again = mix(x, y)
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    half = BatchMix(0.4, 0.0, prob=0.5, num_classes=3, smoothing=0.0)
+    np.random.seed(0)
+    share = np.mean([half(x, y)[1].is_floating_point() for _ in range(400)])
+    assert 0.4 < share < 0.6
+
+
+def test_a_real_train_mixes_until_the_off_epoch(sample_zips, tmp_path):
+    from conftest import assert_one_line_error, run_cli
+
+    out = tmp_path / "run"
+    args = ["--epochs", "2", "--mixup-alpha", "0.4", "--cutmix-alpha", "1.0", "--mix-off-epoch", "2"]
+    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, *TINY_TRAIN, *args)
+    assert result.returncode == 0, result.stderr
+    history = RunDir(out).load_checkpoint("last")["train_state"]["history"]
+    assert [row["mixed"] for row in history] == [1.0, 0.0]
+    recipe = RunDir(out).read_config().recipe_dict
+    assert (recipe["mixup_alpha"], recipe["cutmix_alpha"], recipe["mix_off_epoch"]) == (0.4, 1.0, 2)
+    refused = run_cli(
+        "train",
+        "cifar10",
+        "--data-dir",
+        sample_zips["cifar10"],
+        "--out",
+        tmp_path / "bad",
+        *TINY_TRAIN,
+        "--mix-prob",
+        "0",
+    )
+    assert_one_line_error(refused, "invalid setting mix_prob=0", "(0, 1]")
