@@ -86,6 +86,7 @@ class Recipe:
     mix_off_epoch: int | None = None  # 1-based, as history.csv counts: no mixing from this epoch on; None = never off
     grad_clip: float | None = None
     ema: float | None = None  # EMA decay of weights, e.g. 0.999
+    swa_epochs: int | None = None  # average the weights of the last N epochs into swa.pt; None = off
     # engine
     seed: int = 0
     device: str = "auto"
@@ -139,6 +140,12 @@ class Recipe:
                 "give an epoch from 1 (as history.csv counts), or none to mix to the end",
             ),
             (self.ema is None or 0 < self.ema < 1, "ema", f"{self.ema}", "use a decay in (0, 1), e.g. 0.999"),
+            (
+                self.swa_epochs is None or self.swa_epochs >= 1,
+                "swa_epochs",
+                f"{self.swa_epochs}",
+                "give 1 or more epochs to average, or none",
+            ),
             (self.tta in ("auto", "on", "off"), "tta", self.tta, "use auto, on or off"),
             (self.lr_scaling in ("linear", "sqrt", "keep"), "lr_scaling", self.lr_scaling, "use linear, sqrt or keep"),
             (self.warmup_epochs >= 0, "warmup_epochs", f"{self.warmup_epochs}", "give 0 or more"),
@@ -206,6 +213,8 @@ class Recipe:
                 f"unfreeze_after={self.unfreeze_after} is not before --epochs {self.epochs}: the backbone "
                 f"stays frozen for the whole run"
             )
+        if self.swa_epochs is not None and self.swa_epochs > self.epochs:
+            said.append(f"swa_epochs={self.swa_epochs} is more than --epochs {self.epochs}: every epoch is averaged")
         mixing = self.mixup_alpha > 0 or self.cutmix_alpha > 0
         if self.mix_off_epoch is not None and not mixing:
             said.append(f"mix_off_epoch={self.mix_off_epoch} has no effect: --mixup-alpha and --cutmix-alpha are 0")
@@ -320,6 +329,7 @@ FIELD_HELP = {
     "mix_off_epoch": "mixup/CutMix stop from this epoch on (1-based, as history.csv counts; none: never)",
     "grad_clip": "clip gradient norm to this value",
     "ema": "keep an exponential moving average of weights with this decay (e.g. 0.999)",
+    "swa_epochs": "average the last N epochs' weights (BatchNorm recomputed) into swa.pt (predict --checkpoint swa)",
     "seed": "random seed: same seed, same CPU run",
     "device": "auto, cpu, cuda or cuda:N",
     "amp": "bf16 autocast on CUDA (fp16 with a grad scaler where bf16 is missing)",

@@ -107,3 +107,54 @@ def test_a_real_train_mixes_until_the_off_epoch(sample_zips, tmp_path):
         "0",
     )
     assert_one_line_error(refused, "invalid setting mix_prob=0", "(0, 1]")
+
+
+def test_averaged_weights_equal_the_mean_of_the_saved_per_epoch_weights():
+    from torch.optim.swa_utils import AveragedModel
+
+    from kaggle_kit.recipe import Recipe
+    from kaggle_kit.train.hooks.averaging import WeightAveraging
+
+    torch.manual_seed(0)
+    state = tiny_state()
+    state.swa = AveragedModel(state.model)
+    hook, saved = WeightAveraging(Recipe(epochs=5, swa_epochs=3)), []
+    for epoch in range(5):
+        state.epoch = epoch
+        with torch.no_grad():  # what an epoch of training leaves: new weights
+            for param in state.model.parameters():
+                param.copy_(torch.randn_like(param))
+        saved.append({k: v.clone() for k, v in state.model.state_dict().items()})
+        hook.after_epoch(state, None)
+    averaged = state.swa.module.state_dict()
+    for key in averaged:
+        assert torch.allclose(averaged[key], torch.stack([s[key] for s in saved[2:]]).mean(0), atol=1e-6)
+    assert int(state.swa.n_averaged) == 3
+    # last.pt's copy of the average comes back whole: a resumed run goes on averaging from it
+    copy = AveragedModel(torch.nn.Linear(2, 2))
+    copy.load_state_dict({k: v.detach().cpu() for k, v in state.swa.state_dict().items()})
+    assert int(copy.n_averaged) == 3 and torch.equal(copy.module.weight, state.swa.module.weight)
+
+
+def test_a_real_train_writes_swa_pt_with_the_mean_weights_and_fresh_batchnorm(sample_zips, tmp_path):
+    from conftest import run_cli
+
+    out = tmp_path / "run"
+    args = ["--epochs", "3", "--swa-epochs", "2", "--lr", "0.05"]
+    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, *TINY_TRAIN, *args)
+    assert result.returncode == 0, result.stderr
+    assert "swa.pt: weights of epochs 2-3 averaged, BatchNorm statistics recomputed" in result.stderr
+    run = RunDir(out)
+    swa = run.load_checkpoint("swa")
+    # last.pt holds epoch 3's weights, the copy it replaced (last.prev.pt) epoch 2's
+    third = run.load_checkpoint("last")["train_state"]["model"]
+    second = torch.load(out / "last.prev.pt", weights_only=True)["train_state"]["model"]
+    assert swa["averaged_epochs"] == 2 and swa["epoch"] == 2
+    stats = ("running_mean", "running_var", "num_batches_tracked")
+    weights = [k for k in third if not k.endswith(stats)]
+    assert weights and all(torch.allclose(swa["model"][k], (second[k] + third[k]) / 2, atol=1e-6) for k in weights)
+    variances = [k for k in third if k.endswith("running_var")]
+    assert variances and not any(torch.equal(swa["model"][k], third[k]) for k in variances)  # measured anew
+    predicted = run_cli("predict", out, "--checkpoint", "swa", "--out", tmp_path / "swa.csv")
+    assert predicted.returncode == 0, predicted.stderr
+    assert "swa.pt" in predicted.stdout and (tmp_path / "swa.csv").is_file()

@@ -25,6 +25,7 @@ from ..recipe import Recipe
 from ..resolve import Resolution
 from ..run import RunDir
 from .epoch import run_epoch
+from .hooks.averaging import WeightAveraging
 from .hooks.callback import OnEpoch
 from .hooks.checkpoints import Checkpoints
 from .hooks.early_stopping import EarlyStopping
@@ -66,6 +67,7 @@ def fit(
         Unfreeze(recipe, setup.device),
         MixSwitch(setup.mix, recipe.mix_off_epoch),
         EarlyStopping(recipe.early_stop_patience),
+        WeightAveraging(recipe, setup),  # before the writers: last.pt holds this epoch's average
         Checkpoints(run, recipe.epochs),
         History(run, comp, recipe.epochs),
         OnEpoch(on_epoch),

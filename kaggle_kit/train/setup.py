@@ -154,6 +154,10 @@ def _train_state(setup: Setup, model: torch.nn.Module, checkpoint: dict[str, Any
 
         ema = ModelEmaV3(model, decay=recipe.ema, device=device)
     state = TrainState(model, model, optimizer, scheduler, scaler, ema)
+    if recipe.swa_epochs:
+        from torch.optim.swa_utils import AveragedModel
+
+        state.swa = AveragedModel(model)
     if checkpoint is not None:
         state.restore(checkpoint, setup.steps_per_epoch)
         if distributed.is_main():
