@@ -69,6 +69,7 @@ class Recipe:
     epochs: int = 10
     early_stop_patience: int | None = None  # epochs without a better validation metric before stopping; None = off
     batch_size: int = 128
+    accum_steps: int = 1  # gradient accumulation: one optimizer step per this many batches
     lr_scaling: str = "linear"  # how lr follows a batch shrunk for small data: linear | sqrt | keep
     optimizer: str = "sgd"  # sgd | adamw
     lr: float = 0.1
@@ -113,6 +114,7 @@ class Recipe:
         checks = [
             (self.epochs >= 1, "epochs", f"{self.epochs}", "give --epochs 1 or more"),
             (self.batch_size >= 1, "batch_size", f"{self.batch_size}", "give --batch-size 1 or more"),
+            (self.accum_steps >= 1, "accum_steps", f"{self.accum_steps}", "give --accum-steps 1 (off) or more"),
             (self.lr > 0 and self.lr < 100, "lr", f"{self.lr}", "give a learning rate such as --lr 0.05"),
             (self.weight_decay >= 0, "weight_decay", f"{self.weight_decay}", "give --weight-decay 0 or more"),
             (0 <= self.val_fraction < 1, "val_fraction", f"{self.val_fraction}", "use a fraction in [0, 1), e.g. 0.1"),
@@ -312,6 +314,7 @@ FIELD_HELP = {
     "epochs": "number of epochs",
     "early_stop_patience": "stop after this many epochs without a better validation metric (default: none, off)",
     "batch_size": "images per batch (per process with --nproc)",
+    "accum_steps": "gradient accumulation: one optimizer step per this many batches (effective batch = batch x steps)",
     "lr_scaling": "how --lr follows a batch shrunk for a small dataset: linear, sqrt or keep",
     "optimizer": "sgd or adamw",
     "lr": "peak learning rate (mean loss over the batch)",

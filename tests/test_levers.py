@@ -84,31 +84,6 @@ def test_mixing_is_off_from_the_declared_epoch_and_replays_per_seed():
     assert 0.4 < share < 0.6
 
 
-def test_a_real_train_mixes_until_the_off_epoch(sample_zips, tmp_path):
-    from conftest import assert_one_line_error, run_cli
-
-    out = tmp_path / "run"
-    args = ["--epochs", "2", "--mixup-alpha", "0.4", "--cutmix-alpha", "1.0", "--mix-off-epoch", "2"]
-    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, *TINY_TRAIN, *args)
-    assert result.returncode == 0, result.stderr
-    history = RunDir(out).load_checkpoint("last")["train_state"]["history"]
-    assert [row["mixed"] for row in history] == [1.0, 0.0]
-    recipe = RunDir(out).read_config().recipe_dict
-    assert (recipe["mixup_alpha"], recipe["cutmix_alpha"], recipe["mix_off_epoch"]) == (0.4, 1.0, 2)
-    refused = run_cli(
-        "train",
-        "cifar10",
-        "--data-dir",
-        sample_zips["cifar10"],
-        "--out",
-        tmp_path / "bad",
-        *TINY_TRAIN,
-        "--mix-prob",
-        "0",
-    )
-    assert_one_line_error(refused, "invalid setting mix_prob=0", "(0, 1]")
-
-
 def test_averaged_weights_equal_the_mean_of_the_saved_per_epoch_weights():
     from torch.optim.swa_utils import AveragedModel
 
@@ -136,15 +111,24 @@ def test_averaged_weights_equal_the_mean_of_the_saved_per_epoch_weights():
     assert int(copy.n_averaged) == 3 and torch.equal(copy.module.weight, state.swa.module.weight)
 
 
-def test_a_real_train_writes_swa_pt_with_the_mean_weights_and_fresh_batchnorm(sample_zips, tmp_path):
-    from conftest import run_cli
+def test_a_real_train_with_the_levers_writes_swa_pt_and_resumes_exactly(sample_zips, tmp_path):
+    """One tiny run with mixup/CutMix (off from epoch 3), accumulation and SWA over the last two epochs."""
+    import shutil
 
-    out = tmp_path / "run"
-    args = ["--epochs", "3", "--swa-epochs", "2", "--lr", "0.05"]
-    result = run_cli("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, *TINY_TRAIN, *args)
+    from conftest import assert_one_line_error, run_cli
+
+    out, data = tmp_path / "run", sample_zips["cifar10"]
+    levers = ["--mixup-alpha", "0.4", "--cutmix-alpha", "1.0", "--mix-off-epoch", "3", "--accum-steps", "2"]
+    args = [*TINY_TRAIN, "--epochs", "3", "--swa-epochs", "2", "--lr", "0.05", *levers]
+    result = run_cli("train", "cifar10", "--data-dir", data, "--out", out, *args, env={"KAGGLE_KIT_PROGRESS": "1"})
     assert result.returncode == 0, result.stderr
     assert "swa.pt: weights of epochs 2-3 averaged, BatchNorm statistics recomputed" in result.stderr
+    assert "epoch 1:" in result.stderr and "| effective batch 64" in result.stderr
     run = RunDir(out)
+    assert run.read_config().effective_batch == 64
+    history = run.load_checkpoint("last")["train_state"]["history"]
+    assert [row["mixed"] for row in history] == [1.0, 1.0, 0.0]  # mixing is off from epoch 3
+
     swa = run.load_checkpoint("swa")
     # last.pt holds epoch 3's weights, the copy it replaced (last.prev.pt) epoch 2's
     third = run.load_checkpoint("last")["train_state"]["model"]
@@ -158,3 +142,78 @@ def test_a_real_train_writes_swa_pt_with_the_mean_weights_and_fresh_batchnorm(sa
     predicted = run_cli("predict", out, "--checkpoint", "swa", "--out", tmp_path / "swa.csv")
     assert predicted.returncode == 0, predicted.stderr
     assert "swa.pt" in predicted.stdout and (tmp_path / "swa.csv").is_file()
+
+    # killed after epoch 2: last.pt is the one before; the resume replays epoch 3, its mixing and its average
+    killed = tmp_path / "killed"
+    shutil.copytree(out, killed)
+    (killed / "last.prev.pt").replace(killed / "last.pt")
+    (killed / "swa.pt").unlink()
+    history_csv = killed / "history.csv"
+    history_csv.write_text("".join(history_csv.read_text().splitlines(keepends=True)[:3]))  # header, epochs 1-2
+    resumed = run_cli("train", "--resume", killed)
+    assert resumed.returncode == 0, resumed.stderr
+    again = RunDir(killed)
+    assert all(torch.equal(v, again.load_checkpoint("last")["model"][k]) for k, v in third.items())
+    assert all(torch.equal(v, again.load_checkpoint("swa")["model"][k]) for k, v in swa["model"].items())
+
+    refused = run_cli("train", "cifar10", "--data-dir", data, "--out", tmp_path / "bad", *TINY_TRAIN, "--mix-prob", "0")
+    assert_one_line_error(refused, "invalid setting mix_prob=0", "(0, 1]")
+
+
+class NoBar:
+    def advance(self, steps, postfix=""):
+        pass
+
+
+def one_epoch(batches, accum_steps: int, seed: int = 0) -> torch.nn.Module:
+    """A tiny BatchNorm-free model (BatchNorm sees each batch alone, so it could not match) after one epoch of
+    the trainer's own `train_one_epoch`, in float64 on the CPU."""
+    from kaggle_kit.recipe import Recipe
+    from kaggle_kit.train.epoch import train_one_epoch
+
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    model = model.double()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1 + step))
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    recipe = Recipe(batch_size=len(batches[0][1]), accum_steps=accum_steps, grad_clip=1.0, label_smoothing=0.1)
+    cpu = torch.device("cpu")
+    row = train_one_epoch(
+        model, model, None, batches, optimizer, scheduler, scaler, cpu, None, False, recipe, 0, NoBar()
+    )
+    return model, scheduler, row
+
+
+def test_accumulating_two_batches_of_b_steps_like_one_batch_of_2b():
+    torch.manual_seed(1)
+    x, y = torch.randn(16, 3, 2, 2, dtype=torch.float64), torch.randint(0, 3, (16,))
+    whole = [(x[:8], y[:8]), (x[8:], y[8:])]  # two updates at batch 8
+    halves = [(x[i : i + 4], y[i : i + 4]) for i in range(0, 16, 4)]  # batch 4, two batches per update
+    big, big_schedule, _ = one_epoch(whole, accum_steps=1)
+    accumulated, schedule, row = one_epoch(halves, accum_steps=2)
+    for a, b in zip(big.parameters(), accumulated.parameters()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+    assert schedule.last_epoch == big_schedule.last_epoch == 2  # the schedule moves per update, not per batch
+    assert row["effective_batch"] == 8
+    # an odd count: the last group of one batch is its own update, its loss not halved
+    odd, odd_schedule, _ = one_epoch(halves[:3], accum_steps=2)
+    reference, _, _ = one_epoch([(x[:8], y[:8]), (x[8:12], y[8:12])], accum_steps=1)
+    assert odd_schedule.last_epoch == 2
+    assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(odd.parameters(), reference.parameters()))
+
+
+def test_accumulation_gives_way_before_the_batch_on_small_data():
+    from kaggle_kit.competition import resolve
+    from kaggle_kit.recipe import Recipe
+    from kaggle_kit.resolve import resolve_recipe
+
+    comp = resolve("cifar10")
+    asked = comp.recipe("fast").replace(batch_size=64, accum_steps=4, lr=0.2, lr_scaling="linear")
+    res = resolve_recipe(comp, asked, {"batch_size", "accum_steps"}, n_train=100_000)
+    assert (res.recipe.batch_size, res.recipe.accum_steps, res.recipe.lr) == (64, 4, 0.2)  # enough steps: kept
+    res = resolve_recipe(comp, asked, {"batch_size"}, n_train=1600)  # 6 steps at 256: 64 wanted, one batch
+    assert (res.recipe.batch_size, res.recipe.accum_steps) == (64, 1)
+    assert res.recipe.lr == pytest.approx(0.2 * 64 / 256)
+    assert "accum_steps" in res.derived and "batch_size" not in res.derived
+    assert Recipe(accum_steps=2).validate().accum_steps == 2

@@ -43,8 +43,12 @@ class Setup:
     device: torch.device
     dtype: torch.dtype | None
     channels_last: bool
-    steps_per_epoch: int
+    steps_per_epoch: int  # batches; the optimizer steps once per recipe.accum_steps of them (updates_per_epoch)
     mix: BatchMix | None = None  # mixup/CutMix batch stage (switched off at its epoch by hooks.mixing)
+
+    @property
+    def updates_per_epoch(self) -> int:
+        return -(-self.steps_per_epoch // self.recipe.accum_steps)
 
     @property
     def head_only(self) -> bool:
@@ -146,7 +150,7 @@ def _feature_cache(setup: Setup, model: torch.nn.Module, normalization) -> None:
 def _train_state(setup: Setup, model: torch.nn.Module, checkpoint: dict[str, Any] | None) -> TrainState:
     recipe, device = setup.recipe, setup.device
     optimizer = build_optimizer(model, recipe, device)
-    scheduler = build_scheduler(optimizer, recipe, setup.steps_per_epoch)
+    scheduler = build_scheduler(optimizer, recipe, setup.updates_per_epoch)  # the schedule moves per update
     scaler = torch.amp.GradScaler("cuda", enabled=setup.dtype == torch.float16)
     ema = None
     if recipe.ema:
@@ -159,7 +163,7 @@ def _train_state(setup: Setup, model: torch.nn.Module, checkpoint: dict[str, Any
 
         state.swa = AveragedModel(model)
     if checkpoint is not None:
-        state.restore(checkpoint, setup.steps_per_epoch)
+        state.restore(checkpoint, setup.updates_per_epoch)
         if distributed.is_main():
             setup.run.write_history(state.history)
     state.train_model = distributed.wrap(model, device)
@@ -215,6 +219,7 @@ def run_config(
         "git": git_commit(),
         "command": invocation.command(),
         "normalization": {"mean": list(normalization[0]), "std": list(normalization[1])},
+        "effective_batch": recipe.batch_size * recipe.accum_steps * distributed.world_size(),  # per optimizer step
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **extra,
     }
