@@ -76,6 +76,7 @@ class Recipe:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 5e-4
+    layer_decay: float | None = None  # fine-tuning: each layer's lr this times the one above it (head: lr); None = off
     schedule: str = "cosine"  # constant | step | cosine | onecycle
     step_period: int = 4
     step_gamma: float = 0.9
@@ -117,6 +118,12 @@ class Recipe:
             (self.accum_steps >= 1, "accum_steps", f"{self.accum_steps}", "give --accum-steps 1 (off) or more"),
             (self.lr > 0 and self.lr < 100, "lr", f"{self.lr}", "give a learning rate such as --lr 0.05"),
             (self.weight_decay >= 0, "weight_decay", f"{self.weight_decay}", "give --weight-decay 0 or more"),
+            (
+                self.layer_decay is None or 0 < self.layer_decay <= 1,
+                "layer_decay",
+                f"{self.layer_decay}",
+                "use a factor in (0, 1], e.g. 0.7, or none",
+            ),
             (0 <= self.val_fraction < 1, "val_fraction", f"{self.val_fraction}", "use a fraction in [0, 1), e.g. 0.1"),
             (self.img_size >= 8, "img_size", f"{self.img_size}", "give --img-size 8 or more"),
             (self.stem in ("imagenet", "cifar"), "stem", self.stem, "use --stem imagenet or --stem cifar"),
@@ -321,6 +328,7 @@ FIELD_HELP = {
     "momentum": "SGD momentum",
     "nesterov": "Nesterov momentum",
     "weight_decay": "weight decay (not applied to biases and norm weights)",
+    "layer_decay": "layer-wise lr decay for fine-tuning: head at --lr, each layer below this times the one above",
     "schedule": "constant, step, cosine or onecycle",
     "step_period": "step schedule: epochs between lr drops",
     "step_gamma": "step schedule: factor of each drop",

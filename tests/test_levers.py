@@ -217,3 +217,38 @@ def test_accumulation_gives_way_before_the_batch_on_small_data():
     assert res.recipe.lr == pytest.approx(0.2 * 64 / 256)
     assert "accum_steps" in res.derived and "batch_size" not in res.derived
     assert Recipe(accum_steps=2).validate().accum_steps == 2
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_layer_decay_groups_lrs_decay_by_layer_and_keep_a_frozen_backbone(freeze):
+    from kaggle_kit import models
+    from kaggle_kit.recipe import Recipe
+    from kaggle_kit.schedules import build_scheduler
+    from kaggle_kit.train.hooks.unfreeze import Unfreeze
+    from kaggle_kit.train.setup import build_optimizer
+
+    recipe = Recipe(arch="resnet18", layer_decay=0.5, lr=0.1, freeze=freeze, unfreeze_after=1, epochs=4)
+    model = models.build_model(recipe, num_classes=5)
+    models.set_backbone_frozen(model, freeze)
+    optimizer = build_optimizer(model, recipe, torch.device("cpu"))
+    group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    assert sorted(group_of) == sorted(id(p) for p in model.parameters())  # every one, frozen ones too, once
+    # resnet18 in timm's grouping: stem, the blocks of layer1..layer4, head - lr halves at each step down
+    rates = sorted({g["lr"] for g in optimizer.param_groups}, reverse=True)
+    assert rates[0] == 0.1 and all(b == pytest.approx(a * 0.5) for a, b in zip(rates, rates[1:]))
+    assert len(rates) >= 5
+    assert {group_of[id(p)]["lr"] for p in models.head_parameters(model)} == {0.1}
+    assert group_of[id(model.conv1.weight)]["lr"] == pytest.approx(rates[-1])
+    assert group_of[id(model.layer1[0].conv1.weight)]["lr"] < group_of[id(model.layer4[0].conv1.weight)]["lr"]
+    assert group_of[id(model.bn1.weight)]["weight_decay"] == 0 and group_of[id(model.conv1.weight)]["weight_decay"]
+    assert all(p.requires_grad != freeze for p in models.backbone_parameters(model))  # the freeze is kept
+    scheduler = build_scheduler(optimizer, recipe.replace(schedule="cosine"), steps_per_epoch=2)
+    for _ in range(3):
+        optimizer.step()  # no gradients: nothing moves, but the schedule is stepped in the trainer's order
+        scheduler.step()
+    after = sorted({g["lr"] for g in optimizer.param_groups}, reverse=True)
+    assert all(b / a == pytest.approx(0.5) for a, b in zip(after, after[1:]))  # the schedule scales all alike
+    state = tiny_state()
+    state.model, state.epoch = model, 1
+    Unfreeze(recipe, torch.device("cpu")).before_epoch(state)
+    assert all(p.requires_grad for p in model.parameters())  # unfrozen: already in the optimizer, decayed

@@ -99,7 +99,7 @@ def train_one_epoch(
     # plus the rank: each rank's dropout and GPU-side augmentation draw differ (rank 0 draws as a single process)
     seed_everything(epoch_seed(recipe.seed, epoch, salt=1) + distributed.rank())
     train_model.train()  # frozen backbone BatchNorm layers stay in eval mode (models.set_backbone_frozen)
-    lr = optimizer.param_groups[0]["lr"]
+    lr = max(group["lr"] for group in optimizer.param_groups)  # the head's with --layer-decay
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     finite = torch.ones((), device=device, dtype=torch.bool)

@@ -173,16 +173,40 @@ def _train_state(setup: Setup, model: torch.nn.Module, checkpoint: dict[str, Any
 
 
 def build_optimizer(model: torch.nn.Module, recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for param in model.parameters():
-        # biases and norm weights are not decayed: standard for ResNets, harmless for the study's settings
-        (no_decay if param.ndim <= 1 else decay).append(param)
-    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if recipe.layer_decay is not None:
+        groups = layer_decay_groups(model, recipe)
+    else:
+        decay, no_decay = [], []
+        for param in model.parameters():
+            # biases and norm weights are not decayed: standard for ResNets, harmless for the study's settings
+            (no_decay if param.ndim <= 1 else decay).append(param)
+        groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     fused = {"fused": True} if device.type == "cuda" else {}
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=recipe.lr, **fused)
     nesterov = recipe.nesterov and recipe.momentum > 0
     return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=nesterov, **fused)
+
+
+def layer_decay_groups(model: torch.nn.Module, recipe: Recipe) -> list[dict[str, Any]]:
+    """`--layer-decay D`: timm's layer-wise groups (its group_matcher: stem, each stage, head); the head trains
+    at --lr, each layer below at D times the rate above it. Each group's lr is set here, so the schedule scales
+    them all alike (LambdaLR keeps each group's own base). timm skips parameters that need no gradient: a frozen
+    backbone is grouped as if trainable, so when the unfreeze hook lets it train its parameters are already in
+    the optimizer at their decayed rates."""
+    from timm.optim import param_groups_layer_decay
+
+    trainable = {param: param.requires_grad for param in model.parameters()}
+    for param in trainable:
+        param.requires_grad_(True)
+    try:
+        groups = param_groups_layer_decay(model, weight_decay=recipe.weight_decay, layer_decay=recipe.layer_decay)
+    finally:
+        for param, flag in trainable.items():
+            param.requires_grad_(flag)
+    for group in groups:
+        group["lr"] = recipe.lr * group["lr_scale"]
+    return groups
 
 
 def check_normalization(comp: Competition, recipe: Recipe) -> None:
