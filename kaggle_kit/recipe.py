@@ -20,8 +20,11 @@ class AugmentSpec:
 
     Train-time order: optional pre-resize to `pre_resize` (square), random resized crop with
     `crop_scale` (area fraction) and `crop_ratio` (aspect), or a padded random translate of up to
-    `translate` pixels, horizontal flip, colour jitter, Gaussian noise (std in [0, 1] pixel units),
-    cutout, normalisation. All off means resize/crop and normalise only.
+    `translate` pixels, horizontal flip, a RandAugment-style policy (`policy_ops` ops per image at up to
+    `policy_magnitude` of their strength), colour jitter, Gaussian noise (std in [0, 1] pixel units), cutout,
+    random erasing (probability `erasing`), normalisation. All off means resize/crop and normalise only.
+    The policy and erasing run in the Albumentations pipeline alone: a run with them trains through DataLoader
+    workers (`augment.WORKERS_ONLY`).
     """
 
     pre_resize: int | None = None
@@ -34,6 +37,9 @@ class AugmentSpec:
     saturation: float = 0.0
     noise_std: tuple[float, float] | None = None
     cutout: int = 0
+    policy_ops: int = 0  # RandAugment-style: this many ops per image from a standard list; 0 = off
+    policy_magnitude: float = 0.5  # each op's strength drawn up to this fraction of its maximum, in (0, 1]
+    erasing: float = 0.0  # probability of random erasing (a box of 2-33% of the image, any aspect 0.3-3.3)
 
     @property
     def is_identity(self) -> bool:
@@ -308,7 +314,8 @@ FIELD_HELP = {
     "unfreeze_after": "with --freeze: train all layers from this epoch on",
     "img_size": "training and evaluation crop size",
     "eval_resize": "shorter side before the evaluation centre crop",
-    "aug": "augmentation pipeline: none, paper (the study's) or modern",
+    "aug": "augmentation pipeline: none, paper (the study's), modern, or policy (modern + RandAugment-style ops and "
+    "random erasing)",
     "val_fraction": "fraction of each class held out for validation",
     "full_train": "train on train+validation (the final model)",
     "skip_bad_images": "skip images that do not decode (recorded in the run) instead of stopping",

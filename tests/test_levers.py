@@ -119,11 +119,14 @@ def test_a_real_train_with_the_levers_writes_swa_pt_and_resumes_exactly(sample_z
 
     out, data = tmp_path / "run", sample_zips["cifar10"]
     levers = ["--mixup-alpha", "0.4", "--cutmix-alpha", "1.0", "--mix-off-epoch", "3", "--accum-steps", "2"]
-    args = [*TINY_TRAIN, "--epochs", "3", "--swa-epochs", "2", "--lr", "0.05", *levers]
+    args = [*TINY_TRAIN, "--epochs", "3", "--swa-epochs", "2", "--lr", "0.05", *levers, "--aug", "policy", "--gpu-data"]
     result = run_cli("train", "cifar10", "--data-dir", data, "--out", out, *args, env={"KAGGLE_KIT_PROGRESS": "1"})
     assert result.returncode == 0, result.stderr
     assert "swa.pt: weights of epochs 2-3 averaged, BatchNorm statistics recomputed" in result.stderr
     assert "epoch 1:" in result.stderr and "| effective batch 64" in result.stderr
+    # the policy and erasing exist in the Albumentations pipeline alone: the forced GPU-resident path gives way
+    assert "note: augmentation 'policy' has policy_ops and erasing" in result.stderr
+    assert "DataLoader" in RunDir(out).read_config().data_path
     run = RunDir(out)
     assert run.read_config().effective_batch == 64
     history = run.load_checkpoint("last")["train_state"]["history"]
@@ -252,3 +255,35 @@ def test_layer_decay_groups_lrs_decay_by_layer_and_keep_a_frozen_backbone(freeze
     state.model, state.epoch = model, 1
     Unfreeze(recipe, torch.device("cpu")).before_epoch(state)
     assert all(p.requires_grad for p in model.parameters())  # unfrozen: already in the optimizer, decayed
+
+
+def test_policy_and_erasing_change_images_deterministically_per_seed():
+    from kaggle_kit.augment import POLICY_OPS, build_train_transform
+    from kaggle_kit.errors import KitError
+    from kaggle_kit.recipe import AugmentSpec
+
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.2, 0.2)
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+
+    def outputs(spec, seed, n=6):
+        transform = build_train_transform(spec, 32, mean, std, seed=seed)
+        return [transform(image=image)["image"] for _ in range(n)]
+
+    plain = outputs(AugmentSpec(), 0)[0]
+    policy = AugmentSpec(policy_ops=2, policy_magnitude=1.0)
+    erasing = AugmentSpec(erasing=1.0)
+    for spec in (policy, erasing):
+        first, again, other = outputs(spec, 1), outputs(spec, 1), outputs(spec, 2)
+        assert all(torch.equal(a, b) for a, b in zip(first, again))  # the same seed, the same images
+        assert any(not torch.equal(a, b) for a, b in zip(first, other))  # another seed, others
+        assert sum(not torch.equal(a, plain) for a in first) >= 4  # most images changed
+    # erasing fills a box with the mean: zero in every channel once normalised, unlike the random image
+    erased = outputs(erasing, 3)
+    assert all(((e == 0).all(0).float().mean() >= 0.02 - 1e-6) for e in erased)
+    assert ((plain == 0).all(0).float().mean()) < 0.01
+    import albumentations as A
+
+    drawn = [t for t in build_train_transform(policy, 32, mean, std, seed=0).transforms if isinstance(t, A.SomeOf)]
+    assert len(drawn) == 1 and drawn[0].n == 2 and len(drawn[0].transforms) == len(POLICY_OPS)
+    with pytest.raises(KitError, match="invalid augmentation setting policy_magnitude=0"):
+        build_train_transform(AugmentSpec(policy_ops=1, policy_magnitude=0), 32, mean, std)

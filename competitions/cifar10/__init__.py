@@ -16,6 +16,8 @@ AUGMENTATIONS = {
     ),
     # the fast-ResNet anchor: flip, translate by up to 4 pixels, 12-pixel cutout
     "modern": AugmentSpec(translate=4, hflip=True, cutout=12),
+    # modern + a RandAugment-style policy and random erasing (Albumentations workers only; see kaggle_kit/augment.py)
+    "policy": AugmentSpec(translate=4, hflip=True, policy_ops=2, policy_magnitude=0.5, erasing=0.25),
 }
 
 # The Dive-into-Deep-Learning settings the study followed: summed loss at lr 2e-4 = mean-loss lr 0.0256 at batch 128.

@@ -27,6 +27,18 @@ AUGMENTATIONS = {
         contrast=0.2,
         saturation=0.2,
     ),
+    # modern + a RandAugment-style policy and random erasing (Albumentations workers only; see kaggle_kit/augment.py)
+    "policy": AugmentSpec(
+        crop_scale=(0.25, 1.0),
+        crop_ratio=(3 / 4, 4 / 3),
+        hflip=True,
+        brightness=0.2,
+        contrast=0.2,
+        saturation=0.2,
+        policy_ops=2,
+        policy_magnitude=0.5,
+        erasing=0.25,
+    ),
 }
 
 # Dive into Deep Learning's fine-tuning: frozen pretrained backbone, Linear(1000,256)-ReLU-Linear(256,120)
