@@ -16,7 +16,6 @@ import json
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from common import REPO, machine
@@ -24,10 +23,10 @@ from common import REPO, machine
 KIT = [sys.executable, "-m", "kaggle_kit"]
 
 
-def run(args: list[str], log: list[str]) -> str:
+def run(args: list[str], log: list[str], finished_ok: bool = False) -> str:
     log.append(shlex.join(["kaggle-kit", *args]))
     done = subprocess.run([*KIT, *args], cwd=REPO, capture_output=True, text=True)
-    if done.returncode != 0:
+    if done.returncode != 0 and not (finished_ok and "nothing to resume" in done.stderr):
         raise SystemExit(f"{log[-1]} failed:\n{done.stderr[-3000:]}")
     return done.stdout + done.stderr
 
@@ -45,6 +44,7 @@ def main() -> None:
     opts = parser.parse_args()
 
     from kaggle_kit.competition import resolve
+    from kaggle_kit.run import RunDir
     from kaggle_kit.submission import score
 
     comp, log = resolve(opts.competition), []
@@ -56,10 +56,12 @@ def main() -> None:
         scores, seconds = [], []
         for seed in opts.seeds:
             out, csv = opts.work / "runs" / f"{name}-seed{seed}", opts.work / "subs" / f"{name}-seed{seed}.csv"
-            started = time.perf_counter()
             extra = [*shlex.split(opts.common), *shlex.split(flags), "--seed", str(seed)]
-            run(["train", comp.name, "--data-dir", str(data), "--out", str(out), *extra], log)
-            seconds.append(time.perf_counter() - started)
+            if (out / "config.json").is_file():  # an earlier invocation's run: finished, or continued exactly
+                run(["train", "--resume", str(out)], log, finished_ok=True)
+            else:
+                run(["train", comp.name, "--data-dir", str(data), "--out", str(out), *extra], log)
+            seconds.append(sum(RunDir(out).history()["seconds"]))  # the epochs' own time, resumed or not
             run(["predict", str(out), "--out", str(csv)], log)
             scores.append(score(csv, data / "answers.csv", comp))
         rows.append({"variant": name, "flags": flags, "scores": scores, "train_s": seconds})

@@ -235,6 +235,10 @@ class Recipe:
             said.append(f"mix_off_epoch={self.mix_off_epoch} has no effect: --mixup-alpha and --cutmix-alpha are 0")
         elif mixing and self.mix_off_epoch is not None and self.mix_off_epoch > self.epochs:
             said.append(f"mix_off_epoch={self.mix_off_epoch} is after --epochs {self.epochs}: every epoch mixes")
+        if mixing and self.freeze and self.feature_cache_views:
+            said.append(
+                "mixup/CutMix mix images: the epochs trained on cached features (--feature-cache-views) are not mixed"
+            )
         return said
 
 
