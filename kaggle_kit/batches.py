@@ -11,6 +11,7 @@ feature cache, validation and predict.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,6 +165,18 @@ class Batches:
         self._val_loader: tuple[bytes, EpochLoader] | None = None
         spec = augmentation_for(comp, recipe)
         self.use_gpu_data = use_array_path(data.train_cache, recipe, device)
+        workers_only = augment.needs_workers(spec)
+        if self.use_gpu_data and workers_only:
+            # GpuAugment has no policy or erasing: the run keeps its augmentation and reads through workers
+            if distributed.is_main():
+                print(
+                    f"note: augmentation '{recipe.aug}' has {' and '.join(workers_only)}, which only the "
+                    f"Albumentations pipeline applies: training reads through DataLoader workers, not from the "
+                    f"device",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            self.use_gpu_data = False
         if self.use_gpu_data:
             self.images = device_images(data.train_cache, device)
             self.labels = torch.as_tensor(data.labels, device=device)

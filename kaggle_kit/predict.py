@@ -47,7 +47,7 @@ from .recipe import Recipe
 from .run import RunDir, display_epoch
 from .run_config import RunConfig
 
-CHECKPOINTS = ("best", "last")
+CHECKPOINTS = ("best", "last", "swa")  # swa.pt: a run trained with --swa-epochs
 TTA_SHIFT = 2  # pixels; small next to the training translation (4), so a shifted view stays in-distribution
 IDENTITY, HFLIP = "identity", "hflip"
 SHIFTS = {
@@ -83,7 +83,7 @@ def load_run(run_dir: Path | str, checkpoint: str = "best", device: str = "auto"
     from . import models
 
     if checkpoint not in CHECKPOINTS:
-        raise KitError(f"unknown checkpoint '{checkpoint}': use --checkpoint best or --checkpoint last")
+        raise KitError(f"unknown checkpoint '{checkpoint}': use --checkpoint best, last or swa")
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise KitError(

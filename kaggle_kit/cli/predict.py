@@ -89,7 +89,9 @@ def score_command(
     data_dir: Optional[Path] = typer.Option(
         None, "--data-dir", help="RUN_DIR only: the training data (default: the folder the run was trained on)."
     ),
-    checkpoint: str = typer.Option("best", "--checkpoint", help="RUN_DIR only: best or last."),
+    checkpoint: str = typer.Option(
+        "best", "--checkpoint", help="RUN_DIR only: best, last or swa (a run trained with --swa-epochs)."
+    ),
     recalibrate: bool = typer.Option(
         False, "--recalibrate", help="RUN_DIR only: measure again instead of reading the stored calibration."
     ),
@@ -145,7 +147,9 @@ def predict_command(
     data_dir: Optional[Path] = typer.Option(
         None, "--data-dir", help="The competition's data folder or download (default: the one the run was trained on)."
     ),
-    checkpoint: str = typer.Option("best", "--checkpoint", help="best (highest validation score) or last."),
+    checkpoint: str = typer.Option(
+        "best", "--checkpoint", help="best (highest validation score), last, or swa (weights averaged by --swa-epochs)."
+    ),
     tta: Optional[bool] = typer.Option(
         None,
         "--tta/--no-tta",

@@ -26,11 +26,13 @@ from ..recipe import Recipe
 from ..resolve import Resolution
 from ..run import RunDir
 from .epoch import run_epoch
+from .hooks.averaging import WeightAveraging
 from .hooks.callback import OnEpoch
 from .hooks.checkpoints import Checkpoints
 from .hooks.early_stopping import EarlyStopping
 from .hooks.history import History
 from .hooks.interrupts import HeldInterrupt, Interrupts
+from .hooks.mixing import MixSwitch
 from .hooks.out_of_memory import OutOfMemory
 from .hooks.unfreeze import Unfreeze
 from .setup import prepare, say_notes
@@ -68,7 +70,9 @@ def fit(
     setup, state = prepare(comp, layout, recipe, run, resume, resolution, pseudo, val_ids)
     hooks = [  # the order they run in at every point; a hook that sets state.stop comes before the writers
         Unfreeze(recipe, setup.device),
+        MixSwitch(setup.mix, recipe.mix_off_epoch),
         EarlyStopping(recipe.early_stop_patience),
+        WeightAveraging(recipe, setup),  # before the writers: last.pt holds this epoch's average
         Checkpoints(run, recipe.epochs),
         History(run, comp, recipe.epochs),
         OnEpoch(on_epoch),
