@@ -27,10 +27,19 @@ def as_json(comp: Competition) -> dict:
     return data
 
 
+def as_taken(value, snapshot):
+    """`value` cut to the keys the snapshot holds: Recipe and AugmentSpec fields and augmentations added since
+    (the levers) are new, every value the snapshot holds must be unchanged."""
+    if isinstance(value, dict) and isinstance(snapshot, dict):
+        return {key: as_taken(value.get(key), snapshot[key]) for key in snapshot}
+    return value
+
+
 @pytest.mark.parametrize("name", ["cifar10", "dog_breed"])
 def test_built_ins_load_from_toml_to_their_former_values(name):
     comp = resolve(name)
-    assert as_json(comp) == json.loads(SNAPSHOT.read_text())[name]
+    snapshot = json.loads(SNAPSHOT.read_text())[name]
+    assert as_taken(as_json(comp), snapshot) == snapshot
     assert comp.source == "built-in" and comp.plans_dir == REPO / "competitions" / name / "plans"
     assert (comp.label_source, comp.id_has_extension, comp.positive_class, comp.group_column) == (
         "csv",
