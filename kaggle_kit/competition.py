@@ -29,11 +29,14 @@ class Competition:
     label_file: str  # e.g. trainLabels.csv
     label_column: str  # e.g. label / breed
     sample_file: str  # e.g. sampleSubmission.csv
-    id_kind: Literal["int", "hex"]  # int ids sort numerically; hex ids are file stems
+    id_kind: Literal["int", "hex", "text"]  # int ids sort numerically; hex ids are file stems; text: any string
     image_ext: str  # ".png" / ".jpg"
     metric: Metric
-    submission_kind: Literal["label", "probabilities"]  # one label string, or one column per class
-    class_source: Literal["declared", "sample_columns"]
+    # one label per row (a class name or integer grade), one column per class, or one column holding the
+    # probability of `positive_class` (a binary target)
+    submission_kind: Literal["label", "probabilities", "binary"]
+    # "labels": the training labels' names (numeric names sort numerically)
+    class_source: Literal["declared", "sample_columns", "labels"]
     recipes: dict[str, Recipe]
     default_recipe: str
     augmentations: dict[str, AugmentSpec]
@@ -56,6 +59,12 @@ class Competition:
     # Kaggle takes a notebook (rerun offline on the hidden test set) instead of a CSV; `push` also asks Kaggle's
     # competition listing (isKernelsSubmissionsOnly), so an undeclared code competition is still recognised
     code_competition: bool = False
+    # where a training image's class is written: a CSV keyed by id, one folder per class, the file name's prefix
+    label_source: Literal["csv", "folders", "filename"] = "csv"
+    id_has_extension: bool = False  # ids in the CSVs carry the file extension (`abc.tif`)
+    positive_class: str | None = None  # the class a "binary" probability column reports
+    group_column: str | None = None
+    source: str = "built-in"
 
     @property
     def url(self) -> str:
