@@ -33,9 +33,11 @@ def numeric_order(names) -> list[str]:
 
 
 def check_id(image_id: str, comp: Competition, where: str) -> None:
-    if image_id != image_id.strip() or not image_id:
+    if not image_id:
+        raise KitError(f"{where}: an id is blank; fix that row or download the file again")
+    if image_id != image_id.strip():
         # ids are matched as exact strings (file names, submission rows): a padded id matches nothing
-        raise KitError(f"{where}: id {image_id!r} is blank or has spaces around it; fix that row or download again")
+        raise KitError(f"{where}: id {image_id!r} has spaces around it; remove them or download the file again")
     if comp.id_kind == "text":
         return
     ok = image_id.isdigit() if comp.id_kind == "int" else all(c in "0123456789abcdef" for c in image_id)

@@ -521,7 +521,7 @@ def predict_run(
 
     calibration = current_calibration(loaded)
     # label submissions take the argmax, which no temperature changes: calibrate only when it can matter
-    temperature_matters = comp.submission_kind == "probabilities"
+    temperature_matters = comp.submission_kind != "label"
     tta_needs_it = tta is None and recipe.tta == "auto"
     if calibration is None and (temperature_matters or tta_needs_it):
         calibration = calibrate_loaded(loaded, layout, batch_size, workers)
