@@ -115,10 +115,12 @@ def find_download(slug: str, data_dir: Path | None) -> Path:
     return path
 
 
-def _nested_archives(root: Path, sample_file: str) -> dict[str, str]:
+def _nested_archives(root: Path, slug: str) -> dict[str, str]:
     """Archives inside the download that stand in for a folder (`train.zip`) or a file (`labels.csv.zip`)."""
     nested = {}
     for packed in sorted([*root.glob("*.zip"), *root.glob("*.7z")]):
+        if packed.name == f"{slug}.zip":  # the download itself, unpacked here
+            continue
         stem = packed.name.rsplit(".", 1)[0]
         if stem.lower().endswith(".csv"):
             nested[packed.name] = stem
@@ -142,7 +144,7 @@ def open_download(slug: str, name: str, metric: Metric, data_dir: Path | None) -
         sample = _sample_name([p.name for p in root.iterdir()], root)
     else:
         raise KitError(f"--data-dir {path} is neither a zip nor a folder: pass the download zip or its folder")
-    return root, _provisional(slug, name, metric, sample, _nested_archives(root, sample))
+    return root, _provisional(slug, name, metric, sample, _nested_archives(root, slug))
 
 
 # ------------------------------------------------------------------------------------------ image folders
@@ -198,8 +200,10 @@ def _test_files(comp: Competition, ids: list[str], files: set[str], test_dir: st
 
 
 def _csvs(root: Path, comp: Competition) -> list[str]:
+    """The CSVs besides the sample, those named like labels (`trainLabels.csv`, `train.csv`) first."""
     names = {p.name for p in root.glob("*.csv")} | {v for v in comp.nested_archives.values() if v.endswith(".csv")}
-    return sorted(n for n in names if n != comp.sample_file)
+    names.discard(comp.sample_file)
+    return sorted(names, key=lambda n: (not re.search("label|train", n, re.IGNORECASE), n))
 
 
 def _names_images(values: pd.Series, files: set[str], ext: str) -> bool:
@@ -307,10 +311,30 @@ def _probe(layout: Layout) -> tuple[list[tuple[int, int]], np.ndarray]:
         with zipfile.ZipFile(images.source) as zf:
             payloads = [zf.read(images.member(i)) for i in ids]
     else:
-        return [], np.zeros((2, 3))
+        payloads = _first_7z_images(images.source)
     decoded = [d for d in (decode(p, None, None) for p in payloads) if d is not None]
     pixels = np.concatenate([d.reshape(-1, 3) for d in decoded]).astype(np.float64) / 255
     return [d.shape[:2] for d in decoded], np.stack([pixels.mean(axis=0), pixels.std(axis=0)])
+
+
+class _Enough(Exception):
+    """Raised from the 7z stream's callback once the probe has its images: a solid archive is not read to the end."""
+
+
+def _first_7z_images(source: Path) -> list[bytes]:
+    payloads: list[bytes] = []
+
+    def take(member: str, data: bytes) -> None:
+        if is_image(member):
+            payloads.append(data)
+        if len(payloads) >= PROBE:
+            raise _Enough
+
+    try:
+        archive.stream_7z(source, take)
+    except _Enough:
+        pass
+    return payloads
 
 
 def _recipes(sizes, mean_std) -> tuple[dict, dict, dict]:
@@ -378,6 +402,18 @@ def _recipes(sizes, mean_std) -> tuple[dict, dict, dict]:
 # ------------------------------------------------------------------------------------------ inference
 
 
+def resolve_metric(slug: str, name: str | None) -> Metric:
+    """--metric by name; without it, Kaggle's evaluation metric for `slug` (credentials and network needed)."""
+    from .metrics import metric_by_name
+
+    if name:
+        return metric_by_name(name)
+    raise KitError(
+        f"the evaluation metric of {slug} cannot be read offline: pass --metric "
+        "(accuracy, logloss, auc, f1-micro, f1-macro, qwk, or Kaggle's name for it)"
+    )
+
+
 def infer(
     slug: str,
     metric: Metric,
@@ -401,7 +437,8 @@ def infer(
     comp = _test_files(comp, sample[columns[0]].tolist(), folders[test_dir][0], test_dir)
     comp = _label_source(root, comp, train_dir, *folders[train_dir], columns)
 
-    provisional = open_layout(replace(comp, class_source="labels", submission_kind="label"), root)
+    kind = "probabilities" if len(columns) > 2 else "label"  # for now only the header's check: the form comes next
+    provisional = open_layout(replace(comp, class_source="labels", submission_kind=kind), root)
     comp = _submission_form(comp, sample, provisional.classes, positive)
     sizes, mean_std = _probe(provisional)
     recipes, augmentations, settings = _recipes(sizes, mean_std)
@@ -416,3 +453,74 @@ def infer(
     layout = open_layout(comp, root)  # exactly as `train` will read it
     comp = replace(comp, declared_classes=tuple(layout.classes))  # what `sample` draws, what `validate` checks
     return Inferred(comp, layout, sizes, [])
+
+
+# ------------------------------------------------------------------------------------------ what init says
+
+
+def _size_text(sizes) -> str:
+    if not sizes:
+        return "unknown"
+    heights, widths = [s[0] for s in sizes], [s[1] for s in sizes]
+    if len(set(sizes)) == 1:
+        return f"{widths[0]}x{heights[0]}, all alike (first {len(sizes)} looked at)"
+    return f"{min(widths)}-{max(widths)} wide, {min(heights)}-{max(heights)} high (first {len(sizes)} looked at)"
+
+
+def _labels_text(comp: Competition) -> str:
+    if comp.label_source == "csv":
+        extension = "with" if comp.id_has_extension else "without"
+        return (
+            f"{comp.label_file}, column {comp.label_column!r} keyed by {comp.id_column!r} (ids {extension} the "
+            f"file extension)"
+        )
+    if comp.label_source == "folders":
+        return f"one folder per class under {comp.train_dir}/"
+    return f"the file name's prefix in {comp.train_dir}/ (like {comp.declared_classes[0]}.1{comp.image_ext})"
+
+
+def _submission_text(comp: Competition) -> str:
+    if comp.submission_kind == "probabilities":
+        return f"one probability column per class ({comp.id_column} + {len(comp.declared_classes)} columns)"
+    if comp.submission_kind == "binary":
+        return f"one probability column {comp.label_column!r}: the probability of class {comp.positive_class!r}"
+    grades = all(c.isdigit() for c in comp.declared_classes)
+    return f"one label per row in column {comp.label_column!r} ({'an integer grade' if grades else 'a class name'})"
+
+
+def _recipe_text(comp: Competition) -> str:
+    recipe = comp.recipe()
+    if recipe.pretrained:
+        return f"{recipe.name}: pretrained {recipe.arch} fine-tuned at {recipe.img_size}px (photos of varied size)"
+    return f"{recipe.name}: {recipe.arch} with the CIFAR stem from scratch at {recipe.img_size}px, dataset mean/std"
+
+
+def describe(found: Inferred) -> list[str]:
+    """What `init` inferred, one line each."""
+    comp, layout = found.competition, found.layout
+    formats = Counter(i[i.rfind(".") :].lower() for i in (f"{x}{layout.train.ext}" for x in layout.train.ids))
+    counts = layout.class_counts()
+    return [
+        f"images: {comp.train_dir}/ ({len(layout.train.ids)}, {layout.train.kind}) and {comp.test_dir}/ "
+        f"({len(layout.test.ids)}, {layout.test.kind}); formats {', '.join(sorted(formats))}",
+        f"labels: {_labels_text(comp)}",
+        f"classes ({len(counts)}): " + ", ".join(f"{name} {count}" for name, count in counts.items()),
+        f"ids: {comp.id_kind}, in {comp.sample_file} order (column {comp.id_column!r})",
+        f"submission: {_submission_text(comp)}",
+        f"metric: {comp.metric.label} - {comp.metric.direction}",
+        f"image sizes: {_size_text(found.sizes)}",
+        f"recipe: {_recipe_text(comp)}; augmentations {', '.join(comp.augmentations)}",
+    ]
+
+
+def write_declaration(comp: Competition, out: Path | None) -> Path:
+    """The declaration as TOML at `out`, or in the user's competitions folder where `resolve` finds it."""
+    from .competition import declaration_folders
+    from .declaration import dump
+    from .run_config import atomic_write_text
+
+    if out is None:
+        folder = dict(declaration_folders())["user"]
+        out = folder / f"{comp.name}.toml"
+    atomic_write_text(Path(out), dump(comp))
+    return Path(out)
