@@ -94,25 +94,26 @@ def _provisional(slug: str, name: str, metric: Metric, sample_file: str, nested:
     )
 
 
-def find_download(slug: str, data_dir: Path | None) -> Path:
+def find_download(slug: str, data_dir: Path | None) -> Path | None:
     """The download's zip or folder (the default place `train` looks, unless --data-dir says otherwise)."""
-    path = Path(data_dir) if data_dir else None
-    if path is None:
-        for candidate in (Path(f"/kaggle/input/{slug}"), Path("data") / slug):
-            if candidate.exists():
-                path = candidate
-                break
-    if path is None or not path.exists():
-        where = path or Path("data") / slug
-        raise KitError(
-            f"no download of {slug} at {where}: download it with `kaggle competitions download {slug}` and pass "
-            "--data-dir (the zip or its folder)"
-        )
-    if path.is_dir():
-        zips = [z for z in sorted(path.glob("*.zip")) if z.name == f"{slug}.zip"]
-        if zips:
-            return zips[0]
+    candidates = [Path(data_dir)] if data_dir else [Path(f"/kaggle/input/{slug}"), Path("data") / slug]
+    path = next((c for c in candidates if c.exists()), None)
+    if path is not None and path.is_dir() and (path / f"{slug}.zip").is_file():
+        return path / f"{slug}.zip"
     return path
+
+
+def _fetch(slug: str, name: str, metric: Metric, data_dir: Path | None) -> Path:
+    """A missing download fetched with the official client, when there are credentials to do it with."""
+    from .kaggle_api import credential_source, fetch
+
+    target = Path(data_dir) if data_dir else Path("data") / slug
+    if credential_source().kind == "none":
+        raise KitError(
+            f"no download of {slug} at {target}: pass --data-dir (the zip Kaggle's client saved, or its folder), or "
+            "set up Kaggle credentials (`kaggle-kit doctor`) so init downloads it"
+        )
+    return fetch(_provisional(slug, name, metric, "", {}), target)
 
 
 def _nested_archives(root: Path, slug: str) -> dict[str, str]:
@@ -133,7 +134,7 @@ def _nested_archives(root: Path, slug: str) -> dict[str, str]:
 
 def open_download(slug: str, name: str, metric: Metric, data_dir: Path | None) -> tuple[Path, Competition]:
     """(root folder of the download, provisional declaration): the outer zip unpacked once as `train` would."""
-    path = find_download(slug, data_dir)
+    path = find_download(slug, data_dir) or _fetch(slug, name, metric, data_dir)
     if path.is_file() and path.suffix == ".zip":
         sample = _sample_name(_members(path), path)
         comp = _provisional(slug, name, metric, sample, {})
@@ -404,14 +405,17 @@ def _recipes(sizes, mean_std) -> tuple[dict, dict, dict]:
 
 def resolve_metric(slug: str, name: str | None) -> Metric:
     """--metric by name; without it, Kaggle's evaluation metric for `slug` (credentials and network needed)."""
+    from .kaggle_api import credential_source, evaluation_metric
     from .metrics import metric_by_name
 
     if name:
         return metric_by_name(name)
-    raise KitError(
-        f"the evaluation metric of {slug} cannot be read offline: pass --metric "
-        "(accuracy, logloss, auc, f1-micro, f1-macro, qwk, or Kaggle's name for it)"
-    )
+    if credential_source().kind == "none":
+        raise KitError(
+            f"the evaluation metric of {slug} cannot be read offline: pass --metric "
+            "(accuracy, logloss, auc, f1-micro, f1-macro, qwk, or Kaggle's name for it)"
+        )
+    return metric_by_name(evaluation_metric(slug))
 
 
 def infer(

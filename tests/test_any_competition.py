@@ -10,6 +10,7 @@ pass on it, the score equal to scikit-learn's on the same files. Bad downloads a
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import zipfile
@@ -340,6 +341,13 @@ BAD = {
 }
 
 
+def _environment(tmp_path: Path, **settings) -> dict:
+    """This process's environment without the machine's Kaggle setup, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE") and "proxy" not in k.lower()}
+    env.update(HOME=str(tmp_path / "home"), KAGGLE_CONFIG_DIR=str(tmp_path / "kaggle-config"), **settings)
+    return env
+
+
 @pytest.mark.parametrize("case", list(BAD))
 def test_a_download_init_cannot_read_is_a_one_line_error(downloads, case, tmp_path):
     shape, damage, flags, needles = BAD[case]
@@ -349,7 +357,8 @@ def test_a_download_init_cannot_read_is_a_one_line_error(downloads, case, tmp_pa
     given.update(dict(zip(flags[::2], flags[1::2])))
     options = [part for key, value in given.items() if value for part in (key, value)]
     out = tmp_path / "declared.toml"
-    result = run_cli("init", _slug(shape), "--data-dir", folder, "--out", out, *options)
+    command = ("init", _slug(shape), "--data-dir", folder, "--out", out, *options)
+    result = run_cli(*command, env=_environment(tmp_path), replace_env=True)
     assert_one_line_error(result, *needles)
     assert not out.exists()
 
@@ -362,3 +371,24 @@ def test_init_writes_where_out_says_and_counts_the_classes_it_finds(downloads, t
     assert result.returncode == 0, result.stderr
     assert "classes (3): Black-grass 12, Common Chickweed 12, Loose Silky-bent 12" in result.stdout
     assert out.is_file() and not (downloads.folder / "plant_seedlings_mini.toml").exists()
+
+
+def test_init_online_takes_kaggles_metric_and_fetches_the_download(downloads, tmp_path):
+    from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
+
+    from kaggle_kit.competition import resolve
+
+    bundle = downloads.download("grades")
+    with KaggleServer(resolve("grades"), bundle, evaluation_metric="Quadratic Weighted Kappa") as server:
+        env = _environment(
+            tmp_path,
+            KAGGLE_USERNAME=DEFAULT_USERNAME,
+            KAGGLE_KEY=DEFAULT_KEY,
+            KAGGLE_KIT_API_ENDPOINT=server.url,
+            NO_PROXY="127.0.0.1,localhost",
+        )
+        result = run_cli("init", "grades-mini", "--out", tmp_path / "g.toml", cwd=tmp_path, env=env, replace_env=True)
+    assert result.returncode == 0, result.stderr
+    assert "metric: quadratic weighted kappa - higher is better" in result.stdout
+    assert (tmp_path / "data" / "grades-mini" / "grades-mini.zip").is_file()
+    assert "classes (5): 0 10, 1 10, 2 10, 3 10, 4 10" in result.stdout
