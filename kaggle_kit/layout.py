@@ -328,11 +328,13 @@ def _train_labels(root: Path, comp: Competition, work_dir: Path, files: set[str]
 
 
 def _check_images(source: Path, ids: list[str], ext: str, names: set[str], what: str) -> None:
+    """Every id has its file: `what` says which ids ("labelled id", "test id of sample.csv")."""
     missing = [i for i in ids if f"{i}{ext}" not in names]
     if missing:
+        kind, _, of = what.partition(" of ")
         raise KitError(
-            f"{source}: no image for {what} {missing[0]} ({len(missing)} missing in all, expected "
-            f"{missing[0]}{ext}); {_missing_image_fix(f'{missing[0]}{ext}', names)}"
+            f"{source}: no image for {kind} {missing[0]}{' of ' + of if of else ''} ({len(missing)} missing in all, "
+            f"expected {missing[0]}{ext}); {_missing_image_fix(f'{missing[0]}{ext}', names)}"
         )
 
 
@@ -364,7 +366,7 @@ def open_layout(comp: Competition, data_dir: Path | str | None = None) -> Layout
     test_ids = sample_ids(sample, comp)
     test_ext = "" if comp.id_has_extension else comp.image_ext
     test_source, test_prefix, test_files, _ = _image_source(root, comp, comp.test_dir)
-    _check_images(test_source, test_ids, test_ext, test_files, f"test id of {comp.sample_file}:")
+    _check_images(test_source, test_ids, test_ext, test_files, f"test id of {comp.sample_file}")
     return Layout(
         competition=comp,
         root=root,
