@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import distributed
-from .cache import ImageCache, load_images
+from .cache import ImageCache, joined_cache, load_images
 from .competition import Competition
 from .data import (
     CachedImages,
@@ -32,7 +32,9 @@ from .data import (
     loader,
     seed_everything,
 )
+from .errors import KitError
 from .layout import Layout
+from .pseudo_labels import PseudoLabels
 from .recipe import Recipe
 from .resolve import augmentation_for
 from .run import RunDir
@@ -78,7 +80,9 @@ class Data:
     ids: list[str]
 
 
-def prepare_data(layout: Layout, recipe: Recipe, run: RunDir | None, resume: bool) -> Data:
+def prepare_data(
+    layout: Layout, recipe: Recipe, run: RunDir | None, resume: bool, pseudo: PseudoLabels | None = None
+) -> Data:
     cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
     ids = layout.train.ids
     split_path = run.file("split.json") if run else None
@@ -101,7 +105,32 @@ def prepare_data(layout: Layout, recipe: Recipe, run: RunDir | None, resume: boo
         bad = {ids.index(i) for i in cache.bad_ids}
         train_idx = np.array([i for i in train_idx if i not in bad], dtype=np.int64)
         val_idx = np.array([i for i in val_idx if i not in bad], dtype=np.int64)
-    return Data(cache, layout.train_labels, train_idx, val_idx, ids)
+    data = Data(cache, layout.train_labels, train_idx, val_idx, ids)
+    return with_pseudo_labels(data, layout, recipe, pseudo) if pseudo is not None else data
+
+
+def with_pseudo_labels(data: Data, layout: Layout, recipe: Recipe, pseudo: PseudoLabels) -> Data:
+    """`data` with the pseudo-labelled test images appended to the cache and to the training split alone: the
+    validation split keeps its labelled images, and its positions, unchanged. Pixels come from predict's test
+    cache (decoded once), at the size this run trains at."""
+    test = load_images(layout, "test", cache_short_side(recipe), skip_bad=True)
+    position = {image_id: n for n, image_id in enumerate(test.ids)}
+    missing = [i for i in pseudo.ids if i not in position]
+    if missing:
+        raise KitError(
+            f"pseudo-label id {missing[0]} is not a test id of {layout.sample_path} ({len(missing)} missing): "
+            f"train with the data the pseudo-labels were chosen on"
+        )
+    positions = np.array([position[i] for i in pseudo.ids], dtype=np.int64)
+    cache = joined_cache(data.train_cache, test, positions, layout.work_dir)
+    first = len(data.train_cache)
+    return Data(
+        cache,
+        np.concatenate([data.labels, pseudo.labels]).astype(np.int64),
+        np.concatenate([data.train_idx, first + np.arange(len(positions))]).astype(np.int64),
+        data.val_idx,
+        list(data.ids) + list(pseudo.ids),
+    )
 
 
 class Batches:

@@ -304,3 +304,49 @@ def _build(
     cache = open_cache(path)
     cache.freshly_built = True
     return cache
+
+
+def joined_cache(first: ImageCache, second: ImageCache, positions: np.ndarray, work_dir: Path) -> ImageCache:
+    """One cache of every image of `first` followed by `second[positions]` (pseudo-labelled test images after the
+    training images), so every data path (device-resident, DataLoader workers, feature cache) reads it as any
+    cache. Built once per selection in `work_dir/cache`, staged and renamed into place like a decoded cache."""
+    import hashlib
+
+    positions = np.asarray(positions, dtype=np.int64)
+    key = hashlib.sha1(f"{first.path.name}/{second.path.name}/".encode() + positions.tobytes()).hexdigest()[:16]
+    path = work_dir / "cache" / f"joined-{first.path.name}+{len(positions)}-{key}"
+    cache = open_cache(path)
+    if cache is not None:
+        return cache
+    with exclusive(path.parent / f".{path.name}.lock"):
+        return open_cache(path) or _build_joined(first, second, positions, path)
+
+
+def _build_joined(first: ImageCache, second: ImageCache, positions: np.ndarray, path: Path) -> ImageCache:
+    staging = path.parent / f".{path.name}.building"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        head = int((first.starts + np.prod(first.shapes, axis=1)).max()) if len(first) else 0
+        with open(staging / "pixels.u8", "wb") as out:
+            with open(first.path / "pixels.u8", "rb") as source:
+                shutil.copyfileobj(source, out)
+            out.truncate(head)  # what lies past the last image (nothing, in a cache built here) is not copied
+            out.seek(head)
+            for i in positions:
+                out.write(np.ascontiguousarray(second[int(i)]).tobytes())
+        shapes = np.concatenate([first.shapes, second.shapes[positions]]).astype(np.int32)
+        sizes = np.prod(second.shapes[positions], axis=1).astype(np.int64)
+        starts = np.concatenate([first.starts, head + np.cumsum(sizes) - sizes])
+        ids = list(first.ids) + [second.ids[int(i)] for i in positions]
+        np.savez(staging / "index.npz", ids=np.array(ids, dtype=str), starts=starts, shapes=shapes)
+        (staging / "meta.json").write_text(
+            json.dumps({"joined": [first.path.name, second.path.name], "count": len(ids), "bad_ids": first.bad_ids})
+        )
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return open_cache(path)

@@ -492,38 +492,42 @@ def _decide_tta(loaded: LoadedRun, tta: bool | None, calibration: dict[str, Any]
     return bool(calibration["tta"]), "calibration"
 
 
-def predict_run(
-    run_dir: Path | str,
-    data_dir: Path | str | None = None,
-    checkpoint: str = "best",
+@dataclass
+class CalibratedProbabilities:
+    """A run's calibrated probabilities for every test image, and the configuration that made them."""
+
+    ids: list[str]  # the test cache's ids: the sample submission's order
+    probabilities: np.ndarray  # (n, classes) float, softmax(logits / temperature)
+    tta: bool
+    views: tuple[str, ...]
+    temperature: float
+    tta_source: str
+    calibration: dict[str, Any] | None
+    val_metric: float | None
+    seconds: float
+    images_per_s: float
+    bad_ids: list[str] = field(default_factory=list)  # predicted from a grey placeholder
+    warnings: list[str] = field(default_factory=list)
+
+
+def calibrated_test_probabilities(
+    loaded: LoadedRun,
+    layout,
     tta: bool | None = None,
-    out: Path | str | None = None,
     *,
-    device: str = "auto",
+    calibrated: bool = False,
     batch_size: int | None = None,
     workers: int | None = None,
-) -> PredictResult:
-    """Predict every test image of the run's competition and write a validated submission.
-
-    The file goes to `out`, default `submissions/<competition>/<run name>.csv`. `tta` None follows the
-    recipe (on/off) or the run's calibration (auto); the calibration is made first when missing or stale.
-    """
-    from .runs import record_written
-    from .submission import read_sample, write_checked_submission
-
-    loaded = load_run(run_dir, checkpoint, device)
+) -> CalibratedProbabilities:
+    """`loaded`'s probabilities for the test set with its stored TTA choice and temperature (what `predict`
+    submits). `tta` None follows the recipe or the calibration; `calibrated` measures a missing or stale
+    calibration even where the submission would not need it (pseudo-labels threshold the probabilities)."""
     comp, recipe, run = loaded.competition, loaded.recipe, loaded.run
-    layout = open_run_layout(loaded, data_dir)
-    path = Path(out) if out else Path("submissions") / comp.name / f"{run.name}.csv"
-    if path.is_dir():
-        raise KitError(f"--out {path} is a folder: give the submission's file name, e.g. {path / (run.name + '.csv')}")
-    sample = read_sample(layout.sample_path, comp)  # a bad sample fails before minutes of inference
-
     calibration = current_calibration(loaded)
     # label submissions take the argmax, which no temperature changes: calibrate only when it can matter
     temperature_matters = comp.submission_kind != "label"
     tta_needs_it = tta is None and recipe.tta == "auto"
-    if calibration is None and (temperature_matters or tta_needs_it):
+    if calibration is None and (calibrated or temperature_matters or tta_needs_it):
         calibration = calibrate_loaded(loaded, layout, batch_size, workers)
     use_tta, tta_source = _decide_tta(loaded, tta, calibration)
     temperature, val_metric = 1.0, None
@@ -556,26 +560,71 @@ def predict_run(
         workers=workers,
         description=f"predicting {run.name}",
     )
-    probs = softmax(logits.mean, temperature)
-    validation = write_checked_submission(path, comp, sample, layout.sample_path, cache.ids, probs, loaded.classes)
+    return CalibratedProbabilities(
+        ids=list(cache.ids),
+        probabilities=softmax(logits.mean, temperature),
+        tta=use_tta,
+        views=views,
+        temperature=temperature,
+        tta_source=tta_source,
+        calibration=calibration,
+        val_metric=val_metric,
+        seconds=logits.seconds,
+        images_per_s=logits.images_per_s,
+        bad_ids=list(cache.bad_ids),
+        warnings=warnings,
+    )
+
+
+def predict_run(
+    run_dir: Path | str,
+    data_dir: Path | str | None = None,
+    checkpoint: str = "best",
+    tta: bool | None = None,
+    out: Path | str | None = None,
+    *,
+    device: str = "auto",
+    batch_size: int | None = None,
+    workers: int | None = None,
+) -> PredictResult:
+    """Predict every test image of the run's competition and write a validated submission.
+
+    The file goes to `out`, default `submissions/<competition>/<run name>.csv`. `tta` None follows the
+    recipe (on/off) or the run's calibration (auto); the calibration is made first when missing or stale.
+    """
+    from .runs import record_written
+    from .submission import read_sample, write_checked_submission
+
+    loaded = load_run(run_dir, checkpoint, device)
+    comp, run = loaded.competition, loaded.run
+    layout = open_run_layout(loaded, data_dir)
+    path = Path(out) if out else Path("submissions") / comp.name / f"{run.name}.csv"
+    if path.is_dir():
+        raise KitError(f"--out {path} is a folder: give the submission's file name, e.g. {path / (run.name + '.csv')}")
+    sample = read_sample(layout.sample_path, comp)  # a bad sample fails before minutes of inference
+
+    test = calibrated_test_probabilities(loaded, layout, tta, batch_size=batch_size, workers=workers)
+    validation = write_checked_submission(
+        path, comp, sample, layout.sample_path, test.ids, test.probabilities, loaded.classes
+    )
     record_written(path, run.path, comp.name, layout.root, layout.sample_path)  # so `submit FILE` finds the run
     return PredictResult(
         path=path,
         competition=comp,
         rows=validation.rows,
-        tta=use_tta,
-        views=views,
-        temperature=temperature,
-        tta_source=tta_source,
+        tta=test.tta,
+        views=test.views,
+        temperature=test.temperature,
+        tta_source=test.tta_source,
         checkpoint=checkpoint,
         epoch=loaded.epoch,
         device=str(loaded.device),
-        seconds=logits.seconds,
-        images_per_s=logits.images_per_s,
+        seconds=test.seconds,
+        images_per_s=test.images_per_s,
         sample_path=layout.sample_path,
-        calibration=calibration,
-        val_metric=val_metric,
-        warnings=warnings,
+        calibration=test.calibration,
+        val_metric=test.val_metric,
+        warnings=test.warnings,
     )
 
 

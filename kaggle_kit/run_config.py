@@ -76,6 +76,7 @@ class RunConfig:
     tta: bool | None = None  # best.pt's calibrated choice
     temperature: float | None = None  # best.pt's calibrated temperature
     calibrations: dict[str, dict[str, Any]] = field(default_factory=dict)  # checkpoint name -> its calibration
+    pseudo_labels: dict[str, Any] | None = None  # source, threshold, counts (pseudo_labels.py); None: none used
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
@@ -100,6 +101,7 @@ class RunConfig:
             tta=data.get("tta"),
             temperature=temperature,
             calibrations=_calibrations(data.get("calibration")),
+            pseudo_labels=data.get("pseudo_labels") if isinstance(data.get("pseudo_labels"), dict) else None,
         )
 
     @classmethod

@@ -35,6 +35,14 @@ def train(
         "MLflow ($MLFLOW_TRACKING_URI, else runs/mlflow.db) or TensorBoard "
         "(RUN/tensorboard); repeatable",
     ),
+    pseudo_labels: Optional[Path] = typer.Option(
+        None,
+        metavar="RUN_DIR",
+        help="also train on the test images this run predicts confidently, labelled with its prediction",
+    ),
+    pseudo_threshold: Optional[float] = typer.Option(
+        None, help="calibrated probability a test image needs to be pseudo-labelled, in (0, 1] (default 0.9)"
+    ),
     **overrides,
 ) -> None:
     """Train a model; every recipe setting can be overridden by its flag."""
@@ -62,7 +70,8 @@ def train(
     try:
         if resume:
             given = [f"--{name.replace('_', '-')}" for name, value in overrides.items() if value is not None]
-            given += [flag for flag, value in (("--recipe", recipe), ("--out", out)) if value is not None]
+            named = (("--recipe", recipe), ("--out", out), ("--pseudo-labels", pseudo_labels))
+            given += [flag for flag, value in named + (("--pseudo-threshold", pseudo_threshold),) if value is not None]
             if given:
                 raise KitError(
                     f"--resume continues {resume} with the settings in its config.json, so {', '.join(given)} "
@@ -73,7 +82,10 @@ def train(
         else:
             if not competition:
                 raise typer.BadParameter("give a COMPETITION (or --resume RUN_DIR)")
-            result = training.train(competition, data_dir, recipe, out, tracker=tracker, **overrides)
+            pseudo = _pseudo_labels(competition, data_dir, recipe, pseudo_labels, pseudo_threshold, overrides)
+            result = training.train(
+                competition, data_dir, recipe, out, tracker=tracker, pseudo_labels=pseudo, **overrides
+            )
     except BaseException as error:
         if tracker:
             tracker.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
@@ -132,6 +144,33 @@ def train(
         tracker.finish()  # after calibration and analysis, so their pictures are logged too
     print(f"run: {result.run_dir}")
     print(f"next: kaggle-kit predict {result.run_dir}")
+
+
+def _pseudo_labels(competition, data_dir, recipe, source, threshold, overrides):
+    """The test images `source` labels confidently, chosen on rank 0 and handed to the others: every rank must
+    train on one set, and predictions on different devices may differ at the threshold's edge."""
+    from .. import distributed
+    from ..train.entry import check_request
+
+    if source is None:
+        if threshold is not None:
+            raise KitError("--pseudo-threshold needs --pseudo-labels RUN_DIR (the run whose predictions it thresholds)")
+        return None
+    from ..pseudo import DEFAULT_THRESHOLD, check_threshold, select
+
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+    check_threshold(threshold)
+    _, _, requested = check_request(competition, recipe, overrides)  # a bad flag fails before the test set is predicted
+    chosen = None
+    if distributed.is_main():
+        chosen = select(competition, data_dir, source, threshold, requested.device)
+        counts = ", ".join(f"{name} {n}" for name, n in chosen.record()["per_class"].items())
+        print(
+            f"pseudo-labels: {len(chosen)} of {chosen.test_images} test images at calibrated probability >= "
+            f"{chosen.threshold:g} from {source} ({counts})",
+            file=sys.stderr,
+        )
+    return distributed.broadcast_object(chosen)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,8 +10,10 @@ from typing import Any
 from .. import distributed
 from ..competition import Competition
 from ..errors import KitError
+from ..layout import Layout
+from ..pseudo_labels import PseudoLabels
 from ..recipe import Recipe
-from ..resolve import explicit_settings, resolve_recipe
+from ..resolve import Resolution, explicit_settings, resolve_recipe
 from ..run import DEFAULT_RUNS_DIR, HISTORY, RunDir
 from .loop import TrainResult, fit
 from .setup import check_normalization
@@ -24,25 +26,15 @@ def train(
     out: Path | str | None = None,
     runs_root: Path | str = DEFAULT_RUNS_DIR,
     tracker=None,
+    pseudo_labels: PseudoLabels | None = None,
     **overrides: Any,
 ) -> TrainResult:
-    """`train("dog_breed", arch="resnet34")`: resolve, read the data, train, and return the result."""
-    from ..competition import resolve
-    from ..layout import open_layout
+    """`train("dog_breed", arch="resnet34")`: resolve, read the data, train, and return the result.
+    `pseudo_labels`: confident test predictions to train on as well (chosen by `kaggle_kit.pseudo.select`)."""
     from ..run import new_run_path
 
-    comp = resolve(competition) if isinstance(competition, str) else competition
-    base = recipe if isinstance(recipe, Recipe) else comp.recipe(recipe)
-    requested = base.replace(**{k: v for k, v in overrides.items() if v is not None}).validate()
-    comp.augmentation(requested.aug)  # unknown augmentation names fail before any data is read
-    check_normalization(comp, requested)
-    from .. import models
-
-    models.resolve_arch(requested.arch)  # unknown names fail before any data is read
-    layout = open_layout(comp, data_dir)
-    n_train = round(len(layout.train.ids) * (1 if requested.full_train else 1 - requested.val_fraction))
-    n_train //= distributed.world_size()  # the batch is per process: each rank steps through its own share
-    resolution = resolve_recipe(comp, requested, explicit_settings(comp, base, overrides), n_train)
+    added = len(pseudo_labels) if pseudo_labels is not None else 0
+    comp, layout, resolution = resolve_training(competition, data_dir, recipe, overrides, added)
     resolved = resolution.recipe
     path = Path(out) if out else new_run_path(Path(runs_root), comp.name, resolved.arch, resolved.name)
     if out and (path / "config.json").exists():
@@ -64,7 +56,13 @@ def train(
         tracker.attach(path)
     try:
         result = fit(
-            comp, layout, resolved, run, resolution=resolution, on_epoch=tracker.log_epoch if tracker else None
+            comp,
+            layout,
+            resolved,
+            run,
+            resolution=resolution,
+            on_epoch=tracker.log_epoch if tracker else None,
+            pseudo=pseudo_labels,
         )
     except BaseException:
         remove_if_nothing_to_resume()
@@ -72,6 +70,42 @@ def train(
     if result.interrupted:
         remove_if_nothing_to_resume()
     return result
+
+
+def resolve_training(
+    competition: str | Competition,
+    data_dir: Path | str | None,
+    recipe: str | Recipe | None,
+    overrides: dict[str, Any],
+    added_images: int = 0,
+) -> tuple[Competition, Layout, Resolution]:
+    """The competition, its data and the recipe fitted to it, exactly as `train` gets them (`lr-find` too).
+    `added_images`: training images beyond the labelled ones (pseudo-labels), counted when sizing the batch."""
+    from ..layout import open_layout
+
+    comp, base, requested = check_request(competition, recipe, overrides)
+    layout = open_layout(comp, data_dir)
+    n_train = round(len(layout.train.ids) * (1 if requested.full_train else 1 - requested.val_fraction))
+    n_train += added_images
+    n_train //= distributed.world_size()  # the batch is per process: each rank steps through its own share
+    return comp, layout, resolve_recipe(comp, requested, explicit_settings(comp, base, overrides), n_train)
+
+
+def check_request(
+    competition: str | Competition, recipe: str | Recipe | None, overrides: dict[str, Any]
+) -> tuple[Competition, Recipe, Recipe]:
+    """(competition, named recipe, recipe with the user's settings), checked before any data is read: a bad flag
+    fails in a second, not after minutes of decoding or predicting."""
+    from .. import models
+    from ..competition import resolve
+
+    comp = resolve(competition) if isinstance(competition, str) else competition
+    base = recipe if isinstance(recipe, Recipe) else comp.recipe(recipe)
+    requested = base.replace(**{k: v for k, v in overrides.items() if v is not None}).validate()
+    comp.augmentation(requested.aug)  # unknown augmentation names
+    check_normalization(comp, requested)
+    models.resolve_arch(requested.arch)  # unknown architecture names
+    return comp, base, requested
 
 
 def resume(

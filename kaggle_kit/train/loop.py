@@ -21,6 +21,7 @@ from typing import Any
 from .. import distributed, progress
 from ..competition import Competition
 from ..layout import Layout
+from ..pseudo_labels import PseudoLabels
 from ..recipe import Recipe
 from ..resolve import Resolution
 from ..run import RunDir
@@ -56,11 +57,13 @@ def fit(
     resume: bool = False,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     resolution: Resolution | None = None,
+    pseudo: PseudoLabels | None = None,
 ) -> TrainResult:
     """Train `recipe` on `layout` into `run`; with `resume`, continue from the run's last checkpoint.
-    `resolution`: how `recipe` was derived from the named one (recorded in config.json, said as notes)."""
+    `resolution`: how `recipe` was derived from the named one (recorded in config.json, said as notes).
+    `pseudo`: test images to train on as well (a new run; a resumed one reads its own from the run folder)."""
     started = time.perf_counter()
-    setup, state = prepare(comp, layout, recipe, run, resume, resolution)
+    setup, state = prepare(comp, layout, recipe, run, resume, resolution, pseudo)
     hooks = [  # the order they run in at every point; a hook that sets state.stop comes before the writers
         Unfreeze(recipe, setup.device),
         EarlyStopping(recipe.early_stop_patience),

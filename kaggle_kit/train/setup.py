@@ -22,6 +22,7 @@ from ..device import (
 )
 from ..errors import KitError
 from ..layout import Layout
+from ..pseudo_labels import PseudoLabels
 from ..recipe import Recipe
 from ..resolve import Resolution, augmentation_for
 from ..run import RunDir, git_commit, versions
@@ -50,10 +51,17 @@ class Setup:
 
 
 def prepare(
-    comp: Competition, layout: Layout, recipe: Recipe, run: RunDir, resume: bool, resolution: Resolution | None
+    comp: Competition,
+    layout: Layout,
+    recipe: Recipe,
+    run: RunDir,
+    resume: bool,
+    resolution: Resolution | None,
+    pseudo: PseudoLabels | None = None,
 ) -> tuple[Setup, TrainState]:
-    """Check the recipe, read the data, build the model and its optimizer; with `resume`, load `last.pt`."""
-    from .. import features, models
+    """Check the recipe, read the data, build the model and its optimizer; with `resume`, load `last.pt` (and the
+    run's own pseudo-labels, whatever `pseudo` says)."""
+    from .. import features, models, pseudo_labels
 
     recipe.validate()
     features.check_recipe(recipe)
@@ -70,14 +78,19 @@ def prepare(
     if distributed.is_main():
         run.ensure()
     distributed.barrier()
-    data = prepare_data(layout, recipe, run, resume)
+    if resume:
+        pseudo = pseudo_labels.load(run, layout.classes)
+    data = prepare_data(layout, recipe, run, resume, pseudo)
     model = models.build_model(recipe, len(layout.classes))
     mean, std = input_normalization(comp, recipe, model)
     if distributed.is_main() and not resume:
         derivation = resolution.record() if resolution else {}
         extra = {"skipped_images": data.train_cache.bad_ids, **derivation}
+        if pseudo is not None:  # the set first, so config.json never names a file that is not there
+            pseudo_labels.save(run, pseudo)
+            extra["pseudo_labels"] = pseudo.record()
         run.create(run_config(comp, layout, recipe, (mean, std), extra))
-    model, channels_last = _place(model, recipe, device)
+    model, channels_last = place_model(model, recipe, device)
 
     batches = Batches(data, comp, recipe, device, mean, std)
     if distributed.is_main():
@@ -92,7 +105,7 @@ def prepare(
     return setup, _train_state(setup, model, checkpoint)
 
 
-def _place(model: torch.nn.Module, recipe: Recipe, device: torch.device) -> tuple[torch.nn.Module, bool]:
+def place_model(model: torch.nn.Module, recipe: Recipe, device: torch.device) -> tuple[torch.nn.Module, bool]:
     """The model as it trains: synced BatchNorm under DDP, frozen backbone, on the device, in its memory format."""
     from .. import models
 

@@ -1,0 +1,43 @@
+"""`kaggle-kit lr-find`: the learning-rate range test on a generated CIFAR-10 sample."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import assert_one_line_error, run_cli
+
+TINY = ["--arch", "test_resnet", "--stem", "imagenet", "--batch-size", "32", "--workers", "0"]
+
+
+def test_lr_find_writes_the_curve_and_suggests_a_rate_below_the_divergence(sample_zips, tmp_path):
+    out = tmp_path / "lr"
+    # an end rate far past any sane one, so the test sees the divergence stop it early
+    result = run_cli(
+        "lr-find", "cifar10", "--data-dir", sample_zips["cifar10"], *TINY, "--num-steps", "40", "--end-lr", "1000",
+        "--out", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (out / "lr_find.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curve = pd.read_csv(out / "lr_find.csv")
+    summary = json.loads((out / "lr_find.json").read_text())
+    assert 5 <= len(curve) < 40, "the divergence ends the test before the last planned rate"
+    assert np.allclose(np.diff(np.log(curve["lr"])), np.log(1000 / 1e-7) / 39, rtol=1e-3)  # exponential steps
+    assert summary["diverged_lr"] == pytest.approx(curve["lr"].iloc[-1], rel=1e-4)
+    assert curve["smoothed_loss"].iloc[-1] > 4 * curve["smoothed_loss"].min()
+    suggestion = summary["suggestion"]
+    assert 1e-7 <= suggestion < summary["diverged_lr"]
+    assert suggestion == pytest.approx(curve["lr"][curve["smoothed_loss"].idxmin()] / 10, rel=1e-4)
+    assert f"suggested --lr {suggestion:.2e} for sgd at batch size 32" in result.stdout
+    assert summary["recipe"]["arch"] == "test_resnet" and summary["recipe"]["batch_size"] == 32
+
+
+@pytest.mark.parametrize(
+    "flags, needle",
+    [(["--num-steps", "0"], "--num-steps 0"), (["--end-lr", "1e-8"], "--end-lr 1e-08"), (["--lr", "-1"], "lr")],
+)
+def test_lr_find_bad_input_is_one_line_error(sample_zips, tmp_path, flags, needle):
+    out = tmp_path / "lr"
+    result = run_cli("lr-find", "cifar10", "--data-dir", sample_zips["cifar10"], *TINY, *flags, "--out", out)
+    assert_one_line_error(result, needle)
+    assert not out.exists()
