@@ -1,1 +1,1 @@
-"""Competition declarations: one sub-package each, holding a `COMPETITION` value and its plans."""
+"""Built-in competition declarations: <name>/competition.toml each, with its plans in <name>/plans/."""

@@ -83,7 +83,9 @@ def classes_that_matter(counts: np.ndarray, keep: int = MAX_MATRIX_CLASSES) -> n
 
 def per_class_scores(labels: np.ndarray, probs: np.ndarray, metric: Metric) -> np.ndarray:
     """The metric on each class's images alone (NaN for a class with none): recall for accuracy, the class's
-    mean loss for log loss."""
+    mean loss for log loss; a metric that is no mean over rows declares its own (one-vs-rest AUC, F1, recall)."""
+    if metric.per_class is not None:
+        return metric.per_class[1](labels, probs)
     return np.array(
         [
             metric(labels[labels == k], probs[labels == k]) if (labels == k).any() else np.nan
@@ -204,8 +206,9 @@ def draw_per_class(scores: np.ndarray, classes: list[str], metric: Metric, path:
     ax.set_yticks(range(len(order)), [_short(classes[k], 28) for k in order], fontsize=7)
     ax.invert_yaxis()
     ax.set_ylim(len(order) - 0.5, -0.5)
-    ax.set_xlabel(f"{metric.label} on the class's images ({metric.direction})")
-    ax.set_title(f"per-class {metric.label}, worst first")
+    what = metric.per_class[0].replace("_", " ") if metric.per_class else metric.label
+    ax.set_xlabel(f"{what} on the class's images ({metric.direction})")
+    ax.set_title(f"per-class {what}, worst first")
     ax.grid(axis="x", alpha=0.3)
     inch = DPI / height  # one inch in figure units: margins fixed in inches, whatever the height
     fig.subplots_adjust(left=0.32, right=0.97, top=1 - 0.35 * inch, bottom=0.5 * inch)
@@ -316,7 +319,7 @@ def analyze(
         ),
         _write_csv(
             folder / "per_class.csv",
-            ["class", "images", metric.name],
+            ["class", "images", metric.per_class[0] if metric.per_class else metric.name],
             ((name, int(counts[k].sum()), f"{scores[k]:.6g}") for k, name in enumerate(classes)),
         ),
         draw_per_class(scores, classes, metric, folder / "per_class.png"),

@@ -1,108 +1,102 @@
-"""The `Competition` declaration and the registry that finds one from what a user types.
+"""Finding competition declarations, and the one a user means by what they type.
 
-Every competition-specific fact lives in `competitions/<name>/__init__.py` as one `Competition`
-value; shared code reads those facts and never asks which competition it is running.
+Declarations (TOML, see `declaration`) are found in order: the built-ins (competitions/<name>/competition.toml),
+then the user's `$XDG_CONFIG_HOME/kaggle-kit/competitions/` (default ~/.config/...), then `./competitions/` of the
+current folder. Each folder holds `<name>.toml` files or `<name>/competition.toml` folders (with plans/); a later
+declaration of the same name wins, with a note. A declaration that does not load is skipped with a note, and is
+the error when it is the one asked for.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import pkgutil
+import os
 import re
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
 
+from .declaration import DECLARATION_FILE, Competition, did_you_mean, load
 from .errors import KitError
-from .metrics import Metric
-from .recipe import AugmentSpec, Recipe
+
+__all__ = ["Competition", "all_competitions", "broken_declarations", "declaration_folders", "resolve"]
+
+
+def _built_in_folder() -> Path:
+    import competitions
+
+    return Path(competitions.__file__).parent
+
+
+def declaration_folders() -> list[tuple[str, Path]]:
+    """(source label, folder) in the order they are read; a later folder overrides an earlier one."""
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return [
+        ("built-in", _built_in_folder()),
+        ("user", config / "kaggle-kit" / "competitions"),
+        ("local", Path.cwd() / "competitions"),
+    ]
+
+
+def declaration_files(folder: Path) -> list[Path]:
+    """`<name>.toml` and `<name>/competition.toml` in `folder`, by name."""
+    if not folder.is_dir():
+        return []
+    return sorted([*folder.glob("*.toml"), *folder.glob(f"*/{DECLARATION_FILE}")], key=lambda p: str(p))
 
 
 @dataclass(frozen=True)
-class Competition:
-    name: str  # short name, also the folder under competitions/
-    slug: str  # Kaggle's slug
-    title: str
-    aliases: tuple[str, ...]
-    label_file: str  # e.g. trainLabels.csv
-    label_column: str  # e.g. label / breed
-    sample_file: str  # e.g. sampleSubmission.csv
-    id_kind: Literal["int", "hex", "text"]  # int ids sort numerically; hex ids are file stems; text: any string
-    image_ext: str  # ".png" / ".jpg"
-    metric: Metric
-    # one label per row (a class name or integer grade), one column per class, or one column holding the
-    # probability of `positive_class` (a binary target)
-    submission_kind: Literal["label", "probabilities", "binary"]
-    # "labels": the training labels' names (numeric names sort numerically)
-    class_source: Literal["declared", "sample_columns", "labels"]
-    recipes: dict[str, Recipe]
-    default_recipe: str
-    augmentations: dict[str, AugmentSpec]
-    # the class names; for class_source "sample_columns" only for generating samples and checks,
-    # since real runs read the classes from the sample submission itself
-    declared_classes: tuple[str, ...] = ()
-    images_packed: bool = False  # the current download packs each image folder in an inner archive
-    id_column: str = "id"
-    train_dir: str = "train"
-    test_dir: str = "test"
-    # archives that may stand in for a folder or file inside the download: name -> what it holds
-    nested_archives: dict[str, str] = field(default_factory=dict)
-    native_size: int | None = None  # fixed image size (CIFAR: 32); None for photos of any size
-    # per-channel (mean, std) of the competition's images, for recipes that normalise by the data
-    # (`normalize="dataset"`, e.g. a model trained from scratch as the study's CIFAR-10 runs were)
-    dataset_mean_std: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
-    # what a fine-tuning recipe (pretrained=True) changes when run without pretrained weights: name -> settings
-    from_scratch: dict[str, dict[str, Any]] = field(default_factory=dict)
-    package_dir: Path | None = None
-    # Kaggle takes a notebook (rerun offline on the hidden test set) instead of a CSV; `push` also asks Kaggle's
-    # competition listing (isKernelsSubmissionsOnly), so an undeclared code competition is still recognised
-    code_competition: bool = False
-    # where a training image's class is written: a CSV keyed by id, one folder per class, the file name's prefix
-    label_source: Literal["csv", "folders", "filename"] = "csv"
-    id_has_extension: bool = False  # ids in the CSVs carry the file extension (`abc.tif`)
-    positive_class: str | None = None  # the class a "binary" probability column reports
-    group_column: str | None = None
-    source: str = "built-in"
-
-    @property
-    def url(self) -> str:
-        return f"https://www.kaggle.com/competitions/{self.slug}"
-
-    @property
-    def rules_url(self) -> str:
-        return f"{self.url}/rules"
-
-    @property
-    def archive_name(self) -> str:
-        return f"{self.slug}.zip"
-
-    @property
-    def plans_dir(self) -> Path | None:
-        return self.package_dir / "plans" if self.package_dir else None
-
-    def recipe(self, name: str | None = None) -> Recipe:
-        name = name or self.default_recipe
-        if name not in self.recipes:
-            raise KitError(
-                f"unknown recipe '{name}' for {self.name}{_did_you_mean(name, self.recipes)}: "
-                f"choose one of {', '.join(self.recipes)}"
-            )
-        return self.recipes[name]
-
-    def augmentation(self, name: str) -> AugmentSpec:
-        if name not in self.augmentations:
-            raise KitError(
-                f"unknown augmentation '{name}' for {self.name}{_did_you_mean(name, self.augmentations)}: "
-                f"choose one of {', '.join(self.augmentations)}"
-            )
-        return self.augmentations[name]
+class _Found:
+    competitions: dict[str, Competition]
+    broken: dict[str, KitError]  # file stem (or folder name) -> why it does not load
 
 
-def _did_you_mean(name: str, choices) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
-    return f" (did you mean {' or '.join(close)}?)" if close else ""
+def all_competitions() -> dict[str, Competition]:
+    """Every declaration that loads, by short name, the later folder's where names repeat."""
+    return _discover(_folder_key()).competitions
+
+
+def broken_declarations() -> dict[str, KitError]:
+    """Declarations that do not load, by the name their file gives (stem, or folder for competition.toml)."""
+    return _discover(_folder_key()).broken
+
+
+def _folder_key() -> tuple[tuple[str, str], ...]:
+    # the folders resolved to text, so a changed cwd or XDG_CONFIG_HOME discovers again (and notes again, once)
+    seen, key = set(), []
+    for label, folder in declaration_folders():
+        real = str(folder.resolve()) if folder.is_dir() else str(folder)
+        if real not in seen:  # ./competitions of the source tree is the built-in folder itself
+            seen.add(real)
+            key.append((label, real))
+    return tuple(key)
+
+
+@cache
+def _discover(folders: tuple[tuple[str, str], ...]) -> _Found:
+    found: dict[str, Competition] = {}
+    files: dict[str, Path] = {}  # name -> the file that declared it, for the override note
+    broken: dict[str, KitError] = {}
+    for label, folder in folders:
+        for path in declaration_files(Path(folder)):
+            stem = path.parent.name if path.name == DECLARATION_FILE else path.stem
+            try:
+                comp = load(path, source="built-in" if label == "built-in" else str(path))
+            except KitError as error:
+                broken[stem] = error
+                _note(f"skipped {path}: {error}")
+                continue
+            if comp.name in found:
+                earlier = found[comp.name].source
+                kind = f" ({earlier})" if earlier != str(files[comp.name]) else ""
+                _note(f"{path} declares {comp.name}, overriding {files[comp.name]}{kind}")
+            found[comp.name], files[comp.name] = comp, path
+            broken.pop(stem, None)
+    return _Found(found, broken)
+
+
+def _note(text: str) -> None:
+    print(f"note: {text}", file=sys.stderr, flush=True)
 
 
 def _normalise(text: str) -> str:
@@ -111,20 +105,6 @@ def _normalise(text: str) -> str:
     if match:
         text = match.group(1)
     return text.lower().replace("_", "-").strip("/")
-
-
-@cache
-def all_competitions() -> dict[str, Competition]:
-    """Every declaration under the `competitions` package, by short name."""
-    import competitions
-
-    found = {}
-    for info in pkgutil.iter_modules(competitions.__path__):
-        module = importlib.import_module(f"competitions.{info.name}")
-        comp = getattr(module, "COMPETITION", None)
-        if isinstance(comp, Competition):
-            found[comp.name] = comp
-    return found
 
 
 def resolve(name: str) -> Competition:
@@ -136,6 +116,32 @@ def resolve(name: str) -> Competition:
             names[_normalise(key)] = comp
     if wanted in names:
         return names[wanted]
-    hint = _did_you_mean(wanted, names)
+    broken = {_normalise(stem): error for stem, error in broken_declarations().items()}
+    if wanted in broken:
+        raise broken[wanted]
+    hint = did_you_mean(wanted, names)
     known = ", ".join(sorted(all_competitions()))
     raise KitError(f"unknown competition '{name}'{hint}: known competitions are {known}")
+
+
+LISTING_COLUMNS = ("name", "slug", "source", "metric", "layout", "recipes")
+
+
+def listing() -> list[dict[str, str]]:
+    """One row per declaration for `kaggle-kit competitions`: where it came from, what it is scored by (with the
+    direction), how its data is laid out (labels, submission, ids) and its recipes (the default first)."""
+    rows = []
+    for comp in sorted(all_competitions().values(), key=lambda c: c.name):
+        arrow = "higher" if comp.metric.higher_is_better else "lower"
+        others = [name for name in comp.recipes if name != comp.default_recipe]
+        rows.append(
+            {
+                "name": comp.name,
+                "slug": comp.slug,
+                "source": comp.source,
+                "metric": f"{comp.metric.key} ({arrow} is better)",
+                "layout": f"labels {comp.label_source}, submit {comp.submission_kind}, ids {comp.id_kind}",
+                "recipes": ", ".join([f"{comp.default_recipe} (default)", *others]),
+            }
+        )
+    return rows

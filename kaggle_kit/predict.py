@@ -42,7 +42,7 @@ from .cache import ImageCache, load_images
 from .competition import Competition, all_competitions, resolve
 from .device import autocast_dtype, images_to_device, resolve_device, use_channels_last
 from .errors import KitError
-from .metrics import fit_temperature, log_loss, softmax
+from .metrics import Metric, fit_qwk_thresholds, fit_temperature, log_loss, one_hot_grades, softmax
 from .recipe import Recipe
 from .run import RunDir, display_epoch
 from .run_config import RunConfig
@@ -300,7 +300,11 @@ def stream_logits(
 
 
 def _fitted_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The log-loss-minimising temperature, or 1.0 when the search does not beat leaving logits alone."""
+    """The log-loss-minimising temperature, or 1.0 when the search does not beat leaving logits alone.
+
+    Fitted whatever the competition's metric: an argmax, a ranking or a QWK threshold on the expected grade may not
+    move, but the probabilities pseudo-labels threshold, ensembles blend and reliability plots show must be
+    calibrated ones."""
     fitted = fit_temperature(logits, labels)
     return fitted if log_loss(labels, softmax(logits, fitted)) <= log_loss(labels, softmax(logits, 1.0)) else 1.0
 
@@ -385,6 +389,13 @@ def calibrate_loaded(
         "val_log_loss_plain_calibrated": log_loss(labels, softmax(plain, t_plain)),
         "val_log_loss_tta_calibrated": log_loss(labels, softmax(tta, t_tta)),
     }
+    thresholds: dict[str, Any] = {}
+    if metric.fits_thresholds and comp.submission_kind == "label":
+        thresholds = {
+            **_thresholds(metric, labels, softmax(plain, t_plain), "plain"),
+            **_thresholds(metric, labels, softmax(tta, t_tta), "tta"),
+        }
+        scores.update({key: value for key, value in thresholds.items() if key.startswith("val_metric")})
     # what gets submitted is calibrated, so the choice compares calibrated scores; a tie keeps the cheaper plain pass
     tta_helps = metric.better(scores["val_metric_tta_calibrated"], scores["val_metric_plain_calibrated"])
     # the figures stored as the choice are those of what predict submits: a recipe's tta on/off outranks the measurement
@@ -402,12 +413,23 @@ def calibrate_loaded(
         temperature_plain=float(t_plain),
         temperature_tta=float(t_tta),
         **{k: float(v) for k, v in scores.items()},
-        val_metric=float(metric(labels, softmax(chosen, temperature))),
+        **{key: value for key, value in thresholds.items() if key.startswith("thresholds")},
+        val_metric=float(scores["val_metric_tta_calibrated" if use_tta else "val_metric_plain_calibrated"]),
         val_log_loss_before=float(log_loss(labels, softmax(chosen))),
         val_log_loss_after=float(log_loss(labels, softmax(chosen, temperature))),
     )
     _store_calibration(loaded, calibration)
     return calibration
+
+
+def _thresholds(metric: Metric, labels: np.ndarray, probs: np.ndarray, used: str) -> dict[str, Any]:
+    """Grade thresholds on the expected grade fitted on validation, kept only where they beat the argmax there;
+    the calibrated figure of that configuration is then the thresholded one, what predict submits."""
+    thresholds = fit_qwk_thresholds(labels, probs)
+    value = metric(labels, one_hot_grades(probs, thresholds))
+    if not metric.better(value, metric(labels, probs)):
+        return {f"thresholds_{used}": None}
+    return {f"thresholds_{used}": thresholds, f"val_metric_{used}_calibrated": float(value)}
 
 
 def _store_calibration(loaded: LoadedRun, calibration: dict[str, Any]) -> None:
@@ -525,7 +547,8 @@ def calibrated_test_probabilities(
     comp, recipe, run = loaded.competition, loaded.recipe, loaded.run
     calibration = current_calibration(loaded)
     # label submissions take the argmax, which no temperature changes: calibrate only when it can matter
-    temperature_matters = comp.submission_kind != "label"
+    temperature_matters = comp.submission_kind != "label" and comp.metric.uses_temperature
+    temperature_matters |= comp.submission_kind == "label" and comp.metric.fits_thresholds  # so are thresholds
     tta_needs_it = tta is None and recipe.tta == "auto"
     if calibration is None and (calibrated or temperature_matters or tta_needs_it):
         calibration = calibrate_loaded(loaded, layout, batch_size, workers)
@@ -604,9 +627,11 @@ def predict_run(
     sample = read_sample(layout.sample_path, comp)  # a bad sample fails before minutes of inference
 
     test = calibrated_test_probabilities(loaded, layout, tta, batch_size=batch_size, workers=workers)
-    validation = write_checked_submission(
-        path, comp, sample, layout.sample_path, test.ids, test.probabilities, loaded.classes
-    )
+    probs = test.probabilities
+    thresholds = (test.calibration or {}).get(f"thresholds_{'tta' if test.tta else 'plain'}")
+    if thresholds and comp.submission_kind == "label":
+        probs = one_hot_grades(probs, thresholds)
+    validation = write_checked_submission(path, comp, sample, layout.sample_path, test.ids, probs, loaded.classes)
     record_written(path, run.path, comp.name, layout.root, layout.sample_path)  # so `submit FILE` finds the run
     return PredictResult(
         path=path,
@@ -668,11 +693,20 @@ def describe_scores(scores: dict[str, Any]) -> list[str]:
         return [head, f"no validation score: {scores.get('reason', 'no validation split')}"]
     views = len(scores["tta_views"])
     used = "tta" if scores["predict_tta"] else "plain"
+    cut = {used: " + grade thresholds" if scores.get(f"thresholds_{used}") else "" for used in ("plain", "tta")}
     rows = [
         ("no TTA", scores["val_metric_plain"], None),
         (f"TTA ({views} views)", scores["val_metric_tta"], None),
-        (f"no TTA, calibrated (T={scores['temperature_plain']:.3f})", scores["val_metric_plain_calibrated"], "plain"),
-        (f"TTA, calibrated (T={scores['temperature_tta']:.3f})", scores["val_metric_tta_calibrated"], "tta"),
+        (
+            f"no TTA, calibrated (T={scores['temperature_plain']:.3f}{cut['plain']})",
+            scores["val_metric_plain_calibrated"],
+            "plain",
+        ),
+        (
+            f"TTA, calibrated (T={scores['temperature_tta']:.3f}{cut['tta']})",
+            scores["val_metric_tta_calibrated"],
+            "tta",
+        ),
     ]
     width = max(len(name) for name, _, _ in rows) + 1
     lines = [f"{head}: {scores['images']} validation images"]
@@ -683,7 +717,7 @@ def describe_scores(scores: dict[str, Any]) -> list[str]:
     lines.append(
         f"  log loss of what predict uses ({'TTA' if used == 'tta' else 'no TTA'}) before calibration {before:.4f}, "
         f"after {after:.4f} - lower is better"
-        + ("" if metric.name == "log_loss" else " (the submitted labels do not change)")
+        + ("" if metric.uses_temperature else " (the metric does not move with a temperature)")
     )
     tta = "on" if scores["predict_tta"] else "off"
     lines.append(

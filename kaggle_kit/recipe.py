@@ -206,7 +206,8 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
     nullable = type(None) in get_args(hint)
     if nullable and isinstance(value, str) and value.lower() == "none":
         return None  # the command line's way to clear a setting a recipe gives (e.g. --unfreeze-after none)
-    target = next((arg for arg in get_args(hint) if arg is not type(None)), hint)
+    # X | None: the X; any other hint (tuple[float, float] has args too) is the type itself
+    target = next(arg for arg in get_args(hint) if arg is not type(None)) if nullable else hint
     try:
         if get_origin(target) is tuple:
             return tuple(float(v) for v in value)

@@ -1,6 +1,7 @@
 """Predict from a run: exact submission files for both competitions, TTA views, temperature calibration,
 scoring a run, atomic writes and the commands' exit codes. Runs are tiny (test_resnet, one epoch)."""
 
+import dataclasses
 import json
 import shutil
 import types
@@ -17,8 +18,9 @@ from kaggle_kit import submission as sub
 from kaggle_kit.batches import cache_short_side
 from kaggle_kit.cache import load_images
 from kaggle_kit.competition import resolve
+from kaggle_kit.declaration import dump
 from kaggle_kit.errors import KitError
-from kaggle_kit.metrics import log_loss, softmax
+from kaggle_kit.metrics import QWK, log_loss, one_hot_grades, softmax
 from kaggle_kit.predict import (
     IDENTITY,
     apply_view,
@@ -506,3 +508,29 @@ def test_train_command_calibrates_then_predict_command_writes(runs, tmp_path):
     assert predicted.returncode == 0, predicted.stderr
     assert f"{CIFAR_TEST} rows (TTA off [recipe tta=off]" in predicted.stdout
     assert f"validation of this configuration: {figure}" in predicted.stdout
+
+
+def test_a_qwk_competition_submits_grades_cut_at_thresholds_fitted_on_validation(runs, tmp_path, monkeypatch):
+    # CIFAR-10 declared again in ./competitions with QWK: the local declaration wins, the run's metric follows it
+    (tmp_path / "competitions").mkdir()
+    (tmp_path / "competitions" / "cifar10.toml").write_text(dump(dataclasses.replace(CIFAR, metric=QWK)))
+    monkeypatch.chdir(tmp_path)
+    run = copy_run(runs.cifar, tmp_path)
+    calibration = calibrate_run(run, runs.cifar_data, device="cpu")
+    assert calibration["metric"] == "qwk" and calibration["temperature_plain"] > 0  # calibrated before thresholds
+    thresholds = calibration["thresholds_plain"]
+    assert thresholds is not None and thresholds == sorted(thresholds) and len(thresholds) == 9
+    assert calibration["val_metric_plain_calibrated"] > calibration["val_metric_plain"]  # beat the argmax
+    out = tmp_path / "qwk.csv"
+    result = predict_run(run, runs.cifar_data, tta=False, out=out, device="cpu")
+    assert result.val_metric == calibration["val_metric_plain_calibrated"]
+    loaded = load_run(run, "best", device="cpu")
+    cache = load_images(open_run_layout(loaded, runs.cifar_data), "test", cache_short_side(loaded.recipe))
+    logits = stream_logits(
+        loaded.model, cache, np.arange(len(cache)), loaded.recipe, loaded.mean, loaded.std, loaded.device, (IDENTITY,)
+    )
+    probs = softmax(logits.mean.astype(np.float64), calibration["temperature_plain"])
+    grades = one_hot_grades(probs, thresholds).argmax(axis=1)
+    expected = dict(zip(cache.ids, np.array(loaded.classes)[grades]))
+    written = pd.read_csv(out, dtype=str)
+    assert written["label"].tolist() == [expected[i] for i in written["id"]]

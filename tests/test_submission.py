@@ -733,3 +733,23 @@ def test_cli_validate_and_score_a_generated_download(tmp_path, capsys):
     code, stdout, stderr = run_cli(capsys, "score", str(out), "--answers", str(tmp_path / "data" / "answers.csv"))
     assert code == 0, stderr
     assert stdout == f"accuracy {(answers['label'] == 'cat').mean():.4f} - higher is better\n"
+
+
+def test_cli_score_by_another_metric_our_name_or_kaggles(tmp_path, capsys):
+    out, _ = write_good_dog(tmp_path)
+    answers = tmp_path / "answers.csv"
+    written = pd.read_csv(out, dtype={"id": str})
+    truth = np.array([BREEDS.index(b) for b in ["pug", "beagle", "pug"] * 4])
+    pd.DataFrame({"id": written["id"], "breed": np.array(BREEDS)[truth]}).to_csv(answers, index=False)
+    predicted = written[BREEDS].to_numpy().argmax(axis=1)
+    from sklearn.metrics import f1_score
+
+    expected = f1_score(truth, predicted, average="macro")
+    for name in ("f1-macro", "Mean F-Score Macro"):
+        code, stdout, stderr = run_cli(
+            capsys, "score", str(out), "--answers", str(answers), "-c", "dogs", "--metric", name
+        )
+        assert code == 0, stderr
+        assert stdout == f"macro F1 {expected:.4f} - higher is better\n"
+    code, _, stderr = run_cli(capsys, "score", str(out), "--answers", str(answers), "-c", "dogs", "--metric", "f2")
+    assert code == 2 and stderr.startswith("error: unknown metric 'f2'") and stderr.count("\n") == 1

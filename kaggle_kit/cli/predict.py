@@ -3,6 +3,7 @@ file, score a file against answers or a run on its validation split."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +11,7 @@ import typer
 
 from ..competition import Competition, resolve
 from ..errors import KitError
+from ..metrics import metric_by_name
 
 PROBLEMS_SHOWN = 10
 INVALID_EXIT_CODE = 1  # the file is wrong; 2 (KitError) means the command could not run at all
@@ -92,6 +94,12 @@ def score_command(
         False, "--recalibrate", help="RUN_DIR only: measure again instead of reading the stored calibration."
     ),
     device: str = typer.Option("auto", "--device", help="RUN_DIR only: auto, cpu, cuda or cuda:N."),
+    metric: Optional[str] = typer.Option(
+        None,
+        "--metric",
+        help="FILE only: score by this metric instead of the competition's: accuracy, logloss, auc, f1-micro, "
+        "f1-macro, qwk, or Kaggle's evaluation metric name.",
+    ),
 ) -> None:
     """Score a submission against an answers file, or a run on its validation split (before/after TTA and
     calibration)."""
@@ -103,6 +111,8 @@ def score_command(
                 f"{target} is a run folder, scored on its own validation split: "
                 f"drop --answers (it is for submission files)"
             )
+        if metric is not None:
+            raise KitError(f"{target} is a run folder, scored by its competition's metric: drop --metric")
         print(
             "\n".join(describe_scores(score_run(target, data_dir, checkpoint, recalibrate=recalibrate, device=device)))
         )
@@ -114,6 +124,8 @@ def score_command(
             f"scoring {target} needs --answers ANSWERS.csv (id plus the label column of each scored test image)"
         )
     comp = competition_for(target, competition)
+    if metric is not None:
+        comp = dataclasses.replace(comp, metric=metric_by_name(metric))
     print(comp.metric.describe(score(target, answers, comp)))
 
 
