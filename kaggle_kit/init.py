@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from . import archive
-from .competition import Competition
+from .competition import Competition, declaration_folders, rediscover
+from .declaration import dump
 from .errors import KitError
 from .labels import IMAGE_EXTS, is_image, label_of_file_name
 from .layout import (
@@ -35,6 +36,7 @@ from .layout import (
 )
 from .metrics import Metric
 from .recipe import AugmentSpec, Recipe
+from .run_config import atomic_write_text
 from .sample_submission import read_csv_cells, short_header
 
 SAMPLE_NAME = re.compile(r"^sample.*\.csv$", re.IGNORECASE)
@@ -519,12 +521,10 @@ def describe(found: Inferred) -> list[str]:
 
 def write_declaration(comp: Competition, out: Path | None) -> Path:
     """The declaration as TOML at `out`, or in the user's competitions folder where `resolve` finds it."""
-    from .competition import declaration_folders
-    from .declaration import dump
-    from .run_config import atomic_write_text
-
     if out is None:
         folder = dict(declaration_folders())["user"]
         out = folder / f"{comp.name}.toml"
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(out), dump(comp))
+    rediscover()
     return Path(out)
