@@ -279,11 +279,6 @@ def _submission_form(comp: Competition, sample: pd.DataFrame, classes: list[str]
                 "pass --data-dir pointing at the competition's own download"
             )
         return replace(comp, submission_kind="probabilities", class_source="sample_columns")
-    if len(columns) < 2:
-        raise KitError(
-            f"{comp.sample_file}: header {short_header(columns)} has no prediction column, so no submission form "
-            "explains it; pass --data-dir pointing at the competition's own download"
-        )
     probability = _is_fraction(sample[columns[1]]) or comp.metric.name in PROBABILITY_METRICS
     if len(classes) != 2 or not probability:
         return replace(comp, submission_kind="label", class_source="labels", label_column=columns[1])
@@ -432,8 +427,11 @@ def infer(
     root, comp = open_download(slug, name, metric, data_dir)
     sample = read_csv_cells(_small_file(root, comp, comp.sample_file, work_dir_for(comp, root)))
     columns = [str(c) for c in sample.columns]
-    if not columns:
-        raise KitError(f"{comp.sample_file}: empty header; pass --data-dir pointing at the competition's download")
+    if len(columns) < 2:
+        raise KitError(
+            f"{comp.sample_file}: header {short_header(columns)} has no prediction column, so no submission form "
+            "explains it; pass --data-dir pointing at the competition's own download"
+        )
     comp = replace(comp, id_column=columns[0])
 
     folders = _image_folders(root, comp)
