@@ -265,6 +265,8 @@ def _reference(shape: str, submission: Path, answers: Path) -> float:
 
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_an_inited_competition_trains_predicts_validates_and_scores(downloads, shape):
+    from kaggle_kit.competition import resolve
+
     run, submission = downloads.run(shape)
     data = downloads.root / shape
     result = run_cli("validate", submission, "--competition", f"{shape}_init", "--data-dir", data)
@@ -275,6 +277,11 @@ def test_an_inited_competition_trains_predicts_validates_and_scores(downloads, s
     match = re.search(rf"{label} (-?[0-9.]+)", result.stdout)
     assert match, result.stdout
     assert float(match.group(1)) == pytest.approx(_reference(shape, submission, data / "answers.csv"), abs=6e-5)
+    # info and runs read the inited competition as they read a built-in
+    info = run_cli("info", f"{shape}_init", "--data-dir", data)
+    assert info.returncode == 0 and f"classes: {resolve(shape).declared_classes[0]}" in info.stdout, info.stderr
+    listed = run_cli("runs", f"{shape}_init", "--root", downloads.root)
+    assert listed.returncode == 0 and run.name in listed.stdout, listed.stdout + listed.stderr
     # the header and the id column are the sample's, byte for byte
     sample = next(data.glob("sample*ubmission.csv")).read_bytes().splitlines()
     written = submission.read_bytes().splitlines()
