@@ -27,10 +27,10 @@ from .errors import KitError
 from .labels import IMAGE_EXTS, is_image, label_of_file_name
 from .layout import (
     Layout,
-    _image_source,
-    _listing,
-    _small_file,
+    folder_listing,
+    image_source,
     open_layout,
+    small_file,
     unpack_download,
     work_dir_for,
 )
@@ -52,7 +52,6 @@ class Inferred:
     competition: Competition
     layout: Layout
     sizes: list[tuple[int, int]]
-    notes: list[str]
 
 
 # ------------------------------------------------------------------------------------------ the download
@@ -160,9 +159,9 @@ def _image_folders(root: Path, comp: Competition) -> dict[str, tuple[set[str], s
     names |= {v for v in comp.nested_archives.values() if not v.lower().endswith(".csv")}
     for folder in sorted(names):
         if (root / folder).is_dir():
-            files, folders = _listing(root / folder)
+            files, folders = folder_listing(root / folder)
         else:
-            _, _, files, folders = _image_source(root, comp, folder)
+            _, _, files, folders = image_source(root, comp, folder)
         if any(is_image(f) for f in files):
             found[folder] = (files, folders)
     return found
@@ -221,7 +220,7 @@ def _labels_csv(root: Path, comp: Competition, train_files: set[str], sample_col
     """(file name, label column) of the CSV holding the training labels, or None when no CSV does."""
     work_dir = work_dir_for(comp, root)
     for name in _csvs(root, comp):
-        frame = read_csv_cells(_small_file(root, comp, name, work_dir))
+        frame = read_csv_cells(small_file(root, comp, name, work_dir))
         columns = list(frame.columns)
         if comp.id_column in columns and not _names_images(frame[comp.id_column], train_files, comp.image_ext):
             continue  # the test ids (test.csv, a local answers file), not the training labels
@@ -425,7 +424,7 @@ def infer(
     """The declaration of `slug` from its download, checked by opening it as `train` will."""
     name = name or slug.replace("-", "_")
     root, comp = open_download(slug, name, metric, data_dir)
-    sample = read_csv_cells(_small_file(root, comp, comp.sample_file, work_dir_for(comp, root)))
+    sample = read_csv_cells(small_file(root, comp, comp.sample_file, work_dir_for(comp, root)))
     columns = [str(c) for c in sample.columns]
     if len(columns) < 2:
         raise KitError(
@@ -456,7 +455,7 @@ def infer(
     )
     layout = open_layout(comp, root)  # exactly as `train` will read it
     comp = replace(comp, declared_classes=tuple(layout.classes))  # what `sample` draws, what `validate` checks
-    return Inferred(comp, layout, sizes, [])
+    return Inferred(comp, layout, sizes)
 
 
 # ------------------------------------------------------------------------------------------ what init says

@@ -236,7 +236,7 @@ def _nested(root: Path, comp: Competition, target: str) -> Path | None:
     return None
 
 
-def _small_file(root: Path, comp: Competition, name: str, work_dir: Path) -> Path:
+def small_file(root: Path, comp: Competition, name: str, work_dir: Path) -> Path:
     """A CSV that may come zipped (`labels.csv.zip`): unpacked once into the work folder."""
     direct = root / name
     if direct.is_file():
@@ -265,7 +265,7 @@ def _small_file(root: Path, comp: Competition, name: str, work_dir: Path) -> Pat
     return target
 
 
-def _listing(folder: Path) -> tuple[set[str], set[str]]:
+def folder_listing(folder: Path) -> tuple[set[str], set[str]]:
     """(files, folders) under `folder` as relative paths, one level of class folders deep."""
     files, folders = set(), set()
     for entry in os.scandir(folder):
@@ -277,11 +277,11 @@ def _listing(folder: Path) -> tuple[set[str], set[str]]:
     return files, folders
 
 
-def _image_source(root: Path, comp: Competition, folder_name: str) -> tuple[Path, str, set[str], set[str]]:
+def image_source(root: Path, comp: Competition, folder_name: str) -> tuple[Path, str, set[str], set[str]]:
     """Where a split's images live, the member prefix, and the file and folder names available there."""
     folder = root / folder_name
     if folder.is_dir():
-        return folder, "", *_listing(folder)
+        return folder, "", *folder_listing(folder)
     packed = _nested(root, comp, folder_name)
     if packed is None:
         raise KitError(
@@ -319,7 +319,7 @@ def sort_ids(ids: list[str], comp: Competition) -> list[str]:
 def _train_labels(root: Path, comp: Competition, work_dir: Path, files: set[str], folders: set[str]):
     """(labels path or training folder, ids, label names) from the competition's label source."""
     if comp.label_source == "csv":
-        labels_path = _small_file(root, comp, comp.label_file, work_dir)
+        labels_path = small_file(root, comp, comp.label_file, work_dir)
         return labels_path, *labels_from_csv(labels_path, comp)
     train_dir = root / comp.train_dir
     if comp.label_source == "folders":
@@ -345,17 +345,17 @@ def find_sample_path(comp: Competition, data_dir: Path | str | None = None) -> P
     zip if the download packs it; for checking a submission file against the sample cheaply.
     """
     root = find_root(comp, Path(data_dir) if data_dir else None)
-    return _small_file(root, comp, comp.sample_file, work_dir_for(comp, root))
+    return small_file(root, comp, comp.sample_file, work_dir_for(comp, root))
 
 
 def open_layout(comp: Competition, data_dir: Path | str | None = None) -> Layout:
     """Find, unpack (once) and read a competition's data folder, checking it against the declaration."""
     root = find_root(comp, Path(data_dir) if data_dir else None)
     work_dir = work_dir_for(comp, root)
-    sample_path = _small_file(root, comp, comp.sample_file, work_dir)
+    sample_path = small_file(root, comp, comp.sample_file, work_dir)
     sample = read_sample(sample_path, comp)  # header, blank, padded and repeated ids are checked there
 
-    train_source, train_prefix, train_files, train_folders = _image_source(root, comp, comp.train_dir)
+    train_source, train_prefix, train_files, train_folders = image_source(root, comp, comp.train_dir)
     labels_path, train_ids, names = _train_labels(root, comp, work_dir, train_files, train_folders)
     classes = order_classes(comp, sample, names)
     train_labels = label_indices(labels_path, comp, train_ids, names, classes)
@@ -365,7 +365,7 @@ def open_layout(comp: Competition, data_dir: Path | str | None = None) -> Layout
 
     test_ids = sample_ids(sample, comp)
     test_ext = "" if comp.id_has_extension else comp.image_ext
-    test_source, test_prefix, test_files, _ = _image_source(root, comp, comp.test_dir)
+    test_source, test_prefix, test_files, _ = image_source(root, comp, comp.test_dir)
     _check_images(test_source, test_ids, test_ext, test_files, f"test id of {comp.sample_file}")
     return Layout(
         competition=comp,
