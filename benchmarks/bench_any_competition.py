@@ -28,13 +28,14 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from common import print_machine, table, write_json  # noqa: E402
 
-# shape -> (init flags, train flags, the arch and image size of both loops)
+# shape -> (init flags, train flags, the arch, image size and stem of both loops): cancer trains init's small-image
+# recipe (resnet18, CIFAR stem, 32 px); seedlings its photo recipe without pretrained weights at 64 px
 SHAPES = {
-    "cancer": (["--metric", "auc"], [], ("resnet18", 32)),
+    "cancer": (["--metric", "auc"], [], ("resnet18", 32, "cifar")),
     "seedlings": (
         ["--metric", "f1-micro"],
         ["--arch", "resnet18", "--img-size", "64", "--no-pretrained"],
-        ("resnet18", 64),
+        ("resnet18", 64, "imagenet"),
     ),
 }
 
@@ -48,7 +49,7 @@ def kit(*args, env) -> str:
     return result.stdout
 
 
-def bare_loop(data: Path, arch: str, size: int, epochs: int) -> float:
+def bare_loop(data: Path, arch: str, size: int, stem: str, epochs: int) -> float:
     """The same images, model and epochs in forty lines of plain torch; the metric by scikit-learn."""
     import cv2
     import numpy as np
@@ -81,7 +82,7 @@ def bare_loop(data: Path, arch: str, size: int, epochs: int) -> float:
     mean, std = x.mean((0, 2, 3), keepdim=True), x.std((0, 2, 3), keepdim=True)
     x, test = (x - mean) / std, (test - mean) / std
     model = timm.create_model(arch, num_classes=len(classes))
-    if size <= 64:  # the CIFAR stem, as kaggle-kit's small-image recipe uses
+    if stem == "cifar":  # a 3x3 convolution and no max-pool, as kaggle-kit's small-image recipe has
         model.conv1, model.maxpool = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False), torch.nn.Identity()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 0.05, total_steps=epochs * ((len(x) + 63) // 64))
@@ -126,7 +127,7 @@ def main() -> None:
         data, run = work / shape, work / f"{shape}-run"
         kit("sample", shape, data, "--n-train", 400, "--n-test", 200, "--seed", 3, env=env)
         slug = re.search(r'slug = "([^"]+)"', _toml(shape)).group(1)
-        init_flags, train_flags, (arch, size) = SHAPES[shape]
+        init_flags, train_flags, (arch, size, stem) = SHAPES[shape]
         kit("init", slug, "--data-dir", data, "--name", f"{shape}_init", *init_flags, env=env)
         start = time.perf_counter()
         kit("train", f"{shape}_init", "--data-dir", data, "--out", run, "--epochs", args.epochs, *train_flags, env=env)
@@ -136,7 +137,7 @@ def main() -> None:
             "score", work / f"{shape}.csv", "--answers", data / "answers.csv", "--competition", f"{shape}_init", env=env
         )
         start = time.perf_counter()
-        bare = bare_loop(data, arch, size, args.epochs)
+        bare = bare_loop(data, arch, size, stem, args.epochs)
         rows.append(
             {
                 "shape": shape,
