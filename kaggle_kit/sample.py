@@ -170,7 +170,11 @@ def write_sample(
     ):
         payload = images(names, labels)
         if nested:
-            inner = next(name for name, what in comp.nested_archives.items() if what == folder)
+            inner = next((name for name, what in comp.nested_archives.items() if what == folder), None)
+            if inner is None:
+                raise KitError(
+                    f"{comp.name} declares no archive holding {folder}/ (files.nested_archives): drop --nested"
+                )
             files[inner] = _pack(inner, {f"{folder}/{name}": data for name, data in payload.items()})
         else:
             files.update({f"{folder}/{name}": data for name, data in payload.items()})
