@@ -82,6 +82,9 @@ def check_spec(spec: AugmentSpec, img_size: int) -> None:
             "use 0 <= min <= max <= 1, e.g. (0.01, 0.05)",
         ),
         (0 <= spec.cutout <= img_size, "cutout", spec.cutout, f"use 0 to {img_size} pixels"),
+        (0 <= spec.policy_ops <= len(POLICY_OPS), "policy_ops", spec.policy_ops, f"use 0 to {len(POLICY_OPS)}"),
+        (0 < spec.policy_magnitude <= 1, "policy_magnitude", spec.policy_magnitude, "use a fraction in (0, 1]"),
+        (0 <= spec.erasing <= 1, "erasing", spec.erasing, "use a probability in [0, 1]"),
     ]
     for ok, name, value, fix in checks:
         if not ok:
@@ -140,8 +143,8 @@ def build_train_transform(
     training sees objects at the scale evaluation does (default `img_size`).
     """
     check_spec(spec, img_size)
-    steps = [*_geometry_steps(spec, img_size, resize or img_size), *_colour_steps(spec)]
-    if spec.noise_std is not None or spec.cutout:
+    steps = [*_geometry_steps(spec, img_size, resize or img_size), *_policy_steps(spec), *_colour_steps(spec)]
+    if spec.noise_std is not None or spec.cutout or spec.erasing:
         steps += [A.ToFloat(max_value=255.0), *_float_steps(spec, mean)]
         if normalize:
             steps.append(A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=1.0))
@@ -194,6 +197,53 @@ def _resize_centre_crop_steps(short_side: int, crop: int) -> list[A.BasicTransfo
     return [A.SmallestMaxSize(max_size=short_side), A.CenterCrop(height=crop, width=crop)]
 
 
+# RandAugment's list (Cubuk et al. 2020) as Albumentations ops on uint8, each at full strength for magnitude 1;
+# Identity is in the list so that a drawn op may leave the image alone, as in RandAugment and TrivialAugment.
+POLICY_OPS = (
+    "identity",
+    "rotate",
+    "shear",
+    "translate",
+    "brightness",
+    "contrast",
+    "sharpness",
+    "posterize",
+    "solarize",
+    "equalize",
+    "autocontrast",
+)
+WORKERS_ONLY = ("policy_ops", "erasing")  # AugmentSpec fields GpuAugment does not apply
+
+
+def needs_workers(spec: AugmentSpec) -> list[str]:
+    """The fields of `spec` only the Albumentations pipeline applies: a run with any trains through workers."""
+    return [name for name in WORKERS_ONLY if getattr(spec, name)]
+
+
+def _policy_steps(spec: AugmentSpec) -> list[A.BasicTransform]:
+    """`policy_ops` ops drawn per image (A.SomeOf, without repeats), each at a strength drawn uniformly up to
+    `policy_magnitude` of its maximum (TrivialAugment's uniform strength, RandAugment's fixed count)."""
+    if not spec.policy_ops:
+        return []
+    m = spec.policy_magnitude
+    ops = {
+        "identity": A.NoOp(p=1.0),
+        "rotate": A.Affine(rotate=(-30 * m, 30 * m), border_mode=TRANSLATE_BORDER, p=1.0),
+        "shear": A.Affine(shear={"x": (-17 * m, 17 * m), "y": (0, 0)}, border_mode=TRANSLATE_BORDER, p=1.0),
+        "translate": A.Affine(
+            translate_percent={"x": (-0.3 * m, 0.3 * m), "y": (0, 0)}, border_mode=TRANSLATE_BORDER, p=1.0
+        ),
+        "brightness": A.RandomBrightnessContrast(brightness_limit=0.9 * m, contrast_limit=0.0, p=1.0),
+        "contrast": A.RandomBrightnessContrast(brightness_limit=0.0, contrast_limit=0.9 * m, p=1.0),
+        "sharpness": A.Sharpen(alpha=(0.0, 0.9 * m), lightness=(1.0, 1.0), p=1.0),
+        "posterize": A.Posterize(num_bits=(8 - round(4 * m), 8), p=1.0),
+        "solarize": A.Solarize(threshold_range=(1 - m, 1.0), p=1.0),
+        "equalize": A.Equalize(p=1.0),
+        "autocontrast": A.AutoContrast(p=1.0),
+    }
+    return [A.SomeOf([ops[name] for name in POLICY_OPS], n=spec.policy_ops, replace=False, p=1.0)]
+
+
 def _colour_steps(spec: AugmentSpec) -> list[A.BasicTransform]:
     if not (spec.brightness or spec.contrast or spec.saturation):
         return []
@@ -217,6 +267,8 @@ def _float_steps(spec: AugmentSpec, mean: Sequence[float]) -> list[A.BasicTransf
                 p=1.0,
             )
         )
+    if spec.erasing:  # filled with the mean, as cutout: zero once normalised
+        steps.append(A.Erasing(fill=tuple(float(m) for m in mean), p=spec.erasing))
     return steps
 
 

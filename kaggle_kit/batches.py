@@ -11,6 +11,7 @@ feature cache, validation and predict.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,8 +82,15 @@ class Data:
 
 
 def prepare_data(
-    layout: Layout, recipe: Recipe, run: RunDir | None, resume: bool, pseudo: PseudoLabels | None = None
+    layout: Layout,
+    recipe: Recipe,
+    run: RunDir | None,
+    resume: bool,
+    pseudo: PseudoLabels | None = None,
+    val_ids: list[str] | None = None,
 ) -> Data:
+    """The training cache and the split: split.json's on resume, `val_ids` where given (a fold of a fold group),
+    else a new seeded stratified split; saved as the run's split.json. `pseudo`: test images joined to training."""
     cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
     ids = layout.train.ids
     split_path = run.file("split.json") if run else None
@@ -90,6 +98,12 @@ def prepare_data(
     if distributed.is_main():
         if resume and split_path and split_path.is_file():
             split = load_split(split_path, ids)
+        elif val_ids is not None:
+            position = {image_id: n for n, image_id in enumerate(ids)}
+            val_idx = np.sort(np.array([position[i] for i in val_ids], dtype=np.int64))
+            split = np.setdiff1d(np.arange(len(ids)), val_idx), val_idx
+            if split_path:
+                save_split(split_path, ids, val_idx, recipe.val_fraction, recipe.seed)
         else:
             split = stratified_split(layout.train_labels, recipe.val_fraction, recipe.seed)
             if split_path:
@@ -151,6 +165,18 @@ class Batches:
         self._val_loader: tuple[bytes, EpochLoader] | None = None
         spec = augmentation_for(comp, recipe)
         self.use_gpu_data = use_array_path(data.train_cache, recipe, device)
+        workers_only = augment.needs_workers(spec)
+        if self.use_gpu_data and workers_only:
+            # GpuAugment has no policy or erasing: the run keeps its augmentation and reads through workers
+            if distributed.is_main():
+                print(
+                    f"note: augmentation '{recipe.aug}' has {' and '.join(workers_only)}, which only the "
+                    f"Albumentations pipeline applies: training reads through DataLoader workers, not from the "
+                    f"device",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            self.use_gpu_data = False
         if self.use_gpu_data:
             self.images = device_images(data.train_cache, device)
             self.labels = torch.as_tensor(data.labels, device=device)

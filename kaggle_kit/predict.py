@@ -47,7 +47,7 @@ from .recipe import Recipe
 from .run import RunDir, display_epoch
 from .run_config import RunConfig
 
-CHECKPOINTS = ("best", "last")
+CHECKPOINTS = ("best", "last", "swa")  # swa.pt: a run trained with --swa-epochs
 TTA_SHIFT = 2  # pixels; small next to the training translation (4), so a shifted view stays in-distribution
 IDENTITY, HFLIP = "identity", "hflip"
 SHIFTS = {
@@ -83,7 +83,7 @@ def load_run(run_dir: Path | str, checkpoint: str = "best", device: str = "auto"
     from . import models
 
     if checkpoint not in CHECKPOINTS:
-        raise KitError(f"unknown checkpoint '{checkpoint}': use --checkpoint best or --checkpoint last")
+        raise KitError(f"unknown checkpoint '{checkpoint}': use --checkpoint best, last or swa")
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise KitError(
@@ -735,3 +735,83 @@ def _log_losses(scores: dict[str, Any], used: str) -> tuple[float, float]:
         return before, scores[f"val_log_loss_{used}_calibrated"]
     # a calibration stored before both were kept holds `after` of its own choice only
     return before, scores["val_log_loss_after"]
+
+
+# --------------------------------------------------------------------------------------- logits for a group or blend
+
+
+@dataclass
+class RunLogits:
+    """One run's logits in the configuration its `predict` submits (TTA choice), for a fold group or a blend:
+    its held-out images (val_ids, labels) and every test image (test_ids, sample order)."""
+
+    run: RunDir
+    config: RunConfig
+    competition: Competition
+    classes: list[str]
+    tta: bool
+    temperature: float  # the run's own, fitted on its held-out images in this configuration
+    val_ids: list[str]
+    val_labels: np.ndarray
+    val_logits: np.ndarray
+    test_ids: list[str] | None = None
+    test_logits: np.ndarray | None = None
+    layout: Any = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def run_logits(
+    run_dir: Path | str,
+    data_dir: Path | str | None = None,
+    *,
+    held_out: bool = True,
+    test: bool = True,
+    device: str = "auto",
+    batch_size: int | None = None,
+    workers: int | None = None,
+) -> RunLogits:
+    """best.pt's held-out logits (with `held_out`; streamed again, so they match the TTA choice) and its test logits
+    (with `test`). The run is calibrated first when its stored calibration is missing or stale."""
+    loaded = load_run(run_dir, "best", device)
+    layout = open_run_layout(loaded, data_dir)
+    if not loaded.run.file("val_predictions.npz").is_file():
+        raise KitError(
+            f"{loaded.run.path} has no held-out predictions (trained with --full-train or no finished epoch): "
+            f"it cannot be weighed or calibrated; use a run with a validation split"
+        )
+    calibration = current_calibration(loaded) or calibrate_loaded(loaded, layout, batch_size, workers)
+    use_tta, _ = _decide_tta(loaded, None, calibration)
+    views = tta_views(loaded.competition, loaded.recipe) if use_tta else (IDENTITY,)
+    recipe = loaded.recipe
+    stream = dict(batch_size=batch_size, workers=workers)
+    val_ids, labels, logits = [], np.zeros(0, np.int64), np.zeros((0, len(loaded.classes)), np.float32)
+    if held_out:
+        train_cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
+        indices, labels = _validation_indices(loaded, layout, train_cache)
+        val_ids = [train_cache.ids[i] for i in indices]
+        logits = stream_logits(
+            loaded.model, train_cache, indices, recipe, loaded.mean, loaded.std, loaded.device, views,
+            description=f"held-out {loaded.run.name}", **stream,
+        ).mean  # fmt: skip
+    result = RunLogits(
+        loaded.run,
+        loaded.config,
+        loaded.competition,
+        loaded.classes,
+        use_tta,
+        float(calibration["temperature_tta" if use_tta else "temperature_plain"]),
+        val_ids,
+        labels,
+        logits,
+        layout=layout,
+    )
+    if test:
+        test_cache = load_images(layout, "test", cache_short_side(recipe), skip_bad=True)
+        if test_cache.bad_ids:
+            result.warnings.append(f"{len(test_cache.bad_ids)} test image(s) do not decode: predicted from grey")
+        result.test_ids = list(test_cache.ids)
+        result.test_logits = stream_logits(
+            loaded.model, test_cache, np.arange(len(test_cache)), recipe, loaded.mean, loaded.std, loaded.device,
+            views, description=f"predicting {loaded.run.name}", **stream,
+        ).mean  # fmt: skip
+    return result

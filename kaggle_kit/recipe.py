@@ -20,8 +20,11 @@ class AugmentSpec:
 
     Train-time order: optional pre-resize to `pre_resize` (square), random resized crop with
     `crop_scale` (area fraction) and `crop_ratio` (aspect), or a padded random translate of up to
-    `translate` pixels, horizontal flip, colour jitter, Gaussian noise (std in [0, 1] pixel units),
-    cutout, normalisation. All off means resize/crop and normalise only.
+    `translate` pixels, horizontal flip, a RandAugment-style policy (`policy_ops` ops per image at up to
+    `policy_magnitude` of their strength), colour jitter, Gaussian noise (std in [0, 1] pixel units), cutout,
+    random erasing (probability `erasing`), normalisation. All off means resize/crop and normalise only.
+    The policy and erasing run in the Albumentations pipeline alone: a run with them trains through DataLoader
+    workers (`augment.WORKERS_ONLY`).
     """
 
     pre_resize: int | None = None
@@ -34,6 +37,9 @@ class AugmentSpec:
     saturation: float = 0.0
     noise_std: tuple[float, float] | None = None
     cutout: int = 0
+    policy_ops: int = 0  # RandAugment-style: this many ops per image from a standard list; 0 = off
+    policy_magnitude: float = 0.5  # each op's strength drawn up to this fraction of its maximum, in (0, 1]
+    erasing: float = 0.0  # probability of random erasing (a box of 2-33% of the image, any aspect 0.3-3.3)
 
     @property
     def is_identity(self) -> bool:
@@ -69,19 +75,26 @@ class Recipe:
     epochs: int = 10
     early_stop_patience: int | None = None  # epochs without a better validation metric before stopping; None = off
     batch_size: int = 128
+    accum_steps: int = 1  # gradient accumulation: one optimizer step per this many batches
     lr_scaling: str = "linear"  # how lr follows a batch shrunk for small data: linear | sqrt | keep
     optimizer: str = "sgd"  # sgd | adamw
     lr: float = 0.1
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 5e-4
+    layer_decay: float | None = None  # fine-tuning: each layer's lr this times the one above it (head: lr); None = off
     schedule: str = "cosine"  # constant | step | cosine | onecycle
     step_period: int = 4
     step_gamma: float = 0.9
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0  # Beta(alpha, alpha) blend of image pairs; 0 = off
+    cutmix_alpha: float = 0.0  # Beta(alpha, alpha) area of a pasted box; 0 = off
+    mix_prob: float = 1.0  # fraction of batches mixed
+    mix_off_epoch: int | None = None  # 1-based, as history.csv counts: no mixing from this epoch on; None = never off
     grad_clip: float | None = None
     ema: float | None = None  # EMA decay of weights, e.g. 0.999
+    swa_epochs: int | None = None  # average the weights of the last N epochs into swa.pt; None = off
     # engine
     seed: int = 0
     device: str = "auto"
@@ -108,8 +121,15 @@ class Recipe:
         checks = [
             (self.epochs >= 1, "epochs", f"{self.epochs}", "give --epochs 1 or more"),
             (self.batch_size >= 1, "batch_size", f"{self.batch_size}", "give --batch-size 1 or more"),
+            (self.accum_steps >= 1, "accum_steps", f"{self.accum_steps}", "give --accum-steps 1 (off) or more"),
             (self.lr > 0 and self.lr < 100, "lr", f"{self.lr}", "give a learning rate such as --lr 0.05"),
             (self.weight_decay >= 0, "weight_decay", f"{self.weight_decay}", "give --weight-decay 0 or more"),
+            (
+                self.layer_decay is None or 0 < self.layer_decay <= 1,
+                "layer_decay",
+                f"{self.layer_decay}",
+                "use a factor in (0, 1], e.g. 0.7, or none",
+            ),
             (0 <= self.val_fraction < 1, "val_fraction", f"{self.val_fraction}", "use a fraction in [0, 1), e.g. 0.1"),
             (self.img_size >= 8, "img_size", f"{self.img_size}", "give --img-size 8 or more"),
             (self.stem in ("imagenet", "cifar"), "stem", self.stem, "use --stem imagenet or --stem cifar"),
@@ -125,7 +145,22 @@ class Recipe:
             (self.step_period >= 1, "step_period", f"{self.step_period}", "give --step-period 1 or more"),
             (0 < self.step_gamma <= 1, "step_gamma", f"{self.step_gamma}", "use a gamma in (0, 1]"),
             (0 <= self.label_smoothing < 1, "label_smoothing", f"{self.label_smoothing}", "use a value in [0, 1)"),
+            (self.mixup_alpha >= 0, "mixup_alpha", f"{self.mixup_alpha}", "give 0 (off) or more, e.g. 0.2"),
+            (self.cutmix_alpha >= 0, "cutmix_alpha", f"{self.cutmix_alpha}", "give 0 (off) or more, e.g. 1.0"),
+            (0 < self.mix_prob <= 1, "mix_prob", f"{self.mix_prob}", "use a probability in (0, 1]"),
+            (
+                self.mix_off_epoch is None or self.mix_off_epoch >= 1,
+                "mix_off_epoch",
+                f"{self.mix_off_epoch}",
+                "give an epoch from 1 (as history.csv counts), or none to mix to the end",
+            ),
             (self.ema is None or 0 < self.ema < 1, "ema", f"{self.ema}", "use a decay in (0, 1), e.g. 0.999"),
+            (
+                self.swa_epochs is None or self.swa_epochs >= 1,
+                "swa_epochs",
+                f"{self.swa_epochs}",
+                "give 1 or more epochs to average, or none",
+            ),
             (self.tta in ("auto", "on", "off"), "tta", self.tta, "use auto, on or off"),
             (self.lr_scaling in ("linear", "sqrt", "keep"), "lr_scaling", self.lr_scaling, "use linear, sqrt or keep"),
             (self.warmup_epochs >= 0, "warmup_epochs", f"{self.warmup_epochs}", "give 0 or more"),
@@ -192,6 +227,17 @@ class Recipe:
             said.append(
                 f"unfreeze_after={self.unfreeze_after} is not before --epochs {self.epochs}: the backbone "
                 f"stays frozen for the whole run"
+            )
+        if self.swa_epochs is not None and self.swa_epochs > self.epochs:
+            said.append(f"swa_epochs={self.swa_epochs} is more than --epochs {self.epochs}: every epoch is averaged")
+        mixing = self.mixup_alpha > 0 or self.cutmix_alpha > 0
+        if self.mix_off_epoch is not None and not mixing:
+            said.append(f"mix_off_epoch={self.mix_off_epoch} has no effect: --mixup-alpha and --cutmix-alpha are 0")
+        elif mixing and self.mix_off_epoch is not None and self.mix_off_epoch > self.epochs:
+            said.append(f"mix_off_epoch={self.mix_off_epoch} is after --epochs {self.epochs}: every epoch mixes")
+        if mixing and self.freeze and self.feature_cache_views:
+            said.append(
+                "mixup/CutMix mix images: the epochs trained on cached features (--feature-cache-views) are not mixed"
             )
         return said
 
@@ -273,7 +319,8 @@ FIELD_HELP = {
     "unfreeze_after": "with --freeze: train all layers from this epoch on",
     "img_size": "training and evaluation crop size",
     "eval_resize": "shorter side before the evaluation centre crop",
-    "aug": "augmentation pipeline: none, paper (the study's) or modern",
+    "aug": "augmentation pipeline: none, paper (the study's), modern, or policy (modern + RandAugment-style ops and "
+    "random erasing)",
     "val_fraction": "fraction of each class held out for validation",
     "full_train": "train on train+validation (the final model)",
     "skip_bad_images": "skip images that do not decode (recorded in the run) instead of stopping",
@@ -286,19 +333,26 @@ FIELD_HELP = {
     "epochs": "number of epochs",
     "early_stop_patience": "stop after this many epochs without a better validation metric (default: none, off)",
     "batch_size": "images per batch (per process with --nproc)",
+    "accum_steps": "gradient accumulation: one optimizer step per this many batches (effective batch = batch x steps)",
     "lr_scaling": "how --lr follows a batch shrunk for a small dataset: linear, sqrt or keep",
     "optimizer": "sgd or adamw",
     "lr": "peak learning rate (mean loss over the batch)",
     "momentum": "SGD momentum",
     "nesterov": "Nesterov momentum",
     "weight_decay": "weight decay (not applied to biases and norm weights)",
+    "layer_decay": "layer-wise lr decay for fine-tuning: head at --lr, each layer below this times the one above",
     "schedule": "constant, step, cosine or onecycle",
     "step_period": "step schedule: epochs between lr drops",
     "step_gamma": "step schedule: factor of each drop",
     "warmup_epochs": "linear warmup length in epochs (onecycle: the rising part)",
     "label_smoothing": "label smoothing of the training loss",
+    "mixup_alpha": "mixup: Beta(alpha, alpha) blend of image pairs with soft targets (0: off; e.g. 0.2)",
+    "cutmix_alpha": "CutMix: Beta(alpha, alpha) share of a pasted box (0: off; e.g. 1.0); with mixup: one or the other",
+    "mix_prob": "fraction of batches mixed by mixup/CutMix",
+    "mix_off_epoch": "mixup/CutMix stop from this epoch on (1-based, as history.csv counts; none: never)",
     "grad_clip": "clip gradient norm to this value",
     "ema": "keep an exponential moving average of weights with this decay (e.g. 0.999)",
+    "swa_epochs": "average the last N epochs' weights (BatchNorm recomputed) into swa.pt (predict --checkpoint swa)",
     "seed": "random seed: same seed, same CPU run",
     "device": "auto, cpu, cuda or cuda:N",
     "amp": "bf16 autocast on CUDA (fp16 with a grad scaler where bf16 is missing)",

@@ -113,26 +113,35 @@ def _follow_img_size(base: Recipe, res: Resolution, given: set[str]) -> None:
 
 
 def _follow_data_size(res: Resolution, given: set[str], n_train: int) -> None:
+    """Too few optimizer steps an epoch for the data: accumulation goes first (it only enlarges the effective
+    batch, which small data does not need), then the batch shrinks, lr following the effective batch."""
     recipe = res.recipe
-    steps = n_train // recipe.batch_size if n_train > recipe.batch_size else 1
+    effective = recipe.batch_size * recipe.accum_steps
+    steps = n_train // effective if n_train > effective else 1
     if steps >= MIN_STEPS:
         return
     batch = max(MIN_BATCH, 2 ** round(math.log2(max(n_train / MIN_STEPS, 1))))
-    if batch >= recipe.batch_size:
+    if batch >= effective:
         return
-    why = f"{n_train} training images at batch {recipe.batch_size} give {steps} optimizer steps an epoch"
-    if "batch_size" in given:
-        res.warnings.append(
-            f"{why} (fewer than {MIN_STEPS}); --batch-size {batch} would give {n_train // batch}, kept as given"
-        )
-        return
-    res.change("batch_size", batch, f"{why}, {n_train // batch} at {batch}")
-    if "lr" not in given:
-        factor = {"linear": batch / recipe.batch_size, "sqrt": math.sqrt(batch / recipe.batch_size), "keep": 1.0}
+    at = f"batch {effective}" if recipe.accum_steps == 1 else f"batch {recipe.batch_size} x {recipe.accum_steps} steps"
+    why = f"{n_train} training images at {at} give {steps} optimizer steps an epoch"
+    if recipe.accum_steps > 1 and "accum_steps" not in given:
+        res.change("accum_steps", max(batch // recipe.batch_size, 1), f"{why}; accumulation is not needed")
+    if batch < res.recipe.batch_size:
+        if "batch_size" in given:
+            res.warnings.append(
+                f"{why} (fewer than {MIN_STEPS}); --batch-size {batch} would give {n_train // batch}, kept as given"
+            )
+        else:
+            res.change("batch_size", batch, f"{why}, {n_train // batch} at {batch}")
+    ratio = res.recipe.batch_size * res.recipe.accum_steps / effective
+    if ratio != 1 and "lr" not in given:
+        factor = {"linear": ratio, "sqrt": math.sqrt(ratio), "keep": 1.0}
         res.change(
             "lr",
             float(f"{recipe.lr * factor[recipe.lr_scaling]:.4g}"),
-            f"the recipe's lr_scaling={recipe.lr_scaling} from batch {recipe.batch_size} to {batch}",
+            f"the recipe's lr_scaling={recipe.lr_scaling} from batch {effective} to "
+            f"{res.recipe.batch_size * res.recipe.accum_steps}",
         )
 
 

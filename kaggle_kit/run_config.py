@@ -69,6 +69,7 @@ class RunConfig:
     data_dir: str | None = None
     fingerprint: str | None = None
     data_path: str | None = None  # the data path gpu_data resolved to
+    effective_batch: int | None = None  # images per optimizer step, all ranks and accumulated batches together
     skipped_images: tuple[str, ...] = ()
     versions: dict[str, str] = field(default_factory=dict)
     git: str | None = None
@@ -94,6 +95,7 @@ class RunConfig:
             data_dir=data.get("data_dir") or None,
             fingerprint=data.get("fingerprint"),
             data_path=data.get("data_path"),
+            effective_batch=data.get("effective_batch"),
             skipped_images=tuple(data.get("skipped_images") or ()),
             versions=dict(data.get("versions") or {}),
             git=data.get("git"),

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .competition import Competition, resolve
 from .errors import KitError
+from .fold_group import FOLDS_FILE, FoldGroup, is_group
 from .ledger import append_json_line, default_submissions_dir, now_iso, read_json_lines
 from .metrics import Metric
 
@@ -30,6 +31,7 @@ from .run import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, display_epoch, runs_roo
 from .run_config import CONFIG, RunConfig
 
 WRITTEN_NAME = "written.jsonl"  # beside the ledger: every file predict wrote, by hash
+BLEND_SUFFIX = ".ensemble.json"  # beside a file `ensemble` wrote: its members, weights and held-out score
 EXPERIMENT_FILE = "experiment.json"  # an experiment folder's record; the folder holds run folders
 
 
@@ -73,7 +75,8 @@ def find_written(path: Path) -> dict | None:
     """The newest record of a file with these very bytes whose run folder still exists, or None."""
     sha256 = file_sha256(path)
     for entry in reversed(read_json_lines(written_index())):
-        if entry.get("sha256") == sha256 and (Path(str(entry.get("run_dir"))) / CONFIG).is_file():
+        folder = Path(str(entry.get("run_dir")))
+        if entry.get("sha256") == sha256 and ((folder / CONFIG).is_file() or is_group(folder)):
             return entry
     return None
 
@@ -146,11 +149,58 @@ def _validation_score(run_dir: Path, comp: Competition, temperature) -> float | 
     return None if value != value else value
 
 
+def blend_record_path(file: Path | str) -> Path:
+    file = Path(file)
+    return file.with_name(file.name + BLEND_SUFFIX)
+
+
+def blend_record(file: Path) -> dict | None:
+    """The record `ensemble` wrote beside this very file (same bytes), or None."""
+    record = _read_json(blend_record_path(file))
+    if not record or not file.is_file() or record.get("sha256") != file_sha256(file):
+        return None
+    return record
+
+
+def _describe_blend(file: Path, record: dict, explicit: Competition | None) -> tuple[Competition, RunInfo]:
+    comp = resolve(record["competition"])
+    if explicit and explicit.name != comp.name:
+        raise KitError(f"{file} is a blend of {comp.name} members, but --competition says {explicit.name}")
+    members = " + ".join(f"{m['name']} {m['weight']:.3f}" for m in record.get("members", []))
+    info = RunInfo(
+        name=f"blend:{file.stem}",
+        recipe=f"blend ({record.get('weights')} weights): {members}",
+        local_score=record.get("blend_score"),
+        data_dir=Path(record["data_dir"]) if record.get("data_dir") else None,
+        sample=Path(record["sample"]) if record.get("sample") else None,
+    )
+    return comp, info
+
+
+def _group_info(group_dir: Path) -> RunInfo:
+    """A fold group as the run of a submission: fold 1's settings, the OOF score as the local score."""
+    group = FoldGroup(group_dir)
+    typed = RunConfig.from_dict(_read_json(group.fold_dir(1) / CONFIG))
+    summary = recipe_summary(typed.recipe_dict)
+    cv = group.cv() or {}
+    return RunInfo(
+        name=group.name,
+        run_dir=group_dir,
+        config=typed,
+        recipe=f"{group.k}-fold CV {summary}" if summary else f"{group.k}-fold CV",
+        local_score=cv.get("oof_metric"),
+    )
+
+
 def describe_run(
     file: Path, competition: Competition | str | None = None, run_dir: Path | str | None = None
 ) -> tuple[Competition, RunInfo]:
-    """The competition and run of a submission file: `submissions/<competition>/<run>.csv` and the run's config.json."""
+    """The competition and run of a submission file: `submissions/<competition>/<run>.csv` and the run's config.json;
+    a fold group's file describes the group (OOF score), an ensemble's its members and weights."""
     file = Path(file)
+    blended = blend_record(file) if run_dir is None else None
+    if blended is not None:
+        return _describe_blend(file, blended, _competition(competition) if competition else None)
     explicit = _competition(competition) if competition else None
     from_folder = None
     try:
@@ -168,6 +218,12 @@ def describe_run(
             run_dir = found
         elif from_folder is not None:
             info.name = file.stem  # submissions/<competition>/<run>.csv even when the run folder is elsewhere
+    if run_dir is not None and is_group(run_dir):
+        info = _group_info(Path(run_dir))
+        if written is not None:
+            info.data_dir = Path(written["data_dir"]) if written.get("data_dir") else None
+            info.sample = Path(written["sample"]) if written.get("sample") else None
+        run_dir = None  # described: the group has no config.json of its own
     if run_dir is not None:
         run_dir = Path(run_dir)
         config_path = run_dir / CONFIG
@@ -197,7 +253,7 @@ def describe_run(
             f"{file}: cannot tell which competition it is for (not under submissions/<competition>/ and no run found): "
             "pass --competition"
         )
-    if info.run_dir is not None:
+    if info.run_dir is not None and not is_group(info.run_dir):
         calibration = info.config.calibration_of("best")  # the checkpoint a plain predict submits
         calibrated = calibration.get("val_metric") if calibration else None
         # the calibrated metric is what predict's submission reflects (its TTA choice and temperature)
@@ -260,7 +316,10 @@ def kaggle_records(ledger) -> dict[str, Any]:
 
 
 def run_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | None:
-    """What one run folder says: settings, epochs, validation metric, Kaggle score; None if it has no config."""
+    """What one run folder says: settings, epochs, validation metric, Kaggle score; None if it has no config.
+    A fold group: fold 1's settings, epochs and seconds summed over its folds, the OOF metric as validation."""
+    if is_group(path):
+        return _group_summary(path, scored)
     run = RunDir(path)
     if not run.file(CONFIG).is_file():
         return None
@@ -296,6 +355,35 @@ def run_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def _group_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | None:
+    group = FoldGroup(path)
+    k = group.k
+    folds = [run_summary(group.fold_dir(f), {}) for f in range(1, k + 1) if (group.fold_dir(f) / CONFIG).is_file()]
+    if not folds:
+        return None
+    cv = group.cv() or {}
+    summary = dict(folds[0])
+    record = scored.get(str(path.resolve()))
+    finished = sum(1 for f in folds if f["finished"])
+    summary.update(
+        recipe=f"{k}-fold CV {folds[0]['recipe']}",
+        epochs=sum(f["epochs"] for f in folds),
+        epochs_planned=k * folds[0]["epochs_planned"],
+        best_epoch=None,
+        val_metric=cv.get("oof_metric"),
+        val_metric_final=cv.get("oof_metric"),
+        val_metric_calibrated=cv.get("oof_metric"),
+        calibrated_with=f"OOF, T={cv['temperature']:.3f}" if cv else None,
+        settings=f"{k} folds ({finished} finished), OOF"
+        + (f" (folds {cv['fold_mean']:.4f} +- {cv['fold_std']:.4f})" if cv else " pending"),
+        kaggle_public=record.public_score if record else None,
+        kaggle_private=record.private_score if record else None,
+        train_seconds=sum(f["train_seconds"] for f in folds),
+        finished=bool(cv) and finished == k,
+    )
+    return summary
+
+
 # --------------------------------------------------------------------------------------- every run
 
 
@@ -311,7 +399,10 @@ def find_run_dirs(roots: Iterable[Path | str]) -> list[Path]:
             continue
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
-            if CONFIG in filenames and EXPERIMENT_FILE not in filenames:
+            if FOLDS_FILE in filenames:  # a fold group: one row, its folds are its parts
+                found.append(Path(dirpath))
+                dirnames[:] = []
+            elif CONFIG in filenames and EXPERIMENT_FILE not in filenames:
                 found.append(Path(dirpath))
                 dirnames[:] = []  # a run folder holds no other runs
     return found

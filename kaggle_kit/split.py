@@ -53,3 +53,58 @@ def load_split(path: Path, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         )
     val_idx = np.sort(np.array([position[i] for i in data["val_ids"]], dtype=np.int64))
     return np.setdiff1d(np.arange(len(ids)), val_idx), val_idx
+
+
+def stratified_folds(labels: np.ndarray, k: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """The fold (0..k-1) of every image: each class dealt round the folds in a seeded random order, so every fold
+    holds about 1/k of each class. With `groups`, whole groups are dealt instead (largest first, each to the fold
+    holding the fewest images of its class so far), so no group is split between training and held-out images."""
+    labels = np.asarray(labels)
+    if groups is not None:
+        return _grouped_folds(labels, np.asarray(groups), k, seed)
+    rng = np.random.default_rng(seed)
+    folds = np.empty(len(labels), dtype=np.int64)
+    start = 0
+    for cls in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        # each class starts where the previous one stopped, so small classes do not all fill fold 0 first
+        folds[members] = (start + np.arange(len(members))) % k
+        start = (start + len(members)) % k
+    return folds
+
+
+def _grouped_folds(labels: np.ndarray, groups: np.ndarray, k: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    names = rng.permutation(np.unique(groups))  # the seed breaks ties between groups of one size
+    members = {name: np.flatnonzero(groups == name) for name in names}
+    names = sorted(names, key=lambda name: -len(members[name]))  # stable: ties keep the seeded order
+    classes = np.unique(labels)
+    held = np.zeros((k, len(classes)), dtype=np.int64)  # images of each class held by each fold so far
+    folds = np.empty(len(labels), dtype=np.int64)
+    for name in names:
+        counts = np.array([(labels[members[name]] == cls).sum() for cls in classes])
+        # the fold whose share of this group's classes is smallest, then the smallest fold overall
+        fold = min(range(k), key=lambda f: (held[f] @ counts, held[f].sum()))
+        folds[members[name]] = fold
+        held[fold] += counts
+    return folds
+
+
+def check_fold_count(labels: np.ndarray, k: int, classes: list[str], groups: np.ndarray | None = None) -> None:
+    """`--folds k` is refused where a fold could not hold out every class (or, grouped, would hold no group)."""
+    if k < 2:
+        raise KitError(f"--folds {k}: cross-validation needs at least 2 folds")
+    if groups is not None:
+        n_groups = len(np.unique(groups))
+        if n_groups < k:
+            raise KitError(
+                f"--folds {k}: the training data has only {n_groups} groups; use --folds {n_groups} or fewer"
+            )
+        return
+    values, counts = np.unique(np.asarray(labels), return_counts=True)
+    smallest = int(np.argmin(counts))
+    if counts[smallest] < k:
+        raise KitError(
+            f"--folds {k}: class {classes[values[smallest]]!r} has only {counts[smallest]} training images, "
+            f"so some folds would hold out none of it; use --folds {counts[smallest]} or fewer"
+        )

@@ -210,3 +210,42 @@ def assert_one_line_error(
     for needle in needles:
         assert needle in text, text
     return text
+
+
+# A tiny CIFAR-10 download and a 3-fold group trained on it (test_folds, test_ensemble): read-only; a test that
+# resumes or edits one copies it first. FOLD_ARGS keep every fold a couple of seconds on one CPU thread.
+FOLD_ARGS = [
+    "--epochs",
+    "2",
+    "--arch",
+    "test_resnet",
+    "--batch-size",
+    "16",
+    "--lr",
+    "0.05",
+    "--aug",
+    "none",
+    "--workers",
+    "0",
+    "--seed",
+    "3",
+    "--tta",
+    "off",
+    "--device",
+    "cpu",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar(tmp_path_factory):
+    """A CIFAR-10 download with 9 training images per class and 30 test images, answers.csv beside it."""
+    return write_sample(resolve("cifar10"), tmp_path_factory.mktemp("tiny-cifar"), n_train=90, n_test=30).parent
+
+
+@pytest.fixture(scope="session")
+def cifar_group(tiny_cifar, tmp_path_factory):
+    """(group folder, the train command's result): `train cifar10 --folds 3` on tiny_cifar."""
+    out = tmp_path_factory.mktemp("shared-groups") / "group"
+    result = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--out", out, *FOLD_ARGS)
+    assert result.returncode == 0, result.stderr
+    return out, result

@@ -89,7 +89,9 @@ def score_command(
     data_dir: Optional[Path] = typer.Option(
         None, "--data-dir", help="RUN_DIR only: the training data (default: the folder the run was trained on)."
     ),
-    checkpoint: str = typer.Option("best", "--checkpoint", help="RUN_DIR only: best or last."),
+    checkpoint: str = typer.Option(
+        "best", "--checkpoint", help="RUN_DIR only: best, last or swa (a run trained with --swa-epochs)."
+    ),
     recalibrate: bool = typer.Option(
         False, "--recalibrate", help="RUN_DIR only: measure again instead of reading the stored calibration."
     ),
@@ -103,6 +105,15 @@ def score_command(
 ) -> None:
     """Score a submission against an answers file, or a run on its validation split (before/after TTA and
     calibration)."""
+    from ..fold_group import is_group
+
+    if target.is_dir() and is_group(target):
+        from ..folds import describe_cv, group_cv
+
+        if answers is not None:
+            raise KitError(f"{target} is a fold group, scored on its out-of-fold predictions: drop --answers")
+        print("\n".join(describe_cv(group_cv(target))))
+        return
     if target.is_dir():
         from ..predict import describe_scores, score_run
 
@@ -130,11 +141,15 @@ def score_command(
 
 
 def predict_command(
-    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder made by `kaggle-kit train`."),
+    run_dir: Path = typer.Argument(
+        ..., metavar="RUN_DIR", help="A run folder made by `kaggle-kit train`, or a fold group (`train --folds K`)."
+    ),
     data_dir: Optional[Path] = typer.Option(
         None, "--data-dir", help="The competition's data folder or download (default: the one the run was trained on)."
     ),
-    checkpoint: str = typer.Option("best", "--checkpoint", help="best (highest validation score) or last."),
+    checkpoint: str = typer.Option(
+        "best", "--checkpoint", help="best (highest validation score), last, or swa (weights averaged by --swa-epochs)."
+    ),
     tta: Optional[bool] = typer.Option(
         None,
         "--tta/--no-tta",
@@ -148,8 +163,12 @@ def predict_command(
         None, "--batch-size", min=1, help="Images per batch (default: twice the training batch)."
     ),
 ) -> None:
-    """Predict every test image with a trained run and write a validated submission file."""
+    """Predict every test image with a trained run (or fold group) and write a validated submission file."""
+    from ..fold_group import is_group
     from ..predict import predict_run
+
+    if is_group(run_dir):
+        return _predict_group(run_dir, data_dir, checkpoint, tta, out, device, batch_size)
     from ..run import display_epoch
 
     result = predict_run(run_dir, data_dir, checkpoint, tta, out, device=device, batch_size=batch_size)
@@ -165,6 +184,27 @@ def predict_command(
     print(f"ok: {result.path}: {result.rows} rows, header matches {result.sample_path}")
     if result.val_metric is not None:
         print(f"validation of this configuration: {result.competition.metric.describe(result.val_metric)}")
+    print(f"next: kaggle-kit submit {result.path}")
+
+
+def _predict_group(group, data_dir, checkpoint, tta, out, device, batch_size) -> None:
+    from ..folds import describe_cv, predict_group
+
+    if checkpoint != "best" or tta is not None:
+        raise KitError(
+            f"{group} is a fold group: each fold submits its best.pt with its own TTA choice; drop "
+            f"--checkpoint and --tta"
+        )
+    result = predict_group(group, data_dir, out, device=device, batch_size=batch_size)
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    print(
+        f"wrote {result.path}: {result.rows} rows (the folds' test logits averaged, temperature "
+        f"{result.temperature:.3f} fitted on the OOF predictions)"
+    )
+    print(f"ok: {result.path}: {result.rows} rows, header matches {result.sample_path}")
+    if result.cv:
+        print("\n".join(describe_cv(result.cv)))
     print(f"next: kaggle-kit submit {result.path}")
 
 

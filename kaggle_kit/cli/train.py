@@ -24,6 +24,15 @@ def train(
     out: Optional[Path] = typer.Option(None, help="run folder (default runs/<competition>/<time>-<arch>-<recipe>)"),
     resume: Optional[Path] = typer.Option(None, help="continue this run folder from its last checkpoint"),
     nproc: int = typer.Option(1, help="processes (GPUs) on this machine, through torchrun's launcher"),
+    folds: Optional[int] = typer.Option(
+        None, "--folds", metavar="K", help="K-fold cross-validation: a fold group of K runs, OOF predictions, CV score"
+    ),
+    fold: Optional[str] = typer.Option(
+        None, "--fold", metavar="I[,J...]", help="with --folds (or --resume GROUP): train only these folds"
+    ),
+    gpus: Optional[str] = typer.Option(
+        None, "--gpus", metavar="IDS", help="with --folds: folds side by side, one process per GPU (e.g. 0,1,2,3)"
+    ),
     analyze: bool = typer.Option(
         True, "--analyze/--no-analyze", help="write the error-analysis pictures (RUN/analysis/analysis.md) at the end"
     ),
@@ -67,6 +76,15 @@ def train(
 
     kinds = check_kinds(track)  # a wrong name fails before any training, on every rank
     tracker = RunTracking(kinds) if kinds and is_main else None  # rank 0 alone logs
+    from ..fold_group import is_group
+
+    if folds is not None or (resume and is_group(resume)):
+        if kinds:
+            raise KitError("--track does not log fold groups yet: drop --track (each fold's history.csv is kept)")
+        gpu_list = _gpu_list(gpus, nproc)
+        return _train_group(competition, data_dir, recipe, out, resume, folds, fold, gpu_list, overrides, is_main)
+    if fold is not None or gpus is not None:
+        raise KitError(f"{'--fold' if fold else '--gpus'} is for fold groups: add --folds K (or --resume GROUP)")
     try:
         if resume:
             given = [f"--{name.replace('_', '-')}" for name, value in overrides.items() if value is not None]
@@ -171,6 +189,63 @@ def _pseudo_labels(competition, data_dir, recipe, source, threshold, overrides):
             file=sys.stderr,
         )
     return distributed.broadcast_object(chosen)
+
+
+def _gpu_list(gpus: str | None, nproc: int) -> list[str] | None:
+    if gpus is None:
+        return None
+    found = [g.strip() for g in gpus.split(",") if g.strip()]
+    if not found:
+        raise KitError(f"--gpus {gpus!r}: give GPU ids separated by commas, e.g. --gpus 0,1")
+    if nproc > 1:
+        raise KitError("--gpus runs one fold per GPU, --nproc one fold on several: choose one of them")
+    return found
+
+
+def _train_group(competition, data_dir, recipe, out, resume, k, fold, gpus, overrides, is_main) -> None:
+    """`train --folds K`: every chosen fold trained (or resumed, or skipped when finished), then the OOF and CV."""
+    from .. import distributed
+    from .. import folds as cross_validation
+
+    if resume and (competition or recipe or out or k is not None or any(v is not None for v in overrides.values())):
+        raise KitError(f"--resume {resume} continues the fold group with its folds.json settings: drop the other flags")
+    try:
+        if resume:
+            group, data_dir = cross_validation.FoldGroup(resume), data_dir
+        else:
+            if not competition:
+                raise typer.BadParameter("give a COMPETITION with --folds")
+            group, _ = cross_validation.plan_group(competition, data_dir, recipe, out, k, **overrides)
+        chosen = cross_validation.parse_fold_list(fold, group.k)
+        if gpus:
+            result = cross_validation.train_folds_on_gpus(group, chosen, gpus, data_dir)
+        else:
+            result = cross_validation.train_folds(group, chosen, data_dir)
+    finally:
+        distributed.shutdown()
+    if not is_main:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    if result.interrupted is not None:
+        print(
+            f"interrupted in fold {result.interrupted}: resume the group with: kaggle-kit train --resume {group.path}",
+            file=sys.stderr,
+        )
+        raise SystemExit(130)
+    if result.skipped:
+        print(f"folds {', '.join(map(str, result.skipped))} had finished already: skipped")
+    summary = group.cv() if not result.trained else None  # nothing new: the stored OOF and CV stand
+    summary = summary or cross_validation.finish_group(group, data_dir)
+    if summary is None:
+        done = [f for f in range(1, group.k + 1) if (group.fold_dir(f) / "best.pt").is_file()]
+        print(f"trained folds {', '.join(map(str, result.trained))}; finished: {len(done)}/{group.k}")
+        print(f"the OOF score comes when every fold has finished: kaggle-kit train --resume {group.path}")
+        return
+    for line in cross_validation.describe_cv(summary):
+        print(line)
+    print(f"group: {group.path} (cv.md, oof_predictions.npz)")
+    print(f"next: kaggle-kit predict {group.path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -27,10 +27,12 @@ def train(
     runs_root: Path | str = DEFAULT_RUNS_DIR,
     tracker=None,
     pseudo_labels: PseudoLabels | None = None,
+    val_ids: list[str] | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """`train("dog_breed", arch="resnet34")`: resolve, read the data, train, and return the result.
-    `pseudo_labels`: confident test predictions to train on as well (chosen by `kaggle_kit.pseudo.select`)."""
+    `pseudo_labels`: confident test predictions to train on as well (chosen by `kaggle_kit.pseudo.select`).
+    `val_ids`: the images to validate on (a fold of a fold group; the recipe's val_fraction should say their share)."""
     from ..run import new_run_path
 
     added = len(pseudo_labels) if pseudo_labels is not None else 0
@@ -63,6 +65,7 @@ def train(
             resolution=resolution,
             on_epoch=tracker.log_epoch if tracker else None,
             pseudo=pseudo_labels,
+            val_ids=val_ids,
         )
     except BaseException:
         remove_if_nothing_to_resume()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from ..competition import Competition
 from ..data import epoch_seed, seed_everything
 from ..device import to_device
 from ..errors import KitError
+from ..mix import BatchMix, batch_loss
 from ..recipe import Recipe
 from ..run import display_epoch
 
@@ -56,6 +58,7 @@ def run_epoch(setup, state, bar) -> EpochOutcome:
         recipe,
         epoch,
         bar,
+        mix=setup.mix,
     )
     result = None
     if len(setup.data.val_idx):
@@ -90,38 +93,38 @@ def train_one_epoch(
     recipe: Recipe,
     epoch: int,
     bar,
+    mix: BatchMix | None = None,
 ) -> dict[str, Any]:
     # a pure function of (seed, epoch): dropout and worker-free augmentation replay exactly on resume
     # plus the rank: each rank's dropout and GPU-side augmentation draw differ (rank 0 draws as a single process)
     seed_everything(epoch_seed(recipe.seed, epoch, salt=1) + distributed.rank())
     train_model.train()  # frozen backbone BatchNorm layers stay in eval mode (models.set_backbone_frozen)
-    lr = optimizer.param_groups[0]["lr"]
+    lr = max(group["lr"] for group in optimizer.param_groups)  # the head's with --layer-decay
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     finite = torch.ones((), device=device, dtype=torch.bool)
-    seen = 0
+    seen = mixed = steps = 0
+    accumulation = Accumulation(recipe.accum_steps, len(batches))
     start = time.perf_counter()
     for step, (x, y) in enumerate(batches):
         x, y = to_device(x, y, device, channels_last)
+        x, targets = mix(x, y) if mix is not None else (x, y)  # soft targets when the batch is mixed
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             logits = train_model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+            loss = batch_loss(logits, targets, recipe.label_smoothing)
         finite &= torch.isfinite(loss.detach())
         if step % DIVERGENCE_CHECK_STEPS == 0 and not bool(finite):
             _diverged(epoch, recipe)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if recipe.grad_clip:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        if ema is not None:
-            ema.update(model)
+        if accumulation.starts(step):
+            optimizer.zero_grad(set_to_none=True)
+        with accumulation.sync(train_model, step):
+            scaler.scale(loss / accumulation.size(step)).backward()
+        if accumulation.ends(step):
+            _update(model, optimizer, scheduler, scaler, ema, recipe.grad_clip)
         total_loss += loss.detach().double() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()
         seen += len(y)
+        mixed, steps = mixed + targets.is_floating_point(), steps + 1
         bar.advance(1, postfix=f"epoch {epoch + 1}/{recipe.epochs}")
     if not bool(finite):
         _diverged(epoch, recipe)
@@ -137,7 +140,52 @@ def train_one_epoch(
         "train_accuracy": correct_all / max(seen_all, 1),
         "seconds": seconds,
         "images_per_s": seen_all / max(seconds, 1e-9),
+        # images per optimizer step, all ranks together: in last.pt's history and the epoch line when accumulating
+        **({"effective_batch": effective_batch(recipe)} if recipe.accum_steps > 1 else {}),
+        # kept in last.pt's history (not history.csv): which epochs mixup/CutMix touched, and how much
+        **({"mixed": mixed / max(steps, 1)} if mix is not None else {}),
     }
+
+
+def effective_batch(recipe: Recipe) -> int:
+    return recipe.batch_size * recipe.accum_steps * distributed.world_size()
+
+
+class Accumulation:
+    """`--accum-steps K`: gradients of K batches summed before one optimizer step (an effective batch K times
+    the batch), each batch's mean loss divided by K so the step equals one batch K times as large. An epoch's
+    last group may be shorter: its losses are divided by its own length. No group crosses an epoch's end, so
+    last.pt (written between epochs) needs no counter. Under DDP the gradients are averaged across ranks once
+    per group (`no_sync` on the batches before its last)."""
+
+    def __init__(self, steps: int, batches: int):
+        self.steps, self.batches = steps, batches
+
+    def starts(self, step: int) -> bool:
+        return step % self.steps == 0
+
+    def ends(self, step: int) -> bool:
+        return (step + 1) % self.steps == 0 or step + 1 == self.batches
+
+    def size(self, step: int) -> int:
+        first = step - step % self.steps
+        return min(self.steps, self.batches - first)
+
+    def sync(self, train_model, step: int):
+        no_sync = getattr(getattr(train_model, "_orig_mod", train_model), "no_sync", None)  # DDP, maybe compiled
+        return no_sync() if no_sync is not None and not self.ends(step) else contextlib.nullcontext()
+
+
+def _update(model, optimizer, scheduler, scaler, ema, grad_clip: float | None) -> None:
+    """One optimizer step on the summed gradients, then the per-step schedule and EMA."""
+    if grad_clip:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    if ema is not None:
+        ema.update(model)
 
 
 @torch.no_grad()

@@ -26,11 +26,13 @@ from ..recipe import Recipe
 from ..resolve import Resolution
 from ..run import RunDir
 from .epoch import run_epoch
+from .hooks.averaging import WeightAveraging
 from .hooks.callback import OnEpoch
 from .hooks.checkpoints import Checkpoints
 from .hooks.early_stopping import EarlyStopping
 from .hooks.history import History
 from .hooks.interrupts import HeldInterrupt, Interrupts
+from .hooks.mixing import MixSwitch
 from .hooks.out_of_memory import OutOfMemory
 from .hooks.unfreeze import Unfreeze
 from .setup import prepare, say_notes
@@ -58,15 +60,19 @@ def fit(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     resolution: Resolution | None = None,
     pseudo: PseudoLabels | None = None,
+    val_ids: list[str] | None = None,
 ) -> TrainResult:
     """Train `recipe` on `layout` into `run`; with `resume`, continue from the run's last checkpoint.
     `resolution`: how `recipe` was derived from the named one (recorded in config.json, said as notes).
-    `pseudo`: test images to train on as well (a new run; a resumed one reads its own from the run folder)."""
+    `pseudo`: test images to train on as well (a new run; a resumed one reads its own from the run folder);
+    `val_ids`: the validation images when the caller chose them (a fold of a fold group)."""
     started = time.perf_counter()
-    setup, state = prepare(comp, layout, recipe, run, resume, resolution, pseudo)
+    setup, state = prepare(comp, layout, recipe, run, resume, resolution, pseudo, val_ids)
     hooks = [  # the order they run in at every point; a hook that sets state.stop comes before the writers
         Unfreeze(recipe, setup.device),
+        MixSwitch(setup.mix, recipe.mix_off_epoch),
         EarlyStopping(recipe.early_stop_patience),
+        WeightAveraging(recipe, setup),  # before the writers: last.pt holds this epoch's average
         Checkpoints(run, recipe.epochs),
         History(run, comp, recipe.epochs),
         OnEpoch(on_epoch),

@@ -22,6 +22,7 @@ from ..device import (
 )
 from ..errors import KitError
 from ..layout import Layout
+from ..mix import BatchMix
 from ..pseudo_labels import PseudoLabels
 from ..recipe import Recipe
 from ..resolve import Resolution, augmentation_for
@@ -43,7 +44,12 @@ class Setup:
     device: torch.device
     dtype: torch.dtype | None
     channels_last: bool
-    steps_per_epoch: int
+    steps_per_epoch: int  # batches; the optimizer steps once per recipe.accum_steps of them (updates_per_epoch)
+    mix: BatchMix | None = None  # mixup/CutMix batch stage (switched off at its epoch by hooks.mixing)
+
+    @property
+    def updates_per_epoch(self) -> int:
+        return -(-self.steps_per_epoch // self.recipe.accum_steps)
 
     @property
     def head_only(self) -> bool:
@@ -58,9 +64,11 @@ def prepare(
     resume: bool,
     resolution: Resolution | None,
     pseudo: PseudoLabels | None = None,
+    val_ids: list[str] | None = None,
 ) -> tuple[Setup, TrainState]:
     """Check the recipe, read the data, build the model and its optimizer; with `resume`, load `last.pt` (and the
-    run's own pseudo-labels, whatever `pseudo` says)."""
+    run's own pseudo-labels, whatever `pseudo` says). `val_ids`: the validation images, where the caller chose
+    them (a fold); else a seeded split."""
     from .. import features, models, pseudo_labels
 
     recipe.validate()
@@ -80,7 +88,7 @@ def prepare(
     distributed.barrier()
     if resume:
         pseudo = pseudo_labels.load(run, layout.classes)
-    data = prepare_data(layout, recipe, run, resume, pseudo)
+    data = prepare_data(layout, recipe, run, resume, pseudo, val_ids)
     model = models.build_model(recipe, len(layout.classes))
     mean, std = input_normalization(comp, recipe, model)
     if distributed.is_main() and not resume:
@@ -102,6 +110,10 @@ def prepare(
     setup = Setup(comp, layout, recipe, run, data, batches, device, dtype, channels_last, steps_per_epoch=0)
     _feature_cache(setup, model, (mean, std))
     setup.steps_per_epoch = max(len(batches.train(0)), 1)
+    if recipe.mixup_alpha > 0 or recipe.cutmix_alpha > 0:
+        setup.mix = BatchMix(
+            recipe.mixup_alpha, recipe.cutmix_alpha, recipe.mix_prob, len(layout.classes), recipe.label_smoothing
+        )
     return setup, _train_state(setup, model, checkpoint)
 
 
@@ -153,7 +165,7 @@ def _feature_cache(setup: Setup, model: torch.nn.Module, normalization) -> None:
 def _train_state(setup: Setup, model: torch.nn.Module, checkpoint: dict[str, Any] | None) -> TrainState:
     recipe, device = setup.recipe, setup.device
     optimizer = build_optimizer(model, recipe, device)
-    scheduler = build_scheduler(optimizer, recipe, setup.steps_per_epoch)
+    scheduler = build_scheduler(optimizer, recipe, setup.updates_per_epoch)  # the schedule moves per update
     scaler = torch.amp.GradScaler("cuda", enabled=setup.dtype == torch.float16)
     ema = None
     if recipe.ema:
@@ -161,8 +173,12 @@ def _train_state(setup: Setup, model: torch.nn.Module, checkpoint: dict[str, Any
 
         ema = ModelEmaV3(model, decay=recipe.ema, device=device)
     state = TrainState(model, model, optimizer, scheduler, scaler, ema)
+    if recipe.swa_epochs:
+        from torch.optim.swa_utils import AveragedModel
+
+        state.swa = AveragedModel(model)
     if checkpoint is not None:
-        state.restore(checkpoint, setup.steps_per_epoch)
+        state.restore(checkpoint, setup.updates_per_epoch)
         if distributed.is_main():
             setup.run.write_history(state.history)
     state.train_model = distributed.wrap(model, device)
@@ -172,16 +188,40 @@ def _train_state(setup: Setup, model: torch.nn.Module, checkpoint: dict[str, Any
 
 
 def build_optimizer(model: torch.nn.Module, recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for param in model.parameters():
-        # biases and norm weights are not decayed: standard for ResNets, harmless for the study's settings
-        (no_decay if param.ndim <= 1 else decay).append(param)
-    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if recipe.layer_decay is not None:
+        groups = layer_decay_groups(model, recipe)
+    else:
+        decay, no_decay = [], []
+        for param in model.parameters():
+            # biases and norm weights are not decayed: standard for ResNets, harmless for the study's settings
+            (no_decay if param.ndim <= 1 else decay).append(param)
+        groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     fused = {"fused": True} if device.type == "cuda" else {}
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=recipe.lr, **fused)
     nesterov = recipe.nesterov and recipe.momentum > 0
     return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=nesterov, **fused)
+
+
+def layer_decay_groups(model: torch.nn.Module, recipe: Recipe) -> list[dict[str, Any]]:
+    """`--layer-decay D`: timm's layer-wise groups (its group_matcher: stem, each stage, head); the head trains
+    at --lr, each layer below at D times the rate above it. Each group's lr is set here, so the schedule scales
+    them all alike (LambdaLR keeps each group's own base). timm skips parameters that need no gradient: a frozen
+    backbone is grouped as if trainable, so when the unfreeze hook lets it train its parameters are already in
+    the optimizer at their decayed rates."""
+    from timm.optim import param_groups_layer_decay
+
+    trainable = {param: param.requires_grad for param in model.parameters()}
+    for param in trainable:
+        param.requires_grad_(True)
+    try:
+        groups = param_groups_layer_decay(model, weight_decay=recipe.weight_decay, layer_decay=recipe.layer_decay)
+    finally:
+        for param, flag in trainable.items():
+            param.requires_grad_(flag)
+    for group in groups:
+        group["lr"] = recipe.lr * group["lr_scale"]
+    return groups
 
 
 def check_normalization(comp: Competition, recipe: Recipe) -> None:
@@ -218,6 +258,7 @@ def run_config(
         "git": git_commit(),
         "command": invocation.command(),
         "normalization": {"mean": list(normalization[0]), "std": list(normalization[1])},
+        "effective_batch": recipe.batch_size * recipe.accum_steps * distributed.world_size(),  # per optimizer step
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **extra,
     }

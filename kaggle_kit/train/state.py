@@ -25,6 +25,7 @@ class TrainState:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     scaler: torch.amp.GradScaler
     ema: Any = None  # timm ModelEmaV3, or None
+    swa: Any = None  # torch.optim.swa_utils.AveragedModel of the last epochs' weights (--swa-epochs), or None
     epoch: int = 0  # the next epoch to train, 0-based like every machine-read epoch (run.display_epoch)
     history: list[dict[str, Any]] = field(default_factory=list)
     best_metric: float | None = None
@@ -53,6 +54,7 @@ class TrainState:
                 # call copies the weights to the host anew)
                 "model": eval_state if self.eval_model is self.model else state_dict(self.model),
                 "ema": state_dict(self.ema.module) if self.ema is not None else None,
+                "swa": {k: v.detach().cpu() for k, v in self.swa.state_dict().items()} if self.swa else None,
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(),
@@ -72,6 +74,8 @@ class TrainState:
         self.scaler.load_state_dict(saved["scaler"])
         if self.ema is not None and saved.get("ema") is not None:
             self.ema.module.load_state_dict(saved["ema"])
+        if self.swa is not None and saved.get("swa") is not None:
+            self.swa.load_state_dict(saved["swa"])
         self.epoch = checkpoint["epoch"] + 1
         continue_schedule_at(self.scheduler, self.epoch, steps_per_epoch)
         self.history = list(saved["history"])

@@ -47,9 +47,11 @@ class History(Hook):
 
 
 def epoch_line(row: dict[str, Any], comp: Competition) -> str:
+    mixed = f" ({row['mixed']:.0%} of batches mixed)" if row.get("mixed") else ""
+    accumulated = f" | effective batch {row['effective_batch']}" if row.get("effective_batch") else ""
     return (
         f"epoch {display_epoch(row['epoch'])}: lr {row['lr']:.4g} "
-        f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f} | "
+        f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}{mixed} | "
         f"val loss {row['val_loss']:.4f} {comp.metric.label} {row['val_metric']:.4f} | "
-        f"{row['seconds']:.1f}s {row['images_per_s']:.0f} img/s"
+        f"{row['seconds']:.1f}s {row['images_per_s']:.0f} img/s{accumulated}"
     )

@@ -1,0 +1,119 @@
+"""`ensemble`: weights recover a known mixture, a search never does worse than its start, members of other
+competitions, data or splits are refused in one line, and the blend is a validated file `submit` can describe."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import FOLD_ARGS, assert_one_line_error, run_cli
+from sklearn.metrics import accuracy_score
+from sklearn.metrics import log_loss as sk_log_loss
+
+from kaggle_kit.ensemble import blend, fit_weights
+from kaggle_kit.fold_group import FoldGroup
+from kaggle_kit.metrics import ACCURACY, LOG_LOSS
+from kaggle_kit.runs import describe_run
+
+
+def _members(rng, n, classes, count, concentration=0.5):
+    return [rng.dirichlet(np.full(classes, concentration), size=n) for _ in range(count)]
+
+
+def test_log_loss_weights_recover_a_known_mixture():
+    rng = np.random.default_rng(0)
+    members = _members(rng, 20000, 5, 3)
+    truth = np.array([0.6, 0.3, 0.1])
+    mixed = blend(members, truth)
+    labels = np.array([rng.choice(5, p=row) for row in mixed])  # drawn from the mixture itself
+    weights = fit_weights(LOG_LOSS, labels, members)
+    assert weights.sum() == pytest.approx(1.0) and (weights >= 0).all()
+    np.testing.assert_allclose(weights, truth, atol=0.03)
+    fitted = sk_log_loss(labels, blend(members, weights), labels=range(5))
+    for other in [np.full(3, 1 / 3), truth, *np.eye(3)]:  # no simpler choice does better (the fit is the optimum)
+        assert fitted <= sk_log_loss(labels, blend(members, other), labels=range(5)) + 1e-9
+
+
+def test_a_useless_member_gets_no_weight():
+    rng = np.random.default_rng(1)
+    good, noise = _members(rng, 5000, 4, 2)
+    labels = np.array([rng.choice(4, p=row) for row in good])
+    weights = fit_weights(LOG_LOSS, labels, [good, noise])
+    assert weights[1] < 0.02
+
+
+def test_accuracy_weights_beat_every_member_and_equal_weights():
+    rng = np.random.default_rng(2)
+    n, classes = 3000, 6
+    labels = rng.integers(0, classes, n)
+    members = []
+    for strength in (1.5, 1.0, 0.5):  # three noisy views of the truth, of different quality
+        logits = rng.normal(size=(n, classes))
+        logits[np.arange(n), labels] += strength
+        members.append(np.exp(logits) / np.exp(logits).sum(1, keepdims=True))
+    weights = fit_weights(ACCURACY, labels, members)
+    assert weights.sum() == pytest.approx(1.0) and (weights >= 0).all()
+    best = accuracy_score(labels, blend(members, weights).argmax(1))
+    assert best >= accuracy_score(labels, blend(members, np.full(3, 1 / 3)).argmax(1))
+    assert best >= max(accuracy_score(labels, m.argmax(1)) for m in members)
+    assert weights[0] > weights[2]
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_cifar, tmp_path_factory):
+    """Two single runs on the group's data: one with the group's seed, one validated on another split."""
+    root = tmp_path_factory.mktemp("ensemble-runs")
+    made = {}
+    for name, seed in (("seed3", "3"), ("seed4", "4")):
+        args = [*FOLD_ARGS[:-6], "--seed", seed, *FOLD_ARGS[-4:]]
+        result = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--out", root / name, "--no-analyze", *args)
+        assert result.returncode == 0, result.stderr
+        made[name] = root / name
+    return made
+
+
+def test_blend_of_a_group_and_a_run_is_a_validated_recorded_submission(cifar_group, runs, tiny_cifar, tmp_path):
+    group_dir, _ = cifar_group
+    out = tmp_path / "blend.csv"
+    result = run_cli("ensemble", group_dir, runs["seed3"], "--out", out, "--weights", "auto")
+    assert result.returncode == 0, result.stderr
+    assert "accuracy" in result.stdout and "higher is better" in result.stdout and "blend" in result.stdout
+    checked = run_cli("validate", out, "--competition", "cifar10", "--data-dir", tiny_cifar)
+    assert checked.returncode == 0, checked.stderr
+    assert len(pd.read_csv(out)) == 30
+    record = json.loads((tmp_path / "blend.csv.ensemble.json").read_text())
+    weights = [m["weight"] for m in record["members"]]
+    assert sum(weights) == pytest.approx(1.0) and min(weights) >= 0
+    assert record["shared_images"] == 10  # the run's validation split, which the group's OOF covers
+    # the group's member score is its OOF accuracy on those ten ids, recomputed here from oof_predictions.npz
+    oof = FoldGroup(group_dir).oof()
+    split = json.loads((runs["seed3"] / "split.json").read_text())["val_ids"]
+    rows = [oof.ids.index(i) for i in split]
+    assert record["members"][0]["score"] == pytest.approx(accuracy_score(oof.labels[rows], oof.probs[rows].argmax(1)))
+    comp, info = describe_run(out)  # what `submit` writes into the ledger
+    assert comp.name == "cifar10" and info.local_score == record["blend_score"]
+    assert group_dir.name in info.recipe and runs["seed3"].name in info.recipe and f"{weights[0]:.3f}" in info.recipe
+    given = run_cli("ensemble", group_dir, runs["seed3"], "--out", tmp_path / "given.csv", "--weights", "3,1")
+    assert given.returncode == 0, given.stderr
+    given_record = json.loads((tmp_path / "given.csv.ensemble.json").read_text())
+    assert [m["weight"] for m in given_record["members"]] == pytest.approx([0.75, 0.25])
+
+
+def test_members_that_cannot_be_blended_are_one_line_errors(cifar_group, runs, tmp_path):
+    group_dir, _ = cifar_group
+    out = tmp_path / "x.csv"
+    other_split = run_cli("ensemble", runs["seed3"], runs["seed4"], "--out", out)
+    assert_one_line_error(other_split, "do not cover id", "same --seed")
+    for field, value, needle in (("competition", "dog_breed", "blend members of one competition"),
+                                 ("fingerprint", "0000", "trained on other data")):  # fmt: skip
+        copy = shutil.copytree(runs["seed3"], tmp_path / field)
+        config = json.loads((copy / "config.json").read_text())
+        config[field] = value
+        (copy / "config.json").write_text(json.dumps(config))
+        assert_one_line_error(run_cli("ensemble", group_dir, copy, "--out", out), needle)
+    assert_one_line_error(run_cli("ensemble", group_dir, "--out", out), "at least two members")
+    count = run_cli("ensemble", group_dir, runs["seed3"], "--out", out, "--weights", "1,2,3")
+    assert_one_line_error(count, "--weights 1,2,3", "one per member")
+    assert_one_line_error(run_cli("ensemble", group_dir, tmp_path, "--out", out), "neither a run folder")
+    assert not out.exists()
