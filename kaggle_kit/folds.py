@@ -61,7 +61,7 @@ def _groups(comp: Competition, layout) -> np.ndarray | None:
     """The group of every training image, in the layout's order, when the declaration names a group column."""
     if not comp.group_column:
         return None
-    from .layout import read_csv
+    from .labels import read_csv
 
     table = read_csv(layout.labels_path, "labels")
     if comp.group_column not in table.columns:
