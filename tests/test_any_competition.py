@@ -121,7 +121,12 @@ FILES = {  # what each declaration's [files] adds to the common one
 # shape -> (sample flags, init flags, what init must find, metric label in `score`)
 SHAPES = {
     "cifar10": (["--n-train", "100", "--n-test", "20"], ["--metric", "accuracy"], {}, "accuracy"),
-    "dog_breed": (["--n-train", "240", "--n-test", "20"], ["--metric", "Multi Class Log Loss"], {}, "log loss"),
+    "dog_breed": (  # the older download: nested train.zip, test.zip, labels.csv.zip, inside one top folder
+        ["--n-train", "240", "--n-test", "20", "--nested", "--top-folder"],
+        ["--metric", "Multi Class Log Loss"],
+        {"images_packed": True},
+        "log loss",
+    ),
     "seedlings": (
         ["--n-train", "48", "--n-test", "16"],
         ["--metric", "f1-micro"],
@@ -266,6 +271,7 @@ def _reference(shape: str, submission: Path, answers: Path) -> float:
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_an_inited_competition_trains_predicts_validates_and_scores(downloads, shape):
     from kaggle_kit.competition import resolve
+    from kaggle_kit.layout import find_sample_path
 
     run, submission = downloads.run(shape)
     data = downloads.root / shape
@@ -283,7 +289,7 @@ def test_an_inited_competition_trains_predicts_validates_and_scores(downloads, s
     listed = run_cli("runs", f"{shape}_init", "--root", downloads.root)
     assert listed.returncode == 0 and run.name in listed.stdout, listed.stdout + listed.stderr
     # the header and the id column are the sample's, byte for byte
-    sample = next(data.glob("sample*ubmission.csv")).read_bytes().splitlines()
+    sample = find_sample_path(resolve(f"{shape}_init"), data).read_bytes().splitlines()
     written = submission.read_bytes().splitlines()
     assert written[0] == sample[0]
     assert [line.split(b",")[0] for line in written] == [line.split(b",")[0] for line in sample]
