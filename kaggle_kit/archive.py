@@ -135,7 +135,10 @@ def _extract_zip(path: Path, staging: Path, strip_prefix: str) -> None:
             name = info.filename
             if strip_prefix and name.startswith(strip_prefix):
                 name = name[len(strip_prefix) :]
-            if not name or info.is_dir():
+            if not name:
+                continue
+            if info.is_dir():  # kept: an empty class folder is a fault the layout reader must see and name
+                (staging / name).mkdir(parents=True, exist_ok=True)
                 continue
             target = staging / name
             target.parent.mkdir(parents=True, exist_ok=True)

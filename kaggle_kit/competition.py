@@ -19,7 +19,7 @@ from pathlib import Path
 from .declaration import DECLARATION_FILE, Competition, did_you_mean, load
 from .errors import KitError
 
-__all__ = ["Competition", "all_competitions", "broken_declarations", "declaration_folders", "resolve"]
+__all__ = ["Competition", "all_competitions", "broken_declarations", "declaration_folders", "rediscover", "resolve"]
 
 
 def _built_in_folder() -> Path:
@@ -59,6 +59,11 @@ def all_competitions() -> dict[str, Competition]:
 def broken_declarations() -> dict[str, KitError]:
     """Declarations that do not load, by the name their file gives (stem, or folder for competition.toml)."""
     return _discover(_folder_key()).broken
+
+
+def rediscover() -> None:
+    """Forget the declarations found so far, so that one written since (by `init`) is found."""
+    _discover.cache_clear()
 
 
 def _folder_key() -> tuple[tuple[str, str], ...]:

@@ -61,8 +61,13 @@ def _groups(comp: Competition, layout) -> np.ndarray | None:
     """The group of every training image, in the layout's order, when the declaration names a group column."""
     if not comp.group_column:
         return None
-    from .layout import read_csv
+    from .labels import read_csv
 
+    if comp.label_source != "csv":  # labels in folders or file names: there is no table to hold a group column
+        raise KitError(
+            f"{comp.name} declares group_column {comp.group_column!r} but its labels are {comp.label_source}, not a "
+            "CSV: remove group_column from the declaration"
+        )
     table = read_csv(layout.labels_path, "labels")
     if comp.group_column not in table.columns:
         raise KitError(

@@ -17,21 +17,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from . import archive
 from .competition import Competition
 from .errors import KitError
+from .labels import (
+    is_image,
+    label_indices,
+    labels_from_csv,
+    labels_from_file_names,
+    labels_from_folders,
+    order_classes,
+)
 from .locks import exclusive
-from .sample_submission import (
-    read_sample,
-    sample_classes,
-    sample_ids,
-)  # the one sample reader; `layout.read_sample` stays importable
+from .sample_submission import read_sample, sample_ids  # the one sample reader; `layout.read_sample` stays importable
 
 UNPACK_MARKER = ".kaggle-kit-unpacked.json"
 KAGGLE_INPUT = Path("/kaggle/input")
 KAGGLE_WORKING = Path("/kaggle/working")
+
+
+def _entries(folder: Path, under: str = ""):
+    """(relative name, stat) of every entry, sorted by name; class folders are entered (one level)."""
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_dir() and not under:
+            yield from _entries(Path(entry.path), f"{entry.name}/")
+        else:
+            yield f"{under}{entry.name}", entry.stat()
 
 
 @dataclass
@@ -64,9 +76,8 @@ class ImageSet:
             digest = hashlib.sha256()
             if self.kind == "folder":
                 # the time too: an image replaced by one of the same byte size must not reuse the old pixels
-                for entry in sorted(os.scandir(self.source), key=lambda e: e.name):
-                    st = entry.stat()
-                    digest.update(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+                for name, st in _entries(self.source):
+                    digest.update(f"{name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
             else:
                 st = self.source.stat()
                 digest.update(f"{self.source.name}:{st.st_size}:{st.st_mtime_ns}".encode())
@@ -85,7 +96,7 @@ class Layout:
     train_labels: np.ndarray
     test: ImageSet
     sample_path: Path
-    labels_path: Path
+    labels_path: Path  # the labels CSV, or the training folder when labels are folder or file names
     _fingerprint: str | None = field(default=None, repr=False)
 
     def fingerprint(self) -> str:
@@ -93,7 +104,8 @@ class Layout:
         if self._fingerprint is None:
             digest = hashlib.sha256()
             for path in (self.labels_path, self.sample_path):
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
+                if path.is_file():  # labels in folders or file names: the image set's names carry them
+                    digest.update(hashlib.sha256(path.read_bytes()).digest())
             digest.update(self.train.fingerprint().encode())
             digest.update(self.test.fingerprint().encode())
             self._fingerprint = digest.hexdigest()[:16]
@@ -125,10 +137,8 @@ def work_dir_for(comp: Competition, root: Path) -> Path:
 
 
 def _has_competition_files(folder: Path, comp: Competition) -> bool:
-    return any(
-        (folder / name).exists()
-        for name in (comp.sample_file, f"{comp.sample_file}.zip", comp.label_file, f"{comp.label_file}.zip")
-    )
+    names = (comp.sample_file, comp.label_file) if comp.label_source == "csv" else (comp.sample_file,)
+    return any((folder / name).exists() or (folder / f"{name}.zip").exists() for name in names)
 
 
 def _download_zip(folder: Path, comp: Competition) -> Path | None:
@@ -226,7 +236,7 @@ def _nested(root: Path, comp: Competition, target: str) -> Path | None:
     return None
 
 
-def _small_file(root: Path, comp: Competition, name: str, work_dir: Path) -> Path:
+def small_file(root: Path, comp: Competition, name: str, work_dir: Path) -> Path:
     """A CSV that may come zipped (`labels.csv.zip`): unpacked once into the work folder."""
     direct = root / name
     if direct.is_file():
@@ -255,35 +265,50 @@ def _small_file(root: Path, comp: Competition, name: str, work_dir: Path) -> Pat
     return target
 
 
-def _image_source(root: Path, comp: Competition, folder_name: str) -> tuple[Path, str, set[str]]:
-    """Where a split's images live and the set of member names available there."""
+def folder_listing(folder: Path) -> tuple[set[str], set[str]]:
+    """(files, folders) under `folder` as relative paths, one level of class folders deep."""
+    files, folders = set(), set()
+    for entry in os.scandir(folder):
+        if entry.is_dir():
+            folders.add(entry.name)
+            files.update(f"{entry.name}/{inner.name}" for inner in os.scandir(entry.path) if inner.is_file())
+        else:
+            files.add(entry.name)
+    return files, folders
+
+
+def image_source(root: Path, comp: Competition, folder_name: str) -> tuple[Path, str, set[str], set[str]]:
+    """Where a split's images live, the member prefix, and the file and folder names available there."""
     folder = root / folder_name
     if folder.is_dir():
-        return folder, "", {entry.name for entry in os.scandir(folder)}
+        return folder, "", *folder_listing(folder)
     packed = _nested(root, comp, folder_name)
     if packed is None:
         raise KitError(
             f"{root}: neither a {folder_name}/ folder nor its archive is there; "
             f"the download is incomplete - run `kaggle-kit download {comp.name}` again"
         )
-    names = (
-        archive.sevenzip_names(packed) if packed.suffix == ".7z" else [i.filename for i in archive.zip_members(packed)]
-    )
-    prefixes = {n.rsplit("/", 1)[0] + "/" if "/" in n else "" for n in names if n.endswith(comp.image_ext)}
-    prefix = f"{folder_name}/" if f"{folder_name}/" in prefixes else (prefixes.pop() if len(prefixes) == 1 else "")
-    return packed, prefix, {n[len(prefix) :] for n in names if n.startswith(prefix)}
+    if packed.suffix == ".7z":
+        names = archive.sevenzip_names(packed)
+    else:
+        names = [i.filename for i in archive.zip_members(packed)]
+    prefix = f"{folder_name}/"
+    if not any(n.startswith(prefix) for n in names):
+        prefixes = {n.rsplit("/", 1)[0] + "/" if "/" in n else "" for n in names if is_image(n)}
+        prefix = prefixes.pop() if len(prefixes) == 1 else ""
+    inside = [n[len(prefix) :] for n in names if n.startswith(prefix) and len(n) > len(prefix)]
+    folders = {n.rstrip("/") for n in inside if n.endswith("/") and n.count("/") == 1}
+    files = {n for n in inside if not n.endswith("/")}
+    return packed, prefix, files, folders | {f.split("/")[0] for f in files if "/" in f}
 
 
-def _missing_image_fix(image_id: str, comp: Competition, names: set[str]) -> str:
+def _missing_image_fix(file_name: str, names: set[str]) -> str:
     """What to do about a missing image: a name differing only in case (`.JPG`, copied through another system) is
     a rename away; anything else means the download is incomplete."""
-    wanted = f"{image_id}{comp.image_ext}".lower()
-    near = next((name for name in names if name.lower() == wanted), None)
+    near = next((name for name in names if name.lower() == file_name.lower()), None)
     if near:
-        return (
-            f"{near} is there with other letter case: "
-            f"rename the files to lower-case {comp.image_ext} as Kaggle ships them"
-        )
+        ext = file_name[len(file_name.rsplit(".", 1)[0]) :]
+        return f"{near} is there with other letter case: rename the files to lower-case {ext} as Kaggle ships them"
     return "download the competition again"
 
 
@@ -291,58 +316,26 @@ def sort_ids(ids: list[str], comp: Competition) -> list[str]:
     return sorted(ids, key=int) if comp.id_kind == "int" else sorted(ids)
 
 
-def _check_id(image_id: str, comp: Competition, where: str) -> None:
-    if image_id != image_id.strip():
-        # ids are matched as exact strings (file names, submission rows): a padded id matches nothing
-        raise KitError(f"{where}: id {image_id!r} has spaces around it; remove them or download the file again")
-    ok = (
-        image_id.isdigit()
-        if comp.id_kind == "int"
-        else (len(image_id) > 0 and all(c in "0123456789abcdef" for c in image_id))
-    )
-    if not ok:
-        kind = "an integer" if comp.id_kind == "int" else "a lowercase hex string"
-        raise KitError(f"{where}: id '{image_id}' is not {kind}; fix that row or download the file again")
+def _train_labels(root: Path, comp: Competition, work_dir: Path, files: set[str], folders: set[str]):
+    """(labels path or training folder, ids, label names) from the competition's label source."""
+    if comp.label_source == "csv":
+        labels_path = small_file(root, comp, comp.label_file, work_dir)
+        return labels_path, *labels_from_csv(labels_path, comp)
+    train_dir = root / comp.train_dir
+    if comp.label_source == "folders":
+        return train_dir, *labels_from_folders(train_dir, files, folders)
+    return train_dir, *labels_from_file_names(train_dir, files)
 
 
-def read_csv(path: Path, what: str) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise KitError(f"{path}: not a readable {what} CSV ({str(error).splitlines()[0]}); download it again") from None
-
-
-def read_labels(path: Path, comp: Competition, classes: list[str]) -> tuple[list[str], np.ndarray]:
-    labels = read_csv(path, "labels")
-    expected = [comp.id_column, comp.label_column]
-    missing = [c for c in expected if c not in labels.columns]
+def _check_images(source: Path, ids: list[str], ext: str, names: set[str], what: str) -> None:
+    """Every id has its file: `what` says which ids ("labelled id", "test id of sample.csv")."""
+    missing = [i for i in ids if f"{i}{ext}" not in names]
     if missing:
+        kind, _, of = what.partition(" of ")
         raise KitError(
-            f"{path}: column {missing[0]!r} is missing "
-            f"(header is {','.join(labels.columns)}, expected {','.join(expected)}); "
-            "download the labels file again"
+            f"{source}: no image for {kind} {missing[0]}{' of ' + of if of else ''} ({len(missing)} missing in all, "
+            f"expected {missing[0]}{ext}); {_missing_image_fix(f'{missing[0]}{ext}', names)}"
         )
-    ids = labels[comp.id_column].tolist()
-    duplicated = labels[comp.id_column].duplicated()
-    if duplicated.any():
-        first = labels[comp.id_column][duplicated].iloc[0]
-        raise KitError(f"{path}: id '{first}' appears more than once; keep one row per id")
-    for image_id in ids:
-        _check_id(image_id, comp, str(path))
-    index = {name: i for i, name in enumerate(classes)}
-    names = labels[comp.label_column]
-    unknown = ~names.isin(index.keys())
-    if unknown.any():
-        row = labels[unknown].iloc[0]
-        raise KitError(
-            f"{path}: id {row[comp.id_column]} has label {row[comp.label_column]!r}, which is not one of the "
-            f"{len(classes)} classes of {comp.slug}; fix that row (class names come from "
-            f"{comp.sample_file if comp.class_source == 'sample_columns' else 'the competition'})"
-        )
-    order = np.argsort(np.array([int(i) for i in ids])) if comp.id_kind == "int" else np.argsort(np.array(ids))
-    sorted_ids = [ids[i] for i in order]
-    label_idx = names.map(index).to_numpy(dtype=np.int64)[order]
-    return sorted_ids, label_idx
 
 
 def find_sample_path(comp: Competition, data_dir: Path | str | None = None) -> Path:
@@ -352,42 +345,36 @@ def find_sample_path(comp: Competition, data_dir: Path | str | None = None) -> P
     zip if the download packs it; for checking a submission file against the sample cheaply.
     """
     root = find_root(comp, Path(data_dir) if data_dir else None)
-    return _small_file(root, comp, comp.sample_file, work_dir_for(comp, root))
+    return small_file(root, comp, comp.sample_file, work_dir_for(comp, root))
 
 
 def open_layout(comp: Competition, data_dir: Path | str | None = None) -> Layout:
     """Find, unpack (once) and read a competition's data folder, checking it against the declaration."""
     root = find_root(comp, Path(data_dir) if data_dir else None)
     work_dir = work_dir_for(comp, root)
-    sample_path = _small_file(root, comp, comp.sample_file, work_dir)
-    labels_path = _small_file(root, comp, comp.label_file, work_dir)
+    sample_path = small_file(root, comp, comp.sample_file, work_dir)
     sample = read_sample(sample_path, comp)  # header, blank, padded and repeated ids are checked there
-    classes = sample_classes(sample, comp)
-    train_ids, train_labels = read_labels(labels_path, comp, classes)
 
-    train_source, train_prefix, train_names = _image_source(root, comp, comp.train_dir)
-    missing = [i for i in train_ids if f"{i}{comp.image_ext}" not in train_names]
-    if missing:
-        raise KitError(
-            f"{train_source}: no image for labelled id {missing[0]} ({len(missing)} missing in all, expected "
-            f"{comp.train_dir}/{missing[0]}{comp.image_ext}); {_missing_image_fix(missing[0], comp, train_names)}"
-        )
+    train_source, train_prefix, train_files, train_folders = image_source(root, comp, comp.train_dir)
+    labels_path, train_ids, names = _train_labels(root, comp, work_dir, train_files, train_folders)
+    classes = order_classes(comp, sample, names)
+    train_labels = label_indices(labels_path, comp, train_ids, names, classes)
+    # ids read from a CSV name their file with or without its extension; ids from file names are the file names
+    train_ext = comp.image_ext if comp.label_source == "csv" and not comp.id_has_extension else ""
+    _check_images(train_source, train_ids, train_ext, train_files, "labelled id")
+
     test_ids = sample_ids(sample, comp)
-    test_source, test_prefix, test_names = _image_source(root, comp, comp.test_dir)
-    missing = [i for i in test_ids if f"{i}{comp.image_ext}" not in test_names]
-    if missing:
-        raise KitError(
-            f"{test_source}: no image for test id {missing[0]} of {comp.sample_file} ({len(missing)} missing in all); "
-            f"{_missing_image_fix(missing[0], comp, test_names)}"
-        )
+    test_ext = "" if comp.id_has_extension else comp.image_ext
+    test_source, test_prefix, test_files, _ = image_source(root, comp, comp.test_dir)
+    _check_images(test_source, test_ids, test_ext, test_files, f"test id of {comp.sample_file}")
     return Layout(
         competition=comp,
         root=root,
         work_dir=work_dir,
         classes=classes,
-        train=ImageSet(train_ids, train_source, train_prefix, comp.image_ext),
+        train=ImageSet(train_ids, train_source, train_prefix, train_ext),
         train_labels=train_labels,
-        test=ImageSet(test_ids, test_source, test_prefix, comp.image_ext),
+        test=ImageSet(test_ids, test_source, test_prefix, test_ext),
         sample_path=sample_path,
         labels_path=labels_path,
     )

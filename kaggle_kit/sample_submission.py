@@ -110,9 +110,9 @@ def join_header(columns) -> str:
 
 
 def fixed_header(comp: Competition) -> list[str] | None:
-    """The exact header of a label submission, [id, label]; None for probability submissions, whose
+    """The exact header of a label or binary submission, [id, label]; None for probability submissions, whose
     class columns (and their order) only the sample file itself can say."""
-    if comp.submission_kind == "label":
+    if comp.submission_kind in ("label", "binary"):
         return [comp.id_column, comp.label_column]
     return None
 
@@ -129,7 +129,7 @@ def _check_sample_header(path: Path, comp: Competition, columns: list[str]) -> N
     fixed = fixed_header(comp)
     if fixed is not None:
         if columns != fixed:
-            raise wrong("a label submission", ",".join(fixed))
+            raise wrong(f"a {comp.submission_kind} submission", ",".join(fixed))
         return
     classes = columns[1:]
     if not classes:

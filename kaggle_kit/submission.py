@@ -19,6 +19,7 @@ import pandas as pd
 
 from .competition import Competition
 from .errors import KitError
+from .labels import numeric_order
 from .sample_submission import (  # noqa: F401  (read_sample, sample_classes: part of this module's API)
     BOM,
     EXAMPLES_SHOWN,
@@ -159,6 +160,14 @@ def write_submission(
             )
         best = np.asarray(probs, dtype=np.float64)[order].argmax(axis=1)
         body = pd.DataFrame({columns[0]: sample_ids, columns[1]: np.asarray(classes, dtype=object)[best]})
+    elif comp.submission_kind == "binary":
+        if comp.positive_class not in classes:
+            raise KitError(
+                f"the model's classes {quoted_examples(classes)} lack the positive class {comp.positive_class!r}: "
+                "set positive_class in the declaration to one of them"
+            )
+        rows = _normalised_rows(probs[order])[:, classes.index(comp.positive_class)]
+        body = pd.DataFrame({columns[0]: sample_ids, columns[1]: rows})
     else:
         wanted = columns[1:]
         missing = [c for c in wanted if c not in classes]
@@ -376,6 +385,10 @@ def inspect_submission(path, comp: Competition, sample_path) -> Validation:
     if comp.submission_kind == "label":
         if comp.label_column in found and comp.declared_classes:
             problems += _label_problems(frame, id_position, found.index(comp.label_column), list(comp.declared_classes))
+    elif comp.submission_kind == "binary":
+        if comp.label_column in found:
+            column = found.index(comp.label_column)
+            problems += _probability_problems(frame, id_position, [column], [comp.label_column], check_sums=False)
     else:
         present = [c for c in expected[1:] if c in found]
         if present:
@@ -432,6 +445,39 @@ def _read_for_scoring(path: Path, what: str) -> pd.DataFrame:
         raise KitError(f"{what} {path} is not a readable CSV ({one_line(error)}): check the file") from None
 
 
+def _undeclared_classes(comp: Competition, submission: pd.DataFrame, answers: pd.DataFrame) -> list[str]:
+    """Classes when the declaration lists none: the labels seen (grades in numeric order), the positive class of a
+    binary target, or a probability submission's own columns."""
+    if comp.submission_kind == "probabilities":
+        return [c for c in submission.columns if c != comp.id_column]
+    seen = set(answers[comp.label_column])
+    if comp.submission_kind == "label":
+        seen |= set(submission[comp.label_column])
+    elif comp.positive_class is not None:
+        seen.add(comp.positive_class)
+    return numeric_order(seen)
+
+
+def _binary_probabilities(path: Path, column: pd.Series, classes: list[str], comp: Competition, ids) -> np.ndarray:
+    """(n, 2) probabilities from one column holding the positive class's probability."""
+    if len(classes) != 2 or comp.positive_class not in classes:
+        raise KitError(
+            f"a binary target needs two classes including positive_class {comp.positive_class!r}, the answers hold "
+            f"{quoted_examples(classes)}: use the answers of {comp.name} or set positive_class in the declaration"
+        )
+    positive = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    broken = ~np.isfinite(positive) | (positive < 0) | (positive > 1)
+    if broken.any():
+        raise KitError(
+            f"submission {path} has {int(broken.sum())} scored rows whose probability is missing, not a number or "
+            f"outside [0, 1] (first: id {ids.iloc[int(np.flatnonzero(broken)[0])]}): run `kaggle-kit validate`"
+        )
+    probs = np.empty((len(positive), 2))
+    at = classes.index(comp.positive_class)
+    probs[:, at], probs[:, 1 - at] = positive, 1 - positive
+    return probs
+
+
 def score(path, answers_path, comp: Competition, classes: list[str] | None = None) -> float:
     """The competition metric of a submission against an answers file (`id` + the label column).
 
@@ -448,7 +494,7 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
         (
             submission,
             f"submission {path}",
-            [comp.id_column] + ([comp.label_column] if comp.submission_kind == "label" else []),
+            [comp.id_column] + ([comp.label_column] if comp.submission_kind != "probabilities" else []),
         ),
     ):
         absent = [c for c in needed if c not in frame.columns]
@@ -482,14 +528,9 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
         )
 
     # the declared labels first: a misspelt class column is then the submission's fault, named as such below
-    from_submission = classes is None and not comp.declared_classes and comp.submission_kind != "label"
+    from_submission = classes is None and not comp.declared_classes and comp.submission_kind == "probabilities"
     if classes is None:
-        undeclared = (
-            sorted(set(answers[comp.label_column]))
-            if comp.submission_kind == "label"
-            else [c for c in submission.columns if c != comp.id_column]
-        )
-        classes = list(comp.declared_classes) or undeclared
+        classes = list(comp.declared_classes) or _undeclared_classes(comp, submission, answers)
     classes = [str(c) for c in classes]
     index = {c: i for i, c in enumerate(classes)}
     truth = answers[comp.label_column].map(index)
@@ -511,6 +552,8 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
         predicted = submission[comp.label_column].iloc[rows].map(index).fillna(len(classes)).to_numpy(dtype=np.int64)
         probs = np.zeros((len(rows), len(classes) + 1))
         probs[np.arange(len(rows)), predicted] = 1.0
+    elif comp.submission_kind == "binary":
+        probs = _binary_probabilities(path, submission[comp.label_column].iloc[rows], classes, comp, answer_ids)
     else:
         columns = [c for c in submission.columns if c != comp.id_column]
         if sorted(columns) != sorted(classes):

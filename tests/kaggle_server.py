@@ -19,10 +19,10 @@ competitions/types/competition_api_service.py, kaggle/api/kaggle_api_extended.py
 - `GetSubmission {ref}` and `ListSubmissions {competitionName, sortBy, group, page, pageSize}` ->
   `ApiSubmission` objects; `GetSubmissionLimits`, `ListDataFiles` and
   `security.OAuthService/IntrospectToken` (used by token sign-in) are served too.
-- `ListCompetitions {search}` -> `{competitions: [ApiCompetition]}` with `isKernelsSubmissionsOnly` (the
-  server's `code_competition`) and `maxDailySubmissions`; `GetLeaderboard {competitionName}` -> the public
-  leaderboard's `{submissions: [{teamId, teamName, submissionDate, score}]}`, the user's best public score
-  among the other teams'.
+- `ListCompetitions {search}` -> `{competitions: [ApiCompetition]}` with `evaluationMetric` (the server's
+  `evaluation_metric`, else the metric in words), `isKernelsSubmissionsOnly` (the server's `code_competition`)
+  and `maxDailySubmissions`; `GetLeaderboard {competitionName}` -> the public leaderboard's
+  `{submissions: [{teamId, teamName, submissionDate, score}]}`, the user's best public score among the other teams'.
 - Datasets: `blobs.BlobApiService/StartBlobUpload {type, name, contentLength}` -> `{token, createUrl}`, the
   file PUT there; `datasets.DatasetApiService/CreateDataset {ownerSlug, slug, title, files: [{token}]}` and
   `CreateDatasetVersion {ownerSlug, datasetSlug, body: {files, versionNotes}}` -> `{ref, url, status, error}`;
@@ -179,6 +179,7 @@ class _State:
     next_error: str | None = None
     pages_ignored: bool = False
     code_competition: bool = False
+    evaluation_metric: str = ""  # the listing's name for the metric; "" says the declaration's metric in words
     dataset_delay: float = 0.3
     kernel_timeout: float = 600.0
     daily_limit: int = DAILY_LIMIT
@@ -217,6 +218,7 @@ class KaggleServer:
         dataset_delay: float = 0.3,
         kernel_timeout: float = 600.0,
         daily_limit: int = DAILY_LIMIT,
+        evaluation_metric: str = "",
     ):
         comp = competition if isinstance(competition, Competition) else resolve(competition)
         bundle_dir = Path(bundle_dir)
@@ -241,6 +243,7 @@ class KaggleServer:
             dataset_delay=dataset_delay,
             kernel_timeout=kernel_timeout,
             daily_limit=daily_limit,
+            evaluation_metric=evaluation_metric,
         )
         self._prepare_scoring(answers)
         self._httpd = _QuietServer((host, port), _Handler)
@@ -696,6 +699,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "ref": f"https://www.kaggle.com/competitions/{comp.slug}",
                         "title": comp.title,
                         "isKernelsSubmissionsOnly": state.code_competition,
+                        "evaluationMetric": state.evaluation_metric or comp.metric.label,
                         "maxDailySubmissions": state.daily_limit,
                     }
                 ]

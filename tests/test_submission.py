@@ -211,7 +211,7 @@ def test_find_sample_path_reads_no_image(tmp_path, monkeypatch):
     def no_listing(*args, **kwargs):
         raise AssertionError("find_sample_path must not list images")
 
-    monkeypatch.setattr(layout, "_image_source", no_listing)
+    monkeypatch.setattr(layout, "image_source", no_listing)
     monkeypatch.setattr(layout.archive, "sevenzip_names", no_listing)
     path = layout.find_sample_path(CIFAR, tmp_path / "data")
     assert path.name == "sampleSubmission.csv" and len(sub.read_sample(path, CIFAR)) == 10

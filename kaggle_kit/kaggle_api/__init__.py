@@ -5,6 +5,7 @@ This package is the only place that imports `kaggle` and `kagglesdk`, always ins
     credentials   which credentials the client will use; `_redact` / `_error` keep secrets out of messages
     client        the client as kaggle-kit builds it (endpoint, timeouts); `_kaggle_call` maps every failure
     download      the competition bundle: fetch once, verify, unpack
+    metadata      a competition's evaluation metric from Kaggle's listing (`init`)
     submit        validate, upload, record in the ledger, `wait_for_score`
     listings      `list_submissions`: every page of Kaggle's submissions joined with the ledger
     doctor        the setup checks
@@ -23,8 +24,9 @@ from .client import (
 )
 from .credentials import TOKEN_PAGE, CredentialSource, credential_source
 from .doctor import Check, doctor
-from .download import DOWNLOAD_STAMP, DownloadResult, download
+from .download import DOWNLOAD_STAMP, DownloadResult, download, fetch
 from .listings import LISTING_MAX_PAGES, LISTING_PAGE_SIZE, SubmissionRow, list_submissions
+from .metadata import evaluation_metric
 from .submit import (
     DEFAULT_WAIT_S,
     MESSAGE_LIMIT,
@@ -61,6 +63,8 @@ __all__ = [
     "default_message",
     "doctor",
     "download",
+    "evaluation_metric",
+    "fetch",
     "file_sha256",
     "http_timeout",
     "list_submissions",

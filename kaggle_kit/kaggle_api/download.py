@@ -133,8 +133,19 @@ def download(competition: Competition | str, data_dir: Path | str | None = None,
                     file=sys.stderr,
                 )
 
+    fetch(comp, data_dir)
+    return _unpack_and_read(comp, data_dir, archive, downloaded=True)
+
+
+def fetch(comp: Competition, data_dir: Path) -> Path:
+    """The bundle as `data_dir/<slug>.zip`, fetched with the official client and verified; nothing unpacked or read
+    (`init` fetches a competition it has no declaration of yet: only the slug and names of `comp` are used)."""
     from kagglesdk.competitions.types.competition_api_service import ApiDownloadDataFilesRequest
 
+    from ..layout import UNPACK_MARKER
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    archive = data_dir / comp.archive_name
     api = _api()
     partial = archive.with_name(archive.name + ".part")
     action = f"downloading {comp.slug}"
@@ -182,4 +193,4 @@ def download(competition: Competition | str, data_dir: Path | str | None = None,
     _write_stamp(archive)
     # a new bundle replaces every unpacked file, even when Kaggle's Last-Modified gives it the old zip's stamp
     (data_dir / UNPACK_MARKER).unlink(missing_ok=True)
-    return _unpack_and_read(comp, data_dir, archive, downloaded=True)
+    return archive

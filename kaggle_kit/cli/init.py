@@ -1,0 +1,45 @@
+"""`kaggle-kit init`: a new competition's declaration from its download."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _slug(text: str) -> str:
+    match = re.search(r"kaggle\.com/(?:c|competitions)/([^/?#\s]+)", text)
+    return (match.group(1) if match else text).strip().strip("/")
+
+
+def init(
+    slug: str = typer.Argument(..., help="the competition's slug or URL"),
+    data_dir: Optional[Path] = typer.Option(
+        None,
+        help="the download: its zip, nested archives or unpacked folder (default data/<slug>, /kaggle/input/<slug>)",
+    ),
+    metric: Optional[str] = typer.Option(
+        None, help="evaluation metric: accuracy, logloss, auc, f1-micro, f1-macro, qwk or Kaggle's name for it"
+    ),
+    name: Optional[str] = typer.Option(None, help="short name (default: the slug with underscores)"),
+    out: Optional[Path] = typer.Option(
+        None, help="declaration file to write (default: the user's competitions folder)"
+    ),
+    positive: Optional[str] = typer.Option(None, help="a binary target: the class its probability column is of"),
+) -> None:
+    """Infer a competition's declaration from its download, print what was inferred, and write it."""
+    from ..init import describe, infer, resolve_metric, write_declaration
+
+    slug = _slug(slug)
+    found = infer(slug, resolve_metric(slug, metric), data_dir=data_dir, name=name, positive=positive)
+    for line in describe(found):
+        print(line)
+    path = write_declaration(found.competition, out)
+    comp = found.competition
+    print(f"wrote {path}: next `kaggle-kit train {comp.name} --data-dir {found.layout.root}`")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
