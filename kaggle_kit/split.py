@@ -62,7 +62,9 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int, groups: np.ndarray |
     labels = np.asarray(labels)
     if groups is not None:
         return _grouped_folds(labels, np.asarray(groups), k, seed)
-    rng = np.random.default_rng(seed)
+    # a stream of its own: seeded as `stratified_split` is, a run's validation images would all land in fold 1
+    # (the same per-class permutations), and a blend of that run and the group would be weighed on one fold only
+    rng = np.random.default_rng([seed, k])
     folds = np.empty(len(labels), dtype=np.int64)
     start = 0
     for cls in np.unique(labels):

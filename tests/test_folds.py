@@ -23,7 +23,7 @@ from kaggle_kit.layout import open_layout
 from kaggle_kit.metrics import softmax
 from kaggle_kit.run import RunDir
 from kaggle_kit.runs import describe_run
-from kaggle_kit.split import stratified_folds
+from kaggle_kit.split import stratified_folds, stratified_split
 
 
 def test_folds_partition_each_class_evenly():
@@ -37,6 +37,9 @@ def test_folds_partition_each_class_evenly():
     assert sizes.max() - sizes.min() <= 1
     assert np.array_equal(folds, stratified_folds(labels, 5, seed=1))  # seeded
     assert not np.array_equal(folds, stratified_folds(labels, 5, seed=2))
+    # a run's validation split with the same seed spreads over the folds instead of filling one
+    _, val = stratified_split(labels, 0.2, seed=1)
+    assert len(set(folds[val])) > 1
 
 
 def test_grouped_folds_keep_each_group_whole():
