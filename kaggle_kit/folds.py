@@ -173,6 +173,10 @@ def fold_state(run: RunDir) -> str:
     return "finished" if patience is not None and values and since_best >= patience else "partial"
 
 
+def unfinished_folds(group: FoldGroup) -> list[int]:
+    return [f for f in range(1, group.k + 1) if fold_state(RunDir(group.fold_dir(f))) != "finished"]
+
+
 def train_folds(group: FoldGroup, only: list[int] | None = None, data_dir: Path | str | None = None) -> GroupResult:
     """Train (or resume) the chosen folds one after another; a stop request ends the group after saving."""
     from . import train as training
@@ -250,8 +254,7 @@ def finish_group(group: FoldGroup, data_dir: Path | str | None = None, device: s
 
     plan = group.plan()
     k, comp = int(plan["folds"]), resolve(plan["competition"])
-    missing = [f for f in range(1, k + 1) if fold_state(RunDir(group.fold_dir(f))) != "finished"]
-    if missing:
+    if unfinished_folds(group):
         return None
     position = {image_id: n for n, image_id in enumerate(plan["ids"])}
     n, classes = len(plan["ids"]), None
@@ -375,6 +378,11 @@ class GroupLogits:
     test_logits: np.ndarray
     layout: Any
     warnings: list[str]
+    test_bad_ids: list[str] = field(default_factory=list)
+
+    def test_probabilities(self) -> np.ndarray:
+        """What `predict GROUP` submits: the averaged test logits softmaxed at the OOF temperature."""
+        return softmax(self.test_logits, self.oof.temperature)
 
 
 def group_logits(
@@ -391,8 +399,8 @@ def group_logits(
         member = run_logits(group.fold_dir(fold), data_dir, held_out=False, device=device, batch_size=batch_size)
         total = member.test_logits.astype(np.float64) if total is None else total + member.test_logits
         ids, layout, classes = member.test_ids, member.layout, member.classes
-        warnings = member.warnings
-    return GroupLogits(group, comp, classes, oof, ids, total / int(plan["folds"]), layout, warnings)
+        warnings, bad_ids = member.warnings, member.test_bad_ids
+    return GroupLogits(group, comp, classes, oof, ids, total / int(plan["folds"]), layout, warnings, bad_ids)
 
 
 @dataclass
@@ -429,7 +437,7 @@ def predict_group(
     blended = group_logits(group.path, data_dir, device=device, batch_size=batch_size)
     layout = blended.layout
     sample = read_sample(layout.sample_path, comp)
-    probs = softmax(blended.test_logits, blended.oof.temperature)
+    probs = blended.test_probabilities()
     path.parent.mkdir(parents=True, exist_ok=True)
     validation = write_checked_submission(
         path, comp, sample, layout.sample_path, blended.test_ids, probs, blended.classes

@@ -758,6 +758,7 @@ class RunLogits:
     test_logits: np.ndarray | None = None
     layout: Any = None
     warnings: list[str] = field(default_factory=list)
+    test_bad_ids: list[str] = field(default_factory=list)  # test images that do not decode (predicted from grey)
 
 
 def run_logits(
@@ -809,7 +810,7 @@ def run_logits(
         test_cache = load_images(layout, "test", cache_short_side(recipe), skip_bad=True)
         if test_cache.bad_ids:
             result.warnings.append(f"{len(test_cache.bad_ids)} test image(s) do not decode: predicted from grey")
-        result.test_ids = list(test_cache.ids)
+        result.test_ids, result.test_bad_ids = list(test_cache.ids), list(test_cache.bad_ids)
         result.test_logits = stream_logits(
             loaded.model, test_cache, np.arange(len(test_cache)), recipe, loaded.mean, loaded.std, loaded.device,
             views, description=f"predicting {loaded.run.name}", **stream,

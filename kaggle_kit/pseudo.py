@@ -1,8 +1,9 @@
 """Choosing pseudo-labels: `train --pseudo-labels SOURCE [--pseudo-threshold P]`.
 
-    SOURCE (a run folder; a fold group plugs in as one more entry of SOURCES) -> its calibrated probabilities
-    for every test image, through predict's own functions (its stored TTA choice and temperature) -> the test
-    images whose max probability >= P, labelled with the argmax -> pseudo_labels.PseudoLabels for `train`
+    SOURCE (a run folder or a fold group: one entry each in SOURCES) -> its calibrated probabilities for every
+    test image, through predict's own functions (a run: its stored TTA choice and temperature; a group: what
+    `predict GROUP` submits, the folds' averaged test logits at the OOF temperature) -> the test images whose
+    max probability >= P, labelled with the argmax -> pseudo_labels.PseudoLabels for `train`
 
 The default threshold, 0.9, is read on calibrated probabilities: the source's temperature was fitted on its
 validation split, so among images predicted with confidence >= 0.9 about nine in ten or more are right. The
@@ -68,8 +69,38 @@ def run_probabilities(source: Path, layout: Layout, device: str) -> SourceProbab
     )
 
 
-# (kind, does this folder hold one, its probabilities): a fold group adds its entry here, before "run"
+def group_probabilities(source: Path, layout: Layout, device: str) -> SourceProbabilities:
+    """A fold group's test probabilities as `predict GROUP` submits them; every fold must have finished."""
+    from .fold_group import FoldGroup
+    from .folds import group_logits, unfinished_folds
+
+    group = FoldGroup(source)
+    plan = group.plan()
+    _check_source_data(source, plan.get("competition"), plan.get("fingerprint"), layout)
+    missing = unfinished_folds(group)
+    if missing:
+        raise KitError(
+            f"--pseudo-labels {source}: fold(s) {', '.join(map(str, missing))} of {group.k} have not finished, so "
+            f"the group has no test predictions: `kaggle-kit train --resume {source}` first"
+        )
+    blended = group_logits(source, layout.root, device=device)
+    details = {"source_checkpoint": "best", "source_folds": group.k}
+    details["source_temperature"] = blended.oof.temperature
+    return SourceProbabilities(
+        "group",
+        blended.competition.name,
+        plan["fingerprint"],
+        list(blended.classes),
+        blended.test_ids,
+        blended.test_probabilities(),
+        set(blended.test_bad_ids),
+        details,
+    )
+
+
+# (kind, does this folder hold one, its probabilities): a group folder holds folds.json, a run config.json
 SOURCES: list[tuple[str, Callable[[Path], bool], Callable[[Path, Layout, str], SourceProbabilities]]] = [
+    ("group", lambda path: (path / "folds.json").is_file(), group_probabilities),
     ("run", lambda path: (path / "config.json").is_file(), run_probabilities),
 ]
 
@@ -123,12 +154,15 @@ def select(
 
 def _source_kind(source: Path):
     if not source.is_dir():
-        raise KitError(f"--pseudo-labels {source}: no such folder; pass a run folder made by `kaggle-kit train`")
+        raise KitError(
+            f"--pseudo-labels {source}: no such folder; pass a run folder or fold group made by `kaggle-kit train`"
+        )
     for kind, holds, probabilities_of in SOURCES:
         if holds(source):
             return kind, probabilities_of
     raise KitError(
-        f"--pseudo-labels {source} is not a run folder (no config.json): pass a folder made by `kaggle-kit train`"
+        f"--pseudo-labels {source} is not a run folder or fold group (no config.json or folds.json): pass a folder "
+        f"made by `kaggle-kit train`"
     )
 
 
@@ -137,11 +171,11 @@ def _check_source_data(source: Path, competition: str | None, fingerprint: str |
     comp = layout.competition
     if competition != comp.name:
         raise KitError(
-            f"--pseudo-labels {source} is a {competition} source, not {comp.name}: pass a {comp.name} run "
-            f"trained on this data"
+            f"--pseudo-labels {source} is a {competition} source, not {comp.name}: pass a {comp.name} run or "
+            f"group trained on this data"
         )
     if fingerprint != layout.fingerprint():
         raise KitError(
             f"--pseudo-labels {source} was trained on other data (fingerprint {fingerprint} vs "
-            f"{layout.fingerprint()} of {layout.root}): pass a run trained on this --data-dir, or its --data-dir"
+            f"{layout.fingerprint()} of {layout.root}): pass a source trained on this --data-dir, or its --data-dir"
         )

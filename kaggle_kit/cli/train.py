@@ -46,8 +46,8 @@ def train(
     ),
     pseudo_labels: Optional[Path] = typer.Option(
         None,
-        metavar="RUN_DIR",
-        help="also train on the test images this run predicts confidently, labelled with its prediction",
+        metavar="RUN_OR_GROUP",
+        help="also train on the test images this run or fold group predicts confidently, labelled with its prediction",
     ),
     pseudo_threshold: Optional[float] = typer.Option(
         None, help="calibrated probability a test image needs to be pseudo-labelled, in (0, 1] (default 0.9)"
@@ -79,6 +79,13 @@ def train(
     from ..fold_group import is_group
 
     if folds is not None or (resume and is_group(resume)):
+        if pseudo_labels is not None or pseudo_threshold is not None:
+            # a source trained on these labels has seen every fold's held-out images: its pseudo-labels would carry
+            # them into the other folds' training and flatter the OOF score
+            raise KitError(
+                "--pseudo-labels is for single runs, not fold groups (its source saw the held-out folds' labels, "
+                "so the OOF score would flatter): train the group without it, or a single run with it"
+            )
         if kinds:
             raise KitError("--track does not log fold groups yet: drop --track (each fold's history.csv is kept)")
         gpu_list = _gpu_list(gpus, nproc)
@@ -172,7 +179,7 @@ def _pseudo_labels(competition, data_dir, recipe, source, threshold, overrides):
 
     if source is None:
         if threshold is not None:
-            raise KitError("--pseudo-threshold needs --pseudo-labels RUN_DIR (the run whose predictions it thresholds)")
+            raise KitError("--pseudo-threshold needs --pseudo-labels RUN_OR_GROUP (whose predictions it thresholds)")
         return None
     from ..pseudo import DEFAULT_THRESHOLD, check_threshold, select
 
