@@ -13,6 +13,7 @@ import types
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
 
 from kaggle_kit.competition import resolve
@@ -63,14 +64,9 @@ def kit_env(tmp_path: Path, endpoint: str = "http://127.0.0.1:9", **changes) -> 
 
 
 def kit(args: list, cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kaggle_kit", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """The command in this process with `env` as the whole environment: no process boundary is under test here
+    (the rehearsal and the fake Kaggle's notebook run are children of their own)."""
+    return run_cli(*args, cwd=cwd, env=env, replace_env=True, timeout=timeout)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
