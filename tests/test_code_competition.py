@@ -116,11 +116,20 @@ def package_run(trained, work, tmp_path, *extra, out: str = "pkg") -> subprocess
     )
 
 
-def test_package_rehearses_offline_and_matches_predict(trained, work, tmp_path):
+@pytest.fixture(scope="module")
+def rehearsed(trained, tmp_path_factory):
+    """The run packaged once with --rehearse, for the tests that read the package and its rehearsal: (the
+    working folder holding pkg/, the command's result)."""
+    work = tmp_path_factory.mktemp("rehearsed")
+    made = package_run(trained, work, work, "--rehearse")
+    assert made.returncode == 0, made.stderr
+    return work, made
+
+
+def test_package_rehearses_offline_and_matches_predict(rehearsed):
     from safetensors.torch import load_file
 
-    made = package_run(trained, work, tmp_path, "--rehearse")
-    assert made.returncode == 0, made.stderr
+    work, made = rehearsed
     assert "rehearsal passed" in made.stdout and "24 rows" in made.stdout
     kernel = json.loads((work / "pkg" / "notebook" / "kernel-metadata.json").read_text())
     assert kernel["enable_internet"] is False and kernel["enable_gpu"] is False  # the recipe says cpu
@@ -135,9 +144,9 @@ def test_package_rehearses_offline_and_matches_predict(trained, work, tmp_path):
     assert [p.name for p in (work / "pkg" / "rehearsal" / "working").iterdir()] == ["submission.csv"]
 
 
-def test_the_notebook_leaves_only_its_submission_in_the_working_folder(trained, work, tmp_path):
+def test_the_notebook_leaves_only_its_submission_in_the_working_folder(rehearsed, tmp_path):
     """On Kaggle the inputs are read-only and kaggle-kit caches under /kaggle/working: none of it may stay."""
-    assert package_run(trained, work, tmp_path, "--rehearse").returncode == 0
+    work, _ = rehearsed
     working = tmp_path / "kaggle-working"
     (working / ".kaggle-kit" / "cifar-10").mkdir(parents=True)  # as layout leaves it beside read-only inputs
     env = {k: v for k, v in kit_env(tmp_path).items() if k != "PYTHONPATH"}
@@ -170,11 +179,18 @@ def test_a_failing_rehearsal_names_the_step(trained, work, tmp_path):
 # --------------------------------------------------------------------------- push through the fake Kaggle
 
 
-@pytest.fixture
-def packaged(trained, work, tmp_path) -> Path:
-    made = package_run(trained, work, tmp_path)
+@pytest.fixture(scope="module")
+def pristine_package(trained, tmp_path_factory) -> Path:
+    """The run packaged once (no rehearsal); tests push a copy (`packaged`), since pushing and breaking change it."""
+    work = tmp_path_factory.mktemp("packaged")
+    made = package_run(trained, work, work)
     assert made.returncode == 0, made.stderr
     return work / "pkg"
+
+
+@pytest.fixture
+def packaged(pristine_package, work) -> Path:
+    return Path(shutil.copytree(pristine_package, work / "pkg"))
 
 
 def test_push_takes_a_run_through_dataset_notebook_and_a_scored_code_submission(trained, packaged, work, tmp_path):
