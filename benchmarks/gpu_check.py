@@ -86,6 +86,7 @@ FULL = dict(
     compile_steps=20,
     e2e_train=960,
     e2e_test=200,
+    e2e_overrides={},
     predict_cifar=300_000,
     predict_dog=10_357,
     demo_train=None,
@@ -105,6 +106,7 @@ QUICK = dict(
     compile_steps=2,
     e2e_train=48,
     e2e_test=8,
+    e2e_overrides={"arch": "test_resnet", "img_size": 64},  # the same path; ResNet-34 at 224 costs CPU minutes
     predict_cifar=64,
     predict_dog=8,
     demo_train=100,
@@ -210,7 +212,8 @@ def ema_sanity(device, sizes) -> dict:
 def dog_end_to_end(device, sizes, folder: Path) -> dict:
     """What the trainer itself picks on this card: Dog's `best` recipe (ResNet-34 at 224, random init) for one
     epoch on a generated download whose photos vary in size, then a prediction of its test set. On a GPU the
-    photos must go to the device (`gpu_data` auto) and the predictor must take its array path."""
+    photos must go to the device (`gpu_data` auto) and the predictor must take its array path. --quick trains a
+    tiny model at 64 pixels on the same path."""
     from kaggle_kit.batches import cache_short_side, use_array_path
     from kaggle_kit.cache import load_images
     from kaggle_kit.competition import resolve
@@ -221,7 +224,7 @@ def dog_end_to_end(device, sizes, folder: Path) -> dict:
 
     comp = resolve("dog_breed")
     data = write_sample(comp, folder / "dog-e2e", n_train=sizes["e2e_train"], n_test=sizes["e2e_test"]).parent
-    recipe = comp.recipe("best").replace(pretrained=False, epochs=1, device=str(device))
+    recipe = comp.recipe("best").replace(pretrained=False, epochs=1, device=str(device), **sizes["e2e_overrides"])
     cache = load_images(open_layout(comp, data), "train", cache_short_side(recipe))
     chosen = use_array_path(cache, recipe, device)
     trained = train(comp, data, recipe, out=folder / "dog-e2e-run")

@@ -5,27 +5,47 @@ The figures at these sizes mean nothing, so the checks are on what each script p
 ran, every rate is a positive number, every ratio is against a baseline row of 1.0, and the JSON plots.
 """
 
+import contextlib
+import io
 import json
 import math
-import os
+import runpy
 import subprocess
 import sys
 
+import torch
 from conftest import REPO
+
+from kaggle_kit import progress
 
 BENCHMARKS = REPO / "benchmarks"
 
 
-def run_script(name: str, *args, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / name), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=timeout,
-    )
+def run_script(name: str, *args) -> subprocess.CompletedProcess:
+    """`python benchmarks/NAME ARGS` run in this process: the script's own argument parsing and `__main__`, without
+    a second torch import (a script that needs a process of its own, bench_predict's, starts it itself)."""
+    argv = [str(BENCHMARKS / name), *map(str, args)]
+    saved_argv, saved_path = sys.argv, list(sys.path)
+    saved_threads, saved_progress = torch.get_num_threads(), progress.enabled()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = 0
+    try:
+        sys.argv = argv
+        sys.path.insert(0, str(BENCHMARKS))  # as for a script: its folder first, for `common` and its neighbours
+        with contextlib.chdir(REPO), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                runpy.run_path(argv[0], run_name="__main__")
+            except SystemExit as exit:  # as the interpreter ends a script: a message is printed and exits 1
+                if exit.code is None or isinstance(exit.code, int):
+                    code = exit.code or 0
+                else:
+                    print(exit.code, file=sys.stderr)
+                    code = 1
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+        torch.set_num_threads(saved_threads)
+        progress.enable(saved_progress)
+    result = subprocess.CompletedProcess(argv, code, stdout.getvalue(), stderr.getvalue())
     assert result.returncode == 0, f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 

@@ -13,6 +13,7 @@ import types
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
 
 from kaggle_kit.competition import resolve
@@ -63,14 +64,9 @@ def kit_env(tmp_path: Path, endpoint: str = "http://127.0.0.1:9", **changes) -> 
 
 
 def kit(args: list, cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kaggle_kit", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """The command in this process with `env` as the whole environment: no process boundary is under test here
+    (the rehearsal and the fake Kaggle's notebook run are children of their own)."""
+    return run_cli(*args, cwd=cwd, env=env, replace_env=True, timeout=timeout)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
@@ -120,11 +116,20 @@ def package_run(trained, work, tmp_path, *extra, out: str = "pkg") -> subprocess
     )
 
 
-def test_package_rehearses_offline_and_matches_predict(trained, work, tmp_path):
+@pytest.fixture(scope="module")
+def rehearsed(trained, tmp_path_factory):
+    """The run packaged once with --rehearse, for the tests that read the package and its rehearsal: (the
+    working folder holding pkg/, the command's result)."""
+    work = tmp_path_factory.mktemp("rehearsed")
+    made = package_run(trained, work, work, "--rehearse")
+    assert made.returncode == 0, made.stderr
+    return work, made
+
+
+def test_package_rehearses_offline_and_matches_predict(rehearsed):
     from safetensors.torch import load_file
 
-    made = package_run(trained, work, tmp_path, "--rehearse")
-    assert made.returncode == 0, made.stderr
+    work, made = rehearsed
     assert "rehearsal passed" in made.stdout and "24 rows" in made.stdout
     kernel = json.loads((work / "pkg" / "notebook" / "kernel-metadata.json").read_text())
     assert kernel["enable_internet"] is False and kernel["enable_gpu"] is False  # the recipe says cpu
@@ -139,9 +144,9 @@ def test_package_rehearses_offline_and_matches_predict(trained, work, tmp_path):
     assert [p.name for p in (work / "pkg" / "rehearsal" / "working").iterdir()] == ["submission.csv"]
 
 
-def test_the_notebook_leaves_only_its_submission_in_the_working_folder(trained, work, tmp_path):
+def test_the_notebook_leaves_only_its_submission_in_the_working_folder(rehearsed, tmp_path):
     """On Kaggle the inputs are read-only and kaggle-kit caches under /kaggle/working: none of it may stay."""
-    assert package_run(trained, work, tmp_path, "--rehearse").returncode == 0
+    work, _ = rehearsed
     working = tmp_path / "kaggle-working"
     (working / ".kaggle-kit" / "cifar-10").mkdir(parents=True)  # as layout leaves it beside read-only inputs
     env = {k: v for k, v in kit_env(tmp_path).items() if k != "PYTHONPATH"}
@@ -174,11 +179,18 @@ def test_a_failing_rehearsal_names_the_step(trained, work, tmp_path):
 # --------------------------------------------------------------------------- push through the fake Kaggle
 
 
-@pytest.fixture
-def packaged(trained, work, tmp_path) -> Path:
-    made = package_run(trained, work, tmp_path)
+@pytest.fixture(scope="module")
+def pristine_package(trained, tmp_path_factory) -> Path:
+    """The run packaged once (no rehearsal); tests push a copy (`packaged`), since pushing and breaking change it."""
+    work = tmp_path_factory.mktemp("packaged")
+    made = package_run(trained, work, work)
     assert made.returncode == 0, made.stderr
     return work / "pkg"
+
+
+@pytest.fixture
+def packaged(pristine_package, work) -> Path:
+    return Path(shutil.copytree(pristine_package, work / "pkg"))
 
 
 def test_push_takes_a_run_through_dataset_notebook_and_a_scored_code_submission(trained, packaged, work, tmp_path):

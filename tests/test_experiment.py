@@ -54,12 +54,11 @@ RUNS = [f"{cell}/seed={seed}" for cell in CELLS for seed in (0, 1)]
 
 
 def kit(args, cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
-    """The command in this process with `env` as the whole environment; `--submit` in a child, so the `kaggle`
-    client is imported fresh with the fake Kaggle's credentials."""
-    from conftest import run_cli, run_cli_process
+    """The command in this process with `env` as the whole environment (`--submit` too: kaggle-kit signs the
+    client in on each call with the environment it finds then, whatever `import kaggle` found first)."""
+    from conftest import run_cli
 
-    run = run_cli_process if "--submit" in args else run_cli
-    return run(*args, cwd=cwd, env=env, replace_env=True, timeout=timeout)
+    return run_cli(*args, cwd=cwd, env=env, replace_env=True, timeout=timeout)
 
 
 def kaggle_env(home: Path, endpoint: str) -> dict:

@@ -169,12 +169,15 @@ def chance(metric_name: str, n_classes: int) -> float:
 
 
 MATRIX = [(comp, name) for comp in ("cifar10", "dog_breed") for name in resolve(comp).recipes]
+# The smallest arch that still clears each bar in 3 epochs: timm's test_resnet reaches accuracy 1.0 on the
+# CIFAR-10 sample in a fraction of resnet10t's time, but stops short of Dog's log-loss bar (4.66 against 4.49).
+MATRIX_ARCH = {"cifar10": "test_resnet", "dog_breed": "resnet10t"}
 
 
 @pytest.mark.parametrize("comp_name,recipe_name", MATRIX)
 def test_every_named_recipe_learns_at_small_settings(comp_name, recipe_name, sample_zips, tmp_path):
-    """Only --epochs, --img-size and --no-pretrained changed (plus a tiny arch for CPU time): the run learns, and
-    evaluation sees images at the recipe's scale relative to the training crop."""
+    """Only --epochs, --img-size and --no-pretrained changed (plus a tiny arch for CPU time, MATRIX_ARCH): the run
+    learns, and evaluation sees images at the recipe's scale relative to the training crop."""
     comp = resolve(comp_name)
     base = comp.recipe(recipe_name)
     img_size = 32 if comp.native_size else 48
@@ -185,7 +188,7 @@ def test_every_named_recipe_learns_at_small_settings(comp_name, recipe_name, sam
         "--recipe",
         recipe_name,
         "--arch",
-        "resnet10t",
+        MATRIX_ARCH[comp_name],
         "--epochs",
         "3",
         "--img-size",

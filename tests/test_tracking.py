@@ -146,9 +146,7 @@ def test_submit_through_the_fake_kaggle_logs_its_score_to_the_run(tracked, tmp_p
             NO_PROXY="127.0.0.1,localhost",
         )
         env.update({k: "" for k in ("KAGGLE_API_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")})
-        submitted = run_cli_process(
-            "submit", tmp_path / "sub.csv", "--run", tracked.run, "--data-dir", tracked.data, env=env
-        )
+        submitted = run_cli("submit", tmp_path / "sub.csv", "--run", tracked.run, "--data-dir", tracked.data, env=env)
     assert submitted.returncode == 0, submitted.stderr
     (record,) = Ledger(tmp_path / "submissions" / "ledger.jsonl").records()
     assert record.status == COMPLETE and record.public_score is not None
