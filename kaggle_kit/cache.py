@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,22 +224,40 @@ def _chunks(payloads, size):
         yield batch_idx, batch
 
 
+@contextmanager
+def _staged(path: Path):
+    """A folder to build the cache `path` in, renamed into place when the block finishes and removed when it fails:
+    no reader ever opens a half-built cache."""
+    staging = path.parent / f".{path.name}.building"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _write_index(staging: Path, ids, starts: np.ndarray, shapes: np.ndarray, meta: dict) -> None:
+    np.savez(staging / "index.npz", ids=np.array(list(ids), dtype=str), starts=starts, shapes=shapes)
+    (staging / "meta.json").write_text(json.dumps(meta))
+
+
 def _build(
     layout: Layout, images: ImageSet, path: Path, split: str, short_side: int | None, skip_bad: bool
 ) -> ImageCache:
     comp = layout.competition
     native = comp.native_size
     n = len(images.ids)
-    staging = path.parent / f".{path.name}.building"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
     starts = np.zeros(n, dtype=np.int64)
     shapes = np.zeros((n, 3), dtype=np.int32)
     bad: list[int] = []
     from_paths = images.kind == "folder"
     workers = min(os.cpu_count() or 1, 8)
-    try:
+    with _staged(path) as staging:
         pixels_path = staging / "pixels.u8"
         block = None
         if native and n:
@@ -283,18 +302,8 @@ def _build(
         if bad_ids and not skip_bad:
             cache = ImageCache(path, images.ids, starts, shapes, bad_ids)
             _check_bad(cache, images, skip_bad)
-        np.savez(staging / "index.npz", ids=np.array(images.ids, dtype=str), starts=starts, shapes=shapes)
-        (staging / "meta.json").write_text(
-            json.dumps(
-                {"split": split, "short_side": short_side, "native_size": native, "count": n, "bad_ids": bad_ids}
-            )
-        )
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        meta = {"split": split, "short_side": short_side, "native_size": native, "count": n, "bad_ids": bad_ids}
+        _write_index(staging, images.ids, starts, shapes, meta)
     # caches of this split and size for earlier data (the fingerprint changed) are never read again: a stale copy
     # of CIFAR-10's test set is 0.9 GB (a process still reading one keeps its mapping until it closes it)
     prefix = path.name.rsplit("-", 1)[0] + "-"
@@ -323,10 +332,7 @@ def joined_cache(first: ImageCache, second: ImageCache, positions: np.ndarray, w
 
 
 def _build_joined(first: ImageCache, second: ImageCache, positions: np.ndarray, path: Path) -> ImageCache:
-    staging = path.parent / f".{path.name}.building"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with _staged(path) as staging:
         head = int((first.starts + np.prod(first.shapes, axis=1)).max()) if len(first) else 0
         with open(staging / "pixels.u8", "wb") as out:
             with open(first.path / "pixels.u8", "rb") as source:
@@ -339,14 +345,6 @@ def _build_joined(first: ImageCache, second: ImageCache, positions: np.ndarray, 
         sizes = np.prod(second.shapes[positions], axis=1).astype(np.int64)
         starts = np.concatenate([first.starts, head + np.cumsum(sizes) - sizes])
         ids = list(first.ids) + [second.ids[int(i)] for i in positions]
-        np.savez(staging / "index.npz", ids=np.array(ids, dtype=str), starts=starts, shapes=shapes)
-        (staging / "meta.json").write_text(
-            json.dumps({"joined": [first.path.name, second.path.name], "count": len(ids), "bad_ids": first.bad_ids})
-        )
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        meta = {"joined": [first.path.name, second.path.name], "count": len(ids), "bad_ids": first.bad_ids}
+        _write_index(staging, ids, starts, shapes, meta)
     return open_cache(path)

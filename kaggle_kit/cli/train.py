@@ -117,13 +117,7 @@ def train(
         raise
     finally:
         distributed.shutdown()
-    if not is_main:
-        # rank 0 alone reports, calibrates and writes to the run folder. The others leave without
-        # interpreter finalisation: gloo's worker threads can abort the process while Python tears
-        # down (seen as SIGABRT "terminate called without an active exception" after a finished run).
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    _leave_unless_main(is_main)
     from ..competition import resolve
     from ..run import RunDir, display_epoch
 
@@ -230,10 +224,7 @@ def _train_group(competition, data_dir, recipe, out, resume, k, fold, gpus, over
             result = cross_validation.train_folds(group, chosen, data_dir)
     finally:
         distributed.shutdown()
-    if not is_main:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    _leave_unless_main(is_main)
     if result.interrupted is not None:
         print(
             f"interrupted in fold {result.interrupted}: resume the group with: kaggle-kit train --resume {group.path}",
@@ -257,3 +248,13 @@ def _train_group(competition, data_dir, recipe, out, resume, k, fold, gpus, over
 
 def register(app: typer.Typer) -> None:
     app.command(context_settings={"help_option_names": ["-h", "--help"]})(with_recipe_flags(train))
+
+
+def _leave_unless_main(is_main: bool) -> None:
+    """Rank 0 alone reports, calibrates and writes to the run folder. The others leave without interpreter
+    finalisation: gloo's worker threads can abort the process while Python tears down (seen as SIGABRT
+    "terminate called without an active exception" after a finished run)."""
+    if not is_main:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
