@@ -104,7 +104,8 @@ def train_one_epoch(
     correct = torch.zeros((), device=device, dtype=torch.int64)
     finite = torch.ones((), device=device, dtype=torch.bool)
     seen = mixed = steps = 0
-    accumulation = Accumulation(recipe.accum_steps, len(batches))
+    # only grouping needs the epoch's length: without it any iterable of batches trains (the benchmarks' slices)
+    accumulation = Accumulation(recipe.accum_steps, len(batches) if recipe.accum_steps > 1 else None)
     start = time.perf_counter()
     for step, (x, y) in enumerate(batches):
         x, y = to_device(x, y, device, channels_last)
@@ -158,8 +159,8 @@ class Accumulation:
     last.pt (written between epochs) needs no counter. Under DDP the gradients are averaged across ranks once
     per group (`no_sync` on the batches before its last)."""
 
-    def __init__(self, steps: int, batches: int):
-        self.steps, self.batches = steps, batches
+    def __init__(self, steps: int, batches: int | None):
+        self.steps, self.batches = steps, batches  # batches: None when steps is 1 (every batch its own group)
 
     def starts(self, step: int) -> bool:
         return step % self.steps == 0
@@ -168,6 +169,8 @@ class Accumulation:
         return (step + 1) % self.steps == 0 or step + 1 == self.batches
 
     def size(self, step: int) -> int:
+        if self.steps == 1:
+            return 1
         first = step - step % self.steps
         return min(self.steps, self.batches - first)
 
