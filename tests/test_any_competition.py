@@ -384,6 +384,14 @@ def test_init_writes_where_out_says_and_counts_the_classes_it_finds(downloads, t
     assert result.returncode == 0, result.stderr
     assert "classes (3): Black-grass 12, Common Chickweed 12, Loose Silky-bent 12" in result.stdout
     assert out.is_file() and not (downloads.folder / "plant_seedlings_mini.toml").exists()
+    # a file `train` will not find is said, with the folders it would be found in
+    assert f"note: {out} is not where kaggle-kit looks for declarations: move it to " in result.stderr
+    assert "./competitions/plant_seedlings_mini.toml" in result.stderr
+    found = tmp_path / "competitions" / "seedlings.toml"
+    again = run_cli(
+        "init", "plant-seedlings-mini", "--data-dir", folder, "--metric", "f1-micro", "--out", found, cwd=tmp_path
+    )
+    assert again.returncode == 0 and found.is_file() and "not where kaggle-kit looks" not in again.stderr
 
 
 def test_init_online_takes_kaggles_metric_and_fetches_the_download(downloads, tmp_path):

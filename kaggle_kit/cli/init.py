@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -39,6 +40,25 @@ def init(
     path = write_declaration(found.competition, out)
     comp = found.competition
     print(f"wrote {path}: next `kaggle-kit train {comp.name} --data-dir {found.layout.root}`")
+    if not _found_where_written(comp.name, path):
+        print(
+            f"note: {path} is not where kaggle-kit looks for declarations: move it to "
+            f"./competitions/{comp.name}.toml or {_user_folder() / (comp.name + '.toml')} before training",
+            file=sys.stderr,
+        )
+
+
+def _user_folder() -> Path:
+    from ..competition import declaration_folders
+
+    return dict(declaration_folders())["user"]
+
+
+def _found_where_written(name: str, path: Path) -> bool:
+    from ..competition import all_competitions
+
+    comp = all_competitions().get(name)
+    return comp is not None and Path(comp.source).resolve() == path.resolve()
 
 
 def register(app: typer.Typer) -> None:
