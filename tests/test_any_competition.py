@@ -22,6 +22,8 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, log_loss, roc_auc_score
 
+from kaggle_kit.competition import rediscover
+
 TOML_COMMON = """
 [files]
 sample_file = "sample_submission.csv"
@@ -392,6 +394,21 @@ def test_init_writes_where_out_says_and_counts_the_classes_it_finds(downloads, t
         "init", "plant-seedlings-mini", "--data-dir", folder, "--metric", "f1-micro", "--out", found, cwd=tmp_path
     )
     assert again.returncode == 0 and found.is_file() and "not where kaggle-kit looks" not in again.stderr
+
+
+def test_a_declared_column_the_sample_lacks_names_the_declaration_to_fix(downloads, tmp_path):
+    folder = _unpacked(downloads, "seedlings", tmp_path)
+    out = tmp_path / "competitions" / "seedlings.toml"
+    assert (
+        run_cli(
+            "init", "plant-seedlings-mini", "--data-dir", folder, "--metric", "f1-micro", "--out", out, cwd=tmp_path
+        ).returncode
+        == 0
+    )
+    out.write_text(out.read_text().replace('label_column = "species"', 'label_column = "specis"'))
+    rediscover()  # in-process run_cli: a fresh process would read the edited file
+    result = run_cli("info", "plant_seedlings_mini", "--data-dir", folder, cwd=tmp_path)
+    assert_one_line_error(result, f"fix [labels] id_column/label_column in {out}")
 
 
 def test_init_online_takes_kaggles_metric_and_fetches_the_download(downloads, tmp_path):
