@@ -406,6 +406,13 @@ def test_run_folder_without_checkpoint(trained, tmp_path):
     assert not (tmp_path / "x.csv").exists()
 
 
+def test_swa_checkpoint_of_a_run_trained_without_swa(trained, tmp_path):
+    data, run, _ = trained
+    result = kit("predict", run, "--data-dir", data, "--checkpoint", "swa", "--out", tmp_path / "x.csv")
+    check(result, "no swa.pt (written only by a run trained with --swa-epochs N)", "--checkpoint best or last")
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_predict_into_a_read_only_folder(trained):
     data, run, _ = trained
     check(kit("predict", run, "--data-dir", data, "--out", READ_ONLY / "sub.csv"), str(READ_ONLY))
