@@ -189,6 +189,10 @@ def test_broken_csv_files(fresh_sample, name, edit, needles):
 
 def test_unknown_competition():
     check(kit("info", "dog-breeds-identification"), "unknown competition", "did you mean")
+    # a new competition not declared yet is not offered a built-in sharing a few letters
+    result = kit("info", "plant-seedlings-classification", cwd=REPO)
+    check(result, "unknown competition 'plant-seedlings-classification': known competitions are")
+    assert "did you mean" not in result.stderr
 
 
 # ------------------------------------------------------------------------------------ training
