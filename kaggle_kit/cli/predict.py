@@ -18,7 +18,8 @@ INVALID_EXIT_CODE = 1  # the file is wrong; 2 (KitError) means the command could
 
 
 def competition_for(path: Path, name: str | None) -> Competition:
-    """`--competition` when given, else the folder after `submissions/` in the file's path."""
+    """`--competition` when given, else the folder after `submissions/` in the file's path, else what `ensemble`
+    recorded beside the file or `predict` recorded for these bytes (as `submit` finds them)."""
     if name:
         return resolve(name)
     parts = Path(path).resolve().parts
@@ -29,7 +30,19 @@ def competition_for(path: Path, name: str | None) -> Competition:
                 return resolve(parts[i + 1])
             except KitError:
                 break
+    recorded = _recorded_competition(Path(path))
+    if recorded:
+        return resolve(recorded)
     raise KitError(f"cannot tell which competition {path} is for: pass --competition (e.g. cifar10 or dog_breed)")
+
+
+def _recorded_competition(path: Path) -> str | None:
+    from ..runs import blend_record, find_written
+
+    if not path.is_file():
+        return None
+    record = blend_record(path) or find_written(path) or {}
+    return record.get("competition")
 
 
 def _sample_path(comp: Competition, sample: Path | None, data_dir: Path | None) -> Path:
