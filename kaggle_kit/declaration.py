@@ -98,9 +98,11 @@ class Competition:
 
     def augmentation(self, name: str) -> AugmentSpec:
         if name not in self.augmentations:
+            # init declares none and modern only: say where another (README's `policy`) would be declared
+            declare = "" if self.source == "built-in" else f", or declare [augmentations.{name}] in {self.source}"
             raise KitError(
                 f"unknown augmentation '{name}' for {self.name}{did_you_mean(name, self.augmentations)}: "
-                f"choose one of {', '.join(self.augmentations)}"
+                f"choose one of {', '.join(self.augmentations)}{declare}"
             )
         return self.augmentations[name]
 

@@ -409,6 +409,9 @@ def test_a_declared_column_the_sample_lacks_names_the_declaration_to_fix(downloa
     rediscover()  # in-process run_cli: a fresh process would read the edited file
     result = run_cli("info", "plant_seedlings_mini", "--data-dir", folder, cwd=tmp_path)
     assert_one_line_error(result, f"fix [labels] id_column/label_column in {out}")
+    # README's `--aug policy` is not among init's augmentations: the error says where to declare it
+    policy = run_cli("train", "plant_seedlings_mini", "--data-dir", folder, "--aug", "policy", cwd=tmp_path)
+    assert_one_line_error(policy, "choose one of none, modern, or declare [augmentations.policy] in", str(out))
 
 
 def test_init_online_takes_kaggles_metric_and_fetches_the_download(downloads, tmp_path):
