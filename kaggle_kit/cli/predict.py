@@ -149,7 +149,14 @@ def score_command(
         )
     comp = competition_for(target, competition)
     if metric is not None:
-        comp = dataclasses.replace(comp, metric=metric_by_name(metric))
+        chosen = metric_by_name(metric)
+        if chosen.uses_temperature and comp.submission_kind == "label":
+            # one-hot rows clipped at 1e-15 give ~34.5 per wrong label: a number, but of no submission Kaggle scores
+            raise KitError(
+                f"--metric {metric}: log loss scores probabilities, but {comp.name} submissions hold one label per "
+                f"row; drop --metric ({comp.name} is scored by {comp.metric.key}) or pick another"
+            )
+        comp = dataclasses.replace(comp, metric=chosen)
     print(comp.metric.describe(score(target, answers, comp)))
 
 
