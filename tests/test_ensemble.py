@@ -117,4 +117,6 @@ def test_members_that_cannot_be_blended_are_one_line_errors(cifar_group, runs, t
     count = run_cli("ensemble", group_dir, runs["seed3"], "--out", out, "--weights", "1,2,3")
     assert_one_line_error(count, "--weights 1,2,3", "one per member")
     assert_one_line_error(run_cli("ensemble", group_dir, tmp_path, "--out", out), "neither a run folder")
+    own_fold = run_cli("ensemble", group_dir, group_dir / "fold-1", "--out", out)
+    assert_one_line_error(own_fold, "fold-1 is a fold of the member", "give the group or its fold, not both")
     assert not out.exists()
