@@ -82,6 +82,8 @@ def test_blend_of_a_group_and_a_run_is_a_validated_recorded_submission(cifar_gro
     # outside submissions/<competition>/: validate and score find the competition in the blend's record
     checked = run_cli("validate", out, "--data-dir", tiny_cifar)
     assert checked.returncode == 0, checked.stderr
+    recorded = run_cli("validate", out)  # without --data-dir: the sample the blend was written against
+    assert recorded.returncode == 0 and "header matches" in recorded.stdout, recorded.stderr
     assert len(pd.read_csv(out)) == 30
     record = json.loads((tmp_path / "blend.csv.ensemble.json").read_text())
     weights = [m["weight"] for m in record["members"]]

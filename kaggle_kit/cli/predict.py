@@ -36,13 +36,22 @@ def competition_for(path: Path, name: str | None) -> Competition:
     raise KitError(f"cannot tell which competition {path} is for: pass --competition (e.g. cifar10 or dog_breed)")
 
 
-def _recorded_competition(path: Path) -> str | None:
+def _record(path: Path) -> dict:
+    """What `ensemble` recorded beside this file, or `predict` for its bytes (competition, data_dir, sample)."""
     from ..runs import blend_record, find_written
 
     if not path.is_file():
-        return None
-    record = blend_record(path) or find_written(path) or {}
-    return record.get("competition")
+        return {}
+    return blend_record(path) or find_written(path) or {}
+
+
+def _recorded_competition(path: Path) -> str | None:
+    return _record(path).get("competition")
+
+
+def _recorded_sample(path: Path) -> Path | None:
+    sample = _record(path).get("sample")
+    return Path(sample) if sample and Path(sample).is_file() else None
 
 
 def _sample_path(comp: Competition, sample: Path | None, data_dir: Path | None) -> Path:
@@ -73,6 +82,8 @@ def validate_command(
     from ..submission import inspect_submission
 
     comp = competition_for(file, competition)
+    if sample is None and data_dir is None:
+        sample = _recorded_sample(file)  # the sample the blend or prediction was checked against when written
     result = inspect_submission(file, comp, _sample_path(comp, sample, data_dir))
     if result.ok:
         print(f"ok: {file}: {result.rows} rows, header matches {result.sample_path}")
