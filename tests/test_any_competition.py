@@ -394,6 +394,13 @@ def test_init_writes_where_out_says_and_counts_the_classes_it_finds(downloads, t
         "init", "plant-seedlings-mini", "--data-dir", folder, "--metric", "f1-micro", "--out", found, cwd=tmp_path
     )
     assert again.returncode == 0 and found.is_file() and "not where kaggle-kit looks" not in again.stderr
+    # a second init onto a (maybe hand-edited) declaration is refused unless --force says so
+    found.write_text(found.read_text() + "# my edit\n")
+    twice = ("init", "plant-seedlings-mini", "--data-dir", folder, "--metric", "f1-micro", "--out", found)
+    assert_one_line_error(run_cli(*twice, cwd=tmp_path), f"{found} already exists: pass --force")
+    assert found.read_text().endswith("# my edit\n")
+    forced = run_cli(*twice, "--force", cwd=tmp_path)
+    assert forced.returncode == 0 and "# my edit" not in found.read_text()
 
 
 def test_a_declared_column_the_sample_lacks_names_the_declaration_to_fix(downloads, tmp_path):
