@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tomllib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -57,7 +58,8 @@ def all_competitions() -> dict[str, Competition]:
 
 
 def broken_declarations() -> dict[str, KitError]:
-    """Declarations that do not load, by the name their file gives (stem, or folder for competition.toml)."""
+    """Declarations that do not load, by the name their file gives (stem, or folder for competition.toml) and by
+    the name, slug and aliases they state."""
     return _discover(_folder_key()).broken
 
 
@@ -88,7 +90,8 @@ def _discover(folders: tuple[tuple[str, str], ...]) -> _Found:
             try:
                 comp = load(path, source="built-in" if label == "built-in" else str(path))
             except KitError as error:
-                broken[stem] = error
+                for key in (stem, *_declared_names(path)):
+                    broken[key] = error
                 _note(f"skipped {path}: {error}")
                 continue
             if comp.name in found:
@@ -98,6 +101,17 @@ def _discover(folders: tuple[tuple[str, str], ...]) -> _Found:
             found[comp.name], files[comp.name] = comp, path
             broken.pop(stem, None)
     return _Found(found, broken)
+
+
+def _declared_names(path: Path) -> list[str]:
+    """The name, slug and aliases a declaration that does not load states, so that asking for it by any of them
+    (not only by its file name) gives the reason it does not load."""
+    try:
+        tree = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return []
+    names = [tree.get("name"), tree.get("slug"), *(tree.get("aliases") or [])]
+    return [name for name in names if isinstance(name, str)]
 
 
 def _note(text: str) -> None:

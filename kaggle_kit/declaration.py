@@ -98,15 +98,17 @@ class Competition:
 
     def augmentation(self, name: str) -> AugmentSpec:
         if name not in self.augmentations:
+            # init declares none and modern only: say where another (README's `policy`) would be declared
+            declare = "" if self.source == "built-in" else f", or declare [augmentations.{name}] in {self.source}"
             raise KitError(
                 f"unknown augmentation '{name}' for {self.name}{did_you_mean(name, self.augmentations)}: "
-                f"choose one of {', '.join(self.augmentations)}"
+                f"choose one of {', '.join(self.augmentations)}{declare}"
             )
         return self.augmentations[name]
 
 
 def did_you_mean(name: str, choices) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
     return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 

@@ -78,6 +78,11 @@ def check_members(paths: list[Path]) -> None:
         raise KitError("ensemble needs at least two members (runs or fold groups)")
     if len({Path(p).resolve() for p in paths}) < len(paths):
         raise KitError("a member is named twice: give each run or fold group once (weights say how much each counts)")
+    groups = [Path(p).resolve() for p in paths if is_group(p)]
+    for path in paths:
+        inside = next((g for g in groups if Path(path).resolve().parent == g), None)
+        if inside is not None:  # its held-out predictions are the group's own OOF rows: the weights would mean nothing
+            raise KitError(f"{path} is a fold of the member {inside}: give the group or its fold, not both")
     first_kind, first_comp, first_print = member_identity(paths[0])
     for path in paths[1:]:
         kind, comp, fingerprint = member_identity(path)

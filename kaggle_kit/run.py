@@ -197,6 +197,11 @@ class RunDir:
                 problems.append(f"{path} is damaged ({type(error).__name__})")
         if problems:
             raise KitError(f"{problems[0]} and no earlier checkpoint loads; train again")
+        if name == "swa":  # a finished run without --swa-epochs has none: training "first" would not make one
+            raise KitError(
+                f"{self.path}: no swa.pt (written only by a run trained with --swa-epochs N): "
+                f"pass --checkpoint best or last"
+            )
         raise KitError(f"{self.path}: no {name}.pt checkpoint; train this run first (or pass --checkpoint last)")
 
     # ------------------------------------------------------------------ predictions

@@ -134,6 +134,8 @@ def read_config_dict(run_dir: Path | str) -> dict[str, Any]:
     run_dir = Path(run_dir)
     path = run_dir / CONFIG
     if not path.is_file():
+        if (run_dir / "folds.json").is_file():  # a fold group: the commands that need one run take a fold of it
+            raise KitError(f"{run_dir} is a fold group, not one run: pass one of its folds, e.g. {run_dir / 'fold-1'}")
         raise KitError(f"{run_dir} is not a run folder (no {CONFIG}); pass a folder made by `kaggle-kit train`")
     try:
         data = json.loads(path.read_text())

@@ -126,10 +126,15 @@ def write_sample(
     `top_folder` wraps the zip's contents in one folder, as some mirrors do.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
     classes = _classes(comp)
     n_classes = len(classes)
+    # 0 is no "default": a class without a training image is a different competition (and negatives crash later)
+    if n_train is not None and n_train < n_classes:
+        raise KitError(f"--n-train {n_train}: give at least {n_classes}, one training image per class of {comp.name}")
+    if n_test is not None and n_test < 1:
+        raise KitError(f"--n-test {n_test}: give at least 1 test image")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
     n_train = n_train or DEFAULT_TRAIN_PER_CLASS[comp.id_kind] * n_classes
     n_test = n_test or max(n_classes, n_train // 5)
     nested = comp.images_packed if nested is None else nested

@@ -119,9 +119,11 @@ def fixed_header(comp: Competition) -> list[str] | None:
 
 def _check_sample_header(path: Path, comp: Competition, columns: list[str]) -> None:
     def wrong(why: str, expected: str) -> KitError:
+        # a user's declaration is as likely wrong as the download: name the file and the keys that set the header
+        declared = "" if comp.source == "built-in" else f", or fix [labels] id_column/label_column in {comp.source}"
         return KitError(
             f"{path}: header is {short_header(columns)} but expected {expected} ({why}); "
-            f"re-download the {comp.slug} data or pass the right --competition"
+            f"re-download the {comp.slug} data or pass the right --competition{declared}"
         )
 
     if not columns or columns[0] != comp.id_column:

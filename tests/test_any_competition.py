@@ -22,6 +22,8 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, log_loss, roc_auc_score
 
+from kaggle_kit.competition import rediscover
+
 TOML_COMMON = """
 [files]
 sample_file = "sample_submission.csv"
@@ -384,6 +386,39 @@ def test_init_writes_where_out_says_and_counts_the_classes_it_finds(downloads, t
     assert result.returncode == 0, result.stderr
     assert "classes (3): Black-grass 12, Common Chickweed 12, Loose Silky-bent 12" in result.stdout
     assert out.is_file() and not (downloads.folder / "plant_seedlings_mini.toml").exists()
+    # a file `train` will not find is said, with the folders it would be found in
+    assert f"note: {out} is not where kaggle-kit looks for declarations: move it to " in result.stderr
+    assert "./competitions/plant_seedlings_mini.toml" in result.stderr
+    found = tmp_path / "competitions" / "seedlings.toml"
+    again = run_cli(
+        "init", "plant-seedlings-mini", "--data-dir", folder, "--metric", "f1-micro", "--out", found, cwd=tmp_path
+    )
+    assert again.returncode == 0 and found.is_file() and "not where kaggle-kit looks" not in again.stderr
+    # a second init onto a (maybe hand-edited) declaration is refused unless --force says so
+    found.write_text(found.read_text() + "# my edit\n")
+    twice = ("init", "plant-seedlings-mini", "--data-dir", folder, "--metric", "f1-micro", "--out", found)
+    assert_one_line_error(run_cli(*twice, cwd=tmp_path), f"{found} already exists: pass --force")
+    assert found.read_text().endswith("# my edit\n")
+    forced = run_cli(*twice, "--force", cwd=tmp_path)
+    assert forced.returncode == 0 and "# my edit" not in found.read_text()
+
+
+def test_a_declared_column_the_sample_lacks_names_the_declaration_to_fix(downloads, tmp_path):
+    folder = _unpacked(downloads, "seedlings", tmp_path)
+    out = tmp_path / "competitions" / "seedlings.toml"
+    assert (
+        run_cli(
+            "init", "plant-seedlings-mini", "--data-dir", folder, "--metric", "f1-micro", "--out", out, cwd=tmp_path
+        ).returncode
+        == 0
+    )
+    out.write_text(out.read_text().replace('label_column = "species"', 'label_column = "specis"'))
+    rediscover()  # in-process run_cli: a fresh process would read the edited file
+    result = run_cli("info", "plant_seedlings_mini", "--data-dir", folder, cwd=tmp_path)
+    assert_one_line_error(result, f"fix [labels] id_column/label_column in {out}")
+    # README's `--aug policy` is not among init's augmentations: the error says where to declare it
+    policy = run_cli("train", "plant_seedlings_mini", "--data-dir", folder, "--aug", "policy", cwd=tmp_path)
+    assert_one_line_error(policy, "choose one of none, modern, or declare [augmentations.policy] in", str(out))
 
 
 def test_init_online_takes_kaggles_metric_and_fetches_the_download(downloads, tmp_path):

@@ -189,6 +189,10 @@ def test_broken_csv_files(fresh_sample, name, edit, needles):
 
 def test_unknown_competition():
     check(kit("info", "dog-breeds-identification"), "unknown competition", "did you mean")
+    # a new competition not declared yet is not offered a built-in sharing a few letters
+    result = kit("info", "plant-seedlings-classification", cwd=REPO)
+    check(result, "unknown competition 'plant-seedlings-classification': known competitions are")
+    assert "did you mean" not in result.stderr
 
 
 # ------------------------------------------------------------------------------------ training
@@ -403,6 +407,13 @@ def test_run_folder_without_checkpoint(trained, tmp_path):
     empty.mkdir()
     shutil.copy2(run / "config.json", empty / "config.json")
     check(kit("predict", empty, "--data-dir", data, "--out", tmp_path / "x.csv"), "checkpoint")
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_swa_checkpoint_of_a_run_trained_without_swa(trained, tmp_path):
+    data, run, _ = trained
+    result = kit("predict", run, "--data-dir", data, "--checkpoint", "swa", "--out", tmp_path / "x.csv")
+    check(result, "no swa.pt (written only by a run trained with --swa-epochs N)", "--checkpoint best or last")
     assert not (tmp_path / "x.csv").exists()
 
 

@@ -335,6 +335,15 @@ def test_sample_then_info_round_trips_from_the_zip(tmp_path, name):
 def test_cli_errors_are_one_line(tmp_path):
     assert_one_line_error(run_cli("info", "cifar11", "--data-dir", tmp_path), "did you mean")
     assert_one_line_error(run_cli("info", "cifar10", "--data-dir", tmp_path / "missing"), "does not exist")
+    # 0 and negatives were taken as "the default" or crashed: fewer images than classes is refused, nothing written
+    for flag, count, needle in (
+        ("--n-train", "0", "at least 10"),
+        ("--n-train", "-5", "at least 10"),
+        ("--n-test", "0", "at least 1"),
+    ):
+        result = run_cli("sample", "cifar10", tmp_path / "s", flag, count)
+        assert_one_line_error(result, f"{flag} {count}: give {needle}")
+    assert not (tmp_path / "s").exists()
 
 
 def test_archive_bomb_and_link_members_are_rejected(tmp_path, monkeypatch):

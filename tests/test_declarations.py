@@ -196,6 +196,16 @@ def test_a_broken_user_declaration_is_a_note_until_it_is_asked_for(tmp_path):
     assert_one_line_error(asked, f"{broken}: metric: unknown metric 'kappa-ish'")
 
 
+def test_a_broken_declaration_asked_for_by_its_stated_name_or_slug_gives_its_reason(tmp_path):
+    # init --out writes any file name: asking by the name or slug inside must not say "unknown competition"
+    broken = tmp_path / "competitions" / "mine.toml"
+    broken.parent.mkdir()
+    broken.write_text('name = "leaf_spots"\nslug = "leaf-spots-2026"\nmetrc = "auc"\n')
+    for asked_as in ("leaf_spots", "leaf-spots-2026"):
+        asked = run_cli("info", asked_as, cwd=tmp_path, env={"XDG_CONFIG_HOME": tmp_path / "config"})
+        assert_one_line_error(asked, f"{broken}: unknown key 'metrc' (did you mean metric?)")
+
+
 def test_the_source_tree_folder_is_not_read_twice():
     # ./competitions of the source tree is the built-in folder itself: no override notes
     result = run_cli("competitions", cwd=REPO)

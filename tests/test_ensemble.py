@@ -79,8 +79,11 @@ def test_blend_of_a_group_and_a_run_is_a_validated_recorded_submission(cifar_gro
     result = run_cli("ensemble", group_dir, runs["seed3"], "--out", out, "--weights", "auto")
     assert result.returncode == 0, result.stderr
     assert "accuracy" in result.stdout and "higher is better" in result.stdout and "blend" in result.stdout
-    checked = run_cli("validate", out, "--competition", "cifar10", "--data-dir", tiny_cifar)
+    # outside submissions/<competition>/: validate and score find the competition in the blend's record
+    checked = run_cli("validate", out, "--data-dir", tiny_cifar)
     assert checked.returncode == 0, checked.stderr
+    recorded = run_cli("validate", out)  # without --data-dir: the sample the blend was written against
+    assert recorded.returncode == 0 and "header matches" in recorded.stdout, recorded.stderr
     assert len(pd.read_csv(out)) == 30
     record = json.loads((tmp_path / "blend.csv.ensemble.json").read_text())
     weights = [m["weight"] for m in record["members"]]
@@ -116,4 +119,6 @@ def test_members_that_cannot_be_blended_are_one_line_errors(cifar_group, runs, t
     count = run_cli("ensemble", group_dir, runs["seed3"], "--out", out, "--weights", "1,2,3")
     assert_one_line_error(count, "--weights 1,2,3", "one per member")
     assert_one_line_error(run_cli("ensemble", group_dir, tmp_path, "--out", out), "neither a run folder")
+    own_fold = run_cli("ensemble", group_dir, group_dir / "fold-1", "--out", out)
+    assert_one_line_error(own_fold, "fold-1 is a fold of the member", "give the group or its fold, not both")
     assert not out.exists()

@@ -733,6 +733,12 @@ def test_cli_validate_and_score_a_generated_download(tmp_path, capsys):
     code, stdout, stderr = run_cli(capsys, "score", str(out), "--answers", str(tmp_path / "data" / "answers.csv"))
     assert code == 0, stderr
     assert stdout == f"accuracy {(answers['label'] == 'cat').mean():.4f} - higher is better\n"
+    # one label per row has no probabilities: log loss of one-hot rows would be ~34.5 per miss, a misleading figure
+    code, stdout, stderr = run_cli(
+        capsys, "score", str(out), "--answers", str(tmp_path / "data" / "answers.csv"), "--metric", "logloss"
+    )
+    assert code == 2 and stdout == "" and stderr.count("\n") == 1
+    assert stderr.startswith("error: --metric logloss: log loss scores probabilities, but cifar10 submissions hold")
 
 
 def test_cli_score_by_another_metric_our_name_or_kaggles(tmp_path, capsys):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from ..errors import KitError
 
 
 def _slug(text: str) -> str:
@@ -28,6 +31,7 @@ def init(
         None, help="declaration file to write (default: the user's competitions folder)"
     ),
     positive: Optional[str] = typer.Option(None, help="a binary target: the class its probability column is of"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing declaration file (and its edits)"),
 ) -> None:
     """Infer a competition's declaration from its download, print what was inferred, and write it."""
     from ..init import describe, infer, resolve_metric, write_declaration
@@ -36,9 +40,31 @@ def init(
     found = infer(slug, resolve_metric(slug, metric), data_dir=data_dir, name=name, positive=positive)
     for line in describe(found):
         print(line)
+    target = out or _user_folder() / f"{found.competition.name}.toml"
+    if target.exists() and not force:  # a declaration is edited by hand (recipes, fixes): never lost silently
+        raise KitError(f"{target} already exists: pass --force to overwrite it, or --out another file")
     path = write_declaration(found.competition, out)
     comp = found.competition
     print(f"wrote {path}: next `kaggle-kit train {comp.name} --data-dir {found.layout.root}`")
+    if not _found_where_written(comp.name, path):
+        print(
+            f"note: {path} is not where kaggle-kit looks for declarations: move it to "
+            f"./competitions/{comp.name}.toml or {_user_folder() / (comp.name + '.toml')} before training",
+            file=sys.stderr,
+        )
+
+
+def _user_folder() -> Path:
+    from ..competition import declaration_folders
+
+    return dict(declaration_folders())["user"]
+
+
+def _found_where_written(name: str, path: Path) -> bool:
+    from ..competition import all_competitions
+
+    comp = all_competitions().get(name)
+    return comp is not None and Path(comp.source).resolve() == path.resolve()
 
 
 def register(app: typer.Typer) -> None:

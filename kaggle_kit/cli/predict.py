@@ -18,7 +18,8 @@ INVALID_EXIT_CODE = 1  # the file is wrong; 2 (KitError) means the command could
 
 
 def competition_for(path: Path, name: str | None) -> Competition:
-    """`--competition` when given, else the folder after `submissions/` in the file's path."""
+    """`--competition` when given, else the folder after `submissions/` in the file's path, else what `ensemble`
+    recorded beside the file or `predict` recorded for these bytes (as `submit` finds them)."""
     if name:
         return resolve(name)
     parts = Path(path).resolve().parts
@@ -29,7 +30,28 @@ def competition_for(path: Path, name: str | None) -> Competition:
                 return resolve(parts[i + 1])
             except KitError:
                 break
+    recorded = _recorded_competition(Path(path))
+    if recorded:
+        return resolve(recorded)
     raise KitError(f"cannot tell which competition {path} is for: pass --competition (e.g. cifar10 or dog_breed)")
+
+
+def _record(path: Path) -> dict:
+    """What `ensemble` recorded beside this file, or `predict` for its bytes (competition, data_dir, sample)."""
+    from ..runs import blend_record, find_written
+
+    if not path.is_file():
+        return {}
+    return blend_record(path) or find_written(path) or {}
+
+
+def _recorded_competition(path: Path) -> str | None:
+    return _record(path).get("competition")
+
+
+def _recorded_sample(path: Path) -> Path | None:
+    sample = _record(path).get("sample")
+    return Path(sample) if sample and Path(sample).is_file() else None
 
 
 def _sample_path(comp: Competition, sample: Path | None, data_dir: Path | None) -> Path:
@@ -60,6 +82,8 @@ def validate_command(
     from ..submission import inspect_submission
 
     comp = competition_for(file, competition)
+    if sample is None and data_dir is None:
+        sample = _recorded_sample(file)  # the sample the blend or prediction was checked against when written
     result = inspect_submission(file, comp, _sample_path(comp, sample, data_dir))
     if result.ok:
         print(f"ok: {file}: {result.rows} rows, header matches {result.sample_path}")
@@ -136,7 +160,14 @@ def score_command(
         )
     comp = competition_for(target, competition)
     if metric is not None:
-        comp = dataclasses.replace(comp, metric=metric_by_name(metric))
+        chosen = metric_by_name(metric)
+        if chosen.uses_temperature and comp.submission_kind == "label":
+            # one-hot rows clipped at 1e-15 give ~34.5 per wrong label: a number, but of no submission Kaggle scores
+            raise KitError(
+                f"--metric {metric}: log loss scores probabilities, but {comp.name} submissions hold one label per "
+                f"row; drop --metric ({comp.name} is scored by {comp.metric.key}) or pick another"
+            )
+        comp = dataclasses.replace(comp, metric=chosen)
     print(comp.metric.describe(score(target, answers, comp)))
 
 

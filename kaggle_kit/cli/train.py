@@ -216,6 +216,7 @@ def _train_group(competition, data_dir, recipe, out, resume, k, fold, gpus, over
         else:
             if not competition:
                 raise typer.BadParameter("give a COMPETITION with --folds")
+            cross_validation.parse_fold_list(fold, k)  # a bad --fold stops before folds.json is written
             group, _ = cross_validation.plan_group(competition, data_dir, recipe, out, k, **overrides)
         chosen = cross_validation.parse_fold_list(fold, group.k)
         if gpus:
