@@ -119,12 +119,17 @@ class Layout:
 # --------------------------------------------------------------------------------------- finding
 
 
-def default_data_dir(comp: Competition) -> Path:
-    """`/kaggle/input/<slug>` inside a Kaggle notebook, else `data/<slug>`."""
-    for candidate in (KAGGLE_INPUT / comp.slug, KAGGLE_INPUT / "competitions" / comp.slug):
+def kaggle_input(slug: str) -> Path | None:
+    """The competition's read-only input folder inside a Kaggle notebook (either of its mount points), or None."""
+    for candidate in (KAGGLE_INPUT / slug, KAGGLE_INPUT / "competitions" / slug):
         if candidate.is_dir():
             return candidate
-    return Path("data") / comp.slug
+    return None
+
+
+def default_data_dir(comp: Competition) -> Path:
+    """`/kaggle/input/<slug>` inside a Kaggle notebook, else `data/<slug>`."""
+    return kaggle_input(comp.slug) or Path("data") / comp.slug
 
 
 def work_dir_for(comp: Competition, root: Path) -> Path:
