@@ -5,7 +5,9 @@ declared here as TOML in the user's competitions folder - one folder per class (
 probability with ids carrying their extension (Histopathologic Cancer Detection), labels in file names
 (Dogs vs. Cats) and ordinal grades scored by QWK (APTOS). `init` reads each download under a new name; the
 declaration it writes must match the one that generated the data, and train, predict, validate and score must
-pass on it, the score equal to scikit-learn's on the same files. Bad downloads are one-line errors.
+pass on it, the score equal to scikit-learn's on the same files; submit (through the fake Kaggle) and experiment
+take an init'ed competition as a built-in, and a read-only `/kaggle/input/<slug>` is read, never written.
+Bad downloads are one-line errors.
 """
 
 from __future__ import annotations
