@@ -27,6 +27,7 @@ from .layout import (
     Layout,
     folder_listing,
     image_source,
+    kaggle_input,
     open_layout,
     small_file,
     unpack_download,
@@ -93,8 +94,8 @@ def _provisional(slug: str, name: str, metric: Metric, sample_file: str, nested:
 
 def find_download(slug: str, data_dir: Path | None) -> Path | None:
     """The download's zip or folder (the default place `train` looks, unless --data-dir says otherwise)."""
-    candidates = [Path(data_dir)] if data_dir else [Path(f"/kaggle/input/{slug}"), Path("data") / slug]
-    path = next((c for c in candidates if c.exists()), None)
+    candidates = [Path(data_dir)] if data_dir else [kaggle_input(slug), Path("data") / slug]
+    path = next((c for c in candidates if c is not None and c.exists()), None)
     if path is not None and path.is_dir() and (path / f"{slug}.zip").is_file():
         return path / f"{slug}.zip"
     return path

@@ -119,21 +119,35 @@ class Layout:
 # --------------------------------------------------------------------------------------- finding
 
 
-def default_data_dir(comp: Competition) -> Path:
-    """`/kaggle/input/<slug>` inside a Kaggle notebook, else `data/<slug>`."""
-    for candidate in (KAGGLE_INPUT / comp.slug, KAGGLE_INPUT / "competitions" / comp.slug):
+def kaggle_input(slug: str) -> Path | None:
+    """The competition's read-only input folder inside a Kaggle notebook (either of its mount points), or None."""
+    for candidate in (KAGGLE_INPUT / slug, KAGGLE_INPUT / "competitions" / slug):
         if candidate.is_dir():
             return candidate
-    return Path("data") / comp.slug
+    return None
+
+
+def default_data_dir(comp: Competition) -> Path:
+    """`/kaggle/input/<slug>` inside a Kaggle notebook, else `data/<slug>`."""
+    return kaggle_input(comp.slug) or Path("data") / comp.slug
 
 
 def work_dir_for(comp: Competition, root: Path) -> Path:
     """Where caches go: beside the data when writable, else a writable work folder."""
-    if os.access(root, os.W_OK):
+    if _writable(root):
         return root / ".kaggle-kit"
     if KAGGLE_WORKING.is_dir() and os.access(KAGGLE_WORKING, os.W_OK):
         return KAGGLE_WORKING / ".kaggle-kit" / comp.slug
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kaggle-kit" / comp.slug
+
+
+def _writable(folder: Path) -> bool:
+    """Writable, and not marked read-only: root may write anywhere (a Kaggle notebook runs as root), but a folder
+    whose mode grants nobody writing is an input to leave as it is."""
+    try:
+        return os.access(folder, os.W_OK) and bool(folder.stat().st_mode & 0o222)
+    except OSError:
+        return False
 
 
 def _has_competition_files(folder: Path, comp: Competition) -> bool:
@@ -221,7 +235,7 @@ def find_root(comp: Competition, data_dir: Path | None) -> Path:
                 f"{folder}: holds neither {comp.archive_name} nor {comp.sample_file}; "
                 f"run `kaggle-kit download {comp.name} --data-dir {folder}`"
             )
-    dest = folder if os.access(folder, os.W_OK) else work_dir_for(comp, folder) / "unpacked"
+    dest = folder if _writable(folder) else work_dir_for(comp, folder) / "unpacked"
     unpack_download(zip_path, dest, comp)
     return dest
 

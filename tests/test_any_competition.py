@@ -5,7 +5,9 @@ declared here as TOML in the user's competitions folder - one folder per class (
 probability with ids carrying their extension (Histopathologic Cancer Detection), labels in file names
 (Dogs vs. Cats) and ordinal grades scored by QWK (APTOS). `init` reads each download under a new name; the
 declaration it writes must match the one that generated the data, and train, predict, validate and score must
-pass on it, the score equal to scikit-learn's on the same files. Bad downloads are one-line errors.
+pass on it, the score equal to scikit-learn's on the same files; submit (through the fake Kaggle) and experiment
+take an init'ed competition as a built-in, and a read-only `/kaggle/input/<slug>` is read, never written.
+Bad downloads are one-line errors.
 """
 
 from __future__ import annotations
@@ -440,3 +442,100 @@ def test_init_online_takes_kaggles_metric_and_fetches_the_download(downloads, tm
     assert "metric: quadratic weighted kappa - higher is better" in result.stdout
     assert (tmp_path / "data" / "grades-mini" / "grades-mini.zip").is_file()
     assert "classes (5): 0 10, 1 10, 2 10, 3 10, 4 10" in result.stdout
+
+
+# ------------------------------------------------------------------------- submit, experiment, /kaggle/input
+
+
+def test_submit_of_an_inited_competition_names_it_and_the_run_in_the_ledger(downloads, tmp_path):
+    from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
+
+    from kaggle_kit.competition import resolve
+    from kaggle_kit.ledger import COMPLETE, Ledger
+
+    run, submission = downloads.run("grades")
+    data = downloads.root / "grades"
+    with KaggleServer(resolve("grades_init"), data, score_delay=0.1) as server:
+        env = _environment(
+            tmp_path,
+            KAGGLE_USERNAME=DEFAULT_USERNAME,
+            KAGGLE_KEY=DEFAULT_KEY,
+            KAGGLE_KIT_API_ENDPOINT=server.url,
+            KAGGLE_KIT_SUBMISSIONS_DIR=str(tmp_path / "submissions"),
+            NO_PROXY="127.0.0.1,localhost",
+        )
+        result = run_cli("submit", submission, "--run", run, "--data-dir", data, env=env, replace_env=True)
+    assert result.returncode == 0, result.stderr
+    assert "submitted" in result.stdout and "grades-mini" in result.stdout, result.stdout
+    (record,) = Ledger(tmp_path / "submissions" / "ledger.jsonl").records()
+    assert (record.competition, record.run, record.status) == ("grades_init", run.name, COMPLETE)
+    assert record.metric == resolve("grades_init").metric.name and record.public_score is not None
+
+
+EXPERIMENT_PLAN = """
+competition = "{name}"
+title = "one tiny cell"
+seeds = 1
+[overrides]
+arch = "test_resnet"
+pretrained = false
+img_size = 32
+batch_size = 16
+workers = 0
+device = "cpu"
+epochs = 1
+aug = "none"
+"""
+
+
+def test_experiment_runs_a_plan_on_an_inited_competition_under_its_metric(downloads, tmp_path):
+    from kaggle_kit.competition import resolve
+
+    downloads.init("grades")
+    plan = tmp_path / "tiny.toml"
+    plan.write_text(EXPERIMENT_PLAN.format(name="grades_init"))
+    exp = tmp_path / "exp"
+    result = run_cli("experiment", plan, "--data-dir", downloads.root / "grades", "--out", exp)
+    assert result.returncode == 0, result.stderr
+    (run,) = [folder for folder in exp.rglob("seed=0") if folder.is_dir()]
+    assert (run / "best.pt").is_file() and (run / "history.csv").is_file()
+    metric = resolve("grades_init").metric
+    results = pd.read_csv(exp / "results.csv")
+    assert len(results) == 1 and set(results["metric"]) == {metric.name}, results.to_string()
+    assert metric.label in (exp / "report.md").read_text()
+
+
+def _read_only(folder: Path) -> dict[str, int]:
+    """Every file and folder under `folder` made read-only; what it holds, with each one's modification time."""
+    for path in [*folder.rglob("*"), folder]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    return {str(path): path.stat().st_mtime_ns for path in folder.rglob("*")}
+
+
+def test_init_and_train_read_a_read_only_kaggle_input_folder(downloads, tmp_path, monkeypatch):
+    from kaggle_kit import layout
+
+    slug = _slug("cancer")
+    kaggle_input = tmp_path / "kaggle" / "input"
+    folder = kaggle_input / slug
+    with zipfile.ZipFile(next(downloads.download("cancer").glob("*.zip"))) as zf:
+        zf.extractall(folder)
+    before = _read_only(folder)
+    monkeypatch.setattr(layout, "KAGGLE_INPUT", kaggle_input)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    try:
+        # --data-dir names the folder; and without it, init and train look in the /kaggle/input root
+        named = run_cli("init", slug, "--data-dir", folder, "--name", "cancer_ro", "--metric", "auc", cwd=tmp_path)
+        assert named.returncode == 0, named.stderr
+        found = run_cli("init", slug, "--name", "cancer_kaggle", "--metric", "auc", cwd=tmp_path)
+        assert found.returncode == 0, found.stderr
+        assert (downloads.folder / "cancer_ro.toml").is_file() and (downloads.folder / "cancer_kaggle.toml").is_file()
+        run = tmp_path / "run"
+        trained = run_cli("train", "cancer_kaggle", "--out", run, *TRAIN_FLAGS[2:], "--epochs", "1", cwd=tmp_path)
+        assert trained.returncode == 0, trained.stderr
+        assert (run / "best.pt").is_file()
+        assert {str(path): path.stat().st_mtime_ns for path in folder.rglob("*")} == before
+        assert any((tmp_path / "cache" / "kaggle-kit" / slug).rglob("*")), "the cache went somewhere writable"
+    finally:
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
