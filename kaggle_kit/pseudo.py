@@ -160,10 +160,6 @@ def _source_kind(source: Path):
     for kind, holds, probabilities_of in SOURCES:
         if holds(source):
             return kind, probabilities_of
-    if (source / "folds.json").is_file():
-        raise KitError(
-            f"--pseudo-labels {source} is a fold group, not one run: pass one of its folds, e.g. {source}/fold-1"
-        )
     raise KitError(
         f"--pseudo-labels {source} is not a run folder or fold group (no config.json or folds.json): pass a folder "
         f"made by `kaggle-kit train`"

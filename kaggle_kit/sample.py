@@ -128,9 +128,13 @@ def write_sample(
     out_dir = Path(out_dir)
     classes = _classes(comp)
     n_classes = len(classes)
-    # 0 is no "default": a class without a training image is a different competition (and negatives crash later)
-    if n_train is not None and n_train < n_classes:
-        raise KitError(f"--n-train {n_train}: give at least {n_classes}, one training image per class of {comp.name}")
+    # 0 is no "default" (and negatives crash later). A class without a training image is another competition
+    # where the labels or the declaration make the class list; where the sample submission's columns name the
+    # classes (Dog Breed) it is only a class never trained on, as in the benchmarks' tiny Dog downloads
+    least = 1 if comp.class_source == "sample_columns" else n_classes
+    if n_train is not None and n_train < least:
+        per_class = f", one training image per class of {comp.name}" if least > 1 else " training image"
+        raise KitError(f"--n-train {n_train}: give at least {least}{per_class}")
     if n_test is not None and n_test < 1:
         raise KitError(f"--n-test {n_test}: give at least 1 test image")
     out_dir.mkdir(parents=True, exist_ok=True)
