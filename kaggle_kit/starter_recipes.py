@@ -8,6 +8,7 @@ size fine-tune a pretrained ResNet as Dog Breed's best recipe does. Both get the
 from __future__ import annotations
 
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy as np
 from . import archive
 from .labels import is_image
 from .layout import Layout
-from .recipe import AugmentSpec, Recipe
+from .recipe import AugmentSpec
 
 SMALL_IMAGE = 64  # fixed-size images up to this side are trained from scratch with the CIFAR stem
 PROBE = 32  # training images decoded to learn sizes and colour statistics
@@ -68,54 +69,20 @@ def recipes_for(sizes, mean_std) -> tuple[dict, dict, dict]:
             "none": AugmentSpec(),
             "modern": AugmentSpec(translate=max(1, side // 8), hflip=True, cutout=max(2, side * 3 // 8)),
         }
-        recipe = Recipe(
-            name="scratch",
-            arch="resnet18",
-            stem="cifar",
-            img_size=side,
-            aug="modern",
-            epochs=26,
-            batch_size=512,
-            optimizer="sgd",
-            lr=0.2,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=5e-4,
-            schedule="onecycle",
-            warmup_epochs=5,
-            label_smoothing=0.2,
-            tta="auto",
-            lr_scaling="sqrt",
-            normalize="dataset",
-        )
+        # CIFAR-10's fast recipe as shipped, at this side, normalised by the data's own statistics
+        recipe = replace(_shipped("cifar10").recipe("fast"), name="scratch", img_size=side, normalize="dataset")
         mean, std = (tuple(round(float(v), 4) for v in row) for row in mean_std)
         return {"scratch": recipe}, augmentations, {"native_size": side, "dataset_mean_std": (mean, std)}
-    augmentations = {
-        "none": AugmentSpec(),
-        "modern": AugmentSpec(
-            crop_scale=(0.25, 1.0), crop_ratio=(3 / 4, 4 / 3), hflip=True, brightness=0.2, contrast=0.2, saturation=0.2
-        ),
-    }
-    recipe = Recipe(
-        name="finetune",
-        arch="resnet34",
-        pretrained=True,
-        freeze=True,
-        unfreeze_after=2,
-        head="linear",
-        img_size=224,
-        eval_resize=256,
-        aug="modern",
-        epochs=10,
-        batch_size=64,
-        optimizer="sgd",
-        lr=0.01,
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=1e-4,
-        schedule="cosine",
-        warmup_epochs=1,
-        tta="auto",
-    )
+    dog = _shipped("dog_breed")  # Dog Breed's best recipe and its augmentations as shipped
+    augmentations = {"none": dog.augmentation("none"), "modern": dog.augmentation("modern")}
+    recipe = replace(dog.recipe("best"), name="finetune")
     from_scratch = {"finetune": {"lr": 0.1, "weight_decay": 5e-4}}
     return {"finetune": recipe}, augmentations, {"from_scratch": from_scratch}
+
+
+def _shipped(name: str):
+    """A built-in declaration as shipped, never a user's override of it: what a new competition starts from."""
+    from .competition import declaration_folders
+    from .declaration import DECLARATION_FILE, load
+
+    return load(dict(declaration_folders())["built-in"] / name / DECLARATION_FILE, source="built-in")
