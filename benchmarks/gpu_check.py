@@ -453,38 +453,23 @@ def main() -> None:
             ),
             results,
         )
-        guarded(
-            "dog_databound",
-            lambda: compare_databound(
-                "dog",
-                device,
-                sizes["dog_images"],
-                sizes["dog_batch"],
-                None,
-                sizes["warmup"],
-                sizes["repeats"],
-                Path(folder),
-                profile=dog_missed,
-                profile_steps=steps,
-            ),
-            results,
-        )
-        guarded(
-            "dog_workers_databound",
-            lambda: compare_databound(
-                "dog-workers",
-                device,
-                sizes["dog_images"],
-                sizes["dog_batch"],
-                None,
-                sizes["warmup"],
-                sizes["repeats"],
-                Path(folder),
-                profile=workers_missed,
-                profile_steps=steps,
-            ),
-            results,
-        )
+        for case, missed in (("dog", dog_missed), ("dog-workers", workers_missed)):  # device batches, then workers
+            guarded(
+                f"{case.replace('-', '_')}_databound",
+                lambda case=case, missed=missed: compare_databound(
+                    case,
+                    device,
+                    sizes["dog_images"],
+                    sizes["dog_batch"],
+                    None,
+                    sizes["warmup"],
+                    sizes["repeats"],
+                    Path(folder),
+                    profile=missed,
+                    profile_steps=steps,
+                ),
+                results,
+            )
         guarded(
             "augment_calls",
             lambda: bench_augment_calls.measure(device, sizes["cifar_images"], sizes["cifar_batch"], sizes["repeats"]),
