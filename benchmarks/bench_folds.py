@@ -26,7 +26,8 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 KIT = [sys.executable, "-m", "kaggle_kit"]
-COMMON = ["--no-pretrained", "--img-size", "48", "--workers", "0", "--seed", "0"]
+COMMON = ["--no-pretrained", "--workers", "0", "--seed", "0"]
+FOLDS_1 = range(1, 6)  # fold numbers of the 5-fold group
 
 
 def kit(*args, work: Path) -> None:
@@ -36,8 +37,8 @@ def kit(*args, work: Path) -> None:
     print(f"TIME {time.perf_counter() - started:.0f}s: {' '.join(map(str, args))}", flush=True)
 
 
-def run_all(work: Path, n_train: int, n_test: int, epochs: int) -> None:
-    train = ["train", "dog_breed", "--data-dir", "data", *COMMON, "--epochs", epochs]
+def run_all(work: Path, n_train: int, n_test: int, epochs: int, img_size: int) -> None:
+    train = ["train", "dog_breed", "--data-dir", "data", *COMMON, "--img-size", img_size, "--epochs", epochs]
     steps = [
         ("data/answers.csv", ["sample", "dog_breed", "data", "--n-train", n_train, "--n-test", n_test]),
         ("single/best.pt", [*train, "--arch", "resnet10t", "--out", "single", "--no-analyze"]),
@@ -45,6 +46,7 @@ def run_all(work: Path, n_train: int, n_test: int, epochs: int) -> None:
         ("cv5/cv.json", [*train, "--arch", "resnet10t", "--folds", "5", "--out", "cv5"]),
         ("sub/cv5.csv", ["predict", "cv5", "--out", "sub/cv5.csv"]),
         ("sub/cv5+single.csv", ["ensemble", "cv5", "single", "--out", "sub/cv5+single.csv"]),
+        *[(f"sub/cv5-fold{i}.csv", ["predict", f"cv5/fold-{i}", "--out", f"sub/cv5-fold{i}.csv"]) for i in FOLDS_1],
         ("single18/best.pt", [*train, "--arch", "resnet18", "--out", "single18", "--no-analyze"]),
         ("sub/single18.csv", ["predict", "single18", "--out", "sub/single18.csv"]),
         ("sub/single+single18.csv", ["ensemble", "single", "single18", "--out", "sub/single+single18.csv"]),
@@ -103,13 +105,19 @@ def report(work: Path, out: Path) -> None:
         )
     table = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
+    alone = [hidden_scores(work / "sub" / f"cv5-fold{i}.csv", work / "data" / "answers.csv") for i in FOLDS_1]
+    folds_line = (
+        "cv5's folds alone (each fold's own predict), hidden log loss: "
+        + ", ".join(f"{loss:.4f}" for loss, _ in alone)
+        + f" - mean {np.mean([loss for loss, _ in alone]):.4f}; accuracy mean {np.mean([a for _, a in alone]):.4f}"
+    )
     table.to_csv(out / "folds.csv", index=False)
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     for row in rows:
         cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()]
         lines.append("| " + " | ".join(cells) + " |")
-    (out / "folds_table.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    (out / "folds_table.md").write_text("\n".join(lines) + "\n\n" + folds_line + "\n")
+    print("\n".join(lines) + "\n\n" + folds_line)
     _plot(table, out / "folds.png")
 
 
@@ -141,10 +149,11 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=1200)
     parser.add_argument("--n-test", type=int, default=600)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--img-size", type=int, default=48)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "folds")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    run_all(args.work.resolve(), args.n_train, args.n_test, args.epochs)
+    run_all(args.work.resolve(), args.n_train, args.n_test, args.epochs, args.img_size)
     report(args.work.resolve(), args.out)
 
 
