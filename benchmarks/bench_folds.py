@@ -85,7 +85,7 @@ def held_out_estimate(work: Path, name: str) -> tuple[str, float]:
 def report(work: Path, out: Path) -> None:
     names = ["single", "cv5", "cv5+single", "single18", "single+single18"]
     rows = []
-    for name in names:
+    for name in [name for name in names if (work / "sub" / f"{name}.csv").is_file()]:  # a stopped run: what exists
         loss, accuracy = hidden_scores(work / "sub" / f"{name}.csv", work / "data" / "answers.csv")
         kind, estimate = held_out_estimate(work, name)
         weights = ""
@@ -105,7 +105,8 @@ def report(work: Path, out: Path) -> None:
         )
     table = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
-    alone = [hidden_scores(work / "sub" / f"cv5-fold{i}.csv", work / "data" / "answers.csv") for i in FOLDS_1]
+    fold_csvs = [work / "sub" / f"cv5-fold{i}.csv" for i in FOLDS_1]
+    alone = [hidden_scores(csv, work / "data" / "answers.csv") for csv in fold_csvs if csv.is_file()] or [(np.nan,) * 2]
     folds_line = (
         "cv5's folds alone (each fold's own predict), hidden log loss: "
         + ", ".join(f"{loss:.4f}" for loss, _ in alone)
@@ -150,10 +151,12 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=600)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--img-size", type=int, default=48)
+    parser.add_argument("--report-only", action="store_true", help="the table and PNG from what --work holds")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "folds")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    run_all(args.work.resolve(), args.n_train, args.n_test, args.epochs, args.img_size)
+    if not args.report_only:
+        run_all(args.work.resolve(), args.n_train, args.n_test, args.epochs, args.img_size)
     report(args.work.resolve(), args.out)
 
 
