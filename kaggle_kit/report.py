@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping
 from .competition import resolve
 from .metrics import Metric
 from .plan import (
+    FOLDS_KEY,
     Cell,
     Plan,
     experiment_plan,
@@ -346,7 +347,13 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
         "",
         f"## Validation {metric.label} (ours; {metric.direction})",
         "",
-        "Best epoch of each run (the checkpoint `predict` uses), on its held-out validation split.",
+        "Best epoch of each run (the checkpoint `predict` uses), on its held-out validation split."
+        + (
+            " A fold group (the plan's `folds`) counts its out-of-fold (OOF) metric: every training image "
+            "predicted by the fold that held it out."
+            if plan.folds or FOLDS_KEY in plan.axis_names
+            else ""
+        ),
         "",
         *markdown_table(plan, _marked(val, best_val, seeds, finished_in), f"validation {metric.label}"),
         "",
