@@ -488,3 +488,44 @@ def test_accumulation_under_ddp_reduces_once_per_group_and_steps_like_the_double
             torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
     for a, b in zip(ranks[0]["accumulated"][0], ranks[1]["accumulated"][0]):
         assert torch.equal(a, b)  # the ranks agree: the final micro-batch's reduce averaged the summed gradients
+
+
+# --------------------------------------------------------------------------------------- a fold group under --nproc
+
+
+@slow
+def test_fold_group_under_nproc_trains_each_fold_on_two_ranks_and_resumes_a_stopped_fold(tiny_cifar, tmp_path):
+    """`train --folds 2 --nproc 2`, killed (launcher and ranks) after fold 1's first epoch, then `--resume GROUP
+    --nproc 2`: the stopped fold goes on from its last.pt, fold 2 trains, each on two ranks; rank 0 alone writes
+    the OOF and CV and reports them."""
+    from conftest import FOLD_ARGS
+
+    from kaggle_kit.fold_group import FoldGroup
+
+    out = tmp_path / "group"
+    args = [*FOLD_ARGS[:1], "6", *FOLD_ARGS[2:]]  # --epochs 6: the kill lands inside fold 1
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = ["train", "cifar10", "--data-dir", str(tiny_cifar), "--folds", "2", "--nproc", "2", "--out", str(out)]
+    launcher = subprocess.Popen(
+        [*KAGGLE_KIT, *command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
+    )
+    history = out / "fold-1" / "history.csv"
+    while not (history.is_file() and len(history.read_text().splitlines()) > 1):
+        assert launcher.poll() is None, launcher.communicate()
+        time.sleep(0.02)
+    os.killpg(launcher.pid, signal.SIGKILL)  # every process at once: nothing gets to save beyond last.pt
+    launcher.communicate()
+    stopped = RunDir(out / "fold-1").history()
+    assert 1 <= len(stopped) < 6 and not (out / "fold-2" / "best.pt").exists() and not (out / "cv.json").exists()
+
+    resumed = _train("--resume", out, "--nproc", "2")
+    assert "fold 1/2: resuming" in resumed.stderr and "fold 2/2: training" in resumed.stderr
+    assert resumed.stdout.count("OOF accuracy") == 1  # rank 0 alone reports
+    for fold in (1, 2):
+        run = RunDir(out / f"fold-{fold}")
+        assert run.read_config().processes == 2 and run.history()["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
+    pd.testing.assert_frame_equal(RunDir(out / "fold-1").history().iloc[: len(stopped)], stopped)
+    group = FoldGroup(out)
+    assert group.cv()["folds"] == 2 and len(group.oof().ids) == 90
+    group_files = {"folds.json", "fold-1", "fold-2", "oof_predictions.npz", "cv.json", "cv.md"}
+    assert {p.name for p in out.iterdir()} == group_files  # no second copy, no leftover temporary file
