@@ -98,6 +98,12 @@ def test_gpus_spread_the_folds_to_the_same_oof_logits(folded):
     assert ours.plan()["fold"] == theirs.plan()["fold"]
     np.testing.assert_array_equal(ours.oof().logits, theirs.oof().logits)
     assert pd.read_csv(out / "results.csv")["val_metric"].iloc[0] == theirs.cv()["oof_metric"]
+    # every fold finished but no OOF yet (stopped between the last fold and the summary): one process writes it
+    for name in ("cv.json", "cv.md", "oof_predictions.npz"):
+        (out / GROUP / name).unlink()
+    finished = _experiment(folded["plan"], folded["data"], out, "--gpus", "0,1")
+    assert "0 trained, 1 resumed" in finished.stdout and (out / "logs" / "all.seed=0.log").is_file()
+    np.testing.assert_array_equal(ours.oof().logits, theirs.oof().logits)
 
 
 def test_submit_sends_the_groups_prediction(folded, tmp_path):
