@@ -155,3 +155,16 @@ def test_bad_fold_plans_are_one_line_errors_naming_the_plan(change, needles, tin
     result = run_cli("experiment", plan, "--data-dir", tiny_cifar, "--out", tmp_path / "exp", cwd=tmp_path)
     assert_one_line_error(result, str(plan), *needles)
     assert not (tmp_path / "exp" / "all").exists()  # refused before anything trained
+
+
+def test_a_single_run_where_a_group_is_planned_and_tracking_groups_are_refused(tiny_cifar, tmp_path):
+    plan = tmp_path / "cv.toml"
+    plan.write_text(PLAN)
+    tracked = run_cli("experiment", plan, "--data-dir", tiny_cifar, "--out", tmp_path / "exp", "--track", "tensorboard")
+    assert_one_line_error(tracked, "--track does not log fold groups", str(plan))
+    single = tmp_path / "exp" / GROUP
+    single.mkdir(parents=True)
+    (single / "config.json").write_text("{}")  # a run folder the plan made before it said folds
+    refused = run_cli("experiment", plan, "--data-dir", tiny_cifar, "--out", tmp_path / "exp", cwd=tmp_path)
+    assert_one_line_error(refused, f"{single} is a single run but the plan asks a 2-fold group", "delete that folder")
+    assert sorted(p.name for p in single.iterdir()) == ["config.json"]
