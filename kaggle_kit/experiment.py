@@ -1,9 +1,11 @@
 """Running an experiment: every cell x seed of a plan (`plan.py`) trained into its run folder, then the report.
 
 Each cell x seed trains into `<experiment>/<cell>/seed=<k>/`, where a cell is named by its values, e.g.
-`aug=paper,schedule=cosine`. A run folder whose history covers every epoch and that holds best.pt is
-finished and skipped; one with a config.json but fewer epochs is resumed from its last checkpoint, so
-rerunning the same command after a crash finishes the experiment (`plan.run_state` says which).
+`aug=paper,schedule=cosine`; a plan with `folds` makes that folder a fold group, trained as `train --folds K`
+trains one (with `--gpus`, one `train --resume GROUP --fold I` process per fold). A run folder whose history
+covers every epoch and that holds best.pt is finished and skipped; one with a config.json but fewer epochs is
+resumed from its last checkpoint, so rerunning the same command after a crash finishes the experiment
+(`plan.run_state` says which).
 
 The experiment folder also holds `experiment.json` (what was asked: plan, seeds, command-line
 overrides, the run list), `plan.toml` (the plan as run), `timings.json` (wall seconds of each run as
@@ -23,6 +25,7 @@ from typing import Any, Callable
 from . import invocation
 from .competition import Competition, resolve
 from .errors import KitError
+from .fold_group import CV_FILE, FoldGroup, is_group
 from .plan import (  # noqa: F401 (find_plan, load_plan, parse_plan, parse_set, plan_runs: imported from here too)
     DEFAULT_ROOT,
     PLAN_COPY,
@@ -32,6 +35,7 @@ from .plan import (  # noqa: F401 (find_plan, load_plan, parse_plan, parse_set, 
     PlannedRun,
     _read_json,
     _relative,
+    check_plan_folds,
     find_plan,
     load_plan,
     parse_plan,
@@ -192,8 +196,9 @@ class _Jobs:
 
 
 def _prediction_is_current(run: PlannedRun) -> bool:
-    # the file is a pure function of best.pt and the data: reuse it unless the checkpoint is newer
-    file, best = run.path / SUBMISSION_FILE, run.path / "best.pt"
+    # the file is a pure function of best.pt (a group: its folds, summed up in cv.json) and the data: reuse it
+    # unless that is newer
+    file, best = run.path / SUBMISSION_FILE, run.path / (CV_FILE if run.folds else "best.pt")
     return file.is_file() and best.is_file() and file.stat().st_mtime >= best.stat().st_mtime
 
 
@@ -222,6 +227,7 @@ def _submitted_already(run: PlannedRun, sha256: str, ledger) -> str | None:
 
 def _submit_run(run: PlannedRun, plan: Plan, data_dir, ledger) -> tuple[float | None, str | None]:
     """Predict (unless the file is current) and upload one run: (public score, None), or (None, why it was not sent)."""
+    from .folds import predict_group
     from .kaggle_api import file_sha256, submit
     from .predict import predict_run
     from .runs import recipe_summary
@@ -229,13 +235,14 @@ def _submit_run(run: PlannedRun, plan: Plan, data_dir, ledger) -> tuple[float | 
     file = run.path / SUBMISSION_FILE
     if not _prediction_is_current(run):
         try:
-            predict_run(run.path, data_dir, out=file, device=run.recipe.device)
+            predict = predict_group if run.folds else predict_run  # a group: its folds' averaged test logits
+            predict(run.path, data_dir, out=file, device=run.recipe.device)
         except KitError as error:
             return None, f"prediction failed: {error}"  # this run's problem: later runs still upload
     why = _submitted_already(run, file_sha256(file), ledger)
     if why:
         return None, why
-    summary = recipe_summary(run.recipe.to_dict()) or run.recipe.name
+    summary = (f"{run.folds}-fold CV " if run.folds else "") + (recipe_summary(run.recipe.to_dict()) or run.recipe.name)
     message = f"{plan.name} {run.name} | {summary}"
     result = submit(file, plan.competition, message, data_dir=data_dir, run_dir=run.path.resolve(), ledger=ledger)
     return result.public_score, None
@@ -276,6 +283,9 @@ def run_experiment(
     # the data is found (and unpacked once) before the first run, so a wrong --data-dir fails at once
     layout = open_layout(comp, data_dir)
     data_dir = layout.root
+    check_plan_folds(plan, runs, comp, layout)  # folds = K the data's smallest class cannot fill: refused now
+    if track and any(run.folds for run in runs):
+        raise KitError(f"--track does not log fold groups yet ({plan.path or plan.name} sets folds): drop --track")
     # refuses mixed settings or data before anything trains
     states = {run.name: run_state(run, layout.fingerprint()) for run in runs}
     _write_experiment(folder, plan, plan_text, runs, seeds or plan.seeds, epochs, overrides or {}, data_dir)
@@ -374,12 +384,14 @@ def _run_sequential(
         began = time.perf_counter()
         tracker = RunTracking(track or [], on_epoch=lambda row: plan_progress and plan_progress.tell())
         try:
-            if resuming:
+            if run.folds:
+                trained = _train_group(run, comp, data_dir)
+            elif resuming:
                 trained = training.resume(run.path, data_dir, tracker=tracker)
             else:
                 trained = training.train(comp, data_dir, run.recipe, out=run.path, tracker=tracker)
             # what `kaggle-kit train` does after training, so both ways of running leave the same folder
-            if calibrate_after_training(trained, data_dir, device=run.recipe.device) is not None:
+            if not run.folds and calibrate_after_training(trained, data_dir, device=run.recipe.device) is not None:
                 analyze_finished_run(run.path, data_dir)
             if tracker:
                 tracker.finish("KILLED" if trained.interrupted else "FINISHED")
@@ -401,6 +413,54 @@ def _run_sequential(
         jobs.done(run, resuming, seconds, best_metric=trained.best_metric)
 
 
+# --------------------------------------------------------------------------------------- fold groups
+
+
+@dataclass
+class GroupTrained:
+    """A planned fold group after `_train_group`, read as a run's training result."""
+
+    interrupted: bool
+    best_metric: float | None  # the OOF metric, once every fold has finished
+
+
+def recipe_changes(run: PlannedRun, comp: Competition) -> dict[str, Any]:
+    """The fields of `run`'s recipe that differ from its named base recipe: what `train` flags or folds.json say."""
+    base = comp.recipe(run.recipe.name)
+    return {key: value for key, value in run.recipe.to_dict().items() if key != "name" and value != getattr(base, key)}
+
+
+def planned_group(run: PlannedRun, comp: Competition, data_dir) -> FoldGroup:
+    """The run's fold group: folds.json written as `train --folds K --out` writes it, unless the group exists."""
+    from .folds import plan_group
+
+    if is_group(run.path):
+        return FoldGroup(run.path)
+    changes = recipe_changes(run, comp)
+    unset = next((key for key, value in changes.items() if value is None), None)
+    if unset:  # folds.json records the flags given, and a flag cannot say none
+        raise KitError(
+            f"run {run.name} sets {unset}=none, which a fold group's settings cannot record: set it in the base "
+            "recipe, or drop `folds` from the plan"
+        )
+    group, _ = plan_group(comp, data_dir, run.recipe.name, run.path, run.folds, **changes)
+    return group
+
+
+def _train_group(run: PlannedRun, comp: Competition, data_dir) -> GroupTrained:
+    """The planned group made (or found), its unfinished folds trained or resumed one after another, then, with
+    every fold finished, its OOF predictions and CV summary: what `train --folds K --out` does."""
+    from .folds import finish_group, train_folds
+
+    group = planned_group(run, comp, data_dir)
+    result = train_folds(group, None, data_dir)
+    if result.interrupted is not None:
+        return GroupTrained(True, None)
+    summary = group.cv() if not result.trained else None  # nothing new: the stored OOF and CV stand
+    summary = summary or finish_group(group, data_dir, device=run.recipe.device)
+    return GroupTrained(False, summary["oof_metric"] if summary else None)
+
+
 # --------------------------------------------------------------------------------------- on several GPUs
 
 
@@ -408,11 +468,8 @@ def train_argv(run: PlannedRun, comp: Competition, data_dir, resume: bool) -> li
     """`kaggle-kit train` arguments that train `run` exactly: every field that differs from the base recipe."""
     if resume:
         return ["train", "--resume", str(run.path), "--data-dir", str(data_dir)]
-    base = comp.recipe(run.recipe.name)
     argv = ["train", comp.name, "--recipe", run.recipe.name, "--out", str(run.path), "--data-dir", str(data_dir)]
-    changed = {
-        key: value for key, value in run.recipe.to_dict().items() if key != "name" and value != getattr(base, key)
-    }
+    changed = recipe_changes(run, comp)
     try:
         return argv + recipe_to_argv(changed)
     except Unsayable as error:
@@ -422,10 +479,44 @@ def train_argv(run: PlannedRun, comp: Competition, data_dir, resume: bool) -> li
         ) from None
 
 
-def run_log(folder: Path, run: PlannedRun) -> Path:
-    """Where `--gpus` writes a run's output (its training, then its prediction): runs side by side would
-    interleave their lines in one terminal."""
-    return Path(folder) / "logs" / f"{run.path.parent.name}.{run.path.name}.log"
+def run_log(folder: Path, run: PlannedRun, fold: int | None = None) -> Path:
+    """Where `--gpus` writes a run's output (its training, then its prediction), a group's fold its own: runs side
+    by side would interleave their lines in one terminal."""
+    suffix = f".fold-{fold}" if fold else ""
+    return Path(folder) / "logs" / f"{run.path.parent.name}.{run.path.name}{suffix}.log"
+
+
+@dataclass
+class _Process:
+    """One `kaggle-kit` process of `--gpus`: a planned run, one fold of a planned group, or a group's OOF and CV."""
+
+    run: PlannedRun
+    argv: list[str]
+    log: Path
+    fold: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.run.name if self.fold is None else f"{self.run.name} fold {self.fold}/{self.run.folds}"
+
+
+def _processes(run: PlannedRun, comp: Competition, data_dir, state: str, folder: Path, tracked) -> list[_Process]:
+    """What trains `run`: one `kaggle-kit train`; a fold group one `train --resume GROUP --fold I` per unfinished
+    fold (folds.json written here first, so every fold reads one split), or, every fold done, the OOF and CV."""
+    if not run.folds:
+        return [_Process(run, train_argv(run, comp, data_dir, state == "partial") + tracked, run_log(folder, run))]
+    from .folds import unfinished_folds
+
+    group = planned_group(run, comp, data_dir)
+    folds = unfinished_folds(group)
+    if not folds:
+        return [_Process(run, _group_argv(run, data_dir), run_log(folder, run))]
+    return [_Process(run, _group_argv(run, data_dir, f), run_log(folder, run, f), f) for f in folds]
+
+
+def _group_argv(run: PlannedRun, data_dir, fold: int | None = None) -> list[str]:
+    """`train --resume GROUP` (with `--fold I`: that fold alone); with every fold finished it writes the OOF and CV."""
+    return ["train", "--resume", str(run.path), *(["--fold", str(fold)] if fold else []), "--data-dir", str(data_dir)]
 
 
 def _run_parallel(
@@ -442,71 +533,85 @@ def _run_parallel(
     track: list[str] | None = None,
     plan_progress: PlanProgress | None = None,
 ) -> None:
-    """One `kaggle-kit train` process per GPU at a time; each GPU takes the next run as soon as it is free.
-    Their output goes to their logs, so the terminal hears from each running run every `status_every_s`."""
+    """One `kaggle-kit` process per GPU at a time; each GPU takes the next process as soon as it is free (a fold
+    group's folds are processes of their own, so they spread over the GPUs too; the group is finished once all
+    its folds are). Their output goes to their logs, so the terminal hears from each one every `status_every_s`."""
     from .launch import how_it_ended, last_line, run_on_gpus
 
-    argvs = {
-        run.name: train_argv(run, comp, data_dir, states[run.name] == "partial") for run in runs
-    }  # all checked first
     tracked = [arg for kind in track or [] for arg in ("--track", kind)]
-    argvs = {name: argv + tracked for name, argv in argvs.items()}
-    logs = {run.name: run_log(folder, run) for run in runs}
+    planned = {run.name: _processes(run, comp, data_dir, states[run.name], folder, tracked) for run in runs}
     waiting: queue.Queue = queue.Queue()
     for run in runs:
-        waiting.put(run)
+        for process in planned[run.name]:
+            waiting.put(process)
+    left = {name: len(processes) for name, processes in planned.items()}
+    failures: dict[str, str] = {}  # run -> why its first failed process failed
+    spent: dict[str, float] = {}  # run -> seconds of its processes
+    lock = threading.Lock()
     stop = threading.Event()
-    running: dict[str, str] = {}  # run name -> its GPU, while its process runs
+    running: dict[str, tuple[str, Path]] = {}  # process name -> (its GPU, its log), while it runs
+
+    def run_process(process: _Process, gpu: str) -> int:
+        running[process.name] = (gpu, process.log)
+        try:
+            (code,) = run_on_gpus([process.argv], [gpu], logs=[process.log])
+        finally:
+            running.pop(process.name, None)
+        return code
+
+    def finish(run: PlannedRun, resuming: bool, gpu: str) -> None:
+        """The run's last process has ended: a group still without its OOF gets it (fold processes ending together
+        may each have seen the other unfinished), then the run is done or failed, and maybe submitted."""
+        if run.folds and run.name not in failures and run_state(run) == "partial":
+            process = _Process(run, _group_argv(run, data_dir), run_log(folder, run))
+            code = run_process(process, gpu)
+            if code != 0:
+                failures[run.name] = f"`kaggle-kit train --resume ...` {how_it_ended(code, process.log)}"
+        if run.name not in failures and run_state(run) != "finished":
+            failures[run.name] = f"`kaggle-kit {' '.join(planned[run.name][0].argv[:2])} ...` exited with code 0 but "
+            failures[run.name] += "the run is not finished"
+        if run.name in failures:
+            jobs.failed(run, failures[run.name])
+            return
+        jobs.done(run, resuming, spent[run.name], gpu=gpu)
+        if after_training is not None:
+            if not _prediction_is_current(run):
+                # predicted in its own process on this GPU, like the training; only the upload happens here
+                out = str(run.path / SUBMISSION_FILE)
+                predict = ["predict", str(run.path), "--data-dir", str(data_dir), "--out", out]
+                run_on_gpus([predict], [gpu], logs=[run_log(folder, run)])
+            after_training(run)
 
     def worker(gpu: str) -> None:
         while not stop.is_set():
             try:
-                run = waiting.get_nowait()
+                process = waiting.get_nowait()
             except queue.Empty:
                 return
+            run = process.run
             resuming = states[run.name] == "partial"
-            jobs.start(run, resuming, gpu=gpu, log=str(logs[run.name]))
+            fold = {"fold": f"{process.fold}/{run.folds}"} if process.fold else {}
+            jobs.start(run, resuming, gpu=gpu, log=str(process.log), **fold)
             began = time.perf_counter()
-            running[run.name] = gpu
-            try:
-                (code,) = run_on_gpus([argvs[run.name]], [gpu], logs=[logs[run.name]])
-            finally:
-                running.pop(run.name, None)
+            code = run_process(process, gpu)
             seconds = time.perf_counter() - began
             jobs.ended(run, seconds)
-            finished = code == 0 and run_state(run) == "finished"
             if code == 130:
                 stop.set()
                 jobs.interrupted(run)
                 return
-            if not finished:
-                ended = (
-                    how_it_ended(code, logs[run.name])
-                    if code != 0
-                    else "exited with code 0 but the run is not finished"
-                )
-                why = f"`kaggle-kit {' '.join(argvs[run.name][:2])} ...` {ended}; whole log: {logs[run.name]}"
-                jobs.failed(run, why)
-                continue
-            jobs.done(run, resuming, seconds, gpu=gpu)
-            if after_training is not None:
-                if not _prediction_is_current(run):
-                    # predicted in its own process on this GPU, like the training; only the upload happens here
-                    run_on_gpus(
-                        [
-                            [
-                                "predict",
-                                str(run.path),
-                                "--data-dir",
-                                str(data_dir),
-                                "--out",
-                                str(run.path / SUBMISSION_FILE),
-                            ]
-                        ],
-                        [gpu],
-                        logs=[logs[run.name]],
+            with lock:
+                spent[run.name] = spent.get(run.name, 0.0) + seconds
+                if code != 0 and run.name not in failures:
+                    which = f" (fold {process.fold})" if process.fold else ""
+                    failures[run.name] = (
+                        f"`kaggle-kit {' '.join(process.argv[:2])} ...`{which} {how_it_ended(code, process.log)}; "
+                        f"whole log: {process.log}"
                     )
-                after_training(run)
+                left[run.name] -= 1
+                last = left[run.name] == 0
+            if last:
+                finish(run, resuming, gpu)
 
     threads = [threading.Thread(target=worker, args=(gpu,), name=f"gpu-{gpu}", daemon=True) for gpu in gpus]
     for thread in threads:
@@ -518,8 +623,8 @@ def _run_parallel(
                 thread.join(timeout=min(0.5, status_every_s))  # short joins keep Ctrl-C deliverable to the main thread
                 if time.perf_counter() - told >= status_every_s:
                     told = time.perf_counter()
-                    for name, gpu in list(running.items()):
-                        _event(on_event, event="progress", run=name, gpu=gpu, line=last_line(logs[name]) or "starting")
+                    for name, (gpu, log) in list(running.items()):
+                        _event(on_event, event="progress", run=name, gpu=gpu, line=last_line(log) or "starting")
                     if plan_progress:
                         plan_progress.tell(force=True)
     except KeyboardInterrupt:

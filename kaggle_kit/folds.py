@@ -78,6 +78,13 @@ def _groups(comp: Competition, layout) -> np.ndarray | None:
     return np.array([by_id[i] for i in layout.train.ids], dtype=str)
 
 
+def check_folds(comp: Competition, layout, k: int) -> np.ndarray | None:
+    """`k` folds can each hold out every class (or, grouped, a group) of this data; returns the images' groups."""
+    groups = _groups(comp, layout)
+    check_fold_count(layout.train_labels, k, layout.classes, groups)
+    return groups
+
+
 def plan_group(
     competition: str | Competition,
     data_dir: Path | str | None,
@@ -115,8 +122,7 @@ def plan_group(
         return group, layout
     if occupied:
         raise KitError(f"--out {group.path} already holds other files: choose a new folder for the fold group")
-    groups = _groups(comp, layout)
-    check_fold_count(layout.train_labels, k, layout.classes, groups)
+    groups = check_folds(comp, layout, k)
     folds = stratified_folds(layout.train_labels, k, requested.seed, groups)
     if distributed.is_main():
         group.write_plan({**plan, "ids": list(layout.train.ids), "fold": [int(f) + 1 for f in folds]})

@@ -10,6 +10,8 @@ A plan file, e.g. `competitions/cifar10/plans/study-table2.toml`:
     description = "..."              # optional
     recipe = "paper"                 # the base recipe (default: the competition's default recipe)
     seeds = 3                        # runs per cell, seeds 0..seeds-1 (default 1)
+    folds = 5                        # optional: each cell x seed a K-fold group (its OOF metric), not one run;
+                                     # or a grid axis, e.g. [grid] folds = [3, 5]
 
     [overrides]                      # Recipe fields set for every cell
     epochs = 20
@@ -38,11 +40,14 @@ A plan file, e.g. `competitions/cifar10/plans/study-table2.toml`:
 TOML has no null: the string "none" sets an optional field (ema, grad_clip, ...) to None.
 
 Each cell x seed trains into `<experiment>/<cell>/seed=<k>/`, where a cell is named by its values, e.g.
-`aug=paper,schedule=cosine`. A run folder whose history covers every epoch and that holds best.pt is
-finished and skipped; one with a config.json but fewer epochs is resumed from its last checkpoint, so
-rerunning the same command after a crash finishes the experiment. A run folder trained with other
-settings than the plan now asks for is refused (every cell is checked before anything trains), so one
-experiment folder never mixes settings.
+`aug=paper,schedule=cosine`; with `folds` that folder is a fold group (folds.json, fold-1/ ... fold-K/,
+oof_predictions.npz, cv.json), exactly as `train --folds K --out` makes it, and the group's OOF metric is
+the cell's figure. A run folder whose history covers every epoch and that holds best.pt is finished and
+skipped (a group: every fold finished and cv.json written); one with a config.json but fewer epochs is
+resumed from its last checkpoint (a group: its unfinished folds, as `train --resume GROUP`), so rerunning
+the same command after a crash finishes the experiment. A run folder trained with other settings than the
+plan now asks for is refused (every cell is checked before anything trains), so one experiment folder never
+mixes settings.
 
 The experiment folder also holds `experiment.json` (what was asked: plan, seeds, command-line
 overrides, the run list), `plan.toml` (the plan as run), `timings.json` (wall seconds of each run as
@@ -61,8 +66,9 @@ from typing import Any, get_type_hints
 
 from .competition import all_competitions, resolve
 from .errors import KitError
+from .fold_group import FoldGroup, is_group
 from .recipe import Recipe, apply_overrides
-from .run import RunDir
+from .run import HISTORY, RunDir
 from .run_config import CONFIG
 from .runs import EXPERIMENT_FILE
 
@@ -73,6 +79,7 @@ PLAN_FIELDS = (
     "description",
     "recipe",
     "seeds",
+    "folds",
     "overrides",
     "grid",
     "table",
@@ -87,6 +94,8 @@ CURVES_FIELDS = ("by",)
 RESERVED_FIELDS = ("seed", "name")
 # where a run executes, not what it computes: a finished run is reused whatever these were
 PLACEMENT_FIELDS = ("device", "workers")
+# not a recipe field: `folds = K` (or a grid axis of K values) makes each cell x seed a K-fold group
+FOLDS_KEY = "folds"
 NO_AXES_CELL = "all"
 PLAN_COPY = "plan.toml"
 TIMINGS_FILE = "timings.json"
@@ -120,6 +129,7 @@ class Plan:
     seeds: int
     overrides: dict[str, Any]
     axes: tuple[Axis, ...]
+    folds: int | None = None  # plan-level K (a `folds` grid axis sets it per cell instead)
     title: str = ""
     description: str = ""
     table_rows: tuple[str, ...] = ()
@@ -236,6 +246,7 @@ def parse_plan(text: str, name: str, path: Path | None = None) -> Plan:
     seeds = data.get("seeds", 1)
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise KitError(f"{where}: seeds = {seeds!r}: give a whole number of runs per cell, 1 or more")
+    folds = _fold_count(f"{where}: folds", data[FOLDS_KEY]) if FOLDS_KEY in data else None
     overrides = _recipe_overrides(f"{where} [overrides]", data.get("overrides", {}))
 
     grid = data.get("grid", {})
@@ -248,6 +259,11 @@ def parse_plan(text: str, name: str, path: Path | None = None) -> Plan:
             raise KitError(f'{at}: give a non-empty list of values, e.g. {axis_name} = ["a", "b"]')
         if axis_name.replace("-", "_") in overrides:
             raise KitError(f"{at}: also set in [overrides]; keep it in one place")
+        if axis_name == FOLDS_KEY:
+            if folds is not None:
+                raise KitError(f"{at}: also set as `folds = {folds}` at the top of the plan; keep it in one place")
+            axes.append(Axis(FOLDS_KEY, tuple(_fold_count(at, v) for v in values)))
+            continue
         checked = [_recipe_overrides(f"{where} [grid]", {axis_name: v})[axis_name.replace("-", "_")] for v in values]
         names = [format_value(v) for v in checked]
         if len(set(names)) != len(names):
@@ -300,6 +316,7 @@ def parse_plan(text: str, name: str, path: Path | None = None) -> Plan:
         seeds=seeds,
         overrides=overrides,
         axes=tuple(axes),
+        folds=folds,
         title=str(data.get("title", "")),
         description=str(data.get("description", "")).strip(),
         table_rows=tuple(rows),
@@ -311,6 +328,12 @@ def parse_plan(text: str, name: str, path: Path | None = None) -> Plan:
     if published is not None:
         plan = _with_published(plan, published, where)
     return plan
+
+
+def _fold_count(where: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+        raise KitError(f"{where} = {value!r}: give a whole number of folds, 2 or more (each cell x seed a fold group)")
+    return value
 
 
 def _with_published(plan: Plan, table: Any, where: str) -> Plan:
@@ -409,16 +432,27 @@ def find_plan(text: str) -> Path:
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One cell x seed: the recipe it trains and the run folder it trains into."""
+    """One cell x seed: the recipe it trains and the run folder it trains into (with `folds`, a fold group)."""
 
     cell: Cell
     seed: int
     recipe: Recipe
     path: Path
+    folds: int | None = None
 
     @property
     def name(self) -> str:
         return f"{self.cell.name}/seed={self.seed}"
+
+    @property
+    def epochs_planned(self) -> int:
+        return self.recipe.epochs * (self.folds or 1)
+
+    def histories(self) -> list[Path]:
+        """The history.csv files its epochs are recorded in: the run's, or each fold's."""
+        if self.folds:
+            return [self.path / f"fold-{fold}" / HISTORY for fold in range(1, self.folds + 1)]
+        return [self.path / HISTORY]
 
 
 def parse_set(assignments: list[str] | None) -> dict[str, Any]:
@@ -469,31 +503,63 @@ def plan_runs(
         raise KitError(f"{'--set' if extra else plan.path or plan.name}: {error}") from None
     runs = []
     for cell in plan.cells():
+        settings = {axis: value for axis, value in cell.values.items() if axis != FOLDS_KEY}
+        folds = cell.values.get(FOLDS_KEY, plan.folds)
         for seed in range(seeds or plan.seeds):
             try:
-                recipe = base.replace(**cell.values).replace(seed=seed).replace(**extra).validate()
+                recipe = base.replace(**settings).replace(seed=seed).replace(**extra).validate()
                 comp.augmentation(recipe.aug)
                 models.resolve_arch(recipe.arch)
             except KitError as error:
                 raise KitError(f"{plan.path or plan.name}: cell {cell.name}: {error}") from None
-            runs.append(PlannedRun(cell, seed, recipe, Path(folder) / cell.folder / f"seed={seed}"))
+            if folds and recipe.full_train:
+                raise KitError(
+                    f"{plan.path or plan.name}: cell {cell.name}: folds = {folds} holds out every fold in turn, so "
+                    "full_train cannot apply: drop `folds` or full_train"
+                )
+            runs.append(PlannedRun(cell, seed, recipe, Path(folder) / cell.folder / f"seed={seed}", folds))
     return runs
+
+
+def check_plan_folds(plan: Plan, runs: list[PlannedRun], comp, layout) -> None:
+    """Every fold count the plan asks for can hold out every class (or group) of this data: checked before
+    anything trains, as `train --folds K` checks it."""
+    from .folds import check_folds
+
+    for k in sorted({run.folds for run in runs if run.folds}):
+        try:
+            check_folds(comp, layout, k)
+        except KitError as error:
+            raise KitError(f"{plan.path or plan.name}: {str(error).replace('--folds ', 'folds = ')}") from None
 
 
 def run_state(run: PlannedRun, fingerprint: str | None = None) -> str:
     """ "finished", "partial" (resume it), "new" or "damaged"; a folder trained with other settings, or on data
     other than the one whose `fingerprint` is given, is an error: its results would not belong in one table."""
+    if run.folds or is_group(run.path):
+        return _group_state(run, fingerprint)
     folder = RunDir(run.path)
     if not folder.file(CONFIG).is_file():
         return "new"
     config = folder.read_config()
-    if fingerprint is not None and config.fingerprint not in (None, fingerprint):
+    _check_data(run, config.fingerprint, config.data_dir, fingerprint)
+    # the plan asks for the recipe before it is fitted to the data (kaggle_kit.resolve): compare with that
+    _check_recipe(run, config.requested_recipe or config.recipe_dict or {})
+    if len(folder.history()) < run.recipe.epochs:
+        return "partial"
+    # every epoch ran yet no best.pt: nothing left to resume, and nothing to predict from
+    return "finished" if folder.file("best.pt").is_file() else "damaged"
+
+
+def _check_data(run: PlannedRun, theirs: str | None, their_dir, fingerprint: str | None) -> None:
+    if fingerprint is not None and theirs not in (None, fingerprint):
         raise KitError(
-            f"{run.path} was trained on other data ({config.data_dir}, fingerprint {config.fingerprint}) "
+            f"{run.path} was trained on other data ({their_dir}, fingerprint {theirs}) "
             f"than this --data-dir (fingerprint {fingerprint}): pass that data folder again, or another --out"
         )
-    # the plan asks for the recipe before it is fitted to the data (kaggle_kit.resolve): compare with that
-    done = config.requested_recipe or config.recipe_dict or {}
+
+
+def _check_recipe(run: PlannedRun, done: dict[str, Any]) -> None:
     wanted = run.recipe.to_dict()
     for key in wanted:
         if key in PLACEMENT_FIELDS:
@@ -503,10 +569,32 @@ def run_state(run: PlannedRun, fingerprint: str | None = None) -> str:
                 f"{run.path} was trained with {key}={format_value(done.get(key))} but the plan now asks "
                 f"{key}={format_value(wanted[key])}: delete that folder to retrain it, or pass another --out"
             )
-    if len(folder.history()) < run.recipe.epochs:
-        return "partial"
-    # every epoch ran yet no best.pt: nothing left to resume, and nothing to predict from
-    return "finished" if folder.file("best.pt").is_file() else "damaged"
+
+
+def _group_state(run: PlannedRun, fingerprint: str | None) -> str:
+    """A planned fold group's state: "new" (no folds.json), "partial" (a fold to train or resume, or the OOF and
+    CV still to write) or "finished"; a single run where a group is planned (or the reverse) is an error."""
+    from .folds import unfinished_folds
+
+    if not is_group(run.path):
+        if RunDir(run.path).file(CONFIG).is_file():
+            raise KitError(
+                f"{run.path} is a single run but the plan asks a {run.folds}-fold group there: delete that folder "
+                "to retrain it, or pass another --out"
+            )
+        return "new"
+    group = FoldGroup(run.path)
+    stored = group.plan()
+    if not run.folds or int(stored["folds"]) != run.folds:
+        asked = f"folds = {run.folds}" if run.folds else "a single run"
+        raise KitError(
+            f"{run.path} is a {stored['folds']}-fold group but the plan now asks {asked}: delete that folder to "
+            "retrain it, or pass another --out"
+        )
+    _check_data(run, stored.get("fingerprint"), stored.get("data_dir"), fingerprint)
+    comp = resolve(stored["competition"])
+    _check_recipe(run, comp.recipe(stored.get("recipe")).replace(**stored.get("overrides") or {}).to_dict())
+    return "partial" if unfinished_folds(group) or group.cv() is None else "finished"
 
 
 # --------------------------------------------------------------------------------------- the experiment folder

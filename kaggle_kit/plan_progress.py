@@ -12,8 +12,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .run import HISTORY
-
 
 def _rows(path: Path) -> int:
     try:
@@ -26,19 +24,23 @@ def _rows(path: Path) -> int:
 class PlanProgress:
     def __init__(self, runs: list, every_s: float = 60.0, on_event: Callable[[dict[str, Any]], None] | None = None):
         self.runs, self.every_s, self.on_event = runs, every_s, on_event
-        self.total = sum(run.recipe.epochs for run in runs)
+        self.total = sum(run.epochs_planned for run in runs)  # a fold group: every fold's epochs
         self.started = time.perf_counter()
         self.done_at_start = self.epochs_done()
         self.told = self.started
 
     def epochs_done(self) -> int:
-        return sum(min(_rows(Path(run.path) / HISTORY), run.recipe.epochs) for run in self.runs)
+        return sum(self._done(run) for run in self.runs)
+
+    @staticmethod
+    def _done(run) -> int:
+        return sum(min(_rows(Path(history)), run.recipe.epochs) for history in run.histories())
 
     def status(self) -> dict[str, Any]:
         done, elapsed = self.epochs_done(), time.perf_counter() - self.started
         trained = done - self.done_at_start
         eta = elapsed / trained * (self.total - done) if trained > 0 else None
-        runs_done = sum(_rows(Path(r.path) / HISTORY) >= r.recipe.epochs for r in self.runs)
+        runs_done = sum(self._done(r) >= r.epochs_planned for r in self.runs)
         return {
             "event": "plan",
             "epochs_done": done,

@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .competition import resolve
+from .fold_group import FoldGroup, is_group
 from .metrics import Metric
 from .plan import (
+    FOLDS_KEY,
     Cell,
     Plan,
     experiment_plan,
@@ -346,7 +348,13 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
         "",
         f"## Validation {metric.label} (ours; {metric.direction})",
         "",
-        "Best epoch of each run (the checkpoint `predict` uses), on its held-out validation split.",
+        "Best epoch of each run (the checkpoint `predict` uses), on its held-out validation split."
+        + (
+            " A fold group (the plan's `folds`) counts its out-of-fold (OOF) metric: every training image "
+            "predicted by the fold that held it out."
+            if plan.folds or FOLDS_KEY in plan.axis_names
+            else ""
+        ),
         "",
         *markdown_table(plan, _marked(val, best_val, seeds, finished_in), f"validation {metric.label}"),
         "",
@@ -378,7 +386,8 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
     lines += [
         "## Training curves",
         "",
-        f"Mean over seeds per epoch, one line per {plan.curves_by or 'cell'} (from each run's history.csv).",
+        f"Mean over seeds (and a fold group's folds) per epoch, one line per {plan.curves_by or 'cell'} (from each "
+        "run's history.csv).",
         "",
         f"![training curves]({CURVES_PNG})",
         "",
@@ -531,9 +540,10 @@ def _curves_png(plan: Plan, rows: list[dict[str, Any]], folder: Path, metric: Me
     histories: dict[str, list] = {}
     for row in rows:
         if row["status"] == "finished":  # as the tables: an interrupted run's early epochs would bend the mean
-            history = RunDir(folder / row["run_dir"]).history()
-            if len(history):
-                histories.setdefault(row["cell"], []).append(history)
+            for run in _trained_folders(folder / row["run_dir"]):
+                history = RunDir(run).history()
+                if len(history):
+                    histories.setdefault(row["cell"], []).append(history)
     fig, axes = plt.subplots(len(groups), len(panels), figsize=(4.2 * len(panels), 3.2 * len(groups)), squeeze=False)
     for g, group in enumerate(groups):
         for value in line_values:
@@ -557,6 +567,14 @@ def _curves_png(plan: Plan, rows: list[dict[str, Any]], folder: Path, metric: Me
                 ax.legend(fontsize=8, title=by)
     fig.suptitle(f"{plan.title or plan.name}: training curves, mean over seeds")
     return _png(fig)
+
+
+def _trained_folders(path: Path) -> list[Path]:
+    """The run folders whose history.csv make a row's curves: the run, or a fold group's folds (averaged as seeds)."""
+    if not is_group(path):
+        return [path]
+    group = FoldGroup(path)
+    return [group.fold_dir(fold) for fold in range(1, group.k + 1)]
 
 
 def _wall_png(plan: Plan, wall, train_seconds) -> bytes:

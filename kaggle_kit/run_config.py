@@ -70,6 +70,7 @@ class RunConfig:
     fingerprint: str | None = None
     data_path: str | None = None  # the data path gpu_data resolved to
     effective_batch: int | None = None  # images per optimizer step, all ranks and accumulated batches together
+    processes: int | None = None  # the ranks that started it (--nproc); None in runs made before it was recorded
     skipped_images: tuple[str, ...] = ()
     versions: dict[str, str] = field(default_factory=dict)
     git: str | None = None
@@ -96,6 +97,7 @@ class RunConfig:
             fingerprint=data.get("fingerprint"),
             data_path=data.get("data_path"),
             effective_batch=data.get("effective_batch"),
+            processes=data.get("processes"),
             skipped_images=tuple(data.get("skipped_images") or ()),
             versions=dict(data.get("versions") or {}),
             git=data.get("git"),

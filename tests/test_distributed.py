@@ -399,3 +399,133 @@ def test_workers_stop_and_save_when_the_launcher_is_killed(runs, tmp_path):
     gone, alive = psutil.wait_procs(workers, timeout=60)
     assert not alive, [p.cmdline() for p in alive]
     assert RunDir(out).has_checkpoint("last") and 1 <= len(RunDir(out).history()) < 400
+
+
+# --------------------------------------------------------------------------------------- accumulation under DDP
+
+
+def _accumulation_rank(rank: int, store: str, out: str) -> None:
+    """One of two gloo ranks: the trainer's own `train_one_epoch` on a DDP-wrapped BatchNorm-free float64 model
+    (BatchNorm sees each micro-batch alone, so it could not match; test_levers does the same), once with
+    --accum-steps 2 at batch 4 and once with accumulation 1 at batch 8, counting the gradient all-reduces."""
+    import torch.distributed as dist
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+    from torch.nn.parallel import DistributedDataParallel
+
+    from kaggle_kit.recipe import Recipe
+    from kaggle_kit.train.epoch import train_one_epoch
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    torch.manual_seed(1)
+    x, y = torch.randn(32, 3, 2, 2, dtype=torch.float64), torch.randint(0, 3, (32,))  # the same on both ranks
+    mine = slice(16 * rank, 16 * rank + 16)  # each rank's own shard, as the sampler deals them
+    x, y = x[mine], y[mine]
+
+    def one_epoch(batch: int, accum_steps: int):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+        model = model.double()
+        ddp = DistributedDataParallel(model)
+        reduces = []
+
+        def counted(state, bucket):
+            reduces.append(1)
+            return allreduce_hook(state, bucket)
+
+        ddp.register_comm_hook(None, counted)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=1e-3)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1 + step))
+        scaler = torch.amp.GradScaler("cuda", enabled=False)
+        recipe = Recipe(batch_size=batch, accum_steps=accum_steps, grad_clip=1.0, label_smoothing=0.1)
+        batches = [(x[i : i + batch], y[i : i + batch]) for i in range(0, 16, batch)]
+        row = train_one_epoch(
+            ddp,
+            model,
+            None,
+            batches,
+            optimizer,
+            scheduler,
+            scaler,
+            torch.device("cpu"),
+            None,
+            False,
+            recipe,
+            0,
+            _NoBar(),
+        )
+        return [p.detach().clone() for p in model.parameters()], len(reduces), scheduler.last_epoch, row
+
+    accumulated = one_epoch(4, 2)  # 4 micro-batches: two groups of two
+    whole = one_epoch(8, 1)  # 2 batches of twice the size
+    dist.destroy_process_group()
+    torch.save({"accumulated": accumulated, "whole": whole}, f"{out}/rank{rank}.pt")
+
+
+class _NoBar:
+    def advance(self, steps, postfix=""):
+        pass
+
+
+@slow
+def test_accumulation_under_ddp_reduces_once_per_group_and_steps_like_the_doubled_batch(tmp_path):
+    """2 ranks x --accum-steps 2 at batch 4 = 2 ranks at batch 8: the same weights (float64, no BatchNorm: to
+    1e-12), and one all-reduce per optimizer update, not per micro-batch (no_sync on the micro-batches before the
+    last of each group). Dropping no_sync would double the reduces; using it on the last micro-batch too would
+    leave each rank on its own gradients, so the ranks' weights (and the batch-8 weights) would differ."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_accumulation_rank, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    for rank in ranks:
+        (weights, reduces, updates, row), (reference, reduces_whole, updates_whole, _) = (
+            rank["accumulated"],
+            rank["whole"],
+        )
+        assert updates == updates_whole == 2  # the schedule moves per update
+        assert reduces == reduces_whole > 0  # one gradient exchange per update
+        assert row["effective_batch"] == 4 * 2 * 2  # batch x accumulation x ranks
+        for a, b in zip(weights, reference):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    for a, b in zip(ranks[0]["accumulated"][0], ranks[1]["accumulated"][0]):
+        assert torch.equal(a, b)  # the ranks agree: the final micro-batch's reduce averaged the summed gradients
+
+
+# --------------------------------------------------------------------------------------- a fold group under --nproc
+
+
+@slow
+def test_fold_group_under_nproc_trains_each_fold_on_two_ranks_and_resumes_a_stopped_fold(tiny_cifar, tmp_path):
+    """`train --folds 2 --nproc 2`, killed (launcher and ranks) after fold 1's first epoch, then `--resume GROUP
+    --nproc 2`: the stopped fold goes on from its last.pt, fold 2 trains, each on two ranks; rank 0 alone writes
+    the OOF and CV and reports them."""
+    from conftest import FOLD_ARGS
+
+    from kaggle_kit.fold_group import FoldGroup
+
+    out = tmp_path / "group"
+    args = [*FOLD_ARGS[:1], "6", *FOLD_ARGS[2:]]  # --epochs 6: the kill lands inside fold 1
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = ["train", "cifar10", "--data-dir", str(tiny_cifar), "--folds", "2", "--nproc", "2", "--out", str(out)]
+    launcher = subprocess.Popen(
+        [*KAGGLE_KIT, *command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
+    )
+    history = out / "fold-1" / "history.csv"
+    while not (history.is_file() and len(history.read_text().splitlines()) > 1):
+        assert launcher.poll() is None, launcher.communicate()
+        time.sleep(0.02)
+    os.killpg(launcher.pid, signal.SIGKILL)  # every process at once: nothing gets to save beyond last.pt
+    launcher.communicate()
+    stopped = RunDir(out / "fold-1").history()
+    assert 1 <= len(stopped) < 6 and not (out / "fold-2" / "best.pt").exists() and not (out / "cv.json").exists()
+
+    resumed = _train("--resume", out, "--nproc", "2")
+    assert "fold 1/2: resuming" in resumed.stderr and "fold 2/2: training" in resumed.stderr
+    assert resumed.stdout.count("OOF accuracy") == 1  # rank 0 alone reports
+    for fold in (1, 2):
+        run = RunDir(out / f"fold-{fold}")
+        assert run.read_config().processes == 2 and run.history()["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
+    pd.testing.assert_frame_equal(RunDir(out / "fold-1").history().iloc[: len(stopped)], stopped)
+    group = FoldGroup(out)
+    assert group.cv()["folds"] == 2 and len(group.oof().ids) == 90
+    group_files = {"folds.json", "fold-1", "fold-2", "oof_predictions.npz", "cv.json", "cv.md"}
+    assert {p.name for p in out.iterdir()} == group_files  # no second copy, no leftover temporary file

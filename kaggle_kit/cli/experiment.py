@@ -29,7 +29,7 @@ def _print_event(event: dict[str, Any]) -> None:
             flush=True,
         )
         return
-    kind, run = event["event"], event["run"]
+    kind, run = event["event"], event["run"] + (f" fold {event['fold']}" if event.get("fold") else "")
     where = f"{event['index']}/{event['total']}" if "index" in event else ""
     eta = f" eta {_clock(event.get('eta_s'))}" if event.get("eta_s") is not None else ""
     gpu = f" on GPU {event['gpu']}" if event.get("gpu") is not None else ""

@@ -110,16 +110,17 @@ def train_one_epoch(
     for step, (x, y) in enumerate(batches):
         x, y = to_device(x, y, device, channels_last)
         x, targets = mix(x, y) if mix is not None else (x, y)  # soft targets when the batch is mixed
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            logits = train_model(x)
-            loss = batch_loss(logits, targets, recipe.label_smoothing)
+        if accumulation.starts(step):
+            optimizer.zero_grad(set_to_none=True)
+        # DDP decides in the forward whether the backward all-reduces: no_sync must hold the forward too
+        with accumulation.sync(train_model, step):
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                logits = train_model(x)
+                loss = batch_loss(logits, targets, recipe.label_smoothing)
+            scaler.scale(loss / accumulation.size(step)).backward()
         finite &= torch.isfinite(loss.detach())
         if step % DIVERGENCE_CHECK_STEPS == 0 and not bool(finite):
             _diverged(epoch, recipe)
-        if accumulation.starts(step):
-            optimizer.zero_grad(set_to_none=True)
-        with accumulation.sync(train_model, step):
-            scaler.scale(loss / accumulation.size(step)).backward()
         if accumulation.ends(step):
             _update(model, optimizer, scheduler, scaler, ema, recipe.grad_clip)
         total_loss += loss.detach().double() * len(y)
@@ -157,7 +158,8 @@ class Accumulation:
     the batch), each batch's mean loss divided by K so the step equals one batch K times as large. An epoch's
     last group may be shorter: its losses are divided by its own length. No group crosses an epoch's end, so
     last.pt (written between epochs) needs no counter. Under DDP the gradients are averaged across ranks once
-    per group (`no_sync` on the batches before its last)."""
+    per group (`no_sync` around the forward and backward of the batches before its last: DDP arms the
+    reduce in the forward, so a `no_sync` around the backward alone would still reduce every batch)."""
 
     def __init__(self, steps: int, batches: int | None):
         self.steps, self.batches = steps, batches  # batches: None when steps is 1 (every batch its own group)

@@ -259,6 +259,7 @@ def run_config(
         "command": invocation.command(),
         "normalization": {"mean": list(normalization[0]), "std": list(normalization[1])},
         "effective_batch": recipe.batch_size * recipe.accum_steps * distributed.world_size(),  # per optimizer step
+        "processes": distributed.world_size(),  # the ranks that trained it (--nproc); a resume may change it
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **extra,
     }
