@@ -30,6 +30,7 @@ from .fold_group import FoldGroup, OutOfFold, is_group
 from .metrics import fit_temperature, log_loss, softmax
 from .run import DEFAULT_RUNS_DIR, HISTORY, RunDir, display_epoch, new_run_path
 from .split import check_fold_count, stratified_folds
+from .training_images import TrainingImages
 
 
 @dataclass
@@ -201,9 +202,8 @@ def train_folds(group: FoldGroup, only: list[int] | None = None, data_dir: Path 
             if run.path.exists() and distributed.is_main():
                 _clear_unstarted(run)
             distributed.barrier()
-            trained = training.train(
-                comp, data_dir, plan["recipe"], out=run.path, val_ids=group.val_ids(fold), **overrides
-            )
+            images = TrainingImages.fold(group.val_ids(fold))
+            trained = training.train(comp, data_dir, plan["recipe"], out=run.path, images=images, **overrides)
         result.trained.append(fold)
         if trained.interrupted:
             result.interrupted = fold

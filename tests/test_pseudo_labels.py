@@ -156,3 +156,39 @@ def test_a_threshold_no_image_reaches_and_a_bad_flag_are_refused(weak_source, so
     )
     assert_one_line_error(result, "resnet34")
     assert "predicting" not in result.stderr
+
+
+def test_one_choice_of_images_fixes_validation_and_adds_pseudo_images(tiny_cifar):
+    """`TrainingImages`: a fold's validation ids and pseudo-labelled test images, handed down as one object, become
+    exactly that split: those ids validate, the rest train, the test images join training alone."""
+    from kaggle_kit.batches import prepare_data
+    from kaggle_kit.pseudo_labels import PseudoLabels
+    from kaggle_kit.split import stratified_split
+    from kaggle_kit.training_images import TrainingImages
+
+    comp = resolve("cifar10")
+    layout = open_layout(comp, tiny_cifar)
+    recipe = comp.recipe().replace(val_fraction=0.5)  # the fixed ids outrank the fraction
+    val_ids = tuple(layout.train.ids[::7])
+    test_ids = tuple(layout.test.ids[3:8])
+    pseudo = PseudoLabels(
+        ids=test_ids,
+        labels=np.arange(len(test_ids), dtype=np.int64),
+        classes=tuple(layout.classes),
+        source="made-up",
+        source_kind="run",
+        source_fingerprint=layout.fingerprint(),
+        threshold=0.9,
+        test_images=len(layout.test.ids),
+    )
+    images = TrainingImages(val_ids=val_ids, pseudo=pseudo)
+    assert images.added == len(test_ids)
+    data = prepare_data(layout, recipe, None, resume=False, images=images)
+    n_train = len(layout.train.ids)
+    assert [data.ids[i] for i in data.val_idx] == list(val_ids)
+    assert sorted(data.train_idx.tolist()) == sorted(set(range(n_train + len(test_ids))) - set(data.val_idx.tolist()))
+    assert data.ids[n_train:] == list(test_ids) and data.labels[n_train:].tolist() == list(range(len(test_ids)))
+    # no choice: the labelled images alone, the recipe's seeded split of its fraction
+    plain = prepare_data(layout, recipe, None, resume=False)
+    expected = stratified_split(layout.train_labels, 0.5, recipe.seed)
+    assert len(plain.ids) == n_train and np.array_equal(plain.val_idx, expected[1])
