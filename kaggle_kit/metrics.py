@@ -35,6 +35,8 @@ class Metric:
     # (column name, fn(labels, probs) -> one score per class) for a metric that is no mean over rows, so that the
     # metric on one class's images alone means nothing (AUC, macro F1, QWK); None: the metric on each class's images
     per_class: tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] | None = None
+    # scores the classes as ordered grades (QWK): meaningless on unordered names such as dog breeds
+    ordinal: bool = False
 
     @property
     def key(self) -> str:
@@ -275,8 +277,14 @@ QWK = Metric(
     aliases=("Quadratic Weighted Kappa", "Quadratic Kappa", "kappa"),
     fits_thresholds=True,
     per_class=("recall", recall_per_class),  # kappa of one true grade alone is always 0
+    ordinal=True,
 )
 METRICS = {m.name: m for m in (ACCURACY, LOG_LOSS, AUC, F1_MICRO, F1_MACRO, QWK)}
+
+
+def are_grades(classes) -> bool:
+    """Class names that are all integers: grades, ordered by value (as `labels` orders them, 10 after 9)."""
+    return bool(classes) and all(str(name).lstrip("-").isdigit() for name in classes)
 
 
 def _plain(text: str) -> str:

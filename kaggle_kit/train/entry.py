@@ -87,10 +87,22 @@ def resolve_training(
 
     comp, base, requested = check_request(competition, recipe, overrides)
     layout = open_layout(comp, data_dir)
+    check_metric_fits(comp, layout.classes)
     n_train = round(len(layout.train.ids) * (1 if requested.full_train else 1 - requested.val_fraction))
     n_train += added_images
     n_train //= distributed.world_size()  # the batch is per process: each rank steps through its own share
     return comp, layout, resolve_recipe(comp, requested, explicit_settings(comp, base, overrides), n_train)
+
+
+def check_metric_fits(comp: Competition, classes: list[str]) -> None:
+    """The declared metric must fit the classes the data has: validation, the best epoch and calibration follow it,
+    and QWK over names sorted as text (a declaration whose classes come from the labels) would rank nonsense."""
+    misfit = comp.metric_misfit(comp.metric, classes)
+    if misfit:
+        raise KitError(
+            f"{comp.source}: metric {comp.metric.key}: {misfit}; declare one that fits "
+            f'({", ".join(comp.fitting_metrics(classes))}), or list the grades in order with class_source = "declared"'
+        )
 
 
 def check_request(
