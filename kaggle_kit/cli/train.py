@@ -151,6 +151,8 @@ def train(
             f"({calibration['tta_source']}), temperature {calibration['temperature']:.3f}, "
             f"validation {metric.describe(calibration['val_metric'])}"
         )
+        if calibration.get("temperature_note"):
+            print(f"note: {calibration['temperature_note']}", file=sys.stderr)
     if analyze and calibration.get("validated"):
         from ..analysis import analyze_finished_run
 
