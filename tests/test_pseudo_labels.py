@@ -192,3 +192,38 @@ def test_one_choice_of_images_fixes_validation_and_adds_pseudo_images(tiny_cifar
     plain = prepare_data(layout, recipe, None, resume=False)
     expected = stratified_split(layout.train_labels, 0.5, recipe.seed)
     assert len(plain.ids) == n_train and np.array_equal(plain.val_idx, expected[1])
+
+
+def test_joined_caches_are_reused_and_cleared_once_unused(pseudo_run, weak_source, source_probabilities, sample_zips):
+    """The same source, threshold and data reuse one joined cache (no rebuild, no growth); a cache a run still reads
+    survives another selection, and goes at the next run once released."""
+    from kaggle_kit.train.setup import prepare
+
+    out, threshold, _ = pseudo_run
+    cache_folder = open_layout(resolve("cifar10"), sample_zips["cifar10"]).work_dir / "cache"
+
+    def joined():
+        return {p.name: p.joinpath("pixels.u8").stat().st_ino for p in cache_folder.glob("joined-*")}
+
+    # a run reading the first selection (resume's view of it) holds its cache while another is trained
+    config, comp = RunDir(out).read_config(), resolve("cifar10")
+    layout = open_layout(comp, sample_zips["cifar10"])
+    held, _ = prepare(comp, layout, config.recipe, RunDir(shutil.copytree(out, out.parent / "held")), True, None)
+    first = joined()
+    assert list(first) == [held.data.train_cache.path.name]
+    confidences = np.unique(source_probabilities.probabilities.max(1))
+    other = float(confidences[len(confidences) // 2 + 1])  # one image fewer: another selection
+
+    def train_with(threshold, name):
+        result = run_cli(
+            "train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out.parent / name, *TINY,
+            "--no-analyze", "--pseudo-labels", weak_source, "--pseudo-threshold", repr(threshold),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+
+    train_with(other, "other")
+    second = joined()
+    assert len(second) == 2 and first.items() <= second.items()  # the held one survives
+    held.data.train_cache.release()
+    train_with(other, "other-again")
+    assert joined() == {name: ino for name, ino in second.items() if name not in first}  # reused; the released gone

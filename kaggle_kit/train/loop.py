@@ -100,6 +100,7 @@ def fit(
             if not any(handled):
                 raise
     _after_fit(hooks, state)
+    setup.data.train_cache.release()  # a joined (pseudo-labelled) cache may now be cleared by another run
     if not state.interrupted:
         # an interrupt reaches each rank at a different step, where a collective would never be matched: the
         # interrupted ranks leave at once (rank 0 wrote the last finished epoch's checkpoint already)
