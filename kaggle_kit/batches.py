@@ -40,6 +40,7 @@ from .recipe import Recipe
 from .resolve import augmentation_for
 from .run import RunDir
 from .split import load_split, save_split, stratified_split
+from .training_images import TrainingImages
 
 
 def cache_short_side(recipe: Recipe) -> int:
@@ -86,11 +87,12 @@ def prepare_data(
     recipe: Recipe,
     run: RunDir | None,
     resume: bool,
-    pseudo: PseudoLabels | None = None,
-    val_ids: list[str] | None = None,
+    images: TrainingImages = TrainingImages(),
 ) -> Data:
-    """The training cache and the split: split.json's on resume, `val_ids` where given (a fold of a fold group),
-    else a new seeded stratified split; saved as the run's split.json. `pseudo`: test images joined to training."""
+    """The training cache and the split: split.json's on resume, `images.val_ids` where given (a fold of a fold
+    group), else a new seeded stratified split; saved as the run's split.json. `images.pseudo`: test images joined
+    to training."""
+    val_ids, pseudo = images.val_ids, images.pseudo
     cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
     ids = layout.train.ids
     split_path = run.file("split.json") if run else None

@@ -24,7 +24,7 @@ import numpy as np
 from . import archive, progress
 from .errors import KitError
 from .layout import ImageSet, Layout
-from .locks import exclusive
+from .locks import InUse, exclusive, unused
 
 CHUNK = 256  # images per decode task: large enough to amortise pickling, small enough to stream
 
@@ -74,6 +74,7 @@ class ImageCache:
     shapes: np.ndarray
     bad_ids: list[str] = field(default_factory=list)
     freshly_built: bool = False
+    in_use: InUse | None = field(default=None, repr=False)  # a joined cache's mark: not removed while read
     _pixels: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -85,7 +86,13 @@ class ImageCache:
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_pixels"] = None
+        state["in_use"] = None  # the lock is this process's (a worker closing its descriptor would drop it)
         return state
+
+    def release(self) -> None:
+        """Done reading: a joined cache may now be removed by another run (`joined_cache`)."""
+        if self.in_use is not None:
+            self.in_use.release()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -318,17 +325,36 @@ def _build(
 def joined_cache(first: ImageCache, second: ImageCache, positions: np.ndarray, work_dir: Path) -> ImageCache:
     """One cache of every image of `first` followed by `second[positions]` (pseudo-labelled test images after the
     training images), so every data path (device-resident, DataLoader workers, feature cache) reads it as any
-    cache. Built once per selection in `work_dir/cache`, staged and renamed into place like a decoded cache."""
+    cache. Built once per selection in `work_dir/cache`, staged and renamed into place like a decoded cache.
+
+    Its name is its content (both caches' names, which carry their data's fingerprint, and the chosen positions):
+    the same source, threshold and data reuse it, and a resumed run finds it again. Every other joined cache is
+    a copy of the training cache that only a run reading it now needs (a later one rebuilds it from its
+    pseudo_labels.csv), so each call removes those no process marks in use: the folder holds the selections
+    being trained on, not every one ever made. The caller releases its mark when it is done (`release`)."""
     import hashlib
 
     positions = np.asarray(positions, dtype=np.int64)
     key = hashlib.sha1(f"{first.path.name}/{second.path.name}/".encode() + positions.tobytes()).hexdigest()[:16]
     path = work_dir / "cache" / f"joined-{first.path.name}+{len(positions)}-{key}"
+    in_use = InUse(path.parent / f".{path.name}.inuse")  # marked before it is opened: nothing removes it under us
     cache = open_cache(path)
-    if cache is not None:
-        return cache
-    with exclusive(path.parent / f".{path.name}.lock"):
-        return open_cache(path) or _build_joined(first, second, positions, path)
+    if cache is None:
+        with exclusive(path.parent / f".{path.name}.lock"):
+            cache = open_cache(path) or _build_joined(first, second, positions, path)
+    cache.in_use = in_use
+    _remove_unused_joined(path)
+    return cache
+
+
+def _remove_unused_joined(keep: Path) -> None:
+    # the lock files stay: removing one another process has open would let two processes lock two different files
+    for other in sorted(keep.parent.glob("joined-*")):
+        if other == keep or not other.is_dir():
+            continue
+        with unused(other.parent / f".{other.name}.inuse") as free:
+            if free:
+                shutil.rmtree(other, ignore_errors=True)
 
 
 def _build_joined(first: ImageCache, second: ImageCache, positions: np.ndarray, path: Path) -> ImageCache:

@@ -19,7 +19,7 @@ from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from .errors import KitError
-from .metrics import Metric, metric_by_name
+from .metrics import METRICS, Metric, are_grades, metric_by_name
 from .recipe import AugmentSpec, Recipe, apply_overrides
 
 MeanStd = tuple[tuple[float, float, float], tuple[float, float, float]]
@@ -105,6 +105,25 @@ class Competition:
                 f"choose one of {', '.join(self.augmentations)}{declare}"
             )
         return self.augmentations[name]
+
+    def metric_misfit(self, metric: Metric, classes=None) -> str | None:
+        """Why `metric` cannot score this competition's submissions (None: it can). `classes`: the class names, when
+        known beyond the declared ones. An ordinal metric (QWK) needs ordered grades: integer class names, or a
+        declaration that scores by it and lists its classes itself (class_source "declared": its author wrote the
+        order down)."""
+        if metric.uses_temperature and self.submission_kind == "label":
+            # one-hot rows clipped at 1e-15 give ~34.5 per wrong label: a number, but of no submission Kaggle scores
+            return f"{metric.label} scores probabilities, but {self.name} submissions hold one label per row"
+        names = list(classes if classes is not None else self.declared_classes)
+        ordered = are_grades(names) or (self.metric.ordinal and self.class_source == "declared")
+        if metric.ordinal and names and not ordered:
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            return f"{metric.label} scores ordered grades, but the classes of {self.name} are names ({shown})"
+        return None
+
+    def fitting_metrics(self, classes=None) -> list[str]:
+        """The `--metric` names that can score this competition's submissions."""
+        return [m.key for m in METRICS.values() if self.metric_misfit(m, classes) is None]
 
 
 def did_you_mean(name: str, choices) -> str:

@@ -27,9 +27,10 @@ from . import distributed
 from .competition import Competition, resolve
 from .errors import KitError
 from .fold_group import FoldGroup, OutOfFold, is_group
-from .metrics import fit_temperature, log_loss, softmax
+from .metrics import calibrating_temperature, log_loss, softmax
 from .run import DEFAULT_RUNS_DIR, HISTORY, RunDir, display_epoch, new_run_path
 from .split import check_fold_count, stratified_folds
+from .training_images import TrainingImages
 
 
 @dataclass
@@ -207,9 +208,8 @@ def train_folds(group: FoldGroup, only: list[int] | None = None, data_dir: Path 
             if run.path.exists() and distributed.is_main():
                 _clear_unstarted(run)
             distributed.barrier()
-            trained = training.train(
-                comp, data_dir, plan["recipe"], out=run.path, val_ids=group.val_ids(fold), **overrides
-            )
+            images = TrainingImages.fold(group.val_ids(fold))
+            trained = training.train(comp, data_dir, plan["recipe"], out=run.path, images=images, **overrides)
         result.trained.append(fold)
         if trained.interrupted:
             result.interrupted = fold
@@ -282,17 +282,12 @@ def finish_group(group: FoldGroup, data_dir: Path | str | None = None, device: s
             f"{group.path}: training id {plan['ids'][uncovered[0]]} was held out by no fold ({len(uncovered)} such): "
             f"the fold folders do not match folds.json - train the group again"
         )
-    temperature = _temperature(logits, labels)
+    temperature, note = calibrating_temperature(logits, labels)
     probs = softmax(logits, temperature)
     group.write_oof(OutOfFold(list(plan["ids"]), labels, logits, probs, fold_of, temperature))
-    summary = _cv_summary(comp, labels, probs, logits, temperature, per_fold)
+    summary = {**_cv_summary(comp, labels, probs, logits, temperature, per_fold), "temperature_note": note}
     group.write_cv(summary, cv_table(summary, group.name))
     return summary
-
-
-def _temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    fitted = fit_temperature(logits, labels)
-    return fitted if log_loss(labels, softmax(logits, fitted)) <= log_loss(labels, softmax(logits, 1.0)) else 1.0
 
 
 def _fold_row(fold: int, held, comp: Competition) -> dict[str, Any]:
@@ -354,6 +349,7 @@ def describe_cv(summary: dict[str, Any]) -> list[str]:
         f"OOF {metric.describe(summary['oof_metric'])} ({summary['images']} images, each predicted by the fold "
         f"that held it out; temperature {summary['temperature']:.3f})",
         f"per fold: mean {summary['fold_mean']:.4f}, std {summary['fold_std']:.4f} ({folds}) - {metric.direction}",
+        *([f"note: {summary['temperature_note']}"] if summary.get("temperature_note") else []),
     ]
 
 

@@ -337,6 +337,10 @@ def infer(
     kind = "probabilities" if len(columns) > 2 else "label"  # for now only the header's check: the form comes next
     provisional = open_layout(replace(comp, class_source="labels", submission_kind=kind), root)
     comp = _submission_form(comp, sample, provisional.classes, positive)
+    misfit = comp.metric_misfit(metric, provisional.classes)
+    if misfit:  # QWK on breeds or species: the declaration would score an order the classes do not have
+        fits = ", ".join(comp.fitting_metrics(provisional.classes))
+        raise KitError(f"--metric {metric.key}: {misfit}; pass --metric with one that fits: {fits}")
     sizes, mean_std = probe(provisional)
     recipes, augmentations, settings = recipes_for(sizes, mean_std)
     comp = replace(

@@ -35,6 +35,8 @@ class Metric:
     # (column name, fn(labels, probs) -> one score per class) for a metric that is no mean over rows, so that the
     # metric on one class's images alone means nothing (AUC, macro F1, QWK); None: the metric on each class's images
     per_class: tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] | None = None
+    # scores the classes as ordered grades (QWK): meaningless on unordered names such as dog breeds
+    ordinal: bool = False
 
     @property
     def key(self) -> str:
@@ -275,8 +277,14 @@ QWK = Metric(
     aliases=("Quadratic Weighted Kappa", "Quadratic Kappa", "kappa"),
     fits_thresholds=True,
     per_class=("recall", recall_per_class),  # kappa of one true grade alone is always 0
+    ordinal=True,
 )
 METRICS = {m.name: m for m in (ACCURACY, LOG_LOSS, AUC, F1_MICRO, F1_MACRO, QWK)}
+
+
+def are_grades(classes) -> bool:
+    """Class names that are all integers: grades, ordered by value (as `labels` orders them, 10 after 9)."""
+    return bool(classes) and all(str(name).lstrip("-").isdigit() for name in classes)
 
 
 def _plain(text: str) -> str:
@@ -302,6 +310,9 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+TEMPERATURE_RANGE = (0.05, 20.0)  # what fit_temperature searches
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature T minimising log loss of softmax(logits / T), searched on a log grid then refined."""
     logits = np.asarray(logits, dtype=np.float64)
@@ -312,7 +323,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     def loss(t: float) -> float:
         return log_loss(labels, softmax(logits, t))
 
-    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 61))
+    grid = np.exp(np.linspace(np.log(TEMPERATURE_RANGE[0]), np.log(TEMPERATURE_RANGE[1]), 61))
     losses = [loss(t) for t in grid]
     i = int(np.argmin(losses))
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
@@ -327,3 +338,28 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
             a = c
         c, d = b - g * (b - a), a + g * (b - a)
     return float(np.exp((a + b) / 2))
+
+
+def calibrating_temperature(logits: np.ndarray, labels: np.ndarray) -> tuple[float, str | None]:
+    """(temperature, note): the temperature a run's predict or a fold group's blend applies, fitted on held-out
+    logits; 1.0 where the fit does not beat leaving the logits alone, or where it ran into the search's floor.
+
+    At the floor the fit says nothing about calibration: on a split the model separates perfectly, log loss falls
+    without end as T shrinks, so the search stops where its range does (T=0.05 multiplies the logits by 20), not
+    where the data asks. No second held-out set is left to check a sharper temperature on, and near one-hot
+    probabilities cost up to Kaggle's clip (34.5) for every test error the split did not show, so the model's
+    own scale stays. The ceiling is left as fitted: flatter probabilities are the cautious side, each loss
+    staying near log(classes)."""
+    logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
+    fitted = fit_temperature(logits, labels)
+    loss = log_loss(labels, softmax(logits, fitted))
+    if loss > log_loss(labels, softmax(logits, 1.0)):
+        return 1.0, None
+    # the floor is no worse than the fit: the loss still falls towards it, or has flattened at Kaggle's clip (every
+    # probability 1 - 1e-15), where the search stops anywhere on the plateau
+    if log_loss(labels, softmax(logits, TEMPERATURE_RANGE[0])) > loss + 1e-12:
+        return fitted, None
+    n = len(labels)
+    if (logits.argmax(axis=1) == labels).all():
+        return 1.0, f"validation split perfectly separated ({n} images): temperature left at 1.0"
+    return 1.0, f"temperature fit ran into its floor {TEMPERATURE_RANGE[0]} on {n} held-out images: left at 1.0"

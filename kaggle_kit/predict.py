@@ -42,7 +42,7 @@ from .cache import ImageCache, load_images
 from .competition import Competition, all_competitions, resolve
 from .device import autocast_dtype, images_to_device, resolve_device, use_channels_last
 from .errors import KitError
-from .metrics import Metric, fit_qwk_thresholds, fit_temperature, log_loss, one_hot_grades, softmax
+from .metrics import Metric, calibrating_temperature, fit_qwk_thresholds, log_loss, one_hot_grades, softmax
 from .recipe import Recipe
 from .run import RunDir, display_epoch
 from .run_config import RunConfig
@@ -299,16 +299,6 @@ def stream_logits(
 # --------------------------------------------------------------------------------------- calibration
 
 
-def _fitted_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The log-loss-minimising temperature, or 1.0 when the search does not beat leaving logits alone.
-
-    Fitted whatever the competition's metric: an argmax, a ranking or a QWK threshold on the expected grade may not
-    move, but the probabilities pseudo-labels threshold, ensembles blend and reliability plots show must be
-    calibrated ones."""
-    fitted = fit_temperature(logits, labels)
-    return fitted if log_loss(labels, softmax(logits, fitted)) <= log_loss(labels, softmax(logits, 1.0)) else 1.0
-
-
 def _validation_indices(loaded: LoadedRun, layout, cache: ImageCache) -> tuple[np.ndarray, np.ndarray]:
     """Cache positions and labels of the run's validation images (ids and labels from val_predictions.npz)."""
     ids, labels, _ = loaded.run.val_predictions()
@@ -378,7 +368,13 @@ def calibrate_loaded(
         description=f"calibrating {run.name}",
     )
     plain, tta = logits.identity.astype(np.float64), logits.mean.astype(np.float64)
-    t_plain, t_tta = _fitted_temperature(plain, labels), _fitted_temperature(tta, labels)
+    # fitted whatever the competition's metric: an argmax, a ranking or a QWK threshold on the expected grade may not
+    # move, but the probabilities pseudo-labels threshold, ensembles blend and reliability plots show must be
+    # calibrated ones
+    (t_plain, note_plain), (t_tta, note_tta) = (
+        calibrating_temperature(plain, labels),
+        calibrating_temperature(tta, labels),
+    )
     scores = {
         "val_metric_plain": metric(labels, softmax(plain)),
         "val_metric_tta": metric(labels, softmax(tta)),
@@ -402,7 +398,7 @@ def calibrate_loaded(
     use_tta, source = (tta_helps, "calibration")
     if recipe.tta in ("on", "off"):
         use_tta, source = recipe.tta == "on", f"recipe tta={recipe.tta}"
-    chosen, temperature = (tta, t_tta) if use_tta else (plain, t_plain)
+    chosen, temperature, note = (tta, t_tta, note_tta) if use_tta else (plain, t_plain, note_plain)
     calibration.update(
         validated=True,
         images=int(len(labels)),
@@ -417,6 +413,7 @@ def calibrate_loaded(
         val_metric=float(scores["val_metric_tta_calibrated" if use_tta else "val_metric_plain_calibrated"]),
         val_log_loss_before=float(log_loss(labels, softmax(chosen))),
         val_log_loss_after=float(log_loss(labels, softmax(chosen, temperature))),
+        temperature_note=note,
     )
     _store_calibration(loaded, calibration)
     return calibration
@@ -725,6 +722,8 @@ def describe_scores(scores: dict[str, Any]) -> list[str]:
         f"temperature {scores[f'temperature_{used}']:.3f}, "
         f"validation {metric.describe(scores[f'val_metric_{used}_calibrated'])}"
     )
+    if scores.get("temperature_note") and used == ("tta" if scores["tta"] else "plain"):
+        lines.append(f"note: {scores['temperature_note']}")
     return lines
 
 

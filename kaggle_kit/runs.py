@@ -317,7 +317,8 @@ def kaggle_records(ledger) -> dict[str, Any]:
 
 def run_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | None:
     """What one run folder says: settings, epochs, validation metric, Kaggle score; None if it has no config.
-    A fold group: fold 1's settings, epochs and seconds summed over its folds, the OOF metric as validation."""
+    A fold group: fold 1's settings, epochs and seconds summed over its folds (`fold_epochs`: each fold's), the
+    OOF metric as validation."""
     if is_group(path):
         return _group_summary(path, scored)
     run = RunDir(path)
@@ -358,7 +359,8 @@ def run_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | None:
 def _group_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | None:
     group = FoldGroup(path)
     k = group.k
-    folds = [run_summary(group.fold_dir(f), {}) for f in range(1, k + 1) if (group.fold_dir(f) / CONFIG).is_file()]
+    started = {f: run_summary(group.fold_dir(f), {}) for f in range(1, k + 1) if (group.fold_dir(f) / CONFIG).is_file()}
+    folds = [summary for summary in started.values() if summary is not None]
     if not folds:
         return None
     cv = group.cv() or {}
@@ -367,8 +369,9 @@ def _group_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | No
     finished = sum(1 for f in folds if f["finished"])
     summary.update(
         recipe=f"{k}-fold CV {folds[0]['recipe']}",
-        epochs=sum(f["epochs"] for f in folds),
+        epochs=sum(f["epochs"] for f in folds),  # over all folds, as epochs_planned: what the group cost
         epochs_planned=k * folds[0]["epochs_planned"],
+        fold_epochs=[started[f]["epochs"] if started.get(f) else 0 for f in range(1, k + 1)],
         best_epoch=None,
         val_metric=cv.get("oof_metric"),
         val_metric_final=cv.get("oof_metric"),
@@ -382,6 +385,18 @@ def _group_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | No
         finished=bool(cv) and finished == k,
     )
     return summary
+
+
+def epochs_text(summary: Mapping[str, Any]) -> str:
+    """The epochs column a person reads: a run's `done/planned`; a fold group's per fold, `KxE/planned` when every
+    fold ran E epochs (`5x8/8`), else each fold's count (`8,8,3,0,0/8`) - never the sum over folds."""
+    per_fold = summary.get("fold_epochs")
+    if not per_fold:
+        return f"{summary['epochs']}/{summary['epochs_planned']}"
+    planned = summary["epochs_planned"] // len(per_fold)
+    if len(set(per_fold)) == 1:
+        return f"{len(per_fold)}x{per_fold[0]}/{planned}"
+    return f"{','.join(map(str, per_fold))}/{planned}"
 
 
 # --------------------------------------------------------------------------------------- every run

@@ -8,6 +8,7 @@ is uploaded, and `score` computes the competition metric against a local answers
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ import pandas as pd
 from .competition import Competition
 from .errors import KitError
 from .labels import numeric_order
+from .metrics import metric_by_name
 from .sample_submission import (  # noqa: F401  (read_sample, sample_classes: part of this module's API)
     BOM,
     EXAMPLES_SHOWN,
@@ -478,6 +480,19 @@ def _binary_probabilities(path: Path, column: pd.Series, classes: list[str], com
     return probs
 
 
+def scoring_metric(comp: Competition, name: str) -> Competition:
+    """`score FILE --metric NAME`: `comp` scored by another metric, refused where it cannot score the submissions
+    (log loss of one label per row; QWK of classes that are names, not grades)."""
+    chosen = metric_by_name(name)
+    misfit = comp.metric_misfit(chosen)
+    if misfit:
+        raise KitError(
+            f"--metric {name}: {misfit}; drop --metric ({comp.name} is scored by {comp.metric.key}) or pick one "
+            f"that fits: {', '.join(comp.fitting_metrics())}"
+        )
+    return dataclasses.replace(comp, metric=chosen)
+
+
 def score(path, answers_path, comp: Competition, classes: list[str] | None = None) -> float:
     """The competition metric of a submission against an answers file (`id` + the label column).
 
@@ -532,6 +547,9 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
     if classes is None:
         classes = list(comp.declared_classes) or _undeclared_classes(comp, submission, answers)
     classes = [str(c) for c in classes]
+    misfit = None if comp.declared_classes else comp.metric_misfit(comp.metric, classes)
+    if misfit:  # classes known only now, from the files: the check `scoring_metric` could not make
+        raise KitError(f"{misfit}: pass --metric with one that fits ({', '.join(comp.fitting_metrics(classes))})")
     index = {c: i for i, c in enumerate(classes)}
     truth = answers[comp.label_column].map(index)
     if truth.isna().any():

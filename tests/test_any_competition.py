@@ -355,6 +355,12 @@ BAD = {
     ),
     "no metric offline": ("grades", lambda folder: None, ["--metric", ""], ("cannot be read offline", "--metric")),
     "which class is positive": ("cats", lambda folder: None, ["--positive", ""], ("of which class", "--positive dog")),
+    "qwk on class names": (
+        "seedlings",
+        lambda folder: None,
+        ["--metric", "Quadratic Weighted Kappa"],
+        ("--metric qwk", "ordered grades", "Black-grass", "fits: accuracy", "f1-macro"),
+    ),
 }
 
 
@@ -378,6 +384,23 @@ def test_a_download_init_cannot_read_is_a_one_line_error(downloads, case, tmp_pa
     result = run_cli(*command, env=_environment(tmp_path), replace_env=True)
     assert_one_line_error(result, *needles)
     assert not out.exists()
+
+
+def test_train_refuses_a_declared_qwk_over_class_names(downloads, user_folder, tmp_path):
+    """A declaration scoring species by QWK, its classes read from the data (sorted as text): no grades to weigh."""
+    text = _toml("seedlings").replace('name = "seedlings"', 'name = "seedlings_qwk"')
+    text = text.replace('slug = "plant-seedlings-mini"', 'slug = "seedlings-qwk"').replace('"f1-micro"', '"qwk"')
+    declared = user_folder / "seedlings_qwk.toml"
+    declared.write_text(text)
+    rediscover()
+    try:
+        out = tmp_path / "run"
+        result = run_cli("train", "seedlings_qwk", "--data-dir", downloads.download("seedlings"), "--out", out)
+        assert_one_line_error(result, f"{declared}: metric qwk", "ordered grades", "Black-grass", "class_source")
+        assert not out.exists()
+    finally:
+        declared.unlink()
+        rediscover()
 
 
 def test_init_writes_where_out_says_and_counts_the_classes_it_finds(downloads, tmp_path):

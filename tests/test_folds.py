@@ -114,6 +114,21 @@ def test_predict_score_and_runs_read_the_group(cifar_group, tiny_cifar, tmp_path
     assert comp.name == "cifar10" and info.name == group_dir.name and info.local_score == cv["oof_metric"]
 
 
+def test_runs_shows_a_groups_epochs_per_fold_not_summed(cifar_group, tmp_path):
+    """`runs` reads a group's epochs as a single run's: per fold, of the epochs each fold plans (3 folds of 2)."""
+    group_dir, _ = cifar_group
+    partial = shutil.copytree(group_dir, tmp_path / "runs" / "partial")
+    history = partial / "fold-2" / "history.csv"
+    history.write_text("".join(history.read_text().splitlines(keepends=True)[:2]))  # fold 2: 1 epoch of 2
+    shutil.rmtree(partial / "fold-3")  # fold 3 never started
+    for root, expected in ((group_dir.parent, "3x2/2"), (partial.parent, "2,1,0/2")):
+        listed = run_cli("runs", "--root", root)
+        assert listed.returncode == 0, listed.stderr
+        row = next(line for line in listed.stdout.splitlines() if "3-fold CV" in line)
+        assert expected in row.split(), row
+        assert "6/6" not in row.split()
+
+
 def test_rerun_skips_finished_folds_and_fold_picks_some(cifar_group, tiny_cifar, tmp_path):
     group_dir, _ = cifar_group
     again = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--out", group_dir, *FOLD_ARGS)

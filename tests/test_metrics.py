@@ -17,6 +17,7 @@ from kaggle_kit.metrics import (
     QWK,
     accuracy,
     binary_log_loss,
+    calibrating_temperature,
     fit_qwk_thresholds,
     fit_temperature,
     grades_from_thresholds,
@@ -120,6 +121,28 @@ def test_fit_temperature_sharpens_an_under_confident_model():
     temperature = fit_temperature(timid, labels)
     assert temperature < 1
     assert log_loss(labels, softmax(timid, temperature)) < log_loss(labels, softmax(timid))
+
+
+def test_a_perfectly_separated_split_leaves_the_temperature_at_one():
+    """Five images, each on its right class: log loss falls as T shrinks, so the fit runs into the 0.05 floor, where
+    one unseen error would cost about Kaggle's clip. The calibrating temperature stays 1.0 and says why."""
+    logits = np.array([[3.0, 0, 0], [0, 2.5, 0], [0, 0, 4.0], [1.0, 2.0, 0], [0.5, 0, 2.0]])
+    labels = np.array([0, 1, 2, 1, 2])
+    assert fit_temperature(logits, labels) == pytest.approx(0.05, rel=0.01)
+    unseen_error = np.array([[0.0, 3.0, 0]]), np.array([0])
+    assert log_loss(unseen_error[1], softmax(unseen_error[0], 0.05)) > 30  # what the floor would have cost
+    assert calibrating_temperature(logits, labels) == (
+        1.0,
+        "validation split perfectly separated (5 images): temperature left at 1.0",
+    )
+    # margins so wide that a small T rounds every probability to Kaggle's clip: the loss flattens before the floor
+    assert calibrating_temperature(logits * 4, labels)[0] == 1.0
+    # one error with a small margin: an interior optimum, fitted and kept as before, no note
+    mixed = np.vstack([logits, [[0.2, 0.0, 0]]])
+    mixed_labels = np.append(labels, 1)
+    fitted = fit_temperature(mixed, mixed_labels)
+    assert 0.06 < fitted and calibrating_temperature(mixed, mixed_labels) == (fitted, None)
+    assert log_loss(mixed_labels, softmax(mixed, fitted)) < log_loss(mixed_labels, softmax(mixed))
 
 
 def test_empty_inputs():

@@ -534,3 +534,22 @@ def test_a_qwk_competition_submits_grades_cut_at_thresholds_fitted_on_validation
     expected = dict(zip(cache.ids, np.array(loaded.classes)[grades]))
     written = pd.read_csv(out, dtype=str)
     assert written["label"].tolist() == [expected[i] for i in written["id"]]
+
+
+def test_a_perfectly_separated_validation_split_keeps_temperature_one(cifar_run, sample_zips, tmp_path):
+    """A validation split of six images the run gets right: the fit would run into its 0.05 floor (near one-hot
+    test probabilities); `score --recalibrate` keeps 1.0, stores it, and says so in one note line."""
+    run = copy_run(cifar_run[0], tmp_path)
+    ids, labels, logits = RunDir(run).val_predictions()
+    margin = np.sort(logits, axis=1)[:, -1] - np.sort(logits, axis=1)[:, -2]
+    right = np.flatnonzero((logits.argmax(1) == labels) & (margin > 0.5))[:6]  # best epoch's logits: best.pt's
+    assert len(right) == 6
+    RunDir(run).save_val_predictions([ids[i] for i in right], labels[right], logits[right])
+    result = cli(None, "score", run, "--recalibrate", "--device", "cpu", "--data-dir", sample_zips["cifar10"])
+    assert result.returncode == 0, result.stderr
+    note = "note: validation split perfectly separated (6 images): temperature left at 1.0"
+    assert note in result.stdout.splitlines()
+    stored = RunDir(run).read_config()
+    assert stored.temperature == 1.0 and stored.calibration_of("best")["temperature_note"] == note[len("note: ") :]
+    submitted = predict_run(run, sample_zips["cifar10"], out=tmp_path / "sub.csv", device="cpu")
+    assert submitted.temperature == 1.0

@@ -156,3 +156,74 @@ def test_a_threshold_no_image_reaches_and_a_bad_flag_are_refused(weak_source, so
     )
     assert_one_line_error(result, "resnet34")
     assert "predicting" not in result.stderr
+
+
+def test_one_choice_of_images_fixes_validation_and_adds_pseudo_images(tiny_cifar):
+    """`TrainingImages`: a fold's validation ids and pseudo-labelled test images, handed down as one object, become
+    exactly that split: those ids validate, the rest train, the test images join training alone."""
+    from kaggle_kit.batches import prepare_data
+    from kaggle_kit.pseudo_labels import PseudoLabels
+    from kaggle_kit.split import stratified_split
+    from kaggle_kit.training_images import TrainingImages
+
+    comp = resolve("cifar10")
+    layout = open_layout(comp, tiny_cifar)
+    recipe = comp.recipe().replace(val_fraction=0.5)  # the fixed ids outrank the fraction
+    val_ids = tuple(layout.train.ids[::7])
+    test_ids = tuple(layout.test.ids[3:8])
+    pseudo = PseudoLabels(
+        ids=test_ids,
+        labels=np.arange(len(test_ids), dtype=np.int64),
+        classes=tuple(layout.classes),
+        source="made-up",
+        source_kind="run",
+        source_fingerprint=layout.fingerprint(),
+        threshold=0.9,
+        test_images=len(layout.test.ids),
+    )
+    images = TrainingImages(val_ids=val_ids, pseudo=pseudo)
+    assert images.added == len(test_ids)
+    data = prepare_data(layout, recipe, None, resume=False, images=images)
+    n_train = len(layout.train.ids)
+    assert [data.ids[i] for i in data.val_idx] == list(val_ids)
+    assert sorted(data.train_idx.tolist()) == sorted(set(range(n_train + len(test_ids))) - set(data.val_idx.tolist()))
+    assert data.ids[n_train:] == list(test_ids) and data.labels[n_train:].tolist() == list(range(len(test_ids)))
+    # no choice: the labelled images alone, the recipe's seeded split of its fraction
+    plain = prepare_data(layout, recipe, None, resume=False)
+    expected = stratified_split(layout.train_labels, 0.5, recipe.seed)
+    assert len(plain.ids) == n_train and np.array_equal(plain.val_idx, expected[1])
+
+
+def test_joined_caches_are_reused_and_cleared_once_unused(pseudo_run, weak_source, source_probabilities, sample_zips):
+    """The same source, threshold and data reuse one joined cache (no rebuild, no growth); a cache a run still reads
+    survives another selection, and goes at the next run once released."""
+    from kaggle_kit.train.setup import prepare
+
+    out, threshold, _ = pseudo_run
+    cache_folder = open_layout(resolve("cifar10"), sample_zips["cifar10"]).work_dir / "cache"
+
+    def joined():
+        return {p.name: p.joinpath("pixels.u8").stat().st_ino for p in cache_folder.glob("joined-*")}
+
+    # a run reading the first selection (resume's view of it) holds its cache while another is trained
+    config, comp = RunDir(out).read_config(), resolve("cifar10")
+    layout = open_layout(comp, sample_zips["cifar10"])
+    held, _ = prepare(comp, layout, config.recipe, RunDir(shutil.copytree(out, out.parent / "held")), True, None)
+    first = joined()
+    assert list(first) == [held.data.train_cache.path.name]
+    confidences = np.unique(source_probabilities.probabilities.max(1))
+    other = float(confidences[len(confidences) // 2 + 1])  # one image fewer: another selection
+
+    def train_with(threshold, name):
+        result = run_cli(
+            "train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out.parent / name, *TINY,
+            "--no-analyze", "--pseudo-labels", weak_source, "--pseudo-threshold", repr(threshold),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+
+    train_with(other, "other")
+    second = joined()
+    assert len(second) == 2 and first.items() <= second.items()  # the held one survives
+    held.data.train_cache.release()
+    train_with(other, "other-again")
+    assert joined() == {name: ino for name, ino in second.items() if name not in first}  # reused; the released gone

@@ -759,3 +759,47 @@ def test_cli_score_by_another_metric_our_name_or_kaggles(tmp_path, capsys):
         assert stdout == f"macro F1 {expected:.4f} - higher is better\n"
     code, _, stderr = run_cli(capsys, "score", str(out), "--answers", str(answers), "-c", "dogs", "--metric", "f2")
     assert code == 2 and stderr.startswith("error: unknown metric 'f2'") and stderr.count("\n") == 1
+
+
+def test_cli_score_takes_qwk_on_grades_only(tmp_path, capsys, monkeypatch):
+    """QWK scores an order: refused on dog breeds (one line naming --metric and the metrics that fit), taken on a
+    competition whose classes are integer grades though it declares another metric, and scored as scikit-learn."""
+    import dataclasses
+
+    from sklearn.metrics import cohen_kappa_score
+
+    from kaggle_kit.competition import rediscover
+    from kaggle_kit.declaration import dump
+
+    out, _ = write_good_dog(tmp_path)
+    answers = tmp_path / "answers.csv"
+    written = pd.read_csv(out, dtype={"id": str})
+    pd.DataFrame({"id": written["id"], "breed": "pug"}).to_csv(answers, index=False)
+    code, stdout, stderr = run_cli(
+        capsys, "score", str(out), "--answers", str(answers), "-c", "dogs", "--metric", "qwk"
+    )
+    assert code == 2 and stdout == "" and stderr.count("\n") == 1
+    assert stderr.startswith(
+        "error: --metric qwk: quadratic weighted kappa scores ordered grades, but the classes of dog_breed are names "
+        "(affenpinscher, afghan_hound, african_hunting_dog, ...)"
+    )
+    assert stderr.rstrip().endswith("pick one that fits: accuracy, logloss, auc, f1-micro, f1-macro")
+
+    folder = tmp_path / "config" / "kaggle-kit" / "competitions"
+    folder.mkdir(parents=True)
+    grades = tuple(str(g) for g in range(5))
+    graded = dataclasses.replace(CIFAR, name="graded", slug="graded-mini", aliases=(), declared_classes=grades)
+    (folder / "graded.toml").write_text(dump(graded))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    rediscover()
+    truth, predicted = [0, 1, 2, 3, 4, 4, 2, 0], [0, 2, 2, 3, 1, 4, 2, 1]
+    ids = [str(i) for i in range(1, 9)]
+    pd.DataFrame({"id": ids, "label": predicted}).to_csv(tmp_path / "graded.csv", index=False)
+    pd.DataFrame({"id": ids, "label": truth}).to_csv(tmp_path / "graded-answers.csv", index=False)
+    score = ("score", str(tmp_path / "graded.csv"), "--answers", str(tmp_path / "graded-answers.csv"), "-c", "graded")
+    code, stdout, stderr = run_cli(capsys, *score, "--metric", "Quadratic Weighted Kappa")
+    assert code == 0, stderr
+    expected = cohen_kappa_score(truth, predicted, weights="quadratic")
+    assert stdout == f"quadratic weighted kappa {expected:.4f} - higher is better\n"
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    rediscover()

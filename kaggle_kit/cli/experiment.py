@@ -175,7 +175,7 @@ def runs(
     """List run folders: arch, recipe, epochs, best validation metric (with its direction) and Kaggle score."""
     from ..competition import resolve
     from ..ledger import Ledger
-    from ..runs import DEFAULT_RUN_ROOTS, list_runs
+    from ..runs import DEFAULT_RUN_ROOTS, epochs_text, list_runs
 
     searched = roots or list(DEFAULT_RUN_ROOTS)
 
@@ -194,7 +194,7 @@ def runs(
             r["run_dir"],
             r["competition"],
             str(r["arch"]),
-            f"{r['epochs']}/{r['epochs_planned']}",
+            epochs_text(r),
             _number(r["val_metric"]),
             _number(r["kaggle_public"], 5),
             r["settings"],

@@ -3,7 +3,6 @@ file, score a file against answers or a run on its validation split."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Optional
 
@@ -11,7 +10,6 @@ import typer
 
 from ..competition import Competition, resolve
 from ..errors import KitError
-from ..metrics import metric_by_name
 
 PROBLEMS_SHOWN = 10
 INVALID_EXIT_CODE = 1  # the file is wrong; 2 (KitError) means the command could not run at all
@@ -152,7 +150,7 @@ def score_command(
             "\n".join(describe_scores(score_run(target, data_dir, checkpoint, recalibrate=recalibrate, device=device)))
         )
         return
-    from ..submission import score
+    from ..submission import score, scoring_metric
 
     if answers is None:
         raise KitError(
@@ -160,14 +158,7 @@ def score_command(
         )
     comp = competition_for(target, competition)
     if metric is not None:
-        chosen = metric_by_name(metric)
-        if chosen.uses_temperature and comp.submission_kind == "label":
-            # one-hot rows clipped at 1e-15 give ~34.5 per wrong label: a number, but of no submission Kaggle scores
-            raise KitError(
-                f"--metric {metric}: log loss scores probabilities, but {comp.name} submissions hold one label per "
-                f"row; drop --metric ({comp.name} is scored by {comp.metric.key}) or pick another"
-            )
-        comp = dataclasses.replace(comp, metric=chosen)
+        comp = scoring_metric(comp, metric)
     print(comp.metric.describe(score(target, answers, comp)))
 
 

@@ -107,10 +107,8 @@ def train(
         else:
             if not competition:
                 raise typer.BadParameter("give a COMPETITION (or --resume RUN_DIR)")
-            pseudo = _pseudo_labels(competition, data_dir, recipe, pseudo_labels, pseudo_threshold, overrides)
-            result = training.train(
-                competition, data_dir, recipe, out, tracker=tracker, pseudo_labels=pseudo, **overrides
-            )
+            images = _training_images(competition, data_dir, recipe, pseudo_labels, pseudo_threshold, overrides)
+            result = training.train(competition, data_dir, recipe, out, tracker=tracker, images=images, **overrides)
     except BaseException as error:
         if tracker:
             tracker.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
@@ -153,6 +151,8 @@ def train(
             f"({calibration['tta_source']}), temperature {calibration['temperature']:.3f}, "
             f"validation {metric.describe(calibration['val_metric'])}"
         )
+        if calibration.get("temperature_note"):
+            print(f"note: {calibration['temperature_note']}", file=sys.stderr)
     if analyze and calibration.get("validated"):
         from ..analysis import analyze_finished_run
 
@@ -165,16 +165,18 @@ def train(
     print(f"next: kaggle-kit predict {result.run_dir}")
 
 
-def _pseudo_labels(competition, data_dir, recipe, source, threshold, overrides):
-    """The test images `source` labels confidently, chosen on rank 0 and handed to the others: every rank must
-    train on one set, and predictions on different devices may differ at the threshold's edge."""
+def _training_images(competition, data_dir, recipe, source, threshold, overrides):
+    """The labelled images and, with --pseudo-labels, the test images `source` labels confidently, chosen on rank 0
+    and handed to the others: every rank must train on one set, and predictions on different devices may differ at
+    the threshold's edge."""
     from .. import distributed
     from ..train.entry import check_request
+    from ..training_images import TrainingImages
 
     if source is None:
         if threshold is not None:
             raise KitError("--pseudo-threshold needs --pseudo-labels RUN_OR_GROUP (whose predictions it thresholds)")
-        return None
+        return TrainingImages()
     from ..pseudo import DEFAULT_THRESHOLD, check_threshold, select
 
     threshold = DEFAULT_THRESHOLD if threshold is None else threshold
@@ -189,7 +191,7 @@ def _pseudo_labels(competition, data_dir, recipe, source, threshold, overrides):
             f"{chosen.threshold:g} from {source} ({counts})",
             file=sys.stderr,
         )
-    return distributed.broadcast_object(chosen)
+    return TrainingImages(pseudo=distributed.broadcast_object(chosen))
 
 
 def _gpu_list(gpus: str | None, nproc: int) -> list[str] | None:

@@ -11,10 +11,10 @@ from .. import distributed
 from ..competition import Competition
 from ..errors import KitError
 from ..layout import Layout
-from ..pseudo_labels import PseudoLabels
 from ..recipe import Recipe
 from ..resolve import Resolution, explicit_settings, resolve_recipe
 from ..run import DEFAULT_RUNS_DIR, HISTORY, RunDir
+from ..training_images import TrainingImages
 from .loop import TrainResult, fit
 from .setup import check_normalization
 
@@ -26,17 +26,17 @@ def train(
     out: Path | str | None = None,
     runs_root: Path | str = DEFAULT_RUNS_DIR,
     tracker=None,
-    pseudo_labels: PseudoLabels | None = None,
-    val_ids: list[str] | None = None,
+    images: TrainingImages | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """`train("dog_breed", arch="resnet34")`: resolve, read the data, train, and return the result.
-    `pseudo_labels`: confident test predictions to train on as well (chosen by `kaggle_kit.pseudo.select`).
-    `val_ids`: the images to validate on (a fold of a fold group; the recipe's val_fraction should say their share)."""
+    `images`: which images train and validate, where the caller decided it: a fold's validation images (the
+    recipe's val_fraction should say their share), confident test predictions to train on as well (chosen by
+    `kaggle_kit.pseudo.select`). None: the labelled images, split by the recipe's seed and fraction."""
     from ..run import new_run_path
 
-    added = len(pseudo_labels) if pseudo_labels is not None else 0
-    comp, layout, resolution = resolve_training(competition, data_dir, recipe, overrides, added)
+    images = images or TrainingImages()
+    comp, layout, resolution = resolve_training(competition, data_dir, recipe, overrides, images.added)
     resolved = resolution.recipe
     path = Path(out) if out else new_run_path(Path(runs_root), comp.name, resolved.arch, resolved.name)
     if out and (path / "config.json").exists():
@@ -64,8 +64,7 @@ def train(
             run,
             resolution=resolution,
             on_epoch=tracker.log_epoch if tracker else None,
-            pseudo=pseudo_labels,
-            val_ids=val_ids,
+            images=images,
         )
     except BaseException:
         remove_if_nothing_to_resume()
@@ -88,10 +87,22 @@ def resolve_training(
 
     comp, base, requested = check_request(competition, recipe, overrides)
     layout = open_layout(comp, data_dir)
+    check_metric_fits(comp, layout.classes)
     n_train = round(len(layout.train.ids) * (1 if requested.full_train else 1 - requested.val_fraction))
     n_train += added_images
     n_train //= distributed.world_size()  # the batch is per process: each rank steps through its own share
     return comp, layout, resolve_recipe(comp, requested, explicit_settings(comp, base, overrides), n_train)
+
+
+def check_metric_fits(comp: Competition, classes: list[str]) -> None:
+    """The declared metric must fit the classes the data has: validation, the best epoch and calibration follow it,
+    and QWK over names sorted as text (a declaration whose classes come from the labels) would rank nonsense."""
+    misfit = comp.metric_misfit(comp.metric, classes)
+    if misfit:
+        raise KitError(
+            f"{comp.source}: metric {comp.metric.key}: {misfit}; declare one that fits "
+            f'({", ".join(comp.fitting_metrics(classes))}), or list the grades in order with class_source = "declared"'
+        )
 
 
 def check_request(

@@ -21,10 +21,10 @@ from typing import Any
 from .. import distributed, progress
 from ..competition import Competition
 from ..layout import Layout
-from ..pseudo_labels import PseudoLabels
 from ..recipe import Recipe
 from ..resolve import Resolution
 from ..run import RunDir
+from ..training_images import TrainingImages
 from .epoch import run_epoch
 from .hooks.averaging import WeightAveraging
 from .hooks.callback import OnEpoch
@@ -59,15 +59,14 @@ def fit(
     resume: bool = False,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     resolution: Resolution | None = None,
-    pseudo: PseudoLabels | None = None,
-    val_ids: list[str] | None = None,
+    images: TrainingImages | None = None,
 ) -> TrainResult:
     """Train `recipe` on `layout` into `run`; with `resume`, continue from the run's last checkpoint.
     `resolution`: how `recipe` was derived from the named one (recorded in config.json, said as notes).
-    `pseudo`: test images to train on as well (a new run; a resumed one reads its own from the run folder);
-    `val_ids`: the validation images when the caller chose them (a fold of a fold group)."""
+    `images`: which images train and validate, where the command chose them (a fold's validation images,
+    pseudo-labelled test images); a resumed run reads its own from the run folder."""
     started = time.perf_counter()
-    setup, state = prepare(comp, layout, recipe, run, resume, resolution, pseudo, val_ids)
+    setup, state = prepare(comp, layout, recipe, run, resume, resolution, images)
     hooks = [  # the order they run in at every point; a hook that sets state.stop comes before the writers
         Unfreeze(recipe, setup.device),
         MixSwitch(setup.mix, recipe.mix_off_epoch),
@@ -101,6 +100,7 @@ def fit(
             if not any(handled):
                 raise
     _after_fit(hooks, state)
+    setup.data.train_cache.release()  # a joined (pseudo-labelled) cache may now be cleared by another run
     if not state.interrupted:
         # an interrupt reaches each rank at a different step, where a collective would never be matched: the
         # interrupted ranks leave at once (rank 0 wrote the last finished epoch's checkpoint already)

@@ -23,11 +23,11 @@ from ..device import (
 from ..errors import KitError
 from ..layout import Layout
 from ..mix import BatchMix
-from ..pseudo_labels import PseudoLabels
 from ..recipe import Recipe
 from ..resolve import Resolution, augmentation_for
 from ..run import RunDir, git_commit, versions
 from ..schedules import build_scheduler
+from ..training_images import TrainingImages
 from .state import TrainState
 
 
@@ -63,12 +63,11 @@ def prepare(
     run: RunDir,
     resume: bool,
     resolution: Resolution | None,
-    pseudo: PseudoLabels | None = None,
-    val_ids: list[str] | None = None,
+    images: TrainingImages | None = None,
 ) -> tuple[Setup, TrainState]:
     """Check the recipe, read the data, build the model and its optimizer; with `resume`, load `last.pt` (and the
-    run's own pseudo-labels, whatever `pseudo` says). `val_ids`: the validation images, where the caller chose
-    them (a fold); else a seeded split."""
+    run's own choice of images, whatever `images` says). `images`: the fold's validation images and the
+    pseudo-labelled test images, where the command chose them; None: the labelled images, a seeded split."""
     from .. import features, models, pseudo_labels
 
     recipe.validate()
@@ -86,17 +85,16 @@ def prepare(
     if distributed.is_main():
         run.ensure()
     distributed.barrier()
-    if resume:
-        pseudo = pseudo_labels.load(run, layout.classes)
-    data = prepare_data(layout, recipe, run, resume, pseudo, val_ids)
+    images = TrainingImages.of_run(run, layout.classes) if resume else images or TrainingImages()
+    data = prepare_data(layout, recipe, run, resume, images)
     model = models.build_model(recipe, len(layout.classes))
     mean, std = input_normalization(comp, recipe, model)
     if distributed.is_main() and not resume:
         derivation = resolution.record() if resolution else {}
         extra = {"skipped_images": data.train_cache.bad_ids, **derivation}
-        if pseudo is not None:  # the set first, so config.json never names a file that is not there
-            pseudo_labels.save(run, pseudo)
-            extra["pseudo_labels"] = pseudo.record()
+        if images.pseudo is not None:  # the set first, so config.json never names a file that is not there
+            pseudo_labels.save(run, images.pseudo)
+            extra["pseudo_labels"] = images.pseudo.record()
         run.create(run_config(comp, layout, recipe, (mean, std), extra))
     model, channels_last = place_model(model, recipe, device)
 
