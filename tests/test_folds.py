@@ -106,6 +106,9 @@ def test_predict_score_and_runs_read_the_group(cifar_group, tiny_cifar, tmp_path
     assert scored.returncode == 0 and "OOF accuracy" in scored.stdout and "higher is better" in scored.stdout
     cv = FoldGroup(group_dir).cv()
     assert f"{cv['oof_metric']:.4f}" in scored.stdout
+    # run-only flags would change nothing in a group's stored OOF score: refused, not silently ignored
+    for flags, named in ((["--checkpoint", "last"], "--checkpoint"), (["--metric", "logloss"], "--metric")):
+        assert_one_line_error(run_cli("score", group_dir, *flags), "is a fold group", f"drop {named}")
     listed = run_cli("runs", "--root", group_dir.parent)
     assert listed.returncode == 0, listed.stderr
     rows = [line for line in listed.stdout.splitlines() if str(group_dir) in line]

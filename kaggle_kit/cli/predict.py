@@ -136,6 +136,21 @@ def score_command(
 
         if answers is not None:
             raise KitError(f"{target} is a fold group, scored on its out-of-fold predictions: drop --answers")
+        ignored = [
+            flag
+            for flag, given in (
+                ("--checkpoint", checkpoint != "best"),
+                ("--recalibrate", recalibrate),
+                ("--metric", metric is not None),
+                ("--data-dir", data_dir is not None),
+            )
+            if given
+        ]
+        if ignored:
+            raise KitError(
+                f"{target} is a fold group, scored on its stored OOF predictions (each fold's best.pt, by the "
+                f"competition's metric): drop {' and '.join(ignored)}, or score one fold's run folder with it"
+            )
         print("\n".join(describe_cv(group_cv(target))))
         return
     if target.is_dir():
