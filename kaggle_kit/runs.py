@@ -16,7 +16,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -178,11 +178,14 @@ def _describe_blend(file: Path, record: dict, explicit: Competition | None) -> t
 
 
 def _group_info(group_dir: Path) -> RunInfo:
-    """A fold group as the run of a submission: fold 1's settings, the OOF score as the local score."""
+    """A fold group as the run of a submission: fold 1's settings, the OOF score as the local score, and the OOF
+    temperature `predict GROUP` applied (fold 1's own TTA choice and temperature are not the group's)."""
     group = FoldGroup(group_dir)
-    typed = RunConfig.from_dict(_read_json(group.fold_dir(1) / CONFIG))
-    summary = recipe_summary(typed.recipe_dict)
     cv = group.cv() or {}
+    typed = replace(
+        RunConfig.from_dict(_read_json(group.fold_dir(1) / CONFIG)), tta=None, temperature=cv.get("temperature")
+    )
+    summary = recipe_summary(typed.recipe_dict)
     return RunInfo(
         name=group.name,
         run_dir=group_dir,

@@ -19,6 +19,7 @@ from sklearn.metrics import log_loss as sk_log_loss
 
 from kaggle_kit.competition import resolve
 from kaggle_kit.fold_group import FoldGroup
+from kaggle_kit.kaggle_api.submit import default_message
 from kaggle_kit.layout import open_layout
 from kaggle_kit.metrics import softmax
 from kaggle_kit.run import RunDir
@@ -115,6 +116,9 @@ def test_predict_score_and_runs_read_the_group(cifar_group, tiny_cifar, tmp_path
     assert len(rows) == 1 and "3-fold CV" in rows[0] and f"{cv['oof_metric']:.4f}" in rows[0]
     comp, info = describe_run(out)  # what `submit` records in the ledger
     assert comp.name == "cifar10" and info.name == group_dir.name and info.local_score == cv["oof_metric"]
+    # the submission's message gives the temperature predict GROUP applied (OOF), not fold 1's
+    message = default_message(out, info, "0" * 64)
+    assert f"T={cv['temperature']:.2f}" in message and info.config.tta is None
 
 
 def test_rerun_skips_finished_folds_and_fold_picks_some(cifar_group, tiny_cifar, tmp_path):
