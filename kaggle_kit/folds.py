@@ -28,7 +28,7 @@ from .competition import Competition, resolve
 from .errors import KitError
 from .fold_group import FoldGroup, OutOfFold, is_group
 from .metrics import fit_temperature, log_loss, softmax
-from .run import DEFAULT_RUNS_DIR, HISTORY, RunDir, display_epoch, new_run_path
+from .run import DEFAULT_RUNS_DIR, HISTORY, RunDir, display_epoch, new_run_path, stopped_early
 from .split import check_fold_count, stratified_folds
 
 
@@ -166,11 +166,9 @@ def fold_state(run: RunDir) -> str:
         return "partial"
     if len(history) >= config.recipe.epochs:
         return "finished"
-    patience = config.recipe.early_stop_patience
     values = [float(v) for v in history["val_metric"]]
-    best = resolve(config.competition).metric.best(values)
-    since_best = len(values) - 1 - values.index(best) if best is not None else len(values)
-    return "finished" if patience is not None and values and since_best >= patience else "partial"
+    metric = resolve(config.competition).metric
+    return "finished" if stopped_early(values, config.recipe.early_stop_patience, metric) else "partial"
 
 
 def unfinished_folds(group: FoldGroup) -> list[int]:

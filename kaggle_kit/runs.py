@@ -27,7 +27,7 @@ from .ledger import append_json_line, default_submissions_dir, now_iso, read_jso
 from .metrics import Metric
 
 # the runs root lives in run.py (below tracking, which needs it); imported from here too
-from .run import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, display_epoch, runs_root  # noqa: F401
+from .run import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, display_epoch, runs_root, stopped_early  # noqa: F401
 from .run_config import CONFIG, RunConfig
 
 WRITTEN_NAME = "written.jsonl"  # beside the ledger: every file predict wrote, by hash
@@ -354,7 +354,11 @@ def run_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | None:
         "kaggle_public": record.public_score if record else None,
         "kaggle_private": record.private_score if record else None,
         "train_seconds": float(history["seconds"].sum()) if len(history) else 0.0,
-        "finished": len(history) >= planned and run.file("best.pt").is_file(),
+        "finished": run.file("best.pt").is_file()
+        and (
+            len(history) >= planned
+            or stopped_early(history["val_metric"].tolist(), recipe.get("early_stop_patience"), metric)
+        ),
     }
 
 
