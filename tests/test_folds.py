@@ -18,13 +18,14 @@ from sklearn.metrics import accuracy_score
 from sklearn.metrics import log_loss as sk_log_loss
 
 from kaggle_kit.competition import resolve
+from kaggle_kit.errors import KitError
 from kaggle_kit.fold_group import FoldGroup
 from kaggle_kit.kaggle_api.submit import default_message
 from kaggle_kit.layout import open_layout
 from kaggle_kit.metrics import softmax
 from kaggle_kit.run import RunDir
 from kaggle_kit.runs import describe_run
-from kaggle_kit.split import stratified_folds, stratified_split
+from kaggle_kit.split import check_fold_count, stratified_folds, stratified_split
 
 
 def test_folds_partition_each_class_evenly():
@@ -181,6 +182,11 @@ def test_bad_fold_requests_are_one_line_errors(cifar_group, tiny_cifar, tmp_path
     )
     assert_one_line_error(too_many, "--folds 10", "only 9 training images", "--folds 9 or fewer")
     assert not (tmp_path / "g").exists()
+    # a class (or group) of one image (small Dog samples): the fix named is not the refused --folds 1
+    for groups in (None, np.array(["a", "a", "a"])):
+        with pytest.raises(KitError, match="drop --folds") as refused:
+            check_fold_count(np.array([0, 0, 1]), 2, ["chow", "pug"], groups)
+        assert "--folds 1" not in str(refused.value)
     full = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--full-train", *FOLD_ARGS)
     assert_one_line_error(full, "--full-train")
     # a fold the new group does not have: refused before folds.json would pin --folds 3 on the folder
