@@ -169,6 +169,8 @@ def score_command(
         return
     from ..submission import score
 
+    if not target.exists():
+        raise KitError(f"{target} does not exist: pass a submission CSV (with --answers), a run folder or a fold group")
     if answers is None:
         raise KitError(
             f"scoring {target} needs --answers ANSWERS.csv (id plus the label column of each scored test image)"
