@@ -146,8 +146,7 @@ def _range_test(comp, layout, recipe: Recipe, start_lr: float, end_lr: float, nu
     with progress.bar(num_steps, "lr-find") as bar:
         for step, (x, y) in enumerate(_endless(batches)):
             lr = start_lr * growth**step
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            set_rate(optimizer, lr)
             x, y = to_device(x, y, device, channels_last)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
@@ -169,6 +168,13 @@ def _range_test(comp, layout, recipe: Recipe, start_lr: float, end_lr: float, nu
             if not math.isfinite(current) or current > DIVERGENCE * best or step + 1 == num_steps:
                 break
     return lrs, losses, smoothed
+
+
+def set_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The head's rate `lr`; with --layer-decay each lower group keeps its fraction of it (`lr_scale`), as `train`
+    sets them, so the rate tested is the --lr that train would take."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 def _endless(batches):
