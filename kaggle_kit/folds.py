@@ -147,8 +147,9 @@ def _check_same_plan(group: FoldGroup, plan: dict[str, Any]) -> None:
                     f"the data in {plan['data_dir']} differs from the data {group.path} was split from: "
                     f"pass the original --data-dir ({stored.get('data_dir')})"
                 )
+            said = key if key == "competition" else f"--{key}"  # as the user typed it
             raise KitError(
-                f"{group.path} was made with {key} {stored.get(key)!r}, not {plan[key]!r}: resume it with "
+                f"{group.path} was made with {said} {stored.get(key)}, not {plan[key]}: resume it with "
                 f"`kaggle-kit train --resume {group.path}`, or choose another --out"
             )
 

@@ -201,6 +201,8 @@ def test_bad_fold_requests_are_one_line_errors(cifar_group, tiny_cifar, tmp_path
     changed = [*FOLD_ARGS[:1], "3", *FOLD_ARGS[2:]]  # --epochs 3 where the group was made with 2
     other = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--out", group_dir, *changed)
     assert_one_line_error(other, "--epochs 2, not 3", f"--resume {group_dir}")
+    more = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "4", "--out", group_dir, *FOLD_ARGS)
+    assert_one_line_error(more, "was made with --folds 3, not 4", f"--resume {group_dir}")
     copy = shutil.copytree(group_dir, tmp_path / "copy", ignore=shutil.ignore_patterns("*.pt"))
     (copy / "cv.json").unlink()
     assert_one_line_error(run_cli("score", copy), "no cv.json", "--resume")
