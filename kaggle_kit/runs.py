@@ -373,6 +373,7 @@ def _group_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | No
     record = scored.get(str(path.resolve()))
     finished = sum(1 for f in folds if f["finished"])
     summary.update(
+        kind="group",
         recipe=f"{k}-fold CV {folds[0]['recipe']}",
         epochs=sum(f["epochs"] for f in folds),
         epochs_planned=k * folds[0]["epochs_planned"],

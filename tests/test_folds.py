@@ -115,6 +115,7 @@ def test_predict_score_and_runs_read_the_group(cifar_group, tiny_cifar, tmp_path
     assert listed.returncode == 0, listed.stderr
     rows = [line for line in listed.stdout.splitlines() if str(group_dir) in line]
     assert len(rows) == 1 and "3-fold CV" in rows[0] and f"{cv['oof_metric']:.4f}" in rows[0]
+    assert "validation = best epoch's accuracy; a fold group's: OOF accuracy, kaggle" in listed.stdout
     comp, info = describe_run(out)  # what `submit` records in the ledger
     assert comp.name == "cifar10" and info.name == group_dir.name and info.local_score == cv["oof_metric"]
     # the submission's message gives the temperature predict GROUP applied (OOF), not fold 1's
