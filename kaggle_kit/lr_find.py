@@ -143,15 +143,19 @@ def _range_test(comp, layout, recipe: Recipe, start_lr: float, end_lr: float, nu
     lrs, losses, smoothed = [], [], []
     average, best = 0.0, math.inf
     model.train()
+    stream = _endless(batches)
     with progress.bar(num_steps, "lr-find") as bar:
-        for step, (x, y) in enumerate(_endless(batches)):
+        for step in range(num_steps):
             lr = start_lr * growth**step
             set_rate(optimizer, lr)
-            x, y = to_device(x, y, device, channels_last)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            loss = 0.0
+            for _ in range(recipe.accum_steps):  # one step of --accum-steps batches, as train steps
+                x, y = to_device(*next(stream), device, channels_last)
+                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                    part = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing) / recipe.accum_steps
+                scaler.scale(part).backward()
+                loss += part.detach()
             if recipe.grad_clip:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)

@@ -32,6 +32,18 @@ def test_lr_find_writes_the_curve_and_suggests_a_rate_below_the_divergence(sampl
     assert summary["recipe"]["arch"] == "test_resnet" and summary["recipe"]["batch_size"] == 32
 
 
+def test_lr_find_steps_as_train_does_with_accumulation(sample_zips, tmp_path):
+    """--accum-steps K: each tested rate is one optimizer step over K batches, and the suggestion says so."""
+    out = tmp_path / "lr"
+    result = run_cli(
+        "lr-find", "cifar10", "--data-dir", sample_zips["cifar10"], *TINY, "--accum-steps", "2", "--num-steps", "5",
+        "--end-lr", "1e-3", "--out", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(pd.read_csv(out / "lr_find.csv")) == 5
+    assert "for sgd at batch size 32 x 2 accumulation steps" in result.stdout
+
+
 @pytest.mark.parametrize(
     "flags, needle",
     [(["--num-steps", "0"], "--num-steps 0"), (["--end-lr", "1e-8"], "--end-lr 1e-08"), (["--lr", "-1"], "lr")],
