@@ -94,6 +94,11 @@ def plan_group(
     overrides = {name: value for name, value in overrides.items() if value is not None}
     if overrides.get("full_train"):
         raise KitError("--folds holds out every fold in turn, so --full-train cannot apply: drop one of them")
+    if "val_fraction" in overrides:  # each fold holds out 1/K: a fraction given would be silently ignored
+        raise KitError(
+            f"--folds {k} holds out 1/{k} of the training images in each fold, so --val-fraction cannot apply: "
+            "drop one of them"
+        )
     requested = comp.recipe(recipe).replace(**overrides).validate()
     layout = open_layout(comp, data_dir)
     group = FoldGroup(out or _new_group_path(Path(runs_root), comp, requested, k))

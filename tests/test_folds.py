@@ -190,6 +190,10 @@ def test_bad_fold_requests_are_one_line_errors(cifar_group, tiny_cifar, tmp_path
         assert "--folds 1" not in str(refused.value)
     full = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--full-train", *FOLD_ARGS)
     assert_one_line_error(full, "--full-train")
+    fraction = run_cli(
+        "train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--val-fraction", "0.2", *FOLD_ARGS
+    )
+    assert_one_line_error(fraction, "--val-fraction cannot apply", "drop one of them")
     # a fold the new group does not have: refused before folds.json would pin --folds 3 on the folder
     fresh = tmp_path / "fresh"
     bad_new = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--fold", "4", "--out", fresh)
