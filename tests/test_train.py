@@ -298,6 +298,7 @@ def test_settings_without_effect_are_noted():
         "mix_prob=0.5 has no effect: --mixup-alpha and --cutmix-alpha are 0"
     ]
     assert Recipe(epochs=10, mix_prob=0.5, mixup_alpha=0.2).notes() == []
+    assert "--full-train keeps no validation" in Recipe(epochs=10, early_stop_patience=2, full_train=True).notes()[0]
     assert "without pretrained weights" in Recipe(epochs=10, layer_decay=0.7, pretrained=False).notes()[0]
     assert Recipe(epochs=10, layer_decay=0.7, pretrained=True).notes() == []
 
