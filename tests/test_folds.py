@@ -220,6 +220,7 @@ def test_gpus_train_folds_side_by_side_to_the_same_result(cifar_group, tiny_cifa
     result = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--fold", "1,3", "--gpus", "0,1",
                      "--out", out, *FOLD_ARGS)  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert ("no CUDA GPU is visible here" in result.stderr) != torch.cuda.is_available()
     assert [p.name for p in sorted((out / "logs").iterdir())] == ["fold-1.log", "fold-3.log"]
     assert not (out / "fold-2").exists() and not (out / "cv.json").exists()
     for fold in (1, 3):

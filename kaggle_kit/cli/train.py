@@ -200,6 +200,13 @@ def _gpu_list(gpus: str | None, nproc: int) -> list[str] | None:
         raise KitError(f"--gpus {gpus!r}: give GPU ids separated by commas, e.g. --gpus 0,1")
     if nproc > 1:
         raise KitError("--gpus runs one fold per GPU, --nproc one fold on several: choose one of them")
+    import torch
+
+    if not torch.cuda.is_available():  # the ids only set CUDA_VISIBLE_DEVICES: the folds still run, on the CPU
+        print(
+            f"warning: no CUDA GPU is visible here: --gpus {gpus} runs {len(found)} folds side by side on the CPU",
+            file=sys.stderr,
+        )
     return found
 
 
