@@ -201,6 +201,8 @@ def test_bad_fold_requests_are_one_line_errors(cifar_group, tiny_cifar, tmp_path
     assert not fresh.exists()
     # commands that take one run name a fold of the group instead
     assert_one_line_error(run_cli("analyze", group_dir), "is a fold group, not one run", str(group_dir / "fold-1"))
+    changed_on_resume = run_cli("train", "--resume", group_dir, "--epochs", "3", "--lr", "0.1")
+    assert_one_line_error(changed_on_resume, "so --epochs, --lr would be ignored", "drop them")
     bad_fold = run_cli("train", "--resume", group_dir, "--fold", "4")
     assert_one_line_error(bad_fold, "--fold 4", "1 to 3")
     changed = [*FOLD_ARGS[:1], "3", *FOLD_ARGS[2:]]  # --epochs 3 where the group was made with 2

@@ -215,8 +215,15 @@ def _train_group(competition, data_dir, recipe, out, resume, k, fold, gpus, over
     from .. import distributed
     from .. import folds as cross_validation
 
-    if resume and (competition or recipe or out or k is not None or any(v is not None for v in overrides.values())):
-        raise KitError(f"--resume {resume} continues the fold group with its folds.json settings: drop the other flags")
+    if resume:
+        given = [name for name, value in (("COMPETITION", competition), ("--recipe", recipe), ("--out", out)) if value]
+        given += ["--folds"] if k is not None else []
+        given += [f"--{name.replace('_', '-')}" for name, value in overrides.items() if value is not None]
+        if given:
+            raise KitError(
+                f"--resume {resume} continues the fold group with its folds.json settings, so {', '.join(given)} "
+                "would be ignored: drop them (or start a new group with another --out)"
+            )
     try:
         if resume:
             group, data_dir = cross_validation.FoldGroup(resume), data_dir
