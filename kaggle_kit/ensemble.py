@@ -83,6 +83,13 @@ def check_members(paths: list[Path]) -> None:
         inside = next((g for g in groups if Path(path).resolve().parent == g), None)
         if inside is not None:  # its held-out predictions are the group's own OOF rows: the weights would mean nothing
             raise KitError(f"{path} is a fold of the member {inside}: give the group or its fold, not both")
+    parents = [Path(p).resolve().parent for p in paths]
+    shared = next((parent for parent in parents if parents.count(parent) > 1 and is_group(parent)), None)
+    if shared is not None:  # folds hold out disjoint images: they share none to weigh on
+        raise KitError(
+            f"two members are folds of the group {shared}, each held out on other images: give the group itself "
+            f"(its folds averaged) instead"
+        )
     first_kind, first_comp, first_print = member_identity(paths[0])
     for path in paths[1:]:
         kind, comp, fingerprint = member_identity(path)

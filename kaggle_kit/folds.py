@@ -28,7 +28,7 @@ from .competition import Competition, resolve
 from .errors import KitError
 from .fold_group import FoldGroup, OutOfFold, is_group
 from .metrics import calibrating_temperature, log_loss, softmax
-from .run import DEFAULT_RUNS_DIR, HISTORY, RunDir, display_epoch, new_run_path
+from .run import DEFAULT_RUNS_DIR, HISTORY, RunDir, display_epoch, new_run_path, stopped_early
 from .split import check_fold_count, stratified_folds
 from .training_images import TrainingImages
 
@@ -102,6 +102,11 @@ def plan_group(
     overrides = {name: value for name, value in overrides.items() if value is not None}
     if overrides.get("full_train"):
         raise KitError("--folds holds out every fold in turn, so --full-train cannot apply: drop one of them")
+    if "val_fraction" in overrides:  # each fold holds out 1/K: a fraction given would be silently ignored
+        raise KitError(
+            f"--folds {k} holds out 1/{k} of the training images in each fold, so --val-fraction cannot apply: "
+            "drop one of them"
+        )
     requested = comp.recipe(recipe).replace(**overrides).validate()
     layout = open_layout(comp, data_dir)
     group = FoldGroup(out or _new_group_path(Path(runs_root), comp, requested, k))
@@ -154,8 +159,9 @@ def _check_same_plan(group: FoldGroup, plan: dict[str, Any]) -> None:
                     f"the data in {plan['data_dir']} differs from the data {group.path} was split from: "
                     f"pass the original --data-dir ({stored.get('data_dir')})"
                 )
+            said = key if key == "competition" else f"--{key}"  # as the user typed it
             raise KitError(
-                f"{group.path} was made with {key} {stored.get(key)!r}, not {plan[key]!r}: resume it with "
+                f"{group.path} was made with {said} {stored.get(key)}, not {plan[key]}: resume it with "
                 f"`kaggle-kit train --resume {group.path}`, or choose another --out"
             )
 
@@ -173,11 +179,9 @@ def fold_state(run: RunDir) -> str:
         return "partial"
     if len(history) >= config.recipe.epochs:
         return "finished"
-    patience = config.recipe.early_stop_patience
     values = [float(v) for v in history["val_metric"]]
-    best = resolve(config.competition).metric.best(values)
-    since_best = len(values) - 1 - values.index(best) if best is not None else len(values)
-    return "finished" if patience is not None and values and since_best >= patience else "partial"
+    metric = resolve(config.competition).metric
+    return "finished" if stopped_early(values, config.recipe.early_stop_patience, metric) else "partial"
 
 
 def unfinished_folds(group: FoldGroup) -> list[int]:

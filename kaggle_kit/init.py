@@ -277,6 +277,13 @@ def _submission_form(comp: Competition, sample: pd.DataFrame, classes: list[str]
         return replace(comp, submission_kind="probabilities", class_source="sample_columns")
     probability = _is_fraction(sample[columns[1]]) or comp.metric.name in PROBABILITY_METRICS
     if len(classes) != 2 or not probability:
+        if comp.metric.name in PROBABILITY_METRICS:
+            # one label per row for more than two classes: the metric would score one-hot rows (~34.5 a miss)
+            raise KitError(
+                f"--metric {comp.metric.key} scores probabilities, but {comp.sample_file} has one label per row "
+                f"(column {columns[1]!r}, {len(classes)} classes): check the competition's evaluation metric "
+                "(accuracy, f1-micro, f1-macro or qwk score labels)"
+            )
         return replace(comp, submission_kind="label", class_source="labels", label_column=columns[1])
     if positive is None:
         positive = "1" if classes == ["0", "1"] else columns[1] if columns[1] in classes else None

@@ -196,10 +196,13 @@ def _unpack_once(zip_path: Path, dest: Path, comp: Competition) -> None:
     marker = dest / UNPACK_MARKER
     if marker.is_file():
         try:
-            if json.loads(marker.read_text()) == stamp:
-                return
+            unpacked = json.loads(marker.read_text())
         except (OSError, ValueError):
-            pass  # an unreadable marker means: unpack again
+            unpacked = {}  # an unreadable marker means: unpack again
+        if unpacked == stamp:
+            return
+        if isinstance(unpacked, dict):
+            _refuse_a_second_download(unpacked.get("archive"), zip_path, dest, comp)
     prefix = _zip_prefix(zip_path, comp)
     dest.mkdir(parents=True, exist_ok=True)
     # only the members of this download are replaced; the zip itself and caches stay
@@ -207,6 +210,17 @@ def _unpack_once(zip_path: Path, dest: Path, comp: Competition) -> None:
     tmp = marker.with_suffix(".tmp")
     tmp.write_text(json.dumps(stamp))
     os.replace(tmp, marker)
+
+
+def _refuse_a_second_download(unpacked: str | None, zip_path: Path, dest: Path, comp: Competition) -> None:
+    """Two downloads unpacked into one folder (the Kaggle client saves every zip in the current folder) would
+    merge their train/ folders and overwrite each other's sample submission: each needs a folder of its own."""
+    if unpacked and unpacked != zip_path.name and (dest / unpacked).is_file():
+        own = dest / comp.slug
+        raise KitError(
+            f"{dest} already holds the unpacked {unpacked}: unpacking {zip_path.name} there would mix two downloads; "
+            f"move it into a folder of its own (mkdir {own} && mv {zip_path} {own}/) and pass --data-dir {own}"
+        )
 
 
 def find_root(comp: Competition, data_dir: Path | None) -> Path:

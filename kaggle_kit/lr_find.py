@@ -143,16 +143,19 @@ def _range_test(comp, layout, recipe: Recipe, start_lr: float, end_lr: float, nu
     lrs, losses, smoothed = [], [], []
     average, best = 0.0, math.inf
     model.train()
+    stream = _endless(batches)
     with progress.bar(num_steps, "lr-find") as bar:
-        for step, (x, y) in enumerate(_endless(batches)):
+        for step in range(num_steps):
             lr = start_lr * growth**step
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x, y = to_device(x, y, device, channels_last)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
+            set_rate(optimizer, lr)
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            loss = 0.0
+            for _ in range(recipe.accum_steps):  # one step of --accum-steps batches, as train steps
+                x, y = to_device(*next(stream), device, channels_last)
+                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                    part = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing) / recipe.accum_steps
+                scaler.scale(part).backward()
+                loss += part.detach()
             if recipe.grad_clip:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
@@ -169,6 +172,13 @@ def _range_test(comp, layout, recipe: Recipe, start_lr: float, end_lr: float, nu
             if not math.isfinite(current) or current > DIVERGENCE * best or step + 1 == num_steps:
                 break
     return lrs, losses, smoothed
+
+
+def set_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The head's rate `lr`; with --layer-decay each lower group keeps its fraction of it (`lr_scale`), as `train`
+    sets them, so the rate tested is the --lr that train would take."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 def _endless(batches):

@@ -233,6 +233,19 @@ class Recipe:
         mixing = self.mixup_alpha > 0 or self.cutmix_alpha > 0
         if self.mix_off_epoch is not None and not mixing:
             said.append(f"mix_off_epoch={self.mix_off_epoch} has no effect: --mixup-alpha and --cutmix-alpha are 0")
+        if self.early_stop_patience is not None and self.full_train:
+            said.append(
+                f"early_stop_patience={self.early_stop_patience} has no effect: --full-train keeps no validation "
+                "images to stop on, so every epoch trains"
+            )
+        if self.mix_prob != 1 and not mixing:
+            said.append(f"mix_prob={self.mix_prob:g} has no effect: --mixup-alpha and --cutmix-alpha are 0")
+        if self.layer_decay is not None and not (self.pretrained or self.weights):
+            # layer decay keeps pretrained lower layers close to their weights; random ones just learn slower
+            said.append(
+                f"layer_decay={self.layer_decay:g} without pretrained weights: the lower layers of a random network "
+                f"train at a fraction of --lr (add --layer-decay none to train every layer at --lr)"
+            )
         elif mixing and self.mix_off_epoch is not None and self.mix_off_epoch > self.epochs:
             said.append(f"mix_off_epoch={self.mix_off_epoch} is after --epochs {self.epochs}: every epoch mixes")
         if mixing and self.freeze and self.feature_cache_views:

@@ -117,7 +117,7 @@ def _follow_data_size(res: Resolution, given: set[str], n_train: int) -> None:
     batch, which small data does not need), then the batch shrinks, lr following the effective batch."""
     recipe = res.recipe
     effective = recipe.batch_size * recipe.accum_steps
-    steps = n_train // effective if n_train > effective else 1
+    steps = _updates(n_train, recipe.batch_size, recipe.accum_steps)
     if steps >= MIN_STEPS:
         return
     batch = max(MIN_BATCH, 2 ** round(math.log2(max(n_train / MIN_STEPS, 1))))
@@ -133,7 +133,18 @@ def _follow_data_size(res: Resolution, given: set[str], n_train: int) -> None:
                 f"{why} (fewer than {MIN_STEPS}); --batch-size {batch} would give {n_train // batch}, kept as given"
             )
         else:
-            res.change("batch_size", batch, f"{why}, {n_train // batch} at {batch}")
+            accum = res.recipe.accum_steps
+            at_new = f"{batch}" if accum == 1 else f"{batch} x {accum} steps"
+            res.change("batch_size", batch, f"{why}, {_updates(n_train, batch, accum)} at {at_new}")
+    kept = res.recipe
+    updates = _updates(n_train, kept.batch_size, kept.accum_steps)
+    if "accum_steps" in given and kept.accum_steps > 1 and updates < MIN_STEPS:
+        # the batch shrank, the given accumulation did not: a few updates an epoch, a tiny run barely trains
+        res.warnings.append(
+            f"{n_train} training images at batch {kept.batch_size} x {kept.accum_steps} steps give {updates} "
+            f"optimizer steps an epoch (fewer than {MIN_STEPS}); --accum-steps 1 would give "
+            f"{_updates(n_train, kept.batch_size, 1)}, --accum-steps {kept.accum_steps} kept as given"
+        )
     ratio = res.recipe.batch_size * res.recipe.accum_steps / effective
     if ratio != 1 and "lr" not in given:
         factor = {"linear": ratio, "sqrt": math.sqrt(ratio), "keep": 1.0}
@@ -143,6 +154,12 @@ def _follow_data_size(res: Resolution, given: set[str], n_train: int) -> None:
             f"the recipe's lr_scaling={recipe.lr_scaling} from batch {effective} to "
             f"{res.recipe.batch_size * res.recipe.accum_steps}",
         )
+
+
+def _updates(n_train: int, batch: int, accum_steps: int) -> int:
+    """Optimizer steps an epoch (at least one: a short last group still steps)."""
+    effective = batch * accum_steps
+    return n_train // effective if n_train > effective else 1
 
 
 def augmentation_for(comp: Competition, recipe: Recipe) -> AugmentSpec:

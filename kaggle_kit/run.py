@@ -65,6 +65,15 @@ def display_epoch(index: int) -> int:
     return int(index) + 1
 
 
+def stopped_early(values: list[float], patience: int | None, metric) -> bool:
+    """Early stopping ended the run: `patience` epochs of validation `values` since the best, as the EarlyStopping
+    hook counts (a run so ended is finished, though it ran fewer epochs than its recipe planned)."""
+    best = metric.best(values)
+    if patience is None or not values or best is None:
+        return False
+    return len(values) - 1 - values.index(best) >= patience
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(

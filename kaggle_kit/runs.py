@@ -16,7 +16,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -27,7 +27,7 @@ from .ledger import append_json_line, default_submissions_dir, now_iso, read_jso
 from .metrics import Metric
 
 # the runs root lives in run.py (below tracking, which needs it); imported from here too
-from .run import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, display_epoch, runs_root  # noqa: F401
+from .run import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, display_epoch, runs_root, stopped_early  # noqa: F401
 from .run_config import CONFIG, RunConfig
 
 WRITTEN_NAME = "written.jsonl"  # beside the ledger: every file predict wrote, by hash
@@ -178,11 +178,14 @@ def _describe_blend(file: Path, record: dict, explicit: Competition | None) -> t
 
 
 def _group_info(group_dir: Path) -> RunInfo:
-    """A fold group as the run of a submission: fold 1's settings, the OOF score as the local score."""
+    """A fold group as the run of a submission: fold 1's settings, the OOF score as the local score, and the OOF
+    temperature `predict GROUP` applied (fold 1's own TTA choice and temperature are not the group's)."""
     group = FoldGroup(group_dir)
-    typed = RunConfig.from_dict(_read_json(group.fold_dir(1) / CONFIG))
-    summary = recipe_summary(typed.recipe_dict)
     cv = group.cv() or {}
+    typed = replace(
+        RunConfig.from_dict(_read_json(group.fold_dir(1) / CONFIG)), tta=None, temperature=cv.get("temperature")
+    )
+    summary = recipe_summary(typed.recipe_dict)
     return RunInfo(
         name=group.name,
         run_dir=group_dir,
@@ -352,7 +355,11 @@ def run_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | None:
         "kaggle_public": record.public_score if record else None,
         "kaggle_private": record.private_score if record else None,
         "train_seconds": float(history["seconds"].sum()) if len(history) else 0.0,
-        "finished": len(history) >= planned and run.file("best.pt").is_file(),
+        "finished": run.file("best.pt").is_file()
+        and (
+            len(history) >= planned
+            or stopped_early(history["val_metric"].tolist(), recipe.get("early_stop_patience"), metric)
+        ),
     }
 
 
@@ -368,6 +375,7 @@ def _group_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | No
     record = scored.get(str(path.resolve()))
     finished = sum(1 for f in folds if f["finished"])
     summary.update(
+        kind="group",
         recipe=f"{k}-fold CV {folds[0]['recipe']}",
         epochs=sum(f["epochs"] for f in folds),  # over all folds, as epochs_planned: what the group cost
         epochs_planned=k * folds[0]["epochs_planned"],

@@ -99,14 +99,19 @@ def check_fold_count(labels: np.ndarray, k: int, classes: list[str], groups: np.
     if groups is not None:
         n_groups = len(np.unique(groups))
         if n_groups < k:
-            raise KitError(
-                f"--folds {k}: the training data has only {n_groups} groups; use --folds {n_groups} or fewer"
-            )
+            raise KitError(f"--folds {k}: the training data has only {n_groups} groups; {_fewer_folds(n_groups)}")
         return
     values, counts = np.unique(np.asarray(labels), return_counts=True)
     smallest = int(np.argmin(counts))
     if counts[smallest] < k:
         raise KitError(
             f"--folds {k}: class {classes[values[smallest]]!r} has only {counts[smallest]} training images, "
-            f"so some folds would hold out none of it; use --folds {counts[smallest]} or fewer"
+            f"so some folds would hold out none of it; {_fewer_folds(int(counts[smallest]))}"
         )
+
+
+def _fewer_folds(most: int) -> str:
+    if most >= 2:
+        return f"use --folds {most} or fewer"
+    # --folds 1 is refused above: name a fix that works
+    return "cross-validation needs at least 2 of each: train a single run (drop --folds) or on more data"

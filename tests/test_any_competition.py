@@ -353,6 +353,12 @@ BAD = {
         ["--metric", "kappa-ish-score"],
         ("unknown metric", "use one of"),
     ),
+    "a probability metric for labels": (
+        "grades",
+        lambda folder: None,
+        ["--metric", "logloss"],
+        ("--metric logloss scores probabilities", "one label per row", "qwk"),
+    ),
     "no metric offline": ("grades", lambda folder: None, ["--metric", ""], ("cannot be read offline", "--metric")),
     "which class is positive": ("cats", lambda folder: None, ["--positive", ""], ("of which class", "--positive dog")),
     "qwk on class names": (

@@ -47,6 +47,22 @@ def test_reopening_is_a_no_op(fresh_sample):
     assert (folder / "labels.csv").stat().st_mtime_ns == label_mtime
 
 
+def test_a_second_download_is_not_unpacked_over_the_first(fresh_sample, pristine_samples):
+    """The Kaggle client saves every zip in the current folder: a second competition's zip given there must not
+    merge its train/ into the first's nor replace its sample submission."""
+    folder = fresh_sample("dog_breed")
+    shutil.copy(pristine_samples["cifar10"] / CIFAR.archive_name, folder)
+    run_cli("info", "dog_breed", "--data-dir", folder / DOG.archive_name)
+    labels = (folder / "labels.csv").read_bytes()
+    result = run_cli("info", "cifar10", "--data-dir", folder / CIFAR.archive_name)
+    assert_one_line_error(result, f"already holds the unpacked {DOG.archive_name}", f"mkdir {folder / 'cifar-10'}")
+    assert not (folder / "trainLabels.csv").exists() and (folder / "labels.csv").read_bytes() == labels
+    own = folder / "cifar-10"
+    own.mkdir()
+    shutil.move(folder / CIFAR.archive_name, own)
+    assert run_cli("info", "cifar10", "--data-dir", own).returncode == 0
+
+
 def test_unpacking_the_same_download_again_keeps_the_data_fingerprint(fresh_sample):
     """CIFAR-10's nested train.7z/test.7z are fingerprinted by size and time: unpacked again (a repair by
     `download`), they keep the zip's member times, so runs on them still resume and caches still match."""

@@ -121,4 +121,6 @@ def test_members_that_cannot_be_blended_are_one_line_errors(cifar_group, runs, t
     assert_one_line_error(run_cli("ensemble", group_dir, tmp_path, "--out", out), "neither a run folder")
     own_fold = run_cli("ensemble", group_dir, group_dir / "fold-1", "--out", out)
     assert_one_line_error(own_fold, "fold-1 is a fold of the member", "give the group or its fold, not both")
+    two_folds = run_cli("ensemble", group_dir / "fold-1", group_dir / "fold-2", "--out", out)
+    assert_one_line_error(two_folds, f"folds of the group {group_dir.resolve()}", "give the group itself")
     assert not out.exists()

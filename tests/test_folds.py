@@ -18,12 +18,14 @@ from sklearn.metrics import accuracy_score
 from sklearn.metrics import log_loss as sk_log_loss
 
 from kaggle_kit.competition import resolve
+from kaggle_kit.errors import KitError
 from kaggle_kit.fold_group import FoldGroup
+from kaggle_kit.kaggle_api.submit import default_message
 from kaggle_kit.layout import open_layout
 from kaggle_kit.metrics import softmax
 from kaggle_kit.run import RunDir
 from kaggle_kit.runs import describe_run
-from kaggle_kit.split import stratified_folds, stratified_split
+from kaggle_kit.split import check_fold_count, stratified_folds, stratified_split
 
 
 def test_folds_partition_each_class_evenly():
@@ -106,12 +108,19 @@ def test_predict_score_and_runs_read_the_group(cifar_group, tiny_cifar, tmp_path
     assert scored.returncode == 0 and "OOF accuracy" in scored.stdout and "higher is better" in scored.stdout
     cv = FoldGroup(group_dir).cv()
     assert f"{cv['oof_metric']:.4f}" in scored.stdout
+    # run-only flags would change nothing in a group's stored OOF score: refused, not silently ignored
+    for flags, named in ((["--checkpoint", "last"], "--checkpoint"), (["--metric", "logloss"], "--metric")):
+        assert_one_line_error(run_cli("score", group_dir, *flags), "is a fold group", f"drop {named}")
     listed = run_cli("runs", "--root", group_dir.parent)
     assert listed.returncode == 0, listed.stderr
     rows = [line for line in listed.stdout.splitlines() if str(group_dir) in line]
     assert len(rows) == 1 and "3-fold CV" in rows[0] and f"{cv['oof_metric']:.4f}" in rows[0]
+    assert "validation = best epoch's accuracy; a fold group's: OOF accuracy, kaggle" in listed.stdout
     comp, info = describe_run(out)  # what `submit` records in the ledger
     assert comp.name == "cifar10" and info.name == group_dir.name and info.local_score == cv["oof_metric"]
+    # the submission's message gives the temperature predict GROUP applied (OOF), not fold 1's
+    message = default_message(out, info, "0" * 64)
+    assert f"T={cv['temperature']:.2f}" in message and info.config.tta is None
 
 
 def test_runs_shows_a_groups_epochs_per_fold_not_summed(cifar_group, tmp_path):
@@ -189,8 +198,17 @@ def test_bad_fold_requests_are_one_line_errors(cifar_group, tiny_cifar, tmp_path
     )
     assert_one_line_error(too_many, "--folds 10", "only 9 training images", "--folds 9 or fewer")
     assert not (tmp_path / "g").exists()
+    # a class (or group) of one image (small Dog samples): the fix named is not the refused --folds 1
+    for groups in (None, np.array(["a", "a", "a"])):
+        with pytest.raises(KitError, match="drop --folds") as refused:
+            check_fold_count(np.array([0, 0, 1]), 2, ["chow", "pug"], groups)
+        assert "--folds 1" not in str(refused.value)
     full = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--full-train", *FOLD_ARGS)
     assert_one_line_error(full, "--full-train")
+    fraction = run_cli(
+        "train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--val-fraction", "0.2", *FOLD_ARGS
+    )
+    assert_one_line_error(fraction, "--val-fraction cannot apply", "drop one of them")
     # a fold the new group does not have: refused before folds.json would pin --folds 3 on the folder
     fresh = tmp_path / "fresh"
     bad_new = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--fold", "4", "--out", fresh)
@@ -198,11 +216,15 @@ def test_bad_fold_requests_are_one_line_errors(cifar_group, tiny_cifar, tmp_path
     assert not fresh.exists()
     # commands that take one run name a fold of the group instead
     assert_one_line_error(run_cli("analyze", group_dir), "is a fold group, not one run", str(group_dir / "fold-1"))
+    changed_on_resume = run_cli("train", "--resume", group_dir, "--epochs", "3", "--lr", "0.1")
+    assert_one_line_error(changed_on_resume, "so --epochs, --lr would be ignored", "drop them")
     bad_fold = run_cli("train", "--resume", group_dir, "--fold", "4")
     assert_one_line_error(bad_fold, "--fold 4", "1 to 3")
     changed = [*FOLD_ARGS[:1], "3", *FOLD_ARGS[2:]]  # --epochs 3 where the group was made with 2
     other = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--out", group_dir, *changed)
     assert_one_line_error(other, "--epochs 2, not 3", f"--resume {group_dir}")
+    more = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "4", "--out", group_dir, *FOLD_ARGS)
+    assert_one_line_error(more, "was made with --folds 3, not 4", f"--resume {group_dir}")
     copy = shutil.copytree(group_dir, tmp_path / "copy", ignore=shutil.ignore_patterns("*.pt"))
     (copy / "cv.json").unlink()
     assert_one_line_error(run_cli("score", copy), "no cv.json", "--resume")
@@ -215,6 +237,7 @@ def test_gpus_train_folds_side_by_side_to_the_same_result(cifar_group, tiny_cifa
     result = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--fold", "1,3", "--gpus", "0,1",
                      "--out", out, *FOLD_ARGS)  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert ("no CUDA GPU is visible here" in result.stderr) != torch.cuda.is_available()
     assert [p.name for p in sorted((out / "logs").iterdir())] == ["fold-1.log", "fold-3.log"]
     assert not (out / "fold-2").exists() and not (out / "cv.json").exists()
     for fold in (1, 3):

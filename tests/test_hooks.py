@@ -139,6 +139,8 @@ def test_early_stopping_through_the_cli_finishes_the_run_and_its_resume_trains_n
     import pandas as pd
     from conftest import assert_one_line_error, run_cli
 
+    from kaggle_kit.runs import run_summary
+
     out = tmp_path / "run"
     # a frozen backbone (its BatchNorm statistics too) and an lr this small leave every prediction, so the accuracy,
     # as the first epoch made it: no later epoch is better
@@ -180,6 +182,8 @@ def test_early_stopping_through_the_cli_finishes_the_run_and_its_resume_trains_n
     assert resumed.returncode == 0, resumed.stderr
     assert note.group(0) in resumed.stderr and f"trained {ran} epochs" in resumed.stdout
     assert len(pd.read_csv(out / "history.csv")) == ran
+    # `runs` counts it finished (a fold group's row counted early-stopped folds as unfinished, beside its cv.json)
+    assert run_summary(out, {})["finished"]
 
     refused = run_cli(
         "train",

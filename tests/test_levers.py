@@ -219,6 +219,11 @@ def test_accumulation_gives_way_before_the_batch_on_small_data():
     assert (res.recipe.batch_size, res.recipe.accum_steps) == (64, 1)
     assert res.recipe.lr == pytest.approx(0.2 * 64 / 256)
     assert "accum_steps" in res.derived and "batch_size" not in res.derived
+    # accumulation given on tiny data: kept, the batch shrinks, and the one update an epoch is said
+    res = resolve_recipe(comp, comp.recipe("fast").replace(accum_steps=8), {"accum_steps"}, n_train=108)
+    assert (res.recipe.batch_size, res.recipe.accum_steps) == (16, 8)
+    assert "1 at 16 x 8 steps" in res.derived["batch_size"]["why"]
+    assert any("give 1 optimizer steps" in w and "--accum-steps 1 would give 6" in w for w in res.warnings)
     assert Recipe(accum_steps=2).validate().accum_steps == 2
 
 

@@ -32,6 +32,18 @@ def test_lr_find_writes_the_curve_and_suggests_a_rate_below_the_divergence(sampl
     assert summary["recipe"]["arch"] == "test_resnet" and summary["recipe"]["batch_size"] == 32
 
 
+def test_lr_find_steps_as_train_does_with_accumulation(sample_zips, tmp_path):
+    """--accum-steps K: each tested rate is one optimizer step over K batches, and the suggestion says so."""
+    out = tmp_path / "lr"
+    result = run_cli(
+        "lr-find", "cifar10", "--data-dir", sample_zips["cifar10"], *TINY, "--accum-steps", "2", "--num-steps", "5",
+        "--end-lr", "1e-3", "--out", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(pd.read_csv(out / "lr_find.csv")) == 5
+    assert "for sgd at batch size 32 x 2 accumulation steps" in result.stdout
+
+
 @pytest.mark.parametrize(
     "flags, needle",
     [(["--num-steps", "0"], "--num-steps 0"), (["--end-lr", "1e-8"], "--end-lr 1e-08"), (["--lr", "-1"], "lr")],
@@ -41,3 +53,20 @@ def test_lr_find_bad_input_is_one_line_error(sample_zips, tmp_path, flags, needl
     result = run_cli("lr-find", "cifar10", "--data-dir", sample_zips["cifar10"], *TINY, *flags, "--out", out)
     assert_one_line_error(result, needle)
     assert not out.exists()
+
+
+def test_the_tested_rate_keeps_layer_decay_fractions():
+    """--layer-decay applies to lr-find as to train: the rate tested is the head's, each layer below a fraction."""
+    import torch
+
+    from kaggle_kit import models
+    from kaggle_kit.lr_find import set_rate
+    from kaggle_kit.recipe import Recipe
+    from kaggle_kit.train.setup import build_optimizer
+
+    recipe = Recipe(arch="resnet18", pretrained=False, layer_decay=0.5, lr=0.1)
+    optimizer = build_optimizer(models.build_model(recipe, 3), recipe, torch.device("cpu"))
+    set_rate(optimizer, 2.0)
+    rates = sorted({group["lr"] for group in optimizer.param_groups})
+    assert rates[-1] == pytest.approx(2.0) and rates[0] < 2.0 * 0.5**3  # stem, 4 stages, head: halving per step
+    assert all(group["lr"] == pytest.approx(2.0 * group["lr_scale"]) for group in optimizer.param_groups)

@@ -708,6 +708,14 @@ def test_cli_score_prints_the_metric_with_its_direction(tmp_path, capsys):
     assert stdout == f"log loss {expected:.4f} - lower is better\n"
     code, _, stderr = run_cli(capsys, "score", str(out), "-c", "dogs")
     assert code == 2 and stderr.startswith(f"error: scoring {out} needs --answers")
+    # a mistyped run folder is not asked for answers: it is said not to exist
+    code, _, stderr = run_cli(capsys, "score", str(tmp_path / "runs" / "cv5"))
+    assert (
+        code == 2
+        and stderr
+        == f"error: {tmp_path / 'runs' / 'cv5'} does not exist: pass a submission CSV "
+        "(with --answers), a run folder or a fold group\n"
+    )
 
 
 def test_cli_validate_and_score_a_generated_download(tmp_path, capsys):

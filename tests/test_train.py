@@ -294,6 +294,13 @@ def test_settings_without_effect_are_noted():
         "unfreeze_after=2 is not before --epochs 2: the backbone stays frozen for the whole run"
     ]
     assert Recipe(epochs=2, warmup_epochs=2).warmup_length() == pytest.approx(0.6)
+    assert Recipe(epochs=10, mix_prob=0.5).notes() == [
+        "mix_prob=0.5 has no effect: --mixup-alpha and --cutmix-alpha are 0"
+    ]
+    assert Recipe(epochs=10, mix_prob=0.5, mixup_alpha=0.2).notes() == []
+    assert "--full-train keeps no validation" in Recipe(epochs=10, early_stop_patience=2, full_train=True).notes()[0]
+    assert "without pretrained weights" in Recipe(epochs=10, layer_decay=0.7, pretrained=False).notes()[0]
+    assert Recipe(epochs=10, layer_decay=0.7, pretrained=True).notes() == []
 
 
 def test_resuming_a_run_without_last_pt_says_it_starts_again(cifar_run, tmp_path):

@@ -207,8 +207,13 @@ def runs(
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
     for name in sorted({r["competition"] for r in found}):
         metric = resolve(name).metric
+        # a run's figure is its best epoch's, before calibration; a group's OOF is at its fitted temperature,
+        # which moves log loss: said, so the two are not compared as like for like
+        uncalibrated, at = (" (uncalibrated)", " at its OOF temperature") if metric.uses_temperature else ("", "")
+        grouped = any(r["competition"] == name and r.get("kind") == "group" for r in found)
+        group_note = f"; a fold group's: OOF {metric.label}{at}" if grouped else ""
         print(
-            f"{name}: validation = best epoch's {metric.label}, kaggle = public score; "
+            f"{name}: validation = best epoch's {metric.label}{uncalibrated}{group_note}, kaggle = public score; "
             f"{metric.label}: {metric.direction}; "
             f"settings: weights, backbone, image size, and the TTA and temperature predict applies to best.pt"
         )

@@ -36,8 +36,10 @@ def lr_find(
         f"in {result.seconds:.0f}s: smoothed loss lowest at {result.minimum_lr:.2e}{diverged}"
     )
     batch, optimizer = result.recipe["batch_size"], result.recipe["optimizer"]
+    accum = result.recipe.get("accum_steps", 1)
+    at = f"batch size {batch}" + (f" x {accum} accumulation steps" if accum > 1 else "")
     # the rate belongs to the batch and optimizer it was measured with (resolving may have shrunk the batch)
-    print(f"suggested --lr {result.suggestion:.2e} for {optimizer} at batch size {batch} ({result.rule})")
+    print(f"suggested --lr {result.suggestion:.2e} for {optimizer} at {at} ({result.rule})")
     print(f"plot: {result.png}")
 
 

@@ -134,6 +134,21 @@ def score_command(
 
         if answers is not None:
             raise KitError(f"{target} is a fold group, scored on its out-of-fold predictions: drop --answers")
+        ignored = [
+            flag
+            for flag, given in (
+                ("--checkpoint", checkpoint != "best"),
+                ("--recalibrate", recalibrate),
+                ("--metric", metric is not None),
+                ("--data-dir", data_dir is not None),
+            )
+            if given
+        ]
+        if ignored:
+            raise KitError(
+                f"{target} is a fold group, scored on its stored OOF predictions (each fold's best.pt, by the "
+                f"competition's metric): drop {' and '.join(ignored)}, or score one fold's run folder with it"
+            )
         print("\n".join(describe_cv(group_cv(target))))
         return
     if target.is_dir():
@@ -152,6 +167,8 @@ def score_command(
         return
     from ..submission import score, scoring_metric
 
+    if not target.exists():
+        raise KitError(f"{target} does not exist: pass a submission CSV (with --answers), a run folder or a fold group")
     if answers is None:
         raise KitError(
             f"scoring {target} needs --answers ANSWERS.csv (id plus the label column of each scored test image)"

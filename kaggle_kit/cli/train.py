@@ -202,6 +202,13 @@ def _gpu_list(gpus: str | None, nproc: int) -> list[str] | None:
         raise KitError(f"--gpus {gpus!r}: give GPU ids separated by commas, e.g. --gpus 0,1")
     if nproc > 1:
         raise KitError("--gpus runs one fold per GPU, --nproc one fold on several: choose one of them")
+    import torch
+
+    if not torch.cuda.is_available():  # the ids only set CUDA_VISIBLE_DEVICES: the folds still run, on the CPU
+        print(
+            f"warning: no CUDA GPU is visible here: --gpus {gpus} runs {len(found)} folds side by side on the CPU",
+            file=sys.stderr,
+        )
     return found
 
 
@@ -210,8 +217,15 @@ def _train_group(competition, data_dir, recipe, out, resume, k, fold, gpus, over
     from .. import distributed
     from .. import folds as cross_validation
 
-    if resume and (competition or recipe or out or k is not None or any(v is not None for v in overrides.values())):
-        raise KitError(f"--resume {resume} continues the fold group with its folds.json settings: drop the other flags")
+    if resume:
+        given = [name for name, value in (("COMPETITION", competition), ("--recipe", recipe), ("--out", out)) if value]
+        given += ["--folds"] if k is not None else []
+        given += [f"--{name.replace('_', '-')}" for name, value in overrides.items() if value is not None]
+        if given:
+            raise KitError(
+                f"--resume {resume} continues the fold group with its folds.json settings, so {', '.join(given)} "
+                "would be ignored: drop them (or start a new group with another --out)"
+            )
     try:
         if resume:
             group, data_dir = cross_validation.FoldGroup(resume), data_dir
