@@ -61,10 +61,10 @@ def test_dog_breed_log_loss_beats_a_uniform_guess(sample_zips, tmp_path):
     assert result.best_metric < math.log(120) - 0.2  # a uniform guess scores ln(120) = 4.79
 
 
-def test_same_seed_same_cpu_run(sample_zips, tmp_path):
+def test_same_seed_same_cpu_run(tiny_cifar, tmp_path):
     kwargs = dict(epochs=1, aug="modern", lr=0.05, seed=3, **TINY)
-    first = train("cifar10", sample_zips["cifar10"], out=tmp_path / "a", **kwargs)
-    second = train("cifar10", sample_zips["cifar10"], out=tmp_path / "b", **kwargs)
+    first = train("cifar10", tiny_cifar, out=tmp_path / "a", **kwargs)
+    second = train("cifar10", tiny_cifar, out=tmp_path / "b", **kwargs)
     a = RunDir(first.run_dir).load_checkpoint("last")["model"]
     b = RunDir(second.run_dir).load_checkpoint("last")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -188,14 +188,14 @@ def test_the_cifar_paper_recipe_normalises_with_the_studys_statistics(sample_zip
     assert config["normalization"] == {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010]}
 
 
-def test_full_train_keeps_no_validation_images_to_score_on(sample_zips, tmp_path):
+def test_full_train_keeps_no_validation_images_to_score_on(tiny_cifar, tmp_path):
     """--full-train trains on every image, so no score, best epoch or temperature may come from images it saw."""
     out = tmp_path / "full"
     result = run_cli(
         "train",
         "cifar10",
         "--data-dir",
-        sample_zips["cifar10"],
+        tiny_cifar,
         "--out",
         out,
         "--epochs",
@@ -217,7 +217,7 @@ def test_full_train_keeps_no_validation_images_to_score_on(sample_zips, tmp_path
     assert RunDir(out).load_checkpoint("best")["epoch"] == 1  # the final model, not a validation pick
 
 
-def test_a_warmup_longer_than_the_run_is_shortened_and_said(sample_zips, tmp_path):
+def test_a_warmup_longer_than_the_run_is_shortened_and_said(tiny_cifar, tmp_path):
     """The `fast` recipe warms up for 5 epochs; run for 3 the rate would only ever rise. It warms up for 30% of the
     run instead, peaks and comes down, and the run says so."""
     recipe = resolve("cifar10").recipe("fast").replace(epochs=3)
@@ -229,7 +229,7 @@ def test_a_warmup_longer_than_the_run_is_shortened_and_said(sample_zips, tmp_pat
         "train",
         "cifar10",
         "--data-dir",
-        sample_zips["cifar10"],
+        tiny_cifar,
         "--out",
         tmp_path / "fast",
         "--recipe",
