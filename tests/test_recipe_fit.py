@@ -15,7 +15,9 @@ from kaggle_kit import augment
 from kaggle_kit.competition import resolve
 from kaggle_kit.recipe import AugmentSpec
 
-FAST_CPU = ("--device", "cpu", "--workers", "0")
+# --no-analyze: these tests read config.json, stderr and history.csv, never the error-analysis pictures drawn at the
+# end of a run (tests/test_analysis.py and cifar_run cover those)
+FAST_CPU = ("--device", "cpu", "--workers", "0", "--no-analyze")
 
 
 def train_cli(data, out, *args):
@@ -155,7 +157,7 @@ def test_resume_reads_the_resolved_recipe_back(tiny_cifar, tmp_path):
     (out / "last.pt").replace(out / "kept.pt")
     history = pd.read_csv(out / "history.csv")
     history.iloc[:1].to_csv(out / "history.csv", index=False)
-    result = run_cli("train", "--resume", out)
+    result = run_cli("train", "--resume", out, "--no-analyze")
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "config.json").read_text())["recipe"] == config["recipe"]
     assert "note: batch_size" in stderr and "note: batch_size" not in result.stderr  # said once, when it was made
