@@ -156,7 +156,7 @@ def test_bad_training_input_is_one_line(sample_zips, tmp_path, args, needle):
     assert not (tmp_path / "r" / "last.pt").exists()
 
 
-def test_the_cifar_paper_recipe_normalises_with_the_studys_statistics(sample_zips, tmp_path):
+def test_the_cifar_paper_recipe_normalises_with_the_studys_statistics(tiny_cifar, tmp_path):
     """The study (Dive into Deep Learning's CIFAR-10 chapter) trained from scratch on CIFAR-10's own mean/std;
     the run records them, and prediction reads them back from config.json."""
     out = tmp_path / "paper"
@@ -164,7 +164,7 @@ def test_the_cifar_paper_recipe_normalises_with_the_studys_statistics(sample_zip
         "train",
         "cifar10",
         "--data-dir",
-        sample_zips["cifar10"],
+        tiny_cifar,
         "--out",
         out,
         "--recipe",
@@ -181,6 +181,7 @@ def test_the_cifar_paper_recipe_normalises_with_the_studys_statistics(sample_zip
         "0",
         "--device",
         "cpu",
+        "--no-analyze",  # the normalisation is read from config.json
     )
     assert result.returncode == 0, result.stderr
     config = json.loads((out / "config.json").read_text())
@@ -242,6 +243,7 @@ def test_a_warmup_longer_than_the_run_is_shortened_and_said(tiny_cifar, tmp_path
         "32",
         "--workers",
         "0",
+        "--no-analyze",  # the schedule is read from history.csv
     )
     assert result.returncode == 0, result.stderr
     assert "note: warmup_epochs=5 would not end within --epochs 3" in result.stderr
@@ -303,7 +305,7 @@ def test_resuming_a_run_without_last_pt_says_it_starts_again(cifar_run, tmp_path
     shutil.copytree(cifar_run[0], out)
     for name in ("last.pt", "last.prev.pt"):
         (out / name).unlink(missing_ok=True)
-    result = run_cli("train", "--resume", out)
+    result = run_cli("train", "--resume", out, "--no-analyze")  # a retrained run's pictures are cifar_run's
     assert result.returncode == 0, result.stderr
     assert "has no last.pt" in result.stderr and "starts again from epoch 1" in result.stderr
     assert len(pd.read_csv(out / "history.csv")) == 4
