@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_train import CASES, case_recipe
+from bench_train import case_recipe, case_spec
 from common import (
     augment_budget,
     build_model,
@@ -52,9 +52,11 @@ def compare_databound(
     compile: bool = False,
     profile: Callable[[dict], bool] | None = None,
     profile_steps: int = 5,
+    arch_size: tuple[str, int] | None = None,
 ) -> list[dict]:
     """One row: the real epoch against the staged one. `profile(row)` true: `profile_steps` batches of the real
-    epoch are run again under torch.profiler and the top kernels and host operations go in row["profile"]."""
+    epoch are run again under torch.profiler and the top kernels and host operations go in row["profile"].
+    `arch_size`: (arch, img_size) in place of the case's own (bench_train.case_spec)."""
     import itertools
 
     import numpy as np
@@ -65,9 +67,9 @@ def compare_databound(
     from kaggle_kit.models import normalization
 
     model_case = case.removesuffix("-workers")
-    comp_name, _, arch, stem, img_size, classes = CASES[model_case]
+    comp_name, _, arch, stem, img_size, classes = case_spec(model_case, arch_size)
     comp = resolve(comp_name)
-    recipe = case_recipe(model_case, device, batch_size, compile)
+    recipe = case_recipe(model_case, device, batch_size, compile, arch_size=arch_size)
     # device-resident data is what `auto` picks on a GPU when the cache fits; forced so a CPU runs the same path
     recipe = recipe.replace(gpu_data=not case.endswith("-workers"))
     workers = default_workers(device, n_images) if workers is None else workers

@@ -40,10 +40,26 @@ CASES = {
 }
 
 
-def case_recipe(case: str, device, batch_size: int, compile: bool = False, ema: float | None = None):
+def case_spec(case: str, arch_size: tuple[str, int] | None = None) -> tuple:
+    """CASES[case], with `arch_size` (arch, img_size) in place of the case's own: gpu_check --quick runs the same
+    path with a tiny model, since a ResNet-34 at 224 costs a CPU a minute and no smoke check reads the figures."""
+    comp_name, recipe_name, arch, stem, img_size, classes = CASES[case]
+    if arch_size:
+        arch, img_size = arch_size
+    return comp_name, recipe_name, arch, stem, img_size, classes
+
+
+def case_recipe(
+    case: str,
+    device,
+    batch_size: int,
+    compile: bool = False,
+    ema: float | None = None,
+    arch_size: tuple[str, int] | None = None,
+):
     from kaggle_kit.competition import resolve
 
-    comp_name, recipe_name, arch, stem, img_size, _ = CASES[case]
+    comp_name, recipe_name, arch, stem, img_size, _ = case_spec(case, arch_size)
     base = resolve(comp_name).recipe(recipe_name)
     # fully trainable, no pretrained download: throughput does not depend on the weights
     return base.replace(
@@ -69,10 +85,11 @@ def compare_train(
     repeats: int,
     compile: bool = False,
     ema: float | None = None,
+    arch_size: tuple[str, int] | None = None,
 ) -> list[dict]:
-    """Rows for the plain loop and kaggle-kit's loop on `steps` staged batches of `case`."""
-    _, _, arch, stem, img_size, classes = CASES[case]
-    recipe = case_recipe(case, device, batch_size, compile, ema)
+    """Rows for the plain loop and kaggle-kit's loop on `steps` staged batches of `case` (`arch_size`: case_spec)."""
+    _, _, arch, stem, img_size, classes = case_spec(case, arch_size)
+    recipe = case_recipe(case, device, batch_size, compile, ema, arch_size)
     model = build_model(arch, stem, classes)
     baseline_model = copy.deepcopy(model)
     batches = staged_batches(steps, batch_size, img_size, classes, device)

@@ -179,7 +179,8 @@ def draw_high_loss(ids: list[str], labels, probs, classes: list[str], image: Ima
     plt = _pyplot()
     losses = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-15, 1))
     worst = np.argsort(-losses, kind="stable")[:GRID_IMAGES]
-    fig, axes = plt.subplots(4, 4, figsize=FIGURES["high_loss"])
+    # no ticks from the start: the axes are off, yet matplotlib would still build and measure their ticks
+    fig, axes = plt.subplots(4, 4, figsize=FIGURES["high_loss"], subplot_kw={"xticks": [], "yticks": []})
     for ax in axes.flat:
         ax.axis("off")
     for ax, n in zip(axes.flat, worst):

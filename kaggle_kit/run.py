@@ -256,7 +256,8 @@ class RunDir:
             ax.grid(alpha=0.3)
             ax.legend()
         fig.suptitle(self.name)
-        fig.tight_layout()
+        # fixed margins, not tight_layout: redrawn after every epoch, and tight_layout draws the figure twice
+        fig.subplots_adjust(left=0.06, right=0.99, bottom=0.15, top=0.82, wspace=0.22)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=90)
         plt.close(fig)

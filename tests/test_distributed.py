@@ -7,6 +7,7 @@ steps and learning rate, so the two differ only in data order, BatchNorm batch s
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -85,7 +86,8 @@ def _train(*args):
 def runs(sample_zips, tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     data = sample_zips["cifar10"]
-    _train("cifar10", "--data-dir", data, "--out", root / "single", "--batch-size", "64", *RECIPE)
+    # the single-process run is compared by its history and split alone: no error-analysis pictures
+    _train("cifar10", "--data-dir", data, "--out", root / "single", "--batch-size", "64", *RECIPE, "--no-analyze")
     ddp = _train("cifar10", "--data-dir", data, "--out", root / "ddp", *DDP)
     return {"data": data, "single": root / "single", "ddp": root / "ddp", "ddp_result": ddp}
 
@@ -202,17 +204,26 @@ def _kill_rank_one_after_an_epoch(runs, out):
     return subprocess.CompletedProcess(launcher.args, launcher.returncode, stdout, stderr), stopped_in
 
 
-@slow
-def test_killed_rank_ends_the_run_in_one_line_and_resume_finishes_it(runs, tmp_path):
-    out = tmp_path / "killed"
+@pytest.fixture(scope="module")
+def killed(runs, tmp_path_factory):
+    """(run folder, launcher result, seconds to stop) of one DDP run whose rank 1 was SIGKILLed after an epoch:
+    read-only; each test resumes its own copy (`shutil.copytree`), in the way it tests."""
+    out = tmp_path_factory.mktemp("ddp-killed") / "killed"
     result, stopped_in = _kill_rank_one_after_an_epoch(runs, out)
-    assert_one_line_error(result, "rank 1 of 2", "SIGKILL", f"kaggle-kit train --resume {out} --nproc 2")
+    return out, result, stopped_in
+
+
+@slow
+def test_killed_rank_ends_the_run_in_one_line_and_resume_finishes_it(runs, killed, tmp_path):
+    killed_out, result, stopped_in = killed
+    assert_one_line_error(result, "rank 1 of 2", "SIGKILL", f"kaggle-kit train --resume {killed_out} --nproc 2")
     assert result.returncode == 128 + signal.SIGKILL
     assert stopped_in < 20, stopped_in
-    finished = len(RunDir(out).history())
+    finished = len(RunDir(killed_out).history())
     assert 1 <= finished < 4
 
-    resumed = _train("--resume", out, "--nproc", "2")
+    out = shutil.copytree(killed_out, tmp_path / "killed")
+    resumed = _train("--resume", out, "--nproc", "2", "--no-analyze")  # weights and history are compared
     assert "trained" in resumed.stdout
     # resumed under DDP, the run ends exactly where the uninterrupted DDP run ended
     columns = ["epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_metric"]
@@ -225,12 +236,11 @@ def test_killed_rank_ends_the_run_in_one_line_and_resume_finishes_it(runs, tmp_p
 
 
 @slow
-def test_resuming_with_another_process_count_keeps_the_schedule_in_epochs(runs, tmp_path):
+def test_resuming_with_another_process_count_keeps_the_schedule_in_epochs(runs, killed, tmp_path):
     """2 processes, then 1: twice the steps per epoch. The schedule goes on from the same epoch (the lr of every
     epoch as in the uninterrupted DDP run) and the run says why it will not replay that run exactly."""
-    out = tmp_path / "killed"
-    _kill_rank_one_after_an_epoch(runs, out)
-    resumed = _train("--resume", out)
+    out = shutil.copytree(killed[0], tmp_path / "killed")
+    resumed = _train("--resume", out, "--no-analyze")
     assert "steps per epoch instead of" in resumed.stderr and "--nproc" in resumed.stderr
     history = RunDir(out).history()
     assert len(history) == 4

@@ -133,7 +133,7 @@ def test_held_signals_are_raised_at_the_epoch_end_and_handlers_restored():
     assert signal.getsignal(signal.SIGINT) is before
 
 
-def test_early_stopping_through_the_cli_finishes_the_run_and_its_resume_trains_no_more(sample_zips, tmp_path):
+def test_early_stopping_through_the_cli_finishes_the_run_and_its_resume_trains_no_more(tiny_cifar, tmp_path):
     import re
 
     import pandas as pd
@@ -164,10 +164,9 @@ def test_early_stopping_through_the_cli_finishes_the_run_and_its_resume_trains_n
         "--epochs",
         "6",
         "--freeze",
+        "--no-analyze",  # the stop is read from the history, the checkpoint and the messages
     ]
-    stopped = run_cli(
-        "train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, *args, "--early-stop-patience", "2"
-    )
+    stopped = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--out", out, *args, "--early-stop-patience", "2")
     assert stopped.returncode == 0, stopped.stderr
     note = re.search(
         r"note: early stop at epoch (\d+): no better val metric for 2 epochs; best epoch (\d+)", stopped.stderr
@@ -178,7 +177,7 @@ def test_early_stopping_through_the_cli_finishes_the_run_and_its_resume_trains_n
     assert len(pd.read_csv(out / "history.csv")) == ran
     assert RunDir(out).load_checkpoint("last")["epoch"] == ran - 1  # the stop is checkpointed: the run is finished
 
-    resumed = run_cli("train", "--resume", out)
+    resumed = run_cli("train", "--resume", out, "--no-analyze")
     assert resumed.returncode == 0, resumed.stderr
     assert note.group(0) in resumed.stderr and f"trained {ran} epochs" in resumed.stdout
     assert len(pd.read_csv(out / "history.csv")) == ran
@@ -189,7 +188,7 @@ def test_early_stopping_through_the_cli_finishes_the_run_and_its_resume_trains_n
         "train",
         "cifar10",
         "--data-dir",
-        sample_zips["cifar10"],
+        tiny_cifar,
         "--out",
         tmp_path / "bad",
         *args,

@@ -61,10 +61,10 @@ def test_dog_breed_log_loss_beats_a_uniform_guess(sample_zips, tmp_path):
     assert result.best_metric < math.log(120) - 0.2  # a uniform guess scores ln(120) = 4.79
 
 
-def test_same_seed_same_cpu_run(sample_zips, tmp_path):
+def test_same_seed_same_cpu_run(tiny_cifar, tmp_path):
     kwargs = dict(epochs=1, aug="modern", lr=0.05, seed=3, **TINY)
-    first = train("cifar10", sample_zips["cifar10"], out=tmp_path / "a", **kwargs)
-    second = train("cifar10", sample_zips["cifar10"], out=tmp_path / "b", **kwargs)
+    first = train("cifar10", tiny_cifar, out=tmp_path / "a", **kwargs)
+    second = train("cifar10", tiny_cifar, out=tmp_path / "b", **kwargs)
     a = RunDir(first.run_dir).load_checkpoint("last")["model"]
     b = RunDir(second.run_dir).load_checkpoint("last")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -156,7 +156,7 @@ def test_bad_training_input_is_one_line(sample_zips, tmp_path, args, needle):
     assert not (tmp_path / "r" / "last.pt").exists()
 
 
-def test_the_cifar_paper_recipe_normalises_with_the_studys_statistics(sample_zips, tmp_path):
+def test_the_cifar_paper_recipe_normalises_with_the_studys_statistics(tiny_cifar, tmp_path):
     """The study (Dive into Deep Learning's CIFAR-10 chapter) trained from scratch on CIFAR-10's own mean/std;
     the run records them, and prediction reads them back from config.json."""
     out = tmp_path / "paper"
@@ -164,7 +164,7 @@ def test_the_cifar_paper_recipe_normalises_with_the_studys_statistics(sample_zip
         "train",
         "cifar10",
         "--data-dir",
-        sample_zips["cifar10"],
+        tiny_cifar,
         "--out",
         out,
         "--recipe",
@@ -181,6 +181,7 @@ def test_the_cifar_paper_recipe_normalises_with_the_studys_statistics(sample_zip
         "0",
         "--device",
         "cpu",
+        "--no-analyze",  # the normalisation is read from config.json
     )
     assert result.returncode == 0, result.stderr
     config = json.loads((out / "config.json").read_text())
@@ -188,14 +189,14 @@ def test_the_cifar_paper_recipe_normalises_with_the_studys_statistics(sample_zip
     assert config["normalization"] == {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010]}
 
 
-def test_full_train_keeps_no_validation_images_to_score_on(sample_zips, tmp_path):
+def test_full_train_keeps_no_validation_images_to_score_on(tiny_cifar, tmp_path):
     """--full-train trains on every image, so no score, best epoch or temperature may come from images it saw."""
     out = tmp_path / "full"
     result = run_cli(
         "train",
         "cifar10",
         "--data-dir",
-        sample_zips["cifar10"],
+        tiny_cifar,
         "--out",
         out,
         "--epochs",
@@ -217,7 +218,7 @@ def test_full_train_keeps_no_validation_images_to_score_on(sample_zips, tmp_path
     assert RunDir(out).load_checkpoint("best")["epoch"] == 1  # the final model, not a validation pick
 
 
-def test_a_warmup_longer_than_the_run_is_shortened_and_said(sample_zips, tmp_path):
+def test_a_warmup_longer_than_the_run_is_shortened_and_said(tiny_cifar, tmp_path):
     """The `fast` recipe warms up for 5 epochs; run for 3 the rate would only ever rise. It warms up for 30% of the
     run instead, peaks and comes down, and the run says so."""
     recipe = resolve("cifar10").recipe("fast").replace(epochs=3)
@@ -229,7 +230,7 @@ def test_a_warmup_longer_than_the_run_is_shortened_and_said(sample_zips, tmp_pat
         "train",
         "cifar10",
         "--data-dir",
-        sample_zips["cifar10"],
+        tiny_cifar,
         "--out",
         tmp_path / "fast",
         "--recipe",
@@ -242,6 +243,7 @@ def test_a_warmup_longer_than_the_run_is_shortened_and_said(sample_zips, tmp_pat
         "32",
         "--workers",
         "0",
+        "--no-analyze",  # the schedule is read from history.csv
     )
     assert result.returncode == 0, result.stderr
     assert "note: warmup_epochs=5 would not end within --epochs 3" in result.stderr
@@ -310,7 +312,7 @@ def test_resuming_a_run_without_last_pt_says_it_starts_again(cifar_run, tmp_path
     shutil.copytree(cifar_run[0], out)
     for name in ("last.pt", "last.prev.pt"):
         (out / name).unlink(missing_ok=True)
-    result = run_cli("train", "--resume", out)
+    result = run_cli("train", "--resume", out, "--no-analyze")  # a retrained run's pictures are cifar_run's
     assert result.returncode == 0, result.stderr
     assert "has no last.pt" in result.stderr and "starts again from epoch 1" in result.stderr
     assert len(pd.read_csv(out / "history.csv")) == 4
