@@ -57,6 +57,13 @@ def sample_zips(pristine_samples, tmp_path_factory):
     return {name: Path(shutil.copytree(folder, root / name)) for name, folder in pristine_samples.items()}
 
 
+# The smallest real training: test_resnet at 32 pixels on the CPU, no workers, no augmentation.
+TINY_CPU_ARGS = [
+    *("--arch", "test_resnet", "--img-size", "32", "--batch-size", "32"),
+    *("--workers", "0", "--device", "cpu", "--aug", "none"),
+]
+
+
 # The tiny CIFAR-10 run several test files read: trained once per test run, with the progress lines on (as
 # KAGGLE_KIT_PROGRESS=1 asks) so the epoch counts a person reads can be checked on the same output.
 CIFAR_RUN_ARGS = [

@@ -137,7 +137,7 @@ def test_early_stopping_through_the_cli_finishes_the_run_and_its_resume_trains_n
     import re
 
     import pandas as pd
-    from conftest import assert_one_line_error, run_cli
+    from conftest import TINY_CPU_ARGS, assert_one_line_error, run_cli
 
     from kaggle_kit.runs import run_summary
 
@@ -145,18 +145,7 @@ def test_early_stopping_through_the_cli_finishes_the_run_and_its_resume_trains_n
     # a frozen backbone (its BatchNorm statistics too) and an lr this small leave every prediction, so the accuracy,
     # as the first epoch made it: no later epoch is better
     args = [
-        "--arch",
-        "test_resnet",
-        "--img-size",
-        "32",
-        "--batch-size",
-        "32",
-        "--workers",
-        "0",
-        "--device",
-        "cpu",
-        "--aug",
-        "none",
+        *TINY_CPU_ARGS,
         "--lr",
         "1e-7",
         "--schedule",

@@ -4,28 +4,14 @@ accumulation and weight averaging, each tested alone and through one tiny real `
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_CPU_ARGS
 
 from kaggle_kit.mix import BatchMix
 from kaggle_kit.run import RunDir
 from kaggle_kit.train.hooks.mixing import MixSwitch
 from kaggle_kit.train.state import TrainState
 
-TINY_TRAIN = [  # the smallest real run: test_resnet at 32 pixels on the CPU, no workers
-    "--arch",
-    "test_resnet",
-    "--img-size",
-    "32",
-    "--batch-size",
-    "32",
-    "--workers",
-    "0",
-    "--device",
-    "cpu",
-    "--aug",
-    "none",
-    "--tta",
-    "off",
-]
+TINY_TRAIN = [*TINY_CPU_ARGS, "--tta", "off"]  # the smallest real run, its predict without TTA
 
 
 def tiny_state() -> TrainState:
