@@ -23,9 +23,9 @@ def measure(device, n_images: int, batch: int, repeats: int) -> list[dict]:
     import numpy as np
     import torch
 
-    import kaggle_kit.data as data_module
-    from kaggle_kit.augment import GpuAugment
-    from kaggle_kit.recipe import AugmentSpec
+    import kaggle_kit.data.datasets as data_module
+    from kaggle_kit.config.recipe import AugmentSpec
+    from kaggle_kit.data.augment import GpuAugment
 
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.integers(0, 256, (n_images, 32, 32, 3), dtype=np.uint8)).to(device)
@@ -71,7 +71,7 @@ def main() -> None:
 
     import torch
 
-    from kaggle_kit.device import resolve_device
+    from kaggle_kit.training.device import resolve_device
 
     torch.set_num_threads(1)
     device = resolve_device(args.device)

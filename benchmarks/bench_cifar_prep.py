@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_cifar_prep.py [--images 20000] [--repeats 2] [--json out.json]
 
 The test set is a solid 7z archive of 32x32 PNGs (300,000 on Kaggle; generated here by
-`kaggle_kit.sample.write_sample` in the real layout). Both sides end with every image decoded into one
+`kaggle_kit.competitions.samples.write_sample` in the real layout). Both sides end with every image decoded into one
 uint8 (N, 32, 32, 3) array in id order, decoded by the same OpenCV call:
 - extract-then-read (baseline): py7zr `extractall` to a folder on disk, then read and decode each PNG file;
 - kaggle-kit: `cache.load_images(layout, "test")` - py7zr decompresses member by member in a thread, never
@@ -44,7 +44,7 @@ def extract_then_read(layout, workdir: Path):
 
 
 def kit_prepare(layout):
-    from kaggle_kit.cache import cache_dir, load_images
+    from kaggle_kit.data.cache import cache_dir, load_images
 
     shutil.rmtree(cache_dir(layout, "test", None), ignore_errors=True)
     seconds, cache = timed(lambda: load_images(layout, "test"))
@@ -61,9 +61,9 @@ def main() -> None:
 
     import numpy as np
 
-    from kaggle_kit import progress
-    from kaggle_kit.competition import resolve
-    from kaggle_kit.layout import open_layout
+    from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.core import progress
+    from kaggle_kit.data.layout import open_layout
 
     progress.enable(False)
     info = print_machine("(e) CIFAR-10 test-set preparation: straight from the 7z archive vs extract-then-read")

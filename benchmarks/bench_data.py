@@ -98,10 +98,10 @@ def measure(kind: str, layout, cache, args, rows: list[dict], aug: str) -> None:
     import torch
     import torchvision
 
-    from kaggle_kit.augment import DeviceNormalize, GpuAugment, build_train_transform
-    from kaggle_kit.data import CachedImages, EpochLoader, GpuBatches, OnDevice, device_images
-    from kaggle_kit.models import build_model, normalization
-    from kaggle_kit.recipe import AugmentSpec, Recipe
+    from kaggle_kit.config.recipe import AugmentSpec, Recipe
+    from kaggle_kit.data.augment import DeviceNormalize, GpuAugment, build_train_transform
+    from kaggle_kit.data.datasets import CachedImages, EpochLoader, GpuBatches, OnDevice, device_images
+    from kaggle_kit.models.factory import build_model, normalization
 
     comp = layout.competition
     img_size = 224 if kind == "dog" else 32
@@ -194,10 +194,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)  # one core per pipeline process on both sides
-    from kaggle_kit import progress
-    from kaggle_kit.cache import load_images
-    from kaggle_kit.competition import resolve
-    from kaggle_kit.layout import open_layout
+    from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.core import progress
+    from kaggle_kit.data.cache import load_images
+    from kaggle_kit.data.layout import open_layout
 
     progress.enable(False)
     info = print_machine("(a) data pipeline images/s: kaggle-kit vs torchvision ImageFolder + PIL")

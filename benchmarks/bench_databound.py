@@ -61,10 +61,10 @@ def compare_databound(
 
     import numpy as np
 
-    from kaggle_kit.batches import Batches, Data
-    from kaggle_kit.competition import resolve
-    from kaggle_kit.data import default_workers
-    from kaggle_kit.models import normalization
+    from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.data.batches import Batches, Data
+    from kaggle_kit.data.datasets import default_workers
+    from kaggle_kit.models.factory import normalization
 
     model_case = case.removesuffix("-workers")
     comp_name, _, arch, stem, img_size, classes = case_spec(model_case, arch_size)
@@ -142,8 +142,8 @@ def main() -> None:
     parser.add_argument("--json", help="write the results here as JSON")
     args = parser.parse_args()
 
-    from kaggle_kit import progress
-    from kaggle_kit.device import resolve_device
+    from kaggle_kit.core import progress
+    from kaggle_kit.training.device import resolve_device
 
     progress.enable(False)
     device = resolve_device(args.device)

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_frozen.py [--images 160] [--views 2] [--arch resnet34] [--json out.json]
 
-Three complete `kaggle_kit.train.train` runs of the study's fine-tuning recipe (`dog_breed` `paper`: frozen
+Three complete `kaggle_kit.training.train` runs of the study's fine-tuning recipe (`dog_breed` `paper`: frozen
 ResNet-34, Linear-ReLU-Linear head, 224x224 crops of the cache pre-resized to 256, the study's augmentation,
 10 epochs), on the same generated full-size 500x375 JPEGs (10% stratified validation split):
 - recompute: feature_cache_views=0 - every epoch runs the frozen backbone over every training image
@@ -41,18 +41,18 @@ def main() -> None:
     parser.add_argument("--json", help="write the results here as JSON")
     args = parser.parse_args()
 
-    from kaggle_kit import progress
-    from kaggle_kit.batches import cache_short_side
-    from kaggle_kit.cache import load_images
-    from kaggle_kit.competition import resolve
-    from kaggle_kit.layout import open_layout
-    from kaggle_kit.train import train
+    from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.core import progress
+    from kaggle_kit.data.batches import cache_short_side
+    from kaggle_kit.data.cache import load_images
+    from kaggle_kit.data.layout import open_layout
+    from kaggle_kit.training import train
 
     progress.enable(False)
     # imports the runs share (timm, matplotlib) happen here, not inside whichever run comes first
     import matplotlib
 
-    import kaggle_kit.models  # noqa: F401
+    import kaggle_kit.models.factory  # noqa: F401
 
     matplotlib.use("Agg")
     import matplotlib.pyplot  # noqa: F401

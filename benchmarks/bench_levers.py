@@ -43,9 +43,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     opts = parser.parse_args()
 
-    from kaggle_kit.competition import resolve
-    from kaggle_kit.run import RunDir
-    from kaggle_kit.submission import score
+    from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.records.run_folder import RunDir
+    from kaggle_kit.submissions.files import score
 
     comp, log = resolve(opts.competition), []
     data = opts.work / "data"

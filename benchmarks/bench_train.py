@@ -57,7 +57,7 @@ def case_recipe(
     ema: float | None = None,
     arch_size: tuple[str, int] | None = None,
 ):
-    from kaggle_kit.competition import resolve
+    from kaggle_kit.competitions.registry import resolve
 
     comp_name, recipe_name, arch, stem, img_size, _ = case_spec(case, arch_size)
     base = resolve(comp_name).recipe(recipe_name)
@@ -151,7 +151,7 @@ def main() -> None:
 
     import torch
 
-    from kaggle_kit.device import resolve_device
+    from kaggle_kit.training.device import resolve_device
 
     device = resolve_device(args.device)
     info = print_machine("(b) training images/s: kaggle-kit's loop vs a plain eager fp32 loop")

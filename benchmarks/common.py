@@ -2,7 +2,7 @@
 
 Every benchmark runs its baseline and kaggle-kit's path side by side in the same process (or the same
 script), on the same data, and prints both absolute figures and their ratio. Data is generated: CIFAR-10
-through `kaggle_kit.sample.write_sample` (the real download layout, 32x32 PNGs in 7z archives), Dog Breed
+through `kaggle_kit.competitions.samples.write_sample` (the real download layout, 32x32 PNGs in 7z archives), Dog Breed
 as full-size 500x375 JPEGs written here (the sample generator's photos are ~100 px, far cheaper to decode
 than the real ones).
 """
@@ -119,8 +119,8 @@ def write_json(path: str | None, payload: dict[str, Any]) -> None:
 
 def cifar_download(folder: Path, n_train: int, n_test: int = 100, seed: int = 0) -> Path:
     """A CIFAR-10 download (zip holding train.7z / test.7z of 32x32 PNGs) in `folder`; reused when present."""
-    from kaggle_kit.competition import resolve
-    from kaggle_kit.sample import write_sample
+    from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.competitions.samples import write_sample
 
     marker = folder / f".bench-{n_train}-{n_test}-{seed}"
     if not marker.is_file():
@@ -151,8 +151,8 @@ def dog_folder(folder: Path, n_train: int, seed: int = 0, breeds: int | None = N
     split (spread over all 120 breeds they would be one or two per breed)."""
     import cv2
 
-    from kaggle_kit.competition import resolve
-    from kaggle_kit.sample import write_sample
+    from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.competitions.samples import write_sample
 
     marker = folder / f".bench-{n_train}-{seed}-{breeds}-mixed"
     if marker.is_file():
@@ -217,7 +217,7 @@ class _NoBar:
 def synthetic_cache(folder: Path, n: int, size: tuple[int, int] | None, seed: int = 0):
     """An `ImageCache` of n random uint8 images: all `size` (h, w) when given (CIFAR-10's fixed 32x32), else
     photos pre-resized to a shorter side of 256 with the longer side varying (Dog Breed's cache)."""
-    from kaggle_kit.cache import ImageCache
+    from kaggle_kit.data.cache import ImageCache
 
     rng = np.random.default_rng(seed)
     if size:
@@ -244,8 +244,8 @@ def synthetic_cache(folder: Path, n: int, size: tuple[int, int] | None, seed: in
 def build_model(arch: str, stem: str, classes: int, seed: int = 0):
     import torch
 
-    from kaggle_kit.models import build_model as kit_build
-    from kaggle_kit.recipe import Recipe
+    from kaggle_kit.config.recipe import Recipe
+    from kaggle_kit.models.factory import build_model as kit_build
 
     torch.manual_seed(seed)
     return kit_build(Recipe(arch=arch, stem=stem), classes)
@@ -258,9 +258,9 @@ def kit_engine(model, recipe, device, steps_per_epoch: int):
 
     import torch
 
-    from kaggle_kit.device import autocast_dtype, set_backend_flags, use_channels_last
-    from kaggle_kit.schedules import build_scheduler
-    from kaggle_kit.train.setup import build_optimizer
+    from kaggle_kit.training.device import autocast_dtype, set_backend_flags, use_channels_last
+    from kaggle_kit.training.schedules import build_scheduler
+    from kaggle_kit.training.setup import build_optimizer
 
     set_backend_flags(device)
     model = model.to(device)
@@ -293,7 +293,7 @@ def kit_engine(model, recipe, device, steps_per_epoch: int):
 
 def kit_epoch(engine, batches, epoch: int = 0) -> tuple[float, int, float]:
     """(seconds, images, mean loss) of `train.epoch.train_one_epoch` over `batches`: the loop `fit` runs."""
-    from kaggle_kit.train.epoch import train_one_epoch
+    from kaggle_kit.training.epoch import train_one_epoch
 
     sync(engine.device)
     row = train_one_epoch(
@@ -363,7 +363,7 @@ def staged_batches(n_batches: int, batch_size: int, img_size: int, classes: int,
 @contextlib.contextmanager
 def augment_budget(**bytes_by_device):
     """`data.AUGMENT_BYTES` set for the block (e.g. cuda=0, cpu=0: one batch per augmentation call), then restored."""
-    import kaggle_kit.data as data_module
+    import kaggle_kit.data.datasets as data_module
 
     saved = dict(data_module.AUGMENT_BYTES)
     data_module.AUGMENT_BYTES.update(bytes_by_device)

@@ -20,7 +20,8 @@ Synthetic data with the real shapes (random pixels: augmentation and model cost 
 CIFAR-10's three times over (three consecutive runs, each reported), Dog's on both data paths.
 Predict: `predict.stream_logits` (what `kaggle-kit predict` runs, no TTA) over 300,000 CIFAR-10-shaped test
 images and 10,357 Dog-shaped photos of varying sizes: images/s and peak GPU memory.
-End to end: Dog's `best` recipe trained for one epoch on a generated download by `kaggle_kit.train.train` itself (which
+End to end: Dog's `best` recipe trained for one epoch on a generated download by
+`kaggle_kit.training.train` itself (which
 must put the photos on the GPU), then `predict_run` on its test set; and the whole `kaggle-kit demo` loop
 (`demo.run_demo`: generated CIFAR-10 download -> train -> predict -> validated submission -> local score), wall
 seconds from the generated download to the validated submission.
@@ -154,7 +155,7 @@ def compile_sanity(device, sizes) -> dict:
     `fast` recipe keeps finite losses; its throughput is measured on staged batches."""
     import torch
 
-    from kaggle_kit.device import autocast_dtype
+    from kaggle_kit.training.device import autocast_dtype
 
     recipe = case_recipe("cifar", device, sizes["cifar_batch"], compile=True, arch_size=sizes["models"]["cifar"])
     dtype = autocast_dtype(device, recipe)
@@ -225,13 +226,13 @@ def dog_end_to_end(device, sizes, folder: Path) -> dict:
     epoch on a generated download whose photos vary in size, then a prediction of its test set. On a GPU the
     photos must go to the device (`gpu_data` auto) and the predictor must take its array path. --quick trains a
     tiny model at 64 pixels on the same path."""
-    from kaggle_kit.batches import cache_short_side, use_array_path
-    from kaggle_kit.cache import load_images
-    from kaggle_kit.competition import resolve
-    from kaggle_kit.layout import open_layout
-    from kaggle_kit.predict import predict_run
-    from kaggle_kit.sample import write_sample
-    from kaggle_kit.train import train
+    from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.competitions.samples import write_sample
+    from kaggle_kit.data.batches import cache_short_side, use_array_path
+    from kaggle_kit.data.cache import load_images
+    from kaggle_kit.data.layout import open_layout
+    from kaggle_kit.inference.predict import predict_run
+    from kaggle_kit.training import train
 
     comp = resolve("dog_breed")
     data = write_sample(comp, folder / "dog-e2e", n_train=sizes["e2e_train"], n_test=sizes["e2e_test"]).parent
@@ -263,9 +264,9 @@ def predict_throughput(
     import numpy as np
     import torch
 
-    from kaggle_kit.device import set_backend_flags, use_channels_last
-    from kaggle_kit.models import normalization
-    from kaggle_kit.predict import stream_logits
+    from kaggle_kit.inference.predict import stream_logits
+    from kaggle_kit.models.factory import normalization
+    from kaggle_kit.training.device import set_backend_flags, use_channels_last
 
     _, _, arch, stem, img_size, classes = case_spec(case, arch_size)
     recipe = case_recipe(case, device, batch_size // 2, arch_size=arch_size)
@@ -305,11 +306,11 @@ def demo_end_to_end(device, sizes, folder: Path) -> dict:
     """The whole `kaggle-kit demo` loop (`demo.run_demo`, its own settings: CIFAR-10 sample, 4 epochs) on this
     device: wall seconds from generating the download to the validated, scored submission. --quick generates a
     smaller sample and trains a tiny model for one epoch."""
-    from kaggle_kit.competition import resolve
-    from kaggle_kit.demo import run_demo
-    from kaggle_kit.layout import open_layout
-    from kaggle_kit.sample import write_sample
-    from kaggle_kit.submission import validate
+    from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.competitions.samples import write_sample
+    from kaggle_kit.data.layout import open_layout
+    from kaggle_kit.submissions.files import validate
+    from kaggle_kit.workflows.demo import run_demo
 
     comp = resolve("cifar10")
     out = folder / "demo"
@@ -394,8 +395,8 @@ def main() -> None:
 
     import torch
 
-    from kaggle_kit import progress
-    from kaggle_kit.device import resolve_device
+    from kaggle_kit.core import progress
+    from kaggle_kit.training.device import resolve_device
 
     progress.enable(False)
     started = time.perf_counter()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from kaggle_kit.competition import resolve
-from kaggle_kit.sample import write_sample
+from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.competitions.samples import write_sample
 
 REPO = Path(__file__).resolve().parents[1]
 KAGGLE_KIT = [sys.executable, "-m", "kaggle_kit"]
@@ -146,8 +146,8 @@ def run_cli(
 
     import torch
 
-    from kaggle_kit import progress
     from kaggle_kit.cli import main
+    from kaggle_kit.core import progress
 
     argv = [str(arg) for arg in args]
     gc.collect()  # what earlier tests left for the collector warns now, not into this command's stderr

@@ -40,7 +40,7 @@ competitions/types/competition_api_service.py, kaggle/api/kaggle_api_extended.py
   ref}`: that version's output file becomes a submission, scored like any other; 400 for a CSV competition.
 
 Submissions stay PENDING for `score_delay` seconds, then are scored against the hidden answers with the
-competition's metric (kaggle_kit.submission.score, which uses `comp.metric`): the public score on the
+competition's metric (kaggle_kit.submissions.files.score, which uses `comp.metric`): the public score on the
 first half of the answer ids, the private on the rest. A file whose header or rows differ from the
 sample submission ends in ERROR with a reason, as on Kaggle.
 
@@ -80,8 +80,8 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from kaggle_kit.competition import Competition, resolve
-from kaggle_kit.errors import KitError
+from kaggle_kit.competitions.registry import Competition, resolve
+from kaggle_kit.core.errors import KitError
 
 COMPETITIONS_SERVICE = "competitions.CompetitionApiService"
 OAUTH_SERVICE = "security.OAuthService"
@@ -377,7 +377,7 @@ def _default_message(status: int) -> str:
 
 
 def _score_file(state: _State, data: bytes) -> tuple[float, float]:
-    from kaggle_kit.submission import score
+    from kaggle_kit.submissions.files import score
 
     path = state.workdir / f"scoring-{hashlib.sha256(data).hexdigest()[:16]}-{threading.get_ident()}.csv"
     path.write_bytes(data)
@@ -1001,7 +1001,7 @@ def main(argv: list[str] | None = None) -> None:
 
     comp = resolve(args.competition)
     if not (args.bundle / comp.archive_name).is_file():
-        from kaggle_kit.sample import write_sample
+        from kaggle_kit.competitions.samples import write_sample
 
         write_sample(comp, args.bundle)
         print(f"generated {args.bundle / comp.archive_name} and answers.csv", flush=True)

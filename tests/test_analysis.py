@@ -11,13 +11,13 @@ import torch
 from conftest import assert_one_line_error, run_cli
 from PIL import Image
 
-from kaggle_kit.analysis import analyze, analyze_run, figure_size
 from kaggle_kit.cli import main
-from kaggle_kit.competition import resolve
-from kaggle_kit.metrics import ACCURACY
-from kaggle_kit.run import RunDir
-from kaggle_kit.sample import write_sample
-from kaggle_kit.train import train
+from kaggle_kit.competitions.metrics import ACCURACY
+from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.competitions.samples import write_sample
+from kaggle_kit.inference.analysis import analyze, analyze_run, figure_size
+from kaggle_kit.records.run_folder import RunDir
+from kaggle_kit.training import train
 
 torch.set_num_threads(1)
 

@@ -24,7 +24,7 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, log_loss, roc_auc_score
 
-from kaggle_kit.competition import rediscover
+from kaggle_kit.competitions.registry import rediscover
 
 TOML_COMMON = """
 [files]
@@ -213,7 +213,7 @@ class Downloads:
 
 
 def _slug(shape: str) -> str:
-    from kaggle_kit.competition import resolve
+    from kaggle_kit.competitions.registry import resolve
 
     return resolve(shape).slug
 
@@ -225,7 +225,7 @@ def downloads(user_folder, tmp_path_factory):
 
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_init_finds_the_declaration_that_made_the_download(downloads, shape):
-    from kaggle_kit.competition import resolve
+    from kaggle_kit.competitions.registry import resolve
 
     result = downloads.init(shape)
     source, found = resolve(shape), resolve(f"{shape}_init")
@@ -251,7 +251,7 @@ def test_init_finds_the_declaration_that_made_the_download(downloads, shape):
 
 def _reference(shape: str, submission: Path, answers: Path) -> float:
     """The metric by scikit-learn, on the submission's rows that have an answer."""
-    from kaggle_kit.competition import resolve
+    from kaggle_kit.competitions.registry import resolve
 
     comp = resolve(shape)
     sub = pd.read_csv(submission, dtype={comp.id_column: str}, keep_default_na=False)
@@ -274,8 +274,8 @@ def _reference(shape: str, submission: Path, answers: Path) -> float:
 
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_an_inited_competition_trains_predicts_validates_and_scores(downloads, shape):
-    from kaggle_kit.competition import resolve
-    from kaggle_kit.layout import find_sample_path
+    from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.data.layout import find_sample_path
 
     run, submission = downloads.run(shape)
     data = downloads.root / shape
@@ -455,7 +455,7 @@ def test_a_declared_column_the_sample_lacks_names_the_declaration_to_fix(downloa
 def test_init_online_takes_kaggles_metric_and_fetches_the_download(downloads, tmp_path):
     from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
 
-    from kaggle_kit.competition import resolve
+    from kaggle_kit.competitions.registry import resolve
 
     bundle = downloads.download("grades")
     with KaggleServer(resolve("grades"), bundle, evaluation_metric="Quadratic Weighted Kappa") as server:
@@ -479,8 +479,8 @@ def test_init_online_takes_kaggles_metric_and_fetches_the_download(downloads, tm
 def test_submit_of_an_inited_competition_names_it_and_the_run_in_the_ledger(downloads, tmp_path):
     from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
 
-    from kaggle_kit.competition import resolve
-    from kaggle_kit.ledger import COMPLETE, Ledger
+    from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.submissions.ledger import COMPLETE, Ledger
 
     run, submission = downloads.run("grades")
     data = downloads.root / "grades"
@@ -518,7 +518,7 @@ aug = "none"
 
 
 def test_experiment_runs_a_plan_on_an_inited_competition_under_its_metric(downloads, tmp_path):
-    from kaggle_kit.competition import resolve
+    from kaggle_kit.competitions.registry import resolve
 
     downloads.init("grades")
     plan = tmp_path / "tiny.toml"
@@ -542,7 +542,7 @@ def _read_only(folder: Path) -> dict[str, int]:
 
 
 def test_init_and_train_read_a_read_only_kaggle_input_folder(downloads, tmp_path, monkeypatch):
-    from kaggle_kit import layout
+    from kaggle_kit.data import layout
 
     slug = _slug("cancer")
     kaggle_input = tmp_path / "kaggle" / "input"

@@ -7,7 +7,10 @@ import pytest
 import torch
 from albumentations.augmentations.pixel import functional as pixel_functional
 
-from kaggle_kit.augment import (
+from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.config.recipe import AugmentSpec
+from kaggle_kit.core.errors import KitError
+from kaggle_kit.data.augment import (
     GpuAugment,
     GpuEval,
     RaggedImages,
@@ -20,9 +23,6 @@ from kaggle_kit.augment import (
     resized_crops,
     seed_worker,
 )
-from kaggle_kit.competition import resolve
-from kaggle_kit.errors import KitError
-from kaggle_kit.recipe import AugmentSpec
 
 torch.set_num_threads(1)
 

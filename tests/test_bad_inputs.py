@@ -25,7 +25,7 @@ from conftest import KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_reaches_it,
 from kaggle_server import KaggleServer
 from test_kaggle_api import kit_env, write_submission
 
-from kaggle_kit.competition import resolve
+from kaggle_kit.competitions.registry import resolve
 
 CIFAR, DOG = resolve("cifar10"), resolve("dog_breed")
 TINY = ["--arch", "test_resnet", "--batch-size", "32", "--workers", "0", "--device", "cpu", "--aug", "none"]
@@ -366,7 +366,7 @@ def test_out_of_memory_in_training_says_what_to_lower(sample_zips, tmp_path):
 def test_out_of_memory_is_told_from_other_errors():
     import torch
 
-    from kaggle_kit.errors import out_of_memory
+    from kaggle_kit.core.errors import out_of_memory
 
     with pytest.raises(RuntimeError) as cpu:
         torch.empty(2**62, dtype=torch.uint8)  # the CPU allocator refuses at once
@@ -508,7 +508,7 @@ def test_a_stop_request_while_reporting_an_error_keeps_the_report_one_line(tmp_p
     script = tmp_path / "stopped_while_reporting.py"
     script.write_text(
         "import os, signal, sys\n"
-        "import kaggle_kit.launch as launch\n"
+        "import kaggle_kit.core.launch as launch\n"
         "def report(message, kind='error'):\n"
         "    os.kill(os.getpid(), signal.SIGTERM)  # the stop request lands while the error is being reported\n"
         "    return False\n"

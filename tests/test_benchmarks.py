@@ -16,7 +16,7 @@ import sys
 import torch
 from conftest import REPO
 
-from kaggle_kit import progress
+from kaggle_kit.core import progress
 
 BENCHMARKS = REPO / "benchmarks"
 

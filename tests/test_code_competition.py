@@ -16,10 +16,10 @@ import pytest
 from conftest import run_cli
 from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
 
-from kaggle_kit.competition import resolve
-from kaggle_kit.ledger import Ledger
-from kaggle_kit.sample import write_sample
-from kaggle_kit.train import train
+from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.competitions.samples import write_sample
+from kaggle_kit.submissions.ledger import Ledger
+from kaggle_kit.training import train
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR = resolve("cifar10")

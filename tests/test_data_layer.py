@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 from conftest import assert_one_line_error, run_cli
 
-from kaggle_kit import layout as layout_module
-from kaggle_kit.cache import load_images
-from kaggle_kit.competition import resolve
-from kaggle_kit.errors import KitError
-from kaggle_kit.layout import UNPACK_MARKER, open_layout
-from kaggle_kit.sample import write_sample
-from kaggle_kit.split import load_split, save_split, stratified_split
+from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.competitions.samples import write_sample
+from kaggle_kit.core.errors import KitError
+from kaggle_kit.data import layout as layout_module
+from kaggle_kit.data.cache import load_images
+from kaggle_kit.data.layout import UNPACK_MARKER, open_layout
+from kaggle_kit.data.split import load_split, save_split, stratified_split
 
 CIFAR = resolve("cifar10")
 DOG = resolve("dog_breed")
@@ -363,7 +363,7 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def test_archive_bomb_and_link_members_are_rejected(tmp_path, monkeypatch):
-    from kaggle_kit import archive
+    from kaggle_kit.core import archive
 
     bomb = tmp_path / "bomb.zip"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:

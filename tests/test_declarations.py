@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from conftest import REPO, assert_one_line_error, run_cli
 
-from kaggle_kit import declaration
-from kaggle_kit.competition import resolve
-from kaggle_kit.declaration import LOCATED, PLACES, Competition, dump, load
-from kaggle_kit.errors import KitError
-from kaggle_kit.metrics import LOG_LOSS, QWK
+from kaggle_kit.competitions import declaration
+from kaggle_kit.competitions.declaration import LOCATED, PLACES, Competition, dump, load
+from kaggle_kit.competitions.metrics import LOG_LOSS, QWK
+from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.core.errors import KitError
 
 SNAPSHOT = Path(__file__).parent / "data" / "builtin_competitions.json"
 

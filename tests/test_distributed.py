@@ -20,8 +20,8 @@ import pytest
 import torch
 from conftest import KAGGLE_KIT, REPO, assert_one_line_error, run_cli, run_cli_process
 
-from kaggle_kit.launch import how_it_ended, last_line, run_on_gpus
-from kaggle_kit.run import RunDir
+from kaggle_kit.core.launch import how_it_ended, last_line, run_on_gpus
+from kaggle_kit.records.run_folder import RunDir
 
 slow = pytest.mark.slow  # trains through the real CLI in several processes: tens of seconds each
 
@@ -131,9 +131,9 @@ def test_saved_predictions_are_the_saved_models(runs):
     """Every rank validated with rank 0's weights and BatchNorm statistics: the checkpoint reproduces all rows,
     those of rank 1's share included. Unsynchronised backbone gradients after --unfreeze-after, or each rank's
     own running statistics, would make rank 1's rows disagree."""
-    from kaggle_kit.batches import cache_short_side
-    from kaggle_kit.cache import load_images
-    from kaggle_kit.predict import load_run, open_run_layout, stream_logits
+    from kaggle_kit.data.batches import cache_short_side
+    from kaggle_kit.data.cache import load_images
+    from kaggle_kit.inference.predict import load_run, open_run_layout, stream_logits
 
     out = runs["ddp"]
     loaded = load_run(out, "best", device="cpu")
@@ -309,7 +309,7 @@ def test_a_killed_job_is_told_by_its_signal(tmp_path):
 
 
 def test_run_on_gpus_rejects_a_repeated_gpu():
-    from kaggle_kit.errors import KitError
+    from kaggle_kit.core.errors import KitError
 
     with pytest.raises(KitError, match="repeat"):
         run_on_gpus([["train"]], ["0", "0"])
@@ -365,7 +365,7 @@ def _failure(tmp_path, rank: int, exitcode: int, message: str | None = None, kin
 
 
 def test_the_report_names_the_rank_that_failed_first_not_its_victims(tmp_path):
-    from kaggle_kit.launch import describe_failure, first_cause
+    from kaggle_kit.core.launch import describe_failure, first_cause
 
     argv = ["train", "cifar10", "--out", "runs/a", "--nproc", "2"]
     # rank 1 killed; rank 0 then lost its peer (its record is older: timestamps alone would blame it)
@@ -422,8 +422,8 @@ def _accumulation_rank(rank: int, store: str, out: str) -> None:
     from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
     from torch.nn.parallel import DistributedDataParallel
 
-    from kaggle_kit.recipe import Recipe
-    from kaggle_kit.train.epoch import train_one_epoch
+    from kaggle_kit.config.recipe import Recipe
+    from kaggle_kit.training.epoch import train_one_epoch
 
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     torch.manual_seed(1)
@@ -510,7 +510,7 @@ def test_fold_group_under_nproc_trains_each_fold_on_two_ranks_and_resumes_a_stop
     the OOF and CV and reports them."""
     from conftest import FOLD_ARGS
 
-    from kaggle_kit.fold_group import FoldGroup
+    from kaggle_kit.records.group_folder import FoldGroup
 
     out = tmp_path / "group"
     args = [*FOLD_ARGS[:1], "6", *FOLD_ARGS[2:]]  # --epochs 6: the kill lands inside fold 1

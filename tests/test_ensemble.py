@@ -11,10 +11,10 @@ from conftest import FOLD_ARGS, assert_one_line_error, run_cli
 from sklearn.metrics import accuracy_score
 from sklearn.metrics import log_loss as sk_log_loss
 
-from kaggle_kit.ensemble import blend, fit_weights
-from kaggle_kit.fold_group import FoldGroup
-from kaggle_kit.metrics import ACCURACY, LOG_LOSS
-from kaggle_kit.runs import describe_run
+from kaggle_kit.competitions.metrics import ACCURACY, LOG_LOSS
+from kaggle_kit.records.group_folder import FoldGroup
+from kaggle_kit.submissions.provenance import describe_run
+from kaggle_kit.workflows.ensembles import blend, fit_weights
 
 
 def _members(rng, n, classes, count, concentration=0.5):

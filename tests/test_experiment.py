@@ -17,11 +17,11 @@ import pytest
 from conftest import REPO, assert_one_line_error
 from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
 
-from kaggle_kit import report
-from kaggle_kit.errors import KitError
-from kaggle_kit.experiment import find_plan, load_plan, parse_plan, parse_set, plan_runs, run_experiment
-from kaggle_kit.ledger import COMPLETE, Ledger
-from kaggle_kit.metrics import ACCURACY, LOG_LOSS
+from kaggle_kit.competitions.metrics import ACCURACY, LOG_LOSS
+from kaggle_kit.core.errors import KitError
+from kaggle_kit.study import report
+from kaggle_kit.study.experiment import find_plan, load_plan, parse_plan, parse_set, plan_runs, run_experiment
+from kaggle_kit.submissions.ledger import COMPLETE, Ledger
 
 TINY_PLAN = """
 competition = "cifar10"
@@ -234,8 +234,8 @@ def test_changed_settings_are_refused_before_anything_trains(experiment):
 
 def test_other_data_is_refused_before_anything_trains(experiment, sample_zips, tmp_path):
     """Finished runs of another dataset would be skipped and reported beside new ones in one table."""
-    from kaggle_kit.competition import resolve
-    from kaggle_kit.sample import write_sample
+    from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.competitions.samples import write_sample
 
     other = write_sample(resolve("cifar10"), tmp_path / "other", n_train=40, n_test=10).parent
     before = snapshot(experiment["exp"])
@@ -607,7 +607,7 @@ def test_experiment_cli_errors_are_one_line(tmp_path):
 
 
 def test_an_experiment_runs_name_carries_its_experiment_and_cell(tmp_path):
-    from kaggle_kit.run import RunDir
+    from kaggle_kit.records.run_folder import RunDir
 
     (tmp_path / "study").mkdir()
     (tmp_path / "study" / "experiment.json").write_text("{}")

@@ -11,9 +11,9 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 from sklearn.metrics import accuracy_score
 
-from kaggle_kit.experiment import parse_plan, plan_runs
-from kaggle_kit.fold_group import FoldGroup
-from kaggle_kit.run import RunDir
+from kaggle_kit.records.group_folder import FoldGroup
+from kaggle_kit.records.run_folder import RunDir
+from kaggle_kit.study.experiment import parse_plan, plan_runs
 
 PLAN = """
 competition = "cifar10"
@@ -112,7 +112,7 @@ def test_submit_sends_the_groups_prediction(folded, tmp_path):
     from kaggle_server import KaggleServer
     from test_experiment import kaggle_env
 
-    from kaggle_kit.ledger import COMPLETE, Ledger
+    from kaggle_kit.submissions.ledger import COMPLETE, Ledger
 
     exp = shutil.copytree(folded["exp"], tmp_path / "exp")
     with KaggleServer("cifar10", folded["data"], score_delay=0.1) as server:

@@ -17,15 +17,15 @@ from conftest import FOLD_ARGS, KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_
 from sklearn.metrics import accuracy_score
 from sklearn.metrics import log_loss as sk_log_loss
 
-from kaggle_kit.competition import resolve
-from kaggle_kit.errors import KitError
-from kaggle_kit.fold_group import FoldGroup
-from kaggle_kit.kaggle_api.submit import default_message
-from kaggle_kit.layout import open_layout
-from kaggle_kit.metrics import softmax
-from kaggle_kit.run import RunDir
-from kaggle_kit.runs import describe_run
-from kaggle_kit.split import check_fold_count, stratified_folds, stratified_split
+from kaggle_kit.competitions.metrics import softmax
+from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.core.errors import KitError
+from kaggle_kit.data.layout import open_layout
+from kaggle_kit.data.split import check_fold_count, stratified_folds, stratified_split
+from kaggle_kit.kaggle.api.submit import default_message
+from kaggle_kit.records.group_folder import FoldGroup
+from kaggle_kit.records.run_folder import RunDir
+from kaggle_kit.submissions.provenance import describe_run
 
 
 def test_folds_partition_each_class_evenly():

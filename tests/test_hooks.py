@@ -4,12 +4,12 @@ stopping end to end through the `train` command."""
 import pytest
 import torch
 
-from kaggle_kit.run import RunDir
-from kaggle_kit.train.epoch import EpochOutcome
-from kaggle_kit.train.hooks.checkpoints import CHECKPOINT_EVERY_S, Checkpoints
-from kaggle_kit.train.hooks.early_stopping import EarlyStopping
-from kaggle_kit.train.hooks.interrupts import HeldInterrupt, Interrupts
-from kaggle_kit.train.state import TrainState
+from kaggle_kit.records.run_folder import RunDir
+from kaggle_kit.training.epoch import EpochOutcome
+from kaggle_kit.training.hooks.checkpoints import CHECKPOINT_EVERY_S, Checkpoints
+from kaggle_kit.training.hooks.early_stopping import EarlyStopping
+from kaggle_kit.training.hooks.interrupts import HeldInterrupt, Interrupts
+from kaggle_kit.training.state import TrainState
 
 
 class FakeClock:
@@ -139,7 +139,7 @@ def test_early_stopping_through_the_cli_finishes_the_run_and_its_resume_trains_n
     import pandas as pd
     from conftest import TINY_CPU_ARGS, assert_one_line_error, run_cli
 
-    from kaggle_kit.runs import run_summary
+    from kaggle_kit.submissions.provenance import run_summary
 
     out = tmp_path / "run"
     # a frozen backbone (its BatchNorm statistics too) and an lr this small leave every prediction, so the accuracy,

@@ -52,7 +52,8 @@ def _imports(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
             else:
                 prefix = node.module or ""
             # `from . import x` and `from .pkg import mod` name modules; `from .mod import name` names the module
-            targets = [f"{prefix}.{alias.name}" for alias in node.names] + [prefix]
+            named = [f"{prefix}.{alias.name}" for alias in node.names]
+            targets = named if all(name in modules for name in named) else [*named, prefix]
         for target in targets:
             if target == PACKAGE or not target.startswith(PACKAGE + "."):
                 continue
@@ -99,8 +100,8 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_graph_sees_relative_absolute_and_function_level_imports():
     graph = import_graph()
-    assert "kaggle_kit.errors" in graph["kaggle_kit.recipe"]  # from .errors import KitError
-    assert "kaggle_kit.train" in graph["kaggle_kit.cli.train"]  # from .. import train as training, in a function
+    assert "kaggle_kit.core.errors" in graph["kaggle_kit.config.recipe"]  # from .errors import KitError
+    assert "kaggle_kit.training" in graph["kaggle_kit.cli.train"]  # from .. import train as training, in a function
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
@@ -108,3 +109,50 @@ def test_the_graph_sees_relative_absolute_and_function_level_imports():
 def test_no_import_cycle_in_the_package():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+# The pipeline's stages, upstream first: a sub-package imports only the ones before it (docs/ARCHITECTURE.md).
+STAGES = [
+    "core",
+    "config",
+    "competitions",
+    "records",
+    "data",
+    "models",
+    "training",
+    "submissions",
+    "inference",
+    "kaggle",
+    "workflows",
+    "study",
+    "cli",
+]
+
+
+def _stage(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in STAGES else None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import from a stage to a later one, as 'importer -> imported'."""
+    found = []
+    for module, imported in sorted(graph.items()):
+        stage = _stage(module)
+        for target in sorted(imported):
+            other = _stage(target)
+            if stage and other and STAGES.index(other) > STAGES.index(stage):
+                found.append(f"{module} -> {target}")
+    return found
+
+
+def test_every_module_lives_in_a_stage():
+    loose = [name for name in import_graph() if name.count(".") == 1 and _stage(name) is None]
+    assert sorted(loose) == ["kaggle_kit.__main__"], loose
+
+
+def test_no_stage_imports_a_later_one():
+    assert upward_imports({"kaggle_kit.data.cache": {"kaggle_kit.training.loop"}}) == [
+        "kaggle_kit.data.cache -> kaggle_kit.training.loop"
+    ]
+    assert upward_imports(import_graph()) == []

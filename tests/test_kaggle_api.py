@@ -32,10 +32,10 @@ import pytest
 from conftest import ctrl_c_reaches_it
 from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
 
-from kaggle_kit.competition import resolve
-from kaggle_kit.ledger import Ledger
-from kaggle_kit.metrics import log_loss, softmax
-from kaggle_kit.sample import write_sample
+from kaggle_kit.competitions.metrics import log_loss, softmax
+from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.competitions.samples import write_sample
+from kaggle_kit.submissions.ledger import Ledger
 
 DOG = resolve("dog_breed")
 RULES_URL = "https://www.kaggle.com/competitions/dog-breed-identification/rules"

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from kaggle_kit.ledger import COMPLETE, PENDING, TORN_SUFFIX, Ledger, default_ledger_path
+from kaggle_kit.submissions.ledger import COMPLETE, PENDING, TORN_SUFFIX, Ledger, default_ledger_path
 
 
 def test_records_fold_updates_in_order(tmp_path):

@@ -6,10 +6,10 @@ import pytest
 import torch
 from conftest import TINY_CPU_ARGS
 
-from kaggle_kit.mix import BatchMix
-from kaggle_kit.run import RunDir
-from kaggle_kit.train.hooks.mixing import MixSwitch
-from kaggle_kit.train.state import TrainState
+from kaggle_kit.data.mixing import BatchMix
+from kaggle_kit.records.run_folder import RunDir
+from kaggle_kit.training.hooks.mixing import MixSwitch
+from kaggle_kit.training.state import TrainState
 
 TINY_TRAIN = [*TINY_CPU_ARGS, "--tta", "off"]  # the smallest real run, its predict without TTA
 
@@ -73,8 +73,8 @@ def test_mixing_is_off_from_the_declared_epoch_and_replays_per_seed():
 def test_averaged_weights_equal_the_mean_of_the_saved_per_epoch_weights():
     from torch.optim.swa_utils import AveragedModel
 
-    from kaggle_kit.recipe import Recipe
-    from kaggle_kit.train.hooks.averaging import WeightAveraging
+    from kaggle_kit.config.recipe import Recipe
+    from kaggle_kit.training.hooks.averaging import WeightAveraging
 
     torch.manual_seed(0)
     state = tiny_state()
@@ -157,8 +157,8 @@ class NoBar:
 def one_epoch(batches, accum_steps: int, seed: int = 0) -> torch.nn.Module:
     """A tiny BatchNorm-free model (BatchNorm sees each batch alone, so it could not match) after one epoch of
     the trainer's own `train_one_epoch`, in float64 on the CPU."""
-    from kaggle_kit.recipe import Recipe
-    from kaggle_kit.train.epoch import train_one_epoch
+    from kaggle_kit.config.recipe import Recipe
+    from kaggle_kit.training.epoch import train_one_epoch
 
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
@@ -193,9 +193,9 @@ def test_accumulating_two_batches_of_b_steps_like_one_batch_of_2b():
 
 
 def test_accumulation_gives_way_before_the_batch_on_small_data():
-    from kaggle_kit.competition import resolve
-    from kaggle_kit.recipe import Recipe
-    from kaggle_kit.resolve import resolve_recipe
+    from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.competitions.resolution import resolve_recipe
+    from kaggle_kit.config.recipe import Recipe
 
     comp = resolve("cifar10")
     asked = comp.recipe("fast").replace(batch_size=64, accum_steps=4, lr=0.2, lr_scaling="linear")
@@ -215,11 +215,11 @@ def test_accumulation_gives_way_before_the_batch_on_small_data():
 
 @pytest.mark.parametrize("freeze", [False, True])
 def test_layer_decay_groups_lrs_decay_by_layer_and_keep_a_frozen_backbone(freeze):
-    from kaggle_kit import models
-    from kaggle_kit.recipe import Recipe
-    from kaggle_kit.schedules import build_scheduler
-    from kaggle_kit.train.hooks.unfreeze import Unfreeze
-    from kaggle_kit.train.setup import build_optimizer
+    from kaggle_kit.config.recipe import Recipe
+    from kaggle_kit.models import factory as models
+    from kaggle_kit.training.hooks.unfreeze import Unfreeze
+    from kaggle_kit.training.schedules import build_scheduler
+    from kaggle_kit.training.setup import build_optimizer
 
     recipe = Recipe(arch="resnet18", layer_decay=0.5, lr=0.1, freeze=freeze, unfreeze_after=1, epochs=4)
     model = models.build_model(recipe, num_classes=5)
@@ -249,9 +249,9 @@ def test_layer_decay_groups_lrs_decay_by_layer_and_keep_a_frozen_backbone(freeze
 
 
 def test_policy_and_erasing_change_images_deterministically_per_seed():
-    from kaggle_kit.augment import POLICY_OPS, build_train_transform
-    from kaggle_kit.errors import KitError
-    from kaggle_kit.recipe import AugmentSpec
+    from kaggle_kit.config.recipe import AugmentSpec
+    from kaggle_kit.core.errors import KitError
+    from kaggle_kit.data.augment import POLICY_OPS, build_train_transform
 
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.2, 0.2)
     image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)

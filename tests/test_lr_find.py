@@ -59,10 +59,10 @@ def test_the_tested_rate_keeps_layer_decay_fractions():
     """--layer-decay applies to lr-find as to train: the rate tested is the head's, each layer below a fraction."""
     import torch
 
-    from kaggle_kit import models
-    from kaggle_kit.lr_find import set_rate
-    from kaggle_kit.recipe import Recipe
-    from kaggle_kit.train.setup import build_optimizer
+    from kaggle_kit.config.recipe import Recipe
+    from kaggle_kit.models import factory as models
+    from kaggle_kit.training.lr_find import set_rate
+    from kaggle_kit.training.setup import build_optimizer
 
     recipe = Recipe(arch="resnet18", pretrained=False, layer_decay=0.5, lr=0.1)
     optimizer = build_optimizer(models.build_model(recipe, 3), recipe, torch.device("cpu"))

@@ -5,8 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from kaggle_kit.errors import KitError
-from kaggle_kit.metrics import (
+from kaggle_kit.competitions.metrics import (
     ACCURACY,
     AUC,
     F1_MACRO,
@@ -26,6 +25,7 @@ from kaggle_kit.metrics import (
     metric_by_name,
     softmax,
 )
+from kaggle_kit.core.errors import KitError
 
 
 def test_accuracy_counts_argmax_matches():

@@ -9,8 +9,9 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from kaggle_kit.errors import KitError
-from kaggle_kit.models import (
+from kaggle_kit.config.recipe import Recipe
+from kaggle_kit.core.errors import KitError
+from kaggle_kit.models.factory import (
     backbone_parameters,
     build_model,
     forward_features_pooled,
@@ -19,7 +20,6 @@ from kaggle_kit.models import (
     normalization,
     set_backbone_frozen,
 )
-from kaggle_kit.recipe import Recipe
 
 torch.set_num_threads(1)
 

@@ -13,15 +13,16 @@ import pytest
 import torch
 from conftest import assert_one_line_error, run_cli
 
-from kaggle_kit import predict as predict_module
-from kaggle_kit import submission as sub
-from kaggle_kit.batches import cache_short_side
-from kaggle_kit.cache import load_images
-from kaggle_kit.competition import resolve
-from kaggle_kit.declaration import dump
-from kaggle_kit.errors import KitError
-from kaggle_kit.metrics import QWK, log_loss, one_hot_grades, softmax
-from kaggle_kit.predict import (
+from kaggle_kit.competitions.declaration import dump
+from kaggle_kit.competitions.metrics import QWK, log_loss, one_hot_grades, softmax
+from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.competitions.samples import write_sample
+from kaggle_kit.config.recipe import Recipe
+from kaggle_kit.core.errors import KitError
+from kaggle_kit.data.batches import cache_short_side
+from kaggle_kit.data.cache import load_images
+from kaggle_kit.inference import predict as predict_module
+from kaggle_kit.inference.predict import (
     IDENTITY,
     apply_view,
     calibrate_run,
@@ -32,10 +33,9 @@ from kaggle_kit.predict import (
     stream_logits,
     tta_views,
 )
-from kaggle_kit.recipe import Recipe
-from kaggle_kit.run import RunDir
-from kaggle_kit.sample import write_sample
-from kaggle_kit.train import train
+from kaggle_kit.records.run_folder import RunDir
+from kaggle_kit.submissions import files as sub
+from kaggle_kit.training import train
 
 torch.set_num_threads(1)
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from conftest import FOLD_ARGS, assert_one_line_error, run_cli
 
-from kaggle_kit.fold_group import FoldGroup
-from kaggle_kit.folds import group_logits
-from kaggle_kit.metrics import softmax
+from kaggle_kit.competitions.metrics import softmax
+from kaggle_kit.records.group_folder import FoldGroup
+from kaggle_kit.workflows.cross_validation import group_logits
 
 ONE_EPOCH = [*FOLD_ARGS, "--epochs", "1", "--no-analyze"]  # the last --epochs wins
 

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 from conftest import CIFAR_RUN_ARGS, assert_one_line_error, run_cli
 
-from kaggle_kit.batches import cache_short_side
-from kaggle_kit.cache import load_images
-from kaggle_kit.competition import resolve
-from kaggle_kit.layout import open_layout
-from kaggle_kit.predict import calibrated_test_probabilities, load_run
-from kaggle_kit.run import RunDir
-from kaggle_kit.sample import write_sample
+from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.competitions.samples import write_sample
+from kaggle_kit.data.batches import cache_short_side
+from kaggle_kit.data.cache import load_images
+from kaggle_kit.data.layout import open_layout
+from kaggle_kit.inference.predict import calibrated_test_probabilities, load_run
+from kaggle_kit.records.run_folder import RunDir
 
 TINY = [*CIFAR_RUN_ARGS, "--epochs", "1"]  # the last --epochs wins
 
@@ -82,7 +82,7 @@ def test_pseudo_labels_are_the_confident_test_images_with_their_argmax(pseudo_ru
 
 def test_pseudo_images_train_and_never_validate(pseudo_run, weak_source, sample_zips):
     """Resume's view of the run: the stored set is read back, appended to training alone, with the test pixels."""
-    from kaggle_kit.train.setup import prepare
+    from kaggle_kit.training.setup import prepare
 
     out, _, _ = pseudo_run
     copy = shutil.copytree(out, out.parent / "resumed")
@@ -161,10 +161,10 @@ def test_a_threshold_no_image_reaches_and_a_bad_flag_are_refused(weak_source, so
 def test_one_choice_of_images_fixes_validation_and_adds_pseudo_images(tiny_cifar):
     """`TrainingImages`: a fold's validation ids and pseudo-labelled test images, handed down as one object, become
     exactly that split: those ids validate, the rest train, the test images join training alone."""
-    from kaggle_kit.batches import prepare_data
-    from kaggle_kit.pseudo_labels import PseudoLabels
-    from kaggle_kit.split import stratified_split
-    from kaggle_kit.training_images import TrainingImages
+    from kaggle_kit.data.batches import prepare_data
+    from kaggle_kit.data.split import stratified_split
+    from kaggle_kit.data.training_images import TrainingImages
+    from kaggle_kit.records.pseudo_labels import PseudoLabels
 
     comp = resolve("cifar10")
     layout = open_layout(comp, tiny_cifar)
@@ -197,7 +197,7 @@ def test_one_choice_of_images_fixes_validation_and_adds_pseudo_images(tiny_cifar
 def test_joined_caches_are_reused_and_cleared_once_unused(pseudo_run, weak_source, source_probabilities, sample_zips):
     """The same source, threshold and data reuse one joined cache (no rebuild, no growth); a cache a run still reads
     survives another selection, and goes at the next run once released."""
-    from kaggle_kit.train.setup import prepare
+    from kaggle_kit.training.setup import prepare
 
     out, threshold, _ = pseudo_run
     cache_folder = open_layout(resolve("cifar10"), sample_zips["cifar10"]).work_dir / "cache"

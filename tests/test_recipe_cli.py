@@ -5,8 +5,8 @@ from typing import get_args, get_type_hints
 
 import pytest
 
-from kaggle_kit.recipe import Recipe
-from kaggle_kit.recipe_cli import SKIPPED, Unsayable, parse_recipe_argv, recipe_to_argv
+from kaggle_kit.config.flags import SKIPPED, Unsayable, parse_recipe_argv, recipe_to_argv
+from kaggle_kit.config.recipe import Recipe
 
 HINTS = get_type_hints(Recipe)
 

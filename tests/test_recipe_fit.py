@@ -11,9 +11,9 @@ import timm
 import torch
 from conftest import assert_one_line_error, run_cli
 
-from kaggle_kit import augment
-from kaggle_kit.competition import resolve
-from kaggle_kit.recipe import AugmentSpec
+from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.config.recipe import AugmentSpec
+from kaggle_kit.data import augment
 
 # --no-analyze: these tests read config.json, stderr and history.csv, never the error-analysis pictures drawn at the
 # end of a run (tests/test_analysis.py and cifar_run cover those)

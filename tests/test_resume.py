@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import KAGGLE_KIT, REPO, ctrl_c_reaches_it, run_cli
 
-from kaggle_kit.run import RunDir
+from kaggle_kit.records.run_folder import RunDir
 
 ARGS = [
     "--epochs",

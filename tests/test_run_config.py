@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from kaggle_kit.errors import KitError
-from kaggle_kit.recipe import Recipe
-from kaggle_kit.run import RunDir
-from kaggle_kit.run_config import RunConfig, update_config
+from kaggle_kit.config.recipe import Recipe
+from kaggle_kit.core.errors import KitError
+from kaggle_kit.records.run_config import RunConfig, update_config
+from kaggle_kit.records.run_folder import RunDir
 
 
 def test_a_full_config_reads_as_typed_attributes(tmp_path):

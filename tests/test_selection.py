@@ -5,8 +5,8 @@ import time
 import pytest
 from test_kaggle_api import bundle, downloaded, kit, kit_env, server, work, write_run, write_submission  # noqa: F401
 
-from kaggle_kit.competition import resolve
-from kaggle_kit.selection import Scored, track
+from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.submissions.trust import Scored, track
 
 ACCURACY, LOG_LOSS = resolve("cifar10").metric, resolve("dog_breed").metric
 

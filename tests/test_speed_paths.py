@@ -16,17 +16,17 @@ import pytest
 import torch
 from conftest import KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_reaches_it, run_cli
 
-from kaggle_kit import models
-from kaggle_kit.augment import DeviceNormalize, GpuAugment, build_eval_transform, build_train_transform
-from kaggle_kit.cache import load_images
-from kaggle_kit.competition import resolve
-from kaggle_kit.data import CachedImages, EpochLoader
-from kaggle_kit.errors import KitError
-from kaggle_kit.features import check_recipe
-from kaggle_kit.layout import open_layout
-from kaggle_kit.recipe import Recipe
-from kaggle_kit.run import RunDir
-from kaggle_kit.train import train
+from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.config.recipe import Recipe
+from kaggle_kit.core.errors import KitError
+from kaggle_kit.data.augment import DeviceNormalize, GpuAugment, build_eval_transform, build_train_transform
+from kaggle_kit.data.cache import load_images
+from kaggle_kit.data.datasets import CachedImages, EpochLoader
+from kaggle_kit.data.layout import open_layout
+from kaggle_kit.models import factory as models
+from kaggle_kit.records.run_folder import RunDir
+from kaggle_kit.training import train
+from kaggle_kit.training.features import check_recipe
 
 torch.set_num_threads(1)
 
@@ -118,7 +118,7 @@ def test_feature_cache_is_read_back_from_disk(frozen_runs, tmp_path):
 
 
 def test_head_only_run_checkpoints_after_its_last_epoch_and_keeps_its_best_on_ctrl_c(fresh_sample, tmp_path):
-    from kaggle_kit.train import fit
+    from kaggle_kit.training import fit
 
     comp = resolve("cifar10")
     recipe = comp.recipe("paper").replace(
@@ -394,7 +394,7 @@ def _small_7z(path):
 
 
 def test_7z_stream_hands_over_every_member_as_py7zr_extracts_it(tmp_path, monkeypatch):
-    from kaggle_kit import archive
+    from kaggle_kit.core import archive
 
     members = _small_7z(tmp_path / "test.7z")
     fast, general = [], []
@@ -407,7 +407,7 @@ def test_7z_stream_hands_over_every_member_as_py7zr_extracts_it(tmp_path, monkey
 
 @pytest.mark.parametrize("where", [0.3, 0.9])
 def test_a_damaged_7z_stream_is_a_one_line_kit_error(tmp_path, where):
-    from kaggle_kit import archive
+    from kaggle_kit.core import archive
 
     _small_7z(tmp_path / "test.7z")
     data = bytearray((tmp_path / "test.7z").read_bytes())
@@ -422,8 +422,8 @@ def test_a_damaged_7z_stream_is_a_one_line_kit_error(tmp_path, where):
 
 @pytest.mark.parametrize("name", ["cifar10", "dog_breed"])
 def test_device_images_and_cache_batches_hold_the_cached_pixels(sample_zips, name):
-    from kaggle_kit.augment import RaggedImages
-    from kaggle_kit.data import cache_batch, device_images
+    from kaggle_kit.data.augment import RaggedImages
+    from kaggle_kit.data.datasets import cache_batch, device_images
 
     cache = load_images(open_layout(resolve(name), sample_zips[name]), "train", 40)
     everything = device_images(cache, torch.device("cpu"))
@@ -437,7 +437,7 @@ def test_device_images_and_cache_batches_hold_the_cached_pixels(sample_zips, nam
 
 
 def _image_of(images, k):
-    from kaggle_kit.augment import RaggedImages
+    from kaggle_kit.data.augment import RaggedImages
 
     if not isinstance(images, RaggedImages):
         return images[k]
@@ -447,8 +447,8 @@ def _image_of(images, k):
 
 @pytest.mark.parametrize("drop_last", [False, True])
 def test_gpu_batches_augment_several_batches_per_call_and_yield_each_image_once(monkeypatch, drop_last):
-    from kaggle_kit import data as data_module
-    from kaggle_kit.augment import GpuEval
+    from kaggle_kit.data import datasets as data_module
+    from kaggle_kit.data.augment import GpuEval
 
     images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (50, 8, 8, 3), dtype=np.uint8))
     labels = torch.arange(50) * 10
@@ -477,7 +477,7 @@ def test_gpu_batches_augment_several_batches_per_call_and_yield_each_image_once(
 def test_gpu_data_is_chosen_for_photos_too_when_they_fit(sample_zips, monkeypatch):
     """The automatic rule on a GPU: the whole cache goes to the device when it takes under a quarter of the free
     memory, photos of different sizes included; a forced setting wins either way; a CPU never picks it."""
-    from kaggle_kit.batches import use_array_path
+    from kaggle_kit.data.batches import use_array_path
 
     cache = load_images(open_layout(resolve("dog_breed"), sample_zips["dog_breed"]), "train", 40)
     assert not cache.is_uniform()

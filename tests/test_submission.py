@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kaggle_kit import submission as sub
-from kaggle_kit.competition import resolve
-from kaggle_kit.errors import KitError
-from kaggle_kit.metrics import log_loss
+from kaggle_kit.competitions.metrics import log_loss
+from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.core.errors import KitError
+from kaggle_kit.submissions import files as sub
 
 CIFAR = resolve("cifar10")
 DOG = resolve("dog_breed")
@@ -187,8 +187,8 @@ def test_read_sample_rejects_padded_ids_instead_of_stripping_them(tmp_path):
 
 
 def test_layout_uses_the_same_reader_and_never_strips_ids(tmp_path):
-    from kaggle_kit import layout, sample_submission
-    from kaggle_kit.sample import write_sample
+    from kaggle_kit.competitions.samples import write_sample
+    from kaggle_kit.data import layout, sample_submission
 
     assert layout.read_sample is sample_submission.read_sample is sub.read_sample
     write_sample(DOG, tmp_path, n_train=120, n_test=6)
@@ -203,8 +203,8 @@ def test_layout_uses_the_same_reader_and_never_strips_ids(tmp_path):
 
 
 def test_find_sample_path_reads_no_image(tmp_path, monkeypatch):
-    from kaggle_kit import layout
-    from kaggle_kit.sample import write_sample
+    from kaggle_kit.competitions.samples import write_sample
+    from kaggle_kit.data import layout
 
     write_sample(CIFAR, tmp_path / "data", n_train=20, n_test=10)
 
@@ -719,7 +719,7 @@ def test_cli_score_prints_the_metric_with_its_direction(tmp_path, capsys):
 
 
 def test_cli_validate_and_score_a_generated_download(tmp_path, capsys):
-    from kaggle_kit.sample import write_sample
+    from kaggle_kit.competitions.samples import write_sample
 
     zip_path = write_sample(CIFAR, tmp_path / "data", n_train=20, n_test=40)
     sample_path = tmp_path / "sampleSubmission.csv"
@@ -776,8 +776,8 @@ def test_cli_score_takes_qwk_on_grades_only(tmp_path, capsys, monkeypatch):
 
     from sklearn.metrics import cohen_kappa_score
 
-    from kaggle_kit.competition import rediscover
-    from kaggle_kit.declaration import dump
+    from kaggle_kit.competitions.declaration import dump
+    from kaggle_kit.competitions.registry import rediscover
 
     out, _ = write_good_dog(tmp_path)
     answers = tmp_path / "answers.csv"

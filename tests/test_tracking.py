@@ -15,10 +15,10 @@ from conftest import assert_one_line_error, run_cli, run_cli_process
 from mlflow.tracking import MlflowClient
 
 from kaggle_kit.cli.experiment import _print_event
-from kaggle_kit.competition import resolve
-from kaggle_kit.experiment import run_experiment
-from kaggle_kit.ledger import COMPLETE, Ledger
-from kaggle_kit.sample import write_sample
+from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.competitions.samples import write_sample
+from kaggle_kit.study.experiment import run_experiment
+from kaggle_kit.submissions.ledger import COMPLETE, Ledger
 
 torch.set_num_threads(1)
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 from conftest import assert_one_line_error, run_cli
 
-from kaggle_kit import models
-from kaggle_kit.competition import resolve
-from kaggle_kit.recipe import Recipe
-from kaggle_kit.run import HISTORY_COLUMNS, RunDir
-from kaggle_kit.schedules import build_scheduler, lr_factor
-from kaggle_kit.train import train
+from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.config.recipe import Recipe
+from kaggle_kit.models import factory as models
+from kaggle_kit.records.run_folder import HISTORY_COLUMNS, RunDir
+from kaggle_kit.training import train
+from kaggle_kit.training.schedules import build_scheduler, lr_factor
 
 TINY = dict(arch="test_resnet", img_size=32, batch_size=32, workers=0, device="cpu")
 
@@ -271,7 +271,7 @@ def test_a_second_ctrl_c_while_saving_still_returns_a_resumable_run(sample_zips,
     def second_ctrl_c(self, label):
         raise KeyboardInterrupt
 
-    import kaggle_kit.train.entry as entry
+    import kaggle_kit.training.entry as entry
 
     real_fit = entry.fit
     monkeypatch.setattr(entry, "fit", lambda *a, **k: real_fit(*a, **{**k, "on_epoch": first_ctrl_c}))

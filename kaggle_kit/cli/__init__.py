@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from ..errors import KitError
+from ..core.errors import KitError
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -49,7 +49,7 @@ def _finish_without_interruption() -> None:
 
 def fail(message: str, exit_code: int = 2, kind: str = "error") -> None:
     _finish_without_interruption()
-    from ..launch import report_to_launcher
+    from ..core.launch import report_to_launcher
 
     # a worker of `train --nproc` hands its error to the launcher, which prints the run's one error line; a stop
     # is said by each worker itself (rank 0's reaches the terminal, the others' their logs): the launcher, stopped
@@ -62,7 +62,7 @@ def fail(message: str, exit_code: int = 2, kind: str = "error") -> None:
 def main(argv: list[str] | None = None) -> None:
     """The command line. `argv` None: this process's own arguments, and the process ends with the command.
     A list: called from Python (tests, a notebook), so the caller's signal handlers are put back afterwards."""
-    from ..invocation import set_arguments
+    from ..core.invocation import set_arguments
 
     saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
     outer = set_arguments(argv)
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
-    from .. import progress
+    from ..core import progress
 
     progress.enable(sys.stderr.isatty() or bool(os.environ.get("KAGGLE_KIT_PROGRESS")))
     # a notebook or cluster stopping us sends SIGTERM: treat it as Ctrl-C so training saves and says how to resume
@@ -108,9 +108,9 @@ def _main(argv: list[str] | None) -> None:
         fail(f"{message} (see `{command} --help`)", getattr(error, "exit_code", 2))
     except Exception as error:
         _finish_without_interruption()
-        from ..distributed import lost_peer_message
-        from ..errors import out_of_memory
-        from ..launch import report_to_launcher
+        from ..core.distributed import lost_peer_message
+        from ..core.errors import out_of_memory
+        from ..core.launch import report_to_launcher
 
         lost = lost_peer_message(error)  # another rank of a distributed run died: say so, not a traceback
         if lost:

@@ -7,7 +7,7 @@ import typer
 
 def competitions() -> None:
     """List the declared competitions: source, metric (with its direction), data layout and recipes."""
-    from ..competition import LISTING_COLUMNS, listing
+    from ..competitions.registry import LISTING_COLUMNS, listing
 
     rows = listing()
     widths = {c: max(len(c), *(len(row[c]) for row in rows)) for c in LISTING_COLUMNS}

@@ -18,8 +18,8 @@ def sample(
     top_folder: bool = typer.Option(False, help="wrap the zip's contents in one folder"),
 ) -> None:
     """Write a small generated dataset in the competition's exact Kaggle download layout."""
-    from ..competition import resolve
-    from ..sample import write_sample
+    from ..competitions.registry import resolve
+    from ..competitions.samples import write_sample
 
     comp = resolve(competition)
     path = write_sample(comp, out_dir, n_train=n_train, n_test=n_test, seed=seed, nested=nested, top_folder=top_folder)
@@ -33,9 +33,9 @@ def info(
     ),
 ) -> None:
     """Counts per split and class, image sizes and cache state of a competition's data."""
-    from ..competition import resolve
-    from ..layout import open_layout
-    from ..summary import describe
+    from ..competitions.registry import resolve
+    from ..data.info import describe
+    from ..data.layout import open_layout
 
     print(describe(open_layout(resolve(competition), data_dir)))
 

@@ -19,7 +19,7 @@ def demo(
     weights: Optional[Path] = typer.Option(None, help="a local weights file instead of the hub (.safetensors, .pth)"),
 ) -> None:
     """Generate a sample download, train, predict, validate the submission and score it locally."""
-    from ..demo import run_demo
+    from ..workflows.demo import run_demo
 
     result = run_demo(
         competition, out, epochs=epochs, arch=arch, pretrained=pretrained, weights=str(weights) if weights else None

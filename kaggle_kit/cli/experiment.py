@@ -89,8 +89,8 @@ def experiment(
     ),
 ) -> None:
     """Run every cell x seed of a plan as a normal run folder (finished runs are skipped), then write the report."""
-    from ..errors import KitError
-    from ..experiment import parse_set, run_experiment
+    from ..core.errors import KitError
+    from ..study.experiment import parse_set, run_experiment
     from . import fail
 
     gpu_list = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
@@ -143,8 +143,8 @@ def report(
     ),
 ) -> None:
     """Rebuild an experiment's report (results.csv, report.md, PNGs) from its run folders, without training."""
-    from ..ledger import Ledger
-    from ..report import write_report
+    from ..study.report import write_report
+    from ..submissions.ledger import Ledger
 
     result = write_report(folder, ledger=Ledger(ledger) if ledger else None)
     print(f"{result.runs} runs ({result.finished} finished)")
@@ -173,9 +173,9 @@ def runs(
     ),
 ) -> None:
     """List run folders: arch, recipe, epochs, best validation metric (with its direction) and Kaggle score."""
-    from ..competition import resolve
-    from ..ledger import Ledger
-    from ..runs import DEFAULT_RUN_ROOTS, epochs_text, list_runs
+    from ..competitions.registry import resolve
+    from ..submissions.ledger import Ledger
+    from ..submissions.provenance import DEFAULT_RUN_ROOTS, epochs_text, list_runs
 
     searched = roots or list(DEFAULT_RUN_ROOTS)
 

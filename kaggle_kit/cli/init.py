@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from ..errors import KitError
+from ..core.errors import KitError
 
 
 def _slug(text: str) -> str:
@@ -34,7 +34,7 @@ def init(
     force: bool = typer.Option(False, "--force", help="overwrite an existing declaration file (and its edits)"),
 ) -> None:
     """Infer a competition's declaration from its download, print what was inferred, and write it."""
-    from ..init import describe, infer, resolve_metric, write_declaration
+    from ..workflows.init_competition import describe, infer, resolve_metric, write_declaration
 
     slug = _slug(slug)
     found = infer(slug, resolve_metric(slug, metric), data_dir=data_dir, name=name, positive=positive)
@@ -55,13 +55,13 @@ def init(
 
 
 def _user_folder() -> Path:
-    from ..competition import declaration_folders
+    from ..competitions.registry import declaration_folders
 
     return dict(declaration_folders())["user"]
 
 
 def _found_where_written(name: str, path: Path) -> bool:
-    from ..competition import all_competitions
+    from ..competitions.registry import all_competitions
 
     comp = all_competitions().get(name)
     return comp is not None and Path(comp.source).resolve() == path.resolve()

@@ -24,7 +24,7 @@ def download(
     force: bool = typer.Option(False, "--force", help="download again even when a verified copy is there"),
 ) -> None:
     """Download the competition's data bundle once with the official Kaggle client, verify it and unpack it."""
-    from ..kaggle_api import download as fetch
+    from ..kaggle.api import download as fetch
 
     result = fetch(competition, data_dir, force=force)
     what = result.archive.name if result.archive else "the unpacked data"
@@ -56,7 +56,7 @@ def submit(
     ),
 ) -> None:
     """Check a submission, upload it with the official client, wait for the score and record it in the ledger."""
-    from ..kaggle_api import submit as send
+    from ..kaggle.api import submit as send
 
     result = send(file, competition, message, wait=wait, timeout=timeout, data_dir=data_dir, run_dir=run)
     metric = result.competition.metric
@@ -84,8 +84,8 @@ def submissions(
 ) -> None:
     """Past submissions from Kaggle beside the local ledger: run and local validation score next to the
     leaderboard scores."""
-    from ..competition import resolve
-    from ..kaggle_api import list_submissions
+    from ..competitions.registry import resolve
+    from ..kaggle.api import list_submissions
 
     comp = resolve(competition)
     rows = list_submissions(comp)
@@ -120,7 +120,7 @@ def submissions(
 
 def _print_tracking(rows, metric) -> None:
     """How local validation has tracked the public score, and the two candidates for the final selection."""
-    from ..selection import Scored, track
+    from ..submissions.trust import Scored, track
 
     scored = [Scored(r.run, r.local_score, r.public_score) for r in rows if r.run and r.local_score is not None]
     if not scored:
@@ -151,7 +151,7 @@ def doctor(
     ),
 ) -> None:
     """Check the Kaggle setup: versions, credentials (never shown), file permissions, proxies, one signed-in call."""
-    from ..kaggle_api import doctor as run_checks
+    from ..kaggle.api import doctor as run_checks
     from . import fail
 
     checks = run_checks(competition)
@@ -176,7 +176,7 @@ def leaderboard(
     ),
 ) -> None:
     """The public leaderboard's top teams, where you stand, and how many submissions Kaggle allows you today."""
-    from ..kaggle_api.leaderboard import leaderboard as read
+    from ..kaggle.api.leaderboard import leaderboard as read
 
     board = read(competition, top, team)
     metric = board.competition.metric

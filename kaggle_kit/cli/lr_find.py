@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..recipe_cli import with_recipe_flags
+from ..config.flags import with_recipe_flags
 
 
 def lr_find(
@@ -25,7 +25,7 @@ def lr_find(
     **overrides,
 ) -> None:
     """Learning-rate range test: loss vs rate (PNG) and a suggested --lr for `train` with the same flags."""
-    from ..lr_find import lr_find as run_range_test
+    from ..training.lr_find import lr_find as run_range_test
 
     result = run_range_test(
         competition, data_dir, recipe, out, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, **overrides

@@ -31,8 +31,8 @@ def package_command(
     ),
 ) -> None:
     """Package a trained run for a Kaggle code competition: weights dataset + offline notebook."""
-    from ..package import package
-    from ..rehearse import rehearse as run_rehearsal
+    from ..kaggle.package import package
+    from ..kaggle.rehearse import rehearse as run_rehearsal
 
     made = package(_one_run(runs), out, owner, dependency_wheels=deps_wheels)
     print(f"packaged run {made.run} of {made.competition.slug} in {made.folder}")
@@ -48,7 +48,7 @@ def package_command(
 
 
 def _one_run(paths: list[Path]) -> Path:
-    from ..errors import KitError
+    from ..core.errors import KitError
 
     found = [p for p in paths if (p / "config.json").is_file()]
     for group in (p for p in paths if not (p / "config.json").is_file()):
@@ -70,7 +70,7 @@ def push_command(
     score_timeout: float = typer.Option(1800.0, "--score-timeout", help="Seconds to wait for the score."),
 ) -> None:
     """Upload the dataset, push and follow the notebook, fetch its output, submit it and wait for the score."""
-    from ..kaggle_api.push import push
+    from ..kaggle.api.push import push
 
     done = push(folder, message, notebook_timeout=timeout, score_timeout=score_timeout)
     metric = done.competition.metric

@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from ..competition import Competition, resolve
-from ..errors import KitError
+from ..competitions.registry import Competition, resolve
+from ..core.errors import KitError
 
 PROBLEMS_SHOWN = 10
 INVALID_EXIT_CODE = 1  # the file is wrong; 2 (KitError) means the command could not run at all
@@ -36,7 +36,7 @@ def competition_for(path: Path, name: str | None) -> Competition:
 
 def _record(path: Path) -> dict:
     """What `ensemble` recorded beside this file, or `predict` for its bytes (competition, data_dir, sample)."""
-    from ..runs import blend_record, find_written
+    from ..submissions.provenance import blend_record, find_written
 
     if not path.is_file():
         return {}
@@ -55,7 +55,7 @@ def _recorded_sample(path: Path) -> Path | None:
 def _sample_path(comp: Competition, sample: Path | None, data_dir: Path | None) -> Path:
     if sample is not None:
         return sample
-    from ..layout import find_sample_path
+    from ..data.layout import find_sample_path
 
     # only the sample is needed: no image listing, so checking a file stays instant on CIFAR-10's 300,000
     return find_sample_path(comp, data_dir)
@@ -77,7 +77,7 @@ def validate_command(
     ),
 ) -> None:
     """Check a submission against the sample: header, ids, row count, labels or probabilities."""
-    from ..submission import inspect_submission
+    from ..submissions.files import inspect_submission
 
     comp = competition_for(file, competition)
     if sample is None and data_dir is None:
@@ -127,10 +127,10 @@ def score_command(
 ) -> None:
     """Score a submission against an answers file, or a run on its validation split (before/after TTA and
     calibration)."""
-    from ..fold_group import is_group
+    from ..records.group_folder import is_group
 
     if target.is_dir() and is_group(target):
-        from ..folds import describe_cv, group_cv
+        from ..workflows.cross_validation import describe_cv, group_cv
 
         if answers is not None:
             raise KitError(f"{target} is a fold group, scored on its out-of-fold predictions: drop --answers")
@@ -152,7 +152,7 @@ def score_command(
         print("\n".join(describe_cv(group_cv(target))))
         return
     if target.is_dir():
-        from ..predict import describe_scores, score_run
+        from ..inference.predict import describe_scores, score_run
 
         if answers is not None:
             raise KitError(
@@ -165,7 +165,7 @@ def score_command(
             "\n".join(describe_scores(score_run(target, data_dir, checkpoint, recalibrate=recalibrate, device=device)))
         )
         return
-    from ..submission import score, scoring_metric
+    from ..submissions.files import score, scoring_metric
 
     if not target.exists():
         raise KitError(f"{target} does not exist: pass a submission CSV (with --answers), a run folder or a fold group")
@@ -203,12 +203,12 @@ def predict_command(
     ),
 ) -> None:
     """Predict every test image with a trained run (or fold group) and write a validated submission file."""
-    from ..fold_group import is_group
-    from ..predict import predict_run
+    from ..inference.predict import predict_run
+    from ..records.group_folder import is_group
 
     if is_group(run_dir):
         return _predict_group(run_dir, data_dir, checkpoint, tta, out, device, batch_size)
-    from ..run import display_epoch
+    from ..records.run_folder import display_epoch
 
     result = predict_run(run_dir, data_dir, checkpoint, tta, out, device=device, batch_size=batch_size)
     for warning in result.warnings:
@@ -227,7 +227,7 @@ def predict_command(
 
 
 def _predict_group(group, data_dir, checkpoint, tta, out, device, batch_size) -> None:
-    from ..folds import describe_cv, predict_group
+    from ..workflows.cross_validation import describe_cv, predict_group
 
     if checkpoint != "best" or tta is not None:
         raise KitError(

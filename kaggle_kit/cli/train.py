@@ -9,8 +9,8 @@ from typing import Optional
 
 import typer
 
-from ..errors import KitError
-from ..recipe_cli import with_recipe_flags
+from ..config.flags import with_recipe_flags
+from ..core.errors import KitError
 
 
 def train(
@@ -55,28 +55,28 @@ def train(
     **overrides,
 ) -> None:
     """Train a model; every recipe setting can be overridden by its flag."""
-    from .. import distributed
-    from .. import train as training
+    from .. import training
+    from ..core import distributed
 
     if nproc < 1:
         raise typer.BadParameter(f"--nproc {nproc}: give 1 or more processes")
     # a worker of torchrun (or of `launch`) has WORLD_SIZE set before its process group exists: it trains
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        from ..invocation import arguments
-        from ..launch import launch
+        from ..core.invocation import arguments
+        from ..core.launch import launch
 
         raise SystemExit(launch(arguments(), nproc))
-    from ..launch import die_with_launcher
+    from ..core.launch import die_with_launcher
 
     die_with_launcher()
     distributed.init_from_env()
     # read before shutdown(): afterwards every process would count as rank 0 of 1
     is_main, world_size = distributed.is_main(), distributed.world_size()
-    from ..tracking import RunTracking, check_kinds
+    from ..training.tracking import RunTracking, check_kinds
 
     kinds = check_kinds(track)  # a wrong name fails before any training, on every rank
     tracker = RunTracking(kinds) if kinds and is_main else None  # rank 0 alone logs
-    from ..fold_group import is_group
+    from ..records.group_folder import is_group
 
     if folds is not None or (resume and is_group(resume)):
         if pseudo_labels is not None or pseudo_threshold is not None:
@@ -116,8 +116,8 @@ def train(
     finally:
         distributed.shutdown()
     _leave_unless_main(is_main)
-    from ..competition import resolve
-    from ..run import RunDir, display_epoch
+    from ..competitions.registry import resolve
+    from ..records.run_folder import RunDir, display_epoch
 
     if result.interrupted and not result.run_dir.exists():  # a new run stopped before its first epoch: removed
         from . import fail
@@ -141,7 +141,7 @@ def train(
         else (f"best validation {metric.describe(result.best_metric)} at epoch {display_epoch(result.best_epoch)}")
     )
     print(f"trained {result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'} in {result.seconds:.0f}s: {best}")
-    from ..predict import calibrate_after_training
+    from ..inference.predict import calibrate_after_training
 
     calibration = calibrate_after_training(result, data_dir) or {}  # measured once, read by predict and score
     if calibration.get("validated"):
@@ -154,7 +154,7 @@ def train(
         if calibration.get("temperature_note"):
             print(f"note: {calibration['temperature_note']}", file=sys.stderr)
     if analyze and calibration.get("validated"):
-        from ..analysis import analyze_finished_run
+        from ..inference.analysis import analyze_finished_run
 
         analysis = analyze_finished_run(result.run_dir, data_dir)
         if analysis:
@@ -169,15 +169,15 @@ def _training_images(competition, data_dir, recipe, source, threshold, overrides
     """The labelled images and, with --pseudo-labels, the test images `source` labels confidently, chosen on rank 0
     and handed to the others: every rank must train on one set, and predictions on different devices may differ at
     the threshold's edge."""
-    from .. import distributed
-    from ..train.entry import check_request
-    from ..training_images import TrainingImages
+    from ..core import distributed
+    from ..data.training_images import TrainingImages
+    from ..training.entry import check_request
 
     if source is None:
         if threshold is not None:
             raise KitError("--pseudo-threshold needs --pseudo-labels RUN_OR_GROUP (whose predictions it thresholds)")
         return TrainingImages()
-    from ..pseudo import DEFAULT_THRESHOLD, check_threshold, select
+    from ..workflows.pseudo_labelling import DEFAULT_THRESHOLD, check_threshold, select
 
     threshold = DEFAULT_THRESHOLD if threshold is None else threshold
     check_threshold(threshold)
@@ -214,8 +214,8 @@ def _gpu_list(gpus: str | None, nproc: int) -> list[str] | None:
 
 def _train_group(competition, data_dir, recipe, out, resume, k, fold, gpus, overrides, is_main) -> None:
     """`train --folds K`: every chosen fold trained (or resumed, or skipped when finished), then the OOF and CV."""
-    from .. import distributed
-    from .. import folds as cross_validation
+    from ..core import distributed
+    from ..workflows import cross_validation
 
     if resume:
         given = [name for name, value in (("COMPETITION", competition), ("--recipe", recipe), ("--out", out)) if value]

@@ -1,0 +1,131 @@
+"""The notebook script `package` writes: offline on Kaggle, it predicts exactly as `kaggle-kit predict` would.
+
+Steps, each named in the log and in the one-line failure (`kaggle-kit notebook failed at step 'NAME': ...`):
+    install   pip installs the dataset's wheels with no index into a fresh folder, first on sys.path, and checks
+              that kaggle_kit is imported from there (the packaged code is what runs, not a copy on the image)
+    weights   rebuilds a run folder (config.json, split.json, best.pt) from the dataset's safetensors weights
+    predict   kaggle_kit.inference.predict.predict_run on the competition's data: the run's TTA choice and temperature
+    validate  checks submission.csv against the competition's sample, as Kaggle will
+
+Inputs come from /kaggle/input/<slug>/ and the output goes to /kaggle/working/submission.csv, or from
+$KAGGLE_KIT_INPUT_ROOT and to $KAGGLE_KIT_WORKING_DIR where set (rehearsals, the fake Kaggle of the tests).
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..competitions.registry import Competition
+
+STEP_PREFIX = "kaggle-kit step: "
+FAILURE_PREFIX = "kaggle-kit notebook failed at step "
+SUBMISSION_NAME = "submission.csv"
+
+TEMPLATE = '''"""kaggle-kit: predict __TITLE__ offline with run __RUN_TEXT__, as `kaggle-kit predict` would."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+COMPETITION, COMPETITION_SLUG, DATASET_SLUG, RUN = __COMPETITION__, __COMPETITION_SLUG__, __DATASET_SLUG__, __RUN__
+INPUT = Path(os.environ.get("KAGGLE_KIT_INPUT_ROOT") or "/kaggle/input")
+WORKING = Path(os.environ.get("KAGGLE_KIT_WORKING_DIR") or "/kaggle/working")
+DATASET, DATA = INPUT / DATASET_SLUG, INPUT / COMPETITION_SLUG
+SUBMISSION = WORKING / __SUBMISSION_NAME__
+SCRATCH = Path(tempfile.mkdtemp(prefix="kaggle-kit-"))  # outside the working folder: not part of the output
+
+
+def install():
+    wheels = sorted(DATASET.glob("*.whl"))
+    if not any(wheel.name.startswith("kaggle_kit-") for wheel in wheels):
+        raise RuntimeError(f"no kaggle_kit wheel in {DATASET}: attach the dataset `kaggle-kit package` made")
+    target = SCRATCH / "packages"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--quiet",
+                    "--disable-pip-version-check", "--target", str(target), *map(str, wheels)], check=True)
+    sys.path.insert(0, str(target))
+    import kaggle_kit
+
+    if not Path(kaggle_kit.__file__).resolve().is_relative_to(target.resolve()):
+        raise RuntimeError(f"kaggle_kit was imported from {kaggle_kit.__file__}, not from the packaged wheel")
+    print(f"kaggle_kit from {Path(kaggle_kit.__file__).parent}")
+
+
+def weights():
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    run = SCRATCH / "runs" / RUN
+    run.mkdir(parents=True)
+    for name in ("config.json", "split.json"):
+        if (DATASET / name).is_file():
+            shutil.copy2(DATASET / name, run / name)
+    with safe_open(str(DATASET / "weights.safetensors"), "pt") as handle:
+        epoch = (handle.metadata() or {}).get("epoch") or None
+    state = {"model": load_file(str(DATASET / "weights.safetensors")), "epoch": int(epoch) if epoch else None}
+    torch.save(state, run / "best.pt")
+    return run
+
+
+def predict(run):
+    os.environ["KAGGLE_KIT_SUBMISSIONS_DIR"] = str(SCRATCH / "submissions")  # predict's file index: not output
+    from kaggle_kit.inference.predict import predict_run
+
+    result = predict_run(run, DATA, "best", None, SUBMISSION)
+    print(f"wrote {result.path}: {result.rows} rows, TTA {'on' if result.tta else 'off'} ({result.tta_source}), "
+          f"temperature {result.temperature:.4f}, on {result.device}")
+    return result
+
+
+def validate(result):
+    from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.submissions.files import inspect_submission
+
+    checked = inspect_submission(SUBMISSION, resolve(COMPETITION), result.sample_path)
+    if not checked.ok:
+        raise RuntimeError(f"{SUBMISSION} is not a valid submission: {checked.problems[0]}")
+    print(f"ok: {SUBMISSION}: {checked.rows} rows, header matches {result.sample_path.name}")
+
+
+def main():
+    step, value = "start", None
+    try:
+        WORKING.mkdir(parents=True, exist_ok=True)
+        for step, action in (("install", install), ("weights", weights), ("predict", predict),
+                             ("validate", validate)):
+            print(__STEP_PREFIX__ + step, flush=True)
+            value = action() if step in ("install", "weights") else action(value)
+    except Exception as error:  # one line naming the step, then the details for the log
+        traceback.print_exc()
+        print(__FAILURE_PREFIX__ + f"'{step}': {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    finally:
+        shutil.rmtree(SCRATCH, ignore_errors=True)
+        # on Kaggle the inputs are read-only, so kaggle-kit caches decoded images under /kaggle/working: drop
+        # them, or they become part of the notebook's output next to submission.csv
+        shutil.rmtree(WORKING / ".kaggle-kit", ignore_errors=True)
+
+
+main()
+'''
+
+
+def script(comp: Competition, dataset_slug: str, run: str) -> str:
+    values = {
+        "__TITLE__": comp.title.replace('"', "'"),
+        "__RUN_TEXT__": run.replace('"', "'"),
+        "__COMPETITION__": json.dumps(comp.name),
+        "__COMPETITION_SLUG__": json.dumps(comp.slug),
+        "__DATASET_SLUG__": json.dumps(dataset_slug),
+        "__RUN__": json.dumps(run),
+        "__SUBMISSION_NAME__": json.dumps(SUBMISSION_NAME),
+        "__STEP_PREFIX__": json.dumps(STEP_PREFIX),
+        "__FAILURE_PREFIX__": json.dumps(FAILURE_PREFIX),
+    }
+    text = TEMPLATE
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text

@@ -1,0 +1,589 @@
+"""An experiment's report, rebuilt at any time from its run folders: results.csv, report.md and PNGs.
+
+    results.csv       one row per run: cell, seed, axis values, arch, recipe, epochs, validation metric
+                      (best epoch, in the metric's direction), Kaggle public score from the ledger, seconds
+    report.md         the study's table shape with our numbers (mean ± std over seeds), the published
+                      numbers beside ours, each metric's direction in words and the winner marked by it
+    table.png         the same numbers as points with seed error bars, published values beside them
+    curves.png        the study's Figure 2 panels: training loss, training accuracy, validation accuracy per
+                      epoch, one line per value of the plan's `curves.by` axis, mean over seeds
+    wall-time.png     wall seconds per cell
+
+Every number comes from the run folders (history.csv, config.json), the experiment's timings.json and
+the submission ledger, so `kaggle-kit report` after the fact writes exactly what `experiment` wrote.
+The winner is always picked by the competition metric's direction: for log loss the LOWER value wins.
+Standard deviations are over seeds with ddof=1 (the sample standard deviation); one seed has none.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from ..competitions.metrics import Metric
+from ..competitions.registry import resolve
+from ..core.atomic import atomic_write_bytes, atomic_write_text
+from ..records.group_folder import FoldGroup, is_group
+from ..records.run_folder import RunDir
+from ..submissions.provenance import kaggle_records, run_summary
+from .plan import FOLDS_KEY, Cell, Plan, experiment_plan, format_value, read_experiment, read_timings
+
+RESULTS_FILE = "results.csv"
+REPORT_FILE = "report.md"
+TABLE_PNG = "table.png"
+CURVES_PNG = "curves.png"
+WALL_PNG = "wall-time.png"
+WINNER_MARK = "★"
+# the Figure 2 panels: history.csv column and its title
+CURVE_PANELS = (
+    ("train_loss", "training loss"),
+    ("train_accuracy", "training accuracy"),
+    ("val_accuracy", "validation accuracy"),
+)
+
+
+# --------------------------------------------------------------------------------------- numbers
+
+
+@dataclass(frozen=True)
+class Stat:
+    mean: float
+    std: float | None  # None with one value: a single seed says nothing about seed noise
+    n: int
+
+    def text(self, digits: int = 4, planned: int | None = None) -> str:
+        """`mean ± std`; with `planned` seeds and fewer values, how many the mean is of (a one-seed cell ranked
+        beside full ones must show it)."""
+        shown = f"{self.mean:.{digits}f}" if self.std is None else f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+        return shown + (f" ({self.n} of {planned} seeds)" if planned and self.n < planned else "")
+
+
+def stat(values: Iterable[float | None]) -> Stat | None:
+    """Mean and sample standard deviation (ddof=1) of the values that are numbers; None when there are none."""
+    numbers = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not numbers:
+        return None
+    mean = sum(numbers) / len(numbers)
+    std = math.sqrt(sum((v - mean) ** 2 for v in numbers) / (len(numbers) - 1)) if len(numbers) > 1 else None
+    return Stat(mean, std, len(numbers))
+
+
+def winner(values: Mapping[str, float | None], metric: Metric) -> str | None:
+    """The key whose value is best in the metric's direction (higher accuracy, LOWER log loss); None when there
+    is no number, or when two or more share the best value (a tie has no winner to mark)."""
+    leaders = _leaders(values, metric)
+    return leaders[0] if len(leaders) == 1 else None
+
+
+def tied(values: Mapping[str, float | None], metric: Metric) -> list[str]:
+    """The keys sharing the best value when more than one does; empty otherwise."""
+    leaders = _leaders(values, metric)
+    return leaders if len(leaders) > 1 else []
+
+
+def _leaders(values: Mapping[str, float | None], metric: Metric) -> list[str]:
+    best = metric.best(list(values.values()))
+    return [key for key, value in values.items() if best is not None and value == best]
+
+
+def seed_noise_note(stats: Mapping[str, Stat | None], metric: Metric) -> str | None:
+    """Whether the best cell's lead over the runner-up is larger than the seed-to-seed spread of the two."""
+    means = {k: s.mean for k, s in stats.items() if s is not None}
+    first = winner(means, metric)
+    if first is None or len(means) < 2:
+        return None
+    rest = {k: v for k, v in means.items() if k != first}
+    second = winner(rest, metric)
+    spread = [s.std for k, s in stats.items() if k in (first, second) and s is not None and s.std is not None]
+    if not spread:
+        return None
+    margin, noise = abs(means[first] - means[second]), max(spread)
+    verdict = "larger than" if margin > noise else "within"
+    return (
+        f"{first} leads {second} by {margin:.4f}, {verdict} the seed-to-seed standard deviation "
+        f"({noise:.4f}){'' if margin > noise else ': more seeds are needed to rank these two'}"
+    )
+
+
+# --------------------------------------------------------------------------------------- one run
+
+
+# --------------------------------------------------------------------------------------- the experiment
+
+
+RESULT_COLUMNS = [
+    "cell",
+    "seed",
+    "status",
+    "competition",
+    "arch",
+    "recipe",
+    "epochs",
+    "epochs_planned",
+    "best_epoch",
+    "metric",
+    "higher_is_better",
+    "val_metric",
+    "val_metric_final",
+    "val_metric_calibrated",
+    "calibrated_with",
+    "settings",
+    "kaggle_public",
+    "kaggle_private",
+    "train_seconds",
+    "wall_seconds",
+    "run_dir",
+]
+
+
+def _run_column(plan: Plan, name: str) -> str:
+    """A run's own figure named like a plan axis (arch, epochs) is written `run_<name>`: one name, one column."""
+    return f"run_{name}" if name in plan.axis_names else name
+
+
+def collect(folder: Path | str, ledger=None) -> tuple[Plan, list[dict[str, Any]]]:
+    """The experiment's plan and one row per planned run, read from the run folders (missing ones marked)."""
+    folder = Path(folder)
+    experiment = read_experiment(folder)
+    plan = experiment_plan(folder)
+    timings = read_timings(folder)
+    scored = kaggle_records(ledger)
+    rows = []
+    for entry in experiment["runs"]:
+        path = folder / entry["path"]
+        summary = run_summary(path, scored)
+        row = {"cell": entry["cell"], "seed": int(entry["seed"])}
+        row.update({axis: format_value(entry["values"].get(axis)) for axis in plan.axis_names})
+        if summary is None:
+            row["status"] = "not started"
+        else:
+            row["status"] = "finished" if summary.pop("finished") else "partial"
+            row.update({_run_column(plan, key): value for key, value in summary.items()})
+        row["wall_seconds"] = timings.get(entry["path"])
+        row["run_dir"] = entry["path"]
+        rows.append(row)
+    return plan, rows
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)  # repr: the exact float, read back unchanged
+    return str(value)
+
+
+def results_csv(plan: Plan, rows: list[dict[str, Any]]) -> str:
+    columns = RESULT_COLUMNS[:2] + list(plan.axis_names) + [_run_column(plan, c) for c in RESULT_COLUMNS[2:]]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_value(row.get(c)) for c in columns])
+    return buffer.getvalue()
+
+
+def cell_stats(plan: Plan, rows: list[dict[str, Any]], key: str) -> dict[str, Stat | None]:
+    """Per cell (in plan order), mean ± std over its finished seeds of the column `key`. An interrupted run's
+    best epoch is an early one: averaged in, it moves the cell and can flip the ranking."""
+    return {
+        cell.name: stat(r.get(key) for r in rows if r["cell"] == cell.name and r["status"] == "finished")
+        for cell in plan.cells()
+    }
+
+
+def _row_combos(plan: Plan) -> list[dict[str, Any]]:
+    import itertools
+
+    axes = {a.name: a.values for a in plan.axes}
+    return [dict(zip(plan.table_rows, combo)) for combo in itertools.product(*(axes[a] for a in plan.table_rows))]
+
+
+def _cell_at(plan: Plan, row: dict[str, Any], column_value: Any = None) -> str:
+    values = dict(row)
+    if plan.table_columns:
+        values[plan.table_columns] = column_value
+    return Cell({axis: values[axis] for axis in plan.axis_names}).name
+
+
+def _row_label(plan: Plan, row: dict[str, Any]) -> str:
+    return ", ".join(plan.label(axis, value) for axis, value in row.items()) or "all"
+
+
+def _group_label(plan: Plan, values: dict[str, Any]) -> str:
+    """A panel title: display names where the plan gives them, else axis=value (a bare "none" says little)."""
+    return ", ".join(plan.label(a, v) if a in plan.labels else f"{a}={format_value(v)}" for a, v in values.items())
+
+
+def _columns(plan: Plan) -> list[Any]:
+    if not plan.table_columns:
+        return [None]
+    return list(next(a.values for a in plan.axes if a.name == plan.table_columns))
+
+
+def markdown_table(plan: Plan, texts: Mapping[str, str], heading: str) -> list[str]:
+    """`texts` (cell name -> text) laid out in the plan's table shape: rows x columns."""
+    columns = _columns(plan)
+    corner = " \\ ".join(x for x in (" / ".join(plan.table_rows), plan.table_columns) if x) or "cell"
+    header = [corner] + ([plan.label(plan.table_columns, c) for c in columns] if plan.table_columns else [heading])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in _row_combos(plan):
+        cells = [texts.get(_cell_at(plan, row, c), "–") for c in columns]
+        lines.append("| " + " | ".join([_row_label(plan, row)] + cells) + " |")
+    return lines
+
+
+def _marked(
+    stats: Mapping[str, Stat | None], best: str | None, planned: int | None, finished: Mapping[str, int]
+) -> dict[str, str]:
+    """Each cell's text; a cell with fewer finished seeds than planned says so in the table itself, and one with
+    none finished has no value (and so no rank)."""
+    texts = {}
+    for cell, value in stats.items():
+        done = finished.get(cell, 0)
+        short = f" ({done} of {planned} seeds finished)" if planned and done < planned else ""
+        if value is None:
+            texts[cell] = "–" + short
+        elif cell == best:
+            texts[cell] = f"**{value.text()}{short}** {WINNER_MARK}"
+        else:
+            texts[cell] = value.text() + short
+    return texts
+
+
+@dataclass
+class ReportResult:
+    folder: Path
+    files: list[Path]
+    runs: int
+    finished: int
+    headlines: list[str] = field(default_factory=list)  # one line per table: its winner, by direction
+
+
+def write_report(folder: Path | str, ledger=None) -> ReportResult:
+    """(Re)write results.csv, report.md and the PNGs of an experiment folder from its run folders."""
+    from ..submissions.ledger import Ledger
+
+    folder = Path(folder)
+    ledger = ledger if ledger is not None else Ledger()
+    plan, rows = collect(folder, ledger)
+    comp = resolve(plan.competition)
+    metric = comp.metric
+    experiment = read_experiment(folder)
+
+    val = cell_stats(plan, rows, "val_metric")
+    kaggle = cell_stats(plan, rows, "kaggle_public")
+    wall = cell_stats(plan, rows, "wall_seconds")
+    train_seconds = cell_stats(plan, rows, "train_seconds")
+    has_kaggle = any(s is not None for s in kaggle.values())
+    published = plan.published.values if plan.published else {}
+
+    val_means = {c: s.mean if s else None for c, s in val.items()}
+    best_val = winner(val_means, metric)
+    best_kaggle = winner({c: s.mean if s else None for c, s in kaggle.items()}, metric)
+    best_published = winner(published, metric) if published else None
+    seeds = experiment.get("seeds")
+    finished = sum(r["status"] == "finished" for r in rows)
+    partial = sum(r["status"] == "partial" for r in rows)
+    finished_in = {
+        cell.name: sum(r["cell"] == cell.name and r["status"] == "finished" for r in rows) for cell in plan.cells()
+    }
+
+    direction = f"{metric.label}, {metric.direction}"
+    headlines = []
+    if best_val:
+        headlines.append(f"validation {direction}: best {best_val} ({val[best_val].text()})")
+    elif leaders := tied(val_means, metric):
+        headlines.append(f"validation {direction}: {', '.join(leaders)} tie at {val[leaders[0]].text()}")
+    if best_kaggle:
+        headlines.append(f"Kaggle public score ({direction}): best {best_kaggle} ({kaggle[best_kaggle].text()})")
+    if best_published:
+        headlines.append(f"published ({direction}): best {best_published} ({published[best_published]:.4f})")
+    claim_note = None
+    if (
+        plan.published
+        and plan.published.claimed_best
+        and best_published
+        and plan.published.claimed_best != best_published
+    ):
+        claimed = plan.published.claimed_best
+        claim_note = (
+            f"The study called {claimed} ({published[claimed]:.4f}) the better one, ranking it above "
+            f"{best_published} ({published[best_published]:.4f}); but for {metric.label} {metric.direction}, "
+            f"so by the study's own numbers {best_published} won."
+        )
+        headlines.append(f"note: {claim_note}")
+
+    lines = [f"# {plan.title or plan.name}", ""]
+    if plan.description:
+        lines += [plan.description, ""]
+    overrides = {
+        **({"epochs": experiment["epochs"]} if experiment.get("epochs") else {}),
+        **(experiment.get("overrides") or {}),
+    }
+    lines += [
+        f"- competition: {comp.title} (`{comp.name}`); metric: **{metric.label} - {metric.direction}**",
+        f"- plan: `{plan.name}`, base recipe `{plan.recipe}`, {len(plan.cells())} cells x {seeds} seeds "
+        f"= {len(rows)} runs ({finished} finished, {partial} partial, {len(rows) - finished - partial} not started)",
+    ]
+    if plan.overrides:
+        lines.append("- plan overrides: " + ", ".join(f"{k}={format_value(v)}" for k, v in plan.overrides.items()))
+    if overrides:
+        lines.append("- command-line overrides: " + ", ".join(f"{k}={format_value(v)}" for k, v in overrides.items()))
+    lines += [
+        f"- numbers: mean ± sample standard deviation over the finished seeds (a cell short of them says how many "
+        f"finished; unfinished runs are in {RESULTS_FILE} only); the best cell by the metric's direction is bold and "
+        f"marked {WINNER_MARK}",
+        "",
+        f"## Validation {metric.label} (ours; {metric.direction})",
+        "",
+        "Best epoch of each run (the checkpoint `predict` uses), on its held-out validation split."
+        + (
+            " A fold group (the plan's `folds`) counts its out-of-fold (OOF) metric: every training image "
+            "predicted by the fold that held it out."
+            if plan.folds or FOLDS_KEY in plan.axis_names
+            else ""
+        ),
+        "",
+        *markdown_table(plan, _marked(val, best_val, seeds, finished_in), f"validation {metric.label}"),
+        "",
+    ]
+    note = seed_noise_note(val, metric)
+    if note:
+        lines += [f"Seed noise: {note}.", ""]
+    if has_kaggle:
+        lines += [
+            f"## Kaggle public score (ours; {metric.label}, {metric.direction})",
+            "",
+            *markdown_table(plan, _marked(kaggle, best_kaggle, seeds, finished_in), "Kaggle public"),
+            "",
+        ]
+        note = seed_noise_note(kaggle, metric)
+        if note:
+            lines += [f"Seed noise: {note}.", ""]
+    if plan.published:
+        what = plan.published.metric or metric.label
+        lines += [f"## Published ({what}; {metric.direction})", ""]
+        if plan.published.source:
+            lines += [f"Source: {plan.published.source}. Single runs, no seeds.", ""]
+        texts = {c: (f"**{v:.4f}** {WINNER_MARK}" if c == best_published else f"{v:.4f}") for c, v in published.items()}
+        lines += [*markdown_table(plan, texts, what), ""]
+        if claim_note:
+            lines += [f"**Note:** {claim_note}", ""]
+
+    lines += _side_by_side(plan, val, kaggle, published, metric, has_kaggle)
+    lines += [
+        "## Training curves",
+        "",
+        f"Mean over seeds (and a fold group's folds) per epoch, one line per {plan.curves_by or 'cell'} (from each "
+        "run's history.csv).",
+        "",
+        f"![training curves]({CURVES_PNG})",
+        "",
+        f"![results]({TABLE_PNG})",
+        "",
+    ]
+    lines += [
+        "## Wall time per cell",
+        "",
+        "wall: the whole run as measured by `kaggle-kit experiment` (data, training, validation, calibration); "
+        "training loop: the sum of history.csv's epoch seconds.",
+        "",
+        "| cell | finished runs | wall seconds | training loop seconds |",
+        "|---|---|---|---|",
+    ]
+    for cell in plan.cells():
+        runs = sum(r["cell"] == cell.name and r["status"] == "finished" for r in rows)
+        lines.append(f"| {cell.name} | {runs} | {_text(wall[cell.name], 1)} | {_text(train_seconds[cell.name], 1)} |")
+    lines += ["", f"![wall time]({WALL_PNG})", "", f"Every run: [{RESULTS_FILE}]({RESULTS_FILE}).", ""]
+
+    files = [folder / RESULTS_FILE, folder / REPORT_FILE, folder / TABLE_PNG, folder / CURVES_PNG, folder / WALL_PNG]
+    atomic_write_text(folder / RESULTS_FILE, results_csv(plan, rows))
+    atomic_write_bytes(folder / TABLE_PNG, _table_png(plan, val, kaggle, published, metric, best_val))
+    atomic_write_bytes(folder / CURVES_PNG, _curves_png(plan, rows, folder, metric))
+    atomic_write_bytes(folder / WALL_PNG, _wall_png(plan, wall, train_seconds))
+    atomic_write_text(folder / REPORT_FILE, "\n".join(lines) + "\n")
+    return ReportResult(folder, files, len(rows), finished, headlines)
+
+
+def _text(value: Stat | None, digits: int = 4) -> str:
+    return value.text(digits) if value is not None else "–"
+
+
+def _side_by_side(plan, val, kaggle, published, metric: Metric, has_kaggle: bool) -> list[str]:
+    if not published and not has_kaggle:
+        return []
+    ours = "Kaggle public" if has_kaggle else "validation"
+    lines = [
+        "## Side by side",
+        "",
+        f"{metric.label}, {metric.direction}; difference = ours ({ours}) - published.",
+        "",
+        "| cell | validation (ours) | "
+        + ("Kaggle public (ours) | " if has_kaggle else "")
+        + "published | difference |",
+        "|---|---|" + ("---|" if has_kaggle else "") + "---|---|",
+    ]
+    for cell in plan.cells():
+        mine = (kaggle if has_kaggle else val)[cell.name]
+        theirs = published.get(cell.name)
+        diff = f"{mine.mean - theirs:+.4f}" if mine is not None and theirs is not None else "–"
+        row = [cell.name, _text(val[cell.name])] + ([_text(kaggle[cell.name])] if has_kaggle else [])
+        row += [f"{theirs:.4f}" if theirs is not None else "–", diff]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines + [""]
+
+
+# --------------------------------------------------------------------------------------- plots
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _panels(plan: Plan) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The table as plot panels: (title, [(x label, cell name)]); one panel per table row when there are columns."""
+    if plan.table_columns:
+        return [
+            (
+                _group_label(plan, row),
+                [(plan.label(plan.table_columns, c), _cell_at(plan, row, c)) for c in _columns(plan)],
+            )
+            for row in _row_combos(plan)
+        ]
+    return [("", [(_row_label(plan, row), _cell_at(plan, row)) for row in _row_combos(plan)])]
+
+
+def _table_png(plan: Plan, val, kaggle, published, metric: Metric, best_val: str | None) -> bytes:
+    """Our validation and Kaggle numbers (mean ± std over seeds) and the published ones, in the table's shape."""
+    plt = _pyplot()
+    panels = _panels(plan)
+    widest = max(len(points) for _, points in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(4.5, 1.5 * widest + 2) * len(panels), 3.8), squeeze=False)
+    series = [("ours, validation", val, "o", 0.0), ("ours, Kaggle public", kaggle, "s", 0.12)]
+    for ax, (title, points) in zip(axes[0], panels):
+        for label, stats, marker, offset in series:
+            shown = [(i + offset, stats[cell]) for i, (_, cell) in enumerate(points) if stats.get(cell) is not None]
+            if shown:
+                ax.errorbar(
+                    [x for x, _ in shown],
+                    [s.mean for _, s in shown],
+                    yerr=[s.std or 0.0 for _, s in shown],
+                    fmt=marker,
+                    capsize=4,
+                    label=label,
+                )
+        theirs = [(i - 0.12, published[cell]) for i, (_, cell) in enumerate(points) if cell in published]
+        if theirs:
+            ax.plot([x for x, _ in theirs], [y for _, y in theirs], "x", color="black", markersize=9, label="published")
+        for i, (_, cell) in enumerate(points):
+            if cell == best_val and val.get(cell) is not None:
+                ax.annotate(
+                    f"{WINNER_MARK} best",
+                    (i, val[cell].mean),
+                    textcoords="offset points",
+                    xytext=(8, 8),
+                    color="tab:red",
+                )
+        ax.set_xticks(range(len(points)))
+        ax.set_xticklabels([name for name, _ in points], fontsize=9)
+        ax.set_xlim(-0.6, len(points) - 0.4)
+        ax.margins(y=0.15)  # room for the winner's label above the highest point
+        ax.set_title(title)
+        ax.set_ylabel(f"{metric.label} ({metric.direction})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{plan.title or plan.name}: mean ± std over seeds", fontsize=10)
+    return _png(fig)
+
+
+def _curves_png(plan: Plan, rows: list[dict[str, Any]], folder: Path, metric: Metric) -> bytes:
+    """Figure 2: per panel row, one group of the other axes; per line, one value of `curves.by`; mean over seeds."""
+    import itertools
+
+    import pandas as pd
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    panels = list(CURVE_PANELS)
+    if metric.name != "accuracy":
+        panels.append(("val_metric", f"validation {metric.label} ({metric.direction})"))
+    by = plan.curves_by
+    others = [a for a in plan.axes if a.name != by]
+    groups = [dict(zip([a.name for a in others], combo)) for combo in itertools.product(*(a.values for a in others))]
+    line_values = next((a.values for a in plan.axes if a.name == by), (None,))
+    histories: dict[str, list] = {}
+    for row in rows:
+        if row["status"] == "finished":  # as the tables: an interrupted run's early epochs would bend the mean
+            for run in _trained_folders(folder / row["run_dir"]):
+                history = RunDir(run).history()
+                if len(history):
+                    histories.setdefault(row["cell"], []).append(history)
+    fig, axes = plt.subplots(len(groups), len(panels), figsize=(4.2 * len(panels), 3.2 * len(groups)), squeeze=False)
+    for g, group in enumerate(groups):
+        for value in line_values:
+            values = dict(group, **({by: value} if by else {}))
+            cell = Cell({a: values[a] for a in plan.axis_names}).name
+            runs = histories.get(cell)
+            if not runs:
+                continue
+            joined = pd.concat(runs)
+            mean = joined.groupby("epoch").mean(numeric_only=True)
+            for p, (column, _title) in enumerate(panels):
+                axes[g][p].plot(mean.index, mean[column], marker=".", label=plan.label(by, value) if by else cell)
+        for p, (_column, title) in enumerate(panels):
+            ax = axes[g][p]
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            group_label = _group_label(plan, group)
+            ax.set_title(f"{title}" + (f"\n{group_label}" if group_label else ""), fontsize=10)
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=8, title=by)
+    fig.suptitle(f"{plan.title or plan.name}: training curves, mean over seeds")
+    return _png(fig)
+
+
+def _trained_folders(path: Path) -> list[Path]:
+    """The run folders whose history.csv make a row's curves: the run, or a fold group's folds (averaged as seeds)."""
+    if not is_group(path):
+        return [path]
+    group = FoldGroup(path)
+    return [group.fold_dir(fold) for fold in range(1, group.k + 1)]
+
+
+def _wall_png(plan: Plan, wall, train_seconds) -> bytes:
+    plt = _pyplot()
+    cells = [c.name for c in plan.cells()]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(cells) + 1.6))
+    ys = range(len(cells))
+    for offset, (label, stats) in zip((-0.2, 0.2), (("wall", wall), ("training loop", train_seconds))):
+        means = [stats[c].mean if stats[c] else 0.0 for c in cells]
+        errors = [(stats[c].std or 0.0) if stats[c] else 0.0 for c in cells]
+        ax.barh([y + offset for y in ys], means, xerr=errors, height=0.38, capsize=3, label=label)
+    ax.set_yticks(list(ys))
+    ax.set_yticklabels(cells, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds per run (mean ± std over seeds)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("wall time per cell")
+    return _png(fig)

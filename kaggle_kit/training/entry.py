@@ -1,0 +1,159 @@
+"""The library's entry points: `train` makes a run folder and fits into it, `resume` continues one."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..competitions.registry import Competition
+from ..competitions.resolution import Resolution, explicit_settings, resolve_recipe
+from ..config.recipe import Recipe
+from ..core import distributed
+from ..core.errors import KitError
+from ..data.layout import Layout
+from ..data.training_images import TrainingImages
+from ..records.run_folder import DEFAULT_RUNS_DIR, HISTORY, RunDir
+from .loop import TrainResult, fit
+from .setup import check_normalization
+
+
+def train(
+    competition: str | Competition,
+    data_dir: Path | str | None = None,
+    recipe: str | Recipe | None = None,
+    out: Path | str | None = None,
+    runs_root: Path | str = DEFAULT_RUNS_DIR,
+    tracker=None,
+    images: TrainingImages | None = None,
+    **overrides: Any,
+) -> TrainResult:
+    """`train("dog_breed", arch="resnet34")`: resolve, read the data, train, and return the result.
+    `images`: which images train and validate, where the caller decided it: a fold's validation images (the
+    recipe's val_fraction should say their share), confident test predictions to train on as well (chosen by
+    `workflows.pseudo_labelling.select`). None: the labelled images, split by the recipe's seed and fraction."""
+    from ..records.run_folder import new_run_path
+
+    images = images or TrainingImages()
+    comp, layout, resolution = resolve_training(competition, data_dir, recipe, overrides, images.added)
+    resolved = resolution.recipe
+    path = Path(out) if out else new_run_path(Path(runs_root), comp.name, resolved.arch, resolved.name)
+    if out and (path / "config.json").exists():
+        raise KitError(
+            f"{path} already holds a run; resume it with `kaggle-kit train --resume {path}` or choose another --out"
+        )
+    if distributed.is_distributed():
+        path = Path(distributed.broadcast_object(str(path)))
+    run, created = RunDir(path), not path.exists()
+
+    def remove_if_nothing_to_resume() -> None:
+        # failed or stopped before finishing an epoch (bad weights, out of memory, Ctrl-C): no half-made folder is
+        # left for `runs` to list or for the next `--out` to trip over. history.csv, written after every epoch,
+        # says whether one finished (a head-only run's last.pt may not be due yet)
+        if created and distributed.is_main() and not run.file(HISTORY).is_file():
+            shutil.rmtree(path, ignore_errors=True)
+
+    if tracker is not None:  # tracking.RunTracking: told the run folder, then fed every epoch's row
+        tracker.attach(path)
+    try:
+        result = fit(
+            comp,
+            layout,
+            resolved,
+            run,
+            resolution=resolution,
+            on_epoch=tracker.log_epoch if tracker else None,
+            images=images,
+        )
+    except BaseException:
+        remove_if_nothing_to_resume()
+        raise
+    if result.interrupted:
+        remove_if_nothing_to_resume()
+    return result
+
+
+def resolve_training(
+    competition: str | Competition,
+    data_dir: Path | str | None,
+    recipe: str | Recipe | None,
+    overrides: dict[str, Any],
+    added_images: int = 0,
+) -> tuple[Competition, Layout, Resolution]:
+    """The competition, its data and the recipe fitted to it, exactly as `train` gets them (`lr-find` too).
+    `added_images`: training images beyond the labelled ones (pseudo-labels), counted when sizing the batch."""
+    from ..data.layout import open_layout
+
+    comp, base, requested = check_request(competition, recipe, overrides)
+    layout = open_layout(comp, data_dir)
+    check_metric_fits(comp, layout.classes)
+    n_train = round(len(layout.train.ids) * (1 if requested.full_train else 1 - requested.val_fraction))
+    n_train += added_images
+    n_train //= distributed.world_size()  # the batch is per process: each rank steps through its own share
+    return comp, layout, resolve_recipe(comp, requested, explicit_settings(comp, base, overrides), n_train)
+
+
+def check_metric_fits(comp: Competition, classes: list[str]) -> None:
+    """The declared metric must fit the classes the data has: validation, the best epoch and calibration follow it,
+    and QWK over names sorted as text (a declaration whose classes come from the labels) would rank nonsense."""
+    misfit = comp.metric_misfit(comp.metric, classes)
+    if misfit:
+        raise KitError(
+            f"{comp.source}: metric {comp.metric.key}: {misfit}; declare one that fits "
+            f'({", ".join(comp.fitting_metrics(classes))}), or list the grades in order with class_source = "declared"'
+        )
+
+
+def check_request(
+    competition: str | Competition, recipe: str | Recipe | None, overrides: dict[str, Any]
+) -> tuple[Competition, Recipe, Recipe]:
+    """(competition, named recipe, recipe with the user's settings), checked before any data is read: a bad flag
+    fails in a second, not after minutes of decoding or predicting."""
+    from ..competitions.registry import resolve
+    from ..models import factory as models
+
+    comp = resolve(competition) if isinstance(competition, str) else competition
+    base = recipe if isinstance(recipe, Recipe) else comp.recipe(recipe)
+    requested = base.replace(**{k: v for k, v in overrides.items() if v is not None}).validate()
+    comp.augmentation(requested.aug)  # unknown augmentation names
+    check_normalization(comp, requested)
+    models.resolve_arch(requested.arch)  # unknown architecture names
+    return comp, base, requested
+
+
+def resume(
+    run_dir: Path | str, data_dir: Path | str | None = None, competition: str | None = None, tracker=None
+) -> TrainResult:
+    """Continue a run from its last checkpoint with exactly the settings it was started with. `competition`, when
+    given, must be the run's own (a command line naming one is checked, not obeyed)."""
+    from ..competitions.registry import resolve
+    from ..data.layout import open_layout
+
+    run = RunDir(run_dir)
+    config = run.read_config()
+    comp = resolve(config.competition)
+    named = resolve(competition) if competition is not None else comp
+    if named.name != comp.name:
+        raise KitError(
+            f"{run.path} is a {comp.name} run, not {named.name}: resume it with `kaggle-kit train --resume {run.path}`"
+        )
+    recipe = config.recipe
+    layout = open_layout(comp, data_dir or config.data_dir)
+    if layout.fingerprint() != config.fingerprint:
+        raise KitError(
+            f"the data in {layout.root} differs from the data {run.path} was trained on "
+            f"(fingerprint {layout.fingerprint()} vs {config.fingerprint}); pass the original --data-dir"
+        )
+    history = run.history()
+    if len(history) >= recipe.epochs and run.has_checkpoint("last"):
+        raise KitError(f"{run.path} already finished all {recipe.epochs} epochs; nothing to resume")
+    if len(history) and not run.has_checkpoint("last"):
+        print(
+            f"warning: {run.path} has no last.pt (the run was killed before its first checkpoint): training starts "
+            f"again from epoch 1 and replaces the {len(history)} epoch(s) in history.csv",
+            file=sys.stderr,
+        )
+    if tracker is not None:
+        tracker.attach(run.path)
+    return fit(comp, layout, recipe, run, resume=True, on_epoch=tracker.log_epoch if tracker else None)
