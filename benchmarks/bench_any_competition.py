@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_any_competition.py [--shapes cancer seedlings] [--epochs 8] [--json FILE]
 
-For each shape (declared as in tests/test_any_competition.py: `cancer` = 32x32 .tif, binary target, ids with their
+For each shape (declared as in tests/workflows/test_any_competition.py:
+`cancer` = 32x32 .tif, binary target, ids with their
 extension, ROC AUC; `seedlings` = one folder per class, photos of varied size, micro F1), `kaggle-kit sample` writes
 a 400-image download with a hidden 200-image test split, then the commands a user types: `init`, `train`,
 `predict`, `score FILE --answers`. The bare loop trains the same architecture at the same size for the same epochs

@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 import torch
-from conftest import REPO
+from helpers import REPO
 
 from kaggle_kit.core import progress
 

@@ -25,8 +25,8 @@ from typing import Any, Callable, Protocol
 
 from ..core.atomic import atomic_write_text
 from ..core.errors import KitError
-from ..records.run_config import RunConfig
-from ..records.run_folder import CONFIG, HISTORY, display_epoch
+from ..records.run_config import CONFIG, RunConfig
+from ..records.run_folder import HISTORY, display_epoch
 
 TRACKERS = ("mlflow", "tensorboard")
 TRACKING_FILE = "tracking.json"

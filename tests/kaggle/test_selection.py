@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from test_kaggle_api import bundle, downloaded, kit, kit_env, server, work, write_run, write_submission  # noqa: F401
+from kaggle_helpers import kit, kit_env, write_run, write_submission
 
 from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.submissions.trust import Scored, track

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import FOLD_ARGS, KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_reaches_it, run_cli
+from helpers import FOLD_ARGS, KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_reaches_it, run_cli
 from sklearn.metrics import accuracy_score
 from sklearn.metrics import log_loss as sk_log_loss
 

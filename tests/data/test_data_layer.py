@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_one_line_error, run_cli
+from helpers import assert_one_line_error, run_cli
 
 from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.competitions.samples import write_sample
@@ -222,7 +222,7 @@ def test_the_same_sample_seed_gives_the_same_data_in_every_process(tmp_path):
     import subprocess
     import sys
 
-    from conftest import REPO
+    from helpers import REPO
 
     digests = set()
     for hash_seed in ("1", "2"):

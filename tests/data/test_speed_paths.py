@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_reaches_it, run_cli
+from helpers import KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_reaches_it, run_cli
 
 from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.config.recipe import Recipe

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_one_line_error, run_cli
+from helpers import assert_one_line_error, run_cli
 
 TINY = ["--arch", "test_resnet", "--stem", "imagenet", "--batch-size", "32", "--workers", "0"]
 

@@ -1,7 +1,7 @@
 """The README's main-job command: the whole loop on a generated sample through the real CLI."""
 
 import pandas as pd
-from conftest import run_cli
+from helpers import run_cli
 
 
 def test_demo_runs_the_whole_loop(tmp_path):

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FOLD_ARGS, assert_one_line_error, run_cli
+from helpers import FOLD_ARGS, assert_one_line_error, run_cli
 
 from kaggle_kit.competitions.metrics import softmax
 from kaggle_kit.records.group_folder import FoldGroup

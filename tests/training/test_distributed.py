@@ -18,7 +18,7 @@ import pandas as pd
 import psutil
 import pytest
 import torch
-from conftest import KAGGLE_KIT, REPO, assert_one_line_error, run_cli, run_cli_process
+from helpers import KAGGLE_KIT, REPO, assert_one_line_error, run_cli, run_cli_process
 
 from kaggle_kit.core.launch import how_it_ended, last_line, run_on_gpus
 from kaggle_kit.records.run_folder import RunDir
@@ -508,7 +508,7 @@ def test_fold_group_under_nproc_trains_each_fold_on_two_ranks_and_resumes_a_stop
     """`train --folds 2 --nproc 2`, killed (launcher and ranks) after fold 1's first epoch, then `--resume GROUP
     --nproc 2`: the stopped fold goes on from its last.pt, fold 2 trains, each on two ranks; rank 0 alone writes
     the OOF and CV and reports them."""
-    from conftest import FOLD_ARGS
+    from helpers import FOLD_ARGS
 
     from kaggle_kit.records.group_folder import FoldGroup
 

@@ -137,7 +137,7 @@ def test_early_stopping_through_the_cli_finishes_the_run_and_its_resume_trains_n
     import re
 
     import pandas as pd
-    from conftest import TINY_CPU_ARGS, assert_one_line_error, run_cli
+    from helpers import TINY_CPU_ARGS, assert_one_line_error, run_cli
 
     from kaggle_kit.submissions.provenance import run_summary
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import assert_one_line_error, run_cli
+from helpers import assert_one_line_error, run_cli
 
 from kaggle_kit.competitions.declaration import dump
 from kaggle_kit.competitions.metrics import QWK, log_loss, one_hot_grades, softmax

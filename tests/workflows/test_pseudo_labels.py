@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CIFAR_RUN_ARGS, assert_one_line_error, run_cli
+from helpers import CIFAR_RUN_ARGS, assert_one_line_error, run_cli
 
 from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.competitions.samples import write_sample

@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 import torch
-from conftest import KAGGLE_KIT, REPO, ctrl_c_reaches_it, run_cli
+from helpers import KAGGLE_KIT, REPO, ctrl_c_reaches_it, run_cli
 
 from kaggle_kit.records.run_folder import RunDir
 
@@ -35,7 +35,7 @@ ARGS = [
 
 
 # the runs compared here end in their weights and history: the error-analysis pictures at the end are not
-# compared, so the commands in this process skip them (tests/test_analysis.py and cifar_run cover them)
+# compared, so the commands in this process skip them (tests/inference/test_analysis.py and cifar_run cover them)
 NO_PICTURES = "--no-analyze"
 
 

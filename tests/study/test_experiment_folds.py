@@ -8,12 +8,12 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_one_line_error, run_cli
+from helpers import assert_one_line_error, run_cli
 from sklearn.metrics import accuracy_score
 
 from kaggle_kit.records.group_folder import FoldGroup
 from kaggle_kit.records.run_folder import RunDir
-from kaggle_kit.study.experiment import parse_plan, plan_runs
+from kaggle_kit.study.plan import parse_plan, plan_runs
 
 PLAN = """
 competition = "cifar10"

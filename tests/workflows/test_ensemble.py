@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FOLD_ARGS, assert_one_line_error, run_cli
+from helpers import FOLD_ARGS, assert_one_line_error, run_cli
 from sklearn.metrics import accuracy_score
 from sklearn.metrics import log_loss as sk_log_loss
 

@@ -4,7 +4,7 @@ accumulation and weight averaging, each tested alone and through one tiny real `
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_CPU_ARGS
+from helpers import TINY_CPU_ARGS
 
 from kaggle_kit.data.mixing import BatchMix
 from kaggle_kit.records.run_folder import RunDir
@@ -101,7 +101,7 @@ def test_a_real_train_with_the_levers_writes_swa_pt_and_resumes_exactly(sample_z
     """One tiny run with mixup/CutMix (off from epoch 3), accumulation and SWA over the last two epochs."""
     import shutil
 
-    from conftest import assert_one_line_error, run_cli
+    from helpers import assert_one_line_error, run_cli
 
     out, data = tmp_path / "run", sample_zips["cifar10"]
     levers = ["--mixup-alpha", "0.4", "--cutmix-alpha", "1.0", "--mix-off-epoch", "3", "--accum-steps", "2"]

@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 import timm
 import torch
-from conftest import assert_one_line_error, run_cli
+from helpers import assert_one_line_error, run_cli
 
 from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.config.recipe import AugmentSpec
 from kaggle_kit.data import augment
 
 # --no-analyze: these tests read config.json, stderr and history.csv, never the error-analysis pictures drawn at the
-# end of a run (tests/test_analysis.py and cifar_run cover those)
+# end of a run (tests/inference/test_analysis.py and cifar_run cover those)
 FAST_CPU = ("--device", "cpu", "--workers", "0", "--no-analyze")
 
 

@@ -11,7 +11,7 @@ import types
 
 import pytest
 import torch
-from conftest import assert_one_line_error, run_cli, run_cli_process
+from helpers import assert_one_line_error, run_cli, run_cli_process
 from mlflow.tracking import MlflowClient
 
 from kaggle_kit.cli.experiment import _print_event

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_reaches_it, run_cli, run_cli_process
+from helpers import KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_reaches_it, run_cli, run_cli_process
+from kaggle_helpers import kit_env, write_submission
 from kaggle_server import KaggleServer
-from test_kaggle_api import kit_env, write_submission
 
 from kaggle_kit.competitions.registry import resolve
 

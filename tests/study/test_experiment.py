@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO, assert_one_line_error
+from helpers import REPO, assert_one_line_error
 from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
 
 from kaggle_kit.competitions.metrics import ACCURACY, LOG_LOSS
 from kaggle_kit.core.errors import KitError
 from kaggle_kit.study import report
-from kaggle_kit.study.experiment import find_plan, load_plan, parse_plan, parse_set, plan_runs, run_experiment
+from kaggle_kit.study.experiment import run_experiment
+from kaggle_kit.study.plan import find_plan, load_plan, parse_plan, parse_set, plan_runs
 from kaggle_kit.submissions.ledger import COMPLETE, Ledger
 
 TINY_PLAN = """
@@ -56,7 +57,7 @@ RUNS = [f"{cell}/seed={seed}" for cell in CELLS for seed in (0, 1)]
 def kit(args, cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
     """The command in this process with `env` as the whole environment (`--submit` too: kaggle-kit signs the
     client in on each call with the environment it finds then, whatever `import kaggle` found first)."""
-    from conftest import run_cli
+    from helpers import run_cli
 
     return run_cli(*args, cwd=cwd, env=env, replace_env=True, timeout=timeout)
 
@@ -598,7 +599,7 @@ def test_unknown_cell_values_fail_before_training(tmp_path):
 
 
 def test_experiment_cli_errors_are_one_line(tmp_path):
-    from conftest import run_cli
+    from helpers import run_cli
 
     assert_one_line_error(
         run_cli("experiment", "study-tabel2", cwd=tmp_path), "unknown plan 'study-tabel2'", "did you mean study-table2"

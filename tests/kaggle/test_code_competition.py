@@ -13,7 +13,7 @@ import types
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
 
 from kaggle_kit.competitions.registry import resolve
@@ -21,7 +21,7 @@ from kaggle_kit.competitions.samples import write_sample
 from kaggle_kit.submissions.ledger import Ledger
 from kaggle_kit.training import train
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CIFAR = resolve("cifar10")
 PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 

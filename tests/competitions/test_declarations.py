@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import REPO, assert_one_line_error, run_cli
+from helpers import REPO, assert_one_line_error, run_cli
 
 from kaggle_kit.competitions import declaration
 from kaggle_kit.competitions.declaration import LOCATED, PLACES, Competition, dump, load
@@ -15,7 +15,7 @@ from kaggle_kit.competitions.metrics import LOG_LOSS, QWK
 from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.core.errors import KitError
 
-SNAPSHOT = Path(__file__).parent / "data" / "builtin_competitions.json"
+SNAPSHOT = Path(__file__).parent / "builtin_competitions.json"
 
 
 def as_json(comp: Competition) -> dict:
