@@ -41,7 +41,7 @@ DEPENDENCY_WHEELS = ("albumentations", "albucore")
 DATASET_META, KERNEL_META, MANIFEST = "dataset-metadata.json", "kernel-metadata.json", "package.json"
 SCRIPT = "predict.py"
 WEIGHTS = "weights.safetensors"
-SOURCE = Path(__file__).resolve().parents[1]  # the tree holding kaggle_kit/ and pyproject.toml
+SOURCE = Path(__file__).resolve().parents[2]  # the tree holding kaggle_kit/ and pyproject.toml
 
 
 @dataclass

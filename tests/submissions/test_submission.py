@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-import conftest
+import helpers
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +14,7 @@ import pytest
 from kaggle_kit.competitions.metrics import log_loss
 from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.core.errors import KitError
+from kaggle_kit.data import sample_submission
 from kaggle_kit.submissions import files as sub
 
 CIFAR = resolve("cifar10")
@@ -76,7 +77,7 @@ def first_line(path: Path) -> bytes:
 
 def write_good_cifar(tmp_path: Path, n: int = 30) -> tuple[Path, Path]:
     sample_path = cifar_sample(tmp_path, n)
-    sample = sub.read_sample(sample_path, CIFAR)
+    sample = sample_submission.read_sample(sample_path, CIFAR)
     ids = sample["id"].tolist()
     out = sub.write_submission(tmp_path / "out" / "cifar.csv", CIFAR, sample, ids, random_probs(n, 10), CIFAR_CLASSES)
     return out, sample_path
@@ -84,7 +85,7 @@ def write_good_cifar(tmp_path: Path, n: int = 30) -> tuple[Path, Path]:
 
 def write_good_dog(tmp_path: Path, n: int = 12) -> tuple[Path, Path]:
     sample_path = dog_sample(tmp_path, n)
-    sample = sub.read_sample(sample_path, DOG)
+    sample = sample_submission.read_sample(sample_path, DOG)
     out = sub.write_submission(
         tmp_path / "out" / "dog.csv", DOG, sample, sample["id"].tolist(), random_probs(n, 120), BREEDS
     )
@@ -129,12 +130,15 @@ def test_breed_list_is_sorted_and_declared():
 
 
 def test_read_sample_keeps_ids_as_strings_exactly(tmp_path):
-    sample = sub.read_sample(dog_sample(tmp_path, 5), DOG)
+    sample = sample_submission.read_sample(dog_sample(tmp_path, 5), DOG)
     assert sample["id"].tolist() == dog_ids(5)
     assert list(sample.columns) == ["id", *BREEDS]
-    cifar = sub.read_sample(cifar_sample(tmp_path, 3), CIFAR)
+    cifar = sample_submission.read_sample(cifar_sample(tmp_path, 3), CIFAR)
     assert cifar["id"].tolist() == ["1", "2", "3"]
-    assert sub.sample_classes(sample, DOG) == BREEDS and sub.sample_classes(cifar, CIFAR) == CIFAR_CLASSES
+    assert (
+        sample_submission.sample_classes(sample, DOG) == BREEDS
+        and sample_submission.sample_classes(cifar, CIFAR) == CIFAR_CLASSES
+    )
 
 
 @pytest.mark.parametrize(
@@ -149,7 +153,7 @@ def test_read_sample_rejects_a_wrong_cifar_header(tmp_path, header, expected):
     path = tmp_path / "sampleSubmission.csv"
     path.write_text(header + "\n1,cat\n")
     with pytest.raises(KitError) as error:
-        sub.read_sample(path, CIFAR)
+        sample_submission.read_sample(path, CIFAR)
     message = str(error.value)
     assert f"{path}: header is {header}" in message and expected in message
     assert "re-download" in message and "\n" not in message
@@ -159,29 +163,29 @@ def test_read_sample_rejects_underscore_breed_variants(tmp_path):
     path = dog_sample(tmp_path, 3)
     path.write_text(path.read_text().replace("black-and-tan_coonhound", "black_and_tan_coonhound"))
     with pytest.raises(KitError, match="missing 'black-and-tan_coonhound'; unexpected 'black_and_tan_coonhound'"):
-        sub.read_sample(path, DOG)
+        sample_submission.read_sample(path, DOG)
 
 
 def test_read_sample_rejects_missing_empty_and_duplicated(tmp_path):
     with pytest.raises(KitError, match="not found"):
-        sub.read_sample(tmp_path / "nope.csv", CIFAR)
+        sample_submission.read_sample(tmp_path / "nope.csv", CIFAR)
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     with pytest.raises(KitError, match="is empty"):
-        sub.read_sample(empty, CIFAR)
+        sample_submission.read_sample(empty, CIFAR)
     header_only = tmp_path / "header.csv"
     header_only.write_text("id,label\n")
     with pytest.raises(KitError, match="no rows"):
-        sub.read_sample(header_only, CIFAR)
+        sample_submission.read_sample(header_only, CIFAR)
     duplicated = cifar_sample(tmp_path, order=[1, 2, 2, 3])
     with pytest.raises(KitError, match="repeats 1 ids \\('2'\\)"):
-        sub.read_sample(duplicated, CIFAR)
+        sample_submission.read_sample(duplicated, CIFAR)
 
 
 def test_read_sample_rejects_padded_ids_instead_of_stripping_them(tmp_path):
     path = cifar_sample(tmp_path, order=["1", " 2", "3"])
     with pytest.raises(KitError) as error:
-        sub.read_sample(path, CIFAR)
+        sample_submission.read_sample(path, CIFAR)
     message = str(error.value)
     assert "spaces around the id ' 2' on line 3" in message and "\n" not in message
 
@@ -214,7 +218,7 @@ def test_find_sample_path_reads_no_image(tmp_path, monkeypatch):
     monkeypatch.setattr(layout, "image_source", no_listing)
     monkeypatch.setattr(layout.archive, "sevenzip_names", no_listing)
     path = layout.find_sample_path(CIFAR, tmp_path / "data")
-    assert path.name == "sampleSubmission.csv" and len(sub.read_sample(path, CIFAR)) == 10
+    assert path.name == "sampleSubmission.csv" and len(sample_submission.read_sample(path, CIFAR)) == 10
     with pytest.raises(KitError, match="does not exist"):
         layout.find_sample_path(CIFAR, tmp_path / "missing")
 
@@ -224,7 +228,7 @@ def test_find_sample_path_reads_no_image(tmp_path, monkeypatch):
 
 def test_cifar_file_is_byte_exact(tmp_path):
     sample_path = cifar_sample(tmp_path, 3)
-    sample = sub.read_sample(sample_path, CIFAR)
+    sample = sample_submission.read_sample(sample_path, CIFAR)
     probs = np.zeros((3, 10))
     probs[[0, 1, 2], [9, 0, 3]] = 1.0  # ids 3, 1, 2 below: truck, airplane, cat
     out = sub.write_submission(tmp_path / "sub.csv", CIFAR, sample, ["3", "1", "2"], probs, CIFAR_CLASSES)
@@ -237,7 +241,7 @@ def test_cifar_rows_follow_the_sample_order_with_every_unscored_id(tmp_path):
     n = 200  # stands for all 300,000 test images, scored or not
     sample_order = [int(i) for i in rng.permutation(np.arange(1, n + 1))]
     sample_path = cifar_sample(tmp_path, order=sample_order)
-    sample = sub.read_sample(sample_path, CIFAR)
+    sample = sample_submission.read_sample(sample_path, CIFAR)
     predicted_ids = [str(i) for i in range(1, n + 1)]  # numeric order, not the sample's
     probs = random_probs(n, 10)
     # the model's class order differs from the declared one: columns are matched by name
@@ -257,7 +261,7 @@ def test_cifar_rows_follow_the_sample_order_with_every_unscored_id(tmp_path):
 def test_dog_file_has_sample_columns_full_precision_rows_summing_to_one(tmp_path):
     n = 12
     sample_path = dog_sample(tmp_path, n)
-    sample = sub.read_sample(sample_path, DOG)
+    sample = sample_submission.read_sample(sample_path, DOG)
     rng = np.random.default_rng(1)
     ids = sample["id"].tolist()
     probs = random_probs(n, 120) * rng.uniform(0.5, 2.0, size=(n, 1))  # rows not summing to 1
@@ -290,7 +294,7 @@ def test_dog_file_has_sample_columns_full_precision_rows_summing_to_one(tmp_path
 def test_header_bom_and_crlf_of_the_sample_are_copied(tmp_path):
     sample_path = tmp_path / "sampleSubmission.csv"
     sample_path.write_bytes(b"\xef\xbb\xbfid,label\r\n1,cat\r\n2,cat\r\n")
-    sample = sub.read_sample(sample_path, CIFAR)
+    sample = sample_submission.read_sample(sample_path, CIFAR)
     assert list(sample.columns) == ["id", "label"]
     out = sub.write_submission(tmp_path / "sub.csv", CIFAR, sample, ["1", "2"], np.eye(10)[:2], CIFAR_CLASSES)
     assert out.read_bytes() == b"\xef\xbb\xbfid,label\r\n1,airplane\r\n2,automobile\r\n"
@@ -299,7 +303,7 @@ def test_header_bom_and_crlf_of_the_sample_are_copied(tmp_path):
 
 def test_write_rejects_missing_and_extra_ids_and_wrong_classes(tmp_path):
     sample_path = dog_sample(tmp_path, 4)
-    sample = sub.read_sample(sample_path, DOG)
+    sample = sample_submission.read_sample(sample_path, DOG)
     ids = sample["id"].tolist()
     target = tmp_path / "out" / "sub.csv"
     with pytest.raises(KitError, match=f"1 ids of the sample submission have no prediction \\('{ids[3]}'\\)"):
@@ -325,7 +329,7 @@ def test_write_rejects_missing_and_extra_ids_and_wrong_classes(tmp_path):
 
 def test_interrupted_rename_leaves_no_file_and_no_temp(tmp_path, monkeypatch):
     sample_path = cifar_sample(tmp_path, 5)
-    sample = sub.read_sample(sample_path, CIFAR)
+    sample = sample_submission.read_sample(sample_path, CIFAR)
     out_dir = tmp_path / "out"
 
     def interrupted(src, dst):
@@ -341,7 +345,7 @@ def test_interrupted_rename_leaves_no_file_and_no_temp(tmp_path, monkeypatch):
 
 def test_failure_midway_through_the_rows_keeps_the_previous_file(tmp_path, monkeypatch):
     sample_path = cifar_sample(tmp_path, 50)
-    sample = sub.read_sample(sample_path, CIFAR)
+    sample = sample_submission.read_sample(sample_path, CIFAR)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     previous = out_dir / "sub.csv"
@@ -540,7 +544,7 @@ def test_validate_old_mac_line_endings_is_a_problem_not_a_crash(tmp_path, capsys
     assert code == 1 and "Traceback" not in stderr and "CR only" in stderr
     sample_path.write_bytes(sample_path.read_bytes().replace(b"\n", b"\r"))
     with pytest.raises(KitError, match="old Mac line endings"):
-        sub.read_sample(sample_path, CIFAR)
+        sample_submission.read_sample(sample_path, CIFAR)
 
 
 def test_score_names_a_misspelt_class_column_of_the_submission(tmp_path):
@@ -659,13 +663,13 @@ def test_score_requires_a_row_for_every_answer(tmp_path):
 
 def run_cli(capsys, *args) -> tuple[int, str, str]:
     """conftest's in-process runner, as (exit code, stdout, stderr)."""
-    result = conftest.run_cli(*args)
+    result = helpers.run_cli(*args)
     return result.returncode, result.stdout, result.stderr
 
 
 def test_cli_validate_ok_and_competition_from_path(tmp_path, capsys):
     sample_path = cifar_sample(tmp_path, 10)
-    sample = sub.read_sample(sample_path, CIFAR)
+    sample = sample_submission.read_sample(sample_path, CIFAR)
     out = tmp_path / "submissions" / "cifar10" / "run1.csv"
     sub.write_submission(out, CIFAR, sample, sample["id"].tolist(), random_probs(10, 10), CIFAR_CLASSES)
     code, stdout, stderr = run_cli(capsys, "validate", str(out), "--sample", str(sample_path))
@@ -727,7 +731,7 @@ def test_cli_validate_and_score_a_generated_download(tmp_path, capsys):
 
     with zipfile.ZipFile(zip_path) as archive:
         sample_path.write_bytes(next(archive.read(n) for n in archive.namelist() if n.endswith("sampleSubmission.csv")))
-    sample = sub.read_sample(sample_path, CIFAR)
+    sample = sample_submission.read_sample(sample_path, CIFAR)
     out = tmp_path / "submissions" / "cifar10" / "all-cat.csv"
     probs = np.zeros((40, 10))
     probs[:, CIFAR_CLASSES.index("cat")] = 1
