@@ -25,7 +25,7 @@ def measure(device, n_images: int, batch: int, repeats: int) -> list[dict]:
 
     import kaggle_kit.data.datasets as data_module
     from kaggle_kit.config.recipe import AugmentSpec
-    from kaggle_kit.data.augment import GpuAugment
+    from kaggle_kit.data.gpu_augment import GpuAugment
 
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.integers(0, 256, (n_images, 32, 32, 3), dtype=np.uint8)).to(device)

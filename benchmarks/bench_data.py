@@ -99,8 +99,9 @@ def measure(kind: str, layout, cache, args, rows: list[dict], aug: str) -> None:
     import torchvision
 
     from kaggle_kit.config.recipe import AugmentSpec, Recipe
-    from kaggle_kit.data.augment import DeviceNormalize, GpuAugment, build_train_transform
+    from kaggle_kit.data.augment import build_train_transform
     from kaggle_kit.data.datasets import CachedImages, EpochLoader, GpuBatches, OnDevice, device_images
+    from kaggle_kit.data.gpu_augment import DeviceNormalize, GpuAugment
     from kaggle_kit.models.factory import build_model, normalization
 
     comp = layout.competition

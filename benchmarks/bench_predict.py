@@ -6,7 +6,7 @@ A (N, 32, 32, 3) uint8 memory map is synthesised directly (random pixels; no PNG
 the same `ImageCache` the real test cache is, and predicted twice, each in its own child process so that
 peak memory figures do not mix:
 
-- streamed: `kaggle_kit.inference.predict.stream_logits` - the code `kaggle-kit predict` runs - one batch of
+- streamed: `kaggle_kit.inference.streaming.stream_logits` - the code `kaggle-kit predict` runs - one batch of
   floats at a time from the memory map;
 - naive: every image converted to one normalised float tensor (N x 3 x 32 x 32 float32, 3.7 GB for
   300,000 images), then predicted batch by batch from it.
@@ -99,7 +99,7 @@ def child(args: argparse.Namespace) -> dict:
 
     from kaggle_kit.config.recipe import Recipe
     from kaggle_kit.data.cache import ImageCache
-    from kaggle_kit.inference.predict import stream_logits
+    from kaggle_kit.inference.streaming import stream_logits
     from kaggle_kit.models import factory as models
 
     torch.set_num_threads(args.threads)

@@ -264,7 +264,7 @@ def predict_throughput(
     import numpy as np
     import torch
 
-    from kaggle_kit.inference.predict import stream_logits
+    from kaggle_kit.inference.streaming import stream_logits
     from kaggle_kit.models.factory import normalization
     from kaggle_kit.training.device import set_backend_flags, use_channels_last
 

@@ -152,7 +152,7 @@ def score_command(
         print("\n".join(describe_cv(group_cv(target))))
         return
     if target.is_dir():
-        from ..inference.predict import describe_scores, score_run
+        from ..inference.scoring import describe_scores, score_run
 
         if answers is not None:
             raise KitError(

@@ -141,7 +141,7 @@ def train(
         else (f"best validation {metric.describe(result.best_metric)} at epoch {display_epoch(result.best_epoch)}")
     )
     print(f"trained {result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'} in {result.seconds:.0f}s: {best}")
-    from ..inference.predict import calibrate_after_training
+    from ..inference.calibration import calibrate_after_training
 
     calibration = calibrate_after_training(result, data_dir) or {}  # measured once, read by predict and score
     if calibration.get("validated"):

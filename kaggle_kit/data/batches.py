@@ -54,7 +54,7 @@ def use_array_path(cache: ImageCache, recipe: Recipe, device: torch.device, *, e
     Training (`Batches`): the whole cache resident on the device, augmented there (`GpuAugment`): as the recipe's
     `gpu_data` says, or when left automatic on a GPU whose free memory it fits in four times over.
     Evaluation (`evaluation`, predict's `eval_batches`): whole uint8 batches from the memory map, converted in
-    torch: on a GPU always, through the trainer's own GPU evaluation transform (`augment.GpuEval`, photos of any
+    torch: on a GPU always, through the trainer's own GPU evaluation transform (`gpu_augment.GpuEval`, photos of any
     sizes included); on a CPU only for fixed-size images needing no resize, where it equals the Albumentations
     eval transform exactly."""
     if evaluation:
@@ -159,7 +159,7 @@ class Batches:
     """
 
     def __init__(self, data: Data, comp: Competition, recipe: Recipe, device: torch.device, mean, std):
-        from . import augment
+        from . import augment, gpu_augment
 
         self.data, self.recipe, self.device = data, recipe, device
         self.features = None  # set by fit to a features.FeatureSet for head-only epochs
@@ -182,14 +182,14 @@ class Batches:
         if self.use_gpu_data:
             self.images = device_images(data.train_cache, device)
             self.labels = torch.as_tensor(data.labels, device=device)
-            self.train_transform = augment.GpuAugment(spec, recipe.img_size, mean, std, resize=recipe.eval_resize)
-            self.eval_transform = augment.GpuEval(recipe.img_size, recipe.eval_resize, mean, std)
+            self.train_transform = gpu_augment.GpuAugment(spec, recipe.img_size, mean, std, resize=recipe.eval_resize)
+            self.eval_transform = gpu_augment.GpuEval(recipe.img_size, recipe.eval_resize, mean, std)
         else:
             # workers crop, flip, colour and add noise; the batch is normalised on the training device
             self.train_transform = augment.build_train_transform(
                 spec, recipe.img_size, mean, std, normalize=False, resize=recipe.eval_resize
             )
-            self.train_finish = augment.DeviceNormalize(mean, std)
+            self.train_finish = gpu_augment.DeviceNormalize(mean, std)
             self.eval_transform = augment.build_eval_transform(recipe.img_size, recipe.eval_resize, mean, std)
             self.workers = (
                 recipe.workers if recipe.workers is not None else default_workers(device, len(data.train_idx))
@@ -309,7 +309,7 @@ def eval_batches(
 def _array_batches(
     cache: ImageCache, indices: np.ndarray, batch_size: int, device: torch.device, recipe: Recipe, mean, std
 ):
-    from .augment import GpuEval
+    from .gpu_augment import GpuEval
 
     # the trainer's device-side evaluation transform, so predictions match the validation that chose the checkpoint
     transform = GpuEval(recipe.img_size, recipe.eval_resize, mean, std)

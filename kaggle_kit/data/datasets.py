@@ -195,7 +195,7 @@ COPY_BYTES = 64 << 20  # host-to-device copy piece: the host never holds a secon
 def device_images(cache: ImageCache, device: torch.device):
     """The whole decoded cache on `device`: a uint8 (N, H, W, 3) tensor for fixed-size images, else
     `augment.RaggedImages`. Copied from the memory map in pieces (on a CPU device too: the map is read-only)."""
-    from .augment import RaggedImages
+    from .gpu_augment import RaggedImages
 
     nbytes = int((cache.starts + np.prod(cache.shapes, axis=1)).max()) if len(cache) else 0
     flat = torch.empty(nbytes, dtype=torch.uint8, device=device)
@@ -210,7 +210,7 @@ def device_images(cache: ImageCache, device: torch.device):
 def cache_batch(cache: ImageCache, indices: np.ndarray, device: torch.device):
     """Images `indices` of the cache as one uint8 batch on `device`, shaped as `device_images` shapes the whole
     cache. A run of consecutive images is one slice of the memory map; the map itself is never loaded whole."""
-    from .augment import RaggedImages
+    from .gpu_augment import RaggedImages
 
     indices = np.asarray(indices, dtype=np.int64)
     consecutive = len(indices) > 0 and bool((np.diff(indices) == 1).all())

@@ -144,7 +144,8 @@ def _kaggle_username() -> str:
 
 
 def _write_dataset(folder: Path, run: RunDir, config: RunConfig, dataset_id: str, dependency_wheels: bool) -> dict:
-    from ..inference.predict import calibrate_run, current_calibration, load_run
+    from ..inference.calibration import calibrate_run, current_calibration
+    from ..inference.loading import load_run
 
     folder.mkdir(parents=True)
     loaded = load_run(run.path, "best", device="cpu")

@@ -373,7 +373,7 @@ def _run_sequential(
 ) -> None:
     from .. import training
     from ..inference.analysis import analyze_finished_run
-    from ..inference.predict import calibrate_after_training
+    from ..inference.calibration import calibrate_after_training
     from ..training.tracking import RunTracking
 
     for run in runs:

@@ -44,7 +44,8 @@ class SourceProbabilities:
 
 def run_probabilities(source: Path, layout: Layout, device: str) -> SourceProbabilities:
     """A run folder's best.pt on the test set, with the TTA and temperature `predict` would submit with."""
-    from ..inference.predict import calibrated_test_probabilities, load_run
+    from ..inference.loading import load_run
+    from ..inference.predict import calibrated_test_probabilities
 
     config = RunDir(source).read_config()
     _check_source_data(source, config.competition, config.fingerprint, layout)

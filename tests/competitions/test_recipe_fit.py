@@ -13,7 +13,7 @@ from helpers import assert_one_line_error, run_cli
 
 from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.config.recipe import AugmentSpec
-from kaggle_kit.data import augment
+from kaggle_kit.data import augment, gpu_augment
 
 # --no-analyze: these tests read config.json, stderr and history.csv, never the error-analysis pictures drawn at the
 # end of a run (tests/inference/test_analysis.py and cifar_run cover those)
@@ -147,8 +147,8 @@ def test_training_without_random_crops_sees_what_evaluation_sees():
     evaluated = augment.build_eval_transform(32, 37, mean, std)(image=image)["image"]
     assert torch.allclose(trained.float(), evaluated.float(), atol=1e-5)
     batch = torch.from_numpy(image)[None]
-    on_gpu_path = augment.GpuAugment(AugmentSpec(), 32, mean, std, seed=0, resize=37)(batch)
-    assert torch.allclose(on_gpu_path, augment.GpuEval(32, 37, mean, std)(batch), atol=1e-4)
+    on_gpu_path = gpu_augment.GpuAugment(AugmentSpec(), 32, mean, std, seed=0, resize=37)(batch)
+    assert torch.allclose(on_gpu_path, gpu_augment.GpuEval(32, 37, mean, std)(batch), atol=1e-4)
 
 
 def test_resume_reads_the_resolved_recipe_back(tiny_cifar, tmp_path):

@@ -11,17 +11,19 @@ from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.config.recipe import AugmentSpec
 from kaggle_kit.core.errors import KitError
 from kaggle_kit.data.augment import (
-    GpuAugment,
-    GpuEval,
-    RaggedImages,
     WorkerSeededCompose,
     build_eval_transform,
     build_train_transform,
     effective_parameters,
+    seed_worker,
+)
+from kaggle_kit.data.gpu_augment import (
+    GpuAugment,
+    GpuEval,
+    RaggedImages,
     gpu_normalize,
     ragged_resized_crops,
     resized_crops,
-    seed_worker,
 )
 
 torch.set_num_threads(1)

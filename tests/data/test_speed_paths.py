@@ -19,9 +19,10 @@ from helpers import KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_reaches_it, 
 from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.config.recipe import Recipe
 from kaggle_kit.core.errors import KitError
-from kaggle_kit.data.augment import DeviceNormalize, GpuAugment, build_eval_transform, build_train_transform
+from kaggle_kit.data.augment import build_eval_transform, build_train_transform
 from kaggle_kit.data.cache import load_images
 from kaggle_kit.data.datasets import CachedImages, EpochLoader
+from kaggle_kit.data.gpu_augment import DeviceNormalize, GpuAugment
 from kaggle_kit.data.layout import open_layout
 from kaggle_kit.models import factory as models
 from kaggle_kit.records.run_folder import RunDir
@@ -422,8 +423,8 @@ def test_a_damaged_7z_stream_is_a_one_line_kit_error(tmp_path, where):
 
 @pytest.mark.parametrize("name", ["cifar10", "dog_breed"])
 def test_device_images_and_cache_batches_hold_the_cached_pixels(sample_zips, name):
-    from kaggle_kit.data.augment import RaggedImages
     from kaggle_kit.data.datasets import cache_batch, device_images
+    from kaggle_kit.data.gpu_augment import RaggedImages
 
     cache = load_images(open_layout(resolve(name), sample_zips[name]), "train", 40)
     everything = device_images(cache, torch.device("cpu"))
@@ -437,7 +438,7 @@ def test_device_images_and_cache_batches_hold_the_cached_pixels(sample_zips, nam
 
 
 def _image_of(images, k):
-    from kaggle_kit.data.augment import RaggedImages
+    from kaggle_kit.data.gpu_augment import RaggedImages
 
     if not isinstance(images, RaggedImages):
         return images[k]
@@ -448,7 +449,7 @@ def _image_of(images, k):
 @pytest.mark.parametrize("drop_last", [False, True])
 def test_gpu_batches_augment_several_batches_per_call_and_yield_each_image_once(monkeypatch, drop_last):
     from kaggle_kit.data import datasets as data_module
-    from kaggle_kit.data.augment import GpuEval
+    from kaggle_kit.data.gpu_augment import GpuEval
 
     images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (50, 8, 8, 3), dtype=np.uint8))
     labels = torch.arange(50) * 10

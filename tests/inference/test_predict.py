@@ -21,18 +21,12 @@ from kaggle_kit.config.recipe import Recipe
 from kaggle_kit.core.errors import KitError
 from kaggle_kit.data.batches import cache_short_side
 from kaggle_kit.data.cache import load_images
-from kaggle_kit.inference import predict as predict_module
-from kaggle_kit.inference.predict import (
-    IDENTITY,
-    apply_view,
-    calibrate_run,
-    load_run,
-    open_run_layout,
-    predict_run,
-    score_run,
-    stream_logits,
-    tta_views,
-)
+from kaggle_kit.inference import calibration, scoring
+from kaggle_kit.inference.calibration import calibrate_run
+from kaggle_kit.inference.loading import load_run, open_run_layout
+from kaggle_kit.inference.predict import predict_run
+from kaggle_kit.inference.scoring import score_run
+from kaggle_kit.inference.streaming import IDENTITY, apply_view, stream_logits, tta_views
 from kaggle_kit.records.run_folder import RunDir
 from kaggle_kit.submissions import files as sub
 from kaggle_kit.training import train
@@ -316,7 +310,7 @@ def submitted_configuration_on_validation(run: Path, data: Path, result) -> floa
     loaded = load_run(run, result.checkpoint, device="cpu")
     layout = open_run_layout(loaded, data)
     cache = load_images(layout, "train", cache_short_side(loaded.recipe))
-    indices, labels = predict_module._validation_indices(loaded, layout, cache)
+    indices, labels = calibration.validation_indices(loaded, layout, cache)
     logits = stream_logits(
         loaded.model, cache, indices, loaded.recipe, loaded.mean, loaded.std, loaded.device, result.views
     )
@@ -374,7 +368,7 @@ def test_a_run_folder_with_the_old_flat_calibration_still_predicts_and_scores(ru
     assert result.temperature == 0.777
     scores = score_run(run, runs.dog_data, device="cpu")
     assert scores["temperature_plain"] == 0.777 and scores["val_metric"] == calibration["val_metric"]
-    assert any(line.startswith("predict uses: TTA") for line in predict_module.describe_scores(scores))
+    assert any(line.startswith("predict uses: TTA") for line in scoring.describe_scores(scores))
 
 
 # ------------------------------------------------------------------------------------ atomic writes

@@ -133,7 +133,8 @@ def test_saved_predictions_are_the_saved_models(runs):
     own running statistics, would make rank 1's rows disagree."""
     from kaggle_kit.data.batches import cache_short_side
     from kaggle_kit.data.cache import load_images
-    from kaggle_kit.inference.predict import load_run, open_run_layout, stream_logits
+    from kaggle_kit.inference.loading import load_run, open_run_layout
+    from kaggle_kit.inference.streaming import stream_logits
 
     out = runs["ddp"]
     loaded = load_run(out, "best", device="cpu")

@@ -13,7 +13,8 @@ from kaggle_kit.competitions.samples import write_sample
 from kaggle_kit.data.batches import cache_short_side
 from kaggle_kit.data.cache import load_images
 from kaggle_kit.data.layout import open_layout
-from kaggle_kit.inference.predict import calibrated_test_probabilities, load_run
+from kaggle_kit.inference.loading import load_run
+from kaggle_kit.inference.predict import calibrated_test_probabilities
 from kaggle_kit.records.run_folder import RunDir
 
 TINY = [*CIFAR_RUN_ARGS, "--epochs", "1"]  # the last --epochs wins
