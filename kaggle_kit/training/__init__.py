@@ -2,8 +2,9 @@
 `Hook` is the base of every variation of the loop, the user's own included (docs/hooks.md)."""
 
 from .entry import resume, train
-from .hooks.base import Batch, Hook
+from .events import Batch, EpochOutcome
+from .hooks.base import Hook
 from .hooks.loading import load_hook
 from .loop import TrainResult, fit
 
-__all__ = ["Batch", "Hook", "TrainResult", "fit", "load_hook", "resume", "train"]
+__all__ = ["Batch", "EpochOutcome", "Hook", "TrainResult", "fit", "load_hook", "resume", "train"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sized
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,21 +20,12 @@ from ..data.datasets import epoch_seed, seed_everything
 from ..data.mixing import batch_loss
 from ..records.run_folder import display_epoch
 from .device import to_device
-from .hooks.base import Batch, overriding
+from .events import Batch, EpochOutcome
+from .hooks.base import overriding
 
 # Divergence is checked on the device and read back every this many steps: reading the loss every step would make
 # the host wait for the GPU each step and stall the launch queue.
 DIVERGENCE_CHECK_STEPS = 25
-
-
-@dataclass
-class EpochOutcome:
-    """What hooks see after an epoch: its history row and whether it is the best so far."""
-
-    row: dict[str, Any]
-    improved: bool
-    head_only: bool  # stepped the classifier on cached features (milliseconds an epoch)
-    predictions: tuple[list[str], np.ndarray, np.ndarray] | None = None  # (ids, labels, logits) when improved
 
 
 def run_epoch(setup, state, bar, hooks=()) -> EpochOutcome:

@@ -7,13 +7,11 @@ sorted by `order` (lower first), hooks of equal order in the order given; docs/h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import torch
+from ..events import Batch, EpochOutcome
 
-    from ..epoch import EpochOutcome
+if TYPE_CHECKING:
     from ..state import TrainState
 
 # the built-ins' places: those that change what trains (before the user's hooks, order 0), those that decide to
@@ -24,24 +22,6 @@ STOPS = -10
 USER = 0
 WRITES = 100
 LAST = 1000
-
-
-@dataclass(slots=True)
-class Batch:
-    """One training batch as the batch hooks see it. `before_batch` may replace `x` and `targets` (mixup does)
-    and say how the step treats it; `after_batch` reads the loss and logits."""
-
-    step: int  # 0-based index of the batch in its epoch
-    epoch: int  # 0-based
-    batches: int | None  # the epoch's number of batches (None when the batches have no length)
-    x: torch.Tensor
-    y: torch.Tensor  # class indices
-    targets: torch.Tensor  # what the loss is computed against: `y`, or probability rows (mixup, CutMix)
-    zero_grad: bool = True  # clear the gradients before this batch's backward
-    update: bool = True  # step the optimizer after it (else its gradient is summed with the next batches')
-    loss_divisor: int = 1  # the backward uses loss / loss_divisor (accumulation: the group's length)
-    loss: torch.Tensor | None = None  # the batch's mean loss, undivided (after the forward)
-    logits: torch.Tensor | None = None
 
 
 class Hook:
