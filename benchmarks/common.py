@@ -294,23 +294,14 @@ def kit_engine(model, recipe, device, steps_per_epoch: int):
 def kit_epoch(engine, batches, epoch: int = 0) -> tuple[float, int, float]:
     """(seconds, images, mean loss) of `train.epoch.train_one_epoch` over `batches`: the loop `fit` runs."""
     from kaggle_kit.training.epoch import train_one_epoch
+    from kaggle_kit.training.hooks.ema import EmaUpdate
+    from kaggle_kit.training.state import TrainState
 
+    e = engine
+    state = TrainState(e.model, e.train_model, e.optimizer, e.scheduler, e.scaler, e.ema, epoch=epoch)
+    hooks = [EmaUpdate()] if e.ema is not None else []  # as `train.fit` adds it
     sync(engine.device)
-    row = train_one_epoch(
-        engine.train_model,
-        engine.model,
-        engine.ema,
-        batches,
-        engine.optimizer,
-        engine.scheduler,
-        engine.scaler,
-        engine.device,
-        engine.dtype,
-        engine.channels_last,
-        engine.recipe,
-        epoch,
-        _NoBar(),
-    )
+    row = train_one_epoch(state, batches, (e.device, e.dtype, e.channels_last), e.recipe, _NoBar(), hooks)
     sync(engine.device)
     return row["seconds"], round(row["images_per_s"] * row["seconds"]), row["train_loss"]
 

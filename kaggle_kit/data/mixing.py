@@ -23,7 +23,7 @@ class BatchMix:
     def __init__(self, mixup_alpha: float, cutmix_alpha: float, prob: float, num_classes: int, smoothing: float):
         self.mixup_alpha, self.cutmix_alpha, self.prob = mixup_alpha, cutmix_alpha, prob
         self.num_classes, self.smoothing = num_classes, smoothing
-        self.active = mixup_alpha > 0 or cutmix_alpha > 0  # switched off by the MixSwitch hook at its epoch
+        self.active = mixup_alpha > 0 or cutmix_alpha > 0  # switched off by the MixBatches hook at its epoch
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.active or x.ndim != 4 or np.random.rand() >= self.prob:

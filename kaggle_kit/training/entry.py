@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,10 @@ from ..core import distributed
 from ..core.errors import KitError
 from ..data.layout import Layout
 from ..data.training_images import TrainingImages
+from ..records.run_config import CONFIG, read_config_dict
 from ..records.run_folder import DEFAULT_RUNS_DIR, HISTORY, RunDir
+from .hooks.base import Hook
+from .hooks.loading import hooks_for_resume
 from .loop import TrainResult, fit
 from .setup import check_normalization
 
@@ -27,9 +31,12 @@ def train(
     runs_root: Path | str = DEFAULT_RUNS_DIR,
     tracker=None,
     images: TrainingImages | None = None,
+    hooks: Sequence[Hook] = (),
     **overrides: Any,
 ) -> TrainResult:
     """`train("dog_breed", arch="resnet34")`: resolve, read the data, train, and return the result.
+    `hooks`: the user's own (`Hook` subclasses, docs/hooks.md); config.json records their `module:Class` names
+    so that `resume` can create them again.
     `images`: which images train and validate, where the caller decided it: a fold's validation images (the
     recipe's val_fraction should say their share), confident test predictions to train on as well (chosen by
     `workflows.pseudo_labelling.select`). None: the labelled images, split by the recipe's seed and fraction."""
@@ -54,18 +61,10 @@ def train(
         if created and distributed.is_main() and not run.file(HISTORY).is_file():
             shutil.rmtree(path, ignore_errors=True)
 
-    if tracker is not None:  # tracking.RunTracking: told the run folder, then fed every epoch's row
+    if tracker is not None:  # tracking.RunTracking: told the run folder, then a hook fed every epoch's row
         tracker.attach(path)
     try:
-        result = fit(
-            comp,
-            layout,
-            resolved,
-            run,
-            resolution=resolution,
-            on_epoch=tracker.log_epoch if tracker else None,
-            images=images,
-        )
+        result = fit(comp, layout, resolved, run, resolution=resolution, images=images, hooks=hooks, tracker=tracker)
     except BaseException:
         remove_if_nothing_to_resume()
         raise
@@ -123,10 +122,16 @@ def check_request(
 
 
 def resume(
-    run_dir: Path | str, data_dir: Path | str | None = None, competition: str | None = None, tracker=None
+    run_dir: Path | str,
+    data_dir: Path | str | None = None,
+    competition: str | None = None,
+    tracker=None,
+    hooks: Sequence[Hook] = (),
 ) -> TrainResult:
     """Continue a run from its last checkpoint with exactly the settings it was started with. `competition`, when
-    given, must be the run's own (a command line naming one is checked, not obeyed)."""
+    given, must be the run's own (a command line naming one is checked, not obeyed). The user hooks config.json
+    names are created again from their `module:Class` names, except those of a class `hooks` holds an instance
+    of (a hook that takes arguments, or one defined in a notebook); each gets its state back from last.pt."""
     from ..competitions.registry import resolve
     from ..data.layout import open_layout
 
@@ -139,6 +144,7 @@ def resume(
             f"{run.path} is a {comp.name} run, not {named.name}: resume it with `kaggle-kit train --resume {run.path}`"
         )
     recipe = config.recipe
+    hooks = hooks_for_resume(list(read_config_dict(run.path).get("hooks") or []), list(hooks), str(run.file(CONFIG)))
     layout = open_layout(comp, data_dir or config.data_dir)
     if layout.fingerprint() != config.fingerprint:
         raise KitError(
@@ -156,4 +162,4 @@ def resume(
         )
     if tracker is not None:
         tracker.attach(run.path)
-    return fit(comp, layout, recipe, run, resume=True, on_epoch=tracker.log_epoch if tracker else None)
+    return fit(comp, layout, recipe, run, resume=True, hooks=hooks, tracker=tracker)

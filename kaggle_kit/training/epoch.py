@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from collections.abc import Sized
 from typing import Any
 
 import numpy as np
@@ -17,58 +17,36 @@ from ..core import distributed
 from ..core.errors import KitError
 from ..data.batches import Batches, Data
 from ..data.datasets import epoch_seed, seed_everything
-from ..data.mixing import BatchMix, batch_loss
+from ..data.mixing import batch_loss
 from ..records.run_folder import display_epoch
 from .device import to_device
+from .events import Batch, EpochOutcome
+from .hooks.base import overriding
 
 # Divergence is checked on the device and read back every this many steps: reading the loss every step would make
 # the host wait for the GPU each step and stall the launch queue.
 DIVERGENCE_CHECK_STEPS = 25
 
 
-@dataclass
-class EpochOutcome:
-    """What hooks see after an epoch: its history row and whether it is the best so far."""
-
-    row: dict[str, Any]
-    improved: bool
-    head_only: bool  # stepped the classifier on cached features (milliseconds an epoch)
-    predictions: tuple[list[str], np.ndarray, np.ndarray] | None = None  # (ids, labels, logits) when improved
-
-
-def run_epoch(setup, state, bar) -> EpochOutcome:
+def run_epoch(setup, state, bar, hooks=()) -> EpochOutcome:
     """Train `state` for epoch `state.epoch`, validate it and record the row in its history."""
-    recipe, epoch = setup.recipe, state.epoch
+    epoch = state.epoch
     # head-only epochs: the batches are cached features, so the models stepped and evaluated are the classifiers;
     # they share their parameters with `state.model`, which checkpoints save whole
     head_only = setup.head_only
     step_model = state.model.get_classifier() if head_only else state.train_model
     val_model = state.eval_model.get_classifier() if head_only else state.eval_model
-    row = train_one_epoch(
-        step_model,
-        state.model,
-        state.ema,
-        setup.batches.train(epoch),
-        state.optimizer,
-        state.scheduler,
-        state.scaler,
-        setup.device,
-        setup.dtype,
-        setup.channels_last,
-        recipe,
-        epoch,
-        bar,
-        mix=setup.mix,
-    )
+    placement = (setup.device, setup.dtype, setup.channels_last)
+    row = train_one_epoch(state, setup.batches.train(epoch), placement, setup.recipe, bar, hooks, step_model)
     result = None
     if len(setup.data.val_idx):
         distributed.broadcast_buffers(val_model)  # one model: rank 0's, the one its checkpoint saves
-        result = validate(
-            val_model, setup.batches, setup.data, setup.comp, setup.device, setup.dtype, setup.channels_last
-        )
+        result = validate(val_model, setup.batches, setup.data, setup.comp, *placement)
         row.update({k: result[k] for k in ("val_loss", "val_accuracy", "val_metric")})
     else:
         row.update(val_loss=float("nan"), val_accuracy=float("nan"), val_metric=float("nan"))
+    for hook in overriding(hooks, "on_validation"):
+        hook.on_validation(state, row["val_metric"])
     # without validation images every epoch counts as the best: the last one is the model to use
     improved = setup.comp.metric.better(row["val_metric"], state.best_metric) or (result is None)
     state.record(row, improved)
@@ -79,22 +57,13 @@ def run_epoch(setup, state, bar) -> EpochOutcome:
     return EpochOutcome(row, improved, head_only, predictions)
 
 
-def train_one_epoch(
-    train_model,
-    model,
-    ema,
-    batches,
-    optimizer,
-    scheduler,
-    scaler,
-    device,
-    dtype,
-    channels_last,
-    recipe: Recipe,
-    epoch: int,
-    bar,
-    mix: BatchMix | None = None,
-) -> dict[str, Any]:
+def train_one_epoch(state, batches, placement, recipe: Recipe, bar, hooks=(), step_model=None) -> dict[str, Any]:
+    """Train `state` (its model, optimizer, schedule, scaler) for epoch `state.epoch` over `batches`; `placement`:
+    (device, autocast dtype or None, channels_last). `step_model`: what steps, when not `state.train_model` (a
+    head-only epoch's classifier). Every variation of a batch's step is a hook's (accumulation, mixup, EMA)."""
+    device, dtype, channels_last = placement
+    epoch, optimizer = state.epoch, state.optimizer
+    train_model = step_model if step_model is not None else state.train_model
     # a pure function of (seed, epoch): dropout and worker-free augmentation replay exactly on resume
     # plus the rank: each rank's dropout and GPU-side augmentation draw differ (rank 0 draws as a single process)
     seed_everything(epoch_seed(recipe.seed, epoch, salt=1) + distributed.rank())
@@ -103,30 +72,36 @@ def train_one_epoch(
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     finite = torch.ones((), device=device, dtype=torch.bool)
-    seen = mixed = steps = 0
-    # only grouping needs the epoch's length: without it any iterable of batches trains (the benchmarks' slices)
-    accumulation = Accumulation(recipe.accum_steps, len(batches) if recipe.accum_steps > 1 else None)
+    seen = 0
+    before, after = overriding(hooks, "before_batch"), overriding(hooks, "after_batch")
+    # only a hook that groups batches needs the epoch's length: any iterable of batches trains (the benchmarks')
+    length = len(batches) if isinstance(batches, Sized) else None
     start = time.perf_counter()
     for step, (x, y) in enumerate(batches):
         x, y = to_device(x, y, device, channels_last)
-        x, targets = mix(x, y) if mix is not None else (x, y)  # soft targets when the batch is mixed
-        if accumulation.starts(step):
+        batch = Batch(step, epoch, length, x, y, y)
+        for hook in before:
+            hook.before_batch(state, batch)
+        if batch.zero_grad:
             optimizer.zero_grad(set_to_none=True)
-        # DDP decides in the forward whether the backward all-reduces: no_sync must hold the forward too
-        with accumulation.sync(train_model, step):
+        # DDP decides in the forward whether the backward all-reduces: a batch the optimizer does not step after
+        # keeps its gradient local (no_sync around its forward too); the batch that steps reduces the sum
+        with contextlib.nullcontext() if batch.update else _no_sync(train_model):
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                logits = train_model(x)
-                loss = batch_loss(logits, targets, recipe.label_smoothing)
-            scaler.scale(loss / accumulation.size(step)).backward()
+                logits = train_model(batch.x)
+                loss = batch_loss(logits, batch.targets, recipe.label_smoothing)
+            state.scaler.scale(loss / batch.loss_divisor).backward()
         finite &= torch.isfinite(loss.detach())
         if step % DIVERGENCE_CHECK_STEPS == 0 and not bool(finite):
             _diverged(epoch, recipe)
-        if accumulation.ends(step):
-            _update(model, optimizer, scheduler, scaler, ema, recipe.grad_clip)
+        if batch.update:
+            _update(state.model, optimizer, state.scheduler, state.scaler, recipe.grad_clip)
+        batch.loss, batch.logits = loss, logits
+        for hook in after:
+            hook.after_batch(state, batch)
         total_loss += loss.detach().double() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()
         seen += len(y)
-        mixed, steps = mixed + targets.is_floating_point(), steps + 1
         bar.advance(1, postfix=f"epoch {epoch + 1}/{recipe.epochs}")
     if not bool(finite):
         _diverged(epoch, recipe)
@@ -142,55 +117,22 @@ def train_one_epoch(
         "train_accuracy": correct_all / max(seen_all, 1),
         "seconds": seconds,
         "images_per_s": seen_all / max(seconds, 1e-9),
-        # images per optimizer step, all ranks together: in last.pt's history and the epoch line when accumulating
-        **({"effective_batch": effective_batch(recipe)} if recipe.accum_steps > 1 else {}),
-        # kept in last.pt's history (not history.csv): which epochs mixup/CutMix touched, and how much
-        **({"mixed": mixed / max(steps, 1)} if mix is not None else {}),
     }
 
 
-def effective_batch(recipe: Recipe) -> int:
-    return recipe.batch_size * recipe.accum_steps * distributed.world_size()
+def _no_sync(train_model):
+    no_sync = getattr(getattr(train_model, "_orig_mod", train_model), "no_sync", None)  # DDP, maybe compiled
+    return no_sync() if no_sync is not None else contextlib.nullcontext()
 
 
-class Accumulation:
-    """`--accum-steps K`: gradients of K batches summed before one optimizer step (an effective batch K times
-    the batch), each batch's mean loss divided by K so the step equals one batch K times as large. An epoch's
-    last group may be shorter: its losses are divided by its own length. No group crosses an epoch's end, so
-    last.pt (written between epochs) needs no counter. Under DDP the gradients are averaged across ranks once
-    per group (`no_sync` around the forward and backward of the batches before its last: DDP arms the
-    reduce in the forward, so a `no_sync` around the backward alone would still reduce every batch)."""
-
-    def __init__(self, steps: int, batches: int | None):
-        self.steps, self.batches = steps, batches  # batches: None when steps is 1 (every batch its own group)
-
-    def starts(self, step: int) -> bool:
-        return step % self.steps == 0
-
-    def ends(self, step: int) -> bool:
-        return (step + 1) % self.steps == 0 or step + 1 == self.batches
-
-    def size(self, step: int) -> int:
-        if self.steps == 1:
-            return 1
-        first = step - step % self.steps
-        return min(self.steps, self.batches - first)
-
-    def sync(self, train_model, step: int):
-        no_sync = getattr(getattr(train_model, "_orig_mod", train_model), "no_sync", None)  # DDP, maybe compiled
-        return no_sync() if no_sync is not None and not self.ends(step) else contextlib.nullcontext()
-
-
-def _update(model, optimizer, scheduler, scaler, ema, grad_clip: float | None) -> None:
-    """One optimizer step on the summed gradients, then the per-step schedule and EMA."""
+def _update(model, optimizer, scheduler, scaler, grad_clip: float | None) -> None:
+    """One optimizer step on the summed gradients, then the per-step schedule."""
     if grad_clip:
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     scaler.step(optimizer)
     scaler.update()
     scheduler.step()
-    if ema is not None:
-        ema.update(model)
 
 
 @torch.no_grad()

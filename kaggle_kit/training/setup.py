@@ -18,7 +18,6 @@ from ..core.errors import KitError
 from ..data.batches import Batches, Data, prepare_data
 from ..data.datasets import seed_everything
 from ..data.layout import Layout
-from ..data.mixing import BatchMix
 from ..data.training_images import TrainingImages
 from ..records.run_folder import RunDir, git_commit, versions
 from .device import autocast_dtype, resolve_device, set_backend_flags, use_channels_last
@@ -40,7 +39,6 @@ class Setup:
     dtype: torch.dtype | None
     channels_last: bool
     steps_per_epoch: int  # batches; the optimizer steps once per recipe.accum_steps of them (updates_per_epoch)
-    mix: BatchMix | None = None  # mixup/CutMix batch stage (switched off at its epoch by hooks.mixing)
 
     @property
     def updates_per_epoch(self) -> int:
@@ -105,10 +103,6 @@ def prepare(
     setup = Setup(comp, layout, recipe, run, data, batches, device, dtype, channels_last, steps_per_epoch=0)
     _feature_cache(setup, model, (mean, std))
     setup.steps_per_epoch = max(len(batches.train(0)), 1)
-    if recipe.mixup_alpha > 0 or recipe.cutmix_alpha > 0:
-        setup.mix = BatchMix(
-            recipe.mixup_alpha, recipe.cutmix_alpha, recipe.mix_prob, len(layout.classes), recipe.label_smoothing
-        )
     return setup, _train_state(setup, model, checkpoint)
 
 

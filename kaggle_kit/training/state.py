@@ -2,10 +2,12 @@
 
 `last.pt` keeps the keys it has always had ("model", "epoch", "metric", "train_state" with model, ema, optimizer,
 scheduler, scaler, rng, history, best_metric, best_epoch), so run folders written before this package resume.
+"train_state"'s "hooks" (absent in older runs) holds each hook's `state_dict()` by its name (`hook_states`).
 """
 
 from __future__ import annotations
 
+import io
 import random
 import sys
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 
 from ..core import distributed
+from ..core.errors import KitError
 
 
 @dataclass
@@ -30,6 +33,8 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_metric: float | None = None
     best_epoch: int | None = None
+    hooks: list[Any] = field(default_factory=list)  # the fit's hooks, whose state_dict()s last.pt holds
+    saved_hooks: dict[str, Any] = field(default_factory=dict)  # last.pt's hook states, until `fit` restores them
     # not checkpointed: how this fit is ending
     stop: str | None = None  # set by a hook: why the loop ends after this epoch
     interrupted: bool = False
@@ -62,6 +67,7 @@ class TrainState:
                 "history": self.history,
                 "best_metric": self.best_metric,
                 "best_epoch": self.best_epoch,
+                "hooks": hook_states(self.hooks),
             },
         }
 
@@ -80,7 +86,76 @@ class TrainState:
         continue_schedule_at(self.scheduler, self.epoch, steps_per_epoch)
         self.history = list(saved["history"])
         self.best_metric, self.best_epoch = saved["best_metric"], saved["best_epoch"]
+        self.saved_hooks = dict(saved.get("hooks") or {})
         set_rng_state(saved["rng"])
+
+
+def hook_states(hooks: list[Any]) -> dict[str, Any]:
+    """{name: state} of the hooks that carry state, each checked to load with `weights_only=True`. A name is the
+    hook's `module:Class`, with `#2`, `#3`... for a second and third hook of one class."""
+    states = {}
+    for key, hook in keyed(hooks):
+        state = hook.state_dict()
+        if state:
+            check_weights_only(key, state)
+            states[key] = state
+    return states
+
+
+def restore_hook_states(hooks: list[Any], saved: dict[str, Any]) -> None:
+    for key, hook in keyed(hooks):
+        if key in saved:
+            hook.load_state_dict(saved[key])
+
+
+def keyed(hooks: list[Any]) -> list[tuple[str, Any]]:
+    seen: dict[str, int] = {}
+    pairs = []
+    for hook in hooks:
+        name = hook_name(hook)
+        seen[name] = seen.get(name, 0) + 1
+        pairs.append((name if seen[name] == 1 else f"{name}#{seen[name]}", hook))
+    return pairs
+
+
+def hook_name(hook: Any) -> str:
+    """`module:Class`: what config.json records and `hooks.loading.load_hook` imports again."""
+    cls = type(hook)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+PLAIN_TYPES = (torch.Tensor, str, int, float, bool, type(None), bytes, set, torch.Size, torch.dtype, torch.device)
+
+
+def check_weights_only(key: str, state: Any) -> None:
+    """Refuse a hook state that last.pt could not load with `weights_only=True` (the loading every checkpoint
+    gets: a pickle that runs code on load is a security hole). torch's own loader decides; the message names the
+    first value of another type than tensors and plain Python values."""
+    buffer = io.BytesIO()
+    try:
+        torch.save(state, buffer)
+        buffer.seek(0)
+        torch.load(buffer, weights_only=True)
+    except Exception:
+        odd = _first_odd_value(state)
+        what = f"a {type(odd).__module__}.{type(odd).__qualname__}" if odd is not None else "a value"
+        raise KitError(
+            f"hook {key}: its state_dict() holds {what}, which last.pt could not load with weights_only=True; "
+            f"keep tensors and plain Python values (dict, list, tuple, str, int, float, bool, None) in it"
+        ) from None
+
+
+def _first_odd_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+        for item in value:
+            odd = _first_odd_value(item)
+            if odd is not None:
+                return odd
+        return None
+    # exact types: numpy's float64 is a float to isinstance, yet not to the weights-only loader
+    return None if isinstance(value, torch.Tensor) or type(value) in PLAIN_TYPES else value
 
 
 def state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

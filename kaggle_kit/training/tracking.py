@@ -7,7 +7,7 @@
     train --track tensorboard   event files in <run>/tensorboard (`tensorboard --logdir runs`)
 
 Every tracker has one interface (start, log_epoch, log_artifacts, log_score, finish), so the trainer calls one
-object and a tracker becomes a training hook later. `RunTracking` holds a run's trackers, each behind `_Guarded`:
+object, itself a training hook (`RunTracking`). `RunTracking` holds a run's trackers, each behind `_Guarded`:
 a tracker that fails (a server that is down, a full disk) says so once and is dropped - training goes on.
 A run inside an experiment folder is logged under the experiment's name, any other run under its competition's.
 The run folder's `tracking.json` says where the run was logged, so a resumed run continues the same MLflow run
@@ -27,6 +27,7 @@ from ..core.atomic import atomic_write_text
 from ..core.errors import KitError
 from ..records.run_config import CONFIG, RunConfig
 from ..records.run_folder import HISTORY, display_epoch
+from .hooks.base import WRITES, Hook
 
 TRACKERS = ("mlflow", "tensorboard")
 TRACKING_FILE = "tracking.json"
@@ -301,10 +302,12 @@ def _tracker(kind: str, run_dir: Path, competition: str) -> _Guarded:
     return _Guarded(kind, TensorBoardTracker(run_dir), str(Path(run_dir) / TENSORBOARD_DIR))
 
 
-class RunTracking:
-    """The trackers of one run, given to the trainer: `attach(run_dir)` before training, `log_epoch` as its
-    `on_epoch`, `finish` when the run's folder is complete (calibrated, analysed). They start at the first epoch,
-    when config.json holds the resolved recipe."""
+class RunTracking(Hook):
+    """The trackers of one run, given to the trainer: `attach(run_dir)` before training, then a hook that logs
+    every epoch's row (`log_epoch`), `finish` when the run's folder is complete (calibrated, analysed). They start
+    at the first epoch, when config.json holds the resolved recipe."""
+
+    order = WRITES  # after history.csv is written
 
     def __init__(self, kinds: list[str], on_epoch: Callable[[dict[str, Any]], None] | None = None):
         self.kinds = check_kinds(kinds)
@@ -314,6 +317,9 @@ class RunTracking:
 
     def attach(self, run_dir: Path | str) -> None:
         self.run_dir = Path(run_dir)
+
+    def after_epoch(self, state, outcome) -> None:
+        self.log_epoch(outcome.row)
 
     def _started(self) -> list[_Guarded]:
         if not self.trackers and self.kinds and self.run_dir is not None and (self.run_dir / CONFIG).is_file():

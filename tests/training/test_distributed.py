@@ -424,7 +424,9 @@ def _accumulation_rank(rank: int, store: str, out: str) -> None:
     from torch.nn.parallel import DistributedDataParallel
 
     from kaggle_kit.config.recipe import Recipe
-    from kaggle_kit.training.epoch import train_one_epoch
+    from kaggle_kit.training.epoch import EpochOutcome, train_one_epoch
+    from kaggle_kit.training.hooks.accumulation import Accumulation
+    from kaggle_kit.training.state import TrainState
 
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     torch.manual_seed(1)
@@ -449,21 +451,11 @@ def _accumulation_rank(rank: int, store: str, out: str) -> None:
         scaler = torch.amp.GradScaler("cuda", enabled=False)
         recipe = Recipe(batch_size=batch, accum_steps=accum_steps, grad_clip=1.0, label_smoothing=0.1)
         batches = [(x[i : i + batch], y[i : i + batch]) for i in range(0, 16, batch)]
-        row = train_one_epoch(
-            ddp,
-            model,
-            None,
-            batches,
-            optimizer,
-            scheduler,
-            scaler,
-            torch.device("cpu"),
-            None,
-            False,
-            recipe,
-            0,
-            _NoBar(),
-        )
+        state = TrainState(model, ddp, optimizer, scheduler, scaler)
+        hooks = [Accumulation(accum_steps, batch)] if accum_steps > 1 else []  # as `fit` adds it
+        row = train_one_epoch(state, batches, (torch.device("cpu"), None, False), recipe, _NoBar(), hooks)
+        for hook in hooks:
+            hook.after_epoch(state, EpochOutcome(row, False, False))
         return [p.detach().clone() for p in model.parameters()], len(reduces), scheduler.last_epoch, row
 
     accumulated = one_epoch(4, 2)  # 4 micro-batches: two groups of two

@@ -8,7 +8,7 @@ from helpers import TINY_CPU_ARGS
 
 from kaggle_kit.data.mixing import BatchMix
 from kaggle_kit.records.run_folder import RunDir
-from kaggle_kit.training.hooks.mixing import MixSwitch
+from kaggle_kit.training.hooks.mixing import MixBatches
 from kaggle_kit.training.state import TrainState
 
 TINY_TRAIN = [*TINY_CPU_ARGS, "--tta", "off"]  # the smallest real run, its predict without TTA
@@ -47,7 +47,7 @@ def test_mixed_targets_are_probability_rows_matching_the_mixed_images(mixup, cut
 
 def test_mixing_is_off_from_the_declared_epoch_and_replays_per_seed():
     mix = BatchMix(0.4, 0.0, prob=1.0, num_classes=3, smoothing=0.0)
-    state, switch = tiny_state(), MixSwitch(mix, off_epoch=3)  # 1-based: epochs 1 and 2 mix
+    state, switch = tiny_state(), MixBatches(mix, off_epoch=3)  # 1-based: epochs 1 and 2 mix
     x, y = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
     seen = []
     for epoch in range(4):
@@ -156,9 +156,10 @@ class NoBar:
 
 def one_epoch(batches, accum_steps: int, seed: int = 0) -> torch.nn.Module:
     """A tiny BatchNorm-free model (BatchNorm sees each batch alone, so it could not match) after one epoch of
-    the trainer's own `train_one_epoch`, in float64 on the CPU."""
+    the trainer's own `train_one_epoch` (with the accumulation hook `fit` adds), in float64 on the CPU."""
     from kaggle_kit.config.recipe import Recipe
-    from kaggle_kit.training.epoch import train_one_epoch
+    from kaggle_kit.training.epoch import EpochOutcome, train_one_epoch
+    from kaggle_kit.training.hooks.accumulation import Accumulation
 
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
@@ -167,10 +168,11 @@ def one_epoch(batches, accum_steps: int, seed: int = 0) -> torch.nn.Module:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1 + step))
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     recipe = Recipe(batch_size=len(batches[0][1]), accum_steps=accum_steps, grad_clip=1.0, label_smoothing=0.1)
-    cpu = torch.device("cpu")
-    row = train_one_epoch(
-        model, model, None, batches, optimizer, scheduler, scaler, cpu, None, False, recipe, 0, NoBar()
-    )
+    state = TrainState(model, model, optimizer, scheduler, scaler)
+    hooks = [Accumulation(accum_steps, recipe.batch_size)] if accum_steps > 1 else []
+    row = train_one_epoch(state, batches, (torch.device("cpu"), None, False), recipe, NoBar(), hooks)
+    for hook in hooks:
+        hook.after_epoch(state, EpochOutcome(row, False, False))
     return model, scheduler, row
 
 

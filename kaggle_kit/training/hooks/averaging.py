@@ -18,10 +18,12 @@ from ...core import distributed
 from ...records.run_folder import display_epoch
 from ..epoch import EpochOutcome, validate
 from ..state import TrainState, state_dict
-from .base import Hook
+from .base import WRITES, Hook
 
 
 class WeightAveraging(Hook):
+    order = WRITES
+
     def __init__(self, recipe: Recipe, setup=None):
         self.recipe, self.setup = recipe, setup  # setup: what after_fit validates with (None when driven alone)
         self.first = max(recipe.epochs - (recipe.swa_epochs or 0), 0)  # 0-based: the first epoch averaged

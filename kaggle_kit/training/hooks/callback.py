@@ -7,10 +7,12 @@ from typing import Any
 
 from ..epoch import EpochOutcome
 from ..state import TrainState
-from .base import Hook
+from .base import WRITES, Hook
 
 
 class OnEpoch(Hook):
+    order = WRITES
+
     def __init__(self, function: Callable[[dict[str, Any]], None] | None):
         self.function = function
 

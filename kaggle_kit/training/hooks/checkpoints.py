@@ -19,7 +19,7 @@ from ...core import distributed
 from ...records.run_folder import RunDir
 from ..epoch import EpochOutcome
 from ..state import TrainState, state_dict
-from .base import Hook
+from .base import WRITES, Hook
 
 CHECKPOINT_EVERY_S = 30.0
 
@@ -38,6 +38,8 @@ class BestCheckpoint:
 
 
 class Checkpoints(Hook):
+    order = WRITES
+
     def __init__(self, run: RunDir, epochs: int, clock: Callable[[], float] = time.perf_counter):
         self.run, self.epochs, self.clock = run, epochs, clock
         self.pending_best: BestCheckpoint | None = None  # head-only epochs: best.pt not yet written

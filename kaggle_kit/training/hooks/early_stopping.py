@@ -12,10 +12,12 @@ from ...core import distributed
 from ...records.run_folder import display_epoch
 from ..epoch import EpochOutcome
 from ..state import TrainState
-from .base import Hook
+from .base import STOPS, Hook
 
 
 class EarlyStopping(Hook):
+    order = STOPS
+
     def __init__(self, patience: int | None):
         self.patience = patience
 

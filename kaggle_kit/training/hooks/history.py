@@ -15,12 +15,14 @@ from ...core import distributed, progress
 from ...records.run_folder import RunDir, display_epoch
 from ..epoch import EpochOutcome
 from ..state import TrainState
-from .base import Hook
+from .base import WRITES, Hook
 
 CURVES_EVERY_S = 30.0
 
 
 class History(Hook):
+    order = WRITES
+
     def __init__(self, run: RunDir, comp: Competition, epochs: int, clock: Callable[[], float] = time.perf_counter):
         self.run, self.comp, self.epochs, self.clock = run, comp, epochs, clock
         self.plotted = (0, clock())  # (epochs in curves.png, when drawn)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..epoch import EpochOutcome
 from ..state import TrainState
-from .base import Hook
+from .base import LAST, Hook
 
 
 class HeldInterrupt(KeyboardInterrupt):
@@ -21,6 +21,8 @@ class HeldInterrupt(KeyboardInterrupt):
 
 
 class Interrupts(Hook):
+    order = LAST
+
     def __init__(self, hold: bool):
         self.hold = hold and threading.current_thread() is threading.main_thread()
         self.requested = False

@@ -8,10 +8,12 @@ from ...config.recipe import Recipe
 from ...core.errors import KitError, out_of_memory
 from ...records.run_folder import RunDir
 from ..state import TrainState
-from .base import Hook
+from .base import LAST, Hook
 
 
 class OutOfMemory(Hook):
+    order = LAST
+
     def __init__(self, recipe: Recipe, device: torch.device, run: RunDir):
         self.recipe, self.device, self.run = recipe, device, run
         self.message: str | None = None

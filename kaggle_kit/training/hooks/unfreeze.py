@@ -7,10 +7,12 @@ import torch
 from ...config.recipe import Recipe
 from ...core import distributed
 from ..state import TrainState
-from .base import Hook
+from .base import CHANGES_TRAINING, Hook
 
 
 class Unfreeze(Hook):
+    order = CHANGES_TRAINING
+
     def __init__(self, recipe: Recipe, device: torch.device):
         self.recipe, self.device = recipe, device
         self.frozen = recipe.freeze
