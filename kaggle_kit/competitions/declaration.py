@@ -64,12 +64,20 @@ class Competition:
     # Kaggle takes a notebook (rerun offline on the hidden test set) instead of a CSV; `push` also asks Kaggle's
     # competition listing (isKernelsSubmissionsOnly), so an undeclared code competition is still recognised
     code_competition: bool = False
-    # csv: a CSV keyed by id; folders: one folder per class; filename: the label is the file-name prefix (cat.1.jpg)
-    label_source: Literal["csv", "folders", "filename"] = "csv"
+    # csv: a CSV keyed by id; folders: one folder per class; filename: the label is the file-name prefix (cat.1.jpg);
+    # onehot: a CSV keyed by id with one 0/1 column per class, exactly one 1 a row (Plant Pathology 2020)
+    label_source: Literal["csv", "folders", "filename", "onehot"] = "csv"
     id_has_extension: bool = False  # ids in the CSVs carry the extension
     positive_class: str | None = None  # which class a "binary" submission reports
-    group_column: str | None = None  # grouped cross-validation folds
+    # the column naming each image's group (a driver, a patient): validation never shares a group with training
+    group_column: str | None = None
+    group_file: str = ""  # the CSV holding group_column when it is not the labels CSV (State Farm's driver list)
     source: str = "built-in"  # where the declaration was found: built-in, or the file's path
+
+    @property
+    def labels_in_csv(self) -> bool:
+        """The training labels are rows of a CSV keyed by id (a label column or one-hot class columns)."""
+        return self.label_source in ("csv", "onehot")
 
     @property
     def url(self) -> str:
@@ -157,6 +165,7 @@ PLACES = {
     "class_source": "labels.class_source",
     "declared_classes": "labels.classes",
     "group_column": "labels.group_column",
+    "group_file": "labels.group_file",
     "submission_kind": "submission.kind",
     "positive_class": "submission.positive_class",
     "dataset_mean_std": "normalize",
