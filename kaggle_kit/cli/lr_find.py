@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -40,6 +41,8 @@ def lr_find(
     at = f"batch size {batch}" + (f" x {accum} accumulation steps" if accum > 1 else "")
     # the rate belongs to the batch and optimizer it was measured with (resolving may have shrunk the batch)
     print(f"suggested --lr {result.suggestion:.2e} for {optimizer} at {at} ({result.rule})")
+    if result.warning:
+        print(f"warning: {result.warning}", file=sys.stderr)
     print(f"plot: {result.png}")
 
 
