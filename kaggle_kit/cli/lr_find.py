@@ -23,9 +23,13 @@ def lr_find(
     start_lr: float = typer.Option(1e-7, help="the first rate tried"),
     end_lr: float = typer.Option(10.0, help="the last rate tried (the test stops earlier once the loss diverges)"),
     num_steps: int = typer.Option(100, help="optimizer steps, one per rate, spaced exponentially"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress lines (they go to stderr, on by default)"),
     **overrides,
 ) -> None:
     """Learning-rate range test: loss vs rate (PNG) and a suggested --lr for `train` with the same flags."""
+    from ..core import progress
+
+    progress.enable(progress.enabled() and not quiet)
     from ..training.lr_find import lr_find as run_range_test
 
     result = run_range_test(

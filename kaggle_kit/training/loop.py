@@ -82,7 +82,8 @@ def fit(
     for hook in hooks:
         hook.before_fit(state)
     total_steps = setup.steps_per_epoch * (recipe.epochs - state.epoch)
-    with progress.bar(total_steps if distributed.is_main() else None, f"training {run.name}") as bar:
+    total = total_steps if distributed.is_main() else None
+    with progress.bar(total, f"training {run.name}", period=setup.steps_per_epoch) as bar:
         try:
             while state.epoch < recipe.epochs and state.stop is None:
                 for hook in hooks:
