@@ -194,25 +194,49 @@ def load(path: Path | str, source: str | None = None) -> Competition:
     return from_tree(tree, path, package_dir=package_dir, source=source or str(path))
 
 
+# labels in folders or file names have no labels CSV: a declaration of them need not name one
+NO_LABEL_FILE = {"label_file": "", "label_column": "label"}
+
+
 def from_tree(tree: dict[str, Any], path: Path | str, **located: Any) -> Competition:
-    """A Competition from parsed TOML; `path` names the file in errors, `located` fills LOCATED fields."""
-    _reject_unknown_keys(tree, path)
+    """A Competition from parsed TOML; `path` names the file in errors, `located` fills LOCATED fields. Every
+    problem is found before one error names them all (a hand-written file is fixed in one pass, not one per run)."""
+    problems: list[str] = []
+    _reject_unknown_keys(tree, path, problems)
     hints = get_type_hints(Competition)
     values = {}
     for name, place in PLACES.items():
         value = _lookup(tree, place)
         if value is None:
             continue
-        if name == "dataset_mean_std":
-            values[name] = _mean_std(value, path)
-        else:
-            values[name] = _convert(value, hints[name], path, place)
+        try:
+            values[name] = (
+                _mean_std(value, path) if name == "dataset_mean_std" else _convert(value, hints[name], path, place)
+            )
+        except KitError as error:
+            problems.append(_without_path(error, path))
+    if values.get("label_source") in ("folders", "filename"):
+        values = {**NO_LABEL_FILE, **values}
     required = [f.name for f in dataclasses.fields(Competition) if _is_required(f) and f.name not in values]
     if required:
-        raise KitError(f"{path}: missing key '{PLACES[required[0]]}': every declaration gives it")
-    comp = Competition(**values, **located)
-    _check_references(comp, path)
+        keys = ", ".join(f"'{PLACES[name]}'" for name in required)
+        many = len(required) > 1
+        problems.append(f"missing key{'s' if many else ''} {keys}: every declaration gives {'them' if many else 'it'}")
+    if not problems:
+        comp = Competition(**values, **located)
+        try:
+            _check_references(comp, path)
+        except KitError as error:
+            problems.append(_without_path(error, path))
+    if len(problems) == 1:
+        raise KitError(f"{path}: {problems[0]}")
+    if problems:
+        raise KitError(f"{path}: {len(problems)} problems: " + "; ".join(problems))
     return comp
+
+
+def _without_path(error: KitError, path) -> str:
+    return str(error).removeprefix(f"{path}: ")
 
 
 def _is_required(f: dataclasses.Field) -> bool:
@@ -227,7 +251,7 @@ def _lookup(tree: dict[str, Any], place: str) -> Any:
     return tree
 
 
-def _reject_unknown_keys(tree: dict[str, Any], path, prefix: str = "") -> None:
+def _reject_unknown_keys(tree: dict[str, Any], path, problems: list[str], prefix: str = "") -> None:
     places = set(PLACES.values())
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
@@ -235,13 +259,14 @@ def _reject_unknown_keys(tree: dict[str, Any], path, prefix: str = "") -> None:
             continue
         if any(p.startswith(f"{dotted}.") for p in places):
             if not isinstance(value, dict):
-                raise _bad(path, dotted, value, f"a table ([{dotted}])")
-            _reject_unknown_keys(value, path, f"{dotted}.")
+                problems.append(_without_path(_bad(path, dotted, value, f"a table ([{dotted}])"), path))
+                continue
+            _reject_unknown_keys(value, path, problems, f"{dotted}.")
             continue
         hint = did_you_mean(dotted, places)
         here = sorted({p.removeprefix(prefix).split(".")[0] for p in places if p.startswith(prefix)})
         where = f"[{prefix.rstrip('.')}]" if prefix else "the top level"
-        raise KitError(f"{path}: unknown key '{dotted}'{hint}: remove it; {where} takes {', '.join(here)}")
+        problems.append(f"unknown key '{dotted}'{hint}: remove it; {where} takes {', '.join(here)}")
 
 
 def _bad(path, place: str, value: Any, expected: str) -> KitError:
