@@ -711,3 +711,21 @@ def test_init_and_train_read_a_read_only_kaggle_input_folder(downloads, tmp_path
     finally:
         for path in [folder, *folder.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_init_takes_a_group_column_by_its_name_never_a_flag():
+    """PetFinder's `Group` is a 0/1 flag (several pets in the photo) and SIIM-ISIC's `patient_id` an id of many
+    images: only the second groups images."""
+    from kaggle_kit.workflows.init_groups import _looks_like_groups
+
+    frame = pd.DataFrame(
+        {
+            "Group": ["0", "1", "0", "0", "1", "0"],
+            "patient_id": ["IP_1", "IP_1", "IP_2", "IP_2", "IP_3", "IP_3"],
+            "target": ["0", "1", "0", "0", "1", "0"],
+            "image_name": ["a", "b", "c", "d", "e", "f"],
+        }
+    )
+    assert [c for c in frame.columns if _looks_like_groups(frame, c)] == ["patient_id"]
+    frame["patient_id"] = frame["image_name"]  # one image a patient: no groups to keep whole
+    assert not _looks_like_groups(frame, "patient_id")
