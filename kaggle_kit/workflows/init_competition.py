@@ -482,6 +482,12 @@ def _recipe_text(comp: Competition) -> str:
     return f"{recipe.name}: {recipe.arch} with the CIFAR stem from scratch at {recipe.img_size}px, dataset mean/std"
 
 
+def _shared(comp: Competition) -> str:
+    if comp.train_dir != comp.test_dir:
+        return ""
+    return f", one folder: training ids from {comp.label_file}, test ids from {comp.sample_file}"
+
+
 def describe(found: Inferred) -> list[str]:
     """What `init` inferred, one line each."""
     comp, layout = found.competition, found.layout
@@ -489,7 +495,7 @@ def describe(found: Inferred) -> list[str]:
     counts = layout.class_counts()
     return [
         f"images: {comp.train_dir}/ ({len(layout.train.ids)}, {layout.train.kind}) and {comp.test_dir}/ "
-        f"({len(layout.test.ids)}, {layout.test.kind}); formats {', '.join(sorted(formats))}",
+        f"({len(layout.test.ids)}, {layout.test.kind}){_shared(comp)}; formats {', '.join(sorted(formats))}",
         f"labels: {_labels_text(comp)}",
         group_text(comp, image_groups(layout)),
         f"classes ({len(counts)}): " + ", ".join(f"{name} {count}" for name, count in counts.items()),
