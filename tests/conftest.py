@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# progress lines are on by default: off for the commands tests start themselves, as run_cli keeps them off
+os.environ.setdefault("KAGGLE_KIT_PROGRESS", "0")
 import shutil
 import signal
 import subprocess

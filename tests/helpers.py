@@ -11,6 +11,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 KAGGLE_KIT = [sys.executable, "-m", "kaggle_kit"]
+# progress lines are on by default (stderr); tests read stderr for the one line they check, so the helpers turn
+# them off unless a test's env asks for them (KAGGLE_KIT_PROGRESS=1) - tests/core/test_progress.py runs the default
+QUIET_BY_DEFAULT = {"KAGGLE_KIT_PROGRESS": "0"}
 
 
 TINY_CPU_ARGS = [
@@ -57,7 +60,8 @@ def run_cli(
     *args, cwd: Path | None = None, env: dict | None = None, replace_env: bool = False, timeout: int = 600
 ) -> subprocess.CompletedProcess:
     """`kaggle-kit ARGS` called in this process (no second torch import): exit code, stdout and stderr as a user
-    sees them. `env` is laid over os.environ (or replaces it, `replace_env`) and `cwd` is entered for the call
+    sees them. `env` is laid over os.environ (or replaces it, `replace_env`; a None value unsets the variable;
+    progress is off unless `env` says otherwise) and `cwd` is entered for the call
     only; stdin, stdout and stderr are not terminals. A traceback (a bug) comes back on stderr with exit code 1,
     as from a child. `timeout` is accepted for the child's signature and not enforced. Use `run_cli_process`
     where a signal, a real exit status, the launcher (--nproc) or a fresh interpreter is what is tested."""
@@ -81,7 +85,10 @@ def run_cli(
     try:
         if replace_env:
             os.environ.clear()
-        os.environ.update({key: str(value) for key, value in (env or {}).items()})
+        os.environ.update(QUIET_BY_DEFAULT)
+        os.environ.update({key: str(value) for key, value in (env or {}).items() if value is not None})
+        for key in [key for key, value in (env or {}).items() if value is None]:  # None: unset, as a user's shell
+            del os.environ[key]
         if cwd is not None:
             os.chdir(cwd)
         sys.stdin = io.StringIO()
@@ -113,7 +120,8 @@ def run_cli_process(
 ) -> subprocess.CompletedProcess:
     """The real entry point in a child process (`python -m kaggle_kit`): for what only a process shows: signals,
     exit status, resource limits (`preexec_fn`), the launcher, import side effects."""
-    full_env = {**({} if replace_env else os.environ), "PYTHONPATH": str(REPO), **(env or {})}
+    full_env = {**({} if replace_env else os.environ), **QUIET_BY_DEFAULT, "PYTHONPATH": str(REPO), **(env or {})}
+    full_env = {key: value for key, value in full_env.items() if value is not None}  # None: unset
     return subprocess.run(
         [*KAGGLE_KIT, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout, **popen
     )

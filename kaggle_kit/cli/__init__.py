@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
 def _main(argv: list[str] | None) -> None:
     from ..core import progress
 
-    progress.enable(sys.stderr.isatty() or bool(os.environ.get("KAGGLE_KIT_PROGRESS")))
+    progress.enable(progress.wanted())  # commands with --quiet turn it off
     # a notebook or cluster stopping us sends SIGTERM: treat it as Ctrl-C so training saves and says how to resume
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:

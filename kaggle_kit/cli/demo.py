@@ -17,9 +17,13 @@ def demo(
         None, "--pretrained/--no-pretrained", help="ImageNet weights from the Hugging Face hub (default: the recipe's)"
     ),
     weights: Optional[Path] = typer.Option(None, help="a local weights file instead of the hub (.safetensors, .pth)"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress lines (they go to stderr, on by default)"),
 ) -> None:
     """Generate a sample download, train, predict, validate the submission and score it locally."""
+    from ..core import progress
     from ..workflows.demo import run_demo
+
+    progress.enable(progress.enabled() and not quiet)
 
     result = run_demo(
         competition, out, epochs=epochs, arch=arch, pretrained=pretrained, weights=str(weights) if weights else None
@@ -34,6 +38,10 @@ def demo(
     print(
         f"took {result.seconds:.0f}s; on Kaggle data: kaggle-kit download {result.competition.name} "
         f"&& kaggle-kit train {result.competition.name}"
+    )
+    print(
+        "your own competition: kaggle-kit init <slug> --data-dir <its download zip> --metric <its metric>, "
+        "then kaggle-kit train <the name init prints>"
     )
 
 

@@ -32,12 +32,25 @@ def init(
     ),
     positive: Optional[str] = typer.Option(None, help="a binary target: the class its probability column is of"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing declaration file (and its edits)"),
+    train_dir: Optional[str] = typer.Option(None, help="the training images' folder, relative to the download"),
+    test_dir: Optional[str] = typer.Option(None, help="the test images' folder, relative to the download"),
+    labels: Optional[str] = typer.Option(None, help="the CSV holding the training labels (its file name)"),
+    id_column: Optional[str] = typer.Option(None, help="the labels CSV's image id column (the sample's)"),
+    label_column: Optional[str] = typer.Option(None, help="the labels CSV's label column"),
+    group_column: Optional[str] = typer.Option(
+        None, help="the column naming each image's group (driver, patient): validation never shares a group"
+    ),
+    groups: Optional[str] = typer.Option(
+        None, help="the CSV holding --group-column when it is not the labels CSV (driver_imgs_list.csv)"
+    ),
+    no_groups: bool = typer.Option(False, "--no-groups", help="validate image by image, ignoring any group column"),
 ) -> None:
     """Infer a competition's declaration from its download, print what was inferred, and write it."""
-    from ..workflows.init_competition import describe, infer, resolve_metric, write_declaration
+    from ..workflows.init_competition import Hints, describe, infer, resolve_metric, write_declaration
 
     slug = _slug(slug)
-    found = infer(slug, resolve_metric(slug, metric), data_dir=data_dir, name=name, positive=positive)
+    hints = Hints(train_dir, test_dir, labels, id_column, label_column, group_column, groups, no_groups)
+    found = infer(slug, resolve_metric(slug, metric), data_dir=data_dir, name=name, positive=positive, hints=hints)
     for line in describe(found):
         print(line)
     target = out or _user_folder() / f"{found.competition.name}.toml"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -22,9 +23,13 @@ def lr_find(
     start_lr: float = typer.Option(1e-7, help="the first rate tried"),
     end_lr: float = typer.Option(10.0, help="the last rate tried (the test stops earlier once the loss diverges)"),
     num_steps: int = typer.Option(100, help="optimizer steps, one per rate, spaced exponentially"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress lines (they go to stderr, on by default)"),
     **overrides,
 ) -> None:
     """Learning-rate range test: loss vs rate (PNG) and a suggested --lr for `train` with the same flags."""
+    from ..core import progress
+
+    progress.enable(progress.enabled() and not quiet)
     from ..training.lr_find import lr_find as run_range_test
 
     result = run_range_test(
@@ -40,6 +45,8 @@ def lr_find(
     at = f"batch size {batch}" + (f" x {accum} accumulation steps" if accum > 1 else "")
     # the rate belongs to the batch and optimizer it was measured with (resolving may have shrunk the batch)
     print(f"suggested --lr {result.suggestion:.2e} for {optimizer} at {at} ({result.rule})")
+    if result.warning:
+        print(f"warning: {result.warning}", file=sys.stderr)
     print(f"plot: {result.png}")
 
 

@@ -201,8 +201,12 @@ def predict_command(
     batch_size: Optional[int] = typer.Option(
         None, "--batch-size", min=1, help="Images per batch (default: twice the training batch)."
     ),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress lines (they go to stderr, on by default)"),
 ) -> None:
     """Predict every test image with a trained run (or fold group) and write a validated submission file."""
+    from ..core import progress
+
+    progress.enable(progress.enabled() and not quiet)
     from ..inference.predict import predict_run
     from ..records.group_folder import is_group
 

@@ -52,11 +52,14 @@ def train(
     pseudo_threshold: Optional[float] = typer.Option(
         None, help="calibrated probability a test image needs to be pseudo-labelled, in (0, 1] (default 0.9)"
     ),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress lines (they go to stderr, on by default)"),
     **overrides,
 ) -> None:
     """Train a model; every recipe setting can be overridden by its flag."""
     from .. import training
-    from ..core import distributed
+    from ..core import distributed, progress
+
+    progress.enable(progress.enabled() and not quiet)
 
     if nproc < 1:
         raise typer.BadParameter(f"--nproc {nproc}: give 1 or more processes")

@@ -64,12 +64,20 @@ class Competition:
     # Kaggle takes a notebook (rerun offline on the hidden test set) instead of a CSV; `push` also asks Kaggle's
     # competition listing (isKernelsSubmissionsOnly), so an undeclared code competition is still recognised
     code_competition: bool = False
-    # csv: a CSV keyed by id; folders: one folder per class; filename: the label is the file-name prefix (cat.1.jpg)
-    label_source: Literal["csv", "folders", "filename"] = "csv"
+    # csv: a CSV keyed by id; folders: one folder per class; filename: the label is the file-name prefix (cat.1.jpg);
+    # onehot: a CSV keyed by id with one 0/1 column per class, exactly one 1 a row (Plant Pathology 2020)
+    label_source: Literal["csv", "folders", "filename", "onehot"] = "csv"
     id_has_extension: bool = False  # ids in the CSVs carry the extension
     positive_class: str | None = None  # which class a "binary" submission reports
-    group_column: str | None = None  # grouped cross-validation folds
+    # the column naming each image's group (a driver, a patient): validation never shares a group with training
+    group_column: str | None = None
+    group_file: str = ""  # the CSV holding group_column when it is not the labels CSV (State Farm's driver list)
     source: str = "built-in"  # where the declaration was found: built-in, or the file's path
+
+    @property
+    def labels_in_csv(self) -> bool:
+        """The training labels are rows of a CSV keyed by id (a label column or one-hot class columns)."""
+        return self.label_source in ("csv", "onehot")
 
     @property
     def url(self) -> str:
@@ -157,6 +165,7 @@ PLACES = {
     "class_source": "labels.class_source",
     "declared_classes": "labels.classes",
     "group_column": "labels.group_column",
+    "group_file": "labels.group_file",
     "submission_kind": "submission.kind",
     "positive_class": "submission.positive_class",
     "dataset_mean_std": "normalize",
@@ -185,25 +194,49 @@ def load(path: Path | str, source: str | None = None) -> Competition:
     return from_tree(tree, path, package_dir=package_dir, source=source or str(path))
 
 
+# labels in folders or file names have no labels CSV: a declaration of them need not name one
+NO_LABEL_FILE = {"label_file": "", "label_column": "label"}
+
+
 def from_tree(tree: dict[str, Any], path: Path | str, **located: Any) -> Competition:
-    """A Competition from parsed TOML; `path` names the file in errors, `located` fills LOCATED fields."""
-    _reject_unknown_keys(tree, path)
+    """A Competition from parsed TOML; `path` names the file in errors, `located` fills LOCATED fields. Every
+    problem is found before one error names them all (a hand-written file is fixed in one pass, not one per run)."""
+    problems: list[str] = []
+    _reject_unknown_keys(tree, path, problems)
     hints = get_type_hints(Competition)
     values = {}
     for name, place in PLACES.items():
         value = _lookup(tree, place)
         if value is None:
             continue
-        if name == "dataset_mean_std":
-            values[name] = _mean_std(value, path)
-        else:
-            values[name] = _convert(value, hints[name], path, place)
+        try:
+            values[name] = (
+                _mean_std(value, path) if name == "dataset_mean_std" else _convert(value, hints[name], path, place)
+            )
+        except KitError as error:
+            problems.append(_without_path(error, path))
+    if values.get("label_source") in ("folders", "filename"):
+        values = {**NO_LABEL_FILE, **values}
     required = [f.name for f in dataclasses.fields(Competition) if _is_required(f) and f.name not in values]
     if required:
-        raise KitError(f"{path}: missing key '{PLACES[required[0]]}': every declaration gives it")
-    comp = Competition(**values, **located)
-    _check_references(comp, path)
+        keys = ", ".join(f"'{PLACES[name]}'" for name in required)
+        many = len(required) > 1
+        problems.append(f"missing key{'s' if many else ''} {keys}: every declaration gives {'them' if many else 'it'}")
+    if not problems:
+        comp = Competition(**values, **located)
+        try:
+            _check_references(comp, path)
+        except KitError as error:
+            problems.append(_without_path(error, path))
+    if len(problems) == 1:
+        raise KitError(f"{path}: {problems[0]}")
+    if problems:
+        raise KitError(f"{path}: {len(problems)} problems: " + "; ".join(problems))
     return comp
+
+
+def _without_path(error: KitError, path) -> str:
+    return str(error).removeprefix(f"{path}: ")
 
 
 def _is_required(f: dataclasses.Field) -> bool:
@@ -218,7 +251,7 @@ def _lookup(tree: dict[str, Any], place: str) -> Any:
     return tree
 
 
-def _reject_unknown_keys(tree: dict[str, Any], path, prefix: str = "") -> None:
+def _reject_unknown_keys(tree: dict[str, Any], path, problems: list[str], prefix: str = "") -> None:
     places = set(PLACES.values())
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
@@ -226,13 +259,14 @@ def _reject_unknown_keys(tree: dict[str, Any], path, prefix: str = "") -> None:
             continue
         if any(p.startswith(f"{dotted}.") for p in places):
             if not isinstance(value, dict):
-                raise _bad(path, dotted, value, f"a table ([{dotted}])")
-            _reject_unknown_keys(value, path, f"{dotted}.")
+                problems.append(_without_path(_bad(path, dotted, value, f"a table ([{dotted}])"), path))
+                continue
+            _reject_unknown_keys(value, path, problems, f"{dotted}.")
             continue
         hint = did_you_mean(dotted, places)
         here = sorted({p.removeprefix(prefix).split(".")[0] for p in places if p.startswith(prefix)})
         where = f"[{prefix.rstrip('.')}]" if prefix else "the top level"
-        raise KitError(f"{path}: unknown key '{dotted}'{hint}: remove it; {where} takes {', '.join(here)}")
+        problems.append(f"unknown key '{dotted}'{hint}: remove it; {where} takes {', '.join(here)}")
 
 
 def _bad(path, place: str, value: Any, expected: str) -> KitError:

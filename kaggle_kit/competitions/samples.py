@@ -150,6 +150,9 @@ def write_sample(
     test_ids = [str(i) for i in range(1, n_test + 1)] if comp.id_kind == "int" else _ids(comp, rng, n_test)
     if comp.id_kind != "int":
         test_ids = [i for i in test_ids if i not in set(train_ids)]
+    if comp.train_dir == comp.test_dir:  # one folder for both (Plant Pathology 2020): Train_N and Test_N
+        train_ids = [f"Train_{n}" for n in range(n_train)]
+        test_ids = [f"Test_{n}" for n in range(n_test)]
     if comp.id_has_extension:
         train_ids = [f"{i}{comp.image_ext}" for i in train_ids]
         test_ids = [f"{i}{comp.image_ext}" for i in test_ids]
@@ -165,11 +168,8 @@ def write_sample(
             for name, c, mode in zip(names, labels, modes)
         }
 
-    files: dict[str, bytes] = {}
-    if comp.label_source == "csv":
-        label_csv = pd.DataFrame({comp.id_column: train_ids, comp.label_column: [classes[c] for c in train_labels]})
-        files[comp.label_file] = label_csv.to_csv(index=False).encode()
-    files[comp.sample_file] = _sample_csv(comp, test_ids, classes)
+    files: dict[str, bytes] = {comp.sample_file: _sample_csv(comp, test_ids, classes)}
+    files.update(_label_csvs(comp, train_ids, train_labels, test_ids, classes, rng))
 
     train_names = _train_files(comp, train_ids, train_labels, classes, in_csv)
     test_names = [f"{i}{in_csv}" for i in test_ids]
@@ -206,6 +206,31 @@ def write_sample(
     )
     answers.to_csv(out_dir / "answers.csv", index=False)
     return zip_path
+
+
+def _label_csvs(comp: Competition, train_ids, train_labels, test_ids, classes, rng) -> dict[str, bytes]:
+    """The CSVs besides the sample: the labels (a column of names, or one-hot class columns), test.csv where
+    train and test share a folder, and the group file (State Farm's `subject,classname,img`), whose groups
+    (drivers) are never those of the test images."""
+    files = {}
+    if comp.label_source == "csv":
+        table = pd.DataFrame({comp.id_column: train_ids, comp.label_column: [classes[c] for c in train_labels]})
+        files[comp.label_file] = table.to_csv(index=False).encode()
+    if comp.label_source == "onehot":
+        table = pd.DataFrame({comp.id_column: train_ids})
+        for n, name in enumerate(classes):
+            table[name] = (train_labels == n).astype(int)
+        files[comp.label_file] = table.to_csv(index=False).encode()
+    if comp.train_dir == comp.test_dir:
+        files["test.csv"] = pd.DataFrame({comp.id_column: test_ids}).to_csv(index=False).encode()
+    if comp.group_file and comp.group_column:
+        n_groups = max(4, len(train_ids) // 8)
+        groups = [f"p{n:03d}" for n in rng.integers(0, n_groups, size=len(train_ids))]
+        table = pd.DataFrame(
+            {comp.group_column: groups, "classname": [classes[c] for c in train_labels], comp.id_column: train_ids}
+        )
+        files[comp.group_file] = table.to_csv(index=False).encode()
+    return files
 
 
 def _pack(name: str, members: dict[str, bytes]) -> bytes:

@@ -2,11 +2,14 @@
 
 `bar(total, description)` is a context manager whose `advance(n)` moves the bar; when progress is
 off it costs nothing. On a terminal it draws a rich bar; elsewhere (logs, notebooks without a TTY,
-CI) it prints a plain line about every 10% with rate and ETA.
+CI) it prints a plain line about every 10% with rate and ETA - with `period` (an epoch's steps), about
+every 10% of a period that runs long, so a notebook's `!kaggle-kit train` is never silent for minutes.
+Progress is on by default; `--quiet` (or KAGGLE_KIT_PROGRESS=0) turns it off.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -28,6 +31,11 @@ def _fmt(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def duration(seconds: float) -> str:
+    """`mm:ss` or `h:mm:ss`, as the progress lines write times."""
+    return _fmt(seconds)
 
 
 class _Bar:
@@ -55,22 +63,36 @@ class _Quiet(_Bar):
     pass
 
 
+MIN_GAP_S = 2.0  # a tenth of a period (an epoch) this long or longer gets its own line: the epoch runs long
+
+
 class _Lines(_Bar):
-    def __init__(self, total, description):
+    def __init__(self, total, description, period: int | None = None):
         super().__init__(total, description)
         self.next_mark = 0.1
+        self.period = period
+        self.last_line = self.start
 
     def advance(self, n: int = 1, postfix: str = "") -> None:
         super().advance(n, postfix)
+        now = time.perf_counter()
         if self.total and self.done / self.total >= self.next_mark:
             self.next_mark = int(self.done / self.total * 10 + 1) / 10
-            elapsed = time.perf_counter() - self.start
-            rate = self.done / max(elapsed, 1e-9)
-            print(
-                f"{self.description}: {self.done}/{self.total} {rate:,.1f}/s eta {_fmt(self.eta or 0)} {self.postfix}",
-                file=sys.stderr,
-                flush=True,
-            )
+        elif not (self.period and self._long_period_mark(n, now)):
+            return
+        self.last_line = now
+        rate = self.done / max(now - self.start, 1e-9)
+        print(
+            f"{self.description}: {self.done}/{self.total} {rate:,.1f}/s eta {_fmt(self.eta or 0)} {self.postfix}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def _long_period_mark(self, n: int, now: float) -> bool:
+        """A tenth of the period just passed, in a period whose tenth takes a while (a short epoch says its line)."""
+        tenth = max(self.period // 10, 1)
+        crossed = self.done // tenth != (self.done - n) // tenth
+        return crossed and self.done % self.period != 0 and now - self.last_line >= MIN_GAP_S
 
 
 class _Rich(_Bar):
@@ -107,16 +129,21 @@ class _Rich(_Bar):
 
 
 @contextmanager
-def bar(total: int | None, description: str):
+def bar(total: int | None, description: str, period: int | None = None):
     if not _enabled:
         yield _Quiet(total, description)
         return
-    b = _Rich(total, description) if sys.stderr.isatty() else _Lines(total, description)
+    b = _Rich(total, description) if sys.stderr.isatty() else _Lines(total, description, period)
     try:
         yield b
     finally:
         if isinstance(b, _Rich):
             b.close()
+
+
+def wanted(quiet: bool = False) -> bool:
+    """Progress is on unless `--quiet` or KAGGLE_KIT_PROGRESS=0 (a terminal, a log, a notebook's `!kaggle-kit`)."""
+    return not quiet and os.environ.get("KAGGLE_KIT_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def say(message: str) -> None:

@@ -38,6 +38,7 @@ from .datasets import (
     loader,
     seed_everything,
 )
+from .groups import check_group_split, image_groups
 from .layout import Layout
 from .split import load_split, save_split, stratified_split
 from .training_images import TrainingImages
@@ -107,7 +108,9 @@ def prepare_data(
             if split_path:
                 save_split(split_path, ids, val_idx, recipe.val_fraction, recipe.seed)
         else:
-            split = stratified_split(layout.train_labels, recipe.val_fraction, recipe.seed)
+            groups = image_groups(layout)  # a declared group column: no validation image shares a training group
+            split = stratified_split(layout.train_labels, recipe.val_fraction, recipe.seed, groups)
+            check_group_split(groups, *split)
             if split_path:
                 save_split(split_path, ids, split[1], recipe.val_fraction, recipe.seed)
     # rank 0 alone reads or writes split.json and hands its split to the others: no rank reads a half-written

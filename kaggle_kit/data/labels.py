@@ -56,7 +56,9 @@ def read_csv(path: Path, what: str) -> pd.DataFrame:
 def labels_from_csv(path: Path, comp: Competition) -> tuple[list[str], list[str]]:
     """(ids, label names) of a labels CSV, ids sorted (numerically for integer ids)."""
     labels = read_csv(path, "labels")
-    expected = [comp.id_column, comp.label_column]
+    if comp.label_source == "onehot":
+        labels = one_hot_labels(labels, comp, path)
+    expected = [comp.id_column, ONE_HOT_LABEL if comp.label_source == "onehot" else comp.label_column]
     missing = [c for c in expected if c not in labels.columns]
     if missing:
         raise KitError(
@@ -71,9 +73,31 @@ def labels_from_csv(path: Path, comp: Competition) -> tuple[list[str], list[str]
     ids = labels[comp.id_column].tolist()
     for image_id in ids:
         check_id(image_id, comp, str(path))
-    names = labels[comp.label_column].tolist()
+    names = labels[expected[1]].tolist()
     order = np.argsort(np.array([int(i) for i in ids])) if comp.id_kind == "int" else np.argsort(np.array(ids))
     return [ids[i] for i in order], [names[i] for i in order]
+
+
+ONE_HOT_LABEL = "label"  # the column one-hot rows are read into
+
+
+def one_hot_labels(table: pd.DataFrame, comp: Competition, path: Path) -> pd.DataFrame:
+    """`id,healthy,rust,...` rows with exactly one 1 each (Plant Pathology 2020) as `id,label`: one label per
+    image, the one column holding 1. Every column but the id (and a group column) is a class."""
+    if comp.id_column not in table.columns:
+        return table  # the caller names the missing column
+    classes = [c for c in table.columns if c not in (comp.id_column, comp.group_column)]
+    values = table[classes].apply(pd.to_numeric, errors="coerce")
+    bad = ~values.isin([0, 1]).all(axis=1) | (values.sum(axis=1) != 1)
+    if not classes or bad.any():
+        row = table[bad].iloc[0] if bad.any() else None
+        shown = ",".join(str(v) for v in row) if row is not None else ",".join(table.columns)
+        raise KitError(
+            f"{path}: one-hot labels need exactly one 1 a row over the class columns {', '.join(classes) or '(none)'}; "
+            f'row {shown!r} is not ({int(bad.sum())} such): fix those rows, or declare labels.source = "csv"'
+        )
+    chosen = values.to_numpy().argmax(axis=1)
+    return pd.DataFrame({comp.id_column: table[comp.id_column], ONE_HOT_LABEL: [classes[i] for i in chosen]})
 
 
 def labels_from_folders(train_dir: Path | str, files: set[str], folders: set[str]) -> tuple[list[str], list[str]]:

@@ -144,7 +144,7 @@ def _writable(folder: Path) -> bool:
 
 
 def _has_competition_files(folder: Path, comp: Competition) -> bool:
-    names = (comp.sample_file, comp.label_file) if comp.label_source == "csv" else (comp.sample_file,)
+    names = (comp.sample_file, comp.label_file) if comp.labels_in_csv else (comp.sample_file,)
     return any((folder / name).exists() or (folder / f"{name}.zip").exists() for name in names)
 
 
@@ -339,7 +339,7 @@ def sort_ids(ids: list[str], comp: Competition) -> list[str]:
 
 def _train_labels(root: Path, comp: Competition, work_dir: Path, files: set[str], folders: set[str]):
     """(labels path or training folder, ids, label names) from the competition's label source."""
-    if comp.label_source == "csv":
+    if comp.labels_in_csv:
         labels_path = small_file(root, comp, comp.label_file, work_dir)
         return labels_path, *labels_from_csv(labels_path, comp)
     train_dir = root / comp.train_dir
@@ -381,7 +381,7 @@ def open_layout(comp: Competition, data_dir: Path | str | None = None) -> Layout
     classes = order_classes(comp, sample, names)
     train_labels = label_indices(labels_path, comp, train_ids, names, classes)
     # ids read from a CSV name their file with or without its extension; ids from file names are the file names
-    train_ext = comp.image_ext if comp.label_source == "csv" and not comp.id_has_extension else ""
+    train_ext = comp.image_ext if comp.labels_in_csv and not comp.id_has_extension else ""
     _check_images(train_source, train_ids, train_ext, train_files, "labelled id")
 
     test_ids = sample_ids(sample, comp)

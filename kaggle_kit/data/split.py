@@ -11,12 +11,18 @@ import numpy as np
 from ..core.errors import KitError
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(train_idx, val_idx), sorted: `fraction` of every class goes to validation (at least one image
-    of each class with two or more), chosen by a generator seeded with `seed`."""
+    of each class with two or more), chosen by a generator seeded with `seed`. With `groups`, whole groups go
+    to validation (about `fraction` of the images, classes balanced as well as whole groups allow), so no
+    validation image shares its group with a training one."""
     labels = np.asarray(labels)
     if fraction <= 0:
         return np.arange(len(labels)), np.zeros(0, dtype=np.int64)
+    if groups is not None:
+        return _grouped_split(labels, np.asarray(groups), fraction, seed)
     rng = np.random.default_rng(seed)
     val = []
     for cls in np.unique(labels):
@@ -30,6 +36,20 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     val_idx = np.sort(np.concatenate(val)) if val else np.zeros(0, dtype=np.int64)
     train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
     return train_idx, val_idx
+
+
+def _grouped_split(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first fold of scikit-learn's StratifiedGroupKFold with about 1/fraction folds: whole groups held out,
+    chosen so each class keeps its share as nearly as whole groups allow."""
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise KitError(
+            f"the training data has {n_groups} group: a grouped validation split needs at least 2 (pass --no-groups "
+            "to init, or train with --full-train)"
+        )
+    k = min(max(2, int(round(1 / fraction))), n_groups)
+    train_idx, val_idx = _group_splits(labels, groups, k, seed)[0]
+    return np.sort(train_idx), np.sort(val_idx)
 
 
 def save_split(path: Path, ids: list[str], val_idx: np.ndarray, fraction: float, seed: int) -> None:
@@ -57,8 +77,8 @@ def load_split(path: Path, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def stratified_folds(labels: np.ndarray, k: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
     """The fold (0..k-1) of every image: each class dealt round the folds in a seeded random order, so every fold
-    holds about 1/k of each class. With `groups`, whole groups are dealt instead (largest first, each to the fold
-    holding the fewest images of its class so far), so no group is split between training and held-out images."""
+    holds about 1/k of each class. With `groups`, whole groups are dealt instead (scikit-learn's
+    StratifiedGroupKFold), so no group is split between training and held-out images."""
     labels = np.asarray(labels)
     if groups is not None:
         return _grouped_folds(labels, np.asarray(groups), k, seed)
@@ -76,20 +96,23 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int, groups: np.ndarray |
 
 
 def _grouped_folds(labels: np.ndarray, groups: np.ndarray, k: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    names = rng.permutation(np.unique(groups))  # the seed breaks ties between groups of one size
-    members = {name: np.flatnonzero(groups == name) for name in names}
-    names = sorted(names, key=lambda name: -len(members[name]))  # stable: ties keep the seeded order
-    classes = np.unique(labels)
-    held = np.zeros((k, len(classes)), dtype=np.int64)  # images of each class held by each fold so far
     folds = np.empty(len(labels), dtype=np.int64)
-    for name in names:
-        counts = np.array([(labels[members[name]] == cls).sum() for cls in classes])
-        # the fold whose share of this group's classes is smallest, then the smallest fold overall
-        fold = min(range(k), key=lambda f: (held[f] @ counts, held[f].sum()))
-        folds[members[name]] = fold
-        held[fold] += counts
+    for fold, (_, held) in enumerate(_group_splits(labels, groups, k, seed)):
+        folds[held] = fold
     return folds
+
+
+def _group_splits(labels: np.ndarray, groups: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """scikit-learn's StratifiedGroupKFold, quiet about classes with fewer images than folds (whole groups decide
+    where those go; `check_fold_count` has refused the requests that cannot work)."""
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        return list(splitter.split(np.zeros(len(labels)), labels, groups))
 
 
 def check_fold_count(labels: np.ndarray, k: int, classes: list[str], groups: np.ndarray | None = None) -> None:

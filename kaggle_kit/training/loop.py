@@ -84,7 +84,8 @@ def fit(
     for hook in all_hooks:
         hook.before_fit(state)
     total_steps = setup.steps_per_epoch * (recipe.epochs - state.epoch)
-    with progress.bar(total_steps if distributed.is_main() else None, f"training {run.name}") as bar:
+    total = total_steps if distributed.is_main() else None
+    with progress.bar(total, f"training {run.name}", period=setup.steps_per_epoch) as bar:
         _epochs(setup, state, all_hooks, bar)
     _after_fit(all_hooks, state)
     setup.data.train_cache.release()  # a joined (pseudo-labelled) cache may now be cleared by another run

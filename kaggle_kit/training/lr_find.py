@@ -58,6 +58,7 @@ class LrFindResult:
     steps_planned: int
     seconds: float
     out: Path
+    warning: str | None = None  # why the suggestion is not one to train with, and what to try instead
 
     @property
     def png(self) -> Path:
@@ -112,6 +113,7 @@ def lr_find(
         num_steps,
         time.perf_counter() - started,
         folder,
+        assess(lrs, smoothed, minimum_lr, diverged_lr, (start_lr, end_lr)),
     )
     _write(result)
     return result
@@ -208,6 +210,42 @@ def suggest(lrs: list[float], smoothed: list[float], start_lr: float) -> tuple[f
     return lrs[best], max(lrs[best] / 10, start_lr), lrs[last] if diverged else None
 
 
+# a smoothed minimum above this fraction of the starting loss: the loss did not really fall (batch-to-batch noise
+# alone moves a smoothed loss by a few percent over a short range; a rate that trains takes off far more)
+NEVER_FELL = 0.9
+EDGE = 0.1  # a minimum within this fraction of the steps from either end sits at the range's edge
+
+
+def assess(
+    lrs: list[float], smoothed: list[float], minimum_lr: float, diverged_lr: float | None, tested: tuple[float, float]
+) -> str | None:
+    """Why the suggestion cannot be trusted, with what to try, or None. A curve whose loss never fell, or whose
+    minimum lies at the edge of the range tested, has no minimum to divide by 10: the suggestion would be the range's
+    own start (`--lr 1e-7`, which trains nothing) or a rate where the loss still falls fastest."""
+    start_lr, end_lr = tested
+    finite = [v for v in smoothed if math.isfinite(v)]
+    best, first = min(finite), finite[0]
+    if best > NEVER_FELL * first:
+        wider = f"a higher --end-lr (now {end_lr:g}), " if end_lr < 1 else ""
+        return (
+            f"the loss never fell (smoothed {first:.4g} at the start, lowest {best:.4g}): no rate from {start_lr:g} "
+            f"to {end_lr:g} trained this model here; try {wider}more steps (--num-steps 300) or a smaller "
+            "--batch-size, check the labels (`kaggle-kit info`), and keep the recipe's own --lr meanwhile"
+        )
+    position = lrs.index(minimum_lr) / max(len(lrs) - 1, 1)
+    if position <= EDGE or minimum_lr / 10 < start_lr:  # the suggestion would be clamped to the range's start
+        return (
+            f"the loss was lowest at the range's start ({minimum_lr:.2e}): the suggestion is the range's edge, not a "
+            f"minimum; try a lower --start-lr (now {start_lr:g}), e.g. {start_lr / 100:g}"
+        )
+    if position >= 1 - EDGE and diverged_lr is None:
+        return (
+            f"the loss was still falling at the range's end ({minimum_lr:.2e}) and never diverged: the minimum lies "
+            f"beyond it; try a higher --end-lr (now {end_lr:g}), e.g. {end_lr * 100:g}, or more --num-steps"
+        )
+    return None
+
+
 def _write(result: LrFindResult) -> None:
     result.out.mkdir(parents=True, exist_ok=True)
     table = io.StringIO()
@@ -240,7 +278,8 @@ def _plot(result: LrFindResult) -> bytes:
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
-    ax.set_title(f"lr-find {result.competition} {result.recipe['arch']} - {RULE}")
+    verdict = f"no clear rate: {result.warning.split(':')[0]}" if result.warning else f"suggested: {RULE}"
+    ax.set_title(f"lr-find {result.competition} {result.recipe['arch']}\n{verdict}", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()

@@ -27,6 +27,7 @@ from ..competitions.metrics import calibrating_temperature, log_loss, softmax
 from ..competitions.registry import Competition, resolve
 from ..core import distributed
 from ..core.errors import KitError
+from ..data.groups import image_groups
 from ..data.split import check_fold_count, stratified_folds
 from ..data.training_images import TrainingImages
 from ..records.group_folder import FoldGroup, OutOfFold, is_group
@@ -58,30 +59,9 @@ def parse_fold_list(text: str | None, k: int) -> list[int]:
     return folds
 
 
-def _groups(comp: Competition, layout) -> np.ndarray | None:
-    """The group of every training image, in the layout's order, when the declaration names a group column."""
-    if not comp.group_column:
-        return None
-    from ..data.labels import read_csv
-
-    if comp.label_source != "csv":  # labels in folders or file names: there is no table to hold a group column
-        raise KitError(
-            f"{comp.name} declares group_column {comp.group_column!r} but its labels are {comp.label_source}, not a "
-            "CSV: remove group_column from the declaration"
-        )
-    table = read_csv(layout.labels_path, "labels")
-    if comp.group_column not in table.columns:
-        raise KitError(
-            f"{layout.labels_path}: no column {comp.group_column!r}, which {comp.name} declares as its group column; "
-            f"download the labels file again"
-        )
-    by_id = dict(zip(table[comp.id_column], table[comp.group_column]))
-    return np.array([by_id[i] for i in layout.train.ids], dtype=str)
-
-
 def check_folds(comp: Competition, layout, k: int) -> np.ndarray | None:
     """`k` folds can each hold out every class (or, grouped, a group) of this data; returns the images' groups."""
-    groups = _groups(comp, layout)
+    groups = image_groups(layout)
     check_fold_count(layout.train_labels, k, layout.classes, groups)
     return groups
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..competitions.registry import Competition, resolve
+from ..core import progress
 
 # a short run: batch, learning rate and warmup are left to the recipe fitted to the data (resolve.py), as a
 # user's first run gets them
@@ -41,12 +42,18 @@ def run_demo(competition: str = "cifar10", out_dir: Path | str = "demo", **overr
     out_dir = Path(out_dir)
     data_dir = out_dir / "data" / comp.slug
     if not (data_dir / comp.archive_name).is_file():
+        progress.say(f"demo 1/4: writing a small generated {comp.slug} download to {data_dir}")
         write_sample(comp, data_dir)
+    else:
+        progress.say(f"demo 1/4: reusing the generated download in {data_dir}")
     settings = {**DEMO_SETTINGS, **{k: v for k, v in overrides.items() if v is not None}}
+    progress.say(f"demo 2/4: training {settings['epochs']} epochs (one line per epoch)")
     result = train(comp, data_dir, runs_root=out_dir / "runs", **settings)
+    progress.say(f"demo 3/4: predicting the test images with {result.run_dir}")
     prediction = predict_run(
         result.run_dir, data_dir, out=out_dir / "submissions" / comp.name / f"{result.run_dir.name}.csv"
     )
+    progress.say("demo 4/4: scoring the submission against the sample's hidden answers")
     test_score = score(prediction.path, data_dir / "answers.csv", comp)
     return DemoResult(
         comp, data_dir, result.run_dir, prediction.path, result.best_metric, test_score, time.perf_counter() - started

@@ -24,7 +24,8 @@ from ..competitions.registry import Competition, declaration_folders, rediscover
 from ..core import archive
 from ..core.atomic import atomic_write_text
 from ..core.errors import KitError
-from ..data.labels import IMAGE_EXTS, is_image, label_of_file_name
+from ..data.groups import image_groups
+from ..data.labels import IMAGE_EXTS, ONE_HOT_LABEL, is_image, label_of_file_name
 from ..data.layout import (
     Layout,
     folder_listing,
@@ -36,10 +37,25 @@ from ..data.layout import (
     work_dir_for,
 )
 from ..data.sample_submission import read_csv_cells, short_header
+from .init_groups import find_groups, group_text
 from .starter_recipes import probe, recipes_for
 
 SAMPLE_NAME = re.compile(r"^sample.*\.csv$", re.IGNORECASE)
 PROBABILITY_METRICS = ("log_loss", "auc")  # metrics that score a probability, so a two-class target is "binary"
+
+
+@dataclass(frozen=True)
+class Hints:
+    """What the user settles with init's flags where the download cannot say (None: infer it)."""
+
+    train_dir: str | None = None
+    test_dir: str | None = None
+    labels: str | None = None  # the labels CSV's file name
+    id_column: str | None = None
+    label_column: str | None = None
+    group_column: str | None = None
+    groups: str | None = None  # the CSV holding group_column, when it is not the labels CSV
+    no_groups: bool = False
 
 
 @dataclass
@@ -150,29 +166,52 @@ def open_download(slug: str, name: str, metric: Metric, data_dir: Path | None) -
 
 
 def _image_folders(root: Path, comp: Competition) -> dict[str, tuple[set[str], set[str]]]:
-    """Every folder (or archive standing in for one) holding images: name -> (files, folders) under it."""
+    """Every folder (or archive standing in for one) holding images, directly or in class folders, at any depth
+    (State Farm's `imgs/train/c0/`): relative name -> (files, folders) under it."""
     found = {}
-    names = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    names |= {v for v in comp.nested_archives.values() if not v.lower().endswith(".csv")}
-    for folder in sorted(names):
-        if (root / folder).is_dir():
-            files, folders = folder_listing(root / folder)
-        else:
-            _, _, files, folders = image_source(root, comp, folder)
-        if any(is_image(f) for f in files):
-            found[folder] = (files, folders)
+    for packed in sorted(v for v in comp.nested_archives.values() if not v.lower().endswith(".csv")):
+        if not (root / packed).is_dir():
+            _, _, files, folders = image_source(root, comp, packed)
+            if any(is_image(f) for f in files):
+                found[packed] = (files, folders)
+    _walk_folders(root, "", found, depth=3)
     return found
 
 
-def _pick_folder(found: dict, word: str, root: Path, other: str | None = None) -> str:
-    matches = [f for f in found if word in f.lower() and f != other]
+def _walk_folders(root: Path, prefix: str, found: dict, depth: int) -> None:
+    for entry in sorted(p for p in (root / prefix).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        name = f"{prefix}{entry.name}"
+        files, folders = folder_listing(entry)
+        # `imgs/` holding `train/` and `test/` is no folder of class folders: its splits lie one level down
+        splits = any(re.match("train|test", f, re.IGNORECASE) for f in folders)
+        if any(is_image(f) and ("/" not in f or not splits) for f in files):
+            found[name] = (files, folders)
+        elif depth > 1:
+            _walk_folders(root, f"{name}/", found, depth - 1)
+
+
+def _pick_folder(found: dict, word: str, root: Path, given: str | None, other: str | None = None) -> str:
+    """The image folder named like `word` (its last part: `imgs/train`), or the one image folder there is (train
+    and test images side by side, Plant Pathology 2020's `images/`), or what --train-dir / --test-dir says."""
+    flag = f"--{word}-dir"
+    if given is not None:
+        if given.strip("/") not in found:
+            raise KitError(f"{flag} {given}: no images in {root / given} (image folders found: {_listed(found)})")
+        return given.strip("/")
+    matches = [f for f in found if word in f.rsplit("/", 1)[-1].lower() and f != other]
+    if not matches and len(found) == 1:
+        return next(iter(found))
     if len(matches) != 1:
         what = "no" if not matches else f"{len(matches)} ({', '.join(matches)})"
         raise KitError(
-            f"{root}: {what} image folders named like {word}*/ (found {', '.join(found) or 'none'}); "
-            "pass --data-dir pointing at the competition's whole download"
+            f"{root}: {what} image folders named like {word}*/ (image folders found: {_listed(found)}); "
+            f"pass {flag} FOLDER (relative to the download) to say which holds the {word} images"
         )
     return matches[0]
+
+
+def _listed(found: dict) -> str:
+    return ", ".join(f"{name}/" for name in found) or "none"
 
 
 def _test_files(comp: Competition, ids: list[str], files: set[str], test_dir: str) -> Competition:
@@ -213,10 +252,10 @@ def _names_images(values: pd.Series, files: set[str], ext: str) -> bool:
     return all(v in files or f"{v}{ext}" in files for v in probe)
 
 
-def _labels_csv(root: Path, comp: Competition, train_files: set[str], sample_columns: list[str]):
-    """(file name, label column) of the CSV holding the training labels, or None when no CSV does."""
+def _labels_csv(root: Path, comp: Competition, train_files: set[str], sample_columns: list[str], hints: Hints):
+    """(file name, label source, label column) of the CSV holding the training labels, or None when no CSV does."""
     work_dir = work_dir_for(comp, root)
-    for name in _csvs(root, comp):
+    for name in [hints.labels] if hints.labels else _csvs(root, comp):
         frame = read_csv_cells(small_file(root, comp, name, work_dir))
         columns = list(frame.columns)
         if comp.id_column in columns and not _names_images(frame[comp.id_column], train_files, comp.image_ext):
@@ -226,24 +265,53 @@ def _labels_csv(root: Path, comp: Competition, train_files: set[str], sample_col
             if len(candidates) > 1:
                 raise KitError(
                     f"{name}: columns {', '.join(candidates)} could each be the image id and neither is the sample's "
-                    f"'{comp.id_column}'; rename the id column to '{comp.id_column}' in {name}"
+                    f"'{comp.id_column}'; pass --id-column with the sample's id column, or rename it in {name}"
                 )
             continue
         others = [c for c in columns if c != comp.id_column]
-        if len(sample_columns) == 2 and sample_columns[1] in others:
-            return name, sample_columns[1]
-        within = [c for c in others if set(frame[c]) <= set(sample_columns[1:])]
-        if len(within) == 1:
-            return name, within[0]
-        if len(others) == 1:
-            return name, others[0]
+        found = _label_column(name, frame, others, sample_columns, hints)
+        if found:
+            return name, *found
+    if hints.labels:
+        raise KitError(
+            f"--labels {hints.labels}: no column {comp.id_column!r} naming the training images, or no label column "
+            f"(header {short_header(columns)}); pass --id-column and --label-column"
+        )
     return None
 
 
-def _label_source(root, comp, train_dir, train_files, train_folders, sample_columns) -> Competition:
-    found = _labels_csv(root, comp, train_files, sample_columns)
+def _label_column(name: str, frame: pd.DataFrame, others: list[str], sample_columns: list[str], hints: Hints):
+    """(label source, column) among a labels CSV's columns besides the id: --label-column, the sample's
+    prediction column, one-hot class columns (one 1 a row), the one column holding class names, or the only one."""
+    if hints.label_column:
+        if hints.label_column not in others:
+            raise KitError(f"--label-column {hints.label_column}: not a column of the labels CSV ({', '.join(others)})")
+        return "csv", hints.label_column
+    classes = sample_columns[1:]
+    if len(classes) > 1 and set(classes) <= set(others):
+        values = frame[classes].apply(pd.to_numeric, errors="coerce")
+        bad = ~values.isin([0, 1]).all(axis=1) | (values.sum(axis=1) != 1)
+        if not bad.any():
+            return "onehot", ONE_HOT_LABEL
+        raise KitError(
+            f"{name}: columns {', '.join(classes)} are the sample's classes, but row "
+            f"{','.join(frame[bad].iloc[0].astype(str))} does not hold exactly one 1 ({int(bad.sum())} such): "
+            "fix those rows, or pass --label-column naming a column of class names"
+        )
+    if len(sample_columns) == 2 and sample_columns[1] in others:
+        return "csv", sample_columns[1]
+    within = [c for c in others if set(frame[c]) <= set(classes)]
+    if len(within) == 1:
+        return "csv", within[0]
+    if len(others) == 1:
+        return "csv", others[0]
+    return None
+
+
+def _label_source(root, comp, train_dir, train_files, train_folders, sample_columns, hints) -> Competition:
+    found = _labels_csv(root, comp, train_files, sample_columns, hints)
     if found:
-        return replace(comp, label_source="csv", label_file=found[0], label_column=found[1])
+        return replace(comp, label_source=found[1], label_file=found[0], label_column=found[2])
     column = sample_columns[1] if len(sample_columns) == 2 else "label"
     if any(f.count("/") == 1 and is_image(f) for f in train_files) or train_folders:
         return replace(comp, label_source="folders", label_column=column)
@@ -252,8 +320,9 @@ def _label_source(root, comp, train_dir, train_files, train_folders, sample_colu
     if flat and None not in prefixes and len(prefixes) >= 2:
         return replace(comp, label_source="filename", label_column=column)
     raise KitError(
-        f"{root}: no labels found - no CSV has the sample's id column '{comp.id_column}', {train_dir}/ has no class "
-        "folders and its file names carry no label prefix (cat.1.jpg); pass --data-dir pointing at the whole download"
+        f"{root}: no labels found - no CSV ({', '.join(_csvs(root, comp)) or 'none'}) has the sample's id column "
+        f"'{comp.id_column}' naming images in {train_dir}/, which has no class folders and whose file names carry no "
+        "label prefix (cat.1.jpg); pass --labels CSV with --id-column and --label-column"
     )
 
 
@@ -321,8 +390,10 @@ def infer(
     data_dir: Path | None = None,
     name: str | None = None,
     positive: str | None = None,
+    hints: Hints = Hints(),
 ) -> Inferred:
-    """The declaration of `slug` from its download, checked by opening it as `train` will."""
+    """The declaration of `slug` from its download, checked by opening it as `train` will; `hints` settle what
+    the download cannot say."""
     name = name or slug.replace("-", "_")
     root, comp = open_download(slug, name, metric, data_dir)
     sample = read_csv_cells(small_file(root, comp, comp.sample_file, work_dir_for(comp, root)))
@@ -332,14 +403,20 @@ def infer(
             f"{comp.sample_file}: header {short_header(columns)} has no prediction column, so no submission form "
             "explains it; pass --data-dir pointing at the competition's own download"
         )
+    if hints.id_column and hints.id_column != columns[0]:
+        raise KitError(
+            f"--id-column {hints.id_column}: {comp.sample_file} keys its rows by {columns[0]!r}, and a submission's "
+            f"ids are the sample's: rename the labels CSV's id column to {columns[0]!r}"
+        )
     comp = replace(comp, id_column=columns[0])
 
     folders = _image_folders(root, comp)
-    train_dir = _pick_folder(folders, "train", root)
-    test_dir = _pick_folder(folders, "test", root, other=train_dir)
+    train_dir = _pick_folder(folders, "train", root, hints.train_dir)
+    test_dir = _pick_folder(folders, "test", root, hints.test_dir, other=train_dir)
     comp = replace(comp, train_dir=train_dir, test_dir=test_dir)
     comp = _test_files(comp, sample[columns[0]].tolist(), folders[test_dir][0], test_dir)
-    comp = _label_source(root, comp, train_dir, *folders[train_dir], columns)
+    comp = _label_source(root, comp, train_dir, *folders[train_dir], columns, hints)
+    comp = find_groups(root, comp, folders[train_dir][0], hints.group_column, hints.groups, hints.no_groups)
 
     kind = "probabilities" if len(columns) > 2 else "label"  # for now only the header's check: the form comes next
     provisional = open_layout(replace(comp, class_source="labels", submission_kind=kind), root)
@@ -376,6 +453,8 @@ def _size_text(sizes) -> str:
 
 
 def _labels_text(comp: Competition) -> str:
+    if comp.label_source == "onehot":
+        return f"{comp.label_file}, one 0/1 column per class (exactly one 1 a row) keyed by {comp.id_column!r}"
     if comp.label_source == "csv":
         extension = "with" if comp.id_has_extension else "without"
         return (
@@ -403,6 +482,12 @@ def _recipe_text(comp: Competition) -> str:
     return f"{recipe.name}: {recipe.arch} with the CIFAR stem from scratch at {recipe.img_size}px, dataset mean/std"
 
 
+def _shared(comp: Competition) -> str:
+    if comp.train_dir != comp.test_dir:
+        return ""
+    return f", one folder: training ids from {comp.label_file}, test ids from {comp.sample_file}"
+
+
 def describe(found: Inferred) -> list[str]:
     """What `init` inferred, one line each."""
     comp, layout = found.competition, found.layout
@@ -410,8 +495,9 @@ def describe(found: Inferred) -> list[str]:
     counts = layout.class_counts()
     return [
         f"images: {comp.train_dir}/ ({len(layout.train.ids)}, {layout.train.kind}) and {comp.test_dir}/ "
-        f"({len(layout.test.ids)}, {layout.test.kind}); formats {', '.join(sorted(formats))}",
+        f"({len(layout.test.ids)}, {layout.test.kind}){_shared(comp)}; formats {', '.join(sorted(formats))}",
         f"labels: {_labels_text(comp)}",
+        group_text(comp, image_groups(layout)),
         f"classes ({len(counts)}): " + ", ".join(f"{name} {count}" for name, count in counts.items()),
         f"ids: {comp.id_kind}, in {comp.sample_file} order (column {comp.id_column!r})",
         f"submission: {_submission_text(comp)}",

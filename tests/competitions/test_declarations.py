@@ -191,9 +191,10 @@ def test_a_broken_user_declaration_is_a_note_until_it_is_asked_for(tmp_path):
     broken.write_text('name = "leaves"\nmetric = "kappa-ish"\n')
     env = {"XDG_CONFIG_HOME": config}
     listed = run_cli("competitions", cwd=tmp_path, env=env)
-    assert listed.returncode == 0 and f"note: skipped {broken}: {broken}: metric: unknown metric" in listed.stderr
-    asked = run_cli("info", "leaves", cwd=tmp_path, env=env)
-    assert_one_line_error(asked, f"{broken}: metric: unknown metric 'kappa-ish'")
+    assert listed.returncode == 0 and f"note: skipped {broken}: {broken}: " in listed.stderr
+    assert "metric: unknown metric" in listed.stderr
+    asked = run_cli("info", "leaves", cwd=tmp_path, env=env)  # every problem at once: the metric, the missing keys
+    assert_one_line_error(asked, f"{broken}: ", "metric: unknown metric 'kappa-ish'", "missing keys 'slug', 'title'")
 
 
 def test_a_broken_declaration_asked_for_by_its_stated_name_or_slug_gives_its_reason(tmp_path):
@@ -203,10 +204,45 @@ def test_a_broken_declaration_asked_for_by_its_stated_name_or_slug_gives_its_rea
     broken.write_text('name = "leaf_spots"\nslug = "leaf-spots-2026"\nmetrc = "auc"\n')
     for asked_as in ("leaf_spots", "leaf-spots-2026"):
         asked = run_cli("info", asked_as, cwd=tmp_path, env={"XDG_CONFIG_HOME": tmp_path / "config"})
-        assert_one_line_error(asked, f"{broken}: unknown key 'metrc' (did you mean metric?)")
+        assert_one_line_error(asked, f"{broken}: ", "unknown key 'metrc' (did you mean metric?)")
 
 
 def test_the_source_tree_folder_is_not_read_twice():
     # ./competitions of the source tree is the built-in folder itself: no override notes
     result = run_cli("competitions", cwd=REPO)
     assert result.returncode == 0 and "note:" not in result.stderr
+
+
+def test_a_hand_written_declaration_names_all_its_problems_at_once(tmp_path):
+    path = tmp_path / "mine.toml"
+    text = (
+        dump(resolve("cifar10"))
+        .replace('slug = "cifar-10"\n', "")
+        .replace('sample_file = "sampleSubmission.csv"\n', "")
+    )
+    path.write_text(_with_change(text, "colour = 'red'\nnative_size = '32'"))
+    with pytest.raises(KitError) as raised:
+        load(path)
+    text = str(raised.value)
+    assert text.startswith(f"{path}: 3 problems: ") and "\n" not in text
+    for problem in ("unknown key 'colour'", "native_size = '32' is not a whole number", "keys 'slug', 'files.sample"):
+        assert problem in text
+
+
+def test_a_folder_labelled_declaration_needs_no_label_file(tmp_path):
+    """State Farm's labels are its class folders: label_file and label_column have nothing to name."""
+    path = tmp_path / "drivers.toml"
+    text = (
+        dump(resolve("cifar10")).replace('label_file = "trainLabels.csv"\n', "").replace('label_column = "label"\n', "")
+    )
+    path.write_text(_with_change(text, "[labels]\nsource = 'folders'\ngroup_column = 'subject'\ngroup_file = 'd.csv'"))
+    comp = load(path)
+    assert (comp.label_file, comp.label_source, comp.group_column, comp.group_file) == (
+        "",
+        "folders",
+        "subject",
+        "d.csv",
+    )
+    path.write_text(text)  # labels in a CSV still name it
+    with pytest.raises(KitError, match="missing keys 'files.label_file', 'labels.label_column'"):
+        load(path)

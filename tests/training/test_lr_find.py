@@ -70,3 +70,29 @@ def test_the_tested_rate_keeps_layer_decay_fractions():
     rates = sorted({group["lr"] for group in optimizer.param_groups})
     assert rates[-1] == pytest.approx(2.0) and rates[0] < 2.0 * 0.5**3  # stem, 4 stages, head: halving per step
     assert all(group["lr"] == pytest.approx(2.0 * group["lr_scale"]) for group in optimizer.param_groups)
+
+
+def test_lr_find_warns_when_the_loss_never_fell_and_says_what_to_try(sample_zips, tmp_path):
+    """A range too low to train anything (1e-7 to 1e-6): the suggestion would be the range's own start."""
+    out = tmp_path / "flat"
+    result = run_cli(
+        "lr-find", "cifar10", "--data-dir", sample_zips["cifar10"], *TINY, "--num-steps", "8", "--end-lr", "1e-6",
+        "--out", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "warning: the loss never fell" in result.stderr and "--num-steps" in result.stderr, result.stderr
+    assert "never fell" in json.loads((out / "lr_find.json").read_text())["warning"]
+
+
+def test_lr_find_names_the_edge_a_minimum_sits_at():
+    from kaggle_kit.training.lr_find import assess
+
+    lrs = list(np.geomspace(1e-7, 10, 50))
+    falling = list(np.linspace(2.3, 0.5, 50))  # lowest at the last rate, never diverged
+    assert "--end-lr" in assess(lrs, falling, lrs[-1], None, (1e-7, 10))
+    rising = list(np.linspace(2.0, 2.6, 50))
+    rising[1] = 1.0  # a dip at the range's start, then nothing but rising
+    assert "--start-lr" in assess(lrs, rising, lrs[1], None, (1e-7, 10))
+    assert "never fell" in assess(lrs, [2.3] * 50, lrs[0], None, (1e-7, 10))
+    bowl = list((np.log10(lrs) + 2) ** 2 / 10 + 1.0)  # lowest at 1e-2, well inside the range
+    assert assess(lrs, bowl, lrs[int(np.argmin(bowl))], lrs[-1], (1e-7, 10)) is None

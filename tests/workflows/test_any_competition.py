@@ -109,6 +109,43 @@ classes = ["0", "1", "2", "3", "4"]
 [submission]
 kind = "label"
 """,
+    "statefarm": """
+name = "statefarm"
+slug = "state-farm-mini"
+title = "State Farm Distracted Driver (generated)"
+aliases = []
+metric = "logloss"
+default_recipe = "tiny"
+[labels]
+source = "folders"
+id_column = "img"
+label_column = "label"
+id_kind = "text"
+id_has_extension = true
+class_source = "sample_columns"
+classes = ["c0", "c1", "c2", "c3"]
+group_column = "subject"
+group_file = "driver_imgs_list.csv"
+[submission]
+kind = "probabilities"
+""",
+    "pathology": """
+name = "pathology"
+slug = "pathology-mini"
+title = "Plant Pathology 2020 (generated)"
+aliases = []
+metric = "logloss"
+default_recipe = "tiny"
+[labels]
+source = "onehot"
+id_column = "image_id"
+label_column = "label"
+id_kind = "text"
+class_source = "sample_columns"
+classes = ["healthy", "multiple_diseases", "rust", "scab"]
+[submission]
+kind = "probabilities"
+""",
 }
 FILES = {  # what each declaration's [files] adds to the common one
     "seedlings": {"image_ext": ".png", "label_file": ""},
@@ -120,6 +157,8 @@ FILES = {  # what each declaration's [files] adds to the common one
         "train_dir": "train_images",
         "test_dir": "test_images",
     },
+    "statefarm": {"image_ext": ".jpg", "label_file": "", "train_dir": "imgs/train", "test_dir": "imgs/test"},
+    "pathology": {"image_ext": ".jpg", "label_file": "train.csv", "train_dir": "images", "test_dir": "images"},
 }
 
 # shape -> (sample flags, init flags, what init must find, metric label in `score`)
@@ -154,6 +193,18 @@ SHAPES = {
         ["--metric", "Quadratic Weighted Kappa"],
         {"label_file": "train.csv", "train_dir": "train_images", "submission_kind": "label", "id_kind": "hex"},
         "quadratic weighted kappa",
+    ),
+    "statefarm": (  # imgs/train/<class>/, drivers in driver_imgs_list.csv: init applies them as groups
+        ["--n-train", "64", "--n-test", "16"],
+        ["--metric", "logloss"],
+        {"label_source": "folders", "group_column": "subject", "group_file": "driver_imgs_list.csv"},
+        "log loss",
+    ),
+    "pathology": (  # one images/ folder for Train_N and Test_N, one-hot labels read as one label per image
+        ["--n-train", "48", "--n-test", "16"],
+        ["--metric", "logloss"],
+        {"label_source": "onehot", "label_file": "train.csv", "submission_kind": "probabilities"},
+        "log loss",
     ),
 }
 TRAIN_FLAGS = ["--epochs", "2", "--img-size", "32", "--batch-size", "16", "--workers", "0", "--tta", "off"]
@@ -299,6 +350,71 @@ def test_an_inited_competition_trains_predicts_validates_and_scores(downloads, s
     assert [line.split(b",")[0] for line in written] == [line.split(b",")[0] for line in sample]
 
 
+# ------------------------------------------------------------------------------------------ groups
+
+
+def _drivers(data: Path) -> dict[str, str]:
+    table = pd.read_csv(data / "driver_imgs_list.csv", dtype=str)
+    return dict(zip(table["img"], table["subject"]))
+
+
+def _split_drivers(run: Path, data: Path) -> tuple[set[str], set[str]]:
+    """(training drivers, validation drivers) of a run's split.json: a training id is `c0/<img>`."""
+    import json
+
+    drivers = _drivers(data)
+    val = set(json.loads((run / "split.json").read_text())["val_ids"])
+    ids = [str(p.relative_to(data / "imgs" / "train")) for p in (data / "imgs" / "train").glob("*/*.jpg")]
+    trained = {drivers[i.split("/")[-1]] for i in ids if i not in val}
+    return trained, {drivers[i.split("/")[-1]] for i in val}
+
+
+def test_state_farm_validates_on_drivers_it_never_trained_on(downloads, tmp_path):
+    """init applies driver_imgs_list.csv's `subject` as the group column; train's split then holds out whole
+    drivers (by construction: no validation driver is a training one), where --no-groups shares them."""
+    result = downloads.init("statefarm")
+    assert "groups: column 'subject' of driver_imgs_list.csv" in result.stdout, result.stdout
+    assert "imgs/train/" in result.stdout
+    run, _ = downloads.run("statefarm")
+    data = downloads.root / "statefarm"
+    trained, validated = _split_drivers(run, data)
+    assert validated and trained and not trained & validated
+    # the same download without groups: image by image, the validation drivers are training drivers too
+    out = tmp_path / "loose.toml"
+    loose = run_cli(
+        "init",
+        "state-farm-mini",
+        "--data-dir",
+        data,
+        "--name",
+        "loose",
+        "--out",
+        out,
+        "--no-groups",
+        "--metric",
+        "logloss",
+    )
+    assert loose.returncode == 0 and "groups: none" in loose.stdout, loose.stderr
+    declared = downloads.folder / "loose.toml"
+    shutil.copy(out, declared)
+    rediscover()
+    try:
+        flags = [f if f != "2" else "1" for f in TRAIN_FLAGS]
+        trained_loose = run_cli("train", "loose", "--data-dir", data, "--out", tmp_path / "run", *flags)
+        assert trained_loose.returncode == 0, trained_loose.stderr
+        trained, validated = _split_drivers(tmp_path / "run", data)
+        assert trained & validated
+    finally:
+        declared.unlink()
+        rediscover()
+
+
+def test_plant_pathology_reads_one_hot_rows_from_one_shared_image_folder(downloads):
+    result = downloads.init("pathology")
+    assert "one 0/1 column per class" in result.stdout and "images: images/" in result.stdout, result.stdout
+    assert "groups: none" in result.stdout
+
+
 # ------------------------------------------------------------------------------------------ bad downloads
 
 
@@ -337,7 +453,34 @@ def _sample_header(header: str):
 
 
 BAD = {
-    "no labels": ("seedlings", _flatten_class_folders, [], ("no labels found", "--data-dir")),
+    "no labels": ("seedlings", _flatten_class_folders, [], ("no labels found", "no CSV (none)", "--labels CSV")),
+    "two train folders": (
+        "statefarm",
+        lambda folder: shutil.copytree(folder / "imgs" / "train", folder / "train_extra"),
+        [],
+        ("2 (imgs/train, train_extra)", "imgs/test/", "--train-dir"),
+    ),
+    "a train folder without images": ("statefarm", lambda folder: None, ["--train-dir", "imgs"], ("--train-dir imgs",)),
+    "a group column nowhere": (
+        "statefarm",
+        lambda folder: None,
+        ["--group-column", "driver"],
+        ("--group-column driver", "driver_imgs_list.csv", "--groups CSV"),
+    ),
+    "groups without a column": (
+        "statefarm",
+        lambda folder: None,
+        ["--groups", "driver_imgs_list.csv"],
+        ("--groups driver_imgs_list.csv", "--group-column"),
+    ),
+    "one-hot rows with two 1s": (
+        "pathology",
+        lambda folder: (folder / "train.csv").write_text(
+            (folder / "train.csv").read_text().replace(",1,0,0,0\n", ",1,1,0,0\n", 1)
+        ),
+        [],
+        ("train.csv: columns healthy, multiple_diseases, rust, scab", "exactly one 1 (1 such)", "--label-column"),
+    ),
     "two id columns": ("grades", _two_id_columns, [], ("could each be the image id", "rename")),
     "header no form explains": ("grades", _sample_header("id_code,a,b,c"), [], ("no submission form", "--data-dir")),
     "header without a prediction": ("grades", _sample_header("id_code"), [], ("no prediction column", "--data-dir")),
@@ -568,3 +711,21 @@ def test_init_and_train_read_a_read_only_kaggle_input_folder(downloads, tmp_path
     finally:
         for path in [folder, *folder.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_init_takes_a_group_column_by_its_name_never_a_flag():
+    """PetFinder's `Group` is a 0/1 flag (several pets in the photo) and SIIM-ISIC's `patient_id` an id of many
+    images: only the second groups images."""
+    from kaggle_kit.workflows.init_groups import _looks_like_groups
+
+    frame = pd.DataFrame(
+        {
+            "Group": ["0", "1", "0", "0", "1", "0"],
+            "patient_id": ["IP_1", "IP_1", "IP_2", "IP_2", "IP_3", "IP_3"],
+            "target": ["0", "1", "0", "0", "1", "0"],
+            "image_name": ["a", "b", "c", "d", "e", "f"],
+        }
+    )
+    assert [c for c in frame.columns if _looks_like_groups(frame, c)] == ["patient_id"]
+    frame["patient_id"] = frame["image_name"]  # one image a patient: no groups to keep whole
+    assert not _looks_like_groups(frame, "patient_id")

@@ -244,3 +244,19 @@ def test_gpus_train_folds_side_by_side_to_the_same_result(cifar_group, tiny_cifa
         a, b = RunDir(out / f"fold-{fold}"), RunDir(group_dir / f"fold-{fold}")
         weights_a, weights_b = a.load_checkpoint("last")["model"], b.load_checkpoint("last")["model"]
         assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+
+
+def test_the_single_run_split_holds_out_whole_groups():
+    """By construction: for any seed and fraction, no validation image shares its group with a training image."""
+    rng = np.random.default_rng(3)
+    groups = np.repeat([f"p{n:03d}" for n in range(30)], rng.integers(2, 9, size=30))
+    labels = rng.integers(0, 4, size=len(groups))  # one driver, every class (State Farm: each driver does all ten)
+    for seed in range(5):
+        for fraction in (0.1, 0.2, 0.5):
+            train, val = stratified_split(labels, fraction, seed, groups)
+            assert not set(groups[train]) & set(groups[val])
+            assert len(train) + len(val) == len(labels) and abs(len(val) / len(labels) - fraction) < 0.15
+            assert set(labels[val]) == set(labels)  # every class still validated
+    assert np.array_equal(stratified_split(labels, 0.2, 1, groups)[1], stratified_split(labels, 0.2, 1, groups)[1])
+    with pytest.raises(KitError, match="needs at least 2"):
+        stratified_split(labels, 0.2, 0, np.full(len(labels), "one"))

@@ -26,9 +26,11 @@ class History(Hook):
     def __init__(self, run: RunDir, comp: Competition, epochs: int, clock: Callable[[], float] = time.perf_counter):
         self.run, self.comp, self.epochs, self.clock = run, comp, epochs, clock
         self.plotted = (0, clock())  # (epochs in curves.png, when drawn)
+        self.history_at_start = 0  # epochs the history held when this fit began (a resume's earlier ones)
 
     def before_fit(self, state: TrainState) -> None:
         self.plotted = (len(state.history), self.clock())
+        self.history_at_start = len(state.history)
 
     def after_epoch(self, state: TrainState, outcome: EpochOutcome) -> None:
         if not distributed.is_main():
@@ -37,7 +39,14 @@ class History(Hook):
         last = outcome.row["epoch"] == self.epochs - 1 or state.stop is not None
         if last or self.clock() - self.plotted[1] >= CURVES_EVERY_S:
             self._plot(state)
-        progress.say(epoch_line(outcome.row, self.comp))
+        progress.say(f"{epoch_line(outcome.row, self.comp)} | {self._eta(state, outcome.row)}")
+
+    def _eta(self, state: TrainState, row: dict[str, Any]) -> str:
+        """The epochs left at the mean pace of this fit's epochs so far (a resumed run counts from its resume)."""
+        done = len(state.history) - self.history_at_start
+        seconds = [r["seconds"] for r in state.history[-done:]] if done > 0 else [row["seconds"]]
+        left = max(self.epochs - 1 - row["epoch"], 0)
+        return f"{left} epoch(s) left, eta {progress.duration(sum(seconds) / len(seconds) * left)}"
 
     def after_fit(self, state: TrainState) -> None:
         if distributed.is_main() and self.plotted[0] != len(state.history):
