@@ -11,7 +11,6 @@ from helpers import FOLD_ARGS, assert_one_line_error, run_cli
 from sklearn.metrics import accuracy_score
 from sklearn.metrics import log_loss as sk_log_loss
 
-from kaggle_kit.competitions.metrics import ACCURACY, LOG_LOSS
 from kaggle_kit.records.group_folder import FoldGroup
 from kaggle_kit.submissions.provenance import describe_run
 from kaggle_kit.workflows.ensembles import blend, fit_weights
@@ -27,7 +26,7 @@ def test_log_loss_weights_recover_a_known_mixture():
     truth = np.array([0.6, 0.3, 0.1])
     mixed = blend(members, truth)
     labels = np.array([rng.choice(5, p=row) for row in mixed])  # drawn from the mixture itself
-    weights = fit_weights(LOG_LOSS, labels, members)
+    weights = fit_weights(labels, members)
     assert weights.sum() == pytest.approx(1.0) and (weights >= 0).all()
     np.testing.assert_allclose(weights, truth, atol=0.03)
     fitted = sk_log_loss(labels, blend(members, weights), labels=range(5))
@@ -39,11 +38,11 @@ def test_a_useless_member_gets_no_weight():
     rng = np.random.default_rng(1)
     good, noise = _members(rng, 5000, 4, 2)
     labels = np.array([rng.choice(4, p=row) for row in good])
-    weights = fit_weights(LOG_LOSS, labels, [good, noise])
-    assert weights[1] < 0.02
+    weights = fit_weights(labels, [good, noise])
+    assert weights[1] == 0 and weights[0] == pytest.approx(1.0)  # under MIN_WEIGHT: dropped
 
 
-def test_accuracy_weights_beat_every_member_and_equal_weights():
+def test_log_loss_weights_also_serve_accuracy():
     rng = np.random.default_rng(2)
     n, classes = 3000, 6
     labels = rng.integers(0, classes, n)
@@ -52,7 +51,7 @@ def test_accuracy_weights_beat_every_member_and_equal_weights():
         logits = rng.normal(size=(n, classes))
         logits[np.arange(n), labels] += strength
         members.append(np.exp(logits) / np.exp(logits).sum(1, keepdims=True))
-    weights = fit_weights(ACCURACY, labels, members)
+    weights = fit_weights(labels, members)
     assert weights.sum() == pytest.approx(1.0) and (weights >= 0).all()
     best = accuracy_score(labels, blend(members, weights).argmax(1))
     assert best >= accuracy_score(labels, blend(members, np.full(3, 1 / 3)).argmax(1))
