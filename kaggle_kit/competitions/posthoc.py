@@ -143,11 +143,19 @@ def fold_of_rows(labels: np.ndarray, groups=None, folds: int = FOLDS, seed: int 
 
 
 def cross_fit(
-    fit: PostHocFit, labels: np.ndarray, inputs: np.ndarray, groups=None, *, folds: int = FOLDS, seed: int = SEED
+    fit: PostHocFit,
+    labels: np.ndarray,
+    inputs: np.ndarray,
+    groups=None,
+    *,
+    folds: int = FOLDS,
+    seed: int = SEED,
+    parts: np.ndarray | None = None,
 ) -> CrossFit:
-    """Fit on K-1 parts, score on the part left out, compare with the default on the same rows, refit on all."""
+    """Fit on K-1 parts, score on the part left out, compare with the default on the same rows, refit on all.
+    `parts` (one number per row) gives the parts, e.g. the cross-validation folds that made the predictions."""
     labels, inputs = np.asarray(labels), np.asarray(inputs)
-    part = fold_of_rows(labels, groups, folds, seed)
+    part = fold_of_rows(labels, groups, folds, seed) if parts is None else np.unique(parts, return_inverse=True)[1]
     k = int(part.max()) + 1 if len(part) else 0
     default_probs = fit.apply(fit.default(), inputs)
     default_score = fit.score(labels, default_probs)
