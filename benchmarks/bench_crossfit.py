@@ -1,13 +1,13 @@
 """Does the printed validation figure hold the hidden-test score? APTOS-shaped downloads (issue 27).
 
-    .venv/bin/python benchmarks/bench_crossfit.py [--seeds 0 1 2] [--epochs 3] [--json FILE]
+    .venv/bin/python benchmarks/bench_crossfit.py [--seeds 0 1 2 3 4] [--epochs 1] [--json FILE]
 
 For each seed, `kaggle-kit sample` writes an APTOS-shaped download (ordinal grades 0-4 scored by QWK, `train.csv`
-+ `train_images/`, 215 training images of which 43 validate, 225 test images with hidden answers.csv); then the
-commands a user types: `train` (a tiny from-scratch CNN at 32 px, few epochs, so the model is mediocre and the
-grade thresholds have something to do), `predict` (which prints the cross-fitted validation QWK with its 95%
-bootstrap interval), and `score FILE --answers answers.csv` (the hidden score). Beside it, the figure the kit
-printed before cross-fitting: thresholds fitted on the 43 validation images and scored on them.
++ `train_images/`, 215 training images of which 43 validate with --val-fraction 0.2, 225 test images with hidden
+answers.csv); then the commands a user types: `train` (a tiny from-scratch CNN at 32 px, one epoch, so the model
+is mediocre and the grade thresholds have something to do), `predict` (which prints the cross-fitted validation
+QWK with its 95% bootstrap interval), and `score FILE --answers answers.csv` (the hidden score). Beside it, the
+figure the kit printed before cross-fitting: thresholds fitted on the 43 validation images and scored on them.
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ def in_sample_figure(run: Path) -> float:
 def one_seed(root: Path, seed: int, epochs: int, env: dict) -> dict:
     data, run, submission = root / f"data-{seed}", root / f"run-{seed}", root / f"sub-{seed}.csv"
     kit("sample", "grades", data, "--n-train", 215, "--n-test", 225, "--seed", seed, env=env)
-    flags = ["--arch", "test_resnet", "--img-size", 32, "--epochs", epochs, "--device", "cpu", "--workers", 0]
+    flags = ["--arch", "test_resnet", "--img-size", 32, "--epochs", epochs, "--val-fraction", 0.2]
+    flags += ["--device", "cpu", "--workers", 0]
     kit("train", "grades", "--data-dir", data, "--out", run, *flags, "--seed", seed, "--no-analyze", env=env)
     printed = FIGURE.search(kit("predict", run, "--data-dir", data, "--out", submission, env=env))
     if printed is None:
@@ -101,8 +102,8 @@ def one_seed(root: Path, seed: int, epochs: int, env: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--json")
     args = parser.parse_args()
     machine = print_machine("cross-fitted QWK against the hidden answers (APTOS-shaped)")

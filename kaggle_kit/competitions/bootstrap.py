@@ -59,16 +59,16 @@ def resample_counts(n: int, groups=None, resamples: int = RESAMPLES, seed: int =
     counting as often as its group was drawn)."""
     rng = np.random.default_rng(seed)
     if groups is None:
-        drawn = rng.integers(0, n, size=(resamples, n))
-        counts = np.zeros((resamples, n), dtype=np.int32)
-        np.add.at(counts, (np.arange(resamples)[:, None], drawn), 1)
-        return counts
+        return _draw_counts(rng, n, resamples)
     _, codes = np.unique(np.asarray(groups), return_inverse=True)
     n_groups = int(codes.max()) + 1 if n else 0
-    drawn = rng.integers(0, max(n_groups, 1), size=(resamples, n_groups))
-    per_group = np.zeros((resamples, n_groups), dtype=np.int32)
-    np.add.at(per_group, (np.arange(resamples)[:, None], drawn), 1)
-    return per_group[:, codes]
+    return _draw_counts(rng, n_groups, resamples)[:, codes]
+
+
+def _draw_counts(rng: np.random.Generator, n: int, resamples: int) -> np.ndarray:
+    """How often each of n items is drawn in each of `resamples` draws of n with replacement."""
+    drawn = rng.integers(0, max(n, 1), size=(resamples, n)) + n * np.arange(resamples)[:, None]
+    return np.bincount(drawn.ravel(), minlength=resamples * n).reshape(resamples, n)
 
 
 def _row_losses(metric: Metric, labels: np.ndarray, probs: np.ndarray) -> np.ndarray | None:
@@ -88,6 +88,8 @@ def resampled_scores(
     terms = _row_losses(metric, labels, probs) if isinstance(metric, Metric) else None
     if terms is not None:
         return (counts @ terms) / np.maximum(counts.sum(axis=1), 1)
+    if isinstance(metric, Metric) and metric.name == "qwk":
+        return _resampled_kappas(labels, probs.argmax(axis=1), probs.shape[1], counts)
     rows = np.arange(len(labels))
     scores = np.empty(len(counts))
     with np.errstate(all="ignore"):
@@ -95,6 +97,19 @@ def resampled_scores(
             picked = np.repeat(rows, count)
             scores[b] = metric(labels[picked], probs[picked])
     return scores
+
+
+def _resampled_kappas(labels: np.ndarray, grades: np.ndarray, k: int, counts: np.ndarray) -> np.ndarray:
+    """Quadratic weighted kappa of every resample at once: each resample's confusion matrix is its counts times
+    the one-hot (true, predicted) cell of every row, then metrics.kappa's formula on the stack."""
+    cells = np.eye(k * k)[labels.astype(np.int64) * k + grades.astype(np.int64)]  # (rows, k*k)
+    observed = (counts @ cells).reshape(len(counts), k, k)
+    total = observed.sum(axis=(1, 2))
+    expected = observed.sum(axis=2)[:, :, None] * observed.sum(axis=1)[:, None, :] / np.maximum(total, 1)[:, None, None]
+    weights = np.subtract.outer(np.arange(k), np.arange(k)) ** 2
+    disagreement = (weights * expected).sum(axis=(1, 2))
+    with np.errstate(all="ignore"):
+        return np.where(disagreement > 0, 1 - (weights * observed).sum(axis=(1, 2)) / disagreement, np.nan)
 
 
 def _percentiles(values: np.ndarray) -> tuple[float, float]:
