@@ -3,11 +3,11 @@
     .venv/bin/python benchmarks/bench_crossfit.py [--seeds 0 1 2 3 4] [--epochs 1] [--json FILE]
 
 For each seed, `kaggle-kit sample` writes an APTOS-shaped download (ordinal grades 0-4 scored by QWK, `train.csv`
-+ `train_images/`, 215 training images of which 43 validate with --val-fraction 0.2, 225 test images with hidden
++ `train_images/`, 215 training images of which 45 validate with --val-fraction 0.2, 225 test images with hidden
 answers.csv); then the commands a user types: `train` (a tiny from-scratch CNN at 32 px, one epoch, so the model
 is mediocre and the grade thresholds have something to do), `predict` (which prints the cross-fitted validation
 QWK with its 95% bootstrap interval), and `score FILE --answers answers.csv` (the hidden score). Beside it, the
-figure the kit printed before cross-fitting: thresholds fitted on the 43 validation images and scored on them.
+figure the kit printed before cross-fitting: thresholds fitted on the 45 validation images and scored on them.
 """
 
 from __future__ import annotations
