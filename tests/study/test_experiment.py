@@ -18,6 +18,7 @@ import pytest
 from helpers import REPO, assert_one_line_error
 from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleServer
 
+from kaggle_kit.competitions.bootstrap import Interval
 from kaggle_kit.competitions.metrics import ACCURACY, LOG_LOSS
 from kaggle_kit.core.errors import KitError
 from kaggle_kit.records.run_folder import RunDir
@@ -218,11 +219,15 @@ def test_runs_lists_each_run_with_its_metric_direction_and_kaggle_score(experime
     }
     for name in RUNS:
         (line,) = [row for row in lines if row.startswith(f"{experiment['exp']}/{name} ")]
-        _, competition, arch, epochs, validation, kaggle, *_ = line.split()
+        _, competition, arch, epochs, *_ = line.split()
         history = pd.read_csv(experiment["exp"] / name / "history.csv")
         assert (competition, arch, epochs) == ("cifar10", "test_resnet", "1/1")
-        assert validation == f"{history['val_metric'].max():.4f}"
-        assert kaggle == f"{scores[str((experiment['exp'] / name).resolve())]:.5f}"
+        # what predict submits, with its interval and n, where calibrated; else the best epoch's figure
+        calibration = RunDir(experiment["exp"] / name).read_config().calibration_of("best") or {}
+        interval = Interval.from_dict(calibration.get("val_interval"))
+        shown = str(interval) if interval else f"{history['val_metric'].max():.4f}"
+        assert f"  {shown}  " in line
+        assert f"  {scores[str((experiment['exp'] / name).resolve())]:.5f}  " in line
     assert "accuracy: higher is better" in listed.stdout
     other = kit(["runs", "dog_breed", "--root", experiment["exp"]], experiment["work"], experiment["env"])
     assert other.returncode == 0 and other.stdout.startswith("no runs of dog_breed")
