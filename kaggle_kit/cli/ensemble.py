@@ -14,7 +14,8 @@ def ensemble_command(
     weights: str = typer.Option(
         "auto",
         "--weights",
-        help="auto (fitted on the members' shared held-out predictions for the competition's metric), equal, "
+        help="auto (minimising the blend's log loss on the members' shared held-out predictions, cross-fitted; members "
+        "under 0.05 dropped), equal, "
         "or one number per member (e.g. 0.7,0.3)",
     ),
     data_dir: Optional[Path] = typer.Option(
@@ -23,6 +24,7 @@ def ensemble_command(
     device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda or cuda:N."),
 ) -> None:
     """Blend the members' test probabilities with weights chosen on their shared held-out predictions."""
+    from ..competitions.bootstrap import Interval
     from ..workflows.ensembles import ensemble
 
     result = ensemble(members, out, weights, data_dir, device=device)
@@ -33,8 +35,13 @@ def ensemble_command(
     width = max(len(m["name"]) for m in result.members)
     for member in result.members:
         kind, weight = member["kind"], f"weight {member['weight']:.3f}"
-        print(f"  {member['name'].ljust(width)}  {kind:<12} {weight:<14} {metric.label} {member['score']:.4f}")
-    print(f"  {'blend'.ljust(width)}  {result.weights_mode + ' weights':<27} {metric.label} {result.blend_score:.4f}")
+        figure = Interval.from_dict(member.get("interval")) or f"{member['score']:.4f}"
+        print(f"  {member['name'].ljust(width)}  {kind:<12} {weight:<14} {metric.label} {figure}")
+    crossed = ", cross-fitted" if result.cross_fitted else ""
+    figure = result.blend_interval or f"{result.blend_score:.4f}"
+    print(f"  {'blend'.ljust(width)}  {result.weights_mode + ' weights' + crossed:<27} {metric.label} {figure}")
+    for note in result.notes:
+        print(f"note: {note}")
     print(f"wrote {result.path}: {result.rows} rows (members, weights, scores: {result.path.name}.ensemble.json)")
     print(f"ok: {result.path}: {result.rows} rows, header matches {result.sample_path}")
     print(f"next: kaggle-kit submit {result.path}")

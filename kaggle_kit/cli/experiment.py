@@ -196,7 +196,7 @@ def runs(
             r["competition"],
             str(r["arch"]),
             epochs_text(r),
-            _number(r["val_metric"]),
+            _validation_text(r),
             _number(r["kaggle_public"], 5),
             r["settings"],
             r["recipe"] or "",
@@ -214,10 +214,19 @@ def runs(
         grouped = any(r["competition"] == name and r.get("kind") == "group" for r in found)
         group_note = f"; a fold group's: OOF {metric.label}{at}" if grouped else ""
         print(
-            f"{name}: validation = best epoch's {metric.label}{uncalibrated}{group_note}, kaggle = public score; "
+            f"{name}: validation = what predict submits, with its 95% bootstrap interval and n, where calibrated "
+            f"(else best epoch's {metric.label}{uncalibrated}){group_note}, kaggle = public score; "
             f"{metric.label}: {metric.direction}; "
             f"settings: weights, backbone, image size, and the TTA and temperature predict applies to best.pt"
         )
+
+
+def _validation_text(row: dict) -> str:
+    """The figure predict's submission stands on (calibrated, cross-fitted) with its interval, where measured."""
+    from ..competitions.bootstrap import Interval
+
+    interval = Interval.from_dict(row.get("val_interval"))
+    return str(interval) if interval is not None else _number(row["val_metric"])
 
 
 def register(app: typer.Typer) -> None:

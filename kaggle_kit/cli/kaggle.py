@@ -63,7 +63,10 @@ def submit(
     print(f"submitted {result.file} to {result.competition.slug} as submission {result.ref}")
     print(f"  message: {result.message}")
     if result.run.local_score is not None:
-        print(f"  local validation {metric.describe(result.run.local_score)} (run {result.run.name})")
+        from ..competitions.bootstrap import describe_figure
+
+        figure = describe_figure(metric, result.run.local_interval, result.run.local_score)
+        print(f"  local validation {figure} (run {result.run.name})")
     if result.left_today is not None:
         print(f"  {result.left_today} submission{'' if result.left_today == 1 else 's'} left today")
     if not wait:

@@ -225,8 +225,11 @@ def predict_command(
         f"{result.images_per_s:,.0f} images/s on {result.device})"
     )
     print(f"ok: {result.path}: {result.rows} rows, header matches {result.sample_path}")
-    if result.val_metric is not None:
-        print(f"validation of this configuration: {result.competition.metric.describe(result.val_metric)}")
+    if result.val_metric is not None and result.calibration:
+        from ..inference.scoring import calibrated_figure
+
+        figure = calibrated_figure(result.competition.metric, result.calibration, result.tta)
+        print(f"{figure} <- this configuration")
     print(f"next: kaggle-kit submit {result.path}")
 
 

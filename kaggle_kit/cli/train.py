@@ -145,6 +145,7 @@ def train(
     )
     print(f"trained {result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'} in {result.seconds:.0f}s: {best}")
     from ..inference.calibration import calibrate_after_training
+    from ..inference.scoring import calibrated_figure, calibration_notes
 
     calibration = calibrate_after_training(result, data_dir) or {}  # measured once, read by predict and score
     if calibration.get("validated"):
@@ -152,10 +153,10 @@ def train(
         print(
             f"calibrated (what predict uses): best.pt, TTA {'on' if calibration['tta'] else 'off'} "
             f"({calibration['tta_source']}), temperature {calibration['temperature']:.3f}, "
-            f"validation {metric.describe(calibration['val_metric'])}"
+            f"{calibrated_figure(metric, calibration)}"
         )
-        if calibration.get("temperature_note"):
-            print(f"note: {calibration['temperature_note']}", file=sys.stderr)
+        for note in calibration_notes(calibration):
+            print(f"note: {note}", file=sys.stderr)
     if analyze and calibration.get("validated"):
         from ..inference.analysis import analyze_finished_run
 

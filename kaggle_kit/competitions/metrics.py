@@ -173,8 +173,7 @@ def kappa(labels: np.ndarray, grades: np.ndarray, n_grades: int) -> float:
     labels, grades = np.asarray(labels, dtype=np.int64), np.asarray(grades, dtype=np.int64)
     if len(labels) == 0:
         return float("nan")
-    observed = np.zeros((n_grades, n_grades))
-    np.add.at(observed, (labels, grades), 1)
+    observed = np.bincount(labels * n_grades + grades, minlength=n_grades * n_grades).reshape(n_grades, n_grades)
     expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / len(labels)
     weights = np.subtract.outer(np.arange(n_grades), np.arange(n_grades)) ** 2
     disagreement = (weights * expected).sum()

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..competitions.metrics import Metric, softmax
+from ..competitions.metrics import Metric, one_hot_grades, softmax
 from ..core.atomic import atomic_write_bytes, atomic_write_text
 from ..core.errors import KitError
 from ..records.run_config import RunConfig
@@ -289,8 +289,11 @@ def analyze(
     temperature: float = 1.0,
     image: ImageSource | None = None,
     title: str = "validation predictions",
+    thresholds: list[float] | None = None,
 ) -> Analysis:
-    """Write every picture, table and analysis.md for these predictions into `out`."""
+    """Write every picture, table and analysis.md for these predictions into `out`. `thresholds` (grade cut
+    points on the expected grade) make the confusion and per-class pictures show the submitted grades, not the
+    argmax."""
     labels, logits = np.asarray(labels, np.int64), np.asarray(logits, np.float64)
     if logits.ndim != 2 or logits.shape != (len(ids), len(classes)) or len(labels) != len(ids):
         raise KitError(
@@ -303,9 +306,10 @@ def analyze(
     folder.mkdir(parents=True, exist_ok=True)
     result = Analysis(folder)
     before, after = softmax(logits), softmax(logits, temperature)
-    counts = confusion_counts(labels, after.argmax(axis=1), len(classes))
+    submitted = after if thresholds is None else one_hot_grades(after, thresholds)
+    counts = confusion_counts(labels, submitted.argmax(axis=1), len(classes))
     result.confusion, result.pairs = counts, confused_pairs(counts, classes)
-    scores = per_class_scores(labels, after, metric)
+    scores = per_class_scores(labels, submitted, metric)
     result.files += [
         _write_csv(
             folder / "confusion.csv",
@@ -462,6 +466,7 @@ def analyze_run(
         stored_temperature(config),
         image,
         title=run.name,
+        thresholds=(config.calibration_of("best") or {}).get("thresholds_plain"),  # fitted to the stored logits
     )
     if why:
         result.notes.append(why)

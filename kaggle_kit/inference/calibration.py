@@ -15,18 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from ..competitions.metrics import (
-    Metric,
-    calibrating_temperature,
-    fit_qwk_thresholds,
-    log_loss,
-    one_hot_grades,
-    softmax,
-)
+from ..competitions.bootstrap import bootstrap_interval, temperature_warning
+from ..competitions.metrics import calibrating_temperature, log_loss, softmax
+from ..competitions.posthoc import GradeThresholdFit, TemperatureFit, cross_fit
 from ..core.errors import KitError
 from ..data.batches import cache_short_side
 from ..data.cache import ImageCache, load_images
 from ..records.run_folder import RunDir
+from .held_out import held_out_groups
 from .loading import LoadedRun, load_run, open_run_layout
 from .streaming import stream_logits, tta_views
 
@@ -100,65 +96,71 @@ def calibrate_loaded(
         description=f"calibrating {run.name}",
     )
     plain, tta = logits.identity.astype(np.float64), logits.mean.astype(np.float64)
-    # fitted whatever the competition's metric: an argmax, a ranking or a QWK threshold on the expected grade may not
-    # move, but the probabilities pseudo-labels threshold, ensembles blend and reliability plots show must be
-    # calibrated ones
-    (t_plain, note_plain), (t_tta, note_tta) = (
-        calibrating_temperature(plain, labels),
-        calibrating_temperature(tta, labels),
-    )
-    scores = {
-        "val_metric_plain": metric(labels, softmax(plain)),
-        "val_metric_tta": metric(labels, softmax(tta)),
-        "val_metric_plain_calibrated": metric(labels, softmax(plain, t_plain)),
-        "val_metric_tta_calibrated": metric(labels, softmax(tta, t_tta)),
-        "val_log_loss_plain": log_loss(labels, softmax(plain)),
-        "val_log_loss_tta": log_loss(labels, softmax(tta)),
-        "val_log_loss_plain_calibrated": log_loss(labels, softmax(plain, t_plain)),
-        "val_log_loss_tta_calibrated": log_loss(labels, softmax(tta, t_tta)),
-    }
-    thresholds: dict[str, Any] = {}
-    if metric.fits_thresholds and comp.submission_kind == "label":
-        thresholds = {
-            **_thresholds(metric, labels, softmax(plain, t_plain), "plain"),
-            **_thresholds(metric, labels, softmax(tta, t_tta), "tta"),
-        }
-        scores.update({key: value for key, value in thresholds.items() if key.startswith("val_metric")})
+    groups = held_out_groups(comp, layout, loaded.run.val_predictions()[0])
+    scores, fits = {}, {}
+    for used, chosen_logits in (("plain", plain), ("tta", tta)):
+        figures, fits[used] = _configuration(comp, labels, chosen_logits, groups, used)
+        scores.update(figures)
     # what gets submitted is calibrated, so the choice compares calibrated scores; a tie keeps the cheaper plain pass
     tta_helps = metric.better(scores["val_metric_tta_calibrated"], scores["val_metric_plain_calibrated"])
     # the figures stored as the choice are those of what predict submits: a recipe's tta on/off outranks the measurement
     use_tta, source = (tta_helps, "calibration")
     if recipe.tta in ("on", "off"):
         use_tta, source = recipe.tta == "on", f"recipe tta={recipe.tta}"
-    chosen, temperature, note = (tta, t_tta, note_tta) if use_tta else (plain, t_plain, note_plain)
+    used = "tta" if use_tta else "plain"
+    chosen, temperature = (tta if use_tta else plain), scores[f"temperature_{used}"]
     calibration.update(
         validated=True,
         images=int(len(labels)),
+        groups=None if groups is None else int(len(np.unique(groups))),
         tta=bool(use_tta),
         tta_source=source,
         tta_measured_better=bool(tta_helps),
         temperature=float(temperature),
-        temperature_plain=float(t_plain),
-        temperature_tta=float(t_tta),
-        **{k: float(v) for k, v in scores.items()},
-        **{key: value for key, value in thresholds.items() if key.startswith("thresholds")},
-        val_metric=float(scores["val_metric_tta_calibrated" if use_tta else "val_metric_plain_calibrated"]),
+        **scores,
+        val_metric=float(scores[f"val_metric_{used}_calibrated"]),
+        val_interval=scores[f"val_interval_{used}_calibrated"],
+        cross_fitted=True,
         val_log_loss_before=float(log_loss(labels, softmax(chosen))),
         val_log_loss_after=float(log_loss(labels, softmax(chosen, temperature))),
-        temperature_note=note,
+        temperature_note=fits[used]["temperature_note"],
+        fit_notes=fits[used]["notes"],
     )
     _store_calibration(loaded, calibration)
     return calibration
 
 
-def _thresholds(metric: Metric, labels: np.ndarray, probs: np.ndarray, used: str) -> dict[str, Any]:
-    """Grade thresholds on the expected grade fitted on validation, kept only where they beat the argmax there;
-    the calibrated figure of that configuration is then the thresholded one, what predict submits."""
-    thresholds = fit_qwk_thresholds(labels, probs)
-    value = metric(labels, one_hot_grades(probs, thresholds))
-    if not metric.better(value, metric(labels, probs)):
-        return {f"thresholds_{used}": None}
-    return {f"thresholds_{used}": thresholds, f"val_metric_{used}_calibrated": float(value)}
+def _configuration(comp, labels: np.ndarray, logits: np.ndarray, groups, used: str) -> tuple[dict, dict]:
+    """One configuration's (plain or TTA) post-hoc fits, each cross-fitted (competitions/posthoc.py): the
+    temperature, then grade thresholds where the metric asks for them. The calibrated figure is scored on
+    predictions each made by fits that did not see them, with its bootstrap interval; the stored parameters are
+    refitted on every held-out image, and left at their defaults where the cross-fitted score does not beat
+    the default's."""
+    metric = comp.metric
+    temperature = cross_fit(TemperatureFit(), labels, logits, groups)
+    submitted, notes = temperature.submitted, [temperature.note]
+    figures: dict[str, Any] = {f"temperature_{used}": float(temperature.params)}
+    if metric.fits_thresholds and comp.submission_kind == "label":
+        cut = cross_fit(GradeThresholdFit(metric), labels, softmax(logits, temperature.params), groups)
+        submitted, notes = cut.submitted, [*notes, cut.note]
+        figures[f"thresholds_{used}"] = cut.params
+        figures[f"val_metric_{used}_thresholds_cross_fitted"] = float(cut.fitted_score)
+        figures[f"val_metric_{used}_thresholds_default"] = float(cut.default_score)
+    notes.append(temperature_warning(temperature.params, len(labels)))
+    interval = bootstrap_interval(metric, labels, submitted, groups)
+    raw = bootstrap_interval(metric, labels, softmax(logits), groups)
+    figures.update(
+        {
+            f"val_metric_{used}": raw.value,
+            f"val_interval_{used}": raw.to_dict(),
+            f"val_metric_{used}_calibrated": interval.value,
+            f"val_interval_{used}_calibrated": interval.to_dict(),
+            f"val_log_loss_{used}": log_loss(labels, softmax(logits)),
+            f"val_log_loss_{used}_calibrated": log_loss(labels, temperature.submitted),
+        }
+    )
+    floor_note = calibrating_temperature(logits, labels)[1]  # all rows ran into the search's floor: said why
+    return figures, {"temperature_note": floor_note, "notes": [note for note in notes if note]}
 
 
 def _store_calibration(loaded: LoadedRun, calibration: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..competitions.bootstrap import describe_figure
 from ..competitions.registry import resolve
 from ..records.run_folder import display_epoch
 from .calibration import calibrate_loaded, current_calibration
@@ -50,26 +51,22 @@ def describe_scores(scores: dict[str, Any]) -> list[str]:
         return [head, f"no validation score: {scores.get('reason', 'no validation split')}"]
     views = len(scores["tta_views"])
     used = "tta" if scores["predict_tta"] else "plain"
-    cut = {used: " + grade thresholds" if scores.get(f"thresholds_{used}") else "" for used in ("plain", "tta")}
+    cut = {kind: " + grade thresholds" if scores.get(f"thresholds_{kind}") else "" for kind in ("plain", "tta")}
+    crossed = ", cross-fitted" if scores.get("cross_fitted") else ""
     rows = [
-        ("no TTA", scores["val_metric_plain"], None),
-        (f"TTA ({views} views)", scores["val_metric_tta"], None),
-        (
-            f"no TTA, calibrated (T={scores['temperature_plain']:.3f}{cut['plain']})",
-            scores["val_metric_plain_calibrated"],
-            "plain",
-        ),
-        (
-            f"TTA, calibrated (T={scores['temperature_tta']:.3f}{cut['tta']})",
-            scores["val_metric_tta_calibrated"],
-            "tta",
-        ),
+        ("no TTA", "plain", False),
+        (f"TTA ({views} views)", "tta", False),
+        (f"no TTA, calibrated{crossed} (T={scores['temperature_plain']:.3f}{cut['plain']})", "plain", True),
+        (f"TTA, calibrated{crossed} (T={scores['temperature_tta']:.3f}{cut['tta']})", "tta", True),
     ]
     width = max(len(name) for name, _, _ in rows) + 1
-    lines = [f"{head}: {scores['images']} validation images"]
-    for name, value, kind in rows:
-        mark = "  <- predict uses this" if kind == used else ""
-        lines.append(f"  {(name + ':').ljust(width)} {metric.describe(value)}{mark}")
+    groups = f" in {scores['groups']} groups" if scores.get("groups") else ""
+    lines = [f"{head}: {scores['images']} validation images{groups} (95% bootstrap intervals)"]
+    for name, kind, calibrated in rows:
+        key = f"{kind}_calibrated" if calibrated else kind
+        mark = "  <- predict uses this" if calibrated and kind == used else ""
+        figure = describe_figure(metric, scores.get(f"val_interval_{key}"), scores[f"val_metric_{key}"])
+        lines.append(f"  {(name + ':').ljust(width)} {figure}{mark}")
     before, after = _log_losses(scores, used)
     lines.append(
         f"  log loss of what predict uses ({'TTA' if used == 'tta' else 'no TTA'}) before calibration {before:.4f}, "
@@ -77,13 +74,17 @@ def describe_scores(scores: dict[str, Any]) -> list[str]:
         + ("" if metric.uses_temperature else " (the metric does not move with a temperature)")
     )
     tta = "on" if scores["predict_tta"] else "off"
+    figure = describe_figure(
+        metric, scores.get(f"val_interval_{used}_calibrated"), scores[f"val_metric_{used}_calibrated"]
+    )
     lines.append(
         f"predict uses: TTA {tta} ({scores['predict_tta_source']}), "
-        f"temperature {scores[f'temperature_{used}']:.3f}, "
-        f"validation {metric.describe(scores[f'val_metric_{used}_calibrated'])}"
+        f"temperature {scores[f'temperature_{used}']:.3f}, validation{crossed} {figure}"
     )
     if scores.get("temperature_note") and used == ("tta" if scores["tta"] else "plain"):
         lines.append(f"note: {scores['temperature_note']}")
+    if used == ("tta" if scores["tta"] else "plain"):
+        lines.extend(f"note: {note}" for note in scores.get("fit_notes") or [])
     return lines
 
 
@@ -94,3 +95,18 @@ def _log_losses(scores: dict[str, Any], used: str) -> tuple[float, float]:
         return before, scores[f"val_log_loss_{used}_calibrated"]
     # a calibration stored before both were kept holds `after` of its own choice only
     return before, scores["val_log_loss_after"]
+
+
+def calibrated_figure(metric, calibration: dict[str, Any], tta: bool | None = None) -> str:
+    """`validation (cross-fitted) <metric> 0.6021 [0.480, 0.710] n=43 - higher is better` for the configuration
+    predict submits (`tta` None: the stored choice), as `train` and `predict` print it."""
+    used = "tta" if (calibration.get("tta") if tta is None else tta) else "plain"
+    crossed = " (cross-fitted)" if calibration.get("cross_fitted") else ""
+    value = calibration.get(f"val_metric_{used}_calibrated", calibration.get("val_metric"))
+    return f"validation{crossed} {describe_figure(metric, calibration.get(f'val_interval_{used}_calibrated'), value)}"
+
+
+def calibration_notes(calibration: dict[str, Any]) -> list[str]:
+    """The notes of the stored choice: a fit left at its default (both scores), a temperature out of range."""
+    notes = [calibration["temperature_note"]] if calibration.get("temperature_note") else []
+    return notes + list(calibration.get("fit_notes") or [])

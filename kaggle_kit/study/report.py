@@ -30,6 +30,7 @@ from ..core.atomic import atomic_write_bytes, atomic_write_text
 from ..records.group_folder import FoldGroup, is_group
 from ..records.run_folder import RunDir
 from ..submissions.provenance import kaggle_records, run_summary
+from .noise import describe_lead, lead_over_runner_up
 from .plan import FOLDS_KEY, Cell, Plan, experiment_plan, format_value, read_experiment, read_timings
 
 RESULTS_FILE = "results.csv"
@@ -284,6 +285,9 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
 
     val_means = {c: s.mean if s else None for c, s in val.items()}
     best_val = winner(val_means, metric)
+    lead = lead_over_runner_up(folder, rows, val_means, metric)
+    if best_val and lead and not lead[2].a_wins:
+        best_val = None  # a lead within the noise of the validation images is no win: nothing marked
     best_kaggle = winner({c: s.mean if s else None for c, s in kaggle.items()}, metric)
     best_published = winner(published, metric) if published else None
     seeds = experiment.get("seeds")
@@ -297,6 +301,8 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
     headlines = []
     if best_val:
         headlines.append(f"validation {direction}: best {best_val} ({val[best_val].text()})")
+    elif lead:
+        headlines.append(f"validation {direction}: no win, {describe_lead(lead)}")
     elif leaders := tied(val_means, metric):
         headlines.append(f"validation {direction}: {', '.join(leaders)} tie at {val[leaders[0]].text()}")
     if best_kaggle:
@@ -355,6 +361,8 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
     note = seed_noise_note(val, metric)
     if note:
         lines += [f"Seed noise: {note}.", ""]
+    if lead:
+        lines += [f"Validation noise: {describe_lead(lead)}.", ""]
     if has_kaggle:
         lines += [
             f"## Kaggle public score (ours; {metric.label}, {metric.direction})",

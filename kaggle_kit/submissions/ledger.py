@@ -138,6 +138,7 @@ class LedgerRecord:
     recipe: str | None = None  # short recipe summary, e.g. "resnet18 fast e26 bs512 lr0.2 onecycle aug=modern"
     metric: str | None = None  # the competition metric's name
     local_score: float | None = None  # the run's validation score with that metric
+    local_interval: dict | None = None  # its 95% bootstrap interval and n (value, low, high, n, groups)
     message: str | None = None  # the description sent to Kaggle
     kaggle_ref: int | None = None
     status: str = UPLOADING

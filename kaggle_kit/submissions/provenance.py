@@ -102,6 +102,7 @@ class RunInfo:
     config: RunConfig = field(default_factory=RunConfig)
     recipe: str | None = None  # short summary
     local_score: float | None = None  # validation score with the competition metric
+    local_interval: dict | None = None  # its 95% bootstrap interval and n (competitions/bootstrap.Interval)
     data_dir: Path | None = None  # the data folder the file was predicted from, when recorded
     sample: Path | None = None  # the sample submission it was checked against, when recorded
 
@@ -171,6 +172,7 @@ def _describe_blend(file: Path, record: dict, explicit: Competition | None) -> t
         name=f"blend:{file.stem}",
         recipe=f"blend ({record.get('weights')} weights): {members}",
         local_score=record.get("blend_score"),
+        local_interval=record.get("blend_interval"),
         data_dir=Path(record["data_dir"]) if record.get("data_dir") else None,
         sample=Path(record["sample"]) if record.get("sample") else None,
     )
@@ -192,6 +194,7 @@ def _group_info(group_dir: Path) -> RunInfo:
         config=typed,
         recipe=f"{group.k}-fold CV {summary}" if summary else f"{group.k}-fold CV",
         local_score=cv.get("oof_metric"),
+        local_interval=cv.get("oof_interval"),
     )
 
 
@@ -265,6 +268,7 @@ def describe_run(
             if isinstance(calibrated, (int, float))
             else _validation_score(info.run_dir, comp, info.config.temperature)
         )
+        info.local_interval = calibration.get("val_interval") if isinstance(calibrated, (int, float)) else None
     return comp, info
 
 
@@ -350,6 +354,7 @@ def run_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | None:
         "val_metric": best,
         "val_metric_final": None if final is None or math.isnan(final) else final,
         "val_metric_calibrated": calibration.get("val_metric") if calibration.get("validated") else None,
+        "val_interval": calibration.get("val_interval") if calibration.get("validated") else None,
         "calibrated_with": calibrated_with(calibration),
         "settings": settings_summary(recipe, calibration),
         "kaggle_public": record.public_score if record else None,
@@ -384,6 +389,7 @@ def _group_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | No
         val_metric=cv.get("oof_metric"),
         val_metric_final=cv.get("oof_metric"),
         val_metric_calibrated=cv.get("oof_metric"),
+        val_interval=cv.get("oof_interval"),
         calibrated_with=f"OOF, T={cv['temperature']:.3f}" if cv else None,
         settings=f"{k} folds ({finished} finished), OOF"
         + (f" (folds {cv['fold_mean']:.4f} +- {cv['fold_std']:.4f})" if cv else " pending"),

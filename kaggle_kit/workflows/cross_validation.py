@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from ..competitions.bootstrap import bootstrap_interval, describe_figure, temperature_warning
 from ..competitions.metrics import calibrating_temperature, log_loss, softmax
+from ..competitions.posthoc import TemperatureFit, cross_fit
 from ..competitions.registry import Competition, resolve
 from ..core import distributed
 from ..core.errors import KitError
@@ -240,6 +242,8 @@ def _clear_unstarted(run: RunDir) -> None:
 def finish_group(group: FoldGroup, data_dir: Path | str | None = None, device: str = "auto") -> dict[str, Any] | None:
     """With every fold finished: the OOF predictions (each fold's best.pt on its held-out fold) and the CV summary.
     None while folds are missing."""
+    from ..data.layout import open_layout
+    from ..inference.held_out import held_out_groups
     from ..inference.predict import run_logits
 
     plan = group.plan()
@@ -266,10 +270,20 @@ def finish_group(group: FoldGroup, data_dir: Path | str | None = None, device: s
             f"{group.path}: training id {plan['ids'][uncovered[0]]} was held out by no fold ({len(uncovered)} such): "
             f"the fold folders do not match folds.json - train the group again"
         )
-    temperature, note = calibrating_temperature(logits, labels)
+    # the folds are the parts: each fold's temperature is fitted on the other folds' held-out logits
+    crossed = cross_fit(TemperatureFit(), labels, logits, parts=fold_of)
+    temperature = float(crossed.params)
     probs = softmax(logits, temperature)
     group.write_oof(OutOfFold(list(plan["ids"]), labels, logits, probs, fold_of, temperature))
-    summary = {**_cv_summary(comp, labels, probs, logits, temperature, per_fold), "temperature_note": note}
+    groups = held_out_groups(comp, open_layout(comp, data_dir or plan["data_dir"]), list(plan["ids"]))
+    notes = [crossed.note, calibrating_temperature(logits, labels)[1], temperature_warning(temperature, n)]
+    summary = {
+        **_cv_summary(comp, labels, crossed.submitted, logits, temperature, per_fold),
+        "oof_interval": bootstrap_interval(comp.metric, labels, crossed.submitted, groups).to_dict(),
+        "groups": None if groups is None else int(len(np.unique(groups))),
+        "cross_fitted": True,
+        "temperature_note": "; ".join(note for note in notes if note) or None,
+    }
     group.write_cv(summary, cv_table(summary, group.name))
     return summary
 
@@ -329,9 +343,10 @@ def cv_table(summary: dict[str, Any], name: str) -> str:
 def describe_cv(summary: dict[str, Any]) -> list[str]:
     metric = resolve(summary["competition"]).metric
     folds = ", ".join(f"{row['metric']:.4f}" for row in summary["per_fold"])
+    crossed = ", cross-fitted over the folds" if summary.get("cross_fitted") else ""
     return [
-        f"OOF {metric.describe(summary['oof_metric'])} ({summary['images']} images, each predicted by the fold "
-        f"that held it out; temperature {summary['temperature']:.3f})",
+        f"OOF {describe_figure(metric, summary.get('oof_interval'), summary['oof_metric'])} ({summary['images']} "
+        f"images, each predicted by the fold that held it out; temperature {summary['temperature']:.3f}{crossed})",
         f"per fold: mean {summary['fold_mean']:.4f}, std {summary['fold_std']:.4f} ({folds}) - {metric.direction}",
         *([f"note: {summary['temperature_note']}"] if summary.get("temperature_note") else []),
     ]

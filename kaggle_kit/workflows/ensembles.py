@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from ..competitions.bootstrap import Interval, bootstrap_interval
 from ..competitions.metrics import Metric, log_loss, softmax
+from ..competitions.posthoc import CrossFit, cross_fit
 from ..competitions.registry import Competition, resolve
 from ..core.atomic import atomic_write_text
 from ..core.errors import KitError
@@ -29,7 +31,6 @@ from ..records.group_folder import FoldGroup, is_group
 from ..records.run_config import CONFIG
 from ..records.run_folder import RunDir
 
-WEIGHT_STEP = 0.02  # the grid of the coordinate search for metrics without a gradient (accuracy, AUC, F1, kappa)
 EM_ROUNDS = 2000
 EM_TOLERANCE = 1e-10
 
@@ -180,16 +181,46 @@ def blend(probs: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     return sum(w * p for w, p in zip(weights, probs))
 
 
-def fit_weights(metric: Metric, labels: np.ndarray, probs: list[np.ndarray]) -> np.ndarray:
-    """Non-negative weights summing to one that optimise `metric` of the blend on these held-out predictions.
+MIN_WEIGHT = 0.05  # a member weighing less adds noise and inference time, not skill: dropped
 
-    Log loss of a mixture is convex in its weights, and its minimiser is the maximum-likelihood mixture, which
-    EM reaches exactly with no step size to tune (scipy, with a general optimiser, is not a dependency). Accuracy,
-    AUC, F1 and kappa are step functions of the weights with no useful gradient: a coordinate search on a grid
-    of the simplex, from equal weights, keeping a move only when it strictly improves the metric."""
-    if metric.name == "log_loss":
-        return _mixture_weights(labels, probs)
-    return _coordinate_search(metric, labels, probs)
+
+def fit_weights(labels: np.ndarray, probs: list[np.ndarray]) -> np.ndarray:
+    """Non-negative weights summing to one that minimise the log loss of the blended probabilities, whatever the
+    competition's metric: a smooth proper score, where accuracy, AUC, F1 and kappa are step functions of the
+    weights, flat almost everywhere, so a search on them follows noise. Log loss of a mixture is convex in its
+    weights and its minimiser the maximum-likelihood mixture, which EM reaches on the simplex with no step size
+    to tune. Members under MIN_WEIGHT are then dropped and the rest renormalised."""
+    weights = _mixture_weights(labels, probs)
+    if (weights >= MIN_WEIGHT).any():
+        weights = np.where(weights < MIN_WEIGHT, 0.0, weights)
+    return weights / weights.sum()
+
+
+@dataclass
+class BlendWeightsFit:
+    """Ensemble weights as a post-hoc fit (competitions/posthoc.py): inputs (rows, members, classes); the default
+    is equal weights; judged by the competition's metric of the blend, what is submitted."""
+
+    metric: Metric
+    members: int
+    label: str = "ensemble weights"
+
+    def default(self) -> np.ndarray:
+        return np.full(self.members, 1.0 / self.members)
+
+    def fit(self, labels: np.ndarray, stacked: np.ndarray) -> np.ndarray:
+        return fit_weights(labels, [stacked[:, m] for m in range(self.members)])
+
+    def apply(self, weights: np.ndarray, stacked: np.ndarray) -> np.ndarray:
+        return np.einsum("m,nmc->nc", np.asarray(weights, dtype=np.float64), stacked)
+
+    def score(self, labels: np.ndarray, submitted: np.ndarray) -> float:
+        return float(self.metric(labels, submitted))
+
+    def describe(self, weights: np.ndarray) -> str:
+        if np.allclose(weights, weights[0]):
+            return "equal weights"
+        return "weights " + ", ".join(f"{w:.2f}" for w in weights)
 
 
 def _mixture_weights(labels: np.ndarray, probs: list[np.ndarray]) -> np.ndarray:
@@ -202,31 +233,6 @@ def _mixture_weights(labels: np.ndarray, probs: list[np.ndarray]) -> np.ndarray:
         if np.abs(updated - weights).max() < EM_TOLERANCE:
             return updated
         weights = updated
-    return weights
-
-
-def _coordinate_search(metric: Metric, labels: np.ndarray, probs: list[np.ndarray]) -> np.ndarray:
-    weights = np.full(len(probs), 1.0 / len(probs))
-    best = metric(labels, blend(probs, weights))
-    grid = np.arange(0.0, 1.0 + WEIGHT_STEP / 2, WEIGHT_STEP)
-    for _ in range(50):
-        improved = False
-        for m in range(len(probs)):
-            rest = weights.sum() - weights[m]
-            for value in grid:
-                # member m gets `value`, the others share the rest in their current proportions
-                trial = (
-                    weights * ((1 - value) / rest)
-                    if rest > 0
-                    else np.full_like(weights, (1 - value) / (len(probs) - 1))
-                )
-                trial[m] = value
-                score = metric(labels, blend(probs, trial))
-                if metric.better(score, best) and not np.isclose(score, best):
-                    weights, best, improved = trial, score, True
-                    rest = weights.sum() - weights[m]
-        if not improved:
-            break
     return weights
 
 
@@ -253,13 +259,28 @@ class EnsembleResult:
     path: Path
     rows: int
     competition: Competition
-    members: list[dict[str, Any]]  # path, kind, weight, score (held-out, shared images)
-    blend_score: float
+    members: list[dict[str, Any]]  # path, kind, weight, score and its interval (held-out, shared images)
+    blend_score: float  # cross-fitted where the weights were fitted on the held-out predictions
     blend_log_loss: float
     shared_images: int
     weights_mode: str
     sample_path: Path
     warnings: list[str]
+    blend_interval: Interval | None = None
+    cross_fitted: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def choose_weights(chosen: str | np.ndarray, metric: Metric, shared: Shared, groups=None) -> tuple[np.ndarray, Any]:
+    """(weights, the blend's held-out figure): `auto` weights cross-fitted (competitions/posthoc.py), so the
+    figure is scored on parts the weights were not fitted on, and equal weights kept unless they lose there."""
+    stacked = np.stack(shared.probs, axis=1)  # (rows, members, classes)
+    fit = BlendWeightsFit(metric, len(shared.probs))
+    if isinstance(chosen, str) and chosen == "auto":
+        crossed = cross_fit(fit, shared.labels, stacked, groups)
+        return np.asarray(crossed.params), crossed
+    weights = fit.default() if isinstance(chosen, str) else np.asarray(chosen)
+    return weights, bootstrap_interval(metric, shared.labels, fit.apply(weights, stacked), groups)
 
 
 def ensemble(
@@ -271,6 +292,7 @@ def ensemble(
     device: str = "auto",
 ) -> EnsembleResult:
     """Check the members, weigh them on their shared held-out predictions, blend their test probabilities, write."""
+    from ..inference.held_out import held_out_groups
     from ..submissions.files import read_sample, write_checked_submission
     from ..submissions.provenance import file_sha256
 
@@ -282,50 +304,57 @@ def ensemble(
     chosen = parse_weights(weights, len(paths))
     members = [load_member(p, data_dir, device=device) for p in paths]
     shared = shared_predictions(members)
-    comp = members[0].competition
-    metric = comp.metric
-    if isinstance(chosen, str):
-        w = (
-            fit_weights(metric, shared.labels, shared.probs)
-            if chosen == "auto"
-            else np.full(len(paths), 1 / len(paths))
-        )
-    else:
-        w = chosen
-    held_out = blend(shared.probs, w)
+    comp, layout = members[0].competition, members[0].layout
+    groups = held_out_groups(comp, layout, shared.ids)
+    w, figure = choose_weights(chosen, comp.metric, shared, groups)
     test_ids = members[0].test_ids
     for member in members[1:]:
         if member.test_ids != test_ids:
             raise KitError(f"{member.path} predicted other test ids than {members[0].path}: use one --data-dir")
-    layout = members[0].layout
     sample = read_sample(layout.sample_path, comp)
     out.parent.mkdir(parents=True, exist_ok=True)
-    probs = blend([m.test_probs for m in members], w)
+    probs = blend([m.test_probs for m in members if m.test_probs is not None], w)
     validation = write_checked_submission(out, comp, sample, layout.sample_path, test_ids, probs, members[0].classes)
-    rows = [
+    result = _result(out, validation.rows, comp, members, shared, w, figure, chosen, groups, layout.sample_path)
+    _record(result, file_sha256(out), layout)
+    return result
+
+
+def _result(out, rows, comp, members, shared, w, figure, chosen, groups, sample_path) -> EnsembleResult:
+    metric = comp.metric
+    crossed = figure if isinstance(figure, CrossFit) else None
+    interval = crossed.interval if crossed else figure
+    notes = [crossed.note] if crossed and crossed.note else []
+    dropped = [m.name for m, wm in zip(members, w) if wm == 0]
+    if crossed and crossed.used and dropped:
+        notes.append(f"dropped (weight under {MIN_WEIGHT}): {', '.join(dropped)}")
+    member_rows = [
         {
             "path": str(m.path.resolve()),
             "name": m.name,
             "kind": m.kind,
             "weight": float(wm),
             "score": float(metric(shared.labels, p)),
+            "interval": bootstrap_interval(metric, shared.labels, p, groups).to_dict(),
         }
         for m, wm, p in zip(members, w, shared.probs)
     ]
-    result = EnsembleResult(
+    held_out = crossed.submitted if crossed else blend(shared.probs, w)
+    return EnsembleResult(
         out,
-        validation.rows,
-        comp,
         rows,
-        float(metric(shared.labels, held_out)),
+        comp,
+        member_rows,
+        float(interval.value),
         float(log_loss(shared.labels, held_out)),
         len(shared.ids),
         chosen if isinstance(chosen, str) else "given",
-        layout.sample_path,
-        [w for m in members for w in m.warnings],
+        sample_path,
+        [warning for m in members for warning in m.warnings],
+        blend_interval=interval,
+        cross_fitted=bool(crossed and crossed.used),
+        notes=notes,
     )
-    _record(result, file_sha256(out), layout)
-    return result
 
 
 def _record(result: EnsembleResult, sha256: str, layout) -> None:
@@ -340,6 +369,8 @@ def _record(result: EnsembleResult, sha256: str, layout) -> None:
         "weights": result.weights_mode,
         "members": result.members,
         "blend_score": result.blend_score,
+        "blend_interval": result.blend_interval.to_dict() if result.blend_interval else None,
+        "blend_cross_fitted": result.cross_fitted,
         "shared_images": result.shared_images,
         "data_dir": str(layout.root.resolve()),
         "sample": str(Path(layout.sample_path).resolve()),

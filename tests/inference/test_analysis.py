@@ -109,3 +109,19 @@ def test_analyze_command_and_its_errors(runs, tmp_path, capsys):
     (tmp_path / "bare").mkdir()
     (tmp_path / "bare" / "config.json").write_text(RunDir(runs.cifar).file("config.json").read_text())
     assert_one_line_error(run_cli("analyze", tmp_path / "bare"), "val_predictions.npz")
+
+
+def test_the_confusion_of_a_thresholded_qwk_run_counts_the_submitted_grades(tmp_path):
+    from kaggle_kit.competitions.metrics import QWK, grades_from_thresholds, softmax
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 5, 200)
+    logits = rng.normal(size=(200, 5)) - np.abs(np.subtract.outer(labels, np.arange(5)))
+    thresholds = [0.9, 1.6, 2.4, 3.1]
+    grades = grades_from_thresholds(softmax(logits), thresholds)
+    assert (grades != logits.argmax(1)).any()  # the submitted grades are not the argmax
+    ids = [f"img{n}" for n in range(200)]
+    result = analyze(ids, labels, logits, list("01234"), QWK, tmp_path, thresholds=thresholds)
+    expected = np.zeros((5, 5), np.int64)
+    np.add.at(expected, (labels, grades), 1)
+    np.testing.assert_array_equal(result.confusion, expected)

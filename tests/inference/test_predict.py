@@ -13,8 +13,10 @@ import pytest
 import torch
 from helpers import assert_one_line_error, run_cli
 
+from kaggle_kit.competitions.bootstrap import Interval
 from kaggle_kit.competitions.declaration import dump
 from kaggle_kit.competitions.metrics import QWK, log_loss, one_hot_grades, softmax
+from kaggle_kit.competitions.posthoc import TemperatureFit, cross_fit
 from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.competitions.samples import write_sample
 from kaggle_kit.config.recipe import Recipe
@@ -305,8 +307,9 @@ def test_undecodable_test_image_is_reported_and_still_gets_a_row(runs, tmp_path)
 
 
 def submitted_configuration_on_validation(run: Path, data: Path, result) -> float:
-    """The metric of exactly what `predict` submitted (its checkpoint, views, temperature), recomputed from the
-    model on the run's validation images."""
+    """The cross-fitted metric of exactly what `predict` submitted (its checkpoint, views, a temperature fitted
+    on other parts of the validation split than each image's), recomputed from the model on the run's validation
+    images; the submitted temperature is the one refitted on all of them, or 1 where that fit does not help."""
     loaded = load_run(run, result.checkpoint, device="cpu")
     layout = open_run_layout(loaded, data)
     cache = load_images(layout, "train", cache_short_side(loaded.recipe))
@@ -314,7 +317,9 @@ def submitted_configuration_on_validation(run: Path, data: Path, result) -> floa
     logits = stream_logits(
         loaded.model, cache, indices, loaded.recipe, loaded.mean, loaded.std, loaded.device, result.views
     )
-    return loaded.competition.metric(labels, softmax(logits.mean.astype(np.float64), result.temperature))
+    crossed = cross_fit(TemperatureFit(), labels, logits.mean.astype(np.float64))
+    assert result.temperature == pytest.approx(crossed.params)
+    return loaded.competition.metric(labels, crossed.submitted)
 
 
 @pytest.mark.parametrize("tta", ["on", "off", "auto"])
@@ -334,11 +339,13 @@ def test_every_reported_calibrated_figure_is_what_predict_submits(runs, tmp_path
     if tta != "auto":
         assert result.tta == (tta == "on") and calibration["tta_source"] == f"recipe tta={tta}"
     scored = cli(capsys, "score", run, "--device", "cpu").stdout.splitlines()
-    assert scored[-1].endswith(
-        f"temperature {result.temperature:.3f}, validation log loss {truth:.4f} - lower is better"
-    )
+    uses = next(line for line in scored if line.startswith("predict uses:"))
+    assert f"temperature {result.temperature:.3f}, validation, cross-fitted log loss {truth:.4f} [" in uses
+    assert uses.endswith("n=120 - lower is better")
+    if result.temperature > 3:  # the over-confident run: its temperature is out of the sane range, and said so
+        assert any(line.startswith(f"note: temperature {result.temperature:.3f} fitted on 120") for line in scored)
     marked = [line for line in scored if "<- predict uses this" in line]
-    assert len(marked) == 1 and f"log loss {truth:.4f}" in marked[0] and ("no TTA" in marked[0]) == (not result.tta)
+    assert len(marked) == 1 and f"log loss {truth:.4f} [" in marked[0] and ("no TTA" in marked[0]) == (not result.tta)
 
 
 def test_predicting_last_then_best_keeps_both_calibrations(runs, tmp_path):
@@ -420,11 +427,11 @@ def test_score_run_reports_metric_and_direction_before_and_after(runs, tmp_path,
     result = cli(capsys, "score", run, "--device", "cpu")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"run {run} (best.pt, epoch 1): 120 validation images"
-    assert lines[1].startswith("  no TTA:") and lines[1].endswith(
-        f"log loss {scores['val_metric_plain']:.4f} - lower is better"
-    )
-    assert "TTA (2 views):" in lines[2] and "calibrated (T=" in lines[3]
+    assert lines[0] == f"run {run} (best.pt, epoch 1): 120 validation images (95% bootstrap intervals)"
+    raw = Interval.from_dict(scores["val_interval_plain"])
+    assert raw.low < scores["val_metric_plain"] < raw.high
+    assert lines[1].startswith("  no TTA:") and lines[1].endswith(f"log loss {raw} - lower is better")
+    assert "TTA (2 views):" in lines[2] and "calibrated, cross-fitted (T=" in lines[3]
     before, after = scores["val_log_loss_before"], scores["val_log_loss_after"]
     assert f"before calibration {before:.4f}, after {after:.4f}" in lines[5]
     assert lines[6].startswith("predict uses: TTA ")
@@ -493,15 +500,17 @@ def test_train_command_calibrates_then_predict_command_writes(runs, tmp_path):
     assert trained.returncode == 0, trained.stderr
     calibration = RunDir(run).config()["calibration"]["best"]
     assert calibration["validated"] and calibration["checkpoint"] == "best"
-    figure = CIFAR.metric.describe(calibration["val_metric_plain_calibrated"])
+    interval = Interval.from_dict(calibration["val_interval_plain_calibrated"])
+    assert interval.value == calibration["val_metric_plain_calibrated"] and interval.n == calibration["images"]
+    figure = f"{CIFAR.metric.label} {interval} - higher is better"
     assert (
         f"calibrated (what predict uses): best.pt, TTA off (recipe tta=off), temperature "
-        f"{calibration['temperature_plain']:.3f}, validation {figure}"
+        f"{calibration['temperature_plain']:.3f}, validation (cross-fitted) {figure}"
     ) in trained.stdout
     predicted = run_cli("predict", run, "--out", tmp_path / "c.csv", env={"OMP_NUM_THREADS": "1"})
     assert predicted.returncode == 0, predicted.stderr
     assert f"{CIFAR_TEST} rows (TTA off [recipe tta=off]" in predicted.stdout
-    assert f"validation of this configuration: {figure}" in predicted.stdout
+    assert f"validation (cross-fitted) {figure} <- this configuration" in predicted.stdout
 
 
 def test_a_qwk_competition_submits_grades_cut_at_thresholds_fitted_on_validation(runs, tmp_path, monkeypatch):

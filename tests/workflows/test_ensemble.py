@@ -14,7 +14,7 @@ from sklearn.metrics import log_loss as sk_log_loss
 from kaggle_kit.competitions.metrics import ACCURACY, LOG_LOSS
 from kaggle_kit.records.group_folder import FoldGroup
 from kaggle_kit.submissions.provenance import describe_run
-from kaggle_kit.workflows.ensembles import blend, fit_weights
+from kaggle_kit.workflows.ensembles import Shared, blend, choose_weights, fit_weights
 
 
 def _members(rng, n, classes, count, concentration=0.5):
@@ -27,7 +27,7 @@ def test_log_loss_weights_recover_a_known_mixture():
     truth = np.array([0.6, 0.3, 0.1])
     mixed = blend(members, truth)
     labels = np.array([rng.choice(5, p=row) for row in mixed])  # drawn from the mixture itself
-    weights = fit_weights(LOG_LOSS, labels, members)
+    weights = fit_weights(labels, members)
     assert weights.sum() == pytest.approx(1.0) and (weights >= 0).all()
     np.testing.assert_allclose(weights, truth, atol=0.03)
     fitted = sk_log_loss(labels, blend(members, weights), labels=range(5))
@@ -39,11 +39,11 @@ def test_a_useless_member_gets_no_weight():
     rng = np.random.default_rng(1)
     good, noise = _members(rng, 5000, 4, 2)
     labels = np.array([rng.choice(4, p=row) for row in good])
-    weights = fit_weights(LOG_LOSS, labels, [good, noise])
-    assert weights[1] < 0.02
+    weights = fit_weights(labels, [good, noise])
+    assert weights[1] == 0 and weights[0] == pytest.approx(1.0)  # under MIN_WEIGHT: dropped
 
 
-def test_accuracy_weights_beat_every_member_and_equal_weights():
+def test_log_loss_weights_that_lose_accuracy_to_equal_weights_are_not_used():
     rng = np.random.default_rng(2)
     n, classes = 3000, 6
     labels = rng.integers(0, classes, n)
@@ -52,12 +52,38 @@ def test_accuracy_weights_beat_every_member_and_equal_weights():
         logits = rng.normal(size=(n, classes))
         logits[np.arange(n), labels] += strength
         members.append(np.exp(logits) / np.exp(logits).sum(1, keepdims=True))
-    weights = fit_weights(ACCURACY, labels, members)
-    assert weights.sum() == pytest.approx(1.0) and (weights >= 0).all()
-    best = accuracy_score(labels, blend(members, weights).argmax(1))
-    assert best >= accuracy_score(labels, blend(members, np.full(3, 1 / 3)).argmax(1))
-    assert best >= max(accuracy_score(labels, m.argmax(1)) for m in members)
-    assert weights[0] > weights[2]
+    weights = fit_weights(labels, members)
+    assert weights.sum() == pytest.approx(1.0) and weights[0] > weights[1] > weights[2]
+    fitted = accuracy_score(labels, blend(members, weights).argmax(1))
+    equal = accuracy_score(labels, blend(members, np.full(3, 1 / 3)).argmax(1))
+    assert fitted < equal  # the smooth score's optimum is not the step function's
+    chosen, crossed = choose_weights("auto", ACCURACY, Shared([str(i) for i in range(n)], labels, members))
+    assert not crossed.used and chosen.tolist() == pytest.approx([1 / 3] * 3)
+    assert f"the default's (equal weights) {equal:.4f}" in crossed.note
+    assert crossed.interval.value == pytest.approx(equal)
+
+
+def test_auto_weights_are_cross_fitted_and_a_useless_member_is_dropped():
+    rng = np.random.default_rng(3)
+    n, classes = 600, 4
+    labels = rng.integers(0, classes, n)
+    logits = rng.normal(size=(n, classes))
+    logits[np.arange(n), labels] += 2.0
+    good, noise = np.exp(logits) / np.exp(logits).sum(1, keepdims=True), rng.dirichlet(np.ones(classes), n)
+    shared = Shared([str(i) for i in range(n)], labels, [good, noise])
+    weights, crossed = choose_weights("auto", LOG_LOSS, shared)
+    assert crossed.used and weights.tolist() == [1.0, 0.0]  # refitted on all rows, the noise under 0.05
+    assert crossed.interval.value == pytest.approx(crossed.fitted_score) and crossed.interval.n == n
+    assert crossed.fitted_score < crossed.default_score  # cross-fitted, it still beats equal weights
+    # two members of equal skill: weights fitted on some parts do not beat equal ones on the others
+    twin = np.roll(good, 1, axis=0)[np.argsort(np.roll(np.arange(n), 1))]  # the same rows, another copy
+    equal, kept = choose_weights("auto", ACCURACY, Shared(shared.ids, labels, [good, twin]))
+    assert not kept.used and equal.tolist() == [0.5, 0.5] and "ensemble weights not used" in kept.note
+    given, figure = choose_weights(np.array([0.75, 0.25]), ACCURACY, shared)  # given weights: scored as they are
+    assert figure.value == pytest.approx(ACCURACY(labels, 0.75 * good + 0.25 * noise)) and given.tolist() == [
+        0.75,
+        0.25,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +105,8 @@ def test_blend_of_a_group_and_a_run_is_a_validated_recorded_submission(cifar_gro
     result = run_cli("ensemble", group_dir, runs["seed3"], "--out", out, "--weights", "auto")
     assert result.returncode == 0, result.stderr
     assert "accuracy" in result.stdout and "higher is better" in result.stdout and "blend" in result.stdout
+    blend_line = next(line for line in result.stdout.splitlines() if line.strip().startswith("blend"))
+    assert "n=10" in blend_line  # every figure with its interval and the images it stands on
     # outside submissions/<competition>/: validate and score find the competition in the blend's record
     checked = run_cli("validate", out, "--data-dir", tiny_cifar)
     assert checked.returncode == 0, checked.stderr

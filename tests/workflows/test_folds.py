@@ -17,6 +17,7 @@ from helpers import FOLD_ARGS, KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_r
 from sklearn.metrics import accuracy_score
 from sklearn.metrics import log_loss as sk_log_loss
 
+from kaggle_kit.competitions.bootstrap import Interval
 from kaggle_kit.competitions.metrics import softmax
 from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.core.errors import KitError
@@ -115,9 +116,13 @@ def test_predict_score_and_runs_read_the_group(cifar_group, tiny_cifar, tmp_path
     assert listed.returncode == 0, listed.stderr
     rows = [line for line in listed.stdout.splitlines() if str(group_dir) in line]
     assert len(rows) == 1 and "3-fold CV" in rows[0] and f"{cv['oof_metric']:.4f}" in rows[0]
-    assert "validation = best epoch's accuracy; a fold group's: OOF accuracy, kaggle" in listed.stdout
+    interval = Interval.from_dict(cv["oof_interval"])  # every image held out once: n is the whole training set
+    assert interval.n == cv["images"] and interval.low <= cv["oof_metric"] <= interval.high and cv["cross_fitted"]
+    assert str(interval) in rows[0] and str(interval) in scored.stdout
+    assert "(else best epoch's accuracy); a fold group's: OOF accuracy, kaggle" in listed.stdout
     comp, info = describe_run(out)  # what `submit` records in the ledger
     assert comp.name == "cifar10" and info.name == group_dir.name and info.local_score == cv["oof_metric"]
+    assert info.local_interval == cv["oof_interval"]  # the ledger records the figure with its interval
     # the submission's message gives the temperature predict GROUP applied (OOF), not fold 1's
     message = default_message(out, info, "0" * 64)
     assert f"T={cv['temperature']:.2f}" in message and info.config.tta is None

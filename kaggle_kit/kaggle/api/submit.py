@@ -196,6 +196,7 @@ def submit(
         recipe=run.recipe,
         metric=comp.metric.name,
         local_score=run.local_score,
+        local_interval=run.local_interval,
         message=message,
     )
     result = SubmitResult(comp, file, sha256, message, record, run, left_today=None if left is None else left - 1)
