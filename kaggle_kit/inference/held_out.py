@@ -1,7 +1,9 @@
 """The groups of held-out images, so that their bootstrap intervals and cross-fits draw whole groups.
 
 Images of one patient, driver or subject are not independent: resampling them one by one would make an interval
-too narrow, and a fit cross-fitted across parts that share a group would be scored on what it saw."""
+too narrow, and a fit cross-fitted across parts that share a group would be scored on what it saw. The groups are
+read by `data.groups` exactly as the split read them (a labels CSV column, or a folder-labelled download's own
+group file such as State Farm's driver_imgs_list.csv)."""
 
 from __future__ import annotations
 
@@ -9,22 +11,16 @@ import numpy as np
 
 from ..competitions.declaration import Competition
 from ..core.errors import KitError
+from ..data.groups import image_groups
 
 
 def held_out_groups(comp: Competition, layout, ids: list[str]) -> np.ndarray | None:
-    """The declared group of each id, read from the labels CSV's group column; None where no group column is
+    """The declared group of each held-out id (training ids, in `ids`' order); None where no group column is
     declared (every image its own group)."""
-    if not comp.group_column or comp.label_source != "csv":
+    if not comp.group_column:
         return None
-    from ..data.labels import read_csv
-
-    table = read_csv(layout.labels_path, "labels")
-    if comp.group_column not in table.columns:
-        raise KitError(
-            f"{layout.labels_path}: no column {comp.group_column!r}, which {comp.name} declares as its group column; "
-            f"download the labels file again"
-        )
-    by_id = dict(zip(table[comp.id_column].astype(str), table[comp.group_column].astype(str)))
+    groups = image_groups(layout)
+    by_id = dict(zip(map(str, layout.train.ids), groups))
     missing = [i for i in ids if str(i) not in by_id]
     if missing:
         raise KitError(f"{layout.labels_path}: held-out id {missing[0]} has no row ({len(missing)} such): other data")
