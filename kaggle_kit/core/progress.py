@@ -1,8 +1,8 @@
 """Progress bars with an ETA, shown at the edges (CLI) and silent inside library calls and tests.
 
 `bar(total, description)` is a context manager whose `advance(n)` moves the bar; when progress is
-off it costs nothing. On a terminal it draws a rich bar; elsewhere (logs, notebooks without a TTY,
-CI) it prints a plain line about every 10% with rate and ETA.
+off it costs nothing. On a terminal it draws a rich bar; in a Jupyter notebook tqdm's notebook bar (plain lines
+without tqdm and ipywidgets); elsewhere (logs, CI) it prints a plain line about every 10% with rate and ETA.
 """
 
 from __future__ import annotations
@@ -106,16 +106,58 @@ class _Rich(_Bar):
         self._progress.stop()
 
 
+class _Notebook(_Bar):
+    """tqdm's widget bar, redrawn in place in a Jupyter cell (where stderr is no TTY)."""
+
+    def __init__(self, total, description):
+        super().__init__(total, description)
+        from tqdm.notebook import tqdm
+
+        self._tqdm = tqdm(total=total, desc=description, leave=False)
+
+    def advance(self, n: int = 1, postfix: str = "") -> None:
+        super().advance(n, postfix)
+        if postfix:
+            self._tqdm.set_postfix_str(postfix, refresh=False)
+        self._tqdm.update(n)
+
+    def close(self) -> None:
+        self._tqdm.close()
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel. IPython is only asked when something already imported it: a plain
+    interpreter never pays for the import."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def notebook_bar_available() -> bool:
+    """tqdm's notebook bar needs ipywidgets; without it a notebook gets the plain lines."""
+    try:
+        import ipywidgets  # noqa: F401
+        import tqdm.notebook  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 @contextmanager
 def bar(total: int | None, description: str):
     if not _enabled:
         yield _Quiet(total, description)
         return
-    b = _Rich(total, description) if sys.stderr.isatty() else _Lines(total, description)
+    if sys.stderr.isatty():
+        b = _Rich(total, description)
+    elif in_notebook() and notebook_bar_available():
+        b = _Notebook(total, description)
+    else:
+        b = _Lines(total, description)
     try:
         yield b
     finally:
-        if isinstance(b, _Rich):
+        if isinstance(b, (_Rich, _Notebook)):
             b.close()
 
 
