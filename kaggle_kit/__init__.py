@@ -34,6 +34,7 @@ _CALLS = {
     "Run": "results",
     "FoldGroup": "results",
     "Submission": "results",
+    "Hook": "hooks",
 }
 
 __all__ = sorted(_CALLS)

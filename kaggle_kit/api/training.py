@@ -155,8 +155,9 @@ def run_training(
 
 def _train_single(competition, options: RunOptions, overrides, tracker, say: Say):
     from .. import training
+    from .hooks import hook_objects
 
-    extra = {"hooks": list(options.hooks)} if options.hooks else {}
+    extra = {"hooks": hook_objects(options.hooks)} if options.hooks else {}
     if options.resume:
         return training.resume(options.resume, options.data_dir, competition, tracker=tracker, **extra)
     images = training_images(competition, options, overrides, say)

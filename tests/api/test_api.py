@@ -29,7 +29,7 @@ def test_importing_the_package_imports_no_torch():
 def test_every_public_call_is_there_and_no_sub_package_shadows_one():
     for name in ("train", "predict", "score", "ensemble", "validate", "submit", "download", "init", "lr_find"):
         assert callable(getattr(kk, name)), name
-    for name in ("analyze", "experiment", "package", "push", "runs", "sample", "Run", "FoldGroup"):
+    for name in ("analyze", "experiment", "package", "push", "runs", "sample", "Run", "FoldGroup", "Hook"):
         assert callable(getattr(kk, name)), name
     shadowed = [name for name in kk.__all__ if (REPO / "kaggle_kit" / name).exists()]
     shadowed += [name for name in kk.__all__ if (REPO / "kaggle_kit" / f"{name}.py").exists()]
