@@ -353,3 +353,21 @@ def _with_out(competition: str | None, options: RunOptions, overrides: dict[str,
     if options.folds is not None:
         path = path.with_name(f"{path.name}-{options.folds}fold")  # as cross_validation names a new group
     return dataclasses.replace(options, out=path)
+
+
+def _train_signature():
+    """`train(competition=None, *, data_dir=None, ..., arch=None, lr=None, ...)`: the keywords spelled out, so
+    `help(kk.train)` and a notebook's completion list every option and recipe field."""
+    import inspect
+
+    from .options import OPTION_NAMES, RECIPE_NAMES
+
+    defaults = RunOptions()
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    params = [inspect.Parameter("competition", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)]
+    params += [inspect.Parameter(name, keyword, default=getattr(defaults, name)) for name in OPTION_NAMES]
+    params += [inspect.Parameter(name, keyword, default=None) for name in RECIPE_NAMES]
+    return inspect.Signature(params)
+
+
+train.__signature__ = _train_signature()

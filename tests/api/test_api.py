@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -47,6 +48,8 @@ def test_every_train_flag_is_a_keyword_of_kk_train():
     assert set(flags) == set(OPTION_NAMES) | set(RECIPE_NAMES), set(flags) ^ (set(OPTION_NAMES) | set(RECIPE_NAMES))
     for name, opts in flags.items():  # named as the flag, snake_case
         assert name == "hooks" or f"--{name.replace('_', '-')}" in opts, (name, opts)
+    keywords = inspect.signature(kk.train).parameters  # what help(kk.train) and a notebook's completion show
+    assert set(flags) <= set(keywords), set(flags) - set(keywords)
     options, overrides = split_settings({name: None for name in flags})
     assert (options, overrides) == (RunOptions(), {})  # None: not given, as an absent flag
 
