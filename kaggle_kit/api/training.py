@@ -63,7 +63,6 @@ class GroupOutcome:
 
 def check_request(competition: str | None, options: RunOptions, overrides: dict[str, Any]) -> None:
     """What cannot go together, refused before anything is read or launched."""
-    from ..records.group_folder import is_group
     from ..training.tracking import check_kinds
 
     if options.nproc < 1:
@@ -71,7 +70,7 @@ def check_request(competition: str | None, options: RunOptions, overrides: dict[
     if not competition and not options.resume:
         raise KitError("give a COMPETITION (or --resume RUN_DIR)")
     check_kinds(list(options.track) or None)  # a wrong name fails before any training, on every rank
-    if is_group_request(options, is_group):
+    if is_group_request(options):
         if options.pseudo_labels is not None or options.pseudo_threshold is not None:
             # a source trained on these labels has seen every fold's held-out images: its pseudo-labels would carry
             # them into the other folds' training and flatter the OOF score
@@ -98,9 +97,10 @@ def check_request(competition: str | None, options: RunOptions, overrides: dict[
             )
 
 
-def is_group_request(options: RunOptions, is_group=None) -> bool:
-    if is_group is None:
-        from ..records.group_folder import is_group
+def is_group_request(options: RunOptions) -> bool:
+    """`folds=K`, or `resume` naming a fold group's folder."""
+    from ..records.group_folder import is_group
+
     return options.folds is not None or bool(options.resume and is_group(options.resume))
 
 
