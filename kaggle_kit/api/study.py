@@ -7,6 +7,9 @@ from typing import Any, Callable
 
 from ..core.errors import KitError
 
+# what every run's row holds (`runs` with no run still has its columns, so a filter on them works)
+RUN_COLUMNS = ("run_dir", "competition", "arch", "recipe", "epochs", "val_metric", "kaggle_public", "settings")
+
 
 def gpu_ids(gpus: str | list | None) -> list[str] | None:
     """`"0,1"` (or `[0, 1]`) -> `["0", "1"]`; None -> None."""
@@ -60,7 +63,8 @@ def runs(competition: str | None = None, root: list | Path | str | None = None, 
     def damaged(path: Path, why: str) -> None:
         warnings.warn(f"skipped {path}: {why}", stacklevel=3)
 
-    return pd.DataFrame(list_runs(competition, root, ledger, damaged))
+    found = list_runs(competition, root, ledger, damaged)
+    return pd.DataFrame(found) if found else pd.DataFrame(columns=RUN_COLUMNS)
 
 
 def list_runs(competition, root, ledger, on_damaged) -> list[dict[str, Any]]:
