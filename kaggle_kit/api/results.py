@@ -18,6 +18,13 @@ class Submission:
     path: Path
     details: Any
 
+    def __iter__(self):
+        """`frame, path = run.predict()`: the DataFrame and its path, as a pair."""
+        return iter((self.frame, self.path))
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
     def __repr__(self) -> str:
         return f"Submission({str(self.path)!r}, rows={len(self.frame)})"
 

@@ -84,7 +84,28 @@ def test_folds_return_a_fold_group_that_predicts(tiny_cifar, tmp_path):
     assert isinstance(group, kk.FoldGroup) and group.k == 2
     assert [run.folder.name for run in group.folds] == ["fold-1", "fold-2"]
     assert group.best_score == group.cv["oof_metric"]
-    submission = group.predict(out=tmp_path / "group.csv")
-    assert len(submission.frame) == 30
+    frame, path = group.predict(out=tmp_path / "group.csv")  # the DataFrame and its path, as a pair too
+    assert len(frame) == 30 and path == tmp_path / "group.csv"
     with pytest.raises(KitError, match="pseudo-labels is for single runs"):
         kk.train("cifar10", data_dir=tiny_cifar, folds=2, pseudo_labels=group)
+
+
+def test_nproc_workers_get_the_same_request_as_a_command_line(tmp_path):
+    """kk.train(nproc=N) runs N `kaggle-kit train` workers: the command line it writes must parse back to the
+    very options and recipe settings it was given."""
+    from kaggle_kit.api.options import train_argv
+    from kaggle_kit.cli import app
+
+    settings = dict(data_dir=tmp_path, out=tmp_path / "run", nproc=2, track=["tensorboard"], hooks=["my_hooks:Count"])
+    settings.update(analyze=False, lr=0.05, freeze=False, unfreeze_after=None, epochs=3, arch="resnet18")
+    options, overrides = split_settings(settings)
+    argv = train_argv("cifar10", options, overrides)
+    assert argv[:2] == ["train", "cifar10"]
+    command = typer.main.get_command(app).commands["train"]
+    parsed = command.make_context("train", argv[1:]).params
+    assert parsed["competition"] == "cifar10"
+    back, back_overrides = split_settings({k: v for k, v in parsed.items() if k != "competition"})
+    assert back == options
+    assert {k: float(v) if k == "lr" else v for k, v in back_overrides.items()} == overrides
+    with pytest.raises(KitError, match="give it as 'module:Class' text"):
+        train_argv("cifar10", split_settings(dict(nproc=2, hooks=[kk.Hook()]))[0], {})
