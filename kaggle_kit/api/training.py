@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core import distributed
 from ..core.errors import KitError
 from .options import RunOptions, train_argv
 
@@ -121,6 +120,7 @@ def run_training(
 ) -> SingleOutcome | GroupOutcome:
     """Train in this process (a worker of `--nproc` included): a fold group, or a run then its calibration.
     Ranks other than 0 leave the process once training is done: rank 0 alone reports and writes."""
+    from ..core import distributed
     from ..core.launch import die_with_launcher
     from ..training.tracking import RunTracking, check_kinds
 
@@ -170,6 +170,7 @@ def training_images(competition, options: RunOptions, overrides, say: Say = say_
     """The labelled images and, with pseudo_labels, the test images that source labels confidently, chosen on rank 0
     and handed to the others: every rank must train on one set, and predictions on different devices may differ at
     the threshold's edge."""
+    from ..core import distributed
     from ..data.training_images import TrainingImages
     from ..training.entry import check_request as check_recipe
 
@@ -236,6 +237,7 @@ def _metric_of(run_dir: Path):
 
 def _train_group(competition, options: RunOptions, overrides, is_main: bool, say: Say) -> GroupOutcome:
     """Every chosen fold trained (or resumed, or skipped when finished), then the OOF and CV."""
+    from ..core import distributed
     from ..workflows import cross_validation
 
     gpus = gpu_list(options.gpus, options.nproc, say)
