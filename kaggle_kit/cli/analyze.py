@@ -22,7 +22,7 @@ def analyze(
     ),
 ) -> None:
     """Confusion matrix, most-confused pairs, highest-loss images, per-class metric, reliability: analysis.md."""
-    from ..inference.analysis import analyze_run
+    from ..api.inference import analyze as analyze_run
 
     result = analyze_run(run, out, data_dir, on_warning=lambda why: print(f"warning: {why}", file=sys.stderr))
     for t, p, n in result.pairs[:3]:

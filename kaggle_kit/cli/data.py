@@ -18,11 +18,9 @@ def sample(
     top_folder: bool = typer.Option(False, help="wrap the zip's contents in one folder"),
 ) -> None:
     """Write a small generated dataset in the competition's exact Kaggle download layout."""
-    from ..competitions.registry import resolve
-    from ..competitions.samples import write_sample
+    from ..api.competitions import sample as write_sample
 
-    comp = resolve(competition)
-    path = write_sample(comp, out_dir, n_train=n_train, n_test=n_test, seed=seed, nested=nested, top_folder=top_folder)
+    path = write_sample(competition, out_dir, n_train, n_test, seed, nested, top_folder)
     print(f"wrote {path} and {path.parent / 'answers.csv'}")
 
 

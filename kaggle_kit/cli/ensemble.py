@@ -24,8 +24,8 @@ def ensemble_command(
     device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda or cuda:N."),
 ) -> None:
     """Blend the members' test probabilities with weights chosen on their shared held-out predictions."""
+    from ..api.inference import ensemble
     from ..competitions.bootstrap import Interval
-    from ..workflows.ensembles import ensemble
 
     result = ensemble(members, out, weights, data_dir, device=device)
     for warning in result.warnings:

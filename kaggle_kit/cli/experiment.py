@@ -89,26 +89,10 @@ def experiment(
     ),
 ) -> None:
     """Run every cell x seed of a plan as a normal run folder (finished runs are skipped), then write the report."""
-    from ..core.errors import KitError
-    from ..study.experiment import run_experiment
-    from ..study.plan import parse_set
+    from ..api.study import experiment as run_experiment
     from . import fail
 
-    gpu_list = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
-    if gpus is not None and not gpu_list:
-        raise KitError(f"--gpus {gpus!r}: give GPU ids separated by commas, e.g. --gpus 0,1")
-    result = run_experiment(
-        plan,
-        data_dir,
-        out,
-        epochs=epochs,
-        seeds=seeds,
-        submit=submit,
-        gpus=gpu_list,
-        overrides=parse_set(assignments),
-        on_event=_print_event,
-        track=track,
-    )
+    result = run_experiment(plan, data_dir, out, epochs, seeds, submit, gpus, assignments, track, _print_event)
     print(
         f"{result.plan} ({result.competition}): {result.runs} runs - {len(result.trained)} trained, "
         f"{len(result.resumed)} resumed, {len(result.skipped)} skipped (already finished), {len(result.failed)} failed "
@@ -174,16 +158,16 @@ def runs(
     ),
 ) -> None:
     """List run folders: arch, recipe, epochs, best validation metric (with its direction) and Kaggle score."""
+    from ..api.study import list_runs, searched_roots
     from ..competitions.registry import resolve
-    from ..submissions.ledger import Ledger
-    from ..submissions.provenance import DEFAULT_RUN_ROOTS, epochs_text, list_runs
+    from ..submissions.provenance import epochs_text
 
-    searched = roots or list(DEFAULT_RUN_ROOTS)
+    searched = searched_roots(roots)
 
     def damaged(path: Path, why: str) -> None:
         print(f"warning: skipped {path}: {why}", file=sys.stderr)
 
-    found = list_runs(searched, competition, ledger=Ledger(ledger) if ledger else None, on_damaged=damaged)
+    found = list_runs(competition, searched, ledger, damaged)
     if not found:
         print(
             f"no runs{' of ' + resolve(competition).name if competition else ''} under {', '.join(map(str, searched))}"

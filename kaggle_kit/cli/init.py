@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-
-from ..core.errors import KitError
-
-
-def _slug(text: str) -> str:
-    match = re.search(r"kaggle\.com/(?:c|competitions)/([^/?#\s]+)", text)
-    return (match.group(1) if match else text).strip().strip("/")
 
 
 def init(
@@ -46,38 +38,23 @@ def init(
     no_groups: bool = typer.Option(False, "--no-groups", help="validate image by image, ignoring any group column"),
 ) -> None:
     """Infer a competition's declaration from its download, print what was inferred, and write it."""
-    from ..workflows.init_competition import Hints, describe, infer, resolve_metric, write_declaration
+    from ..api.competitions import init as declare
+    from ..workflows.init_competition import describe
 
-    slug = _slug(slug)
-    hints = Hints(train_dir, test_dir, labels, id_column, label_column, group_column, groups, no_groups)
-    found = infer(slug, resolve_metric(slug, metric), data_dir=data_dir, name=name, positive=positive, hints=hints)
-    for line in describe(found):
+    made = declare(
+        slug, data_dir, metric, name, out, positive, force, train_dir=train_dir, test_dir=test_dir, labels=labels,
+        id_column=id_column, label_column=label_column, group_column=group_column, groups=groups, no_groups=no_groups,
+    )  # fmt: skip
+    for line in describe(made.found):
         print(line)
-    target = out or _user_folder() / f"{found.competition.name}.toml"
-    if target.exists() and not force:  # a declaration is edited by hand (recipes, fixes): never lost silently
-        raise KitError(f"{target} already exists: pass --force to overwrite it, or --out another file")
-    path = write_declaration(found.competition, out)
-    comp = found.competition
-    print(f"wrote {path}: next `kaggle-kit train {comp.name} --data-dir {found.layout.root}`")
-    if not _found_where_written(comp.name, path):
+    comp = made.found.competition
+    print(f"wrote {made.path}: next `kaggle-kit train {comp.name} --data-dir {made.found.layout.root}`")
+    if not made.found_there:
         print(
-            f"note: {path} is not where kaggle-kit looks for declarations: move it to "
-            f"./competitions/{comp.name}.toml or {_user_folder() / (comp.name + '.toml')} before training",
+            f"note: {made.path} is not where kaggle-kit looks for declarations: move it to "
+            f"./competitions/{comp.name}.toml or {made.user_folder / (comp.name + '.toml')} before training",
             file=sys.stderr,
         )
-
-
-def _user_folder() -> Path:
-    from ..competitions.registry import declaration_folders
-
-    return dict(declaration_folders())["user"]
-
-
-def _found_where_written(name: str, path: Path) -> bool:
-    from ..competitions.registry import all_competitions
-
-    comp = all_competitions().get(name)
-    return comp is not None and Path(comp.source).resolve() == path.resolve()
 
 
 def register(app: typer.Typer) -> None:

@@ -24,9 +24,9 @@ def download(
     force: bool = typer.Option(False, "--force", help="download again even when a verified copy is there"),
 ) -> None:
     """Download the competition's data bundle once with the official Kaggle client, verify it and unpack it."""
-    from ..kaggle.api import download as fetch
+    from ..api.remote import download as fetch
 
-    result = fetch(competition, data_dir, force=force)
+    result = fetch(competition, data_dir, force)
     what = result.archive.name if result.archive else "the unpacked data"
     if result.downloaded:
         print(f"downloaded {what} ({result.size / 1e6:.1f} MB) to {result.data_dir}")
@@ -56,9 +56,9 @@ def submit(
     ),
 ) -> None:
     """Check a submission, upload it with the official client, wait for the score and record it in the ledger."""
-    from ..kaggle.api import submit as send
+    from ..api.remote import submit as send
 
-    result = send(file, competition, message, wait=wait, timeout=timeout, data_dir=data_dir, run_dir=run)
+    result = send(file, competition, message, wait, timeout, data_dir, run)
     metric = result.competition.metric
     print(f"submitted {result.file} to {result.competition.slug} as submission {result.ref}")
     print(f"  message: {result.message}")

@@ -27,10 +27,10 @@ def lr_find(
     **overrides,
 ) -> None:
     """Learning-rate range test: loss vs rate (PNG) and a suggested --lr for `train` with the same flags."""
+    from ..api.tuning import lr_find as run_range_test
     from ..core import progress
 
     progress.enable(progress.enabled() and not quiet)
-    from ..training.lr_find import lr_find as run_range_test
 
     result = run_range_test(
         competition, data_dir, recipe, out, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, **overrides

@@ -31,34 +31,18 @@ def package_command(
     ),
 ) -> None:
     """Package a trained run for a Kaggle code competition: weights dataset + offline notebook."""
-    from ..kaggle.package import package
-    from ..kaggle.rehearse import rehearse as run_rehearsal
+    from ..api.remote import package
 
-    made = package(_one_run(runs), out, owner, dependency_wheels=deps_wheels)
+    made, done = package(runs, out, owner, deps_wheels, rehearse, data_dir)
     print(f"packaged run {made.run} of {made.competition.slug} in {made.folder}")
     print(f"  dataset  {made.dataset_id}: {len(made.files)} files ({', '.join(sorted(made.files))})")
     print(f"  notebook {made.notebook_id}: internet off, sources {made.dataset_id} and {made.competition.slug}")
-    if rehearse:
-        done = run_rehearsal(made.folder, data_dir)
+    if done is not None:
         print(
             f"rehearsal passed: {done.submission} matches predict's {done.expected} ({done.rows} rows, largest "
             f"difference {done.max_difference:.1e}, notebook ran {done.seconds:.0f} s offline)"
         )
     print(f"next: kaggle-kit push {made.folder}")
-
-
-def _one_run(paths: list[Path]) -> Path:
-    from ..core.errors import KitError
-
-    found = [p for p in paths if (p / "config.json").is_file()]
-    for group in (p for p in paths if not (p / "config.json").is_file()):
-        found += sorted(c.parent for c in Path(group).glob("*/config.json"))
-    if len(found) != 1:
-        raise KitError(
-            f"{' '.join(map(str, paths))}: {len(found)} run folders found; package takes exactly one run "
-            "(a folder with config.json, or a group folder holding one)"
-        )
-    return found[0]
 
 
 def push_command(
@@ -70,9 +54,9 @@ def push_command(
     score_timeout: float = typer.Option(1800.0, "--score-timeout", help="Seconds to wait for the score."),
 ) -> None:
     """Upload the dataset, push and follow the notebook, fetch its output, submit it and wait for the score."""
-    from ..kaggle.api.push import push
+    from ..api.remote import push
 
-    done = push(folder, message, notebook_timeout=timeout, score_timeout=score_timeout)
+    done = push(folder, message, timeout, score_timeout)
     metric = done.competition.metric
     print(f"dataset {done.dataset} version {done.dataset_version}: ready")
     print(

@@ -8,57 +8,10 @@ from typing import Optional
 
 import typer
 
-from ..competitions.registry import Competition, resolve
-from ..core.errors import KitError
+from ..api import inference as api
 
 PROBLEMS_SHOWN = 10
 INVALID_EXIT_CODE = 1  # the file is wrong; 2 (KitError) means the command could not run at all
-
-
-def competition_for(path: Path, name: str | None) -> Competition:
-    """`--competition` when given, else the folder after `submissions/` in the file's path, else what `ensemble`
-    recorded beside the file or `predict` recorded for these bytes (as `submit` finds them)."""
-    if name:
-        return resolve(name)
-    parts = Path(path).resolve().parts
-    # the nearest submissions/<competition>/ above the file (the last part is the file itself)
-    for i in reversed(range(len(parts) - 2)):
-        if parts[i] == "submissions":
-            try:
-                return resolve(parts[i + 1])
-            except KitError:
-                break
-    recorded = _recorded_competition(Path(path))
-    if recorded:
-        return resolve(recorded)
-    raise KitError(f"cannot tell which competition {path} is for: pass --competition (e.g. cifar10 or dog_breed)")
-
-
-def _record(path: Path) -> dict:
-    """What `ensemble` recorded beside this file, or `predict` for its bytes (competition, data_dir, sample)."""
-    from ..submissions.provenance import blend_record, find_written
-
-    if not path.is_file():
-        return {}
-    return blend_record(path) or find_written(path) or {}
-
-
-def _recorded_competition(path: Path) -> str | None:
-    return _record(path).get("competition")
-
-
-def _recorded_sample(path: Path) -> Path | None:
-    sample = _record(path).get("sample")
-    return Path(sample) if sample and Path(sample).is_file() else None
-
-
-def _sample_path(comp: Competition, sample: Path | None, data_dir: Path | None) -> Path:
-    if sample is not None:
-        return sample
-    from ..data.layout import find_sample_path
-
-    # only the sample is needed: no image listing, so checking a file stays instant on CIFAR-10's 300,000
-    return find_sample_path(comp, data_dir)
 
 
 def validate_command(
@@ -77,12 +30,8 @@ def validate_command(
     ),
 ) -> None:
     """Check a submission against the sample: header, ids, row count, labels or probabilities."""
-    from ..submissions.files import inspect_submission
-
-    comp = competition_for(file, competition)
-    if sample is None and data_dir is None:
-        sample = _recorded_sample(file)  # the sample the blend or prediction was checked against when written
-    result = inspect_submission(file, comp, _sample_path(comp, sample, data_dir))
+    checked = api.validate(file, competition, data_dir, sample)
+    result, comp = checked.result, checked.competition
     if result.ok:
         print(f"ok: {file}: {result.rows} rows, header matches {result.sample_path}")
         return
@@ -129,54 +78,19 @@ def score_command(
     calibration)."""
     from ..records.group_folder import is_group
 
-    if target.is_dir() and is_group(target):
-        from ..workflows.cross_validation import describe_cv, group_cv
-
-        if answers is not None:
-            raise KitError(f"{target} is a fold group, scored on its out-of-fold predictions: drop --answers")
-        ignored = [
-            flag
-            for flag, given in (
-                ("--checkpoint", checkpoint != "best"),
-                ("--recalibrate", recalibrate),
-                ("--metric", metric is not None),
-                ("--data-dir", data_dir is not None),
-            )
-            if given
-        ]
-        if ignored:
-            raise KitError(
-                f"{target} is a fold group, scored on its stored OOF predictions (each fold's best.pt, by the "
-                f"competition's metric): drop {' and '.join(ignored)}, or score one fold's run folder with it"
-            )
-        print("\n".join(describe_cv(group_cv(target))))
-        return
     if target.is_dir():
-        from ..inference.scoring import describe_scores, score_run
+        found = api.score(target, answers, competition, data_dir, checkpoint, recalibrate, device, metric)
+        if is_group(target):
+            from ..workflows.cross_validation import describe_cv
 
-        if answers is not None:
-            raise KitError(
-                f"{target} is a run folder, scored on its own validation split: "
-                f"drop --answers (it is for submission files)"
-            )
-        if metric is not None:
-            raise KitError(f"{target} is a run folder, scored by its competition's metric: drop --metric")
-        print(
-            "\n".join(describe_scores(score_run(target, data_dir, checkpoint, recalibrate=recalibrate, device=device)))
-        )
+            print("\n".join(describe_cv(found)))
+        else:
+            from ..inference.scoring import describe_scores
+
+            print("\n".join(describe_scores(found)))
         return
-    from ..submissions.files import score, scoring_metric
-
-    if not target.exists():
-        raise KitError(f"{target} does not exist: pass a submission CSV (with --answers), a run folder or a fold group")
-    if answers is None:
-        raise KitError(
-            f"scoring {target} needs --answers ANSWERS.csv (id plus the label column of each scored test image)"
-        )
-    comp = competition_for(target, competition)
-    if metric is not None:
-        comp = scoring_metric(comp, metric)
-    print(comp.metric.describe(score(target, answers, comp)))
+    comp, value = api.score_file(target, answers, competition, metric)
+    print(comp.metric.describe(value))
 
 
 def predict_command(
@@ -207,16 +121,14 @@ def predict_command(
     from ..core import progress
 
     progress.enable(progress.enabled() and not quiet)
-    from ..inference.predict import predict_run
     from ..records.group_folder import is_group
-
-    if is_group(run_dir):
-        return _predict_group(run_dir, data_dir, checkpoint, tta, out, device, batch_size)
     from ..records.run_folder import display_epoch
 
-    result = predict_run(run_dir, data_dir, checkpoint, tta, out, device=device, batch_size=batch_size)
+    result = api.predict(run_dir, data_dir, checkpoint, tta, out, device, batch_size).details
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
+    if is_group(run_dir):
+        return _report_group(result)
     views = f"TTA on, {len(result.views)} views" if result.tta else "TTA off"
     epoch = f" epoch {display_epoch(result.epoch)}" if result.epoch is not None else ""
     print(
@@ -233,17 +145,9 @@ def predict_command(
     print(f"next: kaggle-kit submit {result.path}")
 
 
-def _predict_group(group, data_dir, checkpoint, tta, out, device, batch_size) -> None:
-    from ..workflows.cross_validation import describe_cv, predict_group
+def _report_group(result) -> None:
+    from ..workflows.cross_validation import describe_cv
 
-    if checkpoint != "best" or tta is not None:
-        raise KitError(
-            f"{group} is a fold group: each fold submits its best.pt with its own TTA choice; drop "
-            f"--checkpoint and --tta"
-        )
-    result = predict_group(group, data_dir, out, device=device, batch_size=batch_size)
-    for warning in result.warnings:
-        typer.echo(f"warning: {warning}", err=True)
     print(
         f"wrote {result.path}: {result.rows} rows (the folds' test logits averaged, temperature "
         f"{result.temperature:.3f} fitted on the OOF predictions)"

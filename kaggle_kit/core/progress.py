@@ -1,10 +1,10 @@
 """Progress bars with an ETA, shown at the edges (CLI) and silent inside library calls and tests.
 
 `bar(total, description)` is a context manager whose `advance(n)` moves the bar; when progress is
-off it costs nothing. On a terminal it draws a rich bar; elsewhere (logs, notebooks without a TTY,
-CI) it prints a plain line about every 10% with rate and ETA - with `period` (an epoch's steps), about
-every 10% of a period that runs long, so a notebook's `!kaggle-kit train` is never silent for minutes.
-Progress is on by default; `--quiet` (or KAGGLE_KIT_PROGRESS=0) turns it off.
+off it costs nothing. On a terminal it draws a rich bar; in a Jupyter notebook tqdm's notebook bar (plain lines
+without tqdm and ipywidgets); elsewhere (logs, CI) it prints a plain line about every 10% with rate and ETA - with
+`period` (an epoch's steps), about every 10% of a period that runs long, so a notebook's `!kaggle-kit train` is
+never silent for minutes. Progress is on by default; `--quiet` (or KAGGLE_KIT_PROGRESS=0) turns it off.
 """
 
 from __future__ import annotations
@@ -128,16 +128,58 @@ class _Rich(_Bar):
         self._progress.stop()
 
 
+class _Notebook(_Bar):
+    """tqdm's widget bar, redrawn in place in a Jupyter cell (where stderr is no TTY)."""
+
+    def __init__(self, total, description):
+        super().__init__(total, description)
+        from tqdm.notebook import tqdm
+
+        self._tqdm = tqdm(total=total, desc=description, leave=False)
+
+    def advance(self, n: int = 1, postfix: str = "") -> None:
+        super().advance(n, postfix)
+        if postfix:
+            self._tqdm.set_postfix_str(postfix, refresh=False)
+        self._tqdm.update(n)
+
+    def close(self) -> None:
+        self._tqdm.close()
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel. IPython is only asked when something already imported it: a plain
+    interpreter never pays for the import."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def notebook_bar_available() -> bool:
+    """tqdm's notebook bar needs ipywidgets; without it a notebook gets the plain lines."""
+    try:
+        import ipywidgets  # noqa: F401
+        import tqdm.notebook  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 @contextmanager
 def bar(total: int | None, description: str, period: int | None = None):
     if not _enabled:
         yield _Quiet(total, description)
         return
-    b = _Rich(total, description) if sys.stderr.isatty() else _Lines(total, description, period)
+    if sys.stderr.isatty():
+        b = _Rich(total, description)
+    elif in_notebook() and notebook_bar_available():
+        b = _Notebook(total, description)
+    else:
+        b = _Lines(total, description, period)
     try:
         yield b
     finally:
-        if isinstance(b, _Rich):
+        if isinstance(b, (_Rich, _Notebook)):
             b.close()
 
 

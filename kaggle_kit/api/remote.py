@@ -1,0 +1,72 @@
+"""`kk.download`, `kk.submit`, `kk.package`, `kk.push`: Kaggle through its official client, as the commands of
+the same names; each returns the library's result object (what the command prints from)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import KitError
+
+
+def download(competition: str, data_dir: Path | str | None = None, force: bool = False):
+    """Download the competition's data bundle once, verify it and unpack it: a DownloadResult."""
+    from ..kaggle.api import download as fetch
+
+    return fetch(competition, data_dir, force=force)
+
+
+def submit(
+    file: Path | str | Any,
+    competition: str | None = None,
+    message: str | None = None,
+    wait: bool = True,
+    timeout: float = 1800.0,
+    data_dir: Path | str | None = None,
+    run: Path | str | None = None,
+):
+    """Check a submission, upload it, wait for the score (`wait`) and record it in the ledger."""
+    from ..kaggle.api import submit as send
+
+    path = Path(getattr(file, "path", file))
+    run_dir = Path(getattr(run, "folder", run)) if run is not None else None
+    return send(path, competition, message, wait=wait, timeout=timeout, data_dir=data_dir, run_dir=run_dir)
+
+
+def one_run(paths: list[Path | str]) -> Path:
+    """The single run folder among `paths` (run folders, or group folders holding one): what `package` takes."""
+    paths = [Path(getattr(p, "folder", p)) for p in paths]
+    found = [p for p in paths if (p / "config.json").is_file()]
+    for group in (p for p in paths if not (p / "config.json").is_file()):
+        found += sorted(c.parent for c in Path(group).glob("*/config.json"))
+    if len(found) != 1:
+        raise KitError(
+            f"{' '.join(map(str, paths))}: {len(found)} run folders found; package takes exactly one run "
+            "(a folder with config.json, or a group folder holding one)"
+        )
+    return found[0]
+
+
+def package(
+    run: Path | str | Any,
+    out: Path | str | None = None,
+    owner: str | None = None,
+    deps_wheels: bool = True,
+    rehearse: bool = False,
+    data_dir: Path | str | None = None,
+):
+    """A run as a Kaggle dataset and an offline notebook (a code competition's submission): the Package, and with
+    `rehearse` the Rehearsal of the notebook run here offline (None without)."""
+    from ..kaggle.package import package as make
+    from ..kaggle.rehearse import rehearse as run_rehearsal
+
+    runs = run if isinstance(run, (list, tuple)) else [run]
+    made = make(one_run(runs), out, owner, dependency_wheels=deps_wheels)
+    return made, (run_rehearsal(made.folder, data_dir) if rehearse else None)
+
+
+def push(folder: Path | str, message: str | None = None, timeout: float = 9 * 3600.0, score_timeout: float = 1800.0):
+    """Upload a packaged run's dataset, run its notebook on Kaggle, submit its output and wait for the score."""
+    from ..kaggle.api.push import push as send
+
+    return send(Path(getattr(folder, "folder", folder)), message, notebook_timeout=timeout, score_timeout=score_timeout)
