@@ -33,6 +33,7 @@ class RunOptions:
     pseudo_labels: Path | None = None
     pseudo_threshold: float | None = None
     hooks: tuple[Any, ...] = ()  # hook objects, or "module:Class" text (what --hook gives)
+    quiet: bool = False  # no progress lines
 
 
 OPTION_NAMES = tuple(f.name for f in dataclasses.fields(RunOptions))
@@ -86,6 +87,7 @@ def train_argv(competition: str | None, options: RunOptions, overrides: dict[str
         if value is not None:
             argv += [f"--{name.replace('_', '-')}", str(value)]
     argv += ["--nproc", str(options.nproc)] + ([] if options.analyze else ["--no-analyze"])
+    argv += ["--quiet"] if options.quiet else []
     for kind in options.track:
         argv += ["--track", kind]
     for hook in options.hooks:

@@ -120,10 +120,12 @@ def run_training(
 ) -> SingleOutcome | GroupOutcome:
     """Train in this process (a worker of `--nproc` included): a fold group, or a run then its calibration.
     Ranks other than 0 leave the process once training is done: rank 0 alone reports and writes."""
-    from ..core import distributed
+    from ..core import distributed, progress
     from ..core.launch import die_with_launcher
     from ..training.tracking import RunTracking, check_kinds
 
+    if options.quiet:
+        progress.enable(False)
     die_with_launcher()
     distributed.init_from_env()
     # read before shutdown(): afterwards every process would count as rank 0 of 1

@@ -12,7 +12,6 @@ import typer
 from ..api.options import RunOptions
 from ..api.training import GroupOutcome, SingleOutcome, is_launcher, launch_workers, run_training
 from ..config.flags import with_recipe_flags
-from ..core import progress
 
 TRACK_HELP = "log the run to MLflow ($MLFLOW_TRACKING_URI, else runs/mlflow.db) or TensorBoard (RUN/tensorboard)"
 
@@ -58,12 +57,11 @@ def train(
     **overrides,
 ) -> None:
     """Train a model; every recipe setting can be overridden by its flag."""
-    progress.enable(progress.enabled() and not quiet)
     if nproc < 1:
         raise typer.BadParameter(f"--nproc {nproc}: give 1 or more processes")
     if not competition and not resume:
         raise typer.BadParameter("give a COMPETITION (or --resume RUN_DIR)")
-    settings = {name: value for name, value in locals().items() if name not in ("competition", "overrides", "quiet")}
+    settings = {name: value for name, value in locals().items() if name not in ("competition", "overrides")}
     options = RunOptions(**{**settings, "track": tuple(track or ()), "hooks": tuple(hooks or ())})
     if is_launcher(options):
         from ..core.invocation import arguments
