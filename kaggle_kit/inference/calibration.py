@@ -24,7 +24,6 @@ from ..competitions.metrics import (
     softmax,
 )
 from ..core.errors import KitError
-from ..data.batches import cache_short_side
 from ..data.cache import ImageCache, load_images
 from ..records.run_folder import RunDir
 from .loading import LoadedRun, load_run, open_run_layout
@@ -84,7 +83,7 @@ def calibrate_loaded(
         _store_calibration(loaded, calibration)
         return calibration
 
-    cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
+    cache = load_images(layout, "train", recipe.cache_side, skip_bad=recipe.skip_bad_images)
     indices, labels = validation_indices(loaded, layout, cache)
     logits = stream_logits(
         loaded.model,
