@@ -91,7 +91,7 @@ def experiment(
     """Run every cell x seed of a plan as a normal run folder (finished runs are skipped), then write the report."""
     from ..core.errors import KitError
     from ..study.experiment import run_experiment
-    from ..study.plan import parse_set
+    from ..study.plan_runs import parse_set
     from . import fail
 
     gpu_list = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
