@@ -106,23 +106,7 @@ def calibrate_loaded(
         calibrating_temperature(plain, labels),
         calibrating_temperature(tta, labels),
     )
-    scores = {
-        "val_metric_plain": metric(labels, softmax(plain)),
-        "val_metric_tta": metric(labels, softmax(tta)),
-        "val_metric_plain_calibrated": metric(labels, softmax(plain, t_plain)),
-        "val_metric_tta_calibrated": metric(labels, softmax(tta, t_tta)),
-        "val_log_loss_plain": log_loss(labels, softmax(plain)),
-        "val_log_loss_tta": log_loss(labels, softmax(tta)),
-        "val_log_loss_plain_calibrated": log_loss(labels, softmax(plain, t_plain)),
-        "val_log_loss_tta_calibrated": log_loss(labels, softmax(tta, t_tta)),
-    }
-    thresholds: dict[str, Any] = {}
-    if metric.fits_thresholds and comp.submission_kind == "label":
-        thresholds = {
-            **_thresholds(metric, labels, softmax(plain, t_plain), "plain"),
-            **_thresholds(metric, labels, softmax(tta, t_tta), "tta"),
-        }
-        scores.update({key: value for key, value in thresholds.items() if key.startswith("val_metric")})
+    scores, thresholds = _validation_scores(comp, labels, plain, tta, t_plain, t_tta)
     # what gets submitted is calibrated, so the choice compares calibrated scores; a tie keeps the cheaper plain pass
     tta_helps = metric.better(scores["val_metric_tta_calibrated"], scores["val_metric_plain_calibrated"])
     # the figures stored as the choice are those of what predict submits: a recipe's tta on/off outranks the measurement
@@ -148,6 +132,30 @@ def calibrate_loaded(
     )
     _store_calibration(loaded, calibration)
     return calibration
+
+
+def _validation_scores(comp, labels: np.ndarray, plain, tta, t_plain: float, t_tta: float):
+    """(the metric and log loss of each configuration, plain or TTA, before and after its temperature; a QWK label
+    competition's fitted grade thresholds)."""
+    metric = comp.metric
+    scores = {
+        "val_metric_plain": metric(labels, softmax(plain)),
+        "val_metric_tta": metric(labels, softmax(tta)),
+        "val_metric_plain_calibrated": metric(labels, softmax(plain, t_plain)),
+        "val_metric_tta_calibrated": metric(labels, softmax(tta, t_tta)),
+        "val_log_loss_plain": log_loss(labels, softmax(plain)),
+        "val_log_loss_tta": log_loss(labels, softmax(tta)),
+        "val_log_loss_plain_calibrated": log_loss(labels, softmax(plain, t_plain)),
+        "val_log_loss_tta_calibrated": log_loss(labels, softmax(tta, t_tta)),
+    }
+    thresholds: dict[str, Any] = {}
+    if metric.fits_thresholds and comp.submission_kind == "label":
+        thresholds = {
+            **_thresholds(metric, labels, softmax(plain, t_plain), "plain"),
+            **_thresholds(metric, labels, softmax(tta, t_tta), "tta"),
+        }
+        scores.update({key: value for key, value in thresholds.items() if key.startswith("val_metric")})
+    return scores, thresholds
 
 
 def _thresholds(metric: Metric, labels: np.ndarray, probs: np.ndarray, used: str) -> dict[str, Any]:
