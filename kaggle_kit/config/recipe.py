@@ -171,26 +171,6 @@ class Recipe:
             (self.warmup_epochs >= 0, "warmup_epochs", f"{self.warmup_epochs}", "give 0 or more"),
             (self.head_hidden >= 1, "head_hidden", f"{self.head_hidden}", "give --head-hidden 1 or more, e.g. 256"),
             (
-                self.eval_resize is None or self.eval_resize >= self.img_size,
-                "eval_resize",
-                f"{self.eval_resize}",
-                f"give --eval-resize {self.img_size} or more "
-                f"(the evaluation crop of --img-size {self.img_size} is cut from it)",
-            ),
-            (
-                self.cache_side is None or self.cache_side >= max(self.img_size, self.eval_resize or 0),
-                "cache_side",
-                f"{self.cache_side}",
-                f"give --cache-side {max(self.img_size, self.eval_resize or 0)} or more (the crops are cut from it)",
-            ),
-            (self.aug_scale is None or self.aug_scale > 0, "aug_scale", f"{self.aug_scale}", "give a factor above 0"),
-            (
-                self.val_batch_size is None or self.val_batch_size >= 1,
-                "val_batch_size",
-                f"{self.val_batch_size}",
-                "give --val-batch-size 1 or more",
-            ),
-            (
                 self.workers is None or self.workers >= 0,
                 "workers",
                 f"{self.workers}",
@@ -217,10 +197,35 @@ class Recipe:
                 "give 1 or more epochs, or none to train every epoch",
             ),
         ]
-        for ok, name, value, fix in checks:
+        for ok, name, value, fix in checks + self._size_checks():
             if not ok:
                 raise KitError(f"invalid setting {name}={value}: {fix}")
         return self
+
+    def _size_checks(self) -> list[tuple[bool, str, str, str]]:
+        """The sizes resolution settles (competitions.resolution.settle), checked as validate checks the rest."""
+        return [
+            (
+                self.eval_resize is None or self.eval_resize >= self.img_size,
+                "eval_resize",
+                f"{self.eval_resize}",
+                f"give --eval-resize {self.img_size} or more "
+                f"(the evaluation crop of --img-size {self.img_size} is cut from it)",
+            ),
+            (
+                self.cache_side is None or self.cache_side >= max(self.img_size, self.eval_resize or 0),
+                "cache_side",
+                f"{self.cache_side}",
+                f"give --cache-side {max(self.img_size, self.eval_resize or 0)} or more (the crops are cut from it)",
+            ),
+            (self.aug_scale is None or self.aug_scale > 0, "aug_scale", f"{self.aug_scale}", "give a factor above 0"),
+            (
+                self.val_batch_size is None or self.val_batch_size >= 1,
+                "val_batch_size",
+                f"{self.val_batch_size}",
+                "give --val-batch-size 1 or more",
+            ),
+        ]
 
     def warmup_length(self) -> float:
         """The warmup in epochs that training uses: the recipe's, unless it would not end before the run does (a
