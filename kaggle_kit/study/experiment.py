@@ -260,6 +260,24 @@ class _Submitter:
             emit(self.on_event, event="submitted", run=run.name, public_score=score)
 
 
+def _train_here(run: PlannedRun, resuming: bool, comp: Competition, data_dir, tracker):
+    """Train (or resume) one planned run in this process, then what `kaggle-kit train` does after training, so both
+    ways of running leave the same folder."""
+    from .. import training
+    from ..inference.analysis import analyze_finished_run
+    from ..inference.calibration import calibrate_after_training
+
+    if run.folds:
+        return train_group(run, comp, data_dir)
+    if resuming:
+        trained = training.resume(run.path, data_dir, tracker=tracker)
+    else:
+        trained = training.train(comp, data_dir, run.recipe, out=run.path, tracker=tracker)
+    if calibrate_after_training(trained, data_dir, device=run.recipe.device) is not None:
+        analyze_finished_run(run.path, data_dir)
+    return trained
+
+
 def _run_sequential(
     runs,
     states,
@@ -269,9 +287,6 @@ def _run_sequential(
     track: list[str] | None = None,
     plan_progress: PlanProgress | None = None,
 ) -> None:
-    from .. import training
-    from ..inference.analysis import analyze_finished_run
-    from ..inference.calibration import calibrate_after_training
     from ..training.tracking import RunTracking
 
     for run in runs:
@@ -280,15 +295,7 @@ def _run_sequential(
         began = time.perf_counter()
         tracker = RunTracking(track or [], on_epoch=lambda row: plan_progress and plan_progress.tell())
         try:
-            if run.folds:
-                trained = train_group(run, comp, data_dir)
-            elif resuming:
-                trained = training.resume(run.path, data_dir, tracker=tracker)
-            else:
-                trained = training.train(comp, data_dir, run.recipe, out=run.path, tracker=tracker)
-            # what `kaggle-kit train` does after training, so both ways of running leave the same folder
-            if not run.folds and calibrate_after_training(trained, data_dir, device=run.recipe.device) is not None:
-                analyze_finished_run(run.path, data_dir)
+            trained = _train_here(run, resuming, comp, data_dir, tracker)
             if tracker:
                 tracker.finish("KILLED" if trained.interrupted else "FINISHED")
         except KitError as error:

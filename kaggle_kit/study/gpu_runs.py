@@ -90,8 +90,6 @@ def run_parallel(
     """One `kaggle-kit` process per GPU at a time; each GPU takes the next process as soon as it is free (a fold
     group's folds are processes of their own, so they spread over the GPUs too; the group is finished once all
     its folds are). Their output goes to their logs, so the terminal hears from each one every `status_every_s`."""
-    from ..core.launch import last_line
-
     tracked = [arg for kind in track or [] for arg in ("--track", kind)]
     planned = {run.name: _processes(run, comp, data_dir, states[run.name], folder, tracked) for run in runs}
     pool = _Pool(planned, states, jobs, after_training, folder, data_dir)
@@ -101,22 +99,29 @@ def run_parallel(
     threads = [threading.Thread(target=pool.worker, args=(gpu,), name=f"gpu-{gpu}", daemon=True) for gpu in gpus]
     for thread in threads:
         thread.start()
-    told = time.perf_counter()
     try:
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(timeout=min(0.5, status_every_s))  # short joins keep Ctrl-C deliverable to the main thread
-                if time.perf_counter() - told >= status_every_s:
-                    told = time.perf_counter()
-                    for name, (gpu, log) in list(pool.running.items()):
-                        emit(on_event, event="progress", run=name, gpu=gpu, line=last_line(log) or "starting")
-                    if plan_progress:
-                        plan_progress.tell(force=True)
+        _wait(threads, pool, on_event, status_every_s, plan_progress)
     except KeyboardInterrupt:
         pool.stop.set()
         jobs.interrupted()
         for thread in threads:
             thread.join()
+
+
+def _wait(threads: list[threading.Thread], pool: _Pool, on_event, status_every_s: float, plan_progress) -> None:
+    """Until every GPU's thread ends, each running process's latest log line as a "progress" event now and then."""
+    from ..core.launch import last_line
+
+    told = time.perf_counter()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(timeout=min(0.5, status_every_s))  # short joins keep Ctrl-C deliverable to the main thread
+            if time.perf_counter() - told >= status_every_s:
+                told = time.perf_counter()
+                for name, (gpu, log) in list(pool.running.items()):
+                    emit(on_event, event="progress", run=name, gpu=gpu, line=last_line(log) or "starting")
+                if plan_progress:
+                    plan_progress.tell(force=True)
 
 
 class _Pool:

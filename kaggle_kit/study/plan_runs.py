@@ -80,16 +80,7 @@ def plan_runs(
     extra = dict(overrides or {})
     if epochs is not None:
         extra["epochs"] = epochs
-    for key in extra:
-        if key in plan.axis_names:
-            flag = "--epochs" if key == "epochs" else f"--set {key}=..."
-            raise KitError(
-                f"{flag} conflicts with the plan's grid axis '{key}' (it would make every cell alike): drop it"
-            )
-        if key in RESERVED_FIELDS:
-            raise KitError(
-                f"--set {key}=...: {'use --seeds N' if key == 'seed' else 'the recipe name comes from the plan'}"
-            )
+    _check_command_line(plan, extra)
     if seeds is not None and seeds < 1:
         raise KitError(f"--seeds {seeds}: give 1 or more")
     try:
@@ -115,6 +106,20 @@ def plan_runs(
                 )
             runs.append(PlannedRun(cell, seed, recipe, Path(folder) / cell.folder / f"seed={seed}", folds))
     return runs
+
+
+def _check_command_line(plan: Plan, extra: dict[str, Any]) -> None:
+    """`--epochs` and `--set` may not overwrite a grid axis (every cell would be alike) or what the plan names."""
+    for key in extra:
+        if key in plan.axis_names:
+            flag = "--epochs" if key == "epochs" else f"--set {key}=..."
+            raise KitError(
+                f"{flag} conflicts with the plan's grid axis '{key}' (it would make every cell alike): drop it"
+            )
+        if key in RESERVED_FIELDS:
+            raise KitError(
+                f"--set {key}=...: {'use --seeds N' if key == 'seed' else 'the recipe name comes from the plan'}"
+            )
 
 
 def check_plan_folds(plan: Plan, runs: list[PlannedRun], comp, layout) -> None:
