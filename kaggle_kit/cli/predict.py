@@ -199,7 +199,7 @@ def predict_command(
     ),
     device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda or cuda:N."),
     batch_size: Optional[int] = typer.Option(
-        None, "--batch-size", min=1, help="Images per batch (default: twice the training batch)."
+        None, "--batch-size", min=1, help="Images per batch (default: the run's val_batch_size)."
     ),
 ) -> None:
     """Predict every test image with a trained run (or fold group) and write a validated submission file."""
