@@ -42,8 +42,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.competitions.resolution import settle
     from kaggle_kit.core import progress
-    from kaggle_kit.data.batches import cache_short_side
     from kaggle_kit.data.cache import load_images
     from kaggle_kit.data.layout import open_layout
     from kaggle_kit.training import train
@@ -69,7 +69,7 @@ def main() -> None:
     )
     folder = dog_folder(args.work / f"dog-{args.images}-b{args.breeds}", args.images, breeds=args.breeds)
     layout = open_layout(comp, folder)
-    load_images(layout, "train", cache_short_side(recipe))  # shared by every run: built before the clock starts
+    load_images(layout, "train", settle(comp, recipe).cache_side)  # shared by every run: built before the clock starts
     features_dir = layout.work_dir / "features"
     shutil.rmtree(features_dir, ignore_errors=True)
 

@@ -227,8 +227,9 @@ def dog_end_to_end(device, sizes, folder: Path) -> dict:
     photos must go to the device (`gpu_data` auto) and the predictor must take its array path. --quick trains a
     tiny model at 64 pixels on the same path."""
     from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.competitions.resolution import settle
     from kaggle_kit.competitions.samples import write_sample
-    from kaggle_kit.data.batches import cache_short_side, use_array_path
+    from kaggle_kit.data.batches import use_array_path
     from kaggle_kit.data.cache import load_images
     from kaggle_kit.data.layout import open_layout
     from kaggle_kit.inference.predict import predict_run
@@ -237,7 +238,7 @@ def dog_end_to_end(device, sizes, folder: Path) -> dict:
     comp = resolve("dog_breed")
     data = write_sample(comp, folder / "dog-e2e", n_train=sizes["e2e_train"], n_test=sizes["e2e_test"]).parent
     recipe = comp.recipe("best").replace(pretrained=False, epochs=1, device=str(device), **sizes["e2e_overrides"])
-    cache = load_images(open_layout(comp, data), "train", cache_short_side(recipe))
+    cache = load_images(open_layout(comp, data), "train", settle(comp, recipe).cache_side)
     chosen = use_array_path(cache, recipe, device)
     trained = train(comp, data, recipe, out=folder / "dog-e2e-run")
     predicted = predict_run(trained.run_dir, data, out=folder / "dog-e2e.csv", device=str(device))

@@ -36,7 +36,7 @@ def experiment(
     """Run every cell x seed of a plan as normal run folders (finished runs skipped), then write the report.
     `set`: recipe settings for every run, a dict or `--set`'s KEY=VALUE texts. Returns the ExperimentResult."""
     from ..study.experiment import run_experiment
-    from ..study.plan import parse_set
+    from ..study.plan_runs import parse_set
 
     overrides = dict(set) if isinstance(set, dict) else parse_set(set)
     return run_experiment(

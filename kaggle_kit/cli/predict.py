@@ -113,7 +113,7 @@ def predict_command(
     ),
     device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda or cuda:N."),
     batch_size: Optional[int] = typer.Option(
-        None, "--batch-size", min=1, help="Images per batch (default: twice the training batch)."
+        None, "--batch-size", min=1, help="Images per batch (default: the run's val_batch_size)."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="no progress lines (they go to stderr, on by default)"),
 ) -> None:

@@ -48,6 +48,12 @@ class Resolution:
         self.derived[name] = {"value": value, "was": first, "why": why}
         self.notes.append(f"{name}={_show(value)} (recipe: {_show(was)}): {why}")
 
+    def fill(self, name: str, value: Any, why: str) -> None:
+        """A setting the recipe leaves open (None) settled: recorded with its reason, not said as a note (it
+        changes nothing the recipe asked for)."""
+        self.recipe = dataclasses.replace(self.recipe, **{name: value})
+        self.derived[name] = {"value": value, "was": None, "why": why}
+
     def record(self) -> dict[str, Any]:
         """What config.json keeps: the settings asked for, and each derived value with its reason."""
         return {"requested_recipe": self.requested.to_dict(), "derived": self.derived}
@@ -70,8 +76,36 @@ def resolve_recipe(comp: Competition, requested: Recipe, given: set[str], n_trai
     _follow_pretrained(comp, base, res, given)
     _follow_img_size(base, res, given)
     _follow_data_size(res, given, n_train)
-    res.recipe.validate()
+    # the user's request was validated before any data was read (training.entry.check_request), and what is
+    # derived above keeps within the checks; what is settled below is filled once for every reader
+    for name, (value, why) in _settled(comp, res.recipe).items():
+        res.fill(name, value, why)
     return res
+
+
+def settle(comp: Competition, recipe: Recipe) -> Recipe:
+    """`recipe` with every size it leaves open filled in: the one place they are computed. A resolved recipe comes
+    out unchanged; a run folder written before these were recorded gets the values it trained with."""
+    settled = _settled(comp, recipe)
+    return dataclasses.replace(recipe, **{name: value for name, (value, _) in settled.items()}) if settled else recipe
+
+
+def _settled(comp: Competition, recipe: Recipe) -> dict[str, tuple[Any, str]]:
+    """Field -> (value, why) for each derived size `recipe` leaves as None."""
+    eval_resize = recipe.eval_resize or recipe.img_size
+    values = {
+        "eval_resize": (eval_resize, "no resize before the evaluation crop: the shorter side is --img-size"),
+        # the train crop and the evaluation resize both read from the cached copy: keep enough pixels for both
+        "cache_side": (max(recipe.img_size, eval_resize), "the larger of img_size and eval_resize"),
+        # pixel sizes (pre-resize, translate, cutout) are written for the competition's native size
+        "aug_scale": (
+            recipe.img_size / comp.native_size if comp.native_size else 1.0,
+            f"img_size {recipe.img_size} / native size {comp.native_size}" if comp.native_size else "no native size",
+        ),
+        # evaluation keeps no activations for a backward pass, so twice the batch fits where training's did
+        "val_batch_size": (recipe.batch_size * 2, f"twice batch_size {recipe.batch_size}"),
+    }
+    return {name: value for name, value in values.items() if getattr(recipe, name) is None}
 
 
 def _follow_pretrained(comp: Competition, base: Recipe, res: Resolution, given: set[str]) -> None:
@@ -166,9 +200,9 @@ def augmentation_for(comp: Competition, recipe: Recipe) -> AugmentSpec:
     """The recipe's augmentation with its pixel sizes (pre-resize, translate, cutout) following `img_size`: they
     are written for the competition's native size, and a 12-pixel cutout means another thing at 96 pixels."""
     spec = comp.augmentation(recipe.aug)
-    if not comp.native_size or recipe.img_size == comp.native_size:
+    scale = settle(comp, recipe).aug_scale
+    if scale == 1:
         return spec
-    scale = recipe.img_size / comp.native_size
     return dataclasses.replace(
         spec,
         pre_resize=round(spec.pre_resize * scale) if spec.pre_resize else None,

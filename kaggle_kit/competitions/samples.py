@@ -128,15 +128,7 @@ def write_sample(
     out_dir = Path(out_dir)
     classes = _classes(comp)
     n_classes = len(classes)
-    # 0 is no "default" (and negatives crash later). A class without a training image is another competition
-    # where the labels or the declaration make the class list; where the sample submission's columns name the
-    # classes (Dog Breed) it is only a class never trained on, as in the benchmarks' tiny Dog downloads
-    least = 1 if comp.class_source == "sample_columns" else n_classes
-    if n_train is not None and n_train < least:
-        per_class = f", one training image per class of {comp.name}" if least > 1 else " training image"
-        raise KitError(f"--n-train {n_train}: give at least {least}{per_class}")
-    if n_test is not None and n_test < 1:
-        raise KitError(f"--n-test {n_test}: give at least 1 test image")
+    _check_counts(comp, n_train, n_test, n_classes)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     n_train = n_train or DEFAULT_TRAIN_PER_CLASS[comp.id_kind] * n_classes
@@ -188,18 +180,10 @@ def write_sample(
         else:
             files.update({f"{folder}/{name}": data for name, data in payload.items()})
     if nested:
-        for name in (comp.label_file, comp.sample_file):
-            inner = f"{name}.zip"
-            if name and comp.nested_archives.get(inner) == name:
-                files[inner] = _pack(inner, {name: files.pop(name)})
+        _pack_csv_files(comp, files)
 
-    prefix = f"{comp.slug}/" if top_folder else ""
     zip_path = out_dir / comp.archive_name
-    tmp = zip_path.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in sorted(files):
-            zf.writestr(prefix + name, files[name])
-    os.replace(tmp, zip_path)
+    _write_zip(zip_path, files, f"{comp.slug}/" if top_folder else "")
 
     answers = pd.DataFrame(
         {comp.id_column: np.array(test_ids)[scored], comp.label_column: [classes[c] for c in test_labels[scored]]}
@@ -231,6 +215,35 @@ def _label_csvs(comp: Competition, train_ids, train_labels, test_ids, classes, r
         )
         files[comp.group_file] = table.to_csv(index=False).encode()
     return files
+
+
+def _pack_csv_files(comp: Competition, files: dict[str, bytes]) -> None:
+    """The labels and sample CSVs moved into the inner zips the declaration names for them (CIFAR-10's form)."""
+    for name in (comp.label_file, comp.sample_file):
+        inner = f"{name}.zip"
+        if name and comp.nested_archives.get(inner) == name:
+            files[inner] = _pack(inner, {name: files.pop(name)})
+
+
+def _check_counts(comp: Competition, n_train: int | None, n_test: int | None, n_classes: int) -> None:
+    # 0 is no "default" (and negatives crash later). A class without a training image is another competition
+    # where the labels or the declaration make the class list; where the sample submission's columns name the
+    # classes (Dog Breed) it is only a class never trained on, as in the benchmarks' tiny Dog downloads
+    least = 1 if comp.class_source == "sample_columns" else n_classes
+    if n_train is not None and n_train < least:
+        per_class = f", one training image per class of {comp.name}" if least > 1 else " training image"
+        raise KitError(f"--n-train {n_train}: give at least {least}{per_class}")
+    if n_test is not None and n_test < 1:
+        raise KitError(f"--n-test {n_test}: give at least 1 test image")
+
+
+def _write_zip(zip_path: Path, files: dict[str, bytes], prefix: str) -> None:
+    """The download as Kaggle's client saves it, written beside and renamed: never a half-written zip."""
+    tmp = zip_path.with_suffix(".zip.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(files):
+            zf.writestr(prefix + name, files[name])
+    os.replace(tmp, zip_path)
 
 
 def _pack(name: str, members: dict[str, bytes]) -> bytes:

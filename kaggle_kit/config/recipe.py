@@ -64,6 +64,10 @@ class Recipe:
     # data
     img_size: int = 224
     eval_resize: int | None = None  # shorter side before the centre crop; None = img_size
+    # cache_side, aug_scale and val_batch_size (and eval_resize) are left None by a named recipe and filled in
+    # once, where the recipe is resolved (competitions.resolution.settle), so no module derives them again
+    cache_side: int | None = None  # shorter side of the decoded cache: the larger of img_size and eval_resize
+    aug_scale: float | None = None  # factor on the augmentation's pixel sizes: img_size / the competition's native
     aug: str = "none"
     val_fraction: float = 0.1
     full_train: bool = False  # train on train+valid (the final model); no validation metric
@@ -75,6 +79,7 @@ class Recipe:
     epochs: int = 10
     early_stop_patience: int | None = None  # epochs without a better validation metric before stopping; None = off
     batch_size: int = 128
+    val_batch_size: int | None = None  # validation batch while training (no gradients kept): twice batch_size
     accum_steps: int = 1  # gradient accumulation: one optimizer step per this many batches
     lr_scaling: str = "linear"  # how lr follows a batch shrunk for small data: linear | sqrt | keep
     optimizer: str = "sgd"  # sgd | adamw
@@ -166,13 +171,6 @@ class Recipe:
             (self.warmup_epochs >= 0, "warmup_epochs", f"{self.warmup_epochs}", "give 0 or more"),
             (self.head_hidden >= 1, "head_hidden", f"{self.head_hidden}", "give --head-hidden 1 or more, e.g. 256"),
             (
-                self.eval_resize is None or self.eval_resize >= self.img_size,
-                "eval_resize",
-                f"{self.eval_resize}",
-                f"give --eval-resize {self.img_size} or more "
-                f"(the evaluation crop of --img-size {self.img_size} is cut from it)",
-            ),
-            (
                 self.workers is None or self.workers >= 0,
                 "workers",
                 f"{self.workers}",
@@ -199,10 +197,35 @@ class Recipe:
                 "give 1 or more epochs, or none to train every epoch",
             ),
         ]
-        for ok, name, value, fix in checks:
+        for ok, name, value, fix in checks + self._size_checks():
             if not ok:
                 raise KitError(f"invalid setting {name}={value}: {fix}")
         return self
+
+    def _size_checks(self) -> list[tuple[bool, str, str, str]]:
+        """The sizes resolution settles (competitions.resolution.settle), checked as validate checks the rest."""
+        return [
+            (
+                self.eval_resize is None or self.eval_resize >= self.img_size,
+                "eval_resize",
+                f"{self.eval_resize}",
+                f"give --eval-resize {self.img_size} or more "
+                f"(the evaluation crop of --img-size {self.img_size} is cut from it)",
+            ),
+            (
+                self.cache_side is None or self.cache_side >= max(self.img_size, self.eval_resize or 0),
+                "cache_side",
+                f"{self.cache_side}",
+                f"give --cache-side {max(self.img_size, self.eval_resize or 0)} or more (the crops are cut from it)",
+            ),
+            (self.aug_scale is None or self.aug_scale > 0, "aug_scale", f"{self.aug_scale}", "give a factor above 0"),
+            (
+                self.val_batch_size is None or self.val_batch_size >= 1,
+                "val_batch_size",
+                f"{self.val_batch_size}",
+                "give --val-batch-size 1 or more",
+            ),
+        ]
 
     def warmup_length(self) -> float:
         """The warmup in epochs that training uses: the recipe's, unless it would not end before the run does (a
@@ -332,6 +355,9 @@ FIELD_HELP = {
     "unfreeze_after": "with --freeze: train all layers from this epoch on",
     "img_size": "training and evaluation crop size",
     "eval_resize": "shorter side before the evaluation centre crop",
+    "cache_side": "shorter side of the decoded image cache (default: the larger of img-size and eval-resize)",
+    "aug_scale": "factor on the augmentation's pixel sizes (default: img-size / the competition's native size)",
+    "val_batch_size": "validation batch while training (default: twice batch-size)",
     "aug": "augmentation pipeline: none, paper (the study's), modern, or policy (modern + RandAugment-style ops and "
     "random erasing)",
     "val_fraction": "fraction of each class held out for validation",

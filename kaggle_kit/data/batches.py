@@ -44,11 +44,6 @@ from .split import load_split, save_split, stratified_split
 from .training_images import TrainingImages
 
 
-def cache_short_side(recipe: Recipe) -> int:
-    # the train crop and the evaluation resize both read from the cached copy: keep enough pixels for both
-    return max(recipe.img_size, recipe.eval_resize or recipe.img_size)
-
-
 def use_array_path(cache: ImageCache, recipe: Recipe, device: torch.device, *, evaluation: bool = False) -> bool:
     """True: batches made in torch from the uint8 cache; False: DataLoader workers through Albumentations.
 
@@ -64,8 +59,7 @@ def use_array_path(cache: ImageCache, recipe: Recipe, device: torch.device, *, e
         if not cache.is_uniform():
             return False
         h, w, _ = (int(v) for v in cache.shapes[0])
-        short_side = recipe.eval_resize or recipe.img_size
-        return h == w == recipe.img_size and short_side == recipe.img_size
+        return h == w == recipe.img_size and recipe.eval_resize == recipe.img_size
     if recipe.gpu_data is not None:
         return recipe.gpu_data
     if device.type != "cuda":
@@ -94,7 +88,7 @@ def prepare_data(
     group), else a new seeded stratified split; saved as the run's split.json. `images.pseudo`: test images joined
     to training."""
     val_ids, pseudo = images.val_ids, images.pseudo
-    cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
+    cache = load_images(layout, "train", recipe.cache_side, skip_bad=recipe.skip_bad_images)
     ids = layout.train.ids
     split_path = run.file("split.json") if run else None
     split = None
@@ -132,7 +126,7 @@ def with_pseudo_labels(data: Data, layout: Layout, recipe: Recipe, pseudo: Pseud
     """`data` with the pseudo-labelled test images appended to the cache and to the training split alone: the
     validation split keeps its labelled images, and its positions, unchanged. Pixels come from predict's test
     cache (decoded once), at the size this run trains at."""
-    test = load_images(layout, "test", cache_short_side(recipe), skip_bad=True)
+    test = load_images(layout, "test", recipe.cache_side, skip_bad=True)
     position = {image_id: n for n, image_id in enumerate(test.ids)}
     missing = [i for i in pseudo.ids if i not in position]
     if missing:
@@ -250,9 +244,9 @@ class Batches:
     def validation(self, indices: np.ndarray):
         recipe, data = self.recipe, self.data
         if self.features is not None:
-            return self.features.val_batches(indices, recipe.batch_size * 2)
+            return self.features.val_batches(indices, recipe.val_batch_size)
         if self.use_gpu_data:
-            return GpuBatches(self.images, self.labels, indices, recipe.batch_size * 2, self.eval_transform)
+            return GpuBatches(self.images, self.labels, indices, recipe.val_batch_size, self.eval_transform)
         key = np.asarray(indices, dtype=np.int64).tobytes()
         if self._val_loader is None or self._val_loader[0] != key:  # the same images every epoch: workers stay
             dataset = CachedImages(data.train_cache, indices, data.labels, self.eval_transform)
@@ -260,7 +254,7 @@ class Batches:
                 key,
                 EpochLoader(
                     dataset,
-                    recipe.batch_size * 2,
+                    recipe.val_batch_size,
                     shuffle=False,
                     seed=recipe.seed,
                     workers=self.workers,
@@ -277,11 +271,11 @@ class Batches:
             transform = self.eval_transform if view is None else self.train_transform
             if view is not None:
                 seed_everything(epoch_seed(recipe.seed, view, salt=3))  # GpuAugment draws from torch's generator
-            return GpuBatches(self.images, self.labels, indices, recipe.batch_size * 2, transform)
+            return GpuBatches(self.images, self.labels, indices, recipe.val_batch_size, transform)
         transform = self.eval_transform if view is None else self.train_transform
         dataset = CachedImages(data.train_cache, indices, data.labels, transform)
         batches = EpochLoader(
-            dataset, recipe.batch_size * 2, shuffle=False, seed=recipe.seed, workers=self.workers, device=self.device
+            dataset, recipe.val_batch_size, shuffle=False, seed=recipe.seed, workers=self.workers, device=self.device
         )
         return batches.epoch(0) if view is None else OnDevice(batches.epoch(view), self.train_finish, self.device)
 

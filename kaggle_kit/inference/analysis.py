@@ -420,14 +420,15 @@ def stored_temperature(config: RunConfig) -> float:
 def run_images(config: RunConfig, data_dir: Path | str | None = None) -> tuple[ImageSource | None, str | None]:
     """The run's training images by id, from the decoded cache (built if missing); or None and why not."""
     from ..competitions.registry import resolve
-    from ..data.batches import cache_short_side
+    from ..competitions.resolution import settle
     from ..data.cache import load_images
     from ..data.layout import open_layout
 
     try:
-        recipe = config.recipe
-        layout = open_layout(resolve(config.competition), data_dir or config.data_dir)
-        cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
+        comp = resolve(config.competition)
+        recipe = settle(comp, config.recipe)  # an older run's sizes
+        layout = open_layout(comp, data_dir or config.data_dir)
+        cache = load_images(layout, "train", recipe.cache_side, skip_bad=recipe.skip_bad_images)
     except KitError as error:
         return None, f"the images are not drawn: {error}"
     position = {image_id: n for n, image_id in enumerate(cache.ids)}

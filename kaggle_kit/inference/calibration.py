@@ -19,7 +19,6 @@ from ..competitions.bootstrap import bootstrap_interval, temperature_warning
 from ..competitions.metrics import calibrating_temperature, log_loss, softmax
 from ..competitions.posthoc import GradeThresholdFit, TemperatureFit, cross_fit
 from ..core.errors import KitError
-from ..data.batches import cache_short_side
 from ..data.cache import ImageCache, load_images
 from ..records.run_folder import RunDir
 from .held_out import held_out_groups
@@ -80,7 +79,7 @@ def calibrate_loaded(
         _store_calibration(loaded, calibration)
         return calibration
 
-    cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
+    cache = load_images(layout, "train", recipe.cache_side, skip_bad=recipe.skip_bad_images)
     indices, labels = validation_indices(loaded, layout, cache)
     logits = stream_logits(
         loaded.model,

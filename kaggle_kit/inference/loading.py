@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..competitions.registry import Competition, all_competitions, resolve
+from ..competitions.resolution import settle
 from ..config.recipe import Recipe
 from ..core.errors import KitError
 from ..records.run_config import RunConfig
@@ -61,7 +62,7 @@ def load_run(run_dir: Path | str, checkpoint: str = "best", device: str = "auto"
             )
     competition = resolve(config.competition)
     # the checkpoint holds every weight: no ImageNet download, no weights file needed at predict time
-    recipe = config.recipe.replace(pretrained=False, weights=None)
+    recipe = settle(competition, config.recipe.replace(pretrained=False, weights=None))  # an older run's sizes
     classes = list(config.classes)
     mean, std = config.mean, config.std
     state = run.load_checkpoint(checkpoint)

@@ -19,7 +19,6 @@ from ..competitions.metrics import (
 )
 from ..competitions.registry import Competition
 from ..core.errors import KitError
-from ..data.batches import cache_short_side
 from ..data.cache import load_images
 from ..records.run_config import RunConfig
 from ..records.run_folder import RunDir
@@ -104,7 +103,7 @@ def calibrated_test_probabilities(
 
     # every test id needs a row, so an image that does not decode is predicted from the cache's grey
     # placeholder and reported, rather than stopping the whole prediction
-    cache = load_images(layout, "test", cache_short_side(recipe), skip_bad=True)
+    cache = load_images(layout, "test", recipe.cache_side, skip_bad=True)
     warnings = []
     if cache.bad_ids:
         shown = ", ".join(str(layout.test.path(i)) for i in cache.bad_ids[:3])
@@ -244,7 +243,7 @@ def run_logits(
     stream = dict(batch_size=batch_size, workers=workers)
     val_ids, labels, logits = [], np.zeros(0, np.int64), np.zeros((0, len(loaded.classes)), np.float32)
     if held_out:
-        train_cache = load_images(layout, "train", cache_short_side(recipe), skip_bad=recipe.skip_bad_images)
+        train_cache = load_images(layout, "train", recipe.cache_side, skip_bad=recipe.skip_bad_images)
         indices, labels = validation_indices(loaded, layout, train_cache)
         val_ids = [train_cache.ids[i] for i in indices]
         logits = stream_logits(
@@ -264,7 +263,7 @@ def run_logits(
         layout=layout,
     )
     if test:
-        test_cache = load_images(layout, "test", cache_short_side(recipe), skip_bad=True)
+        test_cache = load_images(layout, "test", recipe.cache_side, skip_bad=True)
         if test_cache.bad_ids:
             result.warnings.append(f"{len(test_cache.bad_ids)} test image(s) do not decode: predicted from grey")
         result.test_ids, result.test_bad_ids = list(test_cache.ids), list(test_cache.bad_ids)

@@ -102,7 +102,7 @@ def stream_logits(
     if views[0] != IDENTITY:
         raise ValueError("the identity view must come first")
     indices = np.asarray(indices, dtype=np.int64)
-    batch_size = batch_size or recipe.batch_size * 2
+    batch_size = batch_size or recipe.val_batch_size  # predict's own --batch-size, else the validation one
     dtype = autocast_dtype(device, recipe)
     channels_last = use_channels_last(recipe, device)
     batches, path = eval_batches(cache, indices, recipe, mean, std, device, batch_size, workers, batch_path)

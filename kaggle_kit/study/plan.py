@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,9 +66,7 @@ from typing import Any, get_type_hints
 from ..competitions.registry import all_competitions, resolve
 from ..config.recipe import Recipe, apply_overrides
 from ..core.errors import KitError
-from ..records.group_folder import FoldGroup, is_group
-from ..records.run_config import CONFIG
-from ..records.run_folder import HISTORY, RunDir
+from ..core.json_files import read_json_object
 from ..submissions.provenance import EXPERIMENT_FILE
 
 PLAN_SUFFIX = ".toml"
@@ -101,6 +98,8 @@ PLAN_COPY = "plan.toml"
 TIMINGS_FILE = "timings.json"
 SUBMISSION_FILE = "submission.csv"
 DEFAULT_ROOT = Path("experiments")
+
+DAMAGED = "delete it and rerun the experiment"  # what to do about an experiment file that does not read
 
 
 # --------------------------------------------------------------------------------------- the plan
@@ -248,66 +247,11 @@ def parse_plan(text: str, name: str, path: Path | None = None) -> Plan:
         raise KitError(f"{where}: seeds = {seeds!r}: give a whole number of runs per cell, 1 or more")
     folds = _fold_count(f"{where}: folds", data[FOLDS_KEY]) if FOLDS_KEY in data else None
     overrides = _recipe_overrides(f"{where} [overrides]", data.get("overrides", {}))
-
-    grid = data.get("grid", {})
-    if not isinstance(grid, dict):
-        raise KitError(f'{where}: grid must be a table of axes, e.g. [grid] schedule = ["step", "cosine"]')
-    axes = []
-    for axis_name, values in grid.items():
-        at = f"{where} [grid] {axis_name}"
-        if not isinstance(values, list) or not values:
-            raise KitError(f'{at}: give a non-empty list of values, e.g. {axis_name} = ["a", "b"]')
-        if axis_name.replace("-", "_") in overrides:
-            raise KitError(f"{at}: also set in [overrides]; keep it in one place")
-        if axis_name == FOLDS_KEY:
-            if folds is not None:
-                raise KitError(f"{at}: also set as `folds = {folds}` at the top of the plan; keep it in one place")
-            axes.append(Axis(FOLDS_KEY, tuple(_fold_count(at, v) for v in values)))
-            continue
-        checked = [_recipe_overrides(f"{where} [grid]", {axis_name: v})[axis_name.replace("-", "_")] for v in values]
-        names = [format_value(v) for v in checked]
-        if len(set(names)) != len(names):
-            raise KitError(f"{at}: a value appears twice ({', '.join(names)}); list each value once")
-        axes.append(Axis(axis_name.replace("-", "_"), tuple(checked)))
+    axes = _axes(where, data.get("grid", {}), overrides, folds)
     axis_names = tuple(a.name for a in axes)
-
-    table = data.get("table", {})
-    _check_keys(f"{where} [table]", table, TABLE_FIELDS)
-    rows = table.get("rows", [])
-    rows = (rows,) if isinstance(rows, str) else tuple(rows)
-    columns = table.get("columns")
-    for axis in (*rows, *([columns] if columns else [])):
-        if axis not in axis_names:
-            raise KitError(
-                f"{where} [table]: '{axis}' is not a grid axis{_did_you_mean(axis, axis_names)} "
-                f"(axes: {', '.join(axis_names) or 'none'})"
-            )
-    if columns is not None and columns in rows:
-        raise KitError(f"{where} [table]: '{columns}' is both a row and the column axis; use it once")
-    if not table and len(axes) >= 2:
-        rows, columns = axis_names[:-1], axis_names[-1]
-    elif not table:
-        rows, columns = axis_names, None
-    elif set(rows) | ({columns} if columns else set()) != set(axis_names):
-        missing = [a for a in axis_names if a not in rows and a != columns]
-        raise KitError(
-            f"{where} [table]: axis {', '.join(missing)} is neither in rows nor columns; place every grid axis"
-        )
-
-    curves = data.get("curves", {})
-    _check_keys(f"{where} [curves]", curves, CURVES_FIELDS)
-    curves_by = curves.get("by", axis_names[-1] if axis_names else None)
-    if curves_by is not None and curves_by not in axis_names:
-        raise KitError(f"{where} [curves]: by = '{curves_by}' is not a grid axis{_did_you_mean(curves_by, axis_names)}")
-
-    labels = data.get("labels", {})
-    for axis, names in labels.items():
-        if axis not in axis_names:
-            raise KitError(f"{where} [labels]: '{axis}' is not a grid axis{_did_you_mean(axis, axis_names)}")
-        if not isinstance(names, dict):
-            raise KitError(f'{where} [labels.{axis}]: give value = "display name" pairs')
-    labels = {axis: {str(k): str(v) for k, v in names.items()} for axis, names in labels.items()}
-
+    rows, columns = _table_shape(where, data.get("table", {}), axis_names)
+    curves_by = _curves_by(where, data.get("curves", {}), axis_names)
+    labels = _labels(where, data.get("labels", {}), axis_names)
     plan = Plan(
         name=name,
         path=path,
@@ -328,6 +272,73 @@ def parse_plan(text: str, name: str, path: Path | None = None) -> Plan:
     if published is not None:
         plan = _with_published(plan, published, where)
     return plan
+
+
+def _axes(where: str, grid: Any, overrides: dict[str, Any], folds: int | None) -> list[Axis]:
+    """The [grid] table's axes, in order, each value checked as its Recipe field (or as a fold count)."""
+    if not isinstance(grid, dict):
+        raise KitError(f'{where}: grid must be a table of axes, e.g. [grid] schedule = ["step", "cosine"]')
+    axes = []
+    for axis_name, values in grid.items():
+        at = f"{where} [grid] {axis_name}"
+        if not isinstance(values, list) or not values:
+            raise KitError(f'{at}: give a non-empty list of values, e.g. {axis_name} = ["a", "b"]')
+        if axis_name.replace("-", "_") in overrides:
+            raise KitError(f"{at}: also set in [overrides]; keep it in one place")
+        if axis_name == FOLDS_KEY:
+            if folds is not None:
+                raise KitError(f"{at}: also set as `folds = {folds}` at the top of the plan; keep it in one place")
+            axes.append(Axis(FOLDS_KEY, tuple(_fold_count(at, v) for v in values)))
+            continue
+        checked = [_recipe_overrides(f"{where} [grid]", {axis_name: v})[axis_name.replace("-", "_")] for v in values]
+        names = [format_value(v) for v in checked]
+        if len(set(names)) != len(names):
+            raise KitError(f"{at}: a value appears twice ({', '.join(names)}); list each value once")
+        axes.append(Axis(axis_name.replace("-", "_"), tuple(checked)))
+    return axes
+
+
+def _table_shape(where: str, table: Any, axis_names: tuple[str, ...]) -> tuple[tuple[str, ...], str | None]:
+    """The report table's (row axes, column axis): as [table] says, else the last axis as columns."""
+    _check_keys(f"{where} [table]", table, TABLE_FIELDS)
+    rows = table.get("rows", [])
+    rows = (rows,) if isinstance(rows, str) else tuple(rows)
+    columns = table.get("columns")
+    for axis in (*rows, *([columns] if columns else [])):
+        if axis not in axis_names:
+            raise KitError(
+                f"{where} [table]: '{axis}' is not a grid axis{_did_you_mean(axis, axis_names)} "
+                f"(axes: {', '.join(axis_names) or 'none'})"
+            )
+    if columns is not None and columns in rows:
+        raise KitError(f"{where} [table]: '{columns}' is both a row and the column axis; use it once")
+    if not table and len(axis_names) >= 2:
+        rows, columns = axis_names[:-1], axis_names[-1]
+    elif not table:
+        rows, columns = axis_names, None
+    elif set(rows) | ({columns} if columns else set()) != set(axis_names):
+        missing = [a for a in axis_names if a not in rows and a != columns]
+        raise KitError(
+            f"{where} [table]: axis {', '.join(missing)} is neither in rows nor columns; place every grid axis"
+        )
+    return tuple(rows), columns
+
+
+def _curves_by(where: str, curves: Any, axis_names: tuple[str, ...]) -> str | None:
+    _check_keys(f"{where} [curves]", curves, CURVES_FIELDS)
+    curves_by = curves.get("by", axis_names[-1] if axis_names else None)
+    if curves_by is not None and curves_by not in axis_names:
+        raise KitError(f"{where} [curves]: by = '{curves_by}' is not a grid axis{_did_you_mean(curves_by, axis_names)}")
+    return curves_by
+
+
+def _labels(where: str, labels: Any, axis_names: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    for axis, names in labels.items():
+        if axis not in axis_names:
+            raise KitError(f"{where} [labels]: '{axis}' is not a grid axis{_did_you_mean(axis, axis_names)}")
+        if not isinstance(names, dict):
+            raise KitError(f'{where} [labels.{axis}]: give value = "display name" pairs')
+    return {axis: {str(k): str(v) for k, v in names.items()} for axis, names in labels.items()}
 
 
 def _fold_count(where: str, value: Any) -> int:
@@ -427,191 +438,12 @@ def find_plan(text: str) -> Path:
     )
 
 
-# --------------------------------------------------------------------------------------- cells and runs
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    """One cell x seed: the recipe it trains and the run folder it trains into (with `folds`, a fold group)."""
-
-    cell: Cell
-    seed: int
-    recipe: Recipe
-    path: Path
-    folds: int | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.cell.name}/seed={self.seed}"
-
-    @property
-    def epochs_planned(self) -> int:
-        return self.recipe.epochs * (self.folds or 1)
-
-    def histories(self) -> list[Path]:
-        """The history.csv files its epochs are recorded in: the run's, or each fold's."""
-        if self.folds:
-            return [self.path / f"fold-{fold}" / HISTORY for fold in range(1, self.folds + 1)]
-        return [self.path / HISTORY]
-
-
-def parse_set(assignments: list[str] | None) -> dict[str, Any]:
-    """`["lr=0.05", "ema=none"]` -> {"lr": "0.05", "ema": None}; values are converted by the Recipe."""
-    overrides: dict[str, Any] = {}
-    for text in assignments or []:
-        key, sep, value = text.partition("=")
-        if not sep or not key.strip():
-            raise KitError(f"--set {text}: write key=value, e.g. --set lr=0.05")
-        overrides[key.strip().replace("-", "_")] = recipe_value(key.strip(), value.strip())
-    return overrides
-
-
-def plan_runs(
-    plan: Plan,
-    folder: Path,
-    seeds: int | None = None,
-    epochs: int | None = None,
-    overrides: dict[str, Any] | None = None,
-) -> list[PlannedRun]:
-    """Every cell x seed of `plan` with its resolved recipe, checked before anything trains.
-
-    Precedence: base recipe < [overrides] < the cell's grid values < seed < `epochs` / `overrides`
-    (the command line). A command-line setting may not overwrite a grid axis: every cell would be alike.
-    """
-    from ..models import factory as models
-
-    comp = resolve(plan.competition)
-    extra = dict(overrides or {})
-    if epochs is not None:
-        extra["epochs"] = epochs
-    for key in extra:
-        if key in plan.axis_names:
-            flag = "--epochs" if key == "epochs" else f"--set {key}=..."
-            raise KitError(
-                f"{flag} conflicts with the plan's grid axis '{key}' (it would make every cell alike): drop it"
-            )
-        if key in RESERVED_FIELDS:
-            raise KitError(
-                f"--set {key}=...: {'use --seeds N' if key == 'seed' else 'the recipe name comes from the plan'}"
-            )
-    if seeds is not None and seeds < 1:
-        raise KitError(f"--seeds {seeds}: give 1 or more")
-    try:
-        base = comp.recipe(plan.recipe).replace(**plan.overrides)
-        apply_overrides(base, extra)
-    except KitError as error:
-        raise KitError(f"{'--set' if extra else plan.path or plan.name}: {error}") from None
-    runs = []
-    for cell in plan.cells():
-        settings = {axis: value for axis, value in cell.values.items() if axis != FOLDS_KEY}
-        folds = cell.values.get(FOLDS_KEY, plan.folds)
-        for seed in range(seeds or plan.seeds):
-            try:
-                recipe = base.replace(**settings).replace(seed=seed).replace(**extra).validate()
-                comp.augmentation(recipe.aug)
-                models.resolve_arch(recipe.arch)
-            except KitError as error:
-                raise KitError(f"{plan.path or plan.name}: cell {cell.name}: {error}") from None
-            if folds and recipe.full_train:
-                raise KitError(
-                    f"{plan.path or plan.name}: cell {cell.name}: folds = {folds} holds out every fold in turn, so "
-                    "full_train cannot apply: drop `folds` or full_train"
-                )
-            runs.append(PlannedRun(cell, seed, recipe, Path(folder) / cell.folder / f"seed={seed}", folds))
-    return runs
-
-
-def check_plan_folds(plan: Plan, runs: list[PlannedRun], comp, layout) -> None:
-    """Every fold count the plan asks for can hold out every class (or group) of this data: checked before
-    anything trains, as `train --folds K` checks it."""
-    from ..workflows.cross_validation import check_folds
-
-    for k in sorted({run.folds for run in runs if run.folds}):
-        try:
-            check_folds(comp, layout, k)
-        except KitError as error:
-            raise KitError(f"{plan.path or plan.name}: {str(error).replace('--folds ', 'folds = ')}") from None
-
-
-def run_state(run: PlannedRun, fingerprint: str | None = None) -> str:
-    """ "finished", "partial" (resume it), "new" or "damaged"; a folder trained with other settings, or on data
-    other than the one whose `fingerprint` is given, is an error: its results would not belong in one table."""
-    if run.folds or is_group(run.path):
-        return _group_state(run, fingerprint)
-    folder = RunDir(run.path)
-    if not folder.file(CONFIG).is_file():
-        return "new"
-    config = folder.read_config()
-    _check_data(run, config.fingerprint, config.data_dir, fingerprint)
-    # the plan asks for the recipe before it is fitted to the data (competitions.resolution): compare with that
-    _check_recipe(run, config.requested_recipe or config.recipe_dict or {})
-    if len(folder.history()) < run.recipe.epochs:
-        return "partial"
-    # every epoch ran yet no best.pt: nothing left to resume, and nothing to predict from
-    return "finished" if folder.file("best.pt").is_file() else "damaged"
-
-
-def _check_data(run: PlannedRun, theirs: str | None, their_dir, fingerprint: str | None) -> None:
-    if fingerprint is not None and theirs not in (None, fingerprint):
-        raise KitError(
-            f"{run.path} was trained on other data ({their_dir}, fingerprint {theirs}) "
-            f"than this --data-dir (fingerprint {fingerprint}): pass that data folder again, or another --out"
-        )
-
-
-def _check_recipe(run: PlannedRun, done: dict[str, Any]) -> None:
-    wanted = run.recipe.to_dict()
-    for key in wanted:
-        if key in PLACEMENT_FIELDS:
-            continue
-        if done.get(key, getattr(Recipe(), key)) != wanted[key]:
-            raise KitError(
-                f"{run.path} was trained with {key}={format_value(done.get(key))} but the plan now asks "
-                f"{key}={format_value(wanted[key])}: delete that folder to retrain it, or pass another --out"
-            )
-
-
-def _group_state(run: PlannedRun, fingerprint: str | None) -> str:
-    """A planned fold group's state: "new" (no folds.json), "partial" (a fold to train or resume, or the OOF and
-    CV still to write) or "finished"; a single run where a group is planned (or the reverse) is an error."""
-    from ..workflows.cross_validation import unfinished_folds
-
-    if not is_group(run.path):
-        if RunDir(run.path).file(CONFIG).is_file():
-            raise KitError(
-                f"{run.path} is a single run but the plan asks a {run.folds}-fold group there: delete that folder "
-                "to retrain it, or pass another --out"
-            )
-        return "new"
-    group = FoldGroup(run.path)
-    stored = group.plan()
-    if not run.folds or int(stored["folds"]) != run.folds:
-        asked = f"folds = {run.folds}" if run.folds else "a single run"
-        raise KitError(
-            f"{run.path} is a {stored['folds']}-fold group but the plan now asks {asked}: delete that folder to "
-            "retrain it, or pass another --out"
-        )
-    _check_data(run, stored.get("fingerprint"), stored.get("data_dir"), fingerprint)
-    comp = resolve(stored["competition"])
-    _check_recipe(run, comp.recipe(stored.get("recipe")).replace(**stored.get("overrides") or {}).to_dict())
-    return "partial" if unfinished_folds(group) or group.cv() is None else "finished"
-
-
 # --------------------------------------------------------------------------------------- the experiment folder
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except ValueError as error:
-        raise KitError(f"{path}: unreadable ({error}); delete it and rerun the experiment") from None
 
 
 def read_experiment(folder: Path | str) -> dict[str, Any]:
     folder = Path(folder)
-    data = _read_json(folder / EXPERIMENT_FILE)
+    data = read_json_object(folder / EXPERIMENT_FILE, DAMAGED)
     if not data:
         raise KitError(
             f"{folder} is not an experiment folder (no {EXPERIMENT_FILE}): "
@@ -628,7 +460,7 @@ def experiment_plan(folder: Path | str) -> Plan:
 
 
 def read_timings(folder: Path) -> dict[str, float]:
-    return {str(k): float(v) for k, v in _read_json(Path(folder) / TIMINGS_FILE).items()}
+    return {str(k): float(v) for k, v in read_json_object(Path(folder) / TIMINGS_FILE, DAMAGED).items()}
 
 
 def _relative(path: Path, folder: Path) -> str:

@@ -22,7 +22,7 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from ..competitions.metrics import Metric
 from ..competitions.registry import resolve
@@ -32,6 +32,7 @@ from ..records.run_folder import RunDir
 from ..submissions.provenance import kaggle_records, run_summary
 from .noise import describe_lead, lead_over_runner_up
 from .plan import FOLDS_KEY, Cell, Plan, experiment_plan, format_value, read_experiment, read_timings
+from .seed_stats import Stat, seed_noise_note, stat, tied, winner
 
 RESULTS_FILE = "results.csv"
 REPORT_FILE = "report.md"
@@ -48,72 +49,6 @@ CURVE_PANELS = (
 
 
 # --------------------------------------------------------------------------------------- numbers
-
-
-@dataclass(frozen=True)
-class Stat:
-    mean: float
-    std: float | None  # None with one value: a single seed says nothing about seed noise
-    n: int
-
-    def text(self, digits: int = 4, planned: int | None = None) -> str:
-        """`mean ± std`; with `planned` seeds and fewer values, how many the mean is of (a one-seed cell ranked
-        beside full ones must show it)."""
-        shown = f"{self.mean:.{digits}f}" if self.std is None else f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
-        return shown + (f" ({self.n} of {planned} seeds)" if planned and self.n < planned else "")
-
-
-def stat(values: Iterable[float | None]) -> Stat | None:
-    """Mean and sample standard deviation (ddof=1) of the values that are numbers; None when there are none."""
-    numbers = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    if not numbers:
-        return None
-    mean = sum(numbers) / len(numbers)
-    std = math.sqrt(sum((v - mean) ** 2 for v in numbers) / (len(numbers) - 1)) if len(numbers) > 1 else None
-    return Stat(mean, std, len(numbers))
-
-
-def winner(values: Mapping[str, float | None], metric: Metric) -> str | None:
-    """The key whose value is best in the metric's direction (higher accuracy, LOWER log loss); None when there
-    is no number, or when two or more share the best value (a tie has no winner to mark)."""
-    leaders = _leaders(values, metric)
-    return leaders[0] if len(leaders) == 1 else None
-
-
-def tied(values: Mapping[str, float | None], metric: Metric) -> list[str]:
-    """The keys sharing the best value when more than one does; empty otherwise."""
-    leaders = _leaders(values, metric)
-    return leaders if len(leaders) > 1 else []
-
-
-def _leaders(values: Mapping[str, float | None], metric: Metric) -> list[str]:
-    best = metric.best(list(values.values()))
-    return [key for key, value in values.items() if best is not None and value == best]
-
-
-def seed_noise_note(stats: Mapping[str, Stat | None], metric: Metric) -> str | None:
-    """Whether the best cell's lead over the runner-up is larger than the seed-to-seed spread of the two."""
-    means = {k: s.mean for k, s in stats.items() if s is not None}
-    first = winner(means, metric)
-    if first is None or len(means) < 2:
-        return None
-    rest = {k: v for k, v in means.items() if k != first}
-    second = winner(rest, metric)
-    spread = [s.std for k, s in stats.items() if k in (first, second) and s is not None and s.std is not None]
-    if not spread:
-        return None
-    margin, noise = abs(means[first] - means[second]), max(spread)
-    verdict = "larger than" if margin > noise else "within"
-    return (
-        f"{first} leads {second} by {margin:.4f}, {verdict} the seed-to-seed standard deviation "
-        f"({noise:.4f}){'' if margin > noise else ': more seeds are needed to rank these two'}"
-    )
-
-
-# --------------------------------------------------------------------------------------- one run
-
-
-# --------------------------------------------------------------------------------------- the experiment
 
 
 RESULT_COLUMNS = [
@@ -270,120 +205,14 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
     from ..submissions.ledger import Ledger
 
     folder = Path(folder)
-    ledger = ledger if ledger is not None else Ledger()
-    plan, rows = collect(folder, ledger)
-    comp = resolve(plan.competition)
-    metric = comp.metric
-    experiment = read_experiment(folder)
-
-    val = cell_stats(plan, rows, "val_metric")
-    kaggle = cell_stats(plan, rows, "kaggle_public")
-    wall = cell_stats(plan, rows, "wall_seconds")
-    train_seconds = cell_stats(plan, rows, "train_seconds")
-    has_kaggle = any(s is not None for s in kaggle.values())
-    published = plan.published.values if plan.published else {}
-
-    val_means = {c: s.mean if s else None for c, s in val.items()}
-    best_val = winner(val_means, metric)
-    lead = lead_over_runner_up(folder, rows, val_means, metric)
-    if best_val and lead and not lead[2].a_wins:
-        best_val = None  # a lead within the noise of the validation images is no win: nothing marked
-    best_kaggle = winner({c: s.mean if s else None for c, s in kaggle.items()}, metric)
-    best_published = winner(published, metric) if published else None
-    seeds = experiment.get("seeds")
-    finished = sum(r["status"] == "finished" for r in rows)
-    partial = sum(r["status"] == "partial" for r in rows)
-    finished_in = {
-        cell.name: sum(r["cell"] == cell.name and r["status"] == "finished" for r in rows) for cell in plan.cells()
-    }
-
-    direction = f"{metric.label}, {metric.direction}"
-    headlines = []
-    if best_val:
-        headlines.append(f"validation {direction}: best {best_val} ({val[best_val].text()})")
-    elif lead:
-        headlines.append(f"validation {direction}: no win, {describe_lead(lead)}")
-    elif leaders := tied(val_means, metric):
-        headlines.append(f"validation {direction}: {', '.join(leaders)} tie at {val[leaders[0]].text()}")
-    if best_kaggle:
-        headlines.append(f"Kaggle public score ({direction}): best {best_kaggle} ({kaggle[best_kaggle].text()})")
-    if best_published:
-        headlines.append(f"published ({direction}): best {best_published} ({published[best_published]:.4f})")
-    claim_note = None
-    if (
-        plan.published
-        and plan.published.claimed_best
-        and best_published
-        and plan.published.claimed_best != best_published
-    ):
-        claimed = plan.published.claimed_best
-        claim_note = (
-            f"The study called {claimed} ({published[claimed]:.4f}) the better one, ranking it above "
-            f"{best_published} ({published[best_published]:.4f}); but for {metric.label} {metric.direction}, "
-            f"so by the study's own numbers {best_published} won."
-        )
-        headlines.append(f"note: {claim_note}")
-
+    s = _summarise(folder, ledger if ledger is not None else Ledger())
+    plan, rows, metric = s.plan, s.rows, s.metric
     lines = [f"# {plan.title or plan.name}", ""]
     if plan.description:
         lines += [plan.description, ""]
-    overrides = {
-        **({"epochs": experiment["epochs"]} if experiment.get("epochs") else {}),
-        **(experiment.get("overrides") or {}),
-    }
-    lines += [
-        f"- competition: {comp.title} (`{comp.name}`); metric: **{metric.label} - {metric.direction}**",
-        f"- plan: `{plan.name}`, base recipe `{plan.recipe}`, {len(plan.cells())} cells x {seeds} seeds "
-        f"= {len(rows)} runs ({finished} finished, {partial} partial, {len(rows) - finished - partial} not started)",
-    ]
-    if plan.overrides:
-        lines.append("- plan overrides: " + ", ".join(f"{k}={format_value(v)}" for k, v in plan.overrides.items()))
-    if overrides:
-        lines.append("- command-line overrides: " + ", ".join(f"{k}={format_value(v)}" for k, v in overrides.items()))
-    lines += [
-        f"- numbers: mean ± sample standard deviation over the finished seeds (a cell short of them says how many "
-        f"finished; unfinished runs are in {RESULTS_FILE} only); the best cell by the metric's direction is bold and "
-        f"marked {WINNER_MARK}",
-        "",
-        f"## Validation {metric.label} (ours; {metric.direction})",
-        "",
-        "Best epoch of each run (the checkpoint `predict` uses), on its held-out validation split."
-        + (
-            " A fold group (the plan's `folds`) counts its out-of-fold (OOF) metric: every training image "
-            "predicted by the fold that held it out."
-            if plan.folds or FOLDS_KEY in plan.axis_names
-            else ""
-        ),
-        "",
-        *markdown_table(plan, _marked(val, best_val, seeds, finished_in), f"validation {metric.label}"),
-        "",
-    ]
-    note = seed_noise_note(val, metric)
-    if note:
-        lines += [f"Seed noise: {note}.", ""]
-    if lead:
-        lines += [f"Validation noise: {describe_lead(lead)}.", ""]
-    if has_kaggle:
-        lines += [
-            f"## Kaggle public score (ours; {metric.label}, {metric.direction})",
-            "",
-            *markdown_table(plan, _marked(kaggle, best_kaggle, seeds, finished_in), "Kaggle public"),
-            "",
-        ]
-        note = seed_noise_note(kaggle, metric)
-        if note:
-            lines += [f"Seed noise: {note}.", ""]
-    if plan.published:
-        what = plan.published.metric or metric.label
-        lines += [f"## Published ({what}; {metric.direction})", ""]
-        if plan.published.source:
-            lines += [f"Source: {plan.published.source}. Single runs, no seeds.", ""]
-        texts = {c: (f"**{v:.4f}** {WINNER_MARK}" if c == best_published else f"{v:.4f}") for c, v in published.items()}
-        lines += [*markdown_table(plan, texts, what), ""]
-        if claim_note:
-            lines += [f"**Note:** {claim_note}", ""]
-
-    lines += _side_by_side(plan, val, kaggle, published, metric, has_kaggle)
+    lines += _about_lines(s)
+    lines += _score_sections(s)
+    lines += _side_by_side(plan, s.val, s.kaggle, s.published, metric, s.has_kaggle)
     lines += [
         "## Training curves",
         "",
@@ -395,7 +224,195 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
         f"![results]({TABLE_PNG})",
         "",
     ]
+    lines += _wall_time_section(s)
+
+    files = [folder / RESULTS_FILE, folder / REPORT_FILE, folder / TABLE_PNG, folder / CURVES_PNG, folder / WALL_PNG]
+    atomic_write_text(folder / RESULTS_FILE, results_csv(plan, rows))
+    atomic_write_bytes(folder / TABLE_PNG, _table_png(plan, s.val, s.kaggle, s.published, metric, s.best_val))
+    atomic_write_bytes(folder / CURVES_PNG, _curves_png(plan, rows, folder, metric))
+    atomic_write_bytes(folder / WALL_PNG, _wall_png(plan, s.wall, s.train_seconds))
+    atomic_write_text(folder / REPORT_FILE, "\n".join(lines) + "\n")
+    return ReportResult(folder, files, len(rows), s.finished, s.headlines)
+
+
+@dataclass
+class _Summary:
+    """What the report says about an experiment: each cell's figures and the best cell of each."""
+
+    plan: Plan
+    comp: Any
+    rows: list[dict[str, Any]]
+    experiment: dict[str, Any]
+    val: dict[str, Stat | None]
+    kaggle: dict[str, Stat | None]
+    wall: dict[str, Stat | None]
+    train_seconds: dict[str, Stat | None]
+    published: Mapping[str, float]
+    best_val: str | None
+    best_kaggle: str | None
+    best_published: str | None
+    headlines: list[str] = field(default_factory=list)
+    claim_note: str | None = None
+    lead: Any = None  # the best cell's lead over the runner-up on shared validation images (study.noise)
+
+    @property
+    def metric(self) -> Metric:
+        return self.comp.metric
+
+    @property
+    def has_kaggle(self) -> bool:
+        return any(s is not None for s in self.kaggle.values())
+
+    @property
+    def finished(self) -> int:
+        return sum(r["status"] == "finished" for r in self.rows)
+
+    @property
+    def finished_in(self) -> dict[str, int]:
+        rows = self.rows
+        return {
+            cell.name: sum(r["cell"] == cell.name and r["status"] == "finished" for r in rows)
+            for cell in self.plan.cells()
+        }
+
+
+def _summarise(folder: Path, ledger) -> _Summary:
+    plan, rows = collect(folder, ledger)
+    comp = resolve(plan.competition)
+    metric = comp.metric
+    val = cell_stats(plan, rows, "val_metric")
+    kaggle = cell_stats(plan, rows, "kaggle_public")
+    published = plan.published.values if plan.published else {}
+    val_means = {c: st.mean if st else None for c, st in val.items()}
+    best_val = winner(val_means, metric)
+    lead = lead_over_runner_up(folder, rows, val_means, metric)
+    if best_val and lead and not lead[2].a_wins:
+        best_val = None  # a lead within the noise of the validation images is no win: nothing marked
+    s = _Summary(
+        plan=plan,
+        comp=comp,
+        rows=rows,
+        experiment=read_experiment(folder),
+        val=val,
+        kaggle=kaggle,
+        wall=cell_stats(plan, rows, "wall_seconds"),
+        train_seconds=cell_stats(plan, rows, "train_seconds"),
+        published=published,
+        best_val=best_val,
+        best_kaggle=winner({c: st.mean if st else None for c, st in kaggle.items()}, metric),
+        best_published=winner(published, metric) if published else None,
+        lead=lead,
+    )
+    _add_headlines(s)
+    return s
+
+
+def _add_headlines(s: _Summary) -> None:
+    metric, val, kaggle, published = s.metric, s.val, s.kaggle, s.published
+    best_val, best_kaggle, best_published, plan = s.best_val, s.best_kaggle, s.best_published, s.plan
+    direction = f"{metric.label}, {metric.direction}"
+    headlines = s.headlines
+    if best_val:
+        headlines.append(f"validation {direction}: best {best_val} ({val[best_val].text()})")
+    elif s.lead:
+        headlines.append(f"validation {direction}: no win, {describe_lead(s.lead)}")
+    elif leaders := tied({c: st.mean if st else None for c, st in val.items()}, metric):
+        headlines.append(f"validation {direction}: {', '.join(leaders)} tie at {val[leaders[0]].text()}")
+    if best_kaggle:
+        headlines.append(f"Kaggle public score ({direction}): best {best_kaggle} ({kaggle[best_kaggle].text()})")
+    if best_published:
+        headlines.append(f"published ({direction}): best {best_published} ({published[best_published]:.4f})")
+    if (
+        plan.published
+        and plan.published.claimed_best
+        and best_published
+        and plan.published.claimed_best != best_published
+    ):
+        claimed = plan.published.claimed_best
+        s.claim_note = (
+            f"The study called {claimed} ({published[claimed]:.4f}) the better one, ranking it above "
+            f"{best_published} ({published[best_published]:.4f}); but for {metric.label} {metric.direction}, "
+            f"so by the study's own numbers {best_published} won."
+        )
+        headlines.append(f"note: {s.claim_note}")
+
+
+def _about_lines(s: _Summary) -> list[str]:
+    """The experiment in a few bullets: competition and metric, plan and runs, overrides, how numbers are read."""
+    plan, comp, metric, rows, experiment = s.plan, s.comp, s.metric, s.rows, s.experiment
+    finished = s.finished
+    partial = sum(r["status"] == "partial" for r in rows)
+    overrides = {
+        **({"epochs": experiment["epochs"]} if experiment.get("epochs") else {}),
+        **(experiment.get("overrides") or {}),
+    }
+    lines = [
+        f"- competition: {comp.title} (`{comp.name}`); metric: **{metric.label} - {metric.direction}**",
+        f"- plan: `{plan.name}`, base recipe `{plan.recipe}`, {len(plan.cells())} cells x {experiment.get('seeds')} "
+        f"seeds = {len(rows)} runs ({finished} finished, {partial} partial, {len(rows) - finished - partial} not "
+        "started)",
+    ]
+    if plan.overrides:
+        lines.append("- plan overrides: " + ", ".join(f"{k}={format_value(v)}" for k, v in plan.overrides.items()))
+    if overrides:
+        lines.append("- command-line overrides: " + ", ".join(f"{k}={format_value(v)}" for k, v in overrides.items()))
     lines += [
+        f"- numbers: mean ± sample standard deviation over the finished seeds (a cell short of them says how many "
+        f"finished; unfinished runs are in {RESULTS_FILE} only); the best cell by the metric's direction is bold and "
+        f"marked {WINNER_MARK}",
+        "",
+    ]
+    return lines
+
+
+def _score_sections(s: _Summary) -> list[str]:
+    """Validation, Kaggle public (where submitted) and published tables, each with its best cell marked."""
+    plan, metric, val, kaggle, published = s.plan, s.metric, s.val, s.kaggle, s.published
+    seeds, finished_in = s.experiment.get("seeds"), s.finished_in
+    lines = [
+        f"## Validation {metric.label} (ours; {metric.direction})",
+        "",
+        "Best epoch of each run (the checkpoint `predict` uses), on its held-out validation split."
+        + (
+            " A fold group (the plan's `folds`) counts its out-of-fold (OOF) metric: every training image "
+            "predicted by the fold that held it out."
+            if plan.folds or FOLDS_KEY in plan.axis_names
+            else ""
+        ),
+        "",
+        *markdown_table(plan, _marked(val, s.best_val, seeds, finished_in), f"validation {metric.label}"),
+        "",
+    ]
+    note = seed_noise_note(val, metric)
+    if note:
+        lines += [f"Seed noise: {note}.", ""]
+    if s.lead:
+        lines += [f"Validation noise: {describe_lead(s.lead)}.", ""]
+    if s.has_kaggle:
+        lines += [
+            f"## Kaggle public score (ours; {metric.label}, {metric.direction})",
+            "",
+            *markdown_table(plan, _marked(kaggle, s.best_kaggle, seeds, finished_in), "Kaggle public"),
+            "",
+        ]
+        note = seed_noise_note(kaggle, metric)
+        if note:
+            lines += [f"Seed noise: {note}.", ""]
+    if plan.published:
+        what = plan.published.metric or metric.label
+        lines += [f"## Published ({what}; {metric.direction})", ""]
+        if plan.published.source:
+            lines += [f"Source: {plan.published.source}. Single runs, no seeds.", ""]
+        best = s.best_published
+        texts = {c: (f"**{v:.4f}** {WINNER_MARK}" if c == best else f"{v:.4f}") for c, v in published.items()}
+        lines += [*markdown_table(plan, texts, what), ""]
+        if s.claim_note:
+            lines += [f"**Note:** {s.claim_note}", ""]
+    return lines
+
+
+def _wall_time_section(s: _Summary) -> list[str]:
+    lines = [
         "## Wall time per cell",
         "",
         "wall: the whole run as measured by `kaggle-kit experiment` (data, training, validation, calibration); "
@@ -404,18 +421,13 @@ def write_report(folder: Path | str, ledger=None) -> ReportResult:
         "| cell | finished runs | wall seconds | training loop seconds |",
         "|---|---|---|---|",
     ]
-    for cell in plan.cells():
-        runs = sum(r["cell"] == cell.name and r["status"] == "finished" for r in rows)
-        lines.append(f"| {cell.name} | {runs} | {_text(wall[cell.name], 1)} | {_text(train_seconds[cell.name], 1)} |")
+    for cell in s.plan.cells():
+        runs = s.finished_in[cell.name]
+        lines.append(
+            f"| {cell.name} | {runs} | {_text(s.wall[cell.name], 1)} | {_text(s.train_seconds[cell.name], 1)} |"
+        )
     lines += ["", f"![wall time]({WALL_PNG})", "", f"Every run: [{RESULTS_FILE}]({RESULTS_FILE}).", ""]
-
-    files = [folder / RESULTS_FILE, folder / REPORT_FILE, folder / TABLE_PNG, folder / CURVES_PNG, folder / WALL_PNG]
-    atomic_write_text(folder / RESULTS_FILE, results_csv(plan, rows))
-    atomic_write_bytes(folder / TABLE_PNG, _table_png(plan, val, kaggle, published, metric, best_val))
-    atomic_write_bytes(folder / CURVES_PNG, _curves_png(plan, rows, folder, metric))
-    atomic_write_bytes(folder / WALL_PNG, _wall_png(plan, wall, train_seconds))
-    atomic_write_text(folder / REPORT_FILE, "\n".join(lines) + "\n")
-    return ReportResult(folder, files, len(rows), finished, headlines)
+    return lines
 
 
 def _text(value: Stat | None, digits: int = 4) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pandas as pd
 
 from ..competitions.metrics import metric_by_name
 from ..competitions.registry import Competition
+from ..core.atomic import atomic_output, fsync_folder
 from ..core.errors import KitError
 from ..data.labels import numeric_order
 from ..data.sample_submission import (
@@ -40,48 +39,6 @@ ROW_SUM_TOLERANCE = 1e-3
 
 
 # --------------------------------------------------------------------------- writing
-
-
-@contextmanager
-def atomic_output(path):
-    """A binary file that appears under `path` only once fully written and synced.
-
-    The data goes to a hidden temporary file in the same folder (so the final rename never crosses
-    file systems), is flushed and fsynced, then `os.replace`d over `path`. Any exception, including
-    KeyboardInterrupt, removes the temporary file and leaves whatever was at `path` before untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".partial", delete=False)
-    temp = Path(handle.name)
-    try:
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        # NamedTemporaryFile creates the file private (0600); a submission gets the usual permissions
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    # makes the rename itself durable; not every platform lets a folder be opened for this
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _rows_in_sample_order(sample: pd.DataFrame, comp: Competition, ids: list[str]) -> np.ndarray:
@@ -429,7 +386,7 @@ def write_checked_submission(
         os.replace(staged, path)
     finally:
         staged.unlink(missing_ok=True)
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
     result.path = path
     return result
 
@@ -503,6 +460,37 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
     path, answers_path = Path(path), Path(answers_path)
     submission = _read_for_scoring(path, "submission")
     answers = _read_for_scoring(answers_path, "answers file")
+    rows = _matched_rows(path, submission, answers_path, answers, comp)
+    answer_ids = answers[comp.id_column]
+    # the declared labels first: a misspelt class column is then the submission's fault, named as such below
+    from_submission = classes is None and not comp.declared_classes and comp.submission_kind == "probabilities"
+    if classes is None:
+        classes = list(comp.declared_classes) or _undeclared_classes(comp, submission, answers)
+    classes = [str(c) for c in classes]
+    misfit = None if comp.declared_classes else comp.metric_misfit(comp.metric, classes)
+    if misfit:  # classes known only now, from the files: the check `scoring_metric` could not make
+        raise KitError(f"{misfit}: pass --metric with one that fits ({', '.join(comp.fitting_metrics(classes))})")
+    index = {c: i for i, c in enumerate(classes)}
+    truth = answers[comp.label_column].map(index)
+    if truth.isna().any():
+        unknown = answers[comp.label_column][truth.isna()].unique()
+        if from_submission:
+            raise KitError(
+                f"submission {path} has no column for the answers' labels {quoted_examples(unknown)}: its "
+                f"header must name every class as the sample does - run `kaggle-kit validate {path}`"
+            )
+        raise KitError(
+            f"answers file {answers_path} has labels {quoted_examples(unknown)} outside the class list: "
+            f"use the answers of {comp.name}"
+        )
+    labels = truth.to_numpy(dtype=np.int64)
+    probs = _scored_probabilities(path, submission, rows, answer_ids, classes, comp, index)
+    # the metric itself applies Kaggle's row rescaling and clipping
+    return comp.metric(labels, probs)
+
+
+def _matched_rows(path: Path, submission, answers_path: Path, answers, comp: Competition) -> np.ndarray:
+    """For each answer, the submission row of its id: both files checked for their columns and repeated ids."""
     for frame, name, needed in (
         (answers, f"answers file {answers_path}", [comp.id_column, comp.label_column]),
         (
@@ -540,30 +528,12 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
             f"{len(missing)} answered ids have no row in submission {path} ({quoted_examples(missing)}): "
             f"the submission must cover every test id"
         )
+    return rows
 
-    # the declared labels first: a misspelt class column is then the submission's fault, named as such below
-    from_submission = classes is None and not comp.declared_classes and comp.submission_kind == "probabilities"
-    if classes is None:
-        classes = list(comp.declared_classes) or _undeclared_classes(comp, submission, answers)
-    classes = [str(c) for c in classes]
-    misfit = None if comp.declared_classes else comp.metric_misfit(comp.metric, classes)
-    if misfit:  # classes known only now, from the files: the check `scoring_metric` could not make
-        raise KitError(f"{misfit}: pass --metric with one that fits ({', '.join(comp.fitting_metrics(classes))})")
-    index = {c: i for i, c in enumerate(classes)}
-    truth = answers[comp.label_column].map(index)
-    if truth.isna().any():
-        unknown = answers[comp.label_column][truth.isna()].unique()
-        if from_submission:
-            raise KitError(
-                f"submission {path} has no column for the answers' labels {quoted_examples(unknown)}: its "
-                f"header must name every class as the sample does - run `kaggle-kit validate {path}`"
-            )
-        raise KitError(
-            f"answers file {answers_path} has labels {quoted_examples(unknown)} outside the class list: "
-            f"use the answers of {comp.name}"
-        )
-    labels = truth.to_numpy(dtype=np.int64)
 
+def _scored_probabilities(path: Path, submission, rows, answer_ids, classes: list[str], comp: Competition, index):
+    """The submission's rows (in the answers' order) as probabilities over `classes`: a label is one-hot, with a
+    column of its own for a label outside them; probability columns are checked."""
     if comp.submission_kind == "label":
         # a label outside the vocabulary is simply wrong: it gets its own column no answer points at
         predicted = submission[comp.label_column].iloc[rows].map(index).fillna(len(classes)).to_numpy(dtype=np.int64)
@@ -588,5 +558,4 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
                 f"submission {path} has {int(broken.sum())} scored rows with missing, non-numeric, infinite, negative "
                 f"or all-zero probabilities (first: id {first}): run `kaggle-kit validate` and fix the file"
             )
-    # the metric itself applies Kaggle's row rescaling and clipping
-    return comp.metric(labels, probs)
+    return probs

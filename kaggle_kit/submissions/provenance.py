@@ -12,7 +12,6 @@ metric, Kaggle score): a row of `list_runs` (`kaggle-kit runs`) and of an experi
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import sys
@@ -23,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping
 from ..competitions.metrics import Metric
 from ..competitions.registry import Competition, resolve
 from ..core.errors import KitError
+from ..core.json_files import read_json_object
 from ..records.group_folder import FOLDS_FILE, FoldGroup, is_group
 from ..records.run_config import CONFIG, RunConfig
 
@@ -79,14 +79,6 @@ def find_written(path: Path) -> dict | None:
         if entry.get("sha256") == sha256 and ((folder / CONFIG).is_file() or is_group(folder)):
             return entry
     return None
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _competition(competition: Competition | str) -> Competition:
@@ -157,7 +149,7 @@ def blend_record_path(file: Path | str) -> Path:
 
 def blend_record(file: Path) -> dict | None:
     """The record `ensemble` wrote beside this very file (same bytes), or None."""
-    record = _read_json(blend_record_path(file))
+    record = read_json_object(blend_record_path(file))
     if not record or not file.is_file() or record.get("sha256") != file_sha256(file):
         return None
     return record
@@ -185,7 +177,7 @@ def _group_info(group_dir: Path) -> RunInfo:
     group = FoldGroup(group_dir)
     cv = group.cv() or {}
     typed = replace(
-        RunConfig.from_dict(_read_json(group.fold_dir(1) / CONFIG)), tta=None, temperature=cv.get("temperature")
+        RunConfig.from_dict(read_json_object(group.fold_dir(1) / CONFIG)), tta=None, temperature=cv.get("temperature")
     )
     summary = recipe_summary(typed.recipe_dict)
     return RunInfo(
@@ -235,7 +227,7 @@ def describe_run(
         config_path = run_dir / CONFIG
         if not config_path.is_file():
             raise KitError(f"{config_path} not found: pass the run folder that holds config.json, or leave --run out")
-        config = _read_json(config_path)
+        config = read_json_object(config_path)
         if not config:
             raise KitError(f"{config_path} is not a readable run config: pass another run folder, or leave --run out")
         typed = RunConfig.from_dict(config)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from ..competitions.registry import Competition
-from ..competitions.resolution import Resolution, augmentation_for
+from ..competitions.resolution import Resolution, augmentation_for, settle
 from ..config.recipe import Recipe
 from ..core import distributed, invocation, progress
 from ..core.errors import KitError
@@ -65,7 +65,8 @@ def prepare(
     from ..records import pseudo_labels
     from . import features
 
-    recipe.validate()
+    if resolution is None:  # a resumed run or a recipe given to fit directly: train's request was checked already
+        recipe = settle(comp, recipe.validate())
     features.check_recipe(recipe)
     device = resolve_device(recipe.device)
     if recipe.sync_bn and distributed.world_size() > 1 and device.type != "cuda":

@@ -200,8 +200,11 @@ def test_every_named_recipe_learns_at_small_settings(comp_name, recipe_name, sam
     recipe = config["recipe"]
     if base.eval_resize:
         assert recipe["eval_resize"] == round(base.eval_resize * img_size / base.img_size)
-    else:
-        assert recipe["eval_resize"] is None
+    else:  # no resize before the crop: settled to the crop's own size, once, for every reader
+        assert recipe["eval_resize"] == img_size and config["derived"]["eval_resize"]["was"] is None
+    assert recipe["cache_side"] == max(img_size, recipe["eval_resize"])
+    assert recipe["val_batch_size"] == 2 * recipe["batch_size"]
+    assert recipe["aug_scale"] == (img_size / comp.native_size if comp.native_size else 1.0)
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     best, guess = comp.metric.best(history["val_metric"]), chance(comp.metric.name, len(comp.declared_classes))
     if comp.metric.higher_is_better:

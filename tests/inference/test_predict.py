@@ -21,7 +21,6 @@ from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.competitions.samples import write_sample
 from kaggle_kit.config.recipe import Recipe
 from kaggle_kit.core.errors import KitError
-from kaggle_kit.data.batches import cache_short_side
 from kaggle_kit.data.cache import load_images
 from kaggle_kit.inference import calibration, scoring
 from kaggle_kit.inference.calibration import calibrate_run
@@ -120,7 +119,7 @@ def test_dog_submission_is_exact_and_rows_sum_to_one(runs, tmp_path):
     # full precision: the written text parses back to exactly the probabilities predict computed
     loaded = load_run(run, device="cpu")
     layout = open_run_layout(loaded, runs.dog_data)
-    cache = load_images(layout, "test", cache_short_side(loaded.recipe))
+    cache = load_images(layout, "test", loaded.recipe.cache_side)
     logits = stream_logits(
         loaded.model, cache, np.arange(len(cache)), loaded.recipe, loaded.mean, loaded.std, loaded.device, result.views
     )
@@ -312,7 +311,7 @@ def submitted_configuration_on_validation(run: Path, data: Path, result) -> floa
     images; the submitted temperature is the one refitted on all of them, or 1 where that fit does not help."""
     loaded = load_run(run, result.checkpoint, device="cpu")
     layout = open_run_layout(loaded, data)
-    cache = load_images(layout, "train", cache_short_side(loaded.recipe))
+    cache = load_images(layout, "train", loaded.recipe.cache_side)
     indices, labels = calibration.validation_indices(loaded, layout, cache)
     logits = stream_logits(
         loaded.model, cache, indices, loaded.recipe, loaded.mean, loaded.std, loaded.device, result.views
@@ -528,7 +527,7 @@ def test_a_qwk_competition_submits_grades_cut_at_thresholds_fitted_on_validation
     result = predict_run(run, runs.cifar_data, tta=False, out=out, device="cpu")
     assert result.val_metric == calibration["val_metric_plain_calibrated"]
     loaded = load_run(run, "best", device="cpu")
-    cache = load_images(open_run_layout(loaded, runs.cifar_data), "test", cache_short_side(loaded.recipe))
+    cache = load_images(open_run_layout(loaded, runs.cifar_data), "test", loaded.recipe.cache_side)
     logits = stream_logits(
         loaded.model, cache, np.arange(len(cache)), loaded.recipe, loaded.mean, loaded.std, loaded.device, (IDENTITY,)
     )

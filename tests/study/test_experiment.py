@@ -24,7 +24,8 @@ from kaggle_kit.core.errors import KitError
 from kaggle_kit.records.run_folder import RunDir
 from kaggle_kit.study import report
 from kaggle_kit.study.experiment import run_experiment
-from kaggle_kit.study.plan import find_plan, load_plan, parse_plan, parse_set, plan_runs
+from kaggle_kit.study.plan import find_plan, load_plan, parse_plan
+from kaggle_kit.study.plan_runs import parse_set, plan_runs
 from kaggle_kit.submissions.ledger import COMPLETE, Ledger
 
 TINY_PLAN = """

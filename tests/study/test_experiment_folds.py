@@ -13,7 +13,8 @@ from sklearn.metrics import accuracy_score
 
 from kaggle_kit.records.group_folder import FoldGroup
 from kaggle_kit.records.run_folder import RunDir
-from kaggle_kit.study.plan import parse_plan, plan_runs
+from kaggle_kit.study.plan import parse_plan
+from kaggle_kit.study.plan_runs import plan_runs
 
 PLAN = """
 competition = "cifar10"

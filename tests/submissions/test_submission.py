@@ -13,6 +13,7 @@ import pytest
 
 from kaggle_kit.competitions.metrics import log_loss
 from kaggle_kit.competitions.registry import resolve
+from kaggle_kit.core.atomic import atomic_output
 from kaggle_kit.core.errors import KitError
 from kaggle_kit.data import sample_submission
 from kaggle_kit.submissions import files as sub
@@ -366,11 +367,11 @@ def test_failure_midway_through_the_rows_keeps_the_previous_file(tmp_path, monke
 def test_atomic_output_publishes_only_complete_files(tmp_path):
     target = tmp_path / "deep" / "folder" / "file.csv"
     with pytest.raises(KeyboardInterrupt):
-        with sub.atomic_output(target) as out:
+        with atomic_output(target) as out:
             out.write(b"id,label\n1,")
             raise KeyboardInterrupt
     assert files_in(target.parent) == []
-    with sub.atomic_output(target) as out:
+    with atomic_output(target) as out:
         out.write(b"id,label\n")
     assert target.read_bytes() == b"id,label\n"
     assert files_in(target.parent) == ["file.csv"]

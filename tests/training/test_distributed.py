@@ -131,7 +131,6 @@ def test_saved_predictions_are_the_saved_models(runs):
     """Every rank validated with rank 0's weights and BatchNorm statistics: the checkpoint reproduces all rows,
     those of rank 1's share included. Unsynchronised backbone gradients after --unfreeze-after, or each rank's
     own running statistics, would make rank 1's rows disagree."""
-    from kaggle_kit.data.batches import cache_short_side
     from kaggle_kit.data.cache import load_images
     from kaggle_kit.inference.loading import load_run, open_run_layout
     from kaggle_kit.inference.streaming import stream_logits
@@ -140,7 +139,7 @@ def test_saved_predictions_are_the_saved_models(runs):
     loaded = load_run(out, "best", device="cpu")
     assert loaded.epoch == 3  # after the backbone thawed
     layout = open_run_layout(loaded, runs["data"])
-    cache = load_images(layout, "train", cache_short_side(loaded.recipe))
+    cache = load_images(layout, "train", loaded.recipe.cache_side)
     ids, labels, logits = RunDir(out).val_predictions()
     position = {image_id: n for n, image_id in enumerate(cache.ids)}
     again = stream_logits(

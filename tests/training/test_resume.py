@@ -1,6 +1,7 @@
 """Resume after SIGKILL at any moment, after a torn checkpoint, and after Ctrl-C: the resumed run ends
 exactly where an uninterrupted run with the same seed ends."""
 
+import json
 import os
 import shutil
 import signal
@@ -148,3 +149,19 @@ def test_ctrl_c_saves_and_prints_the_resume_command(sample_zips, uninterrupted, 
 def test_resuming_a_finished_run_is_refused(uninterrupted):
     result = run_cli("train", "--resume", uninterrupted)
     assert result.returncode == 2 and "nothing to resume" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_run_from_before_the_settled_sizes_resumes_exactly(killed, uninterrupted, tmp_path):
+    """config.json of a version that derived the cache side, augmentation scale and validation batch wherever they
+    were used (none of them stored, eval_resize left unset): the resume settles them to the same values."""
+    out = shutil.copytree(killed, tmp_path / "old")
+    config = json.loads((out / "config.json").read_text())
+    for name in ("cache_side", "aug_scale", "val_batch_size"):
+        del config["recipe"][name]
+        config["derived"].pop(name, None)
+    config["recipe"]["eval_resize"] = None
+    config["derived"].pop("eval_resize", None)
+    (out / "config.json").write_text(json.dumps(config))
+    _resume(out)
+    _same_run(uninterrupted, out)
+    assert RunDir(out).read_config().recipe.val_batch_size is None  # the file is the run's, not rewritten

@@ -10,7 +10,6 @@ from helpers import CIFAR_RUN_ARGS, assert_one_line_error, run_cli
 
 from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.competitions.samples import write_sample
-from kaggle_kit.data.batches import cache_short_side
 from kaggle_kit.data.cache import load_images
 from kaggle_kit.data.layout import open_layout
 from kaggle_kit.inference.loading import load_run
@@ -101,7 +100,7 @@ def test_pseudo_images_train_and_never_validate(pseudo_run, weak_source, sample_
     # the validation split is the labelled images' own, and the same as the source run's (same seed, fraction)
     assert json.loads((out / "split.json").read_text()) == json.loads((weak_source / "split.json").read_text())
     assert set(RunDir(out).val_predictions()[0]) == set(json.loads((out / "split.json").read_text())["val_ids"])
-    test = load_images(layout, "test", cache_short_side(config.recipe), skip_bad=True)
+    test = load_images(layout, "test", config.recipe.cache_side, skip_bad=True)
     first = test.ids.index(chosen["id"].iloc[0])
     assert np.array_equal(data.train_cache[n_train], test[first])
 

@@ -16,19 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...core.errors import KitError
+from ...core.json_files import read_json_object
 
 TOKEN_PAGE = "https://www.kaggle.com/settings/api"
 
 
 # =========================================================================== secrets
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _read_text(path: Path) -> str:
@@ -66,8 +59,8 @@ def _secret_values() -> list[str]:
     if token_env and os.path.isfile(token_env):
         values.append(_read_text(Path(token_env)))
     values += [_read_text(p) for p in _token_files()]
-    values.append(str(_read_json(_config_file()).get("key", "")))
-    values += [str(v) for v in _read_json(_oauth_file()).values() if isinstance(v, str)]
+    values.append(str(read_json_object(_config_file()).get("key", "")))
+    values += [str(v) for v in read_json_object(_oauth_file()).values() if isinstance(v, str)]
     return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
 
 
@@ -116,7 +109,7 @@ def credential_source() -> CredentialSource:
         if _read_text(path):
             return CredentialSource("token", str(path), file=path)
     config = _config_file()
-    stored = _read_json(config)
+    stored = read_json_object(config)
     user_env, key_env = os.environ.get("KAGGLE_USERNAME"), os.environ.get("KAGGLE_KEY")
     username = user_env or stored.get("username")
     if username and (key_env or stored.get("key")):

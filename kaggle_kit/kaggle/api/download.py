@@ -15,8 +15,9 @@ from ...competitions.registry import Competition
 from ...core import progress
 from ...core.archive import check_free_space
 from ...core.errors import KitError
+from ...core.json_files import read_json_object
 from .client import _api, _competition, _kaggle_call, _quiet_stdout
-from .credentials import _error, _read_json
+from .credentials import _error
 
 DOWNLOAD_STAMP = ".kaggle-kit-download.json"
 
@@ -66,7 +67,7 @@ def _verify_zip(path: Path, what: str, fix: str) -> None:
 def _verified(archive: Path, comp: Competition) -> None:
     """Check an existing download once; a stamp beside it skips the check until the file changes."""
     stamp_path = archive.parent / DOWNLOAD_STAMP
-    if _read_json(stamp_path) == _stamp(archive):
+    if read_json_object(stamp_path) == _stamp(archive):
         return
     _verify_zip(archive, str(archive), f"delete it and run `kaggle-kit download {comp.name} --force`")
     _write_stamp(archive)

@@ -142,25 +142,11 @@ def stop_at_daily_limit(api, comp: Competition) -> int | None:
     return left
 
 
-def submit(
-    file: Path | str,
-    competition: Competition | str | None = None,
-    message: str | None = None,
-    wait: bool = True,
-    timeout: float = DEFAULT_WAIT_S,
-    data_dir: Path | str | None = None,
-    run_dir: Path | str | None = None,
-    ledger: Ledger | None = None,
-) -> SubmitResult:
-    """Validate, upload with the official client, record in the ledger, and (with `wait`) poll for the scores.
-
-    A file with problems is refused before anything is sent. The ledger gets a record before the upload
-    and an update at each step (ref, then COMPLETE/ERROR with scores or Kaggle's reason), so an
-    interrupted submit leaves a record saying how far it got.
-    """
+def _checked_file(file: Path, competition, timeout: float, data_dir, run_dir):
+    """(competition, the run that wrote `file`), once the file exists and validates: refused before anything is
+    sent otherwise."""
     from ...submissions import files as submissions
 
-    file = Path(file)
     if not file.is_file():
         raise _error(
             f"{file}: no such file: pass the CSV written by `kaggle-kit predict` (submissions/<competition>/<run>.csv)"
@@ -181,7 +167,27 @@ def submit(
             f"{file} was not uploaded: {len(problems)} problem{'s' if len(problems) > 1 else ''}: {shown}; "
             f"run `kaggle-kit validate {file}` for details"
         )
+    return comp, run
 
+
+def submit(
+    file: Path | str,
+    competition: Competition | str | None = None,
+    message: str | None = None,
+    wait: bool = True,
+    timeout: float = DEFAULT_WAIT_S,
+    data_dir: Path | str | None = None,
+    run_dir: Path | str | None = None,
+    ledger: Ledger | None = None,
+) -> SubmitResult:
+    """Validate, upload with the official client, record in the ledger, and (with `wait`) poll for the scores.
+
+    A file with problems is refused before anything is sent. The ledger gets a record before the upload
+    and an update at each step (ref, then COMPLETE/ERROR with scores or Kaggle's reason), so an
+    interrupted submit leaves a record saying how far it got.
+    """
+    file = Path(file)
+    comp, run = _checked_file(file, competition, timeout, data_dir, run_dir)
     sha256 = file_sha256(file)
     message = (message or default_message(file, run, sha256)).strip()
     api = _api()  # credentials first: no ledger record for a submit that never reached Kaggle
