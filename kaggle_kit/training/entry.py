@@ -27,12 +27,14 @@ def train(
     runs_root: Path | str = DEFAULT_RUNS_DIR,
     tracker=None,
     images: TrainingImages | None = None,
+    hooks: tuple = (),
     **overrides: Any,
 ) -> TrainResult:
     """`train("dog_breed", arch="resnet34")`: resolve, read the data, train, and return the result.
     `images`: which images train and validate, where the caller decided it: a fold's validation images (the
     recipe's val_fraction should say their share), confident test predictions to train on as well (chosen by
-    `workflows.pseudo_labelling.select`). None: the labelled images, split by the recipe's seed and fraction."""
+    `workflows.pseudo_labelling.select`). None: the labelled images, split by the recipe's seed and fraction.
+    `hooks`: training hooks of the caller's own (`loop.fit`'s), such as tune's pruning."""
     from ..records.run_folder import new_run_path
 
     images = images or TrainingImages()
@@ -65,6 +67,7 @@ def train(
             resolution=resolution,
             on_epoch=tracker.log_epoch if tracker else None,
             images=images,
+            extra_hooks=hooks,
         )
     except BaseException:
         remove_if_nothing_to_resume()

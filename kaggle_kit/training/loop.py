@@ -13,7 +13,7 @@ are gathered so every image counts exactly once, and only rank 0 writes the run 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from ..data.training_images import TrainingImages
 from ..records.run_folder import RunDir
 from .epoch import run_epoch
 from .hooks.averaging import WeightAveraging
+from .hooks.base import Hook
 from .hooks.callback import OnEpoch
 from .hooks.checkpoints import Checkpoints
 from .hooks.early_stopping import EarlyStopping
@@ -60,17 +61,20 @@ def fit(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     resolution: Resolution | None = None,
     images: TrainingImages | None = None,
+    extra_hooks: Sequence[Hook] = (),
 ) -> TrainResult:
     """Train `recipe` on `layout` into `run`; with `resume`, continue from the run's last checkpoint.
     `resolution`: how `recipe` was derived from the named one (recorded in config.json, said as notes).
     `images`: which images train and validate, where the command chose them (a fold's validation images,
-    pseudo-labelled test images); a resumed run reads its own from the run folder."""
+    pseudo-labelled test images); a resumed run reads its own from the run folder.
+    `extra_hooks`: the caller's own (tune's pruning), run after early stopping and before the writers."""
     started = time.perf_counter()
     setup, state = prepare(comp, layout, recipe, run, resume, resolution, images)
     hooks = [  # the order they run in at every point; a hook that sets state.stop comes before the writers
         Unfreeze(recipe, setup.device),
         MixSwitch(setup.mix, recipe.mix_off_epoch),
         EarlyStopping(recipe.early_stop_patience),
+        *extra_hooks,  # may set state.stop, as early stopping does
         WeightAveraging(recipe, setup),  # before the writers: last.pt holds this epoch's average
         Checkpoints(run, recipe.epochs),
         History(run, comp, recipe.epochs),
