@@ -34,8 +34,12 @@ def tune(
     **overrides,
 ) -> None:
     """Search recipe settings with Optuna (TPE, pruning); every trial is a run you can predict from."""
+    from ..core.invocation import arguments, set_arguments
     from ..study import tune as tuning
+    from ..study.tune_storage import redact_arguments
 
+    # every trial's config.json records the command line: never with the database password (main restores it)
+    set_arguments(redact_arguments(arguments()))
     if heartbeat < 1:
         raise typer.BadParameter(f"--heartbeat {heartbeat}: give 1 second or more")
     if resume:

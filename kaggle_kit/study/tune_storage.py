@@ -34,6 +34,15 @@ def redact(url: str | None) -> str | None:
         return url.split("://", 1)[0] + "://***"
 
 
+def redact_arguments(arguments: list[str]) -> list[str]:
+    """A command line with every database URL's password replaced (`--storage URL` and `--storage=URL`)."""
+    said = []
+    for argument in arguments:
+        flag, equals, value = argument.partition("=") if argument.startswith("--") else ("", "", argument)
+        said.append(f"{flag}{equals}{redact(value)}" if "://" in value and "@" in value else argument)
+    return said
+
+
 def check_url(url: str) -> None:
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
     if scheme == "sqlite":
@@ -58,18 +67,24 @@ def open_storage(url: str | None, study_dir: Path, heartbeat_s: int = DEFAULT_HE
         study_dir.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(study_dir / JOURNAL)))
     check_url(url)
-    from optuna.storages import RetryFailedTrialCallback
+    import warnings
+
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=heartbeat_s,
-            grace_period=2 * heartbeat_s,
-            failed_trial_callback=RetryFailedTrialCallback(max_retry=2),
-        )
-    except ModuleNotFoundError as error:
-        driver = "psycopg2-binary" if "psycopg" in str(error) else (error.name or "the database driver")
-        raise KitError(f"--storage {redact(url)} needs {driver}: pip install 'kaggle-kit[postgres]'") from None
+        with warnings.catch_warnings():  # "experimental": the heartbeat is Optuna's documented way to recover
+            warnings.simplefilter("ignore")
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=heartbeat_s,
+                grace_period=2 * heartbeat_s,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+            )
+    except ImportError:  # SQLAlchemy found no driver for the URL's database
+        raise KitError(
+            f"--storage {redact(url)}: no database driver is installed: pip install 'kaggle-kit[postgres]' "
+            "(psycopg) or, for MySQL, pymysql with a mysql+pymysql:// URL"
+        ) from None
     except Exception as error:  # sqlalchemy's OperationalError and kin, whose text may hold the URL
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise KitError(

@@ -79,12 +79,12 @@ def _retried(trial) -> int | None:
     """The number of the failed trial (its worker died) this one repeats with the same parameters, if any."""
     import warnings
 
-    from optuna.storages import RetryFailedTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
     with warnings.catch_warnings():  # "experimental since 2.8": the call is what Optuna documents for this
         warnings.simplefilter("ignore")
-        return RetryFailedTrialCallback.retried_trial_number(frozen)
+        return RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
 
 
 def _train(plan: StudyPlan, comp: Competition, trial, params: dict[str, Any], run_dir: Path) -> TrialOutcome:
