@@ -28,6 +28,9 @@ def tune(
     ),
     folds: Optional[int] = typer.Option(None, metavar="K", help="each trial a K-fold group, scored by its OOF metric"),
     resume: Optional[Path] = typer.Option(None, metavar="STUDY_DIR", help="continue this study with its own settings"),
+    report: Optional[Path] = typer.Option(
+        None, metavar="STUDY_DIR", help="write the study's trials table, best train command and plots (STUDY/report)"
+    ),
     heartbeat: int = typer.Option(60, metavar="SECONDS", help="with --storage: a worker silent 2x this has died"),
     data_dir: Optional[Path] = typer.Option(None, help="data folder or download zip (default data/<slug>)"),
     recipe: Optional[str] = typer.Option(None, help="named recipe the trials start from (default: the competition's)"),
@@ -42,6 +45,8 @@ def tune(
     set_arguments(redact_arguments(arguments()))
     if heartbeat < 1:
         raise typer.BadParameter(f"--heartbeat {heartbeat}: give 1 second or more")
+    if report:
+        return _report(report, storage)
     if resume:
         given = [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None]
         given += [n for n, v in (("COMPETITION", competition), ("--space", space), ("--study", study)) if v]
@@ -67,6 +72,23 @@ def tune(
         params = ", ".join(f"{k}={v}" for k, v in summary.best_params.items())
         print(f"best: trial {summary.best_number}, {metric.describe(summary.best_value)} ({params})")
         print(f"run: {plan.path / f'trial-{summary.best_number:03d}'}")
+
+
+def _report(study_dir: Path, storage: str | None) -> None:
+    from ..study.tune_report import write_report
+
+    written = write_report(study_dir, storage)
+    counts: dict[str, int] = {}
+    for row in written.rows:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    print(f"{len(written.rows)} trials ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))})")
+    print(f"table: {written.folder / 'trials.md'} (and trials.csv)")
+    for note in written.notes:
+        print(f"note: {note}")
+    if written.plots:
+        print(f"plots: {', '.join(p.name for p in written.plots)}")
+    if written.best_command:
+        print(f"best trial again: {written.best_command}")
 
 
 def register(app: typer.Typer) -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 
 import optuna
+import pandas as pd
 import pytest
 from helpers import KAGGLE_KIT, REPO, TINY_CPU_ARGS, assert_one_line_error, run_cli
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
+from kaggle_kit.config.flags import parse_recipe_argv
 from kaggle_kit.core.errors import KitError
 from kaggle_kit.study.tune_space import load_space, parse_space
 
@@ -107,6 +110,24 @@ def test_hopeless_trials_are_pruned_and_their_folders_say_so(tiny_cifar, tmp_pat
     for trial in trials:
         assert (study_dir / f"trial-{trial.number:03d}" / "best.pt").is_file()  # an ordinary run, pruned or not
     assert "pruned" in result.stdout
+
+    # --resume continues the study from study.json alone; --report tables, plots and the best trial's command
+    result = run_cli("tune", "--resume", study_dir, "--trials", "5", env={"KAGGLE_KIT_RUNS_DIR": tmp_path / "runs"})
+    assert result.returncode == 0, result.stderr
+    assert len(journal_study(study_dir, "hopeless").trials) == 5
+    result = run_cli("tune", "--report", study_dir)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(study_dir / "report" / "trials.csv")
+    assert list(table.columns) == ["trial", "state", "accuracy", "lr", "epochs", "seconds", "run"]
+    assert len(table) == 5 and set(table.state) <= {"complete", "pruned"}
+    assert (table[table.state == "pruned"].lr == 10.0).all() and (table.state == "pruned").any()
+    best = table[table.state == "complete"].sort_values("accuracy").iloc[-1]
+    command = (study_dir / "report" / "best_command.txt").read_text()
+    assert command.startswith("kaggle-kit train cifar10 --data-dir ") and f"--lr {float(best.lr)!r}" in command
+    assert float(parse_recipe_argv(shlex.split(command)[5:])["lr"]) == best.lr
+    for name in ("history.png", "parallel_coordinates.png"):
+        assert (study_dir / "report" / name).read_bytes()[:4] == b"\x89PNG"
+    assert "| trial | state | accuracy | lr |" in (study_dir / "report" / "trials.md").read_text()
 
 
 def test_two_workers_share_one_journal_study_up_to_the_cap(tiny_cifar, tmp_path):
