@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -61,6 +62,11 @@ def tune(
         if not competition or space is None:
             raise typer.BadParameter("give a COMPETITION and --space SPACE.toml (or --resume STUDY_DIR)")
         plan = tuning.plan_study(competition, space, study, storage, data_dir, recipe, folds, **overrides)
+    if plan.folds and plan.space.pruner != "none":
+        print(
+            f"note: pruner {plan.space.pruner} unused: folds are not pruned (each trial is scored by its OOF)",
+            file=sys.stderr,
+        )
     print(f"study {plan.study}: {plan.path} ({plan.storage or 'journal file ' + str(plan.path / 'journal.log')})")
     summary = tuning.run_study(plan, trials, timeout, storage, heartbeat)
     counts = ", ".join(f"{n} {state}" for state, n in sorted(summary.counts.items()))

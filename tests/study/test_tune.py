@@ -151,3 +151,17 @@ def test_two_workers_share_one_journal_study_up_to_the_cap(tiny_cifar, tmp_path)
     assert folders == sorted(f"trial-{t.number:03d}" for t in done)
     runs = [json.loads((study_dir / name / "trial.json").read_text())["params"]["lr"] for name in folders]
     assert sorted(runs) == sorted(t.params["lr"] for t in done)
+
+
+def test_a_fold_group_trial_is_scored_by_its_oof_metric(tiny_cifar, tmp_path):
+    space = tmp_path / "lr.toml"
+    space.write_text('pruner = "median"\n[params.lr]\ndistribution = "log-uniform"\nlow = 0.01\nhigh = 0.1\n')
+    args = ["tune", "cifar10", "--data-dir", tiny_cifar, "--space", space, "--folds", "2", "--trials", "1"]
+    result = run_cli(*args, "--epochs", "1", *TRIAL_ARGS, env={"KAGGLE_KIT_RUNS_DIR": tmp_path / "runs"})
+    assert result.returncode == 0, result.stderr
+    assert "folds are not pruned" in result.stderr
+    study_dir = tmp_path / "runs" / "cifar10" / "tune-lr"
+    (trial,) = journal_study(study_dir, "lr").trials
+    cv = json.loads((study_dir / "trial-000" / "cv.json").read_text())
+    assert trial.state == TrialState.COMPLETE and trial.value == cv["oof_metric"] and cv["folds"] == 2
+    assert json.loads((study_dir / "trial-000" / "trial.json").read_text())["epochs"] == 2  # one per fold
