@@ -21,7 +21,7 @@ from typing import Any
 from ..competitions.registry import Competition, resolve
 from ..core.errors import KitError
 from . import tune_storage
-from .tune_plan import StudyPlan, load_plan, plan_study, study_path
+from .tune_plan import StudyPlan, load_plan, plan_study, study_path, write_record
 
 __all__ = ["StudyPlan", "StudySummary", "load_plan", "plan_study", "run_study", "study_path", "summarise"]
 
@@ -54,6 +54,7 @@ def run_study(
         raise KitError(f"--trials {trials}: give 1 or more")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = tune_storage.open_storage(storage_url, plan.path, heartbeat_s)
+    write_record(plan)  # once the storage opened: a wrong URL leaves no study folder claiming it
     study = _open_study(plan, storage)
     comp = resolve(plan.competition)
     callbacks = [_say_trial(comp)]

@@ -92,7 +92,8 @@ def plan_study(
         data_dir=str(data_dir) if data_dir else None,
         storage=tune_storage.redact(storage),
     )
-    _record(plan)
+    if (plan.path / STUDY_FILE).is_file():
+        write_record(plan)  # a worker joining with other settings is refused before it opens the storage
     return plan
 
 
@@ -105,7 +106,7 @@ def _check_fixed(space: Space, fixed: dict[str, Any]) -> None:
         raise KitError(f"--full-train: {FIXED['full_train']}; tune without it, then train the best trial with it")
 
 
-def _record(plan: StudyPlan) -> None:
+def write_record(plan: StudyPlan) -> None:
     """study.json written, or checked against this command when the study exists (a worker joining it)."""
     path = plan.path / STUDY_FILE
     record = plan.record()

@@ -83,6 +83,12 @@ def test_cli_refuses_a_bad_space_and_a_flag_that_fixes_a_searched_field(tiny_cif
     assert_one_line_error(result, "[params.lr] is searched", "--lr")
     result = run_cli("tune", "cifar10", "--data-dir", tiny_cifar, "--space", good, "--storage", "sqlite:///x.db")
     assert_one_line_error(result, "SQLite", "database is locked")
+    unreachable = "postgresql://kaggle:s3cret-pw@127.0.0.1:1/kaggle"  # port 1: refused at once
+    args = ["tune", "cifar10", "--data-dir", tiny_cifar, "--space", good, "--storage", unreachable, *TRIAL_ARGS]
+    result = run_cli(*args, env={"KAGGLE_KIT_RUNS_DIR": tmp_path / "runs"})
+    assert_one_line_error(result, "postgresql://kaggle:***@127.0.0.1:1/kaggle", "cannot open the database")
+    assert "s3cret-pw" not in result.stdout + result.stderr
+    assert not (tmp_path / "runs" / "cifar10" / "tune-lr").exists()  # no study folder claims the wrong URL
 
 
 def journal_study(study_dir, name):
