@@ -75,6 +75,7 @@ def test_two_workers_against_postgresql_end_with_exactly_the_cap(postgres_url, t
     password_never_leaks(postgres_url, said, study_dir)
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # retried_trial_number
 def test_a_killed_worker_s_trial_fails_by_heartbeat_and_is_retried(postgres_url, tiny_cifar, tmp_path):
     study = f"kill-{uuid.uuid4().hex[:8]}"
     extra = ("--trials", "2", "--epochs", "2", "--heartbeat", "1")
