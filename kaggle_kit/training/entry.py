@@ -39,7 +39,8 @@ def train(
     so that `resume` can create them again.
     `images`: which images train and validate, where the caller decided it: a fold's validation images (the
     recipe's val_fraction should say their share), confident test predictions to train on as well (chosen by
-    `workflows.pseudo_labelling.select`). None: the labelled images, split by the recipe's seed and fraction."""
+    `workflows.pseudo_labelling.select`). None: the labelled images, split by the recipe's seed and fraction.
+    `hooks`: training hooks of the caller's own (`loop.fit`'s), such as tune's pruning."""
     from ..records.run_folder import new_run_path
 
     images = images or TrainingImages()

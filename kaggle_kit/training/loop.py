@@ -79,7 +79,8 @@ def fit(
     restore_hook_states(all_hooks, state.saved_hooks)
     hook_states(all_hooks)  # a state last.pt could not load is refused now, not after the first epoch
     if hooks and not resume and distributed.is_main():
-        run.update_config(hooks=[hook_name(hook) for hook in hooks])
+        # a hook tied to this process (tune's Optuna trial) says recorded = False: a resume cannot make it again
+        run.update_config(hooks=[hook_name(hook) for hook in hooks if getattr(hook, "recorded", True)])
     say_notes(recipe, resolution)
     for hook in all_hooks:
         hook.before_fit(state)

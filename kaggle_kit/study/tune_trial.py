@@ -1,0 +1,132 @@
+"""One trial of a `tune` study: its parameters drawn, its run (or fold group) trained, its score handed back.
+
+A trial's folder is `trial-NNN` (Optuna's number, unique across workers) and holds trial.json: the study, the
+parameters, the state (complete, pruned, failed), the score and, for a pruned trial, when and why.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..competitions.registry import Competition
+from ..core.atomic import atomic_write_text
+from ..core.errors import KitError
+from .tune_plan import StudyPlan
+
+TRIAL_FILE = "trial.json"
+
+
+class SurplusTrial(Exception):
+    """Another worker filled the trial cap while this one was starting a trial: it ends unrun (state FAIL, user
+    attribute `surplus`) and this worker stops."""
+
+
+@dataclass
+class TrialOutcome:
+    value: float | None
+    epochs: int
+    pruned: str | None = None  # why the pruner stopped it
+
+
+def objective(plan: StudyPlan, comp: Competition, cap: int | None):
+    import optuna
+
+    def run_trial(trial) -> float:
+        if cap is not None and _surplus(trial, cap):
+            trial.set_user_attr("surplus", True)
+            trial.study.stop()
+            raise SurplusTrial(f"the cap of {cap} trials was reached by other workers")
+        params = plan.space.suggest(trial)
+        run_dir = plan.path / f"trial-{trial.number:03d}"
+        trial.set_user_attr("run", str(run_dir))
+        retried = _retried(trial)
+        record = {"study": plan.study, "trial": trial.number, "params": params, "retry_of": retried}
+        try:
+            outcome = _train(plan, comp, trial, params, run_dir)
+        except KitError as error:
+            trial.set_user_attr("error", str(error).splitlines()[0])
+            _write(run_dir, {**record, "state": "failed", "error": str(error).splitlines()[0]})
+            raise
+        trial.set_user_attr("epochs", outcome.epochs)
+        state = "pruned" if outcome.pruned else "complete"
+        _write(
+            run_dir,
+            {**record, "state": state, "value": outcome.value, "epochs": outcome.epochs, "pruned": outcome.pruned},
+        )
+        if outcome.pruned:
+            trial.set_user_attr("note", outcome.pruned)
+            raise optuna.TrialPruned(outcome.pruned)
+        return outcome.value
+
+    return run_trial
+
+
+def _surplus(trial, cap: int) -> bool:
+    """True when `cap` trials numbered before this one are running, waiting or done: the storage numbers trials
+    atomically, so of two workers racing for the last place exactly one finds it free."""
+    from optuna.trial import TrialState
+
+    ahead = [
+        t for t in trial.study.get_trials(deepcopy=False) if t.number < trial.number and t.state != TrialState.FAIL
+    ]
+    return len(ahead) >= cap
+
+
+def _retried(trial) -> int | None:
+    """The number of the failed trial (its worker died) this one repeats with the same parameters, if any."""
+    import warnings
+
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+    with warnings.catch_warnings():  # "experimental since 2.8": the call is what Optuna documents for this
+        warnings.simplefilter("ignore")
+        return RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+
+
+def _train(plan: StudyPlan, comp: Competition, trial, params: dict[str, Any], run_dir: Path) -> TrialOutcome:
+    if plan.folds:
+        return _train_group(plan, comp, params, run_dir)
+    from .. import training
+    from ..training.hooks.pruning import Pruning
+
+    hooks = () if plan.space.pruner == "none" else (Pruning(trial, plan.space.pruner),)
+    overrides = {**plan.fixed, **params}
+    result = training.train(comp, plan.data_dir, plan.recipe, out=run_dir, hooks=hooks, **overrides)
+    if result.interrupted:
+        raise KeyboardInterrupt  # Optuna marks the trial failed and the worker stops, as `train` would
+    pruned = hooks[0].pruned_at is not None if hooks else False
+    value = result.best_metric
+    if value is None or value != value:
+        raise KitError(f"{run_dir}: no validation metric to score the trial by")
+    return TrialOutcome(value, result.epochs_run, hooks[0].pruned_note if pruned else None)
+
+
+def _train_group(plan: StudyPlan, comp: Competition, params: dict[str, Any], run_dir: Path) -> TrialOutcome:
+    """A fold group scored by its OOF metric; folds are not pruned (their epochs are not one sequence)."""
+    from ..workflows import cross_validation
+
+    overrides = {**plan.fixed, **params}
+    group, _ = cross_validation.plan_group(comp, plan.data_dir, plan.recipe, run_dir, plan.folds, **overrides)
+    result = cross_validation.train_folds(group, None, plan.data_dir)
+    if result.interrupted is not None:
+        raise KeyboardInterrupt
+    summary = cross_validation.finish_group(group, plan.data_dir, device=overrides.get("device") or "auto")
+    if summary is None:
+        raise KitError(f"{run_dir}: the fold group did not finish every fold")
+    epochs = sum(len(_history(group.fold_dir(f))) for f in range(1, group.k + 1))
+    return TrialOutcome(summary["oof_metric"], epochs)
+
+
+def _history(run_dir: Path) -> list[dict[str, Any]]:
+    from ..records.run_folder import RunDir
+
+    return RunDir(run_dir).history()
+
+
+def _write(run_dir: Path, record: dict[str, Any]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / TRIAL_FILE, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
