@@ -35,9 +35,12 @@ SUBMISSIONS_DIR_ENV = "KAGGLE_KIT_SUBMISSIONS_DIR"
 LEDGER_NAME = "ledger.jsonl"
 TORN_SUFFIX = ".torn"
 
-# Status values: Kaggle's own (PENDING, COMPLETE, ERROR) plus the two states before Kaggle knows the file.
+# Status values: Kaggle's own (PENDING, COMPLETE, ERROR) plus the states before Kaggle knows the file.
 UPLOADING = "UPLOADING"
 UPLOAD_FAILED = "UPLOAD_FAILED"
+UPLOAD_UNKNOWN = (
+    "UPLOAD_UNKNOWN"  # the upload's answer was lost and Kaggle could not be asked: `submissions` settles it
+)
 PENDING = "PENDING"
 COMPLETE = "COMPLETE"
 ERROR = "ERROR"
