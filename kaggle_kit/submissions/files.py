@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..competitions.metrics import metric_by_name
 from ..competitions.registry import Competition
+from ..core import faults
 from ..core.errors import KitError
 from ..data.labels import numeric_order
 from ..data.sample_submission import (
@@ -54,20 +55,26 @@ def atomic_output(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".partial", delete=False)
     temp = Path(handle.name)
+    number = faults.begin("submission-csv", path)
     try:
         with handle:
             yield handle
+            faults.at(number, "partial", temp, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        faults.at(number, "synced", temp)
         # NamedTemporaryFile creates the file private (0600); a submission gets the usual permissions
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temp, 0o666 & ~umask)
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as error:
+        needed = temp.stat().st_size if temp.exists() else 0
         temp.unlink(missing_ok=True)
+        faults.raise_if_full(error, path, needed)
         raise
     _fsync_folder(path.parent)
+    faults.at(number, "done", path)
 
 
 def _fsync_folder(folder: Path) -> None:
