@@ -59,3 +59,29 @@ def unused(lock_path: Path):
         yield True
     finally:
         os.close(fd)
+
+
+class SoleWriter:
+    """`lock_path` held exclusively while this process writes `what`, until `release()` (or the process ends, however
+    it ends); a second writer is refused at once, in one line."""
+
+    def __init__(self, lock_path: Path, what: str):
+        from .errors import KitError
+
+        self._fd: int | None = _open(lock_path)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.release()
+            raise KitError(
+                f"{what} is being written by another kaggle-kit process right now: wait for it to finish, "
+                "or write to another folder"
+            ) from None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.release()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ..competitions.registry import Competition
@@ -12,6 +13,7 @@ from ..competitions.resolution import Resolution, explicit_settings, resolve_rec
 from ..config.recipe import Recipe
 from ..core import distributed
 from ..core.errors import KitError
+from ..core.locks import SoleWriter
 from ..data.layout import Layout
 from ..data.training_images import TrainingImages
 from ..records.run_folder import DEFAULT_RUNS_DIR, HISTORY, RunDir
@@ -39,7 +41,9 @@ def train(
     comp, layout, resolution = resolve_training(competition, data_dir, recipe, overrides, images.added)
     resolved = resolution.recipe
     path = Path(out) if out else new_run_path(Path(runs_root), comp.name, resolved.arch, resolved.name)
+    claim = _claim(path)  # before the check, so two trainings into one folder cannot both pass it
     if out and (path / "config.json").exists():
+        claim.release()
         raise KitError(
             f"{path} already holds a run; resume it with `kaggle-kit train --resume {path}` or choose another --out"
         )
@@ -69,9 +73,18 @@ def train(
     except BaseException:
         remove_if_nothing_to_resume()
         raise
+    finally:
+        claim.release()
     if result.interrupted:
         remove_if_nothing_to_resume()
     return result
+
+
+def _claim(path: Path) -> SoleWriter | SimpleNamespace:
+    """The run folder's writer lock, on the main rank (the other ranks of a distributed run share its folder)."""
+    if not distributed.is_main():
+        return SimpleNamespace(release=lambda: None)
+    return SoleWriter(path.parent / f".{path.name}.lock", f"the run folder {path}")
 
 
 def resolve_training(
@@ -147,7 +160,9 @@ def resume(
         )
     history = run.history()
     if len(history) >= recipe.epochs and run.has_checkpoint("last"):
-        raise KitError(f"{run.path} already finished all {recipe.epochs} epochs; nothing to resume")
+        if _after_training_done(run, config) or not run.has_checkpoint("best"):
+            raise KitError(f"{run.path} already finished all {recipe.epochs} epochs; nothing to resume")
+        return _finished(run, history)  # stopped while calibrating or analysing: the caller does those again
     if len(history) and not run.has_checkpoint("last"):
         print(
             f"warning: {run.path} has no last.pt (the run was killed before its first checkpoint): training starts "
@@ -156,4 +171,29 @@ def resume(
         )
     if tracker is not None:
         tracker.attach(run.path)
-    return fit(comp, layout, recipe, run, resume=True, on_epoch=tracker.log_epoch if tracker else None)
+    claim = _claim(run.path)
+    try:
+        return fit(comp, layout, recipe, run, resume=True, on_epoch=tracker.log_epoch if tracker else None)
+    finally:
+        claim.release()
+
+
+def _after_training_done(run, config) -> bool:
+    """Whether what follows the epochs finished too: the calibration, and the analysis when one was started."""
+    analysis = run.path / "analysis"
+    started = analysis.is_dir()
+    return config.calibration_of("best") is not None and (not started or (analysis / "analysis.md").is_file())
+
+
+def _finished(run, history) -> TrainResult:
+    """The result of a run whose epochs all finished, read back from its folder (best.pt says the best epoch)."""
+    best = run.load_checkpoint("best")
+    return TrainResult(
+        run_dir=run.path,
+        epochs_run=len(history),
+        best_epoch=int(best["epoch"]),
+        best_metric=best.get("metric"),
+        final_metric=float(history["val_metric"].iloc[-1]),
+        seconds=0.0,
+        history=history.to_dict("records"),
+    )
