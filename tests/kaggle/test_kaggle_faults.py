@@ -88,3 +88,23 @@ def test_a_listing_through_429_and_resets(server, downloaded, bundle, tmp_path):
     listed = kit(["submissions", "dog_breed"], downloaded, kit_env(tmp_path, server.url))
     assert listed.returncode == 0, listed.stderr
     assert str(server.submissions[0].ref) in listed.stdout and server.calls["ListSubmissions"] == 3
+
+
+def test_the_budget_is_declared_and_checked(monkeypatch):
+    from email.utils import formatdate
+
+    from kaggle_kit.core.errors import KitError
+    from kaggle_kit.kaggle.api.retry import BUDGET_ENV, MAX_ATTEMPTS, RetryPolicy, retry_after_s, retry_budget_s
+
+    monkeypatch.delenv(BUDGET_ENV, raising=False)
+    assert retry_budget_s() == 60
+    monkeypatch.setenv(BUDGET_ENV, "soon")
+    with pytest.raises(KitError, match="KAGGLE_KIT_RETRY_BUDGET='soon' is not a number of seconds"):
+        retry_budget_s()
+    assert retry_after_s("7") == 7 and retry_after_s("") is None and retry_after_s("whenever") is None
+    assert 25 < retry_after_s(formatdate(time.time() + 30, usegmt=True)) <= 30  # an HTTP date
+    policy = RetryPolicy(budget_s=1000)
+    assert [policy.next_wait() for _ in range(MAX_ATTEMPTS - 1)] == [1, 2, 4, 8, 16, 30, 30]  # doubling, capped
+    assert policy.next_wait() is None  # out of tries: MAX_ATTEMPTS sent in all
+    short = RetryPolicy(budget_s=5)
+    assert short.next_wait("3") == 3 and short.next_wait("10") is None  # a wait past the budget is not begun
