@@ -62,13 +62,15 @@ def unused(lock_path: Path):
 
 
 class SoleWriter:
-    """`lock_path` held exclusively while this process writes `what`, until `release()` (or the process ends, however
-    it ends); a second writer is refused at once, in one line."""
+    """The folder `folder` (made if missing) held exclusively while this process writes `what`, until `release()`
+    (or the process ends, however it ends); a second writer is refused at once, in one line. The lock is on the
+    folder's own descriptor, so no lock file is left beside it or in it."""
 
-    def __init__(self, lock_path: Path, what: str):
+    def __init__(self, folder: Path, what: str):
         from .errors import KitError
 
-        self._fd: int | None = _open(lock_path)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -41,6 +41,7 @@ def train(
     comp, layout, resolution = resolve_training(competition, data_dir, recipe, overrides, images.added)
     resolved = resolution.recipe
     path = Path(out) if out else new_run_path(Path(runs_root), comp.name, resolved.arch, resolved.name)
+    existed = path.exists()
     claim = _claim(path)  # before the check, so two trainings into one folder cannot both pass it
     if out and (path / "config.json").exists():
         claim.release()
@@ -49,7 +50,7 @@ def train(
         )
     if distributed.is_distributed():
         path = Path(distributed.broadcast_object(str(path)))
-    run, created = RunDir(path), not path.exists()
+    run, created = RunDir(path), not existed
 
     def remove_if_nothing_to_resume() -> None:
         # failed or stopped before finishing an epoch (bad weights, out of memory, Ctrl-C): no half-made folder is
@@ -84,7 +85,7 @@ def _claim(path: Path) -> SoleWriter | SimpleNamespace:
     """The run folder's writer lock, on the main rank (the other ranks of a distributed run share its folder)."""
     if not distributed.is_main():
         return SimpleNamespace(release=lambda: None)
-    return SoleWriter(path.parent / f".{path.name}.lock", f"the run folder {path}")
+    return SoleWriter(path, f"the run folder {path}")
 
 
 def resolve_training(
