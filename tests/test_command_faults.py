@@ -1,9 +1,10 @@
 """The CI subset of the fault sweep (tests/fault_sweep.py): real commands in child processes, each fault followed
 by the checks that it was survived; the table in docs/faults.md must match what this module counts.
 
-CI subset: `predict` with a crash and a full disk at every kept write and two seeded SIGKILLs; `train` (tiny
-CIFAR, 2 epochs) with a crash at two seeded writes, then its resume. The full sweep (10 moments and more per
-command) is benchmarks/bench_faults.py."""
+CI subset (PLAN): `predict` with a crash and a full disk at every kept write and two seeded SIGKILLs; `train`
+(tiny CIFAR, 2 epochs) with a crash at two seeded writes, then its resume. One test per moment; the table test
+reads what the others recorded, so the module runs on one worker (pytest-xdist: --dist loadfile). The full
+sweep (10 moments and more per command) is benchmarks/bench_faults.py."""
 
 from __future__ import annotations
 
@@ -65,32 +66,58 @@ def commands(tiny_cifar, tmp_path_factory) -> dict[str, Command]:
     return ci_commands(tiny_cifar, root / "run")
 
 
-def record(outcome) -> None:
+@pytest.fixture(scope="module")
+def sweeps(commands, tmp_path_factory):
+    """Each command's undisturbed run, made the first time a test asks for it."""
+    made: dict[str, Sweep] = {}
+
+    def sweep(name: str) -> Sweep:
+        if name not in made:
+            made[name] = Sweep(commands[name], tmp_path_factory.mktemp(f"sweep-{name}")).undisturbed()
+        return made[name]
+
+    return sweep
+
+
+def seeded_writes(sweep: Sweep, count: int) -> list[int]:
+    return sorted(random.Random(SEED).sample(range(1, len(sweep.writes) + 1), count))
+
+
+# (command, fault, which moment): crash and full disk at the n-th write; kill at the k-th seeded moment; train's
+# crash at the k-th of two seeded writes
+PLAN = [
+    *(("predict", "crash", n) for n in (1, 2, 3)),
+    *(("predict", "full disk", n) for n in (1, 2, 3)),
+    *(("predict", "kill", k) for k in (0, 1)),
+    *(("train", "crash", k) for k in (0, 1)),
+]
+
+
+def run_moment(sweep: Sweep, fault: str, moment: int):
+    """One PLAN entry's fault against `sweep`: its Outcome."""
+    if fault == "kill":
+        rng = random.Random(SEED)
+        for _ in range(moment):
+            rng.uniform(0, 1)
+        return sweep.kill(rng)
+    if fault == "full disk":
+        return sweep.full_disk(moment)
+    return sweep.crash(seeded_writes(sweep, 2)[moment] if sweep.command.name == "train" else moment)
+
+
+@pytest.mark.parametrize("name, fault, moment", PLAN, ids=[f"{n}-{f}-{m}" for n, f, m in PLAN])
+def test_a_fault_is_survived(sweeps, name, fault, moment):
+    sweep = sweeps(name)
+    if name == "predict":  # its kept writes: the test images' cache, the submission CSV, the ledger of written files
+        assert [line.split("\t")[1] for line in sweep.writes] == ["cache", "submission-csv", "ledger"]
+    outcome = run_moment(sweep, fault, moment)
     OUTCOMES.append(outcome)
     assert outcome.survived, f"{outcome.command}: {outcome.fault} at {outcome.moment}: {outcome.detail}"
 
 
-def test_predict_survives_a_crash_and_a_full_disk_at_every_write_and_two_kills(commands, tmp_path):
-    sweep = Sweep(commands["predict"], tmp_path).undisturbed()
-    assert [line.split("\t")[1] for line in sweep.writes] == ["cache", "submission-csv", "ledger"]
-    for number in range(1, len(sweep.writes) + 1):
-        record(sweep.crash(number))
-        record(sweep.full_disk(number))
-    rng = random.Random(SEED)
-    for _ in range(2):
-        record(sweep.kill(rng))
-
-
-def test_train_survives_crashes_at_two_seeded_writes(commands, tmp_path):
-    sweep = Sweep(commands["train"], tmp_path).undisturbed()
-    rng = random.Random(SEED)
-    for number in sorted(rng.sample(range(1, len(sweep.writes) + 1), 2)):
-        record(sweep.crash(number))
-
-
 def test_the_committed_table_is_what_this_run_counts():
     """docs/faults.md holds the table of the CI subset as the tests above count it (run the whole module)."""
-    assert len(OUTCOMES) == 6 + 2 + 2, "run this whole module: the table counts every test above"
+    assert len(OUTCOMES) == len(PLAN), "run this whole module: the table counts every test above"
     committed = (REPO / "docs" / "faults.md").read_text()
     assert TABLE_START in committed, "docs/faults.md lost its generated table: run benchmarks/bench_faults.py --ci"
     ci_table = committed.split(TABLE_START, 1)[1].split("\n\n", 1)[0].strip() + "\n"
