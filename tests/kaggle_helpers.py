@@ -33,6 +33,7 @@ def kit_env(tmp_path: Path, endpoint: str, **changes) -> dict:
         KAGGLE_KEY=DEFAULT_KEY,
         KAGGLE_KIT_API_ENDPOINT=endpoint,
         KAGGLE_KIT_HTTP_TIMEOUT="10",
+        KAGGLE_KIT_RETRY_BUDGET="4",  # passing faults are retried, briefly: a test waits seconds, not a minute
         NO_PROXY="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
     )

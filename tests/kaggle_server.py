@@ -46,8 +46,10 @@ sample submission ends in ERROR with a reason, as on Kaggle.
 
 Faults on request (tests call the methods; by hand, the command-line flags): any status for a method
 (`fail`), with `Retry-After` for 429; a slow answer (`delay`); the next submission ending in ERROR with a
-given reason (`error_next_submission`). Method names are the API methods (`DownloadDataFiles`,
-`StartSubmissionUpload`, ...) plus `download` (the bundle GET) and `upload` (the PUT); `*` is all.
+given reason (`error_next_submission`); a script of faults for a method's next calls (`script`: statuses, a
+TCP reset, an answer that never comes, each before or after the request is carried out). Method names are the
+API methods (`DownloadDataFiles`, `StartSubmissionUpload`, ...) plus `download` (the bundle GET) and `upload`
+(the PUT); `*` is all.
 
 By hand:  python tests/kaggle_server.py --competition dog_breed --bundle DIR --port 8765
 (DIR holds `<slug>.zip` and `answers.csv` from `kaggle-kit sample`; generated there when missing.)
@@ -65,6 +67,8 @@ import itertools
 import json
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -172,6 +176,8 @@ class _State:
     token: str | None
     score_delay: float
     faults: dict[str, Fault] = field(default_factory=dict)
+    scripts: dict[str, list[str]] = field(default_factory=dict)  # method -> the steps its next calls take
+    hang_s: float = 5.0
     delays: dict[str, float] = field(default_factory=dict)
     delay_times: dict[str, int | None] = field(default_factory=dict)
     uploads: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # token -> (file name, bytes)
@@ -295,6 +301,17 @@ class KaggleServer:
         """Answer `method` (or `*`) with HTTP `status` and Kaggle's error JSON, `times` times (default: always)."""
         self._state.faults[method] = Fault(status, message or _default_message(status), retry_after, times)
 
+    def script(self, method: str, steps: list[str], hang_s: float = 5.0) -> None:
+        """The next calls of `method` (or `*`) take `steps` in turn, then calls are answered as usual. A step is
+        `ok`; a status such as `500`, or `429@1` with `Retry-After: 1`; `reset` (the connection is dropped with a
+        TCP reset); `hang` (no answer for `hang_s` seconds, then the connection is dropped). `done-` before a
+        fault (`done-reset`, `done-hang`, `done-500`) carries out the request first, then fails to answer: the
+        answer lost on its way back, with Kaggle's side effect made."""
+        for step in steps:
+            _parse_step(step)  # a typo fails here, not halfway through a test
+        self._state.scripts[method] = list(steps)
+        self._state.hang_s = hang_s
+
     def delay(self, method: str, seconds: float, times: int | None = None) -> None:
         """Answer `method` (or `*`) `seconds` late, `times` times (default: always)."""
         self._state.delays[method] = seconds
@@ -341,6 +358,7 @@ class KaggleServer:
 
     def clear(self) -> None:
         self._state.faults.clear()
+        self._state.scripts.clear()
         self._state.delays.clear()
         self._state.next_error = None
 
@@ -434,6 +452,18 @@ def _settle(state: _State, submission: Submission) -> None:
 _refs = itertools.count(FIRST_REF)
 
 
+def _parse_step(step: str) -> tuple[bool, str, int, str | None]:
+    """(after the request is carried out, kind: ok/status/reset/hang, status, Retry-After) of a script step."""
+    after = step.startswith("done-")
+    body = step[5:] if after else step
+    if body in ("ok", "reset", "hang"):
+        return after, body, 0, None
+    status, _, retry_after = body.partition("@")
+    if not status.isdigit():
+        raise ValueError(f"unknown fault step {step!r}: use ok, reset, hang, a status like 500 or 429@1, or done-...")
+    return after, "status", int(status), retry_after or None
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "FakeKaggle/1.0"
 
@@ -469,10 +499,47 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {"Retry-After": retry_after} if retry_after else None
         self._send(status, json.dumps({"code": status, "message": message}).encode(), "application/json", headers)
 
+    def _scripted(self, method: str) -> bool:
+        """Take the next step of `method`'s script: True when the request is answered (or dropped) by it; a `done-`
+        step is kept for `_after_handling` and the request carried out."""
+        state = self.state
+        with state.lock:
+            key = method if state.scripts.get(method) else "*"
+            steps = state.scripts.get(key)
+            step = steps.pop(0) if steps else "ok"
+        after, kind, status, retry_after = _parse_step(step)
+        self._after = None
+        if kind == "ok":
+            return False
+        if after:
+            self._after = (kind, status, retry_after)
+            self._answer, self.wfile = self.wfile, io.BytesIO()  # the real answer is made, then never sent
+            return False
+        self._misbehave(kind, status, retry_after)
+        return True
+
+    def _after_handling(self) -> None:
+        if getattr(self, "_after", None) is not None:
+            self.wfile = self._answer
+            self._misbehave(*self._after)
+
+    def _misbehave(self, kind: str, status: int, retry_after: str | None) -> None:
+        if kind == "status":
+            return self._error(status, _default_message(status), retry_after)
+        if kind == "hang":
+            time.sleep(self.state.hang_s)
+        # a TCP reset: linger 0 makes close() send RST instead of FIN
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.wfile = io.BytesIO()
+        self.close_connection = True
+
     def _faulted(self, method: str) -> bool:
         """Apply a configured delay and fault for `method`; True when an error was sent."""
         state = self.state
         state.calls[method] += 1
+        if self._scripted(method):
+            return True
         key = method if method in state.delays else "*"
         pause = state.delays.get(key, 0.0)
         with state.lock:
@@ -548,6 +615,7 @@ class _Handler(BaseHTTPRequestHandler):
         if handler is None:
             return self._error(404, f"unknown method {method}")
         handler(request)
+        self._after_handling()
 
     def do_GET(self) -> None:
         path = urlparse(self.path).path
@@ -587,6 +655,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._error(404, "unknown upload URL")
             state.uploads[token] = (state.uploads[token][0], body)
         self._json({})
+        self._after_handling()
 
     # ------------------------------------------------------------------ API methods
 

@@ -59,3 +59,31 @@ def unused(lock_path: Path):
         yield True
     finally:
         os.close(fd)
+
+
+class SoleWriter:
+    """The folder `folder` (made if missing) held exclusively while this process writes `what`, until `release()`
+    (or the process ends, however it ends); a second writer is refused at once, in one line. The lock is on the
+    folder's own descriptor, so no lock file is left beside it or in it."""
+
+    def __init__(self, folder: Path, what: str):
+        from .errors import KitError
+
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.release()
+            raise KitError(
+                f"{what} is being written by another kaggle-kit process right now: wait for it to finish, "
+                "or write to another folder"
+            ) from None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.release()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import archive, progress
+from ..core import archive, faults, progress
 from ..core.errors import KitError
 from ..core.locks import InUse, exclusive, unused
 from .layout import ImageSet, Layout
@@ -238,14 +238,20 @@ def _staged(path: Path):
     staging = path.parent / f".{path.name}.building"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    number = faults.begin("cache", path)
     try:
         yield staging
+        faults.at(number, "partial", staging)
         if path.exists():
             shutil.rmtree(path)
+        faults.at(number, "synced", staging)
         os.replace(staging, path)
-    except BaseException:
+    except BaseException as error:
+        needed = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file()) if staging.exists() else 0
         shutil.rmtree(staging, ignore_errors=True)
+        faults.raise_if_full(error, path, needed)
         raise
+    faults.at(number, "done", path)
 
 
 def _write_index(staging: Path, ids, starts: np.ndarray, shapes: np.ndarray, meta: dict) -> None:

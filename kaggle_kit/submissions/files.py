@@ -142,7 +142,7 @@ def write_submission(
 
     header_line = sample.attrs.get("header_line") or join_header(columns)
     terminator = sample.attrs.get("line_terminator", "\n")
-    with atomic_output(path) as out:
+    with atomic_output(path, "submission-csv") as out:
         out.write((header_line + terminator).encode("utf-8"))
         # pandas writes floats as their shortest round-trip repr: nothing is lost to formatting
         body.to_csv(out, header=False, index=False, lineterminator=terminator, encoding="utf-8")

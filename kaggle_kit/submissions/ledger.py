@@ -21,6 +21,7 @@ working directory, or any path passed to `Ledger(path)`.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import fcntl
 import json
 import os
@@ -29,15 +30,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..core import faults
 from ..core.errors import KitError
 
 SUBMISSIONS_DIR_ENV = "KAGGLE_KIT_SUBMISSIONS_DIR"
 LEDGER_NAME = "ledger.jsonl"
 TORN_SUFFIX = ".torn"
 
-# Status values: Kaggle's own (PENDING, COMPLETE, ERROR) plus the two states before Kaggle knows the file.
+# Status values: Kaggle's own (PENDING, COMPLETE, ERROR) plus the states before Kaggle knows the file.
 UPLOADING = "UPLOADING"
 UPLOAD_FAILED = "UPLOAD_FAILED"
+UPLOAD_UNKNOWN = (
+    "UPLOAD_UNKNOWN"  # the upload's answer was lost and Kaggle could not be asked: `submissions` settles it
+)
 PENDING = "PENDING"
 COMPLETE = "COMPLETE"
 ERROR = "ERROR"
@@ -61,17 +66,27 @@ def append_json_line(path: Path, entry: dict) -> None:
     # json.dumps escapes newlines inside strings, so the only newline is the terminator
     line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
+    number = faults.begin("ledger", path)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         _repair_torn_tail(path, fd)
-        view = memoryview(line)
+        os.write(fd, line[: len(line) // 2])
+        faults.at(number, "partial", path)
+        view = memoryview(line)[len(line) // 2 :]
         while view:
             written = os.write(fd, view)
             view = view[written:]
         os.fsync(fd)
+        faults.at(number, "synced", path)
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            _repair_torn_tail(path, fd)  # the half line written before the disk filled goes aside at once
+        faults.raise_if_full(error, path, len(line))
+        raise
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+    faults.at(number, "done", path)
 
 
 def _repair_torn_tail(path: Path, fd: int) -> None:

@@ -6,6 +6,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ..competitions.registry import Competition
@@ -13,6 +14,7 @@ from ..competitions.resolution import Resolution, explicit_settings, resolve_rec
 from ..config.recipe import Recipe
 from ..core import distributed
 from ..core.errors import KitError
+from ..core.locks import SoleWriter
 from ..data.layout import Layout
 from ..data.training_images import TrainingImages
 from ..records.run_config import CONFIG, read_config_dict
@@ -47,13 +49,16 @@ def train(
     comp, layout, resolution = resolve_training(competition, data_dir, recipe, overrides, images.added)
     resolved = resolution.recipe
     path = Path(out) if out else new_run_path(Path(runs_root), comp.name, resolved.arch, resolved.name)
+    existed = path.exists()
+    claim = _claim(path)  # before the check, so two trainings into one folder cannot both pass it
     if out and (path / "config.json").exists():
+        claim.release()
         raise KitError(
             f"{path} already holds a run; resume it with `kaggle-kit train --resume {path}` or choose another --out"
         )
     if distributed.is_distributed():
         path = Path(distributed.broadcast_object(str(path)))
-    run, created = RunDir(path), not path.exists()
+    run, created = RunDir(path), not existed
 
     def remove_if_nothing_to_resume() -> None:
         # failed or stopped before finishing an epoch (bad weights, out of memory, Ctrl-C): no half-made folder is
@@ -69,9 +74,18 @@ def train(
     except BaseException:
         remove_if_nothing_to_resume()
         raise
+    finally:
+        claim.release()
     if result.interrupted:
         remove_if_nothing_to_resume()
     return result
+
+
+def _claim(path: Path) -> SoleWriter | SimpleNamespace:
+    """The run folder's writer lock, on the main rank (the other ranks of a distributed run share its folder)."""
+    if not distributed.is_main():
+        return SimpleNamespace(release=lambda: None)
+    return SoleWriter(path, f"the run folder {path}")
 
 
 def resolve_training(
@@ -154,7 +168,9 @@ def resume(
         )
     history = run.history()
     if len(history) >= recipe.epochs and run.has_checkpoint("last"):
-        raise KitError(f"{run.path} already finished all {recipe.epochs} epochs; nothing to resume")
+        if _after_training_done(run, config) or not run.has_checkpoint("best"):
+            raise KitError(f"{run.path} already finished all {recipe.epochs} epochs; nothing to resume")
+        return _finished(run, history)  # stopped while calibrating or analysing: the caller does those again
     if len(history) and not run.has_checkpoint("last"):
         print(
             f"warning: {run.path} has no last.pt (the run was killed before its first checkpoint): training starts "
@@ -163,4 +179,29 @@ def resume(
         )
     if tracker is not None:
         tracker.attach(run.path)
-    return fit(comp, layout, recipe, run, resume=True, hooks=hooks, tracker=tracker)
+    claim = _claim(run.path)
+    try:
+        return fit(comp, layout, recipe, run, resume=True, hooks=hooks, tracker=tracker)
+    finally:
+        claim.release()
+
+
+def _after_training_done(run, config) -> bool:
+    """Whether what follows the epochs finished too: the calibration, and the analysis when one was started."""
+    analysis = run.path / "analysis"
+    started = analysis.is_dir()
+    return config.calibration_of("best") is not None and (not started or (analysis / "analysis.md").is_file())
+
+
+def _finished(run, history) -> TrainResult:
+    """The result of a run whose epochs all finished, read back from its folder (best.pt says the best epoch)."""
+    best = run.load_checkpoint("best")
+    return TrainResult(
+        run_dir=run.path,
+        epochs_run=len(history),
+        best_epoch=int(best["epoch"]),
+        best_metric=best.get("metric"),
+        final_metric=float(history["val_metric"].iloc[-1]),
+        seconds=0.0,
+        history=history.to_dict("records"),
+    )

@@ -4,6 +4,8 @@ This package is the only place that imports `kaggle` and `kagglesdk`, always ins
 
     credentials   which credentials the client will use; `_redact` / `_error` keep secrets out of messages
     client        the client as kaggle-kit builds it (endpoint, timeouts); `_kaggle_call` maps every failure
+    retry         Kaggle's passing failures (429, 5xx, resets, no answer) retried within a declared budget
+    upload        a submission's upload and creation, each retried, the creation made exactly once
     download      the competition bundle: fetch once, verify, unpack
     metadata      a competition's evaluation metric from Kaggle's listing (`init`)
     submit        validate, upload, record in the ledger, `wait_for_score`

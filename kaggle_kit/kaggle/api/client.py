@@ -6,8 +6,9 @@ when it finds no credentials. `_client_class` imports it with its output capture
 `SystemExit` into a `KitError`.
 
 Every Kaggle failure becomes one `KitError` line naming the fix (`_kaggle_call`): no credentials,
-401, the three causes of 403 (with the rules URL), 404, 429 (with Retry-After, and no retry), 5xx,
-network down, proxy and TLS trouble, timeouts. No message ever carries a credential: `_redact`
+401, the three causes of 403 (with the rules URL), 404, 429 (with Retry-After), 5xx,
+network down, proxy and TLS trouble, timeouts. Passing failures are first retried within a budget
+(`retry.py`); what reaches `_kaggle_call` is what outlasted it. No message ever carries a credential: `_redact`
 blanks every secret kaggle-kit can see, and URLs lose their query strings and user-info.
 
 Two settings change how the official client is built (`KitKaggleApi.build_kaggle_client`); nothing
@@ -38,6 +39,7 @@ from ...competitions.registry import Competition, resolve
 from ...core import progress
 from ...core.errors import KitError
 from .credentials import TOKEN_PAGE, _error, _loose_permissions, _no_credentials_message, credential_source
+from .retry import BUDGET_ENV, retry_after_s, retry_budget_s, send_retrying
 
 ENDPOINT_ENV = "KAGGLE_KIT_API_ENDPOINT"
 TIMEOUT_ENV = "KAGGLE_KIT_HTTP_TIMEOUT"
@@ -105,7 +107,8 @@ def _send_with_timeout(send, seconds: float):
 def _timeout_adapter(seconds: float):
     from requests.adapters import HTTPAdapter
 
-    return type("TimeoutAdapter", (HTTPAdapter,), {"send": _send_with_timeout(HTTPAdapter.send, seconds)})()
+    send = send_retrying(_send_with_timeout(HTTPAdapter.send, seconds))
+    return type("TimeoutAdapter", (HTTPAdapter,), {"send": send})()
 
 
 @contextlib.contextmanager
@@ -194,6 +197,14 @@ def _retry_after(response) -> str:
     return f"Retry-After says wait until {value}"
 
 
+def _beyond_budget(response) -> str:
+    asked = retry_after_s(response.headers.get("Retry-After") if response is not None else None)
+    budget = retry_budget_s()
+    if asked is not None and asked > budget:
+        return f"longer than kaggle-kit's retry budget of {budget:g} s ({BUDGET_ENV})"
+    return f"still after retrying for {budget:g} s ({BUDGET_ENV})"
+
+
 def _network_reason(error: Exception) -> str:
     text = str(error)
     found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
@@ -245,12 +256,12 @@ def _http_failure(error, action: str, comp: Competition | None) -> str:
     if code == 429:
         return (
             f"Kaggle is rate limiting this account (429) while {action}: {_retry_after(response)}, "
-            "then run the command again; kaggle-kit does not retry"
+            f"{_beyond_budget(response)}; run the command again then"
         )
     if code >= 500:
         return (
-            f"Kaggle had a server error ({code}) while {action}{said}: this is on Kaggle's side - "
-            "try again in a few minutes"
+            f"Kaggle had a server error ({code}) while {action}{said}, still after retrying for "
+            f"{retry_budget_s():g} s ({BUDGET_ENV}): this is on Kaggle's side - try again in a few minutes"
         )
     return f"Kaggle answered {code} while {action}{said}: check the command's arguments and try again"
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ...competitions.registry import Competition
-from ...submissions.ledger import COMPLETE, ERROR, PENDING, UPLOADING, Ledger
+from ...submissions.ledger import COMPLETE, ERROR, PENDING, UPLOAD_UNKNOWN, UPLOADING, Ledger
 from .client import _api, _competition, _kaggle_call, _quiet_stdout
 from .submit import _score
 
@@ -68,7 +68,7 @@ def list_submissions(competition: Competition | str, ledger: Ledger | None = Non
         listed = _every_submission(api, comp.slug)
     known = ledger.by_ref(comp.name)
     # a submit that died between the upload and writing Kaggle's ref: found again by its file and message
-    orphans = [r for r in ledger.records(comp.name) if r.kaggle_ref is None and r.status == UPLOADING]
+    orphans = [r for r in ledger.records(comp.name) if r.kaggle_ref is None and r.status in (UPLOADING, UPLOAD_UNKNOWN)]
     rows = []
     for item in listed:
         if item is None:
@@ -96,7 +96,9 @@ def list_submissions(competition: Competition | str, ledger: Ledger | None = Non
         if record is not None:
             row.run, row.local_score, row.sha256 = record.run, record.local_score, record.sha256
             news = {}
-            if record.status != status and (status in (COMPLETE, ERROR) or record.status == UPLOADING):
+            if record.status != status and (
+                status in (COMPLETE, ERROR) or record.status in (UPLOADING, UPLOAD_UNKNOWN)
+            ):
                 news["status"] = status
             if row.public_score is not None and record.public_score != row.public_score:
                 news["public_score"] = row.public_score

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +9,11 @@ from pathlib import Path
 from ...competitions.registry import Competition
 from ...core import progress
 from ...core.errors import KitError
-from ...submissions.ledger import COMPLETE, ERROR, PENDING, UPLOAD_FAILED, Ledger, LedgerRecord
+from ...submissions.ledger import COMPLETE, ERROR, PENDING, UPLOAD_FAILED, UPLOAD_UNKNOWN, Ledger, LedgerRecord
 from ...submissions.provenance import RunInfo, describe_run, file_sha256
-from .client import _api, _kaggle_call, _upload_timeout, http_timeout
+from .client import _api, _kaggle_call
 from .credentials import _error
+from .upload import UploadUnknown, create_once, start_and_upload
 
 DEFAULT_WAIT_S = 1800.0
 # Scoring takes seconds to minutes: poll soon, then back off to a polite interval.
@@ -209,19 +208,14 @@ def submit(
 
     progress.say(f"uploading {file} to {comp.slug}")
     try:
-        with _kaggle_call(f"uploading {file.name} to {comp.slug}", comp):
-            # the client prints upload errors; its upload session gets our timeout (see _upload_timeout)
-            with contextlib.redirect_stdout(io.StringIO()) as said, _upload_timeout(http_timeout()):
-                created = api.competition_submit(str(file), message, comp.slug, quiet=True)
-            if created.message == api.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE or not created.ref:
-                detail = " ".join(said.getvalue().split())[:160] or created.message or "no submission ref returned"
-                raise _error(
-                    f"the upload of {file.name} to Kaggle failed ({detail}): nothing was submitted - try again"
-                )
+        token = start_and_upload(api, comp, file)
+        result.ref = create_once(api, comp, file, message, token, ledger)
+    except UploadUnknown as unknown:
+        ledger.update(record.id, status=UPLOAD_UNKNOWN, error=str(unknown))
+        raise _error(str(unknown)) from None
     except KitError as error:
         ledger.update(record.id, status=UPLOAD_FAILED, error=str(error))
         raise
-    result.ref = int(created.ref)
     ledger.update(record.id, kaggle_ref=result.ref, status=PENDING)
     if not wait:
         return result
