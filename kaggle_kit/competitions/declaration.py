@@ -20,7 +20,8 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from ..config.recipe import AugmentSpec, Recipe, apply_overrides
 from ..core.errors import KitError
-from .metrics import METRICS, Metric, are_grades, metric_by_name
+from .metrics import METRICS, Metric, are_grades
+from .target_metrics import target_metric_by_name
 
 MeanStd = tuple[tuple[float, float, float], tuple[float, float, float]]
 
@@ -69,6 +70,9 @@ class Competition:
     id_has_extension: bool = False  # ids in the CSVs carry the extension
     positive_class: str | None = None  # which class a "binary" submission reports
     group_column: str | None = None  # grouped cross-validation folds
+    # what each image is asked for (competitions/targets.py): one label (today's path), a label set, a value, a grade
+    target: Literal["label", "multilabel", "regression", "ordinal"] = "label"
+    value_range: tuple[float, float] | None = None  # a regression target's declared range, clipped to at predict
     source: str = "built-in"  # where the declaration was found: built-in, or the file's path
 
     @property
@@ -139,6 +143,7 @@ PLACES = {
     "title": "title",
     "aliases": "aliases",
     "metric": "metric",
+    "target": "target",
     "default_recipe": "default_recipe",
     "native_size": "native_size",
     "code_competition": "code_competition",
@@ -157,6 +162,7 @@ PLACES = {
     "class_source": "labels.class_source",
     "declared_classes": "labels.classes",
     "group_column": "labels.group_column",
+    "value_range": "labels.value_range",
     "submission_kind": "submission.kind",
     "positive_class": "submission.positive_class",
     "dataset_mean_std": "normalize",
@@ -250,7 +256,7 @@ def _convert(value: Any, hint: Any, path, place: str) -> Any:
         return _convert(value, next(a for a in args if a is not type(None)), path, place)
     if hint is Metric:
         try:
-            return metric_by_name(str(value))
+            return target_metric_by_name(str(value))
         except KitError as error:
             raise KitError(f"{path}: {place}: {error}") from None
     if hint in (Recipe, AugmentSpec):
@@ -321,6 +327,10 @@ def _check_references(comp: Competition, path) -> None:
         except KitError as error:
             raise KitError(f"{path}: [from_scratch.{name}] {error}") from None
         _check_aug(comp, path, f"from_scratch.{name}.aug", changed.aug)
+    if comp.target != "label":
+        from .targets import target_of
+
+        target_of(comp).check_metric(comp.metric, path)
     if comp.submission_kind == "binary" and comp.positive_class is None:
         raise KitError(f"{path}: submission.kind = 'binary' needs submission.positive_class: name the class reported")
 
@@ -346,7 +356,7 @@ def dump(comp: Competition) -> str:
         value = _plain(getattr(comp, name))
         if name == "dataset_mean_std" and value is not None:
             value = {"mean": value[0], "std": value[1]}
-        if value is None or value == {}:
+        if value is None or value == {} or (name == "target" and value == "label"):  # label: today's files unchanged
             continue
         *sections, key = place.split(".")
         table = tree

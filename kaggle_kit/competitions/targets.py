@@ -1,0 +1,330 @@
+"""What a competition asks for per image, as one object each stage calls: its target kind.
+
+A declaration says `target = "label" | "multilabel" | "regression" | "ordinal"` (default label: one class per
+image, today's path, which keeps its own code). A kind answers every stage's question about the target:
+- labels: `read_labels` turns the train CSV into the truth array (and refuses bad rows in one line);
+- model: `head_size` outputs, trained with `loss` on those truths;
+- held-out predictions: `values` turns logits into what the metric reads, `fit` fits what is applied after
+  training (thresholds, cut points) on held-out truths and values;
+- submission: `submission_columns` writes the values in the sample's form, `read_submission` reads one back
+  (refusing the wrong form), and `score` scores it by the declared metric.
+
+Truth and values per kind: multilabel (n, labels) 0/1 and probabilities; regression (n,) floats; ordinal (n,)
+integer grades and (n,) regressed floats, cut into grades at fitted points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import KitError
+from .metrics import AUC, F1_MACRO, F1_MICRO, QWK, Metric
+from .target_metrics import F1_SAMPLES, MEAN_AUC, RMSE, _f1, grade_kappa, mean_column_auc, rmse
+
+KINDS = ("label", "multilabel", "regression", "ordinal")
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+def _bad_rows(where, ids, mask: np.ndarray, what: str, fix: str) -> KitError:
+    first = int(np.flatnonzero(mask)[0])
+    return KitError(f"{where}: id {ids[first]} {what} ({int(mask.sum())} such rows); {fix}")
+
+
+@dataclass(frozen=True)
+class TargetKind:
+    """The shared parts; each kind overrides what differs."""
+
+    name: str = "label"
+    metrics: dict[str, Callable[..., float]] = field(default_factory=dict, repr=False)
+
+    def head_size(self, classes: list[str]) -> int:
+        return len(classes)
+
+    def check_metric(self, metric: Metric, where) -> None:
+        if self.metrics and metric.name not in self.metrics:
+            names = ", ".join(self.metrics)
+            raise KitError(f"{where}: metric {metric.key} does not score a {self.name} target: use one of {names}")
+
+    def fit(self, truth: np.ndarray, values: np.ndarray, metric: Metric) -> dict[str, Any]:
+        """What is applied to values after training (thresholds, cut points), fitted on held-out predictions."""
+        return {}
+
+    def score(self, metric: Metric, truth: np.ndarray, values: np.ndarray, fitted: dict[str, Any]) -> float:
+        """The metric of held-out values as the written submission would get it (fitted thresholds applied)."""
+        return float(self.metrics[metric.name](truth, self.answer(values, fitted)))
+
+    def answer(self, values: np.ndarray, fitted: dict[str, Any]) -> np.ndarray:
+        """Values as the submission states them (label sets, grades); the values themselves where it writes them."""
+        return values
+
+
+# ----------------------------------------------------------------------------------------------- multi-label
+
+
+@dataclass(frozen=True)
+class MultiLabel(TargetKind):
+    """Several labels per image, each a sigmoid output trained with binary cross-entropy. The submission form
+    follows the sample: one probability column per label ("columns", scored by mean column-wise AUC), or one
+    column of space-separated label sets ("set", scored by an F-score over the sets chosen at a threshold)."""
+
+    name: str = "multilabel"
+    form: str = "columns"  # "columns" | "set"
+
+    def __post_init__(self):
+        probabilities = {"mean_auc": mean_column_auc, "auc": mean_column_auc}
+        sets = {"f1-samples": _f1("samples"), "f1-micro": _f1("micro"), "f1-macro": _f1("macro")}
+        object.__setattr__(self, "metrics", probabilities if self.form == "columns" else sets)
+
+    def loss(self, logits, targets):
+        import torch.nn.functional as F
+
+        return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
+
+    def values(self, logits: np.ndarray) -> np.ndarray:
+        return _sigmoid(logits)
+
+    def read_labels(self, frame: pd.DataFrame, id_column: str, label_column: str, classes: list[str], where):
+        ids = frame[id_column].tolist()
+        if self.form == "columns":
+            missing = [c for c in classes if c not in frame.columns]
+            if missing:
+                raise KitError(f"{where}: label column {missing[0]!r} of the sample is missing: download it again")
+            cells = frame[classes].astype(str).apply(lambda col: col.str.strip())
+            bad = ~cells.isin(["0", "1", "0.0", "1.0"]).all(axis=1).to_numpy()
+            if bad.any():
+                raise _bad_rows(
+                    where, ids, bad, "has a label cell other than 0 or 1", "write 0 or 1 in every label column"
+                )
+            return cells.astype(float).astype(np.int64).to_numpy()
+        sets = [str(s).split() for s in frame[label_column]]
+        known = set(classes)
+        unknown = np.array([any(t not in known for t in s) for s in sets])
+        if unknown.any():
+            row = sets[int(np.flatnonzero(unknown)[0])]
+            name = next(t for t in row if t not in known)
+            raise _bad_rows(
+                where,
+                ids,
+                unknown,
+                f"has label {name!r}, not one of the {len(classes)} labels",
+                "fix the label set (labels are space-separated names the training labels use)",
+            )
+        index = {c: i for i, c in enumerate(classes)}
+        truth = np.zeros((len(sets), len(classes)), dtype=np.int64)
+        for row, labels in enumerate(sets):
+            truth[row, [index[t] for t in labels]] = 1
+        return truth
+
+    def label_names(self, frame: pd.DataFrame, label_column: str) -> list[str]:
+        """The labels a set-form train CSV uses, sorted."""
+        return sorted({t for s in frame[label_column] for t in str(s).split()})
+
+    def fit(self, truth, values, metric) -> dict[str, Any]:
+        if self.form == "columns":
+            return {}
+        return {"threshold": fit_threshold(truth, values, self.metrics[metric.name])}
+
+    def answer(self, values, fitted):
+        if self.form == "columns":
+            return values
+        return choose_labels(values, fitted.get("threshold", 0.5))
+
+    def submission_columns(self, values, classes, fitted, label_column: str) -> dict[str, list]:
+        if self.form == "columns":
+            return {c: values[:, j].tolist() for j, c in enumerate(classes)}
+        chosen = choose_labels(values, fitted.get("threshold", 0.5))
+        return {label_column: [" ".join(c for c, on in zip(classes, row) if on) for row in chosen]}
+
+    def read_submission(self, frame, id_column, label_column, classes, where) -> np.ndarray:
+        if self.form == "set":
+            return self.read_labels(frame, id_column, label_column, classes, where)
+        missing = [c for c in classes if c not in frame.columns]
+        if missing:
+            raise KitError(f"{where}: column {missing[0]!r} is missing: write one probability column per label")
+        values = frame[classes].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values).all(axis=1) | ((values < 0) | (values > 1)).any(axis=1)
+        if bad.any():
+            ids = frame[id_column].tolist()
+            raise _bad_rows(where, ids, bad, "has a value that is no probability in [0, 1]", "write probabilities")
+        return values
+
+
+def choose_labels(probs: np.ndarray, threshold: float) -> np.ndarray:
+    """Labels at or above `threshold`; a row with none takes its most likely label (a set is never empty, as
+    every image of a label-set competition has at least one label)."""
+    chosen = (np.asarray(probs) >= threshold).astype(np.int64)
+    empty = chosen.sum(axis=1) == 0
+    chosen[empty, np.asarray(probs)[empty].argmax(axis=1)] = 1
+    return chosen
+
+
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+
+
+def fit_threshold(truth: np.ndarray, probs: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float]) -> float:
+    """One global threshold maximising `score` of the chosen sets on held-out predictions (a grid of 0.05..0.95;
+    ties keep the one nearest 0.5). Kept a plain function so cross-fitting (inference/calibration) can call it."""
+    if len(truth) == 0:
+        return 0.5
+    scores = np.array([score(truth, choose_labels(probs, t)) for t in THRESHOLD_GRID])
+    best = np.flatnonzero(scores >= scores.max() - 1e-12)
+    return float(THRESHOLD_GRID[best[np.argmin(np.abs(THRESHOLD_GRID[best] - 0.5))]])
+
+
+# ------------------------------------------------------------------------------------------ values and grades
+
+
+@dataclass(frozen=True)
+class Regression(TargetKind):
+    """One float per image from one output, trained with MSE on the target standardised by `center`/`scale`
+    (the training values' mean and spread, so the head starts near the target's range); clipped to `value_range`
+    when one is declared."""
+
+    name: str = "regression"
+    value_range: tuple[float, float] | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "metrics", {"rmse": rmse})
+
+    def head_size(self, classes) -> int:
+        return 1
+
+    def loss(self, logits, targets):
+        import torch.nn.functional as F
+
+        return F.mse_loss(logits.float().squeeze(1), targets.float())
+
+    def values(self, logits: np.ndarray) -> np.ndarray:
+        values = np.asarray(logits, dtype=np.float64).reshape(len(logits), -1)[:, 0]
+        return np.clip(values, *self.value_range) if self.value_range else values
+
+    def read_labels(self, frame, id_column, label_column, classes, where) -> np.ndarray:
+        values = pd.to_numeric(frame[label_column], errors="coerce").to_numpy(dtype=np.float64)
+        ids = frame[id_column].tolist()
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise _bad_rows(where, ids, bad, f"has no number in column {label_column!r}", "write a number there")
+        if self.value_range:
+            low, high = self.value_range
+            outside = (values < low) | (values > high)
+            if outside.any():
+                raise _bad_rows(
+                    where,
+                    ids,
+                    outside,
+                    f"has a {label_column} outside the declared range {low:g}..{high:g}",
+                    "fix the row, or widen labels.value_range in the declaration",
+                )
+        return values
+
+    def submission_columns(self, values, classes, fitted, label_column: str) -> dict[str, list]:
+        return {label_column: self.answer(values, fitted).tolist()}
+
+    def read_submission(self, frame, id_column, label_column, classes, where) -> np.ndarray:
+        if label_column not in frame.columns:
+            raise KitError(f"{where}: column {label_column!r} is missing: write one number per row there")
+        values = pd.to_numeric(frame[label_column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise _bad_rows(where, frame[id_column].tolist(), bad, "has no number", f"write a number in {label_column}")
+        return values
+
+
+@dataclass(frozen=True)
+class Ordinal(Regression):
+    """Integer grades 0..n-1 (QWK), trained as regression, the predicted value cut into grades at points fitted
+    on held-out predictions to maximise QWK (the "optimized rounder" winners use), starting at k + 0.5."""
+
+    name: str = "ordinal"
+    n_grades: int = 5
+
+    def __post_init__(self):
+        n = self.n_grades
+        object.__setattr__(self, "metrics", {"qwk": lambda t, g: grade_kappa(t, g, n), "rmse": rmse})
+
+    def read_labels(self, frame, id_column, label_column, classes, where) -> np.ndarray:
+        values = pd.to_numeric(frame[label_column], errors="coerce").to_numpy(dtype=np.float64)
+        outside = ~np.isfinite(values) | (values != np.round(values)) | (values < 0) | (values >= self.n_grades)
+        if outside.any():
+            raise _bad_rows(
+                where,
+                frame[id_column].tolist(),
+                outside,
+                f"has a grade outside 0..{self.n_grades - 1} in column {label_column!r}",
+                "fix the row, or declare labels.classes with every grade",
+            )
+        return values.astype(np.int64)
+
+    def values(self, logits: np.ndarray) -> np.ndarray:
+        return np.asarray(logits, dtype=np.float64).reshape(len(logits), -1)[:, 0]
+
+    def fit(self, truth, values, metric) -> dict[str, Any]:
+        return {"cut_points": fit_cut_points(truth, values, self.n_grades)}
+
+    def answer(self, values, fitted) -> np.ndarray:
+        points = fitted.get("cut_points") or (np.arange(self.n_grades - 1) + 0.5).tolist()
+        return cut(values, points)
+
+    def submission_columns(self, values, classes, fitted, label_column: str) -> dict[str, list]:
+        return {label_column: self.answer(values, fitted).tolist()}
+
+    def read_submission(self, frame, id_column, label_column, classes, where) -> np.ndarray:
+        if label_column not in frame.columns:
+            raise KitError(f"{where}: column {label_column!r} is missing: write one integer grade per row there")
+        return self.read_labels(frame, id_column, label_column, classes, where)
+
+
+def cut(values: np.ndarray, points) -> np.ndarray:
+    """Grade = how many (sorted) cut points the value reaches."""
+    return np.searchsorted(np.sort(np.asarray(points, dtype=np.float64)), np.asarray(values), side="right")
+
+
+def fit_cut_points(truth: np.ndarray, values: np.ndarray, n_grades: int, rounds: int = 3) -> list[float]:
+    """Cut points maximising QWK on held-out (truth, regressed values): coordinate search of each point between
+    its neighbours, starting at k + 0.5 and kept unless beaten. A plain function so cross-fitting can call it."""
+    points = np.arange(n_grades - 1) + 0.5
+    if len(truth) == 0 or n_grades < 3:
+        return points.tolist()
+    best = grade_kappa(truth, cut(values, points), n_grades)
+    for _ in range(rounds):
+        for i in range(n_grades - 1):
+            low = points[i - 1] if i else min(float(np.min(values)), 0.0)
+            high = points[i + 1] if i < n_grades - 2 else max(float(np.max(values)), n_grades - 1.0)
+            for candidate in np.linspace(low, high, 41)[1:-1]:
+                trial = points.copy()
+                trial[i] = candidate
+                value = grade_kappa(truth, cut(values, trial), n_grades)
+                if value > best + 1e-12:
+                    best, points = value, trial
+    return points.tolist()
+
+
+# ------------------------------------------------------------------------------------------------- choosing
+
+# metrics each kind accepts from a declaration, and the one `init` picks when Kaggle's name is unknown
+DEFAULT_METRICS = {"multilabel-columns": MEAN_AUC, "multilabel-set": F1_SAMPLES, "regression": RMSE, "ordinal": QWK}
+ACCEPTED = {
+    "multilabel-columns": (MEAN_AUC, AUC),
+    "multilabel-set": (F1_SAMPLES, F1_MICRO, F1_MACRO),
+    "regression": (RMSE,),
+    "ordinal": (QWK, RMSE),
+}
+
+
+def target_of(comp) -> TargetKind:
+    """The declared competition's target kind, with what it reads from the declaration."""
+    kind = getattr(comp, "target", "label")
+    if kind == "multilabel":
+        return MultiLabel(form="columns" if comp.submission_kind == "probabilities" else "set")
+    if kind == "regression":
+        return Regression(value_range=comp.value_range)
+    if kind == "ordinal":
+        return Ordinal(n_grades=len(comp.declared_classes) or 5)
+    return TargetKind()
