@@ -20,9 +20,11 @@ def sample(
     """Write a small generated dataset in the competition's exact Kaggle download layout."""
     from ..competitions.registry import resolve
     from ..competitions.samples import write_sample
+    from ..competitions.target_samples import write_target_sample
 
     comp = resolve(competition)
-    path = write_sample(comp, out_dir, n_train=n_train, n_test=n_test, seed=seed, nested=nested, top_folder=top_folder)
+    write = write_sample if comp.target == "label" else write_target_sample  # label sets, values, grades: their own
+    path = write(comp, out_dir, n_train=n_train, n_test=n_test, seed=seed, nested=nested, top_folder=top_folder)
     print(f"wrote {path} and {path.parent / 'answers.csv'}")
 
 

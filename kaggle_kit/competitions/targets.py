@@ -122,6 +122,24 @@ class MultiLabel(TargetKind):
             truth[row, [index[t] for t in labels]] = 1
         return truth
 
+    def draw(self, rng: np.random.Generator, n: int, classes: list[str]) -> np.ndarray:
+        """Generated truths: each label on a third of the time; a label set is never empty."""
+        truth = (rng.random((n, len(classes))) < 0.35).astype(np.int64)
+        if self.form == "set":
+            empty = truth.sum(axis=1) == 0
+            truth[np.flatnonzero(empty), rng.integers(0, len(classes), int(empty.sum()))] = 1
+        return truth
+
+    def label_frame(self, truth: np.ndarray, classes: list[str], label_column: str) -> dict[str, list]:
+        """Truths in the train CSV's columns (what `read_labels` reads back)."""
+        if self.form == "columns":
+            return {c: truth[:, j].tolist() for j, c in enumerate(classes)}
+        return {label_column: [" ".join(c for c, on in zip(classes, row) if on) for row in truth]}
+
+    def placeholder(self, classes: list[str], label_column: str) -> dict[str, Any]:
+        """The sample submission's filler values."""
+        return {c: 0.5 for c in classes} if self.form == "columns" else {label_column: classes[0]}
+
     def label_names(self, frame: pd.DataFrame, label_column: str) -> list[str]:
         """The labels a set-form train CSV uses, sorted."""
         return sorted({t for s in frame[label_column] for t in str(s).split()})
@@ -227,6 +245,22 @@ class Regression(TargetKind):
     def submission_columns(self, values, classes, fitted, label_column: str) -> dict[str, list]:
         return {label_column: self.answer(values, fitted).tolist()}
 
+    def draw(self, rng: np.random.Generator, n: int, classes: list[str]) -> np.ndarray:
+        low, high = self.value_range or (1.0, 100.0)
+        return np.round(rng.uniform(low, high, n)).astype(np.float64)  # whole numbers, as Pawpularity's
+
+    def label_frame(self, truth: np.ndarray, classes: list[str], label_column: str) -> dict[str, list]:
+        return {label_column: [int(v) if float(v).is_integer() else float(v) for v in truth]}
+
+    def placeholder(self, classes: list[str], label_column: str) -> dict[str, Any]:
+        low, high = self.value_range or (1.0, 100.0)
+        return {label_column: (low + high) / 2}
+
+    def fraction(self, value: float) -> float:
+        """Where a value lies in its range, 0..1 (what a generated image shows)."""
+        low, high = self.value_range or (1.0, 100.0)
+        return (float(value) - low) / max(high - low, 1e-9)
+
     def read_submission(self, frame, id_column, label_column, classes, where) -> np.ndarray:
         if label_column not in frame.columns:
             raise KitError(f"{where}: column {label_column!r} is missing: write one number per row there")
@@ -274,6 +308,18 @@ class Ordinal(Regression):
 
     def submission_columns(self, values, classes, fitted, label_column: str) -> dict[str, list]:
         return {label_column: self.answer(values, fitted).tolist()}
+
+    def draw(self, rng: np.random.Generator, n: int, classes: list[str]) -> np.ndarray:
+        return rng.integers(0, self.n_grades, n).astype(np.int64)
+
+    def label_frame(self, truth: np.ndarray, classes: list[str], label_column: str) -> dict[str, list]:
+        return {label_column: np.asarray(truth, dtype=np.int64).tolist()}
+
+    def placeholder(self, classes: list[str], label_column: str) -> dict[str, Any]:
+        return {label_column: 0}
+
+    def fraction(self, value: float) -> float:
+        return float(value) / max(self.n_grades - 1, 1)
 
     def read_submission(self, frame, id_column, label_column, classes, where) -> np.ndarray:
         if label_column not in frame.columns:

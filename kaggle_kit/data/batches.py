@@ -107,7 +107,7 @@ def prepare_data(
             if split_path:
                 save_split(split_path, ids, val_idx, recipe.val_fraction, recipe.seed)
         else:
-            split = stratified_split(layout.train_labels, recipe.val_fraction, recipe.seed)
+            split = _split(layout, recipe)
             if split_path:
                 save_split(split_path, ids, split[1], recipe.val_fraction, recipe.seed)
     # rank 0 alone reads or writes split.json and hands its split to the others: no rank reads a half-written
@@ -123,6 +123,14 @@ def prepare_data(
         val_idx = np.array([i for i in val_idx if i not in bad], dtype=np.int64)
     data = Data(cache, layout.train_labels, train_idx, val_idx, ids)
     return with_pseudo_labels(data, layout, recipe, pseudo) if pseudo is not None else data
+
+
+def _split(layout: Layout, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    if layout.competition.target != "label":  # label sets and values: stratified as the target needs
+        from .target_labels import target_split
+
+        return target_split(layout.train_labels, recipe.val_fraction, recipe.seed)
+    return stratified_split(layout.train_labels, recipe.val_fraction, recipe.seed)
 
 
 def with_pseudo_labels(data: Data, layout: Layout, recipe: Recipe, pseudo: PseudoLabels) -> Data:

@@ -23,6 +23,7 @@ from ..competitions.metrics import (
     one_hot_grades,
     softmax,
 )
+from ..competitions.registry import resolve
 from ..core.errors import KitError
 from ..data.batches import cache_short_side
 from ..data.cache import ImageCache, load_images
@@ -193,6 +194,11 @@ def calibrate_after_training(
     when there is nothing to measure: the training was interrupted, or it had no validation split. `trained` is
     the trainer's TrainResult; `device` defaults to the run's own."""
     if trained.interrupted or trained.best_epoch is None:
+        return None
+    if resolve(RunDir(trained.run_dir).read_config().competition).target != "label":
+        from .target_predict import fit_target_run  # label sets, values, grades: thresholds or cut points
+
+        fit_target_run(trained.run_dir)
         return None
     if device is None:
         device = RunDir(trained.run_dir).read_config().recipe.device

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..competitions.registry import Competition
+from ..competitions.targets import TargetKind, target_of
 from ..config.recipe import Recipe
 from ..core import distributed
 from ..core.errors import KitError
@@ -59,6 +60,7 @@ def run_epoch(setup, state, bar) -> EpochOutcome:
         epoch,
         bar,
         mix=setup.mix,
+        target=target_of(setup.comp),
     )
     result = None
     if len(setup.data.val_idx):
@@ -94,6 +96,7 @@ def train_one_epoch(
     epoch: int,
     bar,
     mix: BatchMix | None = None,
+    target: TargetKind | None = None,
 ) -> dict[str, Any]:
     # a pure function of (seed, epoch): dropout and worker-free augmentation replay exactly on resume
     # plus the rank: each rank's dropout and GPU-side augmentation draw differ (rank 0 draws as a single process)
@@ -116,7 +119,7 @@ def train_one_epoch(
         with accumulation.sync(train_model, step):
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 logits = train_model(x)
-                loss = batch_loss(logits, targets, recipe.label_smoothing)
+                loss = _loss(target, logits, targets, recipe.label_smoothing)
             scaler.scale(loss / accumulation.size(step)).backward()
         finite &= torch.isfinite(loss.detach())
         if step % DIVERGENCE_CHECK_STEPS == 0 and not bool(finite):
@@ -124,7 +127,8 @@ def train_one_epoch(
         if accumulation.ends(step):
             _update(model, optimizer, scheduler, scaler, ema, recipe.grad_clip)
         total_loss += loss.detach().double() * len(y)
-        correct += (logits.detach().argmax(1) == y).sum()
+        if y.ndim == 1 and not y.is_floating_point():  # a label set or a value has no argmax to be right
+            correct += (logits.detach().argmax(1) == y).sum()
         seen += len(y)
         mixed, steps = mixed + targets.is_floating_point(), steps + 1
         bar.advance(1, postfix=f"epoch {epoch + 1}/{recipe.epochs}")
@@ -214,6 +218,17 @@ def validate(model, batches: Batches, data: Data, comp: Competition, device, dty
     if len(indices) == 0:
         nan = float("nan")
         return {"val_loss": nan, "val_accuracy": nan, "val_metric": nan, "indices": indices, "logits": logits}
+    target = target_of(comp)
+    if target.name != "label":  # label sets, values, grades: the kind's loss and its metric before any fit
+        loss = float(target.loss(torch.from_numpy(logits).double(), torch.from_numpy(labels)).item())
+        metric = target.score(comp.metric, labels, target.values(logits), {})
+        return {
+            "val_loss": loss,
+            "val_accuracy": float("nan"),
+            "val_metric": metric,
+            "indices": indices,
+            "logits": logits,
+        }
     probs = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
     loss = float(F.cross_entropy(torch.from_numpy(logits).double(), torch.from_numpy(labels)).item())
     return {
@@ -223,6 +238,12 @@ def validate(model, batches: Batches, data: Data, comp: Competition, device, dty
         "indices": indices,
         "logits": logits,
     }
+
+
+def _loss(target: TargetKind | None, logits, targets, smoothing: float):
+    if target is None or target.name == "label":
+        return batch_loss(logits, targets, smoothing)
+    return target.loss(logits, targets)
 
 
 def _diverged(epoch: int, recipe: Recipe) -> None:
