@@ -31,13 +31,16 @@ def init(
         None, help="declaration file to write (default: the user's competitions folder)"
     ),
     positive: Optional[str] = typer.Option(None, help="a binary target: the class its probability column is of"),
+    target: Optional[str] = typer.Option(
+        None, help="what each image is asked for: label, multilabel, regression, ordinal (default: read from the files)"
+    ),
     force: bool = typer.Option(False, "--force", help="overwrite an existing declaration file (and its edits)"),
 ) -> None:
     """Infer a competition's declaration from its download, print what was inferred, and write it."""
     from ..workflows.init_competition import describe, infer, resolve_metric, write_declaration
 
     slug = _slug(slug)
-    found = infer(slug, resolve_metric(slug, metric), data_dir=data_dir, name=name, positive=positive)
+    found = infer(slug, resolve_metric(slug, metric), data_dir=data_dir, name=name, positive=positive, target=target)
     for line in describe(found):
         print(line)
     target = out or _user_folder() / f"{found.competition.name}.toml"

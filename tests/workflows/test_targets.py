@@ -131,3 +131,43 @@ def test_two_folds_to_a_blended_submission(home, name):
     result = run_cli("predict", group, "--data-dir", data, "--out", written)
     assert result.returncode == 0, result.stderr
     assert run_cli("score", written, "--answers", data / "answers.csv", "-c", name).returncode == 0
+
+
+INIT = {  # name -> (init flags, what the declaration must hold)
+    "ranzcr": (["--metric", "Mean Columnwise ROC AUC"], {"target": "multilabel", "submission_kind": "probabilities"}),
+    "pp2021": (["--metric", "Mean F1 Score"], {"target": "multilabel", "label_column": "labels"}),
+    "aptos": (["--metric", "qwk", "--target", "ordinal"], {"target": "ordinal", "label_column": "diagnosis"}),
+    "paw": (["--metric", "Root Mean Squared Error"], {"target": "regression", "label_column": "Pawpularity"}),
+}
+
+
+@pytest.mark.parametrize("name", list(INIT))
+def test_init_reads_the_target_from_the_zip(home, name, tmp_path):
+    from kaggle_kit.competitions import declaration
+    from kaggle_kit.competitions.registry import resolve
+
+    data = tmp_path / name
+    assert run_cli("sample", name, data, "--n-train", "24", "--n-test", "8").returncode == 0
+    zip_only = tmp_path / "zip"
+    zip_only.mkdir()
+    zipped = next(data.glob("*.zip"))
+    zipped.rename(zip_only / zipped.name)  # only the zip, as Kaggle's client saves it
+    flags, expected = INIT[name]
+    out = tmp_path / f"{name}_init.toml"
+    result = run_cli("init", resolve(name).slug, "--data-dir", zip_only, "--out", out, *flags)
+    assert result.returncode == 0, result.stderr
+    assert f"target: {expected['target']}" in result.stdout
+    found, source = declaration.load(out), resolve(name)
+    assert {key: getattr(found, key) for key in expected} == expected
+    assert found.metric == source.metric and found.declared_classes == source.declared_classes
+
+
+def test_init_refuses_a_metric_the_target_cannot_take(home, tmp_path):
+    from kaggle_kit.competitions.registry import resolve
+
+    data = tmp_path / "paw"
+    assert run_cli("sample", "paw", data, "--n-train", "24", "--n-test", "8").returncode == 0
+    result = run_cli("init", resolve("paw").slug, "--data-dir", data, "--metric", "accuracy", "--target", "regression")
+    assert_one_line_error(result, "--metric accuracy does not score a regression target", "rmse")
+    result = run_cli("init", resolve("paw").slug, "--data-dir", data, "--metric", "rmse", "--target", "boxes")
+    assert_one_line_error(result, "--target boxes: choose one of label, multilabel, regression, ordinal")
