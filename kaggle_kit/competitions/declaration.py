@@ -71,8 +71,10 @@ class Competition:
     positive_class: str | None = None  # which class a "binary" submission reports
     group_column: str | None = None  # grouped cross-validation folds
     # what each image is asked for (competitions/targets.py): one label (today's path), a label set, a value, a grade
-    target: Literal["label", "multilabel", "regression", "ordinal"] = "label"
+    target: Literal["label", "multilabel", "regression", "ordinal", "topk"] = "label"
     value_range: tuple[float, float] | None = None  # a regression target's declared range, clipped to at predict
+    top_k: int = 5  # a top-k target: the classes ranked per image (MAP@k)
+    new_class: str | None = None  # a top-k target's class for images of no training class (new_whale)
     source: str = "built-in"  # where the declaration was found: built-in, or the file's path
 
     @property
@@ -163,6 +165,8 @@ PLACES = {
     "declared_classes": "labels.classes",
     "group_column": "labels.group_column",
     "value_range": "labels.value_range",
+    "new_class": "labels.new_class",
+    "top_k": "submission.k",
     "submission_kind": "submission.kind",
     "positive_class": "submission.positive_class",
     "dataset_mean_std": "normalize",
@@ -356,7 +360,7 @@ def dump(comp: Competition) -> str:
         value = _plain(getattr(comp, name))
         if name == "dataset_mean_std" and value is not None:
             value = {"mean": value[0], "std": value[1]}
-        if value is None or value == {} or (name == "target" and value == "label"):  # label: today's files unchanged
+        if value is None or value == {} or (name, value) in (("target", "label"), ("top_k", 5)):  # today's files
             continue
         *sections, key = place.split(".")
         table = tree

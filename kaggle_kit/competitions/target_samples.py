@@ -19,7 +19,7 @@ import pandas as pd
 from ..core.errors import KitError
 from .registry import Competition
 from .samples import _class_image, _encode, _ids, _size
-from .targets import MultiLabel, target_of
+from .targets import MultiLabel, TopK, target_of
 
 TRAIN_IMAGES = 120
 
@@ -33,6 +33,10 @@ def _paint(rng: np.random.Generator, target, row, n_classes: int, height: int, w
                 band = _class_image(rng, label, n_classes, edges[label + 1] - edges[label], width)
                 image[edges[label] : edges[label + 1]] = band
         return np.clip(image, 0, 255).astype(np.uint8)
+    if isinstance(target, TopK):  # the class's own colour and stripes; a new class: unseen noise
+        if row < n_classes:
+            return _class_image(rng, int(row), n_classes, height, width)
+        return np.clip(rng.normal(128, 60, size=(height, width, 3)), 0, 255).astype(np.uint8)
     level = 30 + 200 * target.fraction(row)
     yy = np.mgrid[0:height, 0:width][0].astype(np.float32)
     stripes = np.sin(yy * 2 * np.pi / 8 + rng.uniform(0, 2 * np.pi))[..., None]
@@ -55,7 +59,7 @@ def write_target_sample(
         raise KitError(f"{comp.name}: --nested packs CIFAR-10's inner archives; a {comp.target} sample is flat")
     target = target_of(comp)
     classes = list(comp.declared_classes)
-    if isinstance(target, MultiLabel) and not classes:
+    if isinstance(target, (MultiLabel, TopK)) and not classes:
         raise KitError(f"{comp.name}: the declaration lists no labels (labels.classes): add them to generate a sample")
     if (n_train is not None and n_train < 4) or (n_test is not None and n_test < 1):
         raise KitError("--n-train takes at least 4 images and --n-test at least 1")
@@ -63,9 +67,11 @@ def write_target_sample(
     n_train = n_train or TRAIN_IMAGES
     n_test = n_test or max(n_train // 4, 4)
     ids = _ids(comp, rng, n_train + n_test)
+    if comp.id_has_extension:  # Humpback's Image column: the file names themselves
+        ids = [f"{i}{comp.image_ext}" for i in ids]
     train_ids, test_ids = ids[:n_train], ids[n_train:]
     truth = target.draw(rng, n_train + n_test, classes)
-    ext = comp.image_ext
+    ext = "" if comp.id_has_extension else comp.image_ext
 
     files: dict[str, bytes] = {}
     for folder, names, rows in (
@@ -74,7 +80,7 @@ def write_target_sample(
     ):
         for name, row in zip(names, rows):
             image = _paint(rng, target, row, len(classes), *_size(comp, rng))
-            files[f"{folder}/{name}{ext}"] = _encode(image, ext)
+            files[f"{folder}/{name}{ext}"] = _encode(image, comp.image_ext)
 
     def frame(frame_ids, rows):
         return pd.DataFrame({comp.id_column: frame_ids, **target.label_frame(rows, classes, comp.label_column)})

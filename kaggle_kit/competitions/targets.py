@@ -23,9 +23,9 @@ import pandas as pd
 
 from ..core.errors import KitError
 from .metrics import AUC, F1_MACRO, F1_MICRO, QWK, Metric
-from .target_metrics import F1_SAMPLES, MEAN_AUC, RMSE, _f1, grade_kappa, mean_column_auc, rmse
+from .target_metrics import F1_SAMPLES, MAP_AT_K, MEAN_AUC, RMSE, _f1, grade_kappa, map_at_k, mean_column_auc, rmse
 
-KINDS = ("label", "multilabel", "regression", "ordinal")
+KINDS = ("label", "multilabel", "regression", "ordinal", "topk")
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -352,15 +352,137 @@ def fit_cut_points(truth: np.ndarray, values: np.ndarray, n_grades: int, rounds:
     return points.tolist()
 
 
+# ------------------------------------------------------------------------------------------------ top k
+
+
+@dataclass(frozen=True)
+class TopK(TargetKind):
+    """Up to k space-separated classes per image in ranked order, scored by MAP@k (Humpback Whale). Trained as
+    one label with softmax over the known classes; an optional new class (new_whale) is no output of the model:
+    its images train nothing and it is inserted in the ranking before the first class whose probability falls
+    under a threshold fitted on held-out predictions. Its index in truths and answers is len(classes)."""
+
+    name: str = "topk"
+    k: int = 5
+    new_class: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "metrics", {"map_at_k": map_at_k})
+
+    def check_classes(self, classes: list[str], where) -> None:
+        if self.k > len(classes) + bool(self.new_class):
+            raise KitError(
+                f"{where}: k = {self.k} is larger than the {len(classes)} classes (new class included): lower "
+                "submission.k in the declaration (or init --k)"
+            )
+
+    def loss(self, logits, targets):
+        import torch.nn.functional as F
+
+        known = targets.long() < logits.shape[1]  # the new class trains nothing
+        if not bool(known.any()):
+            return logits.float().sum() * 0.0
+        return F.cross_entropy(logits.float()[known], targets.long()[known])
+
+    def values(self, logits: np.ndarray) -> np.ndarray:
+        from .metrics import softmax
+
+        return softmax(logits)
+
+    def label_names(self, frame: pd.DataFrame, label_column: str) -> list[str]:
+        names = sorted({str(v) for v in frame[label_column] if str(v) != self.new_class})
+        return sorted(names, key=int) if names and all(n.lstrip("-").isdigit() for n in names) else names
+
+    def _indices(self, names, classes, ids, where, what: str) -> np.ndarray:
+        index = {c: i for i, c in enumerate(classes)}
+        if self.new_class:
+            index[self.new_class] = len(classes)
+        unknown = np.array([n not in index for n in names])
+        if unknown.any():
+            name = names[int(np.flatnonzero(unknown)[0])]
+            raise _bad_rows(
+                where,
+                ids,
+                unknown,
+                f"has {what} {name!r}, not one of the {len(index)} classes",
+                "use the class names of the training labels",
+            )
+        return np.array([index[n] for n in names], dtype=np.int64)
+
+    def read_labels(self, frame, id_column, label_column, classes, where) -> np.ndarray:
+        self.check_classes(classes, where)
+        names = [str(v).strip() for v in frame[label_column]]
+        return self._indices(names, classes, frame[id_column].tolist(), where, "label")
+
+    def fit(self, truth, values, metric) -> dict[str, Any]:
+        if not self.new_class:
+            return {}
+        grid = np.unique(np.quantile(values.max(axis=1), np.linspace(0, 1, 41)))
+        scores = [map_at_k(truth, self.answer(values, {"threshold": t})) for t in grid]
+        return {"threshold": float(grid[int(np.argmax(scores))]) if len(grid) else 0.0}
+
+    def answer(self, values, fitted) -> np.ndarray:
+        """(n, k) class indices, best first; the new class (index len(classes)) before the first class under the
+        threshold (or after the k - 1 best, where none falls under it)."""
+        values = np.asarray(values)
+        order = np.argsort(-values, axis=1, kind="stable")[:, : self.k]
+        if not self.new_class:
+            return order
+        below = np.take_along_axis(values, order, axis=1) < fitted.get("threshold", 0.0)
+        at = np.where(below.any(axis=1), below.argmax(axis=1), self.k - 1)
+        ranked = np.empty((len(values), self.k + 1), dtype=np.int64)
+        for row, (where, best) in enumerate(zip(at, order)):
+            ranked[row] = np.concatenate([best[:where], [values.shape[1]], best[where:]])
+        return ranked[:, : self.k]
+
+    def submission_columns(self, values, classes, fitted, label_column: str) -> dict[str, list]:
+        names = [*classes, self.new_class]
+        return {label_column: [" ".join(names[i] for i in row) for row in self.answer(values, fitted)]}
+
+    def read_submission(self, frame, id_column, label_column, classes, where) -> np.ndarray:
+        if label_column not in frame.columns:
+            raise KitError(f"{where}: column {label_column!r} is missing: write up to {self.k} classes there")
+        ids, rows = frame[id_column].tolist(), [str(v).split() for v in frame[label_column]]
+        long = np.array([len(r) > self.k for r in rows])
+        if long.any():
+            raise _bad_rows(where, ids, long, f"ranks more than k = {self.k} classes", f"keep the best {self.k}")
+        ranked = np.full((len(rows), self.k), -1, dtype=np.int64)
+        for n, row in enumerate(rows):
+            ranked[n, : len(row)] = self._indices(row, classes, [ids[n]] * len(row), where, "class")
+        return ranked
+
+    def draw(self, rng: np.random.Generator, n: int, classes: list[str]) -> np.ndarray:
+        truth = np.arange(n) % len(classes)
+        rng.shuffle(truth)
+        if self.new_class:  # a fifth of the images show a class never seen in training
+            truth[rng.random(n) < 0.2] = len(classes)
+        return truth
+
+    def label_frame(self, truth, classes, label_column: str) -> dict[str, list]:
+        names = [*classes, self.new_class]
+        return {label_column: [names[i] for i in truth]}
+
+    def placeholder(self, classes: list[str], label_column: str) -> dict[str, Any]:
+        names = ([self.new_class] if self.new_class else []) + list(classes)
+        return {label_column: " ".join(names[: self.k])}
+
+
 # ------------------------------------------------------------------------------------------------- choosing
 
 # metrics each kind accepts from a declaration, and the one `init` picks when Kaggle's name is unknown
-DEFAULT_METRICS = {"multilabel-columns": MEAN_AUC, "multilabel-set": F1_SAMPLES, "regression": RMSE, "ordinal": QWK}
+DEFAULT_METRICS = {
+    "multilabel-columns": MEAN_AUC,
+    "multilabel-set": F1_SAMPLES,
+    "regression": RMSE,
+    "ordinal": QWK,
+    "topk": MAP_AT_K,
+}
 ACCEPTED = {
     "multilabel-columns": (MEAN_AUC, AUC),
     "multilabel-set": (F1_SAMPLES, F1_MICRO, F1_MACRO),
     "regression": (RMSE,),
     "ordinal": (QWK, RMSE),
+    "topk": (MAP_AT_K,),
 }
 
 
@@ -373,4 +495,6 @@ def target_of(comp) -> TargetKind:
         return Regression(value_range=comp.value_range)
     if kind == "ordinal":
         return Ordinal(n_grades=len(comp.declared_classes) or 5)
+    if kind == "topk":
+        return TopK(k=comp.top_k, new_class=comp.new_class)
     return TargetKind()

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..competitions.registry import Competition
-from ..competitions.targets import MultiLabel, Ordinal, TargetKind, target_of
+from ..competitions.targets import MultiLabel, Ordinal, TargetKind, TopK, target_of
 from ..core.errors import KitError
 from .labels import check_id, read_csv
 from .split import stratified_folds, stratified_split
@@ -30,6 +30,8 @@ def target_classes(target: TargetKind, comp: Competition, sample: pd.DataFrame, 
         return list(comp.declared_classes) or target.label_names(frame, comp.label_column)
     if isinstance(target, Ordinal):
         return [str(k) for k in range(target.n_grades)]
+    if isinstance(target, TopK):
+        return list(comp.declared_classes) or target.label_names(frame, comp.label_column)
     return [comp.label_column]
 
 

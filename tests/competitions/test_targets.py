@@ -118,3 +118,19 @@ target = "{target}"\n[files]\nlabel_file = "train.csv"\nsample_file = "sample_su
     base.write_text(text.format(metric="accuracy", target="regression"))
     with pytest.raises(KitError, match="metric accuracy does not score a regression target: use one of rmse"):
         declaration.load(base)
+
+
+def test_top_k_ranks_inserts_the_new_class_and_refuses_a_large_k():
+    from kaggle_kit.competitions.targets import TopK
+
+    kind = TopK(k=3, new_class="new_whale")
+    probs = np.array([[0.7, 0.2, 0.1], [0.4, 0.35, 0.25]])
+    assert kind.answer(probs, {"threshold": 0.5}).tolist() == [[0, 3, 1], [3, 0, 1]]
+    truth = np.array([0, 3])  # the second image is a new whale
+    fitted = kind.fit(truth, probs, MAP_AT_K)
+    assert map_at_k(truth, kind.answer(probs, fitted)) == 1.0 > map_at_k(truth, kind.answer(probs, {}))
+    frame = pd.DataFrame({"Image": ["a.jpg"], "Id": ["w_1"]})
+    with pytest.raises(KitError, match="k = 5 is larger than the 3 classes"):
+        TopK(k=5).read_labels(frame, "Image", "Id", ["w_1", "w_2", "w_3"], "train.csv")
+    with pytest.raises(KitError, match="id a.jpg has label 'w_9', not one of the 4 classes"):
+        kind.read_labels(frame.assign(Id="w_9"), "Image", "Id", ["w_1", "w_2", "w_3"], "train.csv")

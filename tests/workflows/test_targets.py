@@ -49,6 +49,13 @@ metric = "Root Mean Squared Error"\ntarget = "regression"
 [labels]\nid_column = "Id"\nlabel_column = "Pawpularity"\nid_kind = "hex"\nclass_source = "labels"
 value_range = [1, 100]\n[submission]\nkind = "label"
 """,
+    # Humpback Whale: up to 5 ranked ids per image, MAP@5, new_whale inserted at a fitted threshold
+    "whale": """name = "whale"\nslug = "whale-mini"\ntitle = "Humpback Whale (generated)"\naliases = []
+metric = "MAP@5"\ntarget = "topk"
+[labels]\nid_column = "Image"\nlabel_column = "Id"\nid_kind = "text"\nid_has_extension = true\nclass_source = "declared"
+classes = ["w_0a1b2c3", "w_1f2e3d4", "w_23a388d", "w_5e6f7a8", "w_9b5109b", "w_c0ffee1"]\nnew_class = "new_whale"
+[submission]\nkind = "label"\nk = 5
+""",
 }
 TRAIN = [*TINY_CPU_ARGS, "--epochs", "2", "--lr", "0.01"]
 
@@ -66,6 +73,9 @@ def sklearn_score(name: str, answers: pd.DataFrame, written: pd.DataFrame) -> fl
         return f1_score(sets(answers["labels"]), sets(rows["labels"]), average="samples", zero_division=0)
     if name == "aptos":
         return cohen_kappa_score(answers["diagnosis"], rows["diagnosis"].astype(int), weights="quadratic")
+    if name == "whale":  # MAP@5 has no scikit-learn form: the definition, a hit at rank r scoring 1/r once
+        hits = [str(p).split()[:5] for p in rows["Id"]]
+        return np.mean([1 / (h.index(t) + 1) if t in h else 0.0 for t, h in zip(answers["Id"], hits)])
     return np.sqrt(mean_squared_error(answers["Pawpularity"], rows["Pawpularity"]))
 
 
@@ -105,6 +115,7 @@ WRONG_FORM = {
     "pp2021": (lambda f: f.assign(labels="rust frog"), "has label 'frog', not one of the 3 labels"),
     "aptos": (lambda f: f.assign(diagnosis=2.5), "grade outside 0..4"),
     "paw": (lambda f: f.assign(Pawpularity="high"), "has no number"),
+    "whale": (lambda f: f.assign(Id="new_whale w_0a1b2c3 w_1f2e3d4 w_23a388d w_5e6f7a8 w_9b5109b"), "more than k = 5"),
 }
 
 
