@@ -32,7 +32,11 @@ def init(
     ),
     positive: Optional[str] = typer.Option(None, help="a binary target: the class its probability column is of"),
     target: Optional[str] = typer.Option(
-        None, help="what each image is asked for: label, multilabel, regression, ordinal (default: read from the files)"
+        None,
+        help="what each image is asked: label, multilabel, regression, ordinal, topk (default: from the files)",
+    ),
+    k: Optional[int] = typer.Option(
+        None, "--k", help="a top-k target: classes ranked per image (default: the sample's)"
     ),
     force: bool = typer.Option(False, "--force", help="overwrite an existing declaration file (and its edits)"),
 ) -> None:
@@ -40,7 +44,9 @@ def init(
     from ..workflows.init_competition import describe, infer, resolve_metric, write_declaration
 
     slug = _slug(slug)
-    found = infer(slug, resolve_metric(slug, metric), data_dir=data_dir, name=name, positive=positive, target=target)
+    found = infer(
+        slug, resolve_metric(slug, metric), data_dir=data_dir, name=name, positive=positive, target=target, k=k
+    )
     for line in describe(found):
         print(line)
     target = out or _user_folder() / f"{found.competition.name}.toml"

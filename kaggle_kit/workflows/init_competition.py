@@ -322,6 +322,7 @@ def infer(
     name: str | None = None,
     positive: str | None = None,
     target: str | None = None,
+    k: int | None = None,
 ) -> Inferred:
     """The declaration of `slug` from its download, checked by opening it as `train` will. `target`: the target
     kind (label, multilabel, regression, ordinal); None reads it from the files."""
@@ -343,7 +344,7 @@ def infer(
     comp = _test_files(comp, sample[columns[0]].tolist(), folders[test_dir][0], test_dir)
     from .init_targets import infer_target  # label sets, values, grades (workflows/init_targets)
 
-    targeted = infer_target(root, comp, sample, metric, target)
+    targeted = infer_target(root, comp, sample, metric, target, k)
     if targeted is not None:
         return Inferred(*targeted)
     comp = _label_source(root, comp, train_dir, *folders[train_dir], columns)

@@ -48,6 +48,8 @@ def _kind_of(frame: pd.DataFrame, columns: list[str], metric: Metric) -> str:
         return "label"
     if columns[1] not in frame.columns:
         return "label"
+    if metric.name == "map_at_k":  # ranked answers: the sample's column holds several ids a row
+        return "topk"
     answers = frame[columns[1]].astype(str)
     if answers.str.strip().str.contains(" ").any():
         return "multilabel"
@@ -64,10 +66,10 @@ def _kind_of(frame: pd.DataFrame, columns: list[str], metric: Metric) -> str:
 
 
 def infer_target(
-    root: Path, comp: Competition, sample: pd.DataFrame, metric: Metric, target: str | None
+    root: Path, comp: Competition, sample: pd.DataFrame, metric: Metric, target: str | None, k: int | None = None
 ) -> tuple[Competition, object, list] | None:
     """(declaration, layout, image sizes) for a non-label target, or None where the download is one label per
-    image (today's inference then goes on)."""
+    image (today's inference then goes on). `k`: a top-k target's answers a row (default: the sample's most)."""
     if target is not None and target not in KINDS:
         raise KitError(f"--target {target}: choose one of {', '.join(KINDS)}")
     columns = [str(c) for c in sample.columns]
@@ -88,6 +90,8 @@ def infer_target(
         submission_kind=form,
         class_source="sample_columns" if form == "probabilities" else "declared",
     )
+    if kind == "topk":
+        comp = _top_k(comp, sample, frame, k)
     comp = replace(comp, metric=_metric(comp, metric), declared_classes=_classes(comp, frame, kind))
     layout = open_layout(comp, root)
     sizes, mean_std = probe(layout)
@@ -99,6 +103,15 @@ def infer_target(
     return comp, layout, sizes
 
 
+def _top_k(comp: Competition, sample: pd.DataFrame, frame: pd.DataFrame, k: int | None) -> Competition:
+    """k from --k or the sample's longest answer; the new class: a training label named new_* (new_whale)."""
+    k = k or int(sample[comp.label_column].astype(str).str.split().str.len().max())
+    if k < 1:
+        raise KitError(f"--k {k}: a top-k answer ranks at least 1 class")
+    new = sorted({v for v in frame[comp.label_column].astype(str) if v.lower().startswith("new")})
+    return replace(comp, top_k=k, new_class=new[0] if len(new) == 1 else None)
+
+
 def _classes(comp: Competition, frame: pd.DataFrame, kind: str) -> tuple[str, ...]:
     if comp.submission_kind == "probabilities":
         return ()
@@ -107,6 +120,8 @@ def _classes(comp: Competition, frame: pd.DataFrame, kind: str) -> tuple[str, ..
         return tuple(sorted({t for s in answers for t in s.split()}))
     if kind == "ordinal":
         return tuple(str(g) for g in range(int(pd.to_numeric(answers).max()) + 1))
+    if kind == "topk":
+        return tuple(sorted({a for a in answers if a != comp.new_class}))
     return ()
 
 
@@ -132,11 +147,16 @@ def describe_target(comp: Competition, layout, sizes) -> list[str]:
         answer = f"labels ({len(layout.classes)}), images holding each: {spread}; labels a row: " + ", ".join(
             f"{k}: {int(n)}" for k, n in enumerate(per_row) if n
         )
+    elif comp.target == "topk":
+        counts = np.bincount(truth, minlength=len(layout.classes) + 1)
+        answer = f"{len(layout.classes)} classes ({int((counts[:-1] == 1).sum())} with one image)"
+        answer += f", {int(counts[-1])} images of new class {comp.new_class!r}" if comp.new_class else ", no new class"
     elif comp.target == "ordinal":
         answer = "grades: " + ", ".join(f"{g} {int(n)}" for g, n in enumerate(np.bincount(truth)))
     else:
         answer = f"values {truth.min():g}..{truth.max():g} (mean {truth.mean():.3g})"
     held = {"multilabel": "space-separated label sets", "ordinal": "an integer grade"}.get(comp.target, "one number")
+    held = f"up to {comp.top_k} ranked classes, space-separated" if comp.target == "topk" else held
     form = f"column {comp.label_column!r}: {held}"
     if comp.submission_kind == "probabilities":
         form = "one probability column per label"

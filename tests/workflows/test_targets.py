@@ -149,6 +149,7 @@ INIT = {  # name -> (init flags, what the declaration must hold)
     "pp2021": (["--metric", "Mean F1 Score"], {"target": "multilabel", "label_column": "labels"}),
     "aptos": (["--metric", "qwk", "--target", "ordinal"], {"target": "ordinal", "label_column": "diagnosis"}),
     "paw": (["--metric", "Root Mean Squared Error"], {"target": "regression", "label_column": "Pawpularity"}),
+    "whale": (["--metric", "MAP@5"], {"target": "topk", "top_k": 5, "new_class": "new_whale"}),
 }
 
 
@@ -181,4 +182,4 @@ def test_init_refuses_a_metric_the_target_cannot_take(home, tmp_path):
     result = run_cli("init", resolve("paw").slug, "--data-dir", data, "--metric", "accuracy", "--target", "regression")
     assert_one_line_error(result, "--metric accuracy does not score a regression target", "rmse")
     result = run_cli("init", resolve("paw").slug, "--data-dir", data, "--metric", "rmse", "--target", "boxes")
-    assert_one_line_error(result, "--target boxes: choose one of label, multilabel, regression, ordinal")
+    assert_one_line_error(result, "--target boxes: choose one of label, multilabel, regression, ordinal, topk")
