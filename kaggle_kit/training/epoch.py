@@ -143,7 +143,8 @@ def train_one_epoch(
         "epoch": epoch,
         "lr": lr,
         "train_loss": total_loss / max(seen_all, 1),
-        "train_accuracy": correct_all / max(seen_all, 1),
+        # a label set, value or grade has no argmax to be right: no accuracy rather than a 0
+        "train_accuracy": correct_all / max(seen_all, 1) if target is None or target.name == "label" else float("nan"),
         "seconds": seconds,
         "images_per_s": seen_all / max(seconds, 1e-9),
         # images per optimizer step, all ranks together: in last.pt's history and the epoch line when accumulating
