@@ -486,6 +486,15 @@ ACCEPTED = {
 }
 
 
+def refuse_other_targets(comp, what: str) -> None:
+    """`what` works on one label per image only so far: refused in one line for any other target kind."""
+    if getattr(comp, "target", "label") != "label":
+        raise KitError(
+            f"{what} is built for one label per image; {comp.name} asks for a {comp.target} target, which it does "
+            "not take yet: use train, train --folds, predict, validate and score"
+        )
+
+
 def target_of(comp) -> TargetKind:
     """The declared competition's target kind, with what it reads from the declaration."""
     kind = getattr(comp, "target", "label")
