@@ -44,6 +44,8 @@ def init(
     group_column: str | None = None,
     groups: str | None = None,
     no_groups: bool = False,
+    target: str | None = None,
+    k: int | None = None,
 ) -> Declared:
     """Infer a competition's declaration from its download and write it (never over an edited one unless `force`).
     The keywords settle what the download cannot: where the images and labels are, and the group column."""
@@ -52,7 +54,16 @@ def init(
 
     slug = slug_of(slug)
     hints = Hints(train_dir, test_dir, labels, id_column, label_column, group_column, groups, no_groups)
-    found = infer(slug, resolve_metric(slug, metric), data_dir=data_dir, name=name, positive=positive, hints=hints)
+    found = infer(
+        slug,
+        resolve_metric(slug, metric),
+        data_dir=data_dir,
+        name=name,
+        positive=positive,
+        hints=hints,
+        target=target,
+        k=k,
+    )
     user_folder = dict(declaration_folders())["user"]
     target = Path(out) if out else user_folder / f"{found.competition.name}.toml"
     if target.exists() and not force:  # a declaration is edited by hand (recipes, fixes): never lost silently
@@ -76,8 +87,8 @@ def sample(
     beside it for local scoring); returns the zip's path, a `data_dir` for `train`."""
     from ..competitions.registry import resolve
     from ..competitions.samples import write_sample
+    from ..competitions.target_samples import write_target_sample
 
     comp = resolve(competition)
-    return write_sample(
-        comp, Path(out_dir), n_train=n_train, n_test=n_test, seed=seed, nested=nested, top_folder=top_folder
-    )
+    write = write_sample if comp.target == "label" else write_target_sample  # label sets, values, grades: their own
+    return write(comp, Path(out_dir), n_train=n_train, n_test=n_test, seed=seed, nested=nested, top_folder=top_folder)

@@ -23,6 +23,13 @@ def init(
         None, help="declaration file to write (default: the user's competitions folder)"
     ),
     positive: Optional[str] = typer.Option(None, help="a binary target: the class its probability column is of"),
+    target: Optional[str] = typer.Option(
+        None,
+        help="what each image is asked: label, multilabel, regression, ordinal, topk (default: from the files)",
+    ),
+    k: Optional[int] = typer.Option(
+        None, "--k", help="a top-k target: classes ranked per image (default: the sample's)"
+    ),
     force: bool = typer.Option(False, "--force", help="overwrite an existing declaration file (and its edits)"),
     train_dir: Optional[str] = typer.Option(None, help="the training images' folder, relative to the download"),
     test_dir: Optional[str] = typer.Option(None, help="the test images' folder, relative to the download"),
@@ -44,6 +51,7 @@ def init(
     made = declare(
         slug, data_dir, metric, name, out, positive, force, train_dir=train_dir, test_dir=test_dir, labels=labels,
         id_column=id_column, label_column=label_column, group_column=group_column, groups=groups, no_groups=no_groups,
+        target=target, k=k,
     )  # fmt: skip
     for line in describe(made.found):
         print(line)

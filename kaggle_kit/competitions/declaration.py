@@ -20,7 +20,8 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from ..config.recipe import AugmentSpec, Recipe, apply_overrides
 from ..core.errors import KitError
-from .metrics import METRICS, Metric, are_grades, metric_by_name
+from .metrics import METRICS, Metric, are_grades
+from .target_metrics import target_metric_by_name
 
 MeanStd = tuple[tuple[float, float, float], tuple[float, float, float]]
 
@@ -72,6 +73,11 @@ class Competition:
     # the column naming each image's group (a driver, a patient): validation never shares a group with training
     group_column: str | None = None
     group_file: str = ""  # the CSV holding group_column when it is not the labels CSV (State Farm's driver list)
+    # what each image is asked for (competitions/targets.py): one label (today's path), a label set, a value, a grade
+    target: Literal["label", "multilabel", "regression", "ordinal", "topk"] = "label"
+    value_range: tuple[float, float] | None = None  # a regression target's declared range, clipped to at predict
+    top_k: int = 5  # a top-k target: the classes ranked per image (MAP@k)
+    new_class: str | None = None  # a top-k target's class for images of no training class (new_whale)
     source: str = "built-in"  # where the declaration was found: built-in, or the file's path
 
     @property
@@ -147,6 +153,7 @@ PLACES = {
     "title": "title",
     "aliases": "aliases",
     "metric": "metric",
+    "target": "target",
     "default_recipe": "default_recipe",
     "native_size": "native_size",
     "code_competition": "code_competition",
@@ -166,6 +173,9 @@ PLACES = {
     "declared_classes": "labels.classes",
     "group_column": "labels.group_column",
     "group_file": "labels.group_file",
+    "value_range": "labels.value_range",
+    "new_class": "labels.new_class",
+    "top_k": "submission.k",
     "submission_kind": "submission.kind",
     "positive_class": "submission.positive_class",
     "dataset_mean_std": "normalize",
@@ -284,7 +294,7 @@ def _convert(value: Any, hint: Any, path, place: str) -> Any:
         return _convert(value, next(a for a in args if a is not type(None)), path, place)
     if hint is Metric:
         try:
-            return metric_by_name(str(value))
+            return target_metric_by_name(str(value))
         except KitError as error:
             raise KitError(f"{path}: {place}: {error}") from None
     if hint in (Recipe, AugmentSpec):
@@ -355,6 +365,10 @@ def _check_references(comp: Competition, path) -> None:
         except KitError as error:
             raise KitError(f"{path}: [from_scratch.{name}] {error}") from None
         _check_aug(comp, path, f"from_scratch.{name}.aug", changed.aug)
+    if comp.target != "label":
+        from .targets import target_of
+
+        target_of(comp).check_metric(comp.metric, path)
     if comp.submission_kind == "binary" and comp.positive_class is None:
         raise KitError(f"{path}: submission.kind = 'binary' needs submission.positive_class: name the class reported")
 
@@ -380,7 +394,7 @@ def dump(comp: Competition) -> str:
         value = _plain(getattr(comp, name))
         if name == "dataset_mean_std" and value is not None:
             value = {"mean": value[0], "std": value[1]}
-        if value is None or value == {}:
+        if value is None or value == {} or (name, value) in (("target", "label"), ("top_k", 5)):  # today's files
             continue
         *sections, key = place.split(".")
         table = tree

@@ -102,9 +102,7 @@ def prepare_data(
             if split_path:
                 save_split(split_path, ids, val_idx, recipe.val_fraction, recipe.seed)
         else:
-            groups = image_groups(layout)  # a declared group column: no validation image shares a training group
-            split = stratified_split(layout.train_labels, recipe.val_fraction, recipe.seed, groups)
-            check_group_split(groups, *split)
+            split = _split(layout, recipe)
             if split_path:
                 save_split(split_path, ids, split[1], recipe.val_fraction, recipe.seed)
     # rank 0 alone reads or writes split.json and hands its split to the others: no rank reads a half-written
@@ -120,6 +118,34 @@ def prepare_data(
         val_idx = np.array([i for i in val_idx if i not in bad], dtype=np.int64)
     data = Data(cache, layout.train_labels, train_idx, val_idx, ids)
     return with_pseudo_labels(data, layout, recipe, pseudo) if pseudo is not None else data
+
+
+def _split(layout: Layout, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded validation split: whole groups where a group column is declared (no validation image shares a
+    training group; for label sets and values, groups win over their own stratification, said in the docs), else
+    stratified as the target needs."""
+    groups = image_groups(layout)
+    if groups is not None:
+        split = stratified_split(_strata(layout.train_labels), recipe.val_fraction, recipe.seed, groups)
+        check_group_split(groups, *split)
+        return split
+    if layout.competition.target != "label":  # label sets and values: stratified as the target needs
+        from .target_labels import target_split
+
+        return target_split(layout.train_labels, recipe.val_fraction, recipe.seed)
+    return stratified_split(layout.train_labels, recipe.val_fraction, recipe.seed)
+
+
+def _strata(labels: np.ndarray) -> np.ndarray:
+    """One class per image to stratify grouped splits on: a label, a label set's rarest label, a value's quartile."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        counts = labels.sum(axis=0)
+        rarest = np.argmin(np.where(labels > 0, counts, np.inf), axis=1)
+        return np.where(labels.any(axis=1), rarest, -1)
+    if labels.dtype.kind == "f":
+        return np.digitize(labels, np.quantile(labels, [0.25, 0.5, 0.75]))
+    return labels
 
 
 def with_pseudo_labels(data: Data, layout: Layout, recipe: Recipe, pseudo: PseudoLabels) -> Data:

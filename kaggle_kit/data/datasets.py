@@ -63,8 +63,14 @@ class CachedImages(Dataset):
         # a private copy: the cache is a read-only memory map, and a pipeline that leaves an image as it is
         # (a flip not drawn) would hand torch a non-writable array
         image = self.transform(image=np.array(self.cache[i]))["image"]
-        label = int(self.labels[i]) if self.labels is not None else -1
+        label = -1 if self.labels is None else self._label(i)
         return image, label
+
+    def _label(self, i: int):
+        # a class index; a label set (a row of 0/1) or a value goes as float32, for its target kind's loss
+        if self.labels.ndim == 1 and self.labels.dtype.kind in "iu":
+            return int(self.labels[i])
+        return np.asarray(self.labels[i], dtype=np.float32)
 
     def _reseed(self, seed: int) -> None:
         from .augment import WorkerSeededCompose, reseed_pipeline

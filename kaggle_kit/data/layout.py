@@ -377,9 +377,15 @@ def open_layout(comp: Competition, data_dir: Path | str | None = None) -> Layout
     sample = read_sample(sample_path, comp)  # header, blank, padded and repeated ids are checked there
 
     train_source, train_prefix, train_files, train_folders = image_source(root, comp, comp.train_dir)
-    labels_path, train_ids, names = _train_labels(root, comp, work_dir, train_files, train_folders)
-    classes = order_classes(comp, sample, names)
-    train_labels = label_indices(labels_path, comp, train_ids, names, classes)
+    if comp.target != "label":  # label sets, values, grades: their target kind reads them (data/target_labels.py)
+        from .target_labels import read_target_labels
+
+        labels_path = small_file(root, comp, comp.label_file, work_dir)
+        train_ids, classes, train_labels = read_target_labels(labels_path, comp, sample)
+    else:
+        labels_path, train_ids, names = _train_labels(root, comp, work_dir, train_files, train_folders)
+        classes = order_classes(comp, sample, names)
+        train_labels = label_indices(labels_path, comp, train_ids, names, classes)
     # ids read from a CSV name their file with or without its extension; ids from file names are the file names
     train_ext = comp.image_ext if comp.labels_in_csv and not comp.id_has_extension else ""
     _check_images(train_source, train_ids, train_ext, train_files, "labelled id")

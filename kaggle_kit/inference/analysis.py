@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from ..competitions.metrics import Metric, one_hot_grades, softmax
+from ..competitions.targets import refuse_other_targets
 from ..core.atomic import atomic_write_bytes, atomic_write_text
 from ..core.errors import KitError
 from ..records.run_config import RunConfig
@@ -447,6 +448,7 @@ def analyze_run(
 
     run = RunDir(run_dir)
     config = run.read_config()
+    refuse_other_targets(resolve(config.competition), "analyze")
     ids, labels, logits = run.val_predictions()
     classes = list(config.classes or ())
     if logits.shape[1:] != (len(classes),):

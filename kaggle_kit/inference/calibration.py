@@ -18,6 +18,7 @@ import numpy as np
 from ..competitions.bootstrap import bootstrap_interval, temperature_warning
 from ..competitions.metrics import calibrating_temperature, log_loss, softmax
 from ..competitions.posthoc import GradeThresholdFit, TemperatureFit, cross_fit
+from ..competitions.registry import resolve
 from ..core.errors import KitError
 from ..data.cache import ImageCache, load_images
 from ..records.run_folder import RunDir
@@ -194,6 +195,11 @@ def calibrate_after_training(
     when there is nothing to measure: the training was interrupted, or it had no validation split. `trained` is
     the trainer's TrainResult; `device` defaults to the run's own."""
     if trained.interrupted or trained.best_epoch is None:
+        return None
+    if resolve(RunDir(trained.run_dir).read_config().competition).target != "label":
+        from .target_predict import fit_target_run  # label sets, values, grades: thresholds or cut points
+
+        fit_target_run(trained.run_dir)
         return None
     if device is None:
         device = RunDir(trained.run_dir).read_config().recipe.device

@@ -11,6 +11,7 @@ import torch
 
 from ..competitions.registry import Competition, all_competitions, resolve
 from ..competitions.resolution import settle
+from ..competitions.targets import target_of
 from ..config.recipe import Recipe
 from ..core.errors import KitError
 from ..records.run_config import RunConfig
@@ -70,7 +71,7 @@ def load_run(run_dir: Path | str, checkpoint: str = "best", device: str = "auto"
         raise KitError(
             f"{run.file(checkpoint + '.pt')}: no 'model' weights inside; the checkpoint is not from `kaggle-kit train`"
         )
-    model = models.build_model(recipe, len(classes))
+    model = models.build_model(recipe, target_of(competition).head_size(classes))
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as error:

@@ -168,6 +168,12 @@ def predict_run(
     if path.is_dir():
         raise KitError(f"--out {path} is a folder: give the submission's file name, e.g. {path / (run.name + '.csv')}")
     sample = read_sample(layout.sample_path, comp)  # a bad sample fails before minutes of inference
+    if comp.target != "label":  # label sets, values, grades: their kind's values and fitted cuts
+        from .target_predict import predict_target
+
+        result = PredictResult(**predict_target(loaded, layout, path, sample, batch_size, workers))
+        record_written(path, run.path, comp.name, layout.root, layout.sample_path)
+        return result
 
     test = calibrated_test_probabilities(loaded, layout, tta, batch_size=batch_size, workers=workers)
     probs = test.probabilities

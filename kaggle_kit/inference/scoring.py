@@ -8,6 +8,7 @@ from typing import Any
 
 from ..competitions.bootstrap import describe_figure
 from ..competitions.registry import resolve
+from ..competitions.targets import refuse_other_targets
 from ..records.run_folder import display_epoch
 from .calibration import calibrate_loaded, current_calibration
 from .loading import load_run, open_run_layout
@@ -28,6 +29,7 @@ def score_run(
     otherwise measures and stores it.
     """
     loaded = load_run(run_dir, checkpoint, device)
+    refuse_other_targets(loaded.competition, "score RUN_DIR (config.json's target_fit holds the validation figures)")
     calibration = None if recalibrate else current_calibration(loaded)
     if calibration is None:
         calibration = calibrate_loaded(loaded, open_run_layout(loaded, data_dir))

@@ -212,7 +212,8 @@ class RunDir:
         np.savez(
             buffer,
             ids=np.array(ids, dtype=str),
-            labels=np.asarray(labels, np.int64),
+            # class indices and label sets (0/1 rows) as integers; a regression target's values as they are
+            labels=np.asarray(labels, np.float64 if np.asarray(labels).dtype.kind == "f" else np.int64),
             logits=np.asarray(logits, np.float32),
         )
         atomic_write_bytes(self.file("val_predictions.npz"), buffer.getvalue())

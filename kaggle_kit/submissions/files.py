@@ -32,6 +32,7 @@ from ..data.sample_submission import (
     read_sample,
     split_header,
 )
+from . import target_files
 
 # Kaggle rescales rows itself, but a row this far from 1 means the probabilities came out wrong
 # (e.g. a softmax over the batch axis instead of the class axis).
@@ -340,7 +341,9 @@ def inspect_submission(path, comp: Competition, sample_path) -> Validation:
     id_position = found.index(comp.id_column)
     problems += _id_problems(frame[id_position], sample[comp.id_column].astype(str))
 
-    if comp.submission_kind == "label":
+    if comp.target != "label":  # label sets, values, grades: their kind reads the values (submissions/target_files)
+        problems += target_files.target_problems(frame, found, comp, sample) if not problems else []
+    elif comp.submission_kind == "label":
         if comp.label_column in found and comp.declared_classes:
             problems += _label_problems(frame, id_position, found.index(comp.label_column), list(comp.declared_classes))
     elif comp.submission_kind == "binary":
@@ -439,6 +442,8 @@ def _binary_probabilities(path: Path, column: pd.Series, classes: list[str], com
 def scoring_metric(comp: Competition, name: str) -> Competition:
     """`score FILE --metric NAME`: `comp` scored by another metric, refused where it cannot score the submissions
     (log loss of one label per row; QWK of classes that are names, not grades)."""
+    if comp.target != "label":
+        return dataclasses.replace(comp, metric=target_files.scoring_metric(comp, name))
     chosen = metric_by_name(name)
     misfit = comp.metric_misfit(chosen)
     if misfit:
@@ -457,6 +462,8 @@ def score(path, answers_path, comp: Competition, classes: list[str] | None = Non
     rows rescaled to sum 1, then clipped to [1e-15, 1 - 1e-15]. `classes` orders the metric's class
     indices; by default the competition's declared labels or the submission's class columns.
     """
+    if comp.target != "label":  # label sets, values, grades: scored in their kind's form
+        return target_files.score_target(path, answers_path, comp)
     path, answers_path = Path(path), Path(answers_path)
     submission = _read_for_scoring(path, "submission")
     answers = _read_for_scoring(answers_path, "answers file")

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..competitions.registry import Competition
+from ..competitions.targets import TargetKind, target_of
 from ..config.recipe import Recipe
 from ..core import distributed
 from ..core.errors import KitError
@@ -37,7 +38,8 @@ def run_epoch(setup, state, bar, hooks=()) -> EpochOutcome:
     step_model = state.model.get_classifier() if head_only else state.train_model
     val_model = state.eval_model.get_classifier() if head_only else state.eval_model
     placement = (setup.device, setup.dtype, setup.channels_last)
-    row = train_one_epoch(state, setup.batches.train(epoch), placement, setup.recipe, bar, hooks, step_model)
+    target = target_of(setup.comp)
+    row = train_one_epoch(state, setup.batches.train(epoch), placement, setup.recipe, bar, hooks, step_model, target)
     result = None
     if len(setup.data.val_idx):
         distributed.broadcast_buffers(val_model)  # one model: rank 0's, the one its checkpoint saves
@@ -57,10 +59,13 @@ def run_epoch(setup, state, bar, hooks=()) -> EpochOutcome:
     return EpochOutcome(row, improved, head_only, predictions)
 
 
-def train_one_epoch(state, batches, placement, recipe: Recipe, bar, hooks=(), step_model=None) -> dict[str, Any]:
+def train_one_epoch(
+    state, batches, placement, recipe: Recipe, bar, hooks=(), step_model=None, target: TargetKind | None = None
+) -> dict[str, Any]:
     """Train `state` (its model, optimizer, schedule, scaler) for epoch `state.epoch` over `batches`; `placement`:
     (device, autocast dtype or None, channels_last). `step_model`: what steps, when not `state.train_model` (a
-    head-only epoch's classifier). Every variation of a batch's step is a hook's (accumulation, mixup, EMA)."""
+    head-only epoch's classifier). Every variation of a batch's step is a hook's (accumulation, mixup, EMA).
+    `target`: the competition's target kind, whose loss a label set, value or grade trains with."""
     device, dtype, channels_last = placement
     epoch, optimizer = state.epoch, state.optimizer
     train_model = step_model if step_model is not None else state.train_model
@@ -89,7 +94,7 @@ def train_one_epoch(state, batches, placement, recipe: Recipe, bar, hooks=(), st
         with contextlib.nullcontext() if batch.update else _no_sync(train_model):
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 logits = train_model(batch.x)
-                loss = batch_loss(logits, batch.targets, recipe.label_smoothing)
+                loss = _loss(target, logits, batch.targets, recipe.label_smoothing)
             state.scaler.scale(loss / batch.loss_divisor).backward()
         finite &= torch.isfinite(loss.detach())
         if step % DIVERGENCE_CHECK_STEPS == 0 and not bool(finite):
@@ -100,7 +105,8 @@ def train_one_epoch(state, batches, placement, recipe: Recipe, bar, hooks=(), st
         for hook in after:
             hook.after_batch(state, batch)
         total_loss += loss.detach().double() * len(y)
-        correct += (logits.detach().argmax(1) == y).sum()
+        if y.ndim == 1 and not y.is_floating_point():  # a label set or a value has no argmax to be right
+            correct += (logits.detach().argmax(1) == y).sum()
         seen += len(y)
         bar.advance(1, postfix=f"epoch {epoch + 1}/{recipe.epochs}")
     if not bool(finite):
@@ -114,7 +120,8 @@ def train_one_epoch(state, batches, placement, recipe: Recipe, bar, hooks=(), st
         "epoch": epoch,
         "lr": lr,
         "train_loss": total_loss / max(seen_all, 1),
-        "train_accuracy": correct_all / max(seen_all, 1),
+        # a label set, value or grade has no argmax to be right: no accuracy rather than a 0
+        "train_accuracy": correct_all / max(seen_all, 1) if target is None or target.name == "label" else float("nan"),
         "seconds": seconds,
         "images_per_s": seen_all / max(seconds, 1e-9),
     }
@@ -156,6 +163,17 @@ def validate(model, batches: Batches, data: Data, comp: Competition, device, dty
     if len(indices) == 0:
         nan = float("nan")
         return {"val_loss": nan, "val_accuracy": nan, "val_metric": nan, "indices": indices, "logits": logits}
+    target = target_of(comp)
+    if target.name != "label":  # label sets, values, grades: the kind's loss and its metric before any fit
+        loss = float(target.loss(torch.from_numpy(logits).double(), torch.from_numpy(labels)).item())
+        metric = target.score(comp.metric, labels, target.values(logits), {})
+        return {
+            "val_loss": loss,
+            "val_accuracy": float("nan"),
+            "val_metric": metric,
+            "indices": indices,
+            "logits": logits,
+        }
     probs = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
     loss = float(F.cross_entropy(torch.from_numpy(logits).double(), torch.from_numpy(labels)).item())
     return {
@@ -165,6 +183,12 @@ def validate(model, batches: Batches, data: Data, comp: Competition, device, dty
         "indices": indices,
         "logits": logits,
     }
+
+
+def _loss(target: TargetKind | None, logits, targets, smoothing: float):
+    if target is None or target.name == "label":
+        return batch_loss(logits, targets, smoothing)
+    return target.loss(logits, targets)
 
 
 def _diverged(epoch: int, recipe: Recipe) -> None:

@@ -12,6 +12,7 @@ import torch
 
 from ..competitions.registry import Competition
 from ..competitions.resolution import Resolution, augmentation_for, settle
+from ..competitions.targets import TargetKind, target_of
 from ..config.recipe import Recipe
 from ..core import distributed, invocation, progress
 from ..core.errors import KitError
@@ -83,7 +84,9 @@ def prepare(
     distributed.barrier()
     images = TrainingImages.of_run(run, layout.classes) if resume else images or TrainingImages()
     data = prepare_data(layout, recipe, run, resume, images)
-    model = models.build_model(recipe, len(layout.classes))
+    target = target_of(comp)
+    _check_target_recipe(target, recipe)
+    model = models.build_model(recipe, target.head_size(layout.classes))
     mean, std = input_normalization(comp, recipe, model)
     if distributed.is_main() and not resume:
         derivation = resolution.record() if resolution else {}
@@ -105,6 +108,17 @@ def prepare(
     _feature_cache(setup, model, (mean, std))
     setup.steps_per_epoch = max(len(batches.train(0)), 1)
     return setup, _train_state(setup, model, checkpoint)
+
+
+def _check_target_recipe(target: TargetKind, recipe: Recipe) -> None:
+    """Levers written for one label per image that a label set, value or grade cannot take, refused by name."""
+    if target.name == "label":
+        return
+    levers = {"--mixup": recipe.mixup_alpha > 0, "--cutmix": recipe.cutmix_alpha > 0}
+    levers["--label-smoothing"] = recipe.label_smoothing > 0
+    used = [flag for flag, on in levers.items() if on]
+    if used:
+        raise KitError(f"{used[0]} mixes or smooths class labels: a {target.name} target cannot take it; drop it")
 
 
 def place_model(model: torch.nn.Module, recipe: Recipe, device: torch.device) -> tuple[torch.nn.Module, bool]:

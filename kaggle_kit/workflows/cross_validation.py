@@ -110,8 +110,13 @@ def plan_group(
         return group, layout
     if occupied:
         raise KitError(f"--out {group.path} already holds other files: choose a new folder for the fold group")
-    groups = check_folds(comp, layout, k)
-    folds = stratified_folds(layout.train_labels, k, requested.seed, groups)
+    if comp.target != "label":  # label sets, values, grades: folds stratified as the target needs
+        from ..data.target_labels import target_folds
+
+        folds = target_folds(layout.train_labels, k, requested.seed)
+    else:
+        groups = check_folds(comp, layout, k)
+        folds = stratified_folds(layout.train_labels, k, requested.seed, groups)
     if distributed.is_main():
         group.write_plan({**plan, "ids": list(layout.train.ids), "fold": [int(f) + 1 for f in folds]})
     distributed.barrier()
@@ -250,6 +255,10 @@ def finish_group(group: FoldGroup, data_dir: Path | str | None = None, device: s
     k, comp = int(plan["folds"]), resolve(plan["competition"])
     if unfinished_folds(group):
         return None
+    if comp.target != "label":  # label sets, values, grades: OOF values and their fit (workflows/target_folds)
+        from .target_folds import finish_target_group
+
+        return finish_target_group(group, plan, comp)
     position = {image_id: n for n, image_id in enumerate(plan["ids"])}
     n, classes = len(plan["ids"]), None
     labels, fold_of = np.full(n, -1, np.int64), np.zeros(n, np.int64)
@@ -341,6 +350,10 @@ def cv_table(summary: dict[str, Any], name: str) -> str:
 
 
 def describe_cv(summary: dict[str, Any]) -> list[str]:
+    if summary.get("target"):
+        from .target_folds import describe
+
+        return describe(summary)
     metric = resolve(summary["competition"]).metric
     folds = ", ".join(f"{row['metric']:.4f}" for row in summary["per_fold"])
     crossed = ", cross-fitted over the folds" if summary.get("cross_fitted") else ""
@@ -435,6 +448,12 @@ def predict_group(
         raise KitError(
             f"--out {path} is a folder: give the submission's file name, e.g. {path / (group.name + '.csv')}"
         )
+    if comp.target != "label":  # label sets, values, grades: averaged values and the OOF fit
+        from .target_folds import predict_target_group
+
+        layout, cv = predict_target_group(group, plan, comp, data_dir, path, device, batch_size)
+        record_written(path, group.path, comp.name, layout.root, layout.sample_path)
+        return GroupPrediction(path, len(read_sample(layout.sample_path, comp)), comp, 1.0, cv, layout.sample_path, [])
     blended = group_logits(group.path, data_dir, device=device, batch_size=batch_size)
     layout = blended.layout
     sample = read_sample(layout.sample_path, comp)

@@ -25,6 +25,7 @@ from ..competitions.bootstrap import Interval, bootstrap_interval
 from ..competitions.metrics import Metric, log_loss, softmax
 from ..competitions.posthoc import CrossFit, cross_fit
 from ..competitions.registry import Competition, resolve
+from ..competitions.targets import refuse_other_targets
 from ..core.atomic import atomic_write_text
 from ..core.errors import KitError
 from ..records.group_folder import FoldGroup, is_group
@@ -65,11 +66,13 @@ def member_identity(path: Path | str) -> tuple[str, Competition, str | None]:
     path = Path(path)
     if is_group(path):
         plan = FoldGroup(path).plan()
+        refuse_other_targets(resolve(plan["competition"]), "ensemble")
         return "fold group", resolve(plan["competition"]), plan.get("fingerprint")
     if (path / CONFIG).is_file():
         config = RunDir(path).read_config()
         if config.competition is None:
             raise KitError(f"{path / CONFIG}: no competition field; the run folder is damaged")
+        refuse_other_targets(resolve(config.competition), "ensemble")
         return "run", resolve(config.competition), config.fingerprint
     raise KitError(f"{path}: neither a run folder (config.json) nor a fold group (folds.json); pass one of those")
 

@@ -371,7 +371,7 @@ def _submission_form(comp: Competition, sample: pd.DataFrame, classes: list[str]
 
 def resolve_metric(slug: str, name: str | None) -> Metric:
     """--metric by name; without it, Kaggle's evaluation metric for `slug` (credentials and network needed)."""
-    from ..competitions.metrics import metric_by_name
+    from ..competitions.target_metrics import target_metric_by_name as metric_by_name  # label and other targets
     from ..kaggle.api import credential_source, evaluation_metric
 
     if name:
@@ -391,9 +391,12 @@ def infer(
     name: str | None = None,
     positive: str | None = None,
     hints: Hints = Hints(),
+    target: str | None = None,
+    k: int | None = None,
 ) -> Inferred:
     """The declaration of `slug` from its download, checked by opening it as `train` will; `hints` settle what
-    the download cannot say."""
+    the download cannot say. `target`: the target kind (label, multilabel, regression, ordinal, topk); None reads
+    it from the files."""
     name = name or slug.replace("-", "_")
     root, comp = open_download(slug, name, metric, data_dir)
     sample = read_csv_cells(small_file(root, comp, comp.sample_file, work_dir_for(comp, root)))
@@ -415,6 +418,11 @@ def infer(
     test_dir = _pick_folder(folders, "test", root, hints.test_dir, other=train_dir)
     comp = replace(comp, train_dir=train_dir, test_dir=test_dir)
     comp = _test_files(comp, sample[columns[0]].tolist(), folders[test_dir][0], test_dir)
+    from .init_targets import infer_target  # label sets, values, grades (workflows/init_targets)
+
+    targeted = infer_target(root, comp, sample, metric, target, k)
+    if targeted is not None:
+        return Inferred(*targeted)
     comp = _label_source(root, comp, train_dir, *folders[train_dir], columns, hints)
     comp = find_groups(root, comp, folders[train_dir][0], hints.group_column, hints.groups, hints.no_groups)
 
@@ -491,6 +499,10 @@ def _shared(comp: Competition) -> str:
 def describe(found: Inferred) -> list[str]:
     """What `init` inferred, one line each."""
     comp, layout = found.competition, found.layout
+    if comp.target != "label":  # label sets, values, grades: described by workflows/init_targets
+        from .init_targets import describe_target
+
+        return describe_target(comp, layout, found.sizes)
     formats = Counter(i[i.rfind(".") :].lower() for i in (f"{x}{layout.train.ext}" for x in layout.train.ids))
     counts = layout.class_counts()
     return [

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..competitions.registry import Competition
+from ..competitions.targets import refuse_other_targets
 from ..core.errors import KitError
 from ..data.layout import Layout
 from ..records.pseudo_labels import PseudoLabels
@@ -124,6 +125,7 @@ def select(
 
     check_threshold(threshold)
     comp = resolve(competition) if isinstance(competition, str) else competition
+    refuse_other_targets(comp, "--pseudo-labels")  # a confident label set or value has no one definition yet
     source = Path(source)
     kind, probabilities_of = _source_kind(source)
     layout = open_layout(comp, data_dir)
