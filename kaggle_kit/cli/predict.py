@@ -201,24 +201,42 @@ def predict_command(
     batch_size: Optional[int] = typer.Option(
         None, "--batch-size", min=1, help="Images per batch (default: twice the training batch)."
     ),
+    engine: str = typer.Option(
+        "torch", "--engine", help="torch, onnx (ONNX Runtime; exported once into the run folder) or auto (the faster)."
+    ),
+    precision: Optional[str] = typer.Option(
+        None, "--precision", help="CUDA autocast: fp32, fp16 or bf16 (default: the run's, auto by the GPU)."
+    ),
 ) -> None:
     """Predict every test image with a trained run (or fold group) and write a validated submission file."""
     from ..inference.predict import predict_run
     from ..records.group_folder import is_group
 
     if is_group(run_dir):
-        return _predict_group(run_dir, data_dir, checkpoint, tta, out, device, batch_size)
+        return _predict_group(run_dir, data_dir, checkpoint, tta, out, device, batch_size, engine)
     from ..records.run_folder import display_epoch
 
-    result = predict_run(run_dir, data_dir, checkpoint, tta, out, device=device, batch_size=batch_size)
+    result = predict_run(
+        run_dir,
+        data_dir,
+        checkpoint,
+        tta,
+        out,
+        device=device,
+        batch_size=batch_size,
+        engine=engine,
+        precision=precision,
+    )
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
     views = f"TTA on, {len(result.views)} views" if result.tta else "TTA off"
     epoch = f" epoch {display_epoch(result.epoch)}" if result.epoch is not None else ""
     print(
         f"wrote {result.path}: {result.rows} rows ({views} [{result.tta_source}], "
         f"temperature {result.temperature:.3f}, {result.checkpoint}.pt{epoch}, "
-        f"{result.images_per_s:,.0f} images/s on {result.device})"
+        f"{result.images_per_s:,.0f} images/s on {result.device}, {result.engine})"
     )
     print(f"ok: {result.path}: {result.rows} rows, header matches {result.sample_path}")
     if result.val_metric is not None:
@@ -226,7 +244,7 @@ def predict_command(
     print(f"next: kaggle-kit submit {result.path}")
 
 
-def _predict_group(group, data_dir, checkpoint, tta, out, device, batch_size) -> None:
+def _predict_group(group, data_dir, checkpoint, tta, out, device, batch_size, engine) -> None:
     from ..workflows.cross_validation import describe_cv, predict_group
 
     if checkpoint != "best" or tta is not None:
@@ -234,7 +252,7 @@ def _predict_group(group, data_dir, checkpoint, tta, out, device, batch_size) ->
             f"{group} is a fold group: each fold submits its best.pt with its own TTA choice; drop "
             f"--checkpoint and --tta"
         )
-    result = predict_group(group, data_dir, out, device=device, batch_size=batch_size)
+    result = predict_group(group, data_dir, out, device=device, batch_size=batch_size, engine=engine)
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
     print(
