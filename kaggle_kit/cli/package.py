@@ -29,13 +29,19 @@ def package_command(
     data_dir: Optional[Path] = typer.Option(
         None, "--data-dir", help="--rehearse: the competition's download (default: the run's)."
     ),
+    engine: str = typer.Option("torch", "--engine", help="torch, or onnx (ships the export and onnxruntime's wheel)."),
+    test_images: Optional[int] = typer.Option(
+        None, "--test-images", min=1, help="Hidden test images for the runtime estimate (default: declared, or local)."
+    ),
 ) -> None:
     """Package a trained run for a Kaggle code competition: weights dataset + offline notebook."""
+    from ..inference.estimate import estimate_runtime
     from ..kaggle.package import package
     from ..kaggle.rehearse import rehearse as run_rehearsal
 
-    made = package(_one_run(runs), out, owner, dependency_wheels=deps_wheels)
-    print(f"packaged run {made.run} of {made.competition.slug} in {made.folder}")
+    run = _one_run(runs)
+    made = package(run, out, owner, dependency_wheels=deps_wheels, engine=engine)
+    print(f"packaged run {made.run} of {made.competition.slug} in {made.folder} ({engine} engine)")
     print(f"  dataset  {made.dataset_id}: {len(made.files)} files ({', '.join(sorted(made.files))})")
     print(f"  notebook {made.notebook_id}: internet off, sources {made.dataset_id} and {made.competition.slug}")
     if rehearse:
@@ -44,6 +50,9 @@ def package_command(
             f"rehearsal passed: {done.submission} matches predict's {done.expected} ({done.rows} rows, largest "
             f"difference {done.max_difference:.1e}, notebook ran {done.seconds:.0f} s offline)"
         )
+    estimate = estimate_runtime([run], data_dir, test_images=test_images, engine=engine)
+    for line in estimate.lines():
+        typer.echo(line, err=line.startswith("warning:"))
     print(f"next: kaggle-kit push {made.folder}")
 
 

@@ -207,11 +207,20 @@ def predict_command(
     precision: Optional[str] = typer.Option(
         None, "--precision", help="CUDA autocast: fp32, fp16 or bf16 (default: the run's, auto by the GPU)."
     ),
+    estimate: Optional[int] = typer.Option(
+        None,
+        "--estimate",
+        min=1,
+        metavar="N",
+        help="Write nothing: measure here and estimate the time for N test images.",
+    ),
 ) -> None:
     """Predict every test image with a trained run (or fold group) and write a validated submission file."""
     from ..inference.predict import predict_run
     from ..records.group_folder import is_group
 
+    if estimate is not None:
+        return _print_estimate(run_dir, data_dir, estimate, device, engine, batch_size)
     if is_group(run_dir):
         return _predict_group(run_dir, data_dir, checkpoint, tta, out, device, batch_size, engine)
     from ..records.run_folder import display_epoch
@@ -242,6 +251,17 @@ def predict_command(
     if result.val_metric is not None:
         print(f"validation of this configuration: {result.competition.metric.describe(result.val_metric)}")
     print(f"next: kaggle-kit submit {result.path}")
+
+
+def _print_estimate(run_dir, data_dir, images, device, engine, batch_size) -> None:
+    from ..inference.estimate import estimate_runtime
+    from ..records.group_folder import FoldGroup, is_group
+
+    group = FoldGroup(run_dir) if is_group(run_dir) else None
+    members = [group.fold_dir(fold) for fold in range(1, group.k + 1)] if group else [run_dir]
+    found = estimate_runtime(members, data_dir, test_images=images, device=device, engine=engine, batch_size=batch_size)
+    for line in found.lines():
+        typer.echo(line, err=line.startswith("warning:"))
 
 
 def _predict_group(group, data_dir, checkpoint, tta, out, device, batch_size, engine) -> None:

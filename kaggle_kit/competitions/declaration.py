@@ -69,6 +69,10 @@ class Competition:
     id_has_extension: bool = False  # ids in the CSVs carry the extension
     positive_class: str | None = None  # which class a "binary" submission reports
     group_column: str | None = None  # grouped cross-validation folds
+    # code competitions: the hidden test set's size and the notebook's time limit (Code Requirements page), for
+    # `package`'s runtime estimate; None: the local test set's size, and Kaggle's usual 9 h
+    hidden_test_images: int | None = None
+    time_limit_hours: float | None = None
     source: str = "built-in"  # where the declaration was found: built-in, or the file's path
 
     @property
@@ -142,6 +146,8 @@ PLACES = {
     "default_recipe": "default_recipe",
     "native_size": "native_size",
     "code_competition": "code_competition",
+    "hidden_test_images": "runtime.hidden_test_images",
+    "time_limit_hours": "runtime.time_limit_hours",
     "train_dir": "files.train_dir",
     "test_dir": "files.test_dir",
     "image_ext": "files.image_ext",
