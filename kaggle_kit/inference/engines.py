@@ -215,3 +215,45 @@ def _faster(torch_loaded: LoadedRun, onnx_loaded: LoadedRun, path: Path) -> tupl
     )
     chosen = onnx_loaded if record["chosen"] == "onnx" else torch_loaded
     return chosen, EngineChoice(record["chosen"], note, path if record["chosen"] == "onnx" else None)
+
+
+GPU_BATCH_CEILING = 2048
+
+
+def largest_fitting_batch(fits, ceiling: int = GPU_BATCH_CEILING) -> int:
+    """The largest power of two up to `ceiling` for which `fits(batch)` is True (1 when none is)."""
+    batch = ceiling
+    while batch > 1 and not fits(batch):
+        batch //= 2
+    return batch
+
+
+def inference_batch_size(loaded: LoadedRun, views: int = 1) -> int | None:
+    """On a GPU: the largest power of two whose forward pass (all views of a batch stay in memory at once) fits
+    in free memory, probed once per run, device and input size and remembered in engines.json. None elsewhere:
+    on a CPU predict streams in the batches calibration used (twice the training batch), so the submission and
+    the calibrated figures come from the same computation."""
+    if loaded.device.type != "cuda":
+        return None
+    record_path = loaded.run.file(ENGINES_FILE)
+    records = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    size = loaded.recipe.img_size
+    key = f"batch|{torch.cuda.get_device_name(loaded.device)}|{size}px|{views} views"
+    if key not in records:
+
+        def fits(batch: int) -> bool:
+            try:
+                with torch.inference_mode(), torch.autocast("cuda", enabled=loaded.recipe.amp):
+                    x = torch.zeros(batch, 3, size, size, device=loaded.device)
+                    outputs = [loaded.model(x) for _ in range(min(views, 2))]
+                torch.cuda.synchronize(loaded.device)
+                del x, outputs
+                return True
+            except torch.cuda.OutOfMemoryError:
+                return False
+            finally:
+                torch.cuda.empty_cache()
+
+        records[key] = largest_fitting_batch(fits)
+        atomic_write_text(record_path, json.dumps(records, indent=2, sort_keys=True))
+    return int(records[key])

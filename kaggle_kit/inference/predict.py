@@ -24,7 +24,7 @@ from ..data.cache import load_images
 from ..records.run_config import RunConfig
 from ..records.run_folder import RunDir
 from .calibration import calibrate_loaded, current_calibration, validation_indices
-from .engines import load_for_inference
+from .engines import inference_batch_size, load_for_inference
 from .loading import LoadedRun, open_run_layout
 from .streaming import IDENTITY, stream_logits, tta_views
 
@@ -175,6 +175,7 @@ def predict_run(
         raise KitError(f"--out {path} is a folder: give the submission's file name, e.g. {path / (run.name + '.csv')}")
     sample = read_sample(layout.sample_path, comp)  # a bad sample fails before minutes of inference
 
+    batch_size = batch_size or inference_batch_size(loaded, len(tta_views(comp, loaded.recipe)))
     test = calibrated_test_probabilities(loaded, layout, tta, batch_size=batch_size, workers=workers)
     probs = test.probabilities
     thresholds = (test.calibration or {}).get(f"thresholds_{'tta' if test.tta else 'plain'}")

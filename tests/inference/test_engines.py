@@ -161,3 +161,21 @@ def test_autocast_dtype_follows_the_gpus_bf16_units(monkeypatch, capability, pre
 def test_a_bad_precision_is_a_one_line_error(runs, tmp_path):
     result = run_cli("predict", copied(runs.cifar, tmp_path), "--precision", "fp8")
     assert_one_line_error(result, "precision", "fp8", "--precision auto, fp32, fp16 or bf16")
+
+
+def test_the_gpu_batch_is_the_largest_power_of_two_that_fits():
+    tried = []
+
+    def fits(batch):  # free memory for at most 300 images of this input
+        tried.append(batch)
+        return batch <= 300
+
+    assert engines.largest_fitting_batch(fits) == 256 and tried == [2048, 1024, 512, 256]
+    assert engines.largest_fitting_batch(lambda batch: False) == 1
+    assert engines.largest_fitting_batch(lambda batch: True, ceiling=64) == 64
+
+
+def test_on_a_cpu_predict_keeps_the_calibration_batches(runs):
+    from kaggle_kit.inference.loading import load_run
+
+    assert engines.inference_batch_size(load_run(runs.cifar, device="cpu"), views=6) is None
