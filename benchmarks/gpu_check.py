@@ -52,6 +52,7 @@ import bench_augment_calls
 from bench_databound import compare_databound
 from bench_train import case_recipe, case_spec, compare_train
 from common import (
+    best_of,
     build_model,
     kit_engine,
     kit_epoch,
@@ -79,6 +80,7 @@ CIFAR_RUNS = 3  # CIFAR-10's (c) in three consecutive runs: the target must hold
 # 40,000/s), three runs ~45 s; 300,000 CIFAR-10 predictions ~6 s at 50,000/s; 10,357 Dog photos at 224 a few s.
 FULL = dict(
     models={"cifar": None, "dog": None},  # each case's own model (bench_train.CASES)
+    engine_batch=256,
     cifar_batch=512,
     cifar_steps=30,
     cifar_images=50_000,
@@ -101,6 +103,7 @@ FULL = dict(
 QUICK = dict(
     # the same code paths with a tiny model: a ResNet-18/34 costs the CPU a minute and --quick reads no figure
     models={"cifar": ("test_resnet", 32), "dog": ("test_resnet", 64)},
+    engine_batch=4,
     cifar_batch=16,
     cifar_steps=2,
     cifar_images=32,
@@ -301,6 +304,56 @@ def predict_throughput(
     if profile(row):
         row["profile"] = profile_top(lambda: run(np.arange(min(n_images, 4 * batch_size))), device)
     return row
+
+
+def predict_engines(device, sizes) -> list[dict]:
+    """Inference through each engine of `predict --engine` on synthetic batches at the Dog size: torch with each
+    autocast precision the device has (fp32 on a CPU) and ONNX Runtime (its CUDA provider where installed, else
+    the CPU provider, which is skipped on a GPU). Images/s, peak GPU memory, and the probability difference
+    against fp32 torch."""
+    import numpy as np
+    import torch
+
+    from kaggle_kit.competitions.metrics import softmax
+    from kaggle_kit.inference import engines
+
+    arch, size = sizes["models"]["dog"] or ("resnet34", 224)
+    batch, repeats = sizes["engine_batch"], sizes["repeats"] + 2
+    model = build_model(arch, "imagenet", 120).to(device).eval()
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(batch, 3, size, size)).astype(np.float32)).to(device)
+    with torch.inference_mode():
+        reference = model(x).float().cpu().numpy()
+    cuda = device.type == "cuda"
+    rows = []
+
+    def measure(name, forward):
+        forward()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        seconds = best_of(repeats, forward, device)
+        out = forward().float().cpu().numpy()
+        rows.append({
+            "engine": name, "model": f"{arch} @{size}, batch {batch}", "images_per_s": batch / seconds,
+            "peak_gpu_allocated_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
+            "max_prob_difference": float(np.abs(softmax(out, 1.0) - softmax(reference, 1.0)).max()), "ok": True,
+        })  # fmt: skip
+
+    for precision, dtype in (("fp32", None), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
+        if dtype is not None and not cuda:
+            continue
+
+        def forward(dtype=dtype):
+            with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                return model(x)
+
+        measure(f"torch {precision}", forward)
+    ort = engines._import_onnxruntime()
+    if ort is not None and (not cuda or "CUDAExecutionProvider" in ort.get_available_providers()):
+        session = engines._session(ort, engines._export_bytes(model.float().cpu().eval(), size), device)
+        model.to(device)
+        onnx_model = engines.OnnxModel(session, device)
+        measure(f"onnxruntime {'cuda' if cuda else 'cpu'}", lambda: onnx_model(x))
+    return rows
 
 
 def demo_end_to_end(device, sizes, folder: Path) -> dict:
@@ -530,6 +583,7 @@ def main() -> None:
             ),
             results,
         )
+        guarded("predict_engines", lambda: predict_engines(device, sizes), results)
         guarded("dog_end_to_end", lambda: dog_end_to_end(device, sizes, Path(folder)), results)
         guarded("demo_end_to_end", lambda: demo_end_to_end(device, sizes, Path(folder)), results)
         guarded("bf16", lambda: bf16_sanity(device, sizes), results)

@@ -131,6 +131,9 @@ def test_gpu_check_runs_every_part_at_quick_sizes(tmp_path):
         row = results[key]
         assert row["images"] == images and positive(row["images_per_s"]) and row["peak_gpu_allocated_gib"] is None, row
     assert results["predict_cifar"]["path"] == "array" and "profile" in results["predict_dog"]
+    engines = {row["engine"]: row for row in results["predict_engines"]}
+    assert set(engines) == {"torch fp32", "onnxruntime cpu"}  # a CPU run: no autocast, ONNX on its CPU provider
+    assert all(positive(row["images_per_s"]) and row["max_prob_difference"] <= 1e-4 for row in engines.values())
     end_to_end = results["dog_end_to_end"]
     assert end_to_end["photos_of_several_sizes"] and end_to_end["gpu_data_chosen"] is False  # a CPU keeps workers
     demo = results["demo_end_to_end"]
@@ -204,3 +207,16 @@ def test_cpu_benchmarks_run_and_plot_at_tiny_sizes(tmp_path):
     plot = tmp_path / "cpu.png"
     run_script("plot.py", data_json, frozen_json, prep_json, "--out", plot)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_inference_engines_benchmark_runs_at_quick_sizes(tmp_path):
+    """benchmarks/bench_engines.py: predict vs a bare loop, ONNX Runtime vs torch, interpreter start-up."""
+    out = tmp_path / "engines.json"
+    run_script("bench_engines.py", "--quick", "--json", out)
+    result = json.loads(out.read_text())
+    loop = result["predict_vs_bare"]
+    assert loop["views"] == 6 and positive(loop["predict_img_s"]) and positive(loop["bare_img_s"])
+    assert loop["max_logit_difference"] <= 1e-4  # the same computation, so the ratio compares like with like
+    (row,) = result["onnx_vs_torch"]
+    assert positive(row["onnx_img_s"]) and positive(row["torch_img_s"]) and row["max_prob_difference"] <= 1e-4
+    assert positive(result["startup"]["import_torch_s"]) and positive(result["startup"]["import_onnxruntime_numpy_s"])

@@ -20,11 +20,14 @@ def predict(
     out: Path | str | None = None,
     device: str = "auto",
     batch_size: int | None = None,
+    engine: str = "torch",
+    precision: str | None = None,
 ) -> Submission:
     """Predict every test image with a run (or fold group) and write a validated submission: its DataFrame and
-    path. A fold group submits each fold's best.pt with its own TTA choice, so `checkpoint` and `tta` are a run's."""
+    path. A fold group submits each fold's best.pt with its own TTA choice, so `checkpoint` and `tta` are a run's.
+    `engine`: torch, onnx (ONNX Runtime) or auto; `precision`: the CUDA autocast dtype (docs/inference.md)."""
     path = Path(run.folder if isinstance(run, (Run, FoldGroup)) else run)
-    return write_submission(path, data_dir, checkpoint, tta, out, device, batch_size)
+    return write_submission(path, data_dir, checkpoint, tta, out, device, batch_size, engine, precision)
 
 
 def competition_for(path: Path, name: str | None) -> Competition:

@@ -54,15 +54,39 @@ def package(
     deps_wheels: bool = True,
     rehearse: bool = False,
     data_dir: Path | str | None = None,
+    engine: str = "torch",
 ):
     """A run as a Kaggle dataset and an offline notebook (a code competition's submission): the Package, and with
-    `rehearse` the Rehearsal of the notebook run here offline (None without)."""
+    `rehearse` the Rehearsal of the notebook run here offline (None without). `engine` "onnx": the notebook
+    predicts through ONNX Runtime (docs/inference.md)."""
     from ..kaggle.package import package as make
     from ..kaggle.rehearse import rehearse as run_rehearsal
 
     runs = run if isinstance(run, (list, tuple)) else [run]
-    made = make(one_run(runs), out, owner, dependency_wheels=deps_wheels)
+    made = make(one_run(runs), out, owner, dependency_wheels=deps_wheels, engine=engine)
     return made, (run_rehearsal(made.folder, data_dir) if rehearse else None)
+
+
+def runtime_estimate(
+    run: Path | str | Any,
+    data_dir: Path | str | None = None,
+    test_images: int | None = None,
+    engine: str = "torch",
+    device: str = "auto",
+):
+    """How long predicting the hidden test set takes: the run's exact inference measured here, against the
+    competition's time limit (`RuntimeEstimate.lines()` says it, with a warning within 2x of the limit)."""
+    from ..inference.estimate import estimate_runtime
+    from ..records.group_folder import FoldGroup, is_group
+
+    runs = run if isinstance(run, (list, tuple)) else [run]
+    folder = Path(getattr(runs[0], "folder", runs[0]))
+    if len(runs) == 1 and is_group(folder):  # every fold predicts the hidden test set
+        group = FoldGroup(folder)
+        members = [group.fold_dir(fold) for fold in range(1, group.k + 1)]
+    else:
+        members = [one_run(runs)]
+    return estimate_runtime(members, data_dir, test_images=test_images, engine=engine, device=device)
 
 
 def push(folder: Path | str, message: str | None = None, timeout: float = 9 * 3600.0, score_timeout: float = 1800.0):

@@ -159,8 +159,11 @@ def write_submission(
     out: Path | str | None = None,
     device: str = "auto",
     batch_size: int | None = None,
+    engine: str = "torch",
+    precision: str | None = None,
 ) -> Submission:
-    """`predict` of a run folder or fold group (what `kk.predict`, `Run.predict` and `kaggle-kit predict` call)."""
+    """`predict` of a run folder or fold group (what `kk.predict`, `Run.predict` and `kaggle-kit predict` call);
+    `engine` torch, onnx or auto and `precision` as docs/inference.md says."""
     import pandas as pd
 
     from ..core.errors import KitError
@@ -174,9 +177,19 @@ def write_submission(
                 f"{path} is a fold group: each fold submits its best.pt with its own TTA choice; drop "
                 f"--checkpoint and --tta"
             )
-        result = predict_group(path, data_dir, out, device=device, batch_size=batch_size)
+        result = predict_group(path, data_dir, out, device=device, batch_size=batch_size, engine=engine)
     else:
         from ..inference.predict import predict_run
 
-        result = predict_run(path, data_dir, checkpoint, tta, out, device=device, batch_size=batch_size)
+        result = predict_run(
+            path,
+            data_dir,
+            checkpoint,
+            tta,
+            out,
+            device=device,
+            batch_size=batch_size,
+            engine=engine,
+            precision=precision,
+        )
     return Submission(pd.read_csv(result.path), Path(result.path), result)

@@ -29,12 +29,16 @@ def package_command(
     data_dir: Optional[Path] = typer.Option(
         None, "--data-dir", help="--rehearse: the competition's download (default: the run's)."
     ),
+    engine: str = typer.Option("torch", "--engine", help="torch, or onnx (ships the export and onnxruntime's wheel)."),
+    test_images: Optional[int] = typer.Option(
+        None, "--test-images", min=1, help="Hidden test images for the runtime estimate (default: declared, or local)."
+    ),
 ) -> None:
     """Package a trained run for a Kaggle code competition: weights dataset + offline notebook."""
-    from ..api.remote import package
+    from ..api.remote import package, runtime_estimate
 
-    made, done = package(runs, out, owner, deps_wheels, rehearse, data_dir)
-    print(f"packaged run {made.run} of {made.competition.slug} in {made.folder}")
+    made, done = package(runs, out, owner, deps_wheels, rehearse, data_dir, engine=engine)
+    print(f"packaged run {made.run} of {made.competition.slug} in {made.folder} ({engine} engine)")
     print(f"  dataset  {made.dataset_id}: {len(made.files)} files ({', '.join(sorted(made.files))})")
     print(f"  notebook {made.notebook_id}: internet off, sources {made.dataset_id} and {made.competition.slug}")
     if done is not None:
@@ -42,6 +46,9 @@ def package_command(
             f"rehearsal passed: {done.submission} matches predict's {done.expected} ({done.rows} rows, largest "
             f"difference {done.max_difference:.1e}, notebook ran {done.seconds:.0f} s offline)"
         )
+    estimate = runtime_estimate(runs, data_dir, test_images=test_images, engine=engine)
+    for line in estimate.lines():
+        typer.echo(line, err=line.startswith("warning:"))
     print(f"next: kaggle-kit push {made.folder}")
 
 

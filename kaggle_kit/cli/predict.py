@@ -116,6 +116,19 @@ def predict_command(
         None, "--batch-size", min=1, help="Images per batch (default: the run's val_batch_size)."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="no progress lines (they go to stderr, on by default)"),
+    engine: str = typer.Option(
+        "torch", "--engine", help="torch, onnx (ONNX Runtime; exported once into the run folder) or auto (the faster)."
+    ),
+    precision: Optional[str] = typer.Option(
+        None, "--precision", help="CUDA autocast: fp32, fp16 or bf16 (default: the run's, auto by the GPU)."
+    ),
+    estimate: Optional[int] = typer.Option(
+        None,
+        "--estimate",
+        min=1,
+        metavar="N",
+        help="Write nothing: measure here and estimate the time for N test images.",
+    ),
 ) -> None:
     """Predict every test image with a trained run (or fold group) and write a validated submission file."""
     from ..core import progress
@@ -124,9 +137,18 @@ def predict_command(
     from ..records.group_folder import is_group
     from ..records.run_folder import display_epoch
 
-    result = api.predict(run_dir, data_dir, checkpoint, tta, out, device, batch_size).details
+    if estimate is not None:
+        from ..api.remote import runtime_estimate
+
+        found = runtime_estimate(run_dir, data_dir, test_images=estimate, engine=engine, device=device)
+        for line in found.lines():
+            typer.echo(line, err=line.startswith("warning:"))
+        return
+    result = api.predict(run_dir, data_dir, checkpoint, tta, out, device, batch_size, engine, precision).details
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
+    for note in getattr(result, "notes", []):
+        typer.echo(f"note: {note}", err=True)
     if is_group(run_dir):
         return _report_group(result)
     views = f"TTA on, {len(result.views)} views" if result.tta else "TTA off"
@@ -134,7 +156,7 @@ def predict_command(
     print(
         f"wrote {result.path}: {result.rows} rows ({views} [{result.tta_source}], "
         f"temperature {result.temperature:.3f}, {result.checkpoint}.pt{epoch}, "
-        f"{result.images_per_s:,.0f} images/s on {result.device})"
+        f"{result.images_per_s:,.0f} images/s on {result.device}, {result.engine})"
     )
     print(f"ok: {result.path}: {result.rows} rows, header matches {result.sample_path}")
     if result.val_metric is not None and result.calibration:

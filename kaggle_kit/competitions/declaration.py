@@ -78,6 +78,10 @@ class Competition:
     value_range: tuple[float, float] | None = None  # a regression target's declared range, clipped to at predict
     top_k: int = 5  # a top-k target: the classes ranked per image (MAP@k)
     new_class: str | None = None  # a top-k target's class for images of no training class (new_whale)
+    # code competitions: the hidden test set's size and the notebook's time limit (Code Requirements page), for
+    # `package`'s runtime estimate; None: the local test set's size, and Kaggle's usual 9 h
+    hidden_test_images: int | None = None
+    time_limit_hours: float | None = None
     source: str = "built-in"  # where the declaration was found: built-in, or the file's path
 
     @property
@@ -157,6 +161,8 @@ PLACES = {
     "default_recipe": "default_recipe",
     "native_size": "native_size",
     "code_competition": "code_competition",
+    "hidden_test_images": "runtime.hidden_test_images",
+    "time_limit_hours": "runtime.time_limit_hours",
     "train_dir": "files.train_dir",
     "test_dir": "files.test_dir",
     "image_ext": "files.image_ext",

@@ -104,6 +104,7 @@ class Recipe:
     seed: int = 0
     device: str = "auto"
     amp: bool = True
+    precision: str = "auto"  # auto | fp32 | fp16 | bf16: the CUDA autocast dtype (auto: by the GPU's bf16 units)
     channels_last: bool = True
     compile: bool = False
     sync_bn: bool = False
@@ -146,6 +147,12 @@ class Recipe:
                 "use --normalize model or --normalize dataset",
             ),
             (self.optimizer in ("sgd", "adamw"), "optimizer", self.optimizer, "use --optimizer sgd or adamw"),
+            (
+                self.precision in PRECISIONS,
+                "precision",
+                self.precision,
+                "use --precision auto, fp32, fp16 or bf16",
+            ),
             (self.schedule in SCHEDULES, "schedule", self.schedule, f"use one of: {', '.join(SCHEDULES)}"),
             (self.step_period >= 1, "step_period", f"{self.step_period}", "give --step-period 1 or more"),
             (0 < self.step_gamma <= 1, "step_gamma", f"{self.step_gamma}", "use a gamma in (0, 1]"),
@@ -279,6 +286,7 @@ class Recipe:
 
 
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 def _coerce(name: str, hint: Any, value: Any) -> Any:
@@ -394,7 +402,9 @@ FIELD_HELP = {
     "swa_epochs": "average the last N epochs' weights (BatchNorm recomputed) into swa.pt (predict --checkpoint swa)",
     "seed": "random seed: same seed, same CPU run",
     "device": "auto, cpu, cuda or cuda:N",
-    "amp": "bf16 autocast on CUDA (fp16 with a grad scaler where bf16 is missing)",
+    "amp": "mixed precision autocast on CUDA (--no-amp: fp32)",
+    "precision": "CUDA autocast dtype: auto (bf16 on GPUs with bf16 units, compute capability 8.0+; fp16 with a grad "
+    "scaler below, e.g. Kaggle's T4), fp32, fp16 or bf16",
     "channels_last": "channels_last memory format on CUDA",
     "compile": "torch.compile the model",
     "sync_bn": "with --nproc: SyncBatchNorm",

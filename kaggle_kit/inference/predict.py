@@ -23,7 +23,8 @@ from ..data.cache import load_images
 from ..records.run_config import RunConfig
 from ..records.run_folder import RunDir
 from .calibration import calibrate_loaded, current_calibration, validation_indices
-from .loading import LoadedRun, load_run, open_run_layout
+from .engines import inference_batch_size, load_for_inference
+from .loading import LoadedRun, open_run_layout
 from .streaming import IDENTITY, stream_logits, tta_views
 
 
@@ -45,6 +46,8 @@ class PredictResult:
     calibration: dict[str, Any] | None = None
     val_metric: float | None = None  # this very configuration (TTA, temperature) on the validation split
     warnings: list[str] = field(default_factory=list)
+    engine: str = "torch"
+    notes: list[str] = field(default_factory=list)  # how the engine was chosen, where it was not as asked
 
 
 def decide_tta(loaded: LoadedRun, tta: bool | None, calibration: dict[str, Any] | None) -> tuple[bool, str]:
@@ -152,6 +155,8 @@ def predict_run(
     device: str = "auto",
     batch_size: int | None = None,
     workers: int | None = None,
+    engine: str = "torch",
+    precision: str | None = None,
 ) -> PredictResult:
     """Predict every test image of the run's competition and write a validated submission.
 
@@ -161,7 +166,7 @@ def predict_run(
     from ..submissions.files import read_sample, write_checked_submission
     from ..submissions.provenance import record_written
 
-    loaded = load_run(run_dir, checkpoint, device)
+    loaded, choice = load_for_inference(run_dir, checkpoint, device, engine, precision)
     comp, run = loaded.competition, loaded.run
     layout = open_run_layout(loaded, data_dir)
     path = Path(out) if out else Path("submissions") / comp.name / f"{run.name}.csv"
@@ -175,6 +180,7 @@ def predict_run(
         record_written(path, run.path, comp.name, layout.root, layout.sample_path)
         return result
 
+    batch_size = batch_size or inference_batch_size(loaded, len(tta_views(comp, loaded.recipe)))
     test = calibrated_test_probabilities(loaded, layout, tta, batch_size=batch_size, workers=workers)
     probs = test.probabilities
     thresholds = (test.calibration or {}).get(f"thresholds_{'tta' if test.tta else 'plain'}")
@@ -199,6 +205,8 @@ def predict_run(
         calibration=test.calibration,
         val_metric=test.val_metric,
         warnings=test.warnings,
+        engine=choice.name,
+        notes=[choice.note] if choice.note else [],
     )
 
 
@@ -232,10 +240,11 @@ def run_logits(
     device: str = "auto",
     batch_size: int | None = None,
     workers: int | None = None,
+    engine: str = "torch",
 ) -> RunLogits:
     """best.pt's held-out logits (with `held_out`; streamed again, so they match the TTA choice) and its test logits
     (with `test`). The run is calibrated first when its stored calibration is missing or stale."""
-    loaded = load_run(run_dir, "best", device)
+    loaded, choice = load_for_inference(run_dir, "best", device, engine)
     layout = open_run_layout(loaded, data_dir)
     if not loaded.run.file("val_predictions.npz").is_file():
         raise KitError(
@@ -267,6 +276,7 @@ def run_logits(
         labels,
         logits,
         layout=layout,
+        warnings=[choice.note] if choice.note else [],
     )
     if test:
         test_cache = load_images(layout, "test", recipe.cache_side, skip_bad=True)

@@ -31,6 +31,8 @@ import traceback
 from pathlib import Path
 
 COMPETITION, COMPETITION_SLUG, DATASET_SLUG, RUN = __COMPETITION__, __COMPETITION_SLUG__, __DATASET_SLUG__, __RUN__
+ENGINE = __ENGINE__
+os.environ.setdefault("KAGGLE_KIT_PROGRESS", "1")  # the log shows images/s and an ETA while the job runs
 INPUT = Path(os.environ.get("KAGGLE_KIT_INPUT_ROOT") or "/kaggle/input")
 WORKING = Path(os.environ.get("KAGGLE_KIT_WORKING_DIR") or "/kaggle/working")
 DATASET, DATA = INPUT / DATASET_SLUG, INPUT / COMPETITION_SLUG
@@ -67,6 +69,9 @@ def weights():
         epoch = (handle.metadata() or {}).get("epoch") or None
     state = {"model": load_file(str(DATASET / "weights.safetensors")), "epoch": int(epoch) if epoch else None}
     torch.save(state, run / "best.pt")
+    for export in DATASET.glob("*.onnx"):  # the checked export, cached where predict looks: nothing exports here
+        (run / "onnx").mkdir(exist_ok=True)
+        shutil.copy2(export, run / "onnx" / export.name)
     return run
 
 
@@ -74,9 +79,10 @@ def predict(run):
     os.environ["KAGGLE_KIT_SUBMISSIONS_DIR"] = str(SCRATCH / "submissions")  # predict's file index: not output
     from kaggle_kit.inference.predict import predict_run
 
-    result = predict_run(run, DATA, "best", None, SUBMISSION)
+    result = predict_run(run, DATA, "best", None, SUBMISSION, engine=ENGINE)
     print(f"wrote {result.path}: {result.rows} rows, TTA {'on' if result.tta else 'off'} ({result.tta_source}), "
-          f"temperature {result.temperature:.4f}, on {result.device}")
+          f"temperature {result.temperature:.4f}, on {result.device} with {result.engine}, "
+          f"{result.images_per_s:,.0f} images/s")
     return result
 
 
@@ -113,7 +119,7 @@ main()
 '''
 
 
-def script(comp: Competition, dataset_slug: str, run: str) -> str:
+def script(comp: Competition, dataset_slug: str, run: str, engine: str = "torch") -> str:
     values = {
         "__TITLE__": comp.title.replace('"', "'"),
         "__RUN_TEXT__": run.replace('"', "'"),
@@ -121,6 +127,7 @@ def script(comp: Competition, dataset_slug: str, run: str) -> str:
         "__COMPETITION_SLUG__": json.dumps(comp.slug),
         "__DATASET_SLUG__": json.dumps(dataset_slug),
         "__RUN__": json.dumps(run),
+        "__ENGINE__": json.dumps(engine),
         "__SUBMISSION_NAME__": json.dumps(SUBMISSION_NAME),
         "__STEP_PREFIX__": json.dumps(STEP_PREFIX),
         "__FAILURE_PREFIX__": json.dumps(FAILURE_PREFIX),

@@ -61,9 +61,17 @@ def slug_for(*parts: str, limit: int = 50) -> str:
 
 
 def package(
-    run_dir: Path | str, out: Path | str | None = None, owner: str | None = None, dependency_wheels: bool = True
+    run_dir: Path | str,
+    out: Path | str | None = None,
+    owner: str | None = None,
+    dependency_wheels: bool = True,
+    engine: str = "torch",
 ) -> Package:
-    """Write the dataset and notebook folders for `run_dir` into `out` (default packages/<competition>/<run>)."""
+    """Write the dataset and notebook folders for `run_dir` into `out` (default packages/<competition>/<run>).
+    `engine` "onnx": the dataset also holds the checked ONNX export and the onnxruntime wheel, and the notebook
+    predicts through ONNX Runtime."""
+    if engine not in ("torch", "onnx"):
+        raise KitError(f"package --engine {engine}: use torch or onnx")
     run = RunDir(run_dir)
     config = _checked_config(run)
     comp = resolve(config.competition)
@@ -73,14 +81,15 @@ def package(
     dataset_id, notebook_id = f"{owner}/{base}-data", f"{owner}/{base}"
     staging = Path(tempfile.mkdtemp(prefix=".package-", dir=_parent(folder)))
     try:
-        files = _write_dataset(staging / "dataset", run, config, dataset_id, dependency_wheels)
-        _write_notebook(staging / "notebook", comp, config, dataset_id, notebook_id, run.name)
+        files = _write_dataset(staging / "dataset", run, config, dataset_id, dependency_wheels, engine)
+        _write_notebook(staging / "notebook", comp, config, dataset_id, notebook_id, run.name, engine)
         manifest = {
             "competition": comp.name,
             "run": run.name,
             "run_dir": str(run.path.resolve()),
             "dataset": dataset_id,
             "notebook": notebook_id,
+            "engine": engine,
             "files": files,
         }
         atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2))
@@ -143,7 +152,9 @@ def _kaggle_username() -> str:
     return username
 
 
-def _write_dataset(folder: Path, run: RunDir, config: RunConfig, dataset_id: str, dependency_wheels: bool) -> dict:
+def _write_dataset(
+    folder: Path, run: RunDir, config: RunConfig, dataset_id: str, dependency_wheels: bool, engine: str
+) -> dict:
     from ..inference.calibration import calibrate_run, current_calibration
     from ..inference.loading import load_run
 
@@ -158,9 +169,32 @@ def _write_dataset(folder: Path, run: RunDir, config: RunConfig, dataset_id: str
     _build_wheel(folder)
     if dependency_wheels:
         _download_dependency_wheels(folder)
+    if engine == "onnx":
+        _write_onnx(folder, loaded)
     metadata = {"title": dataset_id.split("/")[1], "id": dataset_id, "licenses": [{"name": "CC0-1.0"}]}
     atomic_write_text(folder / DATASET_META, json.dumps(metadata, indent=2))
     return {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.name != DATASET_META}
+
+
+def _write_onnx(folder: Path, loaded) -> None:
+    """The run's checked ONNX export (named as the run folder caches it, so the notebook never exports) and the
+    onnxruntime wheel: a notebook without its engine's wheel would fail offline, hours into a Kaggle queue."""
+    from ..inference.engines import INSTALL_HINT, export_onnx
+
+    path = export_onnx(loaded)
+    shutil.copy2(path, folder / path.name)
+    try:
+        pin = f"onnxruntime=={version('onnxruntime')}"
+    except PackageNotFoundError:
+        raise KitError(
+            f"package --engine onnx ships onnxruntime's wheel, and it is not installed here: {INSTALL_HINT}"
+        ) from None
+    _pip(
+        ["download", "--no-deps", "--only-binary=:all:", "-d", str(folder), pin],
+        f"fetching the wheel of {pin} for --engine onnx (needs pip's cache or the package index)",
+    )
+    if not any(folder.glob("onnxruntime-*.whl")):
+        raise KitError(f"pip left no onnxruntime wheel in {folder}: --engine onnx cannot run offline without it")
 
 
 def _write_weights(path: Path, run: RunDir) -> None:
@@ -213,7 +247,7 @@ def _pip(args: list[str], what: str) -> None:
 
 
 def _write_notebook(
-    folder: Path, comp: Competition, config: RunConfig, dataset_id: str, notebook_id: str, run_name: str
+    folder: Path, comp: Competition, config: RunConfig, dataset_id: str, notebook_id: str, run_name: str, engine: str
 ) -> None:
     from .notebook import script
 
@@ -234,4 +268,4 @@ def _write_notebook(
         "model_sources": [],
     }
     atomic_write_text(folder / KERNEL_META, json.dumps(metadata, indent=2))
-    atomic_write_text(folder / SCRIPT, script(comp, dataset_id.split("/")[1], run_name))
+    atomic_write_text(folder / SCRIPT, script(comp, dataset_id.split("/")[1], run_name, engine))

@@ -34,10 +34,19 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+NATIVE_BF16_CAPABILITY = (8, 0)  # Ampere and later; a T4 (7.5) runs bf16 emulated, far slower than its fp16
+
+
 def autocast_dtype(device: torch.device, recipe: Recipe) -> torch.dtype | None:
-    if not recipe.amp or device.type != "cuda":
-        return None  # CPU autocast slows convolutions down; fp32 there
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    """The autocast dtype on `device`: None (fp32) on a CPU, where autocast slows convolutions down, or with
+    --no-amp / --precision fp32; else the forced --precision, or bf16 where the GPU has bf16 units and fp16 below.
+    `torch.cuda.is_bf16_supported()` is not asked: it also answers True where bf16 is only emulated."""
+    if not recipe.amp or recipe.precision == "fp32" or device.type != "cuda":
+        return None
+    if recipe.precision in ("fp16", "bf16"):
+        return torch.float16 if recipe.precision == "fp16" else torch.bfloat16
+    native = torch.cuda.get_device_capability(device) >= NATIVE_BF16_CAPABILITY
+    return torch.bfloat16 if native else torch.float16
 
 
 def use_channels_last(recipe: Recipe, device: torch.device) -> bool:

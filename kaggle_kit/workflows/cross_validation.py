@@ -400,7 +400,12 @@ class GroupLogits:
 
 
 def group_logits(
-    group_dir: Path | str, data_dir: Path | str | None = None, *, device: str = "auto", batch_size: int | None = None
+    group_dir: Path | str,
+    data_dir: Path | str | None = None,
+    *,
+    device: str = "auto",
+    batch_size: int | None = None,
+    engine: str = "torch",
 ) -> GroupLogits:
     from ..inference.predict import run_logits
 
@@ -410,7 +415,9 @@ def group_logits(
     comp = resolve(plan["competition"])
     total, ids, layout, classes, warnings = None, None, None, None, []
     for fold in range(1, int(plan["folds"]) + 1):
-        member = run_logits(group.fold_dir(fold), data_dir, held_out=False, device=device, batch_size=batch_size)
+        member = run_logits(
+            group.fold_dir(fold), data_dir, held_out=False, device=device, batch_size=batch_size, engine=engine
+        )
         total = member.test_logits.astype(np.float64) if total is None else total + member.test_logits
         ids, layout, classes = member.test_ids, member.layout, member.classes
         warnings, bad_ids = member.warnings, member.test_bad_ids
@@ -435,6 +442,7 @@ def predict_group(
     *,
     device: str = "auto",
     batch_size: int | None = None,
+    engine: str = "torch",
 ) -> GroupPrediction:
     """The folds' averaged test logits, softmax at the OOF temperature, written as a validated submission."""
     from ..submissions.files import read_sample, write_checked_submission
@@ -454,7 +462,7 @@ def predict_group(
         layout, cv = predict_target_group(group, plan, comp, data_dir, path, device, batch_size)
         record_written(path, group.path, comp.name, layout.root, layout.sample_path)
         return GroupPrediction(path, len(read_sample(layout.sample_path, comp)), comp, 1.0, cv, layout.sample_path, [])
-    blended = group_logits(group.path, data_dir, device=device, batch_size=batch_size)
+    blended = group_logits(group.path, data_dir, device=device, batch_size=batch_size, engine=engine)
     layout = blended.layout
     sample = read_sample(layout.sample_path, comp)
     probs = blended.test_probabilities()

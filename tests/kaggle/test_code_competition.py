@@ -283,3 +283,51 @@ def test_leaderboard_and_the_daily_limit(trained, work, tmp_path):
     rank = 1 + sum(s > score for s in (0.98, 0.71, 0.42))
     assert f"you: rank {rank} of 4, public score {score:.5f} ({DEFAULT_USERNAME})" in after.stdout
     assert "submissions left today: 0" in after.stdout
+
+
+# --------------------------------------------------------------------------- the ONNX engine and the runtime estimate
+
+
+def test_package_engine_onnx_ships_the_export_and_its_wheel_and_rehearses_as_torch(trained, work, tmp_path):
+    made = kit(
+        ["package", trained.run, "--owner", DEFAULT_USERNAME, "--no-deps-wheels", "--out", "pkg", "--engine", "onnx"]
+        + ["--rehearse", "--test-images", "300000"],
+        work,
+        kit_env(tmp_path),
+        timeout=900,
+    )
+    assert made.returncode == 0, made.stderr
+    dataset = work / "pkg" / "dataset"
+    assert len(list(dataset.glob("best-*-32px.onnx"))) == 1 and len(list(dataset.glob("onnxruntime-*.whl"))) == 1
+    assert json.loads((work / "pkg" / "package.json").read_text())["engine"] == "onnx"
+    assert "rehearsal passed" in made.stdout and "(onnx engine)" in made.stdout
+    assert (
+        "runtime estimate on this machine" in made.stdout and "for 300,000 test images (--test-images)" in made.stdout
+    )
+    assert "limit 9 h (Kaggle's usual; not declared)" in made.stdout and "1 view" in made.stdout
+
+
+def test_an_estimate_near_the_limit_warns_and_predict_estimate_writes_nothing(trained, work, tmp_path):
+    env = kit_env(tmp_path)
+    near = kit(["predict", trained.run, "--estimate", "20000000000", "--device", "cpu"], work, env)
+    assert near.returncode == 0, near.stderr
+    assert "for 20,000,000,000 test images" in near.stdout
+    assert "warning: the estimate is within 2x of the 9 h limit" in near.stderr
+    far = kit(["predict", trained.run, "--estimate", "100", "--device", "cpu", "--engine", "onnx"], work, env)
+    assert far.returncode == 0 and "warning" not in far.stderr and ", onnx)" in far.stdout
+    assert not list(work.rglob("*.csv"))
+
+
+def test_a_declared_time_limit_and_hidden_test_size_are_read(tmp_path):
+    from kaggle_kit.competitions import declaration
+
+    text = (REPO / "competitions" / "cifar10" / "competition.toml").read_text()
+    path = tmp_path / "timed.toml"
+    runtime = "\n[runtime]\nhidden_test_images = 5000\ntime_limit_hours = 2\n"
+    path.write_text(text.replace('name = "cifar10"', 'name = "timed"') + runtime)
+    comp = declaration.load(path)
+    assert comp.hidden_test_images == 5000 and comp.time_limit_hours == 2
+    again = tmp_path / "again.toml"
+    again.write_text(declaration.dump(comp))
+    reloaded = declaration.load(again)
+    assert (reloaded.hidden_test_images, reloaded.time_limit_hours) == (5000, 2)

@@ -1,0 +1,130 @@
+"""How long a code competition's notebook will take: the run's exact inference measured here, scaled to the
+hidden test set and set against the competition's time limit.
+
+Measured, not modelled: every member (a run, each fold of a group) streams a slice of the real test images with
+its own TTA views, image size, batch and engine, after a warm-up batch, and the images per second of that pass
+give the seconds each hidden image costs. Loading a member (its checkpoint, its engine) is timed and added once.
+The figure is for this machine; a Kaggle notebook (2 x T4, or 4 CPU cores) differs, which is why a warning starts
+at half the limit rather than at the limit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import KitError
+from ..data.cache import load_images
+from .calibration import current_calibration
+from .engines import load_for_inference
+from .loading import open_run_layout
+from .predict import decide_tta
+from .streaming import IDENTITY, stream_logits, tta_views
+
+KAGGLE_USUAL_LIMIT_HOURS = 9.0  # Code Requirements pages: CPU <= 9 h and GPU <= 9 h is the common limit
+WARN_WITHIN = 2.0  # warn when the estimate is within this factor of the limit
+PROBE_IMAGES = 256
+
+
+@dataclass
+class MemberSpeed:
+    name: str
+    views: int
+    images_per_s: float
+    load_seconds: float
+    engine: str
+
+
+@dataclass
+class RuntimeEstimate:
+    images: int
+    images_source: str  # "declared", "--test-images" or "the local test set"
+    limit_hours: float
+    limit_declared: bool
+    device: str
+    members: list[MemberSpeed] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        per_image = sum(1.0 / max(m.images_per_s, 1e-9) for m in self.members)
+        return self.images * per_image + sum(m.load_seconds for m in self.members)
+
+    @property
+    def too_close(self) -> bool:
+        return self.seconds * WARN_WITHIN >= self.limit_hours * 3600
+
+    def lines(self) -> list[str]:
+        speeds = ", ".join(
+            f"{m.name} {m.images_per_s:,.0f} img/s ({m.views} view{'s' if m.views > 1 else ''}, {m.engine})"
+            for m in self.members
+        )
+        limit = f"limit {self.limit_hours:g} h" + ("" if self.limit_declared else " (Kaggle's usual; not declared)")
+        lines = [
+            f"runtime estimate on this machine ({self.device}): {_duration(self.seconds)} for {self.images:,} test "
+            f"images ({self.images_source}); {limit}",
+            f"  measured: {speeds}",
+        ]
+        if self.too_close:
+            lines.append(
+                f"warning: the estimate is within {WARN_WITHIN:g}x of the {self.limit_hours:g} h limit: a slower "
+                "Kaggle machine may time out and score nothing; predict with fewer TTA views, a smaller image "
+                "size, fewer folds, or --engine onnx on a CPU notebook"
+            )
+        return lines
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def measure_member(run_dir: Path | str, data_dir=None, *, device="auto", engine="torch", batch_size=None):
+    """One member's images per second on a slice of the real test set, with the views its predict submits."""
+    started = time.perf_counter()
+    loaded, choice = load_for_inference(run_dir, "best", device, engine)
+    layout = open_run_layout(loaded, data_dir)
+    load_seconds = time.perf_counter() - started
+    use_tta, _ = decide_tta(loaded, None, current_calibration(loaded))
+    views = tta_views(loaded.competition, loaded.recipe) if use_tta else (IDENTITY,)
+    cache = load_images(layout, "test", loaded.recipe.cache_side, skip_bad=True)
+    if len(cache) == 0:
+        raise KitError(f"{layout.root} has no test images to measure inference on")
+    batch = batch_size or loaded.recipe.val_batch_size
+    warm, probe = np.arange(min(batch, len(cache))), np.arange(min(PROBE_IMAGES, len(cache)))
+    common = (loaded.recipe, loaded.mean, loaded.std, loaded.device, views)
+    stream_logits(loaded.model, cache, warm, *common, batch_size=batch, description="warming up")
+    speed = stream_logits(loaded.model, cache, probe, *common, batch_size=batch, description="measuring").images_per_s
+    member = MemberSpeed(loaded.run.name, len(views), speed, load_seconds, choice.name)
+    return member, loaded.competition, len(layout.test.ids), str(loaded.device)
+
+
+def estimate_runtime(
+    run_dirs: list[Path | str],
+    data_dir=None,
+    *,
+    test_images: int | None = None,
+    device: str = "auto",
+    engine: str = "torch",
+    batch_size: int | None = None,
+) -> RuntimeEstimate:
+    """The expected wall time of predicting the hidden test set with every member of `run_dirs`."""
+    members, comp, local, where = [], None, 0, "cpu"
+    for run_dir in run_dirs:
+        member, comp, local, where = measure_member(
+            run_dir, data_dir, device=device, engine=engine, batch_size=batch_size
+        )
+        members.append(member)
+    if test_images is not None:
+        images, source = test_images, "--test-images"
+    elif comp.hidden_test_images:
+        images, source = comp.hidden_test_images, "declared hidden_test_images"
+    else:
+        images, source = local, "the local test set"
+    limit = comp.time_limit_hours or KAGGLE_USUAL_LIMIT_HOURS
+    return RuntimeEstimate(images, source, limit, comp.time_limit_hours is not None, where, members)
