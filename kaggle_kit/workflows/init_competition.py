@@ -487,7 +487,10 @@ def _recipe_text(comp: Competition) -> str:
     recipe = comp.recipe()
     if recipe.pretrained:
         return f"{recipe.name}: pretrained {recipe.arch} fine-tuned at {recipe.img_size}px (photos of varied size)"
-    return f"{recipe.name}: {recipe.arch} with the CIFAR stem from scratch at {recipe.img_size}px, dataset mean/std"
+    return (
+        f"{recipe.name}: {recipe.arch} from scratch at {recipe.img_size}px ({recipe.optimizer} lr {recipe.lr:g}, "
+        f"{recipe.schedule}, batch {recipe.batch_size}, {recipe.epochs} epochs), dataset mean/std"
+    )
 
 
 def _shared(comp: Competition) -> str:
