@@ -18,10 +18,7 @@ MAX_MODULE_LINES = 600
 # Offenders in the two sub-packages being rewritten while this rule arrived (issue 26: the CLI becomes a thin
 # shell over the API, the training loop gets public hooks). The lead empties this list once those merge; a name
 # here that no longer offends fails the test, so the list cannot go stale.
-ALLOWED = {
-    "cli/predict.py:score_command",  # 82 lines
-    "cli/train.py:train",  # 150 lines
-}
+ALLOWED: set[str] = set()
 
 
 def _sizes() -> tuple[dict[str, int], dict[str, int]]:

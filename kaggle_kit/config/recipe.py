@@ -147,12 +147,7 @@ class Recipe:
                 "use --normalize model or --normalize dataset",
             ),
             (self.optimizer in ("sgd", "adamw"), "optimizer", self.optimizer, "use --optimizer sgd or adamw"),
-            (
-                self.precision in PRECISIONS,
-                "precision",
-                self.precision,
-                "use --precision auto, fp32, fp16 or bf16",
-            ),
+            (self.precision in PRECISIONS, "precision", self.precision, "use --precision auto, fp32, fp16 or bf16"),
             (self.schedule in SCHEDULES, "schedule", self.schedule, f"use one of: {', '.join(SCHEDULES)}"),
             (self.step_period >= 1, "step_period", f"{self.step_period}", "give --step-period 1 or more"),
             (0 < self.step_gamma <= 1, "step_gamma", f"{self.step_gamma}", "use a gamma in (0, 1]"),
