@@ -56,11 +56,12 @@ def predict_vs_bare(images: int, repeats: int, arch: str) -> dict:
     import torch
 
     from kaggle_kit.competitions.registry import resolve
+    from kaggle_kit.competitions.resolution import settle
     from kaggle_kit.config.recipe import Recipe
     from kaggle_kit.inference.streaming import stream_logits, tta_views
     from kaggle_kit.models.factory import normalization
 
-    recipe = Recipe(arch=arch, stem="imagenet", img_size=32, batch_size=128, device="cpu")
+    recipe = settle(resolve("cifar10"), Recipe(arch=arch, stem="imagenet", img_size=32, batch_size=128, device="cpu"))
     model = build_model(arch, "imagenet", CLASSES).eval()
     mean, std = normalization(model)
     views = tta_views(resolve("cifar10"), recipe)  # CIFAR-10 at its native size: flip and four shifts

@@ -62,7 +62,9 @@ def case_recipe(
     comp_name, recipe_name, arch, stem, img_size, _ = case_spec(case, arch_size)
     base = resolve(comp_name).recipe(recipe_name)
     # fully trainable, no pretrained download: throughput does not depend on the weights
-    return base.replace(
+    from kaggle_kit.competitions.resolution import settle
+
+    recipe = base.replace(
         arch=arch,
         stem=stem,
         img_size=img_size,
@@ -74,6 +76,7 @@ def case_recipe(
         freeze=False,
         unfreeze_after=None,
     )
+    return settle(resolve(comp_name), recipe)  # the sizes a run derives (eval resize, cache side, val batch), as train
 
 
 def compare_train(

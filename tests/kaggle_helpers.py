@@ -36,6 +36,7 @@ def kit_env(tmp_path: Path, endpoint: str, **changes) -> dict:
         KAGGLE_KIT_RETRY_BUDGET="4",  # passing faults are retried, briefly: a test waits seconds, not a minute
         NO_PROXY="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
+        KAGGLE_KIT_PROGRESS="0",  # quiet as the other tests are, unless a test asks for the lines
     )
     for name, value in changes.items():
         if value is None:

@@ -11,9 +11,10 @@ import pandas as pd
 
 from ..competitions.registry import Competition
 from ..competitions.targets import target_of
+from ..core.atomic import atomic_output
 from ..core.errors import KitError
 from ..data.sample_submission import join_header
-from .files import _rows_in_sample_order, atomic_output, inspect_submission
+from .files import _rows_in_sample_order, inspect_submission
 
 
 def write_target_submission(

@@ -57,6 +57,7 @@ def kit_env(tmp_path: Path, endpoint: str = "http://127.0.0.1:9", **changes) -> 
         KAGGLE_KIT_HTTP_TIMEOUT="10",
         NO_PROXY="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
+        KAGGLE_KIT_PROGRESS="0",  # quiet as the other tests are, unless a test asks for the lines
         PYTHONPATH=str(REPO),
     )
     env.update({k: v for k, v in changes.items() if v is not None})

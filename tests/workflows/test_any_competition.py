@@ -479,7 +479,8 @@ BAD = {
             (folder / "train.csv").read_text().replace(",1,0,0,0\n", ",1,1,0,0\n", 1)
         ),
         [],
-        ("train.csv: columns healthy, multiple_diseases, rust, scab", "exactly one 1 (1 such)", "--label-column"),
+        # a row with two 1s reads as a label set (the target kind multilabel), which log loss does not score
+        ("does not score a multilabel target", "--target label if each image has one label"),
     ),
     "two id columns": ("grades", _two_id_columns, [], ("could each be the image id", "rename")),
     "header no form explains": ("grades", _sample_header("id_code,a,b,c"), [], ("no submission form", "--data-dir")),
