@@ -91,4 +91,8 @@ def sample(
 
     comp = resolve(competition)
     write = write_sample if comp.target == "label" else write_target_sample  # label sets, values, grades: their own
+    if comp.features:  # images with tabular columns beside them: answers depending on both
+        from ..competitions.tabular_samples import write_tabular_sample
+
+        write = write_tabular_sample
     return write(comp, Path(out_dir), n_train=n_train, n_test=n_test, seed=seed, nested=nested, top_folder=top_folder)
