@@ -186,6 +186,7 @@ def train_features(layout: Layout, run: RunDir | None, resume: bool, ids, train_
     if not layout.competition.features:
         return None, None
     frame = read_rows(layout, "train", list(ids))
+    read_rows(layout, "test", list(layout.test.ids))  # a feature predict cannot read is refused now, not after training
     encoding = load_encoding(run) if (resume and run is not None) else None
     if encoding is None:
         encoding = fit_encoding(frame.iloc[np.asarray(train_idx, dtype=np.int64)], layout.competition.features)
