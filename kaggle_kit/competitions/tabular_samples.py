@@ -6,7 +6,8 @@ answer depends partly on the image and partly on the columns (so a model reading
 - SIIM-ISIC melanoma (a two-class target scored by AUC): `train.csv` `image_name,patient_id,sex,age_approx,
   anatom_site_general_challenge,diagnosis,benign_malignant,target` with blank cells, several images a patient,
   `test.csv` the same up to the site, `sample_submission.csv` `image_name,target`. An image is malignant when it
-  shows the malignant pattern, or when the patient is 60 or older with a head/neck or oral/genital lesion.
+  shows the malignant pattern (a fifth of them), or when the lesion is on the head/neck or oral/genital site or
+  the patient is 80 or older (about two fifths).
 
 Which columns exist follows the declaration's `features`: `sex`, `age_approx` and `anatom_site_general_challenge`
 are drawn as SIIM-ISIC's (with blanks); any other feature is a 0/1 flag, the first three of them carrying signal.
@@ -51,7 +52,7 @@ def draw_features(rng: np.random.Generator, features: tuple[str, ...], n: int) -
     if "anatom_site_general_challenge" in features:
         columns["anatom_site_general_challenge"] = _blank(rng, list(site), 0.05)
     if {"age_approx", "anatom_site_general_challenge"} <= set(features):
-        signals.append(((age >= 60) & np.isin(site, list(RISKY_SITES))).astype(float))
+        signals.append(((age >= 80) | np.isin(site, list(RISKY_SITES))).astype(float))
     for k, name in enumerate(flags):
         values = (rng.random(n) < 0.5).astype(int)
         columns[name] = values.tolist()
@@ -91,7 +92,7 @@ def write_tabular_sample(
     ids = _ids(comp, rng, n)
     columns, signal = draw_features(rng, comp.features, n)
     if two_classes:  # malignant by the image's pattern, or by the columns
-        shown = (rng.random(n) < 0.3).astype(int)
+        shown = (rng.random(n) < 0.2).astype(int)
         answer = np.maximum(shown, (signal >= 0.5).astype(int))
         images = [_class_image(rng, int(s), 2, *_size(comp, rng)) for s in shown]
         truth = [comp.declared_classes[a] for a in answer]

@@ -116,7 +116,7 @@ def _tabular_columns(layout: Layout, recipe: Recipe, run: RunDir, resume: bool, 
     `data`; returns their width (0: none declared, today's image-only model)."""
     from ..data import tabular
 
-    if not layout.competition.features:
+    if not layout.competition.features or not recipe.tabular:
         return 0
     tabular.check_tabular_recipe(recipe, images.pseudo is not None, layout.competition.name)
     rows, encoding = tabular.train_features(layout, run, resume, data.ids, data.train_idx, distributed.is_main())
