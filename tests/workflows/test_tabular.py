@@ -29,7 +29,7 @@ classes = ["0", "1"]\ngroup_column = "patient_id"
 """
 # enough steps for the small tabular branch to learn (AdamW); measured on a larger sample in benchmarks/bench_tabular.py
 TRAIN = [
-    *("--workers", "0", "--device", "cpu", "--batch-size", "16", "--epochs", "5", "--optimizer", "adamw"),
+    *("--workers", "0", "--device", "cpu", "--batch-size", "16", "--epochs", "4", "--optimizer", "adamw"),
     *("--lr", "0.003", "--weight-decay", "0.01", "--val-fraction", "0.3", "--tta", "off", "--seed", "0"),
     "--no-analyze",
 ]
@@ -44,7 +44,7 @@ def home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CONFIG_HOME", str(root))
         rediscover()
-        result = run_cli("sample", "siim", root / "data", "--n-train", "120", "--n-test", "24")
+        result = run_cli("sample", "siim", root / "data", "--n-train", "96", "--n-test", "24")
         assert result.returncode == 0, result.stderr
         yield root
     rediscover()
