@@ -1,7 +1,7 @@
 """Images with tabular columns: the same run with the declared columns and on the images alone (issue 28).
 
     .venv/bin/python benchmarks/bench_tabular.py [--shapes siim paw] [--n-train 600] [--epochs 10] [--seeds 3]
-                                                 [--json FILE] [--quick]
+                                                 [--arch resnet18] [--json FILE] [--quick]
 
 For each shape, `kaggle-kit sample` writes a generated download whose answer depends partly on the image and partly
 on the columns (competitions/tabular_samples.py): `siim` = SIIM-ISIC's train.csv/test.csv with sex, age and body
@@ -53,7 +53,7 @@ def measure(kk, shape: str, root: Path, args, seed: int, tabular: bool) -> dict:
     data = root / f"{shape}-data"
     run = root / f"{shape}-{'with' if tabular else 'without'}-{seed}"
     started = time.perf_counter()
-    extra = dict(arch="test_resnet", img_size=24) if args.quick else {}
+    extra = dict(arch=args.arch, img_size=24 if args.quick else 32)
     kk.train(
         shape, data_dir=data, out=run, epochs=args.epochs, seed=seed, tabular=tabular, workers=0,
         device=args.device, analyze=False, **RECIPE, **extra,
@@ -84,11 +84,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--arch", default="resnet18", help="timm architecture of both variants, from scratch")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--quick", action="store_true", help="one tiny run per variant: checks that every part runs")
     args = parser.parse_args()
     if args.quick:
-        args.n_train, args.n_test, args.epochs, args.seeds, args.device = 48, 12, 1, 1, "cpu"
+        args.n_train, args.n_test, args.epochs, args.seeds, args.device, args.arch = 48, 12, 1, 1, "cpu", "test_resnet"
     print_machine("images with tabular columns: with them and on the images alone")
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
