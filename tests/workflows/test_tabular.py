@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from helpers import assert_one_line_error, run_cli
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import mean_squared_error, roc_auc_score
 
 import kaggle_kit as kk
 from kaggle_kit.competitions.registry import rediscover
@@ -27,12 +27,23 @@ classes = ["0", "1"]\ngroup_column = "patient_id"
 [submission]\nkind = "binary"\npositive_class = "1"
 [augmentations.none]\n[recipes.tiny]\narch = "test_resnet"\nimg_size = 24\naug = "none"
 """
+FLAGS = ["Subject Focus", "Eyes", "Face", "Near", "Action", "Accessory", "Group", "Collage", "Human", "Occlusion",
+         "Info", "Blur"]  # fmt: skip
+PAW = f"""name = "paw"\nslug = "paw-mini"\ntitle = "Pawpularity (generated)"\naliases = []\nmetric = "rmse"
+target = "regression"\ndefault_recipe = "tiny"\nfeatures = {json.dumps(FLAGS)}
+[files]\nlabel_file = "train.csv"\nsample_file = "sample_submission.csv"\nimage_ext = ".jpg"
+[labels]\nid_column = "Id"\nlabel_column = "Pawpularity"\nid_kind = "hex"\nclass_source = "labels"
+value_range = [1, 100]\n[submission]\nkind = "label"
+[augmentations.none]\n[recipes.tiny]\narch = "test_resnet"\nimg_size = 24\naug = "none"
+"""
 # enough steps for the small tabular branch to learn (AdamW); measured on a larger sample in benchmarks/bench_tabular.py
 TRAIN = [
     *("--workers", "0", "--device", "cpu", "--batch-size", "16", "--epochs", "4", "--optimizer", "adamw"),
     *("--lr", "0.003", "--weight-decay", "0.01", "--val-fraction", "0.3", "--tta", "off", "--seed", "0"),
     "--no-analyze",
 ]
+
+ONE_EPOCH = [*TRAIN[: TRAIN.index("--epochs")], "--epochs", "1", "--tta", "off", "--no-analyze"]
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +52,7 @@ def home(tmp_path_factory):
     folder = root / "kaggle-kit" / "competitions"
     folder.mkdir(parents=True)
     (folder / "siim.toml").write_text(SIIM)
+    (folder / "paw.toml").write_text(PAW)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CONFIG_HOME", str(root))
         rediscover()
@@ -102,8 +114,7 @@ def test_features_beat_the_images_alone_and_predict_reads_test_csv(home, runs):
 
 def test_folds_keep_each_patient_whole_and_predict_the_group(home):
     out = home / "folds"
-    args = [*TRAIN[: TRAIN.index("--epochs")], "--epochs", "1", "--tta", "off", "--no-analyze"]
-    result = run_cli("train", "siim", "--data-dir", home / "data", "--out", out, "--folds", "2", *args)
+    result = run_cli("train", "siim", "--data-dir", home / "data", "--out", out, "--folds", "2", *ONE_EPOCH)
     assert result.returncode == 0, result.stderr
     with zipfile.ZipFile(home / "data" / "siim-mini.zip") as archive:
         patient = pd.read_csv(archive.open("train.csv")).set_index("image_name")["patient_id"]
@@ -143,3 +154,21 @@ def test_a_feature_missing_from_test_csv_is_refused_before_training(home):
     result = run_cli("train", "siimbad", "--data-dir", home / "data", "--out", home / "bad", *TRAIN)
     assert_one_line_error(result, "feature column 'diagnosis' is not in")
     assert "test.csv" in result.stderr and "drop it from features" in result.stderr
+
+
+def test_pawpularity_flags_go_from_train_csv_to_the_submission(home):
+    """A regression target with PetFinder's 12 photo flags: trained, predicted from test.csv's flags, validated
+    and scored as scikit-learn's RMSE scores the written file."""
+    data, run, written = home / "paw", home / "paw-run", home / "paw.csv"
+    assert run_cli("sample", "paw", data, "--n-train", "32", "--n-test", "8").returncode == 0
+    result = run_cli("train", "paw", "--data-dir", data, "--out", run, *ONE_EPOCH)
+    assert result.returncode == 0, result.stderr
+    columns = json.loads((run / "tabular.json").read_text())["columns"]
+    assert [c["name"] for c in columns] == FLAGS and {c["kind"] for c in columns} == {"numeric"}
+    assert run_cli("predict", run, "--data-dir", data, "--out", written).returncode == 0
+    assert run_cli("validate", written, "-c", "paw", "--data-dir", data).returncode == 0
+    scored = run_cli("score", written, "--answers", data / "answers.csv", "-c", "paw")
+    shown = float(re.search(r"(\d+\.\d+) - lower is better", scored.stdout).group(1))
+    answers, rows = pd.read_csv(data / "answers.csv"), pd.read_csv(written).set_index("Id")
+    expected = mean_squared_error(answers["Pawpularity"], rows.loc[answers["Id"], "Pawpularity"]) ** 0.5
+    assert shown == pytest.approx(expected, abs=1e-4)
