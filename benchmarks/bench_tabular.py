@@ -97,18 +97,26 @@ def main() -> None:
         declarations.mkdir(parents=True)
         for shape in args.shapes:
             (declarations / f"{shape}.toml").write_text('default_recipe = "bench"\n' + SHAPES[shape] + COMMON)
-        os.environ["XDG_CONFIG_HOME"] = str(root / "config")
         import kaggle_kit as kk
         from kaggle_kit.competitions.registry import rediscover
 
+        saved = os.environ.get("XDG_CONFIG_HOME")
+        os.environ["XDG_CONFIG_HOME"] = str(root / "config")  # where the generated declarations are found
         rediscover()
         rows = []
-        for shape in args.shapes:
-            kk.sample(shape, root / f"{shape}-data", n_train=args.n_train, n_test=args.n_test, seed=0)
-            for seed in range(args.seeds):
-                for tabular in (True, False):
-                    rows.append(measure(kk, shape, root, args, seed, tabular))
-                    print(f"{shape} seed {seed} {rows[-1]['columns']}: {rows[-1]['score']:.4f}", flush=True)
+        try:
+            for shape in args.shapes:
+                kk.sample(shape, root / f"{shape}-data", n_train=args.n_train, n_test=args.n_test, seed=0)
+                for seed in range(args.seeds):
+                    for tabular in (True, False):
+                        rows.append(measure(kk, shape, root, args, seed, tabular))
+                        print(f"{shape} seed {seed} {rows[-1]['columns']}: {rows[-1]['score']:.4f}", flush=True)
+        finally:  # run in a test's process too: leave its declarations as they were
+            if saved is None:
+                os.environ.pop("XDG_CONFIG_HOME")
+            else:
+                os.environ["XDG_CONFIG_HOME"] = saved
+            rediscover()
     print(table(summary(rows), ["shape", "columns", "seeds", "hidden test"]))
     write_json(args.json, {"args": {k: str(v) for k, v in vars(args).items()}, "runs": rows})
 
