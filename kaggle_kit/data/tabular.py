@@ -136,6 +136,12 @@ def check_columns(frame: pd.DataFrame, features, path: Path, fix: str) -> None:
 def read_rows(layout: Layout, split: str, ids: list[str]) -> pd.DataFrame:
     """The declared columns' cells for `ids` (training ids from the labels CSV, test ids from test.csv), in order."""
     comp = layout.competition
+    answer = [c for c in comp.features if c in (comp.id_column, comp.label_column)]
+    if answer:  # a hand-written declaration could feed the model its own answer
+        raise KitError(
+            f"{comp.source}: feature {answer[0]!r} is the id or label column of {comp.label_file}: "
+            "drop it from features"
+        )
     name = comp.label_file if split == "train" else comp.test_table
     path = small_file(layout.root, comp, name, layout.work_dir)
     frame = read_csv(path, "feature")

@@ -154,6 +154,10 @@ def test_a_feature_missing_from_test_csv_is_refused_before_training(home):
     result = run_cli("train", "siimbad", "--data-dir", home / "data", "--out", home / "bad", *TRAIN)
     assert_one_line_error(result, "feature column 'diagnosis' is not in")
     assert "test.csv" in result.stderr and "drop it from features" in result.stderr
+    bad.write_text(SIIM.replace('name = "siim"', 'name = "siimbad"').replace('"sex", "age', '"target", "age'))
+    rediscover()  # a hand-written declaration feeding the model its own answer
+    result = run_cli("train", "siimbad", "--data-dir", home / "data", "--out", home / "bad", *TRAIN)
+    assert_one_line_error(result, "feature 'target' is the id or label column of train.csv: drop it from features")
 
 
 def test_pawpularity_flags_go_from_train_csv_to_the_submission(home):
