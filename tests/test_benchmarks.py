@@ -220,3 +220,12 @@ def test_inference_engines_benchmark_runs_at_quick_sizes(tmp_path):
     (row,) = result["onnx_vs_torch"]
     assert positive(row["onnx_img_s"]) and positive(row["torch_img_s"]) and row["max_prob_difference"] <= 1e-4
     assert positive(result["startup"]["import_torch_s"]) and positive(result["startup"]["import_onnxruntime_numpy_s"])
+
+
+def test_tabular_benchmark_runs_at_quick_sizes(tmp_path):
+    """benchmarks/bench_tabular.py: the same run with and without a SIIM-ISIC-shaped download's columns."""
+    out = tmp_path / "tabular.json"
+    run_script("bench_tabular.py", "--quick", "--shapes", "siim", "--json", out)
+    rows = json.loads(out.read_text())["runs"]
+    assert [row["columns"] for row in rows] == ["with", "images alone"]
+    assert all(0 <= row["score"] <= 1 and positive(row["seconds"]) for row in rows), rows

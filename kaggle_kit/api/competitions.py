@@ -46,14 +46,21 @@ def init(
     no_groups: bool = False,
     target: str | None = None,
     k: int | None = None,
+    features: list[str] | tuple[str, ...] | str | None = None,
 ) -> Declared:
     """Infer a competition's declaration from its download and write it (never over an edited one unless `force`).
-    The keywords settle what the download cannot: where the images and labels are, and the group column."""
+    The keywords settle what the download cannot: where the images and labels are, the group column, and the
+    tabular `features` (columns of the labels CSV and the test CSV, fed to the model beside the images; a
+    comma-separated string or a list)."""
     from ..competitions.registry import all_competitions, declaration_folders
     from ..workflows.init_competition import Hints, infer, resolve_metric, write_declaration
 
     slug = slug_of(slug)
-    hints = Hints(train_dir, test_dir, labels, id_column, label_column, group_column, groups, no_groups)
+    if isinstance(features, str):
+        features = [f.strip() for f in features.split(",") if f.strip()]
+    hints = Hints(
+        train_dir, test_dir, labels, id_column, label_column, group_column, groups, no_groups, tuple(features or ())
+    )
     found = infer(
         slug,
         resolve_metric(slug, metric),
@@ -91,4 +98,8 @@ def sample(
 
     comp = resolve(competition)
     write = write_sample if comp.target == "label" else write_target_sample  # label sets, values, grades: their own
+    if comp.features:  # images with tabular columns beside them: answers depending on both
+        from ..competitions.tabular_samples import write_tabular_sample
+
+        write = write_tabular_sample
     return write(comp, Path(out_dir), n_train=n_train, n_test=n_test, seed=seed, nested=nested, top_folder=top_folder)

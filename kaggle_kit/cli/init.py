@@ -43,6 +43,11 @@ def init(
         None, help="the CSV holding --group-column when it is not the labels CSV (driver_imgs_list.csv)"
     ),
     no_groups: bool = typer.Option(False, "--no-groups", help="validate image by image, ignoring any group column"),
+    features: Optional[str] = typer.Option(
+        None,
+        help="tabular columns fed to the model beside the images, COL,COL,...: columns of the labels CSV that the "
+        "test CSV (test.csv) holds too; init lists them",
+    ),
 ) -> None:
     """Infer a competition's declaration from its download, print what was inferred, and write it."""
     from ..api.competitions import init as declare
@@ -51,7 +56,7 @@ def init(
     made = declare(
         slug, data_dir, metric, name, out, positive, force, train_dir=train_dir, test_dir=test_dir, labels=labels,
         id_column=id_column, label_column=label_column, group_column=group_column, groups=groups, no_groups=no_groups,
-        target=target, k=k,
+        target=target, k=k, features=features,
     )  # fmt: skip
     for line in describe(made.found):
         print(line)

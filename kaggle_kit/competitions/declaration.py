@@ -78,6 +78,10 @@ class Competition:
     value_range: tuple[float, float] | None = None  # a regression target's declared range, clipped to at predict
     top_k: int = 5  # a top-k target: the classes ranked per image (MAP@k)
     new_class: str | None = None  # a top-k target's class for images of no training class (new_whale)
+    # tabular columns beside the images (data/tabular.py): read from the labels CSV for training and from
+    # `test_table` at predict time, fed to the model's tabular branch (models/tabular.py)
+    features: tuple[str, ...] = ()
+    test_table: str = "test.csv"
     # code competitions: the hidden test set's size and the notebook's time limit (Code Requirements page), for
     # `package`'s runtime estimate; None: the local test set's size, and Kaggle's usual 9 h
     hidden_test_images: int | None = None
@@ -181,6 +185,8 @@ PLACES = {
     "group_file": "labels.group_file",
     "value_range": "labels.value_range",
     "new_class": "labels.new_class",
+    "features": "features",
+    "test_table": "files.test_table",
     "top_k": "submission.k",
     "submission_kind": "submission.kind",
     "positive_class": "submission.positive_class",
@@ -400,7 +406,8 @@ def dump(comp: Competition) -> str:
         value = _plain(getattr(comp, name))
         if name == "dataset_mean_std" and value is not None:
             value = {"mean": value[0], "std": value[1]}
-        if value is None or value == {} or (name, value) in (("target", "label"), ("top_k", 5)):  # today's files
+        today = (("target", "label"), ("top_k", 5), ("features", []), ("test_table", "test.csv"))
+        if value is None or value == {} or (name, value) in today:  # today's files
             continue
         *sections, key = place.split(".")
         table = tree

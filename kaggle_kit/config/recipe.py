@@ -73,6 +73,7 @@ class Recipe:
     full_train: bool = False  # train on train+valid (the final model); no validation metric
     skip_bad_images: bool = False
     feature_cache_views: int = 0  # frozen backbone: cache features of K augmented views
+    tabular: bool = True  # feed the declaration's tabular columns (features) to the model; off: the images alone
     gpu_data: bool | None = None  # None = auto (GPU-resident uint8 data when it fits)
     workers: int | None = None  # None = auto
     # optimisation
@@ -367,6 +368,8 @@ FIELD_HELP = {
     "full_train": "train on train+validation (the final model)",
     "skip_bad_images": "skip images that do not decode (recorded in the run) instead of stopping",
     "feature_cache_views": "frozen backbone: cache features of K augmented views per image",
+    "tabular": "feed the declaration's tabular columns (features) to the model beside the images; "
+    "--no-tabular trains on the images alone (an ablation)",
     "gpu_data": (
         "keep the decoded images on the GPU and augment there "
         "(default: when they take under a quarter of free GPU memory)"

@@ -75,6 +75,7 @@ class Data:
     train_idx: np.ndarray
     val_idx: np.ndarray
     ids: list[str]
+    features: np.ndarray | None = None  # encoded tabular columns of every image (data/tabular.py), None: none
 
 
 def prepare_data(
@@ -186,6 +187,14 @@ class Batches:
 
         self.data, self.recipe, self.device = data, recipe, device
         self.features = None  # set by fit to a features.FeatureSet for head-only epochs
+        # tabular columns travel beside the truth, one [truth | features] row per image (data/tabular.py)
+        self.join, label_rows = None, data.labels
+        if data.features is not None:
+            from .tabular import FeatureJoin
+
+            self.join = FeatureJoin.of(data.labels, data.features)
+            label_rows = self.join.join(data.labels, data.features)
+        self.label_rows = label_rows
         self._train_loader: EpochLoader | None = None
         self._val_loader: tuple[bytes, EpochLoader] | None = None
         spec = augmentation_for(comp, recipe)
@@ -204,7 +213,7 @@ class Batches:
             self.use_gpu_data = False
         if self.use_gpu_data:
             self.images = device_images(data.train_cache, device)
-            self.labels = torch.as_tensor(data.labels, device=device)
+            self.labels = torch.as_tensor(label_rows, device=device)
             self.train_transform = gpu_augment.GpuAugment(spec, recipe.img_size, mean, std, resize=recipe.eval_resize)
             self.eval_transform = gpu_augment.GpuEval(recipe.img_size, recipe.eval_resize, mean, std)
         else:
@@ -253,7 +262,7 @@ class Batches:
             )
         if self._train_loader is None:
             # one loader for the whole run; its sampler shards by rank and seeds each image from (seed, epoch)
-            dataset = CachedImages(data.train_cache, data.train_idx, data.labels, self.train_transform)
+            dataset = CachedImages(data.train_cache, data.train_idx, self.label_rows, self.train_transform)
             self._train_loader = EpochLoader(
                 dataset,
                 recipe.batch_size,
@@ -275,7 +284,7 @@ class Batches:
             return GpuBatches(self.images, self.labels, indices, recipe.val_batch_size, self.eval_transform)
         key = np.asarray(indices, dtype=np.int64).tobytes()
         if self._val_loader is None or self._val_loader[0] != key:  # the same images every epoch: workers stay
-            dataset = CachedImages(data.train_cache, indices, data.labels, self.eval_transform)
+            dataset = CachedImages(data.train_cache, indices, self.label_rows, self.eval_transform)
             self._val_loader = (
                 key,
                 EpochLoader(
@@ -299,7 +308,7 @@ class Batches:
                 seed_everything(epoch_seed(recipe.seed, view, salt=3))  # GpuAugment draws from torch's generator
             return GpuBatches(self.images, self.labels, indices, recipe.val_batch_size, transform)
         transform = self.eval_transform if view is None else self.train_transform
-        dataset = CachedImages(data.train_cache, indices, data.labels, transform)
+        dataset = CachedImages(data.train_cache, indices, self.label_rows, transform)
         batches = EpochLoader(
             dataset, recipe.val_batch_size, shuffle=False, seed=recipe.seed, workers=self.workers, device=self.device
         )

@@ -23,7 +23,7 @@ from ..core.errors import KitError
 from ..data.cache import ImageCache, load_images
 from ..records.run_folder import RunDir
 from .held_out import held_out_groups
-from .loading import LoadedRun, load_run, open_run_layout
+from .loading import LoadedRun, load_run, open_run_layout, tabular_rows
 from .streaming import stream_logits, tta_views
 
 
@@ -94,6 +94,7 @@ def calibrate_loaded(
         batch_size=batch_size,
         workers=workers,
         description=f"calibrating {run.name}",
+        rows=tabular_rows(loaded, layout, "train", [cache.ids[i] for i in indices]),
     )
     plain, tta = logits.identity.astype(np.float64), logits.mean.astype(np.float64)
     groups = held_out_groups(comp, layout, loaded.run.val_predictions()[0])

@@ -158,6 +158,8 @@ def use_engine(loaded: LoadedRun, engine: str) -> tuple[LoadedRun, EngineChoice]
         raise KitError(f"unknown engine {engine!r}: use --engine torch, onnx or auto")
     if engine == "torch":
         return loaded, EngineChoice("torch")
+    if getattr(loaded.model, "tabular_width", 0):  # the ONNX export feeds images alone
+        return loaded, EngineChoice("torch", f"engine {engine}: a model with tabular columns predicts with torch")
     if engine == "auto" and _import_onnxruntime() is None:
         return loaded, EngineChoice("torch", "engine auto: onnxruntime is not installed, so torch predicts")
     try:

@@ -20,7 +20,7 @@ from ..core.errors import KitError
 from ..data.cache import load_images
 from .calibration import current_calibration
 from .engines import load_for_inference
-from .loading import open_run_layout
+from .loading import open_run_layout, tabular_rows
 from .predict import decide_tta
 from .streaming import IDENTITY, stream_logits, tta_views
 
@@ -98,8 +98,12 @@ def measure_member(run_dir: Path | str, data_dir=None, *, device="auto", engine=
     batch = batch_size or loaded.recipe.val_batch_size
     warm, probe = np.arange(min(batch, len(cache))), np.arange(min(PROBE_IMAGES, len(cache)))
     common = (loaded.recipe, loaded.mean, loaded.std, loaded.device, views)
-    stream_logits(loaded.model, cache, warm, *common, batch_size=batch, description="warming up")
-    speed = stream_logits(loaded.model, cache, probe, *common, batch_size=batch, description="measuring").images_per_s
+    rows = tabular_rows(loaded, layout, "test", cache.ids)
+    warm_rows, probe_rows = (None, None) if rows is None else (rows[warm], rows[probe])
+    stream_logits(loaded.model, cache, warm, *common, batch_size=batch, description="warming up", rows=warm_rows)
+    speed = stream_logits(
+        loaded.model, cache, probe, *common, batch_size=batch, description="measuring", rows=probe_rows
+    ).images_per_s
     member = MemberSpeed(loaded.run.name, len(views), speed, load_seconds, choice.name)
     return member, loaded.competition, len(layout.test.ids), str(loaded.device)
 

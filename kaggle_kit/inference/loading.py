@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..competitions.registry import Competition, all_competitions, resolve
@@ -14,6 +15,7 @@ from ..competitions.resolution import settle
 from ..competitions.targets import target_of
 from ..config.recipe import Recipe
 from ..core.errors import KitError
+from ..data.tabular import encoded_rows, load_encoding
 from ..records.run_config import RunConfig
 from ..records.run_folder import RunDir
 from ..training.device import resolve_device, use_channels_last
@@ -71,7 +73,8 @@ def load_run(run_dir: Path | str, checkpoint: str = "best", device: str = "auto"
         raise KitError(
             f"{run.file(checkpoint + '.pt')}: no 'model' weights inside; the checkpoint is not from `kaggle-kit train`"
         )
-    model = models.build_model(recipe, target_of(competition).head_size(classes))
+    encoding = load_encoding(run)  # a run with tabular columns rebuilds its tabular branch
+    model = models.build_model(recipe, target_of(competition).head_size(classes), encoding.width if encoding else 0)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as error:
@@ -98,6 +101,12 @@ def load_run(run_dir: Path | str, checkpoint: str = "best", device: str = "auto"
         int(epoch) if epoch is not None else None,
         target,
     )
+
+
+def tabular_rows(loaded: LoadedRun, layout, split: str, ids) -> np.ndarray | None:
+    """The run's encoded tabular columns of `ids` ("train": the labels CSV's, "test": test.csv's), in that order;
+    None for a run without tabular columns."""
+    return encoded_rows(loaded.run, layout, split, list(ids))
 
 
 def open_run_layout(loaded: LoadedRun, data_dir: Path | str | None = None):

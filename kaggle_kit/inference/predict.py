@@ -24,7 +24,7 @@ from ..records.run_config import RunConfig
 from ..records.run_folder import RunDir
 from .calibration import calibrate_loaded, current_calibration, validation_indices
 from .engines import inference_batch_size, load_for_inference
-from .loading import LoadedRun, open_run_layout
+from .loading import LoadedRun, open_run_layout, tabular_rows
 from .streaming import IDENTITY, stream_logits, tta_views
 
 
@@ -128,6 +128,7 @@ def calibrated_test_probabilities(
         batch_size=batch_size,
         workers=workers,
         description=f"predicting {run.name}",
+        rows=tabular_rows(loaded, layout, "test", cache.ids),
     )
     return CalibratedProbabilities(
         ids=list(cache.ids),
@@ -263,7 +264,7 @@ def run_logits(
         val_ids = [train_cache.ids[i] for i in indices]
         logits = stream_logits(
             loaded.model, train_cache, indices, recipe, loaded.mean, loaded.std, loaded.device, views,
-            description=f"held-out {loaded.run.name}", **stream,
+            description=f"held-out {loaded.run.name}", rows=tabular_rows(loaded, layout, "train", val_ids), **stream,
         ).mean  # fmt: skip
     result = RunLogits(
         loaded.run,
@@ -283,8 +284,9 @@ def run_logits(
         if test_cache.bad_ids:
             result.warnings.append(f"{len(test_cache.bad_ids)} test image(s) do not decode: predicted from grey")
         result.test_ids, result.test_bad_ids = list(test_cache.ids), list(test_cache.bad_ids)
+        test_rows = tabular_rows(loaded, layout, "test", test_cache.ids)
         result.test_logits = stream_logits(
             loaded.model, test_cache, np.arange(len(test_cache)), recipe, loaded.mean, loaded.std, loaded.device,
-            views, description=f"predicting {loaded.run.name}", **stream,
+            views, description=f"predicting {loaded.run.name}", rows=test_rows, **stream,
         ).mean  # fmt: skip
     return result

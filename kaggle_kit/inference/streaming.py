@@ -25,6 +25,7 @@ from ..config.recipe import Recipe
 from ..core import progress
 from ..data.batches import eval_batches
 from ..data.cache import ImageCache
+from ..models.tabular import forward
 from ..training.device import autocast_dtype, images_to_device, use_channels_last
 
 TTA_SHIFT = 2  # pixels; small next to the training translation (4), so a shifted view stays in-distribution
@@ -94,10 +95,12 @@ def stream_logits(
     workers: int | None = None,
     description: str = "predicting",
     batch_path: str = "auto",
+    rows: np.ndarray | None = None,
 ) -> Logits:
     """The model's logits for `cache[indices]`, one batch of floats at a time, with a progress bar.
 
-    `batch_path`: "auto" (array when possible, see `batches.use_array_path`), "array" or "loader".
+    `batch_path`: "auto" (array when possible, see `batches.use_array_path`), "array" or "loader". `rows`: the
+    encoded tabular columns of `indices`, in their order, for a model with a tabular branch (None: images only).
     """
     if views[0] != IDENTITY:
         raise ValueError("the identity view must come first")
@@ -114,18 +117,19 @@ def stream_logits(
     with progress.bar(len(indices), description) as bar:
         for x in batches:
             x = images_to_device(x, device, channels_last)
+            n = x.shape[0]
+            tab = None if rows is None else torch.from_numpy(np.asarray(rows[done : done + n])).to(device)
             total = None
             first = None
             for view in views:
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                    out = model(apply_view(x, view)).float()
+                    out = forward(model, apply_view(x, view), tab).float()
                 total = out if total is None else total + out
                 if first is None:
                     first = out
             if mean_logits is None:  # the class count is known from the first batch
                 mean_logits = np.empty((len(indices), total.shape[1]), np.float32)
                 identity_logits = np.empty_like(mean_logits) if len(views) > 1 else mean_logits
-            n = x.shape[0]
             mean_logits[done : done + n] = (total / len(views)).cpu().numpy()
             if len(views) > 1:
                 identity_logits[done : done + n] = first.cpu().numpy()

@@ -55,6 +55,7 @@ def predict_target(loaded, layout, path: Path, sample, batch_size: int | None, w
     returns the fields of `predict.PredictResult`."""
     from ..data.cache import load_images
     from ..submissions.target_writing import write_target_submission
+    from .loading import tabular_rows
 
     comp, run = loaded.competition, loaded.run
     if not loaded.run.config().get("target_fit") and run.file("val_predictions.npz").is_file():
@@ -72,6 +73,7 @@ def predict_target(loaded, layout, path: Path, sample, batch_size: int | None, w
         batch_size=batch_size,
         workers=workers,
         description=f"predicting {run.name}",
+        rows=tabular_rows(loaded, layout, "test", cache.ids),
     )
     record = run.config().get("target_fit") or {}
     values = target_of(comp).values(logits.mean)

@@ -62,7 +62,7 @@ def weights():
 
     run = SCRATCH / "runs" / RUN
     run.mkdir(parents=True)
-    for name in ("config.json", "split.json"):
+    for name in ("config.json", "split.json", "tabular.json"):  # tabular.json: the run's tabular encoding
         if (DATASET / name).is_file():
             shutil.copy2(DATASET / name, run / name)
     with safe_open(str(DATASET / "weights.safetensors"), "pt") as handle:

@@ -5,6 +5,7 @@
         dataset-metadata.json    title, id owner/<slug>-data, CC0 licence
         weights.safetensors      the checkpoint's model weights (plain tensors: nothing executable)
         config.json, split.json  the run's settings, calibration (TTA choice, temperatures) and split
+        tabular.json             the run's tabular encoding, where the competition declares features
         kaggle_kit-*.whl         kaggle-kit itself, built from the installed source with no index
         albumentations-*.whl ... the pure-python dependencies Kaggle's image may carry in another version
     OUT/notebook/
@@ -164,8 +165,9 @@ def _write_dataset(
         calibrate_run(run.path, device="cpu")
     _write_weights(folder / WEIGHTS, run)
     shutil.copy2(run.file("config.json"), folder / "config.json")
-    if run.file("split.json").is_file():
-        shutil.copy2(run.file("split.json"), folder / "split.json")
+    for name in ("split.json", "tabular.json"):  # tabular.json: the encoding predict applies to test.csv's columns
+        if run.file(name).is_file():
+            shutil.copy2(run.file(name), folder / name)
     _build_wheel(folder)
     if dependency_wheels:
         _download_dependency_wheels(folder)

@@ -39,8 +39,9 @@ from ..core.errors import KitError
 HUB_PREFIXES = ("hf-hub:", "hf_hub:", "local-dir:")
 
 
-def build_model(recipe: Recipe, num_classes: int) -> nn.Module:
-    """The recipe's architecture with `num_classes` outputs, its stem, head and weights."""
+def build_model(recipe: Recipe, num_classes: int, tabular_width: int = 0) -> nn.Module:
+    """The recipe's architecture with `num_classes` outputs, its stem, head and weights; with `tabular_width`
+    inputs, a tabular branch beside the pooled image features (models/tabular.py)."""
     arch = resolve_arch(recipe.arch)
     if recipe.weights:
         model = _model_from_file(arch, Path(recipe.weights), num_classes, recipe.stem)
@@ -50,6 +51,10 @@ def build_model(recipe: Recipe, num_classes: int) -> nn.Module:
         model = _create(arch, num_classes=num_classes)
     if recipe.stem == "cifar" and not _has_cifar_stem(model):
         use_cifar_stem(model)
+    if tabular_width:
+        from .tabular import TabularNet
+
+        return TabularNet(model, tabular_width, num_classes, recipe.head_hidden if recipe.head == "mlp" else None)
     if recipe.head == "mlp":
         use_mlp_head(model, recipe.head_hidden, num_classes)
     return model

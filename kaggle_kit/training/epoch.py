@@ -19,6 +19,7 @@ from ..core.errors import KitError
 from ..data.batches import Batches, Data
 from ..data.datasets import epoch_seed, seed_everything
 from ..data.mixing import batch_loss
+from ..models.tabular import forward
 from ..records.run_folder import display_epoch
 from .device import to_device
 from .events import Batch, EpochOutcome
@@ -39,7 +40,9 @@ def run_epoch(setup, state, bar, hooks=()) -> EpochOutcome:
     val_model = state.eval_model.get_classifier() if head_only else state.eval_model
     placement = (setup.device, setup.dtype, setup.channels_last)
     target = target_of(setup.comp)
-    row = train_one_epoch(state, setup.batches.train(epoch), placement, setup.recipe, bar, hooks, step_model, target)
+    row = train_one_epoch(
+        state, setup.batches.train(epoch), placement, setup.recipe, bar, hooks, step_model, target, setup.batches.join
+    )
     result = None
     if len(setup.data.val_idx):
         distributed.broadcast_buffers(val_model)  # one model: rank 0's, the one its checkpoint saves
@@ -60,12 +63,21 @@ def run_epoch(setup, state, bar, hooks=()) -> EpochOutcome:
 
 
 def train_one_epoch(
-    state, batches, placement, recipe: Recipe, bar, hooks=(), step_model=None, target: TargetKind | None = None
+    state,
+    batches,
+    placement,
+    recipe: Recipe,
+    bar,
+    hooks=(),
+    step_model=None,
+    target: TargetKind | None = None,
+    join=None,
 ) -> dict[str, Any]:
     """Train `state` (its model, optimizer, schedule, scaler) for epoch `state.epoch` over `batches`; `placement`:
     (device, autocast dtype or None, channels_last). `step_model`: what steps, when not `state.train_model` (a
     head-only epoch's classifier). Every variation of a batch's step is a hook's (accumulation, mixup, EMA).
-    `target`: the competition's target kind, whose loss a label set, value or grade trains with."""
+    `target`: the competition's target kind, whose loss a label set, value or grade trains with. `join`: how the
+    batches' rows split into truth and tabular columns (data/tabular.FeatureJoin; None: no tabular columns)."""
     device, dtype, channels_last = placement
     epoch, optimizer = state.epoch, state.optimizer
     train_model = step_model if step_model is not None else state.train_model
@@ -84,6 +96,7 @@ def train_one_epoch(
     start = time.perf_counter()
     for step, (x, y) in enumerate(batches):
         x, y = to_device(x, y, device, channels_last)
+        y, tab = join.split(y) if join is not None else (y, None)
         batch = Batch(step, epoch, length, x, y, y)
         for hook in before:
             hook.before_batch(state, batch)
@@ -93,7 +106,7 @@ def train_one_epoch(
         # keeps its gradient local (no_sync around its forward too); the batch that steps reduces the sum
         with contextlib.nullcontext() if batch.update else _no_sync(train_model):
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                logits = train_model(batch.x)
+                logits = forward(train_model, batch.x, tab)
                 loss = _loss(target, logits, batch.targets, recipe.label_smoothing)
             state.scaler.scale(loss / batch.loss_divisor).backward()
         finite &= torch.isfinite(loss.detach())
@@ -143,21 +156,23 @@ def _update(model, optimizer, scheduler, scaler, grad_clip: float | None) -> Non
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches, device, dtype, channels_last: bool) -> np.ndarray:
-    """Logits (float32, n x classes) for every batch, in order."""
+def evaluate(model: torch.nn.Module, batches, device, dtype, channels_last: bool, join=None) -> np.ndarray:
+    """Logits (float32, n x classes) for every batch, in order; `join` splits the tabular columns off the rows."""
     model.eval()
     out = []
-    for x, _ in batches:
-        x, _ = to_device(x, torch.zeros(0), device, channels_last)
+    for x, y in batches:
+        x, y = to_device(x, y if join is not None else torch.zeros(0), device, channels_last)
+        tab = join.split(y)[1] if join is not None else None
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            out.append(model(x).float())  # kept on the device: one copy to the host at the end, not a sync per batch
+            # kept on the device: one copy to the host at the end, not a sync per batch
+            out.append(forward(model, x, tab).float())
     return torch.cat(out).cpu().numpy() if out else np.zeros((0, 0), np.float32)
 
 
 def validate(model, batches: Batches, data: Data, comp: Competition, device, dtype, channels_last) -> dict[str, Any]:
     """Competition metric, loss and accuracy on the validation split; each image counted once."""
     share = distributed.shard(data.val_idx)  # ranks take disjoint slices, no padding rows
-    logits = evaluate(model, batches.validation(share), device, dtype, channels_last)
+    logits = evaluate(model, batches.validation(share), device, dtype, channels_last, getattr(batches, "join", None))
     indices, logits = distributed.gather_rows(share, logits)
     labels = data.labels[indices]
     if len(indices) == 0:

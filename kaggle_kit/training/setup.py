@@ -86,7 +86,8 @@ def prepare(
     data = prepare_data(layout, recipe, run, resume, images)
     target = target_of(comp)
     _check_target_recipe(target, recipe)
-    model = models.build_model(recipe, target.head_size(layout.classes))
+    width = _tabular_columns(layout, recipe, run, resume, images, data)
+    model = models.build_model(recipe, target.head_size(layout.classes), width)
     mean, std = input_normalization(comp, recipe, model)
     if distributed.is_main() and not resume:
         derivation = resolution.record() if resolution else {}
@@ -108,6 +109,21 @@ def prepare(
     _feature_cache(setup, model, (mean, std))
     setup.steps_per_epoch = max(len(batches.train(0)), 1)
     return setup, _train_state(setup, model, checkpoint)
+
+
+def _tabular_columns(layout: Layout, recipe: Recipe, run: RunDir, resume: bool, images, data: Data) -> int:
+    """The declared tabular columns, encoded on the training split (the run's own encoding on resume) and joined to
+    `data`; returns their width (0: none declared, today's image-only model)."""
+    from ..data import tabular
+
+    if not layout.competition.features or not recipe.tabular:
+        return 0
+    tabular.check_tabular_recipe(recipe, images.pseudo is not None, layout.competition.name)
+    rows, encoding = tabular.train_features(layout, run, resume, data.ids, data.train_idx, distributed.is_main())
+    data.features = rows
+    if distributed.is_main():
+        progress.say(f"tabular columns: {encoding.describe()}, encoded on the {len(data.train_idx)} training images")
+    return encoding.width
 
 
 def _check_target_recipe(target: TargetKind, recipe: Recipe) -> None:

@@ -37,6 +37,7 @@ from ..data.layout import (
     work_dir_for,
 )
 from ..data.sample_submission import read_csv_cells, short_header
+from .init_features import declare_features, features_text
 from .init_groups import find_groups, group_text
 from .starter_recipes import probe, recipes_for
 
@@ -56,6 +57,7 @@ class Hints:
     group_column: str | None = None
     groups: str | None = None  # the CSV holding group_column, when it is not the labels CSV
     no_groups: bool = False
+    features: tuple[str, ...] = ()  # the labels CSV's columns fed to the model beside the images (init_features)
 
 
 @dataclass
@@ -422,7 +424,8 @@ def infer(
 
     targeted = infer_target(root, comp, sample, metric, target, k)
     if targeted is not None:
-        return Inferred(*targeted)
+        comp, layout, sizes = targeted
+        return Inferred(declare_features(layout, comp, hints.features), layout, sizes)
     comp = _label_source(root, comp, train_dir, *folders[train_dir], columns, hints)
     comp = find_groups(root, comp, folders[train_dir][0], hints.group_column, hints.groups, hints.no_groups)
 
@@ -445,7 +448,7 @@ def infer(
     )
     layout = open_layout(comp, root)  # exactly as `train` will read it
     comp = replace(comp, declared_classes=tuple(layout.classes))  # what `sample` draws, what `validate` checks
-    return Inferred(comp, layout, sizes)
+    return Inferred(declare_features(layout, comp, hints.features), layout, sizes)
 
 
 # ------------------------------------------------------------------------------------------ what init says
@@ -501,6 +504,10 @@ def _shared(comp: Competition) -> str:
 
 def describe(found: Inferred) -> list[str]:
     """What `init` inferred, one line each."""
+    return _described(found) + [features_text(found.layout, found.competition)]
+
+
+def _described(found: Inferred) -> list[str]:
     comp, layout = found.competition, found.layout
     if comp.target != "label":  # label sets, values, grades: described by workflows/init_targets
         from .init_targets import describe_target

@@ -79,7 +79,7 @@ def describe(summary: dict[str, Any]) -> list[str]:
 def predict_target_group(group: FoldGroup, plan, comp: Competition, data_dir, path: Path, device, batch_size):
     """The folds' averaged test values with the OOF fit applied, written as a checked submission."""
     from ..data.cache import load_images
-    from ..inference.loading import load_run, open_run_layout
+    from ..inference.loading import load_run, open_run_layout, tabular_rows
     from ..inference.streaming import stream_logits
     from ..submissions.files import read_sample
     from ..submissions.target_writing import write_target_submission
@@ -92,6 +92,7 @@ def predict_target_group(group: FoldGroup, plan, comp: Competition, data_dir, pa
         logits = stream_logits(
             loaded.model, cache, np.arange(len(cache)), loaded.recipe, loaded.mean, loaded.std, loaded.device,
             batch_size=batch_size, description=f"predicting fold {fold}",
+            rows=tabular_rows(loaded, layout, "test", cache.ids),
         ).mean  # fmt: skip
         values = target.values(logits)
         total = values if total is None else total + values
