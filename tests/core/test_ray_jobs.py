@@ -1,0 +1,64 @@
+"""`--ray`: folds, experiment cells and tune trials as tasks on a real local Ray cluster (one per session)."""
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import psutil
+from helpers import FOLD_ARGS, assert_one_line_error, run_cli
+
+from kaggle_kit.workflows.cross_validation import FoldGroup
+
+
+def _kill_once_after_first_epoch(run_dir, needle: str) -> dict:
+    """SIGKILL, once, the process training `run_dir` (its command line holds `needle`) as soon as its last.pt exists:
+    a task whose process dies mid-run, as the out-of-memory killer would do it."""
+    seen: dict = {}
+
+    def watch():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (run_dir / "last.pt").is_file():
+            time.sleep(0.02)
+        for process in psutil.process_iter(["cmdline"]):
+            line = " ".join(process.info["cmdline"] or [])
+            if "kaggle_kit" in line and needle in line:
+                os.kill(process.pid, signal.SIGKILL)
+                seen["killed"] = process.pid
+                return
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    seen["thread"] = thread
+    return seen
+
+
+def test_folds_on_ray_match_the_local_oof_bit_for_bit_through_a_killed_task(
+    ray_cluster, cifar_group, tiny_cifar, tmp_path
+):
+    """Each fold a Ray task; fold 1's process is SIGKILLed after its first epoch, Ray retries the task, and it resumes
+    the fold's last.pt: the OOF logits equal the in-process run's exactly."""
+    out = tmp_path / "on-ray"
+    killer = _kill_once_after_first_epoch(out / "fold-1", "--fold 1")
+    result = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--ray", "auto", "--out", out,
+                     *FOLD_ARGS)  # fmt: skip
+    killer["thread"].join()
+    assert result.returncode == 0, result.stderr
+    assert "killed" in killer, "fold 1's process was not found to kill"
+    log = (out / "logs" / "fold-1.log").read_text()
+    assert log.count("Ray task on") == 2 and "killed by SIGKILL: Ray retries the task" in log, log
+    assert "resuming" in log.split("killed by SIGKILL")[1], log
+    local, on_ray = FoldGroup(cifar_group[0]), FoldGroup(out)
+    assert on_ray.plan()["fold"] == local.plan()["fold"]
+    np.testing.assert_array_equal(on_ray.oof().logits, local.oof().logits)
+    assert on_ray.cv()["oof_metric"] == local.cv()["oof_metric"]
+
+
+def test_ray_flag_without_ray_installed_says_how_to_install(tiny_cifar, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as without the package
+    result = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "2", "--ray", "auto",
+                     "--out", tmp_path / "g", *FOLD_ARGS)  # fmt: skip
+    assert_one_line_error(result, "--ray needs Ray", "pip install 'kaggle-kit[ray]'")
