@@ -6,9 +6,12 @@ import threading
 import time
 
 import numpy as np
+import pandas as pd
 import psutil
+import torch
 from helpers import FOLD_ARGS, assert_one_line_error, run_cli
 
+from kaggle_kit.records.run_folder import RunDir
 from kaggle_kit.workflows.cross_validation import FoldGroup
 
 
@@ -62,3 +65,42 @@ def test_ray_flag_without_ray_installed_says_how_to_install(tiny_cifar, tmp_path
     result = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "2", "--ray", "auto",
                      "--out", tmp_path / "g", *FOLD_ARGS)  # fmt: skip
     assert_one_line_error(result, "--ray needs Ray", "pip install 'kaggle-kit[ray]'")
+
+
+TWO_CELLS = """
+competition = "cifar10"
+recipe = "paper"
+seeds = 1
+
+[overrides]
+arch = "test_resnet"
+stem = "imagenet"
+img_size = 24
+batch_size = 32
+workers = 0
+device = "cpu"
+epochs = 1
+aug = "none"
+tta = "off"
+
+[grid]
+schedule = ["constant", "cosine"]
+"""
+
+
+def test_experiment_cells_on_ray_equal_the_local_runners(ray_cluster, tiny_cifar, tmp_path):
+    """Two cells, each a Ray task writing its run folder in the experiment's folder: the same weights and results
+    as the sequential local runner's."""
+    plan = tmp_path / "cells.toml"
+    plan.write_text(TWO_CELLS)
+    local = run_cli("experiment", plan, "--data-dir", tiny_cifar, "--out", tmp_path / "local", cwd=tmp_path)
+    on_ray = run_cli("experiment", plan, "--data-dir", tiny_cifar, "--out", tmp_path / "ray", "--ray", "auto",
+                     cwd=tmp_path)  # fmt: skip
+    assert local.returncode == 0 and on_ray.returncode == 0, local.stderr + on_ray.stderr
+    assert "2 runs - 2 trained" in on_ray.stdout and "training on Ray slot" in on_ray.stderr
+    ours, theirs = pd.read_csv(tmp_path / "ray" / "results.csv"), pd.read_csv(tmp_path / "local" / "results.csv")
+    assert list(ours["val_metric"]) == list(theirs["val_metric"])
+    for cell in ("schedule=constant", "schedule=cosine"):
+        a, b = (RunDir(tmp_path / side / cell / "seed=0").load_checkpoint("last")["model"] for side in ("ray", "local"))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert "Ray task on" in (tmp_path / "ray" / "logs" / f"{cell}.seed=0.log").read_text()
