@@ -35,13 +35,15 @@ class JobDied(Exception):
 @dataclass(frozen=True)
 class Job:
     """One `kaggle-kit` command for a Ray task. `resume` is the command that continues it from `run/last.pt`, used
-    instead of `argv` when an earlier attempt left a checkpoint there (None: `argv` resumes by itself)."""
+    instead of `argv` when an earlier attempt left a checkpoint there (None: `argv` resumes by itself). `cwd`: the
+    driver's folder, where relative paths in `argv` point (the same path on every machine of the cluster)."""
 
     argv: list[str]
     log: Path
     resume: list[str] | None = None
     run: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    cwd: str = field(default_factory=os.getcwd)
 
     def command(self) -> list[str]:
         if self.resume is not None and self.run is not None and (Path(self.run) / "last.pt").is_file():
@@ -118,6 +120,7 @@ def run_job(job: Job) -> int:
         process = subprocess.Popen(
             command,
             env={**os.environ, **job.env},
+            cwd=job.cwd,
             stdout=out,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,

@@ -41,9 +41,11 @@ def run_study(
     timeout: float | None = None,
     storage_url: str | None = None,
     heartbeat_s: int = tune_storage.DEFAULT_HEARTBEAT_S,
+    ray: str | None = None,
 ) -> StudySummary:
     """This worker's share of the study: trials until the cap across workers (`trials`), `timeout` seconds, or
-    Ctrl-C. `storage_url`: the database, password included (the plan holds it redacted)."""
+    Ctrl-C. `storage_url`: the database, password included (the plan holds it redacted). `ray`: a Ray cluster's
+    address (or "auto"): the trials run as Ray tasks, side by side (tune_ray)."""
     import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
@@ -65,6 +67,11 @@ def run_study(
         callbacks.append(MaxTrialsCallback(trials, states=counted))
         if _budget_used(study) >= trials:
             return summarise(plan, study)
+    if ray is not None:
+        from .tune_ray import run_study_on_ray
+
+        run_study_on_ray(plan, study, ray, trials, timeout, storage_url, heartbeat_s)
+        return summarise(plan, study)
     from .tune_trial import SurplusTrial, objective
 
     study.optimize(

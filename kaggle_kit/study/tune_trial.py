@@ -95,7 +95,10 @@ def _train(plan: StudyPlan, comp: Competition, trial, params: dict[str, Any], ru
 
     hooks = () if plan.space.pruner == "none" else (Pruning(trial, plan.space.pruner),)
     overrides = {**plan.fixed, **params}
-    result = training.train(comp, plan.data_dir, plan.recipe, out=run_dir, hooks=hooks, **overrides)
+    if (run_dir / "last.pt").is_file():  # a Ray task retried after its process died: the trial goes on from there
+        result = training.resume(run_dir, plan.data_dir, hooks=hooks)
+    else:
+        result = training.train(comp, plan.data_dir, plan.recipe, out=run_dir, hooks=hooks, **overrides)
     if result.interrupted:
         raise KeyboardInterrupt  # Optuna marks the trial failed and the worker stops, as `train` would
     pruned = hooks[0].pruned_at is not None if hooks else False
@@ -110,7 +113,10 @@ def _train_group(plan: StudyPlan, comp: Competition, params: dict[str, Any], run
     from ..workflows import cross_validation
 
     overrides = {**plan.fixed, **params}
-    group, _ = cross_validation.plan_group(comp, plan.data_dir, plan.recipe, run_dir, plan.folds, **overrides)
+    if (run_dir / "folds.json").is_file():  # a retried Ray task: the group's finished folds are kept
+        group = cross_validation.FoldGroup(run_dir)
+    else:
+        group, _ = cross_validation.plan_group(comp, plan.data_dir, plan.recipe, run_dir, plan.folds, **overrides)
     result = cross_validation.train_folds(group, None, plan.data_dir)
     if result.interrupted is not None:
         raise KeyboardInterrupt

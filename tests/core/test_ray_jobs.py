@@ -1,15 +1,19 @@
 """`--ray`: folds, experiment cells and tune trials as tasks on a real local Ray cluster (one per session)."""
 
+import json
 import os
 import signal
 import threading
 import time
 
 import numpy as np
+import optuna
 import pandas as pd
 import psutil
 import torch
-from helpers import FOLD_ARGS, assert_one_line_error, run_cli
+from helpers import FOLD_ARGS, TINY_CPU_ARGS, assert_one_line_error, run_cli
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
 
 from kaggle_kit.records.run_folder import RunDir
 from kaggle_kit.workflows.cross_validation import FoldGroup
@@ -104,3 +108,23 @@ def test_experiment_cells_on_ray_equal_the_local_runners(ray_cluster, tiny_cifar
         a, b = (RunDir(tmp_path / side / cell / "seed=0").load_checkpoint("last")["model"] for side in ("ray", "local"))
         assert all(torch.equal(a[k], b[k]) for k in a)
         assert "Ray task on" in (tmp_path / "ray" / "logs" / f"{cell}.seed=0.log").read_text()
+
+
+def test_tune_runs_its_trials_as_ray_tasks(ray_cluster, tiny_cifar, tmp_path):
+    """Two trials side by side on the 2-CPU cluster, drawn by the driver's sampler, written to the study folder."""
+    space = tmp_path / "lr.toml"
+    space.write_text('seed = 0\npruner = "none"\n[params.lr]\ndistribution = "log-uniform"\nlow = 0.01\nhigh = 0.2\n')
+    args = ["tune", "cifar10", "--data-dir", tiny_cifar, "--space", space, "--trials", "2", "--ray", "auto"]
+    result = run_cli(*args, *TINY_CPU_ARGS, "--tta", "off", "--epochs", "1", "--img-size", "24", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "trials: 2 complete" in result.stdout
+    study_dir = tmp_path / "runs" / "cifar10" / "tune-lr"
+    storage = JournalStorage(JournalFileBackend(str(study_dir / "journal.log")))
+    trials = optuna.load_study(study_name="lr", storage=storage).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2 and trials[0].params != trials[1].params
+    for trial in trials:
+        folder = study_dir / f"trial-{trial.number:03d}"
+        record = json.loads((folder / "trial.json").read_text())
+        assert record["state"] == "complete" and record["value"] == trial.value
+        assert RunDir(folder).read_config().recipe.lr == trial.params["lr"]
+        assert (study_dir / "logs" / f"trial-{trial.number:03d}.log").stat().st_size > 0
