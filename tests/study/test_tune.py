@@ -135,6 +135,17 @@ def test_hopeless_trials_are_pruned_and_their_folders_say_so(tiny_cifar, tmp_pat
         assert (study_dir / "report" / name).read_bytes()[:4] == b"\x89PNG"
     assert "| trial | state | accuracy | lr |" in (study_dir / "report" / "trials.md").read_text()
 
+    # `ensemble STUDY --top 2` blends the two best complete trials, and says their choice flatters its figure
+    complete = table[table.state == "complete"].sort_values(["accuracy", "trial"], ascending=[False, True])
+    blended = run_cli("ensemble", study_dir, "--top", "2", "--out", tmp_path / "top2.csv", "--weights", "equal")
+    assert blended.returncode == 0, blended.stderr
+    members = json.loads((tmp_path / "top2.csv.ensemble.json").read_text())["members"]
+    assert [m["name"] for m in members] == [f"trial-{n:03d}" for n in complete.trial[:2]]
+    assert "chosen (by the study, then by --top)" in blended.stdout
+    too_many = run_cli("ensemble", study_dir, "--top", str(len(complete) + 1), "--out", tmp_path / "x.csv")
+    assert_one_line_error(too_many, f"has {len(complete)} complete trial", "tune --resume")
+    assert_one_line_error(run_cli("ensemble", study_dir, "--out", tmp_path / "x.csv"), "tune study", "--top K")
+
 
 def test_two_workers_share_one_journal_study_up_to_the_cap(tiny_cifar, tmp_path):
     space = tmp_path / "lr.toml"
