@@ -36,11 +36,13 @@ def tune(
     recipe: str | None = None,
     resume: Path | str | None = None,
     ray: str | None = None,
+    track: list[str] | None = None,
     heartbeat: int = 60,
     **overrides: Any,
 ):
     """`kaggle-kit tune`: an Optuna study over the `space` file's recipe fields (or `resume`, a study folder, with
-    its own settings); `ray`: a Ray cluster's address (or "auto"), each trial a Ray task. The StudySummary."""
+    its own settings); `ray`: a Ray cluster's address (or "auto"), each trial a Ray task; `track`: "mlflow" logs
+    each trial's run, tagged with its study, trial and params. The StudySummary."""
     from ..core.errors import KitError
     from ..study import tune as tuning
 
@@ -52,4 +54,4 @@ def tune(
         if not competition or space is None:
             raise KitError("give a competition and space= (a SPACE.toml), or resume= a study folder")
         plan = tuning.plan_study(competition, space, study, storage, data_dir, recipe, folds, **overrides)
-    return tuning.run_study(plan, trials, timeout, storage, heartbeat, ray)
+    return tuning.run_study(plan, trials, timeout, storage, heartbeat, ray, track)

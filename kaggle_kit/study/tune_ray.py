@@ -22,7 +22,7 @@ from ..core.errors import KitError
 from .tune_plan import StudyPlan
 
 
-def run_trial_task(plan: StudyPlan, storage_url: str | None, heartbeat_s: int, trial_id: int, threads: int, cwd: str):
+def run_trial_task(plan: StudyPlan, storage_url, heartbeat_s: int, trial_id: int, threads: int, cwd: str, track=()):
     """In a Ray task: the trial `trial_id` trained, its output in STUDY/logs/trial-NNN.log; ("complete", value,
     None), ("pruned", None, why) or ("failed", None, the error)."""
     import optuna
@@ -43,7 +43,7 @@ def run_trial_task(plan: StudyPlan, storage_url: str | None, heartbeat_s: int, t
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
-            return "complete", objective(plan, resolve(plan.competition), None)(trial), None
+            return "complete", objective(plan, resolve(plan.competition), None, track)(trial), None
         except optuna.TrialPruned as pruned:
             return "pruned", None, str(pruned)
         except KitError as error:
@@ -51,7 +51,14 @@ def run_trial_task(plan: StudyPlan, storage_url: str | None, heartbeat_s: int, t
 
 
 def run_study_on_ray(
-    plan: StudyPlan, study, address: str, trials: int | None, timeout: float | None, storage_url, heartbeat_s: int
+    plan: StudyPlan,
+    study,
+    address: str,
+    trials: int | None,
+    timeout: float | None,
+    storage_url,
+    heartbeat_s: int,
+    track: tuple[str, ...] = (),
 ) -> None:
     """Trials as Ray tasks until `trials` (counted across every worker of the study, as `run_study`'s cap),
     `timeout` seconds (no trial starts after it) or Ctrl-C (the running tasks are cancelled, their trials failed)."""
@@ -69,7 +76,8 @@ def run_study_on_ray(
                 trial = study.ask()
                 trial.set_user_attr("study_dir", str(plan.path))
                 plan.space.suggest(trial)  # drawn here, by the study's one seeded sampler
-                ref = task.remote(plan, storage_url, heartbeat_s, trial._trial_id, ray_jobs.threads(), os.getcwd())
+                where = (trial._trial_id, ray_jobs.threads(), os.getcwd(), track)
+                ref = task.remote(plan, storage_url, heartbeat_s, *where)
                 running[ref] = trial
             if not running:
                 return

@@ -182,3 +182,27 @@ def test_a_fold_group_trial_is_scored_by_its_oof_metric(tiny_cifar, tmp_path):
     cv = json.loads((study_dir / "trial-000" / "cv.json").read_text())
     assert trial.state == TrialState.COMPLETE and trial.value == cv["oof_metric"] and cv["folds"] == 2
     assert json.loads((study_dir / "trial-000" / "trial.json").read_text())["epochs"] == 2  # one per fold
+
+
+def test_tracked_trials_carry_their_study_trial_and_params_as_mlflow_tags(tiny_cifar, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    space = tmp_path / "lr.toml"
+    space.write_text('seed = 0\npruner = "none"\n[params.lr]\ndistribution = "log-uniform"\nlow = 0.01\nhigh = 0.2\n')
+    args = ["tune", "cifar10", "--data-dir", tiny_cifar, "--space", space, "--trials", "2", "--track", "mlflow"]
+    result = run_cli(
+        *args, *TRIAL_ARGS, "--epochs", "1", "--img-size", "24", env={"KAGGLE_KIT_RUNS_DIR": tmp_path / "runs"}
+    )
+    assert result.returncode == 0, result.stderr
+    study_dir = tmp_path / "runs" / "cifar10" / "tune-lr"
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tune-lr")  # one MLflow experiment per study
+    runs = {run.data.tags["trial"]: run for run in client.search_runs([experiment.experiment_id])}
+    for trial in journal_study(study_dir, "lr").trials:
+        run = runs[str(trial.number)]
+        assert run.data.tags["study"] == "lr" and json.loads(run.data.tags["params"]) == trial.params
+        assert run.info.status == "FINISHED" and run.data.params["lr"] == str(trial.params["lr"])
+        assert run.data.tags["run_dir"] == str((study_dir / f"trial-{trial.number:03d}").resolve())
+    assert len(runs) == 2
+    refused = run_cli(*args, "--folds", "2", *TRIAL_ARGS, env={"KAGGLE_KIT_RUNS_DIR": tmp_path / "other"})
+    assert_one_line_error(refused, "--track does not log fold groups", "drop --track")
