@@ -77,7 +77,7 @@ def run_study(
     if ray is not None:
         from .tune_ray import run_study_on_ray
 
-        run_study_on_ray(plan, study, ray, trials, timeout, storage_url, heartbeat_s, kinds)
+        run_study_on_ray(plan, study, ray, trials, timeout, storage_url, heartbeat_s, kinds, callbacks[0], _budget_used)
         return summarise(plan, study)
     from .tune_trial import SurplusTrial, objective
 

@@ -22,7 +22,7 @@ from ..core.errors import KitError
 from .tune_plan import StudyPlan
 
 
-def run_trial_task(plan: StudyPlan, storage_url, heartbeat_s: int, trial_id: int, threads: int, cwd: str, track=()):
+def run_trial_task(plan: StudyPlan, storage_url, heartbeat_s: int, pruner, trial_id: int, threads: int, cwd, track):
     """In a Ray task: the trial `trial_id` trained, its output in STUDY/logs/trial-NNN.log; ("complete", value,
     None), ("pruned", None, why) or ("failed", None, the error)."""
     import optuna
@@ -30,14 +30,13 @@ def run_trial_task(plan: StudyPlan, storage_url, heartbeat_s: int, trial_id: int
 
     from ..competitions.registry import resolve
     from . import tune_storage
-    from .tune import _pruner
     from .tune_trial import objective
 
     torch.set_num_threads(threads)  # as the driver's process would train it
     os.chdir(cwd)  # where the driver's relative paths point (a worker runs one task at a time)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = tune_storage.open_storage(storage_url, plan.path, heartbeat_s)
-    study = optuna.load_study(study_name=plan.study, storage=storage, pruner=_pruner(plan))
+    study = optuna.load_study(study_name=plan.study, storage=storage, pruner=pruner)
     trial = optuna.trial.Trial(study, trial_id)
     log = trial_log(plan.path, trial.number)
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -58,26 +57,28 @@ def run_study_on_ray(
     timeout: float | None,
     storage_url,
     heartbeat_s: int,
-    track: tuple[str, ...] = (),
+    track: tuple[str, ...],
+    said,
+    budget_used,
 ) -> None:
-    """Trials as Ray tasks until `trials` (counted across every worker of the study, as `run_study`'s cap),
-    `timeout` seconds (no trial starts after it) or Ctrl-C (the running tasks are cancelled, their trials failed)."""
-    from .tune import _budget_used, _say_trial
+    """Trials as Ray tasks until `trials` (counted across every worker of the study by `budget_used(study)`, as
+    `run_study`'s cap), `timeout` seconds (no trial starts after it) or Ctrl-C (the running tasks are cancelled,
+    their trials failed). `said(study, trial)` tells of each trial that ended."""
 
     ray = ray_jobs.connect(address)
     plan = dataclasses.replace(plan, path=plan.path.resolve(), data_dir=_data_folder(plan))
     task = ray.remote(run_trial_task).options(max_retries=ray_jobs.RETRIES, **ray_jobs.resources(ray))
-    said, room = _say_trial(_competition(plan)), ray_jobs.slots(ray)
+    room = ray_jobs.slots(ray)
     deadline = None if timeout is None else time.monotonic() + timeout
     running: dict[Any, Any] = {}  # task reference -> its trial
     try:
         while True:
-            while len(running) < room and _may_start(study, trials, deadline, _budget_used):
+            while len(running) < room and _may_start(study, trials, deadline, budget_used):
                 trial = study.ask()
                 trial.set_user_attr("study_dir", str(plan.path))
                 plan.space.suggest(trial)  # drawn here, by the study's one seeded sampler
                 where = (trial._trial_id, ray_jobs.threads(), os.getcwd(), track)
-                ref = task.remote(plan, storage_url, heartbeat_s, *where)
+                ref = task.remote(plan, storage_url, heartbeat_s, study.pruner, *where)
                 running[ref] = trial
             if not running:
                 return
