@@ -246,6 +246,10 @@ def _train_group(competition, options: RunOptions, overrides, is_main: bool, say
     gpus = gpu_list(options.gpus, options.nproc, say)
     if options.ray is not None and (gpus or options.nproc > 1):
         raise KitError("--ray places the folds on the Ray cluster's GPUs itself: drop --gpus and --nproc")
+    if options.ray is not None:  # Ray missing or no cluster: said before the group folder is written
+        from ..core.ray_jobs import connect
+
+        connect(options.ray)
     if options.resume:
         _refuse_group_resume_settings(competition, options, overrides)
     try:

@@ -154,6 +154,7 @@ def run_experiment(
     folder = Path(out) if out else DEFAULT_ROOT / plan.name
     runs = plan_runs(plan, folder, seeds, epochs, overrides)
     comp, data_dir, states = _check_before_training(plan, runs, data_dir, track)
+    cluster, gpus = _ray_slots(ray, gpus)  # Ray missing or no cluster: said before the experiment folder is written
     _write_experiment(folder, plan, plan_text, runs, seeds or plan.seeds, epochs, overrides or {}, data_dir)
     if submit:
         _check_credentials()
@@ -164,7 +165,6 @@ def run_experiment(
     result = ExperimentResult(folder, plan.name, plan.competition, len(runs))
     timings = Timings(folder)
     to_train = [r for r in runs if states[r.name] in ("new", "partial")]
-    cluster, gpus = _ray_slots(ray, gpus)
     jobs = Jobs(result, timings, Clock(len(runs), len(gpus) if gpus else 1), on_event)
     plan_progress = PlanProgress(runs, status_every_s, on_event)  # the whole plan's epochs and ETA
     _skip_finished(runs, states, jobs)

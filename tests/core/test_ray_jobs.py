@@ -69,6 +69,12 @@ def test_ray_flag_without_ray_installed_says_how_to_install(tiny_cifar, tmp_path
     result = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "2", "--ray", "auto",
                      "--out", tmp_path / "g", *FOLD_ARGS)  # fmt: skip
     assert_one_line_error(result, "--ray needs Ray", "pip install 'kaggle-kit[ray]'")
+    assert not (tmp_path / "g").exists()  # refused before the group folder was written
+    plan = tmp_path / "cells.toml"
+    plan.write_text(TWO_CELLS)
+    result = run_cli("experiment", plan, "--data-dir", tiny_cifar, "--out", tmp_path / "e", "--ray", "auto")
+    assert_one_line_error(result, "--ray needs Ray", "pip install 'kaggle-kit[ray]'")
+    assert not (tmp_path / "e").exists()
 
 
 TWO_CELLS = """
