@@ -67,7 +67,7 @@ def connect(address: str):
             log_to_driver=False,  # each job's output is in its log file: side by side they would interleave
             configure_logging=False,
         )
-    except (ConnectionError, RuntimeError, ValueError) as error:
+    except Exception as error:  # Ray raises bare Exception too (a node that timed out starting): all one line
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise KitError(
             f"--ray {address}: no Ray cluster answered ({first}); start one with `ray start --head` (or give "
