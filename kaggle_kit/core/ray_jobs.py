@@ -68,10 +68,9 @@ def connect(address: str):
             configure_logging=False,
         )
     except Exception as error:  # Ray raises bare Exception too (a node that timed out starting): all one line
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise KitError(
-            f"--ray {address}: no Ray cluster answered ({first}); start one with `ray start --head` (or give "
-            "--ray local to start one in this process)"
+            f"--ray {address}: no Ray cluster answered ({_first_line(error)}); start one with `ray start --head` "
+            "(or give --ray local to start one in this process)"
         ) from None
     return ray
 
@@ -156,7 +155,11 @@ def wait_codes(ray, refs: list) -> list[int]:
         for ref in refs:
             try:
                 codes.append(int(ray.get(ref)))
-            except ray.exceptions.RayError:
+            except ray.exceptions.RayTaskError as error:
+                if not isinstance(error.cause, JobDied):  # the task itself failed (its log unwritable, say)
+                    raise KitError(f"a Ray task failed: {_first_line(error.cause)}") from None
+                codes.append(-int(signal.SIGKILL))  # killed on every try: `how_it_ended` says so
+            except ray.exceptions.RayError:  # its worker or machine was lost on every try
                 codes.append(-int(signal.SIGKILL))
         return codes
     except KeyboardInterrupt:
@@ -168,3 +171,8 @@ def wait_codes(ray, refs: list) -> list[int]:
 def run_on_ray(ray, jobs: list[Job]) -> list[int]:
     """`launch.run_on_gpus` on a Ray cluster: every job at once as a Ray task; their exit codes in order."""
     return wait_codes(ray, submit(ray, jobs))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
