@@ -206,3 +206,16 @@ def test_tracked_trials_carry_their_study_trial_and_params_as_mlflow_tags(tiny_c
     assert len(runs) == 2
     refused = run_cli(*args, "--folds", "2", *TRIAL_ARGS, env={"KAGGLE_KIT_RUNS_DIR": tmp_path / "other"})
     assert_one_line_error(refused, "--track does not log fold groups", "drop --track")
+
+
+def test_the_api_call_checks_its_arguments_as_the_command_does(tiny_cifar, tmp_path):
+    import kaggle_kit as kk
+
+    with pytest.raises(KitError, match="give a competition and space="):
+        kk.tune("cifar10", data_dir=tiny_cifar)
+    with pytest.raises(KitError, match="continues the study with its study.json settings"):
+        kk.tune("cifar10", resume=tmp_path / "runs" / "cifar10" / "tune-x", lr=0.1)
+    with pytest.raises(KitError, match=r"\[params.data_dir\]"):
+        bad = tmp_path / "bad.toml"
+        bad.write_text('[params.data_dir]\ndistribution = "categorical"\nchoices = ["x"]\n')
+        kk.tune("cifar10", space=bad, data_dir=tiny_cifar, ray="auto")
