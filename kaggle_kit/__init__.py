@@ -29,6 +29,7 @@ _CALLS = {
     "init": "competitions",
     "sample": "competitions",
     "lr_find": "tuning",
+    "tune": "tuning",
     "experiment": "study",
     "runs": "study",
     "Run": "results",

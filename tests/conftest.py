@@ -102,3 +102,14 @@ def cifar_group(tiny_cifar, tmp_path_factory):
     result = run_cli("train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--out", out, *FOLD_ARGS)
     assert result.returncode == 0, result.stderr
     return out, result
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray cluster of 2 CPUs, started once (Ray takes seconds to start); `--ray auto` in this process
+    joins it."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -181,15 +181,36 @@ def analyze(
 
 
 def ensemble(
-    members: list,
+    members: list | Path | str,
     out: Path | str,
     weights: str = "auto",
     data_dir: Path | str | None = None,
     device: str = "auto",
+    top: int | None = None,
 ):
     """Blend runs and fold groups into one validated submission, weights chosen on their shared held-out
-    predictions. Returns the EnsembleResult (path, members with weight and score, blend score, warnings)."""
+    predictions; with `top=K`, `members` is one `tune` study folder and the K best trials are blended. Returns the
+    EnsembleResult (path, members with weight and score, blend score, warnings)."""
     from ..workflows.ensembles import ensemble as blend
 
-    paths = [Path(getattr(member, "folder", member)) for member in members]
-    return blend(paths, Path(out), weights, data_dir, device=device)
+    listed = [members] if isinstance(members, (str, Path)) else list(members)
+    paths = [Path(getattr(member, "folder", member)) for member in listed]
+    if top is None and not any(_is_study(path) for path in paths):
+        return blend(paths, Path(out), weights, data_dir, device=device)
+    from ..core.errors import KitError
+    from ..study.tune_top import SELECTION_NOTE, top_trials
+
+    if top is None:
+        study = next(path for path in paths if _is_study(path))
+        raise KitError(f"{study} is a tune study: add --top K to blend its K best trials")
+    if len(paths) != 1 or not _is_study(paths[0]):
+        raise KitError(f"--top {top} blends the best trials of one tune study: give its folder alone (runs/*/tune-*)")
+    result = blend(top_trials(paths[0], top), Path(out), weights, data_dir, device=device)
+    result.notes.append(SELECTION_NOTE.format(k=top))
+    return result
+
+
+def _is_study(path: Path) -> bool:
+    from ..study.tune_top import is_study
+
+    return is_study(path)

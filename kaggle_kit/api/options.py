@@ -28,6 +28,7 @@ class RunOptions:
     folds: int | None = None
     fold: str | None = None  # "1,3": the folds of a group to train
     gpus: str | None = None  # "0,1": one fold per GPU
+    ray: str | None = None  # a Ray cluster's address (or "auto"): one Ray task per fold
     analyze: bool = True
     track: tuple[str, ...] = ()
     pseudo_labels: Path | None = None
@@ -82,7 +83,8 @@ def split_settings(settings: dict[str, Any]) -> tuple[RunOptions, dict[str, Any]
 def train_argv(competition: str | None, options: RunOptions, overrides: dict[str, Any]) -> list[str]:
     """The `kaggle-kit train` command line saying the same request: what `--nproc` workers run."""
     argv = ["train"] + ([competition] if competition else [])
-    for name in ("data_dir", "recipe", "out", "resume", "folds", "fold", "gpus", "pseudo_labels", "pseudo_threshold"):
+    names = ("data_dir", "recipe", "out", "resume", "folds", "fold", "gpus", "ray", "pseudo_labels", "pseudo_threshold")
+    for name in names:
         value = getattr(options, name)
         if value is not None:
             argv += [f"--{name.replace('_', '-')}", str(value)]

@@ -32,9 +32,11 @@ def experiment(
     set: dict[str, Any] | list[str] | None = None,  # noqa: A002 - named as the `--set` flag
     track: list[str] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    ray: str | None = None,
 ):
     """Run every cell x seed of a plan as normal run folders (finished runs skipped), then write the report.
-    `set`: recipe settings for every run, a dict or `--set`'s KEY=VALUE texts. Returns the ExperimentResult."""
+    `set`: recipe settings for every run, a dict or `--set`'s KEY=VALUE texts. `ray`: a Ray cluster's address (or
+    "auto"): each cell x seed (or fold) a Ray task. Returns the ExperimentResult."""
     from ..study.experiment import run_experiment
     from ..study.plan_runs import parse_set
 
@@ -50,6 +52,7 @@ def experiment(
         overrides=overrides,
         on_event=on_event,
         track=track,
+        ray=ray,
     )
 
 

@@ -80,8 +80,8 @@ def check_request(competition: str | None, options: RunOptions, overrides: dict[
         if options.track:
             raise KitError("--track does not log fold groups yet: drop --track (each fold's history.csv is kept)")
         return
-    if options.fold is not None or options.gpus is not None:
-        given = "--fold" if options.fold else "--gpus"
+    if options.fold is not None or options.gpus is not None or options.ray is not None:
+        given = "--fold" if options.fold else "--gpus" if options.gpus else "--ray"
         raise KitError(f"{given} is for fold groups: add --folds K (or --resume GROUP)")
     if options.resume:
         given = [f"--{name.replace('_', '-')}" for name, value in overrides.items() if value is not None]
@@ -244,6 +244,12 @@ def _train_group(competition, options: RunOptions, overrides, is_main: bool, say
     from ..workflows import cross_validation
 
     gpus = gpu_list(options.gpus, options.nproc, say)
+    if options.ray is not None and (gpus or options.nproc > 1):
+        raise KitError("--ray places the folds on the Ray cluster's GPUs itself: drop --gpus and --nproc")
+    if options.ray is not None:  # Ray missing or no cluster: said before the group folder is written
+        from ..core.ray_jobs import connect
+
+        connect(options.ray)
     if options.resume:
         _refuse_group_resume_settings(competition, options, overrides)
     try:
@@ -255,8 +261,8 @@ def _train_group(competition, options: RunOptions, overrides, is_main: bool, say
                 competition, options.data_dir, options.recipe, options.out, options.folds, **overrides
             )
         chosen = cross_validation.parse_fold_list(options.fold, group.k)
-        if gpus:
-            result = cross_validation.train_folds_on_gpus(group, chosen, gpus, options.data_dir)
+        if gpus or options.ray:
+            result = cross_validation.train_folds_apart(group, chosen, options.data_dir, gpus=gpus, ray=options.ray)
         else:
             result = cross_validation.train_folds(group, chosen, options.data_dir)
     finally:

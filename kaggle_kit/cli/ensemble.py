@@ -9,7 +9,9 @@ import typer
 
 
 def ensemble_command(
-    members: list[Path] = typer.Argument(..., metavar="MEMBER...", help="Run folders or fold groups (two or more)."),
+    members: list[Path] = typer.Argument(
+        ..., metavar="MEMBER...", help="Run folders or fold groups (two or more), or one tune study with --top K."
+    ),
     out: Path = typer.Option(..., "--out", help="The submission CSV to write."),
     weights: str = typer.Option(
         "auto",
@@ -22,12 +24,15 @@ def ensemble_command(
         None, "--data-dir", help="The competition's data (default: the folder the members were trained on)."
     ),
     device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda or cuda:N."),
+    top: Optional[int] = typer.Option(
+        None, "--top", metavar="K", help="MEMBER is a tune study (runs/*/tune-*): blend its K best complete trials"
+    ),
 ) -> None:
     """Blend the members' test probabilities with weights chosen on their shared held-out predictions."""
     from ..api.inference import ensemble
     from ..competitions.bootstrap import Interval
 
-    result = ensemble(members, out, weights, data_dir, device=device)
+    result = ensemble(members, out, weights, data_dir, device=device, top=top)
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
     metric = result.competition.metric

@@ -32,7 +32,8 @@ def _print_event(event: dict[str, Any]) -> None:
     kind, run = event["event"], event["run"] + (f" fold {event['fold']}" if event.get("fold") else "")
     where = f"{event['index']}/{event['total']}" if "index" in event else ""
     eta = f" eta {_clock(event.get('eta_s'))}" if event.get("eta_s") is not None else ""
-    gpu = f" on GPU {event['gpu']}" if event.get("gpu") is not None else ""
+    slot = str(event.get("gpu"))
+    gpu = "" if event.get("gpu") is None else f" on {slot}" if slot.startswith("Ray") else f" on GPU {slot}"
     if kind == "start":
         log = f", log {event['log']}" if event.get("log") else ""
         line = f"run {where} {run}: {'resuming' if event.get('resume') else 'training'}{gpu}{log}{eta}"
@@ -78,6 +79,9 @@ def experiment(
     gpus: Optional[str] = typer.Option(
         None, "--gpus", metavar="IDS", help="comma-separated GPU ids, e.g. 0,1,2,3: one run per GPU at a time"
     ),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", metavar="ADDRESS", help="each run a task on this Ray cluster (auto: the one `ray start` began)"
+    ),
     assignments: Optional[list[str]] = typer.Option(
         None, "--set", metavar="KEY=VALUE", help="recipe setting for every run, e.g. --set lr=0.05 (repeatable)"
     ),
@@ -92,7 +96,7 @@ def experiment(
     from ..api.study import experiment as run_experiment
     from . import fail
 
-    result = run_experiment(plan, data_dir, out, epochs, seeds, submit, gpus, assignments, track, _print_event)
+    result = run_experiment(plan, data_dir, out, epochs, seeds, submit, gpus, assignments, track, _print_event, ray)
     print(
         f"{result.plan} ({result.competition}): {result.runs} runs - {len(result.trained)} trained, "
         f"{len(result.resumed)} resumed, {len(result.skipped)} skipped (already finished), {len(result.failed)} failed "

@@ -36,6 +36,12 @@ def train(
     gpus: Optional[str] = typer.Option(
         None, "--gpus", metavar="IDS", help="with --folds: folds side by side, one process per GPU (e.g. 0,1,2,3)"
     ),
+    ray: Optional[str] = typer.Option(
+        None,
+        "--ray",
+        metavar="ADDRESS",
+        help="with --folds: each fold a task on this Ray cluster (auto: the one `ray start` began; local: a new one)",
+    ),
     analyze: bool = typer.Option(
         True, "--analyze/--no-analyze", help="write the error-analysis pictures (RUN/analysis/analysis.md) at the end"
     ),

@@ -32,6 +32,12 @@ def tune(
     report: Optional[Path] = typer.Option(
         None, metavar="STUDY_DIR", help="write the study's trials table, best train command and plots (STUDY/report)"
     ),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", metavar="ADDRESS", help="each trial a task on this Ray cluster (auto: the one `ray start` began)"
+    ),
+    track: Optional[list[str]] = typer.Option(
+        None, "--track", metavar="mlflow|tensorboard", help="log each trial's run (MLflow tags study, trial, params)"
+    ),
     heartbeat: int = typer.Option(60, metavar="SECONDS", help="with --storage: a worker silent 2x this has died"),
     data_dir: Optional[Path] = typer.Option(None, help="data folder or download zip (default data/<slug>)"),
     recipe: Optional[str] = typer.Option(None, help="named recipe the trials start from (default: the competition's)"),
@@ -68,7 +74,7 @@ def tune(
             file=sys.stderr,
         )
     print(f"study {plan.study}: {plan.path} ({plan.storage or 'journal file ' + str(plan.path / 'journal.log')})")
-    summary = tuning.run_study(plan, trials, timeout, storage, heartbeat)
+    summary = tuning.run_study(plan, trials, timeout, storage, heartbeat, ray, track)
     counts = ", ".join(f"{n} {state}" for state, n in sorted(summary.counts.items()))
     print(f"trials: {counts or 'none'}")
     if summary.best_number is not None:

@@ -134,11 +134,13 @@ def run_experiment(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     status_every_s: float = 60.0,
     track: list[str] | None = None,
+    ray: str | None = None,
 ) -> ExperimentResult:
     """Train every cell x seed of `plan` (skipping finished runs, resuming partial ones), optionally predict
     and submit each, then write the report. `gpus` runs independent runs in parallel, one per GPU, each
     logging to its own file; every `status_every_s` a "progress" event carries each running run's latest line.
     `track` ("mlflow", "tensorboard") logs every run, under the plan's name (tracking.experiment_name).
+    `ray` (a Ray cluster's address, or "auto") runs each of those processes as a Ray task instead.
 
     `on_event` receives plain dicts as runs start and end ({"event": "start"|"skip"|"done"|"failed"|...,
     "run", "index", "total", "eta_s", ...}); printing them is the caller's business.
@@ -152,6 +154,7 @@ def run_experiment(
     folder = Path(out) if out else DEFAULT_ROOT / plan.name
     runs = plan_runs(plan, folder, seeds, epochs, overrides)
     comp, data_dir, states = _check_before_training(plan, runs, data_dir, track)
+    cluster, gpus = _ray_slots(ray, gpus)  # Ray missing or no cluster: said before the experiment folder is written
     _write_experiment(folder, plan, plan_text, runs, seeds or plan.seeds, epochs, overrides or {}, data_dir)
     if submit:
         _check_credentials()
@@ -182,6 +185,7 @@ def run_experiment(
                 status_every_s,
                 track,
                 plan_progress,
+                cluster,
             )
         else:
             _run_sequential(to_train, states, comp, data_dir, jobs, track, plan_progress)
@@ -197,6 +201,18 @@ def run_experiment(
         result.report = write_report(folder, ledger=ledger)
         result.seconds = time.perf_counter() - started
     return result
+
+
+def _ray_slots(ray: str | None, gpus: list[str] | None) -> tuple[Any, list[str] | None]:
+    """(connected Ray, a name for each run Ray can hold at once) with `ray`; (None, gpus) without it."""
+    if ray is None:
+        return None, gpus
+    if gpus:
+        raise KitError("--ray places the runs on the Ray cluster's GPUs itself: drop --gpus")
+    from ..core import ray_jobs
+
+    cluster = ray_jobs.connect(ray)
+    return cluster, [f"Ray slot {n}" for n in range(1, ray_jobs.slots(cluster) + 1)]
 
 
 def _check_before_training(plan: Plan, runs: list[PlannedRun], data_dir, track) -> tuple[Competition, Path, dict]:

@@ -1,5 +1,6 @@
 """`experiment --gpus 0,1,...`: one `kaggle-kit` process per GPU at a time, each run (or fold of a planned group) in
-its own process with its own log, the next taken as soon as a GPU is free."""
+its own process with its own log, the next taken as soon as a GPU is free. `experiment --ray ADDRESS`: the same
+processes, each a Ray task (core.ray_jobs), as many at once as the cluster has room for."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ class _Process:
     argv: list[str]
     log: Path
     fold: int | None = None
+    resume: list[str] | None = None  # what continues it from run/last.pt, where argv would not (a Ray retry)
 
     @property
     def name(self) -> str:
@@ -58,7 +60,8 @@ def _processes(run: PlannedRun, comp: Competition, data_dir, state: str, folder:
     """What trains `run`: one `kaggle-kit train`; a fold group one `train --resume GROUP --fold I` per unfinished
     fold (folds.json written here first, so every fold reads one split), or, every fold done, the OOF and CV."""
     if not run.folds:
-        return [_Process(run, train_argv(run, comp, data_dir, state == "partial") + tracked, run_log(folder, run))]
+        argv, resume = train_argv(run, comp, data_dir, state == "partial"), train_argv(run, comp, data_dir, True)
+        return [_Process(run, argv + tracked, run_log(folder, run), resume=resume + tracked)]
     from ..workflows.cross_validation import unfinished_folds
 
     group = planned_group(run, comp, data_dir)
@@ -86,13 +89,15 @@ def run_parallel(
     status_every_s: float = 60.0,
     track: list[str] | None = None,
     plan_progress: PlanProgress | None = None,
+    ray=None,
 ) -> None:
     """One `kaggle-kit` process per GPU at a time; each GPU takes the next process as soon as it is free (a fold
-    group's folds are processes of their own, so they spread over the GPUs too; the group is finished once all
-    its folds are). Their output goes to their logs, so the terminal hears from each one every `status_every_s`."""
+        group's folds are processes of their own, so they spread over the GPUs too; the group is finished once all
+        its folds are). Their output goes to their logs, so the terminal hears from each one every `status_every_s`.
+    With `ray` (a connected Ray module) the `gpus` are slots and each process is a Ray task (placed by Ray)."""
     tracked = [arg for kind in track or [] for arg in ("--track", kind)]
     planned = {run.name: _processes(run, comp, data_dir, states[run.name], folder, tracked) for run in runs}
-    pool = _Pool(planned, states, jobs, after_training, folder, data_dir)
+    pool = _Pool(planned, states, jobs, after_training, folder, data_dir, ray)
     for run in runs:
         for process in planned[run.name]:
             pool.waiting.put(process)
@@ -127,9 +132,9 @@ def _wait(threads: list[threading.Thread], pool: _Pool, on_event, status_every_s
 class _Pool:
     """The processes waiting for a GPU, and what the GPUs' worker threads share about the runs they belong to."""
 
-    def __init__(self, planned: dict[str, list[_Process]], states, jobs: Jobs, after_training, folder, data_dir):
+    def __init__(self, planned: dict[str, list[_Process]], states, jobs: Jobs, after_training, folder, data_dir, ray):
         self.planned, self.states, self.jobs, self.after_training = planned, states, jobs, after_training
-        self.folder, self.data_dir = folder, data_dir
+        self.folder, self.data_dir, self.ray = folder, data_dir, ray
         self.waiting: queue.Queue = queue.Queue()
         self.left = {name: len(processes) for name, processes in planned.items()}
         self.failures: dict[str, str] = {}  # run -> why its first failed process failed
@@ -139,19 +144,26 @@ class _Pool:
         self.running: dict[str, tuple[str, Path]] = {}  # process name -> (its GPU, its log), while it runs
 
     def run_process(self, process: _Process, gpu: str) -> int:
-        from ..core.launch import run_on_gpus
-
         self.running[process.name] = (gpu, process.log)
         try:
-            (code,) = run_on_gpus([process.argv], [gpu], logs=[process.log])
+            return self.execute(process.argv, process.log, gpu, process.resume, process.run.path)
         finally:
             self.running.pop(process.name, None)
-        return code
+
+    def execute(self, argv: list[str], log: Path, gpu: str, resume=None, run_dir=None) -> int:
+        """One `kaggle-kit` process on this GPU, or as a Ray task (retried from run_dir/last.pt if it dies)."""
+        if self.ray is None:
+            from ..core.launch import run_on_gpus
+
+            return run_on_gpus([argv], [gpu], logs=[log])[0]
+        from ..core.ray_jobs import Job, job_env, run_on_ray
+
+        return run_on_ray(self.ray, [Job(argv, log, resume, run_dir, job_env())])[0]
 
     def finish(self, run: PlannedRun, resuming: bool, gpu: str) -> None:
         """The run's last process has ended: a group still without its OOF gets it (fold processes ending together
         may each have seen the other unfinished), then the run is done or failed, and maybe submitted."""
-        from ..core.launch import how_it_ended, run_on_gpus
+        from ..core.launch import how_it_ended
 
         failures, data_dir, folder = self.failures, self.data_dir, self.folder
         if run.folds and run.name not in failures and run_state(run) == "partial":
@@ -171,7 +183,7 @@ class _Pool:
                 # predicted in its own process on this GPU, like the training; only the upload happens here
                 out = str(run.path / SUBMISSION_FILE)
                 predict = ["predict", str(run.path), "--data-dir", str(data_dir), "--out", out]
-                run_on_gpus([predict], [gpu], logs=[run_log(folder, run)])
+                self.execute(predict, run_log(folder, run), gpu)
             self.after_training(run)
 
     def worker(self, gpu: str) -> None:

@@ -41,17 +41,26 @@ def run_study(
     timeout: float | None = None,
     storage_url: str | None = None,
     heartbeat_s: int = tune_storage.DEFAULT_HEARTBEAT_S,
+    ray: str | None = None,
+    track: list[str] | None = None,
 ) -> StudySummary:
     """This worker's share of the study: trials until the cap across workers (`trials`), `timeout` seconds, or
-    Ctrl-C. `storage_url`: the database, password included (the plan holds it redacted)."""
+    Ctrl-C. `storage_url`: the database, password included (the plan holds it redacted). `ray`: a Ray cluster's
+    address (or "auto"): the trials run as Ray tasks, side by side (tune_ray). `track`: "mlflow" and/or
+    "tensorboard", each trial's run logged (MLflow tags `study`, `trial`, `params`)."""
     import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
+
+    from ..training.tracking import check_kinds
 
     if plan.storage is not None and storage_url is None:
         raise KitError(f"{plan.path} lives in {plan.storage}: pass --storage with its password again (never stored)")
     if trials is not None and trials < 1:
         raise KitError(f"--trials {trials}: give 1 or more")
+    kinds = tuple(check_kinds(track))
+    if kinds and plan.folds:
+        raise KitError("--track does not log fold groups yet, and this study's trials are: drop --track")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = tune_storage.open_storage(storage_url, plan.path, heartbeat_s)
     write_record(plan)  # once the storage opened: a wrong URL leaves no study folder claiming it
@@ -65,10 +74,15 @@ def run_study(
         callbacks.append(MaxTrialsCallback(trials, states=counted))
         if _budget_used(study) >= trials:
             return summarise(plan, study)
+    if ray is not None:
+        from .tune_ray import run_study_on_ray
+
+        run_study_on_ray(plan, study, ray, trials, timeout, storage_url, heartbeat_s, kinds, callbacks[0], _budget_used)
+        return summarise(plan, study)
     from .tune_trial import SurplusTrial, objective
 
     study.optimize(
-        objective(plan, comp, trials),
+        objective(plan, comp, trials, kinds),
         n_trials=trials,
         timeout=timeout,
         callbacks=callbacks,

@@ -31,7 +31,9 @@ class TrialOutcome:
     pruned: str | None = None  # why the pruner stopped it
 
 
-def objective(plan: StudyPlan, comp: Competition, cap: int | None):
+def objective(plan: StudyPlan, comp: Competition, cap: int | None, track: tuple[str, ...] = ()):
+    """The function Optuna calls for each trial; `track` ("mlflow", "tensorboard") logs each trial's run, its MLflow
+    run tagged with the study, the trial's number and its parameters."""
     import optuna
 
     def run_trial(trial) -> float:
@@ -45,7 +47,7 @@ def objective(plan: StudyPlan, comp: Competition, cap: int | None):
         retried = _retried(trial)
         record = {"study": plan.study, "trial": trial.number, "params": params, "retry_of": retried}
         try:
-            outcome = _train(plan, comp, trial, params, run_dir)
+            outcome = _train(plan, comp, trial, params, run_dir, track)
         except KitError as error:
             trial.set_user_attr("error", str(error).splitlines()[0])
             _write(run_dir, {**record, "state": "failed", "error": str(error).splitlines()[0]})
@@ -87,15 +89,34 @@ def _retried(trial) -> int | None:
         return RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
 
 
-def _train(plan: StudyPlan, comp: Competition, trial, params: dict[str, Any], run_dir: Path) -> TrialOutcome:
+def trial_tags(plan: StudyPlan, number: int, params: dict[str, Any]) -> dict[str, str]:
+    """The MLflow tags that find a trial's run from its study, and its parameters at a glance."""
+    return {"study": plan.study, "trial": str(number), "params": json.dumps(params, sort_keys=True, default=str)}
+
+
+def _train(plan: StudyPlan, comp: Competition, trial, params: dict[str, Any], run_dir: Path, track) -> TrialOutcome:
     if plan.folds:
         return _train_group(plan, comp, params, run_dir)
     from .. import training
     from ..training.hooks.pruning import Pruning
+    from ..training.tracking import RunTracking
 
     hooks = () if plan.space.pruner == "none" else (Pruning(trial, plan.space.pruner),)
     overrides = {**plan.fixed, **params}
-    result = training.train(comp, plan.data_dir, plan.recipe, out=run_dir, hooks=hooks, **overrides)
+    tracker = RunTracking(list(track), tags=trial_tags(plan, trial.number, params)) if track else None
+    try:
+        if (run_dir / "last.pt").is_file():  # a Ray task retried after its process died: the trial goes on
+            result = training.resume(run_dir, plan.data_dir, tracker=tracker, hooks=hooks)
+        else:
+            result = training.train(
+                comp, plan.data_dir, plan.recipe, out=run_dir, tracker=tracker, hooks=hooks, **overrides
+            )
+    except BaseException as error:
+        if tracker:
+            tracker.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
+    if tracker:
+        tracker.finish("KILLED" if result.interrupted else "FINISHED")
     if result.interrupted:
         raise KeyboardInterrupt  # Optuna marks the trial failed and the worker stops, as `train` would
     pruned = hooks[0].pruned_at is not None if hooks else False
@@ -110,7 +131,10 @@ def _train_group(plan: StudyPlan, comp: Competition, params: dict[str, Any], run
     from ..workflows import cross_validation
 
     overrides = {**plan.fixed, **params}
-    group, _ = cross_validation.plan_group(comp, plan.data_dir, plan.recipe, run_dir, plan.folds, **overrides)
+    if (run_dir / "folds.json").is_file():  # a retried Ray task: the group's finished folds are kept
+        group = cross_validation.FoldGroup(run_dir)
+    else:
+        group, _ = cross_validation.plan_group(comp, plan.data_dir, plan.recipe, run_dir, plan.folds, **overrides)
     result = cross_validation.train_folds(group, None, plan.data_dir)
     if result.interrupted is not None:
         raise KeyboardInterrupt

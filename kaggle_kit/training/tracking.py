@@ -57,7 +57,10 @@ def check_kinds(kinds: list[str] | None) -> list[str]:
 
 def experiment_name(run_dir: Path, competition: str) -> str:
     """The experiment folder's name for a run of an experiment (`<experiment>/<cell>/seed=<k>`), else the
-    competition's: one MLflow experiment per plan, one for a competition's single runs."""
+    competition's: one MLflow experiment per plan, one for a competition's single runs. A `tune` trial
+    (`tune-<study>/trial-NNN`, beside study.json) is logged under its study folder's name: one per study."""
+    if (Path(run_dir).absolute().parent / "study.json").is_file():
+        return Path(run_dir).absolute().parent.name
     folder = Path(run_dir).absolute().parent.parent
     return folder.name if (folder / "experiment.json").is_file() else competition
 
@@ -139,8 +142,9 @@ def _check_reachable(uri: str) -> None:
 class MlflowTracker:
     """One MLflow run, through MLflow's client (no global state: experiments may track runs side by side)."""
 
-    def __init__(self, run_dir: Path, experiment: str, uri: str | None = None, run_id: str | None = None):
+    def __init__(self, run_dir: Path, experiment: str, uri: str | None = None, run_id: str | None = None, tags=None):
         self.run_dir, self.experiment = Path(run_dir), experiment
+        self.tags = dict(tags or {})  # more MLflow tags for a new run (a tune trial's study, trial and params)
         self.uri = uri or default_tracking_uri()
         self.run_id = run_id
         self.client = None
@@ -183,7 +187,9 @@ class MlflowTracker:
             client.update_run(self.run_id, status="RUNNING")
             return
         run = client.create_run(
-            self._experiment_id(), run_name=_run_name(self.run_dir), tags={"run_dir": str(self.run_dir.resolve())}
+            self._experiment_id(),
+            run_name=_run_name(self.run_dir),
+            tags={"run_dir": str(self.run_dir.resolve()), **self.tags},
         )
         self.run_id = run.info.run_id
         _record_tracking(
@@ -295,9 +301,9 @@ class _Guarded:
             )
 
 
-def _tracker(kind: str, run_dir: Path, competition: str) -> _Guarded:
+def _tracker(kind: str, run_dir: Path, competition: str, tags: dict[str, str]) -> _Guarded:
     if kind == "mlflow":
-        tracker = MlflowTracker(run_dir, experiment_name(run_dir, competition))
+        tracker = MlflowTracker(run_dir, experiment_name(run_dir, competition), tags=tags)
         return _Guarded(kind, tracker, tracker.uri)
     return _Guarded(kind, TensorBoardTracker(run_dir), str(Path(run_dir) / TENSORBOARD_DIR))
 
@@ -309,9 +315,15 @@ class RunTracking(Hook):
 
     order = WRITES  # after history.csv is written
 
-    def __init__(self, kinds: list[str], on_epoch: Callable[[dict[str, Any]], None] | None = None):
+    def __init__(
+        self,
+        kinds: list[str],
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        tags: dict[str, str] | None = None,
+    ):
         self.kinds = check_kinds(kinds)
         self.on_epoch = on_epoch  # one more listener, e.g. an experiment's whole-plan progress
+        self.tags = dict(tags or {})  # MLflow tags of the run (a tune trial's study, trial and params)
         self.run_dir: Path | None = None
         self.trackers: list[_Guarded] = []
 
@@ -324,7 +336,7 @@ class RunTracking(Hook):
     def _started(self) -> list[_Guarded]:
         if not self.trackers and self.kinds and self.run_dir is not None and (self.run_dir / CONFIG).is_file():
             config = RunConfig.read(self.run_dir)
-            self.trackers = [_tracker(kind, self.run_dir, config.competition) for kind in self.kinds]
+            self.trackers = [_tracker(kind, self.run_dir, config.competition, self.tags) for kind in self.kinds]
             for tracker in self.trackers:
                 tracker.call("start", recipe_params(config))
         return self.trackers

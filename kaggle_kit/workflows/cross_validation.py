@@ -208,11 +208,17 @@ def train_folds(group: FoldGroup, only: list[int] | None = None, data_dir: Path 
     return result
 
 
-def train_folds_on_gpus(
-    group: FoldGroup, only: list[int] | None, gpus: list[str], data_dir: Path | str | None = None
+def train_folds_apart(
+    group: FoldGroup,
+    only: list[int] | None,
+    data_dir: Path | str | None = None,
+    gpus: list[str] | None = None,
+    ray: str | None = None,
 ) -> GroupResult:
-    """The chosen unfinished folds side by side, one `train --resume GROUP --fold I` process per GPU at a time
-    (launch.run_on_gpus), each logged to GROUP/logs/fold-I.log; each process writes its own fold folder only."""
+    """The chosen unfinished folds side by side, one `train --resume GROUP --fold I` process each, logged to
+    GROUP/logs/fold-I.log: one per GPU at a time (`gpus`, launch.run_on_gpus), or each a task on the Ray cluster at
+    address `ray` (core.ray_jobs: a fold whose process dies is retried, and resumes its last.pt). Each process
+    writes its own fold folder only."""
     from ..core.launch import how_it_ended, run_on_gpus
 
     result = GroupResult(group)
@@ -222,7 +228,14 @@ def train_folds_on_gpus(
     extra = ["--data-dir", str(data_dir)] if data_dir else []
     jobs = [["train", "--resume", str(group.path), "--fold", str(f), *extra] for f in todo]
     logs = [group.path / "logs" / f"fold-{f}.log" for f in todo]
-    codes = run_on_gpus(jobs, gpus, logs=logs)
+    if ray:
+        from ..core import ray_jobs
+
+        cluster = ray_jobs.connect(ray)
+        env = ray_jobs.job_env()
+        codes = ray_jobs.run_on_ray(cluster, [ray_jobs.Job(argv, log, env=env) for argv, log in zip(jobs, logs)])
+    else:
+        codes = run_on_gpus(jobs, gpus or [], logs=logs)
     result.trained = todo
     failed = [(f, code, log) for f, code, log in zip(todo, codes, logs) if code != 0]
     if failed:

@@ -135,6 +135,17 @@ def test_hopeless_trials_are_pruned_and_their_folders_say_so(tiny_cifar, tmp_pat
         assert (study_dir / "report" / name).read_bytes()[:4] == b"\x89PNG"
     assert "| trial | state | accuracy | lr |" in (study_dir / "report" / "trials.md").read_text()
 
+    # `ensemble STUDY --top 2` blends the two best complete trials, and says their choice flatters its figure
+    complete = table[table.state == "complete"].sort_values(["accuracy", "trial"], ascending=[False, True])
+    blended = run_cli("ensemble", study_dir, "--top", "2", "--out", tmp_path / "top2.csv", "--weights", "equal")
+    assert blended.returncode == 0, blended.stderr
+    members = json.loads((tmp_path / "top2.csv.ensemble.json").read_text())["members"]
+    assert [m["name"] for m in members] == [f"trial-{n:03d}" for n in complete.trial[:2]]
+    assert "chosen (by the study, then by --top)" in blended.stdout
+    too_many = run_cli("ensemble", study_dir, "--top", str(len(complete) + 1), "--out", tmp_path / "x.csv")
+    assert_one_line_error(too_many, f"has {len(complete)} complete trial", "tune --resume")
+    assert_one_line_error(run_cli("ensemble", study_dir, "--out", tmp_path / "x.csv"), "tune study", "--top K")
+
 
 def test_two_workers_share_one_journal_study_up_to_the_cap(tiny_cifar, tmp_path):
     space = tmp_path / "lr.toml"
@@ -171,3 +182,40 @@ def test_a_fold_group_trial_is_scored_by_its_oof_metric(tiny_cifar, tmp_path):
     cv = json.loads((study_dir / "trial-000" / "cv.json").read_text())
     assert trial.state == TrialState.COMPLETE and trial.value == cv["oof_metric"] and cv["folds"] == 2
     assert json.loads((study_dir / "trial-000" / "trial.json").read_text())["epochs"] == 2  # one per fold
+
+
+def test_tracked_trials_carry_their_study_trial_and_params_as_mlflow_tags(tiny_cifar, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    space = tmp_path / "lr.toml"
+    space.write_text('seed = 0\npruner = "none"\n[params.lr]\ndistribution = "log-uniform"\nlow = 0.01\nhigh = 0.2\n')
+    args = ["tune", "cifar10", "--data-dir", tiny_cifar, "--space", space, "--trials", "2", "--track", "mlflow"]
+    result = run_cli(
+        *args, *TRIAL_ARGS, "--epochs", "1", "--img-size", "24", env={"KAGGLE_KIT_RUNS_DIR": tmp_path / "runs"}
+    )
+    assert result.returncode == 0, result.stderr
+    study_dir = tmp_path / "runs" / "cifar10" / "tune-lr"
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tune-lr")  # one MLflow experiment per study
+    runs = {run.data.tags["trial"]: run for run in client.search_runs([experiment.experiment_id])}
+    for trial in journal_study(study_dir, "lr").trials:
+        run = runs[str(trial.number)]
+        assert run.data.tags["study"] == "lr" and json.loads(run.data.tags["params"]) == trial.params
+        assert run.info.status == "FINISHED" and run.data.params["lr"] == str(trial.params["lr"])
+        assert run.data.tags["run_dir"] == str((study_dir / f"trial-{trial.number:03d}").resolve())
+    assert len(runs) == 2
+    refused = run_cli(*args, "--folds", "2", *TRIAL_ARGS, env={"KAGGLE_KIT_RUNS_DIR": tmp_path / "other"})
+    assert_one_line_error(refused, "--track does not log fold groups", "drop --track")
+
+
+def test_the_api_call_checks_its_arguments_as_the_command_does(tiny_cifar, tmp_path):
+    import kaggle_kit as kk
+
+    with pytest.raises(KitError, match="give a competition and space="):
+        kk.tune("cifar10", data_dir=tiny_cifar)
+    with pytest.raises(KitError, match="continues the study with its study.json settings"):
+        kk.tune("cifar10", resume=tmp_path / "runs" / "cifar10" / "tune-x", lr=0.1)
+    with pytest.raises(KitError, match=r"\[params.data_dir\]"):
+        bad = tmp_path / "bad.toml"
+        bad.write_text('[params.data_dir]\ndistribution = "categorical"\nchoices = ["x"]\n')
+        kk.tune("cifar10", space=bad, data_dir=tiny_cifar, ray="auto")

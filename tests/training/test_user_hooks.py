@@ -16,6 +16,7 @@ from user_hooks import CountBatches, NumpyState
 from kaggle_kit.core.errors import KitError
 from kaggle_kit.records.run_folder import RunDir
 from kaggle_kit.training import Hook, load_hook, resume, train
+from kaggle_kit.training.hooks.loading import hooks_for_resume
 
 HOOKS_DIR = Path(__file__).resolve().parent
 # the child processes import the hooks as `user_hooks:Name`, as config.json records them
@@ -160,3 +161,11 @@ def test_hooks_by_name_and_a_resume_with_other_hooks_are_refused(tiny_cifar, tmp
     assert "hooks" not in RunDir(first.run_dir).config()  # no user hook: nothing recorded
     with pytest.raises(KitError, match=r"hook user_hooks:CountBatches was not part of this run .*records: none"):
         resume(out, hooks=[CountBatches()])
+
+    class Live(Hook):
+        recorded = False  # as tune's pruning: reports to a live trial, never a setting of the run
+
+    live = Live()  # a retried tune trial resumes its run with its own pruning hook: not refused
+    assert hooks_for_resume([], [live], "config.json") == [live]
+    made, kept = hooks_for_resume(["user_hooks:CountBatches"], [live], "c")
+    assert kept is live and isinstance(made, CountBatches)

@@ -45,8 +45,10 @@ def load_hook(spec: str, label: str | None = None) -> Hook:
 
 def hooks_for_resume(recorded: list[str], given: list[Hook], config_path: str) -> list[Hook]:
     """The hooks a resumed run continues with: for each name in config.json, the given instance of that class, or
-    one made from the name."""
-    unused = list(given)
+    one made from the name; and the caller's unrecorded hooks (`recorded = False`, e.g. tune's pruning, which reports
+    to a live trial), which were never a setting of the run: a retried tune trial resumes with its own."""
+    unused = [hook for hook in given if getattr(hook, "recorded", True)]
+    live = [hook for hook in given if not getattr(hook, "recorded", True)]
     hooks = []
     for name in recorded:
         match = next((hook for hook in unused if hook_name(hook) == name), None)
@@ -61,7 +63,7 @@ def hooks_for_resume(recorded: list[str], given: list[Hook], config_path: str) -
             f"hook {hook_name(unused[0])} was not part of this run ({config_path} records: {said}); a resume runs "
             f"with the hooks the run started with: train a new run to add one"
         )
-    return hooks
+    return hooks + live
 
 
 def _first_line(error: Exception) -> str:
