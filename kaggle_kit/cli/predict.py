@@ -112,6 +112,11 @@ def predict_command(
         None, "--out", help="The CSV to write (default: submissions/<competition>/<run name>.csv)."
     ),
     device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda or cuda:N."),
+    devices: Optional[str] = typer.Option(
+        None,
+        "--devices",
+        help="Split the test set across these: cuda:0,cuda:1 (default: every visible GPU), or cpu,cpu to test it.",
+    ),
     batch_size: Optional[int] = typer.Option(
         None, "--batch-size", min=1, help="Images per batch (default: the run's val_batch_size)."
     ),
@@ -144,7 +149,8 @@ def predict_command(
         for line in found.lines():
             typer.echo(line, err=line.startswith("warning:"))
         return
-    result = api.predict(run_dir, data_dir, checkpoint, tta, out, device, batch_size, engine, precision).details
+    chosen = (checkpoint, tta, out, device, batch_size, engine, precision, devices)
+    result = api.predict(run_dir, data_dir, *chosen).details
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
     for note in getattr(result, "notes", []):
