@@ -145,7 +145,8 @@ def predict_command(
     if estimate is not None:
         from ..api.remote import runtime_estimate
 
-        found = runtime_estimate(run_dir, data_dir, test_images=estimate, engine=engine, device=device)
+        chosen = dict(engine=engine, device=device, devices=devices, batch_size=batch_size)
+        found = runtime_estimate(run_dir, data_dir, test_images=estimate, **chosen)
         for line in found.lines():
             typer.echo(line, err=line.startswith("warning:"))
         return

@@ -4,6 +4,8 @@ hidden test set and set against the competition's time limit.
 Measured, not modelled: every member (a run, each fold of a group) streams a slice of the real test images with
 its own TTA views, image size, batch and engine, after a warm-up batch, and the images per second of that pass
 give the seconds each hidden image costs. Loading a member (its checkpoint, its engine) is timed and added once.
+Where predict splits the test set across devices (both of a notebook's T4s, `sharding`), the probe runs through that
+same split, every device warmed and given at least a batch, so the figure is the devices' joint throughput.
 The figure is for this machine; a Kaggle notebook (2 x T4, or 4 CPU cores) differs, which is why a warning starts
 at half the limit rather than at the limit.
 """
@@ -19,10 +21,11 @@ import numpy as np
 from ..core.errors import KitError
 from ..data.cache import load_images
 from .calibration import current_calibration
-from .engines import load_for_inference
+from .engines import inference_batch_size, load_for_inference
 from .loading import open_run_layout
 from .predict import decide_tta
-from .streaming import IDENTITY, stream_logits, tta_views
+from .sharding import inference_devices, replicate, sharded_logits
+from .streaming import IDENTITY, tta_views
 
 KAGGLE_USUAL_LIMIT_HOURS = 9.0  # Code Requirements pages: CPU <= 9 h and GPU <= 9 h is the common limit
 WARN_WITHIN = 2.0  # warn when the estimate is within this factor of the limit
@@ -62,8 +65,10 @@ class RuntimeEstimate:
             for m in self.members
         )
         limit = f"limit {self.limit_hours:g} h" + ("" if self.limit_declared else " (Kaggle's usual; not declared)")
+        split = self.device.count(",") + 1
+        where = f"{self.device}: the test set split across {split} devices" if split > 1 else self.device
         lines = [
-            f"runtime estimate on this machine ({self.device}): {_duration(self.seconds)} for {self.images:,} test "
+            f"runtime estimate on this machine ({where}): {_duration(self.seconds)} for {self.images:,} test "
             f"images ({self.images_source}); {limit}",
             f"  measured: {speeds}",
         ]
@@ -84,10 +89,13 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
-def measure_member(run_dir: Path | str, data_dir=None, *, device="auto", engine="torch", batch_size=None):
-    """One member's images per second on a slice of the real test set, with the views its predict submits."""
+def measure_member(run_dir: Path | str, data_dir=None, *, device="auto", engine="torch", batch_size=None, devices=None):
+    """One member's images per second on a slice of the real test set, with the views its predict submits, split
+    across the devices predict would use."""
     started = time.perf_counter()
-    loaded, choice = load_for_inference(run_dir, "best", device, engine)
+    on = inference_devices(devices, device)
+    loaded, choice = load_for_inference(run_dir, "best", str(on[0]), engine)
+    replicas = replicate(loaded, choice, on)
     layout = open_run_layout(loaded, data_dir)
     load_seconds = time.perf_counter() - started
     use_tta, _ = decide_tta(loaded, None, current_calibration(loaded))
@@ -95,13 +103,14 @@ def measure_member(run_dir: Path | str, data_dir=None, *, device="auto", engine=
     cache = load_images(layout, "test", loaded.recipe.cache_side, skip_bad=True)
     if len(cache) == 0:
         raise KitError(f"{layout.root} has no test images to measure inference on")
-    batch = batch_size or loaded.recipe.val_batch_size
-    warm, probe = np.arange(min(batch, len(cache))), np.arange(min(PROBE_IMAGES, len(cache)))
-    common = (loaded.recipe, loaded.mean, loaded.std, loaded.device, views)
-    stream_logits(loaded.model, cache, warm, *common, batch_size=batch, description="warming up")
-    speed = stream_logits(loaded.model, cache, probe, *common, batch_size=batch, description="measuring").images_per_s
+    batch = batch_size or inference_batch_size(loaded, len(views)) or loaded.recipe.val_batch_size  # predict's
+    warm = np.arange(min(batch * len(on), len(cache)))  # a batch for each device
+    probe = np.arange(min(max(PROBE_IMAGES, 2 * batch * len(on)), len(cache)))
+    common = (loaded.recipe, loaded.mean, loaded.std, views, batch)
+    sharded_logits(replicas, cache, warm, *common, description="warming up")
+    speed = sharded_logits(replicas, cache, probe, *common, description="measuring").images_per_s
     member = MemberSpeed(loaded.run.name, len(views), speed, load_seconds, choice.name)
-    return member, loaded.competition, len(layout.test.ids), str(loaded.device)
+    return member, loaded.competition, len(layout.test.ids), ",".join(str(d) for d in on)
 
 
 def estimate_runtime(
@@ -112,12 +121,14 @@ def estimate_runtime(
     device: str = "auto",
     engine: str = "torch",
     batch_size: int | None = None,
+    devices=None,
 ) -> RuntimeEstimate:
-    """The expected wall time of predicting the hidden test set with every member of `run_dirs`."""
+    """The expected wall time of predicting the hidden test set with every member of `run_dirs`, split across
+    `devices` (default: every visible GPU, as predict and the packaged notebook split it)."""
     members, comp, local, where = [], None, 0, "cpu"
     for run_dir in run_dirs:
         member, comp, local, where = measure_member(
-            run_dir, data_dir, device=device, engine=engine, batch_size=batch_size
+            run_dir, data_dir, device=device, engine=engine, batch_size=batch_size, devices=devices
         )
         members.append(member)
     if test_images is not None:

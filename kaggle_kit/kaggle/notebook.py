@@ -4,7 +4,9 @@ Steps, each named in the log and in the one-line failure (`kaggle-kit notebook f
     install   pip installs the dataset's wheels with no index into a fresh folder, first on sys.path, and checks
               that kaggle_kit is imported from there (the packaged code is what runs, not a copy on the image)
     weights   rebuilds a run folder (config.json, split.json, best.pt) from the dataset's safetensors weights
-    predict   kaggle_kit.inference.predict.predict_run on the competition's data: the run's TTA choice and temperature
+    predict   kaggle_kit.inference.predict.predict_run on the competition's data: the run's TTA choice and temperature,
+              the test set split across every visible GPU (both of Kaggle's T4s; $KAGGLE_KIT_DEVICES, e.g. cpu,cpu,
+              names others: a rehearsal runs the split here)
     validate  checks submission.csv against the competition's sample, as Kaggle will
 
 Inputs come from /kaggle/input/<slug>/ and the output goes to /kaggle/working/submission.csv, or from
@@ -32,6 +34,7 @@ from pathlib import Path
 
 COMPETITION, COMPETITION_SLUG, DATASET_SLUG, RUN = __COMPETITION__, __COMPETITION_SLUG__, __DATASET_SLUG__, __RUN__
 ENGINE = __ENGINE__
+DEVICES = os.environ.get("KAGGLE_KIT_DEVICES") or None  # None: every visible GPU, so both T4s share the test set
 os.environ.setdefault("KAGGLE_KIT_PROGRESS", "1")  # the log shows images/s and an ETA while the job runs
 INPUT = Path(os.environ.get("KAGGLE_KIT_INPUT_ROOT") or "/kaggle/input")
 WORKING = Path(os.environ.get("KAGGLE_KIT_WORKING_DIR") or "/kaggle/working")
@@ -79,7 +82,7 @@ def predict(run):
     os.environ["KAGGLE_KIT_SUBMISSIONS_DIR"] = str(SCRATCH / "submissions")  # predict's file index: not output
     from kaggle_kit.inference.predict import predict_run
 
-    result = predict_run(run, DATA, "best", None, SUBMISSION, engine=ENGINE)
+    result = predict_run(run, DATA, "best", None, SUBMISSION, engine=ENGINE, devices=DEVICES)
     print(f"wrote {result.path}: {result.rows} rows, TTA {'on' if result.tta else 'off'} ({result.tta_source}), "
           f"temperature {result.temperature:.4f}, on {result.device} with {result.engine}, "
           f"{result.images_per_s:,.0f} images/s")

@@ -77,3 +77,11 @@ def test_a_bad_device_list_is_a_one_line_error(dog, tmp_path):
     assert_one_line_error(run_cli("predict", dog.run, "--devices", "cpu,tpu", "--out", out), "tpu", "cpu, cuda")
     assert_one_line_error(run_cli("predict", dog.run, "--devices", "cpu,,cpu", "--out", out), "--devices", "cpu,cpu")
     assert not out.exists()
+
+
+def test_the_runtime_estimate_runs_through_the_split(dog, tmp_path):
+    run = Path(shutil.copytree(dog.run, tmp_path / "run"))
+    found = run_cli("predict", run, "--estimate", "5000", "--devices", "cpu,cpu", "--batch-size", "8", cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    assert "(cpu,cpu: the test set split across 2 devices)" in found.stdout and "for 5,000 test images" in found.stdout
+    assert not (tmp_path / "submissions").exists()  # an estimate writes no submission
