@@ -21,7 +21,7 @@ import numpy as np
 from ..core.errors import KitError
 from ..data.cache import load_images
 from .calibration import current_calibration
-from .engines import inference_batch_size, load_for_inference
+from .engines import batch_choice, load_for_inference
 from .loading import open_run_layout
 from .predict import decide_tta
 from .sharding import inference_devices, replicate, sharded_logits
@@ -103,7 +103,7 @@ def measure_member(run_dir: Path | str, data_dir=None, *, device="auto", engine=
     cache = load_images(layout, "test", loaded.recipe.cache_side, skip_bad=True)
     if len(cache) == 0:
         raise KitError(f"{layout.root} has no test images to measure inference on")
-    batch = batch_size or inference_batch_size(loaded, len(views)) or loaded.recipe.val_batch_size  # predict's
+    batch, _ = batch_choice(loaded, batch_size, len(views))  # the batch predict streams in
     warm = np.arange(min(batch * len(on), len(cache)))  # a batch for each device
     probe = np.arange(min(max(PROBE_IMAGES, 2 * batch * len(on)), len(cache)))
     common = (loaded.recipe, loaded.mean, loaded.std, views, batch)

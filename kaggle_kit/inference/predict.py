@@ -23,7 +23,7 @@ from ..data.cache import load_images
 from ..records.run_config import RunConfig
 from ..records.run_folder import RunDir
 from .calibration import calibrate_loaded, current_calibration, validation_indices
-from .engines import inference_batch_size, load_for_inference
+from .engines import batch_choice, load_for_inference
 from .loading import LoadedRun, open_run_layout
 from .sharding import Replica, inference_devices, replicate, sharded_logits
 from .streaming import IDENTITY, stream_logits, tta_views
@@ -49,6 +49,8 @@ class PredictResult:
     warnings: list[str] = field(default_factory=list)
     engine: str = "torch"
     notes: list[str] = field(default_factory=list)  # how the engine was chosen, where it was not as asked
+    batch_size: int | None = None
+    batch_reason: str | None = None  # "--batch-size", the GPU's memory probe, or the CPU's cores
 
 
 def decide_tta(loaded: LoadedRun, tta: bool | None, calibration: dict[str, Any] | None) -> tuple[bool, str]:
@@ -186,7 +188,7 @@ def predict_run(
         record_written(path, run.path, comp.name, layout.root, layout.sample_path)
         return result
 
-    batch_size = batch_size or inference_batch_size(loaded, len(tta_views(comp, loaded.recipe)))
+    batch_size, batch_reason = batch_choice(loaded, batch_size, len(tta_views(comp, loaded.recipe)))
     replicas = replicate(loaded, choice, on)
     test = calibrated_test_probabilities(loaded, layout, tta, batch_size=batch_size, workers=workers, replicas=replicas)
     probs = test.probabilities
@@ -214,6 +216,8 @@ def predict_run(
         warnings=test.warnings,
         engine=choice.name,
         notes=[choice.note] if choice.note else [],
+        batch_size=batch_size,
+        batch_reason=batch_reason,
     )
 
 

@@ -85,7 +85,7 @@ def predict(run):
     result = predict_run(run, DATA, "best", None, SUBMISSION, engine=ENGINE, devices=DEVICES)
     print(f"wrote {result.path}: {result.rows} rows, TTA {'on' if result.tta else 'off'} ({result.tta_source}), "
           f"temperature {result.temperature:.4f}, on {result.device} with {result.engine}, "
-          f"{result.images_per_s:,.0f} images/s")
+          f"{result.images_per_s:,.0f} images/s, batch {result.batch_size} ({result.batch_reason})")
     return result
 
 

@@ -14,9 +14,9 @@ from helpers import assert_one_line_error, run_cli
 
 from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.competitions.samples import write_sample
-from kaggle_kit.inference.engines import load_for_inference
+from kaggle_kit.inference.engines import cpu_batch_size, load_for_inference
 from kaggle_kit.inference.loading import open_run_layout
-from kaggle_kit.inference.predict import calibrated_test_probabilities
+from kaggle_kit.inference.predict import calibrated_test_probabilities, predict_run
 from kaggle_kit.inference.sharding import contiguous_shards, inference_devices, replicate
 from kaggle_kit.training import train
 
@@ -58,6 +58,7 @@ def test_two_cpu_shards_write_the_single_devices_file_byte_for_byte(dog, tmp_pat
     assert split.returncode == 0, split.stderr
     assert f"on cpu,cpu, {engine})" in split.stdout and f"on cpu, {engine})" in single.stdout  # the devices are said
     assert one.read_bytes() == two.read_bytes()
+    assert "batch 7 (--batch-size)" in single.stdout and "batch 7 (--batch-size)" in split.stdout
     assert len(one.read_text().splitlines()) == 31  # the header and every test image
 
 
@@ -70,6 +71,15 @@ def test_split_probabilities_equal_the_single_devices_bitwise(dog):
         split = calibrated_test_probabilities(loaded, layout, True, batch_size=4, replicas=replicas)
         assert split.ids == single.ids and len(split.views) == len(single.views) > 1
         assert np.array_equal(split.probabilities, single.probabilities)
+
+
+def test_without_batch_size_a_cpu_batch_comes_from_the_cores_and_is_said(dog, tmp_path):
+    import torch
+
+    done = predict_run(dog.run, out=tmp_path / "p.csv", device="cpu")
+    cores = torch.get_num_threads()
+    assert done.batch_size == cpu_batch_size(cores) and done.batch_reason.startswith(f"{cores} CPU core")
+    assert done.device == "cpu" and done.rows == 30
 
 
 def test_a_bad_device_list_is_a_one_line_error(dog, tmp_path):
