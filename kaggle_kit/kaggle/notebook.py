@@ -1,6 +1,8 @@
 """The notebook script `package` writes: offline on Kaggle, it predicts exactly as `kaggle-kit predict` would.
 
-Steps, each named in the log and in the one-line failure (`kaggle-kit notebook failed at step 'NAME': ...`):
+Steps, each named in the log with the seconds since the script started (`kaggle-kit step: NAME (at 4.2 s)`, and
+`done` at the end: `rehearse` reads them into each step's time) and in the one-line failure
+(`kaggle-kit notebook failed at step 'NAME': ...`):
     install   pip installs the dataset's wheels with no index into a fresh folder, first on sys.path, and checks
               that kaggle_kit is imported from there (the packaged code is what runs, not a copy on the image)
     weights   rebuilds a run folder (config.json, split.json, best.pt) from the dataset's safetensors weights
@@ -29,8 +31,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
+
+STARTED = time.monotonic()
 
 COMPETITION, COMPETITION_SLUG, DATASET_SLUG, RUN = __COMPETITION__, __COMPETITION_SLUG__, __DATASET_SLUG__, __RUN__
 ENGINE = __ENGINE__
@@ -105,8 +110,9 @@ def main():
         WORKING.mkdir(parents=True, exist_ok=True)
         for step, action in (("install", install), ("weights", weights), ("predict", predict),
                              ("validate", validate)):
-            print(__STEP_PREFIX__ + step, flush=True)
+            print(__STEP_PREFIX__ + f"{step} (at {time.monotonic() - STARTED:.2f} s)", flush=True)
             value = action() if step in ("install", "weights") else action(value)
+        print(__STEP_PREFIX__ + f"done (at {time.monotonic() - STARTED:.2f} s)", flush=True)
     except Exception as error:  # one line naming the step, then the details for the log
         traceback.print_exc()
         print(__FAILURE_PREFIX__ + f"'{step}': {type(error).__name__}: {error}", file=sys.stderr, flush=True)

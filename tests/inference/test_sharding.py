@@ -4,6 +4,7 @@ the batches one device would have run, so nothing is computed differently)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import types
 from pathlib import Path
@@ -94,4 +95,6 @@ def test_the_runtime_estimate_runs_through_the_split(dog, tmp_path):
     found = run_cli("predict", run, "--estimate", "5000", "--devices", "cpu,cpu", "--batch-size", "8", cwd=tmp_path)
     assert found.returncode == 0, found.stderr
     assert "(cpu,cpu: the test set split across 2 devices)" in found.stdout and "for 5,000 test images" in found.stdout
+    start_up = re.search(r"and: start-up ([0-9.]+) s .*, decoding ([0-9.]+) ms per test image", found.stdout)
+    assert start_up and float(start_up.group(1)) > 0 and float(start_up.group(2)) > 0  # what the notebook pays too
     assert not (tmp_path / "submissions").exists()  # an estimate writes no submission

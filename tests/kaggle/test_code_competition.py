@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -303,6 +304,8 @@ def test_package_engine_onnx_ships_the_export_and_its_wheel_and_rehearses_as_tor
     assert json.loads((work / "pkg" / "package.json").read_text())["engine"] == "onnx"
     assert "rehearsal passed" in made.stdout and "(onnx engine)" in made.stdout
     assert "on cpu,cpu with onnx" in (work / "pkg" / "rehearsal" / "notebook.log").read_text()
+    steps = re.search(r"notebook steps: install ([0-9.]+) s, weights [0-9.]+ s, predict ([0-9.]+) s", made.stdout)
+    assert steps and float(steps.group(2)) > 0  # each step's time, read from the notebook's log
     assert (
         "runtime estimate on this machine" in made.stdout and "for 300,000 test images (--test-images)" in made.stdout
     )
