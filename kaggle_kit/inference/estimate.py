@@ -17,6 +17,7 @@ at half the limit rather than at the limit.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import time
@@ -127,8 +128,10 @@ def measure_member(run_dir: Path | str, data_dir=None, *, device="auto", engine=
     return member, loaded.competition, len(layout.test.ids), ",".join(str(d) for d in on), decoding
 
 
+@functools.cache
 def startup_seconds(engine: str) -> float:
-    """A fresh interpreter importing what the packaged notebook imports before its first batch."""
+    """A fresh interpreter importing what the packaged notebook imports before its first batch (once a process:
+    it costs what it measures)."""
     modules = "import kaggle_kit.inference.predict, safetensors.torch" + (", onnxruntime" if engine == "onnx" else "")
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", modules], capture_output=True, text=True)
