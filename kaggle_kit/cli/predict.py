@@ -140,7 +140,6 @@ def predict_command(
 
     progress.enable(progress.enabled() and not quiet)
     from ..records.group_folder import is_group
-    from ..records.run_folder import display_epoch
 
     if estimate is not None:
         from ..api.remote import runtime_estimate
@@ -158,6 +157,12 @@ def predict_command(
         typer.echo(f"note: {note}", err=True)
     if is_group(run_dir):
         return _report_group(result)
+    _report_run(result)
+
+
+def _report_run(result) -> None:
+    from ..records.run_folder import display_epoch
+
     views = f"TTA on, {len(result.views)} views" if result.tta else "TTA off"
     epoch = f" epoch {display_epoch(result.epoch)}" if result.epoch is not None else ""
     print(
