@@ -170,9 +170,9 @@ def _report_run(result) -> None:
         f"temperature {result.temperature:.3f}, {result.checkpoint}.pt{epoch}, "
         f"{result.images_per_s:,.0f} images/s on {result.device}, {result.engine})"
     )
+    print(f"ok: {result.path}: {result.rows} rows, header matches {result.sample_path}")
     if result.batch_size:
         print(f"batch {result.batch_size} ({result.batch_reason})")
-    print(f"ok: {result.path}: {result.rows} rows, header matches {result.sample_path}")
     if result.val_metric is not None and result.calibration:
         from ..inference.scoring import calibrated_figure
 
