@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..core import progress
+from ..core import distributed, progress
 from ..core.errors import KitError
 from ..training.device import resolve_device
 from .engines import EngineChoice, with_onnx
@@ -42,7 +42,8 @@ def inference_devices(devices, device: str = "auto") -> list[torch.device]:
     """The devices a prediction runs on. `devices` None: every visible GPU where `device` is auto or cuda (both of a
     Kaggle notebook's T4s), else `device` alone; or a list ("cuda:0,cuda:1", "cpu,cpu": a CPU test of the split)."""
     if devices is None:
-        if device in ("auto", "cuda") and torch.cuda.is_available():
+        # a process of a distributed launch keeps its own GPU: the other ranks hold the others
+        if device in ("auto", "cuda") and torch.cuda.is_available() and not distributed.is_distributed():
             return [torch.device("cuda", index) for index in range(torch.cuda.device_count())]
         return [resolve_device(device)]
     names = [n.strip() for n in devices.split(",")] if isinstance(devices, str) else [str(n) for n in devices]
