@@ -25,6 +25,7 @@ End to end: Dog's `best` recipe trained for one epoch on a generated download by
 must put the photos on the GPU), then `predict_run` on its test set; and the whole `kaggle-kit demo` loop
 (`demo.run_demo`: generated CIFAR-10 download -> train -> predict -> validated submission -> local score), wall
 seconds from the generated download to the validated submission.
+Split: the same run predicted on one device and split across every visible GPU (`predict_split`).
 Sanity: every loss finite; a bf16 forward close to the fp32 one; torch.compile's eval outputs equal eager's
 within tolerance, and a compiled training run's throughput (CIFAR-10); one EMA update equals
 decay * ema + (1 - decay) * weights.
@@ -255,6 +256,34 @@ def dog_end_to_end(device, sizes, folder: Path) -> dict:
         "rows": predicted.rows,
         "finite": finite,
         "ok": finite and chosen == (device.type == "cuda") and predicted.rows == sizes["e2e_test"],
+    }
+
+
+def predict_split(device, folder: Path) -> dict:
+    """dog_end_to_end's run predicted on one device and split across every visible GPU (both of a Kaggle notebook's
+    T4s; a one-GPU card runs the split on the same card twice, a CPU on cpu,cpu): the two files' largest difference
+    and images/s. Only on two or more GPUs is a speed-up expected."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from kaggle_kit.inference.predict import predict_run
+
+    gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+    split = [f"cuda:{i}" for i in range(gpus)] if gpus > 1 else [str(device), str(device)]
+    run, data = folder / "dog-e2e-run", folder / "dog-e2e"
+    one = predict_run(run, data, out=folder / "split-one.csv", devices=[str(device)])
+    both = predict_run(run, data, out=folder / "split-both.csv", devices=split)
+    frames = [pd.read_csv(r.path) for r in (one, both)]
+    difference = float(np.abs(frames[0].iloc[:, 1:].to_numpy() - frames[1].iloc[:, 1:].to_numpy()).max())
+    return {
+        "gpus": gpus,
+        "devices": both.device,
+        "one_device_images_per_s": one.images_per_s,
+        "split_images_per_s": both.images_per_s,
+        "speedup": both.images_per_s / one.images_per_s,
+        "max_difference": difference,
+        "ok": difference <= 1e-4 and frames[0].iloc[:, 0].equals(frames[1].iloc[:, 0]),
     }
 
 
@@ -585,6 +614,7 @@ def main() -> None:
         )
         guarded("predict_engines", lambda: predict_engines(device, sizes), results)
         guarded("dog_end_to_end", lambda: dog_end_to_end(device, sizes, Path(folder)), results)
+        guarded("predict_split", lambda: predict_split(device, Path(folder)), results)
         guarded("demo_end_to_end", lambda: demo_end_to_end(device, sizes, Path(folder)), results)
         guarded("bf16", lambda: bf16_sanity(device, sizes), results)
         guarded("ema", lambda: ema_sanity(device, sizes), results)

@@ -87,6 +87,7 @@ def test_gpu_check_runs_every_part_at_quick_sizes(tmp_path):
         "predict_cifar",
         "predict_dog",
         "dog_end_to_end",
+        "predict_split",
         "demo_end_to_end",
         "bf16",
         "ema",
@@ -136,6 +137,8 @@ def test_gpu_check_runs_every_part_at_quick_sizes(tmp_path):
     assert all(positive(row["images_per_s"]) and row["max_prob_difference"] <= 1e-4 for row in engines.values())
     end_to_end = results["dog_end_to_end"]
     assert end_to_end["photos_of_several_sizes"] and end_to_end["gpu_data_chosen"] is False  # a CPU keeps workers
+    split = results["predict_split"]  # the two-T4 split's path, on cpu,cpu: the single device's file exactly
+    assert split["devices"] == "cpu,cpu" and split["max_difference"] == 0.0 and positive(split["split_images_per_s"])
     demo = results["demo_end_to_end"]
     assert positive(demo["wall_s"]) and demo["wall_s"] >= demo["demo_seconds"] and demo["submission_problems"] == []
 

@@ -73,9 +73,12 @@ def runtime_estimate(
     test_images: int | None = None,
     engine: str = "torch",
     device: str = "auto",
+    devices: str | list[str] | None = None,
+    batch_size: int | None = None,
 ):
-    """How long predicting the hidden test set takes: the run's exact inference measured here, against the
-    competition's time limit (`RuntimeEstimate.lines()` says it, with a warning within 2x of the limit)."""
+    """How long predicting the hidden test set takes: the run's exact inference measured here, split across the
+    devices predict would use (default: every visible GPU), against the competition's time limit
+    (`RuntimeEstimate.lines()` says it, with a warning within 2x of the limit)."""
     from ..inference.estimate import estimate_runtime
     from ..records.group_folder import FoldGroup, is_group
 
@@ -86,7 +89,9 @@ def runtime_estimate(
         members = [group.fold_dir(fold) for fold in range(1, group.k + 1)]
     else:
         members = [one_run(runs)]
-    return estimate_runtime(members, data_dir, test_images=test_images, engine=engine, device=device)
+    return estimate_runtime(
+        members, data_dir, test_images=test_images, engine=engine, device=device, devices=devices, batch_size=batch_size
+    )
 
 
 def push(folder: Path | str, message: str | None = None, timeout: float = 9 * 3600.0, score_timeout: float = 1800.0):

@@ -161,6 +161,7 @@ def write_submission(
     batch_size: int | None = None,
     engine: str = "torch",
     precision: str | None = None,
+    devices: str | list[str] | None = None,
 ) -> Submission:
     """`predict` of a run folder or fold group (what `kk.predict`, `Run.predict` and `kaggle-kit predict` call);
     `engine` torch, onnx or auto and `precision` as docs/inference.md says."""
@@ -177,6 +178,8 @@ def write_submission(
                 f"{path} is a fold group: each fold submits its best.pt with its own TTA choice; drop "
                 f"--checkpoint and --tta"
             )
+        if devices is not None:
+            raise KitError(f"{path} is a fold group: --devices splits one run's prediction; drop it or predict a fold")
         result = predict_group(path, data_dir, out, device=device, batch_size=batch_size, engine=engine)
     else:
         from ..inference.predict import predict_run
@@ -191,5 +194,6 @@ def write_submission(
             batch_size=batch_size,
             engine=engine,
             precision=precision,
+            devices=devices,
         )
     return Submission(pd.read_csv(result.path), Path(result.path), result)

@@ -46,6 +46,8 @@ def package_command(
             f"rehearsal passed: {done.submission} matches predict's {done.expected} ({done.rows} rows, largest "
             f"difference {done.max_difference:.1e}, notebook ran {done.seconds:.0f} s offline)"
         )
+        if done.steps:
+            print("  notebook steps: " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in done.steps.items()))
     estimate = runtime_estimate(runs, data_dir, test_images=test_images, engine=engine)
     for line in estimate.lines():
         typer.echo(line, err=line.startswith("warning:"))

@@ -112,6 +112,11 @@ def predict_command(
         None, "--out", help="The CSV to write (default: submissions/<competition>/<run name>.csv)."
     ),
     device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda or cuda:N."),
+    devices: Optional[str] = typer.Option(
+        None,
+        "--devices",
+        help="Split the test set across these: cuda:0,cuda:1 (default: every visible GPU), or cpu,cpu to test it.",
+    ),
     batch_size: Optional[int] = typer.Option(
         None, "--batch-size", min=1, help="Images per batch (default: the run's val_batch_size)."
     ),
@@ -135,22 +140,29 @@ def predict_command(
 
     progress.enable(progress.enabled() and not quiet)
     from ..records.group_folder import is_group
-    from ..records.run_folder import display_epoch
 
     if estimate is not None:
         from ..api.remote import runtime_estimate
 
-        found = runtime_estimate(run_dir, data_dir, test_images=estimate, engine=engine, device=device)
+        chosen = dict(engine=engine, device=device, devices=devices, batch_size=batch_size)
+        found = runtime_estimate(run_dir, data_dir, test_images=estimate, **chosen)
         for line in found.lines():
             typer.echo(line, err=line.startswith("warning:"))
         return
-    result = api.predict(run_dir, data_dir, checkpoint, tta, out, device, batch_size, engine, precision).details
+    chosen = (checkpoint, tta, out, device, batch_size, engine, precision, devices)
+    result = api.predict(run_dir, data_dir, *chosen).details
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
     for note in getattr(result, "notes", []):
         typer.echo(f"note: {note}", err=True)
     if is_group(run_dir):
         return _report_group(result)
+    _report_run(result)
+
+
+def _report_run(result) -> None:
+    from ..records.run_folder import display_epoch
+
     views = f"TTA on, {len(result.views)} views" if result.tta else "TTA off"
     epoch = f" epoch {display_epoch(result.epoch)}" if result.epoch is not None else ""
     print(
@@ -159,6 +171,8 @@ def predict_command(
         f"{result.images_per_s:,.0f} images/s on {result.device}, {result.engine})"
     )
     print(f"ok: {result.path}: {result.rows} rows, header matches {result.sample_path}")
+    if result.batch_size:
+        print(f"batch {result.batch_size} ({result.batch_reason})")
     if result.val_metric is not None and result.calibration:
         from ..inference.scoring import calibrated_figure
 

@@ -220,6 +220,10 @@ def _faster(torch_loaded: LoadedRun, onnx_loaded: LoadedRun, path: Path) -> tupl
 
 
 GPU_BATCH_CEILING = 2048
+# a CPU runs a batch's convolutions across its cores: enough images per core keeps each one busy, while a larger
+# batch only adds memory (every activation times the batch) and cache misses, not throughput
+CPU_IMAGES_PER_CORE = 32
+CPU_BATCH_CEILING = 256
 
 
 def largest_fitting_batch(fits, ceiling: int = GPU_BATCH_CEILING) -> int:
@@ -230,13 +234,28 @@ def largest_fitting_batch(fits, ceiling: int = GPU_BATCH_CEILING) -> int:
     return batch
 
 
-def inference_batch_size(loaded: LoadedRun, views: int = 1) -> int | None:
+def cpu_batch_size(cores: int) -> int:
+    """The largest power of two up to CPU_IMAGES_PER_CORE images per core (at most CPU_BATCH_CEILING)."""
+    return largest_fitting_batch(lambda batch: batch <= CPU_IMAGES_PER_CORE * max(cores, 1), CPU_BATCH_CEILING)
+
+
+def batch_choice(loaded: LoadedRun, given: int | None, views: int = 1) -> tuple[int, str]:
+    """The batch predict streams in, and why: `given` (--batch-size), else the GPU's memory probe, else the cores
+    torch computes on."""
+    if given:
+        return given, "--batch-size"
+    if loaded.device.type == "cuda":
+        return inference_batch_size(loaded, views), f"free memory, probed once ({ENGINES_FILE})"
+    cores = torch.get_num_threads()
+    return cpu_batch_size(cores), f"{cores} CPU core{'s' if cores > 1 else ''} x {CPU_IMAGES_PER_CORE} images"
+
+
+def inference_batch_size(loaded: LoadedRun, views: int = 1) -> int:
     """On a GPU: the largest power of two whose forward pass (all views of a batch stay in memory at once) fits
-    in free memory, probed once per run, device and input size and remembered in engines.json. None elsewhere:
-    on a CPU predict streams in the batches calibration used (twice the training batch), so the submission and
-    the calibrated figures come from the same computation."""
+    in free memory, probed once per run, device and input size and remembered in engines.json. On a CPU: from the
+    cores torch computes on (`cpu_batch_size`)."""
     if loaded.device.type != "cuda":
-        return None
+        return cpu_batch_size(torch.get_num_threads())
     record_path = loaded.run.file(ENGINES_FILE)
     records = json.loads(record_path.read_text()) if record_path.is_file() else {}
     size = loaded.recipe.img_size

@@ -23,8 +23,9 @@ from ..data.cache import load_images
 from ..records.run_config import RunConfig
 from ..records.run_folder import RunDir
 from .calibration import calibrate_loaded, current_calibration, validation_indices
-from .engines import inference_batch_size, load_for_inference
+from .engines import batch_choice, load_for_inference
 from .loading import LoadedRun, open_run_layout, tabular_rows
+from .sharding import Replica, inference_devices, replicate, sharded_logits
 from .streaming import IDENTITY, stream_logits, tta_views
 
 
@@ -48,6 +49,8 @@ class PredictResult:
     warnings: list[str] = field(default_factory=list)
     engine: str = "torch"
     notes: list[str] = field(default_factory=list)  # how the engine was chosen, where it was not as asked
+    batch_size: int | None = None
+    batch_reason: str | None = None  # "--batch-size", the GPU's memory probe, or the CPU's cores
 
 
 def decide_tta(loaded: LoadedRun, tta: bool | None, calibration: dict[str, Any] | None) -> tuple[bool, str]:
@@ -86,10 +89,12 @@ def calibrated_test_probabilities(
     calibrated: bool = False,
     batch_size: int | None = None,
     workers: int | None = None,
+    replicas: list[Replica] | None = None,
 ) -> CalibratedProbabilities:
     """`loaded`'s probabilities for the test set with its stored TTA choice and temperature (what `predict`
     submits). `tta` None follows the recipe or the calibration; `calibrated` measures a missing or stale
-    calibration even where the submission would not need it (pseudo-labels threshold the probabilities)."""
+    calibration even where the submission would not need it (pseudo-labels threshold the probabilities).
+    `replicas`: the model on each device the test set is split across (`sharding`); default `loaded`'s one."""
     comp, recipe, run = loaded.competition, loaded.recipe, loaded.run
     calibration = current_calibration(loaded)
     # label submissions take the argmax, which no temperature changes: calibrate only when it can matter
@@ -116,14 +121,13 @@ def calibrated_test_probabilities(
             f"from a grey placeholder; download the data again for a true prediction"
         )
     views = tta_views(comp, recipe) if use_tta else (IDENTITY,)
-    logits = stream_logits(
-        loaded.model,
+    logits = sharded_logits(
+        replicas or [Replica(loaded.model, loaded.device)],
         cache,
         np.arange(len(cache)),
         recipe,
         loaded.mean,
         loaded.std,
-        loaded.device,
         views,
         batch_size=batch_size,
         workers=workers,
@@ -158,16 +162,20 @@ def predict_run(
     workers: int | None = None,
     engine: str = "torch",
     precision: str | None = None,
+    devices=None,
 ) -> PredictResult:
     """Predict every test image of the run's competition and write a validated submission.
 
     The file goes to `out`, default `submissions/<competition>/<run name>.csv`. `tta` None follows the
     recipe (on/off) or the run's calibration (auto); the calibration is made first when missing or stale.
+    `devices` (a list, or "cuda:0,cuda:1"): the test set split across them; default every visible GPU where
+    `device` is auto or cuda, else `device` (`sharding.inference_devices`).
     """
     from ..submissions.files import read_sample, write_checked_submission
     from ..submissions.provenance import record_written
 
-    loaded, choice = load_for_inference(run_dir, checkpoint, device, engine, precision)
+    on = inference_devices(devices, device)
+    loaded, choice = load_for_inference(run_dir, checkpoint, str(on[0]), engine, precision)
     comp, run = loaded.competition, loaded.run
     layout = open_run_layout(loaded, data_dir)
     path = Path(out) if out else Path("submissions") / comp.name / f"{run.name}.csv"
@@ -181,8 +189,9 @@ def predict_run(
         record_written(path, run.path, comp.name, layout.root, layout.sample_path)
         return result
 
-    batch_size = batch_size or inference_batch_size(loaded, len(tta_views(comp, loaded.recipe)))
-    test = calibrated_test_probabilities(loaded, layout, tta, batch_size=batch_size, workers=workers)
+    batch_size, batch_reason = batch_choice(loaded, batch_size, len(tta_views(comp, loaded.recipe)))
+    replicas = replicate(loaded, choice, on)
+    test = calibrated_test_probabilities(loaded, layout, tta, batch_size=batch_size, workers=workers, replicas=replicas)
     probs = test.probabilities
     thresholds = (test.calibration or {}).get(f"thresholds_{'tta' if test.tta else 'plain'}")
     if thresholds and comp.submission_kind == "label":
@@ -199,7 +208,7 @@ def predict_run(
         tta_source=test.tta_source,
         checkpoint=checkpoint,
         epoch=loaded.epoch,
-        device=str(loaded.device),
+        device=",".join(str(r.device) for r in replicas),
         seconds=test.seconds,
         images_per_s=test.images_per_s,
         sample_path=layout.sample_path,
@@ -208,6 +217,8 @@ def predict_run(
         warnings=test.warnings,
         engine=choice.name,
         notes=[choice.note] if choice.note else [],
+        batch_size=batch_size,
+        batch_reason=batch_reason,
     )
 
 

@@ -14,6 +14,7 @@ mistake less than it rewards agreement - no worse than a probability mean in pub
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,11 +97,14 @@ def stream_logits(
     description: str = "predicting",
     batch_path: str = "auto",
     rows: np.ndarray | None = None,
+    bar=None,
 ) -> Logits:
     """The model's logits for `cache[indices]`, one batch of floats at a time, with a progress bar.
 
     `batch_path`: "auto" (array when possible, see `batches.use_array_path`), "array" or "loader". `rows`: the
     encoded tabular columns of `indices`, in their order, for a model with a tabular branch (None: images only).
+    `bar`: a progress bar to advance instead of opening one (a shard of a prediction split across devices, see
+    `sharding`).
     """
     if views[0] != IDENTITY:
         raise ValueError("the identity view must come first")
@@ -114,7 +118,7 @@ def stream_logits(
     identity_logits: np.ndarray | None = None
     done = 0
     started = time.perf_counter()
-    with progress.bar(len(indices), description) as bar:
+    with nullcontext(bar) if bar is not None else progress.bar(len(indices), description) as bar:
         for x in batches:
             x = images_to_device(x, device, channels_last)
             n = x.shape[0]

@@ -1,10 +1,14 @@
 """The notebook script `package` writes: offline on Kaggle, it predicts exactly as `kaggle-kit predict` would.
 
-Steps, each named in the log and in the one-line failure (`kaggle-kit notebook failed at step 'NAME': ...`):
+Steps, each named in the log with the seconds since the script started (`kaggle-kit step: NAME (at 4.2 s)`, and
+`done` at the end: `rehearse` reads them into each step's time) and in the one-line failure
+(`kaggle-kit notebook failed at step 'NAME': ...`):
     install   pip installs the dataset's wheels with no index into a fresh folder, first on sys.path, and checks
               that kaggle_kit is imported from there (the packaged code is what runs, not a copy on the image)
     weights   rebuilds a run folder (config.json, split.json, best.pt) from the dataset's safetensors weights
-    predict   kaggle_kit.inference.predict.predict_run on the competition's data: the run's TTA choice and temperature
+    predict   kaggle_kit.inference.predict.predict_run on the competition's data: the run's TTA choice and temperature,
+              the test set split across every visible GPU (both of Kaggle's T4s; $KAGGLE_KIT_DEVICES, e.g. cpu,cpu,
+              names others: a rehearsal runs the split here)
     validate  checks submission.csv against the competition's sample, as Kaggle will
 
 Inputs come from /kaggle/input/<slug>/ and the output goes to /kaggle/working/submission.csv, or from
@@ -27,11 +31,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
 
+STARTED = time.monotonic()
+
 COMPETITION, COMPETITION_SLUG, DATASET_SLUG, RUN = __COMPETITION__, __COMPETITION_SLUG__, __DATASET_SLUG__, __RUN__
 ENGINE = __ENGINE__
+DEVICES = os.environ.get("KAGGLE_KIT_DEVICES") or None  # None: every visible GPU, so both T4s share the test set
 os.environ.setdefault("KAGGLE_KIT_PROGRESS", "1")  # the log shows images/s and an ETA while the job runs
 INPUT = Path(os.environ.get("KAGGLE_KIT_INPUT_ROOT") or "/kaggle/input")
 WORKING = Path(os.environ.get("KAGGLE_KIT_WORKING_DIR") or "/kaggle/working")
@@ -79,10 +87,10 @@ def predict(run):
     os.environ["KAGGLE_KIT_SUBMISSIONS_DIR"] = str(SCRATCH / "submissions")  # predict's file index: not output
     from kaggle_kit.inference.predict import predict_run
 
-    result = predict_run(run, DATA, "best", None, SUBMISSION, engine=ENGINE)
+    result = predict_run(run, DATA, "best", None, SUBMISSION, engine=ENGINE, devices=DEVICES)
     print(f"wrote {result.path}: {result.rows} rows, TTA {'on' if result.tta else 'off'} ({result.tta_source}), "
           f"temperature {result.temperature:.4f}, on {result.device} with {result.engine}, "
-          f"{result.images_per_s:,.0f} images/s")
+          f"{result.images_per_s:,.0f} images/s, batch {result.batch_size} ({result.batch_reason})")
     return result
 
 
@@ -102,8 +110,9 @@ def main():
         WORKING.mkdir(parents=True, exist_ok=True)
         for step, action in (("install", install), ("weights", weights), ("predict", predict),
                              ("validate", validate)):
-            print(__STEP_PREFIX__ + step, flush=True)
+            print(__STEP_PREFIX__ + f"{step} (at {time.monotonic() - STARTED:.2f} s)", flush=True)
             value = action() if step in ("install", "weights") else action(value)
+        print(__STEP_PREFIX__ + f"done (at {time.monotonic() - STARTED:.2f} s)", flush=True)
     except Exception as error:  # one line naming the step, then the details for the log
         traceback.print_exc()
         print(__FAILURE_PREFIX__ + f"'{step}': {type(error).__name__}: {error}", file=sys.stderr, flush=True)

@@ -12,6 +12,7 @@ importable is skipped.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from ..competitions.registry import resolve
 from ..core.archive import extract
 from ..core.errors import KitError
 from ..records.run_config import RunConfig
-from .notebook import FAILURE_PREFIX, SUBMISSION_NAME
+from .notebook import FAILURE_PREFIX, STEP_PREFIX, SUBMISSION_NAME
 from .package import DATASET_META, SCRIPT, read_package
 
 TOLERANCE = 1e-5
@@ -41,6 +42,7 @@ class Rehearsal:
     rows: int
     max_difference: float
     seconds: float
+    steps: dict[str, float] | None = None  # each step's seconds, from the notebook's log (install, weights, ...)
 
 
 def rehearse(folder: Path | str, data_dir: Path | str | None = None, timeout: float = 1800) -> Rehearsal:
@@ -64,7 +66,14 @@ def rehearse(folder: Path | str, data_dir: Path | str | None = None, timeout: fl
     submission = working / SUBMISSION_NAME
     tolerance = ENGINE_TOLERANCE[manifest.get("engine", "torch")]
     rows, difference = compare(submission, expected, comp.id_column, tolerance)
-    return Rehearsal(submission, expected, rows, difference, seconds)
+    steps = step_seconds((place / "notebook.log").read_text())
+    return Rehearsal(submission, expected, rows, difference, seconds, steps)
+
+
+def step_seconds(log: str) -> dict[str, float]:
+    """Each step's seconds from the notebook's `kaggle-kit step: NAME (at T s)` lines (the last, `done`, ends them)."""
+    marks = re.findall(rf"^{re.escape(STEP_PREFIX)}(\w+) \(at ([0-9.]+) s\)$", log, flags=re.MULTILINE)
+    return {name: float(end) - float(start) for (name, start), (_, end) in zip(marks, marks[1:])}
 
 
 def _data_dir(manifest: dict, data_dir) -> Path:

@@ -175,7 +175,11 @@ def test_the_gpu_batch_is_the_largest_power_of_two_that_fits():
     assert engines.largest_fitting_batch(lambda batch: True, ceiling=64) == 64
 
 
-def test_on_a_cpu_predict_keeps_the_calibration_batches(runs):
+def test_on_a_cpu_the_batch_follows_the_cores_and_batch_size_overrides(runs, monkeypatch):
     from kaggle_kit.inference.loading import load_run
 
-    assert engines.inference_batch_size(load_run(runs.cifar, device="cpu"), views=6) is None
+    assert [engines.cpu_batch_size(c) for c in (1, 2, 3, 4, 16)] == [32, 64, 64, 128, 256]
+    loaded = load_run(runs.cifar, device="cpu")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)  # a Kaggle CPU notebook's cores
+    assert engines.batch_choice(loaded, None, views=6) == (128, "4 CPU cores x 32 images")
+    assert engines.batch_choice(loaded, 7, views=6) == (7, "--batch-size")

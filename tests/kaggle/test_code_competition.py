@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -294,7 +295,7 @@ def test_package_engine_onnx_ships_the_export_and_its_wheel_and_rehearses_as_tor
         ["package", trained.run, "--owner", DEFAULT_USERNAME, "--no-deps-wheels", "--out", "pkg", "--engine", "onnx"]
         + ["--rehearse", "--test-images", "300000"],
         work,
-        kit_env(tmp_path),
+        kit_env(tmp_path, KAGGLE_KIT_DEVICES="cpu,cpu"),  # the notebook splits the test set as on two T4s
         timeout=900,
     )
     assert made.returncode == 0, made.stderr
@@ -302,6 +303,9 @@ def test_package_engine_onnx_ships_the_export_and_its_wheel_and_rehearses_as_tor
     assert len(list(dataset.glob("best-*-32px.onnx"))) == 1 and len(list(dataset.glob("onnxruntime-*.whl"))) == 1
     assert json.loads((work / "pkg" / "package.json").read_text())["engine"] == "onnx"
     assert "rehearsal passed" in made.stdout and "(onnx engine)" in made.stdout
+    assert "on cpu,cpu with onnx" in (work / "pkg" / "rehearsal" / "notebook.log").read_text()
+    steps = re.search(r"notebook steps: install ([0-9.]+) s, weights [0-9.]+ s, predict ([0-9.]+) s", made.stdout)
+    assert steps and float(steps.group(2)) > 0  # each step's time, read from the notebook's log
     assert (
         "runtime estimate on this machine" in made.stdout and "for 300,000 test images (--test-images)" in made.stdout
     )
