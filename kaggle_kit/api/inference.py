@@ -22,12 +22,19 @@ def predict(
     batch_size: int | None = None,
     engine: str = "torch",
     precision: str | None = None,
+    quiet: bool = False,
 ) -> Submission:
     """Predict every test image with a run (or fold group) and write a validated submission: its DataFrame and
     path. A fold group submits each fold's best.pt with its own TTA choice, so `checkpoint` and `tta` are a run's.
-    `engine`: torch, onnx (ONNX Runtime) or auto; `precision`: the CUDA autocast dtype (docs/inference.md)."""
+    `engine`: torch, onnx (ONNX Runtime) or auto; `precision`: the CUDA autocast dtype (docs/inference.md);
+    `quiet`: no progress lines."""
+    from contextlib import nullcontext
+
+    from .console import progress_shown
+
     path = Path(run.folder if isinstance(run, (Run, FoldGroup)) else run)
-    return write_submission(path, data_dir, checkpoint, tta, out, device, batch_size, engine, precision)
+    with progress_shown(quiet=True) if quiet else nullcontext():  # not quiet: as the caller (a command) set it
+        return write_submission(path, data_dir, checkpoint, tta, out, device, batch_size, engine, precision)
 
 
 def competition_for(path: Path, name: str | None) -> Competition:

@@ -79,11 +79,11 @@ class Run:
         """What `predict` applies to best.pt: the TTA choice and temperature measured after training."""
         return self._run.read_config().calibration_of("best")
 
-    def predict(self, **options: Any) -> Submission:
-        """`kk.predict(run, ...)`: the submission DataFrame and its path."""
+    def predict(self, quiet: bool = False, **options: Any) -> Submission:
+        """`kk.predict(run, ...)`: the submission DataFrame and its path. `quiet`: no progress lines."""
         from .console import progress_shown
 
-        with progress_shown():
+        with progress_shown(quiet):
             return write_submission(self.folder, **options)
 
     def __fspath__(self) -> str:
@@ -128,11 +128,12 @@ class FoldGroup:
         cv = self.cv
         return None if cv is None else cv.get("oof_metric")
 
-    def predict(self, **options: Any) -> Submission:
-        """`kk.predict(group, ...)`: the folds' averaged submission, its DataFrame and path."""
+    def predict(self, quiet: bool = False, **options: Any) -> Submission:
+        """`kk.predict(group, ...)`: the folds' averaged submission, its DataFrame and path. `quiet`: no progress
+        lines."""
         from .console import progress_shown
 
-        with progress_shown():
+        with progress_shown(quiet):
             return write_submission(self.folder, **options)
 
     def __fspath__(self) -> str:
