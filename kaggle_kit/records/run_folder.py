@@ -49,6 +49,11 @@ HISTORY_COLUMNS = [
     "val_metric",
     "seconds",
     "images_per_s",
+    # val_metric's 95% bootstrap interval and the images (and groups) it was measured on
+    "val_low",
+    "val_high",
+    "val_n",
+    "val_groups",
 ]
 
 
