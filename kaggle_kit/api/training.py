@@ -234,12 +234,9 @@ def _after_training(outcome: SingleOutcome, options: RunOptions, say: Say) -> No
 def _best_figure(result, metric) -> str:
     """The best epoch's figure with its interval and n, as its epoch line printed it."""
     from ..competitions.bootstrap import describe_figure
-    from ..training.epoch import row_interval
+    from ..training.epoch import best_interval
 
-    # one row per epoch in order (history.csv's read back count from 1, the loop's from 0): the best is at its index
-    history, at = result.history, int(result.best_epoch)
-    row = history[at] if at < len(history) else {}
-    return describe_figure(metric, row_interval(row), result.best_metric)
+    return describe_figure(metric, best_interval(result.history, result.best_epoch), result.best_metric)
 
 
 def _metric_of(run_dir: Path):

@@ -40,6 +40,14 @@ def row_interval(row: dict[str, Any]) -> Interval | None:
     return Interval(float(row["val_metric"]), float(row["val_low"]), float(row["val_high"]), int(row["val_n"]), groups)
 
 
+def best_interval(history: list[dict[str, Any]], best_epoch: int | None) -> Interval | None:
+    """The best epoch's figure with its interval: one row per epoch in order (history.csv's read back count from 1,
+    the loop's from 0), so the best is at its index."""
+    if best_epoch is None or not 0 <= int(best_epoch) < len(history):
+        return None
+    return row_interval(history[int(best_epoch)])
+
+
 def run_epoch(setup, state, bar, hooks=()) -> EpochOutcome:
     """Train `state` for epoch `state.epoch`, validate it and record the row in its history."""
     epoch = state.epoch
