@@ -89,9 +89,18 @@ class Run:
     def __fspath__(self) -> str:
         return str(self.folder)
 
+    @property
+    def best_interval(self):
+        """The best epoch's validation figure with its 95% bootstrap interval and n (None: no validation split, or a
+        run made before intervals were)."""
+        from ..records.run_folder import best_row_interval
+
+        return best_row_interval(self.history, self.competition.metric)
+
     def __repr__(self) -> str:
-        score = self.best_score
-        shown = "" if score is None else f", best {self.competition.metric.label} {score:.4f}"
+        score, interval = self.best_score, self.best_interval
+        figure = interval if interval is not None else (None if score is None else f"{score:.4f}")
+        shown = "" if figure is None else f", best {self.competition.metric.label} {figure}"
         return f"Run({str(self.folder)!r}{shown})"
 
 

@@ -234,7 +234,7 @@ def _after_training(outcome: SingleOutcome, options: RunOptions, say: Say) -> No
 def _best_figure(result, metric) -> str:
     """The best epoch's figure with its interval and n, as its epoch line printed it."""
     from ..competitions.bootstrap import describe_figure
-    from ..training.epoch import best_interval
+    from ..records.run_folder import best_interval
 
     return describe_figure(metric, best_interval(result.history, result.best_epoch), result.best_metric)
 

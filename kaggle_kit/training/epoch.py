@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..competitions.bootstrap import Interval, bootstrap_interval
+from ..competitions.bootstrap import bootstrap_interval
 from ..competitions.registry import Competition
 from ..competitions.targets import TargetKind, target_of
 from ..config.recipe import Recipe
@@ -29,23 +29,6 @@ from .hooks.base import overriding
 # the host wait for the GPU each step and stall the launch queue.
 DIVERGENCE_CHECK_STEPS = 25
 EPOCH_RESAMPLES = 200
-
-
-def row_interval(row: dict[str, Any]) -> Interval | None:
-    """A history row's validation figure with its interval (None: a row written before intervals were)."""
-    if row.get("val_n") is None or row.get("val_n") != row.get("val_n"):  # absent, or NaN read back from a CSV
-        return None
-    groups = row.get("val_groups")
-    groups = None if groups is None or groups != groups or groups == "" else int(groups)
-    return Interval(float(row["val_metric"]), float(row["val_low"]), float(row["val_high"]), int(row["val_n"]), groups)
-
-
-def best_interval(history: list[dict[str, Any]], best_epoch: int | None) -> Interval | None:
-    """The best epoch's figure with its interval: one row per epoch in order (history.csv's read back count from 1,
-    the loop's from 0), so the best is at its index."""
-    if best_epoch is None or not 0 <= int(best_epoch) < len(history):
-        return None
-    return row_interval(history[int(best_epoch)])
 
 
 def run_epoch(setup, state, bar, hooks=()) -> EpochOutcome:

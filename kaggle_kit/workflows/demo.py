@@ -38,9 +38,9 @@ def run_demo(competition: str = "cifar10", out_dir: Path | str = "demo", **overr
 
     from ..competitions.samples import write_sample
     from ..inference.predict import predict_run
+    from ..records.run_folder import best_interval
     from ..submissions.files import score
     from ..training import train
-    from ..training.epoch import best_interval
 
     started = time.perf_counter()
     comp = resolve(competition)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import subprocess
 import sys
@@ -64,6 +65,9 @@ def test_train_predict_score_and_runs_of_a_single_run(tiny_cifar, tmp_path, capf
     out = tmp_path / "runs" / "cifar10" / "one"
     run = kk.train("cifar10", data_dir=tiny_cifar, out=out, epochs=1, batch_size=16, analyze=False, **TINY)
     assert " eta " in capfd.readouterr().err  # a notebook's call shows its progress
+    # the Run object shows the best figure with its interval and n, as train printed it
+    assert run.best_interval.value == run.best_score and f"{run.best_interval}" in repr(run)
+    assert run.best_interval.n == len(json.loads((out / "split.json").read_text())["val_ids"])
     # quiet=True silences predict's progress as it does train's, whichever way predict is called
     for predicted in (lambda: kk.predict(run, out=tmp_path / "q.csv", quiet=True), lambda: run.predict(quiet=True)):
         assert len(predicted().frame) == 30

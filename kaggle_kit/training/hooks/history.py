@@ -12,8 +12,8 @@ from typing import Any
 
 from ...competitions.registry import Competition
 from ...core import distributed, progress
-from ...records.run_folder import RunDir, display_epoch
-from ..epoch import EpochOutcome, row_interval
+from ...records.run_folder import RunDir, display_epoch, row_interval
+from ..epoch import EpochOutcome
 from ..state import TrainState
 from .base import WRITES, Hook
 
