@@ -80,6 +80,11 @@ def test_init_takes_test_ids_from_test_csv_when_the_sample_lists_none(generated,
             assert list(written.columns) == list(pd.read_csv(folder / "sampleSubmission.csv").columns)
             checked = run_cli("validate", submission, "--competition", "code_cifar", "--data-dir", folder)
             assert checked.returncode == 0, checked.stdout + checked.stderr
+            # `sample` of the declaration writes the test.csv it names
+            generated_again = run_cli("sample", "code_cifar", tmp_path / "again", "--n-train", "20", "--n-test", "4")
+            assert generated_again.returncode == 0, generated_again.stderr
+            with zipfile.ZipFile(next((tmp_path / "again").glob("*.zip"))) as zf:
+                assert "test.csv" in zf.namelist()
         finally:
             rediscover()
 
