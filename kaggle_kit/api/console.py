@@ -10,10 +10,11 @@ from ..core import progress
 
 
 @contextmanager
-def progress_shown():
-    """Progress on for the duration, then as it was (a library caller that turned it off gets it off again)."""
+def progress_shown(quiet: bool = False):
+    """Progress on (off: `quiet`) for the duration, then as it was (a library caller that turned it off gets it off
+    again)."""
     was = progress.enabled()
-    progress.enable(True)
+    progress.enable(not quiet)
     try:
         yield
     finally:
@@ -21,11 +22,12 @@ def progress_shown():
 
 
 def with_progress(call):
-    """`call` showing its progress: what `kk.<name>` hands out (the commands call the plain function)."""
+    """`call` showing its progress unless called with `quiet=True`: what `kk.<name>` hands out (the commands call
+    the plain function)."""
 
     @functools.wraps(call)
     def shown(*args, **kwargs):
-        with progress_shown():
+        with progress_shown(bool(kwargs.get("quiet"))):
             return call(*args, **kwargs)
 
     return shown

@@ -23,14 +23,20 @@ def predict(
     engine: str = "torch",
     precision: str | None = None,
     devices: str | list[str] | None = None,
+    quiet: bool = False,
 ) -> Submission:
     """Predict every test image with a run (or fold group) and write a validated submission: its DataFrame and
     path. A fold group submits each fold's best.pt with its own TTA choice, so `checkpoint` and `tta` are a run's.
     `engine`: torch, onnx (ONNX Runtime) or auto; `precision`: the CUDA autocast dtype (docs/inference.md).
     `devices`: the test set split across them in contiguous shards (default: every visible GPU, e.g. a Kaggle
-    notebook's two T4s; ["cpu", "cpu"] runs the same split on a CPU)."""
+    notebook's two T4s; ["cpu", "cpu"] runs the same split on a CPU). `quiet`: no progress lines."""
+    from contextlib import nullcontext
+
+    from .console import progress_shown
+
     path = Path(run.folder if isinstance(run, (Run, FoldGroup)) else run)
-    return write_submission(path, data_dir, checkpoint, tta, out, device, batch_size, engine, precision, devices)
+    with progress_shown(quiet=True) if quiet else nullcontext():  # not quiet: as the caller (a command) set it
+        return write_submission(path, data_dir, checkpoint, tta, out, device, batch_size, engine, precision, devices)
 
 
 def competition_for(path: Path, name: str | None) -> Competition:

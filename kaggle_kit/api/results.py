@@ -79,19 +79,28 @@ class Run:
         """What `predict` applies to best.pt: the TTA choice and temperature measured after training."""
         return self._run.read_config().calibration_of("best")
 
-    def predict(self, **options: Any) -> Submission:
-        """`kk.predict(run, ...)`: the submission DataFrame and its path."""
+    def predict(self, quiet: bool = False, **options: Any) -> Submission:
+        """`kk.predict(run, ...)`: the submission DataFrame and its path. `quiet`: no progress lines."""
         from .console import progress_shown
 
-        with progress_shown():
+        with progress_shown(quiet):
             return write_submission(self.folder, **options)
 
     def __fspath__(self) -> str:
         return str(self.folder)
 
+    @property
+    def best_interval(self):
+        """The best epoch's validation figure with its 95% bootstrap interval and n (None: no validation split, or a
+        run made before intervals were)."""
+        from ..records.run_folder import best_row_interval
+
+        return best_row_interval(self.history, self.competition.metric)
+
     def __repr__(self) -> str:
-        score = self.best_score
-        shown = "" if score is None else f", best {self.competition.metric.label} {score:.4f}"
+        score, interval = self.best_score, self.best_interval
+        figure = interval if interval is not None else (None if score is None else f"{score:.4f}")
+        shown = "" if figure is None else f", best {self.competition.metric.label} {figure}"
         return f"Run({str(self.folder)!r}{shown})"
 
 
@@ -128,11 +137,12 @@ class FoldGroup:
         cv = self.cv
         return None if cv is None else cv.get("oof_metric")
 
-    def predict(self, **options: Any) -> Submission:
-        """`kk.predict(group, ...)`: the folds' averaged submission, its DataFrame and path."""
+    def predict(self, quiet: bool = False, **options: Any) -> Submission:
+        """`kk.predict(group, ...)`: the folds' averaged submission, its DataFrame and path. `quiet`: no progress
+        lines."""
         from .console import progress_shown
 
-        with progress_shown():
+        with progress_shown(quiet):
             return write_submission(self.folder, **options)
 
     def __fspath__(self) -> str:

@@ -209,7 +209,7 @@ def _after_training(outcome: SingleOutcome, options: RunOptions, say: Say) -> No
     best = (
         "no validation split"
         if result.best_metric is None or result.best_metric != result.best_metric
-        else f"best validation {metric.describe(result.best_metric)} at epoch {display_epoch(result.best_epoch)}"
+        else f"best validation {_best_figure(result, metric)} (epoch {display_epoch(result.best_epoch)})"
     )
     say(f"trained {result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'} in {result.seconds:.0f}s: {best}")
     calibration = calibrate_after_training(result, options.data_dir) or {}  # measured once, read by predict, score
@@ -229,6 +229,14 @@ def _after_training(outcome: SingleOutcome, options: RunOptions, say: Say) -> No
         if analysis:
             outcome.analysis = analysis.folder / "analysis.md"
             say(f"what it gets wrong: {outcome.analysis}")
+
+
+def _best_figure(result, metric) -> str:
+    """The best epoch's figure with its interval and n, as its epoch line printed it."""
+    from ..competitions.bootstrap import describe_figure
+    from ..records.run_folder import best_interval
+
+    return describe_figure(metric, best_interval(result.history, result.best_epoch), result.best_metric)
 
 
 def _metric_of(run_dir: Path):

@@ -20,6 +20,7 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet", help="no progress lines (they go to stderr, on by default)"),
 ) -> None:
     """Generate a sample download, train, predict, validate the submission and score it locally."""
+    from ..competitions.bootstrap import describe_figure
     from ..core import progress
     from ..workflows.demo import run_demo
 
@@ -32,9 +33,11 @@ def demo(
     print(f"sample data:  {result.data_dir}")
     print(f"run:          {result.run_dir}")
     if result.best_val_metric is not None:
-        print(f"validation:   {metric.describe(result.best_val_metric)}")
+        print(f"validation:   {describe_figure(metric, result.validation, result.best_val_metric)}")
     print(f"submission:   {result.submission} (validated against the sample submission)")
-    print(f"test score:   {metric.describe(result.test_score)} (against the sample's hidden answers)")
+    print(
+        f"test score:   {metric.describe(result.test_score)} (against the sample's {result.test_images} hidden answers)"
+    )
     print(
         f"took {result.seconds:.0f}s; on Kaggle data: kaggle-kit download {result.competition.name} "
         f"&& kaggle-kit train {result.competition.name}"

@@ -53,6 +53,8 @@ class Competition:
     id_column: str = "id"
     train_dir: str = "train"
     test_dir: str = "test"
+    # the CSV listing the test images by id_column where the sample does not (a code competition's few rows)
+    test_file: str = ""
     # archives that may stand in for a folder or file inside the download: name -> what it holds
     nested_archives: dict[str, str] = field(default_factory=dict)
     native_size: int | None = None  # fixed image size (CIFAR: 32); None for photos of any size
@@ -172,6 +174,7 @@ PLACES = {
     "image_ext": "files.image_ext",
     "label_file": "files.label_file",
     "sample_file": "files.sample_file",
+    "test_file": "files.test_file",
     "images_packed": "files.images_packed",
     "nested_archives": "files.nested_archives",
     "label_source": "labels.source",
@@ -406,7 +409,7 @@ def dump(comp: Competition) -> str:
         value = _plain(getattr(comp, name))
         if name == "dataset_mean_std" and value is not None:
             value = {"mean": value[0], "std": value[1]}
-        today = (("target", "label"), ("top_k", 5), ("features", []), ("test_table", "test.csv"))
+        today = (("target", "label"), ("top_k", 5), ("features", []), ("test_table", "test.csv"), ("test_file", ""))
         if value is None or value == {} or (name, value) in today:  # today's files
             continue
         *sections, key = place.split(".")

@@ -205,8 +205,8 @@ def _label_csvs(comp: Competition, train_ids, train_labels, test_ids, classes, r
         for n, name in enumerate(classes):
             table[name] = (train_labels == n).astype(int)
         files[comp.label_file] = table.to_csv(index=False).encode()
-    if comp.train_dir == comp.test_dir:
-        files["test.csv"] = pd.DataFrame({comp.id_column: test_ids}).to_csv(index=False).encode()
+    if comp.train_dir == comp.test_dir or comp.test_file:  # the test ids' own CSV (test_file: the sample's stand-in)
+        files[comp.test_file or "test.csv"] = pd.DataFrame({comp.id_column: test_ids}).to_csv(index=False).encode()
     if comp.group_file and comp.group_column:
         n_groups = max(4, len(train_ids) // 8)
         groups = [f"p{n:03d}" for n in rng.integers(0, n_groups, size=len(train_ids))]

@@ -2,11 +2,18 @@
 
 Called from Python (a notebook, the tests), `sys.argv` is the caller's, so the launcher of `--nproc` workers and
 the run's recorded `command` would describe another program. `cli.main` says what it was given; both ask here.
+What is recorded (`command`, in every run's config.json and every study) never holds a credential: `redacted`.
 """
 
 from __future__ import annotations
 
+import re
 import sys
+
+# a flag whose value is a credential (--token, --api-key, --password, --secret=...): its value is never recorded
+SECRET_FLAG = re.compile(r"^--?(\w+-)*(token|key|password|passwd|secret|credentials?)(-\w+)*$", re.IGNORECASE)
+URL_PASSWORD = re.compile(r"(://[^/@\s:]*:)[^@\s]*@")  # scheme://user:PASSWORD@host
+HIDDEN = "***"
 
 _given: list[str] | None = None
 
@@ -24,5 +31,20 @@ def arguments() -> list[str]:
 
 
 def command() -> list[str]:
-    """The command as a person would type it again."""
-    return list(sys.argv) if _given is None else ["kaggle-kit", *_given]
+    """The command as a person would type it again, credentials hidden (what runs and studies record)."""
+    return redacted(list(sys.argv) if _given is None else ["kaggle-kit", *_given])
+
+
+def redacted(argv: list[str]) -> list[str]:
+    """`argv` with every credential replaced by ***: a secret flag's value (`--token X`, `--api-key=X`) and the
+    password of a URL (`postgresql://user:PASSWORD@host/db`), wherever it stands."""
+    said: list[str] = []
+    for position, argument in enumerate(argv):
+        flag, equals, value = argument.partition("=") if argument.startswith("-") else ("", "", argument)
+        if equals and SECRET_FLAG.match(flag):
+            said.append(f"{flag}={HIDDEN}")
+        elif position and SECRET_FLAG.match(argv[position - 1]) and not argument.startswith("-"):
+            said.append(HIDDEN)
+        else:
+            said.append(URL_PASSWORD.sub(rf"\g<1>{HIDDEN}@", argument))
+    return said

@@ -76,6 +76,7 @@ class Data:
     val_idx: np.ndarray
     ids: list[str]
     features: np.ndarray | None = None  # encoded tabular columns of every image (data/tabular.py), None: none
+    groups: np.ndarray | None = None  # each image's group (a driver, a patient), for the validation interval
 
 
 def prepare_data(
@@ -117,7 +118,7 @@ def prepare_data(
         bad = {ids.index(i) for i in cache.bad_ids}
         train_idx = np.array([i for i in train_idx if i not in bad], dtype=np.int64)
         val_idx = np.array([i for i in val_idx if i not in bad], dtype=np.int64)
-    data = Data(cache, layout.train_labels, train_idx, val_idx, ids)
+    data = Data(cache, layout.train_labels, train_idx, val_idx, ids, image_groups(layout))
     return with_pseudo_labels(data, layout, recipe, pseudo) if pseudo is not None else data
 
 
@@ -170,6 +171,7 @@ def with_pseudo_labels(data: Data, layout: Layout, recipe: Recipe, pseudo: Pseud
         np.concatenate([data.train_idx, first + np.arange(len(positions))]).astype(np.int64),
         data.val_idx,
         list(data.ids) + list(pseudo.ids),
+        data.groups,  # validation rows are the labelled images, the first ones
     )
 
 

@@ -9,6 +9,8 @@ labels are folders or file names, from a CSV of its own (`group_file`, State Far
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 
@@ -44,7 +46,45 @@ def image_groups(layout: Layout) -> np.ndarray | None:
             f"{path}: training image {missing[0]} has no row ({len(missing)} without one); every training image "
             f"needs its {comp.group_column!r}: download the file again, or pass `init --no-groups`"
         )
-    return np.array([by_name.get(_keys(i)[0], by_name.get(_keys(i)[1])) for i in layout.train.ids], dtype=str)
+    groups = np.array([by_name.get(_keys(i)[0], by_name.get(_keys(i)[1])) for i in layout.train.ids], dtype=str)
+    _check_declared(comp, groups, layout.classes)
+    return groups
+
+
+FLAG_VALUES = {"0", "1", "0.0", "1.0", "True", "False", "true", "false", "yes", "no", ""}
+_WARNED: set[tuple[str, str]] = set()  # (declaration, column): a useless group column is said once a process
+
+
+def why_not_groups(column: str, values, label_column: str | None, classes=()) -> tuple[str, bool] | None:
+    """Why `column` (its `values`, one per image) cannot group images, and whether that is fatal (a split or an
+    interval built on it would mislead) or merely useless (every image a group of its own); None where it can."""
+    values = pd.Series(values).astype(str)
+    if column == label_column or (len(classes) and set(values) <= {str(c) for c in classes}):
+        return "is the label: grouping by it holds whole classes out of training, which the model then never sees", True
+    if set(values) <= FLAG_VALUES:
+        return f"holds a 0/1 flag ({', '.join(sorted(set(values)))}), not an id that several images share", True
+    if values.nunique() == len(values):
+        return (
+            f"names one image per value ({len(values)} values for {len(values)} images): grouping changes nothing",
+            False,
+        )
+    return None
+
+
+def _check_declared(comp, groups: np.ndarray, classes) -> None:
+    """A declared group_column that cannot be a group: an error naming the declaration, or a warning once."""
+    found = why_not_groups(comp.group_column, groups, comp.label_column, classes)
+    if found is None:
+        return
+    reason, fatal = found
+    if fatal:
+        raise KitError(
+            f"{comp.source}: group_column {comp.group_column!r} {reason}; set it to the column naming each image's "
+            "driver or patient, or remove it (`kaggle-kit init --no-groups`)"
+        )
+    if (comp.source, comp.group_column) not in _WARNED:
+        _WARNED.add((comp.source, comp.group_column))
+        print(f"warning: {comp.source}: group_column {comp.group_column!r} {reason}; remove it", file=sys.stderr)
 
 
 def _keys(image_id: str) -> tuple[str, str]:

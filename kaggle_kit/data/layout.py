@@ -20,10 +20,11 @@ import numpy as np
 
 from ..competitions.registry import Competition
 from ..core import archive
+from ..core.atomic import atomic_write_text
 from ..core.errors import KitError
 from ..core.locks import exclusive
 from .labels import is_image, label_indices, labels_from_csv, labels_from_file_names, labels_from_folders, order_classes
-from .sample_submission import read_sample, sample_ids  # the one sample reader; `layout.read_sample` stays importable
+from .sample_submission import read_csv_cells, read_header_line, read_sample, sample_ids  # `layout.read_sample` too
 
 UNPACK_MARKER = ".kaggle-kit-unpacked.json"
 KAGGLE_INPUT = Path("/kaggle/input")
@@ -359,6 +360,32 @@ def _check_images(source: Path, ids: list[str], ext: str, names: set[str], what:
         )
 
 
+def listed_sample(root: Path, comp: Competition, work_dir: Path) -> Path:
+    """The sample submission that lists the test images: the download's own, or where the declaration names a
+    `test_file` (a code competition's sample holds a few placeholder rows; its test.csv lists the images), the
+    sample's header with one row per test id, its values the sample's first row's, written to the work folder."""
+    sample_path = small_file(root, comp, comp.sample_file, work_dir)
+    if not comp.test_file:
+        return sample_path
+    tests = read_csv_cells(small_file(root, comp, comp.test_file, work_dir))
+    if comp.id_column not in tests.columns:
+        raise KitError(
+            f"{comp.test_file}: no column {comp.id_column!r} listing the test images (columns: "
+            f"{', '.join(tests.columns)}); fix test_file in the declaration, or run `kaggle-kit init` again"
+        )
+    sample = read_csv_cells(sample_path)
+    header_line, terminator = read_header_line(sample_path)
+    rows = sample.iloc[[0] * len(tests), 1:].reset_index(drop=True)
+    rows.insert(0, sample.columns[0], tests[comp.id_column].to_numpy())
+    body = rows.to_csv(header=False, index=False, lineterminator=terminator or "\n")
+    listed = work_dir / "unpacked" / f"{Path(comp.sample_file).stem}.{Path(comp.test_file).stem}-ids.csv"
+    text = header_line + (terminator or "\n") + body
+    if not listed.is_file() or listed.read_text(encoding="utf-8") != text:
+        listed.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(listed, text)
+    return listed
+
+
 def find_sample_path(comp: Competition, data_dir: Path | str | None = None) -> Path:
     """The sample submission of a data folder or download, without listing or reading any image.
 
@@ -366,14 +393,14 @@ def find_sample_path(comp: Competition, data_dir: Path | str | None = None) -> P
     zip if the download packs it; for checking a submission file against the sample cheaply.
     """
     root = find_root(comp, Path(data_dir) if data_dir else None)
-    return small_file(root, comp, comp.sample_file, work_dir_for(comp, root))
+    return listed_sample(root, comp, work_dir_for(comp, root))
 
 
 def open_layout(comp: Competition, data_dir: Path | str | None = None) -> Layout:
     """Find, unpack (once) and read a competition's data folder, checking it against the declaration."""
     root = find_root(comp, Path(data_dir) if data_dir else None)
     work_dir = work_dir_for(comp, root)
-    sample_path = small_file(root, comp, comp.sample_file, work_dir)
+    sample_path = listed_sample(root, comp, work_dir)
     sample = read_sample(sample_path, comp)  # header, blank, padded and repeated ids are checked there
 
     train_source, train_prefix, train_files, train_folders = image_source(root, comp, comp.train_dir)
@@ -393,7 +420,7 @@ def open_layout(comp: Competition, data_dir: Path | str | None = None) -> Layout
     test_ids = sample_ids(sample, comp)
     test_ext = "" if comp.id_has_extension else comp.image_ext
     test_source, test_prefix, test_files, _ = image_source(root, comp, comp.test_dir)
-    _check_images(test_source, test_ids, test_ext, test_files, f"test id of {comp.sample_file}")
+    _check_images(test_source, test_ids, test_ext, test_files, f"test id of {comp.test_file or comp.sample_file}")
     return Layout(
         competition=comp,
         root=root,

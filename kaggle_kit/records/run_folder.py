@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..competitions.bootstrap import Interval
 from ..core.atomic import atomic_write_bytes, atomic_write_text
 from ..core.errors import KitError
 from .run_config import RunConfig, read_config_dict, update_config, write_config
@@ -49,6 +50,11 @@ HISTORY_COLUMNS = [
     "val_metric",
     "seconds",
     "images_per_s",
+    # val_metric's 95% bootstrap interval and the images (and groups) it was measured on
+    "val_low",
+    "val_high",
+    "val_n",
+    "val_groups",
 ]
 
 
@@ -263,3 +269,29 @@ def _fmt(value):
     if isinstance(value, float):
         return f"{value:.6g}"
     return value
+
+
+def row_interval(row: dict[str, Any]) -> Interval | None:
+    """A history row's validation figure with its interval (None: a row written before intervals were)."""
+    if row.get("val_n") is None or row.get("val_n") != row.get("val_n"):  # absent, or NaN read back from a CSV
+        return None
+    groups = row.get("val_groups")
+    groups = None if groups is None or groups != groups or groups == "" else int(groups)
+    return Interval(float(row["val_metric"]), float(row["val_low"]), float(row["val_high"]), int(row["val_n"]), groups)
+
+
+def best_interval(history: list[dict[str, Any]], best_epoch: int | None) -> Interval | None:
+    """The best epoch's figure with its interval: one row per epoch in order (history.csv's read back count from 1,
+    the loop's from 0), so the best is at its index."""
+    if best_epoch is None or not 0 <= int(best_epoch) < len(history):
+        return None
+    return row_interval(history[int(best_epoch)])
+
+
+def best_row_interval(history, metric) -> Interval | None:
+    """history.csv's best epoch (by `metric`) with its interval; None without validation or intervals."""
+    if "val_metric" not in history or not len(history) or "val_n" not in history:
+        return None
+    scores = history["val_metric"].tolist()
+    best = metric.best(scores)
+    return row_interval(history.iloc[scores.index(best)].to_dict()) if best == best else None

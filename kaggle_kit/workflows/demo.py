@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..competitions.bootstrap import Interval
 from ..competitions.registry import Competition, resolve
 from ..core import progress
+from ..data.labels import read_csv
 
 # a short run: batch, learning rate and warmup are left to the recipe fitted to the data (resolve.py), as a
 # user's first run gets them
@@ -27,6 +29,8 @@ class DemoResult:
     best_val_metric: float | None
     test_score: float
     seconds: float
+    validation: Interval | None = None  # best_val_metric with its 95% interval and n
+    test_images: int | None = None  # the hidden answers test_score was measured on
 
 
 def run_demo(competition: str = "cifar10", out_dir: Path | str = "demo", **overrides: Any) -> DemoResult:
@@ -34,6 +38,7 @@ def run_demo(competition: str = "cifar10", out_dir: Path | str = "demo", **overr
 
     from ..competitions.samples import write_sample
     from ..inference.predict import predict_run
+    from ..records.run_folder import best_interval
     from ..submissions.files import score
     from ..training import train
 
@@ -55,6 +60,15 @@ def run_demo(competition: str = "cifar10", out_dir: Path | str = "demo", **overr
     )
     progress.say("demo 4/4: scoring the submission against the sample's hidden answers")
     test_score = score(prediction.path, data_dir / "answers.csv", comp)
+    answers = len(read_csv(data_dir / "answers.csv", "answers"))
     return DemoResult(
-        comp, data_dir, result.run_dir, prediction.path, result.best_metric, test_score, time.perf_counter() - started
+        comp,
+        data_dir,
+        result.run_dir,
+        prediction.path,
+        result.best_metric,
+        test_score,
+        time.perf_counter() - started,
+        best_interval(result.history, result.best_epoch),
+        answers,
     )

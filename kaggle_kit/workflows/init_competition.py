@@ -216,6 +216,26 @@ def _listed(found: dict) -> str:
     return ", ".join(f"{name}/" for name in found) or "none"
 
 
+def _names_test_images(ids: list[str], files: set[str]) -> bool:
+    """Each of the first ids names a test image, with or without its extension."""
+    probe = [str(i) for i in ids[:20]]
+    return bool(probe) and all(i in files or any(f"{i}{ext}" in files for ext in IMAGE_EXTS) for i in probe)
+
+
+def _test_ids(root: Path, comp: Competition, ids: list[str], files: set[str]) -> Competition:
+    """Where the test ids come from: the sample, unless a test CSV (test.csv) lists test images the sample does not
+    (a code competition ships a sample of a few placeholder rows; Kaggle's rerun scores every test image)."""
+    work_dir = work_dir_for(comp, root)
+    for name in [n for n in _csvs(root, comp) if re.match("test", n, re.IGNORECASE)]:
+        listed = read_csv_cells(small_file(root, comp, name, work_dir))
+        if comp.id_column not in listed.columns:
+            continue
+        tests = listed[comp.id_column].tolist()
+        if _names_test_images(tests, files) and (not _names_test_images(ids, files) or len(tests) > len(ids)):
+            return replace(comp, test_file=name)
+    return comp
+
+
 def _test_files(comp: Competition, ids: list[str], files: set[str], test_dir: str) -> Competition:
     """Id form, whether ids carry the extension, and the image extension, from the sample's ids."""
     if ids and all(i.isdigit() for i in ids):
@@ -231,8 +251,9 @@ def _test_files(comp: Competition, ids: list[str], files: set[str], test_dir: st
         if f"{ids[0]}{ext}" in files:
             return replace(comp, id_kind=kind, image_ext=ext)
     raise KitError(
-        f"{test_dir}/: no image for the sample's first id {ids[0]!r} (looked for {ids[0]}.png, .jpg, ...); "
-        "pass --data-dir pointing at the competition's whole download"
+        f"{test_dir}/: no image for the sample's first id {ids[0]!r} (looked for {ids[0]}.png, .jpg, ...) and no "
+        f"test CSV lists the test images by {comp.id_column!r}; pass --data-dir pointing at the competition's whole "
+        "download, or --test-dir naming the test images' folder"
     )
 
 
@@ -419,7 +440,11 @@ def infer(
     train_dir = _pick_folder(folders, "train", root, hints.train_dir)
     test_dir = _pick_folder(folders, "test", root, hints.test_dir, other=train_dir)
     comp = replace(comp, train_dir=train_dir, test_dir=test_dir)
-    comp = _test_files(comp, sample[columns[0]].tolist(), folders[test_dir][0], test_dir)
+    comp = _test_ids(root, comp, sample[columns[0]].tolist(), folders[test_dir][0])
+    listed = (
+        read_csv_cells(small_file(root, comp, comp.test_file, work_dir_for(comp, root))) if comp.test_file else sample
+    )
+    comp = _test_files(comp, listed[columns[0]].tolist(), folders[test_dir][0], test_dir)
     from .init_targets import infer_target  # label sets, values, grades (workflows/init_targets)
 
     targeted = infer_target(root, comp, sample, metric, target, k)
@@ -499,7 +524,13 @@ def _recipe_text(comp: Competition) -> str:
 def _shared(comp: Competition) -> str:
     if comp.train_dir != comp.test_dir:
         return ""
-    return f", one folder: training ids from {comp.label_file}, test ids from {comp.sample_file}"
+    return f", one folder: training ids from {comp.label_file}, test ids from {comp.test_file or comp.sample_file}"
+
+
+def _listed_by(comp: Competition) -> str:
+    if not comp.test_file:
+        return ""
+    return f"; {comp.sample_file} does not list the test images, so submissions hold one row per {comp.test_file} id"
 
 
 def describe(found: Inferred) -> list[str]:
@@ -521,7 +552,8 @@ def _described(found: Inferred) -> list[str]:
         f"labels: {_labels_text(comp)}",
         group_text(comp, image_groups(layout)),
         f"classes ({len(counts)}): " + ", ".join(f"{name} {count}" for name, count in counts.items()),
-        f"ids: {comp.id_kind}, in {comp.sample_file} order (column {comp.id_column!r})",
+        f"ids: {comp.id_kind}, in {comp.test_file or comp.sample_file} order (column {comp.id_column!r})"
+        + _listed_by(comp),
         f"submission: {_submission_text(comp)}",
         f"metric: {comp.metric.label} - {comp.metric.direction}",
         f"image sizes: {_size_text(found.sizes)}",

@@ -11,6 +11,7 @@ turns it off.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pandas as pd
 
 from ..competitions.registry import Competition
 from ..core.errors import KitError
+from ..data.groups import why_not_groups
 from ..data.layout import small_file, work_dir_for
 from ..data.sample_submission import read_csv_cells
 
@@ -46,13 +48,10 @@ def find_groups(
         chosen = column or next((c for c in frame.columns if _looks_like_groups(frame, c)), None)
         if chosen is None:
             continue
-        if _image_column(frame, chosen, train_files) is None:
-            if not (csv or column):
-                continue
-            raise KitError(
-                f"--group-column {chosen}: no column of {name} names the training images (header "
-                f"{','.join(frame.columns)}); give the CSV mapping each training image to its group"
-            )
+        if not _maps_images(frame, chosen, name, train_files, bool(csv or column)):
+            continue
+        if column and not _usable(frame, column, comp, train_files):
+            return replace(comp, group_column=None, group_file="")
         return replace(comp, group_column=chosen, group_file="" if name == comp.label_file else name)
     if column:
         raise KitError(
@@ -60,6 +59,35 @@ def find_groups(
             "pass --groups CSV to say which file holds it"
         )
     return comp
+
+
+def _maps_images(frame: pd.DataFrame, chosen: str, name: str, train_files: set[str], given: bool) -> bool:
+    """A column of `name` names the training images; where the group column was given, an error if none does."""
+    if _image_column(frame, chosen, train_files) is not None:
+        return True
+    if not given:
+        return False
+    raise KitError(
+        f"--group-column {chosen}: no column of {name} names the training images (header "
+        f"{','.join(frame.columns)}); give the CSV mapping each training image to its group"
+    )
+
+
+def _usable(frame: pd.DataFrame, column: str, comp: Competition, train_files: set[str]) -> bool:
+    """--group-column COL can group the images: an error where it cannot (the label, a 0/1 flag), a warning and no
+    groups where it would change nothing (one image per value)."""
+    classes = {f.split("/")[0] for f in train_files if "/" in f} if comp.label_source == "folders" else set()
+    found = why_not_groups(column, frame[column], comp.label_column if comp.labels_in_csv else None, sorted(classes))
+    if found is None:
+        return True
+    reason, fatal = found
+    if fatal:
+        raise KitError(
+            f"--group-column {column}: {reason}; pass the column naming each image's driver or patient, or leave "
+            "--group-column out"
+        )
+    print(f"warning: --group-column {column}: {reason}, so no group column is declared", file=sys.stderr)
+    return False
 
 
 def _read(root: Path, comp: Competition, name: str) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import subprocess
 import sys
@@ -60,9 +61,19 @@ def test_an_unknown_keyword_fails_naming_the_close_ones():
         kk.train("cifar10", batchsize=4)
 
 
-def test_train_predict_score_and_runs_of_a_single_run(tiny_cifar, tmp_path):
+def test_train_predict_score_and_runs_of_a_single_run(tiny_cifar, tmp_path, capfd):
     out = tmp_path / "runs" / "cifar10" / "one"
     run = kk.train("cifar10", data_dir=tiny_cifar, out=out, epochs=1, batch_size=16, analyze=False, **TINY)
+    assert " eta " in capfd.readouterr().err  # a notebook's call shows its progress
+    # the Run object shows the best figure with its interval and n, as train printed it
+    assert run.best_interval.value == run.best_score and f"{run.best_interval}" in repr(run)
+    assert run.best_interval.n == len(json.loads((out / "split.json").read_text())["val_ids"])
+    # quiet=True silences predict's progress as it does train's, whichever way predict is called
+    for predicted in (lambda: kk.predict(run, out=tmp_path / "q.csv", quiet=True), lambda: run.predict(quiet=True)):
+        assert len(predicted().frame) == 30
+        assert " eta " not in capfd.readouterr().err
+    run.predict(out=tmp_path / "shown.csv")
+    assert " eta " in capfd.readouterr().err
     assert isinstance(run, kk.Run) and run.folder == out
     assert list(run.history["epoch"]) == [1]
     assert run.best_score == run.competition.metric.best(run.history["val_metric"].tolist())
@@ -80,8 +91,10 @@ def test_train_predict_score_and_runs_of_a_single_run(tiny_cifar, tmp_path):
         kk.train(resume=run, epochs=5)
 
 
-def test_folds_return_a_fold_group_that_predicts(tiny_cifar, tmp_path):
-    group = kk.train("cifar10", data_dir=tiny_cifar, out=tmp_path / "g", folds=2, epochs=1, batch_size=16, **TINY)
+def test_folds_return_a_fold_group_that_predicts(tiny_cifar, tmp_path, capfd):
+    group = kk.train("cifar10", data_dir=tiny_cifar, out=tmp_path / "g", folds=2, epochs=1, batch_size=16,
+                     quiet=True, **TINY)  # fmt: skip
+    assert " eta " not in capfd.readouterr().err  # kk.train(quiet=True): no progress lines
     assert isinstance(group, kk.FoldGroup) and group.k == 2
     assert [run.folder.name for run in group.folds] == ["fold-1", "fold-2"]
     assert group.best_score == group.cv["oof_metric"]

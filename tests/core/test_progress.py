@@ -13,7 +13,9 @@ def test_train_and_predict_print_a_line_per_epoch_with_rate_and_eta_unless_quiet
     args = ["--data-dir", tiny_cifar, *TINY_CPU_ARGS, "--epochs", "2", "--tta", "off"]
     trained = run_cli("train", "cifar10", *args, "--out", out, env=DEFAULT)
     assert trained.returncode == 0, trained.stderr
-    epochs = re.findall(r"^epoch (\d): .* (\d+) img/s \| (\d) epoch\(s\) left, eta \d\d:\d\d$", trained.stderr, re.M)
+    figure = r"accuracy [\d.]+ \[[\d.]+, [\d.]+\] n=\d+"
+    line = rf"^epoch (\d): .* {figure} \| .* (\d+) img/s \| (\d) epoch\(s\) left, eta \d\d:\d\d$"
+    epochs = re.findall(line, trained.stderr, re.M)  # each with its validation figure's interval and n
     assert [(e, left) for e, _, left in epochs] == [("1", "1"), ("2", "0")], trained.stderr
     assert re.search(r"^training .*: \d+/\d+ [\d.,]+/s eta", trained.stderr, re.M), trained.stderr
     predicted = run_cli("predict", out, "--out", tmp_path / "a.csv", "--device", "cpu", env=DEFAULT)

@@ -41,6 +41,12 @@ def test_cifar_learns_far_better_than_chance_and_writes_the_run_folder(cifar_run
     best = RunDir(out).load_checkpoint("best")
     assert best["metric"] == pytest.approx(history["val_metric"].max())
     assert "best validation accuracy" in result.stdout and "higher is better" in result.stdout
+    # every validation figure carries its 95% interval and n: each epoch's row, and the best one as printed
+    assert (history["val_low"] <= history["val_metric"]).all() and (history["val_metric"] <= history["val_high"]).all()
+    assert (history["val_n"] == len(split["val_ids"])).all() and history["val_groups"].isna().all()
+    best_row = history.loc[history["val_metric"].idxmax()]
+    shown = f"best validation accuracy {best_row['val_metric']:.4f} [{best_row['val_low']:.3f}, "
+    assert shown in result.stdout and f"] n={len(split['val_ids'])} - higher is better" in result.stdout, result.stdout
 
 
 def test_dog_breed_log_loss_beats_a_uniform_guess(sample_zips, tmp_path):

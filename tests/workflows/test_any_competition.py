@@ -409,6 +409,28 @@ def test_state_farm_validates_on_drivers_it_never_trained_on(downloads, tmp_path
         rediscover()
 
 
+def test_a_group_column_of_one_image_each_is_a_warning_and_a_declared_label_column_an_error(downloads, tmp_path):
+    """--group-column naming a column of one image per value would change nothing: init says so and declares no
+    groups. A hand-written declaration grouping by the label fails train before it trains, naming the file."""
+    folder = _unpacked(downloads, "statefarm", tmp_path)
+    _add_driver_column(folder, "shot", lambda table: "s-" + table["img"])
+    result = run_cli("init", "state-farm-mini", "--data-dir", folder, "--out", tmp_path / "shots.toml",
+                     "--group-column", "shot", "--metric", "logloss")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "warning: --group-column shot: names one image per value" in result.stderr, result.stderr
+    assert "groups: none" in result.stdout
+    declared = downloads.folder / "by_label.toml"
+    text = _toml("statefarm").replace('name = "statefarm"', 'name = "by_label"').replace("state-farm-mini", "by-lbl")
+    declared.write_text(text.replace('group_column = "subject"', 'group_column = "classname"'))
+    rediscover()
+    try:
+        trained = run_cli("train", "by_label", "--data-dir", folder, "--out", tmp_path / "run", *TRAIN_FLAGS)
+        assert_one_line_error(trained, f"{declared}: group_column 'classname' is the label", "--no-groups")
+    finally:
+        declared.unlink()
+        rediscover()
+
+
 def test_plant_pathology_reads_one_hot_rows_from_one_shared_image_folder(downloads):
     result = downloads.init("pathology")
     assert "one 0/1 column per class" in result.stdout and "images: images/" in result.stdout, result.stdout
@@ -439,6 +461,12 @@ def _two_id_columns(folder: Path) -> None:
     labels.insert(0, "image", labels.pop("id_code"))
     labels.insert(1, "file", labels["image"] + "")
     labels.to_csv(folder / "train.csv", index=False)
+
+
+def _add_driver_column(folder: Path, name: str, values) -> None:
+    table = pd.read_csv(folder / "driver_imgs_list.csv", dtype=str)
+    table[name] = values(table)
+    table.to_csv(folder / "driver_imgs_list.csv", index=False)
 
 
 def _sample_header(header: str):
@@ -472,6 +500,18 @@ BAD = {
         lambda folder: None,
         ["--groups", "driver_imgs_list.csv"],
         ("--groups driver_imgs_list.csv", "--group-column"),
+    ),
+    "a group column that is the label": (
+        "statefarm",
+        lambda folder: None,
+        ["--group-column", "classname", "--groups", "driver_imgs_list.csv"],
+        ("--group-column classname", "is the label", "leave --group-column out"),
+    ),
+    "a group column that is a 0/1 flag": (
+        "statefarm",
+        lambda folder: _add_driver_column(folder, "phone", lambda t: (t.index % 2).astype(str)),
+        ["--group-column", "phone"],
+        ("--group-column phone", "0/1 flag (0, 1)", "the column naming each image's driver"),
     ),
     "one-hot rows with two 1s": (
         "pathology",

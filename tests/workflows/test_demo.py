@@ -13,7 +13,12 @@ def test_demo_runs_the_whole_loop(tmp_path):
         "demo", "--out", tmp_path, "--epochs", "1", "--arch", "test_resnet", env={"KAGGLE_KIT_PROGRESS": None}
     )
     assert result.returncode == 0, result.stderr
-    assert "test score:   accuracy" in result.stdout
+    assert "test score:   accuracy" in result.stdout and "hidden answers" in result.stdout
+    # the validation figure with its 95% interval and n, on the epoch line and in the summary
+    assert re.search(r"^validation:   accuracy [\d.]+ \[[\d.]+, [\d.]+\] n=\d+ - higher", result.stdout, re.M), (
+        result.stdout
+    )
+    assert re.search(r"^epoch 1: .* accuracy [\d.]+ \[[\d.]+, [\d.]+\] n=\d+ \|", result.stderr, re.M), result.stderr
     assert "kaggle-kit init <slug>" in result.stdout
     steps = [line.split(":")[0] for line in result.stderr.splitlines() if line.startswith("demo ")]
     assert steps == ["demo 1/4", "demo 2/4", "demo 3/4", "demo 4/4"], result.stderr

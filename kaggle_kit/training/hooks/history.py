@@ -12,7 +12,7 @@ from typing import Any
 
 from ...competitions.registry import Competition
 from ...core import distributed, progress
-from ...records.run_folder import RunDir, display_epoch
+from ...records.run_folder import RunDir, display_epoch, row_interval
 from ..epoch import EpochOutcome
 from ..state import TrainState
 from .base import WRITES, Hook
@@ -63,6 +63,6 @@ def epoch_line(row: dict[str, Any], comp: Competition) -> str:
     return (
         f"epoch {display_epoch(row['epoch'])}: lr {row['lr']:.4g} "
         f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}{mixed} | "
-        f"val loss {row['val_loss']:.4f} {comp.metric.label} {row['val_metric']:.4f} | "
+        f"val loss {row['val_loss']:.4f} {comp.metric.label} {row_interval(row) or format(row['val_metric'], '.4f')} | "
         f"{row['seconds']:.1f}s {row['images_per_s']:.0f} img/s{accumulated}"
     )
