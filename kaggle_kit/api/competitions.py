@@ -86,9 +86,8 @@ def sample(
     """Write a small generated download in the competition's Kaggle layout (`<slug>.zip`, plus answers.csv
     beside it for local scoring); returns the zip's path, a `data_dir` for `train`."""
     from ..competitions.registry import resolve
-    from ..competitions.samples import write_sample
-    from ..competitions.target_samples import write_target_sample
+    from ..competitions.targets import target_of
 
     comp = resolve(competition)
-    write = write_sample if comp.target == "label" else write_target_sample  # label sets, values, grades: their own
-    return write(comp, Path(out_dir), n_train=n_train, n_test=n_test, seed=seed, nested=nested, top_folder=top_folder)
+    options = dict(n_train=n_train, n_test=n_test, seed=seed, nested=nested, top_folder=top_folder)
+    return target_of(comp).write_sample(comp, Path(out_dir), **options)
