@@ -94,10 +94,13 @@ def stream_logits(
     workers: int | None = None,
     description: str = "predicting",
     batch_path: str = "auto",
+    per_view=None,
 ) -> Logits:
     """The model's logits for `cache[indices]`, one batch of floats at a time, with a progress bar.
 
-    `batch_path`: "auto" (array when possible, see `batches.use_array_path`), "array" or "loader".
+    `batch_path`: "auto" (array when possible, see `batches.use_array_path`), "array" or "loader". `per_view`:
+    a function of each view's logits applied before the views are averaged (a target kind's sigmoid or softmax,
+    so that TTA averages probabilities); the returned arrays then hold its values, not logits.
     """
     if views[0] != IDENTITY:
         raise ValueError("the identity view must come first")
@@ -119,6 +122,8 @@ def stream_logits(
             for view in views:
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                     out = model(apply_view(x, view)).float()
+                if per_view is not None:
+                    out = per_view(out)
                 total = out if total is None else total + out
                 if first is None:
                     first = out
