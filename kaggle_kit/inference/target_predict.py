@@ -77,6 +77,7 @@ def fit_target_run(run_dir: Path | str, data_dir: Path | str | None = None, devi
     atomic_write_bytes(run.file(VALUES_FILE), buffer.getvalue())
     groups = held_out_groups(comp, layout, ids)
     record = {
+        "target": comp.target,  # what tells this record from a label run's calibration
         "images": len(ids),
         "checkpoint": "best",
         "epoch": loaded.epoch,
