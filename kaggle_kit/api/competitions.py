@@ -86,8 +86,7 @@ def sample(
     """Write a small generated download in the competition's Kaggle layout (`<slug>.zip`, plus answers.csv
     beside it for local scoring); returns the zip's path, a `data_dir` for `train`."""
     from ..competitions.registry import resolve
-    from ..competitions.targets import target_of
+    from ..competitions.target_samples import write_any_sample
 
-    comp = resolve(competition)
     options = dict(n_train=n_train, n_test=n_test, seed=seed, nested=nested, top_folder=top_folder)
-    return target_of(comp).write_sample(comp, Path(out_dir), **options)
+    return write_any_sample(resolve(competition), Path(out_dir), **options)

@@ -189,7 +189,7 @@ def ensemble(
 ):
     """Blend runs and fold groups into one validated submission, weights chosen on their shared held-out
     predictions. Returns the EnsembleResult (path, members with weight and score, blend score, warnings)."""
-    from ..workflows.ensembles import ensemble as blend
+    from ..workflows.target_ensembles import ensemble_any as blend  # one label per image, or another kind
 
     paths = [Path(getattr(member, "folder", member)) for member in members]
     return blend(paths, Path(out), weights, data_dir, device=device)

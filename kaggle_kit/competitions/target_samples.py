@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..core.errors import KitError
 from .registry import Competition
-from .samples import _class_image, _encode, _ids, _size
+from .samples import _class_image, _encode, _ids, _size, write_sample
 from .targets import MultiLabel, TopK, target_of
 
 TRAIN_IMAGES = 120
@@ -101,3 +101,10 @@ def write_target_sample(
     os.replace(tmp, zip_path)
     frame(test_ids, truth[n_train:]).to_csv(out_dir / "answers.csv", index=False)
     return zip_path
+
+
+def write_any_sample(comp: Competition, out_dir: Path | str, **options) -> Path:
+    """The generated download of any competition, by the writer its target kind names: one label a class's
+    colour (competitions/samples), or truths the kind draws (write_target_sample)."""
+    writers = {"classes": write_sample, "drawn": write_target_sample}
+    return writers[target_of(comp).sample_writer](comp, out_dir, **options)

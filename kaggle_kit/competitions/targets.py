@@ -111,11 +111,9 @@ class TargetKind:
     def averaged_values(self, averaged: np.ndarray) -> np.ndarray:
         return self.values(averaged)
 
-    def write_sample(self, comp, out_dir, **options):
-        """A generated download of this kind in the competition's layout (one label a class folder's colour)."""
-        from .samples import write_sample
-
-        return write_sample(comp, out_dir, **options)
+    # how `kaggle-kit sample` writes this kind's generated download (competitions/target_samples.write_any_sample
+    # reads it: the writers import the registry, which imports this module, so the kind names its writer)
+    sample_writer: str = field(default="classes", init=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -123,10 +121,7 @@ class DrawnTarget(TargetKind):
     """A kind whose generated download draws truths (`draw`), paints them into images and writes them in the train
     CSV's form (`label_frame`, `placeholder`): competitions/target_samples."""
 
-    def write_sample(self, comp, out_dir, **options):
-        from .target_samples import write_target_sample
-
-        return write_target_sample(comp, out_dir, **options)
+    sample_writer: str = field(default="drawn", init=False, repr=False)
 
 
 # ----------------------------------------------------------------------------------------------- multi-label

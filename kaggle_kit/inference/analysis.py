@@ -452,7 +452,8 @@ def analyze_run(
     if resolve(config.competition).target != "label":  # label sets, values, grades, rankings: their own tables
         from .target_analysis import analyze_target_run
 
-        return analyze_target_run(run_dir, out, resolve(config.competition), classes)
+        found = analyze_target_run(run_dir, Path(out or run.file(ANALYSIS_DIR)), resolve(config.competition), classes)
+        return Analysis(Path(out or run.file(ANALYSIS_DIR)), found.files, found.confusion, found.pairs)
     if logits.shape[1:] != (len(classes),):
         raise KitError(
             f"{run.file('val_predictions.npz')}: {logits.shape[1:]} logit columns but config.json has "

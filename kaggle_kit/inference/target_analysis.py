@@ -11,6 +11,7 @@ Each section is keyed by the kind's name in SECTIONS: the kind is chosen once, a
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +20,31 @@ from ..competitions.metrics import binary_auc
 from ..competitions.targets import target_of
 from ..core.atomic import atomic_write_text
 from ..records.run_folder import RunDir
-from .analysis import ANALYSIS_DIR, Analysis, confused_pairs, confusion_counts
 from .target_predict import held_out_values, stored_fit
 
 WORST = 10
+PAIRS = 10
 
 
-def _labels(kind, truth, values, answers, classes, ids, folder) -> tuple[list[str], Analysis]:
+@dataclass
+class Section:
+    """What a kind's analysis found: its analysis.md lines, pictures, and for grades and rankings the confusion
+    counts (rows true, columns given) and the most confused (true, given, images) pairs, largest first."""
+
+    lines: list[str]
+    files: list[Path] = field(default_factory=list)
+    confusion: np.ndarray | None = None
+    pairs: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+def _confusion(truth, given, names: list[str]) -> tuple[np.ndarray, list[tuple[str, str, int]]]:
+    counts = np.zeros((len(names), len(names)), np.int64)
+    np.add.at(counts, (np.asarray(truth, np.int64), np.asarray(given, np.int64)), 1)
+    off = [(names[t], names[g], int(counts[t, g])) for t, g in zip(*np.nonzero(counts)) if t != g]
+    return counts, sorted(off, key=lambda pair: -pair[2])[:PAIRS]
+
+
+def _labels(kind, truth, values, answers, classes, ids, folder) -> Section:
     chosen = answers if kind.form == "set" else (np.asarray(values) >= 0.5).astype(int)
     lines = [
         "| label | holding | given | true pos. | false pos. | missed | F1 | ROC AUC |",
@@ -40,7 +59,7 @@ def _labels(kind, truth, values, answers, classes, ids, folder) -> tuple[list[st
             f"| {name} | {int(t.sum())} | {int(c.sum())} | {hits} | {extra} | {missed} | {f1:.3f} | {auc:.3f} |"
         )
     given = "the fitted thresholds" if kind.form == "set" else "a probability of 0.5 or more"
-    return [f"Labels given by {given}.", "", *lines], Analysis(folder)
+    return Section([f"Labels given by {given}.", "", *lines])
 
 
 def _scatter(truth, values, folder: Path, xlabel: str) -> Path:
@@ -61,7 +80,7 @@ def _scatter(truth, values, folder: Path, xlabel: str) -> Path:
     return path
 
 
-def _values(kind, truth, values, answers, classes, ids, folder) -> tuple[list[str], Analysis]:
+def _values(kind, truth, values, answers, classes, ids, folder) -> Section:
     error = np.asarray(answers, dtype=np.float64) - truth
     worst = np.argsort(-np.abs(error))[:WORST]
     lines = [
@@ -74,14 +93,13 @@ def _values(kind, truth, values, answers, classes, ids, folder) -> tuple[list[st
         "|---|---|---|",
         *(f"| {ids[i]} | {truth[i]:g} | {answers[i]:.3f} |" for i in worst),
     ]
-    return lines, Analysis(folder, [_scatter(truth, answers, folder, "true")])
+    return Section(lines, [_scatter(truth, answers, folder, "true")])
 
 
-def _grades(kind, truth, values, answers, classes, ids, folder) -> tuple[list[str], Analysis]:
-    n = kind.n_grades
-    counts = confusion_counts(truth, answers, n)
+def _grades(kind, truth, values, answers, classes, ids, folder) -> Section:
+    n, names = kind.n_grades, [str(g) for g in range(kind.n_grades)]
+    counts, pairs = _confusion(truth, answers, names)
     recall = np.diag(counts) / np.maximum(counts.sum(axis=1), 1)
-    names = [str(g) for g in range(n)]
     lines = [
         "Rows: true grade; columns: submitted grade (the regressed value cut at the stored cut points).",
         "",
@@ -91,39 +109,37 @@ def _grades(kind, truth, values, answers, classes, ids, folder) -> tuple[list[st
         "",
         "![regressed value against true grade](scatter.png)",
     ]
-    analysis = Analysis(folder, [_scatter(truth, values, folder, "true grade")], counts, confused_pairs(counts, names))
-    return lines, analysis
+    return Section(lines, [_scatter(truth, values, folder, "true grade")], counts, pairs)
 
 
-def _ranks(kind, truth, values, answers, classes, ids, folder) -> tuple[list[str], Analysis]:
+def _ranks(kind, truth, values, answers, classes, ids, folder) -> Section:
     hits = answers == truth[:, None]
     rank = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, 0)
     shares = [f"rank {r}: {int((rank == r).sum())}" for r in range(1, kind.k + 1)]
     names = [*classes, kind.new_class or "(new)"]
-    counts = confusion_counts(truth, answers[:, 0], len(names))
+    counts, pairs = _confusion(truth, answers[:, 0], names)
     lines = [f"Where the true class ranks: {', '.join(shares)}, missed: {int((rank == 0).sum())}."]
     if kind.new_class:
         new = truth == len(classes)
         lines.append(
             f"New class {kind.new_class!r}: {int(new.sum())} images, ranked first for {int((rank[new] == 1).sum())}."
         )
-    pairs = confused_pairs(counts, names)
     lines += ["", "| true | ranked first | images |", "|---|---|---|", *(f"| {t} | {p} | {c} |" for t, p, c in pairs)]
-    return lines, Analysis(folder, confusion=counts, pairs=pairs)
+    return Section(lines, confusion=counts, pairs=pairs)
 
 
 SECTIONS = {"multilabel": _labels, "regression": _values, "ordinal": _grades, "topk": _ranks}
 
 
-def analyze_target_run(run_dir: Path | str, out: Path | str | None, comp, classes: list[str]) -> Analysis:
+def analyze_target_run(run_dir: Path | str, folder: Path, comp, classes: list[str]) -> Section:
+    """The kind's section for the run's held-out values, written to folder/analysis.md (listed last in files)."""
     run = RunDir(run_dir)
     kind = target_of(comp)
     ids, truth, values = held_out_values(run)
     answers = kind.answer(values, stored_fit(run))
-    folder = Path(out) if out else run.file(ANALYSIS_DIR)
     folder.mkdir(parents=True, exist_ok=True)
-    lines, analysis = SECTIONS[kind.name](kind, np.asarray(truth), np.asarray(values), answers, classes, ids, folder)
+    section = SECTIONS[kind.name](kind, np.asarray(truth), np.asarray(values), answers, classes, ids, folder)
     head = f"# {run.path.name}: what it gets wrong ({len(ids)} validation images, {comp.metric.label})"
-    atomic_write_text(folder / "analysis.md", "\n".join([head, "", *lines, ""]))
-    analysis.files.append(folder / "analysis.md")
-    return analysis
+    atomic_write_text(folder / "analysis.md", "\n".join([head, "", *section.lines, ""]))
+    section.files.append(folder / "analysis.md")
+    return section

@@ -41,14 +41,13 @@ def _choose_views(loaded, layout, truth: np.ndarray, values: np.ndarray, device_
     """(views, held-out values with them, why): the recipe's tta on/off, else TTA where the kind's metric of its
     default answers is better with it on the validation images."""
     from ..data.cache import load_images
-    from .calibration import validation_indices
 
     comp, recipe, target = loaded.competition, loaded.recipe, target_of(loaded.competition)
     views = tta_views(comp, recipe)
     if recipe.tta == "off" or len(views) == 1:
         return (IDENTITY,), values, f"recipe tta={recipe.tta}" if recipe.tta == "off" else "one view"
     cache = load_images(layout, "train", recipe.cache_side, skip_bad=recipe.skip_bad_images)
-    indices, _ = validation_indices(loaded, layout, cache)
+    indices = _validation_rows(loaded.run, layout, cache)
     averaged, plain, _ = kind_values(loaded, cache, indices, views, *device_batch, f"TTA on {loaded.run.name}")
     if recipe.tta == "on":
         return views, averaged, "recipe tta=on"
@@ -58,6 +57,21 @@ def _choose_views(loaded, layout, truth: np.ndarray, values: np.ndarray, device_
     if comp.metric.better(with_tta, without):
         return views, averaged, source
     return (IDENTITY,), plain, source
+
+
+def _validation_rows(run: RunDir, layout, cache) -> np.ndarray:
+    """Cache positions of the run's validation images (val_predictions.npz's ids)."""
+    from ..core.errors import KitError
+
+    ids = run.val_predictions()[0]
+    position = {image_id: n for n, image_id in enumerate(cache.ids)}
+    missing = [i for i in ids if i not in position]
+    if missing:
+        raise KitError(
+            f"validation id {missing[0]} of {run.file('val_predictions.npz')} is not in {layout.labels_path} "
+            f"({len(missing)} missing): pass the --data-dir the run was trained on"
+        )
+    return np.array([position[i] for i in ids], dtype=np.int64)
 
 
 def fit_target_run(run_dir: Path | str, data_dir: Path | str | None = None, device: str | None = None) -> dict:

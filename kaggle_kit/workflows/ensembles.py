@@ -25,6 +25,7 @@ from ..competitions.bootstrap import Interval, bootstrap_interval
 from ..competitions.metrics import Metric, log_loss, softmax
 from ..competitions.posthoc import CrossFit, cross_fit
 from ..competitions.registry import Competition, resolve
+from ..competitions.targets import refuse_other_targets
 from ..core.atomic import atomic_write_text
 from ..core.errors import KitError
 from ..records.group_folder import FoldGroup, is_group
@@ -302,10 +303,7 @@ def ensemble(
         raise KitError(f"--out {out}: give the submission's file name ending in .csv, e.g. {out.with_suffix('.csv')}")
     check_members(paths)
     chosen = parse_weights(weights, len(paths))
-    if member_identity(paths[0])[1].target != "label":  # label sets, values, grades, rankings: their kind blends
-        from .target_ensembles import ensemble_targets
-
-        return ensemble_targets(paths, out, chosen, data_dir, device)
+    refuse_other_targets(member_identity(paths[0])[1], "ensembles.ensemble (target_ensembles.ensemble_any takes any)")
     members = [load_member(p, data_dir, device=device) for p in paths]
     shared = shared_predictions(members)
     comp, layout = members[0].competition, members[0].layout

@@ -23,7 +23,17 @@ from ..competitions.targets import TargetKind, target_of
 from ..core.errors import KitError
 from ..records.group_folder import FoldGroup
 from ..records.run_folder import RunDir
-from .ensembles import MIN_WEIGHT, EnsembleResult, Member, _record, shared_predictions
+from .ensembles import (
+    MIN_WEIGHT,
+    EnsembleResult,
+    Member,
+    _record,
+    check_members,
+    ensemble,
+    member_identity,
+    parse_weights,
+    shared_predictions,
+)
 from .target_folds import OOF_FILE, group_test_values
 
 
@@ -117,26 +127,36 @@ def weigh(kind: TargetKind, metric: Metric, chosen, truth: np.ndarray, probs: li
     return KindBlend(weights, figure, record, notes)
 
 
+def ensemble_any(paths: list[Path | str], out: Path | str, weights: str = "auto", data_dir=None, *, device="auto"):
+    """`ensemble` for every target kind: one label per image through `ensembles.ensemble`, the others here."""
+    paths, out = [Path(p) for p in paths], Path(out)
+    if not paths or member_identity(paths[0])[1].target == "label":
+        return ensemble(paths, out, weights, data_dir, device=device)
+    if out.is_dir() or out.suffix.lower() != ".csv":
+        raise KitError(f"--out {out}: give the submission's file name ending in .csv, e.g. {out.with_suffix('.csv')}")
+    check_members(paths)
+    return ensemble_targets(paths, out, parse_weights(weights, len(paths)), data_dir, device)
+
+
 def ensemble_targets(paths: list[Path], out: Path, chosen, data_dir, device: str) -> EnsembleResult:
-    """`ensembles.ensemble` for a non-label target: members checked there, weighed and blended here."""
+    """Members (checked by `ensemble_any`) weighed and blended as their kind's values."""
     from ..inference.held_out import held_out_groups
     from ..submissions.files import read_sample
     from ..submissions.provenance import file_sha256
     from ..submissions.target_writing import write_target_submission
-    from .ensembles import member_identity
 
     members = [load_kind_member(p, *member_identity(p), data_dir, device) for p in paths]
     shared = shared_predictions(members)
     comp, layout = members[0].competition, members[0].layout
     kind, metric = target_of(comp), comp.metric
     groups = held_out_groups(comp, layout, shared.ids)
-    blend = weigh(kind, metric, chosen, shared.labels, shared.probs, groups)
+    blended = weigh(kind, metric, chosen, shared.labels, shared.probs, groups)
     if any(m.test_ids != members[0].test_ids for m in members):
         raise KitError(f"the members predicted other test ids than {members[0].path}: use one --data-dir")
-    test_values = sum(w * m.test_probs for w, m in zip(blend.weights, members))
+    test_values = sum(w * m.test_probs for w, m in zip(blended.weights, members))
     sample = read_sample(layout.sample_path, comp)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fitted, classes = blend.record["fitted"], members[0].classes
+    fitted, classes = blended.record["fitted"], members[0].classes
     write_target_submission(out, comp, sample, layout.sample_path, members[0].test_ids, test_values, classes, fitted)
     scorer = default_answers_metric(kind, metric)
     rows = [
@@ -148,15 +168,18 @@ def ensemble_targets(paths: list[Path], out: Path, chosen, data_dir, device: str
             "score": float(scorer(shared.labels, p)),
             "interval": bootstrap_interval(scorer, shared.labels, p, groups).to_dict(),
         }
-        for m, w, p in zip(members, blend.weights, shared.probs)
+        for m, w, p in zip(members, blended.weights, shared.probs)
     ]
-    crossed = getattr(blend.weights_figure, "used", False)
-    notes = [*blend.notes, "the blend: " + describe_answers_fit(blend.record, metric, f"{len(shared.ids)} held-out")]
+    crossed = getattr(blended.weights_figure, "used", False)
+    notes = [
+        *blended.notes,
+        "the blend: " + describe_answers_fit(blended.record, metric, f"{len(shared.ids)} held-out"),
+    ]
     result = EnsembleResult(
-        out, len(sample), comp, rows, float(blend.record["metric"]), float("nan"), len(shared.ids),
+        out, len(sample), comp, rows, float(blended.record["metric"]), float("nan"), len(shared.ids),
         chosen if isinstance(chosen, str) else "given", layout.sample_path,
         [warning for m in members for warning in m.warnings],
-        blend_interval=Interval.from_dict(blend.record["interval"]), cross_fitted=bool(crossed), notes=notes,
+        blend_interval=Interval.from_dict(blended.record["interval"]), cross_fitted=bool(crossed), notes=notes,
     )  # fmt: skip
     _record(result, file_sha256(out), layout)
     return result
