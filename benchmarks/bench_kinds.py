@@ -12,8 +12,8 @@ only the loop differs:
 - bare: forward, the kind's own loss (`TargetKind.loss`: BCE on sigmoid outputs, MSE on values and grades,
   cross-entropy over the known classes), zero_grad, backward, torch.optim.SGD step, fp32 and NCHW.
 After warm-up steps the loops alternate; each reports its best of `--repeats` epochs. On a CPU autocast and
-channels_last are off by design, so the loops should be about equal there. `--quick`: a tiny model and 2 steps,
-a smoke check of the script (seconds), whose figures mean nothing.
+channels_last are off by design, so the loops should be about equal there. `--quick`: a tiny model and one
+step, a smoke check of the script (seconds), whose figures mean nothing.
 """
 
 from __future__ import annotations
@@ -138,11 +138,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed single-batch steps first")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per loop; the best counts")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--quick", action="store_true", help="test_resnet, 8 images, 2 steps: a smoke check")
+    parser.add_argument("--quick", action="store_true", help="test_resnet at 16 px, one 8-image step: a smoke check")
     parser.add_argument("--json", help="write the results here as JSON")
     args = parser.parse_args()
     if args.quick:
-        args.arch, args.batch, args.steps, args.repeats = "test_resnet", 8, 2, 1
+        args.arch, args.img_size, args.batch, args.steps, args.repeats, args.warmup = "test_resnet", 16, 8, 1, 1, 0
 
     import torch
 
