@@ -232,3 +232,15 @@ def test_tabular_benchmark_runs_at_quick_sizes(tmp_path):
     rows = json.loads(out.read_text())["runs"]
     assert [row["columns"] for row in rows] == ["with", "images alone"]
     assert all(0 <= row["score"] <= 1 and positive(row["seconds"]) for row in rows), rows
+
+
+def test_target_kinds_training_benchmark_runs_at_quick_sizes(tmp_path):
+    """benchmarks/bench_kinds.py: each target kind's training loop against a bare loop with its head and loss."""
+    out = tmp_path / "kinds.json"
+    run_script("bench_kinds.py", "--quick", "--json", out)
+    rows = {row["kind"]: row for row in json.loads(out.read_text())["rows"]}
+    assert list(rows) == ["label", "multilabel", "regression", "ordinal", "topk"]
+    assert rows["regression"]["outputs"] == rows["ordinal"]["outputs"] == 1 and rows["multilabel"]["outputs"] == 6
+    for row in rows.values():
+        assert positive(row["bare_images_per_s"]) and positive(row["kit_images_per_s"])
+        assert math.isclose(row["ratio"], row["kit_images_per_s"] / row["bare_images_per_s"])

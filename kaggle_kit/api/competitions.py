@@ -92,14 +92,8 @@ def sample(
 ) -> Path:
     """Write a small generated download in the competition's Kaggle layout (`<slug>.zip`, plus answers.csv
     beside it for local scoring); returns the zip's path, a `data_dir` for `train`."""
+    from ..competitions.any_sample import write_any_sample
     from ..competitions.registry import resolve
-    from ..competitions.samples import write_sample
-    from ..competitions.target_samples import write_target_sample
 
-    comp = resolve(competition)
-    write = write_sample if comp.target == "label" else write_target_sample  # label sets, values, grades: their own
-    if comp.features:  # images with tabular columns beside them: answers depending on both
-        from ..competitions.tabular_samples import write_tabular_sample
-
-        write = write_tabular_sample
-    return write(comp, Path(out_dir), n_train=n_train, n_test=n_test, seed=seed, nested=nested, top_folder=top_folder)
+    options = dict(n_train=n_train, n_test=n_test, seed=seed, nested=nested, top_folder=top_folder)
+    return write_any_sample(resolve(competition), Path(out_dir), **options)

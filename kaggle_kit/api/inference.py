@@ -200,7 +200,7 @@ def ensemble(
     """Blend runs and fold groups into one validated submission, weights chosen on their shared held-out
     predictions; with `top=K`, `members` is one `tune` study folder and the K best trials are blended. Returns the
     EnsembleResult (path, members with weight and score, blend score, warnings)."""
-    from ..workflows.ensembles import ensemble as blend
+    from ..workflows.target_ensembles import ensemble_any as blend  # one label per image, or another kind
 
     listed = [members] if isinstance(members, (str, Path)) else list(members)
     paths = [Path(getattr(member, "folder", member)) for member in listed]

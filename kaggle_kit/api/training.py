@@ -214,6 +214,11 @@ def _after_training(outcome: SingleOutcome, options: RunOptions, say: Say) -> No
     say(f"trained {result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'} in {result.seconds:.0f}s: {best}")
     calibration = calibrate_after_training(result, options.data_dir) or {}  # measured once, read by predict, score
     outcome.calibration = calibration
+    if calibration.get("target", "label") != "label":  # a kind's fit (inference/target_predict), not a temperature
+        from ..inference.target_predict import describe_target_fit
+
+        for line in describe_target_fit(calibration, metric):
+            say(line)
     if not calibration.get("validated"):
         return
     # the stored choice is what predict submits (a recipe's tta on/off included), so this figure is its score

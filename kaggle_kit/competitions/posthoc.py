@@ -97,6 +97,53 @@ class GradeThresholdFit(_Scored):
 
 
 @dataclass
+class AnswerFit(_Scored):
+    """A target kind's post-hoc fit (a label set's threshold, a grade's cut points, the new-class threshold), as
+    `cross_fit` takes it: inputs are the kind's held-out values, `apply` turns them into the answers the
+    submission states (label-set indicators, grades, ranked class indices) and `metric` scores those answers.
+    The kind (competitions/targets) fits and answers; this only adapts it, so every kind is cross-fitted alike."""
+
+    kind: Any  # a targets.TargetKind: fit(truth, values, metric), answer(values, fitted), describe_fit(fitted)
+    declared: Metric  # the competition's metric, which the kind's fit maximises
+    metric: Metric = field(init=False)
+    label: str = field(init=False)
+
+    def __post_init__(self):
+        self.metric = answer_metric(self.kind, self.declared)
+        self.label = self.kind.fit_label
+
+    def default(self) -> dict[str, Any]:
+        return {}
+
+    def fit(self, truth: np.ndarray, values: np.ndarray) -> dict[str, Any]:
+        return self.kind.fit(truth, values, self.declared)
+
+    def apply(self, fitted: dict[str, Any], values: np.ndarray) -> np.ndarray:
+        return np.asarray(self.kind.answer(values, fitted))
+
+    def describe(self, fitted: dict[str, Any]) -> str:
+        return self.kind.describe_fit(fitted)
+
+
+def answer_metric(kind, metric: Metric) -> Metric:
+    """`metric` scoring a kind's answers rather than class probabilities, under a name of its own so that the
+    bootstrap's shortcuts for label metrics (argmax accuracy, argmax kappa) never read the answers as
+    probabilities. Metric.__call__ hands floats over, so integer answers (grades, indicators, ranks) are made
+    integers again first."""
+    from dataclasses import replace
+
+    score = kind.metrics[metric.name]
+
+    def scored(truth: np.ndarray, answers: np.ndarray) -> float:
+        answers = np.asarray(answers)
+        if kind.answers_integers and answers.dtype.kind == "f":
+            answers = np.rint(answers).astype(np.int64)
+        return float(score(truth, answers))
+
+    return replace(metric, name=f"{kind.name}:{metric.name}", fn=scored)
+
+
+@dataclass
 class CrossFit:
     """What `cross_fit` found: the parameters to submit with, and the honest figures behind that choice."""
 
@@ -184,3 +231,56 @@ def cross_fit(
         )
     interval = bootstrap_interval(fit.metric, labels, submitted, groups)
     return CrossFit(fit.label, params, used, fitted_score, default_score, submitted, interval, k, note)
+
+
+def cross_fit_answers(kind, metric: Metric, truth, values, groups=None, *, parts=None) -> dict[str, Any]:
+    """A target kind's post-hoc fit on held-out (truth, values), cross-fitted as `cross_fit` does; the record a
+    run (config.json's target_fit) or a fold group (cv.json) stores: `fitted` is what predict applies (refitted
+    on all rows, or {} - the kind's default - where the fit does not beat it), `metric` and `interval` are the
+    figure of what is submitted, scored on rows no fit saw. A kind with nothing to fit gets its plain figure."""
+    truth, values = np.asarray(truth), np.asarray(values)
+    fit = kind.posthoc(metric)
+    if fit is None:
+        scorer = answer_metric(kind, metric)
+        interval = bootstrap_interval(scorer, truth, kind.answer(values, {}), groups)
+        return {
+            "fitted": {},
+            "used": False,
+            "cross_fitted": False,
+            "metric": interval.value,
+            "metric_default": interval.value,
+            "metric_cross_fitted": None,
+            "interval": interval.to_dict(),
+            "default": kind.describe_fit({}),
+            "note": None,
+        }
+    crossed = cross_fit(fit, truth, values, groups, parts=parts)
+    return {
+        "fitted": crossed.params if crossed.used else {},
+        "used": bool(crossed.used),
+        "cross_fitted": True,
+        "parts": crossed.folds,
+        "metric": float(crossed.score),
+        "metric_default": float(crossed.default_score),
+        "metric_cross_fitted": None if np.isnan(crossed.fitted_score) else float(crossed.fitted_score),
+        "interval": crossed.interval.to_dict(),
+        "default": kind.describe_fit({}),
+        "chosen": kind.describe_fit(crossed.params if crossed.used else {}),
+        "note": crossed.note,
+    }
+
+
+def describe_answers_fit(record: dict[str, Any], metric: Metric, images: str) -> str:
+    """One line for a `cross_fit_answers` record: what is submitted, its cross-fitted figure with its interval,
+    and the default's figure beside it."""
+    from .bootstrap import describe_figure
+
+    figure = describe_figure(metric, record.get("interval"), record.get("metric"))
+    if not record.get("cross_fitted"):
+        return f"{images}: {figure} ({record.get('default', 'nothing fitted')})"
+    if record.get("used"):
+        return (
+            f"{images}: {record['chosen']} (cross-fitted over {record['parts']} parts, refitted on all for predict): "
+            f"{figure}, cross-fitted; default {record['default']} {record['metric_default']:.4f}"
+        )
+    return f"{images}: {record['default']} kept: {figure}; {record['note']}"

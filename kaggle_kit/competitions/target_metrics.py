@@ -2,7 +2,11 @@
 
 Each function takes the truth and the model's values in its target kind's form (see `targets`): label sets as
 0/1 indicator matrices (n, labels), values and grades as (n,) arrays, ranked answers as (n, k) class indices.
-scikit-learn computes every one whose definition matches Kaggle's; where Kaggle differs the function says how.
+Each is scikit-learn's definition (tests/competitions/test_targets.py checks them against scikit-learn on the same
+arrays); where Kaggle differs the function says how. AUC, F1 and kappa are computed in numpy, as the label
+metrics in `metrics` are: the post-hoc fits (thresholds, cut points) and their bootstrap intervals score
+thousands of candidate answers, and scikit-learn's input checks cost about a millisecond a call, which made one
+cross-fitted run's fit take tens of seconds.
 """
 
 from __future__ import annotations
@@ -10,18 +14,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.errors import KitError
-from .metrics import Metric
+from .metrics import Metric, binary_auc, kappa
 
 
 def column_aucs(truth: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """ROC AUC of each label column (NaN for a column holding one class only, which has no ROC curve)."""
-    from sklearn.metrics import roc_auc_score  # imported when used: the CLI starts without scikit-learn
-
     truth, probs = np.asarray(truth), np.asarray(probs, dtype=np.float64)
     out = np.full(truth.shape[1], np.nan)
     for j in range(truth.shape[1]):
         if 0 < truth[:, j].sum() < len(truth):
-            out[j] = roc_auc_score(truth[:, j], probs[:, j])
+            out[j] = binary_auc(truth[:, j] == 1, probs[:, j])
     return out
 
 
@@ -37,33 +39,29 @@ def _f1(average: str):
     def score(truth: np.ndarray, chosen: np.ndarray) -> float:
         """F1 of 0/1 label-set indicators (scikit-learn's f1_score); a row or label with nothing true and nothing
         chosen counts 0, as scikit-learn's zero_division=0 and Kaggle's F-score do."""
-        from sklearn.metrics import f1_score
-
         if len(truth) == 0:
             return float("nan")
-        return float(f1_score(np.asarray(truth), np.asarray(chosen), average=average, zero_division=0))
+        truth, chosen = np.asarray(truth) == 1, np.asarray(chosen) == 1
+        axis = {"samples": 1, "macro": 0, "micro": None}[average]
+        hits = np.sum(truth & chosen, axis=axis)
+        either = np.sum(truth, axis=axis) + np.sum(chosen, axis=axis)
+        return float(np.mean(np.where(either > 0, 2 * hits / np.maximum(either, 1), 0.0)))
 
     return score
 
 
 def rmse(truth: np.ndarray, values: np.ndarray) -> float:
-    from sklearn.metrics import mean_squared_error
-
     if len(truth) == 0:
         return float("nan")
-    return float(np.sqrt(mean_squared_error(np.asarray(truth, dtype=np.float64), np.asarray(values, np.float64))))
+    return float(np.sqrt(np.mean((np.asarray(truth, dtype=np.float64) - np.asarray(values, np.float64)) ** 2)))
 
 
 def grade_kappa(truth: np.ndarray, grades: np.ndarray, n_grades: int) -> float:
     """Quadratic weighted kappa of integer grades 0..n_grades-1 (scikit-learn's cohen_kappa_score). Where Kaggle
     differs: scikit-learn weighs only the grades present unless told the labels, and a missing middle grade would
-    shrink the distances; Kaggle weighs the whole declared range, so every grade is passed as `labels`."""
-    from sklearn.metrics import cohen_kappa_score
-
-    if len(truth) == 0:
-        return float("nan")
-    labels = np.arange(n_grades)
-    return float(cohen_kappa_score(np.asarray(truth), np.asarray(grades), labels=labels, weights="quadratic"))
+    shrink the distances; Kaggle weighs the whole declared range, as `metrics.kappa` does (scikit-learn's score
+    with labels=range(n_grades))."""
+    return kappa(truth, grades, n_grades)
 
 
 def map_at_k(truth: np.ndarray, ranked: np.ndarray) -> float:

@@ -23,9 +23,20 @@ import pandas as pd
 
 from ..core.errors import KitError
 from .metrics import AUC, F1_MACRO, F1_MICRO, QWK, Metric
+from .target_fits import choose_labels, cut, fit_cut_points, fit_label_thresholds, fit_threshold
 from .target_metrics import F1_SAMPLES, MAP_AT_K, MEAN_AUC, RMSE, _f1, grade_kappa, map_at_k, mean_column_auc, rmse
 
 KINDS = ("label", "multilabel", "regression", "ordinal", "topk")
+
+
+NO_PSEUDO_VALUES = (
+    "a regressed value or grade carries no probability, so no threshold says which test predictions are right "
+    "(use ensemble or more folds instead)"
+)
+NO_PSEUDO_SETS = (
+    "pseudo_labels.csv holds one class per image, and a label set would need every label's probability to be "
+    "confident at once: train on the labelled images (or blend with ensemble)"
+)
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -64,12 +75,60 @@ class TargetKind:
         """Values as the submission states them (label sets, grades); the values themselves where it writes them."""
         return values
 
+    # post-hoc fit: what `fit` learns, cross-fitted by competitions/posthoc (fitted on some held-out parts, scored
+    # on the others, used only where that beats the default: `answer(values, {})`)
+    fits: bool = field(default=False, init=False, repr=False)  # whether `fit` learns anything
+    answers_integers: bool = field(default=False, init=False, repr=False)  # answers are grades, indicators, ranks
+    fit_label: str = field(default="nothing to fit", init=False, repr=False)
+
+    def describe_fit(self, fitted: dict[str, Any]) -> str:
+        return self.fit_label
+
+    def posthoc(self, metric: Metric):
+        """The kind's fit as `posthoc.cross_fit` takes it; None where the kind fits nothing."""
+        from .posthoc import AnswerFit
+
+        return AnswerFit(self, metric) if self.fits else None
+
+    def blend_loss(self, truth: np.ndarray, values: np.ndarray) -> float:
+        """The smooth proper score ensemble weights minimise (the training loss on values): the metrics
+        themselves (AUC, F1 of sets, kappa, MAP@k) are step functions of the weights, flat almost everywhere."""
+        raise NotImplementedError(f"a {self.name} target has no blend loss")
+
+    # why `train --pseudo-labels` cannot take this kind; None where a confident prediction is one class a test
+    # image is given (one label, a top-k softmax), which pseudo_labels.csv holds
+    no_pseudo_labels: str | None = field(default=None, init=False, repr=False)
+
+    def check_pseudo_labels(self) -> None:
+        if self.no_pseudo_labels:
+            raise KitError(f"--pseudo-labels: a {self.name} target is not pseudo-labelled: {self.no_pseudo_labels}")
+
+    def view_values(self, logits):
+        """A torch batch of logits as what test-time augmentation averages over views (probabilities for
+        sigmoid and softmax heads, the outputs themselves for regression); `averaged_values` reads the average."""
+        return logits
+
+    def averaged_values(self, averaged: np.ndarray) -> np.ndarray:
+        return self.values(averaged)
+
+    # how `kaggle-kit sample` writes this kind's generated download (competitions/any_sample.write_any_sample
+    # reads it: the writers import the registry, which imports this module, so the kind names its writer)
+    sample_writer: str = field(default="classes", init=False, repr=False)
+
+
+@dataclass(frozen=True)
+class DrawnTarget(TargetKind):
+    """A kind whose generated download draws truths (`draw`), paints them into images and writes them in the train
+    CSV's form (`label_frame`, `placeholder`): competitions/target_samples."""
+
+    sample_writer: str = field(default="drawn", init=False, repr=False)
+
 
 # ----------------------------------------------------------------------------------------------- multi-label
 
 
 @dataclass(frozen=True)
-class MultiLabel(TargetKind):
+class MultiLabel(DrawnTarget):
     """Several labels per image, each a sigmoid output trained with binary cross-entropy. The submission form
     follows the sample: one probability column per label ("columns", scored by mean column-wise AUC), or one
     column of space-separated label sets ("set", scored by an F-score over the sets chosen at a threshold)."""
@@ -81,6 +140,17 @@ class MultiLabel(TargetKind):
         probabilities = {"mean_auc": mean_column_auc, "auc": mean_column_auc}
         sets = {"f1-samples": _f1("samples"), "f1-micro": _f1("micro"), "f1-macro": _f1("macro")}
         object.__setattr__(self, "metrics", probabilities if self.form == "columns" else sets)
+        for name in ("fits", "answers_integers"):
+            object.__setattr__(self, name, self.form == "set")
+        object.__setattr__(self, "fit_label", "label-set thresholds")
+        object.__setattr__(self, "no_pseudo_labels", NO_PSEUDO_SETS)
+
+    def describe_fit(self, fitted) -> str:
+        if self.form == "columns":
+            return "the probabilities as they are"
+        if "thresholds" in fitted:
+            return "per-label thresholds " + ", ".join(f"{t:.2f}" for t in fitted["thresholds"])
+        return f"one global threshold {fitted.get('threshold', 0.5):.2f}"
 
     def loss(self, logits, targets):
         import torch.nn.functional as F
@@ -89,6 +159,16 @@ class MultiLabel(TargetKind):
 
     def values(self, logits: np.ndarray) -> np.ndarray:
         return _sigmoid(logits)
+
+    def view_values(self, logits):
+        return logits.sigmoid()
+
+    def blend_loss(self, truth, values) -> float:
+        p = np.clip(np.asarray(values, dtype=np.float64), 1e-7, 1 - 1e-7)
+        return float(-np.mean(np.where(np.asarray(truth) == 1, np.log(p), np.log(1 - p))))
+
+    def averaged_values(self, averaged: np.ndarray) -> np.ndarray:
+        return np.asarray(averaged, dtype=np.float64)
 
     def read_labels(self, frame: pd.DataFrame, id_column: str, label_column: str, classes: list[str], where):
         ids = frame[id_column].tolist()
@@ -147,17 +227,19 @@ class MultiLabel(TargetKind):
     def fit(self, truth, values, metric) -> dict[str, Any]:
         if self.form == "columns":
             return {}
-        return {"threshold": fit_threshold(truth, values, self.metrics[metric.name])}
+        score = self.metrics[metric.name]
+        overall = fit_threshold(truth, values, score)
+        return {"threshold": overall, "thresholds": fit_label_thresholds(truth, values, score, overall)}
 
     def answer(self, values, fitted):
         if self.form == "columns":
             return values
-        return choose_labels(values, fitted.get("threshold", 0.5))
+        return choose_labels(values, fitted.get("thresholds", fitted.get("threshold", 0.5)))
 
     def submission_columns(self, values, classes, fitted, label_column: str) -> dict[str, list]:
         if self.form == "columns":
             return {c: values[:, j].tolist() for j, c in enumerate(classes)}
-        chosen = choose_labels(values, fitted.get("threshold", 0.5))
+        chosen = self.answer(values, fitted)
         return {label_column: [" ".join(c for c, on in zip(classes, row) if on) for row in chosen]}
 
     def read_submission(self, frame, id_column, label_column, classes, where) -> np.ndarray:
@@ -174,33 +256,11 @@ class MultiLabel(TargetKind):
         return values
 
 
-def choose_labels(probs: np.ndarray, threshold: float) -> np.ndarray:
-    """Labels at or above `threshold`; a row with none takes its most likely label (a set is never empty, as
-    every image of a label-set competition has at least one label)."""
-    chosen = (np.asarray(probs) >= threshold).astype(np.int64)
-    empty = chosen.sum(axis=1) == 0
-    chosen[empty, np.asarray(probs)[empty].argmax(axis=1)] = 1
-    return chosen
-
-
-THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
-
-
-def fit_threshold(truth: np.ndarray, probs: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float]) -> float:
-    """One global threshold maximising `score` of the chosen sets on held-out predictions (a grid of 0.05..0.95;
-    ties keep the one nearest 0.5). Kept a plain function so cross-fitting (inference/calibration) can call it."""
-    if len(truth) == 0:
-        return 0.5
-    scores = np.array([score(truth, choose_labels(probs, t)) for t in THRESHOLD_GRID])
-    best = np.flatnonzero(scores >= scores.max() - 1e-12)
-    return float(THRESHOLD_GRID[best[np.argmin(np.abs(THRESHOLD_GRID[best] - 0.5))]])
-
-
 # ------------------------------------------------------------------------------------------ values and grades
 
 
 @dataclass(frozen=True)
-class Regression(TargetKind):
+class Regression(DrawnTarget):
     """One float per image from one output, trained with MSE on the target standardised by `center`/`scale`
     (the training values' mean and spread, so the head starts near the target's range); clipped to `value_range`
     when one is declared."""
@@ -210,6 +270,7 @@ class Regression(TargetKind):
 
     def __post_init__(self):
         object.__setattr__(self, "metrics", {"rmse": rmse})
+        object.__setattr__(self, "no_pseudo_labels", NO_PSEUDO_VALUES)
 
     def head_size(self, classes) -> int:
         return 1
@@ -244,6 +305,9 @@ class Regression(TargetKind):
 
     def submission_columns(self, values, classes, fitted, label_column: str) -> dict[str, list]:
         return {label_column: self.answer(values, fitted).tolist()}
+
+    def blend_loss(self, truth, values) -> float:
+        return float(np.mean((np.asarray(truth, dtype=np.float64) - np.asarray(values, dtype=np.float64)) ** 2))
 
     def draw(self, rng: np.random.Generator, n: int, classes: list[str]) -> np.ndarray:
         low, high = self.value_range or (1.0, 100.0)
@@ -282,6 +346,14 @@ class Ordinal(Regression):
     def __post_init__(self):
         n = self.n_grades
         object.__setattr__(self, "metrics", {"qwk": lambda t, g: grade_kappa(t, g, n), "rmse": rmse})
+        for name, value in (("fits", True), ("answers_integers", True), ("fit_label", "grade cut points")):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "no_pseudo_labels", NO_PSEUDO_VALUES)
+
+    def describe_fit(self, fitted) -> str:
+        if not fitted.get("cut_points"):
+            return "plain rounding (cuts at k + 0.5)"
+        return "cut points " + ", ".join(f"{p:.3f}" for p in fitted["cut_points"])
 
     def read_labels(self, frame, id_column, label_column, classes, where) -> np.ndarray:
         values = pd.to_numeric(frame[label_column], errors="coerce").to_numpy(dtype=np.float64)
@@ -327,36 +399,11 @@ class Ordinal(Regression):
         return self.read_labels(frame, id_column, label_column, classes, where)
 
 
-def cut(values: np.ndarray, points) -> np.ndarray:
-    """Grade = how many (sorted) cut points the value reaches."""
-    return np.searchsorted(np.sort(np.asarray(points, dtype=np.float64)), np.asarray(values), side="right")
-
-
-def fit_cut_points(truth: np.ndarray, values: np.ndarray, n_grades: int, rounds: int = 3) -> list[float]:
-    """Cut points maximising QWK on held-out (truth, regressed values): coordinate search of each point between
-    its neighbours, starting at k + 0.5 and kept unless beaten. A plain function so cross-fitting can call it."""
-    points = np.arange(n_grades - 1) + 0.5
-    if len(truth) == 0 or n_grades < 3:
-        return points.tolist()
-    best = grade_kappa(truth, cut(values, points), n_grades)
-    for _ in range(rounds):
-        for i in range(n_grades - 1):
-            low = points[i - 1] if i else min(float(np.min(values)), 0.0)
-            high = points[i + 1] if i < n_grades - 2 else max(float(np.max(values)), n_grades - 1.0)
-            for candidate in np.linspace(low, high, 41)[1:-1]:
-                trial = points.copy()
-                trial[i] = candidate
-                value = grade_kappa(truth, cut(values, trial), n_grades)
-                if value > best + 1e-12:
-                    best, points = value, trial
-    return points.tolist()
-
-
 # ------------------------------------------------------------------------------------------------ top k
 
 
 @dataclass(frozen=True)
-class TopK(TargetKind):
+class TopK(DrawnTarget):
     """Up to k space-separated classes per image in ranked order, scored by MAP@k (Humpback Whale). Trained as
     one label with softmax over the known classes; an optional new class (new_whale) is no output of the model:
     its images train nothing and it is inserted in the ranking before the first class whose probability falls
@@ -368,6 +415,14 @@ class TopK(TargetKind):
 
     def __post_init__(self):
         object.__setattr__(self, "metrics", {"map_at_k": map_at_k})
+        for name in ("fits", "answers_integers"):
+            object.__setattr__(self, name, bool(self.new_class))
+        object.__setattr__(self, "fit_label", "new-class threshold")
+
+    def describe_fit(self, fitted) -> str:
+        if "threshold" not in fitted:
+            return f"{self.new_class} ranked last"
+        return f"{self.new_class} before the first class under p = {fitted['threshold']:.3f}"
 
     def check_classes(self, classes: list[str], where) -> None:
         if self.k > len(classes) + bool(self.new_class):
@@ -388,6 +443,17 @@ class TopK(TargetKind):
         from .metrics import softmax
 
         return softmax(logits)
+
+    def view_values(self, logits):
+        return logits.softmax(dim=1)
+
+    def blend_loss(self, truth, values) -> float:
+        truth, values = np.asarray(truth), np.asarray(values, dtype=np.float64)
+        known = np.flatnonzero(truth < values.shape[1])  # the new class is no output: it weighs nothing
+        return float(-np.mean(np.log(np.clip(values[known, truth[known]], 1e-7, 1.0)))) if len(known) else 0.0
+
+    def averaged_values(self, averaged: np.ndarray) -> np.ndarray:
+        return np.asarray(averaged, dtype=np.float64)
 
     def label_names(self, frame: pd.DataFrame, label_column: str) -> list[str]:
         names = sorted({str(v) for v in frame[label_column] if str(v) != self.new_class})
@@ -430,10 +496,9 @@ class TopK(TargetKind):
             return order
         below = np.take_along_axis(values, order, axis=1) < fitted.get("threshold", 0.0)
         at = np.where(below.any(axis=1), below.argmax(axis=1), self.k - 1)
-        ranked = np.empty((len(values), self.k + 1), dtype=np.int64)
-        for row, (where, best) in enumerate(zip(at, order)):
-            ranked[row] = np.concatenate([best[:where], [values.shape[1]], best[where:]])
-        return ranked[:, : self.k]
+        rank = np.arange(self.k)[None, :]
+        before = np.concatenate([order[:, :1], order[:, :-1]], axis=1)  # rank r after the insert holds rank r - 1
+        return np.where(rank < at[:, None], order, np.where(rank == at[:, None], values.shape[1], before))
 
     def submission_columns(self, values, classes, fitted, label_column: str) -> dict[str, list]:
         names = [*classes, self.new_class]

@@ -26,7 +26,6 @@ from typing import Callable
 import numpy as np
 
 from ..competitions.metrics import Metric, one_hot_grades, softmax
-from ..competitions.targets import refuse_other_targets
 from ..core.atomic import atomic_write_bytes, atomic_write_text
 from ..core.errors import KitError
 from ..records.run_config import RunConfig
@@ -448,9 +447,13 @@ def analyze_run(
 
     run = RunDir(run_dir)
     config = run.read_config()
-    refuse_other_targets(resolve(config.competition), "analyze")
     ids, labels, logits = run.val_predictions()
     classes = list(config.classes or ())
+    if resolve(config.competition).target != "label":  # label sets, values, grades, rankings: their own tables
+        from .target_analysis import analyze_target_run
+
+        found = analyze_target_run(run_dir, Path(out or run.file(ANALYSIS_DIR)), resolve(config.competition), classes)
+        return Analysis(Path(out or run.file(ANALYSIS_DIR)), found.files, found.confusion, found.pairs)
     if logits.shape[1:] != (len(classes),):
         raise KitError(
             f"{run.file('val_predictions.npz')}: {logits.shape[1:]} logit columns but config.json has "

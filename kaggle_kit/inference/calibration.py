@@ -200,8 +200,7 @@ def calibrate_after_training(
     if resolve(RunDir(trained.run_dir).read_config().competition).target != "label":
         from .target_predict import fit_target_run  # label sets, values, grades: thresholds or cut points
 
-        fit_target_run(trained.run_dir)
-        return None
+        return fit_target_run(trained.run_dir, data_dir, device)  # describe with target_predict.describe_target_fit
     if device is None:
         device = RunDir(trained.run_dir).read_config().recipe.device
     return calibrate_run(trained.run_dir, data_dir, device=device)

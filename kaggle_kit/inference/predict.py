@@ -185,7 +185,7 @@ def predict_run(
     if comp.target != "label":  # label sets, values, grades: their kind's values and fitted cuts
         from .target_predict import predict_target
 
-        result = PredictResult(**predict_target(loaded, layout, path, sample, batch_size, workers))
+        result = PredictResult(**predict_target(loaded, layout, path, sample, batch_size, workers, tta))
         record_written(path, run.path, comp.name, layout.root, layout.sample_path)
         return result
 

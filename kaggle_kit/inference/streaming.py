@@ -98,13 +98,15 @@ def stream_logits(
     batch_path: str = "auto",
     rows: np.ndarray | None = None,
     bar=None,
+    per_view=None,
 ) -> Logits:
     """The model's logits for `cache[indices]`, one batch of floats at a time, with a progress bar.
 
     `batch_path`: "auto" (array when possible, see `batches.use_array_path`), "array" or "loader". `rows`: the
     encoded tabular columns of `indices`, in their order, for a model with a tabular branch (None: images only).
     `bar`: a progress bar to advance instead of opening one (a shard of a prediction split across devices, see
-    `sharding`).
+    `sharding`). `per_view`: a function of each view's logits applied before the views are averaged (a target
+    kind's sigmoid or softmax, so that TTA averages probabilities); the returned arrays then hold its values.
     """
     if views[0] != IDENTITY:
         raise ValueError("the identity view must come first")
@@ -128,6 +130,8 @@ def stream_logits(
             for view in views:
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                     out = forward(model, apply_view(x, view), tab).float()
+                if per_view is not None:
+                    out = per_view(out)
                 total = out if total is None else total + out
                 if first is None:
                     first = out

@@ -1,99 +1,184 @@
 """After training and at predict time, for targets other than one label per image.
 
-`fit_target_run` fits what the target kind applies to the model's values (a label set's threshold, a grade's cut
-points) on the run's held-out predictions (val_predictions.npz, the best epoch's) and stores it in config.json as
-`target_fit`, with the validation metric before and after. `predict_target` writes the test submission with it.
-The values are the model's plain output: test-time augmentation and temperature belong to the label path.
+`fit_target_run` decides test-time augmentation on the run's validation images (the recipe's tta on/off, or
+auto: TTA where it beats the plain pass on the kind's metric), writes the chosen held-out values to
+val_values.npz (what fold groups and ensembles read) and cross-fits the kind's fit (a label set's thresholds, a
+grade's cut points, the new-class threshold) on them (competitions/posthoc); all stored in config.json as
+`target_fit`, so the validation figure it prints is one the submission can expect. `predict_target` writes the
+test submission with the same views and fit. TTA averages the kind's values over the views (sigmoid or softmax
+probabilities, regression outputs: `TargetKind.view_values`).
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..competitions.posthoc import answer_metric, cross_fit_answers, describe_answers_fit
 from ..competitions.targets import target_of
 from ..core import progress
+from ..core.atomic import atomic_write_bytes
 from ..records.run_folder import RunDir
-from .streaming import IDENTITY, stream_logits
+from .loading import tabular_rows
+from .streaming import IDENTITY, stream_logits, tta_views
+
+VALUES_FILE = "val_values.npz"
 
 
-def fit_target_run(run_dir: Path | str) -> dict[str, Any]:
-    """Fit the kind's post-training values on the run's held-out predictions; stored and returned."""
-    from ..competitions.registry import resolve
+def kind_values(loaded, cache, indices, views, batch_size=None, workers=None, description="predicting", rows=None):
+    """(values averaged over `views`, values of the identity view alone, the stream's record) of cache[indices];
+    `rows`: their tabular columns (None: images only)."""
+    target = target_of(loaded.competition)
+    streamed = stream_logits(
+        loaded.model, cache, indices, loaded.recipe, loaded.mean, loaded.std, loaded.device, tuple(views),
+        batch_size=batch_size, workers=workers, description=description, per_view=target.view_values, rows=rows,
+    )  # fmt: skip
+    return target.averaged_values(streamed.mean), target.averaged_values(streamed.identity), streamed
+
+
+def _choose_views(loaded, layout, truth: np.ndarray, values: np.ndarray, device_batch) -> tuple[tuple, np.ndarray, str]:
+    """(views, held-out values with them, why): the recipe's tta on/off, else TTA where the kind's metric of its
+    default answers is better with it on the validation images."""
+    from ..data.cache import load_images
+
+    comp, recipe, target = loaded.competition, loaded.recipe, target_of(loaded.competition)
+    views = tta_views(comp, recipe)
+    if recipe.tta == "off" or len(views) == 1:
+        return (IDENTITY,), values, f"recipe tta={recipe.tta}" if recipe.tta == "off" else "one view"
+    cache = load_images(layout, "train", recipe.cache_side, skip_bad=recipe.skip_bad_images)
+    indices = _validation_rows(loaded.run, layout, cache)
+    rows = tabular_rows(loaded, layout, "train", [cache.ids[i] for i in indices])
+    averaged, plain, _ = kind_values(loaded, cache, indices, views, *device_batch, f"TTA on {loaded.run.name}", rows)
+    if recipe.tta == "on":
+        return views, averaged, "recipe tta=on"
+    scorer = answer_metric(target, comp.metric)
+    with_tta, without = (scorer(truth, target.answer(v, {})) for v in (averaged, plain))
+    source = f"validation {comp.metric.label} {with_tta:.4f} with TTA, {without:.4f} without"
+    if comp.metric.better(with_tta, without):
+        return views, averaged, source
+    return (IDENTITY,), plain, source
+
+
+def _validation_rows(run: RunDir, layout, cache) -> np.ndarray:
+    """Cache positions of the run's validation images (val_predictions.npz's ids)."""
+    from ..core.errors import KitError
+
+    ids = run.val_predictions()[0]
+    position = {image_id: n for n, image_id in enumerate(cache.ids)}
+    missing = [i for i in ids if i not in position]
+    if missing:
+        raise KitError(
+            f"validation id {missing[0]} of {run.file('val_predictions.npz')} is not in {layout.labels_path} "
+            f"({len(missing)} missing): pass the --data-dir the run was trained on"
+        )
+    return np.array([position[i] for i in ids], dtype=np.int64)
+
+
+def fit_target_run(run_dir: Path | str, data_dir: Path | str | None = None, device: str | None = None) -> dict:
+    """Choose the views and cross-fit the kind's fit on the run's held-out values; stored and returned. Whole
+    groups are kept in one part where a group column is declared."""
+    from .held_out import held_out_groups
+    from .loading import load_run, open_run_layout
 
     run = RunDir(run_dir)
-    comp = resolve(run.read_config().competition)
-    target = target_of(comp)
+    loaded = load_run(run_dir, "best", device or run.read_config().recipe.device)
+    layout = open_run_layout(loaded, data_dir)
+    comp, target = loaded.competition, target_of(loaded.competition)
     ids, truth, logits = run.val_predictions()
-    values = target.values(logits)
-    fitted = target.fit(truth, values, comp.metric)
+    views, values, source = _choose_views(loaded, layout, truth, target.values(logits), (None, None))
+    buffer = io.BytesIO()
+    np.savez(buffer, ids=np.array(ids, dtype=str), truth=truth, values=values)
+    atomic_write_bytes(run.file(VALUES_FILE), buffer.getvalue())
+    groups = held_out_groups(comp, layout, ids)
     record = {
-        "fitted": fitted,
+        "target": comp.target,  # what tells this record from a label run's calibration
         "images": len(ids),
-        "val_metric_default": target.score(comp.metric, truth, values, {}),
-        "val_metric_fitted": target.score(comp.metric, truth, values, fitted),
+        "checkpoint": "best",
+        "epoch": loaded.epoch,
+        "tta": len(views) > 1,
+        "tta_views": list(views),
+        "tta_source": source,
+        **cross_fit_answers(target, comp.metric, truth, values, groups),
     }
     run.update_config(target_fit=record)
-    if fitted:
-        shown = ", ".join(f"{k} {np.round(v, 3).tolist()}" for k, v in fitted.items())
-        progress.say(
-            f"fitted on {len(ids)} validation images (what predict uses): {shown}; validation "
-            f"{comp.metric.describe(record['val_metric_fitted'])} (unfitted {record['val_metric_default']:.4f}; "
-            "fitted and measured on the same images, so optimistic)"
-        )
     return record
+
+
+def describe_target_fit(record: dict[str, Any], metric) -> list[str]:
+    """What predict will use, in words: the views, then the fit with its cross-fitted figure."""
+    return [
+        f"test-time augmentation {'on' if record.get('tta') else 'off'} ({record.get('tta_source')})",
+        "what predict uses: " + describe_answers_fit(record, metric, f"validation ({record['images']} images)"),
+    ]
+
+
+def held_out_values(run: RunDir) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(ids, truth, values) of the run's validation images as its predict sees them (its TTA choice); the plain
+    values of val_predictions.npz for a run fitted before val_values.npz was written."""
+    path = run.file(VALUES_FILE)
+    if path.is_file():
+        data = np.load(path, allow_pickle=False)
+        return data["ids"].tolist(), data["truth"], data["values"]
+    from ..competitions.registry import resolve
+
+    ids, truth, logits = run.val_predictions()
+    return ids, truth, target_of(resolve(run.read_config().competition)).values(logits)
+
+
+def run_metric(loaded):
+    return loaded.competition.metric
 
 
 def stored_fit(run: RunDir) -> dict[str, Any]:
     return dict((run.config().get("target_fit") or {}).get("fitted") or {})
 
 
-def predict_target(loaded, layout, path: Path, sample, batch_size: int | None, workers: int | None) -> dict[str, Any]:
-    """The test submission of a label-set, value or grade run, with the run's fitted thresholds or cut points;
-    returns the fields of `predict.PredictResult`."""
+def run_test_values(loaded, layout, batch_size: int | None, workers: int | None, tta: bool | None = None):
+    """(test ids, values with the run's chosen views, the stream's record): what predict and ensemble blend.
+    `tta` True or False overrides the run's choice (predict --tta / --no-tta)."""
     from ..data.cache import load_images
+
+    run = loaded.run
+    if not run.config().get("target_fit") and run.file("val_predictions.npz").is_file():
+        for line in describe_target_fit(fit_target_run(run.path, layout.root, str(loaded.device)), run_metric(loaded)):
+            progress.say(line)
+    views = (run.config().get("target_fit") or {}).get("tta_views") or [IDENTITY]
+    if tta is not None:
+        views = tta_views(loaded.competition, loaded.recipe) if tta else (IDENTITY,)
+    cache = load_images(layout, "test", loaded.recipe.cache_side, skip_bad=True)
+    rows = tabular_rows(loaded, layout, "test", cache.ids)
+    values, _, streamed = kind_values(
+        loaded, cache, np.arange(len(cache)), views, batch_size, workers, f"predicting {run.name}", rows
+    )
+    return list(cache.ids), values, streamed
+
+
+def predict_target(loaded, layout, path: Path, sample, batch_size, workers, tta: bool | None = None) -> dict[str, Any]:
+    """The test submission of a label-set, value, grade or ranking run, with the run's views (or `tta`'s) and fit;
+    returns the fields of `predict.PredictResult`."""
     from ..submissions.target_writing import write_target_submission
-    from .loading import tabular_rows
 
     comp, run = loaded.competition, loaded.run
-    if not loaded.run.config().get("target_fit") and run.file("val_predictions.npz").is_file():
-        fit_target_run(run.path)
-    cache = load_images(layout, "test", loaded.recipe.cache_side, skip_bad=True)
-    logits = stream_logits(
-        loaded.model,
-        cache,
-        np.arange(len(cache)),
-        loaded.recipe,
-        loaded.mean,
-        loaded.std,
-        loaded.device,
-        (IDENTITY,),
-        batch_size=batch_size,
-        workers=workers,
-        description=f"predicting {run.name}",
-        rows=tabular_rows(loaded, layout, "test", cache.ids),
-    )
+    ids, values, streamed = run_test_values(loaded, layout, batch_size, workers, tta)
     record = run.config().get("target_fit") or {}
-    values = target_of(comp).values(logits.mean)
-    write_target_submission(
-        path, comp, sample, layout.sample_path, list(cache.ids), values, loaded.classes, stored_fit(run)
-    )
+    write_target_submission(path, comp, sample, layout.sample_path, ids, values, loaded.classes, stored_fit(run))
     return dict(  # predict_run's PredictResult
         path=path,
         competition=comp,
         rows=len(sample),
-        tta=False,
-        views=(IDENTITY,),
+        tta=len(streamed.views) > 1,
+        views=streamed.views,
         temperature=1.0,
-        tta_source=f"a {comp.target} target predicts without TTA",
+        tta_source=record.get("tta_source", "no validation split") if tta is None else "--tta" if tta else "--no-tta",
         checkpoint=loaded.checkpoint,
         epoch=loaded.epoch,
         device=str(loaded.device),
-        seconds=logits.seconds,
-        images_per_s=logits.images_per_s,
+        seconds=streamed.seconds,
+        images_per_s=streamed.images_per_s,
         sample_path=layout.sample_path,
         calibration=None,
-        val_metric=record.get("val_metric_fitted"),
+        val_metric=record.get("metric"),
     )

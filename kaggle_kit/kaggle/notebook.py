@@ -85,6 +85,14 @@ def weights():
 
 def predict(run):
     os.environ["KAGGLE_KIT_SUBMISSIONS_DIR"] = str(SCRATCH / "submissions")  # predict's file index: not output
+    if (DATASET / "competition.toml").is_file():  # declared by `init`: put where kaggle-kit reads declarations
+        folder = SCRATCH / "config" / "kaggle-kit" / "competitions"
+        folder.mkdir(parents=True)
+        shutil.copy2(DATASET / "competition.toml", folder / f"{COMPETITION}.toml")
+        os.environ["XDG_CONFIG_HOME"] = str(SCRATCH / "config")
+        from kaggle_kit.competitions.registry import rediscover
+
+        rediscover()
     from kaggle_kit.inference.predict import predict_run
 
     result = predict_run(run, DATA, "best", None, SUBMISSION, engine=ENGINE, devices=DEVICES)

@@ -39,6 +39,7 @@ from ..records.run_folder import RunDir
 from ..submissions.provenance import file_sha256
 
 DEPENDENCY_WHEELS = ("albumentations", "albucore")
+DECLARATION = "competition.toml"  # a competition declared by `init`, which the notebook puts where kaggle-kit looks
 DATASET_META, KERNEL_META, MANIFEST = "dataset-metadata.json", "kernel-metadata.json", "package.json"
 SCRIPT = "predict.py"
 WEIGHTS = "weights.safetensors"
@@ -161,8 +162,12 @@ def _write_dataset(
 
     folder.mkdir(parents=True)
     loaded = load_run(run.path, "best", device="cpu")
-    if current_calibration(loaded) is None:  # the notebook must not need the training data to calibrate
+    if loaded.competition.target != "label":  # label sets, values, grades: views and fit in config's target_fit
+        _fit_target(run)
+    elif current_calibration(loaded) is None:  # the notebook must not need the training data to calibrate
         calibrate_run(run.path, device="cpu")
+    if loaded.competition.source != "built-in":  # `init` declared it: Kaggle's kaggle-kit must read it too
+        shutil.copy2(loaded.competition.source, folder / DECLARATION)
     _write_weights(folder / WEIGHTS, run)
     shutil.copy2(run.file("config.json"), folder / "config.json")
     for name in ("split.json", "tabular.json"):  # tabular.json: the encoding predict applies to test.csv's columns
@@ -176,6 +181,13 @@ def _write_dataset(
     metadata = {"title": dataset_id.split("/")[1], "id": dataset_id, "licenses": [{"name": "CC0-1.0"}]}
     atomic_write_text(folder / DATASET_META, json.dumps(metadata, indent=2))
     return {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.name != DATASET_META}
+
+
+def _fit_target(run: RunDir) -> None:
+    from ..inference.target_predict import fit_target_run
+
+    if not run.config().get("target_fit"):
+        fit_target_run(run.path, device="cpu")
 
 
 def _write_onnx(folder: Path, loaded) -> None:

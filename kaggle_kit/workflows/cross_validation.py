@@ -271,7 +271,7 @@ def finish_group(group: FoldGroup, data_dir: Path | str | None = None, device: s
     if comp.target != "label":  # label sets, values, grades: OOF values and their fit (workflows/target_folds)
         from .target_folds import finish_target_group
 
-        return finish_target_group(group, plan, comp)
+        return finish_target_group(group, plan, comp, data_dir, device)
     position = {image_id: n for n, image_id in enumerate(plan["ids"])}
     n, classes = len(plan["ids"]), None
     labels, fold_of = np.full(n, -1, np.int64), np.zeros(n, np.int64)

@@ -66,13 +66,11 @@ def member_identity(path: Path | str) -> tuple[str, Competition, str | None]:
     path = Path(path)
     if is_group(path):
         plan = FoldGroup(path).plan()
-        refuse_other_targets(resolve(plan["competition"]), "ensemble")
         return "fold group", resolve(plan["competition"]), plan.get("fingerprint")
     if (path / CONFIG).is_file():
         config = RunDir(path).read_config()
         if config.competition is None:
             raise KitError(f"{path / CONFIG}: no competition field; the run folder is damaged")
-        refuse_other_targets(resolve(config.competition), "ensemble")
         return "run", resolve(config.competition), config.fingerprint
     raise KitError(f"{path}: neither a run folder (config.json) nor a fold group (folds.json); pass one of those")
 
@@ -305,6 +303,7 @@ def ensemble(
         raise KitError(f"--out {out}: give the submission's file name ending in .csv, e.g. {out.with_suffix('.csv')}")
     check_members(paths)
     chosen = parse_weights(weights, len(paths))
+    refuse_other_targets(member_identity(paths[0])[1], "ensembles.ensemble (target_ensembles.ensemble_any takes any)")
     members = [load_member(p, data_dir, device=device) for p in paths]
     shared = shared_predictions(members)
     comp, layout = members[0].competition, members[0].layout

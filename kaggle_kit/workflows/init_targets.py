@@ -2,10 +2,12 @@
 
 The train CSV and the sample say it (kaggle-facts §10): label columns of 0/1 shared with the sample, where a row
 may hold several 1s or none -> multilabel, one probability per column (RANZCR); one answer column whose cells
-hold space-separated labels -> multilabel label sets (Plant Pathology 2021); one numeric column of whole numbers
-0..n-1 scored by QWK stay classes (today's path, QWK at fitted thresholds) unless `--target ordinal` asks for
-regression with cut points (APTOS); a numeric column scored by RMSE, or holding fractions -> regression
-(Pawpularity). `--target` names the kind where the files leave a choice; `label` keeps today's path.
+hold space-separated labels -> multilabel label sets (Plant Pathology 2021); one column of whole numbers scored
+by QWK, named as a grade (`GRADE_WORDS`: diagnosis, isup_grade, level...) and holding every grade 0..n-1 -> ordinal,
+trained as regression with cut points (APTOS, PANDA; `ordinal_reason` says why, and `--target label` keeps them
+classes); other whole numbers scored by QWK stay classes (QWK at fitted thresholds), as integer class ids must;
+a numeric column scored by RMSE, or holding fractions -> regression (Pawpularity). `--target` names the kind
+where the files leave a choice; `label` keeps today's path.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from ..data.sample_submission import read_csv_cells
 from .starter_recipes import probe, recipes_for
 
 MAX_GRADES = 10  # more distinct whole numbers than this read as a value, not grades
+# a column named with one of these words holds grades (APTOS `diagnosis`, PANDA `isup_grade`, Diabetic Retinopathy
+# `level`, severity scores); a plain `label`, `class` or `category` of integer ids never does
+GRADE_WORDS = ("grade", "diagnosis", "isup", "level", "score", "severity", "stage", "rating")
 
 
 def _train_csv(root: Path, comp: Competition, ids: set[str]) -> tuple[str, pd.DataFrame] | None:
@@ -59,10 +64,22 @@ def _kind_of(frame: pd.DataFrame, columns: list[str], metric: Metric) -> str:
     if metric.name == "rmse" or bool((numbers % 1 != 0).any()):
         return "regression"
     if metric.name == "qwk" and numbers.nunique() <= MAX_GRADES and numbers.min() >= 0:
-        # grades stay classes scored by QWK at fitted thresholds (today's path, which the built-in tests pin);
-        # training them as regression with cut points is the other recipe winners use: say how to ask for it
+        if ordinal_reason(columns[1], numbers):  # said in init's printout (describe_target)
+            return "ordinal"
+        # whole numbers not named as grades, or with a gap, may be class ids: they stay classes
         progress.say("note: the answers are integer grades: pass --target ordinal to train them as regression")
     return "label"
+
+
+def ordinal_reason(column: str, numbers: pd.Series) -> str | None:
+    """Why a QWK-scored column of whole numbers holds ordered grades, or None where it may hold class ids: its
+    name says grade (`GRADE_WORDS`) and it holds every whole number from 0 to its largest, at least 3 of them."""
+    words = [w for w in GRADE_WORDS if w in column.lower()]
+    grades = np.unique(numbers.to_numpy(dtype=np.int64))
+    contiguous = len(grades) >= 3 and grades[0] == 0 and grades[-1] == len(grades) - 1
+    if not words or not contiguous:
+        return None
+    return f"column {column!r} is named as a grade ({words[0]!r}) and holds every grade 0..{grades[-1]} scored by QWK"
 
 
 def infer_target(
@@ -164,8 +181,11 @@ def describe_target(comp: Competition, layout, sizes) -> list[str]:
     used = {comp.id_column, comp.label_column, *layout.classes}
     others = [c for c in frame.columns if c not in used]
     heights = sorted(h for h, _ in sizes) or [0]
+    why = ordinal_reason(comp.label_column, pd.Series(truth)) if comp.target == "ordinal" else None
     return [
-        f"target: {comp.target} (override with --target)",
+        f"target: ordinal, as {why} (--target label trains them as classes)"
+        if why
+        else f"target: {comp.target} (override with --target)",
         f"images: {comp.train_dir}/ ({len(layout.train.ids)}) and {comp.test_dir}/ ({len(layout.test.ids)})",
         f"labels: {comp.label_file} keyed by {comp.id_column!r}; {answer}",
         f"other train columns: {', '.join(others) if others else 'none'}",

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..competitions.registry import Competition
-from ..competitions.targets import refuse_other_targets
+from ..competitions.targets import target_of
 from ..core.errors import KitError
 from ..data.layout import Layout
 from ..records.pseudo_labels import PseudoLabels
@@ -100,6 +100,30 @@ def group_probabilities(source: Path, layout: Layout, device: str) -> SourceProb
     )
 
 
+def kind_probabilities(source: Path, layout: Layout, device: str) -> SourceProbabilities:
+    """A top-k source's softmax over its known classes on the test images, as its predict sees them (a run: its
+    chosen views; a group: the folds' average): inference/target_predict, workflows/target_folds. No temperature:
+    a new-class threshold is fitted on these very probabilities, so they are kept as the model gives them."""
+    from ..inference.loading import load_run
+    from ..inference.target_predict import run_test_values
+    from ..records.group_folder import FoldGroup
+    from .target_folds import group_test_values
+
+    if (source / "folds.json").is_file():
+        group = FoldGroup(source)
+        plan = group.plan()
+        _check_source_data(source, plan.get("competition"), plan.get("fingerprint"), layout)
+        ids, values, classes, _ = group_test_values(group, plan, layout.root, device)
+        return SourceProbabilities("group", plan["competition"], plan["fingerprint"], classes, ids, values, set(), {})
+    config = RunDir(source).read_config()
+    _check_source_data(source, config.competition, config.fingerprint, layout)
+    loaded = load_run(source, "best", device)
+    ids, values, streamed = run_test_values(loaded, layout, None, None)
+    details = {"source_checkpoint": "best", "source_epoch": loaded.epoch, "source_tta": len(streamed.views) > 1}
+    classes = list(loaded.classes)
+    return SourceProbabilities("run", config.competition, config.fingerprint, classes, ids, values, set(), details)
+
+
 # (kind, does this folder hold one, its probabilities): a group folder holds folds.json, a run config.json
 SOURCES: list[tuple[str, Callable[[Path], bool], Callable[[Path, Layout, str], SourceProbabilities]]] = [
     ("group", lambda path: (path / "folds.json").is_file(), group_probabilities),
@@ -125,9 +149,11 @@ def select(
 
     check_threshold(threshold)
     comp = resolve(competition) if isinstance(competition, str) else competition
-    refuse_other_targets(comp, "--pseudo-labels")  # a confident label set or value has no one definition yet
+    target_of(comp).check_pseudo_labels()  # a kind with no confident prediction is refused, saying why
     source = Path(source)
     kind, probabilities_of = _source_kind(source)
+    if comp.target != "label":  # rankings: the kind's softmax, with the views its predict uses
+        probabilities_of = kind_probabilities
     layout = open_layout(comp, data_dir)
     found = probabilities_of(source, layout, device)
     if found.classes != list(layout.classes):

@@ -134,3 +134,60 @@ def test_top_k_ranks_inserts_the_new_class_and_refuses_a_large_k():
         TopK(k=5).read_labels(frame, "Image", "Id", ["w_1", "w_2", "w_3"], "train.csv")
     with pytest.raises(KitError, match="id a.jpg has label 'w_9', not one of the 4 classes"):
         kind.read_labels(frame.assign(Id="w_9"), "Image", "Id", ["w_1", "w_2", "w_3"], "train.csv")
+
+
+def test_kind_fits_are_cross_fitted_and_kept_only_where_they_beat_the_default():
+    """A fit that helps is used, refitted on all rows, with a cross-fitted figure below its in-sample one; a fit
+    on noise keeps the default and says both figures."""
+    from kaggle_kit.competitions.metrics import QWK
+    from kaggle_kit.competitions.posthoc import cross_fit_answers, describe_answers_fit
+
+    kind = Ordinal(n_grades=5)
+    grades = rng.integers(0, 5, 300)
+    squeezed = grades * 0.6 + rng.normal(0, 0.3, 300)  # plain rounding puts most images a grade too low
+    record = cross_fit_answers(kind, QWK, grades, squeezed)
+    in_sample = kind.score(QWK, grades, squeezed, kind.fit(grades, squeezed, QWK))
+    assert record["used"] and record["fitted"]["cut_points"] == kind.fit(grades, squeezed, QWK)["cut_points"]
+    assert record["metric_default"] < record["metric"] == record["metric_cross_fitted"] <= in_sample
+    interval = record["interval"]
+    assert interval["low"] < record["metric"] < interval["high"] and interval["n"] == 300
+    line = describe_answers_fit(record, QWK, "validation")
+    assert "cross-fitted over 5 parts" in line and "default plain rounding" in line
+
+    centred = grades + rng.normal(0, 0.3, 300)  # already rounded right: cut points only fit noise
+    record = cross_fit_answers(kind, QWK, grades, centred)
+    assert not record["used"] and record["fitted"] == {} and record["metric"] == record["metric_default"]
+    assert "grade cut points not used: cross-fitted" in describe_answers_fit(record, QWK, "validation")
+
+
+def test_label_set_and_new_class_fits_are_cross_fitted():
+    from kaggle_kit.competitions.posthoc import cross_fit_answers
+    from kaggle_kit.competitions.targets import TopK
+
+    low = PROBS * 0.6  # probabilities that run low: 0.5 chooses too few labels
+    record = cross_fit_answers(MultiLabel(form="set"), F1_SAMPLES, TRUTH, low)
+    assert record["used"] and len(record["fitted"]["thresholds"]) == 4 and record["fitted"]["threshold"] < 0.5
+    assert record["metric"] > record["metric_default"]
+    assert cross_fit_answers(MultiLabel(), MEAN_AUC, TRUTH, PROBS)["cross_fitted"] is False  # nothing to fit
+
+    classes, n = 6, 300
+    truth = rng.integers(0, classes + 1, n)  # index 6: the new class, never a model output
+    probs = rng.dirichlet(np.ones(classes) * 0.3, n)
+    known = truth < classes
+    probs[known, truth[known]] += 1.5  # sure of the classes it knows, unsure of the new ones
+    probs /= probs.sum(axis=1, keepdims=True)
+    record = cross_fit_answers(TopK(k=5, new_class="new_whale"), MAP_AT_K, truth, probs)
+    assert record["used"] and record["metric"] > record["metric_default"]
+    assert "new_whale ranked last" in record["default"]
+
+
+def test_ordinal_is_inferred_only_from_a_grade_named_contiguous_column():
+    from kaggle_kit.workflows.init_targets import ordinal_reason
+
+    grades = pd.Series([0, 1, 2, 3, 4, 2])
+    assert "'diagnosis' is named as a grade" in ordinal_reason("diagnosis", grades)
+    assert ordinal_reason("isup_grade", pd.Series([0, 1, 2, 5, 4, 3])) is not None
+    assert ordinal_reason("label", grades) is None  # integer class ids
+    assert ordinal_reason("class_id", grades) is None
+    assert ordinal_reason("diagnosis", pd.Series([0, 1, 3, 4])) is None  # a gap: not every grade
+    assert ordinal_reason("level", pd.Series([1, 2, 3])) is None  # grades start at 0

@@ -190,7 +190,7 @@ SHAPES = {
     ),
     "grades": (
         ["--n-train", "50", "--n-test", "16"],
-        ["--metric", "Quadratic Weighted Kappa"],
+        ["--metric", "Quadratic Weighted Kappa", "--target", "label"],  # grades as classes: init would say ordinal
         {"label_file": "train.csv", "train_dir": "train_images", "submission_kind": "label", "id_kind": "hex"},
         "quadratic weighted kappa",
     ),

@@ -97,7 +97,7 @@ class Runs:
     """Each declared shape's generated download, trained once and predicted, on first use."""
 
     def __init__(self, root):
-        self.root, self.done = root, set()
+        self.root, self.done, self.trained = root, set(), {}
 
     def __call__(self, name: str):
         data, run, written = self.root / name, self.root / f"{name}-run", self.root / f"{name}.csv"
@@ -106,6 +106,7 @@ class Runs:
             assert result.returncode == 0, result.stderr
             result = run_cli("train", name, "--data-dir", data, "--out", run, *TRAIN)
             assert result.returncode == 0, result.stderr
+            self.trained[name] = result.stdout
             result = run_cli("predict", run, "--data-dir", data, "--out", written)
             assert result.returncode == 0, result.stderr
             self.done.add(name)
@@ -128,6 +129,23 @@ def test_sample_train_predict_validate_score(runs, name):
     assert shown == pytest.approx(expected, abs=1e-4), result.stdout
 
 
+@pytest.mark.parametrize("name", ["pp2021", "aptos", "whale"])
+def test_the_fit_after_training_is_cross_fitted_and_stored(runs, name):
+    """The printed validation figure is the cross-fitted one (never a fit scored on the images it saw), with its
+    interval and the default's figure beside it; config.json keeps what predict applies."""
+    import json
+
+    _, run, _ = runs(name)
+    printed = runs.trained[name]
+    stored = json.loads((run / "config.json").read_text())["target_fit"]
+    assert stored["cross_fitted"] and stored["interval"]["n"] == stored["images"]
+    assert stored["used"] == bool(stored["fitted"])
+    assert "optimistic" not in printed and f"{stored['metric_default']:.4f}" in printed
+    said = "cross-fitted over 5 parts, refitted on all for predict" if stored["used"] else "not used: cross-fitted"
+    assert said in printed and re.search(r"\[-?\d\.\d+, -?\d\.\d+\] n=\d+", printed), printed
+    assert re.search(r"test-time augmentation (on|off) \(validation", printed), printed
+
+
 WRONG_FORM = {
     "ranzcr": (lambda f: f.assign(**{"NGT - Normal": 1.5}), "no probability in [0, 1]"),
     "pp2021": (lambda f: f.assign(labels="rust frog"), "has label 'frog', not one of the 3 labels"),
@@ -147,34 +165,137 @@ def test_validate_refuses_the_wrong_form(runs, home, name):
     assert_one_line_error(result, needle, multiline=True)
 
 
-def test_commands_built_for_one_label_refuse_other_targets(runs, home):
-    data, run, _ = runs("paw")
-    for args in (
-        ("ensemble", run, run.parent / "ranzcr-run", "--data-dir", data, "--out", home / "blend.csv"),
-        ("analyze", run),
-        ("score", run),
-        ("train", "paw", "--data-dir", data, "--pseudo-labels", run, *TRAIN),
-    ):
-        assert_one_line_error(run_cli(*args), "is built for one label per image", "regression target")
+def test_score_of_a_run_folder_refuses_other_targets(runs):
+    _, run, _ = runs("paw")
+    assert_one_line_error(run_cli("score", run), "is built for one label per image", "regression target")
+
+
+ANALYSIS = {
+    "ranzcr": "| NGT - Normal |",
+    "pp2021": "Labels given by the fitted thresholds",
+    "aptos": "| true \\ submitted | 0 | 1 | 2 | 3 | 4 | recall |",
+    "paw": "bias (mean predicted - true)",
+    "whale": "Where the true class ranks: rank 1: ",
+}
+
+
+@pytest.mark.parametrize("name", list(DECLARATIONS))
+def test_analyze_writes_each_kinds_tables(runs, name):
+    _, run, _ = runs(name)
+    result = run_cli("analyze", run)
+    assert result.returncode == 0, result.stderr
+    text = (run / "analysis" / "analysis.md").read_text()
+    assert ANALYSIS[name] in text, text
+    held = np.load(run / "val_values.npz")
+    if name in ("paw", "aptos"):
+        assert (run / "analysis" / "scatter.png").stat().st_size > 1000
+    if name == "aptos":  # each true grade's row holds its validation images
+        rows = [line for line in text.splitlines() if re.match(r"\| \d \| ", line)]
+        sums = [sum(int(c) for c in row.split("|")[2:-2]) for row in rows]
+        assert sums == np.bincount(held["truth"], minlength=5).tolist()
+    if name == "whale":
+        ranks = re.search(r"rank 1: (\d+), .*missed: (\d+)", text)
+        assert int(ranks.group(1)) + int(ranks.group(2)) <= len(held["truth"])
+
+
+@pytest.mark.parametrize("name", ["pp2021", "aptos", "paw"])
+def test_pseudo_labels_are_refused_where_no_prediction_is_confident(runs, name):
+    data, run, _ = runs(name)
+    result = run_cli("train", name, "--data-dir", data, "--pseudo-labels", run, *TRAIN)
+    kind, why = {
+        "pp2021": ("multilabel", "one class per image"),
+        "aptos": ("ordinal", "carries no probability"),
+        "paw": ("regression", "carries no probability"),
+    }[name]
+    assert_one_line_error(result, f"--pseudo-labels: a {kind} target is not pseudo-labelled", why)
+
+
+def test_top_k_trains_on_its_confident_test_predictions(runs, home):
+    import json
+
+    data, run, _ = runs("whale")
+    out = home / "whale-pseudo"
+    # six classes: every softmax's largest probability is over 0.16, so every test image is chosen; the selection
+    # rule itself is tests/workflows/test_pseudo_labels.py's, this checks a ranking run's labels reach training
+    flags = [*TRAIN[:-4], "--epochs", "1", "--pseudo-labels", run, "--pseudo-threshold", "0.16"]
+    result = run_cli("train", "whale", "--data-dir", data, "--out", out, *flags)
+    assert result.returncode == 0, result.stderr
+    chosen = pd.read_csv(out / "pseudo_labels.csv")
+    test_ids = set(pd.read_csv(data / "answers.csv")["Image"])
+    assert len(chosen) == len(test_ids) and set(chosen["id"]) == test_ids
+    assert set(chosen["label"]) <= set(json.loads((out / "config.json").read_text())["classes"])
+
+
+class Groups:
+    """A 2-fold group of a shape's download (the one `runs` trained on), trained once on first use."""
+
+    def __init__(self, runs):
+        self.runs, self.printed = runs, {}
+
+    def __call__(self, name: str):
+        data, _, _ = self.runs(name)
+        group = self.runs.root / f"{name}-group"
+        if name not in self.printed:
+            flags = [*TRAIN[:-4], "--epochs", "1"]
+            result = run_cli("train", name, "--data-dir", data, "--out", group, "--folds", "2", *flags)
+            assert result.returncode == 0, result.stderr
+            self.printed[name] = result.stdout
+        return data, group
+
+
+@pytest.fixture(scope="module")
+def groups(runs):
+    return Groups(runs)
 
 
 @pytest.mark.parametrize("name", ["pp2021", "paw"])
-def test_two_folds_to_a_blended_submission(home, name):
-    data, group, written = home / name, home / f"{name}-group", home / f"{name}-group.csv"
-    if not data.is_dir():
-        assert run_cli("sample", name, data, "--n-train", "48", "--n-test", "16").returncode == 0
-    result = run_cli("train", name, "--data-dir", data, "--out", group, "--folds", "2", *TRAIN[:-4], "--epochs", "1")
-    assert result.returncode == 0, result.stderr
-    assert "OOF" in result.stdout and (group / "oof_values.npz").is_file()
+def test_two_folds_to_a_blended_submission(groups, home, name):
+    data, group = groups(name)
+    written = home / f"{name}-group.csv"
+    printed = groups.printed[name]
+    assert "OOF (48 images, each predicted by the fold that held it out)" in printed, printed
+    assert "optimistic" not in printed and (group / "oof_values.npz").is_file()
+    if name == "pp2021":  # a label set's thresholds: cross-fitted over the folds
+        assert "cross-fitted over 2 parts" in printed or "not used: cross-fitted" in printed, printed
     result = run_cli("predict", group, "--data-dir", data, "--out", written)
     assert result.returncode == 0, result.stderr
     assert run_cli("score", written, "--answers", data / "answers.csv", "-c", name).returncode == 0
 
 
+@pytest.mark.parametrize("name", ["pp2021", "aptos", "paw", "whale"])  # ranzcr's columns: test_api's label blend path
+def test_ensemble_blends_values_and_refits_the_kind(runs, groups, home, name):
+    """Label sets, values, grades and rankings blend as labels do: weights cross-fitted on the shared held-out
+    values, then the kind's fit on the blend; the file validates and scores as scikit-learn scores it. A run
+    and its fold group where the shape has one here; elsewhere the run and a copy of its folder (the same
+    predictions), which costs no training."""
+    import json
+    import shutil
+
+    data, run, _ = runs(name)
+    if name in ("pp2021", "paw"):
+        other = groups(name)[1]
+    else:
+        other = home / f"{name}-run-copy"
+        if not other.exists():
+            shutil.copytree(run, other)
+    blended = home / f"{name}-blend.csv"
+    result = run_cli("ensemble", run, other, "--data-dir", data, "--out", blended)
+    assert result.returncode == 0, result.stderr
+    assert "note: the blend: " in result.stdout and "held-out" in result.stdout, result.stdout
+    assert run_cli("validate", blended, "-c", name, "--data-dir", data).returncode == 0
+    record = json.loads(blended.with_name(blended.name + ".ensemble.json").read_text())
+    assert abs(sum(m["weight"] for m in record["members"]) - 1) < 1e-9
+    result = run_cli("score", blended, "--answers", data / "answers.csv", "-c", name)
+    shown = float(re.search(r"(-?\d+\.\d+) - (higher|lower) is better", result.stdout).group(1))
+    assert shown == pytest.approx(
+        sklearn_score(name, pd.read_csv(data / "answers.csv"), pd.read_csv(blended)), abs=1e-4
+    )
+
+
 INIT = {  # name -> (init flags, what the declaration must hold)
     "ranzcr": (["--metric", "Mean Columnwise ROC AUC"], {"target": "multilabel", "submission_kind": "probabilities"}),
     "pp2021": (["--metric", "Mean F1 Score"], {"target": "multilabel", "label_column": "labels"}),
-    "aptos": (["--metric", "qwk", "--target", "ordinal"], {"target": "ordinal", "label_column": "diagnosis"}),
+    "aptos": (["--metric", "qwk"], {"target": "ordinal", "label_column": "diagnosis"}),  # inferred: see below
     "paw": (["--metric", "Root Mean Squared Error"], {"target": "regression", "label_column": "Pawpularity"}),
     "whale": (["--metric", "MAP@5"], {"target": "topk", "top_k": 5, "new_class": "new_whale"}),
 }
@@ -201,6 +322,28 @@ def test_init_reads_the_target_from_the_zip(home, name, tmp_path):
     assert found.metric == source.metric and found.declared_classes == source.declared_classes
 
 
+def test_init_says_why_grades_are_ordinal_and_target_label_keeps_classes(home, tmp_path):
+    """APTOS' `diagnosis` 0-4 scored by QWK is inferred ordinal with the reason printed; --target label keeps the
+    grades as classes (the other direction: integer class ids never named as grades stay classes, test_targets)."""
+    from kaggle_kit.competitions import declaration
+    from kaggle_kit.competitions.registry import resolve
+
+    data = tmp_path / "aptos"
+    assert run_cli("sample", "aptos", data, "--n-train", "24", "--n-test", "8").returncode == 0
+    out = tmp_path / "inferred.toml"
+    result = run_cli("init", resolve("aptos").slug, "--data-dir", data, "--out", out, "--metric", "qwk")
+    assert result.returncode == 0, result.stderr
+    assert "target: ordinal, as column 'diagnosis' is named as a grade ('diagnosis')" in result.stdout
+    assert declaration.load(out).target == "ordinal"
+    out = tmp_path / "classes.toml"
+    flags = ("--metric", "qwk", "--target", "label")
+    result = run_cli("init", resolve("aptos").slug, "--data-dir", data, "--out", out, *flags)
+    assert result.returncode == 0, result.stderr
+    assert "target: ordinal" not in result.stdout
+    found = declaration.load(out)
+    assert found.target == "label" and found.declared_classes == ("0", "1", "2", "3", "4")
+
+
 def test_init_refuses_a_metric_the_target_cannot_take(home, tmp_path):
     from kaggle_kit.competitions.registry import resolve
 
@@ -210,3 +353,30 @@ def test_init_refuses_a_metric_the_target_cannot_take(home, tmp_path):
     assert_one_line_error(result, "--metric accuracy does not score a regression target", "rmse")
     result = run_cli("init", resolve("paw").slug, "--data-dir", data, "--metric", "rmse", "--target", "boxes")
     assert_one_line_error(result, "--target boxes: choose one of label, multilabel, regression, ordinal, topk")
+
+
+def test_tta_averages_each_kinds_probabilities_over_the_views(runs, home):
+    """Through the real streaming path: the TTA values of a sigmoid head are the mean of each view's sigmoid, and
+    `predict --tta` writes a valid submission with them."""
+    import torch
+
+    from kaggle_kit.data.cache import load_images
+    from kaggle_kit.inference.loading import load_run, open_run_layout
+    from kaggle_kit.inference.streaming import stream_logits
+    from kaggle_kit.inference.target_predict import kind_values
+
+    data, run, _ = runs("pp2021")
+    loaded = load_run(run, "best", "cpu")
+    layout = open_run_layout(loaded, data)
+    cache = load_images(layout, "test", loaded.recipe.cache_side, skip_bad=True)
+    rows, views = np.arange(len(cache)), ("identity", "hflip")
+    averaged, plain, _ = kind_values(loaded, cache, rows, views)
+    logits = stream_logits(loaded.model, cache, rows, loaded.recipe, loaded.mean, loaded.std, loaded.device, views)
+    identity, flipped = logits.identity, 2 * logits.mean - logits.identity  # the mean of two views, and one of them
+    expected = (torch.tensor(identity).sigmoid() + torch.tensor(flipped).sigmoid()).numpy() / 2
+    assert np.allclose(averaged, expected, atol=1e-5) and np.allclose(plain, 1 / (1 + np.exp(-identity)), atol=1e-6)
+    written = home / "pp2021-tta.csv"
+    result = run_cli("predict", run, "--data-dir", data, "--out", written, "--tta")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"TTA on, \d views \[--tta\]", result.stdout), result.stdout
+    assert run_cli("validate", written, "-c", "pp2021", "--data-dir", data).returncode == 0
