@@ -261,9 +261,9 @@ class MultiLabel(DrawnTarget):
 
 @dataclass(frozen=True)
 class Regression(DrawnTarget):
-    """One float per image from one output, trained with MSE on the target standardised by `center`/`scale`
-    (the training values' mean and spread, so the head starts near the target's range); clipped to `value_range`
-    when one is declared."""
+    """One float per image from one output, trained with MSE on the target standardised to about -1..1 by the
+    declared `value_range` (Pawpularity's 1..100 trained raw makes the head start 50 units off and diverge at a
+    usual learning rate; `init` declares the training values' range); its values clipped to that range."""
 
     name: str = "regression"
     value_range: tuple[float, float] | None = None
@@ -275,13 +275,22 @@ class Regression(DrawnTarget):
     def head_size(self, classes) -> int:
         return 1
 
+    def unit(self) -> tuple[float, float]:
+        """(center, scale) mapping the declared range onto -1..1; (0, 1) without one."""
+        if not self.value_range:
+            return 0.0, 1.0
+        low, high = self.value_range
+        return (low + high) / 2, max((high - low) / 2, 1e-9)
+
     def loss(self, logits, targets):
         import torch.nn.functional as F
 
-        return F.mse_loss(logits.float().squeeze(1), targets.float())
+        center, scale = self.unit()
+        return F.mse_loss(logits.float().squeeze(1), (targets.float() - center) / scale)
 
     def values(self, logits: np.ndarray) -> np.ndarray:
-        values = np.asarray(logits, dtype=np.float64).reshape(len(logits), -1)[:, 0]
+        center, scale = self.unit()
+        values = np.asarray(logits, dtype=np.float64).reshape(len(logits), -1)[:, 0] * scale + center
         return np.clip(values, *self.value_range) if self.value_range else values
 
     def read_labels(self, frame, id_column, label_column, classes, where) -> np.ndarray:

@@ -109,6 +109,9 @@ def infer_target(
     )
     if kind == "topk":
         comp = _top_k(comp, sample, frame, k)
+    if kind == "regression" and comp.value_range is None:  # what the values are trained and clipped on
+        values = pd.to_numeric(frame[comp.label_column], errors="coerce").dropna()
+        comp = replace(comp, value_range=(float(values.min()), float(values.max()))) if len(values) else comp
     comp = replace(comp, metric=_metric(comp, metric), declared_classes=_classes(comp, frame, kind))
     layout = open_layout(comp, root)
     sizes, mean_std = probe(layout)
