@@ -45,6 +45,7 @@ PLAN = [
     ("experiment", "full disk", "seed"),
     ("tune", "crash", "seed"),
     ("submit", "crash", 1),
+    ("submit", "crash", 2),
     ("submit", "full disk", 1),
 ]
 
