@@ -212,6 +212,31 @@ def test_push_takes_a_run_through_dataset_notebook_and_a_scored_code_submission(
     assert f"public score {expected:.5f}" in again.stdout and first.kaggle_ref != second.kaggle_ref
 
 
+def test_push_makes_each_version_once_when_kaggle_made_it_but_the_answer_was_lost(trained, packaged, work, tmp_path):
+    """Kaggle makes the dataset, then its new version, and the notebook version, but drops the connection (or
+    answers 500) before saying so: push asks Kaggle whether each was made and goes on with it, never a second."""
+    notebook, dataset = "kk-test-user/kk-cifar10-tiny", "kk-test-user/kk-cifar10-tiny-data"
+    with KaggleServer(CIFAR, trained.bundle, score_delay=0.2, code_competition=True, dataset_delay=0.2) as server:
+        server.script("CreateDataset", ["done-reset"])
+        server.script("SaveKernel", ["done-500"])
+        first = kit(["push", packaged], work, kit_env(tmp_path, server.url))
+        assert first.returncode == 0, first.stderr
+        server.script("CreateDatasetVersion", ["done-reset"])
+        server.script("SaveKernel", ["done-reset"])
+        second = kit(["push", packaged], work, kit_env(tmp_path, server.url))
+        assert second.returncode == 0, second.stderr
+        calls, versions = server.calls, len(server.kernel_versions(notebook))
+        made = len(server._state.datasets[dataset].versions)
+    assert (calls["CreateDataset"], calls["CreateDatasetVersion"], calls["SaveKernel"]) == (1, 1, 2)
+    assert (versions, made) == (2, 2)  # one version per push: nothing made twice
+    assert "version 1: complete" in first.stdout and "version 2: complete" in second.stdout
+    records = Ledger(work / "submissions" / "ledger.jsonl").records()
+    assert [(r.notebook_version, r.dataset_version, r.status) for r in records] == [
+        (1, 1, "COMPLETE"),
+        (2, 2, "COMPLETE"),
+    ]
+
+
 def test_push_to_a_csv_competition_says_to_submit_the_file(trained, packaged, work, tmp_path):
     with KaggleServer(CIFAR, trained.bundle, code_competition=False) as server:
         refused = kit(["push", packaged], work, kit_env(tmp_path, server.url))
