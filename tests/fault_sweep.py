@@ -114,8 +114,9 @@ class Sweep:
         said = lines[-1] if lines else ""
         if proc.returncode in (0, faults.CRASH_EXIT) or "no space left in" not in said or "Traceback" in proc.stderr:
             return Outcome(self.command.name, "full disk", moment, False, f"exit {proc.returncode}: {said[:300]}")
-        if before is not None and target.read_bytes() != before:
-            return Outcome(self.command.name, "full disk", moment, False, f"{target} changed though its write failed")
+        if before is not None and (not target.is_file() or target.read_bytes() != before):
+            lost = f"{target.relative_to(work)} lost its previous version though its write failed"
+            return Outcome(self.command.name, "full disk", moment, False, lost)
         return self._after_fault(work, "full disk", moment)
 
     def target(self, number: int, work: Path) -> Path | None:

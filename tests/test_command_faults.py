@@ -29,7 +29,7 @@ PLAN = [
     ("train", "kill", 1),
     ("train", "full disk", "seed"),
     ("resume", "crash", "seed"),
-    ("resume", "full disk", 1),
+    ("resume", "full disk", 5),  # last.pt: its previous version must stay
     ("train --folds", "crash", LAST),
     ("predict", "crash", 1),
     ("predict", "crash", 2),
