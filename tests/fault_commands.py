@@ -76,7 +76,7 @@ class Base:
         if not self.servers:
             from kaggle_server import KaggleServer
 
-            self.servers.append(KaggleServer("cifar10", self.data, score_delay=0.2).start())
+            self.servers.append(KaggleServer("cifar10", self.data, score_delay=0.2, daily_limit=10**6).start())
         return self.servers[0]
 
     def kaggle_env(self) -> dict:
