@@ -5,8 +5,10 @@ Protocol, one JSON line per request on stdin: {"cwd", "env", "args", "stdout", "
 child enters cwd with exactly env, sends its output to the two files and runs `kaggle_kit.cli.main()` as
 `python -m kaggle_kit ARGS` would (its own argv, its own exit status; a crash point's `os._exit` and a SIGKILL
 end it as they would end a fresh process). The zygote answers the child's pid on one line, then its exit status
-(negative: the signal that ended it) on the next. The zygote itself writes nothing and holds no threads, so a
-fork leaves no lock held. Started by tests/fault_sweep.py (`Zygote`).
+(negative: the signal that ended it) on the next. The zygote itself runs no command; the libraries it imported
+may hold idle threads, which a fork does not copy: a child that ever hung on a lock one of them held would be
+killed at the sweep's timeout and its moment reported as not survived. Started by tests/fault_sweep.py
+(`Zygote`).
 """
 
 from __future__ import annotations
