@@ -195,12 +195,22 @@ def packaged(pristine_package, work) -> Path:
 
 
 def test_push_takes_a_run_through_dataset_notebook_and_a_scored_code_submission(trained, packaged, work, tmp_path):
+    """Two pushes, each through answers Kaggle loses after making the dataset, its version or the notebook
+    version (a reset connection, a 500): push asks Kaggle whether each was made and never makes one twice."""
     with KaggleServer(CIFAR, trained.bundle, score_delay=0.2, code_competition=True, dataset_delay=0.5) as server:
+        server.script("CreateDataset", ["done-reset"])
+        server.script("SaveKernel", ["done-500"])
         pushed = kit(["push", packaged], work, kit_env(tmp_path, server.url, KAGGLE_KIT_PROGRESS="1"))
         assert pushed.returncode == 0, pushed.stderr
+        server.script("CreateDatasetVersion", ["done-reset"])
+        server.script("SaveKernel", ["done-reset"])
         again = kit(["push", packaged], work, kit_env(tmp_path, server.url, KAGGLE_KIT_PROGRESS="1"))
         assert again.returncode == 0, again.stderr
         expected = server.expected_scores(packaged / "output" / "v2" / "submission.csv")[0]
+        calls, notebooks = server.calls, len(server.kernel_versions("kk-test-user/kk-cifar10-tiny"))
+        datasets = len(server._state.datasets["kk-test-user/kk-cifar10-tiny-data"].versions)
+    assert (calls["CreateDataset"], calls["CreateDatasetVersion"], calls["SaveKernel"]) == (1, 1, 2)
+    assert (notebooks, datasets) == (2, 2)  # one version per push: nothing made twice
     assert "dataset kk-test-user/kk-cifar10-tiny-data version 1: ready" in pushed.stdout
     assert "notebook kk-test-user/kk-cifar10-tiny version 1: complete" in pushed.stdout
     assert "waiting for Kaggle to process it" in pushed.stderr  # the dataset was not ready at once
@@ -210,31 +220,6 @@ def test_push_takes_a_run_through_dataset_notebook_and_a_scored_code_submission(
     assert second.status == "COMPLETE" and second.public_score == pytest.approx(expected)
     assert set(second.files) == {p.name for p in (packaged / "dataset").iterdir() if p.name != "dataset-metadata.json"}
     assert f"public score {expected:.5f}" in again.stdout and first.kaggle_ref != second.kaggle_ref
-
-
-def test_push_makes_each_version_once_when_kaggle_made_it_but_the_answer_was_lost(trained, packaged, work, tmp_path):
-    """Kaggle makes the dataset, then its new version, and the notebook version, but drops the connection (or
-    answers 500) before saying so: push asks Kaggle whether each was made and goes on with it, never a second."""
-    notebook, dataset = "kk-test-user/kk-cifar10-tiny", "kk-test-user/kk-cifar10-tiny-data"
-    with KaggleServer(CIFAR, trained.bundle, score_delay=0.2, code_competition=True, dataset_delay=0.2) as server:
-        server.script("CreateDataset", ["done-reset"])
-        server.script("SaveKernel", ["done-500"])
-        first = kit(["push", packaged], work, kit_env(tmp_path, server.url))
-        assert first.returncode == 0, first.stderr
-        server.script("CreateDatasetVersion", ["done-reset"])
-        server.script("SaveKernel", ["done-reset"])
-        second = kit(["push", packaged], work, kit_env(tmp_path, server.url))
-        assert second.returncode == 0, second.stderr
-        calls, versions = server.calls, len(server.kernel_versions(notebook))
-        made = len(server._state.datasets[dataset].versions)
-    assert (calls["CreateDataset"], calls["CreateDatasetVersion"], calls["SaveKernel"]) == (1, 1, 2)
-    assert (versions, made) == (2, 2)  # one version per push: nothing made twice
-    assert "version 1: complete" in first.stdout and "version 2: complete" in second.stdout
-    records = Ledger(work / "submissions" / "ledger.jsonl").records()
-    assert [(r.notebook_version, r.dataset_version, r.status) for r in records] == [
-        (1, 1, "COMPLETE"),
-        (2, 2, "COMPLETE"),
-    ]
 
 
 def test_push_to_a_csv_competition_says_to_submit_the_file(trained, packaged, work, tmp_path):
