@@ -12,10 +12,12 @@ Fault classes, and what "survived" means for each:
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
 import random
+import select
 import shutil
 import signal
 import subprocess
@@ -45,6 +47,9 @@ class Command:
     args: list[str]
     same: tuple[str, ...]  # globs (under the working folder) of files equal to the undisturbed run's after a fault
     rerun: Callable[[Path], list[str]] | None = None  # the command after a fault (default: `args` again)
+    present: tuple[str, ...] = ()  # globs of files that must exist after the rerun (not compared: they hold times)
+    env: dict | Callable[[], dict] = field(default_factory=dict)  # more environment (or what makes it) for every run
+    check: Callable[[Path], str] | None = None  # what else must hold after the rerun: "" or what went wrong
 
 
 @dataclass
@@ -66,6 +71,9 @@ class Sweep:
     reference: dict[str, object] = field(default_factory=dict)
     seconds: float = 0.0
 
+    def env(self) -> dict:
+        return self.command.env() if callable(self.command.env) else self.command.env
+
     def fresh(self, label: str) -> Path:
         work = self.root / label
         shutil.rmtree(work, ignore_errors=True)
@@ -78,17 +86,17 @@ class Sweep:
         log = work.parent / "undisturbed-writes.log"
         log.unlink(missing_ok=True)
         started = time.monotonic()
-        proc = run_kit(work, self.command.args, {faults.LOG_ENV: str(log)})
+        proc = run_kit(work, self.command.args, {**self.env(), faults.LOG_ENV: str(log)})
         self.seconds = time.monotonic() - started
         assert proc.returncode == 0, proc.stderr
         self.writes = log.read_text().splitlines()
         self.reference = {rel: comparable(work / rel) for rel in matching(work, self.command.same)}
-        assert self.reference, f"{self.command.name}: no file matches {self.command.same}"
+        assert self.reference or not self.command.same, f"{self.command.name}: no file matches {self.command.same}"
         return self
 
     def crash(self, number: int, phase: str = "partial") -> Outcome:
         work = self.fresh(f"crash-{number}-{phase}")
-        proc = run_kit(work, self.command.args, {faults.CRASH_ENV: f"{number}:{phase}"})
+        proc = run_kit(work, self.command.args, {**self.env(), faults.CRASH_ENV: f"{number}:{phase}"})
         moment = f"write {number} ({self.writes[number - 1].split(chr(9))[1]}), {phase}"
         if proc.returncode != faults.CRASH_EXIT:
             return Outcome(self.command.name, "crash", moment, False, f"exit {proc.returncode}: {proc.stderr[-300:]}")
@@ -96,21 +104,40 @@ class Sweep:
 
     def full_disk(self, number: int) -> Outcome:
         work = self.fresh(f"enospc-{number}")
-        proc = run_kit(work, self.command.args, {faults.ENOSPC_ENV: str(number)})
+        target = self.target(number, work)
+        # the version before the failed write is the one the command started with, unless it wrote the file earlier
+        earlier = any(self.target(n, work) == target for n in range(1, number))
+        before = target.read_bytes() if target and target.is_file() and not earlier else None
+        proc = run_kit(work, self.command.args, {**self.env(), faults.ENOSPC_ENV: str(number)})
         moment = f"write {number} ({self.writes[number - 1].split(chr(9))[1]})"
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         said = lines[-1] if lines else ""
         if proc.returncode in (0, faults.CRASH_EXIT) or "no space left in" not in said or "Traceback" in proc.stderr:
             return Outcome(self.command.name, "full disk", moment, False, f"exit {proc.returncode}: {said[:300]}")
+        if before is not None and (not target.is_file() or target.read_bytes() != before):
+            lost = f"{target.relative_to(work)} lost its previous version though its write failed"
+            return Outcome(self.command.name, "full disk", moment, False, lost)
         return self._after_fault(work, "full disk", moment)
+
+    def target(self, number: int, work: Path) -> Path | None:
+        """The kept file the n-th write puts in place, in `work` (None for a hidden staging file)."""
+        path = Path(self.writes[number - 1].split("\t")[2])
+        if path.is_absolute():
+            try:
+                path = path.relative_to(self.root / "undisturbed")
+            except ValueError:
+                return None
+        if path.name.startswith(".") or any(part.startswith(".") for part in path.parts):
+            return None
+        return work / path
 
     def kill(self, rng: random.Random) -> Outcome:
         at = rng.uniform(0.05, 0.95) * self.seconds
         work = self.fresh(f"kill-{at:.2f}")
-        child = start_kit(work, self.command.args)
+        child = start_kit(work, self.command.args, self.env())
         time.sleep(at)
-        child.send_signal(signal.SIGKILL)
-        child.communicate()
+        child.kill()
+        child.wait()
         return self._after_fault(work, "kill", f"{at:.1f} s of {self.seconds:.1f} s")
 
     def _after_fault(self, work: Path, fault: str, moment: str) -> Outcome:
@@ -118,46 +145,116 @@ class Sweep:
         if torn:
             return Outcome(self.command.name, fault, moment, False, f"half-written: {torn}")
         args = self.command.rerun(work) if self.command.rerun else self.command.args
-        proc = run_kit(work, args, {})
+        proc = run_kit(work, args, self.env())
         if proc.returncode != 0:
             return Outcome(
                 self.command.name, fault, moment, False, f"rerun exit {proc.returncode}: {proc.stderr[-300:]}"
             )
         after = {rel: comparable(work / rel) for rel in matching(work, self.command.same)}
         differ = sorted(rel for rel in set(after) | set(self.reference) if after.get(rel) != self.reference.get(rel))
-        return Outcome(
-            self.command.name, fault, moment, not differ, f"differ from undisturbed: {differ}" if differ else ""
+        missing = [g for g in self.command.present if not matching(work, (g,))]
+        torn = [str(p.relative_to(work)) for p in kept(work) if not whole(p)]
+        wrong = self.command.check(work) if self.command.check else ""
+        detail = "; ".join(
+            text
+            for text in (
+                f"differ from undisturbed: {differ}" if differ else "",
+                f"missing after the rerun: {missing}" if missing else "",
+                f"half-written after the rerun: {torn}" if torn else "",
+                wrong,
+            )
+            if text
         )
+        if not detail:  # a survived moment's folder is not needed again (the full sweep runs hundreds)
+            shutil.rmtree(work, ignore_errors=True)
+        return Outcome(self.command.name, fault, moment, not detail, detail)
 
 
 def child_env(work: Path, extra: dict) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_KIT_")}
     env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", KAGGLE_KIT_SUBMISSIONS_DIR=str(work / "submissions"))
+    env.update(KAGGLE_KIT_PROGRESS="0", NO_ALBUMENTATIONS_UPDATE="1")
     env.update(extra)
     return env
 
 
+class Zygote:
+    """tests/kit_zygote.py: one process that imported torch and kaggle-kit, forking a child per command (a fresh
+    interpreter per command would spend most of the sweep importing torch)."""
+
+    def __init__(self) -> None:
+        env = child_env(REPO, {})
+        self.process = subprocess.Popen(
+            [sys.executable, str(REPO / "tests" / "kit_zygote.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
+        assert self.process.stdout.readline().strip() == "ready", "tests/kit_zygote.py did not start"
+
+    def start(self, work: Path, args: list[str], extra: dict) -> Child:
+        logs = work.parent / f".{work.name}-{time.monotonic_ns()}"
+        request = {
+            "cwd": str(work),
+            "env": child_env(work, extra),
+            "args": [str(a) for a in args],
+            "stdout": f"{logs}.out",
+            "stderr": f"{logs}.err",
+        }
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return Child(self, int(self.process.stdout.readline()), Path(f"{logs}.out"), Path(f"{logs}.err"), args)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+@dataclass
+class Child:
+    """One command forked by the zygote."""
+
+    zygote: Zygote
+    pid: int
+    stdout: Path
+    stderr: Path
+    args: list
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it had ended
+            pass
+
+    def wait(self, timeout: float = 600) -> subprocess.CompletedProcess:
+        ready, _, _ = select.select([self.zygote.process.stdout], [], [], timeout)
+        if not ready:
+            self.kill()
+        code = int(self.zygote.process.stdout.readline())
+        out, err = (p.read_text(errors="replace") for p in (self.stdout, self.stderr))
+        for path in (self.stdout, self.stderr):
+            path.unlink(missing_ok=True)
+        return subprocess.CompletedProcess(["kaggle-kit", *self.args], code, out, err)
+
+
+_ZYGOTE: list[Zygote] = []
+
+
+def zygote() -> Zygote:
+    if not _ZYGOTE:
+        _ZYGOTE.append(Zygote())
+        atexit.register(_ZYGOTE[0].close)
+    return _ZYGOTE[0]
+
+
 def run_kit(work: Path, args: list[str], extra: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kaggle_kit", *args],
-        cwd=work,
-        env=child_env(work, extra),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return zygote().start(work, args, extra).wait()
 
 
-def start_kit(work: Path, args: list[str], capture: bool = False) -> subprocess.Popen:
-    out = subprocess.PIPE if capture else subprocess.DEVNULL
-    return subprocess.Popen(
-        [sys.executable, "-m", "kaggle_kit", *args],
-        cwd=work,
-        env=child_env(work, {}),
-        stdout=out,
-        stderr=out,
-        text=True,
-    )
+def start_kit(work: Path, args: list[str], extra: dict | None = None) -> Child:
+    return zygote().start(work, args, extra or {})
 
 
 def matching(work: Path, globs: tuple[str, ...]) -> list[str]:

@@ -36,6 +36,8 @@ competitions/types/competition_api_service.py, kaggle/api/kaggle_api_extended.py
   killed after `kernel_timeout` seconds. `GetKernelSessionStatus {userName, kernelSlug, versionLabel}` ->
   `{status, failureMessage}` (`KernelWorkerStatus`: QUEUED, RUNNING, COMPLETE, ERROR);
   `ListKernelSessionOutput` -> `{files: [{url, fileName}], log}`, each file served at its url.
+  `GetKernel {userName, kernelSlug}` -> `{metadata: {ref, slug, currentVersionNumber}, blob: {source}}`, 404
+  before the first push.
 - `CreateCodeSubmission {competitionName, kernelOwner, kernelSlug, kernelVersion, fileName}` -> `{message,
   ref}`: that version's output file becomes a submission, scored like any other; 400 for a CSV competition.
 
@@ -909,6 +911,14 @@ class _Handler(BaseHTTPRequestHandler):
                 "kernelId": 7,
             }
         )
+
+    def _api_GetKernel(self, request: dict) -> None:
+        ref = f"{request.get('userName', '')}/{request.get('kernelSlug', '')}"
+        versions = self.state.kernels.get(ref, [])
+        if not versions:
+            return self._error(404, f"Notebook {ref} not found")
+        metadata = {"ref": ref, "slug": ref.split("/")[1], "currentVersionNumber": len(versions)}
+        self._json({"metadata": metadata, "blob": {"source": str(versions[-1].metadata.get("text") or "")}})
 
     def _kernel_version(self, request: dict) -> KernelVersion | None:
         ref = f"{request.get('userName', '')}/{request.get('kernelSlug', '')}"

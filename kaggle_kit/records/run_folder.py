@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -180,7 +181,15 @@ class RunDir:
         torch.save(state, buffer)
         path = self.file(f"{name}.pt")
         if keep_previous and path.is_file():
-            os.replace(path, self.file(f"{name}.prev.pt"))
+            # the previous checkpoint keeps its own name until the new one replaces it (a full disk or a crash in
+            # between leaves it there and in .prev.pt): a second name for the same file, not a move
+            staged = self.file(f".{name}.prev.pt.link")
+            staged.unlink(missing_ok=True)
+            try:
+                os.link(path, staged)
+            except OSError:  # a file system without hard links
+                shutil.copy2(path, staged)
+            os.replace(staged, self.file(f"{name}.prev.pt"))
         atomic_write_bytes(path, buffer.getvalue())
         return path
 

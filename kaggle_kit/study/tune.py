@@ -65,6 +65,10 @@ def run_study(
     storage = tune_storage.open_storage(storage_url, plan.path, heartbeat_s)
     write_record(plan)  # once the storage opened: a wrong URL leaves no study folder claiming it
     study = _open_study(plan, storage)
+    if storage_url is None:  # the journal file: a dead worker of this machine is found by its process id
+        from .tune_trial import retry_dead_workers
+
+        retry_dead_workers(study)
     comp = resolve(plan.competition)
     callbacks = [_say_trial(comp)]
     if trials is not None:
@@ -93,9 +97,10 @@ def run_study(
 
 
 def _budget_used(study) -> int:
+    """Trials that took a place under the cap; a waiting one (a dead worker's, queued again) is still to run."""
     from optuna.trial import TrialState
 
-    counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+    counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     return len(study.get_trials(deepcopy=False, states=counted))
 
 

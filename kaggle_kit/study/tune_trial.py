@@ -7,6 +7,9 @@ parameters, the state (complete, pruned, failed), the score and, for a pruned tr
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,8 @@ from ..core.errors import KitError
 from .tune_plan import StudyPlan
 
 TRIAL_FILE = "trial.json"
+WORKER = "worker"  # user attribute: the host and process id running the trial
+DEAD_WORKER = "dead_worker"  # user attribute of a trial whose worker of this machine died, and of its retry
 
 
 class SurplusTrial(Exception):
@@ -42,7 +47,12 @@ def objective(plan: StudyPlan, comp: Competition, cap: int | None, track: tuple[
             trial.study.stop()
             raise SurplusTrial(f"the cap of {cap} trials was reached by other workers")
         params = plan.space.suggest(trial)
+        trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
         run_dir = plan.path / f"trial-{trial.number:03d}"
+        if trial.user_attrs.get(DEAD_WORKER) and trial.user_attrs.get("run"):
+            # the dead worker's trial again, in its folder: its run never finished (no trial.json), so it starts over
+            run_dir = Path(trial.user_attrs["run"])
+            shutil.rmtree(run_dir, ignore_errors=True)
         trial.set_user_attr("run", str(run_dir))
         retried = _retried(trial)
         record = {"study": plan.study, "trial": trial.number, "params": params, "retry_of": retried}
@@ -64,6 +74,42 @@ def objective(plan: StudyPlan, comp: Competition, cap: int | None, track: tuple[
         return outcome.value
 
     return run_trial
+
+
+def retry_dead_workers(study) -> list[int]:
+    """Trials a worker of this machine left RUNNING when it died (killed, crashed, a power cut): failed, and queued
+    again with the same parameters (Optuna's RetryFailedTrialCallback) to run in the same folder. The journal file
+    has no heartbeat (a database storage's workers have one, `tune_storage`): here a trial's owner is dead when
+    its recorded process is gone from this machine. The numbers of the trials retried."""
+    import warnings
+
+    from optuna.storages import RetryFailedTrialCallback
+    from optuna.trial import TrialState
+
+    storage, host = study._storage, socket.gethostname()  # Optuna's own retry callbacks use the storage too
+    retried = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner, _, pid = str(trial.user_attrs.get(WORKER, "")).rpartition(":")
+        if owner != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        storage.set_trial_user_attr(trial._trial_id, DEAD_WORKER, True)
+        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            continue  # another worker settled it first
+        with warnings.catch_warnings():  # "experimental since 2.8": the call is what Optuna documents for this
+            warnings.simplefilter("ignore")
+            RetryFailedTrialCallback(max_retry=2)(study, storage.get_trial(trial._trial_id))
+        retried.append(trial.number)
+    return retried
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process with that number: alive
+        return True
+    return True
 
 
 def _surplus(trial, cap: int) -> bool:

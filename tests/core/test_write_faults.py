@@ -22,7 +22,7 @@ from kaggle_kit.submissions.ledger import Ledger
 # Files that write with os.replace / write_text on their own, not through a registered writer, and why that is
 # safe for now: the fault suite does not reach them yet (issue 29 leaves them to route through core.atomic).
 NOT_YET_ROUTED = {
-    "kaggle_kit/records/run_folder.py": "keeps best.prev.pt by a rename; the new checkpoint goes through core.atomic",
+    "kaggle_kit/records/run_folder.py": "links the old checkpoint as .prev.pt; the new one goes through core.atomic",
     "kaggle_kit/core/archive.py": "moves an unpacked folder into place (a staging folder, rebuilt when torn)",
     "kaggle_kit/competitions/samples.py": "writes generated sample downloads (test data, not a user's work)",
     "kaggle_kit/competitions/target_samples.py": "generated downloads of other targets (test data, not a user's work)",

@@ -196,12 +196,22 @@ def packaged(pristine_package, work) -> Path:
 
 
 def test_push_takes_a_run_through_dataset_notebook_and_a_scored_code_submission(trained, packaged, work, tmp_path):
+    """Two pushes, each through answers Kaggle loses after making the dataset, its version or the notebook
+    version (a reset connection, a 500): push asks Kaggle whether each was made and never makes one twice."""
     with KaggleServer(CIFAR, trained.bundle, score_delay=0.2, code_competition=True, dataset_delay=0.5) as server:
+        server.script("CreateDataset", ["done-reset"])
+        server.script("SaveKernel", ["done-500"])
         pushed = kit(["push", packaged], work, kit_env(tmp_path, server.url, KAGGLE_KIT_PROGRESS="1"))
         assert pushed.returncode == 0, pushed.stderr
+        server.script("CreateDatasetVersion", ["done-reset"])
+        server.script("SaveKernel", ["done-reset"])
         again = kit(["push", packaged], work, kit_env(tmp_path, server.url, KAGGLE_KIT_PROGRESS="1"))
         assert again.returncode == 0, again.stderr
         expected = server.expected_scores(packaged / "output" / "v2" / "submission.csv")[0]
+        calls, notebooks = server.calls, len(server.kernel_versions("kk-test-user/kk-cifar10-tiny"))
+        datasets = len(server._state.datasets["kk-test-user/kk-cifar10-tiny-data"].versions)
+    assert (calls["CreateDataset"], calls["CreateDatasetVersion"], calls["SaveKernel"]) == (1, 1, 2)
+    assert (notebooks, datasets) == (2, 2)  # one version per push: nothing made twice
     assert "dataset kk-test-user/kk-cifar10-tiny-data version 1: ready" in pushed.stdout
     assert "notebook kk-test-user/kk-cifar10-tiny version 1: complete" in pushed.stdout
     assert "waiting for Kaggle to process it" in pushed.stderr  # the dataset was not ready at once

@@ -29,6 +29,7 @@ from ..notebook import FAILURE_PREFIX, SUBMISSION_NAME
 from ..package import KERNEL_META, read_package
 from .client import _api, _kaggle_call, _quiet_stdout
 from .credentials import _error
+from .push_once import client_retry_off, create_once, dataset_versions, notebook_versions
 from .submit import DEFAULT_WAIT_S, _score, stop_at_daily_limit, wait_for_score
 
 DATASET_LIMIT_ENV = "KAGGLE_KIT_DATASET_LIMIT_BYTES"
@@ -163,11 +164,15 @@ def _push_dataset(api, folder: Path, ref: str, notes: str) -> int | None:
     with _kaggle_call(f"uploading the dataset {ref}"), _quiet_stdout():
         try:
             exists = _dataset_exists(api, ref)
-            made = (
-                api.dataset_create_version(str(folder), notes, quiet=True, dir_mode="skip")
-                if exists
-                else api.dataset_create_new(str(folder), public=False, quiet=True, dir_mode="skip")
-            )
+
+            def send():
+                with client_retry_off(api):
+                    if exists:
+                        return api.dataset_create_version(str(folder), notes, quiet=True, dir_mode="skip")
+                    return api.dataset_create_new(str(folder), public=False, quiet=True, dir_mode="skip")
+
+            page = f"https://www.kaggle.com/datasets/{ref}"
+            made = create_once(f"the dataset {ref}", page, send, lambda: dataset_versions(api, ref))
         except requests.exceptions.HTTPError as error:
             refused = _refused(error, "dataset", ref)
             if refused is None:
@@ -175,7 +180,7 @@ def _push_dataset(api, folder: Path, ref: str, notes: str) -> int | None:
             raise refused from None
         except ValueError as error:  # the client's own checks of the metadata
             raise _error(f"{folder / 'dataset-metadata.json'}: {error}: fix it, or package the run again") from None
-    if made.error:
+    if made is not None and made.error:
         if "already in use" in str(made.error):
             raise _error(
                 f"the dataset slug {ref} is already taken ({made.error}): change the id in "
@@ -220,7 +225,10 @@ def _push_notebook(api, folder: Path, ref: str) -> int:
     progress.say(f"pushing notebook {ref}")
     with _kaggle_call(f"pushing the notebook {ref}"), _quiet_stdout():
         try:
-            pushed = api.kernels_push(str(folder))
+            page = f"https://www.kaggle.com/code/{ref}"
+            pushed = create_once(
+                f"the notebook {ref}", page, lambda: api.kernels_push(str(folder)), lambda: notebook_versions(api, ref)
+            )
         except requests.exceptions.HTTPError as error:
             refused = _refused(error, "notebook", ref)
             if refused is None:
@@ -228,6 +236,9 @@ def _push_notebook(api, folder: Path, ref: str) -> int:
             raise refused from None
         except ValueError as error:
             raise _error(f"{folder / KERNEL_META}: {error}: fix it, or package the run again") from None
+    if pushed is None:  # its answer was lost, but the version was made: the newest is it
+        with _kaggle_call(f"reading the notebook {ref}"):
+            return notebook_versions(api, ref)
     if pushed.error or not pushed.version_number:
         bad = pushed.invalid_dataset_sources or pushed.invalid_competition_sources or []
         raise _error(

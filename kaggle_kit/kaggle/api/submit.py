@@ -13,7 +13,7 @@ from ...submissions.ledger import COMPLETE, ERROR, PENDING, UPLOAD_FAILED, UPLOA
 from ...submissions.provenance import RunInfo, describe_run, file_sha256
 from .client import _api, _kaggle_call
 from .credentials import _error
-from .upload import UploadUnknown, create_once, start_and_upload
+from .upload import UploadUnknown, create_once, settle_unfinished, start_and_upload
 
 DEFAULT_WAIT_S = 1800.0
 # Scoring takes seconds to minutes: poll soon, then back off to a polite interval.
@@ -169,6 +169,20 @@ def _checked_file(file: Path, competition, timeout: float, data_dir, run_dir):
     return comp, run
 
 
+def _send(api, comp: Competition, file: Path, message: str, record: LedgerRecord, ledger: Ledger) -> int:
+    """Upload `file` and create its submission (once); Kaggle's ref. A failure updates the record and says why."""
+    progress.say(f"uploading {file} to {comp.slug}")
+    try:
+        token = start_and_upload(api, comp, file)
+        return create_once(api, comp, file, message, token, ledger)
+    except UploadUnknown as unknown:
+        ledger.update(record.id, status=UPLOAD_UNKNOWN, error=str(unknown))
+        raise _error(str(unknown)) from None
+    except KitError as error:
+        ledger.update(record.id, status=UPLOAD_FAILED, error=str(error))
+        raise
+
+
 def submit(
     file: Path | str,
     competition: Competition | str | None = None,
@@ -192,30 +206,30 @@ def submit(
     api = _api()  # credentials first: no ledger record for a submit that never reached Kaggle
     left = stop_at_daily_limit(api, comp)
     ledger = ledger or Ledger()
-    record = ledger.add(
-        comp.name,
-        file,
-        sha256,
-        run=run.name,
-        run_dir=str(run.run_dir) if run.run_dir else None,
-        recipe=run.recipe,
-        metric=comp.metric.name,
-        local_score=run.local_score,
-        local_interval=run.local_interval,
-        message=message,
+    earlier = settle_unfinished(api, comp, file, sha256, ledger)
+    record = (
+        earlier[0]
+        if earlier
+        else ledger.add(
+            comp.name,
+            file,
+            sha256,
+            run=run.name,
+            run_dir=str(run.run_dir) if run.run_dir else None,
+            recipe=run.recipe,
+            metric=comp.metric.name,
+            local_score=run.local_score,
+            local_interval=run.local_interval,
+            message=message,
+        )
     )
     result = SubmitResult(comp, file, sha256, message, record, run, left_today=None if left is None else left - 1)
 
-    progress.say(f"uploading {file} to {comp.slug}")
-    try:
-        token = start_and_upload(api, comp, file)
-        result.ref = create_once(api, comp, file, message, token, ledger)
-    except UploadUnknown as unknown:
-        ledger.update(record.id, status=UPLOAD_UNKNOWN, error=str(unknown))
-        raise _error(str(unknown)) from None
-    except KitError as error:
-        ledger.update(record.id, status=UPLOAD_FAILED, error=str(error))
-        raise
+    if earlier:  # an earlier submit of this file reached Kaggle but ended before recording it: not sent twice
+        result.ref = earlier[1]
+        progress.say(f"{file} reached Kaggle in an earlier submit (submission {result.ref}): not sending it again")
+    else:
+        result.ref = _send(api, comp, file, result.message, record, ledger)
     ledger.update(record.id, kaggle_ref=result.ref, status=PENDING)
     if not wait:
         return result

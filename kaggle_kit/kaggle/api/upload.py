@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ...competitions.registry import Competition
 from ...core import progress
-from ...submissions.ledger import Ledger
+from ...submissions.ledger import UPLOAD_FAILED, UPLOAD_UNKNOWN, UPLOADING, Ledger
 from .client import _kaggle_call, _quiet_stdout, _upload_timeout, http_timeout
 from .credentials import _error
 from .retry import RetryPolicy, transient_status
@@ -144,4 +144,27 @@ def _arrived(api, comp: Competition, file: Path, message: str, ledger: Ledger, s
         made = item.date.replace(tzinfo=item.date.tzinfo or UTC) if item.date else None
         if (item.description or "") == message and (item.file_name or "") == file.name and (not made or made >= since):
             return int(item.ref)
+    return None
+
+
+def settle_unfinished(api, comp: Competition, file: Path, sha256: str, ledger: Ledger):
+    """(record, ref) of an earlier submit of this very file that ended (killed, crashed, a lost answer, the
+    ledger's disk full) before its record learnt Kaggle's ref, found in Kaggle's listing by file name and message:
+    the rerun records it instead of submitting the file twice. An earlier record whose upload is not in the
+    listing never reached Kaggle: it is closed as failed. None when there is nothing to settle."""
+    unfinished = [
+        r
+        for r in ledger.records(comp.name)
+        if r.sha256 == sha256 and r.kaggle_ref is None and r.status in (UPLOADING, UPLOAD_UNKNOWN)
+    ]
+    for record in reversed(unfinished):
+        since = datetime.fromisoformat(record.time) - CLOCK_SKEW
+        reason = "an earlier submit of it ended before Kaggle's answer was recorded"
+        try:
+            found = _arrived(api, comp, file, record.message or "", ledger, since, reason)
+        except UploadUnknown as unknown:  # the listing cannot be read: sending the file again might make two
+            raise _error(str(unknown)) from None
+        if found is not None:
+            return record, found
+        ledger.update(record.id, status=UPLOAD_FAILED, error="the submit ended before the file reached Kaggle")
     return None
