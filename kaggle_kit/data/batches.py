@@ -118,7 +118,7 @@ def prepare_data(
         bad = {ids.index(i) for i in cache.bad_ids}
         train_idx = np.array([i for i in train_idx if i not in bad], dtype=np.int64)
         val_idx = np.array([i for i in val_idx if i not in bad], dtype=np.int64)
-    data = Data(cache, layout.train_labels, train_idx, val_idx, ids, image_groups(layout))
+    data = Data(cache, layout.train_labels, train_idx, val_idx, ids, groups=image_groups(layout))
     return with_pseudo_labels(data, layout, recipe, pseudo) if pseudo is not None else data
 
 
@@ -171,7 +171,7 @@ def with_pseudo_labels(data: Data, layout: Layout, recipe: Recipe, pseudo: Pseud
         np.concatenate([data.train_idx, first + np.arange(len(positions))]).astype(np.int64),
         data.val_idx,
         list(data.ids) + list(pseudo.ids),
-        data.groups,  # validation rows are the labelled images, the first ones
+        groups=data.groups,  # validation rows are the labelled images, the first ones
     )
 
 
