@@ -654,7 +654,8 @@ def test_init_online_takes_kaggles_metric_and_fetches_the_download(downloads, tm
     assert result.returncode == 0, result.stderr
     assert "metric: quadratic weighted kappa - higher is better" in result.stdout
     assert (tmp_path / "data" / "grades-mini" / "grades-mini.zip").is_file()
-    assert "classes (5): 0 10, 1 10, 2 10, 3 10, 4 10" in result.stdout
+    # Kaggle's QWK and a grade-named column of every grade 0..4: trained as ordinal grades
+    assert "target: ordinal, as column 'diagnosis' is named as a grade" in result.stdout
 
 
 # ------------------------------------------------------------------------- submit, experiment, /kaggle/input
