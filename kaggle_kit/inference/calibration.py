@@ -27,17 +27,23 @@ from .loading import LoadedRun, load_run, open_run_layout, tabular_rows
 from .streaming import stream_logits, tta_views
 
 
-def validation_indices(loaded: LoadedRun, layout, cache: ImageCache) -> tuple[np.ndarray, np.ndarray]:
-    """Cache positions and labels of the run's validation images (ids and labels from val_predictions.npz)."""
-    ids, labels, _ = loaded.run.val_predictions()
+def validation_positions(run: RunDir, layout, cache: ImageCache) -> np.ndarray:
+    """Cache positions of the run's validation images (val_predictions.npz's ids), any target kind."""
+    ids = run.val_predictions()[0]
     position = {image_id: n for n, image_id in enumerate(cache.ids)}
     missing = [i for i in ids if i not in position]
     if missing:
         raise KitError(
-            f"validation id {missing[0]} of {loaded.run.file('val_predictions.npz')} is not in {layout.labels_path} "
+            f"validation id {missing[0]} of {run.file('val_predictions.npz')} is not in {layout.labels_path} "
             f"({len(missing)} missing): pass the --data-dir the run was trained on"
         )
-    indices = np.array([position[i] for i in ids], dtype=np.int64)
+    return np.array([position[i] for i in ids], dtype=np.int64)
+
+
+def validation_indices(loaded: LoadedRun, layout, cache: ImageCache) -> tuple[np.ndarray, np.ndarray]:
+    """Cache positions and labels of the run's validation images (ids and labels from val_predictions.npz)."""
+    ids, labels, _ = loaded.run.val_predictions()
+    indices = validation_positions(loaded.run, layout, cache)
     labels = np.asarray(labels, dtype=np.int64)
     changed = np.flatnonzero(layout.train_labels[indices] != labels)
     if len(changed):

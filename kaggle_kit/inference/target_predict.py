@@ -22,6 +22,7 @@ from ..competitions.targets import target_of
 from ..core import progress
 from ..core.atomic import atomic_write_bytes
 from ..records.run_folder import RunDir
+from .calibration import validation_positions
 from .loading import tabular_rows
 from .streaming import IDENTITY, stream_logits, tta_views
 
@@ -49,7 +50,7 @@ def _choose_views(loaded, layout, truth: np.ndarray, values: np.ndarray, device_
     if recipe.tta == "off" or len(views) == 1:
         return (IDENTITY,), values, f"recipe tta={recipe.tta}" if recipe.tta == "off" else "one view"
     cache = load_images(layout, "train", recipe.cache_side, skip_bad=recipe.skip_bad_images)
-    indices = _validation_rows(loaded.run, layout, cache)
+    indices = validation_positions(loaded.run, layout, cache)
     rows = tabular_rows(loaded, layout, "train", [cache.ids[i] for i in indices])
     averaged, plain, _ = kind_values(loaded, cache, indices, views, *device_batch, f"TTA on {loaded.run.name}", rows)
     if recipe.tta == "on":
@@ -60,21 +61,6 @@ def _choose_views(loaded, layout, truth: np.ndarray, values: np.ndarray, device_
     if comp.metric.better(with_tta, without):
         return views, averaged, source
     return (IDENTITY,), plain, source
-
-
-def _validation_rows(run: RunDir, layout, cache) -> np.ndarray:
-    """Cache positions of the run's validation images (val_predictions.npz's ids)."""
-    from ..core.errors import KitError
-
-    ids = run.val_predictions()[0]
-    position = {image_id: n for n, image_id in enumerate(cache.ids)}
-    missing = [i for i in ids if i not in position]
-    if missing:
-        raise KitError(
-            f"validation id {missing[0]} of {run.file('val_predictions.npz')} is not in {layout.labels_path} "
-            f"({len(missing)} missing): pass the --data-dir the run was trained on"
-        )
-    return np.array([position[i] for i in ids], dtype=np.int64)
 
 
 def fit_target_run(run_dir: Path | str, data_dir: Path | str | None = None, device: str | None = None) -> dict:
