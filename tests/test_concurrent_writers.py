@@ -12,11 +12,14 @@ from pathlib import Path
 
 from fault_sweep import REPO, child_env, start_kit
 from helpers import assert_one_line_error
-from test_command_faults import TRAIN
 
 from kaggle_kit.core import faults
 from kaggle_kit.submissions.ledger import Ledger
 
+TRAIN = [
+    *("--epochs", "2", "--arch", "test_resnet", "--img-size", "32", "--batch-size", "32"),
+    *("--workers", "0", "--device", "cpu", "--aug", "none", "--seed", "3", "--tta", "off"),
+]
 APPENDS = 25
 
 

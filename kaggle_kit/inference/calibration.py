@@ -23,21 +23,8 @@ from ..core.errors import KitError
 from ..data.cache import ImageCache, load_images
 from ..records.run_folder import RunDir
 from .held_out import held_out_groups
-from .loading import LoadedRun, load_run, open_run_layout, tabular_rows
+from .loading import LoadedRun, load_run, open_run_layout, tabular_rows, validation_positions
 from .streaming import stream_logits, tta_views
-
-
-def validation_positions(run: RunDir, layout, cache: ImageCache) -> np.ndarray:
-    """Cache positions of the run's validation images (val_predictions.npz's ids), any target kind."""
-    ids = run.val_predictions()[0]
-    position = {image_id: n for n, image_id in enumerate(cache.ids)}
-    missing = [i for i in ids if i not in position]
-    if missing:
-        raise KitError(
-            f"validation id {missing[0]} of {run.file('val_predictions.npz')} is not in {layout.labels_path} "
-            f"({len(missing)} missing): pass the --data-dir the run was trained on"
-        )
-    return np.array([position[i] for i in ids], dtype=np.int64)
 
 
 def validation_indices(loaded: LoadedRun, layout, cache: ImageCache) -> tuple[np.ndarray, np.ndarray]:

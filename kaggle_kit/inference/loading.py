@@ -157,3 +157,16 @@ def _other_competition_in(folder: Path, comp: Competition) -> Competition | None
     if holds(comp):
         return None
     return next((c for c in all_competitions().values() if c.name != comp.name and holds(c)), None)
+
+
+def validation_positions(run: RunDir, layout, cache) -> np.ndarray:
+    """Cache positions of the run's validation images (val_predictions.npz's ids), any target kind."""
+    ids = run.val_predictions()[0]
+    position = {image_id: n for n, image_id in enumerate(cache.ids)}
+    missing = [i for i in ids if i not in position]
+    if missing:
+        raise KitError(
+            f"validation id {missing[0]} of {run.file('val_predictions.npz')} is not in {layout.labels_path} "
+            f"({len(missing)} missing): pass the --data-dir the run was trained on"
+        )
+    return np.array([position[i] for i in ids], dtype=np.int64)

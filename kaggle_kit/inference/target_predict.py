@@ -22,8 +22,7 @@ from ..competitions.targets import target_of
 from ..core import progress
 from ..core.atomic import atomic_write_bytes
 from ..records.run_folder import RunDir
-from .calibration import validation_positions
-from .loading import tabular_rows
+from .loading import tabular_rows, validation_positions
 from .streaming import IDENTITY, stream_logits, tta_views
 
 VALUES_FILE = "val_values.npz"

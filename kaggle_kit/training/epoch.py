@@ -199,8 +199,9 @@ def _interval(metric, labels: np.ndarray, predicted: np.ndarray, groups) -> dict
     resamples, not 1000: metrics scored resample by resample (F1, AUC, MAP@k) would otherwise add seconds to every
     epoch; the calibrated figure after training is measured on 1000."""
     found = bootstrap_interval(metric, labels, predicted, groups, resamples=EPOCH_RESAMPLES)
-    return {"val_metric": found.value, "val_low": found.low, "val_high": found.high, "val_n": found.n,
-            "val_groups": found.groups}  # fmt: skip
+    # floats always: an interval of whole numbers (1, 1) would read back from history.csv as integers
+    return {"val_metric": float(found.value), "val_low": float(found.low), "val_high": float(found.high),
+            "val_n": found.n, "val_groups": found.groups}  # fmt: skip
 
 
 def _loss(target: TargetKind | None, logits, targets, smoothing: float):

@@ -26,6 +26,7 @@ NOT_YET_ROUTED = {
     "kaggle_kit/core/archive.py": "moves an unpacked folder into place (a staging folder, rebuilt when torn)",
     "kaggle_kit/competitions/samples.py": "writes generated sample downloads (test data, not a user's work)",
     "kaggle_kit/competitions/target_samples.py": "generated downloads of other targets (test data, not a user's work)",
+    "kaggle_kit/competitions/tabular_samples.py": "downloads with tabular columns (test data, not a user's work)",
     "kaggle_kit/data/split.py": "the fold file: tmp + rename, no fault point yet",
     "kaggle_kit/data/layout.py": "unpack stamps: tmp + rename, no fault point yet",
     "kaggle_kit/kaggle/api/download.py": "the download stamp and the resumable .partial archive, no fault point yet",

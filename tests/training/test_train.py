@@ -339,7 +339,7 @@ def test_every_epoch_a_person_reads_is_counted_from_one_as_the_progress_bar(cifa
     history = pd.read_csv(out / "history.csv")
     assert history["epoch"].tolist() == [1, 2, 3, 4]
     best = int(history["epoch"][history["val_metric"].idxmax()])  # the first of equals, as the trainer keeps it
-    assert f"at epoch {best}\n" in trained.stdout
+    assert f"(epoch {best})\n" in trained.stdout
     assert RunDir(out).load_checkpoint("best")["epoch"] == best - 1  # the checkpoint keeps the loop's own index
     predicted = run_cli("predict", out, "--out", tmp_path / "c.csv", "--device", "cpu", env=env)
     assert predicted.returncode == 0, predicted.stderr
