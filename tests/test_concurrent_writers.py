@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fault_sweep import REPO, child_env, start_kit
+from fault_sweep import REPO, child_env
 from helpers import assert_one_line_error
 
 from kaggle_kit.core import faults
@@ -73,7 +73,17 @@ def test_two_builders_of_one_cache_build_it_once(tiny_cifar, tmp_path):
 def test_two_trainings_into_one_run_folder_one_is_refused_in_one_line(tiny_cifar, tmp_path):
     shutil.copytree(tiny_cifar, tmp_path / "data", ignore=shutil.ignore_patterns(".kaggle-kit"))
     args = ["train", "cifar10", "--data-dir", "data", "--out", "run", *TRAIN]
-    both = [start_kit(tmp_path, args, capture=True) for _ in range(2)]
+    both = [  # two fresh processes at once (the sweep's zygote runs one command at a time)
+        subprocess.Popen(
+            [sys.executable, "-m", "kaggle_kit", *args],
+            cwd=tmp_path,
+            env=child_env(tmp_path, {}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
     done = [p.communicate(timeout=600) for p in both]
     codes = sorted(p.returncode for p in both)
     assert codes[0] == 0 and codes[1] != 0, done
