@@ -57,6 +57,7 @@ HISTORY_COLUMNS = [
     "val_n",
     "val_groups",
 ]
+COUNTED_COLUMNS = ("epoch", "val_n", "val_groups")  # whole numbers; every other column is a measured float
 
 
 def display_epoch(index: int) -> int:
@@ -169,6 +170,10 @@ class RunDir:
         if not path.is_file():
             return pd.DataFrame(columns=HISTORY_COLUMNS)
         history = pd.read_csv(path)
+        # whole-number figures are written as "1" (6 significant digits, no trailing zeros): read every measured
+        # column back as floats, so a history reads the same whatever values it happened to hold
+        measured = [c for c in history.columns if c not in COUNTED_COLUMNS and history[c].dtype.kind in "iu"]
+        history[measured] = history[measured].astype(float)
         if len(history) and history["epoch"].iloc[0] == 0:  # written before history.csv counted from 1
             history["epoch"] = history["epoch"] + 1
         return history
