@@ -354,7 +354,7 @@ def test_out_of_memory_in_training_says_what_to_lower(sample_zips, tmp_path):
     result = kit("train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, *TOO_BIG, memory_limit=3 << 30)
     # the started run first warns that batch 64 leaves this small sample few steps (said before any epoch)
     warned, result.stderr = result.stderr.partition("\n")[0], result.stderr.partition("\n")[2]
-    assert warned.startswith("warning: 540 training images at batch 64"), warned
+    assert warned.startswith("warning: 270 training images at batch 64"), warned  # 300 less the 10% held out
     check(
         result, "out of memory", "GiB failed", "on cpu in epoch 1 at batch size 64", "lower --batch-size", "--img-size"
     )

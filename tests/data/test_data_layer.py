@@ -148,7 +148,7 @@ def test_cache_is_built_once_and_reused(fresh_sample):
     second = load_images(layout, "train")
     assert first.freshly_built and not second.freshly_built
     array = second.uniform_array()
-    assert array.shape == (600, 32, 32, 3) and isinstance(array, np.memmap)
+    assert array.shape == (len(layout.train.ids), 32, 32, 3) and isinstance(array, np.memmap)
     assert np.array_equal(array[5], first[5])
 
 

@@ -97,13 +97,13 @@ def test_averaged_weights_equal_the_mean_of_the_saved_per_epoch_weights():
     assert int(copy.n_averaged) == 3 and torch.equal(copy.module.weight, state.swa.module.weight)
 
 
-def test_a_real_train_with_the_levers_writes_swa_pt_and_resumes_exactly(sample_zips, tmp_path):
+def test_a_real_train_with_the_levers_writes_swa_pt_and_resumes_exactly(tiny_cifar, tmp_path):
     """One tiny run with mixup/CutMix (off from epoch 3), accumulation and SWA over the last two epochs."""
     import shutil
 
     from helpers import assert_one_line_error, run_cli
 
-    out, data = tmp_path / "run", sample_zips["cifar10"]
+    out, data = tmp_path / "run", tiny_cifar
     levers = ["--mixup-alpha", "0.4", "--cutmix-alpha", "1.0", "--mix-off-epoch", "3", "--accum-steps", "2"]
     args = [*TINY_TRAIN, "--epochs", "3", "--swa-epochs", "2", "--lr", "0.05", *levers, "--aug", "policy", "--gpu-data"]
     result = run_cli("train", "cifar10", "--data-dir", data, "--out", out, *args, env={"KAGGLE_KIT_PROGRESS": "1"})
