@@ -116,7 +116,9 @@ def open_run_layout(loaded: LoadedRun, data_dir: Path | str | None = None):
     comp, config = loaded.competition, loaded.config
     given = data_dir or config.data_dir
     folder = Path(given) if given else default_data_dir(comp)
-    other = _other_competition_in(folder, comp)
+    # the run's own data is its competition's, whatever its download is named (config.json keeps the zip's folder)
+    trained_on = config.data_dir and Path(config.data_dir).resolve() in (folder.resolve(), folder.resolve().parent)
+    other = None if trained_on else _other_competition_in(folder, comp)
     if other is not None:
         raise KitError(
             f"{folder} holds {other.slug} data but {loaded.run.path} is a {comp.name} run: "

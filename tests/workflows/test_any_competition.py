@@ -771,3 +771,15 @@ def test_init_takes_a_group_column_by_its_name_never_a_flag():
     assert [c for c in frame.columns if _looks_like_groups(frame, c)] == ["patient_id"]
     frame["patient_id"] = frame["image_name"]  # one image a patient: no groups to keep whole
     assert not _looks_like_groups(frame, "patient_id")
+
+
+def test_a_download_named_like_a_built_ins_trains_and_predicts_under_its_own_name(downloads, tmp_path):
+    """init under a new name from a zip named as a built-in's (cifar-10.zip): predict, and train's own calibration,
+    take the data the run trained on instead of refusing it as the built-in's."""
+    zipped = downloads.download("cifar10") / f"{_slug('cifar10')}.zip"
+    result = run_cli("init", "my-colours", "--data-dir", zipped, "--name", "my_colours", "--metric", "accuracy")
+    assert result.returncode == 0, result.stderr
+    trained = run_cli("train", "my_colours", "--data-dir", zipped, "--out", tmp_path / "run", *TRAIN_FLAGS)
+    assert trained.returncode == 0, trained.stderr
+    predicted = run_cli("predict", tmp_path / "run", "--out", tmp_path / "s.csv")
+    assert predicted.returncode == 0 and (tmp_path / "s.csv").is_file(), predicted.stderr
