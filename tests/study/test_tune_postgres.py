@@ -90,6 +90,11 @@ def test_a_killed_worker_s_trial_fails_by_heartbeat_and_is_retried(postgres_url,
             break
         time.sleep(0.5)
     assert first.poll() is None and running, "the first worker never started a trial"
+    # killed only once the trial has trained an epoch: Optuna fails by heartbeat only a trial that has sent one
+    saved = tmp_path / "runs" / "cifar10" / f"tune-{study}" / "trial-000" / "last.pt"
+    while time.monotonic() < deadline and first.poll() is None and not saved.is_file():
+        time.sleep(0.1)
+    assert first.poll() is None and saved.is_file(), "the first worker never finished an epoch"
     first.send_signal(signal.SIGKILL)  # no handler runs: the trial stays RUNNING, its heartbeat stops
     first.communicate()
     time.sleep(3)  # past the grace period (2 x the heartbeat)
