@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .errors import KitError
 
-INSTALL = "pip install 'kaggle-kit[ray]' (or: pip install 'ray[default]')"
+INSTALL = "pip install 'kaggle-kit[ray]' (or: pip install ray)"
 RETRIES = 2  # a job killed twice more is not bad luck: its error stands
 # exit codes that are answers, not deaths: 0, a kaggle-kit error (1, 2), Ctrl-C or SIGTERM (130, 143)
 _INTERRUPTED = (130, 143, -signal.SIGINT, -signal.SIGTERM)
