@@ -195,10 +195,14 @@ class Zygote:
         assert self.process.stdout.readline().strip() == "ready", "tests/kit_zygote.py did not start"
 
     def start(self, work: Path, args: list[str], extra: dict) -> Child:
-        logs = work.parent / f".{work.name}-{time.monotonic_ns()}"
+        return self.launch(work, child_env(work, extra), args)
+
+    def launch(self, cwd: Path, env: dict, args: list) -> Child:
+        """Run `kaggle-kit ARGS` in cwd with exactly env, as `python -m kaggle_kit ARGS` would."""
+        logs = cwd.parent / f".{cwd.name}-{time.monotonic_ns()}"
         request = {
-            "cwd": str(work),
-            "env": child_env(work, extra),
+            "cwd": str(cwd),
+            "env": env,
             "args": [str(a) for a in args],
             "stdout": f"{logs}.out",
             "stderr": f"{logs}.err",
@@ -228,11 +232,13 @@ class Child:
         except ProcessLookupError:  # it had ended
             pass
 
-    def wait(self, timeout: float = 600) -> subprocess.CompletedProcess:
+    def wait(self, timeout: float = 600, raise_on_timeout: bool = False) -> subprocess.CompletedProcess:
         ready, _, _ = select.select([self.zygote.process.stdout], [], [], timeout)
         if not ready:
             self.kill()
         code = int(self.zygote.process.stdout.readline())
+        if not ready and raise_on_timeout:
+            raise subprocess.TimeoutExpired(["kaggle-kit", *self.args], timeout)
         out, err = (p.read_text(errors="replace") for p in (self.stdout, self.stderr))
         for path in (self.stdout, self.stderr):
             path.unlink(missing_ok=True)

@@ -7,12 +7,12 @@ import io
 import json
 import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from fault_sweep import zygote
 from helpers import assert_one_line_error as one_line_error
 from kaggle_server import DEFAULT_KEY, DEFAULT_USERNAME
 
@@ -47,9 +47,9 @@ def kit_env(tmp_path: Path, endpoint: str, **changes) -> dict:
 
 
 def kit(args: list[str], cwd: Path, env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kaggle_kit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    """`python -m kaggle_kit ARGS` in cwd with exactly env, forked from the test worker's zygote
+    (tests/kit_zygote.py): the same entry point and a process of its own, without importing torch each time."""
+    return zygote().launch(Path(cwd), env, args).wait(timeout, raise_on_timeout=True)
 
 
 def assert_no_secret(proc: subprocess.CompletedProcess, *secrets: str) -> None:
