@@ -200,6 +200,13 @@ def describe_figure(metric: Metric, interval: Interval | dict | None, value: flo
     return f"{metric.label} {interval} - {metric.direction}"
 
 
+def fold_lines(per_fold: list[dict[str, Any]], metric: Metric) -> list[str]:
+    """`  fold 1: accuracy 0.2333 [0.100, 0.400] n=30 - higher is better`, one line per fold of a CV summary (a
+    summary stored before folds had intervals: none)."""
+    rows = [(row["fold"], Interval.from_dict(row.get("interval"))) for row in per_fold]
+    return [f"  fold {fold}: {describe_figure(metric, found)}" for fold, found in rows if found is not None]
+
+
 TEMPERATURE_SANE = (0.3, 3.0)
 
 

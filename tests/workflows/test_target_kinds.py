@@ -248,12 +248,24 @@ def groups(runs):
     return Groups(runs)
 
 
-@pytest.mark.parametrize("name", ["pp2021", "paw"])
+@pytest.mark.parametrize("name", ["pp2021", "aptos", "paw", "whale"])
 def test_two_folds_to_a_blended_submission(groups, home, name):
+    import json
+
+    from kaggle_kit.competitions.bootstrap import Interval
+
     data, group = groups(name)
     written = home / f"{name}-group.csv"
     printed = groups.printed[name]
     assert "OOF (48 images, each predicted by the fold that held it out)" in printed, printed
+    cv = json.loads((group / "cv.json").read_text())
+    assert Interval.from_dict(cv["oof_fit"]["interval"]).n == 48
+    for row in cv["per_fold"]:  # each fold's own figure, its interval and n printed as stored
+        interval = Interval.from_dict(row["interval"])
+        assert interval.n == row["images"] and interval.value == pytest.approx(row["metric"])
+        assert interval.low <= row["metric"] <= interval.high, row
+        assert f"  fold {row['fold']}: " in printed and f"{interval} - " in printed, printed
+    assert sum(row["images"] for row in cv["per_fold"]) == 48
     assert "optimistic" not in printed and (group / "oof_values.npz").is_file()
     if name == "pp2021":  # a label set's thresholds: cross-fitted over the folds
         assert "cross-fitted over 2 parts" in printed or "not used: cross-fitted" in printed, printed
