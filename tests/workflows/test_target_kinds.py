@@ -124,7 +124,7 @@ def test_sample_train_predict_validate_score(runs, name):
     assert run_cli("validate", written, "-c", name, "--data-dir", data).returncode == 0
     result = run_cli("score", written, "--answers", data / "answers.csv", "-c", name)
     assert result.returncode == 0, result.stderr
-    shown = float(re.search(r"(-?\d+\.\d+) - (higher|lower) is better", result.stdout).group(1))
+    shown = float(re.search(r"(-?\d+\.\d+) \[.+\] n=\d+ - (higher|lower) is better", result.stdout).group(1))
     expected = sklearn_score(name, pd.read_csv(data / "answers.csv"), pd.read_csv(written))
     assert shown == pytest.approx(expected, abs=1e-4), result.stdout
 
@@ -298,7 +298,7 @@ def test_ensemble_blends_values_and_refits_the_kind(runs, groups, home, name):
     record = json.loads(blended.with_name(blended.name + ".ensemble.json").read_text())
     assert abs(sum(m["weight"] for m in record["members"]) - 1) < 1e-9
     result = run_cli("score", blended, "--answers", data / "answers.csv", "-c", name)
-    shown = float(re.search(r"(-?\d+\.\d+) - (higher|lower) is better", result.stdout).group(1))
+    shown = float(re.search(r"(-?\d+\.\d+) \[.+\] n=\d+ - (higher|lower) is better", result.stdout).group(1))
     assert shown == pytest.approx(
         sklearn_score(name, pd.read_csv(data / "answers.csv"), pd.read_csv(blended)), abs=1e-4
     )
