@@ -194,6 +194,10 @@ def test_a_fold_group_trial_is_scored_by_its_oof_metric(tiny_cifar, tmp_path):
     cv = json.loads((study_dir / "trial-000" / "cv.json").read_text())
     assert trial.state == TrialState.COMPLETE and trial.value == cv["oof_metric"] and cv["folds"] == 2
     assert json.loads((study_dir / "trial-000" / "trial.json").read_text())["epochs"] == 2  # one per fold
+    interval = Interval.from_dict(trial.user_attrs["interval"])  # the OOF figure's, over every training image
+    assert trial.user_attrs["interval"] == cv["oof_interval"] and interval.n == cv["images"] == 90
+    assert f"trial 0 complete: accuracy {interval} - higher is better" in result.stderr, result.stderr
+    assert f"best: trial 0, accuracy {interval} - higher is better" in result.stdout, result.stdout
 
 
 def test_tracked_trials_carry_their_study_trial_and_params_as_mlflow_tags(tiny_cifar, tmp_path):
