@@ -16,6 +16,7 @@ per resample for non-vectorised statistics anyway.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Callable
 
 import numpy as np
@@ -122,12 +123,18 @@ def small_sample_factor(units: int, level: float = LEVEL) -> float:
     1.58 for 5 units, 1.04 for 43, and goes to 1 as n grows. Scaling each end's own distance from the figure keeps
     the interval's asymmetry (an accuracy of 1.0 never gets an end above 1.0); BCa would need a jackknife over the
     units, which 5 groups make as unstable as the interval it corrects."""
-    from scipy.stats import norm, t
-
     if units < 2:
         return 1.0
+    return _t_over_z(units - 1, level) * float(np.sqrt(units / (units - 1)))
+
+
+@cache
+def _t_over_z(degrees: int, level: float) -> float:
+    # scipy.special's quantiles, not scipy.stats': importing scipy.stats costs seconds in every training process
+    from scipy.special import ndtri, stdtrit
+
     tail = 1 - (1 - level) / 2
-    return float(t.ppf(tail, units - 1) * np.sqrt(units / (units - 1)) / norm.ppf(tail))
+    return float(stdtrit(degrees, tail) / ndtri(tail))
 
 
 def _percentiles(values: np.ndarray, figure: float, units: int) -> tuple[float, float]:
