@@ -103,10 +103,10 @@ def measure(shape: str, draw, draws: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=400)
-    parser.add_argument("--quick", action="store_true", help="20 draws of each shape (seconds)")
+    parser.add_argument("--quick", action="store_true", help="10 draws of each shape (seconds)")
     parser.add_argument("--json")
     args = parser.parse_args()
-    draws = 20 if args.quick else args.draws
+    draws = 10 if args.quick else args.draws
     machine = print_machine("bootstrap interval coverage")
     rows = measure("State Farm, 5-6 drivers", state_farm, draws) + measure("43 images, no groups", few_images, draws)
     columns = ["shape", "interval", "units", "holds truth", "holds hidden", "width"]
