@@ -137,13 +137,14 @@ def main() -> None:
         said = kit(
             "score", work / f"{shape}.csv", "--answers", data / "answers.csv", "--competition", f"{shape}_init", env=env
         )
+        metric, figure = re.match(r"(.+?) (-?[\d.]+)(?: \[| - )", said).groups()  # `NAME 0.6 [lo, hi] n=N - ...`
         start = time.perf_counter()
         bare = bare_loop(data, arch, size, stem, args.epochs)
         rows.append(
             {
                 "shape": shape,
-                "metric": said.split(" - ")[0].rsplit(" ", 1)[0],
-                "kaggle-kit": float(said.split(" - ")[0].rsplit(" ", 1)[1]),
+                "metric": metric,
+                "kaggle-kit": float(figure),
                 "bare loop": bare,
                 "kaggle-kit s": seconds,
                 "bare s": time.perf_counter() - start,

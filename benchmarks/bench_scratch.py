@@ -10,6 +10,11 @@ answers), both sides train on the same images (kaggle-kit's own training split o
   augmentation, inputs normalised by the training pixels' mean/std, argmax on the hidden test images.
 The table holds each side's hidden-test accuracy per seed, the means and kaggle-kit's relative gap (target: no
 more than 2% behind). `--quick` (CI) runs one seed of one epoch on 90 images with `test_resnet` on both sides.
+
+`--shape hard` draws the download's images so that neither side solves them in a few epochs (the generated
+CIFAR's colour-and-stripe classes are separated perfectly by both, so a 2% gap could not show): each class is a
+small shape (square, disk, cross, triangle, ring; solid or striped) 6-12 px across at a random place, in a random
+colour, on a cluttered random background with sensor noise. Only the shape says the class.
 """
 
 from __future__ import annotations
@@ -29,6 +34,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 from common import cifar_download, print_machine, table, write_json  # noqa: E402
+
+
+def hard_class_image(rng: np.random.Generator, cls: int, n_classes: int, height: int, width: int) -> np.ndarray:
+    """A small class shape in a random colour at a random place on clutter: what `--shape hard` draws."""
+    import cv2
+
+    coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    side = int(rng.integers(max(6, height // 5), max(7, int(height / 2.6)) + 1))
+    top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
+    v, u = np.mgrid[0:side, 0:side].astype(np.float32) / (side - 1) * 2 - 1  # -1..1 across the shape
+    radius = np.hypot(u, v)
+    forms = [
+        np.ones_like(u, bool),  # square
+        radius <= 1,  # disk
+        (np.abs(u) < 0.35) | (np.abs(v) < 0.35),  # cross
+        v >= 2 * np.abs(u) - 1,  # triangle
+        (radius <= 1) & (radius >= 0.55),  # ring
+    ]
+    mask = forms[cls % 5]
+    if (cls // 5) % 2:  # the striped variant of the form
+        mask = mask & (np.sin(u * 3 * np.pi) > 0)
+    colour = rng.integers(0, 256, 3).astype(np.float32)
+    patch = image[top : top + side, left : left + side]
+    patch[mask] = 0.2 * patch[mask] + 0.8 * colour
+    image += rng.normal(0, 16, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def kit(*args) -> str:
@@ -104,6 +136,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--sizes", default="400,1400", help="training images of each generated download")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--shape", choices=["cifar", "hard"], default="cifar", help="the generated images (see above)")
     parser.add_argument("--json")
     args = parser.parse_args()
     import torch
@@ -116,9 +149,14 @@ def main() -> None:
     seeds, epochs = (1, 1) if args.quick else (args.seeds, args.epochs)
     sizes = [90] if args.quick else [int(s) for s in args.sizes.split(",")]
     arch = "test_resnet" if args.quick else None
+    if args.shape == "hard":
+        from kaggle_kit.competitions import samples
+
+        # the generated download's layout, files and answers stay the kit's own; only what its images show changes
+        samples._class_image = hard_class_image
     rows = []
     for n_train in sizes:
-        data = cifar_download(work / f"cifar-{n_train}", n_train, n_test=max(100, n_train // 2))
+        data = cifar_download(work / f"{args.shape}-{n_train}", n_train, n_test=max(100, n_train // 2))
         kit("init", "cifar-10", "--data-dir", data, "--name", "scratchbench", "--metric", "accuracy", "--force")
         for seed in range(seeds):
             started = time.perf_counter()
@@ -139,7 +177,7 @@ def main() -> None:
         summary.append({"train_images": n_train, "seeds": len(mine), "kit_mean": float(kit_mean),
                         "bare_mean": float(bare_mean), "kit_behind_relative": float(gap)})  # fmt: skip
     print("\n" + table(summary, list(summary[0])))
-    write_json(args.json, {"machine": info, "epochs": epochs, "rows": rows, "summary": summary})
+    write_json(args.json, {"machine": info, "shape": args.shape, "epochs": epochs, "rows": rows, "summary": summary})
 
 
 if __name__ == "__main__":

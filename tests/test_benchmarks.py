@@ -244,3 +244,19 @@ def test_target_kinds_training_benchmark_runs_at_quick_sizes(tmp_path):
     for row in rows.values():
         assert positive(row["bare_images_per_s"]) and positive(row["kit_images_per_s"])
         assert math.isclose(row["ratio"], row["kit_images_per_s"] / row["bare_images_per_s"])
+
+
+def test_coverage_benchmark_compares_both_intervals_on_the_same_draws(tmp_path):
+    """bench_coverage --quick: each shape's plain and widened interval, the widened one never narrower."""
+    out = tmp_path / "coverage.json"
+    run_script("bench_coverage.py", "--quick", "--json", out)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["shape"].split(",")[0], r["interval"].split(" (")[1]) for r in rows] == [
+        ("State Farm", "before)"),
+        ("State Farm", "kit)"),
+        ("43 images", "before)"),
+        ("43 images", "kit)"),
+    ]
+    for plain, kit in (rows[:2], rows[2:]):
+        assert float(kit["width"]) > float(plain["width"]) > 0, (plain, kit)
+        assert float(kit["holds truth"].rstrip("%")) >= float(plain["holds truth"].rstrip("%")), (plain, kit)

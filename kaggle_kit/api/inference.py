@@ -145,6 +145,21 @@ def score(
 def score_file(target: Path, answers, competition: str | None, metric: str | None) -> tuple[Competition, float]:
     """A submission file's score against the answers, and the competition (its metric) that scored it."""
     from ..submissions.files import score as score_submission
+
+    comp = _scoring_competition(target, answers, competition, metric)
+    return comp, score_submission(target, answers, comp)
+
+
+def score_file_interval(target: Path, answers, competition: str | None, metric: str | None):
+    """`score_file` with the score's 95% bootstrap interval over the answered rows and their number (1000
+    rescorings: the CLI's `score FILE` line)."""
+    from ..submissions.files import score_interval
+
+    comp = _scoring_competition(target, answers, competition, metric)
+    return comp, score_interval(target, answers, comp)
+
+
+def _scoring_competition(target: Path, answers, competition: str | None, metric: str | None) -> Competition:
     from ..submissions.files import scoring_metric
 
     if not target.exists():
@@ -156,7 +171,7 @@ def score_file(target: Path, answers, competition: str | None, metric: str | Non
     comp = competition_for(target, competition)
     if metric is not None:
         comp = scoring_metric(comp, metric)
-    return comp, score_submission(target, answers, comp)
+    return comp
 
 
 def _refuse_for_group(target, answers, checkpoint, recalibrate, metric, data_dir) -> None:

@@ -148,8 +148,19 @@ class FoldGroup:
     def __fspath__(self) -> str:
         return str(self.folder)
 
+    @property
+    def best_interval(self):
+        """The OOF figure with its 95% bootstrap interval and n (every training image; None until every fold has
+        finished)."""
+        from ..competitions.bootstrap import Interval
+
+        cv = self.cv or {}
+        return Interval.from_dict(cv.get("oof_interval") or (cv.get("oof_fit") or {}).get("interval"))
+
     def __repr__(self) -> str:
-        return f"FoldGroup({str(self.folder)!r}, k={self.k})"
+        interval = self.best_interval
+        shown = "" if interval is None else f", OOF {interval}"
+        return f"FoldGroup({str(self.folder)!r}, k={self.k}{shown})"
 
 
 def open_result(path: Path | str | Run | FoldGroup) -> Run | FoldGroup:

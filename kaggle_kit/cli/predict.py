@@ -89,8 +89,10 @@ def score_command(
 
             print("\n".join(describe_scores(found)))
         return
-    comp, value = api.score_file(target, answers, competition, metric)
-    print(comp.metric.describe(value))
+    from ..competitions.bootstrap import describe_figure
+
+    comp, interval = api.score_file_interval(target, answers, competition, metric)
+    print(describe_figure(comp.metric, interval))
 
 
 def predict_command(

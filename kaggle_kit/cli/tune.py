@@ -78,11 +78,12 @@ def tune(
     counts = ", ".join(f"{n} {state}" for state, n in sorted(summary.counts.items()))
     print(f"trials: {counts or 'none'}")
     if summary.best_number is not None:
+        from ..competitions.bootstrap import describe_figure
         from ..competitions.registry import resolve
 
-        metric = resolve(plan.competition).metric
+        figure = describe_figure(resolve(plan.competition).metric, summary.best_interval, summary.best_value)
         params = ", ".join(f"{k}={v}" for k, v in summary.best_params.items())
-        print(f"best: trial {summary.best_number}, {metric.describe(summary.best_value)} ({params})")
+        print(f"best: trial {summary.best_number}, {figure} ({params})")
         print(f"run: {plan.path / f'trial-{summary.best_number:03d}'}")
 
 

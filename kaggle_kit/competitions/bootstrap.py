@@ -2,7 +2,8 @@
 
     Interval           a figure with its interval and sample size, printed `0.602 [0.480, 0.710] n=43`
     bootstrap_interval the metric on the rows, and on 1000 seeded resamples of them (whole groups where the rows
-                       have groups: images of one patient or driver are not independent, so they are drawn together)
+                       have groups: images of one patient or driver are not independent, so they are drawn together),
+                       its ends moved out for few units (small_sample_factor)
     paired_difference  the difference of two predictions' scores on the same resamples: a win only where its
                        interval excludes zero, "within noise" otherwise
 
@@ -15,6 +16,7 @@ per resample for non-vectorised statistics anyway.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Callable
 
 import numpy as np
@@ -112,12 +114,41 @@ def _resampled_kappas(labels: np.ndarray, grades: np.ndarray, k: int, counts: np
         return np.where(disagreement > 0, 1 - (weights * observed).sum(axis=(1, 2)) / disagreement, np.nan)
 
 
-def _percentiles(values: np.ndarray) -> tuple[float, float]:
+def small_sample_factor(units: int, level: float = LEVEL) -> float:
+    """How much farther from the figure a percentile interval's ends belong when `units` independent units (rows,
+    or groups where given) were resampled: t_{n-1} * sqrt(n/(n-1)) / z. The plain percentile bootstrap runs narrow
+    on few units - its spread is a standard error without the n-1 correction, read at the normal's 1.96 where
+    Student's t applies: over 5-6 drivers a nominal 95% interval held the true accuracy in 84.5% of draws, the
+    hidden score in 77% (benchmarks/bench_coverage.py). Scaled thus it held them in 92% and 87%. The factor is
+    1.58 for 5 units, 1.04 for 43, and goes to 1 as n grows. Scaling each end's own distance from the figure keeps
+    the interval's asymmetry (an accuracy of 1.0 never gets an end above 1.0); BCa would need a jackknife over the
+    units, which 5 groups make as unstable as the interval it corrects."""
+    if units < 2:
+        return 1.0
+    return _t_over_z(units - 1, level) * float(np.sqrt(units / (units - 1)))
+
+
+@cache
+def _t_over_z(degrees: int, level: float) -> float:
+    # scipy.special's quantiles, not scipy.stats': importing scipy.stats costs seconds in every training process
+    from scipy.special import ndtri, stdtrit
+
+    tail = 1 - (1 - level) / 2
+    return float(stdtrit(degrees, tail) / ndtri(tail))
+
+
+def _percentiles(values: np.ndarray, figure: float, units: int) -> tuple[float, float]:
+    """The percentile interval of the resampled figures, each end moved away from `figure` by
+    small_sample_factor(units): never nearer than the plain percentile end, never past the farthest resample."""
     values = values[np.isfinite(values)]
     if not len(values):
         return float("nan"), float("nan")
     tail = (1 - LEVEL) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
+    if np.isfinite(figure):  # never past the most extreme resample: an accuracy's interval stays within 0..1
+        factor = small_sample_factor(units)
+        low = max(min(low, figure - factor * (figure - low)), values.min())
+        high = min(max(high, figure + factor * (high - figure)), values.max())
     return float(low), float(high)
 
 
@@ -140,7 +171,8 @@ def bootstrap_interval(
     if len(labels) < 2:
         return Interval(value, float("nan"), float("nan"), int(len(labels)), _group_count(groups))
     counts = resample_counts(len(labels), groups, resamples, seed)
-    low, high = _percentiles(resampled_scores(metric, labels, probs, counts))
+    units = _group_count(groups) or len(labels)
+    low, high = _percentiles(resampled_scores(metric, labels, probs, counts), value, units)
     return Interval(value, low, high, int(len(labels)), _group_count(groups))
 
 
@@ -185,7 +217,7 @@ def paired_difference(
     if len(labels) >= 2:
         counts = resample_counts(len(labels), groups, resamples, seed)
         diffs = resampled_scores(metric, labels, probs_a, counts) - resampled_scores(metric, labels, probs_b, counts)
-        low, high = _percentiles(diffs)
+        low, high = _percentiles(diffs, value, _group_count(groups) or len(labels))
     interval = Interval(value, low, high, int(len(labels)), _group_count(groups))
     return Difference(interval, metric.higher_is_better)
 
@@ -198,6 +230,13 @@ def describe_figure(metric: Metric, interval: Interval | dict | None, value: flo
     if interval is None:
         return metric.describe(float("nan") if value is None else value)
     return f"{metric.label} {interval} - {metric.direction}"
+
+
+def fold_lines(per_fold: list[dict[str, Any]], metric: Metric) -> list[str]:
+    """`  fold 1: accuracy 0.2333 [0.100, 0.400] n=30 - higher is better`, one line per fold of a CV summary (a
+    summary stored before folds had intervals: none)."""
+    rows = [(row["fold"], Interval.from_dict(row.get("interval"))) for row in per_fold]
+    return [f"  fold {fold}: {describe_figure(metric, found)}" for fold, found in rows if found is not None]
 
 
 TEMPERATURE_SANE = (0.3, 3.0)

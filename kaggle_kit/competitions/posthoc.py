@@ -233,6 +233,12 @@ def cross_fit(
     return CrossFit(fit.label, params, used, fitted_score, default_score, submitted, interval, k, note)
 
 
+def default_answers_interval(kind, metric: Metric, truth, values, groups=None) -> Interval:
+    """The figure of a kind's default answers (nothing fitted) on held-out (truth, values), with its interval:
+    one fold's own figure, or a kind with nothing to fit."""
+    return bootstrap_interval(answer_metric(kind, metric), truth, kind.answer(np.asarray(values), {}), groups)
+
+
 def cross_fit_answers(kind, metric: Metric, truth, values, groups=None, *, parts=None) -> dict[str, Any]:
     """A target kind's post-hoc fit on held-out (truth, values), cross-fitted as `cross_fit` does; the record a
     run (config.json's target_fit) or a fold group (cv.json) stores: `fitted` is what predict applies (refitted
@@ -241,8 +247,7 @@ def cross_fit_answers(kind, metric: Metric, truth, values, groups=None, *, parts
     truth, values = np.asarray(truth), np.asarray(values)
     fit = kind.posthoc(metric)
     if fit is None:
-        scorer = answer_metric(kind, metric)
-        interval = bootstrap_interval(scorer, truth, kind.answer(values, {}), groups)
+        interval = default_answers_interval(kind, metric, truth, values, groups)
         return {
             "fitted": {},
             "used": False,

@@ -14,11 +14,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..competitions.bootstrap import Difference, paired_difference
+from ..competitions.bootstrap import Difference, Interval, paired_difference
 from ..competitions.metrics import Metric, softmax
 from ..core.errors import KitError
 from ..records.group_folder import FoldGroup, is_group
-from ..records.run_folder import RunDir
+from ..records.run_folder import RunDir, best_row_interval
 
 
 def held_out(path: Path) -> tuple[list[str], np.ndarray, np.ndarray] | None:
@@ -83,3 +83,27 @@ def describe_lead(lead: tuple[str, str, Difference] | None) -> str | None:
         return None
     first, second, difference = lead
     return f"{first} - {second} on the validation images they share (paired 95% bootstrap): {difference.describe()}"
+
+
+def cell_intervals(folder: Path, rows: list[dict[str, Any]], metric: Metric) -> dict[str, str]:
+    """Each cell's validation figure's spread over its images, for the report's table: one run's 95% bootstrap
+    interval and n (its best epoch's, as history.csv stored it; a fold group's OOF interval), or with several
+    seeds the images a run and the median half-width of one run's interval, beside the seed-to-seed std."""
+    found: dict[str, list[Interval]] = {}
+    for row in rows:
+        if row.get("status") != "finished":
+            continue
+        if row.get("kind") == "group":
+            interval = Interval.from_dict(row.get("val_interval"))
+        else:
+            interval = best_row_interval(RunDir(Path(folder) / row["run_dir"]).history(), metric)
+        if interval is not None:
+            found.setdefault(row["cell"], []).append(interval)
+    texts = {}
+    for cell, intervals in found.items():
+        if len(intervals) == 1:
+            texts[cell] = f" [{intervals[0].low:.3f}, {intervals[0].high:.3f}] n={intervals[0].n}"
+        else:
+            half = float(np.median([(i.high - i.low) / 2 for i in intervals]))
+            texts[cell] = f" (n={intervals[0].n} a run, 95% interval ±{half:.3f} a run)"
+    return texts

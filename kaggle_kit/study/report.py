@@ -28,7 +28,7 @@ from ..competitions.registry import resolve
 from ..core.atomic import atomic_write_bytes, atomic_write_text
 from ..submissions.provenance import kaggle_records, run_summary
 from .cell_layout import WINNER_MARK, cell_at, columns_of, row_combos, row_label
-from .noise import describe_lead, lead_over_runner_up
+from .noise import cell_intervals, describe_lead, lead_over_runner_up
 from .plan import FOLDS_KEY, Plan, experiment_plan, format_value, read_experiment, read_timings
 from .report_plots import curves_png, table_png, wall_png
 from .seed_stats import Stat, seed_noise_note, stat, tied, winner
@@ -137,14 +137,19 @@ def markdown_table(plan: Plan, texts: Mapping[str, str], heading: str) -> list[s
 
 
 def _marked(
-    stats: Mapping[str, Stat | None], best: str | None, planned: int | None, finished: Mapping[str, int]
+    stats: Mapping[str, Stat | None],
+    best: str | None,
+    planned: int | None,
+    finished: Mapping[str, int],
+    spread: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Each cell's text; a cell with fewer finished seeds than planned says so in the table itself, and one with
-    none finished has no value (and so no rank)."""
+    none finished has no value (and so no rank). `spread`: a cell's interval and n (noise.cell_intervals)."""
     texts = {}
     for cell, value in stats.items():
         done = finished.get(cell, 0)
-        short = f" ({done} of {planned} seeds finished)" if planned and done < planned else ""
+        short = (spread or {}).get(cell, "")
+        short += f" ({done} of {planned} seeds finished)" if planned and done < planned else ""
         if value is None:
             texts[cell] = "–" + short
         elif cell == best:
@@ -217,6 +222,7 @@ class _Summary:
     headlines: list[str] = field(default_factory=list)
     claim_note: str | None = None
     lead: Any = None  # the best cell's lead over the runner-up on shared validation images (study.noise)
+    spread: dict[str, str] = field(default_factory=dict)  # each cell's interval and n (study.noise.cell_intervals)
 
     @property
     def metric(self) -> Metric:
@@ -265,6 +271,7 @@ def _summarise(folder: Path, ledger) -> _Summary:
         best_kaggle=winner({c: st.mean if st else None for c, st in kaggle.items()}, metric),
         best_published=winner(published, metric) if published else None,
         lead=lead,
+        spread=cell_intervals(folder, rows, metric),
     )
     _add_headlines(s)
     return s
@@ -276,7 +283,9 @@ def _add_headlines(s: _Summary) -> None:
     direction = f"{metric.label}, {metric.direction}"
     headlines = s.headlines
     if best_val:
-        headlines.append(f"validation {direction}: best {best_val} ({val[best_val].text()})")
+        headlines.append(
+            f"validation {direction}: best {best_val} ({val[best_val].text()}{s.spread.get(best_val, '')})"
+        )
     elif s.lead:
         headlines.append(f"validation {direction}: no win, {describe_lead(s.lead)}")
     elif leaders := tied({c: st.mean if st else None for c, st in val.items()}, metric):
@@ -343,7 +352,7 @@ def _score_sections(s: _Summary) -> list[str]:
             else ""
         ),
         "",
-        *markdown_table(plan, _marked(val, s.best_val, seeds, finished_in), f"validation {metric.label}"),
+        *markdown_table(plan, _marked(val, s.best_val, seeds, finished_in, s.spread), f"validation {metric.label}"),
         "",
     ]
     note = seed_noise_note(val, metric)

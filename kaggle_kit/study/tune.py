@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..competitions.bootstrap import describe_figure
 from ..competitions.registry import Competition, resolve
 from ..core.errors import KitError
 from . import tune_storage
@@ -33,6 +34,7 @@ class StudySummary:
     best_number: int | None
     best_value: float | None
     best_params: dict[str, Any]
+    best_interval: dict | None = None  # best_value's 95% bootstrap interval and n, where the trial stored one
 
 
 def run_study(
@@ -138,7 +140,8 @@ def _pruner(plan: StudyPlan):
 def _say_trial(comp: Competition):
     def say(study, trial) -> None:
         params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
-        value = "" if trial.value is None else f": {comp.metric.describe(trial.value)}"
+        figure = describe_figure(comp.metric, trial.user_attrs.get("interval"), trial.value)
+        value = "" if trial.value is None else f": {figure}"
         note = trial.user_attrs.get("note") or trial.user_attrs.get("error") or ""
         print(
             f"trial {trial.number} {trial.state.name.lower()}{value} ({params}){' - ' + note if note else ''}",
@@ -165,4 +168,4 @@ def summarise(plan: StudyPlan, study) -> StudySummary:
     if not done:
         return StudySummary(plan.path, counts, None, None, {})
     best = study.best_trial
-    return StudySummary(plan.path, counts, best.number, best.value, dict(best.params))
+    return StudySummary(plan.path, counts, best.number, best.value, dict(best.params), best.user_attrs.get("interval"))

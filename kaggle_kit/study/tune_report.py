@@ -74,11 +74,19 @@ def _row(plan: StudyPlan, trial) -> dict[str, Any]:
         "trial": trial.number,
         "state": state,
         "metric": trial.value if trial.value is not None else (pruned_value if state == "pruned" else None),
+        **_interval_cells(trial.user_attrs.get("interval") if trial.value is not None else None),
         **{param.name: trial.params.get(param.name) for param in plan.space.params},
         "epochs": trial.user_attrs.get("epochs"),
         "seconds": seconds,
         "run": f"trial-{trial.number:03d}",
     }
+
+
+def _interval_cells(interval: dict | None) -> dict[str, Any]:
+    """A complete trial's figure's 95% bootstrap interval and n (blank for a pruned or failed one, or a trial run
+    before trials stored it): two trials whose intervals overlap widely are not ranked by their order."""
+    interval = interval or {}
+    return {"low": interval.get("low"), "high": interval.get("high"), "n": interval.get("n")}
 
 
 def _write_tables(folder: Path, rows: list[dict[str, Any]], metric: str) -> None:
@@ -91,7 +99,10 @@ def _write_tables(folder: Path, rows: list[dict[str, Any]], metric: str) -> None
     atomic_write_text(folder / "trials.csv", text.getvalue())
     lines = ["| " + " | ".join(named) + " |", "|" + "---|" * len(named)]
     lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in rows]
-    note = "A pruned trial's metric is its last reported epoch's; a surplus trial was ended unrun at the cap."
+    note = (
+        "low, high: the metric's 95% bootstrap interval over the n validation images (OOF images for folds). "
+        "A pruned trial's metric is its last reported epoch's; a surplus trial was ended unrun at the cap."
+    )
     atomic_write_text(folder / "trials.md", "\n".join(lines) + f"\n\n{note}\n")
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from ..competitions.registry import Competition
 from ..core.atomic import atomic_write_text
 from ..core.errors import KitError
+from ..records.run_folder import RunDir, best_row_interval
 from .tune_plan import StudyPlan
 
 TRIAL_FILE = "trial.json"
@@ -34,6 +35,7 @@ class TrialOutcome:
     value: float | None
     epochs: int
     pruned: str | None = None  # why the pruner stopped it
+    interval: dict | None = None  # the value's 95% bootstrap interval and n (competitions/bootstrap.Interval)
 
 
 def objective(plan: StudyPlan, comp: Competition, cap: int | None, track: tuple[str, ...] = ()):
@@ -63,11 +65,11 @@ def objective(plan: StudyPlan, comp: Competition, cap: int | None, track: tuple[
             _write(run_dir, {**record, "state": "failed", "error": str(error).splitlines()[0]})
             raise
         trial.set_user_attr("epochs", outcome.epochs)
+        if outcome.interval and not outcome.pruned:  # a pruned trial's value is Optuna's last reported epoch's
+            trial.set_user_attr("interval", outcome.interval)
         state = "pruned" if outcome.pruned else "complete"
-        _write(
-            run_dir,
-            {**record, "state": state, "value": outcome.value, "epochs": outcome.epochs, "pruned": outcome.pruned},
-        )
+        figures = {"value": outcome.value, "interval": outcome.interval}
+        _write(run_dir, {**record, "state": state, **figures, "epochs": outcome.epochs, "pruned": outcome.pruned})
         if outcome.pruned:
             trial.set_user_attr("note", outcome.pruned)
             raise optuna.TrialPruned(outcome.pruned)
@@ -169,7 +171,9 @@ def _train(plan: StudyPlan, comp: Competition, trial, params: dict[str, Any], ru
     value = result.best_metric
     if value is None or value != value:
         raise KitError(f"{run_dir}: no validation metric to score the trial by")
-    return TrialOutcome(value, result.epochs_run, hooks[0].pruned_note if pruned else None)
+    interval = best_row_interval(RunDir(run_dir).history(), comp.metric)
+    note = hooks[0].pruned_note if pruned else None
+    return TrialOutcome(value, result.epochs_run, note, interval.to_dict() if interval else None)
 
 
 def _train_group(plan: StudyPlan, comp: Competition, params: dict[str, Any], run_dir: Path) -> TrialOutcome:
@@ -188,12 +192,11 @@ def _train_group(plan: StudyPlan, comp: Competition, params: dict[str, Any], run
     if summary is None:
         raise KitError(f"{run_dir}: the fold group did not finish every fold")
     epochs = sum(len(_history(group.fold_dir(f))) for f in range(1, group.k + 1))
-    return TrialOutcome(summary["oof_metric"], epochs)
+    interval = summary.get("oof_interval") or (summary.get("oof_fit") or {}).get("interval")
+    return TrialOutcome(summary["oof_metric"], epochs, interval=interval)
 
 
 def _history(run_dir: Path) -> list[dict[str, Any]]:
-    from ..records.run_folder import RunDir
-
     return RunDir(run_dir).history()
 
 

@@ -51,6 +51,12 @@ def _read(path: Path, what: str) -> pd.DataFrame:
 
 def score_target(path, answers_path, comp: Competition, metric=None) -> float:
     """The declared metric (or `metric`) of a submission against answers in the training CSV's form."""
+    score, truth, given = target_rows(path, answers_path, comp, metric)
+    return float(score(truth, given))
+
+
+def target_rows(path, answers_path, comp: Competition, metric=None):
+    """(the kind's scorer, the answers, the submission's rows for them), as `score_target` scores them."""
     path, answers_path = Path(path), Path(answers_path)
     submission, answers = _read(path, "submission"), _read(answers_path, "answers file")
     target, metric = target_of(comp), metric or comp.metric
@@ -72,7 +78,7 @@ def score_target(path, answers_path, comp: Competition, metric=None) -> float:
     target.check_metric(metric, f"score {path}")
     truth = target.read_labels(answers, comp.id_column, comp.label_column, classes, answers_path)
     given = target.read_submission(submission.iloc[rows], comp.id_column, comp.label_column, classes, path)
-    return float(target.metrics[metric.name](truth, given))
+    return target.metrics[metric.name], truth, given
 
 
 def scoring_metric(comp: Competition, name: str):

@@ -23,7 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from ..competitions.bootstrap import bootstrap_interval, describe_figure, temperature_warning
+from ..competitions.bootstrap import (
+    Interval,
+    bootstrap_interval,
+    describe_figure,
+    fold_lines,
+    temperature_warning,
+)
 from ..competitions.metrics import calibrating_temperature, log_loss, softmax
 from ..competitions.posthoc import TemperatureFit, cross_fit
 from ..competitions.registry import Competition, resolve
@@ -277,6 +283,7 @@ def finish_group(group: FoldGroup, data_dir: Path | str | None = None, device: s
     labels, fold_of = np.full(n, -1, np.int64), np.zeros(n, np.int64)
     logits: np.ndarray | None = None
     per_fold = []
+    groups = held_out_groups(comp, open_layout(comp, data_dir or plan["data_dir"]), list(plan["ids"]))
     for fold in range(1, k + 1):
         held = run_logits(group.fold_dir(fold), data_dir or plan["data_dir"], test=False, device=device)
         rows = np.array([position[i] for i in held.val_ids], dtype=np.int64)
@@ -284,7 +291,7 @@ def finish_group(group: FoldGroup, data_dir: Path | str | None = None, device: s
             classes = held.classes
             logits = np.zeros((n, len(classes)), np.float32)
         logits[rows], labels[rows], fold_of[rows] = held.val_logits, held.val_labels, fold
-        per_fold.append(_fold_row(fold, held, comp))
+        per_fold.append(_fold_row(fold, held, comp, None if groups is None else groups[rows]))
     assert logits is not None
     uncovered = np.flatnonzero(fold_of == 0)
     if len(uncovered):
@@ -297,7 +304,6 @@ def finish_group(group: FoldGroup, data_dir: Path | str | None = None, device: s
     temperature = float(crossed.params)
     probs = softmax(logits, temperature)
     group.write_oof(OutOfFold(list(plan["ids"]), labels, logits, probs, fold_of, temperature))
-    groups = held_out_groups(comp, open_layout(comp, data_dir or plan["data_dir"]), list(plan["ids"]))
     notes = [crossed.note, calibrating_temperature(logits, labels)[1], temperature_warning(temperature, n)]
     summary = {
         **_cv_summary(comp, labels, crossed.submitted, logits, temperature, per_fold),
@@ -310,12 +316,14 @@ def finish_group(group: FoldGroup, data_dir: Path | str | None = None, device: s
     return summary
 
 
-def _fold_row(fold: int, held, comp: Competition) -> dict[str, Any]:
+def _fold_row(fold: int, held, comp: Competition, groups=None) -> dict[str, Any]:
     probs = softmax(held.val_logits, held.temperature)  # the fold alone, as its own predict would submit
+    figure = bootstrap_interval(comp.metric, held.val_labels, probs, groups)
     return {
         "fold": fold,
         "images": int(len(held.val_ids)),
-        "metric": float(comp.metric(held.val_labels, probs)),
+        "metric": figure.value,
+        "interval": figure.to_dict(),
         "log_loss": float(log_loss(held.val_labels, probs)),
         "tta": bool(held.tta),
         "temperature": float(held.temperature),
@@ -349,14 +357,18 @@ def cv_table(summary: dict[str, Any], name: str) -> str:
     lines = [
         f"# {name}: {summary['folds']}-fold cross-validation",
         "",
-        f"| fold | images | {metric.label} |{' log loss |' if also_log_loss else ''} TTA | temperature |",
-        f"|---:|---:|---:|{'---:|' if also_log_loss else ''}:---:|---:|",
+        f"| fold | images | {metric.label} | 95% interval |{' log loss |' if also_log_loss else ''} TTA "
+        "| temperature |",
+        f"|---:|---:|---:|:---:|{'---:|' if also_log_loss else ''}:---:|---:|",
     ]
     for row in summary["per_fold"]:
         tta = "on" if row["tta"] else "off"
         loss = f" {row['log_loss']:.4f} |" if also_log_loss else ""
+        found = Interval.from_dict(row.get("interval"))
+        interval = f"[{found.low:.3f}, {found.high:.3f}]" if found else "-"
         lines.append(
-            f"| {row['fold']} | {row['images']} | {row['metric']:.4f} |{loss} {tta} | {row['temperature']:.3f} |"
+            f"| {row['fold']} | {row['images']} | {row['metric']:.4f} | {interval} |{loss} {tta} | "
+            f"{row['temperature']:.3f} |"
         )
     lines += ["", *describe_cv(summary), ""]
     return "\n".join(lines)
@@ -374,6 +386,7 @@ def describe_cv(summary: dict[str, Any]) -> list[str]:
         f"OOF {describe_figure(metric, summary.get('oof_interval'), summary['oof_metric'])} ({summary['images']} "
         f"images, each predicted by the fold that held it out; temperature {summary['temperature']:.3f}{crossed})",
         f"per fold: mean {summary['fold_mean']:.4f}, std {summary['fold_std']:.4f} ({folds}) - {metric.direction}",
+        *fold_lines(summary["per_fold"], metric),
         *([f"note: {summary['temperature_note']}"] if summary.get("temperature_note") else []),
     ]
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..competitions.posthoc import cross_fit_answers, describe_answers_fit
+from ..competitions.bootstrap import fold_lines
+from ..competitions.posthoc import cross_fit_answers, default_answers_interval, describe_answers_fit
 from ..competitions.registry import Competition, resolve
 from ..competitions.targets import target_of
 from ..core.atomic import atomic_write_bytes
@@ -39,6 +40,7 @@ def finish_target_group(group: FoldGroup, plan: dict[str, Any], comp: Competitio
             fit_target_run(run.path, data_dir or plan["data_dir"], device)
     position = {image_id: n for n, image_id in enumerate(plan["ids"])}
     truth, values, fold_of, per_fold = None, None, np.zeros(len(position), np.int64), []
+    groups = held_out_groups(comp, open_layout(comp, plan["data_dir"]), plan["ids"]) if comp.group_column else None
     for fold in range(1, k + 1):
         ids, held_truth, held = held_out_values(RunDir(group.fold_dir(fold)))
         rows = np.array([position[i] for i in ids], dtype=np.int64)
@@ -46,12 +48,12 @@ def finish_target_group(group: FoldGroup, plan: dict[str, Any], comp: Competitio
             truth = np.zeros((len(position), *held_truth.shape[1:]), held_truth.dtype)
             values = np.zeros((len(position), *held.shape[1:]), np.float64)
         truth[rows], values[rows], fold_of[rows] = held_truth, held, fold
-        metric = target.score(comp.metric, held_truth, held, {})
-        per_fold.append({"fold": fold, "images": len(ids), "metric": metric})
+        fold_groups = None if groups is None else groups[rows]
+        figure = default_answers_interval(target, comp.metric, held_truth, held, fold_groups)
+        per_fold.append({"fold": fold, "images": len(ids), "metric": figure.value, "interval": figure.to_dict()})
     uncovered = np.flatnonzero(fold_of == 0)
     if len(uncovered):
         raise KitError(f"{group.path}: training id {plan['ids'][uncovered[0]]} was held out by no fold: train again")
-    groups = held_out_groups(comp, open_layout(comp, plan["data_dir"]), plan["ids"]) if comp.group_column else None
     record = cross_fit_answers(target, comp.metric, truth, values, groups, parts=fold_of)
     buffer = io.BytesIO()
     np.savez(buffer, ids=np.array(plan["ids"], dtype=str), truth=truth, values=values, fold=fold_of)
@@ -83,6 +85,7 @@ def describe(summary: dict[str, Any]) -> list[str]:
         describe_answers_fit(summary["oof_fit"], metric, images),
         f"per fold (the kind's default answers): mean"
         f" {summary['fold_mean']:.4f}, std {summary['fold_std']:.4f} ({folds}) - {metric.direction}",
+        *fold_lines(summary["per_fold"], metric),
     ]
 
 

@@ -98,6 +98,8 @@ def test_folds_return_a_fold_group_that_predicts(tiny_cifar, tmp_path, capfd):
     assert isinstance(group, kk.FoldGroup) and group.k == 2
     assert [run.folder.name for run in group.folds] == ["fold-1", "fold-2"]
     assert group.best_score == group.cv["oof_metric"]
+    assert group.best_interval.value == group.best_score and group.best_interval.n == 90
+    assert f"OOF {group.best_interval}" in repr(group)
     frame, path = group.predict(out=tmp_path / "group.csv")  # the DataFrame and its path, as a pair too
     assert len(frame) == 30 and path == tmp_path / "group.csv"
     with pytest.raises(KitError, match="pseudo-labels is for single runs"):

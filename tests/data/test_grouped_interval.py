@@ -52,7 +52,8 @@ def test_the_grouped_interval_holds_the_hidden_score_and_the_ungrouped_one_misse
     grouped = [_run(seed, grouped=True) for seed in range(12)]
     loose = [_run(seed, grouped=False) for seed in range(12)]
     assert all(interval.groups is not None and interval.groups >= 4 for interval, _ in grouped)
-    # 95% nominal, but a percentile bootstrap over 5-6 drivers runs narrow: it held in 15 of 20 seeded draws
-    assert sum(interval.holds(hidden) for interval, hidden in grouped) >= 8
+    # 95% nominal over 5-6 drivers: the plain percentile bootstrap held in 15 of 20 seeded draws, the interval
+    # widened for few groups (bootstrap.small_sample_factor) in 18 of 20, 10 of these 12 (benchmarks/bench_coverage)
+    assert sum(interval.holds(hidden) for interval, hidden in grouped) >= 10
     assert not any(interval.holds(hidden) for interval, hidden in loose)
     assert all(interval.low > hidden + 0.1 for interval, hidden in loose)  # far too hopeful, not merely off

@@ -190,6 +190,9 @@ def test_report_numbers_are_the_run_folders_numbers(experiment):
             math.sqrt(sum((v - sum(values) / 2) ** 2 for v in values)),
         )  # ddof=1 with two values
         assert f"{mean:.4f} ± {std:.4f}" in text
+        # beside the seed-to-seed std: the images one run validated on and its own interval's half-width
+        images = len(json.loads((exp / cell / "seed=0" / "split.json").read_text())["val_ids"])
+        assert f"{mean:.4f} ± {std:.4f} (n={images} a run, 95% interval ±" in text, text
     assert "accuracy - higher is better" in text and "Kaggle public score" in text and "0.3100" in text
     for png in ("table.png", "curves.png", "wall-time.png"):
         assert (exp / png).read_bytes()[:4] == b"\x89PNG"

@@ -11,6 +11,7 @@ import pytest
 from helpers import assert_one_line_error, run_cli
 from sklearn.metrics import accuracy_score
 
+from kaggle_kit.competitions.bootstrap import Interval
 from kaggle_kit.records.group_folder import FoldGroup
 from kaggle_kit.records.run_folder import RunDir
 from kaggle_kit.study.plan import parse_plan
@@ -66,6 +67,11 @@ def test_each_cell_and_seed_is_a_fold_group_and_results_hold_its_oof_metric(fold
     assert row["val_metric"] == cv["oof_metric"] and row["metric"] == "accuracy" and bool(row["higher_is_better"])
     assert row["epochs"] == row["epochs_planned"] == 2  # one epoch per fold
     assert "out-of-fold (OOF) metric" in (exp / "report.md").read_text()
+    oof_interval = Interval.from_dict(cv["oof_interval"])  # the one group's cell: its OOF interval over 90 images
+    assert (
+        f"{cv['oof_metric']:.4f} [{oof_interval.low:.3f}, {oof_interval.high:.3f}] n=90"
+        in (exp / "report.md").read_text()
+    )
 
 
 def test_a_rerun_trains_nothing_and_a_stopped_group_resumes(folded, tmp_path):

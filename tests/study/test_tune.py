@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 
@@ -15,6 +16,7 @@ from helpers import KAGGLE_KIT, REPO, TINY_CPU_ARGS, assert_one_line_error, run_
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
+from kaggle_kit.competitions.bootstrap import Interval
 from kaggle_kit.config.flags import parse_recipe_argv
 from kaggle_kit.core.errors import KitError
 from kaggle_kit.study.tune_space import load_space, parse_space
@@ -116,6 +118,13 @@ def test_hopeless_trials_are_pruned_and_their_folders_say_so(tiny_cifar, tmp_pat
     for trial in trials:
         assert (study_dir / f"trial-{trial.number:03d}" / "best.pt").is_file()  # an ordinary run, pruned or not
     assert "pruned" in result.stdout
+    for trial in trials:  # each trial's line and the best line carry the figure's interval and n
+        if trial.state == TrialState.COMPLETE:
+            interval = Interval.from_dict(trial.user_attrs["interval"])
+            split = json.loads((study_dir / f"trial-{trial.number:03d}" / "split.json").read_text())
+            assert interval.n == len(split["val_ids"]) and interval.value == pytest.approx(trial.value)
+            assert f"trial {trial.number} complete: accuracy {interval} - higher is better" in result.stderr
+    assert re.search(r"best: trial \d+, accuracy [\d.]+ \[[\d.]+, [\d.]+\] n=\d+ - higher", result.stdout)
 
     # --resume continues the study from study.json alone; --report tables, plots and the best trial's command
     result = run_cli("tune", "--resume", study_dir, "--trials", "5", env={"KAGGLE_KIT_RUNS_DIR": tmp_path / "runs"})
@@ -124,7 +133,10 @@ def test_hopeless_trials_are_pruned_and_their_folders_say_so(tiny_cifar, tmp_pat
     result = run_cli("tune", "--report", study_dir)
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(study_dir / "report" / "trials.csv")
-    assert list(table.columns) == ["trial", "state", "accuracy", "lr", "epochs", "seconds", "run"]
+    assert list(table.columns) == ["trial", "state", "accuracy", "low", "high", "n", "lr", "epochs", "seconds", "run"]
+    done = table[table.state == "complete"]  # each complete trial's figure with its interval over its images
+    assert ((done.low <= done.accuracy) & (done.accuracy <= done.high) & (done.n == interval.n)).all(), done
+    assert table[table.state == "pruned"].low.isna().all()
     assert len(table) == 5 and set(table.state) <= {"complete", "pruned"}
     assert (table[table.state == "pruned"].lr == 10.0).all() and (table.state == "pruned").any()
     best = table[table.state == "complete"].sort_values("accuracy").iloc[-1]
@@ -133,7 +145,7 @@ def test_hopeless_trials_are_pruned_and_their_folders_say_so(tiny_cifar, tmp_pat
     assert float(parse_recipe_argv(shlex.split(command)[5:])["lr"]) == best.lr
     for name in ("history.png", "parallel_coordinates.png"):
         assert (study_dir / "report" / name).read_bytes()[:4] == b"\x89PNG"
-    assert "| trial | state | accuracy | lr |" in (study_dir / "report" / "trials.md").read_text()
+    assert "| trial | state | accuracy | low | high | n | lr |" in (study_dir / "report" / "trials.md").read_text()
 
     # `ensemble STUDY --top 2` blends the two best complete trials, and says their choice flatters its figure
     complete = table[table.state == "complete"].sort_values(["accuracy", "trial"], ascending=[False, True])
@@ -182,6 +194,10 @@ def test_a_fold_group_trial_is_scored_by_its_oof_metric(tiny_cifar, tmp_path):
     cv = json.loads((study_dir / "trial-000" / "cv.json").read_text())
     assert trial.state == TrialState.COMPLETE and trial.value == cv["oof_metric"] and cv["folds"] == 2
     assert json.loads((study_dir / "trial-000" / "trial.json").read_text())["epochs"] == 2  # one per fold
+    interval = Interval.from_dict(trial.user_attrs["interval"])  # the OOF figure's, over every training image
+    assert trial.user_attrs["interval"] == cv["oof_interval"] and interval.n == cv["images"] == 90
+    assert f"trial 0 complete: accuracy {interval} - higher is better" in result.stderr, result.stderr
+    assert f"best: trial 0, accuracy {interval} - higher is better" in result.stdout, result.stdout
 
 
 def test_tracked_trials_carry_their_study_trial_and_params_as_mlflow_tags(tiny_cifar, tmp_path):

@@ -700,6 +700,16 @@ def test_cli_validate_needs_a_competition(tmp_path, capsys):
     )
 
 
+def assert_scored(stdout: str, figure: str, rows: int, direction: str) -> None:
+    """`score FILE`'s one line: the figure, its 95% bootstrap interval over the answered rows, n, the direction."""
+    import re
+
+    found = re.fullmatch(r"(.+) \[(-?[\d.]+), (-?[\d.]+)\] n=(\d+) - (.+)\n", stdout)
+    assert found and found.group(1) == figure and found.group(5) == direction, stdout
+    low, high, value = float(found.group(2)), float(found.group(3)), float(figure.split()[-1])
+    assert int(found.group(4)) == rows and low - 5e-4 <= value <= high + 5e-4, stdout
+
+
 def test_cli_score_prints_the_metric_with_its_direction(tmp_path, capsys):
     out, _ = write_good_dog(tmp_path)
     answers = tmp_path / "answers.csv"
@@ -710,7 +720,7 @@ def test_cli_score_prints_the_metric_with_its_direction(tmp_path, capsys):
         capsys, "score", str(out), "--answers", str(answers), "-c", "dog-breed-identification"
     )
     assert code == 0, stderr
-    assert stdout == f"log loss {expected:.4f} - lower is better\n"
+    assert_scored(stdout, f"log loss {expected:.4f}", 12, "lower is better")
     code, _, stderr = run_cli(capsys, "score", str(out), "-c", "dogs")
     assert code == 2 and stderr.startswith(f"error: scoring {out} needs --answers")
     # a mistyped run folder is not asked for answers: it is said not to exist
@@ -745,7 +755,7 @@ def test_cli_validate_and_score_a_generated_download(tmp_path, capsys):
     assert 0 < len(answers) < 40  # CIFAR-10's unscored junk rows are in the sample, not the answers
     code, stdout, stderr = run_cli(capsys, "score", str(out), "--answers", str(tmp_path / "data" / "answers.csv"))
     assert code == 0, stderr
-    assert stdout == f"accuracy {(answers['label'] == 'cat').mean():.4f} - higher is better\n"
+    assert_scored(stdout, f"accuracy {(answers['label'] == 'cat').mean():.4f}", len(answers), "higher is better")
     # one label per row has no probabilities: log loss of one-hot rows would be ~34.5 per miss, a misleading figure
     code, stdout, stderr = run_cli(
         capsys, "score", str(out), "--answers", str(tmp_path / "data" / "answers.csv"), "--metric", "logloss"
@@ -769,7 +779,7 @@ def test_cli_score_by_another_metric_our_name_or_kaggles(tmp_path, capsys):
             capsys, "score", str(out), "--answers", str(answers), "-c", "dogs", "--metric", name
         )
         assert code == 0, stderr
-        assert stdout == f"macro F1 {expected:.4f} - higher is better\n"
+        assert_scored(stdout, f"macro F1 {expected:.4f}", 12, "higher is better")
     code, _, stderr = run_cli(capsys, "score", str(out), "--answers", str(answers), "-c", "dogs", "--metric", "f2")
     assert code == 2 and stderr.startswith("error: unknown metric 'f2'") and stderr.count("\n") == 1
 
@@ -813,6 +823,6 @@ def test_cli_score_takes_qwk_on_grades_only(tmp_path, capsys, monkeypatch):
     code, stdout, stderr = run_cli(capsys, *score, "--metric", "Quadratic Weighted Kappa")
     assert code == 0, stderr
     expected = cohen_kappa_score(truth, predicted, weights="quadratic")
-    assert stdout == f"quadratic weighted kappa {expected:.4f} - higher is better\n"
+    assert_scored(stdout, f"quadratic weighted kappa {expected:.4f}", 8, "higher is better")
     monkeypatch.delenv("XDG_CONFIG_HOME")
     rediscover()

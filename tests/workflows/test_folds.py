@@ -75,7 +75,7 @@ def test_group_folder_holds_every_training_image_out_once(cifar_group, tiny_cifa
 
 
 def test_oof_rows_belong_to_their_ids(cifar_group, tiny_cifar):
-    group_dir, _ = cifar_group
+    group_dir, result = cifar_group
     group = FoldGroup(group_dir)
     oof = group.oof()
     layout = open_layout(resolve("cifar10"), tiny_cifar)
@@ -97,6 +97,15 @@ def test_oof_rows_belong_to_their_ids(cifar_group, tiny_cifar):
     folds = [row["metric"] for row in cv["per_fold"]]
     assert cv["fold_mean"] == pytest.approx(np.mean(folds)) and cv["fold_std"] == pytest.approx(np.std(folds, ddof=1))
     assert "| 3 | 30 |" in (group_dir / "cv.md").read_text()
+    for row in cv["per_fold"]:  # each fold's figure with its own interval and n, printed as stored
+        interval = Interval.from_dict(row["interval"])
+        assert interval.n == row["images"] == 30 and interval.value == row["metric"]
+        assert interval.low <= row["metric"] <= interval.high and interval.low < interval.high
+        assert f"fold {row['fold']}: accuracy {interval} - higher is better" in result.stdout, result.stdout
+        assert (
+            f"| {row['fold']} | 30 | {row['metric']:.4f} | [{interval.low:.3f}, {interval.high:.3f}] |"
+            in (group_dir / "cv.md").read_text()
+        )
 
 
 def test_predict_score_and_runs_read_the_group(cifar_group, tiny_cifar, tmp_path):

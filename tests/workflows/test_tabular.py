@@ -107,7 +107,7 @@ def test_features_beat_the_images_alone_and_predict_reads_test_csv(home, runs):
     assert result.returncode == 0, result.stderr
     scored = run_cli("score", written, "--answers", home / "data" / "answers.csv", "-c", "siim")
     assert scored.returncode == 0, scored.stderr
-    shown = float(re.search(r"(\d+\.\d+) - higher is better", scored.stdout).group(1))
+    shown = float(re.search(r"(\d+\.\d+) \[.+\] n=\d+ - higher is better", scored.stdout).group(1))
     answers, rows = pd.read_csv(home / "data" / "answers.csv"), pd.read_csv(written).set_index("image_name")
     assert shown == pytest.approx(roc_auc_score(answers["target"], rows.loc[answers["image_name"], "target"]), abs=1e-4)
 
@@ -172,7 +172,7 @@ def test_pawpularity_flags_go_from_train_csv_to_the_submission(home):
     assert run_cli("predict", run, "--data-dir", data, "--out", written).returncode == 0
     assert run_cli("validate", written, "-c", "paw", "--data-dir", data).returncode == 0
     scored = run_cli("score", written, "--answers", data / "answers.csv", "-c", "paw")
-    shown = float(re.search(r"(\d+\.\d+) - lower is better", scored.stdout).group(1))
+    shown = float(re.search(r"(\d+\.\d+) \[.+\] n=\d+ - lower is better", scored.stdout).group(1))
     answers, rows = pd.read_csv(data / "answers.csv"), pd.read_csv(written).set_index("Id")
     expected = mean_squared_error(answers["Pawpularity"], rows.loc[answers["Id"], "Pawpularity"]) ** 0.5
     assert shown == pytest.approx(expected, abs=1e-4)

@@ -124,7 +124,7 @@ def test_sample_train_predict_validate_score(runs, name):
     assert run_cli("validate", written, "-c", name, "--data-dir", data).returncode == 0
     result = run_cli("score", written, "--answers", data / "answers.csv", "-c", name)
     assert result.returncode == 0, result.stderr
-    shown = float(re.search(r"(-?\d+\.\d+) - (higher|lower) is better", result.stdout).group(1))
+    shown = float(re.search(r"(-?\d+\.\d+) \[.+\] n=\d+ - (higher|lower) is better", result.stdout).group(1))
     expected = sklearn_score(name, pd.read_csv(data / "answers.csv"), pd.read_csv(written))
     assert shown == pytest.approx(expected, abs=1e-4), result.stdout
 
@@ -248,12 +248,24 @@ def groups(runs):
     return Groups(runs)
 
 
-@pytest.mark.parametrize("name", ["pp2021", "paw"])
+@pytest.mark.parametrize("name", ["pp2021", "aptos", "paw", "whale"])
 def test_two_folds_to_a_blended_submission(groups, home, name):
+    import json
+
+    from kaggle_kit.competitions.bootstrap import Interval
+
     data, group = groups(name)
     written = home / f"{name}-group.csv"
     printed = groups.printed[name]
     assert "OOF (48 images, each predicted by the fold that held it out)" in printed, printed
+    cv = json.loads((group / "cv.json").read_text())
+    assert Interval.from_dict(cv["oof_fit"]["interval"]).n == 48
+    for row in cv["per_fold"]:  # each fold's own figure, its interval and n printed as stored
+        interval = Interval.from_dict(row["interval"])
+        assert interval.n == row["images"] and interval.value == pytest.approx(row["metric"])
+        assert interval.low <= row["metric"] <= interval.high, row
+        assert f"  fold {row['fold']}: " in printed and f"{interval} - " in printed, printed
+    assert sum(row["images"] for row in cv["per_fold"]) == 48
     assert "optimistic" not in printed and (group / "oof_values.npz").is_file()
     if name == "pp2021":  # a label set's thresholds: cross-fitted over the folds
         assert "cross-fitted over 2 parts" in printed or "not used: cross-fitted" in printed, printed
@@ -286,7 +298,7 @@ def test_ensemble_blends_values_and_refits_the_kind(runs, groups, home, name):
     record = json.loads(blended.with_name(blended.name + ".ensemble.json").read_text())
     assert abs(sum(m["weight"] for m in record["members"]) - 1) < 1e-9
     result = run_cli("score", blended, "--answers", data / "answers.csv", "-c", name)
-    shown = float(re.search(r"(-?\d+\.\d+) - (higher|lower) is better", result.stdout).group(1))
+    shown = float(re.search(r"(-?\d+\.\d+) \[.+\] n=\d+ - (higher|lower) is better", result.stdout).group(1))
     assert shown == pytest.approx(
         sklearn_score(name, pd.read_csv(data / "answers.csv"), pd.read_csv(blended)), abs=1e-4
     )
