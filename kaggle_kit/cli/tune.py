@@ -83,7 +83,7 @@ def tune(
         metric = resolve(plan.competition).metric
         params = ", ".join(f"{k}={v}" for k, v in summary.best_params.items())
         print(f"best: trial {summary.best_number}, {metric.describe(summary.best_value)} ({params})")
-        print(f"run: {plan.path / f'trial-{summary.best_number:03d}'}")
+        print(f"run: {summary.best_run}")
 
 
 def _report(study_dir: Path, storage: str | None) -> None:
