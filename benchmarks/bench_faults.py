@@ -43,8 +43,9 @@ def ci_plan(sweeps: dict[str, Sweep]) -> list:
 
 
 def full_plan(sweeps: dict[str, Sweep], moments: int) -> list:
-    """Every write crashed and filled, and `moments` seeded kills, per command; each command's outcomes saved to
-    FULL_RESULTS/<command>.json as soon as it is done (a later `--only` run replaces one command's)."""
+    """Every write crashed and filled, a crash once the last write is in place, and `moments` seeded kills, per
+    command; each command's outcomes saved to FULL_RESULTS/<command>.json as soon as it is done (a later `--only`
+    run replaces one command's)."""
     outcomes = []
     FULL_RESULTS.mkdir(parents=True, exist_ok=True)
     for sweep in sweeps.values():
@@ -52,6 +53,8 @@ def full_plan(sweeps: dict[str, Sweep], moments: int) -> list:
         mine = []
         for number in range(1, len(sweep.writes) + 1):
             mine += [sweep.crash(number), sweep.full_disk(number)]
+        # every write in place, the process gone before it exits or says so: the rerun must accept finished work
+        mine.append(sweep.crash(len(sweep.writes), "done"))
         rng = random.Random(SEED)
         mine += [sweep.kill(rng) for _ in range(moments)]
         lost = [o for o in mine if not o.survived]
