@@ -61,7 +61,7 @@ def init(
     for line in describe(made.found):
         print(line)
     comp = made.found.competition
-    done = f"{made.path} already holds it" if made.unchanged else f"wrote {made.path}"
+    done = f"{made.path} already holds this declaration" if made.unchanged else f"wrote {made.path}"
     print(f"{done}: next `kaggle-kit train {comp.name} --data-dir {made.found.layout.root}`")
     if not made.found_there:
         print(
