@@ -150,7 +150,8 @@ def run_training(
             tracker.finish("KILLED")
         return outcome
     if result.already_finished:  # the same resume again, after one that ended once it had written everything
-        say(f"{outcome.run_dir} already finished all {result.epochs_run} epochs: nothing to resume", err=True)
+        epochs = f"{result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'}"
+        say(f"{outcome.run_dir} already finished its {epochs}: nothing to resume", err=True)
         return outcome
     _after_training(outcome, options, say)
     if tracker:

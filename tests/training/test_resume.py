@@ -152,7 +152,7 @@ def test_resuming_a_finished_run_changes_nothing(uninterrupted):
     files = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in uninterrupted.iterdir() if p.is_file()}
     result = run_cli("train", "--resume", uninterrupted)
     assert result.returncode == 0, result.stderr
-    assert f"{uninterrupted} already finished all 3 epochs: nothing to resume" in result.stderr
+    assert f"{uninterrupted} already finished its 3 epochs: nothing to resume" in result.stderr
     assert "Traceback" not in result.stderr
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in uninterrupted.iterdir() if p.is_file()} == files
 
