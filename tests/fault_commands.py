@@ -234,7 +234,7 @@ def registry(base: Base) -> dict[str, Command]:
             prepare(text={"plan.toml": PLAN}),
             ["experiment", "plan.toml", "--data-dir", "data", "--out", "exp"],
             ("exp/**/val_predictions.npz",),
-            present=("exp/report.md", "exp/results.csv"),
+            present=("exp/report.md", "exp/results.csv", "exp/**/analysis/analysis.md"),
         ),
         Command(
             "tune",

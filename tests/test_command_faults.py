@@ -46,7 +46,7 @@ PLAN = [
     ("init", "full disk", 1),
     ("init", "crash", FINISHED),
     ("experiment", "crash", LAST),
-    ("experiment", "full disk", "seed"),
+    ("experiment", "full disk", 11),  # the run's analysis: the command fails, its rerun analyses again
     ("tune", "crash", "seed"),
     ("tune", "full disk", 5),  # best.pt, mid-trial: the worker stops, the trial runs again in its folder
     ("submit", "crash", 1),

@@ -172,7 +172,7 @@ def resume(
             raise KitError(f"{run.path} already finished all {recipe.epochs} epochs; nothing to resume")
         # stopped while calibrating or analysing: the caller does those again. Or stopped once all was written
         # (a resume killed before it could exit): the run is whole, and running the same command again says so
-        return _finished(run, history, already_finished=_after_training_done(run, config))
+        return _finished(run, history, already_finished=after_training_done(run, config))
     if len(history) and not run.has_checkpoint("last"):
         print(
             f"warning: {run.path} has no last.pt (the run was killed before its first checkpoint): training starts "
@@ -188,8 +188,9 @@ def resume(
         claim.release()
 
 
-def _after_training_done(run, config) -> bool:
-    """Whether what follows the epochs finished too: the calibration, and the analysis when one was started."""
+def after_training_done(run: RunDir, config) -> bool:
+    """Whether what follows the epochs finished too: the calibration, and the analysis when one was started (a
+    run stopped before them is resumed to do them, by `train --resume` and `experiment` alike)."""
     analysis = run.path / "analysis"
     started = analysis.is_dir()
     return config.calibration_of("best") is not None and (not started or (analysis / "analysis.md").is_file())
