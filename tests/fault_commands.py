@@ -136,6 +136,28 @@ def one_submission_per_upload(base: Base) -> Callable[[Path], str]:
     return check
 
 
+def study_intact(work: Path) -> str:
+    """After a tune and its rerun: the study loads from its journal, no trial is left running or waiting, one is
+    complete, and each complete trial's folder (a retried trial runs in its first try's) says so in trial.json."""
+    import json
+
+    import optuna
+
+    from kaggle_kit.study.tune_storage import open_storage
+    from kaggle_kit.study.tune_trial import TRIAL_FILE, trial_folder
+
+    folder = work / "runs" / "cifar10" / "tune-space"
+    study = optuna.load_study(study_name="space", storage=open_storage(None, folder))
+    states = [t.state.name for t in study.get_trials(deepcopy=False)]
+    if "RUNNING" in states or "WAITING" in states or states.count("COMPLETE") != 1:
+        return f"the study's trials are {states}: one complete, none running or waiting, was expected"
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        record = trial_folder(folder, trial) / TRIAL_FILE
+        if not record.is_file() or json.loads(record.read_text()).get("state") != "complete":
+            return f"trial {trial.number} is complete in the study, but {record} does not say so"
+    return ""
+
+
 def _again_or_resume(folder: str, first: list[str]) -> Callable[[Path], list[str]]:
     """What a user is told after a fault in training: resume the folder when it has its config, else start again."""
 
@@ -212,7 +234,7 @@ def registry(base: Base) -> dict[str, Command]:
             prepare(text={"plan.toml": PLAN}),
             ["experiment", "plan.toml", "--data-dir", "data", "--out", "exp"],
             ("exp/**/val_predictions.npz",),
-            present=("exp/report.md", "exp/results.csv"),
+            present=("exp/report.md", "exp/results.csv", "exp/**/analysis/analysis.md"),
         ),
         Command(
             "tune",
@@ -221,6 +243,7 @@ def registry(base: Base) -> dict[str, Command]:
             ("runs/**/val_predictions.npz",),
             present=("runs/**/study.json", "runs/**/trial.json"),
             env={"KAGGLE_KIT_RUNS_DIR": "runs"},
+            check=study_intact,
         ),
         Command(
             "submit",

@@ -18,13 +18,14 @@ def slug_of(text: str) -> str:
 
 @dataclass(frozen=True)
 class Declared:
-    """What `init` inferred (`found`: competition, layout, description), the file written, and whether kaggle-kit
-    finds the declaration there."""
+    """What `init` inferred (`found`: competition, layout, description), the file written (or found already holding
+    it), and whether kaggle-kit finds the declaration there."""
 
     found: object
     path: Path
     found_there: bool
     user_folder: Path
+    unchanged: bool = False  # the file already held exactly this declaration, so it was not written again
 
 
 def init(
@@ -52,6 +53,7 @@ def init(
     The keywords settle what the download cannot: where the images and labels are, the group column, and the
     tabular `features` (columns of the labels CSV and the test CSV, fed to the model beside the images; a
     comma-separated string or a list)."""
+    from ..competitions.declaration import dump
     from ..competitions.registry import all_competitions, declaration_folders
     from ..workflows.init_competition import Hints, infer, resolve_metric, write_declaration
 
@@ -73,12 +75,14 @@ def init(
     )
     user_folder = dict(declaration_folders())["user"]
     target = Path(out) if out else user_folder / f"{found.competition.name}.toml"
-    if target.exists() and not force:  # a declaration is edited by hand (recipes, fixes): never lost silently
+    # the same command again (after it was killed once its file was written) finds its own declaration: kept
+    unchanged = target.is_file() and target.read_bytes() == dump(found.competition).encode()
+    if target.exists() and not force and not unchanged:  # edited by hand (recipes, fixes): never lost silently
         raise KitError(f"{target} already exists: pass --force to overwrite it, or --out another file")
-    path = write_declaration(found.competition, out)
+    path = target if unchanged else write_declaration(found.competition, out)
     registered = all_competitions().get(found.competition.name)
     found_there = registered is not None and Path(registered.source).resolve() == Path(path).resolve()
-    return Declared(found, Path(path), found_there, user_folder)
+    return Declared(found, Path(path), found_there, user_folder, unchanged)
 
 
 def sample(

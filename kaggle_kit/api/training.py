@@ -149,6 +149,10 @@ def run_training(
         if tracker and outcome.saved:
             tracker.finish("KILLED")
         return outcome
+    if result.already_finished:  # the same resume again, after one that ended once it had written everything
+        epochs = f"{result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'}"
+        say(f"{outcome.run_dir} already finished its {epochs}: nothing to resume", err=True)
+        return outcome
     _after_training(outcome, options, say)
     if tracker:
         tracker.finish()  # after calibration and analysis, so their pictures are logged too

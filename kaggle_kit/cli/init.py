@@ -61,7 +61,8 @@ def init(
     for line in describe(made.found):
         print(line)
     comp = made.found.competition
-    print(f"wrote {made.path}: next `kaggle-kit train {comp.name} --data-dir {made.found.layout.root}`")
+    done = f"{made.path} already holds this declaration" if made.unchanged else f"wrote {made.path}"
+    print(f"{done}: next `kaggle-kit train {comp.name} --data-dir {made.found.layout.root}`")
     if not made.found_there:
         print(
             f"note: {made.path} is not where kaggle-kit looks for declarations: move it to "

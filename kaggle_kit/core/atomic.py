@@ -60,6 +60,12 @@ def atomic_output(path, writer: str = "atomic"):
     faults.at(number, "done", path)
 
 
+def is_leftover(path: Path) -> bool:
+    """A temporary file of a write that was killed before its rename (`atomic_output`'s): never a kept file, so a
+    folder holding only these is as good as empty."""
+    return path.name.startswith(".") and path.name.endswith(".partial")
+
+
 def fsync_folder(folder: Path) -> None:
     # makes the rename itself durable; not every platform lets a folder be opened for this
     try:

@@ -24,6 +24,8 @@ import os
 import shutil
 from pathlib import Path
 
+from .errors import KitError
+
 CRASH_ENV = "KAGGLE_KIT_CRASH_AT_WRITE"
 ENOSPC_ENV = "KAGGLE_KIT_ENOSPC_AT_WRITE"
 LOG_ENV = "KAGGLE_KIT_WRITE_LOG"
@@ -67,12 +69,15 @@ def at(number: int, phase: str, path: Path | str, handle=None) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
-def raise_if_full(error: BaseException, path: Path | str, needed: int) -> None:
-    """A full disk (ENOSPC) as one `KitError` line (`no_space_message`); anything else is left to the caller."""
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        from .errors import KitError
+class NoSpace(KitError):
+    """A kept write found the disk full: a fault of the machine, not of the input, so a command that goes on to its
+    next item (a tune worker's next trial) stops instead, and the item is tried again when space is freed."""
 
-        raise KitError(no_space_message(Path(path), needed)) from None
+
+def raise_if_full(error: BaseException, path: Path | str, needed: int) -> None:
+    """A full disk (ENOSPC) as one `NoSpace` line (`no_space_message`); anything else is left to the caller."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        raise NoSpace(no_space_message(Path(path), needed)) from None
 
 
 def no_space_message(path: Path, needed: int) -> str:

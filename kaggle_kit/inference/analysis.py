@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from ..competitions.metrics import Metric, one_hot_grades, softmax
+from ..core import faults
 from ..core.atomic import atomic_write_bytes, atomic_write_text
 from ..core.errors import KitError
 from ..records.run_config import RunConfig
@@ -488,6 +489,8 @@ def analyze_finished_run(run_dir: Path | str, data_dir: Path | str | None = None
 
     try:
         return analyze_run(run_dir, data_dir=data_dir, on_warning=warn)
+    except faults.NoSpace:
+        raise  # the machine's fault, not the analysis's: the command fails, and its rerun analyses again
     except KitError as error:
         warn(f"no error analysis: {error}")
         return None

@@ -148,8 +148,13 @@ def run_state(run: PlannedRun, fingerprint: str | None = None) -> str:
     _check_recipe(run, config.requested_recipe or config.recipe_dict or {})
     if len(folder.history()) < run.recipe.epochs:
         return "partial"
-    # every epoch ran yet no best.pt: nothing left to resume, and nothing to predict from
-    return "finished" if folder.file("best.pt").is_file() else "damaged"
+    if not folder.file("best.pt").is_file():
+        return "damaged"  # every epoch ran yet no best.pt: nothing left to resume, and nothing to predict from
+    from ..training.entry import after_training_done  # training's imports only where a run is looked at
+
+    # stopped (killed, the disk full) while calibrating or analysing: resumed, which does those again
+    unfinished = folder.has_checkpoint("last") and not after_training_done(folder, config)
+    return "partial" if unfinished else "finished"
 
 
 def _check_data(run: PlannedRun, theirs: str | None, their_dir, fingerprint: str | None) -> None:

@@ -12,6 +12,7 @@ stopped when its pruner finds it hopeless (the training hook `hooks.pruning`), a
 
 from __future__ import annotations
 
+import logging
 import random
 import sys
 from dataclasses import dataclass
@@ -34,7 +35,11 @@ class StudySummary:
     best_number: int | None
     best_value: float | None
     best_params: dict[str, Any]
+<<<<<<< HEAD
     best_interval: dict | None = None  # best_value's 95% bootstrap interval and n, where the trial stored one
+=======
+    best_run: Path | None = None  # its folder (a retried trial's is the folder of the trial it repeats)
+>>>>>>> faults2
 
 
 def run_study(
@@ -64,6 +69,7 @@ def run_study(
     if kinds and plan.folds:
         raise KitError("--track does not log fold groups yet, and this study's trials are: drop --track")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _quiet_failed_trials()
     storage = tune_storage.open_storage(storage_url, plan.path, heartbeat_s)
     write_record(plan)  # once the storage opened: a wrong URL leaves no study folder claiming it
     study = _open_study(plan, storage)
@@ -85,17 +91,34 @@ def run_study(
 
         run_study_on_ray(plan, study, ray, trials, timeout, storage_url, heartbeat_s, kinds, callbacks[0], _budget_used)
         return summarise(plan, study)
-    from .tune_trial import SurplusTrial, objective
+    from .tune_trial import FullDisk, SurplusTrial, objective
 
+    full_disk = FullDisk()
     study.optimize(
         objective(plan, comp, trials, kinds),
         n_trials=trials,
         timeout=timeout,
-        callbacks=callbacks,
+        callbacks=[*callbacks, full_disk],
         catch=(KitError, SurplusTrial),
         gc_after_trial=True,
     )
+    full_disk.raise_if_full()
     return summarise(plan, study)
+
+
+class _FailedTrialLog(logging.Filter):
+    """Optuna logs a failed trial's error with its traceback; `_say_trial` says it in one line instead (an error
+    that is no KitError still ends the command with its traceback, as any bug does)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not (text.startswith("Trial ") and " failed with " in text)
+
+
+def _quiet_failed_trials() -> None:
+    logger = logging.getLogger("optuna.study._optimize")  # the logger of Optuna's trial loop
+    if not any(isinstance(f, _FailedTrialLog) for f in logger.filters):
+        logger.addFilter(_FailedTrialLog())
 
 
 def _budget_used(study) -> int:
@@ -168,4 +191,10 @@ def summarise(plan: StudyPlan, study) -> StudySummary:
     if not done:
         return StudySummary(plan.path, counts, None, None, {})
     best = study.best_trial
+<<<<<<< HEAD
     return StudySummary(plan.path, counts, best.number, best.value, dict(best.params), best.user_attrs.get("interval"))
+=======
+    from .tune_trial import trial_folder
+
+    return StudySummary(plan.path, counts, best.number, best.value, dict(best.params), trial_folder(plan.path, best))
+>>>>>>> faults2

@@ -21,6 +21,7 @@ from ..core.atomic import atomic_write_bytes, atomic_write_text
 from ..core.errors import KitError
 from . import tune_storage
 from .tune_plan import StudyPlan, load_plan
+from .tune_trial import trial_folder
 
 REPORT = "report"
 PLOTS = {
@@ -78,7 +79,7 @@ def _row(plan: StudyPlan, trial) -> dict[str, Any]:
         **{param.name: trial.params.get(param.name) for param in plan.space.params},
         "epochs": trial.user_attrs.get("epochs"),
         "seconds": seconds,
-        "run": f"trial-{trial.number:03d}",
+        "run": trial_folder(plan.path, trial).name,
     }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..competitions.registry import Competition
+from ..core import faults
 from ..core.atomic import atomic_write_text
 from ..core.errors import KitError
 from ..records.run_folder import RunDir, best_row_interval
@@ -23,6 +24,7 @@ from .tune_plan import StudyPlan
 TRIAL_FILE = "trial.json"
 WORKER = "worker"  # user attribute: the host and process id running the trial
 DEAD_WORKER = "dead_worker"  # user attribute of a trial whose worker of this machine died, and of its retry
+DISK_FULL = "disk_full"  # user attribute of a trial that failed for want of disk space (its retry: False until then)
 
 
 class SurplusTrial(Exception):
@@ -51,31 +53,73 @@ def objective(plan: StudyPlan, comp: Competition, cap: int | None, track: tuple[
         params = plan.space.suggest(trial)
         trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
         run_dir = plan.path / f"trial-{trial.number:03d}"
-        if trial.user_attrs.get(DEAD_WORKER) and trial.user_attrs.get("run"):
-            # the dead worker's trial again, in its folder: its run never finished (no trial.json), so it starts over
+        if (trial.user_attrs.get(DEAD_WORKER) or trial.user_attrs.get(DISK_FULL)) and trial.user_attrs.get("run"):
+            # a dead worker's trial, or one the full disk stopped, again in its folder: its run never finished
+            # (no trial.json says complete), so it starts over
             run_dir = Path(trial.user_attrs["run"])
             shutil.rmtree(run_dir, ignore_errors=True)
+            trial.set_user_attr(DISK_FULL, False)  # copied from the failed trial, as its error: not this one's
+            trial.set_user_attr("error", "")
         trial.set_user_attr("run", str(run_dir))
         retried = _retried(trial)
         record = {"study": plan.study, "trial": trial.number, "params": params, "retry_of": retried}
         try:
             outcome = _train(plan, comp, trial, params, run_dir, track)
+            trial.set_user_attr("epochs", outcome.epochs)
+            if outcome.interval and not outcome.pruned:  # a pruned trial's value is Optuna's last reported epoch's
+                trial.set_user_attr("interval", outcome.interval)
+            state = "pruned" if outcome.pruned else "complete"
+            figures = {"value": outcome.value, "interval": outcome.interval}
+            _write(run_dir, {**record, "state": state, **figures, "epochs": outcome.epochs, "pruned": outcome.pruned})
         except KitError as error:
-            trial.set_user_attr("error", str(error).splitlines()[0])
-            _write(run_dir, {**record, "state": "failed", "error": str(error).splitlines()[0]})
+            _record_failure(trial, run_dir, record, error)
             raise
-        trial.set_user_attr("epochs", outcome.epochs)
-        if outcome.interval and not outcome.pruned:  # a pruned trial's value is Optuna's last reported epoch's
-            trial.set_user_attr("interval", outcome.interval)
-        state = "pruned" if outcome.pruned else "complete"
-        figures = {"value": outcome.value, "interval": outcome.interval}
-        _write(run_dir, {**record, "state": state, **figures, "epochs": outcome.epochs, "pruned": outcome.pruned})
         if outcome.pruned:
             trial.set_user_attr("note", outcome.pruned)
             raise optuna.TrialPruned(outcome.pruned)
         return outcome.value
 
     return run_trial
+
+
+def _record_failure(trial, run_dir: Path, record: dict[str, Any], error: KitError) -> None:
+    """The trial's error in the storage and in its trial.json; a full disk also marks it to run again (`FullDisk`),
+    and as its trial.json may not fit either, the storage's mark is what counts."""
+    said = str(error).splitlines()[0]
+    trial.set_user_attr("error", said)
+    if isinstance(error, faults.NoSpace):
+        trial.set_user_attr(DISK_FULL, True)
+    try:
+        _write(run_dir, {**record, "state": "failed", "error": said})
+    except faults.NoSpace:
+        pass
+
+
+class FullDisk:
+    """An Optuna callback: a trial that failed because the disk was full is queued again with its parameters (it
+    runs in its folder the next time the study runs) and the worker stops, as its next trial would fail the same
+    way. `raise_if_full` then ends the command with the trial's one line."""
+
+    def __init__(self) -> None:
+        self.said: str | None = None
+
+    def __call__(self, study, trial) -> None:
+        import warnings
+
+        from optuna.storages import RetryFailedTrialCallback
+        from optuna.trial import TrialState
+
+        if trial.state != TrialState.FAIL or not trial.user_attrs.get(DISK_FULL):
+            return
+        with warnings.catch_warnings():  # "experimental since 2.8": the call is what Optuna documents for this
+            warnings.simplefilter("ignore")
+            RetryFailedTrialCallback(max_retry=None)(study, trial)  # a full disk is never the trial's fault
+        self.said = self.said or f"trial {trial.number}: {trial.user_attrs.get('error')}"
+        study.stop()
+
+    def raise_if_full(self) -> None:
+        if self.said:
+            raise KitError(f"{self.said} (the trial runs again, in its folder, when the study runs next)")
 
 
 def retry_dead_workers(study) -> list[int]:
@@ -135,6 +179,11 @@ def _retried(trial) -> int | None:
     with warnings.catch_warnings():  # "experimental since 2.8": the call is what Optuna documents for this
         warnings.simplefilter("ignore")
         return RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+
+
+def trial_folder(study_path: Path, trial) -> Path:
+    """A trial's run folder: its own number's, or for a retry the folder of the trial it repeats."""
+    return study_path / Path(trial.user_attrs.get("run") or f"trial-{trial.number:03d}").name
 
 
 def trial_tags(plan: StudyPlan, number: int, params: dict[str, Any]) -> dict[str, str]:

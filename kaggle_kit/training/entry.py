@@ -168,9 +168,11 @@ def resume(
         )
     history = run.history()
     if len(history) >= recipe.epochs and run.has_checkpoint("last"):
-        if _after_training_done(run, config) or not run.has_checkpoint("best"):
+        if not run.has_checkpoint("best"):
             raise KitError(f"{run.path} already finished all {recipe.epochs} epochs; nothing to resume")
-        return _finished(run, history)  # stopped while calibrating or analysing: the caller does those again
+        # stopped while calibrating or analysing: the caller does those again. Or stopped once all was written
+        # (a resume killed before it could exit): the run is whole, and running the same command again says so
+        return _finished(run, history, already_finished=after_training_done(run, config))
     if len(history) and not run.has_checkpoint("last"):
         print(
             f"warning: {run.path} has no last.pt (the run was killed before its first checkpoint): training starts "
@@ -186,14 +188,15 @@ def resume(
         claim.release()
 
 
-def _after_training_done(run, config) -> bool:
-    """Whether what follows the epochs finished too: the calibration, and the analysis when one was started."""
+def after_training_done(run: RunDir, config) -> bool:
+    """Whether what follows the epochs finished too: the calibration, and the analysis when one was started (a
+    run stopped before them is resumed to do them, by `train --resume` and `experiment` alike)."""
     analysis = run.path / "analysis"
     started = analysis.is_dir()
     return config.calibration_of("best") is not None and (not started or (analysis / "analysis.md").is_file())
 
 
-def _finished(run, history) -> TrainResult:
+def _finished(run, history, already_finished: bool) -> TrainResult:
     """The result of a run whose epochs all finished, read back from its folder (best.pt says the best epoch)."""
     best = run.load_checkpoint("best")
     return TrainResult(
@@ -204,4 +207,5 @@ def _finished(run, history) -> TrainResult:
         final_metric=float(history["val_metric"].iloc[-1]),
         seconds=0.0,
         history=history.to_dict("records"),
+        already_finished=already_finished,
     )

@@ -53,6 +53,7 @@ class TrainResult:
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
+    already_finished: bool = False  # a resume found every epoch, the calibration and any analysis done: nothing ran
 
 
 def fit(

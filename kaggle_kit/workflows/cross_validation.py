@@ -34,6 +34,7 @@ from ..competitions.metrics import calibrating_temperature, log_loss, softmax
 from ..competitions.posthoc import TemperatureFit, cross_fit
 from ..competitions.registry import Competition, resolve
 from ..core import distributed
+from ..core.atomic import is_leftover
 from ..core.errors import KitError
 from ..data.groups import image_groups
 from ..data.split import check_fold_count, stratified_folds
@@ -109,7 +110,8 @@ def plan_group(
         "overrides": overrides,
     }
     existed = is_group(group.path)
-    occupied = not existed and group.path.exists() and any(group.path.iterdir())
+    # a write of folds.json killed before its rename leaves only its hidden temporary file: the folder is free
+    occupied = not existed and group.path.exists() and any(not is_leftover(p) for p in group.path.iterdir())
     distributed.barrier()  # under --nproc every rank has looked before rank 0 writes folds.json
     if existed:
         _check_same_plan(group, plan)

@@ -146,9 +146,15 @@ def test_ctrl_c_saves_and_prints_the_resume_command(sample_zips, uninterrupted, 
     _same_run(uninterrupted, out)
 
 
-def test_resuming_a_finished_run_is_refused(uninterrupted):
+def test_resuming_a_finished_run_changes_nothing(uninterrupted):
+    """The same resume again after one killed once it had written everything: the run is whole, so it says so and
+    succeeds (a script that reruns a killed command goes on), and no file of the run is written."""
+    files = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in uninterrupted.iterdir() if p.is_file()}
     result = run_cli("train", "--resume", uninterrupted)
-    assert result.returncode == 2 and "nothing to resume" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert f"{uninterrupted} already finished its 3 epochs: nothing to resume" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in uninterrupted.iterdir() if p.is_file()} == files
 
 
 def test_a_run_from_before_the_settled_sizes_resumes_exactly(killed, uninterrupted, tmp_path):

@@ -277,3 +277,21 @@ def test_the_single_run_split_holds_out_whole_groups():
     assert np.array_equal(stratified_split(labels, 0.2, 1, groups)[1], stratified_split(labels, 0.2, 1, groups)[1])
     with pytest.raises(KitError, match="needs at least 2"):
         stratified_split(labels, 0.2, 0, np.full(len(labels), "one"))
+
+
+def test_a_group_whose_first_write_was_killed_is_planned_again_in_its_folder(tiny_cifar, tmp_path):
+    """A kill while folds.json was first written leaves the group folder holding only the write's hidden
+    temporary file: the same command plans the group there (a folder holding any other file is still refused)."""
+    from kaggle_kit.workflows.cross_validation import plan_group
+
+    out = tmp_path / "group"
+    out.mkdir()
+    (out / ".folds.json.x1y2z3.partial").write_text('{"competition": "cif')
+    group, _ = plan_group("cifar10", tiny_cifar, None, out, 3, arch="test_resnet")
+    assert json.loads((out / "folds.json").read_text())["folds"] == 3 and group.path == out
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine\n")
+    with pytest.raises(KitError, match="already holds other files"):
+        plan_group("cifar10", tiny_cifar, None, other, 3, arch="test_resnet")
+    assert not (other / "folds.json").exists()
