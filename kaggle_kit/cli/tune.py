@@ -83,13 +83,8 @@ def tune(
 
         figure = describe_figure(resolve(plan.competition).metric, summary.best_interval, summary.best_value)
         params = ", ".join(f"{k}={v}" for k, v in summary.best_params.items())
-<<<<<<< HEAD
         print(f"best: trial {summary.best_number}, {figure} ({params})")
-        print(f"run: {plan.path / f'trial-{summary.best_number:03d}'}")
-=======
-        print(f"best: trial {summary.best_number}, {metric.describe(summary.best_value)} ({params})")
         print(f"run: {summary.best_run}")
->>>>>>> faults2
 
 
 def _report(study_dir: Path, storage: str | None) -> None:

@@ -35,11 +35,8 @@ class StudySummary:
     best_number: int | None
     best_value: float | None
     best_params: dict[str, Any]
-<<<<<<< HEAD
     best_interval: dict | None = None  # best_value's 95% bootstrap interval and n, where the trial stored one
-=======
     best_run: Path | None = None  # its folder (a retried trial's is the folder of the trial it repeats)
->>>>>>> faults2
 
 
 def run_study(
@@ -191,10 +188,9 @@ def summarise(plan: StudyPlan, study) -> StudySummary:
     if not done:
         return StudySummary(plan.path, counts, None, None, {})
     best = study.best_trial
-<<<<<<< HEAD
-    return StudySummary(plan.path, counts, best.number, best.value, dict(best.params), best.user_attrs.get("interval"))
-=======
     from .tune_trial import trial_folder
 
-    return StudySummary(plan.path, counts, best.number, best.value, dict(best.params), trial_folder(plan.path, best))
->>>>>>> faults2
+    interval = best.user_attrs.get("interval")
+    return StudySummary(
+        plan.path, counts, best.number, best.value, dict(best.params), interval, trial_folder(plan.path, best)
+    )
