@@ -165,9 +165,19 @@ def test_validate_refuses_the_wrong_form(runs, home, name):
     assert_one_line_error(result, needle, multiline=True)
 
 
-def test_score_of_a_run_folder_refuses_other_targets(runs):
+def test_score_of_a_run_folder_prints_the_stored_cross_fitted_figure(runs):
+    """`score RUN_DIR` of a value, grade or label-set run: the validation figure train stored and predict applies
+    (config.json's target_fit), with its interval; --checkpoint other than best is refused (the fit is best.pt's)."""
+    import json
+
     _, run, _ = runs("paw")
-    assert_one_line_error(run_cli("score", run), "is built for one label per image", "regression target")
+    result = run_cli("score", run)
+    assert result.returncode == 0, result.stderr
+    stored = json.loads((run / "config.json").read_text())["target_fit"]
+    assert f"{stored['images']} validation images" in result.stdout
+    low, high = stored["interval"]["low"], stored["interval"]["high"]
+    assert f"{stored['metric']:.4f} [{low:.3f}, {high:.3f}] n={stored['images']}" in result.stdout, result.stdout
+    assert_one_line_error(run_cli("score", run, "--checkpoint", "last"), "fitted for best.pt", "drop --checkpoint")
 
 
 ANALYSIS = {
