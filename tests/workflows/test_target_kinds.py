@@ -390,3 +390,14 @@ def test_tta_averages_each_kinds_probabilities_over_the_views(runs, home):
     assert result.returncode == 0, result.stderr
     assert re.search(r"TTA on, \d views \[--tta\]", result.stdout), result.stdout
     assert run_cli("validate", written, "-c", "pp2021", "--data-dir", data).returncode == 0
+
+
+def test_predict_with_onnx_writes_the_torch_files_answers(runs, home):
+    """A grade run (one output: a softmax check alone would pass any export) predicted through ONNX Runtime says
+    so, and writes the grades torch writes."""
+    data, run, written = runs("aptos")
+    through_onnx = home / "aptos-onnx.csv"
+    result = run_cli("predict", run, "--data-dir", data, "--out", through_onnx, "--engine", "onnx")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"images/s on cpu, onnx\)", result.stdout), result.stdout
+    assert (pd.read_csv(through_onnx)["diagnosis"] == pd.read_csv(written)["diagnosis"]).all()
