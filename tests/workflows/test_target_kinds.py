@@ -401,3 +401,25 @@ def test_predict_with_onnx_writes_the_torch_files_answers(runs, home):
     assert result.returncode == 0, result.stderr
     assert re.search(r"images/s on cpu, onnx\)", result.stdout), result.stdout
     assert (pd.read_csv(through_onnx)["diagnosis"] == pd.read_csv(written)["diagnosis"]).all()
+
+
+INFO = {
+    "ranzcr": r"3 labels, \d\.\d\d a row",
+    "pp2021": r"images holding each \(multilabel\): healthy \d+, rust \d+, scab \d+",
+    "aptos": r"images holding each \(ordinal\): 0 \d+, 1 \d+, 2 \d+, 3 \d+, 4 \d+",
+    "paw": r"values \d+\.\.\d+",
+    "whale": r"6 classes.*\n(.*\n)*images holding each \(topk\): w_0a1b2c3 \d+.* new_whale \d+",
+}
+
+
+@pytest.mark.parametrize("name", list(INFO))
+def test_info_counts_each_kinds_truths(runs, name):
+    """`kaggle-kit info` on a label-set, grade, value or ranking download (a traceback before): each kind's counts,
+    summed to the training images where each image holds one answer."""
+    data, _, _ = runs(name)
+    result = run_cli("info", name, "--data-dir", data)
+    assert result.returncode == 0, result.stderr
+    assert re.search(INFO[name], result.stdout), result.stdout
+    if name in ("aptos", "whale"):
+        counts = re.search(r"images holding each \(\w+\): (.*)", result.stdout).group(1)
+        assert sum(int(part.rsplit(" ", 1)[1]) for part in counts.split(", ")) == 48
