@@ -423,3 +423,17 @@ def test_info_counts_each_kinds_truths(runs, name):
     if name in ("aptos", "whale"):
         counts = re.search(r"images holding each \(\w+\): (.*)", result.stdout).group(1)
         assert sum(int(part.rsplit(" ", 1)[1]) for part in counts.split(", ")) == 48
+
+
+def test_runs_lists_a_label_set_fold_group(groups, home):
+    """`kaggle-kit runs` shows a label-set fold group with its OOF figure and interval (it was skipped: its
+    cv.json holds the fitted thresholds, not a temperature)."""
+    import json
+
+    _, group = groups("pp2021")
+    result = run_cli("runs", "pp2021", "--root", home)
+    assert result.returncode == 0, result.stderr
+    assert "skipped" not in result.stderr, result.stderr
+    cv = json.loads((group / "cv.json").read_text())
+    row = next(line for line in result.stdout.splitlines() if line.startswith(str(group)))
+    assert f"{cv['oof_metric']:.4f} [" in row and "2 folds (2 finished), OOF" in row, row
