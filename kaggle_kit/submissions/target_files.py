@@ -70,7 +70,7 @@ def score_target(path, answers_path, comp: Competition, metric=None) -> float:
     if comp.submission_kind == "probabilities":
         classes = [c for c in submission.columns if c != comp.id_column]
     target.check_metric(metric, f"score {path}")
-    truth = target.read_labels(answers, comp.id_column, comp.label_column, classes, answers_path)
+    truth = target.read_answers(answers, comp.id_column, comp.label_column, classes, answers_path)
     given = target.read_submission(submission.iloc[rows], comp.id_column, comp.label_column, classes, path)
     return float(target.metrics[metric.name](truth, given))
 

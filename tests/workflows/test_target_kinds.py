@@ -437,3 +437,18 @@ def test_runs_lists_a_label_set_fold_group(groups, home):
     cv = json.loads((group / "cv.json").read_text())
     row = next(line for line in result.stdout.splitlines() if line.startswith(str(group)))
     assert f"{cv['oof_metric']:.4f} [" in row and "2 folds (2 finished), OOF" in row, row
+
+
+def test_a_hidden_value_outside_the_declared_range_is_scored(runs, home):
+    """`init` declares the training values' range (it scales and clips the model's values); a hidden answer
+    outside it is a truth all the same: scored as scikit-learn scores it, never refused. A grade outside 0..4
+    is still refused (test_validate_refuses_the_wrong_form's grade check reads submissions the same way)."""
+    data, _, written = runs("paw")
+    answers = pd.read_csv(data / "answers.csv").astype({"Pawpularity": float})
+    answers.loc[0, "Pawpularity"] = 100.5  # paw declares 1..100
+    changed = home / "paw-answers-outside.csv"
+    answers.to_csv(changed, index=False)
+    result = run_cli("score", written, "--answers", changed, "-c", "paw")
+    assert result.returncode == 0, result.stderr
+    shown = float(re.search(r"(\d+\.\d+) - lower is better", result.stdout).group(1))
+    assert shown == pytest.approx(sklearn_score("paw", answers, pd.read_csv(written)), abs=1e-4)
