@@ -123,6 +123,10 @@ class DrawnTarget(TargetKind):
 
     sample_writer: str = field(default="drawn", init=False, repr=False)
 
+    def read_answers(self, frame, id_column: str, label_column: str, classes: list[str], where) -> np.ndarray:
+        """Hidden answers (`score FILE --answers`) as the truth array: read as the train CSV is."""
+        return self.read_labels(frame, id_column, label_column, classes, where)
+
 
 # ----------------------------------------------------------------------------------------------- multi-label
 
@@ -311,6 +315,11 @@ class Regression(DrawnTarget):
                     "fix the row, or widen labels.value_range in the declaration",
                 )
         return values
+
+    def read_answers(self, frame, id_column: str, label_column: str, classes: list[str], where) -> np.ndarray:
+        # a number a row, the range unchecked: `init` declares the training values' range, and a hidden answer
+        # outside it is still a truth (grades keep their check: Ordinal reads submissions as labels)
+        return self.read_submission(frame, id_column, label_column, classes, where)
 
     def submission_columns(self, values, classes, fitted, label_column: str) -> dict[str, list]:
         return {label_column: self.answer(values, fitted).tolist()}

@@ -56,19 +56,40 @@ def _caches(layout: Layout, split: str) -> list[str]:
     return lines
 
 
+def _truths(layout: Layout) -> tuple[str, str]:
+    """(the train line's tail, the line of counts) for the competition's target kind: classes for one label,
+    images holding each label of a set, each grade's images, a ranking's classes and new class, a value's range."""
+    comp, truth = layout.competition, np.asarray(layout.train_labels)
+    if comp.target == "label":
+        counts = layout.class_counts()
+        return (
+            f"{len(layout.classes)} classes, {min(counts.values())}-{max(counts.values())} per class",
+            "classes: " + ", ".join(f"{name} {count}" for name, count in counts.items()),
+        )
+    if comp.target == "regression":
+        return f"values {truth.min():g}..{truth.max():g}", f"values: mean {truth.mean():.4g}, std {truth.std():.4g}"
+    if truth.ndim == 2:  # a label set a row, multi-hot
+        names, counts = layout.classes, truth.sum(axis=0)
+        what = f"{len(names)} labels, {truth.sum(axis=1).mean():.2f} a row"
+    else:  # grades, or a ranking's classes with the new class last
+        names = [*layout.classes, comp.new_class] if comp.target == "topk" and comp.new_class else layout.classes
+        counts = np.bincount(truth.astype(np.int64), minlength=len(names))
+        what = f"{len(layout.classes)} {'grades' if comp.target == 'ordinal' else 'classes'}"
+    return what, f"images holding each ({comp.target}): " + ", ".join(f"{n} {int(c)}" for n, c in zip(names, counts))
+
+
 def describe(layout: Layout) -> str:
     comp = layout.competition
-    counts = layout.class_counts()
+    spread, counts = _truths(layout)
     lines = [
         f"{comp.title} ({comp.slug})",
         f"data: {layout.root}",
         f"metric: {comp.metric.label} - {comp.metric.direction}",
-        f"train: {len(layout.train.ids)} images in {layout.train.source.name} ({layout.train.kind}), "
-        f"{len(layout.classes)} classes, {min(counts.values())}-{max(counts.values())} per class",
+        f"train: {len(layout.train.ids)} images in {layout.train.source.name} ({layout.train.kind}), {spread}",
         f"test: {len(layout.test.ids)} images in {layout.test.source.name} ({layout.test.kind}), "
         f"in {layout.sample_path.name} order",
         f"train image sizes: {_size_summary(_probe_sizes(layout.train), comp.native_size)} (first {PROBE})",
-        "classes: " + ", ".join(f"{name} {count}" for name, count in counts.items()),
+        counts,
     ]
     for split in ("train", "test"):
         caches = _caches(layout, split)

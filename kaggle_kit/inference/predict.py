@@ -185,7 +185,8 @@ def predict_run(
     if comp.target != "label":  # label sets, values, grades: their kind's values and fitted cuts
         from .target_predict import predict_target
 
-        result = PredictResult(**predict_target(loaded, layout, path, sample, batch_size, workers, tta))
+        fields = predict_target(loaded, layout, path, sample, batch_size, workers, tta)
+        result = PredictResult(**fields, engine=choice.name, notes=[choice.note] if choice.note else [])
         record_written(path, run.path, comp.name, layout.root, layout.sample_path)
         return result
 

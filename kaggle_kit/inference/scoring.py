@@ -8,8 +8,8 @@ from typing import Any
 
 from ..competitions.bootstrap import describe_figure
 from ..competitions.registry import resolve
-from ..competitions.targets import refuse_other_targets
-from ..records.run_folder import display_epoch
+from ..core.errors import KitError
+from ..records.run_folder import RunDir, display_epoch
 from .calibration import calibrate_loaded, current_calibration
 from .loading import load_run, open_run_layout
 from .predict import decide_tta
@@ -28,8 +28,9 @@ def score_run(
     Uses the stored calibration of this checkpoint when there is one (it holds exactly these numbers),
     otherwise measures and stores it.
     """
+    if resolve(RunDir(run_dir).read_config().competition).target != "label":
+        return _score_target_run(run_dir, data_dir, checkpoint, recalibrate, device)
     loaded = load_run(run_dir, checkpoint, device)
-    refuse_other_targets(loaded.competition, "score RUN_DIR (config.json's target_fit holds the validation figures)")
     calibration = None if recalibrate else current_calibration(loaded)
     if calibration is None:
         calibration = calibrate_loaded(loaded, open_run_layout(loaded, data_dir))
@@ -43,10 +44,36 @@ def score_run(
     }
 
 
+def _score_target_run(run_dir, data_dir, checkpoint: str, recalibrate: bool, device: str) -> dict[str, Any]:
+    """A label set's, value's, grade's or ranking's validation figures: the views and cross-fitted fit `train`
+    stored (config.json's target_fit), which are exactly what predict applies; measured again with
+    `recalibrate` (or when a run has none stored)."""
+    from .target_predict import fit_target_run
+
+    run = RunDir(run_dir)
+    competition = run.read_config().competition
+    if checkpoint != "best":  # the kind's fit and predict's answers are made for best.pt only
+        raise KitError(
+            f"score {run.path} --checkpoint {checkpoint}: a {resolve(competition).target} run's validation figures "
+            "are fitted for best.pt, the one predict uses: drop --checkpoint"
+        )
+    record = run.config().get("target_fit")
+    if recalibrate or not record:
+        record = fit_target_run(run.path, data_dir, device)
+    return {"run": str(run.path), "competition": competition, "target_fit": record}
+
+
 def describe_scores(scores: dict[str, Any]) -> list[str]:
     """`score_run`'s numbers as lines for people, each metric with its direction in words; the configuration
     `predict` submits is marked, the others are labelled alternatives."""
     metric = resolve(scores["competition"]).metric
+    if "target_fit" in scores:
+        from .target_predict import describe_target_fit
+
+        record = scores["target_fit"]
+        epoch = display_epoch(record["epoch"])
+        head = f"run {scores['run']} (best.pt, epoch {epoch}): {record['images']} validation images"
+        return [head, *describe_target_fit(record, metric)]
     epoch = f", epoch {display_epoch(scores['epoch'])}" if scores.get("epoch") is not None else ""
     head = f"run {scores['run']} ({scores['checkpoint']}.pt{epoch})"
     if not scores.get("validated"):

@@ -76,6 +76,11 @@ def package(
         raise KitError(f"package --engine {engine}: use torch or onnx")
     run = RunDir(run_dir)
     config = _checked_config(run)
+    if engine == "onnx" and run.file("tabular.json").is_file():  # the export feeds images alone (engines.py)
+        raise KitError(
+            f"package --engine onnx: {run.path}'s model reads tabular columns beside the images, which its ONNX "
+            "export does not take: package it with --engine torch"
+        )
     comp = resolve(config.competition)
     owner = owner or _kaggle_username()
     folder = Path(out) if out else Path("packages") / comp.name / run.name

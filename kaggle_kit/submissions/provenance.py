@@ -381,8 +381,8 @@ def _group_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | No
         val_metric=cv.get("oof_metric"),
         val_metric_final=cv.get("oof_metric"),
         val_metric_calibrated=cv.get("oof_metric"),
-        val_interval=cv.get("oof_interval"),
-        calibrated_with=f"OOF, T={cv['temperature']:.3f}" if cv else None,
+        val_interval=cv.get("oof_interval") or (cv.get("oof_fit") or {}).get("interval"),
+        calibrated_with=_group_fit(cv),
         settings=f"{k} folds ({finished} finished), OOF"
         + (f" (folds {cv['fold_mean']:.4f} +- {cv['fold_std']:.4f})" if cv else " pending"),
         kaggle_public=record.public_score if record else None,
@@ -391,6 +391,17 @@ def _group_summary(path: Path, scored: Mapping[str, Any]) -> dict[str, Any] | No
         finished=bool(cv) and finished == k,
     )
     return summary
+
+
+def _group_fit(cv: Mapping[str, Any]) -> str | None:
+    """What a group's predict applies, fitted on its OOF predictions: one label's temperature, or a label set's,
+    grade's or ranking's fit (thresholds, cut points), as cv.json records it."""
+    if not cv:
+        return None
+    if "temperature" in cv:
+        return f"OOF, T={cv['temperature']:.3f}"
+    fit = cv.get("oof_fit") or {}
+    return f"OOF, {fit['chosen'] if fit.get('used') else fit.get('default', 'no fit')}"
 
 
 def epochs_text(summary: Mapping[str, Any]) -> str:

@@ -76,7 +76,7 @@ def target_rows(path, answers_path, comp: Competition, metric=None):
     if comp.submission_kind == "probabilities":
         classes = [c for c in submission.columns if c != comp.id_column]
     target.check_metric(metric, f"score {path}")
-    truth = target.read_labels(answers, comp.id_column, comp.label_column, classes, answers_path)
+    truth = target.read_answers(answers, comp.id_column, comp.label_column, classes, answers_path)
     given = target.read_submission(submission.iloc[rows], comp.id_column, comp.label_column, classes, path)
     return target.metrics[metric.name], truth, given
 

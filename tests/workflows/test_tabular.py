@@ -176,3 +176,12 @@ def test_pawpularity_flags_go_from_train_csv_to_the_submission(home):
     answers, rows = pd.read_csv(data / "answers.csv"), pd.read_csv(written).set_index("Id")
     expected = mean_squared_error(answers["Pawpularity"], rows.loc[answers["Id"], "Pawpularity"]) ** 0.5
     assert shown == pytest.approx(expected, abs=1e-4)
+
+
+def test_package_with_onnx_refuses_a_model_with_columns(runs, tmp_path):
+    """The ONNX export feeds the images alone: a tabular run's package for ONNX is refused before anything is
+    built, naming the engine that works (predict --engine onnx falls back to torch with a note instead)."""
+    out = tmp_path / "package"
+    result = run_cli("package", runs["with"], "--engine", "onnx", "--owner", "someone", "--out", out)
+    assert_one_line_error(result, "reads tabular columns", "--engine torch")
+    assert not out.exists()

@@ -165,9 +165,19 @@ def test_validate_refuses_the_wrong_form(runs, home, name):
     assert_one_line_error(result, needle, multiline=True)
 
 
-def test_score_of_a_run_folder_refuses_other_targets(runs):
+def test_score_of_a_run_folder_prints_the_stored_cross_fitted_figure(runs):
+    """`score RUN_DIR` of a value, grade or label-set run: the validation figure train stored and predict applies
+    (config.json's target_fit), with its interval; --checkpoint other than best is refused (the fit is best.pt's)."""
+    import json
+
     _, run, _ = runs("paw")
-    assert_one_line_error(run_cli("score", run), "is built for one label per image", "regression target")
+    result = run_cli("score", run)
+    assert result.returncode == 0, result.stderr
+    stored = json.loads((run / "config.json").read_text())["target_fit"]
+    assert f"{stored['images']} validation images" in result.stdout
+    low, high = stored["interval"]["low"], stored["interval"]["high"]
+    assert f"{stored['metric']:.4f} [{low:.3f}, {high:.3f}] n={stored['images']}" in result.stdout, result.stdout
+    assert_one_line_error(run_cli("score", run, "--checkpoint", "last"), "fitted for best.pt", "drop --checkpoint")
 
 
 ANALYSIS = {
@@ -392,3 +402,65 @@ def test_tta_averages_each_kinds_probabilities_over_the_views(runs, home):
     assert result.returncode == 0, result.stderr
     assert re.search(r"TTA on, \d views \[--tta\]", result.stdout), result.stdout
     assert run_cli("validate", written, "-c", "pp2021", "--data-dir", data).returncode == 0
+
+
+def test_predict_with_onnx_writes_the_torch_files_answers(runs, home):
+    """A grade run (one output: a softmax check alone would pass any export) predicted through ONNX Runtime says
+    so, and writes the grades torch writes."""
+    data, run, written = runs("aptos")
+    through_onnx = home / "aptos-onnx.csv"
+    result = run_cli("predict", run, "--data-dir", data, "--out", through_onnx, "--engine", "onnx")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"images/s on cpu, onnx\)", result.stdout), result.stdout
+    assert (pd.read_csv(through_onnx)["diagnosis"] == pd.read_csv(written)["diagnosis"]).all()
+
+
+INFO = {
+    "ranzcr": r"3 labels, \d\.\d\d a row",
+    "pp2021": r"images holding each \(multilabel\): healthy \d+, rust \d+, scab \d+",
+    "aptos": r"images holding each \(ordinal\): 0 \d+, 1 \d+, 2 \d+, 3 \d+, 4 \d+",
+    "paw": r"values \d+\.\.\d+",
+    "whale": r"6 classes.*\n(.*\n)*images holding each \(topk\): w_0a1b2c3 \d+.* new_whale \d+",
+}
+
+
+@pytest.mark.parametrize("name", list(INFO))
+def test_info_counts_each_kinds_truths(runs, name):
+    """`kaggle-kit info` on a label-set, grade, value or ranking download (a traceback before): each kind's counts,
+    summed to the training images where each image holds one answer."""
+    data, _, _ = runs(name)
+    result = run_cli("info", name, "--data-dir", data)
+    assert result.returncode == 0, result.stderr
+    assert re.search(INFO[name], result.stdout), result.stdout
+    if name in ("aptos", "whale"):
+        counts = re.search(r"images holding each \(\w+\): (.*)", result.stdout).group(1)
+        assert sum(int(part.rsplit(" ", 1)[1]) for part in counts.split(", ")) == 48
+
+
+def test_runs_lists_a_label_set_fold_group(groups, home):
+    """`kaggle-kit runs` shows a label-set fold group with its OOF figure and interval (it was skipped: its
+    cv.json holds the fitted thresholds, not a temperature)."""
+    import json
+
+    _, group = groups("pp2021")
+    result = run_cli("runs", "pp2021", "--root", home)
+    assert result.returncode == 0, result.stderr
+    assert "skipped" not in result.stderr, result.stderr
+    cv = json.loads((group / "cv.json").read_text())
+    row = next(line for line in result.stdout.splitlines() if line.startswith(str(group)))
+    assert f"{cv['oof_metric']:.4f} [" in row and "2 folds (2 finished), OOF" in row, row
+
+
+def test_a_hidden_value_outside_the_declared_range_is_scored(runs, home):
+    """`init` declares the training values' range (it scales and clips the model's values); a hidden answer
+    outside it is a truth all the same: scored as scikit-learn scores it, never refused. A grade outside 0..4
+    is still refused (test_validate_refuses_the_wrong_form's grade check reads submissions the same way)."""
+    data, _, written = runs("paw")
+    answers = pd.read_csv(data / "answers.csv").astype({"Pawpularity": float})
+    answers.loc[0, "Pawpularity"] = 100.5  # paw declares 1..100
+    changed = home / "paw-answers-outside.csv"
+    answers.to_csv(changed, index=False)
+    result = run_cli("score", written, "--answers", changed, "-c", "paw")
+    assert result.returncode == 0, result.stderr
+    shown = float(re.search(r"(\d+\.\d+) - lower is better", result.stdout).group(1))
+    assert shown == pytest.approx(sklearn_score("paw", answers, pd.read_csv(written)), abs=1e-4)
