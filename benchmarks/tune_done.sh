@@ -92,7 +92,8 @@ EOF
 }
 
 ray_part() {
-    [ -f data/cifar-10.zip ] || "$KIT" sample cifar10 data --n-train 300 --n-test 50
+    # a folder of its own: the kit refuses to unpack a second download into data/, which holds Dog's
+    [ -f cifar/cifar-10.zip ] || "$KIT" sample cifar10 cifar --n-train 300 --n-test 50
     cat >cells.toml <<'EOF'
 competition = "cifar10"
 recipe = "paper"
@@ -109,16 +110,16 @@ tta = "off"
 [grid]
 schedule = ["constant", "cosine"]
 EOF
-    local before started=()
+    local before
     before=" $(pgrep -d ' ' -f '/ray/' || true) "
     if [ ! -f /tmp/ray/ray_current_cluster ]; then  # what `--ray auto` joins
         "$REPO/.venv/bin/ray" start --head --num-cpus 2 --include-dashboard=false >ray-start.log 2>&1
-        for p in $(pgrep -f '/ray/' || true); do [[ "$before" == *" $p "* ]] || started+=("$p"); done
+        for p in $(pgrep -f '/ray/' || true); do [[ "$before" == *" $p "* ]] || STARTED+=("$p"); done
     fi
-    local folds=(cifar10 --data-dir data/cifar-10.zip --folds 2 --arch test_resnet --img-size 32 --epochs 2
+    local folds=(cifar10 --data-dir cifar/cifar-10.zip --folds 2 --arch test_resnet --img-size 32 --epochs 2
         "${CPU[@]}" --tta off)
-    "$KIT" experiment cells.toml --data-dir data/cifar-10.zip --out exp-local
-    "$KIT" experiment cells.toml --data-dir data/cifar-10.zip --out exp-ray --ray auto
+    "$KIT" experiment cells.toml --data-dir cifar/cifar-10.zip --out exp-local
+    "$KIT" experiment cells.toml --data-dir cifar/cifar-10.zip --out exp-ray --ray auto
     "$KIT" train "${folds[@]}" --out folds-local
     "$KIT" train "${folds[@]}" --out folds-ray --ray auto
     "$PY" - <<'EOF'
@@ -136,11 +137,17 @@ print("folds equal:", local.plan()["fold"] == ray.plan()["fold"],
       "OOF logits bitwise equal:", np.array_equal(local.oof().logits, ray.oof().logits),
       "OOF metric:", local.cv()["oof_metric"], ray.cv()["oof_metric"])
 EOF
-    for p in "${started[@]}"; do kill "$p" 2>/dev/null || true; done
-    sleep 20
-    for p in "${started[@]}"; do kill -9 "$p" 2>/dev/null || true; done  # gcs_server may outlive SIGTERM
-    [ "${#started[@]}" = 0 ] || rm -f /tmp/ray/ray_current_cluster
 }
+
+STARTED=()  # the Ray processes this script started: stopped at its end, whatever failed
+stop_ray() {
+    [ "${#STARTED[@]}" = 0 ] && return
+    for p in "${STARTED[@]}"; do kill "$p" 2>/dev/null || true; done
+    sleep 20
+    for p in "${STARTED[@]}"; do kill -9 "$p" 2>/dev/null || true; done  # gcs_server may outlive SIGTERM
+    rm -f /tmp/ray/ray_current_cluster  # else every later `ray.init()` on this machine joins the dead cluster
+}
+trap stop_ray EXIT
 
 case "$PART" in
 embedded) embedded ;;
