@@ -62,7 +62,9 @@ def connect(address: str):
         return ray
     try:
         ray.init(
-            address=None if address == "local" else address,
+            # "local" is Ray's own word for a new cluster; None would join the cluster `ray start` left on this
+            # machine (or $RAY_ADDRESS's), which is what `auto` is for
+            address=address,
             include_dashboard=False,
             log_to_driver=False,  # each job's output is in its log file: side by side they would interleave
             configure_logging=False,

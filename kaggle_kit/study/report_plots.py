@@ -90,7 +90,8 @@ def table_png(plan: Plan, val, kaggle, published, metric: Metric, best_val: str 
         ax.set_title(title)
         ax.set_ylabel(f"{metric.label} ({metric.direction})")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # no finished run yet (all interrupted): no legend
+            ax.legend(fontsize=8)
     fig.suptitle(f"{plan.title or plan.name}: mean ± std over seeds", fontsize=10)
     return _png(fig)
 
