@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import types
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import REPO, assert_one_line_error, run_cli, run_cli_process
+from helpers import assert_one_line_error, run_cli
 
 from kaggle_kit.competitions.metrics import softmax
 from kaggle_kit.competitions.registry import resolve
@@ -121,16 +122,14 @@ def test_an_export_that_differs_from_torch_is_refused(runs, tmp_path, monkeypatc
     assert not any((run / "onnx").glob("*.onnx"))
 
 
-def test_onnxruntime_missing_says_how_to_install(runs, tmp_path):
-    shadow = tmp_path / "shadow" / "onnxruntime"
-    shadow.mkdir(parents=True)
-    (shadow / "__init__.py").write_text("raise ImportError('No module named onnxruntime')\n")
+def test_onnxruntime_missing_says_how_to_install(runs, tmp_path, monkeypatch):
+    # None in sys.modules: `import onnxruntime` raises ImportError, as it does where the package is not installed
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
     run = copied(runs.cifar, tmp_path)
-    env = {"PYTHONPATH": f"{shadow.parent}:{REPO}"}
-    refused = run_cli_process("predict", run, "--engine", "onnx", "--out", tmp_path / "s.csv", env=env)
+    refused = run_cli("predict", run, "--engine", "onnx", "--out", tmp_path / "s.csv")
     assert_one_line_error(refused, "onnxruntime is not installed", "pip install onnxruntime")
     assert not (tmp_path / "s.csv").exists()
-    auto = run_cli_process("predict", run, "--engine", "auto", "--out", tmp_path / "s.csv", env=env)
+    auto = run_cli("predict", run, "--engine", "auto", "--out", tmp_path / "s.csv")
     assert auto.returncode == 0 and "onnxruntime is not installed, so torch predicts" in auto.stderr
 
 
