@@ -6,6 +6,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # progress lines are on by default: off for the commands tests start themselves, as run_cli keeps them off
 os.environ.setdefault("KAGGLE_KIT_PROGRESS", "0")
+import json
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,16 @@ from helpers import CIFAR_RUN_ARGS, FOLD_ARGS, run_cli
 
 from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.competitions.samples import write_sample
+
+FILE_SECONDS = json.loads((Path(__file__).parent / "file_seconds.json").read_text())
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest test files first (tests/file_seconds.json, written by scripts/test-weights.py): CI's workers
+    take whole files in this order (`--dist loadfile --no-loadscope-reorder`), so none is left with a long file
+    at the end. The order of the tests inside a file is kept."""
+    root = Path(config.rootpath)
+    items.sort(key=lambda item: -FILE_SECONDS.get(str(Path(item.path).relative_to(root)), 0.0))
 
 
 @pytest.fixture(autouse=True)
