@@ -43,6 +43,7 @@ from ..records.group_folder import is_group
 from ..records.run_config import CONFIG, RunConfig
 from ..records.run_folder import RunDir
 from ..submissions.provenance import file_sha256
+from .group_package import Source, checked_group
 
 DEPENDENCY_WHEELS = ("albumentations", "albucore")
 DECLARATION = "competition.toml"  # a competition declared by `init`, which the notebook puts where kaggle-kit looks
@@ -60,25 +61,13 @@ class Package:
     dataset_id: str
     notebook_id: str
     files: dict[str, str]  # dataset file name -> sha256
+    kind: str = "run"  # or "group": a fold group's every fold
 
 
 def slug_for(*parts: str, limit: int = 50) -> str:
     """Kaggle's slug rules: lower-case letters, digits and dashes, 6 to 50 characters."""
     slug = re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
     return (slug[:limit].rstrip("-") or "kaggle-kit-run").ljust(6, "0")
-
-
-@dataclass
-class Source:
-    """What is packaged: one run, or a fold group's K runs (`members`, each with the prefix of its dataset files)."""
-
-    path: Path
-    name: str
-    kind: str  # "run" or "group"
-    config: RunConfig  # the run's, or the first fold's (competition, device)
-    members: list[tuple[RunDir, str]]
-    extra_files: list[Path]  # a group's own files that its prediction reads
-    folds: int | None = None
 
 
 def package(
@@ -91,8 +80,6 @@ def package(
     """Write the dataset and notebook folders for `run_dir` (a run folder or a fold group) into `out` (default
     packages/<competition>/<run>). `engine` "onnx": the dataset also holds the checked ONNX export and the
     onnxruntime wheel, and the notebook predicts through ONNX Runtime."""
-    from .group_package import checked_group
-
     if engine not in ("torch", "onnx"):
         raise KitError(f"package --engine {engine}: use torch or onnx")
     source = checked_group(Path(run_dir), engine) if is_group(run_dir) else _checked_run(RunDir(run_dir), engine)
@@ -120,7 +107,7 @@ def package(
         _replace(folder, staging)  # nothing half-written under OUT: the whole folder appears at once
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Package(folder, comp, source.name, dataset_id, notebook_id, files)
+    return Package(folder, comp, source.name, dataset_id, notebook_id, files, source.kind)
 
 
 def _checked_run(run: RunDir, engine: str) -> Source:

@@ -60,6 +60,8 @@ def rehearse(
     folder = Path(folder).resolve()  # the script runs in its own working folder
     manifest = read_package(folder)
     comp = resolve(manifest["competition"])
+    if expected is None and manifest.get("kind", "run") != "run":
+        raise KitError(f"{folder} packages a {manifest['kind']}: rehearse it with `kaggle-kit package --rehearse`")
     place = folder / "rehearsal"
     shutil.rmtree(place, ignore_errors=True)
     inputs, working = place / "input", place / "working"
@@ -69,8 +71,6 @@ def rehearse(
     started = time.monotonic()
     _run_script(folder / "notebook" / SCRIPT, inputs, working, timeout)
     seconds = time.monotonic() - started
-    if expected is None and manifest.get("kind", "run") != "run":
-        raise KitError(f"{folder} packages a {manifest['kind']}: rehearse it with `kaggle-kit package --rehearse`")
     predicted = (expected or _predict_run)(Path(manifest["run_dir"]), data_dir, place / "expected.csv")
     submission = working / SUBMISSION_NAME
     tolerance = ENGINE_TOLERANCE[manifest.get("engine", "torch")]

@@ -364,7 +364,11 @@ def test_package_a_fold_group_rehearses_and_matches_predict_group(cifar_group, w
         ["package", group, "--owner", DEFAULT_USERNAME, "--no-deps-wheels", "--out", "pkg", "--rehearse"], work, env
     )
     assert made.returncode == 0, made.stderr
-    assert "rehearsal passed" in made.stdout and "30 rows" in made.stdout
+    assert (
+        "packaged fold group group of cifar-10" in made.stdout
+        and "rehearsal passed" in made.stdout
+        and "30 rows" in made.stdout
+    )
     dataset = work / "pkg" / "dataset"
     names = {p.name for p in dataset.iterdir()}
     assert {f"fold-{i}.{n}" for i in (1, 2, 3) for n in ("weights.safetensors", "config.json", "split.json")} <= names
