@@ -34,7 +34,8 @@ def submit(
 
 
 def one_run(paths: list[Path | str]) -> Path:
-    """The single run folder among `paths` (run folders, or group folders holding one): what `package` takes."""
+    """The single run folder among `paths` (run folders, or group folders holding one): what `package` takes
+    besides a fold group."""
     paths = [Path(getattr(p, "folder", p)) for p in paths]
     found = [p for p in paths if (p / "config.json").is_file()]
     for group in (p for p in paths if not (p / "config.json").is_file()):
@@ -42,7 +43,7 @@ def one_run(paths: list[Path | str]) -> Path:
     if len(found) != 1:
         raise KitError(
             f"{' '.join(map(str, paths))}: {len(found)} run folders found; package takes exactly one run "
-            "(a folder with config.json, or a group folder holding one)"
+            "(a folder with config.json, or a group folder holding one) or one fold group (with folds.json)"
         )
     return found[0]
 
@@ -56,15 +57,26 @@ def package(
     data_dir: Path | str | None = None,
     engine: str = "torch",
 ):
-    """A run as a Kaggle dataset and an offline notebook (a code competition's submission): the Package, and with
-    `rehearse` the Rehearsal of the notebook run here offline (None without). `engine` "onnx": the notebook
-    predicts through ONNX Runtime (docs/inference.md)."""
+    """A run or a fold group as a Kaggle dataset and an offline notebook (a code competition's submission): the
+    Package, and with `rehearse` the Rehearsal of the notebook run here offline, compared with `predict` of the
+    same run or group (None without). `engine` "onnx": the notebook predicts through ONNX Runtime
+    (docs/inference.md)."""
     from ..kaggle.package import package as make
     from ..kaggle.rehearse import rehearse as run_rehearsal
+    from ..records.group_folder import is_group
+    from .results import write_submission
 
     runs = run if isinstance(run, (list, tuple)) else [run]
-    made = make(one_run(runs), out, owner, dependency_wheels=deps_wheels, engine=engine)
-    return made, (run_rehearsal(made.folder, data_dir) if rehearse else None)
+    single = Path(getattr(runs[0], "folder", runs[0]))
+    source = single if len(runs) == 1 and is_group(single) else one_run(runs)
+    made = make(source, out, owner, dependency_wheels=deps_wheels, engine=engine)
+    if not rehearse:
+        return made, None
+
+    def predicted(folder: Path, data: Path | None, csv: Path) -> Path:  # what `kaggle-kit predict` writes
+        return write_submission(folder, data, out=csv, device="cpu").path
+
+    return made, run_rehearsal(made.folder, data_dir, expected=predicted)
 
 
 def runtime_estimate(

@@ -10,7 +10,9 @@ import typer
 
 def package_command(
     runs: list[Path] = typer.Argument(
-        ..., metavar="RUN_OR_GROUP...", help="A run folder (or a folder holding one run)."
+        ...,
+        metavar="RUN_OR_GROUP...",
+        help="A run folder, a fold group (train --folds K), or a folder holding one run.",
     ),
     out: Optional[Path] = typer.Option(
         None, "--out", help="Where to write dataset/ and notebook/ (default packages/<competition>/<run>)."
@@ -34,11 +36,12 @@ def package_command(
         None, "--test-images", min=1, help="Hidden test images for the runtime estimate (default: declared, or local)."
     ),
 ) -> None:
-    """Package a trained run for a Kaggle code competition: weights dataset + offline notebook."""
+    """Package a trained run or fold group for a Kaggle code competition: weights dataset + offline notebook."""
     from ..api.remote import package, runtime_estimate
 
     made, done = package(runs, out, owner, deps_wheels, rehearse, data_dir, engine=engine)
-    print(f"packaged run {made.run} of {made.competition.slug} in {made.folder} ({engine} engine)")
+    what = "fold group" if made.kind == "group" else "run"
+    print(f"packaged {what} {made.run} of {made.competition.slug} in {made.folder} ({engine} engine)")
     print(f"  dataset  {made.dataset_id}: {len(made.files)} files ({', '.join(sorted(made.files))})")
     print(f"  notebook {made.notebook_id}: internet off, sources {made.dataset_id} and {made.competition.slug}")
     if done is not None:

@@ -259,12 +259,14 @@ def run_logits(
     (with `test`). The run is calibrated first when its stored calibration is missing or stale."""
     loaded, choice = load_for_inference(run_dir, "best", device, engine)
     layout = open_run_layout(loaded, data_dir)
-    if not loaded.run.file("val_predictions.npz").is_file():
+    calibration = current_calibration(loaded)
+    # a calibrated run predicting the test set alone needs no held-out file (a packaged fold on Kaggle ships none)
+    if (held_out or calibration is None) and not loaded.run.file("val_predictions.npz").is_file():
         raise KitError(
             f"{loaded.run.path} has no held-out predictions (trained with --full-train or no finished epoch): "
             f"it cannot be weighed or calibrated; use a run with a validation split"
         )
-    calibration = current_calibration(loaded) or calibrate_loaded(loaded, layout, batch_size, workers)
+    calibration = calibration or calibrate_loaded(loaded, layout, batch_size, workers)
     use_tta, _ = decide_tta(loaded, None, calibration)
     views = tta_views(loaded.competition, loaded.recipe) if use_tta else (IDENTITY,)
     recipe = loaded.recipe

@@ -5,10 +5,12 @@ Steps, each named in the log with the seconds since the script started (`kaggle-
 (`kaggle-kit notebook failed at step 'NAME': ...`):
     install   pip installs the dataset's wheels with no index into a fresh folder, first on sys.path, and checks
               that kaggle_kit is imported from there (the packaged code is what runs, not a copy on the image)
-    weights   rebuilds a run folder (config.json, split.json, best.pt) from the dataset's safetensors weights
+    weights   rebuilds a run folder (config.json, split.json, best.pt) from the dataset's safetensors weights; for
+              a fold group, the group folder: folds.json, cv.json, the OOF file and fold-I/ from the fold-I.* files
     predict   kaggle_kit.inference.predict.predict_run on the competition's data: the run's TTA choice and temperature,
               the test set split across every visible GPU (both of Kaggle's T4s; $KAGGLE_KIT_DEVICES, e.g. cpu,cpu,
-              names others: a rehearsal runs the split here)
+              names others: a rehearsal runs the split here); a fold group through
+              kaggle_kit.workflows.cross_validation.predict_group, as `kaggle-kit predict GROUP`
     validate  checks submission.csv against the competition's sample, as Kaggle will
 
 Inputs come from /kaggle/input/<slug>/ and the output goes to /kaggle/working/submission.csv, or from
@@ -25,7 +27,7 @@ STEP_PREFIX = "kaggle-kit step: "
 FAILURE_PREFIX = "kaggle-kit notebook failed at step "
 SUBMISSION_NAME = "submission.csv"
 
-TEMPLATE = '''"""kaggle-kit: predict __TITLE__ offline with run __RUN_TEXT__, as `kaggle-kit predict` would."""
+TEMPLATE = '''"""kaggle-kit: predict __TITLE__ offline with __RUN_TEXT__, as `kaggle-kit predict` would."""
 import os
 import shutil
 import subprocess
@@ -39,6 +41,7 @@ STARTED = time.monotonic()
 
 COMPETITION, COMPETITION_SLUG, DATASET_SLUG, RUN = __COMPETITION__, __COMPETITION_SLUG__, __DATASET_SLUG__, __RUN__
 ENGINE = __ENGINE__
+FOLDS, GROUP_FILES = __FOLDS__, __GROUP_FILES__  # a fold group's K and its own files; None for a run
 DEVICES = os.environ.get("KAGGLE_KIT_DEVICES") or None  # None: every visible GPU, so both T4s share the test set
 os.environ.setdefault("KAGGLE_KIT_PROGRESS", "1")  # the log shows images/s and an ETA while the job runs
 INPUT = Path(os.environ.get("KAGGLE_KIT_INPUT_ROOT") or "/kaggle/input")
@@ -63,24 +66,36 @@ def install():
     print(f"kaggle_kit from {Path(kaggle_kit.__file__).parent}")
 
 
-def weights():
+def rebuild_run(run, prefix=""):
     import torch
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    run = SCRATCH / "runs" / RUN
     run.mkdir(parents=True)
     for name in ("config.json", "split.json", "tabular.json"):  # tabular.json: the run's tabular encoding
-        if (DATASET / name).is_file():
-            shutil.copy2(DATASET / name, run / name)
-    with safe_open(str(DATASET / "weights.safetensors"), "pt") as handle:
+        if (DATASET / (prefix + name)).is_file():
+            shutil.copy2(DATASET / (prefix + name), run / name)
+    weights_file = str(DATASET / (prefix + "weights.safetensors"))
+    with safe_open(weights_file, "pt") as handle:
         epoch = (handle.metadata() or {}).get("epoch") or None
-    state = {"model": load_file(str(DATASET / "weights.safetensors")), "epoch": int(epoch) if epoch else None}
+    state = {"model": load_file(weights_file), "epoch": int(epoch) if epoch else None}
     torch.save(state, run / "best.pt")
-    for export in DATASET.glob("*.onnx"):  # the checked export, cached where predict looks: nothing exports here
+    for export in DATASET.glob(prefix + "*.onnx"):  # the checked export, cached where predict looks: none exports
         (run / "onnx").mkdir(exist_ok=True)
         shutil.copy2(export, run / "onnx" / export.name)
-    return run
+
+
+def weights():
+    folder = SCRATCH / "runs" / RUN
+    if FOLDS is None:
+        rebuild_run(folder)
+        return folder
+    folder.mkdir(parents=True)
+    for name in GROUP_FILES:
+        shutil.copy2(DATASET / name, folder / name)
+    for fold in range(1, FOLDS + 1):
+        rebuild_run(folder / f"fold-{fold}", f"fold-{fold}.")
+    return folder
 
 
 def predict(run):
@@ -93,6 +108,12 @@ def predict(run):
         from kaggle_kit.competitions.registry import rediscover
 
         rediscover()
+    if FOLDS is not None:  # every fold's best.pt, averaged and post-hoc fitted as `kaggle-kit predict GROUP`
+        from kaggle_kit.workflows.cross_validation import predict_group
+
+        result = predict_group(run, DATA, SUBMISSION, engine=ENGINE)
+        print(f"wrote {result.path}: {result.rows} rows from {FOLDS} folds, temperature {result.temperature:.4f}")
+        return result
     from kaggle_kit.inference.predict import predict_run
 
     result = predict_run(run, DATA, "best", None, SUBMISSION, engine=ENGINE, devices=DEVICES)
@@ -136,15 +157,25 @@ main()
 '''
 
 
-def script(comp: Competition, dataset_slug: str, run: str, engine: str = "torch") -> str:
+def script(
+    comp: Competition,
+    dataset_slug: str,
+    run: str,
+    engine: str = "torch",
+    folds: int | None = None,
+    group_files: list[str] | None = None,
+) -> str:
+    """The notebook for a run, or for a fold group of `folds` runs whose own files are `group_files`."""
     values = {
         "__TITLE__": comp.title.replace('"', "'"),
-        "__RUN_TEXT__": run.replace('"', "'"),
+        "__RUN_TEXT__": (f"fold group {run} ({folds} folds)" if folds else f"run {run}").replace('"', "'"),
         "__COMPETITION__": json.dumps(comp.name),
         "__COMPETITION_SLUG__": json.dumps(comp.slug),
         "__DATASET_SLUG__": json.dumps(dataset_slug),
         "__RUN__": json.dumps(run),
         "__ENGINE__": json.dumps(engine),
+        "__FOLDS__": repr(int(folds)) if folds else "None",
+        "__GROUP_FILES__": json.dumps(group_files or []),
         "__SUBMISSION_NAME__": json.dumps(SUBMISSION_NAME),
         "__STEP_PREFIX__": json.dumps(STEP_PREFIX),
         "__FAILURE_PREFIX__": json.dumps(FAILURE_PREFIX),

@@ -1,4 +1,4 @@
-"""`kaggle-kit package`: a trained run as a Kaggle dataset folder and an offline notebook folder.
+"""`kaggle-kit package`: a trained run (or fold group) as a Kaggle dataset folder and an offline notebook folder.
 
     OUT/package.json            what was packaged: competition, run, dataset and notebook ids, files' hashes
     OUT/dataset/                 uploaded as a Kaggle dataset (flat: the client skips sub-folders)
@@ -11,6 +11,11 @@
     OUT/notebook/
         kernel-metadata.json     internet off, the dataset and the competition as sources, GPU when the recipe wants it
         predict.py               the notebook script (`notebook.script`)
+
+A fold group (`train --folds K`, `group_package`) ships every fold the same way with a `fold-I.` prefix on its
+files (fold-1.weights.safetensors, fold-1.config.json, ...) beside the group's folds.json, cv.json and
+oof_predictions.npz (its OOF temperature, or cv.json's fitted thresholds / cut points); the notebook rebuilds the
+group folder and predicts it as `kaggle-kit predict GROUP` does.
 
 Why these dependency wheels: kaggle-kit pins albumentations 2.0.8 (its transforms' defaults changed between
 releases, and predict must crop and normalise as training did), and albumentations pins albucore; both are
@@ -34,9 +39,11 @@ from pathlib import Path
 from ..competitions.registry import Competition, resolve
 from ..core.atomic import atomic_write_text
 from ..core.errors import KitError
+from ..records.group_folder import is_group
 from ..records.run_config import CONFIG, RunConfig
 from ..records.run_folder import RunDir
 from ..submissions.provenance import file_sha256
+from .group_package import Source, checked_group
 
 DEPENDENCY_WHEELS = ("albumentations", "albucore")
 DECLARATION = "competition.toml"  # a competition declared by `init`, which the notebook puts where kaggle-kit looks
@@ -54,6 +61,7 @@ class Package:
     dataset_id: str
     notebook_id: str
     files: dict[str, str]  # dataset file name -> sha256
+    kind: str = "run"  # or "group": a fold group's every fold
 
 
 def slug_for(*parts: str, limit: int = 50) -> str:
@@ -69,31 +77,27 @@ def package(
     dependency_wheels: bool = True,
     engine: str = "torch",
 ) -> Package:
-    """Write the dataset and notebook folders for `run_dir` into `out` (default packages/<competition>/<run>).
-    `engine` "onnx": the dataset also holds the checked ONNX export and the onnxruntime wheel, and the notebook
-    predicts through ONNX Runtime."""
+    """Write the dataset and notebook folders for `run_dir` (a run folder or a fold group) into `out` (default
+    packages/<competition>/<run>). `engine` "onnx": the dataset also holds the checked ONNX export and the
+    onnxruntime wheel, and the notebook predicts through ONNX Runtime."""
     if engine not in ("torch", "onnx"):
         raise KitError(f"package --engine {engine}: use torch or onnx")
-    run = RunDir(run_dir)
-    config = _checked_config(run)
-    if engine == "onnx" and run.file("tabular.json").is_file():  # the export feeds images alone (engines.py)
-        raise KitError(
-            f"package --engine onnx: {run.path}'s model reads tabular columns beside the images, which its ONNX "
-            "export does not take: package it with --engine torch"
-        )
-    comp = resolve(config.competition)
+    source = checked_group(Path(run_dir), engine) if is_group(run_dir) else _checked_run(RunDir(run_dir), engine)
+    comp = resolve(source.config.competition)
     owner = owner or _kaggle_username()
-    folder = Path(out) if out else Path("packages") / comp.name / run.name
-    base = slug_for("kk", comp.name, run.name, limit=44)
+    folder = Path(out) if out else Path("packages") / comp.name / source.name
+    base = slug_for("kk", comp.name, source.name, limit=44)
     dataset_id, notebook_id = f"{owner}/{base}-data", f"{owner}/{base}"
     staging = Path(tempfile.mkdtemp(prefix=".package-", dir=_parent(folder)))
     try:
-        files = _write_dataset(staging / "dataset", run, config, dataset_id, dependency_wheels, engine)
-        _write_notebook(staging / "notebook", comp, config, dataset_id, notebook_id, run.name, engine)
+        files = _write_dataset(staging / "dataset", source, dataset_id, dependency_wheels, engine)
+        _write_notebook(staging / "notebook", comp, source, dataset_id, notebook_id, engine)
         manifest = {
             "competition": comp.name,
-            "run": run.name,
-            "run_dir": str(run.path.resolve()),
+            "run": source.name,
+            "run_dir": str(source.path.resolve()),
+            "kind": source.kind,
+            "folds": source.folds,
             "dataset": dataset_id,
             "notebook": notebook_id,
             "engine": engine,
@@ -103,7 +107,17 @@ def package(
         _replace(folder, staging)  # nothing half-written under OUT: the whole folder appears at once
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Package(folder, comp, run.name, dataset_id, notebook_id, files)
+    return Package(folder, comp, source.name, dataset_id, notebook_id, files, source.kind)
+
+
+def _checked_run(run: RunDir, engine: str) -> Source:
+    config = _checked_config(run)
+    if engine == "onnx" and run.file("tabular.json").is_file():  # the export feeds images alone (engines.py)
+        raise KitError(
+            f"package --engine onnx: {run.path}'s model reads tabular columns beside the images, which its ONNX "
+            "export does not take: package it with --engine torch"
+        )
+    return Source(run.path, run.name, "run", config, [(run, "")], [])
 
 
 def _parent(folder: Path) -> Path:
@@ -159,33 +173,40 @@ def _kaggle_username() -> str:
     return username
 
 
-def _write_dataset(
-    folder: Path, run: RunDir, config: RunConfig, dataset_id: str, dependency_wheels: bool, engine: str
-) -> dict:
+def _write_dataset(folder: Path, source: Source, dataset_id: str, dependency_wheels: bool, engine: str) -> dict:
+    folder.mkdir(parents=True)
+    comp = resolve(source.config.competition)
+    if comp.source != "built-in":  # `init` declared it: Kaggle's kaggle-kit must read it too
+        shutil.copy2(comp.source, folder / DECLARATION)
+    for run, prefix in source.members:
+        _write_member(folder, run, prefix, engine)
+    for path in source.extra_files:
+        shutil.copy2(path, folder / path.name)
+    _build_wheel(folder)
+    if dependency_wheels:
+        _download_dependency_wheels(folder)
+    metadata = {"title": dataset_id.split("/")[1], "id": dataset_id, "licenses": [{"name": "CC0-1.0"}]}
+    atomic_write_text(folder / DATASET_META, json.dumps(metadata, indent=2))
+    return {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.name != DATASET_META}
+
+
+def _write_member(folder: Path, run: RunDir, prefix: str, engine: str) -> None:
+    """One run's weights, settings and post-hoc fits, each file named `prefix` + its name in the run folder."""
     from ..inference.calibration import calibrate_run, current_calibration
     from ..inference.loading import load_run
 
-    folder.mkdir(parents=True)
     loaded = load_run(run.path, "best", device="cpu")
     if loaded.competition.target != "label":  # label sets, values, grades: views and fit in config's target_fit
         _fit_target(run)
     elif current_calibration(loaded) is None:  # the notebook must not need the training data to calibrate
         calibrate_run(run.path, device="cpu")
-    if loaded.competition.source != "built-in":  # `init` declared it: Kaggle's kaggle-kit must read it too
-        shutil.copy2(loaded.competition.source, folder / DECLARATION)
-    _write_weights(folder / WEIGHTS, run)
-    shutil.copy2(run.file("config.json"), folder / "config.json")
-    for name in ("split.json", "tabular.json"):  # tabular.json: the encoding predict applies to test.csv's columns
+    _write_weights(folder / (prefix + WEIGHTS), run)
+    # config.json after the fits above, which it records; tabular.json: the encoding predict applies to test.csv
+    for name in ("config.json", "split.json", "tabular.json"):
         if run.file(name).is_file():
-            shutil.copy2(run.file(name), folder / name)
-    _build_wheel(folder)
-    if dependency_wheels:
-        _download_dependency_wheels(folder)
+            shutil.copy2(run.file(name), folder / (prefix + name))
     if engine == "onnx":
         _write_onnx(folder, loaded)
-    metadata = {"title": dataset_id.split("/")[1], "id": dataset_id, "licenses": [{"name": "CC0-1.0"}]}
-    atomic_write_text(folder / DATASET_META, json.dumps(metadata, indent=2))
-    return {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.name != DATASET_META}
 
 
 def _fit_target(run: RunDir) -> None:
@@ -266,12 +287,12 @@ def _pip(args: list[str], what: str) -> None:
 
 
 def _write_notebook(
-    folder: Path, comp: Competition, config: RunConfig, dataset_id: str, notebook_id: str, run_name: str, engine: str
+    folder: Path, comp: Competition, source: Source, dataset_id: str, notebook_id: str, engine: str
 ) -> None:
     from .notebook import script
 
     folder.mkdir(parents=True)
-    device = str(config.recipe.device or "auto")
+    device = str(source.config.recipe.device or "auto")
     metadata = {
         "id": notebook_id,
         "title": notebook_id.split("/")[1],
@@ -287,4 +308,6 @@ def _write_notebook(
         "model_sources": [],
     }
     atomic_write_text(folder / KERNEL_META, json.dumps(metadata, indent=2))
-    atomic_write_text(folder / SCRIPT, script(comp, dataset_id.split("/")[1], run_name, engine))
+    group_files = [path.name for path in source.extra_files]
+    text = script(comp, dataset_id.split("/")[1], source.name, engine, source.folds, group_files)
+    atomic_write_text(folder / SCRIPT, text)

@@ -4,8 +4,9 @@ The script runs in a fresh interpreter with no PYTHONPATH, pip's index unreachab
 `PIP_INDEX_URL` a closed port) and its inputs laid out as Kaggle lays them, under `OUT/rehearsal/`:
 `input/<dataset-slug>/` (the dataset folder's files) and `input/<competition-slug>/` (the run's competition
 download, unpacked as Kaggle attaches it). Its `working/submission.csv` is then compared with what
-`kaggle-kit predict` writes for the same run (`expected.csv`): the same header and ids, probabilities equal
-within `TOLERANCE`, labels identical. Every wheel is installed by the script itself from the dataset; nothing
+`kaggle-kit predict` writes for the same run or fold group (`expected.csv`: a group's prediction comes from the
+caller, `expected`, since it belongs to a later stage): the same header and ids, probabilities equal within
+`TOLERANCE`, labels identical. Every wheel is installed by the script itself from the dataset; nothing
 importable is skipped.
 """
 
@@ -18,6 +19,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -25,6 +27,7 @@ import pandas as pd
 from ..competitions.registry import resolve
 from ..core.archive import extract
 from ..core.errors import KitError
+from ..records.group_folder import FoldGroup, is_group
 from ..records.run_config import RunConfig
 from .notebook import FAILURE_PREFIX, STEP_PREFIX, SUBMISSION_NAME
 from .package import DATASET_META, SCRIPT, read_package
@@ -45,14 +48,20 @@ class Rehearsal:
     steps: dict[str, float] | None = None  # each step's seconds, from the notebook's log (install, weights, ...)
 
 
-def rehearse(folder: Path | str, data_dir: Path | str | None = None, timeout: float = 1800) -> Rehearsal:
+def rehearse(
+    folder: Path | str,
+    data_dir: Path | str | None = None,
+    timeout: float = 1800,
+    expected: Callable[[Path, Path | None, Path], Path] | None = None,
+) -> Rehearsal:
+    """`expected(source folder, data_dir, out)`: predict's file for what was packaged (default: predict of a run)."""
     import time
-
-    from ..inference.predict import predict_run
 
     folder = Path(folder).resolve()  # the script runs in its own working folder
     manifest = read_package(folder)
     comp = resolve(manifest["competition"])
+    if expected is None and manifest.get("kind", "run") != "run":
+        raise KitError(f"{folder} packages a {manifest['kind']}: rehearse it with `kaggle-kit package --rehearse`")
     place = folder / "rehearsal"
     shutil.rmtree(place, ignore_errors=True)
     inputs, working = place / "input", place / "working"
@@ -62,12 +71,18 @@ def rehearse(folder: Path | str, data_dir: Path | str | None = None, timeout: fl
     started = time.monotonic()
     _run_script(folder / "notebook" / SCRIPT, inputs, working, timeout)
     seconds = time.monotonic() - started
-    expected = predict_run(manifest["run_dir"], data_dir, "best", None, place / "expected.csv", device="cpu").path
+    predicted = (expected or _predict_run)(Path(manifest["run_dir"]), data_dir, place / "expected.csv")
     submission = working / SUBMISSION_NAME
     tolerance = ENGINE_TOLERANCE[manifest.get("engine", "torch")]
-    rows, difference = compare(submission, expected, comp.id_column, tolerance)
+    rows, difference = compare(submission, predicted, comp.id_column, tolerance)
     steps = step_seconds((place / "notebook.log").read_text())
-    return Rehearsal(submission, expected, rows, difference, seconds, steps)
+    return Rehearsal(submission, predicted, rows, difference, seconds, steps)
+
+
+def _predict_run(run_dir: Path, data_dir, out: Path) -> Path:
+    from ..inference.predict import predict_run
+
+    return predict_run(run_dir, data_dir, "best", None, out, device="cpu").path
 
 
 def step_seconds(log: str) -> dict[str, float]:
@@ -80,8 +95,9 @@ def _data_dir(manifest: dict, data_dir) -> Path:
     given = data_dir
     if not given:
         try:
-            given = RunConfig.read(manifest["run_dir"]).data_dir
-        except KitError:  # the run folder is gone or damaged: say that its data folder is unknown
+            source = manifest["run_dir"]
+            given = FoldGroup(source).plan()["data_dir"] if is_group(source) else RunConfig.read(source).data_dir
+        except (KitError, KeyError):  # the run folder is gone or damaged: say that its data folder is unknown
             given = None
     if not given or not Path(given).is_dir():
         raise KitError(

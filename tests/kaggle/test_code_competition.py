@@ -346,3 +346,50 @@ def test_a_declared_time_limit_and_hidden_test_size_are_read(tmp_path):
     again.write_text(declaration.dump(comp))
     reloaded = declaration.load(again)
     assert (reloaded.hidden_test_images, reloaded.time_limit_hours) == (5000, 2)
+
+
+# --------------------------------------------------------------------------- a fold group packaged
+
+
+def copied_group(cifar_group, tmp_path) -> Path:
+    """A copy of the session's 3-fold group: packaging calibrates folds, and the refusal breaks one."""
+    return Path(shutil.copytree(cifar_group[0], tmp_path / "group"))
+
+
+def test_package_a_fold_group_rehearses_and_matches_predict_group(cifar_group, work, tmp_path):
+    import pandas as pd
+
+    group, env = copied_group(cifar_group, tmp_path), kit_env(tmp_path)
+    made = kit(
+        ["package", group, "--owner", DEFAULT_USERNAME, "--no-deps-wheels", "--out", "pkg", "--rehearse"], work, env
+    )
+    assert made.returncode == 0, made.stderr
+    assert (
+        "packaged fold group group of cifar-10" in made.stdout
+        and "rehearsal passed" in made.stdout
+        and "30 rows" in made.stdout
+    )
+    dataset = work / "pkg" / "dataset"
+    names = {p.name for p in dataset.iterdir()}
+    assert {f"fold-{i}.{n}" for i in (1, 2, 3) for n in ("weights.safetensors", "config.json", "split.json")} <= names
+    assert {"folds.json", "cv.json", "oof_predictions.npz"} <= names and "weights.safetensors" not in names
+    manifest = json.loads((work / "pkg" / "package.json").read_text())
+    assert manifest["kind"] == "group" and manifest["folds"] == 3 and manifest["run"] == "group"
+    assert "from 3 folds" in (work / "pkg" / "rehearsal" / "notebook.log").read_text()
+    assert all(f"fold-{i} " in made.stdout for i in (1, 2, 3))  # the runtime estimate measures every fold
+    predicted = kit(["predict", group, "--out", "local.csv", "--device", "cpu"], work, env)
+    assert predicted.returncode == 0, predicted.stderr
+    notebook = pd.read_csv(work / "pkg" / "rehearsal" / "working" / "submission.csv").set_index("id").sort_index()
+    local = pd.read_csv(work / "local.csv").set_index("id").sort_index()
+    assert list(notebook.columns) == list(local.columns) and notebook.index.equals(local.index)
+    assert (notebook == local).all().all()  # labels: the argmax of the averaged folds at the OOF temperature
+
+
+def test_a_group_with_a_missing_fold_checkpoint_is_refused_naming_the_fix(cifar_group, work, tmp_path):
+    group = copied_group(cifar_group, tmp_path)
+    (group / "fold-2" / "best.pt").unlink()
+    refused = kit(
+        ["package", group, "--owner", DEFAULT_USERNAME, "--no-deps-wheels", "--out", "pkg"], work, kit_env(tmp_path)
+    )
+    assert_one_line_error(refused, "fold-2/best.pt not found", "train --resume")
+    assert not (work / "pkg").exists()
