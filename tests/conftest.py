@@ -124,6 +124,8 @@ def ray_cluster():
     import ray
 
     # "local": a cluster of its own, even where `ray start` left one on this machine (None would join that)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # worker_niceness 0: Ray's default 15 starves the jobs behind the other test workers' CPU-bound tests
+    system = {"worker_niceness": 0}
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _system_config=system)
     yield ray
     ray.shutdown()
