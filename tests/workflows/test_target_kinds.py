@@ -462,5 +462,5 @@ def test_a_hidden_value_outside_the_declared_range_is_scored(runs, home):
     answers.to_csv(changed, index=False)
     result = run_cli("score", written, "--answers", changed, "-c", "paw")
     assert result.returncode == 0, result.stderr
-    shown = float(re.search(r"(\d+\.\d+) - lower is better", result.stdout).group(1))
+    shown = float(re.search(r"(\d+\.\d+) \[[^]]+\] n=\d+ - lower is better", result.stdout).group(1))
     assert shown == pytest.approx(sklearn_score("paw", answers, pd.read_csv(written)), abs=1e-4)
