@@ -592,13 +592,16 @@ def test_ctrl_c_before_the_first_epoch_ends_leaves_nothing_to_resume(sample_zips
             env=env,
             preexec_fn=ctrl_c_reaches_it,
         )
-        deadline = time.monotonic() + 120
-        while "data: " not in log.read_text():  # said just before the epochs start
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        time.sleep(1)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=120) == 130
+        try:
+            deadline = time.monotonic() + 300  # start-up, a 224 px cache and resnet18, beside other tests
+            while "data: " not in log.read_text():  # said just before the epochs start
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            time.sleep(1)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=120) == 130
+        finally:  # a failed check must not leave a resnet18 training at 224 px beside the other tests
+            process.kill()
     said = log.read_text()
     assert "error: interrupted" in said and "resume with" not in said and "Traceback" not in said, said
     assert not out.exists()
