@@ -9,8 +9,6 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-# --no-compile: pip would byte-compile every module of torch, Ray, MLflow and the rest (over a minute on two
-# cores); Python compiles the modules a command imports the first time it imports them, and keeps them.
-.venv/bin/python -m pip install -q --no-compile "torch==2.14.1" "torchvision==0.29.1" 2>&1 | { grep -v "^WARNING: Location" || true; }
-.venv/bin/python -m pip install -q --no-compile -e ".[dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+.venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1" 2>&1 | { grep -v "^WARNING: Location" || true; }
+.venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
 .venv/bin/python -c "import kaggle_kit, torch, timm, albumentations, cv2, py7zr, kagglesdk; print('kaggle-kit ready: torch', torch.__version__)"
