@@ -32,7 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -56,11 +56,11 @@ SOURCE = Path(__file__).resolve().parents[2]  # the tree holding kaggle_kit/ and
 @dataclass
 class Package:
     folder: Path
-    competition: Competition
+    competition: Competition = field(repr=False)  # its whole declaration would bury the rest in a notebook
     run: str
     dataset_id: str
     notebook_id: str
-    files: dict[str, str]  # dataset file name -> sha256
+    files: dict[str, str] = field(repr=False)  # dataset file name -> sha256
     kind: str = "run"  # or "group": a fold group's every fold
 
 
