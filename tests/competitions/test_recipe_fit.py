@@ -173,6 +173,7 @@ def chance(metric_name: str, n_classes: int) -> float:
 MATRIX = [(comp, name) for comp in ("cifar10", "dog_breed") for name in resolve(comp).recipes]
 # The smallest arch that still clears each bar in 3 epochs: timm's test_resnet reaches accuracy 1.0 on the
 # CIFAR-10 sample in a fraction of resnet10t's time, but stops short of Dog's log-loss bar (4.66 against 4.49).
+# Dog at 32 px clears it too (paper 4.41, best 3.33 against 4.49) in two thirds of 48 px's time.
 MATRIX_ARCH = {"cifar10": "test_resnet", "dog_breed": "resnet10t"}
 
 
@@ -182,7 +183,7 @@ def test_every_named_recipe_learns_at_small_settings(comp_name, recipe_name, sam
     learns, and evaluation sees images at the recipe's scale relative to the training crop."""
     comp = resolve(comp_name)
     base = comp.recipe(recipe_name)
-    img_size = 32 if comp.native_size else 48
+    img_size = 32
     config, _ = train_cli(
         sample_zips[comp_name],
         tmp_path / "run",
