@@ -227,10 +227,17 @@ class Child:
     args: list
 
     def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def send_signal(self, number: int) -> None:
         try:
-            os.kill(self.pid, signal.SIGKILL)
+            os.kill(self.pid, number)
         except ProcessLookupError:  # it had ended
             pass
+
+    def running(self) -> bool:
+        """Whether the command goes on: the zygote has not yet answered its exit status."""
+        return not select.select([self.zygote.process.stdout], [], [], 0)[0]
 
     def wait(self, timeout: float = 600, raise_on_timeout: bool = False) -> subprocess.CompletedProcess:
         ready, _, _ = select.select([self.zygote.process.stdout], [], [], timeout)

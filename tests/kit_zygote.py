@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 
@@ -78,6 +79,9 @@ def child(request: dict) -> int:
         os.dup2(out, fd)
         os.close(out)
     sys.stdin = open(os.devnull)
+    # Ctrl-C raises KeyboardInterrupt, as in an interpreter started from a terminal (a zygote started by a runner
+    # in the background inherits an ignored SIGINT, and a fork keeps it)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.argv = ["kaggle-kit", *request["args"]]
     from kaggle_kit.cli import main
 

@@ -5,13 +5,13 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import time
 
 import pandas as pd
 import pytest
 import torch
-from helpers import KAGGLE_KIT, REPO, ctrl_c_reaches_it, run_cli
+from fault_sweep import zygote
+from helpers import REPO, run_cli
 
 from kaggle_kit.records.run_folder import RunDir
 
@@ -47,34 +47,30 @@ def _train(data, out, *extra):
 
 
 def _start(data, out):
+    """`kaggle-kit train` in a process of its own, forked from the worker's zygote (no torch import of its own)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [*KAGGLE_KIT, "train", "cifar10", "--data-dir", str(data), "--out", str(out), *ARGS],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        preexec_fn=ctrl_c_reaches_it,
-    )
+    args = ["train", "cifar10", "--data-dir", data, "--out", out, *ARGS]
+    return zygote().launch(out.parent, env, args)
 
 
-def _wait_for_epochs(out, n, process, timeout=300):
+def _wait_for_epochs(out, n, child, timeout=300):
     deadline = time.time() + timeout
     while time.time() < deadline:
         history = out / "history.csv"
         if history.is_file() and len(history.read_text().strip().splitlines()) > n:
             return
-        assert process.poll() is None, process.communicate()
+        assert child.running(), child.wait()
         time.sleep(0.05)
     raise AssertionError("training did not reach the epoch in time")
 
 
 def _kill_after_epochs(data, out, n):
     """Start a run and SIGKILL it once `n` epochs are in its history."""
-    process = _start(data, out)
-    _wait_for_epochs(out, n, process)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    child = _start(data, out)
+    _wait_for_epochs(out, n, child)
+    child.kill()
+    child.wait()
 
 
 def _resume(out):
@@ -134,11 +130,12 @@ def test_torn_checkpoint_falls_back_to_the_previous_one(killed, uninterrupted, t
 
 def test_ctrl_c_saves_and_prints_the_resume_command(sample_zips, uninterrupted, tmp_path):
     out = tmp_path / "interrupted"
-    process = _start(sample_zips["cifar10"], out)
-    _wait_for_epochs(out, 1, process)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    child = _start(sample_zips["cifar10"], out)
+    _wait_for_epochs(out, 1, child)
+    child.send_signal(signal.SIGINT)
+    stopped = child.wait(timeout=120, raise_on_timeout=True)
+    stderr = stopped.stderr
+    assert stopped.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert f"kaggle-kit train --resume {out}" in stderr
     assert RunDir(out).has_checkpoint("last")
