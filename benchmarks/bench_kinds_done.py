@@ -2,6 +2,11 @@
 
     .venv/bin/python benchmarks/bench_kinds_done.py [--shapes ranzcr pp2021 aptos whale paw] [--n-train 300]
         [--n-test 150] [--epochs 4] [--size 40] [--arch test_resnet] [--quick] [--json FILE]
+        [--measure-only --seeds 3]
+
+`--measure-only`: only the hidden-test measurement, per seed 0..N-1 on both sides: the kit's `train` and `predict`
+(its fitted thresholds / cut points / new-class threshold, and again with the kind's fixed rule) and the bare loop
+at the same seed, then the means over seeds and their ratio.
 
 For each shape (kaggle-facts §10): `ranzcr` = RANZCR's one-hot label columns, several 1s a row, mean column-wise
 ROC AUC; `pp2021` = Plant Pathology 2021's space-separated label sets, F1 over the sets; `aptos` = APTOS' grades
@@ -365,6 +370,83 @@ def measure(shape: str, work: Path, args) -> dict:
     return row
 
 
+def predict_fixed(kit: Steps, run: Path, data: Path, out: Path) -> None:
+    """The run's submission with its fit emptied: the kind's fixed rule (0.5 for label sets, rounding at .5 for
+    grades, no new class for rankings). A copy of the run with `target_fit.fitted` cleared, so predict neither
+    applies the fit nor fits again, and the same network and views write the other submission."""
+    fixed = run.parent / f"{run.name}-fixed"
+    shutil.copytree(run, fixed, dirs_exist_ok=True)
+    config = json.loads((fixed / "config.json").read_text())
+    if config.get("target_fit"):
+        config["target_fit"]["fitted"] = {}
+        (fixed / "config.json").write_text(json.dumps(config, indent=1))
+    kit("predict fixed", "predict", fixed, "--data-dir", data, "--out", out, "--device", "cpu")
+    shutil.rmtree(fixed, ignore_errors=True)
+
+
+def measure_only(shape: str, work: Path, args) -> list[dict]:
+    """Only the hidden-test measurement, one row a seed: the kit's `train` + `predict` (with its fit and with the
+    fixed rule) and the bare loop at the same seed; `init` once a shape. No folds, ensemble or package."""
+    import pandas as pd
+
+    print(f"{shape}:", flush=True)
+    comp, download, answers_csv = generate(shape, work, args)
+    answers = pd.read_csv(answers_csv, dtype={comp.id_column: str})
+    env = {**os.environ, "XDG_CONFIG_HOME": str(work / "user"), "PYTHONPATH": str(REPO)}
+    kit, name, data = Steps(env, work / f"{shape}.log"), f"{shape}_user", download.parent
+    kit("init", "init", comp.slug, "--data-dir", data, "--name", name, *SHAPES[shape][1])
+    size = ["--arch", args.arch, "--img-size", args.size, "--no-pretrained", "--device", "cpu", "--workers", 0]
+    rows = []
+    for seed in range(args.seeds):
+        run, out = work / f"{shape}-run-{seed}", work / f"{shape}-out-{seed}"
+        out.mkdir()
+        started = time.perf_counter()
+        kit("train", "train", name, "--data-dir", data, "--out", run, *size, "--epochs", args.epochs, "--seed", seed,
+            "--quiet")  # fmt: skip
+        kit("predict", "predict", run, "--data-dir", data, "--out", out / "run.csv", "--device", "cpu")
+        predict_fixed(kit, run, data, out / "fixed.csv")
+        row = {"shape": shape, "metric": METRIC[shape], "seed": seed, "kit s": round(time.perf_counter() - started)}
+        for part, column in (("run", "kit"), ("fixed", "kit fixed rule")):
+            written = out / f"{part}.csv"
+            row[column] = hidden_score(shape, comp, answers, pd.read_csv(written)) if written.is_file() else None
+        config = json.loads((run / "config.json").read_text())
+        row["kit fit"] = (config.get("target_fit") or {}).get("fitted")
+        started = time.perf_counter()
+        bare = bare_loop(shape, comp, download, config, args.epochs, seed)
+        row["bare"] = hidden_score(shape, comp, answers, bare)
+        row["bare s"] = round(time.perf_counter() - started)
+        print(table([row], ["shape", "seed", "kit", "kit fixed rule", "bare", "kit s", "bare s"]), flush=True)
+        rows.append(row)
+    return rows
+
+
+def mean_rows(rows: list[dict]) -> list[dict]:
+    """One row a shape: the seeds' means and the ratio of means (kit / bare, or bare / kit for an error)."""
+    import numpy as np
+
+    means = []
+    for shape in dict.fromkeys(r["shape"] for r in rows):
+        mine = [r for r in rows if r["shape"] == shape and r["kit"] is not None]
+        if not mine:
+            continue
+        row = {"shape": shape, "metric": METRIC[shape], "seeds": len(mine)}
+        for column in ("kit", "kit fixed rule", "bare"):
+            row[column] = float(np.mean([r[column] for r in mine]))
+        row["ratio"] = row["kit"] / row["bare"] if HIGHER[shape] else row["bare"] / row["kit"]
+        row["within 5%"] = row["ratio"] >= 0.95
+        means.append(row)
+    return means
+
+
+def main_measure_only(args, info, work: Path) -> None:
+    rows = []
+    for shape in args.shapes:
+        rows += measure_only(shape, work, args)
+        write_json(args.json, {"machine": info, "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+                               "means": mean_rows(rows)})  # fmt: skip
+    print(table(mean_rows(rows), ["shape", "metric", "seeds", "kit", "kit fixed rule", "bare", "ratio", "within 5%"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
@@ -376,6 +458,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="keep the downloads, runs and logs here (default: a temp folder)")
     parser.add_argument("--quick", action="store_true", help="a tiny download and one epoch: a smoke check")
     parser.add_argument("--json")
+    parser.add_argument(
+        "--measure-only", action="store_true", help="only train + predict + score, both sides, per seed"
+    )
+    parser.add_argument("--seeds", type=int, default=1, help="with --measure-only: seeds 0..N-1 on both sides")
     args = parser.parse_args()
     if args.quick:
         args.n_train, args.n_test, args.epochs, args.size = 40, 10, 1, 24
@@ -383,6 +469,8 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-kinds-done-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"work folder {work} (each shape's commands and output in <shape>.log)", flush=True)
+    if args.measure_only:
+        return main_measure_only(args, info, work)
     columns = ["shape", "metric", "kit run", "kit folds", "kit ensemble", "bare", "ratio", "within 5%"]
     rows = []
     for shape in args.shapes:  # each shape's row printed and written as it ends: a long run keeps what it made
