@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_reaches_it, run_cli
+from fault_sweep import zygote
+from helpers import REPO, assert_one_line_error, run_cli
 
 from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.config.recipe import Recipe
@@ -492,23 +493,16 @@ def test_gpu_data_is_chosen_for_photos_too_when_they_fit(sample_zips, monkeypatc
 
 
 def _interrupt_after(out: Path, epochs: int, args: list) -> subprocess.CompletedProcess:
-    """Start `kaggle-kit train *args`, Ctrl-C it once `epochs` epochs are in history.csv."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(
-        [*KAGGLE_KIT, "train", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        preexec_fn=ctrl_c_reaches_it,
-    )
+    """Start `kaggle-kit train *args` (a process forked from the worker's zygote), Ctrl-C it once `epochs` epochs
+    are in history.csv."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    child = zygote().launch(out.parent, {**os.environ, "PYTHONPATH": str(REPO)}, ["train", *args])
     deadline = time.monotonic() + 300
     while not ((out / "history.csv").is_file() and len(RunDir(out).history()) >= epochs):
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        assert child.running() and time.monotonic() < deadline, child.wait(timeout=120)
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    child.send_signal(signal.SIGINT)
+    return child.wait(timeout=120, raise_on_timeout=True)
 
 
 def test_ctrl_c_between_head_only_checkpoints_still_resumes_where_it_stopped(fresh_sample, tmp_path):
