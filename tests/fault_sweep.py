@@ -225,6 +225,17 @@ class Child:
     stdout: Path
     stderr: Path
     args: list
+    ended: bool = False
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *failure) -> None:
+        """A check that failed while the command ran: the command ends here, and the zygote answers its status,
+        so the worker's next command reads its own pid and status, not this one's."""
+        if not self.ended:
+            self.kill()
+            self.wait()
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
@@ -235,18 +246,24 @@ class Child:
         except ProcessLookupError:  # it had ended
             pass
 
+    @staticmethod
+    def said(path: Path) -> str:
+        """What the command wrote there so far (nothing before the forked child has opened its files)."""
+        return path.read_text(errors="replace") if path.is_file() else ""
+
     def running(self) -> bool:
         """Whether the command goes on: the zygote has not yet answered its exit status."""
-        return not select.select([self.zygote.process.stdout], [], [], 0)[0]
+        return not self.ended and not select.select([self.zygote.process.stdout], [], [], 0)[0]
 
     def wait(self, timeout: float = 600, raise_on_timeout: bool = False) -> subprocess.CompletedProcess:
         ready, _, _ = select.select([self.zygote.process.stdout], [], [], timeout)
         if not ready:
             self.kill()
         code = int(self.zygote.process.stdout.readline())
+        self.ended = True
         if not ready and raise_on_timeout:
             raise subprocess.TimeoutExpired(["kaggle-kit", *self.args], timeout)
-        out, err = (p.read_text(errors="replace") for p in (self.stdout, self.stderr))
+        out, err = (self.said(path) for path in (self.stdout, self.stderr))
         for path in (self.stdout, self.stderr):
             path.unlink(missing_ok=True)
         return subprocess.CompletedProcess(["kaggle-kit", *self.args], code, out, err)

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_reaches_it, run_cli, run_cli_process
+from fault_sweep import zygote
+from helpers import REPO, assert_one_line_error, run_cli, run_cli_process
 from kaggle_helpers import kit_env, write_submission
 from kaggle_server import KaggleServer
 
@@ -562,47 +563,21 @@ def test_demo_passes_its_weights_choice_on(tmp_path):
 
 def test_ctrl_c_before_the_first_epoch_ends_leaves_nothing_to_resume(sample_zips, tmp_path):
     """Stopped while its first epoch trains, a new run has nothing to resume: no folder, no resume line."""
-    out, log = tmp_path / "first", tmp_path / "stderr.log"
+    out = tmp_path / "first"
     env = {**os.environ, "PYTHONPATH": str(REPO), "KAGGLE_KIT_PROGRESS": "1"}
-    with open(log, "w") as stderr:
-        process = subprocess.Popen(
-            [
-                *KAGGLE_KIT,
-                "train",
-                "cifar10",
-                "--data-dir",
-                str(sample_zips["cifar10"]),
-                "--out",
-                str(out),
-                "--arch",
-                "resnet18",
-                "--img-size",
-                "224",
-                "--batch-size",
-                "8",
-                "--epochs",
-                "1",
-                "--workers",
-                "0",
-                "--device",
-                "cpu",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env=env,
-            preexec_fn=ctrl_c_reaches_it,
-        )
-        try:
-            deadline = time.monotonic() + 300  # start-up, a 224 px cache and resnet18, beside other tests
-            while "data: " not in log.read_text():  # said just before the epochs start
-                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)
-            time.sleep(1)
-            process.send_signal(signal.SIGINT)
-            assert process.wait(timeout=120) == 130
-        finally:  # a failed check must not leave a resnet18 training at 224 px beside the other tests
-            process.kill()
-    said = log.read_text()
+    args = ["train", "cifar10", "--data-dir", sample_zips["cifar10"], "--out", out, "--arch", "resnet18"]
+    args += ["--img-size", "224", "--batch-size", "8", "--epochs", "1", "--workers", "0", "--device", "cpu"]
+    # a process of its own, forked from the worker's zygote; a failed check ends it (no resnet18 left training)
+    with zygote().launch(tmp_path, env, args) as child:
+        deadline = time.monotonic() + 300  # start-up, a 224 px cache and resnet18, beside other tests
+        while "data: " not in child.said(child.stderr):  # said just before the epochs start
+            assert child.running() and time.monotonic() < deadline, child.said(child.stderr)
+            time.sleep(0.05)
+        time.sleep(1)
+        child.send_signal(signal.SIGINT)
+        stopped = child.wait(timeout=120, raise_on_timeout=True)
+    assert stopped.returncode == 130, stopped.stderr
+    said = stopped.stderr
     assert "error: interrupted" in said and "resume with" not in said and "Traceback" not in said, said
     assert not out.exists()
 

@@ -496,13 +496,13 @@ def _interrupt_after(out: Path, epochs: int, args: list) -> subprocess.Completed
     """Start `kaggle-kit train *args` (a process forked from the worker's zygote), Ctrl-C it once `epochs` epochs
     are in history.csv."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    child = zygote().launch(out.parent, {**os.environ, "PYTHONPATH": str(REPO)}, ["train", *args])
-    deadline = time.monotonic() + 300
-    while not ((out / "history.csv").is_file() and len(RunDir(out).history()) >= epochs):
-        assert child.running() and time.monotonic() < deadline, child.wait(timeout=120)
-        time.sleep(0.05)
-    child.send_signal(signal.SIGINT)
-    return child.wait(timeout=120, raise_on_timeout=True)
+    with zygote().launch(out.parent, {**os.environ, "PYTHONPATH": str(REPO)}, ["train", *args]) as child:
+        deadline = time.monotonic() + 300
+        while not ((out / "history.csv").is_file() and len(RunDir(out).history()) >= epochs):
+            assert child.running() and time.monotonic() < deadline, child.said(child.stderr)
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        return child.wait(timeout=120, raise_on_timeout=True)
 
 
 def test_ctrl_c_between_head_only_checkpoints_still_resumes_where_it_stopped(fresh_sample, tmp_path):

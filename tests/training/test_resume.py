@@ -60,17 +60,17 @@ def _wait_for_epochs(out, n, child, timeout=300):
         history = out / "history.csv"
         if history.is_file() and len(history.read_text().strip().splitlines()) > n:
             return
-        assert child.running(), child.wait()
+        assert child.running(), child.said(child.stderr)
         time.sleep(0.05)
     raise AssertionError("training did not reach the epoch in time")
 
 
 def _kill_after_epochs(data, out, n):
     """Start a run and SIGKILL it once `n` epochs are in its history."""
-    child = _start(data, out)
-    _wait_for_epochs(out, n, child)
-    child.kill()
-    child.wait()
+    with _start(data, out) as child:
+        _wait_for_epochs(out, n, child)
+        child.kill()
+        child.wait()
 
 
 def _resume(out):
@@ -130,10 +130,10 @@ def test_torn_checkpoint_falls_back_to_the_previous_one(killed, uninterrupted, t
 
 def test_ctrl_c_saves_and_prints_the_resume_command(sample_zips, uninterrupted, tmp_path):
     out = tmp_path / "interrupted"
-    child = _start(sample_zips["cifar10"], out)
-    _wait_for_epochs(out, 1, child)
-    child.send_signal(signal.SIGINT)
-    stopped = child.wait(timeout=120, raise_on_timeout=True)
+    with _start(sample_zips["cifar10"], out) as child:
+        _wait_for_epochs(out, 1, child)
+        child.send_signal(signal.SIGINT)
+        stopped = child.wait(timeout=120, raise_on_timeout=True)
     stderr = stopped.stderr
     assert stopped.returncode == 130, stderr
     assert "Traceback" not in stderr

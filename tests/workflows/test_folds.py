@@ -5,15 +5,14 @@ resumes to the same result as one never stopped."""
 import json
 import os
 import shutil
-import signal
-import subprocess
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import FOLD_ARGS, KAGGLE_KIT, REPO, assert_one_line_error, ctrl_c_reaches_it, run_cli
+from fault_sweep import zygote
+from helpers import FOLD_ARGS, REPO, assert_one_line_error, run_cli
 from sklearn.metrics import accuracy_score
 from sklearn.metrics import log_loss as sk_log_loss
 
@@ -172,12 +171,12 @@ def test_rerun_skips_finished_folds_and_fold_picks_some(cifar_group, tiny_cifar,
     assert ours["val_metric"].tolist() == theirs["val_metric"].tolist()
 
 
-def _wait_for(path, process, timeout=300):
+def _wait_for(path, child, timeout=300):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if path.is_file() and len(path.read_text().strip().splitlines()) > 1:
             return
-        assert process.poll() is None, process.communicate()
+        assert child.running(), child.said(child.stderr)
         time.sleep(0.05)
     raise AssertionError(f"{path} did not appear in time")
 
@@ -185,17 +184,11 @@ def _wait_for(path, process, timeout=300):
 def test_group_killed_mid_fold_resumes_to_the_same_result(cifar_group, tiny_cifar, tmp_path):
     group_dir, _ = cifar_group
     out = tmp_path / "killed"
-    process = subprocess.Popen(
-        [*KAGGLE_KIT, "train", "cifar10", "--data-dir", str(tiny_cifar), "--folds", "3", "--out", str(out), *FOLD_ARGS],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        preexec_fn=ctrl_c_reaches_it,
-    )
-    _wait_for(out / "fold-2" / "history.csv", process)  # fold 2 has finished its first of two epochs
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    args = ["train", "cifar10", "--data-dir", tiny_cifar, "--folds", "3", "--out", out, *FOLD_ARGS]
+    with zygote().launch(tmp_path, {**os.environ, "PYTHONPATH": str(REPO)}, args) as child:  # a process of its own
+        _wait_for(out / "fold-2" / "history.csv", child)  # fold 2 has finished its first of two epochs
+        child.kill()
+        child.wait()
     assert not (out / "cv.json").exists()
     resumed = run_cli("train", "--resume", out)
     assert resumed.returncode == 0, resumed.stderr
