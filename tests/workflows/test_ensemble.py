@@ -12,6 +12,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.metrics import log_loss as sk_log_loss
 
 from kaggle_kit.competitions.metrics import ACCURACY, LOG_LOSS
+from kaggle_kit.core.errors import KitError
 from kaggle_kit.records.group_folder import FoldGroup
 from kaggle_kit.submissions.provenance import describe_run
 from kaggle_kit.workflows.ensembles import Shared, blend, choose_weights, fit_weights
@@ -152,3 +153,20 @@ def test_members_that_cannot_be_blended_are_one_line_errors(cifar_group, runs, t
     two_folds = run_cli("ensemble", group_dir / "fold-1", group_dir / "fold-2", "--out", out)
     assert_one_line_error(two_folds, f"folds of the group {group_dir.resolve()}", "give the group itself")
     assert not out.exists()
+
+
+def test_an_ensemble_record_predicts_the_file_ensemble_wrote_and_refuses_moved_members(cifar_group, runs, tmp_path):
+    from kaggle_kit.workflows.ensemble_predict import predict_ensemble
+
+    group_dir, _ = cifar_group
+    out = tmp_path / "blend.csv"
+    result = run_cli("ensemble", group_dir, runs["seed3"], "--out", out, "--weights", "3,1", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    again = predict_ensemble(out, tmp_path / "again.csv", device="cpu")  # every member rebuilt, nothing reweighed
+    assert again.read_bytes() == out.read_bytes()
+    record = json.loads((tmp_path / "blend.csv.ensemble.json").read_text())
+    record["members"][1]["path"] = str(tmp_path / "moved")
+    (tmp_path / "moved.csv.ensemble.json").write_text(json.dumps(record))
+    with pytest.raises(KitError, match="is not found at .*moved.*kaggle-kit ensemble"):
+        predict_ensemble(tmp_path / "moved.csv", tmp_path / "x.csv", device="cpu")
+    assert not (tmp_path / "x.csv").exists()
