@@ -9,7 +9,7 @@ The members' test values are the ones `ensemble` blends (`ensembles.load_member`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ class EnsemblePrediction:
     rows: int
     sample_path: Path
     members: int
+    warnings: list[str] = field(default_factory=list)
 
 
 def member_test_values(folder: Path, kind: str, comp: Competition, data_dir, device: str):

@@ -15,6 +15,7 @@ from kaggle_kit.competitions.metrics import ACCURACY, LOG_LOSS
 from kaggle_kit.core.errors import KitError
 from kaggle_kit.records.group_folder import FoldGroup
 from kaggle_kit.submissions.provenance import describe_run
+from kaggle_kit.workflows.ensemble_predict import predict_ensemble
 from kaggle_kit.workflows.ensembles import Shared, blend, choose_weights, fit_weights
 
 
@@ -155,20 +156,20 @@ def test_members_that_cannot_be_blended_are_one_line_errors(cifar_group, runs, t
     assert not out.exists()
 
 
-def test_an_ensemble_record_predicts_the_file_ensemble_wrote_and_refuses_moved_members(cifar_group, runs, tmp_path):
-    from kaggle_kit.workflows.ensemble_predict import predict_ensemble
-
+def test_predict_of_an_ensemble_writes_the_file_ensemble_wrote_and_refuses_moved_members(cifar_group, runs, tmp_path):
     group_dir, _ = cifar_group
     out = tmp_path / "blend.csv"
     result = run_cli("ensemble", group_dir, runs["seed3"], "--out", out, "--weights", "3,1", "--device", "cpu")
     assert result.returncode == 0, result.stderr
-    again = predict_ensemble(out, tmp_path / "again.csv", device="cpu").path  # every member rebuilt, nothing reweighed
-    assert again.read_bytes() == out.read_bytes()
+    again = run_cli("predict", out, "--out", tmp_path / "again.csv", "--device", "cpu")  # rebuilt, not reweighed
+    assert again.returncode == 0 and "from 2 members" in again.stdout, again.stderr
+    assert (tmp_path / "again.csv").read_bytes() == out.read_bytes()
+    assert_one_line_error(run_cli("predict", out, "--tta"), "is an ensemble", "drop --checkpoint, --tta")
     record = json.loads((tmp_path / "blend.csv.ensemble.json").read_text())
     record["members"][1]["path"] = str(tmp_path / "moved")
     (tmp_path / "moved.csv.ensemble.json").write_text(json.dumps(record))
     with pytest.raises(KitError, match="is not found at .*moved.*kaggle-kit ensemble"):
-        predict_ensemble(tmp_path / "moved.csv", tmp_path / "x.csv", device="cpu")
+        predict_ensemble(tmp_path / "moved.csv.ensemble.json", tmp_path / "x.csv", device="cpu")
     assert not (tmp_path / "x.csv").exists()
 
 
