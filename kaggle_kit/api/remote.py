@@ -63,17 +63,21 @@ def package(
     (docs/inference.md)."""
     from ..kaggle.package import package as make
     from ..kaggle.rehearse import rehearse as run_rehearsal
+    from ..records.ensemble_record import is_ensemble
     from ..records.group_folder import is_group
+    from ..workflows.ensemble_predict import predict_ensemble
     from .results import write_submission
 
     runs = run if isinstance(run, (list, tuple)) else [run]
     single = Path(getattr(runs[0], "folder", runs[0]))
-    source = single if len(runs) == 1 and is_group(single) else one_run(runs)
-    made = make(source, out, owner, dependency_wheels=deps_wheels, engine=engine)
+    whole = len(runs) == 1 and (is_group(single) or is_ensemble(single))
+    made = make(single if whole else one_run(runs), out, owner, dependency_wheels=deps_wheels, engine=engine)
     if not rehearse:
         return made, None
 
     def predicted(folder: Path, data: Path | None, csv: Path) -> Path:  # what `kaggle-kit predict` writes
+        if made.kind == "ensemble":
+            return predict_ensemble(folder, csv, data, device="cpu").path
         return write_submission(folder, data, out=csv, device="cpu").path
 
     return made, run_rehearsal(made.folder, data_dir, expected=predicted)
@@ -92,18 +96,30 @@ def runtime_estimate(
     devices predict would use (default: every visible GPU), against the competition's time limit
     (`RuntimeEstimate.lines()` says it, with a warning within 2x of the limit)."""
     from ..inference.estimate import estimate_runtime
-    from ..records.group_folder import FoldGroup, is_group
+    from ..records.ensemble_record import is_ensemble, read_ensemble_record
+    from ..records.group_folder import is_group
 
     runs = run if isinstance(run, (list, tuple)) else [run]
     folder = Path(getattr(runs[0], "folder", runs[0]))
-    if len(runs) == 1 and is_group(folder):  # every fold predicts the hidden test set
-        group = FoldGroup(folder)
-        members = [group.fold_dir(fold) for fold in range(1, group.k + 1)]
+    if len(runs) == 1 and is_ensemble(folder):  # every member, every fold of a member group, predicts it
+        members = [fold for m in read_ensemble_record(folder).members for fold in _runs_of(m.folder)]
+    elif len(runs) == 1 and is_group(folder):  # every fold predicts the hidden test set
+        members = _runs_of(folder)
     else:
         members = [one_run(runs)]
     return estimate_runtime(
         members, data_dir, test_images=test_images, engine=engine, device=device, devices=devices, batch_size=batch_size
     )
+
+
+def _runs_of(folder: Path) -> list[Path]:
+    """A fold group's fold folders, or the run folder itself."""
+    from ..records.group_folder import FoldGroup, is_group
+
+    if not is_group(folder):
+        return [folder]
+    group = FoldGroup(folder)
+    return [group.fold_dir(fold) for fold in range(1, group.k + 1)]
 
 
 def push(folder: Path | str, message: str | None = None, timeout: float = 9 * 3600.0, score_timeout: float = 1800.0):

@@ -189,9 +189,12 @@ def write_submission(
     import pandas as pd
 
     from ..core.errors import KitError
+    from ..records.ensemble_record import is_ensemble
     from ..records.group_folder import is_group
 
-    if is_group(path):
+    if is_ensemble(path):  # the CSV `ensemble` wrote (or its record): every member predicted again and blended
+        result = _predict_ensemble(Path(path), data_dir, checkpoint, tta, out, device, engine, devices)
+    elif is_group(path):
         from ..workflows.cross_validation import predict_group
 
         if checkpoint != "best" or tta is not None:
@@ -218,3 +221,17 @@ def write_submission(
             devices=devices,
         )
     return Submission(pd.read_csv(result.path), Path(result.path), result)
+
+
+def _predict_ensemble(path: Path, data_dir, checkpoint, tta, out, device, engine, devices):
+    from ..core.errors import KitError
+    from ..workflows.ensemble_predict import predict_ensemble
+
+    if checkpoint != "best" or tta is not None or engine != "torch" or devices is not None:
+        raise KitError(
+            f"{path} is an ensemble: each member predicts with its best.pt, TTA choice and torch, as `ensemble` "
+            "did; drop --checkpoint, --tta, --engine and --devices"
+        )
+    csv = path.with_suffix("") if path.suffix.lower() == ".json" else path  # blend.csv.ensemble.json -> blend.csv
+    default = csv.with_name(csv.name.removesuffix(".ensemble").removesuffix(".csv") + ".predicted.csv")
+    return predict_ensemble(path, Path(out) if out else default, data_dir, device=device)

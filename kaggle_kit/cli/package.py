@@ -12,7 +12,7 @@ def package_command(
     runs: list[Path] = typer.Argument(
         ...,
         metavar="RUN_OR_GROUP...",
-        help="A run folder, a fold group (train --folds K), or a folder holding one run.",
+        help="A run folder, a fold group (train --folds K), an ensemble's CSV, or a folder holding one run.",
     ),
     out: Optional[Path] = typer.Option(
         None, "--out", help="Where to write dataset/ and notebook/ (default packages/<competition>/<run>)."
@@ -36,11 +36,11 @@ def package_command(
         None, "--test-images", min=1, help="Hidden test images for the runtime estimate (default: declared, or local)."
     ),
 ) -> None:
-    """Package a trained run or fold group for a Kaggle code competition: weights dataset + offline notebook."""
+    """Package a trained run, fold group or ensemble for a Kaggle code competition: weights dataset + notebook."""
     from ..api.remote import package, runtime_estimate
 
     made, done = package(runs, out, owner, deps_wheels, rehearse, data_dir, engine=engine)
-    what = "fold group" if made.kind == "group" else "run"
+    what = {"group": "fold group", "ensemble": "ensemble"}.get(made.kind, "run")
     print(f"packaged {what} {made.run} of {made.competition.slug} in {made.folder} ({engine} engine)")
     print(f"  dataset  {made.dataset_id}: {len(made.files)} files ({', '.join(sorted(made.files))})")
     print(f"  notebook {made.notebook_id}: internet off, sources {made.dataset_id} and {made.competition.slug}")

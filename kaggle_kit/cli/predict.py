@@ -97,7 +97,7 @@ def score_command(
 
 def predict_command(
     run_dir: Path = typer.Argument(
-        ..., metavar="RUN_DIR", help="A run folder made by `kaggle-kit train`, or a fold group (`train --folds K`)."
+        ..., metavar="RUN_DIR", help="A run folder (`train`), a fold group (`train --folds K`) or an ensemble's CSV."
     ),
     data_dir: Optional[Path] = typer.Option(
         None, "--data-dir", help="The competition's data folder or download (default: the one the run was trained on)."
@@ -141,6 +141,7 @@ def predict_command(
     from ..core import progress
 
     progress.enable(progress.enabled() and not quiet)
+    from ..records.ensemble_record import is_ensemble
     from ..records.group_folder import is_group
 
     if estimate is not None:
@@ -159,6 +160,10 @@ def predict_command(
         typer.echo(f"note: {note}", err=True)
     if is_group(run_dir):
         return _report_group(result)
+    if is_ensemble(run_dir):
+        print(f"wrote {result.path}: {result.rows} rows from {result.members} members, with the ensemble's weights")
+        print(f"ok: {result.path}: {result.rows} rows, header matches {result.sample_path}")
+        return print(f"next: kaggle-kit submit {result.path}")
     _report_run(result)
 
 

@@ -8,7 +8,7 @@ the OOF values: thresholds, cut points, the new-class threshold) and, for one la
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..competitions.registry import resolve
@@ -24,11 +24,14 @@ class Source:
 
     path: Path
     name: str
-    kind: str  # "run" or "group"
+    kind: str  # "run", "group" or "ensemble"
     config: RunConfig  # the run's, or the first fold's (competition, device)
     members: list[tuple[RunDir, str]]
     extra_files: list[Path]  # a group's own files that its prediction reads
     folds: int | None = None
+    named_files: dict[str, Path] = field(default_factory=dict)  # dataset name -> file (an ensemble's members')
+    written: dict[str, str] = field(default_factory=dict)  # dataset name -> text (an ensemble's record)
+    ensemble: list[dict] | None = None  # an ensemble's members for the notebook: name, folds, group files
 
 
 def checked_group(path: Path, engine: str) -> Source:

@@ -6,11 +6,13 @@ Steps, each named in the log with the seconds since the script started (`kaggle-
     install   pip installs the dataset's wheels with no index into a fresh folder, first on sys.path, and checks
               that kaggle_kit is imported from there (the packaged code is what runs, not a copy on the image)
     weights   rebuilds a run folder (config.json, split.json, best.pt) from the dataset's safetensors weights; for
-              a fold group, the group folder: folds.json, cv.json, the OOF file and fold-I/ from the fold-I.* files
+              a fold group, the group folder: folds.json, cv.json, the OOF file and fold-I/ from the fold-I.* files;
+              for an ensemble, each member-I (a run or a group, from the member-I.* files) beside ensemble.json
     predict   kaggle_kit.inference.predict.predict_run on the competition's data: the run's TTA choice and temperature,
               the test set split across every visible GPU (both of Kaggle's T4s; $KAGGLE_KIT_DEVICES, e.g. cpu,cpu,
               names others: a rehearsal runs the split here); a fold group through
-              kaggle_kit.workflows.cross_validation.predict_group, as `kaggle-kit predict GROUP`
+              kaggle_kit.workflows.cross_validation.predict_group, as `kaggle-kit predict GROUP`; an ensemble
+              through kaggle_kit.workflows.ensemble_predict.predict_ensemble, with the weights `ensemble` chose
     validate  checks submission.csv against the competition's sample, as Kaggle will
 
 Inputs come from /kaggle/input/<slug>/ and the output goes to /kaggle/working/submission.csv, or from
@@ -42,6 +44,7 @@ STARTED = time.monotonic()
 COMPETITION, COMPETITION_SLUG, DATASET_SLUG, RUN = __COMPETITION__, __COMPETITION_SLUG__, __DATASET_SLUG__, __RUN__
 ENGINE = __ENGINE__
 FOLDS, GROUP_FILES = __FOLDS__, __GROUP_FILES__  # a fold group's K and its own files; None for a run
+ENSEMBLE = __ENSEMBLE__  # an ensemble's members (name, folds, group files) beside ensemble.json; None otherwise
 DEVICES = os.environ.get("KAGGLE_KIT_DEVICES") or None  # None: every visible GPU, so both T4s share the test set
 os.environ.setdefault("KAGGLE_KIT_PROGRESS", "1")  # the log shows images/s and an ETA while the job runs
 INPUT = Path(os.environ.get("KAGGLE_KIT_INPUT_ROOT") or "/kaggle/input")
@@ -85,16 +88,29 @@ def rebuild_run(run, prefix=""):
         shutil.copy2(export, run / "onnx" / export.name)
 
 
+def rebuild_group(folder, folds, files, prefix=""):
+    folder.mkdir(parents=True)
+    for name in files:
+        shutil.copy2(DATASET / (prefix + name), folder / name)
+    for fold in range(1, folds + 1):
+        rebuild_run(folder / f"fold-{fold}", f"{prefix}fold-{fold}.")
+
+
 def weights():
     folder = SCRATCH / "runs" / RUN
+    if ENSEMBLE is not None:  # each member as a run or a fold group under one folder, where ensemble.json names it
+        folder.mkdir(parents=True)
+        shutil.copy2(DATASET / "ensemble.json", folder / "ensemble.json")
+        for member in ENSEMBLE:
+            if member["folds"] is None:
+                rebuild_run(folder / member["name"], member["name"] + ".")
+            else:
+                rebuild_group(folder / member["name"], member["folds"], member["files"], member["name"] + ".")
+        return folder
     if FOLDS is None:
         rebuild_run(folder)
         return folder
-    folder.mkdir(parents=True)
-    for name in GROUP_FILES:
-        shutil.copy2(DATASET / name, folder / name)
-    for fold in range(1, FOLDS + 1):
-        rebuild_run(folder / f"fold-{fold}", f"fold-{fold}.")
+    rebuild_group(folder, FOLDS, GROUP_FILES)
     return folder
 
 
@@ -108,6 +124,12 @@ def predict(run):
         from kaggle_kit.competitions.registry import rediscover
 
         rediscover()
+    if ENSEMBLE is not None:  # every member predicted and blended as `kaggle-kit predict ENSEMBLE.csv`
+        from kaggle_kit.workflows.ensemble_predict import predict_ensemble
+
+        result = predict_ensemble(run / "ensemble.json", SUBMISSION, DATA, root=run)
+        print(f"wrote {result.path}: {result.rows} rows from {result.members} members")
+        return result
     if FOLDS is not None:  # every fold's best.pt, averaged and post-hoc fitted as `kaggle-kit predict GROUP`
         from kaggle_kit.workflows.cross_validation import predict_group
 
@@ -164,11 +186,13 @@ def script(
     engine: str = "torch",
     folds: int | None = None,
     group_files: list[str] | None = None,
+    ensemble: list[dict] | None = None,
 ) -> str:
-    """The notebook for a run, or for a fold group of `folds` runs whose own files are `group_files`."""
+    """The notebook for a run, for a fold group of `folds` runs whose own files are `group_files`, or for an
+    ensemble whose members are `ensemble` (each: name, folds or None, group files)."""
     values = {
         "__TITLE__": comp.title.replace('"', "'"),
-        "__RUN_TEXT__": (f"fold group {run} ({folds} folds)" if folds else f"run {run}").replace('"', "'"),
+        "__RUN_TEXT__": _run_text(run, folds, ensemble).replace('"', "'"),
         "__COMPETITION__": json.dumps(comp.name),
         "__COMPETITION_SLUG__": json.dumps(comp.slug),
         "__DATASET_SLUG__": json.dumps(dataset_slug),
@@ -176,6 +200,7 @@ def script(
         "__ENGINE__": json.dumps(engine),
         "__FOLDS__": repr(int(folds)) if folds else "None",
         "__GROUP_FILES__": json.dumps(group_files or []),
+        "__ENSEMBLE__": repr(ensemble) if ensemble is not None else "None",
         "__SUBMISSION_NAME__": json.dumps(SUBMISSION_NAME),
         "__STEP_PREFIX__": json.dumps(STEP_PREFIX),
         "__FAILURE_PREFIX__": json.dumps(FAILURE_PREFIX),
@@ -184,3 +209,9 @@ def script(
     for key, value in values.items():
         text = text.replace(key, value)
     return text
+
+
+def _run_text(run: str, folds: int | None, ensemble: list[dict] | None) -> str:
+    if ensemble is not None:
+        return f"ensemble {run} ({len(ensemble)} members)"
+    return f"fold group {run} ({folds} folds)" if folds else f"run {run}"

@@ -39,10 +39,12 @@ from pathlib import Path
 from ..competitions.registry import Competition, resolve
 from ..core.atomic import atomic_write_text
 from ..core.errors import KitError
+from ..records.ensemble_record import is_ensemble
 from ..records.group_folder import is_group
 from ..records.run_config import CONFIG, RunConfig
 from ..records.run_folder import RunDir
 from ..submissions.provenance import file_sha256
+from .ensemble_package import checked_ensemble
 from .group_package import Source, checked_group
 
 DEPENDENCY_WHEELS = ("albumentations", "albucore")
@@ -82,7 +84,7 @@ def package(
     onnxruntime wheel, and the notebook predicts through ONNX Runtime."""
     if engine not in ("torch", "onnx"):
         raise KitError(f"package --engine {engine}: use torch or onnx")
-    source = checked_group(Path(run_dir), engine) if is_group(run_dir) else _checked_run(RunDir(run_dir), engine)
+    source = _checked_source(Path(run_dir), engine)
     comp = resolve(source.config.competition)
     owner = owner or _kaggle_username()
     folder = Path(out) if out else Path("packages") / comp.name / source.name
@@ -108,6 +110,12 @@ def package(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Package(folder, comp, source.name, dataset_id, notebook_id, files, source.kind)
+
+
+def _checked_source(path: Path, engine: str) -> Source:
+    if is_ensemble(path):
+        return checked_ensemble(path, engine)
+    return checked_group(path, engine) if is_group(path) else _checked_run(RunDir(path), engine)
 
 
 def _checked_run(run: RunDir, engine: str) -> Source:
@@ -182,6 +190,10 @@ def _write_dataset(folder: Path, source: Source, dataset_id: str, dependency_whe
         _write_member(folder, run, prefix, engine)
     for path in source.extra_files:
         shutil.copy2(path, folder / path.name)
+    for name, path in source.named_files.items():
+        shutil.copy2(path, folder / name)
+    for name, text in source.written.items():
+        atomic_write_text(folder / name, text)
     _build_wheel(folder)
     if dependency_wheels:
         _download_dependency_wheels(folder)
@@ -309,5 +321,5 @@ def _write_notebook(
     }
     atomic_write_text(folder / KERNEL_META, json.dumps(metadata, indent=2))
     group_files = [path.name for path in source.extra_files]
-    text = script(comp, dataset_id.split("/")[1], source.name, engine, source.folds, group_files)
+    text = script(comp, dataset_id.split("/")[1], source.name, engine, source.folds, group_files, source.ensemble)
     atomic_write_text(folder / SCRIPT, text)

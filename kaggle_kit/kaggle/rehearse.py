@@ -27,6 +27,7 @@ import pandas as pd
 from ..competitions.registry import resolve
 from ..core.archive import extract
 from ..core.errors import KitError
+from ..records.ensemble_record import read_ensemble_record
 from ..records.group_folder import FoldGroup, is_group
 from ..records.run_config import RunConfig
 from .notebook import FAILURE_PREFIX, STEP_PREFIX, SUBMISSION_NAME
@@ -96,7 +97,12 @@ def _data_dir(manifest: dict, data_dir) -> Path:
     if not given:
         try:
             source = manifest["run_dir"]
-            given = FoldGroup(source).plan()["data_dir"] if is_group(source) else RunConfig.read(source).data_dir
+            if manifest.get("kind") == "ensemble":  # the record names the download its members predicted
+                given = read_ensemble_record(source).data_dir
+            elif is_group(source):
+                given = FoldGroup(source).plan()["data_dir"]
+            else:
+                given = RunConfig.read(source).data_dir
         except (KitError, KeyError):  # the run folder is gone or damaged: say that its data folder is unknown
             given = None
     if not given or not Path(given).is_dir():

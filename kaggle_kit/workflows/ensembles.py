@@ -359,7 +359,7 @@ def _result(out, rows, comp, members, shared, w, figure, chosen, groups, sample_
     )
 
 
-def _record(result: EnsembleResult, sha256: str, layout) -> None:
+def _record(result: EnsembleResult, sha256: str, layout, fitted: dict | None = None) -> None:
     """Beside the CSV: what `submit` puts in the ledger (members and weights as the recipe, blend score as local)."""
     from ..submissions.provenance import blend_record_path
 
@@ -377,4 +377,6 @@ def _record(result: EnsembleResult, sha256: str, layout) -> None:
         "data_dir": str(layout.root.resolve()),
         "sample": str(Path(layout.sample_path).resolve()),
     }
+    if fitted is not None:  # a target kind's fit on the blend, which ensemble_predict applies again
+        record["fitted"] = fitted
     atomic_write_text(blend_record_path(result.path), json.dumps(record, indent=1))

@@ -28,6 +28,7 @@ from .ensembles import (
     EnsembleResult,
     Member,
     _record,
+    blend,
     check_members,
     ensemble,
     member_identity,
@@ -153,7 +154,7 @@ def ensemble_targets(paths: list[Path], out: Path, chosen, data_dir, device: str
     blended = weigh(kind, metric, chosen, shared.labels, shared.probs, groups)
     if any(m.test_ids != members[0].test_ids for m in members):
         raise KitError(f"the members predicted other test ids than {members[0].path}: use one --data-dir")
-    test_values = sum(w * m.test_probs for w, m in zip(blended.weights, members))
+    test_values = blend([m.test_probs for m in members], blended.weights)
     sample = read_sample(layout.sample_path, comp)
     out.parent.mkdir(parents=True, exist_ok=True)
     fitted, classes = blended.record["fitted"], members[0].classes
@@ -181,5 +182,5 @@ def ensemble_targets(paths: list[Path], out: Path, chosen, data_dir, device: str
         [warning for m in members for warning in m.warnings],
         blend_interval=Interval.from_dict(blended.record["interval"]), cross_fitted=bool(crossed), notes=notes,
     )  # fmt: skip
-    _record(result, file_sha256(out), layout)
+    _record(result, file_sha256(out), layout, blended.record["fitted"])
     return result

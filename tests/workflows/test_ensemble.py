@@ -12,8 +12,10 @@ from sklearn.metrics import accuracy_score
 from sklearn.metrics import log_loss as sk_log_loss
 
 from kaggle_kit.competitions.metrics import ACCURACY, LOG_LOSS
+from kaggle_kit.core.errors import KitError
 from kaggle_kit.records.group_folder import FoldGroup
 from kaggle_kit.submissions.provenance import describe_run
+from kaggle_kit.workflows.ensemble_predict import predict_ensemble
 from kaggle_kit.workflows.ensembles import Shared, blend, choose_weights, fit_weights
 
 
@@ -152,3 +154,43 @@ def test_members_that_cannot_be_blended_are_one_line_errors(cifar_group, runs, t
     two_folds = run_cli("ensemble", group_dir / "fold-1", group_dir / "fold-2", "--out", out)
     assert_one_line_error(two_folds, f"folds of the group {group_dir.resolve()}", "give the group itself")
     assert not out.exists()
+
+
+def test_predict_of_an_ensemble_writes_the_file_ensemble_wrote_and_refuses_moved_members(cifar_group, runs, tmp_path):
+    group_dir, _ = cifar_group
+    out = tmp_path / "blend.csv"
+    result = run_cli("ensemble", group_dir, runs["seed3"], "--out", out, "--weights", "3,1", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    again = run_cli("predict", out, "--out", tmp_path / "again.csv", "--device", "cpu")  # rebuilt, not reweighed
+    assert again.returncode == 0 and "from 2 members" in again.stdout, again.stderr
+    assert (tmp_path / "again.csv").read_bytes() == out.read_bytes()
+    assert_one_line_error(run_cli("predict", out, "--tta"), "is an ensemble", "drop --checkpoint, --tta")
+    record = json.loads((tmp_path / "blend.csv.ensemble.json").read_text())
+    record["members"][1]["path"] = str(tmp_path / "moved")
+    (tmp_path / "moved.csv.ensemble.json").write_text(json.dumps(record))
+    with pytest.raises(KitError, match="is not found at .*moved.*kaggle-kit ensemble"):
+        predict_ensemble(tmp_path / "moved.csv.ensemble.json", tmp_path / "x.csv", device="cpu")
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_package_an_ensemble_rehearses_and_matches_the_blend_and_refuses_unfinished(cifar_group, runs, tmp_path):
+    group = shutil.copytree(cifar_group[0], tmp_path / "group")  # packaging may calibrate: copies, not fixtures
+    run = shutil.copytree(runs["seed3"], tmp_path / "seed3")
+    blended = tmp_path / "blend.csv"
+    made = run_cli("ensemble", group, run, "--out", blended, "--weights", "3,1", "--device", "cpu")
+    assert made.returncode == 0, made.stderr
+    package = ["package", blended, "--owner", "someone", "--no-deps-wheels", "--out", tmp_path / "pkg"]
+    packaged = run_cli(*package, "--rehearse", env={"PIP_NO_INDEX": "1"})
+    assert packaged.returncode == 0, packaged.stderr
+    assert "packaged ensemble blend of cifar-10" in packaged.stdout and "rehearsal passed" in packaged.stdout
+    names = {p.name for p in (tmp_path / "pkg" / "dataset").iterdir()}
+    assert {"ensemble.json", "member-1.folds.json", "member-1.cv.json", "member-1.oof_predictions.npz"} <= names
+    assert {f"member-1.fold-{i}.weights.safetensors" for i in (1, 2, 3)} | {"member-2.weights.safetensors"} <= names
+    assert all(f"fold-{i} " in packaged.stdout for i in (1, 2, 3))  # the estimate counts the group's every fold
+    notebook = tmp_path / "pkg" / "rehearsal" / "working" / "submission.csv"
+    assert notebook.read_bytes() == blended.read_bytes()  # the notebook writes what `ensemble` wrote
+    assert_one_line_error(run_cli(*package, "--engine", "onnx"), "is an ensemble", "torch only")
+    (run / "best.pt").unlink()
+    assert_one_line_error(run_cli(*package), "seed3/best.pt not found", "ensemble member")
+    shutil.rmtree(run)
+    assert_one_line_error(run_cli(*package), "is not found at", "moved or deleted")
