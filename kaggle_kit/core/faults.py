@@ -36,6 +36,11 @@ WRITERS = ("atomic", "submission-csv", "ledger", "cache")  # every writer that c
 _count = 0
 
 
+def injected() -> dict[str, str]:
+    """The fault variables this process was given, for a task that runs in another process (a Ray task) to get too."""
+    return {name: os.environ[name] for name in (CRASH_ENV, ENOSPC_ENV, LOG_ENV) if os.environ.get(name)}
+
+
 def _target(name: str) -> tuple[int, str]:
     raw = os.environ.get(name, "")
     if not raw:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core import ray_jobs
+from ..core import faults, ray_jobs
 from ..core.errors import KitError
 from .tune_plan import StudyPlan
 
@@ -63,17 +63,23 @@ def run_study_on_ray(
 ) -> None:
     """Trials as Ray tasks until `trials` (counted across every worker of the study by `budget_used(study)`, as
     `run_study`'s cap), `timeout` seconds (no trial starts after it) or Ctrl-C (the running tasks are cancelled,
-    their trials failed). `said(study, trial)` tells of each trial that ended."""
+    their trials failed). `said(study, trial)` tells of each trial that ended. A trial the full disk stopped is
+    queued again with its parameters, no trial starts after it, and the command ends with its one line once the
+    running ones have ended (as `tune` without Ray)."""
+    from .tune_trial import FullDisk
 
     ray = ray_jobs.connect(address)
     plan = dataclasses.replace(plan, path=plan.path.resolve(), data_dir=_data_folder(plan))
-    task = ray.remote(run_trial_task).options(max_retries=ray_jobs.RETRIES, **ray_jobs.resources(ray))
+    # the fault suite's variables reach the tasks' processes (unset outside tests: no runtime_env of its own)
+    injected = {"runtime_env": {"env_vars": faults.injected()}} if faults.injected() else {}
+    task = ray.remote(run_trial_task).options(max_retries=ray_jobs.RETRIES, **ray_jobs.resources(ray), **injected)
+    full_disk = FullDisk()
     room = ray_jobs.slots(ray)
     deadline = None if timeout is None else time.monotonic() + timeout
     running: dict[Any, Any] = {}  # task reference -> its trial
     try:
         while True:
-            while len(running) < room and _may_start(study, trials, deadline, budget_used):
+            while len(running) < room and not full_disk.said and _may_start(study, trials, deadline, budget_used):
                 trial = study.ask()
                 trial.set_user_attr("study_dir", str(plan.path))
                 plan.space.suggest(trial)  # drawn here, by the study's one seeded sampler
@@ -81,14 +87,17 @@ def run_study_on_ray(
                 ref = task.remote(plan, storage_url, heartbeat_s, study.pruner, *where)
                 running[ref] = trial
             if not running:
-                return
+                break
             (done,), _ = ray.wait(list(running), num_returns=1)
-            said(study, _tell(ray, study, running.pop(done), done))
+            ended = _tell(ray, study, running.pop(done), done)
+            said(study, ended)
+            full_disk.queue_again(study, ended)
     except KeyboardInterrupt:
         for ref, trial in running.items():
             ray.cancel(ref, force=True)
             _fail(study, trial, "interrupted")
         raise
+    full_disk.raise_if_full()
 
 
 def _may_start(study, trials: int | None, deadline: float | None, budget_used) -> bool:

@@ -104,18 +104,24 @@ class FullDisk:
         self.said: str | None = None
 
     def __call__(self, study, trial) -> None:
+        if self.queue_again(study, trial):
+            study.stop()
+
+    def queue_again(self, study, trial) -> bool:
+        """A trial the full disk stopped queued again with its parameters (True), or nothing done (False); `tune
+        --ray`'s driver calls it for each trial a task ended, outside `study.optimize`."""
         import warnings
 
         from optuna.storages import RetryFailedTrialCallback
         from optuna.trial import TrialState
 
         if trial.state != TrialState.FAIL or not trial.user_attrs.get(DISK_FULL):
-            return
+            return False
         with warnings.catch_warnings():  # "experimental since 2.8": the call is what Optuna documents for this
             warnings.simplefilter("ignore")
             RetryFailedTrialCallback(max_retry=None)(study, trial)  # a full disk is never the trial's fault
         self.said = self.said or f"trial {trial.number}: {trial.user_attrs.get('error')}"
-        study.stop()
+        return True
 
     def raise_if_full(self) -> None:
         if self.said:

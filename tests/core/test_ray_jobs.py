@@ -134,3 +134,31 @@ def test_tune_runs_its_trials_as_ray_tasks(ray_cluster, tiny_cifar, tmp_path):
         assert record["state"] == "complete" and record["value"] == trial.value
         assert RunDir(folder).read_config().recipe.lr == trial.params["lr"]
         assert (study_dir / "logs" / f"trial-{trial.number:03d}.log").stat().st_size > 0
+
+
+def test_tune_on_ray_queues_a_trial_the_full_disk_stopped_and_the_next_run_finishes_it(
+    ray_cluster, tiny_cifar, tmp_path, monkeypatch
+):
+    """The trial's task finds the disk full at its 2nd kept write: one line naming the folder, the trial queued
+    again with its parameters; the next run (space freed) trains it in the same folder."""
+    from kaggle_kit.core import faults
+
+    monkeypatch.setattr(faults, "_count", 10**6)  # the driver's own writes (this process's) are never the full one
+    space = tmp_path / "lr.toml"
+    space.write_text('seed = 0\npruner = "none"\n[params.lr]\ndistribution = "log-uniform"\nlow = 0.01\nhigh = 0.2\n')
+    args = ["tune", "cifar10", "--data-dir", tiny_cifar, "--space", space, "--trials", "1", "--ray", "auto"]
+    args += [*TINY_CPU_ARGS, "--tta", "off", "--epochs", "1", "--img-size", "24"]
+    full = run_cli(*args, cwd=tmp_path, env={faults.ENOSPC_ENV: "2"})
+    study_dir = tmp_path / "runs" / "cifar10" / "tune-lr"
+    assert_one_line_error(full, "no space left in", str(study_dir / "trial-000"), "runs again, in its folder")
+    storage = JournalStorage(JournalFileBackend(str(study_dir / "journal.log")))
+    first = optuna.load_study(study_name="lr", storage=storage).trials
+    assert [t.state for t in first] == [TrialState.FAIL, TrialState.WAITING]  # its retry, with its parameters
+    assert first[1].params == first[0].params
+
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    trials = optuna.load_study(study_name="lr", storage=storage).trials
+    assert [t.state for t in trials[:2]] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].params == first[0].params and trials[1].user_attrs["run"] == str(study_dir / "trial-000")
+    assert json.loads((study_dir / "trial-000" / "trial.json").read_text())["state"] == "complete"
