@@ -69,8 +69,9 @@ class SoleWriter:
     def __init__(self, folder: Path, what: str):
         from .errors import KitError
 
+        self._fd: int | None = None  # a folder that cannot be made leaves nothing for __del__ to release
         Path(folder).mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        self._fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
