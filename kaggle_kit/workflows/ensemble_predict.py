@@ -3,8 +3,9 @@ member rebuilt and predicted again, blended with the weights (and, for a target 
 image, the fit on the blend: thresholds, cut points) that `ensemble` chose and recorded. Nothing is weighed
 again, so no held-out predictions or training images are needed: what a packaged ensemble's notebook has.
 
-The members' test values are the ones `ensemble` blends (`ensembles.load_member` / `target_ensembles
-.load_kind_member` take the same calls), and the blend is `ensembles.blend`, so the file equals `ensemble`'s.
+The members' test values are the ones `ensemble` blends (`target_ensembles.kind_test_values` for a target kind,
+the same calls as `ensembles.load_member` for labels), and the blend is `ensembles.blend`, so the file equals
+`ensemble`'s.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from ..competitions.metrics import softmax
 from ..competitions.registry import Competition
 from ..core.errors import KitError
 from ..records.ensemble_record import read_ensemble_record
-from ..records.group_folder import FoldGroup
 from .ensembles import blend
 
 
@@ -36,19 +36,10 @@ def member_test_values(folder: Path, kind: str, comp: Competition, data_dir, dev
     image, the kind's values otherwise, as `ensemble` computed them."""
     from ..inference.predict import run_logits
     from .cross_validation import group_logits
-    from .target_folds import group_test_values
+    from .target_ensembles import kind_test_values
 
     if comp.target != "label":
-        if kind == "fold group":
-            group = FoldGroup(folder)
-            return group_test_values(group, group.plan(), data_dir, device)
-        from ..inference.loading import load_run, open_run_layout
-        from ..inference.target_predict import run_test_values
-
-        loaded = load_run(folder, "best", device)
-        layout = open_run_layout(loaded, data_dir)
-        ids, values, _ = run_test_values(loaded, layout, None, None)
-        return ids, values, list(loaded.classes), layout
+        return kind_test_values(folder, kind, data_dir, device)
     if kind == "fold group":
         got = group_logits(folder, data_dir, device=device)
         return got.test_ids, softmax(got.test_logits, got.oof.temperature), got.classes, got.layout

@@ -85,23 +85,33 @@ class KindWeightsFit:
         )
 
 
-def load_kind_member(path: Path, kind: str, comp, fingerprint, data_dir, device: str) -> Member:
-    """A run's or fold group's held-out and test values, as `ensembles.Member` holds probabilities."""
+def kind_test_values(path: Path, kind: str, data_dir, device: str):
+    """A run's or fold group's (test ids, test values, classes, layout): what `ensemble` blends and what
+    `predict_ensemble` blends again (a run is fitted first where it needs to be)."""
     from ..inference.loading import load_run, open_run_layout
-    from ..inference.target_predict import held_out_values, run_test_values
+    from ..inference.target_predict import run_test_values
 
     if kind == "fold group":
         group = FoldGroup(path)
-        if not (group.path / OOF_FILE).is_file():
-            raise KitError(f"{path}: no {OOF_FILE}; finish the group's folds (kaggle-kit train --folds) first")
-        oof = np.load(group.path / OOF_FILE, allow_pickle=False)
-        test_ids, test_values, classes, layout = group_test_values(group, group.plan(), data_dir, device)
+        return group_test_values(group, group.plan(), data_dir, device)
+    loaded = load_run(path, "best", device)
+    layout = open_run_layout(loaded, data_dir)
+    test_ids, test_values, _ = run_test_values(loaded, layout, None, None)
+    return test_ids, test_values, list(loaded.classes), layout
+
+
+def load_kind_member(path: Path, kind: str, comp, fingerprint, data_dir, device: str) -> Member:
+    """A run's or fold group's held-out and test values, as `ensembles.Member` holds probabilities."""
+    from ..inference.target_predict import held_out_values
+
+    if kind == "fold group" and not (FoldGroup(path).path / OOF_FILE).is_file():
+        raise KitError(f"{path}: no {OOF_FILE}; finish the group's folds (kaggle-kit train --folds) first")
+    test_ids, test_values, classes, layout = kind_test_values(path, kind, data_dir, device)
+    if kind == "fold group":
+        oof = np.load(FoldGroup(path).path / OOF_FILE, allow_pickle=False)
         ids, truth, values = oof["ids"].tolist(), oof["truth"], oof["values"]
     else:
-        loaded = load_run(path, "best", device)
-        layout = open_run_layout(loaded, data_dir)
-        test_ids, test_values, _ = run_test_values(loaded, layout, None, None)  # fits the run first where needed
-        (ids, truth, values), classes = held_out_values(RunDir(path)), loaded.classes
+        ids, truth, values = held_out_values(RunDir(path))
     return Member(path, kind, comp, fingerprint, list(classes), ids, truth, values, test_ids, test_values, layout)
 
 
