@@ -71,7 +71,8 @@ def run_study_on_ray(
     ray = ray_jobs.connect(address)
     plan = dataclasses.replace(plan, path=plan.path.resolve(), data_dir=_data_folder(plan))
     # the fault suite's variables reach the tasks' processes (unset outside tests: no runtime_env of its own)
-    injected = {"runtime_env": {"env_vars": faults.injected()}} if faults.injected() else {}
+    fault_vars = faults.injected()
+    injected = {"runtime_env": {"env_vars": fault_vars}} if fault_vars else {}
     task = ray.remote(run_trial_task).options(max_retries=ray_jobs.RETRIES, **ray_jobs.resources(ray), **injected)
     full_disk = FullDisk()
     room = ray_jobs.slots(ray)
