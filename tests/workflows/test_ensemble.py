@@ -174,6 +174,14 @@ def test_predict_of_an_ensemble_writes_the_file_ensemble_wrote_and_refuses_moved
     with pytest.raises(KitError, match="is not found at .*moved.*kaggle-kit ensemble"):
         predict_ensemble(tmp_path / "moved.csv.ensemble.json", tmp_path / "x.csv", device="cpu")
     assert not (tmp_path / "x.csv").exists()
+    # a member of weight 0 is not needed: predicted without it, as its weight says
+    record["members"][0]["weight"], record["members"][1]["weight"] = 1.0, 0.0
+    (tmp_path / "moved.csv.ensemble.json").write_text(json.dumps(record))
+    alone = predict_ensemble(tmp_path / "moved.csv.ensemble.json", tmp_path / "alone.csv", device="cpu")
+    record["members"][1]["path"] = str(runs["seed3"])
+    (tmp_path / "kept.csv.ensemble.json").write_text(json.dumps(record))
+    predict_ensemble(tmp_path / "kept.csv.ensemble.json", tmp_path / "kept.csv", device="cpu")
+    assert alone.members == 1 and (tmp_path / "alone.csv").read_bytes() == (tmp_path / "kept.csv").read_bytes()
 
 
 def test_package_an_ensemble_rehearses_and_matches_the_blend_and_refuses_unfinished(cifar_group, runs, tmp_path):
