@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from .options import QUIET, apply_quiet
+
 
 def demo(
     competition: str = typer.Argument("cifar10", help="cifar10 or dog_breed"),
@@ -17,14 +19,13 @@ def demo(
         None, "--pretrained/--no-pretrained", help="ImageNet weights from the Hugging Face hub (default: the recipe's)"
     ),
     weights: Optional[Path] = typer.Option(None, help="a local weights file instead of the hub (.safetensors, .pth)"),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress lines (they go to stderr, on by default)"),
+    quiet: bool = QUIET,
 ) -> None:
     """Generate a sample download, train, predict, validate the submission and score it locally."""
     from ..competitions.bootstrap import describe_figure
-    from ..core import progress
     from ..workflows.demo import run_demo
 
-    progress.enable(progress.enabled() and not quiet)
+    apply_quiet(quiet)
 
     result = run_demo(
         competition, out, epochs=epochs, arch=arch, pretrained=pretrained, weights=str(weights) if weights else None

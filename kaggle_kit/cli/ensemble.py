@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from .options import QUIET, apply_quiet
+
 
 def ensemble_command(
     members: list[Path] = typer.Argument(
@@ -27,11 +29,13 @@ def ensemble_command(
     top: Optional[int] = typer.Option(
         None, "--top", metavar="K", help="MEMBER is a tune study (runs/*/tune-*): blend its K best complete trials"
     ),
+    quiet: bool = QUIET,
 ) -> None:
     """Blend the members' test probabilities with weights chosen on their shared held-out predictions."""
     from ..api.inference import ensemble
     from ..competitions.bootstrap import Interval
 
+    apply_quiet(quiet)
     result = ensemble(members, out, weights, data_dir, device=device, top=top)
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)

@@ -57,6 +57,12 @@ def _print_event(event: dict[str, Any]) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _print_quiet_event(event: dict[str, Any]) -> None:
+    """`--quiet`: what went wrong or reached Kaggle; no run starts, epochs or plan ETAs."""
+    if event["event"] in ("failed", "submitted", "submit-failed", "interrupted"):
+        _print_event(event)
+
+
 def experiment(
     plan: str = typer.Argument(
         ..., metavar="PLAN", help="a plan file, or a plan name such as study-table2 (or cifar10/study-table2)"
@@ -91,12 +97,16 @@ def experiment(
         metavar="mlflow|tensorboard",
         help="log every run to MLflow or TensorBoard, under the plan's name (repeatable)",
     ),
+    quiet: bool = typer.Option(
+        False, "--quiet", help="only failures, submissions and the summary (each run's log keeps its progress lines)"
+    ),
 ) -> None:
     """Run every cell x seed of a plan as a normal run folder (finished runs are skipped), then write the report."""
     from ..api.study import experiment as run_experiment
     from . import fail
 
-    result = run_experiment(plan, data_dir, out, epochs, seeds, submit, gpus, assignments, track, _print_event, ray)
+    on_event = _print_quiet_event if quiet else _print_event
+    result = run_experiment(plan, data_dir, out, epochs, seeds, submit, gpus, assignments, track, on_event, ray)
     print(
         f"{result.plan} ({result.competition}): {result.runs} runs - {len(result.trained)} trained, "
         f"{len(result.resumed)} resumed, {len(result.skipped)} skipped (already finished), {len(result.failed)} failed "

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from ..config.flags import with_recipe_flags
+from .options import QUIET, apply_quiet
 
 
 def lr_find(
@@ -23,14 +24,13 @@ def lr_find(
     start_lr: float = typer.Option(1e-7, help="the first rate tried"),
     end_lr: float = typer.Option(10.0, help="the last rate tried (the test stops earlier once the loss diverges)"),
     num_steps: int = typer.Option(100, help="optimizer steps, one per rate, spaced exponentially"),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress lines (they go to stderr, on by default)"),
+    quiet: bool = QUIET,
     **overrides,
 ) -> None:
     """Learning-rate range test: loss vs rate (PNG) and a suggested --lr for `train` with the same flags."""
     from ..api.tuning import lr_find as run_range_test
-    from ..core import progress
 
-    progress.enable(progress.enabled() and not quiet)
+    apply_quiet(quiet)
 
     result = run_range_test(
         competition, data_dir, recipe, out, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, **overrides

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from .options import QUIET, apply_quiet
+
 
 def package_command(
     runs: list[Path] = typer.Argument(
@@ -35,8 +37,10 @@ def package_command(
     test_images: Optional[int] = typer.Option(
         None, "--test-images", min=1, help="Hidden test images for the runtime estimate (default: declared, or local)."
     ),
+    quiet: bool = QUIET,
 ) -> None:
     """Package a trained run, fold group or ensemble for a Kaggle code competition: weights dataset + notebook."""
+    apply_quiet(quiet)
     from ..api.remote import package, runtime_estimate
 
     made, done = package(runs, out, owner, deps_wheels, rehearse, data_dir, engine=engine)

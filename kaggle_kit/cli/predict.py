@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from ..api import inference as api
+from .options import QUIET, apply_quiet
 
 PROBLEMS_SHOWN = 10
 INVALID_EXIT_CODE = 1  # the file is wrong; 2 (KitError) means the command could not run at all
@@ -122,7 +123,7 @@ def predict_command(
     batch_size: Optional[int] = typer.Option(
         None, "--batch-size", min=1, help="Images per batch (default: the run's val_batch_size)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress lines (they go to stderr, on by default)"),
+    quiet: bool = QUIET,
     engine: str = typer.Option(
         "torch", "--engine", help="torch, onnx (ONNX Runtime; exported once into the run folder) or auto (the faster)."
     ),
@@ -138,9 +139,8 @@ def predict_command(
     ),
 ) -> None:
     """Predict every test image with a trained run (or fold group) and write a validated submission file."""
-    from ..core import progress
 
-    progress.enable(progress.enabled() and not quiet)
+    apply_quiet(quiet)
     from ..records.ensemble_record import is_ensemble
     from ..records.group_folder import is_group
 

@@ -12,6 +12,7 @@ import typer
 from ..api.options import RunOptions
 from ..api.training import GroupOutcome, SingleOutcome, is_launcher, launch_workers, run_training
 from ..config.flags import with_recipe_flags
+from .options import QUIET
 
 TRACK_HELP = "log the run to MLflow ($MLFLOW_TRACKING_URI, else runs/mlflow.db) or TensorBoard (RUN/tensorboard)"
 
@@ -59,7 +60,7 @@ def train(
     hooks: Optional[list[str]] = typer.Option(
         None, "--hook", metavar="MODULE:CLASS", help="a training hook to add, imported by name; repeatable"
     ),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress lines (they go to stderr, on by default)"),
+    quiet: bool = QUIET,
     **overrides,
 ) -> None:
     """Train a model; every recipe setting can be overridden by its flag."""

@@ -10,6 +10,7 @@ import typer
 
 from ..config.flags import with_recipe_flags
 from ..core.errors import KitError
+from .options import QUIET, apply_quiet
 
 
 def tune(
@@ -41,6 +42,7 @@ def tune(
     heartbeat: int = typer.Option(60, metavar="SECONDS", help="with --storage: a worker silent 2x this has died"),
     data_dir: Optional[Path] = typer.Option(None, help="data folder or download zip (default data/<slug>)"),
     recipe: Optional[str] = typer.Option(None, help="named recipe the trials start from (default: the competition's)"),
+    quiet: bool = QUIET,
     **overrides,
 ) -> None:
     """Search recipe settings with Optuna (TPE, pruning); every trial is a run you can predict from."""
@@ -48,6 +50,7 @@ def tune(
     from ..study import tune as tuning
     from ..study.tune_storage import redact_arguments
 
+    apply_quiet(quiet)
     # every trial's config.json records the command line: never with the database password (main restores it)
     set_arguments(redact_arguments(arguments()))
     if heartbeat < 1:

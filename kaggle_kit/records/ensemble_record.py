@@ -47,8 +47,8 @@ def is_ensemble(path: Path | str) -> bool:
 
 
 def read_ensemble_record(path: Path | str, root: Path | None = None) -> EnsembleRecord:
-    """The record with every member found (under `root` by member name where given: a packaged ensemble), else a
-    one-line KitError naming the member and the fix."""
+    """The record with every member of non-zero weight found (under `root` by member name where given: a packaged
+    ensemble), else a one-line KitError naming the member and the fix."""
     path = record_path(path)
     try:
         record = json.loads(path.read_text())
@@ -56,6 +56,9 @@ def read_ensemble_record(path: Path | str, root: Path | None = None) -> Ensemble
         named = [(Path(row["path"]), row["kind"], float(row["weight"]), str(row["name"])) for row in rows]
     except (OSError, ValueError, KeyError, TypeError):
         raise KitError(f"{path} is missing or unreadable: pass the CSV `kaggle-kit ensemble` wrote") from None
+    # a member weighing nothing changes no prediction: it is not rebuilt, predicted or shipped
+    weighed = [i for i, (_, _, weight, _) in enumerate(named) if weight > 0] or list(range(len(named)))
+    named, record = [named[i] for i in weighed], dict(record, members=[rows[i] for i in weighed])
     if comp.target != "label" and "fitted" not in record:
         raise KitError(f"{path} records no fit on the blend (an older ensemble): run `kaggle-kit ensemble` again")
     members = []

@@ -87,7 +87,8 @@ def train_one_epoch(
     # plus the rank: each rank's dropout and GPU-side augmentation draw differ (rank 0 draws as a single process)
     seed_everything(epoch_seed(recipe.seed, epoch, salt=1) + distributed.rank())
     train_model.train()  # frozen backbone BatchNorm layers stay in eval mode (models.set_backbone_frozen)
-    lr = max(group["lr"] for group in optimizer.param_groups)  # the head's with --layer-decay
+    # the epoch's mean rate over its steps: the rate before the first step is a warmup's floor, not the epoch's
+    lr_sum, updates = 0.0, 0
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     finite = torch.ones((), device=device, dtype=torch.bool)
@@ -115,6 +116,7 @@ def train_one_epoch(
         if step % DIVERGENCE_CHECK_STEPS == 0 and not bool(finite):
             _diverged(epoch, recipe)
         if batch.update:
+            lr_sum, updates = lr_sum + _peak_lr(optimizer), updates + 1
             _update(state.model, optimizer, state.scheduler, state.scaler, recipe.grad_clip)
         batch.loss, batch.logits = loss, logits
         for hook in after:
@@ -133,13 +135,17 @@ def train_one_epoch(
     seconds = time.perf_counter() - start
     return {
         "epoch": epoch,
-        "lr": lr,
+        "lr": lr_sum / updates if updates else _peak_lr(optimizer),
         "train_loss": total_loss / max(seen_all, 1),
         # a label set, value or grade has no argmax to be right: no accuracy rather than a 0
         "train_accuracy": correct_all / max(seen_all, 1) if target is None or target.name == "label" else float("nan"),
         "seconds": seconds,
         "images_per_s": seen_all / max(seconds, 1e-9),
     }
+
+
+def _peak_lr(optimizer) -> float:
+    return max(group["lr"] for group in optimizer.param_groups)  # the head's with --layer-decay
 
 
 def _no_sync(train_model):

@@ -110,6 +110,8 @@ def experiment(sample_zips, tmp_path_factory):
             (partial / name).unlink(missing_ok=True)
         rerun = kit(["experiment", plan, "--data-dir", data, "--out", exp, "--submit"], work, env)
         assert rerun.returncode == 0, rerun.stderr
+    quiet = kit(["experiment", plan, "--data-dir", data, "--out", exp, "--quiet"], work, env)
+    assert quiet.returncode == 0, quiet.stderr
     return {
         "work": work,
         "exp": exp,
@@ -118,6 +120,7 @@ def experiment(sample_zips, tmp_path_factory):
         "texts": texts,
         "before": before,
         "rerun": rerun,
+        "quiet": quiet,
         "partial": partial,
         "original": original,
         "submission": submission,
@@ -151,6 +154,9 @@ def test_rerun_skips_finished_runs_and_resumes_the_partial_one(experiment):
     rerun, exp = experiment["rerun"], experiment["exp"]
     assert "0 trained, 1 resumed, 3 skipped (already finished), 0 failed" in rerun.stdout
     assert "schedule=cosine/seed=1: resuming" in rerun.stderr
+    quiet = experiment["quiet"]  # --quiet: the summary, no line per run or plan ETA
+    assert "0 trained, 0 resumed, 4 skipped (already finished), 0 failed" in quiet.stdout
+    assert "run 1/4" in rerun.stderr and "run " not in quiet.stderr and "plan:" not in quiet.stderr, quiet.stderr
     after = snapshot(exp)
     before = experiment["before"]
     assert {n for n in RUNS if after[n] != before[n]} == {"schedule=cosine/seed=1"}

@@ -104,8 +104,9 @@ def runs(tiny_cifar, tmp_path_factory):
 def test_blend_of_a_group_and_a_run_is_a_validated_recorded_submission(cifar_group, runs, tiny_cifar, tmp_path):
     group_dir, _ = cifar_group
     out = tmp_path / "blend.csv"
-    result = run_cli("ensemble", group_dir, runs["seed3"], "--out", out, "--weights", "auto")
-    assert result.returncode == 0, result.stderr
+    shell = {"KAGGLE_KIT_PROGRESS": None}  # as a user's shell has it: progress on
+    result = run_cli("ensemble", group_dir, runs["seed3"], "--out", out, "--weights", "auto", env=shell)
+    assert result.returncode == 0 and " eta " in result.stderr, result.stderr
     assert "accuracy" in result.stdout and "higher is better" in result.stdout and "blend" in result.stdout
     blend_line = next(line for line in result.stdout.splitlines() if line.strip().startswith("blend"))
     assert "n=10" in blend_line  # every figure with its interval and the images it stands on
@@ -127,8 +128,10 @@ def test_blend_of_a_group_and_a_run_is_a_validated_recorded_submission(cifar_gro
     comp, info = describe_run(out)  # what `submit` writes into the ledger
     assert comp.name == "cifar10" and info.local_score == record["blend_score"]
     assert group_dir.name in info.recipe and runs["seed3"].name in info.recipe and f"{weights[0]:.3f}" in info.recipe
-    given = run_cli("ensemble", group_dir, runs["seed3"], "--out", tmp_path / "given.csv", "--weights", "3,1")
-    assert given.returncode == 0, given.stderr
+    given = run_cli(
+        "ensemble", group_dir, runs["seed3"], "--out", tmp_path / "given.csv", "--weights", "3,1", "--quiet", env=shell
+    )
+    assert given.returncode == 0 and " eta " not in given.stderr, given.stderr
     given_record = json.loads((tmp_path / "given.csv.ensemble.json").read_text())
     assert [m["weight"] for m in given_record["members"]] == pytest.approx([0.75, 0.25])
 
@@ -171,6 +174,14 @@ def test_predict_of_an_ensemble_writes_the_file_ensemble_wrote_and_refuses_moved
     with pytest.raises(KitError, match="is not found at .*moved.*kaggle-kit ensemble"):
         predict_ensemble(tmp_path / "moved.csv.ensemble.json", tmp_path / "x.csv", device="cpu")
     assert not (tmp_path / "x.csv").exists()
+    # a member of weight 0 is not needed: predicted without it, as its weight says
+    record["members"][0]["weight"], record["members"][1]["weight"] = 1.0, 0.0
+    (tmp_path / "moved.csv.ensemble.json").write_text(json.dumps(record))
+    alone = predict_ensemble(tmp_path / "moved.csv.ensemble.json", tmp_path / "alone.csv", device="cpu")
+    record["members"][1]["path"] = str(runs["seed3"])
+    (tmp_path / "kept.csv.ensemble.json").write_text(json.dumps(record))
+    predict_ensemble(tmp_path / "kept.csv.ensemble.json", tmp_path / "kept.csv", device="cpu")
+    assert alone.members == 1 and (tmp_path / "alone.csv").read_bytes() == (tmp_path / "kept.csv").read_bytes()
 
 
 def test_package_an_ensemble_rehearses_and_matches_the_blend_and_refuses_unfinished(cifar_group, runs, tmp_path):
