@@ -4,6 +4,7 @@ terminal, plain lines elsewhere), where the `kaggle-kit` commands decide by thei
 from __future__ import annotations
 
 import functools
+import inspect
 from contextlib import contextmanager
 
 from ..core import progress
@@ -22,12 +23,20 @@ def progress_shown(quiet: bool = False):
 
 
 def with_progress(call):
-    """`call` showing its progress unless called with `quiet=True`: what `kk.<name>` hands out (the commands call
-    the plain function)."""
+    """`call` showing its progress unless called with `quiet=True`, as every command takes `--quiet`: what
+    `kk.<name>` hands out (the commands call the plain function). A call without a `quiet` parameter of its own
+    gets one here."""
+    signature = inspect.signature(call)
+    takes_quiet = "quiet" in signature.parameters
 
     @functools.wraps(call)
-    def shown(*args, **kwargs):
-        with progress_shown(bool(kwargs.get("quiet"))):
-            return call(*args, **kwargs)
+    def shown(*args, quiet: bool = False, **kwargs):
+        with progress_shown(quiet):
+            return call(*args, quiet=quiet, **kwargs) if takes_quiet else call(*args, **kwargs)
 
+    if not takes_quiet:  # help() and a notebook's completion show it
+        option = inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool)
+        before_kwargs = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+        kwargs = [p for p in signature.parameters.values() if p.kind == inspect.Parameter.VAR_KEYWORD]
+        shown.__signature__ = signature.replace(parameters=[*before_kwargs, option, *kwargs])
     return shown

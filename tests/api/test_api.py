@@ -56,6 +56,21 @@ def test_every_train_flag_is_a_keyword_of_kk_train():
     assert (options, overrides) == (RunOptions(), {})  # None: not given, as an absent flag
 
 
+def test_every_command_taking_quiet_is_a_call_taking_quiet(tmp_path):
+    from kaggle_kit.cli import app
+    from kaggle_kit.core import progress
+
+    commands = typer.main.get_command(app).commands
+    quiet = {name.replace("-", "_") for name, c in commands.items() if any("--quiet" in p.opts for p in c.params)}
+    assert {"train", "predict", "ensemble", "package", "tune", "experiment", "lr_find"} <= quiet
+    for name in quiet & set(kk.__all__):
+        assert "quiet" in inspect.signature(getattr(kk, name)).parameters, name
+    was = progress.enabled()
+    with pytest.raises(KitError, match="neither a run folder"):  # the keyword reaches the call, not a TypeError
+        kk.ensemble([tmp_path / "run"], tmp_path / "blend.csv", quiet=True)
+    assert progress.enabled() == was
+
+
 def test_an_unknown_keyword_fails_naming_the_close_ones():
     with pytest.raises(KitError, match=r"unknown setting batchsize \(did you mean batch_size"):
         kk.train("cifar10", batchsize=4)
