@@ -24,6 +24,7 @@ from kaggle_kit.competitions.registry import resolve
 from kaggle_kit.competitions.samples import write_sample
 from kaggle_kit.core.launch import how_it_ended, last_line, run_on_gpus
 from kaggle_kit.records.run_folder import RunDir
+from kaggle_kit.training.schedules import lr_factor
 
 slow = pytest.mark.slow  # trains through the real CLI in several processes: tens of seconds each
 
@@ -245,9 +246,21 @@ def test_resuming_with_another_process_count_keeps_the_schedule_in_epochs(runs, 
     out = shutil.copytree(killed[0], tmp_path / "killed")
     resumed = _train("--resume", out, "--no-analyze")
     assert "steps per epoch instead of" in resumed.stderr and "--nproc" in resumed.stderr
-    history = RunDir(out).history()
+    history, reference = RunDir(out).history(), RunDir(runs["ddp"]).history()
     assert len(history) == 4
-    np.testing.assert_allclose(history["lr"], RunDir(runs["ddp"]).history()["lr"], rtol=1e-9)
+    # one schedule of the fractional epoch (schedules.lr_factor); history.csv holds each epoch's mean rate over its
+    # own steps (written to 6 digits): the DDP run's steps an epoch, twice as many once resumed in one process
+    recipe = RunDir(out).read_config().recipe
+
+    def mean_lr(epoch: int, steps: int) -> float:
+        return recipe.lr * float(np.mean([lr_factor(recipe, epoch + k / steps) for k in range(steps)]))
+
+    ddp_steps = [n for n in range(1, 100) if np.isclose(mean_lr(0, n), reference["lr"][0], rtol=1e-5)]
+    assert len(ddp_steps) == 1, ddp_steps
+    np.testing.assert_allclose(reference["lr"], [mean_lr(e, ddp_steps[0]) for e in range(4)], rtol=1e-5)
+    finished = len(RunDir(killed[0]).history())  # epochs the DDP run finished before it was killed
+    expected = [mean_lr(e, ddp_steps[0] * (1 if e < finished else 2)) for e in range(4)]
+    np.testing.assert_allclose(history["lr"], expected, rtol=1e-5)
 
 
 @slow
