@@ -138,12 +138,11 @@ def predict_command(
         help="Write nothing: measure here and estimate the time for N test images.",
     ),
 ) -> None:
-    """Predict every test image with a trained run (or fold group) and write a validated submission file."""
-
-    apply_quiet(quiet)
+    """Predict every test image with a trained run, fold group or ensemble and write a validated submission file."""
     from ..records.ensemble_record import is_ensemble
     from ..records.group_folder import is_group
 
+    apply_quiet(quiet)
     if estimate is not None:
         from ..api.remote import runtime_estimate
 
